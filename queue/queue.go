@@ -1,0 +1,130 @@
+// Package queue defines the messaging seam of Tasker: named queues whose
+// messages are claimed with a visibility timeout, acknowledged, released with
+// a delay or archived, and whose consumers are woken when work arrives.
+//
+// Every provider (queue/sqlite, and later PostgreSQL and RabbitMQ) passes the
+// conformance suite in queue/queuetest unchanged.
+package queue
+
+import (
+	"context"
+	"time"
+)
+
+// Queue names used by the engine.
+const (
+	// ResultsQueue carries step results from workers to orchestration.
+	ResultsQueue = "orchestration_results"
+	// TasksQueue carries task-level commands to orchestration, such as a
+	// retry falling due.
+	TasksQueue = "orchestration_tasks"
+)
+
+// StepQueue names the queue that carries the steps of a namespace to workers.
+func StepQueue(namespace string) string { return "worker_" + namespace }
+
+// Message is a claimed message.
+type Message struct {
+	ID    int64
+	Queue string
+	Body  []byte
+	// ReadCount counts the claims of this message, this one included: more
+	// than 1 means an earlier claim expired or was released.
+	ReadCount  int
+	EnqueuedAt time.Time
+	// VisibleAt is when this claim expires and the message may be claimed again.
+	VisibleAt time.Time
+}
+
+// SendParams describes one message to send.
+type SendParams struct {
+	Queue string
+	Body  []byte
+	// Delay keeps the message invisible for this long after it is sent.
+	Delay time.Duration
+}
+
+// ClaimParams asks for up to Max visible messages of Queue, oldest first.
+type ClaimParams struct {
+	Queue string
+	// Max is the most messages to return; at least 1.
+	Max int
+	// VisibilityTimeout hides the claimed messages from other claims for
+	// this long; if not acknowledged by then, they are delivered again.
+	VisibilityTimeout time.Duration
+}
+
+// AckParams acknowledges messages: they are deleted. Acknowledging a message
+// that no longer exists is not an error (an acknowledgement may be repeated).
+type AckParams struct {
+	Queue string
+	IDs   []int64
+}
+
+// NackParams gives a claimed message back, to be claimed again after Delay.
+type NackParams struct {
+	Queue string
+	ID    int64
+	Delay time.Duration
+}
+
+// ExtendParams extends the claim of a message whose work takes longer than
+// the visibility timeout it was claimed with.
+type ExtendParams struct {
+	Queue             string
+	ID                int64
+	VisibilityTimeout time.Duration // from now
+}
+
+// ArchiveParams moves messages to the queue's archive, where they are kept
+// for inspection instead of deleted.
+type ArchiveParams struct {
+	Queue string
+	IDs   []int64
+}
+
+// Stats counts the messages of a queue.
+type Stats struct {
+	Queue     string
+	Visible   int64 // ready to be claimed
+	Claimed   int64 // claimed and not yet acknowledged
+	Delayed   int64 // sent with a delay or released with one, not yet visible
+	Archived  int64
+	OldestAge time.Duration // age of the oldest message not archived; 0 if none
+}
+
+// Queue is a set of named message queues.
+//
+// Wake-ups: Subscribe returns a channel that receives a value after messages
+// become visible on the queue (sent, or released without delay). Signals
+// coalesce and may be spurious, so a consumer claims until a claim comes back
+// empty after each one. A provider that cannot push says so in Capabilities
+// and consumers fall back to polling.
+type Queue interface {
+	// QueueEnsure creates the queue if it does not exist. Sending to a queue
+	// that was never ensured is an error wrapping taskertype.ErrNotFound.
+	QueueEnsure(ctx context.Context, name string) error
+	MessageSend(ctx context.Context, p *SendParams) (int64, error)
+	MessageClaim(ctx context.Context, p *ClaimParams) ([]*Message, error)
+	MessageAck(ctx context.Context, p *AckParams) error
+	MessageNack(ctx context.Context, p *NackParams) error
+	MessageExtend(ctx context.Context, p *ExtendParams) error
+	MessageArchive(ctx context.Context, p *ArchiveParams) error
+	QueueStats(ctx context.Context, name string) (*Stats, error)
+	// Subscribe registers for wake-ups on a queue until the returned cancel
+	// function is called. The channel has a buffer of one and is never closed.
+	Subscribe(name string) (wake <-chan struct{}, cancel func())
+	Capabilities() Capabilities
+	Close() error
+}
+
+// Capabilities says what a provider can do beyond the interface's minimum.
+type Capabilities struct {
+	// Wakeups: Subscribe signals new messages; without it consumers poll.
+	Wakeups bool
+	// CrossProcessWakeups: a message sent by another process wakes this one.
+	CrossProcessWakeups bool
+	// SharesStoreDatabase: the store sends messages in its own transactions
+	// (store.Tx.MessageSend), so a state change and its message commit together.
+	SharesStoreDatabase bool
+}

@@ -1,0 +1,125 @@
+// Package store defines the persistence seam of Tasker: tasks, steps, their
+// dependency edges and the log of every state change. The store is the truth;
+// every cache in the engine is a hint re-validated against it.
+//
+// State changes are compare-and-set: a transition names the state it expects
+// to leave, and fails with a *taskertype.StaleStateError when the record is in
+// another state, so a duplicate or stale message can never move a task or a
+// step twice.
+//
+// Every driver (store/sqlite, and later PostgreSQL) passes the conformance
+// suite in store/storetest unchanged.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tasker-go/tasker/queue"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+// Store reads outside transactions and opens write transactions.
+type Store interface {
+	// TaskGet returns a task, or an error wrapping taskertype.ErrNotFound.
+	TaskGet(ctx context.Context, id uuid.UUID) (*taskertype.Task, error)
+	// TaskList returns tasks, newest first.
+	TaskList(ctx context.Context, p *TaskListParams) ([]*taskertype.Task, error)
+	// StepList returns the steps of a task in template order, DependsOn filled.
+	StepList(ctx context.Context, taskID uuid.UUID) ([]*taskertype.Step, error)
+	// TransitionList returns the stored transitions of a task and of its
+	// steps in the order they were applied.
+	TransitionList(ctx context.Context, p *TransitionListParams) ([]*taskertype.Transition, error)
+	// InTx runs fn in one write transaction: everything fn does through tx,
+	// messages included, commits together when fn returns nil and not at all
+	// otherwise. fn may run more than once if the backend must retry the
+	// transaction (a serialization failure), so it must not have effects
+	// outside tx.
+	InTx(ctx context.Context, fn func(tx Tx) error) error
+	Close() error
+}
+
+// Tx is a write transaction.
+type Tx interface {
+	// TaskCreate stores a new task in state pending with its steps (pending)
+	// and their edges, and records the "create" transition of each.
+	TaskCreate(ctx context.Context, p *TaskCreateParams) error
+	// TaskGetForUpdate returns a task and holds it against concurrent
+	// transactions on the same task until this one ends.
+	TaskGetForUpdate(ctx context.Context, id uuid.UUID) (*taskertype.Task, error)
+	// TaskTransition moves a task from p.From to p.To and records it.
+	TaskTransition(ctx context.Context, p *TaskTransitionParams) error
+	// StepGet returns a step with DependsOn filled.
+	StepGet(ctx context.Context, id uuid.UUID) (*taskertype.Step, error)
+	// StepList returns the steps of a task in template order, DependsOn filled.
+	StepList(ctx context.Context, taskID uuid.UUID) ([]*taskertype.Step, error)
+	// StepTransition moves a step from p.From to p.Step.State, writes the
+	// step's mutable fields from p.Step and records the transition.
+	StepTransition(ctx context.Context, p *StepTransitionParams) error
+	// StepInputs returns what a handler needs: the task's context and the
+	// results of the step's dependencies.
+	StepInputs(ctx context.Context, stepID uuid.UUID) (*StepInputs, error)
+	// MessageSend sends a message that becomes visible when the transaction
+	// commits, and is never sent if it rolls back.
+	MessageSend(ctx context.Context, p *queue.SendParams) error
+}
+
+// TaskListParams filters TaskList.
+type TaskListParams struct {
+	// States keeps tasks in one of these states; empty keeps all.
+	States []taskertype.TaskState
+	// Limit bounds the answer; zero means 100.
+	Limit int
+}
+
+// TransitionListParams filters TransitionList.
+type TransitionListParams struct {
+	TaskID uuid.UUID
+	// StepID keeps only one step's transitions; uuid.Nil keeps the task's
+	// own and all its steps'.
+	StepID uuid.UUID
+}
+
+// TaskCreateParams describes a new task.
+type TaskCreateParams struct {
+	// Task must have ID, Namespace, Name, Version and Context set; its state
+	// is set to pending and its times to At.
+	Task *taskertype.Task
+	// Steps must have ID, Name, Handler, Position, Retry, Timeout and
+	// DependsOn (IDs of other steps in this list) set.
+	Steps     []*taskertype.Step
+	At        time.Time
+	Processor string
+}
+
+// TaskTransitionParams is a compare-and-set on a task's state.
+type TaskTransitionParams struct {
+	ID        uuid.UUID
+	From      taskertype.TaskState
+	To        taskertype.TaskState
+	Event     taskertype.TaskEvent
+	At        time.Time
+	Processor string
+}
+
+// StepTransitionParams is a compare-and-set on a step's state that also
+// writes its mutable fields: State (the new state), Attempts, NextRetryAt,
+// Result, Failure, StartedAt and FinishedAt, all taken from Step.
+type StepTransitionParams struct {
+	Step      *taskertype.Step
+	From      taskertype.StepState
+	Event     taskertype.StepEvent
+	At        time.Time
+	Processor string
+}
+
+// StepInputs is what a handler receives besides its step.
+type StepInputs struct {
+	Context json.RawMessage
+	// Results maps the name of each dependency to its result (JSON null
+	// when it was resolved by hand without one).
+	Results map[string]json.RawMessage
+}

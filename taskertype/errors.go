@@ -1,0 +1,39 @@
+package taskertype
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Backends translate their own errors into these at the seam,
+// so callers test with errors.Is and never with a driver's error type.
+var (
+	// ErrNotFound: no task, step, template or message with that identity.
+	ErrNotFound = errors.New("not found")
+	// ErrIllegalTransition: the state machine has no such transition.
+	ErrIllegalTransition = errors.New("illegal state transition")
+	// ErrStaleState: a compare-and-set found another state than expected,
+	// because another process or a duplicate message moved it first.
+	ErrStaleState = errors.New("stale state")
+	// ErrClosed: the component was stopped or closed.
+	ErrClosed = errors.New("closed")
+	// ErrInvalid: the caller's input is malformed; the message says how.
+	ErrInvalid = errors.New("invalid input")
+)
+
+// StaleStateError is a failed compare-and-set: the record with ID was in
+// Actual, not Expected. It matches ErrStaleState with errors.Is.
+type StaleStateError struct {
+	Kind     string // "task" or "step"
+	ID       string
+	Expected string
+	Actual   string // "" when the record no longer exists
+}
+
+func (e *StaleStateError) Error() string {
+	return fmt.Sprintf("%s %s: expected state %q, found %q (moved by another processor or a duplicate message)",
+		e.Kind, e.ID, e.Expected, e.Actual)
+}
+
+// Is makes errors.Is(err, ErrStaleState) true.
+func (e *StaleStateError) Is(target error) bool { return target == ErrStaleState }

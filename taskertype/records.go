@@ -1,0 +1,123 @@
+package taskertype
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Task is one run of a template.
+type Task struct {
+	ID        uuid.UUID
+	Namespace string
+	Name      string // template name
+	Version   string // template version
+	State     TaskState
+	Context   json.RawMessage // the JSON object the task was created with
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	// FinishedAt is when the task reached a terminal state; zero before.
+	FinishedAt time.Time
+}
+
+// Step is one node of a task's DAG.
+type Step struct {
+	ID       uuid.UUID
+	TaskID   uuid.UUID
+	Name     string
+	Handler  string
+	Position int // order of the step in its template
+	State    StepState
+	// DependsOn holds the IDs of the steps this one waits for.
+	DependsOn []uuid.UUID
+	// Attempts counts the attempts started so far.
+	Attempts int
+	Retry    RetryPolicy
+	// Timeout bounds one attempt of the handler.
+	Timeout time.Duration
+	// NextRetryAt is when a step waiting for retry may run again; zero otherwise.
+	NextRetryAt time.Time
+	// Result is the handler's JSON result once the step succeeded.
+	Result json.RawMessage
+	// Failure describes the last failed attempt; nil if none failed.
+	Failure   *StepFailure
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	// StartedAt is when the last attempt started; zero before the first.
+	StartedAt time.Time
+	// FinishedAt is when the last attempt ended; zero while none has.
+	FinishedAt time.Time
+}
+
+// Backoff names how the delay between attempts grows.
+type Backoff string
+
+// Backoff policies.
+const (
+	BackoffExponential Backoff = "exponential" // base·2^(n-1)
+	BackoffLinear      Backoff = "linear"      // base·n
+	BackoffFibonacci   Backoff = "fibonacci"   // base·fib(n)
+	BackoffNone        Backoff = "none"        // no delay
+)
+
+// RetryPolicy says whether and when a failed step runs again.
+type RetryPolicy struct {
+	// Retryable false means a failure is final whatever the error says.
+	Retryable bool `json:"retryable"`
+	// MaxAttempts counts all attempts, the first included; at least 1.
+	MaxAttempts int     `json:"max_attempts"`
+	Backoff     Backoff `json:"backoff"`
+	// Base is the first delay; Cap bounds every delay (zero: no cap).
+	Base time.Duration `json:"base"`
+	Cap  time.Duration `json:"cap"`
+	// Jitter in [0, 1] spreads each delay uniformly by ± that fraction.
+	Jitter float64 `json:"jitter"`
+}
+
+// FailureKind classifies a failed attempt.
+type FailureKind string
+
+// Failure kinds.
+const (
+	FailureHandler   FailureKind = "handler"    // the handler returned an error
+	FailurePanic     FailureKind = "panic"      // the handler panicked
+	FailureTimeout   FailureKind = "timeout"    // the attempt ran past the step's timeout
+	FailureLost      FailureKind = "lost"       // the worker running the attempt went away
+	FailureNoHandler FailureKind = "no_handler" // no handler is registered under the step's name
+)
+
+// StepFailure is what a failed attempt reports.
+type StepFailure struct {
+	Kind    FailureKind `json:"kind"`
+	Message string      `json:"message"`
+	// Retryable is the error's own verdict; the step's policy may still refuse.
+	Retryable bool `json:"retryable"`
+	// RetryAfter, when positive, replaces the backoff policy's delay.
+	RetryAfter time.Duration `json:"retry_after,omitempty"`
+	Attempt    int           `json:"attempt"`
+}
+
+// Transition is one stored state change of a task or of a step.
+type Transition struct {
+	ID     int64
+	TaskID uuid.UUID
+	// StepID is uuid.Nil for a task transition.
+	StepID    uuid.UUID
+	From      string // "" for the record that creates the task or step
+	To        string
+	Event     string
+	At        time.Time
+	Processor string // who applied it, e.g. "orchestrator@host:1234"
+}
+
+// Clock tells the time. Tests inject a fake one.
+type Clock interface {
+	Now() time.Time
+}
+
+// SystemClock is the wall clock.
+type SystemClock struct{}
+
+// Now returns time.Now().
+func (SystemClock) Now() time.Time { return time.Now() }
