@@ -1,0 +1,281 @@
+package tasker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/tasker-go/tasker/internal/events"
+	"github.com/tasker-go/tasker/internal/orchestration"
+	"github.com/tasker-go/tasker/internal/worker"
+	"github.com/tasker-go/tasker/queue"
+	"github.com/tasker-go/tasker/store"
+	storesqlite "github.com/tasker-go/tasker/store/sqlite"
+	"github.com/tasker-go/tasker/taskertype"
+	"github.com/tasker-go/tasker/template"
+)
+
+// Config configures an Engine. The zero value runs everything in this
+// process on the embedded SQLite file "tasker.db".
+type Config struct {
+	// DatabasePath is the SQLite file of the embedded backend, created if
+	// missing. Default "tasker.db". Ignored when Store is set.
+	DatabasePath string
+	// Store and Queue replace the embedded backend; set both or neither.
+	// The engine does not close them.
+	Store store.Store
+	Queue queue.Queue
+	// Templates are registered at Open; more may be added with
+	// RegisterTemplate or LoadTemplates.
+	Templates []*template.Template
+	// Logger receives the engine's logs. Default: discard.
+	Logger *slog.Logger
+	// Clock tells the engine the time. Default: the wall clock.
+	Clock Clock
+	// DisableOrchestration: this process runs no orchestrator (it only
+	// runs workers; another process orchestrates).
+	DisableOrchestration bool
+	// DisableWorkers: this process runs no workers.
+	DisableWorkers bool
+	// WorkerNamespaces are the namespaces whose steps this process's
+	// workers run. Default: the namespaces of the templates registered
+	// when Start is called.
+	WorkerNamespaces []string
+	// WorkerConcurrency bounds the handlers running at once. Default 8 ×
+	// GOMAXPROCS.
+	WorkerConcurrency int
+	// ProcessorName names this process in the transition log. Default
+	// "host:pid".
+	ProcessorName string
+	// IdlePoll is how often idle consumers look for work when no wake-up
+	// arrives. Default 1s.
+	IdlePoll time.Duration
+}
+
+// Engine runs orchestration and workers.
+type Engine struct {
+	cfg       Config
+	log       *slog.Logger
+	clock     Clock
+	store     store.Store
+	queue     queue.Queue
+	owned     *storesqlite.Store // the embedded backend, closed with the engine
+	templates *template.Registry
+	bus       *events.Bus
+	orch      *orchestration.Orchestrator
+
+	mu       sync.Mutex // guards the fields below
+	handlers map[string]Handler
+	started  bool
+	stopped  bool
+	worker   *worker.Worker
+}
+
+// Open opens the backend and returns an engine ready for handlers and
+// templates. It starts nothing: call Start.
+func Open(ctx context.Context, cfg Config) (*Engine, error) {
+	if (cfg.Store == nil) != (cfg.Queue == nil) {
+		return nil, errors.New("tasker: Config.Store and Config.Queue go together: set both, or neither for the embedded SQLite backend")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = taskertype.SystemClock{}
+	}
+	if cfg.ProcessorName == "" {
+		host, _ := os.Hostname()
+		cfg.ProcessorName = fmt.Sprintf("%s:%d", host, os.Getpid())
+	}
+	if cfg.WorkerConcurrency < 0 {
+		return nil, fmt.Errorf("tasker: WorkerConcurrency must not be negative, got %d", cfg.WorkerConcurrency)
+	}
+	e := &Engine{
+		cfg: cfg, log: cfg.Logger, clock: cfg.Clock, store: cfg.Store, queue: cfg.Queue,
+		templates: template.NewRegistry(), bus: events.NewBus(), handlers: map[string]Handler{},
+	}
+	for _, t := range cfg.Templates {
+		if err := e.templates.Add(t); err != nil {
+			return nil, fmt.Errorf("tasker: %w", err)
+		}
+	}
+	if e.store == nil {
+		path := cfg.DatabasePath
+		if path == "" {
+			path = "tasker.db"
+		}
+		st, err := storesqlite.Open(ctx, storesqlite.Config{Path: path, Logger: cfg.Logger, Clock: cfg.Clock})
+		if err != nil {
+			return nil, fmt.Errorf("tasker: %w", err)
+		}
+		e.owned, e.store, e.queue = st, st, st.Queue()
+	}
+	orch, err := orchestration.New(orchestration.Config{
+		Store: e.store, Queue: e.queue, Bus: e.bus, Logger: cfg.Logger, Clock: cfg.Clock,
+		Processor: "orchestrator@" + cfg.ProcessorName, IdlePoll: cfg.IdlePoll,
+	})
+	if err != nil {
+		e.closeOwned()
+		return nil, fmt.Errorf("tasker: %w", err)
+	}
+	e.orch = orch
+	return e, nil
+}
+
+// RegisterHandler makes h run the steps whose handler is name. Register
+// every handler before Start.
+func (e *Engine) RegisterHandler(name string, h Handler) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case name == "":
+		return errors.New("tasker: register handler: the name is empty")
+	case h == nil:
+		return fmt.Errorf("tasker: register handler %q: the handler is nil", name)
+	case e.started:
+		return fmt.Errorf("tasker: register handler %q: the engine is already started; register handlers before Start", name)
+	case e.handlers[name] != nil:
+		return fmt.Errorf("tasker: register handler %q: a handler is already registered under that name", name)
+	}
+	e.handlers[name] = h
+	return nil
+}
+
+// RegisterTemplate adds a template that tasks may be created from.
+func (e *Engine) RegisterTemplate(t *template.Template) error {
+	if err := e.templates.Add(t); err != nil {
+		return fmt.Errorf("tasker: %w", err)
+	}
+	return nil
+}
+
+// LoadTemplates loads template files, or every *.yaml and *.yml file in
+// the given directories, and registers them. It registers none if any is
+// invalid, and the error lists every problem.
+func (e *Engine) LoadTemplates(paths ...string) error {
+	ts, err := template.LoadPaths(paths...)
+	if err != nil {
+		return err
+	}
+	for _, t := range ts {
+		if _, err := e.templates.Get(t.Namespace, t.Name, t.Version); err == nil {
+			return fmt.Errorf("tasker: template %s from %s is already registered", t.Key(), t.Source)
+		}
+	}
+	for _, t := range ts {
+		if err := e.RegisterTemplate(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Templates returns the registered templates.
+func (e *Engine) Templates() []*template.Template { return e.templates.List() }
+
+// Start starts orchestration and workers. On the embedded backend it first
+// releases the claims a previous, crashed run left behind, so their steps
+// run again at once instead of after their claims expire.
+func (e *Engine) Start(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case e.stopped:
+		return fmt.Errorf("tasker: start: %w: the engine was stopped; open a new one", taskertype.ErrClosed)
+	case e.started:
+		return nil
+	}
+	if e.owned != nil {
+		n, err := e.owned.Queue().ReleaseClaims(ctx)
+		if err != nil {
+			return fmt.Errorf("tasker: start: release claims of a previous run: %w", err)
+		}
+		if n > 0 {
+			e.log.Info("released the claims of a previous run", "messages", n)
+		}
+	}
+	if !e.cfg.DisableOrchestration {
+		if err := e.orch.Start(ctx); err != nil {
+			return fmt.Errorf("tasker: start: %w", err)
+		}
+	}
+	if !e.cfg.DisableWorkers {
+		if err := e.startWorker(ctx); err != nil {
+			_ = e.orch.Stop(ctx)
+			return fmt.Errorf("tasker: start: %w", err)
+		}
+	}
+	e.started = true
+	return nil
+}
+
+func (e *Engine) startWorker(ctx context.Context) error {
+	namespaces := slices.Clone(e.cfg.WorkerNamespaces)
+	if len(namespaces) == 0 {
+		for _, t := range e.templates.List() {
+			if !slices.Contains(namespaces, t.Namespace) {
+				namespaces = append(namespaces, t.Namespace)
+			}
+		}
+	}
+	if len(namespaces) == 0 {
+		e.log.Warn("no worker started: no templates registered and no WorkerNamespaces configured")
+		return nil
+	}
+	w, err := worker.New(worker.Config{
+		Store: e.store, Queue: e.queue, Bus: e.bus, Logger: e.cfg.Logger, Clock: e.clock,
+		Processor: "worker@" + e.cfg.ProcessorName, Namespaces: namespaces, Handlers: e.handlers,
+		Concurrency: e.cfg.WorkerConcurrency, IdlePoll: e.cfg.IdlePoll,
+	})
+	if err != nil {
+		return err
+	}
+	if err := w.Start(ctx); err != nil {
+		return err
+	}
+	e.worker = w
+	return nil
+}
+
+// Stop stops claiming new work and waits for the steps in flight to finish
+// until ctx ends; steps still running then are released to run again on the
+// next start. The embedded backend is closed. Stop is idempotent.
+func (e *Engine) Stop(ctx context.Context) error {
+	e.mu.Lock()
+	if e.stopped {
+		e.mu.Unlock()
+		return nil
+	}
+	e.stopped = true
+	w := e.worker
+	e.mu.Unlock()
+	var errs []error
+	if w != nil {
+		errs = append(errs, w.Stop(ctx))
+	}
+	errs = append(errs, e.orch.Stop(ctx))
+	errs = append(errs, e.closeOwned())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("tasker: stop: %w", err)
+	}
+	return nil
+}
+
+func (e *Engine) closeOwned() error {
+	if e.owned == nil {
+		return nil
+	}
+	return e.owned.Close()
+}
+
+// Subscribe delivers the engine's committed state changes that match f,
+// with a buffer of size events; events that do not fit are dropped and
+// counted (Subscription.Dropped). Close the subscription when done.
+func (e *Engine) Subscribe(f EventFilter, size int) (*Subscription, error) {
+	return e.bus.Subscribe(f, size)
+}

@@ -1,0 +1,99 @@
+// Package cli is the tasker command: a thin layer of cobra commands over the
+// importable engine.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+// Exit codes.
+const (
+	ExitOK       = 0 // the command did what was asked; a task completed
+	ExitFailed   = 1 // a task ended in a state other than complete, or the engine failed
+	ExitBadInput = 2 // the input was wrong: arguments, files, JSON, templates
+)
+
+// usageError is a mistake in the command line itself.
+type usageError struct{ error }
+
+// Main runs the command line and returns the process exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var code int
+	root := newRoot(stdout, stderr, &code)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, "tasker:", err)
+		if hint := hintFor(err); hint != "" {
+			fmt.Fprintln(stderr, "hint:", hint)
+		}
+		return exitCode(err)
+	}
+	return code
+}
+
+func exitCode(err error) int {
+	var ue usageError
+	switch {
+	case errors.As(err, &ue), errors.Is(err, taskertype.ErrInvalid), errors.Is(err, taskertype.ErrNotFound):
+		return ExitBadInput
+	case strings.HasPrefix(err.Error(), "unknown command"), strings.Contains(err.Error(), "accepts "),
+		strings.Contains(err.Error(), "requires at least"), strings.Contains(err.Error(), "arg(s)"):
+		return ExitBadInput
+	}
+	return ExitFailed
+}
+
+func hintFor(err error) string {
+	if strings.HasPrefix(err.Error(), "unknown command") {
+		return "run 'tasker --help' for the commands"
+	}
+	return ""
+}
+
+type globals struct {
+	stdout, stderr io.Writer
+	verbose        bool
+	code           *int
+}
+
+func (g *globals) logger() *slog.Logger {
+	if !g.verbose {
+		return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func newRoot(stdout, stderr io.Writer, code *int) *cobra.Command {
+	g := &globals{stdout: stdout, stderr: stderr, code: code}
+	root := &cobra.Command{
+		Use:           "tasker",
+		Short:         "Tasker runs workflows: DAGs of steps declared in YAML",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log what the engine does (to stderr)")
+	root.AddCommand(newRunCmd(g), newResumeCmd(g), newTemplateCmd(g), newTaskCmd(g), newBenchCmd(g))
+	return root
+}
+
+// dbFlag registers the --db flag, defaulting to $TASKER_DB or ./tasker.db.
+func dbFlag(cmd *cobra.Command, path *string) {
+	def := os.Getenv("TASKER_DB")
+	if def == "" {
+		def = "tasker.db"
+	}
+	cmd.Flags().StringVar(path, "db", def, "SQLite database file of the embedded backend (env TASKER_DB)")
+}

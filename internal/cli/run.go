@@ -1,0 +1,186 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/spf13/cobra"
+
+	"github.com/tasker-go/tasker"
+	"github.com/tasker-go/tasker/internal/demo"
+	"github.com/tasker-go/tasker/template"
+)
+
+type runOptions struct {
+	db      string
+	context string
+	output  string
+	quiet   bool
+}
+
+func newRunCmd(g *globals) *cobra.Command {
+	var o runOptions
+	cmd := &cobra.Command{
+		Use:   "run TEMPLATE_FILE",
+		Short: "Run one task of a template to completion on the embedded backend",
+		Long: `Run one task of a template to completion on the embedded SQLite backend, showing
+each step's state while it runs and a summary at the end. The built-in demo
+handlers (demo.square, demo.add, demo.multiply, demo.sum, demo.noop, demo.sleep,
+demo.flaky, demo.fail) are registered.
+
+Exit code 0: the task completed; 1: it ended otherwise; 2: bad input.`,
+		Example: `  tasker run examples/linear.yaml --context '{"value": 3}'`,
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.run(cmd.Context(), &o, args[0])
+		},
+	}
+	dbFlag(cmd, &o.db)
+	cmd.Flags().StringVarP(&o.context, "context", "c", "{}", "the task's context, a JSON object")
+	outputFlag(cmd, &o.output)
+	cmd.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "do not show progress, only the summary")
+	return cmd
+}
+
+func outputFlag(cmd *cobra.Command, output *string) {
+	cmd.Flags().StringVarP(output, "output", "o", "text", "summary format: text or json")
+}
+
+func checkOutput(output string) error {
+	if output != "text" && output != "json" {
+		return usageError{fmt.Errorf("--output %q: choose text or json", output)}
+	}
+	return nil
+}
+
+func parseContext(s string) (json.RawMessage, error) {
+	var obj map[string]any
+	if err := json.Unmarshal([]byte(s), &obj); err != nil || obj == nil {
+		why := "it is not a JSON object"
+		if err != nil {
+			why = err.Error()
+		}
+		return nil, usageError{fmt.Errorf("--context %q is not a valid JSON object (%s): pass an object such as '{\"value\": 3}'", s, why)}
+	}
+	return json.RawMessage(s), nil
+}
+
+// openEngine opens the embedded engine with the demo handlers registered.
+func (g *globals) openEngine(ctx context.Context, db string, namespaces []string, templates ...*template.Template) (*tasker.Engine, error) {
+	eng, err := tasker.Open(ctx, tasker.Config{
+		DatabasePath: db, Logger: g.logger(), Templates: templates, WorkerNamespaces: namespaces,
+	})
+	if err != nil {
+		return nil, err
+	}
+	for name, h := range demo.Handlers() {
+		if err := eng.RegisterHandler(name, h); err != nil {
+			_ = eng.Stop(ctx)
+			return nil, err
+		}
+	}
+	return eng, nil
+}
+
+func (g *globals) run(ctx context.Context, o *runOptions, file string) error {
+	if err := checkOutput(o.output); err != nil {
+		return err
+	}
+	raw, err := parseContext(o.context)
+	if err != nil {
+		return err
+	}
+	tpl, err := template.LoadFile(file)
+	if err != nil {
+		return err
+	}
+	eng, err := g.openEngine(ctx, o.db, []string{tpl.Namespace}, tpl)
+	if err != nil {
+		return err
+	}
+	defer g.stopEngine(eng)
+	sub, err := eng.Subscribe(tasker.EventFilter{}, 4096)
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	if err := eng.Start(ctx); err != nil {
+		return err
+	}
+	task, err := eng.CreateTask(ctx, tasker.CreateTaskParams{Namespace: tpl.Namespace, Name: tpl.Name, Version: tpl.Version, Context: raw})
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(tpl.Steps))
+	for i, s := range tpl.Steps {
+		names[i] = s.Name
+	}
+	stopProgress := g.showProgress(sub, task, names, o.quiet)
+	final, err := eng.WaitTask(ctx, task.ID)
+	stopProgress()
+	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintf(g.stderr, "interrupted: task %s is %s; continue it with: tasker resume --db %s %s\n", task.ID, final.State, o.db, task.ID)
+			*g.code = ExitFailed
+			return nil
+		}
+		return err
+	}
+	return g.summarize(ctx, eng, []uuid.UUID{final.ID}, o.output)
+}
+
+// stopEngine stops gracefully: steps in flight get a few seconds to finish.
+func (g *globals) stopEngine(eng *tasker.Engine) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := eng.Stop(ctx); err != nil {
+		fmt.Fprintln(g.stderr, "tasker: stop:", err)
+	}
+}
+
+// exactArgs is cobra.ExactArgs with a usage error, so it exits with code 2.
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
+			return usageError{fmt.Errorf("%w; usage: %s", err, cmd.UseLine())}
+		}
+		return nil
+	}
+}
+
+func minArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.MinimumNArgs(n)(cmd, args); err != nil {
+			return usageError{fmt.Errorf("%w; usage: %s", err, cmd.UseLine())}
+		}
+		return nil
+	}
+}
+
+func parseTaskIDs(args []string) ([]uuid.UUID, error) {
+	ids := make([]uuid.UUID, len(args))
+	for i, a := range args {
+		id, err := uuid.Parse(a)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("%q is not a task id (a UUID such as 0193a5b2-...): %w", a, err)}
+		}
+		ids[i] = id
+	}
+	return ids, nil
+}
+
+var errNothing = errors.New("nothing to do")
+
+func isTTY(f any) bool {
+	file, ok := f.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := file.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0 && os.Getenv("TERM") != "dumb"
+}

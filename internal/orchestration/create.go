@@ -1,0 +1,109 @@
+package orchestration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tasker-go/tasker/internal/transition"
+	"github.com/tasker-go/tasker/queue"
+	"github.com/tasker-go/tasker/store"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+// TaskSpec describes a task to create: a validated template's steps and a
+// context that already passed the template's schema.
+type TaskSpec struct {
+	Namespace, Name, Version string
+	Context                  json.RawMessage
+	Steps                    []StepSpec
+}
+
+// StepSpec describes one step of a TaskSpec.
+type StepSpec struct {
+	Name      string
+	Handler   string
+	DependsOn []string // names of other steps of the spec
+	Retry     taskertype.RetryPolicy
+	Timeout   time.Duration
+}
+
+// CreateTask stores a task with its steps and edges, starts it and enqueues
+// its first steps, all in one transaction: on any error nothing of the task
+// remains.
+func (o *Orchestrator) CreateTask(ctx context.Context, spec *TaskSpec) (*taskertype.Task, error) {
+	if err := o.ensureStepQueue(ctx, spec.Namespace); err != nil {
+		return nil, err
+	}
+	task, steps, err := buildTask(spec)
+	if err != nil {
+		return nil, err
+	}
+	err = o.tx(ctx, func(tx store.Tx, rec *transition.Recorder) error {
+		now := o.clock.Now()
+		t := *task
+		if err := tx.TaskCreate(ctx, &store.TaskCreateParams{Task: &t, Steps: steps, At: now, Processor: o.cfg.Processor}); err != nil {
+			return err
+		}
+		t.State, t.CreatedAt, t.UpdatedAt = taskertype.TaskPending, now, now
+		fresh := make([]*taskertype.Step, len(steps))
+		for i, s := range steps {
+			c := *s
+			c.State, c.CreatedAt, c.UpdatedAt = taskertype.StepPending, now, now
+			fresh[i] = &c
+		}
+		if err := o.apply(ctx, tx, rec, &t, makePlan(t.State, fresh, "", now), now); err != nil {
+			return err
+		}
+		*task = t
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create task %s/%s@%s: %w", spec.Namespace, spec.Name, spec.Version, err)
+	}
+	return task, nil
+}
+
+func (o *Orchestrator) ensureStepQueue(ctx context.Context, namespace string) error {
+	if _, ok := o.ensured.Load(namespace); ok {
+		return nil
+	}
+	name := queue.StepQueue(namespace)
+	if err := o.queue.QueueEnsure(ctx, name); err != nil {
+		return fmt.Errorf("ensure queue %s: %w", name, err)
+	}
+	o.ensured.Store(namespace, struct{}{})
+	return nil
+}
+
+func buildTask(spec *TaskSpec) (*taskertype.Task, []*taskertype.Step, error) {
+	if len(spec.Steps) == 0 {
+		return nil, nil, fmt.Errorf("%w: a task needs at least one step", taskertype.ErrInvalid)
+	}
+	task := &taskertype.Task{
+		ID: uuid.Must(uuid.NewV7()), Namespace: spec.Namespace, Name: spec.Name, Version: spec.Version, Context: spec.Context,
+	}
+	ids := make(map[string]uuid.UUID, len(spec.Steps))
+	for _, s := range spec.Steps {
+		ids[s.Name] = uuid.Must(uuid.NewV7())
+	}
+	steps := make([]*taskertype.Step, len(spec.Steps))
+	for i, s := range spec.Steps {
+		deps := make([]uuid.UUID, len(s.DependsOn))
+		for j, d := range s.DependsOn {
+			id, ok := ids[d]
+			if !ok {
+				return nil, nil, fmt.Errorf("%w: step %q depends on unknown step %q", taskertype.ErrInvalid, s.Name, d)
+			}
+			deps[j] = id
+		}
+		steps[i] = &taskertype.Step{
+			ID: ids[s.Name], TaskID: task.ID, Name: s.Name, Handler: s.Handler, Position: i,
+			DependsOn: deps, Retry: s.Retry, Timeout: s.Timeout,
+		}
+	}
+	return task, steps, nil
+}

@@ -1,0 +1,138 @@
+package orchestration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tasker-go/tasker/internal/transition"
+	"github.com/tasker-go/tasker/store"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+// CancelTask cancels a task that has not finished, and every step of it that
+// has not finished. A handler already running is not interrupted; its result
+// is discarded when it arrives.
+func (o *Orchestrator) CancelTask(ctx context.Context, id uuid.UUID) error {
+	return o.operate(ctx, id, "cancel", func(tx store.Tx, rec *transition.Recorder, task *taskertype.Task, steps []*taskertype.Step, now time.Time) error {
+		if task.State.Terminal() {
+			return fmt.Errorf("%w: task %s is already %s", taskertype.ErrInvalid, id, task.State)
+		}
+		for _, s := range steps {
+			if !s.State.Terminal() {
+				if err := rec.Step(ctx, tx, s, taskertype.StepEventCancel, now, nil); err != nil {
+					return err
+				}
+			}
+		}
+		return rec.Task(ctx, tx, task, taskertype.TaskEventCancel, now)
+	})
+}
+
+// ResetTask runs a task that ended in error again: its failed steps (and any
+// still waiting for a retry) go back to pending with their attempts cleared,
+// and the task starts again from pending.
+func (o *Orchestrator) ResetTask(ctx context.Context, id uuid.UUID) error {
+	return o.operate(ctx, id, "reset", func(tx store.Tx, rec *transition.Recorder, task *taskertype.Task, steps []*taskertype.Step, now time.Time) error {
+		if task.State != taskertype.TaskError {
+			return fmt.Errorf("%w: task %s is %s; only a task in error can be reset", taskertype.ErrInvalid, id, task.State)
+		}
+		for _, s := range steps {
+			if s.State == taskertype.StepError || s.State == taskertype.StepWaitingForRetry {
+				if err := rec.Step(ctx, tx, s, taskertype.StepEventReset, now, resetAttempts); err != nil {
+					return err
+				}
+			}
+		}
+		if err := rec.Task(ctx, tx, task, taskertype.TaskEventReset, now); err != nil {
+			return err
+		}
+		return o.apply(ctx, tx, rec, task, makePlan(task.State, steps, "", now), now)
+	})
+}
+
+// ResolveTask marks a task that is blocked by failures or in error as
+// resolved by hand. It is terminal.
+func (o *Orchestrator) ResolveTask(ctx context.Context, id uuid.UUID) error {
+	return o.operate(ctx, id, "resolve", func(tx store.Tx, rec *transition.Recorder, task *taskertype.Task, _ []*taskertype.Step, now time.Time) error {
+		return rec.Task(ctx, tx, task, taskertype.TaskEventResolveManually, now)
+	})
+}
+
+// ResolveStep marks a step as resolved by hand: its dependents may run, with
+// a null result for it. The task moves on if it is running.
+func (o *Orchestrator) ResolveStep(ctx context.Context, taskID uuid.UUID, step string) error {
+	return o.operateStep(ctx, taskID, step, taskertype.StepEventResolveManually, nil)
+}
+
+// CompleteStep marks a step as complete by hand with result as its result
+// (JSON; null when empty). The task moves on if it is running.
+func (o *Orchestrator) CompleteStep(ctx context.Context, taskID uuid.UUID, step string, result json.RawMessage) error {
+	if len(result) == 0 {
+		result = json.RawMessage("null")
+	}
+	if !json.Valid(result) {
+		return fmt.Errorf("%w: the result for step %q is not valid JSON", taskertype.ErrInvalid, step)
+	}
+	return o.operateStep(ctx, taskID, step, taskertype.StepEventCompleteManually, func(s *taskertype.Step) { s.Result = result })
+}
+
+// ResetStep sends a failed step, or one waiting for a retry, back to pending
+// with its attempts cleared. The task enqueues it if the task is running; a
+// task in error needs ResetTask.
+func (o *Orchestrator) ResetStep(ctx context.Context, taskID uuid.UUID, step string) error {
+	return o.operateStep(ctx, taskID, step, taskertype.StepEventReset, resetAttempts)
+}
+
+func resetAttempts(s *taskertype.Step) {
+	s.Attempts, s.NextRetryAt = 0, time.Time{}
+}
+
+func (o *Orchestrator) operateStep(ctx context.Context, taskID uuid.UUID, name string, ev taskertype.StepEvent, update func(*taskertype.Step)) error {
+	return o.operate(ctx, taskID, string(ev)+" step "+name, func(tx store.Tx, rec *transition.Recorder, task *taskertype.Task, steps []*taskertype.Step, now time.Time) error {
+		var step *taskertype.Step
+		for _, s := range steps {
+			if s.Name == name {
+				step = s
+			}
+		}
+		if step == nil {
+			names := make([]string, len(steps))
+			for i, s := range steps {
+				names[i] = s.Name
+			}
+			return fmt.Errorf("%w: task %s has no step %q (steps: %v)", taskertype.ErrNotFound, taskID, name, names)
+		}
+		if err := rec.Step(ctx, tx, step, ev, now, update); err != nil {
+			return err
+		}
+		if task.State.Terminal() || task.State == taskertype.TaskBlockedByFailures {
+			return nil
+		}
+		return o.apply(ctx, tx, rec, task, makePlan(task.State, steps, taskertype.TaskEventStepFinished, now), now)
+	})
+}
+
+// operate runs an operator's change on a task under its lock.
+func (o *Orchestrator) operate(ctx context.Context, id uuid.UUID, what string,
+	fn func(tx store.Tx, rec *transition.Recorder, task *taskertype.Task, steps []*taskertype.Step, now time.Time) error,
+) error {
+	err := o.tx(ctx, func(tx store.Tx, rec *transition.Recorder) error {
+		task, err := tx.TaskGetForUpdate(ctx, id)
+		if err != nil {
+			return err
+		}
+		steps, err := tx.StepList(ctx, id)
+		if err != nil {
+			return err
+		}
+		return fn(tx, rec, task, steps, o.clock.Now())
+	})
+	if err != nil {
+		return fmt.Errorf("%s task %s: %w", what, id, err)
+	}
+	return nil
+}

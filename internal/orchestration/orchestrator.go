@@ -1,0 +1,222 @@
+// Package orchestration drives tasks through their state machine: it creates
+// tasks, enqueues the steps whose dependencies are satisfied, processes the
+// results workers send back, schedules retries and finalizes tasks.
+//
+// Every change is a compare-and-set inside one store transaction, together
+// with the messages it implies, and each result is processed under the task's
+// row lock, so any number of orchestrators may run against one store.
+package orchestration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tasker-go/tasker/internal/consumer"
+	"github.com/tasker-go/tasker/internal/events"
+	"github.com/tasker-go/tasker/internal/transition"
+	"github.com/tasker-go/tasker/internal/wire"
+	"github.com/tasker-go/tasker/queue"
+	"github.com/tasker-go/tasker/store"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+// Config configures an Orchestrator. The zero value of each optional field
+// means its default.
+type Config struct {
+	Store store.Store // required
+	Queue queue.Queue // required
+	// Bus receives an event for every committed transition; nil: none.
+	Bus    *events.Bus
+	Logger *slog.Logger // default: discard
+	Clock  taskertype.Clock
+	// Processor names this orchestrator in the transition log.
+	Processor string
+	// ClaimBatch is the most result messages claimed at once. Default 64.
+	ClaimBatch int
+	// VisibilityTimeout hides a claimed result while it is processed; if
+	// this process dies, another picks the result up after it. Default 30s.
+	VisibilityTimeout time.Duration
+	// IdlePoll is the fallback poll interval when no wake-up arrives.
+	// Default 1s.
+	IdlePoll time.Duration
+	// Rand returns uniform values in [0, 1) for backoff jitter. Default
+	// math/rand/v2.
+	Rand func() float64
+}
+
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Clock == nil {
+		c.Clock = taskertype.SystemClock{}
+	}
+	if c.Processor == "" {
+		c.Processor = "orchestrator"
+	}
+	if c.ClaimBatch == 0 {
+		c.ClaimBatch = 64
+	}
+	if c.VisibilityTimeout == 0 {
+		c.VisibilityTimeout = 30 * time.Second
+	}
+	if c.IdlePoll == 0 {
+		c.IdlePoll = time.Second
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Float64
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Store == nil:
+		return errors.New("orchestration: Config.Store is required")
+	case c.Queue == nil:
+		return errors.New("orchestration: Config.Queue is required")
+	case c.ClaimBatch < 1:
+		return fmt.Errorf("orchestration: ClaimBatch must be at least 1, got %d", c.ClaimBatch)
+	case c.VisibilityTimeout < time.Second:
+		return fmt.Errorf("orchestration: VisibilityTimeout must be at least 1s, got %v", c.VisibilityTimeout)
+	case c.IdlePoll < time.Millisecond:
+		return fmt.Errorf("orchestration: IdlePoll must be at least 1ms, got %v", c.IdlePoll)
+	}
+	return nil
+}
+
+// Orchestrator processes results and task commands.
+type Orchestrator struct {
+	cfg     Config
+	log     *slog.Logger
+	store   store.Store
+	queue   queue.Queue
+	clock   taskertype.Clock
+	ensured sync.Map // namespaces whose step queue exists: one entry per namespace
+	mu      sync.Mutex
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// New checks cfg and returns an orchestrator that is not yet running.
+func New(cfg Config) (*Orchestrator, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Orchestrator{cfg: cfg, log: cfg.Logger, store: cfg.Store, queue: cfg.Queue, clock: cfg.Clock}, nil
+}
+
+// Start ensures the orchestration queues exist and starts consuming them.
+// Starting a started orchestrator does nothing.
+func (o *Orchestrator) Start(ctx context.Context) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.cancel != nil {
+		return nil
+	}
+	for _, name := range []string{queue.ResultsQueue, queue.TasksQueue} {
+		if err := o.queue.QueueEnsure(ctx, name); err != nil {
+			return fmt.Errorf("orchestration: ensure queue %s: %w", name, err)
+		}
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	o.cancel, o.done = cancel, make(chan struct{})
+	loops := []*consumer.Loop{
+		o.loop(queue.ResultsQueue, o.handleResults),
+		o.loop(queue.TasksQueue, o.handleTaskCommands),
+	}
+	var wg sync.WaitGroup
+	for _, l := range loops {
+		wg.Go(func() { l.Run(runCtx) })
+	}
+	go func() { wg.Wait(); close(o.done) }()
+	return nil
+}
+
+// Stop stops consuming and waits for the batch in hand to be processed, or
+// for ctx to end. Messages not yet acknowledged are delivered again later.
+func (o *Orchestrator) Stop(ctx context.Context) error {
+	o.mu.Lock()
+	cancel, done := o.cancel, o.done
+	o.cancel = nil
+	o.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("orchestration: stop: %w", ctx.Err())
+	}
+}
+
+func (o *Orchestrator) loop(name string, handle func(context.Context, []*queue.Message)) *consumer.Loop {
+	return &consumer.Loop{
+		Queue: o.queue, Name: name, Batch: o.cfg.ClaimBatch,
+		VisibilityTimeout: o.cfg.VisibilityTimeout, IdlePoll: o.cfg.IdlePoll,
+		Logger: o.log, Handle: handle,
+	}
+}
+
+// tx runs fn in a store transaction and publishes its transitions after commit.
+func (o *Orchestrator) tx(ctx context.Context, fn func(tx store.Tx, rec *transition.Recorder) error) error {
+	return transition.InTx(ctx, o.store, o.cfg.Bus, o.cfg.Processor, fn)
+}
+
+// apply carries out a plan inside tx.
+func (o *Orchestrator) apply(ctx context.Context, tx store.Tx, rec *transition.Recorder, task *taskertype.Task, p Plan, now time.Time) error {
+	for _, ev := range p.Events {
+		if ev == taskertype.TaskEventStepsEnqueued {
+			if err := o.moveSteps(ctx, tx, rec, task, p, now); err != nil {
+				return err
+			}
+		}
+		if err := rec.Task(ctx, tx, task, ev, now); err != nil {
+			return err
+		}
+	}
+	if !p.WakeAt.IsZero() {
+		return o.scheduleRetryDue(ctx, tx, task.ID, p.WakeAt.Sub(now))
+	}
+	return nil
+}
+
+func (o *Orchestrator) moveSteps(ctx context.Context, tx store.Tx, rec *transition.Recorder, task *taskertype.Task, p Plan, now time.Time) error {
+	for _, s := range p.Retry {
+		if err := rec.Step(ctx, tx, s, taskertype.StepEventRetry, now, func(s *taskertype.Step) {
+			s.NextRetryAt = time.Time{}
+		}); err != nil {
+			return err
+		}
+	}
+	stepQueue := queue.StepQueue(task.Namespace)
+	for _, s := range p.Enqueue {
+		if err := rec.Step(ctx, tx, s, taskertype.StepEventEnqueue, now, nil); err != nil {
+			return err
+		}
+		if err := tx.MessageSend(ctx, &queue.SendParams{
+			Queue: stepQueue, Body: wire.Encode(wire.StepMessage{TaskID: task.ID, StepID: s.ID}),
+		}); err != nil {
+			return fmt.Errorf("enqueue step %q on %s: %w", s.Name, stepQueue, err)
+		}
+	}
+	return nil
+}
+
+func (o *Orchestrator) scheduleRetryDue(ctx context.Context, tx store.Tx, taskID uuid.UUID, delay time.Duration) error {
+	return tx.MessageSend(ctx, &queue.SendParams{
+		Queue: queue.TasksQueue,
+		Body:  wire.Encode(wire.TaskMessage{Kind: wire.KindRetryDue, TaskID: taskID}),
+		Delay: max(delay, 0),
+	})
+}

@@ -1,0 +1,153 @@
+package orchestration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tasker-go/tasker/internal/retry"
+	"github.com/tasker-go/tasker/internal/transition"
+	"github.com/tasker-go/tasker/internal/wire"
+	"github.com/tasker-go/tasker/queue"
+	"github.com/tasker-go/tasker/store"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+// errPoison marks a message that can never be processed: it is archived for
+// inspection instead of being delivered again and again.
+var errPoison = errors.New("unprocessable message")
+
+// staleRetries bounds how often a transaction that lost a compare-and-set
+// race is run again with fresh state.
+const staleRetries = 3
+
+func (o *Orchestrator) handleResults(ctx context.Context, msgs []*queue.Message) {
+	o.handleBatch(ctx, queue.ResultsQueue, msgs, o.processResult)
+}
+
+func (o *Orchestrator) handleTaskCommands(ctx context.Context, msgs []*queue.Message) {
+	o.handleBatch(ctx, queue.TasksQueue, msgs, o.processTaskCommand)
+}
+
+// handleBatch processes each message, then acknowledges the processed ones
+// in one call; a message that failed for a passing reason is released to be
+// tried again after a delay, and a poison message is archived.
+func (o *Orchestrator) handleBatch(ctx context.Context, name string, msgs []*queue.Message, process func(context.Context, *queue.Message) error) {
+	// A claimed batch is finished even when the orchestrator is stopping:
+	// it takes milliseconds, and leaving it would delay it by a claim timeout.
+	ctx = context.WithoutCancel(ctx)
+	ack := make([]int64, 0, len(msgs))
+	var poison []int64
+	for _, m := range msgs {
+		var err error
+		for range staleRetries {
+			if err = process(ctx, m); !errors.Is(err, taskertype.ErrStaleState) {
+				break
+			}
+		}
+		switch {
+		case err == nil:
+			ack = append(ack, m.ID)
+		case errors.Is(err, errPoison) || errors.Is(err, taskertype.ErrNotFound):
+			o.log.Error("archiving a message that cannot be processed", "queue", name, "message_id", m.ID, "error", err)
+			poison = append(poison, m.ID)
+		default:
+			delay := min(time.Duration(m.ReadCount)*time.Second, 30*time.Second)
+			o.log.Warn("processing failed; the message will be retried", "queue", name, "message_id", m.ID,
+				"read_count", m.ReadCount, "retry_in", delay, "error", err)
+			if err := o.queue.MessageNack(ctx, &queue.NackParams{Queue: name, ID: m.ID, Delay: delay}); err != nil {
+				o.log.Warn("release failed; the message returns after its visibility timeout", "queue", name, "message_id", m.ID, "error", err)
+			}
+		}
+	}
+	if len(ack) > 0 {
+		if err := o.queue.MessageAck(ctx, &queue.AckParams{Queue: name, IDs: ack}); err != nil {
+			// Processing is idempotent: redelivered messages find their
+			// steps already moved and are acknowledged then.
+			o.log.Warn("acknowledge failed; processed messages will be redelivered", "queue", name, "count", len(ack), "error", err)
+		}
+	}
+	if len(poison) > 0 {
+		if err := o.queue.MessageArchive(ctx, &queue.ArchiveParams{Queue: name, IDs: poison}); err != nil {
+			o.log.Error("archive failed", "queue", name, "error", err)
+		}
+	}
+}
+
+// processResult applies a step's reported outcome and moves its task on.
+// A duplicate or stale result finds the step no longer waiting for
+// orchestration and changes nothing.
+func (o *Orchestrator) processResult(ctx context.Context, m *queue.Message) error {
+	taskID, stepID, err := wire.DecodeStep(m.Body)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errPoison, err)
+	}
+	return o.tx(ctx, func(tx store.Tx, rec *transition.Recorder) error {
+		now := o.clock.Now()
+		task, err := tx.TaskGetForUpdate(ctx, taskID)
+		if err != nil {
+			return err
+		}
+		step, err := tx.StepGet(ctx, stepID)
+		if err != nil {
+			return err
+		}
+		if step.TaskID != taskID {
+			return fmt.Errorf("%w: step %s belongs to task %s, not %s", errPoison, stepID, step.TaskID, taskID)
+		}
+		switch step.State {
+		case taskertype.StepEnqueuedForOrchestration:
+			err = rec.Step(ctx, tx, step, taskertype.StepEventComplete, now, nil)
+		case taskertype.StepEnqueuedAsErrorForOrchestration:
+			err = o.judgeFailure(ctx, tx, rec, step, now)
+		default:
+			return nil // already processed
+		}
+		if err != nil || task.State.Terminal() {
+			return err
+		}
+		steps, err := tx.StepList(ctx, taskID)
+		if err != nil {
+			return err
+		}
+		return o.apply(ctx, tx, rec, task, makePlan(task.State, steps, taskertype.TaskEventStepFinished, now), now)
+	})
+}
+
+// judgeFailure applies the retry policy to a failed attempt.
+func (o *Orchestrator) judgeFailure(ctx context.Context, tx store.Tx, rec *transition.Recorder, step *taskertype.Step, now time.Time) error {
+	d := retry.Decide(step.Retry, step.Failure, step.Attempts, o.cfg.Rand)
+	if !d.Retry {
+		o.log.Info("step failed for good", "task_id", step.TaskID, "step", step.Name, "attempts", step.Attempts, "reason", d.Reason)
+		return rec.Step(ctx, tx, step, taskertype.StepEventFailPermanently, now, nil)
+	}
+	at := now.Add(d.Delay)
+	if err := rec.Step(ctx, tx, step, taskertype.StepEventScheduleRetry, now, func(s *taskertype.Step) { s.NextRetryAt = at }); err != nil {
+		return err
+	}
+	return o.scheduleRetryDue(ctx, tx, step.TaskID, d.Delay)
+}
+
+// processTaskCommand handles a task-level command, such as a retry coming due.
+func (o *Orchestrator) processTaskCommand(ctx context.Context, m *queue.Message) error {
+	cmd, err := wire.DecodeTask(m.Body)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errPoison, err)
+	}
+	if cmd.Kind != wire.KindRetryDue {
+		return fmt.Errorf("%w: unknown task command %q", errPoison, cmd.Kind)
+	}
+	return o.tx(ctx, func(tx store.Tx, rec *transition.Recorder) error {
+		now := o.clock.Now()
+		task, err := tx.TaskGetForUpdate(ctx, cmd.TaskID)
+		if err != nil || task.State.Terminal() {
+			return err
+		}
+		steps, err := tx.StepList(ctx, cmd.TaskID)
+		if err != nil {
+			return err
+		}
+		return o.apply(ctx, tx, rec, task, makePlan(task.State, steps, taskertype.TaskEventRetryDue, now), now)
+	})
+}

@@ -1,0 +1,104 @@
+// Package transition applies state-machine transitions inside a store
+// transaction and remembers them, so that the events can be published once
+// the transaction has committed (never before: a rolled-back change must not
+// be announced).
+package transition
+
+import (
+	"context"
+	"time"
+
+	"github.com/tasker-go/tasker/internal/events"
+	"github.com/tasker-go/tasker/store"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+// Recorder applies transitions for one processor. It is not safe for
+// concurrent use: each goroutine uses its own, and calls Reset at the start of
+// each transaction attempt.
+type Recorder struct {
+	Processor string
+	pending   []events.Event
+}
+
+// Reset forgets the transitions recorded so far (the transaction is being
+// retried or was rolled back).
+func (r *Recorder) Reset() { r.pending = r.pending[:0] }
+
+// Task moves task by event, as a compare-and-set from its current state, and
+// updates task.State.
+func (r *Recorder) Task(ctx context.Context, tx store.Tx, task *taskertype.Task, ev taskertype.TaskEvent, at time.Time) error {
+	to, err := taskertype.NextTaskState(task.State, ev)
+	if err != nil {
+		return err
+	}
+	if err := tx.TaskTransition(ctx, &store.TaskTransitionParams{
+		ID: task.ID, From: task.State, To: to, Event: ev, At: at, Processor: r.Processor,
+	}); err != nil {
+		return err
+	}
+	r.pending = append(r.pending, events.Event{
+		Kind: events.KindTaskTransition, TaskID: task.ID, From: string(task.State), To: string(to), Event: string(ev), At: at,
+	})
+	task.State, task.UpdatedAt = to, at
+	if to.Terminal() {
+		task.FinishedAt = at
+	}
+	return nil
+}
+
+// Step moves step by event, as a compare-and-set from its current state.
+// update, if not nil, changes the step's other fields first (attempts,
+// result, failure, times); on error the step is left as it was.
+func (r *Recorder) Step(ctx context.Context, tx store.Tx, step *taskertype.Step, ev taskertype.StepEvent, at time.Time, update func(*taskertype.Step)) error {
+	to, err := taskertype.NextStepState(step.State, ev)
+	if err != nil {
+		return err
+	}
+	next := *step
+	if update != nil {
+		update(&next)
+	}
+	next.State, next.UpdatedAt = to, at
+	if err := tx.StepTransition(ctx, &store.StepTransitionParams{
+		Step: &next, From: step.State, Event: ev, At: at, Processor: r.Processor,
+	}); err != nil {
+		return err
+	}
+	e := events.Event{
+		Kind: events.KindStepTransition, TaskID: step.TaskID, StepID: step.ID, StepName: step.Name,
+		From: string(step.State), To: string(to), Event: string(ev), At: at, Attempt: next.Attempts,
+	}
+	if to == taskertype.StepEnqueuedAsErrorForOrchestration || to == taskertype.StepError || to == taskertype.StepWaitingForRetry {
+		e.Failure = next.Failure
+	}
+	r.pending = append(r.pending, e)
+	*step = next
+	return nil
+}
+
+// Publish announces the recorded transitions and forgets them. Call it after
+// the transaction committed.
+func (r *Recorder) Publish(bus *events.Bus) {
+	if bus != nil {
+		for _, e := range r.pending {
+			bus.Publish(e)
+		}
+	}
+	r.Reset()
+}
+
+// InTx runs fn in a store transaction with a fresh Recorder, and publishes
+// the recorded transitions on bus once the transaction committed.
+func InTx(ctx context.Context, st store.Store, bus *events.Bus, processor string, fn func(tx store.Tx, rec *Recorder) error) error {
+	rec := &Recorder{Processor: processor}
+	err := st.InTx(ctx, func(tx store.Tx) error {
+		rec.Reset()
+		return fn(tx, rec)
+	})
+	if err != nil {
+		return err
+	}
+	rec.Publish(bus)
+	return nil
+}

@@ -1,0 +1,77 @@
+// Package wire defines the bodies of the messages the engine sends through
+// its queues. Bodies are small JSON objects: the store holds the data, a
+// message only says which record to look at.
+package wire
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/google/uuid"
+)
+
+// StepMessage asks a worker to run a step. It travels on queue.StepQueue(ns).
+type StepMessage struct {
+	TaskID uuid.UUID `json:"task_id"`
+	StepID uuid.UUID `json:"step_id"`
+}
+
+// ResultMessage tells orchestration that a step reported. It travels on
+// queue.ResultsQueue; the result itself is in the store.
+type ResultMessage struct {
+	TaskID uuid.UUID `json:"task_id"`
+	StepID uuid.UUID `json:"step_id"`
+}
+
+// Task command kinds carried on queue.TasksQueue.
+const (
+	// KindRetryDue: a step of the task may run again.
+	KindRetryDue = "retry_due"
+)
+
+// TaskMessage is a task-level command for orchestration.
+type TaskMessage struct {
+	Kind   string    `json:"kind"`
+	TaskID uuid.UUID `json:"task_id"`
+}
+
+// Encode marshals a message body.
+func Encode(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// The message types above always marshal.
+		panic(fmt.Sprintf("wire: encode %T: %v", v, err))
+	}
+	return b
+}
+
+// DecodeStep parses a step or result message body.
+func DecodeStep(body []byte) (taskID, stepID uuid.UUID, err error) {
+	var m StepMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return uuid.Nil, uuid.Nil, fmt.Errorf("malformed step message %q: %w", truncate(body), err)
+	}
+	if m.TaskID == uuid.Nil || m.StepID == uuid.Nil {
+		return uuid.Nil, uuid.Nil, fmt.Errorf("malformed step message %q: task_id and step_id are required", truncate(body))
+	}
+	return m.TaskID, m.StepID, nil
+}
+
+// DecodeTask parses a task command body.
+func DecodeTask(body []byte) (TaskMessage, error) {
+	var m TaskMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return m, fmt.Errorf("malformed task message %q: %w", truncate(body), err)
+	}
+	if m.TaskID == uuid.Nil || m.Kind == "" {
+		return m, fmt.Errorf("malformed task message %q: kind and task_id are required", truncate(body))
+	}
+	return m, nil
+}
+
+func truncate(b []byte) string {
+	if len(b) > 200 {
+		return string(b[:200]) + "..."
+	}
+	return string(b)
+}

@@ -1,0 +1,245 @@
+// Package worker runs Go handlers for the steps of one or more namespaces:
+// it claims step messages, starts the step (a compare-and-set, so a
+// duplicate message cannot run a step twice), runs the handler under the
+// step's timeout with the task context and the dependencies' results, and
+// sends the result back to orchestration. A claimed step always produces a
+// result: success, failure, or a timeout failure; if this process dies, the
+// claim expires and the next worker records the attempt as lost.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/tasker-go/tasker/internal/consumer"
+	"github.com/tasker-go/tasker/internal/events"
+	"github.com/tasker-go/tasker/queue"
+	"github.com/tasker-go/tasker/store"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+// Config configures a Worker. The zero value of an optional field means its
+// default.
+type Config struct {
+	Store store.Store // required
+	Queue queue.Queue // required
+	Bus   *events.Bus
+	// Logger defaults to discarding.
+	Logger *slog.Logger
+	Clock  taskertype.Clock
+	// Processor names this worker in the transition log.
+	Processor string
+	// Namespaces whose step queues this worker consumes; at least one.
+	Namespaces []string
+	// Handlers by name; a step naming a handler not here fails (retryably,
+	// so a worker that has it may take the retry).
+	Handlers map[string]taskertype.Handler
+	// Concurrency bounds the handlers running at once, across namespaces.
+	// Default 8 × GOMAXPROCS.
+	Concurrency int
+	// ClaimBatch is the most messages claimed at once. Default Concurrency.
+	ClaimBatch int
+	// VisibilityTimeout is the claim's first lease; the worker extends it
+	// for steps whose timeout is longer. Default 60s.
+	VisibilityTimeout time.Duration
+	// IdlePoll is the fallback poll interval when no wake-up arrives.
+	// Default 1s.
+	IdlePoll time.Duration
+	// TimeoutGrace is how long a handler may run past its step's timeout
+	// before the worker reports the timeout without waiting for it. Default 1s.
+	TimeoutGrace time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Clock == nil {
+		c.Clock = taskertype.SystemClock{}
+	}
+	if c.Processor == "" {
+		c.Processor = "worker"
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 8 * runtime.GOMAXPROCS(0)
+	}
+	if c.ClaimBatch == 0 {
+		c.ClaimBatch = c.Concurrency
+	}
+	if c.VisibilityTimeout == 0 {
+		c.VisibilityTimeout = 60 * time.Second
+	}
+	if c.IdlePoll == 0 {
+		c.IdlePoll = time.Second
+	}
+	if c.TimeoutGrace == 0 {
+		c.TimeoutGrace = time.Second
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Store == nil:
+		return errors.New("worker: Config.Store is required")
+	case c.Queue == nil:
+		return errors.New("worker: Config.Queue is required")
+	case len(c.Namespaces) == 0:
+		return errors.New("worker: Config.Namespaces is empty: name at least one namespace to work for")
+	case c.Concurrency < 1:
+		return fmt.Errorf("worker: Concurrency must be at least 1, got %d", c.Concurrency)
+	case c.ClaimBatch < 1:
+		return fmt.Errorf("worker: ClaimBatch must be at least 1, got %d", c.ClaimBatch)
+	case c.VisibilityTimeout < time.Second:
+		return fmt.Errorf("worker: VisibilityTimeout must be at least 1s, got %v", c.VisibilityTimeout)
+	case c.IdlePoll < time.Millisecond:
+		return fmt.Errorf("worker: IdlePoll must be at least 1ms, got %v", c.IdlePoll)
+	case c.TimeoutGrace < 0:
+		return fmt.Errorf("worker: TimeoutGrace must not be negative, got %v", c.TimeoutGrace)
+	}
+	for name, h := range c.Handlers {
+		if h == nil {
+			return fmt.Errorf("worker: handler %q is nil", name)
+		}
+	}
+	return nil
+}
+
+// Worker consumes step queues.
+type Worker struct {
+	cfg      Config
+	log      *slog.Logger
+	store    store.Store
+	queue    queue.Queue
+	clock    taskertype.Clock
+	handlers map[string]taskertype.Handler // read-only after New
+	slots    chan struct{}                 // one token per running step
+
+	mu         sync.Mutex
+	stopClaims context.CancelFunc // ends the claim loops
+	stopSteps  context.CancelFunc // ends the handlers' contexts
+	loops      sync.WaitGroup
+	steps      sync.WaitGroup // one per claimed message being executed
+}
+
+// New checks cfg and returns a worker that is not yet running.
+func New(cfg Config) (*Worker, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg.Namespaces = slices.Clone(cfg.Namespaces)
+	handlers := make(map[string]taskertype.Handler, len(cfg.Handlers))
+	for k, v := range cfg.Handlers {
+		handlers[k] = v
+	}
+	return &Worker{
+		cfg: cfg, log: cfg.Logger, store: cfg.Store, queue: cfg.Queue, clock: cfg.Clock,
+		handlers: handlers, slots: make(chan struct{}, cfg.Concurrency),
+	}, nil
+}
+
+// Start ensures the namespaces' queues exist and starts claiming.
+// Starting a started worker does nothing.
+func (w *Worker) Start(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopClaims != nil {
+		return nil
+	}
+	for _, ns := range w.cfg.Namespaces {
+		if err := w.queue.QueueEnsure(ctx, queue.StepQueue(ns)); err != nil {
+			return fmt.Errorf("worker: ensure queue for namespace %s: %w", ns, err)
+		}
+	}
+	base := context.WithoutCancel(ctx)
+	claimCtx, stopClaims := context.WithCancel(base)
+	stepCtx, stopSteps := context.WithCancel(base)
+	w.stopClaims, w.stopSteps = stopClaims, stopSteps
+	for _, ns := range w.cfg.Namespaces {
+		name := queue.StepQueue(ns)
+		l := &consumer.Loop{
+			Queue: w.queue, Name: name, Batch: w.cfg.ClaimBatch,
+			VisibilityTimeout: w.cfg.VisibilityTimeout, IdlePoll: w.cfg.IdlePoll, Logger: w.log,
+			Acquire: w.acquire, Release: w.release,
+			Handle: func(_ context.Context, msgs []*queue.Message) {
+				w.steps.Add(len(msgs))
+				for _, m := range msgs {
+					go func() {
+						defer w.steps.Done()
+						w.execute(stepCtx, m)
+					}()
+				}
+			},
+		}
+		w.loops.Go(func() { l.Run(claimCtx) })
+	}
+	return nil
+}
+
+// Stop stops claiming and waits for running steps to finish. When ctx ends
+// first, the handlers' contexts are cancelled and each unfinished step is
+// released, to run again later, instead of failing; Stop then waits a little
+// longer for the releases to be stored.
+func (w *Worker) Stop(ctx context.Context) error {
+	w.mu.Lock()
+	stopClaims, stopSteps := w.stopClaims, w.stopSteps
+	w.stopClaims, w.stopSteps = nil, nil
+	w.mu.Unlock()
+	if stopClaims == nil {
+		return nil
+	}
+	stopClaims()
+	w.loops.Wait()
+	done := make(chan struct{})
+	go func() { w.steps.Wait(); close(done) }()
+	select {
+	case <-done:
+		stopSteps()
+		return nil
+	case <-ctx.Done():
+	}
+	stopSteps()
+	t := time.NewTimer(w.cfg.TimeoutGrace + 5*time.Second)
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-t.C:
+		return errors.New("worker: stop: some handlers ignored cancellation and are still running; their steps will be retried after their claims expire")
+	}
+}
+
+// acquire blocks for one slot, then takes up to max without waiting.
+func (w *Worker) acquire(ctx context.Context, max int) (int, error) {
+	select {
+	case w.slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	n := 1
+	for n < max {
+		select {
+		case w.slots <- struct{}{}:
+			n++
+		default:
+			return n, nil
+		}
+	}
+	return n, nil
+}
+
+func (w *Worker) release(n int) {
+	for range n {
+		<-w.slots
+	}
+}
+
+// InFlight returns the number of steps this worker holds right now.
+func (w *Worker) InFlight() int { return len(w.slots) }

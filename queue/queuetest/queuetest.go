@@ -1,0 +1,567 @@
+// Package queuetest is the conformance suite of queue.Queue: every provider
+// runs it unchanged from its own tests.
+//
+//	func TestConformance(t *testing.T) {
+//		queuetest.Run(t, queuetest.Harness{Name: "sqlite", New: newQueue})
+//	}
+//
+// The suite drives time with a fake clock, so a provider must take every
+// enqueue and visibility time from the clock it is given. Checking for leaked
+// goroutines (goleak) is the caller's job, in its TestMain.
+package queuetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tasker-go/tasker/internal/testclock"
+	"github.com/tasker-go/tasker/queue"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+// Harness makes the queues under test.
+type Harness struct {
+	// Name names the provider in failure messages.
+	Name string
+	// New returns a fresh, empty queue that takes its time from clock. It
+	// closes the queue (t.Cleanup) at the end of the test.
+	New func(t *testing.T, clock taskertype.Clock) queue.Queue
+}
+
+// Start is the fake clock's time at the start of each test.
+var Start = time.Date(2025, 3, 14, 9, 26, 53, 589793000, time.UTC)
+
+// wakeWait bounds the wait for a wake-up that must come; quietWait is how
+// long a wake-up that must not come is waited for.
+const (
+	wakeWait  = 5 * time.Second
+	quietWait = 50 * time.Millisecond
+)
+
+// Run runs the suite.
+func Run(t *testing.T, h Harness) {
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := testclock.New(Start)
+			q := h.New(t, clock)
+			if q == nil {
+				t.Fatalf("%s: New returned a nil queue", h.Name)
+			}
+			tc.fn(t, &env{q: q, clock: clock, ctx: t.Context()})
+		})
+	}
+}
+
+type env struct {
+	q     queue.Queue
+	clock *testclock.Clock
+	ctx   context.Context
+}
+
+var cases = []struct {
+	name string
+	fn   func(t *testing.T, e *env)
+}{
+	{"a sent message is claimed with its body and then acknowledged", testSendClaimAck},
+	{"a claim returns at most Max messages, oldest first", testClaimMaxAndOrder},
+	{"a claimed message is invisible until its visibility timeout passes and is then delivered again", testRedelivery},
+	{"a message sent with a delay becomes visible when the delay passes", testSendDelay},
+	{"a message released with a delay comes back when the delay passes", testNackDelay},
+	{"a message released without delay can be claimed again at once", testNackNoDelay},
+	{"an extended claim outlives its first visibility timeout", testExtend},
+	{"extending a message that is gone fails as not found", testExtendGone},
+	{"an archived message is never claimed again and is counted as archived", testArchive},
+	{"acknowledging twice or acknowledging unknown ids is not an error", testAckIdempotent},
+	{"messages of one queue are not claimed from another", testQueuesIsolated},
+	{"ensuring a queue twice is not an error", testEnsureTwice},
+	{"sending to a queue that was never ensured fails as not found", testSendUnknownQueue},
+	{"invalid parameters are refused as invalid", testInvalid},
+	{"a send wakes the subscribers of its queue and not those of another queue", testWakeOnSend},
+	{"a release without delay wakes the subscribers of its queue", testWakeOnNack},
+	{"a cancelled subscription is not woken", testWakeCancelled},
+	{"concurrent claimers get every message exactly once", testConcurrentClaims},
+	{"queue stats count visible, claimed, delayed and archived messages", testStats},
+}
+
+func (e *env) ensure(t *testing.T, name string) {
+	t.Helper()
+	if err := e.q.QueueEnsure(e.ctx, name); err != nil {
+		t.Fatalf("QueueEnsure(%q): %v", name, err)
+	}
+}
+
+func (e *env) send(t *testing.T, name, body string, delay time.Duration) int64 {
+	t.Helper()
+	id, err := e.q.MessageSend(e.ctx, &queue.SendParams{Queue: name, Body: []byte(body), Delay: delay})
+	if err != nil {
+		t.Fatalf("MessageSend(%q, %q): %v", name, body, err)
+	}
+	return id
+}
+
+func (e *env) claim(t *testing.T, name string, max int, vt time.Duration) []*queue.Message {
+	t.Helper()
+	msgs, err := e.q.MessageClaim(e.ctx, &queue.ClaimParams{Queue: name, Max: max, VisibilityTimeout: vt})
+	if err != nil {
+		t.Fatalf("MessageClaim(%q, max %d): %v", name, max, err)
+	}
+	return msgs
+}
+
+func (e *env) claimOne(t *testing.T, name string, vt time.Duration) *queue.Message {
+	t.Helper()
+	msgs := e.claim(t, name, 10, vt)
+	if len(msgs) != 1 {
+		t.Fatalf("claim from %q: got %d messages, want 1", name, len(msgs))
+	}
+	return msgs[0]
+}
+
+func (e *env) claimNone(t *testing.T, name string) {
+	t.Helper()
+	if msgs := e.claim(t, name, 10, time.Minute); len(msgs) != 0 {
+		t.Fatalf("claim from %q: got %d messages (first %q), want none", name, len(msgs), msgs[0].Body)
+	}
+}
+
+func (e *env) ack(t *testing.T, name string, ids ...int64) {
+	t.Helper()
+	if err := e.q.MessageAck(e.ctx, &queue.AckParams{Queue: name, IDs: ids}); err != nil {
+		t.Fatalf("MessageAck(%q, %v): %v", name, ids, err)
+	}
+}
+
+func (e *env) stats(t *testing.T, name string) *queue.Stats {
+	t.Helper()
+	s, err := e.q.QueueStats(e.ctx, name)
+	if err != nil {
+		t.Fatalf("QueueStats(%q): %v", name, err)
+	}
+	return s
+}
+
+func testSendClaimAck(t *testing.T, e *env) {
+	e.ensure(t, "q")
+	body := "hello\x00\xff world"
+	id := e.send(t, "q", body, 0)
+	sentAt := e.clock.Now()
+	e.clock.Advance(time.Second)
+
+	m := e.claimOne(t, "q", 30*time.Second)
+	if m.ID != id || m.Queue != "q" || !bytes.Equal(m.Body, []byte(body)) || m.ReadCount != 1 {
+		t.Fatalf("claimed %+v, want id %d, queue q, body %q, read count 1", m, id, body)
+	}
+	if !m.EnqueuedAt.Equal(sentAt) {
+		t.Errorf("EnqueuedAt = %v, want the send time %v", m.EnqueuedAt, sentAt)
+	}
+	if want := e.clock.Now().Add(30 * time.Second); !m.VisibleAt.Equal(want) {
+		t.Errorf("VisibleAt = %v, want claim time + 30s = %v", m.VisibleAt, want)
+	}
+	e.ack(t, "q", m.ID)
+	e.clock.Advance(time.Hour)
+	e.claimNone(t, "q")
+
+	// An empty body is a message too.
+	e.send(t, "q", "", 0)
+	if m := e.claimOne(t, "q", time.Minute); len(m.Body) != 0 {
+		t.Fatalf("empty body came back as %q", m.Body)
+	}
+}
+
+func testClaimMaxAndOrder(t *testing.T, e *env) {
+	e.ensure(t, "q")
+	var ids []int64
+	for i := range 5 {
+		ids = append(ids, e.send(t, "q", fmt.Sprint("m", i), 0))
+		e.clock.Advance(time.Millisecond)
+	}
+	first := e.claim(t, "q", 3, time.Minute)
+	second := e.claim(t, "q", 3, time.Minute)
+	got := append(first, second...)
+	if len(first) != 3 || len(second) != 2 {
+		t.Fatalf("claims of max 3 from 5 messages returned %d then %d, want 3 then 2", len(first), len(second))
+	}
+	for i, m := range got {
+		if m.ID != ids[i] || string(m.Body) != fmt.Sprint("m", i) {
+			t.Fatalf("message %d: got id %d body %q, want id %d body m%d (send order)", i, m.ID, m.Body, ids[i], i)
+		}
+	}
+	e.claimNone(t, "q")
+}
+
+func testRedelivery(t *testing.T, e *env) {
+	e.ensure(t, "q")
+	id := e.send(t, "q", "x", 0)
+	m := e.claimOne(t, "q", 30*time.Second)
+	e.claimNone(t, "q")
+	e.clock.Advance(29 * time.Second)
+	e.claimNone(t, "q")
+	e.clock.Advance(time.Second)
+	m2 := e.claimOne(t, "q", 30*time.Second)
+	if m2.ID != id || m2.ReadCount != 2 || string(m2.Body) != "x" {
+		t.Fatalf("redelivered %+v, want id %d with read count 2", m2, id)
+	}
+	if !m2.EnqueuedAt.Equal(m.EnqueuedAt) {
+		t.Errorf("EnqueuedAt changed on redelivery: %v, then %v", m.EnqueuedAt, m2.EnqueuedAt)
+	}
+}
+
+func testSendDelay(t *testing.T, e *env) {
+	e.ensure(t, "q")
+	e.send(t, "q", "later", 10*time.Second)
+	e.send(t, "q", "now", 0)
+	if m := e.claimOne(t, "q", time.Hour); string(m.Body) != "now" {
+		t.Fatalf("claimed %q, want the message without delay", m.Body)
+	}
+	if s := e.stats(t, "q"); s.Delayed != 1 {
+		t.Errorf("stats: %d delayed, want 1", s.Delayed)
+	}
+	e.clock.Advance(9 * time.Second)
+	e.claimNone(t, "q")
+	e.clock.Advance(time.Second)
+	if m := e.claimOne(t, "q", time.Minute); string(m.Body) != "later" || m.ReadCount != 1 {
+		t.Fatalf("claimed %q read count %d, want the delayed message, read once", m.Body, m.ReadCount)
+	}
+}
+
+func testNackDelay(t *testing.T, e *env) {
+	e.ensure(t, "q")
+	e.send(t, "q", "x", 0)
+	m := e.claimOne(t, "q", time.Minute)
+	if err := e.q.MessageNack(e.ctx, &queue.NackParams{Queue: "q", ID: m.ID, Delay: 5 * time.Second}); err != nil {
+		t.Fatalf("MessageNack: %v", err)
+	}
+	if s := e.stats(t, "q"); s.Delayed != 1 || s.Claimed != 0 || s.Visible != 0 {
+		t.Errorf("stats after a release with delay: %+v, want 1 delayed", s)
+	}
+	e.clock.Advance(4 * time.Second)
+	e.claimNone(t, "q")
+	e.clock.Advance(time.Second)
+	if m2 := e.claimOne(t, "q", time.Minute); m2.ID != m.ID || m2.ReadCount != 2 {
+		t.Fatalf("claimed %+v, want id %d with read count 2", m2, m.ID)
+	}
+}
+
+func testNackNoDelay(t *testing.T, e *env) {
+	e.ensure(t, "q")
+	e.send(t, "q", "x", 0)
+	m := e.claimOne(t, "q", time.Minute)
+	if err := e.q.MessageNack(e.ctx, &queue.NackParams{Queue: "q", ID: m.ID}); err != nil {
+		t.Fatalf("MessageNack: %v", err)
+	}
+	if m2 := e.claimOne(t, "q", time.Minute); m2.ID != m.ID || m2.ReadCount != 2 {
+		t.Fatalf("claimed %+v, want id %d with read count 2", m2, m.ID)
+	}
+}
+
+func testExtend(t *testing.T, e *env) {
+	e.ensure(t, "q")
+	e.send(t, "q", "x", 0)
+	m := e.claimOne(t, "q", 10*time.Second)
+	e.clock.Advance(5 * time.Second)
+	if err := e.q.MessageExtend(e.ctx, &queue.ExtendParams{Queue: "q", ID: m.ID, VisibilityTimeout: 20 * time.Second}); err != nil {
+		t.Fatalf("MessageExtend: %v", err)
+	}
+	e.clock.Advance(10 * time.Second) // past the first timeout, before the extended one
+	e.claimNone(t, "q")
+	e.clock.Advance(10 * time.Second)
+	if m2 := e.claimOne(t, "q", time.Minute); m2.ID != m.ID || m2.ReadCount != 2 {
+		t.Fatalf("claimed %+v, want id %d with read count 2", m2, m.ID)
+	}
+}
+
+func testExtendGone(t *testing.T, e *env) {
+	e.ensure(t, "q")
+	e.send(t, "q", "x", 0)
+	m := e.claimOne(t, "q", time.Minute)
+	e.ack(t, "q", m.ID)
+	err := e.q.MessageExtend(e.ctx, &queue.ExtendParams{Queue: "q", ID: m.ID, VisibilityTimeout: time.Minute})
+	if !errors.Is(err, taskertype.ErrNotFound) {
+		t.Fatalf("MessageExtend of an acknowledged message: %v, want an error wrapping ErrNotFound", err)
+	}
+}
+
+func testArchive(t *testing.T, e *env) {
+	e.ensure(t, "q")
+	a := e.send(t, "q", "a", 0)
+	b := e.send(t, "q", "b", 0)
+	c := e.send(t, "q", "c", 0)
+	m := e.claim(t, "q", 1, time.Minute)
+	if len(m) != 1 || m[0].ID != a {
+		t.Fatalf("claim: got %v, want message %d", m, a)
+	}
+	// A claimed message and a visible one.
+	if err := e.q.MessageArchive(e.ctx, &queue.ArchiveParams{Queue: "q", IDs: []int64{a, b}}); err != nil {
+		t.Fatalf("MessageArchive: %v", err)
+	}
+	e.clock.Advance(time.Hour)
+	if got := e.claimOne(t, "q", time.Minute); got.ID != c {
+		t.Fatalf("claimed %d, want %d, the only message not archived", got.ID, c)
+	}
+	if s := e.stats(t, "q"); s.Archived != 2 || s.Claimed != 1 || s.Visible != 0 {
+		t.Errorf("stats %+v, want 2 archived, 1 claimed", s)
+	}
+	// Archiving again, or a message that is gone, is not an error.
+	if err := e.q.MessageArchive(e.ctx, &queue.ArchiveParams{Queue: "q", IDs: []int64{a, 987654}}); err != nil {
+		t.Fatalf("MessageArchive of archived and unknown ids: %v", err)
+	}
+}
+
+func testAckIdempotent(t *testing.T, e *env) {
+	e.ensure(t, "q")
+	id := e.send(t, "q", "x", 0)
+	other := e.send(t, "q", "y", 0)
+	e.claim(t, "q", 1, time.Minute)
+	e.ack(t, "q", id)
+	e.ack(t, "q", id)
+	e.ack(t, "q", 987654, 987655)
+	e.ack(t, "q")
+	if m := e.claimOne(t, "q", time.Minute); m.ID != other {
+		t.Fatalf("claimed %d, want %d: acknowledging unknown ids must not touch other messages", m.ID, other)
+	}
+	e.ack(t, "q", other, id)
+	e.clock.Advance(time.Hour)
+	e.claimNone(t, "q")
+}
+
+func testQueuesIsolated(t *testing.T, e *env) {
+	e.ensure(t, "a")
+	e.ensure(t, "b")
+	id := e.send(t, "a", "for a", 0)
+	e.claimNone(t, "b")
+	// An acknowledgement naming the wrong queue does not delete the message.
+	e.ack(t, "b", id)
+	if m := e.claimOne(t, "a", time.Minute); m.ID != id || m.Queue != "a" {
+		t.Fatalf("claimed %+v from a, want message %d", m, id)
+	}
+}
+
+func testEnsureTwice(t *testing.T, e *env) {
+	e.ensure(t, "q")
+	id := e.send(t, "q", "x", 0)
+	e.ensure(t, "q")
+	if m := e.claimOne(t, "q", time.Minute); m.ID != id {
+		t.Fatalf("ensuring again lost the message: claimed %d, want %d", m.ID, id)
+	}
+}
+
+func testSendUnknownQueue(t *testing.T, e *env) {
+	_, err := e.q.MessageSend(e.ctx, &queue.SendParams{Queue: "nowhere", Body: []byte("x")})
+	if !errors.Is(err, taskertype.ErrNotFound) {
+		t.Fatalf("send to a queue never ensured: %v, want an error wrapping ErrNotFound", err)
+	}
+	if !strings.Contains(err.Error(), "nowhere") {
+		t.Errorf("error %q does not name the queue", err)
+	}
+}
+
+func testInvalid(t *testing.T, e *env) {
+	e.ensure(t, "q")
+	ctx := e.ctx
+	calls := []struct {
+		name string
+		call func() error
+	}{
+		{"ensure with an empty name", func() error { return e.q.QueueEnsure(ctx, "") }},
+		{"send to an empty queue name", func() error {
+			_, err := e.q.MessageSend(ctx, &queue.SendParams{Body: []byte("x")})
+			return err
+		}},
+		{"send with a negative delay", func() error {
+			_, err := e.q.MessageSend(ctx, &queue.SendParams{Queue: "q", Delay: -time.Second})
+			return err
+		}},
+		{"claim with Max 0", func() error {
+			_, err := e.q.MessageClaim(ctx, &queue.ClaimParams{Queue: "q", Max: 0, VisibilityTimeout: time.Minute})
+			return err
+		}},
+		{"claim from an empty queue name", func() error {
+			_, err := e.q.MessageClaim(ctx, &queue.ClaimParams{Max: 1, VisibilityTimeout: time.Minute})
+			return err
+		}},
+		{"claim with a negative visibility timeout", func() error {
+			_, err := e.q.MessageClaim(ctx, &queue.ClaimParams{Queue: "q", Max: 1, VisibilityTimeout: -time.Second})
+			return err
+		}},
+		{"ack on an empty queue name", func() error { return e.q.MessageAck(ctx, &queue.AckParams{IDs: []int64{1}}) }},
+		{"nack with a negative delay", func() error {
+			return e.q.MessageNack(ctx, &queue.NackParams{Queue: "q", ID: 1, Delay: -time.Second})
+		}},
+		{"extend with a negative timeout", func() error {
+			return e.q.MessageExtend(ctx, &queue.ExtendParams{Queue: "q", ID: 1, VisibilityTimeout: -time.Second})
+		}},
+		{"archive on an empty queue name", func() error {
+			return e.q.MessageArchive(ctx, &queue.ArchiveParams{IDs: []int64{1}})
+		}},
+	}
+	for _, c := range calls {
+		if err := c.call(); !errors.Is(err, taskertype.ErrInvalid) {
+			t.Errorf("%s: %v, want an error wrapping ErrInvalid", c.name, err)
+		}
+	}
+}
+
+func needWakeups(t *testing.T, e *env) {
+	t.Helper()
+	if !e.q.Capabilities().Wakeups {
+		t.Skip("the provider has no wake-ups (Capabilities.Wakeups is false): consumers poll")
+	}
+}
+
+func waitWake(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(wakeWait):
+		t.Fatalf("no wake-up within %v after %s", wakeWait, what)
+	}
+}
+
+func noWake(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+		t.Fatalf("woken by %s", what)
+	case <-time.After(quietWait):
+	}
+}
+
+func testWakeOnSend(t *testing.T, e *env) {
+	needWakeups(t, e)
+	e.ensure(t, "a")
+	e.ensure(t, "b")
+	wakeA, cancelA := e.q.Subscribe("a")
+	defer cancelA()
+	wakeA2, cancelA2 := e.q.Subscribe("a")
+	defer cancelA2()
+	wakeB, cancelB := e.q.Subscribe("b")
+	defer cancelB()
+
+	e.send(t, "a", "x", 0)
+	waitWake(t, wakeA, "a send to a")
+	waitWake(t, wakeA2, "a send to a (second subscriber)")
+	noWake(t, wakeB, "a send to another queue")
+	e.claimOne(t, "a", time.Minute)
+
+	// Signals coalesce: many sends leave one signal, not a blocked sender.
+	for range 10 {
+		e.send(t, "a", "y", 0)
+	}
+	waitWake(t, wakeA, "ten sends")
+	if n := len(e.claim(t, "a", 100, time.Minute)); n != 10 {
+		t.Fatalf("claimed %d messages after the wake-up, want 10", n)
+	}
+}
+
+func testWakeOnNack(t *testing.T, e *env) {
+	needWakeups(t, e)
+	e.ensure(t, "q")
+	e.send(t, "q", "x", 0)
+	m := e.claimOne(t, "q", time.Minute)
+	wake, cancel := e.q.Subscribe("q")
+	defer cancel()
+	if err := e.q.MessageNack(e.ctx, &queue.NackParams{Queue: "q", ID: m.ID}); err != nil {
+		t.Fatalf("MessageNack: %v", err)
+	}
+	waitWake(t, wake, "a release without delay")
+}
+
+func testWakeCancelled(t *testing.T, e *env) {
+	needWakeups(t, e)
+	e.ensure(t, "q")
+	wake, cancel := e.q.Subscribe("q")
+	cancel()
+	cancel() // cancelling twice is harmless
+	e.send(t, "q", "x", 0)
+	noWake(t, wake, "a send after the subscription was cancelled")
+}
+
+func testConcurrentClaims(t *testing.T, e *env) {
+	const messages, claimers = 1000, 8
+	e.ensure(t, "q")
+	want := make(map[int64]bool, messages)
+	for i := range messages {
+		want[e.send(t, "q", fmt.Sprint(i), 0)] = true
+	}
+	var (
+		mu   sync.Mutex
+		seen = make(map[int64]int, messages)
+		wg   sync.WaitGroup
+		errs = make(chan error, claimers)
+	)
+	for range claimers {
+		wg.Go(func() {
+			for {
+				msgs, err := e.q.MessageClaim(e.ctx, &queue.ClaimParams{Queue: "q", Max: 7, VisibilityTimeout: time.Hour})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if len(msgs) == 0 {
+					return
+				}
+				ids := make([]int64, len(msgs))
+				mu.Lock()
+				for i, m := range msgs {
+					seen[m.ID]++
+					ids[i] = m.ID
+				}
+				mu.Unlock()
+				if err := e.q.MessageAck(e.ctx, &queue.AckParams{Queue: "q", IDs: ids}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("claimer: %v", err)
+	}
+	if len(seen) != messages {
+		t.Errorf("claimed %d distinct messages, want %d", len(seen), messages)
+	}
+	for id, n := range seen {
+		if n != 1 || !want[id] {
+			t.Errorf("message %d claimed %d times (sent: %v), want once", id, n, want[id])
+		}
+	}
+	if s := e.stats(t, "q"); s.Visible+s.Claimed+s.Delayed != 0 {
+		t.Errorf("stats after all were acknowledged: %+v, want an empty queue", s)
+	}
+}
+
+func testStats(t *testing.T, e *env) {
+	e.ensure(t, "q")
+	e.ensure(t, "other")
+	if s := e.stats(t, "q"); *s != (queue.Stats{Queue: "q"}) {
+		t.Fatalf("stats of an empty queue: %+v, want all zero", s)
+	}
+	e.send(t, "q", "claimed", 0)
+	archived := e.send(t, "q", "archived", 0)
+	e.send(t, "q", "visible", 0)
+	e.send(t, "q", "delayed", time.Minute)
+	e.send(t, "other", "elsewhere", 0)
+	e.claim(t, "q", 1, 30*time.Second)
+	if err := e.q.MessageArchive(e.ctx, &queue.ArchiveParams{Queue: "q", IDs: []int64{archived}}); err != nil {
+		t.Fatalf("MessageArchive: %v", err)
+	}
+	e.clock.Advance(10 * time.Second)
+	s := e.stats(t, "q")
+	want := queue.Stats{Queue: "q", Visible: 1, Claimed: 1, Delayed: 1, Archived: 1, OldestAge: 10 * time.Second}
+	if *s != want {
+		t.Fatalf("stats %+v, want %+v", *s, want)
+	}
+	// When the claim expires, the message counts as visible again.
+	e.clock.Advance(30 * time.Second)
+	if s := e.stats(t, "q"); s.Visible != 2 || s.Claimed != 0 || s.Delayed != 1 {
+		t.Fatalf("stats after the claim expired: %+v, want 2 visible, 0 claimed, 1 delayed", s)
+	}
+}

@@ -1,0 +1,516 @@
+// Package sqlite is the embedded queue provider: queues and messages are rows
+// of the SQLite database the store uses, so that the store can send a message
+// in the same transaction as the state change it belongs to.
+//
+// Consumers in the same process are woken through Subscribe when a send
+// commits, when a message is released without delay, and when a delay runs
+// out. Other processes are not woken (Capabilities.CrossProcessWakeups is
+// false); the process lock of internal/sqlitedb keeps them out anyway.
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tasker-go/tasker/internal/sqlitedb"
+	"github.com/tasker-go/tasker/queue"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations are the queue's schema migrations, component "queue".
+var Migrations = func() fs.FS {
+	f, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		panic(err)
+	}
+	return f
+}()
+
+// Component is the queue's name in schema_migrations.
+const Component = "queue"
+
+// Config configures the queue.
+type Config struct {
+	// Path is the database file, for Open; New ignores it.
+	Path   string
+	Logger *slog.Logger
+	// Clock sets enqueue and visibility times; nil means the wall clock.
+	Clock taskertype.Clock
+}
+
+// Queue implements queue.Queue on SQLite.
+type Queue struct {
+	db     *sqlitedb.DB
+	ownsDB bool
+	clock  taskertype.Clock
+	logger *slog.Logger
+	closed atomic.Bool
+
+	// Statements prepared once. The writer's are used as they are outside a
+	// transaction and through tx.StmtContext inside one.
+	ensure, send, claim, ackOne, ackMany, nack, extend *sql.Stmt
+	archiveCopy, archiveDelete, release, nextDue       *sql.Stmt
+	stats                                              *sql.Stmt
+
+	mu     sync.Mutex // guards the fields below; never held across a database call
+	subs   map[string]map[*subscriber]struct{}
+	timers map[string]*delayTimer // at most one per queue: the earliest due delay
+	fires  sync.WaitGroup         // timer callbacks running
+	done   bool                   // Close has begun: no new timers
+}
+
+type subscriber struct {
+	ch chan struct{}
+}
+
+// delayTimer wakes the subscribers of a queue when its earliest delayed
+// message falls due. due is in real time, as the timer is.
+type delayTimer struct {
+	timer *time.Timer
+	due   time.Time
+}
+
+var _ queue.Queue = (*Queue)(nil)
+
+// Open opens the database at cfg.Path on its own (process lock, pragmas,
+// migrations) and returns a queue that closes it on Close.
+func Open(ctx context.Context, cfg Config) (*Queue, error) {
+	db, err := sqlitedb.Open(ctx, sqlitedb.Options{Path: cfg.Path, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	q, err := New(ctx, db, cfg)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	q.ownsDB = true
+	return q, nil
+}
+
+// New returns a queue on a database opened by someone else, typically the
+// store; it applies the queue's migrations. Close leaves the database open.
+func New(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Queue, error) {
+	if err := db.Migrate(ctx, Component, Migrations); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	q := &Queue{
+		db:     db,
+		clock:  cfg.Clock,
+		logger: cfg.Logger,
+		subs:   make(map[string]map[*subscriber]struct{}),
+		timers: make(map[string]*delayTimer),
+	}
+	if q.clock == nil {
+		q.clock = taskertype.SystemClock{}
+	}
+	if q.logger == nil {
+		q.logger = db.Logger
+	}
+	p := db.Preparer(ctx)
+	q.ensure = p.W(`INSERT INTO queue_queues (name, created_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING`)
+	// One statement checks that the queue exists and inserts: no row back
+	// means the queue was never ensured.
+	q.send = p.W(`INSERT INTO queue_messages (queue, body, read_ct, enqueued_at, vt, claimed)
+		SELECT ?1, ?2, 0, ?3, ?4, 0 WHERE EXISTS (SELECT 1 FROM queue_queues WHERE name = ?1)
+		RETURNING id`)
+	// The inner SELECT walks the index (queue, vt, id) from its start and
+	// stops after ?4 rows: the cost of a claim does not grow with the
+	// backlog. Messages come out in the order they became visible, which is
+	// the order they were sent for messages sent without a delay.
+	q.claim = p.W(`UPDATE queue_messages SET vt = ?1, read_ct = read_ct + 1, claimed = 1
+		WHERE id IN (SELECT id FROM queue_messages WHERE queue = ?2 AND vt <= ?3 ORDER BY vt, id LIMIT ?4)
+		RETURNING id, body, read_ct, enqueued_at`)
+	// "+queue" keeps the planner from walking the queue's index: the ids
+	// find the rows through the primary key, whatever the backlog.
+	q.ackOne = p.W(`DELETE FROM queue_messages WHERE id = ?2 AND +queue = ?1`)
+	q.ackMany = p.W(`DELETE FROM queue_messages WHERE id IN (SELECT value FROM json_each(?2)) AND +queue = ?1`)
+	q.nack = p.W(`UPDATE queue_messages SET vt = ?3, claimed = 0 WHERE id = ?2 AND +queue = ?1`)
+	q.extend = p.W(`UPDATE queue_messages SET vt = ?3 WHERE id = ?2 AND +queue = ?1`)
+	q.archiveCopy = p.W(`INSERT INTO queue_archive (id, queue, body, read_ct, enqueued_at, vt, archived_at)
+		SELECT id, queue, body, read_ct, enqueued_at, vt, ?3 FROM queue_messages
+		WHERE id IN (SELECT value FROM json_each(?2)) AND +queue = ?1`)
+	q.archiveDelete = p.W(`DELETE FROM queue_messages WHERE id IN (SELECT value FROM json_each(?2)) AND +queue = ?1`)
+	q.release = p.W(`UPDATE queue_messages SET vt = ?1, claimed = 0 WHERE claimed = 1 AND vt > ?1 RETURNING queue`)
+	q.nextDue = p.R(`SELECT MIN(vt) FROM queue_messages WHERE queue = ?1 AND vt > ?2 AND claimed = 0`)
+	q.stats = p.R(`SELECT m.visible, m.claimed, m.delayed, m.oldest,
+			(SELECT COUNT(*) FROM queue_archive a WHERE a.queue = ?1)
+		FROM queue_queues q, (
+			SELECT COALESCE(SUM(vt <= ?2), 0) AS visible,
+				COALESCE(SUM(vt > ?2 AND claimed = 1), 0) AS claimed,
+				COALESCE(SUM(vt > ?2 AND claimed = 0), 0) AS delayed,
+				MIN(enqueued_at) AS oldest
+			FROM queue_messages WHERE queue = ?1) m
+		WHERE q.name = ?1`)
+	if err := p.Err(); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	if err := q.armPending(ctx); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	return q, nil
+}
+
+// DB returns the database the queue uses.
+func (q *Queue) DB() *sqlitedb.DB { return q.db }
+
+// Capabilities implements queue.Queue.
+func (q *Queue) Capabilities() queue.Capabilities {
+	return queue.Capabilities{Wakeups: true, CrossProcessWakeups: false, SharesStoreDatabase: true}
+}
+
+func (q *Queue) check(op string) error {
+	if q.closed.Load() {
+		return fmt.Errorf("queue: %s: %w", op, taskertype.ErrClosed)
+	}
+	return nil
+}
+
+func invalid(op, format string, args ...any) error {
+	return fmt.Errorf("queue: %s: %s: %w", op, fmt.Sprintf(format, args...), taskertype.ErrInvalid)
+}
+
+func checkName(op, name string) error {
+	if name == "" {
+		return invalid(op, "the queue name is empty")
+	}
+	return nil
+}
+
+// QueueEnsure implements queue.Queue.
+func (q *Queue) QueueEnsure(ctx context.Context, name string) error {
+	if err := q.check("ensure"); err != nil {
+		return err
+	}
+	if err := checkName("ensure", name); err != nil {
+		return err
+	}
+	if _, err := q.ensure.ExecContext(ctx, name, sqlitedb.Micros(q.clock.Now())); err != nil {
+		return fmt.Errorf("queue: ensure %q: %w", name, err)
+	}
+	return nil
+}
+
+// MessageSend implements queue.Queue.
+func (q *Queue) MessageSend(ctx context.Context, p *queue.SendParams) (int64, error) {
+	if err := q.check("send"); err != nil {
+		return 0, err
+	}
+	id, err := q.sendWith(ctx, q.send, p)
+	if err != nil {
+		return 0, err
+	}
+	q.NotifySent(*p)
+	return id, nil
+}
+
+// SendTx sends a message in the caller's transaction on the queue's database
+// (the store's): it becomes visible when tx commits. After the commit, the
+// caller passes the same params to NotifySent to wake the subscribers; after
+// a rollback it passes nothing.
+func (q *Queue) SendTx(ctx context.Context, tx *sql.Tx, p *queue.SendParams) (int64, error) {
+	if err := q.check("send"); err != nil {
+		return 0, err
+	}
+	return q.sendWith(ctx, tx.StmtContext(ctx, q.send), p)
+}
+
+func (q *Queue) sendWith(ctx context.Context, st *sql.Stmt, p *queue.SendParams) (int64, error) {
+	if p == nil {
+		return 0, invalid("send", "no params")
+	}
+	if err := checkName("send", p.Queue); err != nil {
+		return 0, err
+	}
+	if p.Delay < 0 {
+		return 0, invalid("send", "queue %q: negative delay %v", p.Queue, p.Delay)
+	}
+	body := p.Body
+	if body == nil {
+		body = []byte{}
+	}
+	now := q.clock.Now()
+	var id int64
+	err := st.QueryRowContext(ctx, p.Queue, body, sqlitedb.Micros(now), sqlitedb.Micros(now.Add(p.Delay))).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("queue: send: queue %q does not exist: call QueueEnsure first: %w", p.Queue, taskertype.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("queue: send to %q: %w", p.Queue, err)
+	}
+	return id, nil
+}
+
+// MessageClaim implements queue.Queue. Claiming from a queue that was never
+// ensured returns no message.
+func (q *Queue) MessageClaim(ctx context.Context, p *queue.ClaimParams) ([]*queue.Message, error) {
+	if err := q.check("claim"); err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return nil, invalid("claim", "no params")
+	}
+	if err := checkName("claim", p.Queue); err != nil {
+		return nil, err
+	}
+	if p.Max < 1 {
+		return nil, invalid("claim", "queue %q: max %d: want at least 1", p.Queue, p.Max)
+	}
+	if p.VisibilityTimeout < 0 {
+		return nil, invalid("claim", "queue %q: negative visibility timeout %v", p.Queue, p.VisibilityTimeout)
+	}
+	now := q.clock.Now()
+	vt := now.Add(p.VisibilityTimeout)
+	rows, err := q.claim.QueryContext(ctx, sqlitedb.Micros(vt), p.Queue, sqlitedb.Micros(now), p.Max)
+	if err != nil {
+		return nil, fmt.Errorf("queue: claim from %q: %w", p.Queue, err)
+	}
+	defer rows.Close()
+	visibleAt := sqlitedb.Time(sqlitedb.Micros(vt))
+	var msgs []*queue.Message
+	for rows.Next() {
+		m := &queue.Message{Queue: p.Queue, VisibleAt: visibleAt}
+		var enq int64
+		if err := rows.Scan(&m.ID, &m.Body, &m.ReadCount, &enq); err != nil {
+			return nil, fmt.Errorf("queue: claim from %q: %w", p.Queue, err)
+		}
+		m.EnqueuedAt = sqlitedb.Time(enq)
+		msgs = append(msgs, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("queue: claim from %q: %w", p.Queue, err)
+	}
+	// RETURNING does not promise an order.
+	slices.SortFunc(msgs, func(a, b *queue.Message) int { return cmp.Compare(a.ID, b.ID) })
+	return msgs, nil
+}
+
+// MessageAck implements queue.Queue.
+func (q *Queue) MessageAck(ctx context.Context, p *queue.AckParams) error {
+	if err := q.check("ack"); err != nil {
+		return err
+	}
+	if p == nil {
+		return invalid("ack", "no params")
+	}
+	if err := checkName("ack", p.Queue); err != nil {
+		return err
+	}
+	var err error
+	switch len(p.IDs) {
+	case 0:
+		return nil
+	case 1:
+		_, err = q.ackOne.ExecContext(ctx, p.Queue, p.IDs[0])
+	default:
+		_, err = q.ackMany.ExecContext(ctx, p.Queue, idList(p.IDs))
+	}
+	if err != nil {
+		return fmt.Errorf("queue: ack on %q: %w", p.Queue, err)
+	}
+	return nil
+}
+
+// idList renders ids as a JSON array, for json_each: one prepared statement
+// serves any number of ids.
+func idList(ids []int64) string {
+	b := make([]byte, 0, 2+len(ids)*8)
+	b = append(b, '[')
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, id, 10)
+	}
+	return string(append(b, ']'))
+}
+
+// MessageNack implements queue.Queue. Releasing a message that no longer
+// exists is an error wrapping taskertype.ErrNotFound.
+func (q *Queue) MessageNack(ctx context.Context, p *queue.NackParams) error {
+	if err := q.check("nack"); err != nil {
+		return err
+	}
+	if p == nil {
+		return invalid("nack", "no params")
+	}
+	if err := checkName("nack", p.Queue); err != nil {
+		return err
+	}
+	if p.Delay < 0 {
+		return invalid("nack", "queue %q: message %d: negative delay %v", p.Queue, p.ID, p.Delay)
+	}
+	vt := q.clock.Now().Add(p.Delay)
+	if err := q.updateOne(ctx, q.nack, "nack", p.Queue, p.ID, vt); err != nil {
+		return err
+	}
+	q.NotifySent(queue.SendParams{Queue: p.Queue, Delay: p.Delay})
+	return nil
+}
+
+// MessageExtend implements queue.Queue. Extending a message that no longer
+// exists (acknowledged, or archived) is an error wrapping
+// taskertype.ErrNotFound.
+func (q *Queue) MessageExtend(ctx context.Context, p *queue.ExtendParams) error {
+	if err := q.check("extend"); err != nil {
+		return err
+	}
+	if p == nil {
+		return invalid("extend", "no params")
+	}
+	if err := checkName("extend", p.Queue); err != nil {
+		return err
+	}
+	if p.VisibilityTimeout < 0 {
+		return invalid("extend", "queue %q: message %d: negative visibility timeout %v", p.Queue, p.ID, p.VisibilityTimeout)
+	}
+	return q.updateOne(ctx, q.extend, "extend", p.Queue, p.ID, q.clock.Now().Add(p.VisibilityTimeout))
+}
+
+func (q *Queue) updateOne(ctx context.Context, st *sql.Stmt, op, name string, id int64, vt time.Time) error {
+	res, err := st.ExecContext(ctx, name, id, sqlitedb.Micros(vt))
+	if err != nil {
+		return fmt.Errorf("queue: %s message %d on %q: %w", op, id, name, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("queue: %s message %d on %q: %w", op, id, name, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("queue: %s: message %d on %q: %w", op, id, name, taskertype.ErrNotFound)
+	}
+	return nil
+}
+
+// MessageArchive implements queue.Queue. Archiving a message that no longer
+// exists is not an error.
+func (q *Queue) MessageArchive(ctx context.Context, p *queue.ArchiveParams) error {
+	if err := q.check("archive"); err != nil {
+		return err
+	}
+	if p == nil {
+		return invalid("archive", "no params")
+	}
+	if err := checkName("archive", p.Queue); err != nil {
+		return err
+	}
+	if len(p.IDs) == 0 {
+		return nil
+	}
+	ids := idList(p.IDs)
+	now := sqlitedb.Micros(q.clock.Now())
+	err := func() error {
+		tx, err := q.db.W.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		if _, err := tx.StmtContext(ctx, q.archiveCopy).ExecContext(ctx, p.Queue, ids, now); err != nil {
+			return err
+		}
+		if _, err := tx.StmtContext(ctx, q.archiveDelete).ExecContext(ctx, p.Queue, ids); err != nil {
+			return err
+		}
+		return tx.Commit()
+	}()
+	if err != nil {
+		return fmt.Errorf("queue: archive on %q: %w", p.Queue, err)
+	}
+	return nil
+}
+
+// QueueStats implements queue.Queue. Stats of a queue that was never ensured
+// are an error wrapping taskertype.ErrNotFound.
+func (q *Queue) QueueStats(ctx context.Context, name string) (*queue.Stats, error) {
+	if err := q.check("stats"); err != nil {
+		return nil, err
+	}
+	if err := checkName("stats", name); err != nil {
+		return nil, err
+	}
+	now := q.clock.Now()
+	s := &queue.Stats{Queue: name}
+	var oldest sql.NullInt64
+	err := q.stats.QueryRowContext(ctx, name, sqlitedb.Micros(now)).
+		Scan(&s.Visible, &s.Claimed, &s.Delayed, &oldest, &s.Archived)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("queue: stats: queue %q does not exist: %w", name, taskertype.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("queue: stats of %q: %w", name, err)
+	}
+	if oldest.Valid {
+		s.OldestAge = max(now.Sub(sqlitedb.Time(oldest.Int64)), 0)
+	}
+	return s, nil
+}
+
+// ReleaseClaims makes every claimed and unacknowledged message visible now,
+// and returns how many there were. The embedded engine calls it at start-up:
+// it holds the process lock, so the claims it finds belong to a process that
+// is gone.
+func (q *Queue) ReleaseClaims(ctx context.Context) (int, error) {
+	if err := q.check("release claims"); err != nil {
+		return 0, err
+	}
+	rows, err := q.release.QueryContext(ctx, sqlitedb.Micros(q.clock.Now()))
+	if err != nil {
+		return 0, fmt.Errorf("queue: release claims: %w", err)
+	}
+	defer rows.Close()
+	n := 0
+	var queues []queue.SendParams
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return n, fmt.Errorf("queue: release claims: %w", err)
+		}
+		n++
+		if !slices.ContainsFunc(queues, func(p queue.SendParams) bool { return p.Queue == name }) {
+			queues = append(queues, queue.SendParams{Queue: name})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return n, fmt.Errorf("queue: release claims: %w", err)
+	}
+	rows.Close()
+	q.NotifySent(queues...)
+	if n > 0 {
+		q.logger.Info("released the claims of a previous run", "messages", n)
+	}
+	return n, nil
+}
+
+// Close stops the delay timers and, when the queue opened its own database,
+// closes it. It may be called more than once.
+func (q *Queue) Close() error {
+	if !q.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	q.mu.Lock()
+	q.done = true
+	for name, t := range q.timers {
+		t.timer.Stop()
+		delete(q.timers, name)
+	}
+	q.mu.Unlock()
+	q.fires.Wait()
+	if q.ownsDB {
+		return q.db.Close()
+	}
+	return nil
+}

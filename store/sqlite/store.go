@@ -1,0 +1,397 @@
+// Package sqlite is the embedded store driver: tasks, steps, edges and
+// transitions in one SQLite file, shared with the embedded queue
+// (queue/sqlite) so that a state change and the message it sends commit in
+// one transaction.
+//
+// Writes go through the single writer connection of internal/sqlitedb, one
+// transaction at a time (BEGIN IMMEDIATE); reads outside a transaction use the
+// reader pool and see the last committed state without waiting for the writer.
+//
+// Inside InTx, do not call methods of the Store or of its Queue that write
+// (Queue.MessageSend, MessageClaim, …): they wait for the writer connection
+// the transaction holds, forever. Use the Tx's methods instead.
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	"github.com/google/uuid"
+
+	"github.com/tasker-go/tasker/internal/sqlitedb"
+	queuesqlite "github.com/tasker-go/tasker/queue/sqlite"
+	"github.com/tasker-go/tasker/store"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations are the store's schema migrations, component "store".
+var Migrations = func() fs.FS {
+	f, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		panic(err)
+	}
+	return f
+}()
+
+// Component is the store's name in schema_migrations.
+const Component = "store"
+
+// Config configures the store.
+type Config struct {
+	// Path is the database file; see sqlitedb.Options.
+	Path   string
+	Logger *slog.Logger
+	// Clock is given to the queue, and dates a transition or a creation
+	// whose At is zero. Nil means the wall clock.
+	Clock taskertype.Clock
+}
+
+// Store implements store.Store on SQLite.
+type Store struct {
+	db     *sqlitedb.DB
+	q      *queuesqlite.Queue
+	clock  taskertype.Clock
+	closed atomic.Bool
+
+	w writeStmts // writer: used in transactions through tx.StmtContext
+	r readStmts  // readers
+
+	// Readers only.
+	taskListAll, taskListState, transitionsOfTask, transitionsOfStep *sql.Stmt
+}
+
+// readStmts are the statements that read; one set is prepared on each pool.
+type readStmts struct {
+	taskGet, stepGet, stepDeps, stepList, taskEdges *sql.Stmt
+}
+
+type writeStmts struct {
+	readStmts
+	taskInsert, stepInsert, edgeInsert *sql.Stmt
+	taskTransition, taskState          *sql.Stmt
+	stepTransition, stepState          *sql.Stmt
+	inputsContext, inputsResults       *sql.Stmt
+	transitionInsert                   [len(transitionBatches)]*sql.Stmt
+}
+
+var _ store.Store = (*Store)(nil)
+
+const (
+	taskColumns = `id, namespace, name, version, state, context, created_at, updated_at, finished_at`
+	stepColumns = `id, task_id, name, handler, position, state, attempts, retry, timeout_us,
+		next_retry_at, result, failure, created_at, updated_at, started_at, finished_at`
+	transitionColumns = `id, task_id, step_id, from_state, to_state, event, at, processor`
+)
+
+// transitionBatches are the row counts of the prepared multi-row inserts of
+// transitions; a transaction's transitions are written in chunks of these
+// sizes, largest first.
+var transitionBatches = [...]int{32, 16, 8, 4, 2, 1}
+
+// Open opens the database at cfg.Path (process lock, pragmas), applies the
+// migrations of the store and of the queue, and builds the co-located queue.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	db, err := sqlitedb.Open(ctx, sqlitedb.Options{Path: cfg.Path, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	s, err := newStore(ctx, db, cfg)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func newStore(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Store, error) {
+	if err := db.Migrate(ctx, Component, Migrations); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	q, err := queuesqlite.New(ctx, db, queuesqlite.Config{Logger: cfg.Logger, Clock: cfg.Clock})
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	s := &Store{db: db, q: q, clock: cfg.Clock}
+	if s.clock == nil {
+		s.clock = taskertype.SystemClock{}
+	}
+	p := db.Preparer(ctx)
+	prepareReads(&s.r, p.R)
+	prepareReads(&s.w.readStmts, p.W)
+	w := &s.w
+	w.taskInsert = p.W(`INSERT INTO tasks (` + taskColumns + `) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, NULL)`)
+	w.stepInsert = p.W(`INSERT INTO steps (id, task_id, name, handler, position, state, attempts, retry, timeout_us, created_at, updated_at)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?9)`)
+	w.edgeInsert = p.W(`INSERT INTO step_edges (task_id, from_step_id, to_step_id) VALUES (?1, ?2, ?3)`)
+	w.taskTransition = p.W(`UPDATE tasks SET state = ?3, updated_at = ?4, finished_at = ?5 WHERE id = ?1 AND state = ?2`)
+	w.taskState = p.W(`SELECT state FROM tasks WHERE id = ?1`)
+	w.stepTransition = p.W(`UPDATE steps SET state = ?3, attempts = ?4, next_retry_at = ?5, result = ?6, failure = ?7,
+			started_at = ?8, finished_at = ?9, updated_at = ?10
+		WHERE id = ?1 AND state = ?2 RETURNING task_id`)
+	w.stepState = p.W(`SELECT state FROM steps WHERE id = ?1`)
+	w.inputsContext = p.W(`SELECT t.context FROM steps s JOIN tasks t ON t.id = s.task_id WHERE s.id = ?1`)
+	w.inputsResults = p.W(`SELECT d.name, d.result FROM step_edges e JOIN steps d ON d.id = e.from_step_id WHERE e.to_step_id = ?1`)
+	for i, n := range transitionBatches {
+		w.transitionInsert[i] = p.W(`INSERT INTO transitions (task_id, step_id, from_state, to_state, event, at, processor) VALUES ` +
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?), ", n), ", "))
+	}
+	s.taskListAll = p.R(`SELECT ` + taskColumns + ` FROM tasks ORDER BY created_at DESC, id DESC LIMIT ?1`)
+	s.taskListState = p.R(`SELECT ` + taskColumns + ` FROM tasks WHERE state = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2`)
+	s.transitionsOfTask = p.R(`SELECT ` + transitionColumns + ` FROM transitions WHERE task_id = ?1 ORDER BY id`)
+	s.transitionsOfStep = p.R(`SELECT ` + transitionColumns + ` FROM transitions WHERE task_id = ?1 AND step_id = ?2 ORDER BY id`)
+	if err := p.Err(); err != nil {
+		q.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return s, nil
+}
+
+func prepareReads(rs *readStmts, prepare func(string) *sql.Stmt) {
+	rs.taskGet = prepare(`SELECT ` + taskColumns + ` FROM tasks WHERE id = ?1`)
+	rs.stepGet = prepare(`SELECT ` + stepColumns + ` FROM steps WHERE id = ?1`)
+	rs.stepDeps = prepare(`SELECT from_step_id FROM step_edges WHERE to_step_id = ?1`)
+	rs.stepList = prepare(`SELECT ` + stepColumns + ` FROM steps WHERE task_id = ?1 ORDER BY position, name`)
+	rs.taskEdges = prepare(`SELECT to_step_id, from_step_id FROM step_edges WHERE task_id = ?1`)
+}
+
+// Queue returns the queue that shares the store's database: messages sent
+// with Tx.MessageSend are consumed from it.
+func (s *Store) Queue() *queuesqlite.Queue { return s.q }
+
+// DB returns the store's database.
+func (s *Store) DB() *sqlitedb.DB { return s.db }
+
+// Close closes the queue and the database. It may be called more than once.
+func (s *Store) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	return errors.Join(s.q.Close(), s.db.Close())
+}
+
+func (s *Store) check(op string) error {
+	if s.closed.Load() {
+		return fmt.Errorf("store: %s: %w", op, taskertype.ErrClosed)
+	}
+	return nil
+}
+
+func invalid(op, format string, args ...any) error {
+	return fmt.Errorf("store: %s: %s: %w", op, fmt.Sprintf(format, args...), taskertype.ErrInvalid)
+}
+
+func notFound(op, kind string, id uuid.UUID) error {
+	return fmt.Errorf("store: %s: %s %s: %w", op, kind, id, taskertype.ErrNotFound)
+}
+
+// TaskGet implements store.Store.
+func (s *Store) TaskGet(ctx context.Context, id uuid.UUID) (*taskertype.Task, error) {
+	if err := s.check("task get"); err != nil {
+		return nil, err
+	}
+	return getTask(ctx, s.r.taskGet, "task get", id)
+}
+
+func getTask(ctx context.Context, st *sql.Stmt, op string, id uuid.UUID) (*taskertype.Task, error) {
+	t, err := scanTask(st.QueryRowContext(ctx, id.String()))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound(op, "task", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: task %s: %w", op, id, err)
+	}
+	return t, nil
+}
+
+// TaskList implements store.Store.
+func (s *Store) TaskList(ctx context.Context, p *store.TaskListParams) ([]*taskertype.Task, error) {
+	if err := s.check("task list"); err != nil {
+		return nil, err
+	}
+	if p == nil {
+		p = &store.TaskListParams{}
+	}
+	limit := p.Limit
+	switch {
+	case limit == 0:
+		limit = 100
+	case limit < 0:
+		return nil, invalid("task list", "negative limit %d", p.Limit)
+	}
+	if len(p.States) == 0 {
+		return s.taskList(ctx, s.taskListAll, limit)
+	}
+	states := make([]string, 0, len(p.States))
+	for _, st := range p.States {
+		if !st.Valid() {
+			return nil, invalid("task list", "unknown task state %q", st)
+		}
+		if !slices.Contains(states, string(st)) {
+			states = append(states, string(st))
+		}
+	}
+	if len(states) == 1 {
+		return s.taskList(ctx, s.taskListState, states[0], limit)
+	}
+	// One indexed query per state, each reading at most limit rows in
+	// order, merged here; one read transaction makes them a snapshot, so
+	// that a task that changes state meanwhile is listed once.
+	rtx, err := s.db.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("store: task list: %w", err)
+	}
+	defer rtx.Rollback()
+	st := rtx.StmtContext(ctx, s.taskListState)
+	var tasks []*taskertype.Task
+	for _, state := range states {
+		ts, err := s.taskList(ctx, st, state, limit)
+		if err != nil {
+			return nil, err
+		}
+		tasks = append(tasks, ts...)
+	}
+	slices.SortFunc(tasks, func(a, b *taskertype.Task) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return bytes.Compare(b.ID[:], a.ID[:]) // as the text of canonical UUIDs sorts
+	})
+	if len(tasks) > limit {
+		tasks = tasks[:limit]
+	}
+	return tasks, nil
+}
+
+func (s *Store) taskList(ctx context.Context, st *sql.Stmt, args ...any) ([]*taskertype.Task, error) {
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: task list: %w", err)
+	}
+	defer rows.Close()
+	var tasks []*taskertype.Task
+	for rows.Next() {
+		t, err := scanTask(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: task list: %w", err)
+		}
+		tasks = append(tasks, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: task list: %w", err)
+	}
+	return tasks, nil
+}
+
+// StepList implements store.Store: the steps of a task in template order
+// (position, then name), each with DependsOn sorted. A task without steps,
+// or no such task, gives an empty list.
+func (s *Store) StepList(ctx context.Context, taskID uuid.UUID) ([]*taskertype.Step, error) {
+	if err := s.check("step list"); err != nil {
+		return nil, err
+	}
+	return listSteps(ctx, s.r.stepList, s.r.taskEdges, taskID)
+}
+
+// listSteps reads the steps of a task with one query and their edges with a
+// second one. Edges never change after the task is created, so the two
+// queries need no common snapshot.
+func listSteps(ctx context.Context, stepList, taskEdges *sql.Stmt, taskID uuid.UUID) ([]*taskertype.Step, error) {
+	id := taskID.String()
+	rows, err := stepList.QueryContext(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("store: step list: task %s: %w", taskID, err)
+	}
+	defer rows.Close()
+	var steps []*taskertype.Step
+	byID := make(map[uuid.UUID]*taskertype.Step)
+	for rows.Next() {
+		st, err := scanStep(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: step list: task %s: %w", taskID, err)
+		}
+		steps = append(steps, st)
+		byID[st.ID] = st
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: step list: task %s: %w", taskID, err)
+	}
+	rows.Close()
+	if len(steps) == 0 {
+		return steps, nil
+	}
+	erows, err := taskEdges.QueryContext(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("store: step list: task %s: edges: %w", taskID, err)
+	}
+	defer erows.Close()
+	for erows.Next() {
+		var to, from uuid.UUID
+		if err := erows.Scan(&to, &from); err != nil {
+			return nil, fmt.Errorf("store: step list: task %s: edges: %w", taskID, err)
+		}
+		if st := byID[to]; st != nil {
+			st.DependsOn = append(st.DependsOn, from)
+		}
+	}
+	if err := erows.Err(); err != nil {
+		return nil, fmt.Errorf("store: step list: task %s: edges: %w", taskID, err)
+	}
+	for _, st := range steps {
+		sortIDs(st.DependsOn)
+	}
+	return steps, nil
+}
+
+// TransitionList implements store.Store. The transitions of a task that does
+// not exist are an empty list.
+func (s *Store) TransitionList(ctx context.Context, p *store.TransitionListParams) ([]*taskertype.Transition, error) {
+	if err := s.check("transition list"); err != nil {
+		return nil, err
+	}
+	if p == nil || p.TaskID == uuid.Nil {
+		return nil, invalid("transition list", "no task ID")
+	}
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if p.StepID == uuid.Nil {
+		rows, err = s.transitionsOfTask.QueryContext(ctx, p.TaskID.String())
+	} else {
+		rows, err = s.transitionsOfStep.QueryContext(ctx, p.TaskID.String(), p.StepID.String())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: transition list: task %s: %w", p.TaskID, err)
+	}
+	defer rows.Close()
+	var ts []*taskertype.Transition
+	for rows.Next() {
+		var (
+			tr     taskertype.Transition
+			stepID sql.Null[uuid.UUID]
+			at     int64
+		)
+		if err := rows.Scan(&tr.ID, &tr.TaskID, &stepID, &tr.From, &tr.To, &tr.Event, &at, &tr.Processor); err != nil {
+			return nil, fmt.Errorf("store: transition list: task %s: %w", p.TaskID, err)
+		}
+		tr.StepID = stepID.V
+		tr.At = sqlitedb.Time(at)
+		ts = append(ts, &tr)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: transition list: task %s: %w", p.TaskID, err)
+	}
+	return ts, nil
+}

@@ -1,0 +1,464 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tasker-go/tasker/internal/sqlitedb"
+	"github.com/tasker-go/tasker/queue"
+	"github.com/tasker-go/tasker/store"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+// tx is a write transaction: a BEGIN IMMEDIATE on the writer connection.
+// Transitions are buffered and written with multi-row inserts just before the
+// commit, in the order they were made; messages are written at once and their
+// wake-ups fire after the commit.
+type tx struct {
+	s     *Store
+	tx    *sql.Tx
+	trans []transitionRow
+	sent  []queue.SendParams // Queue and Delay only, for the wake-ups
+	done  bool
+}
+
+type transitionRow struct {
+	taskID    string
+	stepID    any // string, or nil for a task transition
+	from, to  string
+	event     string
+	at        int64
+	processor string
+}
+
+var _ store.Tx = (*tx)(nil)
+
+// InTx implements store.Store. fn runs once: with a single writer, SQLite
+// never fails a transaction for serialization. A panic in fn rolls the
+// transaction back and goes on. The error of fn is returned as it is.
+func (s *Store) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
+	if err := s.check("transaction"); err != nil {
+		return err
+	}
+	sqlTx, err := s.db.W.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	t := &tx{s: s, tx: sqlTx}
+	committed := false
+	defer func() {
+		t.done = true
+		if !committed {
+			// Also on a panic in fn, which goes on after this.
+			_ = sqlTx.Rollback()
+		}
+	}()
+	if err := fn(t); err != nil {
+		return err
+	}
+	if err := t.flushTransitions(ctx); err != nil {
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	committed = true
+	s.q.NotifySent(t.sent...)
+	return nil
+}
+
+func (t *tx) check(op string) error {
+	if t.done {
+		return fmt.Errorf("store: %s: the transaction has ended: %w", op, taskertype.ErrClosed)
+	}
+	return nil
+}
+
+func (t *tx) stmt(ctx context.Context, st *sql.Stmt) *sql.Stmt { return t.tx.StmtContext(ctx, st) }
+
+func (t *tx) flushTransitions(ctx context.Context) error {
+	rows := t.trans
+	t.trans = nil
+	for len(rows) > 0 {
+		i := 0
+		for transitionBatches[i] > len(rows) {
+			i++
+		}
+		n := transitionBatches[i]
+		args := make([]any, 0, n*7)
+		for _, r := range rows[:n] {
+			args = append(args, r.taskID, r.stepID, r.from, r.to, r.event, r.at, r.processor)
+		}
+		if _, err := t.stmt(ctx, t.s.w.transitionInsert[i]).ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("store: record transitions: %w", err)
+		}
+		rows = rows[n:]
+	}
+	return nil
+}
+
+func (t *tx) at(at time.Time) time.Time {
+	if at.IsZero() {
+		return t.s.clock.Now()
+	}
+	return at
+}
+
+// TaskCreate implements store.Tx. It sets the task's and the steps' State to
+// pending, their CreatedAt and UpdatedAt to p.At and each step's TaskID; the
+// other mutable fields of the steps are stored as for a step never run.
+func (t *tx) TaskCreate(ctx context.Context, p *store.TaskCreateParams) error {
+	const op = "task create"
+	if err := t.check(op); err != nil {
+		return err
+	}
+	if err := validateCreate(p); err != nil {
+		return err
+	}
+	at := t.at(p.At)
+	atUS := sqlitedb.Micros(at)
+	task := p.Task
+	taskID := task.ID.String()
+	taskCtx := []byte(task.Context)
+	if len(taskCtx) == 0 {
+		taskCtx = []byte("{}")
+	}
+	_, err := t.stmt(ctx, t.s.w.taskInsert).ExecContext(ctx,
+		taskID, task.Namespace, task.Name, task.Version, string(taskertype.TaskPending), taskCtx, atUS)
+	if sqlitedb.IsUniqueViolation(err) {
+		return invalid(op, "task %s already exists", task.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("store: %s: task %s: %w", op, task.ID, err)
+	}
+	task.State = taskertype.TaskPending
+	task.CreatedAt, task.UpdatedAt, task.FinishedAt = at, at, time.Time{}
+	t.trans = append(t.trans, transitionRow{taskID: taskID, stepID: nil,
+		to: string(taskertype.TaskPending), event: string(taskertype.TaskEventCreate), at: atUS, processor: p.Processor})
+
+	ins := t.stmt(ctx, t.s.w.stepInsert)
+	for _, st := range p.Steps {
+		retry, err := json.Marshal(st.Retry)
+		if err != nil {
+			return invalid(op, "step %q: retry policy: %v", st.Name, err)
+		}
+		stepID := st.ID.String()
+		_, err = ins.ExecContext(ctx, stepID, taskID, st.Name, st.Handler, st.Position,
+			string(taskertype.StepPending), retry, st.Timeout.Microseconds(), atUS)
+		if sqlitedb.IsUniqueViolation(err) {
+			return invalid(op, "step %s (%q) already exists", st.ID, st.Name)
+		}
+		if err != nil {
+			return fmt.Errorf("store: %s: step %s (%q): %w", op, st.ID, st.Name, err)
+		}
+		st.TaskID = task.ID
+		st.State = taskertype.StepPending
+		st.CreatedAt, st.UpdatedAt = at, at
+		t.trans = append(t.trans, transitionRow{taskID: taskID, stepID: stepID,
+			to: string(taskertype.StepPending), event: string(taskertype.StepEventCreate), at: atUS, processor: p.Processor})
+	}
+	edge := t.stmt(ctx, t.s.w.edgeInsert)
+	for _, st := range p.Steps {
+		for _, dep := range st.DependsOn {
+			if _, err := edge.ExecContext(ctx, taskID, dep.String(), st.ID.String()); err != nil {
+				return fmt.Errorf("store: %s: edge %s → %s: %w", op, dep, st.ID, err)
+			}
+		}
+	}
+	return nil
+}
+
+// validateCreate checks what the database cannot: the fields a task and its
+// steps need, and that the dependencies name steps of this task and form no
+// cycle.
+func validateCreate(p *store.TaskCreateParams) error {
+	const op = "task create"
+	if p == nil || p.Task == nil {
+		return invalid(op, "no task")
+	}
+	task := p.Task
+	switch {
+	case task.ID == uuid.Nil:
+		return invalid(op, "the task has no ID")
+	case task.Namespace == "":
+		return invalid(op, "task %s has no namespace", task.ID)
+	case task.Name == "":
+		return invalid(op, "task %s has no template name", task.ID)
+	case len(task.Context) > 0 && !json.Valid(task.Context):
+		return invalid(op, "task %s: the context is not valid JSON", task.ID)
+	}
+	index := make(map[uuid.UUID]int, len(p.Steps))
+	names := make(map[string]bool, len(p.Steps))
+	for i, st := range p.Steps {
+		switch {
+		case st == nil:
+			return invalid(op, "task %s: step %d is nil", task.ID, i)
+		case st.ID == uuid.Nil:
+			return invalid(op, "task %s: step %q has no ID", task.ID, st.Name)
+		case st.Name == "":
+			return invalid(op, "task %s: step %s has no name", task.ID, st.ID)
+		case names[st.Name]:
+			return invalid(op, "task %s: two steps are named %q", task.ID, st.Name)
+		}
+		if _, dup := index[st.ID]; dup {
+			return invalid(op, "task %s: two steps have the ID %s", task.ID, st.ID)
+		}
+		index[st.ID] = i
+		names[st.Name] = true
+	}
+	// Every dependency is a step of the list, named once; then a depth-first
+	// walk finds any cycle.
+	for _, st := range p.Steps {
+		seen := make(map[uuid.UUID]bool, len(st.DependsOn))
+		for _, dep := range st.DependsOn {
+			if _, ok := index[dep]; !ok {
+				return invalid(op, "task %s: step %q depends on %s, which is not a step of this task", task.ID, st.Name, dep)
+			}
+			if dep == st.ID {
+				return invalid(op, "task %s: step %q depends on itself", task.ID, st.Name)
+			}
+			if seen[dep] {
+				return invalid(op, "task %s: step %q depends on %s twice", task.ID, st.Name, dep)
+			}
+			seen[dep] = true
+		}
+	}
+	const (
+		unvisited = iota
+		visiting
+		visited
+	)
+	mark := make([]int, len(p.Steps))
+	var visit func(i int) error
+	visit = func(i int) error {
+		switch mark[i] {
+		case visiting:
+			return invalid(op, "task %s: the dependencies of step %q form a cycle", task.ID, p.Steps[i].Name)
+		case visited:
+			return nil
+		}
+		mark[i] = visiting
+		for _, dep := range p.Steps[i].DependsOn {
+			if err := visit(index[dep]); err != nil {
+				return err
+			}
+		}
+		mark[i] = visited
+		return nil
+	}
+	for i := range p.Steps {
+		if err := visit(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TaskGetForUpdate implements store.Tx. The transaction already holds
+// SQLite's write lock, so a plain read holds the task too.
+func (t *tx) TaskGetForUpdate(ctx context.Context, id uuid.UUID) (*taskertype.Task, error) {
+	if err := t.check("task get"); err != nil {
+		return nil, err
+	}
+	return getTask(ctx, t.stmt(ctx, t.s.w.taskGet), "task get", id)
+}
+
+// TaskTransition implements store.Tx.
+func (t *tx) TaskTransition(ctx context.Context, p *store.TaskTransitionParams) error {
+	const op = "task transition"
+	if err := t.check(op); err != nil {
+		return err
+	}
+	if p == nil || p.ID == uuid.Nil {
+		return invalid(op, "no task ID")
+	}
+	next, err := taskertype.NextTaskState(p.From, p.Event)
+	if err != nil {
+		return fmt.Errorf("store: %s: task %s: %w", op, p.ID, err)
+	}
+	if next != p.To {
+		return fmt.Errorf("store: %s: task %s: event %q in state %q leads to %q, not %q: %w",
+			op, p.ID, p.Event, p.From, next, p.To, taskertype.ErrIllegalTransition)
+	}
+	at := t.at(p.At)
+	var finished any
+	if p.To.Terminal() {
+		finished = sqlitedb.Micros(at)
+	}
+	id := p.ID.String()
+	res, err := t.stmt(ctx, t.s.w.taskTransition).ExecContext(ctx, id, string(p.From), string(p.To), sqlitedb.Micros(at), finished)
+	if err != nil {
+		return fmt.Errorf("store: %s: task %s: %w", op, p.ID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("store: %s: task %s: %w", op, p.ID, err)
+	}
+	if n == 0 {
+		return t.stale(ctx, op, "task", t.s.w.taskState, p.ID, string(p.From))
+	}
+	t.trans = append(t.trans, transitionRow{taskID: id, stepID: nil, from: string(p.From), to: string(p.To),
+		event: string(p.Event), at: sqlitedb.Micros(at), processor: p.Processor})
+	return nil
+}
+
+// stale explains a compare-and-set that changed nothing: the record is in
+// another state, or does not exist.
+func (t *tx) stale(ctx context.Context, op, kind string, stateOf *sql.Stmt, id uuid.UUID, expected string) error {
+	var actual string
+	err := t.stmt(ctx, stateOf).QueryRowContext(ctx, id.String()).Scan(&actual)
+	if errors.Is(err, sql.ErrNoRows) {
+		return notFound(op, kind, id)
+	}
+	if err != nil {
+		return fmt.Errorf("store: %s: %s %s: %w", op, kind, id, err)
+	}
+	return fmt.Errorf("store: %s: %w", op, &taskertype.StaleStateError{Kind: kind, ID: id.String(), Expected: expected, Actual: actual})
+}
+
+// StepGet implements store.Tx.
+func (t *tx) StepGet(ctx context.Context, id uuid.UUID) (*taskertype.Step, error) {
+	const op = "step get"
+	if err := t.check(op); err != nil {
+		return nil, err
+	}
+	st, err := scanStep(t.stmt(ctx, t.s.w.stepGet).QueryRowContext(ctx, id.String()))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound(op, "step", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: step %s: %w", op, id, err)
+	}
+	rows, err := t.stmt(ctx, t.s.w.stepDeps).QueryContext(ctx, id.String())
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: step %s: dependencies: %w", op, id, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var dep uuid.UUID
+		if err := rows.Scan(&dep); err != nil {
+			return nil, fmt.Errorf("store: %s: step %s: dependencies: %w", op, id, err)
+		}
+		st.DependsOn = append(st.DependsOn, dep)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: %s: step %s: dependencies: %w", op, id, err)
+	}
+	sortIDs(st.DependsOn)
+	return st, nil
+}
+
+// StepList implements store.Tx.
+func (t *tx) StepList(ctx context.Context, taskID uuid.UUID) ([]*taskertype.Step, error) {
+	if err := t.check("step list"); err != nil {
+		return nil, err
+	}
+	return listSteps(ctx, t.stmt(ctx, t.s.w.stepList), t.stmt(ctx, t.s.w.taskEdges), taskID)
+}
+
+// StepTransition implements store.Tx. It sets p.Step.UpdatedAt to p.At, and
+// p.Step.TaskID from the database.
+func (t *tx) StepTransition(ctx context.Context, p *store.StepTransitionParams) error {
+	const op = "step transition"
+	if err := t.check(op); err != nil {
+		return err
+	}
+	if p == nil || p.Step == nil || p.Step.ID == uuid.Nil {
+		return invalid(op, "no step")
+	}
+	st := p.Step
+	next, err := taskertype.NextStepState(p.From, p.Event)
+	if err != nil {
+		return fmt.Errorf("store: %s: step %s: %w", op, st.ID, err)
+	}
+	if next != st.State {
+		return fmt.Errorf("store: %s: step %s: event %q in state %q leads to %q, not %q: %w",
+			op, st.ID, p.Event, p.From, next, st.State, taskertype.ErrIllegalTransition)
+	}
+	var failure any
+	if st.Failure != nil {
+		b, err := json.Marshal(st.Failure)
+		if err != nil {
+			return invalid(op, "step %s: failure: %v", st.ID, err)
+		}
+		failure = b
+	}
+	at := t.at(p.At)
+	atUS := sqlitedb.Micros(at)
+	id := st.ID.String()
+	var taskID string
+	err = t.stmt(ctx, t.s.w.stepTransition).QueryRowContext(ctx, id, string(p.From), string(st.State), st.Attempts,
+		sqlitedb.NullMicros(st.NextRetryAt), nullBytes(st.Result), failure,
+		sqlitedb.NullMicros(st.StartedAt), sqlitedb.NullMicros(st.FinishedAt), atUS).Scan(&taskID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return t.stale(ctx, op, "step", t.s.w.stepState, st.ID, string(p.From))
+	}
+	if err != nil {
+		return fmt.Errorf("store: %s: step %s: %w", op, st.ID, err)
+	}
+	st.UpdatedAt = at
+	if tid, err := uuid.Parse(taskID); err == nil {
+		st.TaskID = tid
+	}
+	t.trans = append(t.trans, transitionRow{taskID: taskID, stepID: id, from: string(p.From), to: string(st.State),
+		event: string(p.Event), at: atUS, processor: p.Processor})
+	return nil
+}
+
+// StepInputs implements store.Tx.
+func (t *tx) StepInputs(ctx context.Context, stepID uuid.UUID) (*store.StepInputs, error) {
+	const op = "step inputs"
+	if err := t.check(op); err != nil {
+		return nil, err
+	}
+	id := stepID.String()
+	in := &store.StepInputs{Results: make(map[string]json.RawMessage)}
+	err := t.stmt(ctx, t.s.w.inputsContext).QueryRowContext(ctx, id).Scan((*[]byte)(&in.Context))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound(op, "step", stepID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: step %s: %w", op, stepID, err)
+	}
+	rows, err := t.stmt(ctx, t.s.w.inputsResults).QueryContext(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: step %s: %w", op, stepID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			name   string
+			result []byte
+		)
+		if err := rows.Scan(&name, &result); err != nil {
+			return nil, fmt.Errorf("store: %s: step %s: %w", op, stepID, err)
+		}
+		if len(result) == 0 {
+			result = []byte("null")
+		}
+		in.Results[name] = result
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: %s: step %s: %w", op, stepID, err)
+	}
+	return in, nil
+}
+
+// MessageSend implements store.Tx: the message is written in this
+// transaction, and the queue's subscribers are woken after the commit.
+func (t *tx) MessageSend(ctx context.Context, p *queue.SendParams) error {
+	if err := t.check("message send"); err != nil {
+		return err
+	}
+	if _, err := t.s.q.SendTx(ctx, t.tx, p); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	t.sent = append(t.sent, queue.SendParams{Queue: p.Queue, Delay: p.Delay})
+	return nil
+}

@@ -1,0 +1,947 @@
+// Package storetest is the conformance suite of store.Store: every driver
+// runs it unchanged from its own tests.
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, storetest.Harness{Name: "sqlite", New: newStore})
+//	}
+//
+// Checking for leaked goroutines (goleak) is the caller's job, in its TestMain.
+package storetest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tasker-go/tasker/internal/testclock"
+	"github.com/tasker-go/tasker/queue"
+	"github.com/tasker-go/tasker/store"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+// Harness makes the stores under test.
+type Harness struct {
+	// Name names the driver in failure messages.
+	Name string
+	// New returns a fresh, empty store and the queue that shares its
+	// database (store.Tx.MessageSend sends there), or a nil queue if the
+	// driver has none; the tests that need it are then skipped. New closes
+	// both (t.Cleanup) at the end of the test.
+	New func(t *testing.T, clock taskertype.Clock) (store.Store, queue.Queue)
+}
+
+// Start is the fake clock's time at the start of each test.
+var Start = time.Date(2025, 3, 14, 9, 26, 53, 589793000, time.UTC)
+
+// Processor is the processor recorded by the suite's transitions.
+const Processor = "storetest@host:1"
+
+// Run runs the suite.
+func Run(t *testing.T, h Harness) {
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := testclock.New(Start)
+			s, q := h.New(t, clock)
+			if s == nil {
+				t.Fatalf("%s: New returned a nil store", h.Name)
+			}
+			tc.fn(t, &env{s: s, q: q, clock: clock})
+		})
+	}
+}
+
+var cases = []struct {
+	name string
+	fn   func(t *testing.T, e *env)
+}{
+	{"a created task and its steps read back with their edges", testCreateReadBack},
+	{"creating a task records a create transition for it and for each step", testCreateTransitions},
+	{"a task with a dependency outside it, a cycle or a duplicate is refused as invalid", testCreateInvalid},
+	{"creating a task twice is refused as invalid", testCreateTwice},
+	{"a task transition moves the task, dates it and records it", testTaskTransition},
+	{"a step transition writes the step's fields", testStepTransition},
+	{"a transition from the wrong state fails as stale and changes nothing", testStale},
+	{"a transition of a record that does not exist fails as not found", testTransitionNotFound},
+	{"an illegal transition is refused", testIllegal},
+	{"reads of unknown records fail as not found", testNotFound},
+	{"a rolled-back transaction leaves no task and no message", testRollback},
+	{"a message sent in a committed transaction wakes subscribers and can be claimed", testMessageCommitted},
+	{"transitions are listed in the order they were applied", testTransitionOrder},
+	{"step inputs carry the context and the dependency results by name", testStepInputs},
+	{"task list filters by state and lists the newest first", testTaskList},
+	{"concurrent transactions on one task serialize", testConcurrentCAS},
+	{"a panic in fn rolls back and re-panics", testPanic},
+}
+
+type env struct {
+	s     store.Store
+	q     queue.Queue
+	clock *testclock.Clock
+}
+
+func needQueue(t *testing.T, e *env) {
+	t.Helper()
+	if e.q == nil {
+		t.Skip("the driver has no co-located queue (Harness.New returned nil): store.Tx.MessageSend is not tested")
+	}
+}
+
+func newID(t *testing.T) uuid.UUID {
+	t.Helper()
+	id, err := uuid.NewV7()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// diamond describes a task of four steps: a; b and c after a; d after b and c.
+func diamond(t *testing.T, e *env) *store.TaskCreateParams {
+	t.Helper()
+	a, b, c, d := newID(t), newID(t), newID(t), newID(t)
+	retry := taskertype.RetryPolicy{Retryable: true, MaxAttempts: 3, Backoff: taskertype.BackoffExponential,
+		Base: time.Second, Cap: time.Minute, Jitter: 0.1}
+	step := func(id uuid.UUID, name string, pos int, deps ...uuid.UUID) *taskertype.Step {
+		return &taskertype.Step{ID: id, Name: name, Handler: "handle_" + name, Position: pos, Retry: retry,
+			Timeout: 90 * time.Second, DependsOn: deps}
+	}
+	return &store.TaskCreateParams{
+		Task: &taskertype.Task{ID: newID(t), Namespace: "shop", Name: "order", Version: "1.2.0",
+			Context: json.RawMessage(`{"order_id": 42, "items": ["a", "b"]}`)},
+		Steps: []*taskertype.Step{
+			step(a, "a", 0),
+			step(b, "b", 1, a),
+			step(c, "c", 2, a),
+			step(d, "d", 3, c, b),
+		},
+		At:        e.clock.Now(),
+		Processor: Processor,
+	}
+}
+
+func (e *env) inTx(t *testing.T, fn func(tx store.Tx) error) {
+	t.Helper()
+	if err := e.s.InTx(t.Context(), fn); err != nil {
+		t.Fatalf("InTx: %v", err)
+	}
+}
+
+func (e *env) create(t *testing.T, p *store.TaskCreateParams) {
+	t.Helper()
+	e.inTx(t, func(tx store.Tx) error { return tx.TaskCreate(t.Context(), p) })
+}
+
+func (e *env) taskGet(t *testing.T, id uuid.UUID) *taskertype.Task {
+	t.Helper()
+	task, err := e.s.TaskGet(t.Context(), id)
+	if err != nil {
+		t.Fatalf("TaskGet(%s): %v", id, err)
+	}
+	return task
+}
+
+func (e *env) steps(t *testing.T, taskID uuid.UUID) map[string]*taskertype.Step {
+	t.Helper()
+	steps, err := e.s.StepList(t.Context(), taskID)
+	if err != nil {
+		t.Fatalf("StepList(%s): %v", taskID, err)
+	}
+	m := make(map[string]*taskertype.Step, len(steps))
+	for _, s := range steps {
+		m[s.Name] = s
+	}
+	return m
+}
+
+func (e *env) transitions(t *testing.T, taskID, stepID uuid.UUID) []*taskertype.Transition {
+	t.Helper()
+	ts, err := e.s.TransitionList(t.Context(), &store.TransitionListParams{TaskID: taskID, StepID: stepID})
+	if err != nil {
+		t.Fatalf("TransitionList(%s, %s): %v", taskID, stepID, err)
+	}
+	return ts
+}
+
+// moveStep applies a step transition in its own transaction, the new state
+// and fields set by edit.
+func (e *env) moveStep(t *testing.T, id uuid.UUID, event taskertype.StepEvent, edit func(s *taskertype.Step)) *taskertype.Step {
+	t.Helper()
+	var st *taskertype.Step
+	e.inTx(t, func(tx store.Tx) error {
+		var err error
+		st, err = tx.StepGet(t.Context(), id)
+		if err != nil {
+			return err
+		}
+		from := st.State
+		to, err := taskertype.NextStepState(from, event)
+		if err != nil {
+			return err
+		}
+		st.State = to
+		if edit != nil {
+			edit(st)
+		}
+		return tx.StepTransition(t.Context(), &store.StepTransitionParams{Step: st, From: from, Event: event,
+			At: e.clock.Now(), Processor: Processor})
+	})
+	return st
+}
+
+func (e *env) moveTask(t *testing.T, id uuid.UUID, from taskertype.TaskState, event taskertype.TaskEvent) taskertype.TaskState {
+	t.Helper()
+	to, err := taskertype.NextTaskState(from, event)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.inTx(t, func(tx store.Tx) error {
+		return tx.TaskTransition(t.Context(), &store.TaskTransitionParams{ID: id, From: from, To: to, Event: event,
+			At: e.clock.Now(), Processor: Processor})
+	})
+	return to
+}
+
+func jsonEqual(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+func sortedIDs(ids []uuid.UUID) []uuid.UUID {
+	s := slices.Clone(ids)
+	slices.SortFunc(s, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	return s
+}
+
+func testCreateReadBack(t *testing.T, e *env) {
+	p := diamond(t, e)
+	e.create(t, p)
+	at := p.At
+
+	task := e.taskGet(t, p.Task.ID)
+	if task.ID != p.Task.ID || task.Namespace != "shop" || task.Name != "order" || task.Version != "1.2.0" ||
+		task.State != taskertype.TaskPending {
+		t.Errorf("task read back as %+v", task)
+	}
+	if !jsonEqual(task.Context, p.Task.Context) {
+		t.Errorf("context read back as %s, want %s", task.Context, p.Task.Context)
+	}
+	if !task.CreatedAt.Equal(at) || !task.UpdatedAt.Equal(at) || !task.FinishedAt.IsZero() {
+		t.Errorf("task times: created %v, updated %v, finished %v; want %v, %v, zero", task.CreatedAt, task.UpdatedAt, task.FinishedAt, at, at)
+	}
+
+	steps, err := e.s.StepList(t.Context(), p.Task.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(steps) != len(p.Steps) {
+		t.Fatalf("StepList: %d steps, want %d", len(steps), len(p.Steps))
+	}
+	for i, got := range steps {
+		want := p.Steps[i] // the list is in template order
+		if got.ID != want.ID || got.TaskID != p.Task.ID || got.Name != want.Name || got.Handler != want.Handler ||
+			got.Position != want.Position || got.State != taskertype.StepPending || got.Attempts != 0 ||
+			got.Retry != want.Retry || got.Timeout != want.Timeout {
+			t.Errorf("step %d read back as %+v, want %+v", i, got, want)
+		}
+		if !slices.Equal(sortedIDs(got.DependsOn), sortedIDs(want.DependsOn)) {
+			t.Errorf("step %s depends on %v, want %v", want.Name, got.DependsOn, want.DependsOn)
+		}
+		if got.Result != nil || got.Failure != nil || !got.NextRetryAt.IsZero() || !got.StartedAt.IsZero() || !got.FinishedAt.IsZero() {
+			t.Errorf("new step %s has result %s, failure %v, next retry %v, started %v, finished %v; want none",
+				got.Name, got.Result, got.Failure, got.NextRetryAt, got.StartedAt, got.FinishedAt)
+		}
+		if !got.CreatedAt.Equal(at) || !got.UpdatedAt.Equal(at) {
+			t.Errorf("step %s times: created %v, updated %v, want %v", got.Name, got.CreatedAt, got.UpdatedAt, at)
+		}
+	}
+
+	// The same through a transaction.
+	e.inTx(t, func(tx store.Tx) error {
+		task, err := tx.TaskGetForUpdate(t.Context(), p.Task.ID)
+		if err != nil {
+			return err
+		}
+		if task.State != taskertype.TaskPending {
+			t.Errorf("TaskGetForUpdate: state %s", task.State)
+		}
+		d, err := tx.StepGet(t.Context(), p.Steps[3].ID)
+		if err != nil {
+			return err
+		}
+		if d.Name != "d" || !slices.Equal(sortedIDs(d.DependsOn), sortedIDs(p.Steps[3].DependsOn)) {
+			t.Errorf("StepGet(d): name %q, depends on %v; want d, %v", d.Name, d.DependsOn, p.Steps[3].DependsOn)
+		}
+		inTx, err := tx.StepList(t.Context(), p.Task.ID)
+		if err != nil {
+			return err
+		}
+		if len(inTx) != len(steps) || !slices.Equal(sortedIDs(inTx[3].DependsOn), sortedIDs(steps[3].DependsOn)) {
+			t.Errorf("Tx.StepList differs from Store.StepList")
+		}
+		return nil
+	})
+}
+
+func testCreateTransitions(t *testing.T, e *env) {
+	p := diamond(t, e)
+	e.create(t, p)
+	ts := e.transitions(t, p.Task.ID, uuid.Nil)
+	if len(ts) != 1+len(p.Steps) {
+		t.Fatalf("%d transitions after create, want %d", len(ts), 1+len(p.Steps))
+	}
+	for i, tr := range ts {
+		wantStep := uuid.Nil
+		if i > 0 {
+			wantStep = p.Steps[i-1].ID
+		}
+		if tr.TaskID != p.Task.ID || tr.StepID != wantStep || tr.From != "" || tr.To != "pending" ||
+			tr.Event != "create" || !tr.At.Equal(p.At) || tr.Processor != Processor {
+			t.Errorf("transition %d: %+v, want the create of %v", i, tr, wantStep)
+		}
+	}
+}
+
+func testCreateInvalid(t *testing.T, e *env) {
+	for _, c := range []struct {
+		name string
+		edit func(p *store.TaskCreateParams)
+	}{
+		{"a dependency on a step of no task", func(p *store.TaskCreateParams) { p.Steps[1].DependsOn = []uuid.UUID{newID(t)} }},
+		{"a cycle", func(p *store.TaskCreateParams) { p.Steps[0].DependsOn = []uuid.UUID{p.Steps[3].ID} }},
+		{"a step depending on itself", func(p *store.TaskCreateParams) { p.Steps[0].DependsOn = []uuid.UUID{p.Steps[0].ID} }},
+		{"two steps with one name", func(p *store.TaskCreateParams) { p.Steps[2].Name = "b" }},
+		{"two steps with one ID", func(p *store.TaskCreateParams) { p.Steps[2].ID = p.Steps[1].ID }},
+		{"no task ID", func(p *store.TaskCreateParams) { p.Task.ID = uuid.Nil }},
+	} {
+		p := diamond(t, e)
+		c.edit(p)
+		err := e.s.InTx(t.Context(), func(tx store.Tx) error { return tx.TaskCreate(t.Context(), p) })
+		if !errors.Is(err, taskertype.ErrInvalid) {
+			t.Errorf("%s: %v, want an error wrapping ErrInvalid", c.name, err)
+		}
+		if p.Task.ID != uuid.Nil {
+			if _, err := e.s.TaskGet(t.Context(), p.Task.ID); !errors.Is(err, taskertype.ErrNotFound) {
+				t.Errorf("%s: the refused task was stored (TaskGet: %v)", c.name, err)
+			}
+		}
+	}
+}
+
+func testCreateTwice(t *testing.T, e *env) {
+	p := diamond(t, e)
+	e.create(t, p)
+	err := e.s.InTx(t.Context(), func(tx store.Tx) error { return tx.TaskCreate(t.Context(), p) })
+	if !errors.Is(err, taskertype.ErrInvalid) {
+		t.Fatalf("creating a task twice: %v, want an error wrapping ErrInvalid", err)
+	}
+	// A new task whose step IDs are taken.
+	p2 := diamond(t, e)
+	p2.Steps[0].ID = p.Steps[0].ID
+	p2.Steps[1].DependsOn = []uuid.UUID{p2.Steps[0].ID}
+	p2.Steps[2].DependsOn = []uuid.UUID{p2.Steps[0].ID}
+	err = e.s.InTx(t.Context(), func(tx store.Tx) error { return tx.TaskCreate(t.Context(), p2) })
+	if !errors.Is(err, taskertype.ErrInvalid) {
+		t.Fatalf("creating a task with a step ID already taken: %v, want an error wrapping ErrInvalid", err)
+	}
+	if _, err := e.s.TaskGet(t.Context(), p2.Task.ID); !errors.Is(err, taskertype.ErrNotFound) {
+		t.Fatalf("the refused task was stored (TaskGet: %v)", err)
+	}
+}
+
+func testTaskTransition(t *testing.T, e *env) {
+	p := diamond(t, e)
+	e.create(t, p)
+	id := p.Task.ID
+
+	e.clock.Advance(time.Second)
+	state := e.moveTask(t, id, taskertype.TaskPending, taskertype.TaskEventStart)
+	task := e.taskGet(t, id)
+	if task.State != taskertype.TaskInitializing || !task.UpdatedAt.Equal(e.clock.Now()) || !task.FinishedAt.IsZero() {
+		t.Fatalf("after start: state %s, updated %v, finished %v; want initializing, %v, zero", task.State, task.UpdatedAt, task.FinishedAt, e.clock.Now())
+	}
+	if !task.CreatedAt.Equal(p.At) {
+		t.Errorf("a transition changed CreatedAt to %v", task.CreatedAt)
+	}
+
+	state = e.moveTask(t, id, state, taskertype.TaskEventReadyStepsFound)
+	e.clock.Advance(time.Second)
+	state = e.moveTask(t, id, state, taskertype.TaskEventEnqueueFailed) // error: terminal
+	if task := e.taskGet(t, id); task.State != taskertype.TaskError || !task.FinishedAt.Equal(e.clock.Now()) {
+		t.Fatalf("after a terminal transition: state %s, finished %v; want error, %v", task.State, task.FinishedAt, e.clock.Now())
+	}
+	e.clock.Advance(time.Second)
+	e.moveTask(t, id, state, taskertype.TaskEventReset)
+	if task := e.taskGet(t, id); task.State != taskertype.TaskPending || !task.FinishedAt.IsZero() {
+		t.Fatalf("after a reset: state %s, finished %v; want pending, zero", task.State, task.FinishedAt)
+	}
+
+	ts := e.transitions(t, id, uuid.Nil)
+	last := ts[len(ts)-1]
+	if last.StepID != uuid.Nil || last.From != "error" || last.To != "pending" || last.Event != "reset" ||
+		!last.At.Equal(e.clock.Now()) || last.Processor != Processor {
+		t.Errorf("last transition %+v, want the reset", last)
+	}
+}
+
+func testStepTransition(t *testing.T, e *env) {
+	p := diamond(t, e)
+	e.create(t, p)
+	id := p.Steps[0].ID
+
+	e.clock.Advance(time.Second)
+	e.moveStep(t, id, taskertype.StepEventEnqueue, nil)
+	started := e.clock.Now()
+	e.moveStep(t, id, taskertype.StepEventStart, func(s *taskertype.Step) { s.Attempts, s.StartedAt = 1, started })
+	e.clock.Advance(time.Second)
+	failure := &taskertype.StepFailure{Kind: taskertype.FailureHandler, Message: "card declined", Retryable: true,
+		RetryAfter: 3 * time.Second, Attempt: 1}
+	finished := e.clock.Now()
+	e.moveStep(t, id, taskertype.StepEventFail, func(s *taskertype.Step) { s.Failure, s.FinishedAt = failure, finished })
+	nextRetry := e.clock.Now().Add(3 * time.Second)
+	e.moveStep(t, id, taskertype.StepEventScheduleRetry, func(s *taskertype.Step) { s.NextRetryAt = nextRetry })
+
+	got := e.steps(t, p.Task.ID)["a"]
+	if got.State != taskertype.StepWaitingForRetry || got.Attempts != 1 || !got.StartedAt.Equal(started) ||
+		!got.FinishedAt.Equal(finished) || !got.NextRetryAt.Equal(nextRetry) || got.Failure == nil || *got.Failure != *failure {
+		t.Fatalf("after a failed attempt: %+v (failure %+v)", got, got.Failure)
+	}
+	if !got.UpdatedAt.Equal(e.clock.Now()) || !got.CreatedAt.Equal(p.At) {
+		t.Errorf("times: created %v, updated %v; want %v, %v", got.CreatedAt, got.UpdatedAt, p.At, e.clock.Now())
+	}
+
+	e.clock.Advance(3 * time.Second)
+	e.moveStep(t, id, taskertype.StepEventRetry, func(s *taskertype.Step) { s.NextRetryAt = time.Time{} })
+	e.moveStep(t, id, taskertype.StepEventEnqueue, nil)
+	started2 := e.clock.Now()
+	e.moveStep(t, id, taskertype.StepEventStart, func(s *taskertype.Step) { s.Attempts, s.StartedAt, s.FinishedAt = 2, started2, time.Time{} })
+	result := json.RawMessage(`{"charge_id": "ch_1"}`)
+	e.moveStep(t, id, taskertype.StepEventSucceed, func(s *taskertype.Step) {
+		s.Result, s.Failure, s.FinishedAt = result, nil, e.clock.Now()
+	})
+	e.moveStep(t, id, taskertype.StepEventComplete, nil)
+
+	got = e.steps(t, p.Task.ID)["a"]
+	if got.State != taskertype.StepComplete || got.Attempts != 2 || !got.StartedAt.Equal(started2) ||
+		!got.NextRetryAt.IsZero() || got.Failure != nil || !jsonEqual(got.Result, result) {
+		t.Fatalf("after a successful attempt: %+v (failure %+v, result %s)", got, got.Failure, got.Result)
+	}
+	// The fields not written by a transition are as created.
+	if got.Name != "a" || got.Handler != "handle_a" || got.Retry != p.Steps[0].Retry || got.Timeout != p.Steps[0].Timeout {
+		t.Errorf("a transition changed the step's definition: %+v", got)
+	}
+	ts := e.transitions(t, p.Task.ID, id)
+	var events []string
+	for _, tr := range ts {
+		events = append(events, tr.Event)
+	}
+	want := []string{"create", "enqueue", "start", "fail", "schedule_retry", "retry", "enqueue", "start", "succeed", "complete"}
+	if !slices.Equal(events, want) {
+		t.Errorf("step transitions %v, want %v", events, want)
+	}
+}
+
+func testStale(t *testing.T, e *env) {
+	p := diamond(t, e)
+	e.create(t, p)
+	before := len(e.transitions(t, p.Task.ID, uuid.Nil))
+
+	err := e.s.InTx(t.Context(), func(tx store.Tx) error {
+		return tx.TaskTransition(t.Context(), &store.TaskTransitionParams{ID: p.Task.ID,
+			From: taskertype.TaskInitializing, To: taskertype.TaskEnqueuingSteps, Event: taskertype.TaskEventReadyStepsFound,
+			At: e.clock.Now(), Processor: Processor})
+	})
+	var stale *taskertype.StaleStateError
+	if !errors.As(err, &stale) || !errors.Is(err, taskertype.ErrStaleState) {
+		t.Fatalf("task transition from the wrong state: %v, want a *StaleStateError", err)
+	}
+	if stale.Kind != "task" || stale.ID != p.Task.ID.String() || stale.Expected != "initializing" || stale.Actual != "pending" {
+		t.Errorf("stale error %+v, want task %s expected initializing, actual pending", stale, p.Task.ID)
+	}
+
+	st := *p.Steps[0]
+	st.State = taskertype.StepInProgress
+	err = e.s.InTx(t.Context(), func(tx store.Tx) error {
+		return tx.StepTransition(t.Context(), &store.StepTransitionParams{Step: &st, From: taskertype.StepEnqueued,
+			Event: taskertype.StepEventStart, At: e.clock.Now(), Processor: Processor})
+	})
+	if !errors.As(err, &stale) {
+		t.Fatalf("step transition from the wrong state: %v, want a *StaleStateError", err)
+	}
+	if stale.Kind != "step" || stale.ID != st.ID.String() || stale.Expected != "enqueued" || stale.Actual != "pending" {
+		t.Errorf("stale error %+v, want step %s expected enqueued, actual pending", stale, st.ID)
+	}
+
+	if task := e.taskGet(t, p.Task.ID); task.State != taskertype.TaskPending || !task.UpdatedAt.Equal(p.At) {
+		t.Errorf("the stale transition changed the task: %+v", task)
+	}
+	if s := e.steps(t, p.Task.ID)["a"]; s.State != taskertype.StepPending || !s.UpdatedAt.Equal(p.At) {
+		t.Errorf("the stale transition changed the step: %+v", s)
+	}
+	if after := len(e.transitions(t, p.Task.ID, uuid.Nil)); after != before {
+		t.Errorf("%d transitions recorded by stale transitions", after-before)
+	}
+
+	// A stale transition fails, but the transaction goes on if fn goes on.
+	e.inTx(t, func(tx store.Tx) error {
+		err := tx.TaskTransition(t.Context(), &store.TaskTransitionParams{ID: p.Task.ID,
+			From: taskertype.TaskInitializing, To: taskertype.TaskEnqueuingSteps, Event: taskertype.TaskEventReadyStepsFound,
+			At: e.clock.Now(), Processor: Processor})
+		if !errors.Is(err, taskertype.ErrStaleState) {
+			t.Errorf("stale transition in a transaction: %v", err)
+		}
+		return tx.TaskTransition(t.Context(), &store.TaskTransitionParams{ID: p.Task.ID,
+			From: taskertype.TaskPending, To: taskertype.TaskInitializing, Event: taskertype.TaskEventStart,
+			At: e.clock.Now(), Processor: Processor})
+	})
+	if task := e.taskGet(t, p.Task.ID); task.State != taskertype.TaskInitializing {
+		t.Errorf("state %s after a stale then a good transition, want initializing", task.State)
+	}
+}
+
+func testTransitionNotFound(t *testing.T, e *env) {
+	missing := newID(t)
+	err := e.s.InTx(t.Context(), func(tx store.Tx) error {
+		return tx.TaskTransition(t.Context(), &store.TaskTransitionParams{ID: missing,
+			From: taskertype.TaskPending, To: taskertype.TaskInitializing, Event: taskertype.TaskEventStart,
+			At: e.clock.Now(), Processor: Processor})
+	})
+	if !errors.Is(err, taskertype.ErrNotFound) || !strings.Contains(err.Error(), missing.String()) {
+		t.Errorf("transition of a missing task: %v, want ErrNotFound naming %s", err, missing)
+	}
+	err = e.s.InTx(t.Context(), func(tx store.Tx) error {
+		return tx.StepTransition(t.Context(), &store.StepTransitionParams{
+			Step: &taskertype.Step{ID: missing, State: taskertype.StepEnqueued},
+			From: taskertype.StepPending, Event: taskertype.StepEventEnqueue, At: e.clock.Now(), Processor: Processor})
+	})
+	if !errors.Is(err, taskertype.ErrNotFound) || !strings.Contains(err.Error(), missing.String()) {
+		t.Errorf("transition of a missing step: %v, want ErrNotFound naming %s", err, missing)
+	}
+}
+
+func testIllegal(t *testing.T, e *env) {
+	p := diamond(t, e)
+	e.create(t, p)
+	taskTry := func(from, to taskertype.TaskState, event taskertype.TaskEvent) error {
+		return e.s.InTx(t.Context(), func(tx store.Tx) error {
+			return tx.TaskTransition(t.Context(), &store.TaskTransitionParams{ID: p.Task.ID, From: from, To: to,
+				Event: event, At: e.clock.Now(), Processor: Processor})
+		})
+	}
+	stepTry := func(from, to taskertype.StepState, event taskertype.StepEvent) error {
+		st := *p.Steps[0]
+		st.State = to
+		return e.s.InTx(t.Context(), func(tx store.Tx) error {
+			return tx.StepTransition(t.Context(), &store.StepTransitionParams{Step: &st, From: from, Event: event,
+				At: e.clock.Now(), Processor: Processor})
+		})
+	}
+	var te *taskertype.TransitionError
+	if err := taskTry(taskertype.TaskPending, taskertype.TaskComplete, taskertype.TaskEventAllStepsComplete); !errors.As(err, &te) ||
+		!errors.Is(err, taskertype.ErrIllegalTransition) || te.Machine != "task" {
+		t.Errorf("task event all_steps_complete in pending: %v, want a *TransitionError", err)
+	}
+	if err := taskTry(taskertype.TaskPending, taskertype.TaskComplete, taskertype.TaskEventStart); !errors.Is(err, taskertype.ErrIllegalTransition) {
+		t.Errorf("task event start in pending to complete (not where start leads): %v, want ErrIllegalTransition", err)
+	}
+	if err := taskTry("", taskertype.TaskPending, taskertype.TaskEventCreate); !errors.Is(err, taskertype.ErrIllegalTransition) {
+		t.Errorf("a second create of a task: %v, want ErrIllegalTransition", err)
+	}
+	if err := stepTry(taskertype.StepPending, taskertype.StepEnqueuedForOrchestration, taskertype.StepEventSucceed); !errors.As(err, &te) ||
+		te.Machine != "step" {
+		t.Errorf("step event succeed in pending: %v, want a *TransitionError", err)
+	}
+	if err := stepTry(taskertype.StepPending, taskertype.StepInProgress, taskertype.StepEventEnqueue); !errors.Is(err, taskertype.ErrIllegalTransition) {
+		t.Errorf("step event enqueue in pending to in_progress: %v, want ErrIllegalTransition", err)
+	}
+	if task := e.taskGet(t, p.Task.ID); task.State != taskertype.TaskPending {
+		t.Errorf("an illegal transition moved the task to %s", task.State)
+	}
+	if s := e.steps(t, p.Task.ID)["a"]; s.State != taskertype.StepPending {
+		t.Errorf("an illegal transition moved the step to %s", s.State)
+	}
+	if n := len(e.transitions(t, p.Task.ID, uuid.Nil)); n != 1+len(p.Steps) {
+		t.Errorf("%d transitions, want only the %d creates", n, 1+len(p.Steps))
+	}
+}
+
+func testNotFound(t *testing.T, e *env) {
+	missing := newID(t)
+	if _, err := e.s.TaskGet(t.Context(), missing); !errors.Is(err, taskertype.ErrNotFound) || !strings.Contains(err.Error(), missing.String()) {
+		t.Errorf("TaskGet of a missing task: %v, want ErrNotFound naming it", err)
+	}
+	if steps, err := e.s.StepList(t.Context(), missing); err != nil || len(steps) != 0 {
+		t.Errorf("StepList of a missing task: %d steps, %v; want none", len(steps), err)
+	}
+	err := e.s.InTx(t.Context(), func(tx store.Tx) error {
+		if _, err := tx.TaskGetForUpdate(t.Context(), missing); !errors.Is(err, taskertype.ErrNotFound) {
+			t.Errorf("TaskGetForUpdate of a missing task: %v, want ErrNotFound", err)
+		}
+		if _, err := tx.StepGet(t.Context(), missing); !errors.Is(err, taskertype.ErrNotFound) || !strings.Contains(err.Error(), missing.String()) {
+			t.Errorf("StepGet of a missing step: %v, want ErrNotFound naming it", err)
+		}
+		if _, err := tx.StepInputs(t.Context(), missing); !errors.Is(err, taskertype.ErrNotFound) {
+			t.Errorf("StepInputs of a missing step: %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+var errRollback = errors.New("storetest: roll back")
+
+func testRollback(t *testing.T, e *env) {
+	needQueue(t, e)
+	if err := e.q.QueueEnsure(t.Context(), "q"); err != nil {
+		t.Fatal(err)
+	}
+	p := diamond(t, e)
+	err := e.s.InTx(t.Context(), func(tx store.Tx) error {
+		if err := tx.TaskCreate(t.Context(), p); err != nil {
+			return err
+		}
+		if err := tx.MessageSend(t.Context(), &queue.SendParams{Queue: "q", Body: []byte("never")}); err != nil {
+			return err
+		}
+		return fmt.Errorf("wrapped: %w", errRollback)
+	})
+	if !errors.Is(err, errRollback) {
+		t.Fatalf("InTx returned %v, want fn's error", err)
+	}
+	if _, err := e.s.TaskGet(t.Context(), p.Task.ID); !errors.Is(err, taskertype.ErrNotFound) {
+		t.Errorf("TaskGet after the rollback: %v, want ErrNotFound", err)
+	}
+	if n := len(e.transitions(t, p.Task.ID, uuid.Nil)); n != 0 {
+		t.Errorf("%d transitions after the rollback", n)
+	}
+	e.clock.Advance(time.Hour)
+	msgs, err := e.q.MessageClaim(t.Context(), &queue.ClaimParams{Queue: "q", Max: 10, VisibilityTimeout: time.Minute})
+	if err != nil || len(msgs) != 0 {
+		t.Errorf("claim after the rollback: %d messages, %v; want none", len(msgs), err)
+	}
+	// The same task can be created afterwards.
+	e.create(t, p)
+}
+
+func testMessageCommitted(t *testing.T, e *env) {
+	needQueue(t, e)
+	if err := e.q.QueueEnsure(t.Context(), "q"); err != nil {
+		t.Fatal(err)
+	}
+	wakeups := e.q.Capabilities().Wakeups
+	wake, cancel := e.q.Subscribe("q")
+	defer cancel()
+	p := diamond(t, e)
+	e.inTx(t, func(tx store.Tx) error {
+		if err := tx.TaskCreate(t.Context(), p); err != nil {
+			return err
+		}
+		if err := tx.MessageSend(t.Context(), &queue.SendParams{Queue: "q", Body: []byte("step a")}); err != nil {
+			return err
+		}
+		if wakeups {
+			select {
+			case <-wake:
+				t.Errorf("woken before the commit")
+			default:
+			}
+		}
+		return nil
+	})
+	if wakeups {
+		select {
+		case <-wake:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no wake-up after the commit")
+		}
+	}
+	msgs, err := e.q.MessageClaim(t.Context(), &queue.ClaimParams{Queue: "q", Max: 10, VisibilityTimeout: time.Minute})
+	if err != nil || len(msgs) != 1 || string(msgs[0].Body) != "step a" {
+		t.Fatalf("claim after the commit: %v, %v; want the message", msgs, err)
+	}
+
+	// A message to a queue that was never ensured fails the send, not the
+	// whole store.
+	err = e.s.InTx(t.Context(), func(tx store.Tx) error {
+		return tx.MessageSend(t.Context(), &queue.SendParams{Queue: "nowhere"})
+	})
+	if !errors.Is(err, taskertype.ErrNotFound) {
+		t.Errorf("MessageSend to a queue never ensured: %v, want ErrNotFound", err)
+	}
+}
+
+func testTransitionOrder(t *testing.T, e *env) {
+	// Enough steps that one transaction records more transitions than any
+	// single batch a driver might write.
+	p := diamond(t, e)
+	for i := range 70 {
+		p.Steps = append(p.Steps, &taskertype.Step{ID: newID(t), Name: fmt.Sprint("extra", i), Handler: "h",
+			Position: 4 + i, Retry: taskertype.RetryPolicy{MaxAttempts: 1}, DependsOn: []uuid.UUID{p.Steps[0].ID}})
+	}
+	type key struct {
+		step  uuid.UUID
+		event string
+	}
+	var want []key
+	want = append(want, key{uuid.Nil, "create"})
+	for _, s := range p.Steps {
+		want = append(want, key{s.ID, "create"})
+	}
+	e.create(t, p)
+
+	// Interleaved task and step transitions, several in one transaction.
+	a, b := p.Steps[0].ID, p.Steps[1].ID
+	e.inTx(t, func(tx store.Tx) error {
+		for _, tr := range []struct {
+			task bool
+			step uuid.UUID
+			from string
+			to   string
+			ev   string
+		}{
+			{true, uuid.Nil, "pending", "initializing", "start"},
+			{false, a, "pending", "enqueued", "enqueue"},
+			{true, uuid.Nil, "initializing", "enqueuing_steps", "ready_steps_found"},
+			{false, a, "enqueued", "in_progress", "start"},
+			{false, b, "pending", "cancelled", "cancel"},
+			{true, uuid.Nil, "enqueuing_steps", "steps_in_process", "steps_enqueued"},
+		} {
+			var err error
+			if tr.task {
+				err = tx.TaskTransition(t.Context(), &store.TaskTransitionParams{ID: p.Task.ID,
+					From: taskertype.TaskState(tr.from), To: taskertype.TaskState(tr.to), Event: taskertype.TaskEvent(tr.ev),
+					At: e.clock.Now(), Processor: Processor})
+			} else {
+				st, gerr := tx.StepGet(t.Context(), tr.step)
+				if gerr != nil {
+					return gerr
+				}
+				st.State = taskertype.StepState(tr.to)
+				err = tx.StepTransition(t.Context(), &store.StepTransitionParams{Step: st,
+					From: taskertype.StepState(tr.from), Event: taskertype.StepEvent(tr.ev), At: e.clock.Now(), Processor: Processor})
+			}
+			if err != nil {
+				return err
+			}
+			want = append(want, key{tr.step, tr.ev})
+			e.clock.Advance(time.Millisecond)
+		}
+		return nil
+	})
+	e.moveStep(t, a, taskertype.StepEventSucceed, nil)
+	want = append(want, key{a, "succeed"})
+	e.moveTask(t, p.Task.ID, taskertype.TaskStepsInProcess, taskertype.TaskEventStepFinished)
+	want = append(want, key{uuid.Nil, "step_finished"})
+
+	ts := e.transitions(t, p.Task.ID, uuid.Nil)
+	if len(ts) != len(want) {
+		t.Fatalf("%d transitions, want %d", len(ts), len(want))
+	}
+	for i, tr := range ts {
+		if got := (key{tr.StepID, tr.Event}); got != want[i] {
+			t.Fatalf("transition %d is %v %s, want %v %s", i, got.step, got.event, want[i].step, want[i].event)
+		}
+		if i > 0 && tr.ID <= ts[i-1].ID {
+			t.Fatalf("transition IDs not increasing: %d after %d", tr.ID, ts[i-1].ID)
+		}
+	}
+	ofA := e.transitions(t, p.Task.ID, a)
+	var evs []string
+	for _, tr := range ofA {
+		if tr.StepID != a {
+			t.Fatalf("transitions of step a include one of %v", tr.StepID)
+		}
+		evs = append(evs, tr.Event)
+	}
+	if want := []string{"create", "enqueue", "start", "succeed"}; !slices.Equal(evs, want) {
+		t.Errorf("transitions of step a: %v, want %v", evs, want)
+	}
+}
+
+func testStepInputs(t *testing.T, e *env) {
+	p := diamond(t, e)
+	e.create(t, p)
+	ids := map[string]uuid.UUID{}
+	for _, s := range p.Steps {
+		ids[s.Name] = s.ID
+	}
+	run := func(name string, result json.RawMessage) {
+		e.moveStep(t, ids[name], taskertype.StepEventEnqueue, nil)
+		e.moveStep(t, ids[name], taskertype.StepEventStart, func(s *taskertype.Step) { s.Attempts = 1 })
+		e.moveStep(t, ids[name], taskertype.StepEventSucceed, func(s *taskertype.Step) { s.Result = result })
+		e.moveStep(t, ids[name], taskertype.StepEventComplete, nil)
+	}
+	run("a", json.RawMessage(`{"reserved": true}`))
+	run("b", json.RawMessage(`{"x": 1}`))
+	// c is resolved by hand, without a result.
+	e.moveStep(t, ids["c"], taskertype.StepEventResolveManually, nil)
+
+	e.inTx(t, func(tx store.Tx) error {
+		in, err := tx.StepInputs(t.Context(), ids["d"])
+		if err != nil {
+			return err
+		}
+		if !jsonEqual(in.Context, p.Task.Context) {
+			t.Errorf("context %s, want %s", in.Context, p.Task.Context)
+		}
+		if len(in.Results) != 2 || !jsonEqual(in.Results["b"], []byte(`{"x": 1}`)) || !jsonEqual(in.Results["c"], []byte(`null`)) {
+			t.Errorf("results of d's dependencies: %s, want b: {\"x\": 1}, c: null", fmtResults(in.Results))
+		}
+		in, err = tx.StepInputs(t.Context(), ids["a"])
+		if err != nil {
+			return err
+		}
+		if in.Results == nil || len(in.Results) != 0 {
+			t.Errorf("results of a step without dependencies: %v, want an empty map", in.Results)
+		}
+		in, err = tx.StepInputs(t.Context(), ids["b"])
+		if err != nil {
+			return err
+		}
+		if len(in.Results) != 1 || !jsonEqual(in.Results["a"], []byte(`{"reserved": true}`)) {
+			t.Errorf("results of b's dependencies: %s", fmtResults(in.Results))
+		}
+		return nil
+	})
+}
+
+func fmtResults(m map[string]json.RawMessage) string {
+	var parts []string
+	for k, v := range m {
+		parts = append(parts, fmt.Sprintf("%s: %s", k, v))
+	}
+	slices.Sort(parts)
+	return "{" + strings.Join(parts, ", ") + "}"
+}
+
+func testTaskList(t *testing.T, e *env) {
+	var ids []uuid.UUID
+	for range 3 {
+		p := diamond(t, e)
+		e.create(t, p)
+		ids = append(ids, p.Task.ID)
+		e.clock.Advance(time.Second)
+	}
+	e.moveTask(t, ids[1], taskertype.TaskPending, taskertype.TaskEventStart)
+
+	list := func(p *store.TaskListParams) []uuid.UUID {
+		t.Helper()
+		tasks, err := e.s.TaskList(t.Context(), p)
+		if err != nil {
+			t.Fatalf("TaskList(%+v): %v", p, err)
+		}
+		var got []uuid.UUID
+		for _, task := range tasks {
+			got = append(got, task.ID)
+		}
+		return got
+	}
+	check := func(name string, got, want []uuid.UUID) {
+		t.Helper()
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: %v, want %v", name, got, want)
+		}
+	}
+	check("all tasks", list(&store.TaskListParams{}), []uuid.UUID{ids[2], ids[1], ids[0]})
+	check("all tasks (nil params)", list(nil), []uuid.UUID{ids[2], ids[1], ids[0]})
+	check("pending", list(&store.TaskListParams{States: []taskertype.TaskState{taskertype.TaskPending}}), []uuid.UUID{ids[2], ids[0]})
+	check("initializing", list(&store.TaskListParams{States: []taskertype.TaskState{taskertype.TaskInitializing}}), []uuid.UUID{ids[1]})
+	check("pending or initializing", list(&store.TaskListParams{States: []taskertype.TaskState{taskertype.TaskInitializing, taskertype.TaskPending}}),
+		[]uuid.UUID{ids[2], ids[1], ids[0]})
+	check("complete", list(&store.TaskListParams{States: []taskertype.TaskState{taskertype.TaskComplete}}), nil)
+	check("limit 2", list(&store.TaskListParams{Limit: 2}), []uuid.UUID{ids[2], ids[1]})
+	check("pending, limit 1", list(&store.TaskListParams{States: []taskertype.TaskState{taskertype.TaskPending}, Limit: 1}), []uuid.UUID{ids[2]})
+}
+
+var errLost = errors.New("storetest: another transaction moved the step first")
+
+func testConcurrentCAS(t *testing.T, e *env) {
+	const racers = 8
+	p := diamond(t, e)
+	e.create(t, p)
+	stepID := p.Steps[0].ID
+
+	var (
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+		errs  = make([]error, racers)
+	)
+	for i := range racers {
+		wg.Go(func() {
+			<-start
+			errs[i] = e.s.InTx(t.Context(), func(tx store.Tx) error {
+				if _, err := tx.TaskGetForUpdate(t.Context(), p.Task.ID); err != nil {
+					return err
+				}
+				st, err := tx.StepGet(t.Context(), stepID)
+				if err != nil {
+					return err
+				}
+				if st.State != taskertype.StepPending {
+					return errLost
+				}
+				st.State = taskertype.StepEnqueued
+				return tx.StepTransition(t.Context(), &store.StepTransitionParams{Step: st, From: taskertype.StepPending,
+					Event: taskertype.StepEventEnqueue, At: e.clock.Now(), Processor: fmt.Sprint("racer", i)})
+			})
+		})
+	}
+	close(start)
+	wg.Wait()
+	wins := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			wins++
+		case errors.Is(err, errLost), errors.Is(err, taskertype.ErrStaleState):
+		default:
+			t.Errorf("racer %d: %v", i, err)
+		}
+	}
+	if wins != 1 {
+		t.Fatalf("%d transactions moved the step, want exactly 1", wins)
+	}
+	ts := e.transitions(t, p.Task.ID, stepID)
+	if len(ts) != 2 || ts[1].Event != "enqueue" {
+		t.Fatalf("step transitions %d (last %+v), want the create and one enqueue", len(ts), ts[len(ts)-1])
+	}
+}
+
+func testPanic(t *testing.T, e *env) {
+	p := diamond(t, e)
+	func() {
+		defer func() {
+			if r := recover(); r != "storetest: boom" {
+				t.Errorf("recovered %v, want the panic of fn", r)
+			}
+		}()
+		_ = e.s.InTx(t.Context(), func(tx store.Tx) error {
+			if err := tx.TaskCreate(t.Context(), p); err != nil {
+				return err
+			}
+			panic("storetest: boom")
+		})
+		t.Error("InTx returned after fn panicked")
+	}()
+	if _, err := e.s.TaskGet(t.Context(), p.Task.ID); !errors.Is(err, taskertype.ErrNotFound) {
+		t.Errorf("TaskGet after the panic: %v, want ErrNotFound", err)
+	}
+	// The store is still usable: the transaction did not stay open.
+	e.create(t, p)
+	if task := e.taskGet(t, p.Task.ID); task.State != taskertype.TaskPending {
+		t.Errorf("task state %s", task.State)
+	}
+}

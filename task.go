@@ -1,0 +1,197 @@
+package tasker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tasker-go/tasker/internal/events"
+	"github.com/tasker-go/tasker/internal/orchestration"
+	"github.com/tasker-go/tasker/store"
+	"github.com/tasker-go/tasker/taskertype"
+	"github.com/tasker-go/tasker/template"
+)
+
+// CreateTaskParams names a template and gives the task's context.
+type CreateTaskParams struct {
+	Namespace string
+	Name      string
+	// Version of the template; empty means the latest registered.
+	Version string
+	// Context is the task's input: a JSON object as json.RawMessage or
+	// []byte, or any value that encodes to a JSON object. Nil means {}.
+	Context any
+}
+
+// CreateTask creates a task from a registered template and starts it. The
+// context is validated against the template's schema, and, when this
+// engine runs workers, every step's handler must be registered. On error
+// nothing of the task is stored.
+func (e *Engine) CreateTask(ctx context.Context, p CreateTaskParams) (*Task, error) {
+	if e.cfg.DisableOrchestration {
+		return nil, errors.New("tasker: create task: this engine runs no orchestration (DisableOrchestration)")
+	}
+	tpl, err := e.templates.Get(p.Namespace, p.Name, p.Version)
+	if err != nil {
+		return nil, fmt.Errorf("tasker: create task: %w", err)
+	}
+	raw, err := encodeContext(p.Context)
+	if err != nil {
+		return nil, fmt.Errorf("tasker: create task from %s: %w", tpl.Key(), err)
+	}
+	if err := tpl.ValidateContext(raw); err != nil {
+		return nil, fmt.Errorf("tasker: create task from %s: %w", tpl.Key(), err)
+	}
+	if err := e.checkHandlers(tpl); err != nil {
+		return nil, err
+	}
+	spec := &orchestration.TaskSpec{Namespace: tpl.Namespace, Name: tpl.Name, Version: tpl.Version, Context: raw}
+	for _, s := range tpl.Steps {
+		spec.Steps = append(spec.Steps, orchestration.StepSpec{
+			Name: s.Name, Handler: s.Handler, DependsOn: s.DependsOn, Retry: s.Retry, Timeout: s.Timeout,
+		})
+	}
+	task, err := e.orch.CreateTask(ctx, spec)
+	if err != nil {
+		return nil, fmt.Errorf("tasker: %w", err)
+	}
+	return task, nil
+}
+
+func encodeContext(v any) (json.RawMessage, error) {
+	var raw []byte
+	switch v := v.(type) {
+	case nil:
+		return json.RawMessage("{}"), nil
+	case json.RawMessage:
+		raw = v
+	case []byte:
+		raw = v
+	case string:
+		raw = []byte(v)
+	default:
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("%w: the context cannot be encoded as JSON: %w", taskertype.ErrInvalid, err)
+		}
+		raw = b
+	}
+	if !json.Valid(raw) {
+		return nil, fmt.Errorf("%w: the context is not valid JSON", taskertype.ErrInvalid)
+	}
+	return raw, nil
+}
+
+func (e *Engine) checkHandlers(tpl *template.Template) error {
+	if e.cfg.DisableWorkers {
+		return nil // the workers are elsewhere
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, s := range tpl.Steps {
+		if e.handlers[s.Handler] == nil {
+			return fmt.Errorf("tasker: create task from %s: %w: step %q uses handler %q, which is not registered: register it with Engine.RegisterHandler before Start, or fix the template %s",
+				tpl.Key(), taskertype.ErrInvalid, s.Name, s.Handler, tpl.Source)
+		}
+	}
+	return nil
+}
+
+// WaitTask waits until the task reaches a terminal state, or ctx ends, and
+// returns the task as stored.
+func (e *Engine) WaitTask(ctx context.Context, id uuid.UUID) (*Task, error) {
+	sub, err := e.bus.Subscribe(events.Filter{TaskID: id, Kinds: []string{events.KindTaskTransition}}, 16)
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Close()
+	// The fallback poll covers tasks finished by another process.
+	poll := time.NewTicker(time.Second)
+	defer poll.Stop()
+	for {
+		t, err := e.store.TaskGet(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("tasker: wait for task: %w", err)
+		}
+		if t.State.Terminal() {
+			return t, nil
+		}
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return t, fmt.Errorf("tasker: wait for task %s (state %s): %w", id, t.State, context.Cause(ctx))
+			case ev := <-sub.C():
+				if taskertype.TaskState(ev.To).Terminal() {
+					break wait
+				}
+			case <-poll.C:
+				break wait
+			}
+		}
+	}
+}
+
+// TaskInfo is a task with its steps.
+type TaskInfo struct {
+	Task  *Task
+	Steps []*Step
+}
+
+// Task returns a task and its steps as stored.
+func (e *Engine) Task(ctx context.Context, id uuid.UUID) (*TaskInfo, error) {
+	t, err := e.store.TaskGet(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("tasker: %w", err)
+	}
+	steps, err := e.store.StepList(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("tasker: %w", err)
+	}
+	return &TaskInfo{Task: t, Steps: steps}, nil
+}
+
+// Tasks lists tasks, newest first, optionally only those in some states.
+func (e *Engine) Tasks(ctx context.Context, limit int, states ...TaskState) ([]*Task, error) {
+	return e.store.TaskList(ctx, &store.TaskListParams{States: states, Limit: limit})
+}
+
+// Transitions returns every stored state change of a task and its steps,
+// in the order applied.
+func (e *Engine) Transitions(ctx context.Context, id uuid.UUID) ([]*Transition, error) {
+	return e.store.TransitionList(ctx, &store.TransitionListParams{TaskID: id})
+}
+
+// CancelTask cancels an unfinished task and its unfinished steps.
+func (e *Engine) CancelTask(ctx context.Context, id uuid.UUID) error {
+	return e.orch.CancelTask(ctx, id)
+}
+
+// ResetTask runs a task that ended in error again from its failed steps.
+func (e *Engine) ResetTask(ctx context.Context, id uuid.UUID) error { return e.orch.ResetTask(ctx, id) }
+
+// ResolveTask marks a task blocked by failures, or in error, as resolved by
+// hand.
+func (e *Engine) ResolveTask(ctx context.Context, id uuid.UUID) error {
+	return e.orch.ResolveTask(ctx, id)
+}
+
+// ResolveStep marks a step as resolved by hand; its dependents may run.
+func (e *Engine) ResolveStep(ctx context.Context, taskID uuid.UUID, step string) error {
+	return e.orch.ResolveStep(ctx, taskID, step)
+}
+
+// CompleteStep marks a step as complete by hand with the given JSON result.
+func (e *Engine) CompleteStep(ctx context.Context, taskID uuid.UUID, step string, result json.RawMessage) error {
+	return e.orch.CompleteStep(ctx, taskID, step, result)
+}
+
+// ResetStep sends a failed step, or one waiting for a retry, back to
+// pending with its attempts cleared.
+func (e *Engine) ResetStep(ctx context.Context, taskID uuid.UUID, step string) error {
+	return e.orch.ResetStep(ctx, taskID, step)
+}

@@ -1,0 +1,109 @@
+package taskertype
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Handler does the work of a step. It returns the step's result, which is
+// encoded as JSON (a json.RawMessage or []byte holding JSON is kept as is),
+// or an error. An error is retryable unless wrapped with Permanent; wrap it
+// with RetryAfter to choose the delay before the next attempt. The context
+// ends when the step's timeout passes or the worker shuts down: a handler that
+// does I/O should pass it on.
+type Handler interface {
+	Handle(ctx context.Context, in *StepInput) (any, error)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, in *StepInput) (any, error)
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, in *StepInput) (any, error) { return f(ctx, in) }
+
+// StepInput is what a handler receives.
+type StepInput struct {
+	TaskID    uuid.UUID
+	StepID    uuid.UUID
+	StepName  string
+	Namespace string
+	// Attempt counts from 1.
+	Attempt int
+	// Context is the task's context, a JSON object.
+	Context json.RawMessage
+	// Results holds the result of each dependency, by step name.
+	Results map[string]json.RawMessage
+}
+
+// DecodeContext decodes the task's context into v.
+func (in *StepInput) DecodeContext(v any) error {
+	if err := json.Unmarshal(in.Context, v); err != nil {
+		return Permanent(fmt.Errorf("decode task context: %w", err))
+	}
+	return nil
+}
+
+// DecodeResult decodes the result of dependency step into v.
+func (in *StepInput) DecodeResult(step string, v any) error {
+	raw, ok := in.Results[step]
+	if !ok {
+		return Permanent(fmt.Errorf("step %q has no dependency named %q", in.StepName, step))
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return Permanent(fmt.Errorf("decode result of %q: %w", step, err))
+	}
+	return nil
+}
+
+// HandlerError is an error from a handler with a verdict on retrying it.
+type HandlerError struct {
+	Err       error
+	Permanent bool
+	// RetryAfter, when positive, is the delay before the next attempt,
+	// replacing the backoff policy's.
+	RetryAfter time.Duration
+}
+
+func (e *HandlerError) Error() string {
+	switch {
+	case e.Permanent:
+		return "permanent: " + e.Err.Error()
+	case e.RetryAfter > 0:
+		return fmt.Sprintf("%v (retry after %v)", e.Err, e.RetryAfter)
+	}
+	return e.Err.Error()
+}
+
+func (e *HandlerError) Unwrap() error { return e.Err }
+
+// Permanent marks err as not worth retrying: the step fails at once.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &HandlerError{Err: err, Permanent: true}
+}
+
+// RetryAfter marks err as retryable after d, which overrides the backoff.
+func RetryAfter(err error, d time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return &HandlerError{Err: err, RetryAfter: d}
+}
+
+// FailureFromError classifies a handler's error for the step's record.
+func FailureFromError(err error, attempt int) *StepFailure {
+	f := &StepFailure{Kind: FailureHandler, Message: err.Error(), Retryable: true, Attempt: attempt}
+	var se *HandlerError
+	if errors.As(err, &se) {
+		f.Retryable = !se.Permanent
+		f.RetryAfter = se.RetryAfter
+	}
+	return f
+}

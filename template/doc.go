@@ -1,0 +1,48 @@
+// Package template reads, validates and keeps workflow templates.
+//
+// A template is a directed acyclic graph of steps declared in YAML; a task is
+// one run of a template. Parse turns one YAML document into a *Template,
+// LoadFile and LoadPaths read files and directories, and a Registry holds the
+// templates a process knows, looked up by namespace, name and version.
+//
+// # Format
+//
+//	name: linear_workflow          # required, ^[a-z][a-z0-9_]{0,62}$
+//	namespace: demo                # required, same pattern; the queue is worker_<namespace>
+//	version: 1.0.0                 # required, MAJOR.MINOR.PATCH with an optional -prerelease
+//	description: free text         # optional
+//	context_schema:                # optional JSON Schema (draft 2020-12 unless $schema says otherwise)
+//	  type: object
+//	  required: [value]
+//	  properties: {value: {type: integer}}
+//	defaults:                      # optional defaults for every step
+//	  retry: {max_attempts: 5}
+//	  timeout: 1m
+//	steps:                         # required, 1 to MaxSteps steps
+//	  - name: square_1             # required, unique, same pattern as name
+//	    handler: demo.square       # required, ^[A-Za-z][A-Za-z0-9_.:-]{0,127}$
+//	    description: optional
+//	    depends_on: [other_step]   # optional, steps of this template
+//	    retry:
+//	      retryable: true          # default true
+//	      max_attempts: 3          # default 3, 1..100, counts every attempt
+//	      backoff: exponential     # exponential | linear | fibonacci | none
+//	      base: 1s                 # default 1s; > 0 unless backoff is none
+//	      cap: 5m                  # default 5m; >= base
+//	      jitter: 0.1              # default 0.1, 0..1
+//	    timeout: 30s               # default 30s, > 0 and <= 24h
+//
+// Unknown keys are errors. Durations are Go duration strings ("500ms", "2s",
+// "1m30s"); a bare number is an error. A step's own field wins over the
+// template's defaults, which win over the built-in defaults (DefaultRetry,
+// DefaultTimeout).
+//
+// # Errors
+//
+// Parse and the loaders report every problem they find, not just the first,
+// in one *ValidationError; each Problem names the file, the line when known,
+// the step, the field, what is wrong and what to do about it. A
+// *ValidationError matches taskertype.ErrInvalid with errors.Is. Registry.Get
+// reports an unknown template with an error matching taskertype.ErrNotFound
+// that lists what the registry does hold.
+package template

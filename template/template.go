@@ -1,0 +1,333 @@
+package template
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+// Built-in defaults, used when neither a step nor the template's defaults set
+// a field.
+const (
+	DefaultRetryable   = true
+	DefaultMaxAttempts = 3
+	DefaultBackoff     = taskertype.BackoffExponential
+	DefaultBase        = 1 * time.Second
+	DefaultCap         = 5 * time.Minute
+	DefaultJitter      = 0.1
+	DefaultTimeout     = 30 * time.Second
+)
+
+// Limits a template must respect.
+const (
+	MaxSteps          = 1000           // steps in one template
+	MaxAttemptsLimit  = 100            // the highest retry.max_attempts
+	MaxTimeout        = 24 * time.Hour // the longest step timeout
+	MaxVersionLength  = 64             // characters in a version string
+	maxListedInErrors = 20             // names listed in one message before "and N more"
+)
+
+// DefaultRetry returns the built-in retry policy.
+func DefaultRetry() taskertype.RetryPolicy {
+	return taskertype.RetryPolicy{
+		Retryable:   DefaultRetryable,
+		MaxAttempts: DefaultMaxAttempts,
+		Backoff:     DefaultBackoff,
+		Base:        DefaultBase,
+		Cap:         DefaultCap,
+		Jitter:      DefaultJitter,
+	}
+}
+
+// Backoffs lists the valid backoff policies.
+var Backoffs = []taskertype.Backoff{
+	taskertype.BackoffExponential, taskertype.BackoffLinear,
+	taskertype.BackoffFibonacci, taskertype.BackoffNone,
+}
+
+// Key identifies a template.
+type Key struct{ Namespace, Name, Version string }
+
+// String returns "namespace/name@version", or "namespace/name" when the
+// version is empty.
+func (k Key) String() string {
+	if k.Version == "" {
+		return k.Namespace + "/" + k.Name
+	}
+	return k.Namespace + "/" + k.Name + "@" + k.Version
+}
+
+// Template is a validated workflow definition. Treat it as read-only once
+// built: registries and running tasks share it.
+type Template struct {
+	Name, Namespace, Version, Description string
+	// ContextSchema is the JSON Schema of the task context as JSON; nil when
+	// the template has none.
+	ContextSchema json.RawMessage
+	// Steps in file order.
+	Steps []Step
+	// Source is the file path, or the source name given to Parse.
+	Source string
+
+	schema *jsonschema.Schema // compiled ContextSchema; nil for none or for a hand-built template
+	index  map[string]int     // step name → position; nil for a hand-built template
+}
+
+// Step is one node of a template's DAG, with defaults applied.
+type Step struct {
+	Name, Handler, Description string
+	// DependsOn names the steps that must finish before this one runs.
+	DependsOn []string
+	Retry     taskertype.RetryPolicy
+	Timeout   time.Duration
+}
+
+// Key returns the template's identity.
+func (t *Template) Key() Key {
+	return Key{Namespace: t.Namespace, Name: t.Name, Version: t.Version}
+}
+
+// StepIndex returns the position of the step called name, or -1.
+func (t *Template) StepIndex(name string) int {
+	if t.index != nil {
+		if i, ok := t.index[name]; ok {
+			return i
+		}
+		return -1
+	}
+	for i := range t.Steps {
+		if t.Steps[i].Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// Handlers returns the distinct handler names of the steps, sorted.
+func (t *Template) Handlers() []string {
+	hs := make([]string, 0, len(t.Steps))
+	for i := range t.Steps {
+		hs = append(hs, t.Steps[i].Handler)
+	}
+	slices.Sort(hs)
+	return slices.Compact(hs)
+}
+
+// Validate checks a template built in code rather than parsed: identity,
+// steps, the dependency graph, retry policies, timeouts and the context
+// schema. Parse already does all of this; Validate returns nil for any
+// template Parse returned.
+func (t *Template) Validate() error {
+	c := &checker{source: t.Source}
+	c.checkTemplate(t, nil, nil)
+	for i := range t.Steps {
+		s := &t.Steps[i]
+		for _, is := range checkPolicy(s.Retry, s.Timeout) {
+			c.add(Problem{Step: s.Name, Field: is.fields[0], Message: is.msg, Hint: is.hint})
+		}
+	}
+	if t.ContextSchema != nil {
+		if _, p := compileSchema(t.ContextSchema, nil); p != nil {
+			c.add(*p)
+		}
+	}
+	return c.err()
+}
+
+// Parse reads one template from YAML. source names the data in problems,
+// usually a file path. On failure the error is a *ValidationError listing
+// every problem found.
+func Parse(source string, data []byte) (*Template, error) {
+	p := &parser{checker: checker{source: source}}
+	t := p.parse(data)
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	t.Source = source
+	return t, nil
+}
+
+// parser turns YAML into a Template, collecting problems as it goes.
+type parser struct {
+	checker
+	loc *locator
+}
+
+func (p *parser) parse(data []byte) *Template {
+	doc, raw, decodeErrs, ok := p.decode(data)
+	if !ok {
+		return nil
+	}
+	p.loc = newLocator(doc)
+	l := p.loc
+	if l.root == nil {
+		if l.empty {
+			p.add(Problem{Line: l.docLine, Message: "the document is empty",
+				Hint: "a template needs at least name, namespace, version and steps"})
+		} else {
+			p.add(Problem{Line: l.docLine, Message: "the document is a " + kindName(l.doc) + ", not a mapping",
+				Hint: "a template is a mapping with the keys name, namespace, version and steps"})
+		}
+		return nil
+	}
+	for _, e := range decodeErrs {
+		p.translate(e)
+	}
+	if l.rootDupKeys {
+		// yaml leaves a mapping with duplicate keys undecoded: everything
+		// else would be a false alarm.
+		return nil
+	}
+	if l.stepsNode != nil && !l.stepsBroken && len(raw.Steps) != l.keptSteps() {
+		p.add(Problem{Line: l.stepsLine, Field: "steps",
+			Message: "the step list could not be decoded", Hint: "fix the problems above first"})
+		return nil
+	}
+	skip := map[string]bool{}
+	t := &Template{}
+	t.Name = p.str(raw.Name, -1, "", "name", skip)
+	t.Namespace = p.str(raw.Namespace, -1, "", "namespace", skip)
+	t.Version = p.str(raw.Version, -1, "", "version", skip)
+	t.Description = p.str(raw.Description, -1, "", "description", skip)
+
+	defaults := fieldsFrom(DefaultRetry(), DefaultTimeout)
+	if raw.Defaults != nil {
+		own := p.policyFields(raw.Defaults.Retry, raw.Defaults.Timeout, -1, "defaults.")
+		defaults = own.over(defaults)
+		p.reportPolicy(defaults, own, -1, "", "defaults.")
+	}
+
+	if l.stepsBroken {
+		skip["steps"] = true
+		p.add(Problem{Line: l.stepsLine, Field: "steps",
+			Message: "steps is a " + kindName(l.stepsNode) + ", not a list",
+			Hint:    "write steps as a list: each item starts with '- name: ...'"})
+	}
+	t.Steps = make([]Step, 0, len(l.steps))
+	next := 0 // next decoded raw step
+	for i, node := range l.steps {
+		label := l.label(i)
+		if l.brokenStep[i] {
+			skip["graph"] = true
+			if node.Kind != mappingKind { // duplicate keys come from the decoder
+				p.add(Problem{Line: node.Line, Step: label, Field: "steps",
+					Message: "step " + positionLabel(i) + " is " + article(kindName(node)) + ", not a mapping",
+					Hint:    "each step is a mapping with at least name and handler"})
+			}
+			t.Steps = append(t.Steps, Step{})
+			continue
+		}
+		rs := &raw.Steps[next]
+		next++
+		s := Step{}
+		s.Name = p.str(rs.Name, i, label, "name", skip)
+		s.Handler = p.str(rs.Handler, i, label, "handler", skip)
+		s.Description = p.str(rs.Description, i, label, "description", skip)
+		s.DependsOn = p.list(rs.DependsOn, i, label, skip)
+		own := p.policyFields(rs.Retry, rs.Timeout, i, "")
+		eff := own.over(defaults)
+		p.reportPolicy(eff, own, i, label, "")
+		s.Retry, s.Timeout = eff.policy()
+		t.Steps = append(t.Steps, s)
+	}
+	p.checkTemplate(t, l, skip)
+
+	if l.schemaNode != nil {
+		t.ContextSchema, t.schema = p.schema(l.schemaNode)
+	}
+	if len(p.problems) > 0 {
+		return nil
+	}
+	t.index = make(map[string]int, len(t.Steps))
+	for i := range t.Steps {
+		t.index[t.Steps[i].Name] = i
+	}
+	return t
+}
+
+// schema converts the context_schema node to JSON and compiles it.
+func (p *parser) schema(n *yamlNode) (json.RawMessage, *jsonschema.Schema) {
+	line := p.loc.line(-1, "context_schema")
+	v, at, err := nodeToJSON(n)
+	if err != nil {
+		if at == 0 {
+			at = line
+		}
+		p.add(Problem{Line: at, Field: "context_schema", Message: "the schema is not JSON: " + err.Error(),
+			Hint: "write the schema with JSON values only: strings, finite numbers, booleans, null, lists and mappings"})
+		return nil, nil
+	}
+	js, err := json.Marshal(v)
+	if err != nil {
+		p.add(Problem{Line: line, Field: "context_schema", Message: "the schema is not JSON: " + err.Error(),
+			Hint: "write the schema with JSON values only"})
+		return nil, nil
+	}
+	sch, prob := compileSchema(js, func(ptr []string) int { return p.loc.schemaLine(n, ptr) })
+	if prob != nil {
+		if prob.Line == 0 {
+			prob.Line = line
+		}
+		p.add(*prob)
+		return nil, nil
+	}
+	return js, sch
+}
+
+// str reads a scalar field into a string, reporting a non-scalar.
+func (p *parser) str(s scalar, step int, label, field string, skip map[string]bool) string {
+	if !s.set {
+		return ""
+	}
+	if s.kind != scalarKind {
+		p.add(Problem{Line: p.loc.line(step, field), Step: label, Field: field,
+			Message: "got " + article(kindName(s.node)) + ", want a string",
+			Hint:    "write " + field + " as a single value on the same line"})
+		skip[skipKey(step, field)] = true
+		return ""
+	}
+	return s.value
+}
+
+// list reads depends_on.
+func (p *parser) list(l list, step int, label string, skip map[string]bool) []string {
+	if !l.set {
+		return nil
+	}
+	if l.kind != sequenceKind {
+		p.add(Problem{Line: l.line, Step: label, Field: "depends_on",
+			Message: "got " + article(kindName(l.node)) + ", want a list of step names",
+			Hint:    "write depends_on: [step_a, step_b]"})
+		skip[skipKey(step, "depends_on")] = true
+		return nil
+	}
+	out := make([]string, 0, len(l.items))
+	for _, it := range l.items {
+		if it.kind != scalarKind || it.tag == "!!null" {
+			p.add(Problem{Line: it.line, Step: label, Field: "depends_on",
+				Message: "got " + article(kindName(it.node)) + " in the list, want a step name",
+				Hint:    "write depends_on: [step_a, step_b]"})
+			skip[skipKey(step, "depends_on")] = true
+			continue
+		}
+		out = append(out, it.value)
+	}
+	return out
+}
+
+func skipKey(step int, field string) string { return fmt.Sprintf("%d/%s", step, field) }
+
+// positionLabel names the i-th step (0-based) by its position: "#1".
+func positionLabel(i int) string { return fmt.Sprintf("#%d", i+1) }
+
+// article prefixes a noun with "a" or "an".
+func article(s string) string {
+	if s != "" && (s[0] == 'a' || s[0] == 'e' || s[0] == 'i' || s[0] == 'o' || s[0] == 'u') {
+		return "an " + s
+	}
+	return "a " + s
+}
