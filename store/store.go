@@ -37,7 +37,9 @@ type Store interface {
 	// messages included, commits together when fn returns nil and not at all
 	// otherwise. fn may run more than once if the backend must retry the
 	// transaction (a serialization failure), so it must not have effects
-	// outside tx.
+	// outside tx. fn must not call methods of the Store or of its queue that
+	// write: on a single-writer backend (SQLite) they would wait for the
+	// connection fn's transaction holds.
 	InTx(ctx context.Context, fn func(tx Tx) error) error
 	Close() error
 }
@@ -52,7 +54,8 @@ type Tx interface {
 	TaskGetForUpdate(ctx context.Context, id uuid.UUID) (*taskertype.Task, error)
 	// TaskTransition moves a task from p.From to p.To and records it.
 	TaskTransition(ctx context.Context, p *TaskTransitionParams) error
-	// StepGet returns a step with DependsOn filled.
+	// StepGet returns a step without its DependsOn (StepList fills it): the
+	// hot paths that read one step do not need its edges.
 	StepGet(ctx context.Context, id uuid.UUID) (*taskertype.Step, error)
 	// StepList returns the steps of a task in template order, DependsOn filled.
 	StepList(ctx context.Context, taskID uuid.UUID) ([]*taskertype.Step, error)
@@ -65,6 +68,16 @@ type Tx interface {
 	// MessageSend sends a message that becomes visible when the transaction
 	// commits, and is never sent if it rolls back.
 	MessageSend(ctx context.Context, p *queue.SendParams) error
+	// MessageClaim claims messages of the store's co-located queue within
+	// this transaction: the claim holds only if the transaction commits.
+	// A store whose queue lives elsewhere returns an error wrapping
+	// errors.ErrUnsupported (its queue's Capabilities().SharesStoreDatabase
+	// is false): the caller claims through the queue instead.
+	MessageClaim(ctx context.Context, p *queue.ClaimParams) ([]*queue.Message, error)
+	// MessageAck acknowledges messages of the co-located queue within this
+	// transaction, so that the work a message asked for and its
+	// acknowledgement commit together. Unsupported as for MessageClaim.
+	MessageAck(ctx context.Context, p *queue.AckParams) error
 }
 
 // TaskListParams filters TaskList.

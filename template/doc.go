@@ -32,10 +32,20 @@
 //	      jitter: 0.1              # default 0.1, 0..1
 //	    timeout: 30s               # default 30s, > 0 and <= 24h
 //
-// Unknown keys are errors. Durations are Go duration strings ("500ms", "2s",
+// Unknown keys are errors, and so are duplicate keys. Durations are Go duration strings ("500ms", "2s",
 // "1m30s"); a bare number is an error. A step's own field wins over the
 // template's defaults, which win over the built-in defaults (DefaultRetry,
 // DefaultTimeout).
+//
+// Limits: MaxSteps steps, MaxFileSize bytes, MaxVersionLength characters
+// of version; build metadata (+...) in versions is refused because two
+// versions that differ only in it would have the same precedence. A
+// context_schema must be self-contained: $ref may point inside it but
+// nothing is loaded from files or the network.
+//
+// A Template is read-only once built and safe to share between goroutines.
+// Templates built in code rather than parsed can be checked with Validate;
+// Registry.Add checks their identity and step graph.
 //
 // # Errors
 //

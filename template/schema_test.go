@@ -3,6 +3,7 @@ package template
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -72,5 +73,30 @@ func TestValidateContext(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestValidateContextIsSafeForConcurrentUse(t *testing.T) {
+	tp := mustParse(t, header+"context_schema: {type: object, required: [value], properties: {value: {type: integer}}}\n"+steps("a:h"))
+	done := make(chan error)
+	for i := range 8 {
+		go func() {
+			var err error
+			for j := range 50 {
+				ctx := fmt.Sprintf(`{"value": %d}`, i*j)
+				if j%2 == 1 {
+					ctx = `{"value": "x"}`
+				}
+				if got := tp.ValidateContext(json.RawMessage(ctx)); (got == nil) != (j%2 == 0) {
+					err = fmt.Errorf("ValidateContext(%s) = %v", ctx, got)
+				}
+			}
+			done <- err
+		}()
+	}
+	for range 8 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
 	}
 }

@@ -1,7 +1,7 @@
 // Package consumer runs the claim loop shared by orchestration and workers:
-// claim a batch, hand it over, and when the queue is empty wait for a wake-up
-// from the provider, with a slow poll as the fallback for lost signals and
-// for delayed messages coming due.
+// claim and handle a round of messages; when a round comes back short, wait
+// for a wake-up from the queue, with a slow poll as the fallback for lost
+// signals and for delayed messages coming due.
 package consumer
 
 import (
@@ -12,27 +12,30 @@ import (
 	"github.com/tasker-go/tasker/queue"
 )
 
-// Loop claims messages from one queue.
+// Loop drives rounds of work on one queue.
 type Loop struct {
+	// Queue and Name say where wake-ups come from.
 	Queue queue.Queue
 	Name  string
-	// Batch is the most messages one claim returns.
+	// Batch is the most messages one round may claim.
 	Batch int
-	// VisibilityTimeout hides claimed messages while they are handled.
-	VisibilityTimeout time.Duration
 	// IdlePoll is the fallback poll interval when no wake-up arrives.
 	IdlePoll time.Duration
 	Logger   *slog.Logger
 	// Acquire, if set, blocks until there is room for at least one message
-	// and returns how many (at most max) may be claimed. Release gives back
-	// the room a claim did not use.
+	// and returns how many (at most max) the round may claim. Release gives
+	// back the room the round did not use.
 	Acquire func(ctx context.Context, max int) (int, error)
 	Release func(n int)
-	// Handle takes a claimed batch; it owns acknowledging the messages.
-	Handle func(ctx context.Context, msgs []*queue.Message)
+	// Round claims at most max messages, handles them (or hands them on)
+	// and returns how many it claimed.
+	Round func(ctx context.Context, max int) (int, error)
 }
 
-// Run claims until ctx ends.
+// Run drives rounds until ctx ends. A round that fills its batch is followed
+// by another at once; a short one means the queue is drained, so the loop
+// waits. The subscription is taken before the first round, so a message sent
+// after a round looked is always signalled.
 func (l *Loop) Run(ctx context.Context) {
 	wake, cancel := l.Queue.Subscribe(l.Name)
 	defer cancel()
@@ -47,9 +50,9 @@ func (l *Loop) Run(ctx context.Context) {
 				return
 			}
 		}
-		msgs, err := l.Queue.MessageClaim(ctx, &queue.ClaimParams{Queue: l.Name, Max: n, VisibilityTimeout: l.VisibilityTimeout})
-		if l.Release != nil && len(msgs) < n {
-			l.Release(n - len(msgs))
+		got, err := l.Round(ctx, n)
+		if l.Release != nil && got < n {
+			l.Release(n - got)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -61,8 +64,7 @@ func (l *Loop) Run(ctx context.Context) {
 			continue
 		}
 		errDelay = 0
-		if len(msgs) > 0 {
-			l.Handle(ctx, msgs)
+		if got == n {
 			continue
 		}
 		poll.Reset(l.IdlePoll) // Go ≥1.23 timers: no drain needed

@@ -94,11 +94,14 @@ func (c Config) validate() error {
 
 // Orchestrator processes results and task commands.
 type Orchestrator struct {
-	cfg     Config
-	log     *slog.Logger
-	store   store.Store
-	queue   queue.Queue
-	clock   taskertype.Clock
+	cfg   Config
+	log   *slog.Logger
+	store store.Store
+	queue queue.Queue
+	clock taskertype.Clock
+	// txQueue: the queue shares the store's database, so claims and
+	// acknowledgements go in the store's transactions.
+	txQueue bool
 	ensured sync.Map // namespaces whose step queue exists: one entry per namespace
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -111,7 +114,10 @@ func New(cfg Config) (*Orchestrator, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Orchestrator{cfg: cfg, log: cfg.Logger, store: cfg.Store, queue: cfg.Queue, clock: cfg.Clock}, nil
+	return &Orchestrator{
+		cfg: cfg, log: cfg.Logger, store: cfg.Store, queue: cfg.Queue, clock: cfg.Clock,
+		txQueue: cfg.Queue.Capabilities().SharesStoreDatabase,
+	}, nil
 }
 
 // Start ensures the orchestration queues exist and starts consuming them.
@@ -130,8 +136,8 @@ func (o *Orchestrator) Start(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	o.cancel, o.done = cancel, make(chan struct{})
 	loops := []*consumer.Loop{
-		o.loop(queue.ResultsQueue, o.handleResults),
-		o.loop(queue.TasksQueue, o.handleTaskCommands),
+		o.loop(queue.ResultsQueue, o.processResult),
+		o.loop(queue.TasksQueue, o.processTaskCommand),
 	}
 	var wg sync.WaitGroup
 	for _, l := range loops {
@@ -160,11 +166,10 @@ func (o *Orchestrator) Stop(ctx context.Context) error {
 	}
 }
 
-func (o *Orchestrator) loop(name string, handle func(context.Context, []*queue.Message)) *consumer.Loop {
+func (o *Orchestrator) loop(name string, process processFunc) *consumer.Loop {
 	return &consumer.Loop{
-		Queue: o.queue, Name: name, Batch: o.cfg.ClaimBatch,
-		VisibilityTimeout: o.cfg.VisibilityTimeout, IdlePoll: o.cfg.IdlePoll,
-		Logger: o.log, Handle: handle,
+		Queue: o.queue, Name: name, Batch: o.cfg.ClaimBatch, IdlePoll: o.cfg.IdlePoll, Logger: o.log,
+		Round: func(ctx context.Context, max int) (int, error) { return o.round(ctx, name, max, process) },
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/tasker-go/tasker/internal/retry"
@@ -22,18 +23,64 @@ var errPoison = errors.New("unprocessable message")
 // race is run again with fresh state.
 const staleRetries = 3
 
-func (o *Orchestrator) handleResults(ctx context.Context, msgs []*queue.Message) {
-	o.handleBatch(ctx, queue.ResultsQueue, msgs, o.processResult)
+// processFunc applies one message inside a transaction.
+type processFunc func(ctx context.Context, tx store.Tx, rec *transition.Recorder, m *queue.Message) error
+
+// batchError is a message's failure inside a round's shared transaction.
+type batchError struct{ err error }
+
+func (e *batchError) Error() string { return e.err.Error() }
+func (e *batchError) Unwrap() error { return e.err }
+
+// round claims and processes up to max messages. When the queue shares the
+// store's database, the claim, the processing of every message and the
+// acknowledgements commit in one transaction; if one message fails, that
+// transaction rolls back and the messages are processed one by one.
+func (o *Orchestrator) round(ctx context.Context, name string, max int, process processFunc) (int, error) {
+	if o.txQueue {
+		n, err := o.roundInTx(ctx, name, max, process)
+		var be *batchError
+		if !errors.As(err, &be) {
+			return n, err
+		}
+		o.log.Debug("a message failed in a batch; processing one by one", "queue", name, "error", err)
+	}
+	msgs, err := o.queue.MessageClaim(ctx, &queue.ClaimParams{Queue: name, Max: max, VisibilityTimeout: o.cfg.VisibilityTimeout})
+	if err != nil {
+		return 0, err
+	}
+	o.handleBatch(ctx, name, msgs, process)
+	return len(msgs), nil
 }
 
-func (o *Orchestrator) handleTaskCommands(ctx context.Context, msgs []*queue.Message) {
-	o.handleBatch(ctx, queue.TasksQueue, msgs, o.processTaskCommand)
+func (o *Orchestrator) roundInTx(ctx context.Context, name string, max int, process processFunc) (int, error) {
+	var n int
+	err := o.tx(ctx, func(tx store.Tx, rec *transition.Recorder) error {
+		msgs, err := tx.MessageClaim(ctx, &queue.ClaimParams{Queue: name, Max: max, VisibilityTimeout: o.cfg.VisibilityTimeout})
+		if err != nil {
+			return err
+		}
+		n = len(msgs)
+		ids := make([]int64, len(msgs))
+		for i, m := range msgs {
+			if err := process(ctx, tx, rec, m); err != nil {
+				return &batchError{fmt.Errorf("message %d: %w", m.ID, err)}
+			}
+			ids[i] = m.ID
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		return tx.MessageAck(ctx, &queue.AckParams{Queue: name, IDs: ids})
+	})
+	return n, err
 }
 
-// handleBatch processes each message, then acknowledges the processed ones
-// in one call; a message that failed for a passing reason is released to be
-// tried again after a delay, and a poison message is archived.
-func (o *Orchestrator) handleBatch(ctx context.Context, name string, msgs []*queue.Message, process func(context.Context, *queue.Message) error) {
+// handleBatch processes each message in its own transaction, then
+// acknowledges the processed ones in one call; a message that failed for a
+// passing reason is released to be tried again after a delay, and a poison
+// message is archived.
+func (o *Orchestrator) handleBatch(ctx context.Context, name string, msgs []*queue.Message, process processFunc) {
 	// A claimed batch is finished even when the orchestrator is stopping:
 	// it takes milliseconds, and leaving it would delay it by a claim timeout.
 	ctx = context.WithoutCancel(ctx)
@@ -42,7 +89,8 @@ func (o *Orchestrator) handleBatch(ctx context.Context, name string, msgs []*que
 	for _, m := range msgs {
 		var err error
 		for range staleRetries {
-			if err = process(ctx, m); !errors.Is(err, taskertype.ErrStaleState) {
+			err = o.tx(ctx, func(tx store.Tx, rec *transition.Recorder) error { return process(ctx, tx, rec, m) })
+			if !errors.Is(err, taskertype.ErrStaleState) {
 				break
 			}
 		}
@@ -78,41 +126,37 @@ func (o *Orchestrator) handleBatch(ctx context.Context, name string, msgs []*que
 // processResult applies a step's reported outcome and moves its task on.
 // A duplicate or stale result finds the step no longer waiting for
 // orchestration and changes nothing.
-func (o *Orchestrator) processResult(ctx context.Context, m *queue.Message) error {
+func (o *Orchestrator) processResult(ctx context.Context, tx store.Tx, rec *transition.Recorder, m *queue.Message) error {
 	taskID, stepID, err := wire.DecodeStep(m.Body)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errPoison, err)
 	}
-	return o.tx(ctx, func(tx store.Tx, rec *transition.Recorder) error {
-		now := o.clock.Now()
-		task, err := tx.TaskGetForUpdate(ctx, taskID)
-		if err != nil {
-			return err
-		}
-		step, err := tx.StepGet(ctx, stepID)
-		if err != nil {
-			return err
-		}
-		if step.TaskID != taskID {
-			return fmt.Errorf("%w: step %s belongs to task %s, not %s", errPoison, stepID, step.TaskID, taskID)
-		}
-		switch step.State {
-		case taskertype.StepEnqueuedForOrchestration:
-			err = rec.Step(ctx, tx, step, taskertype.StepEventComplete, now, nil)
-		case taskertype.StepEnqueuedAsErrorForOrchestration:
-			err = o.judgeFailure(ctx, tx, rec, step, now)
-		default:
-			return nil // already processed
-		}
-		if err != nil || task.State.Terminal() {
-			return err
-		}
-		steps, err := tx.StepList(ctx, taskID)
-		if err != nil {
-			return err
-		}
-		return o.apply(ctx, tx, rec, task, makePlan(task.State, steps, taskertype.TaskEventStepFinished, now), now)
-	})
+	now := o.clock.Now()
+	task, err := tx.TaskGetForUpdate(ctx, taskID)
+	if err != nil {
+		return err
+	}
+	steps, err := tx.StepList(ctx, taskID)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(steps, func(s *taskertype.Step) bool { return s.ID == stepID })
+	if i < 0 {
+		return fmt.Errorf("%w: task %s has no step %s", errPoison, taskID, stepID)
+	}
+	step := steps[i]
+	switch step.State {
+	case taskertype.StepEnqueuedForOrchestration:
+		err = rec.Step(ctx, tx, step, taskertype.StepEventComplete, now, nil)
+	case taskertype.StepEnqueuedAsErrorForOrchestration:
+		err = o.judgeFailure(ctx, tx, rec, step, now)
+	default:
+		return nil // already processed
+	}
+	if err != nil || task.State.Terminal() {
+		return err
+	}
+	return o.apply(ctx, tx, rec, task, makePlan(task.State, steps, taskertype.TaskEventStepFinished, now), now)
 }
 
 // judgeFailure applies the retry policy to a failed attempt.
@@ -130,7 +174,7 @@ func (o *Orchestrator) judgeFailure(ctx context.Context, tx store.Tx, rec *trans
 }
 
 // processTaskCommand handles a task-level command, such as a retry coming due.
-func (o *Orchestrator) processTaskCommand(ctx context.Context, m *queue.Message) error {
+func (o *Orchestrator) processTaskCommand(ctx context.Context, tx store.Tx, rec *transition.Recorder, m *queue.Message) error {
 	cmd, err := wire.DecodeTask(m.Body)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errPoison, err)
@@ -138,16 +182,14 @@ func (o *Orchestrator) processTaskCommand(ctx context.Context, m *queue.Message)
 	if cmd.Kind != wire.KindRetryDue {
 		return fmt.Errorf("%w: unknown task command %q", errPoison, cmd.Kind)
 	}
-	return o.tx(ctx, func(tx store.Tx, rec *transition.Recorder) error {
-		now := o.clock.Now()
-		task, err := tx.TaskGetForUpdate(ctx, cmd.TaskID)
-		if err != nil || task.State.Terminal() {
-			return err
-		}
-		steps, err := tx.StepList(ctx, cmd.TaskID)
-		if err != nil {
-			return err
-		}
-		return o.apply(ctx, tx, rec, task, makePlan(task.State, steps, taskertype.TaskEventRetryDue, now), now)
-	})
+	now := o.clock.Now()
+	task, err := tx.TaskGetForUpdate(ctx, cmd.TaskID)
+	if err != nil || task.State.Terminal() {
+		return err
+	}
+	steps, err := tx.StepList(ctx, cmd.TaskID)
+	if err != nil {
+		return err
+	}
+	return o.apply(ctx, tx, rec, task, makePlan(task.State, steps, taskertype.TaskEventRetryDue, now), now)
 }

@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/tasker-go/tasker/internal/transition"
 	"github.com/tasker-go/tasker/internal/wire"
 	"github.com/tasker-go/tasker/queue"
@@ -21,6 +19,8 @@ import (
 var (
 	// errSkip: the message is a duplicate or its step moved on; acknowledge it.
 	errSkip = errors.New("step is not waiting for this message")
+	// errPoison: the message can never be processed; archive it.
+	errPoison = errors.New("unprocessable message")
 	// errStepTimeout is the cause of a handler context that hit its timeout.
 	errStepTimeout = errors.New("step timeout")
 )
@@ -32,99 +32,196 @@ type outcome struct {
 	released bool // the worker is shutting down; give the step back
 }
 
-// execute takes one claimed message through start, handler and report. It
-// owns one slot, released when the handler has returned (not before, so a
-// handler that ignores its timeout still counts against the bound).
+// job is a started step: its message, the step and the handler's input.
+type job struct {
+	m    *queue.Message
+	step *taskertype.Step
+	in   *taskertype.StepInput
+}
+
+// batchError is a message's failure inside a round's shared transaction.
+type batchError struct{ err error }
+
+func (e *batchError) Error() string { return e.err.Error() }
+func (e *batchError) Unwrap() error { return e.err }
+
+// round claims up to max messages of a step queue, starts their steps and
+// hands each started step to a goroutine. When the queue shares the store's
+// database, the claim and every start commit in one transaction; if one
+// message fails there, it rolls back and the messages go one by one.
+func (w *Worker) round(ctx context.Context, name string, max int) (int, error) {
+	if w.txQueue {
+		n, err := w.roundInTx(ctx, name, max)
+		var be *batchError
+		if !errors.As(err, &be) {
+			return n, err
+		}
+		w.log.Debug("a message failed in a batch; starting one by one", "queue", name, "error", err)
+	}
+	msgs, err := w.queue.MessageClaim(ctx, &queue.ClaimParams{Queue: name, Max: max, VisibilityTimeout: w.cfg.VisibilityTimeout})
+	if err != nil {
+		return 0, err
+	}
+	w.steps.Add(len(msgs))
+	for _, m := range msgs {
+		go func() {
+			defer w.steps.Done()
+			w.execute(ctx, m)
+		}()
+	}
+	return len(msgs), nil
+}
+
+func (w *Worker) roundInTx(ctx context.Context, name string, max int) (int, error) {
+	var (
+		n       int
+		jobs    []*job
+		poison  []int64
+		settled int // messages acknowledged in the transaction
+	)
+	err := transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
+		jobs, poison, settled = jobs[:0], poison[:0], 0
+		msgs, err := tx.MessageClaim(ctx, &queue.ClaimParams{Queue: name, Max: max, VisibilityTimeout: w.cfg.VisibilityTimeout})
+		if err != nil {
+			return err
+		}
+		n = len(msgs)
+		var ack []int64
+		for _, m := range msgs {
+			j, err := w.startTx(ctx, tx, rec, m)
+			switch {
+			case errors.Is(err, errPoison):
+				poison = append(poison, m.ID)
+			case errors.Is(err, errSkip), err == nil && j == nil:
+				ack = append(ack, m.ID)
+			case err != nil:
+				return &batchError{fmt.Errorf("message %d: %w", m.ID, err)}
+			default:
+				jobs = append(jobs, j)
+			}
+		}
+		settled = len(ack)
+		if len(ack) == 0 {
+			return nil
+		}
+		return tx.MessageAck(ctx, &queue.AckParams{Queue: name, IDs: ack})
+	})
+	if err != nil {
+		return 0, err
+	}
+	if len(poison) > 0 {
+		w.log.Error("archiving malformed step messages", "queue", name, "ids", poison)
+		w.finish(name, func(ctx context.Context) error {
+			return w.queue.MessageArchive(ctx, &queue.ArchiveParams{Queue: name, IDs: poison})
+		})
+	}
+	w.release(len(poison) + settled)
+	w.steps.Add(len(jobs))
+	for _, j := range jobs {
+		go func() {
+			defer w.steps.Done()
+			w.work(ctx, j, w.releaseOnce())
+		}()
+	}
+	return n, nil
+}
+
+// execute takes one claimed message through start, handler and report,
+// each in its own transaction. It owns one slot.
 func (w *Worker) execute(ctx context.Context, m *queue.Message) {
+	release := w.releaseOnce()
+	var j *job
+	err := transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
+		var err error
+		j, err = w.startTx(ctx, tx, rec, m)
+		return err
+	})
+	switch {
+	case errors.Is(err, errPoison):
+		w.log.Error("archiving a malformed step message", "queue", m.Queue, "message_id", m.ID, "error", err)
+		w.finish(m.Queue, func(ctx context.Context) error {
+			return w.queue.MessageArchive(ctx, &queue.ArchiveParams{Queue: m.Queue, IDs: []int64{m.ID}})
+		})
+	case errors.Is(err, errSkip), err == nil && j == nil:
+		w.ack(m)
+	case err != nil:
+		// Leave the claim: it expires and the step is tried again.
+		w.log.Warn("could not start a step; it will be delivered again", "queue", m.Queue, "message_id", m.ID, "error", err)
+	default:
+		w.work(ctx, j, release)
+		return
+	}
+	release()
+}
+
+// releaseOnce returns a function that gives one slot back, once.
+func (w *Worker) releaseOnce() func() {
 	var once sync.Once
-	release := func() { once.Do(func() { w.release(1) }) }
+	return func() { once.Do(func() { w.release(1) }) }
+}
+
+// work runs a started step's handler and reports the outcome. release is
+// called when the handler has returned (not before, so a handler that
+// ignores its timeout still counts against the bound).
+func (w *Worker) work(ctx context.Context, j *job, release func()) {
 	defer func() {
 		if r := recover(); r != nil {
 			// A bug in the worker itself; the claim expires and the
 			// attempt is recorded as lost by the next claimant.
-			w.log.Error("worker crashed on a message", "queue", m.Queue, "message_id", m.ID, "panic", r, "stack", string(debug.Stack()))
+			w.log.Error("worker crashed on a step", "step", j.step.Name, "panic", r, "stack", string(debug.Stack()))
 			release()
 		}
 	}()
-	taskID, stepID, err := wire.DecodeStep(m.Body)
-	if err != nil {
-		w.log.Error("archiving a malformed step message", "queue", m.Queue, "message_id", m.ID, "error", err)
-		w.finishMessage(m, func(ctx context.Context) error {
-			return w.queue.MessageArchive(ctx, &queue.ArchiveParams{Queue: m.Queue, IDs: []int64{m.ID}})
-		})
-		release()
-		return
-	}
-	step, in, err := w.start(ctx, m, stepID)
-	switch {
-	case errors.Is(err, errSkip):
-		w.ack(m)
-		release()
-		return
-	case err != nil:
-		// Leave the claim: it expires and the step is tried again.
-		w.log.Warn("could not start step; it will be delivered again", "task_id", taskID, "step_id", stepID, "error", err)
-		release()
-		return
-	case in == nil: // the start recorded a lost attempt instead
-		w.ack(m)
-		release()
-		return
-	}
-	if lease := step.Timeout + w.cfg.TimeoutGrace + 5*time.Second; lease > w.cfg.VisibilityTimeout {
-		if err := w.queue.MessageExtend(ctx, &queue.ExtendParams{Queue: m.Queue, ID: m.ID, VisibilityTimeout: lease}); err != nil {
-			w.log.Warn("could not extend the claim of a long step", "step", step.Name, "error", err)
+	if lease := j.step.Timeout + w.cfg.TimeoutGrace + 5*time.Second; lease > w.cfg.VisibilityTimeout {
+		if err := w.queue.MessageExtend(ctx, &queue.ExtendParams{Queue: j.m.Queue, ID: j.m.ID, VisibilityTimeout: lease}); err != nil {
+			w.log.Warn("could not extend the claim of a long step", "step", j.step.Name, "error", err)
 		}
 	}
-	out := w.run(ctx, step, in, release)
-	w.report(m, step, out)
+	out := w.run(ctx, j.step, j.in, release)
+	w.report(j.m, j.step, out)
 }
 
-// start moves the step from enqueued to in_progress and loads its inputs.
-// If the step is already in progress and this is a redelivery, the worker
-// that had it is gone: the attempt is reported as lost (in is nil then).
-func (w *Worker) start(ctx context.Context, m *queue.Message, stepID uuid.UUID) (*taskertype.Step, *taskertype.StepInput, error) {
-	var (
-		step *taskertype.Step
-		in   *taskertype.StepInput
-	)
-	err := transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
-		in = nil
-		s, err := tx.StepGet(ctx, stepID)
+// startTx moves the step of m from enqueued to in_progress and loads its
+// inputs. If the step is already in progress and m is a redelivery, the
+// worker that had it is gone: the attempt is reported as lost and the job
+// is nil. errSkip: m is a duplicate; errPoison: m is malformed.
+func (w *Worker) startTx(ctx context.Context, tx store.Tx, rec *transition.Recorder, m *queue.Message) (*job, error) {
+	_, stepID, err := wire.DecodeStep(m.Body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errPoison, err)
+	}
+	s, err := tx.StepGet(ctx, stepID)
+	if errors.Is(err, taskertype.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %w", errPoison, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	now := w.clock.Now()
+	switch {
+	case s.State == taskertype.StepEnqueued:
+		if err := rec.Step(ctx, tx, s, taskertype.StepEventStart, now, func(s *taskertype.Step) {
+			s.Attempts++
+			s.StartedAt, s.FinishedAt = now, time.Time{}
+		}); err != nil {
+			return nil, err
+		}
+		inputs, err := tx.StepInputs(ctx, stepID)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		now := w.clock.Now()
-		switch {
-		case s.State == taskertype.StepEnqueued:
-			if err := rec.Step(ctx, tx, s, taskertype.StepEventStart, now, func(s *taskertype.Step) {
-				s.Attempts++
-				s.StartedAt, s.FinishedAt = now, time.Time{}
-			}); err != nil {
-				return err
-			}
-			inputs, err := tx.StepInputs(ctx, stepID)
-			if err != nil {
-				return err
-			}
-			step = s
-			in = &taskertype.StepInput{
-				TaskID: s.TaskID, StepID: s.ID, StepName: s.Name, Namespace: namespaceOf(m.Queue),
-				Attempt: s.Attempts, Context: inputs.Context, Results: inputs.Results,
-			}
-			return nil
-		case s.State == taskertype.StepInProgress && m.ReadCount > 1:
-			f := &taskertype.StepFailure{
-				Kind: taskertype.FailureLost, Retryable: true, Attempt: s.Attempts,
-				Message: fmt.Sprintf("attempt %d started at %s never reported: its worker stopped or was killed", s.Attempts, s.StartedAt.Format(time.RFC3339Nano)),
-			}
-			step = s
-			return w.recordOutcome(ctx, tx, rec, s, &outcome{failure: f}, now)
-		default:
-			return errSkip
+		return &job{m: m, step: s, in: &taskertype.StepInput{
+			TaskID: s.TaskID, StepID: s.ID, StepName: s.Name, Namespace: namespaceOf(m.Queue),
+			Attempt: s.Attempts, Context: inputs.Context, Results: inputs.Results,
+		}}, nil
+	case s.State == taskertype.StepInProgress && m.ReadCount > 1:
+		f := &taskertype.StepFailure{
+			Kind: taskertype.FailureLost, Retryable: true, Attempt: s.Attempts,
+			Message: fmt.Sprintf("attempt %d started at %s never reported: its worker stopped or was killed", s.Attempts, s.StartedAt.Format(time.RFC3339Nano)),
 		}
-	})
-	return step, in, err
+		return nil, w.recordOutcome(ctx, tx, rec, s, &outcome{failure: f}, now)
+	}
+	return nil, errSkip
 }
 
 func namespaceOf(queueName string) string {
@@ -226,6 +323,7 @@ func (w *Worker) report(m *queue.Message, step *taskertype.Step, out *outcome) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var err error
+	ackInTx := w.txQueue && !out.released
 	for attempt, delay := 1, 20*time.Millisecond; ; attempt, delay = attempt+1, min(2*delay, 2*time.Second) {
 		err = transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
 			cur, err := tx.StepGet(ctx, step.ID)
@@ -235,7 +333,10 @@ func (w *Worker) report(m *queue.Message, step *taskertype.Step, out *outcome) {
 			if cur.State != taskertype.StepInProgress || cur.Attempts != step.Attempts {
 				return errSkip // cancelled, resolved by hand, or reported lost meanwhile
 			}
-			return w.recordOutcome(ctx, tx, rec, cur, out, w.clock.Now())
+			if err := w.recordOutcome(ctx, tx, rec, cur, out, w.clock.Now()); err != nil || !ackInTx {
+				return err
+			}
+			return tx.MessageAck(ctx, &queue.AckParams{Queue: m.Queue, IDs: []int64{m.ID}})
 		})
 		if err == nil || errors.Is(err, errSkip) || errors.Is(err, taskertype.ErrStaleState) || ctx.Err() != nil {
 			break
@@ -248,9 +349,10 @@ func (w *Worker) report(m *queue.Message, step *taskertype.Step, out *outcome) {
 		w.log.Error("giving up storing a step's result; the claim will expire and the attempt be recorded as lost",
 			"task_id", step.TaskID, "step", step.Name, "error", err)
 	case out.released && err == nil:
-		w.finishMessage(m, func(ctx context.Context) error {
+		w.finish(m.Queue, func(ctx context.Context) error {
 			return w.queue.MessageNack(ctx, &queue.NackParams{Queue: m.Queue, ID: m.ID})
 		})
+	case ackInTx && err == nil:
 	default:
 		w.ack(m)
 	}
@@ -281,18 +383,18 @@ func (w *Worker) recordOutcome(ctx context.Context, tx store.Tx, rec *transition
 }
 
 func (w *Worker) ack(m *queue.Message) {
-	w.finishMessage(m, func(ctx context.Context) error {
+	w.finish(m.Queue, func(ctx context.Context) error {
 		return w.queue.MessageAck(ctx, &queue.AckParams{Queue: m.Queue, IDs: []int64{m.ID}})
 	})
 }
 
-// finishMessage acknowledges, releases or archives a message; a failure is
-// only logged, because the message comes back after its claim expires and
-// is then recognised as done.
-func (w *Worker) finishMessage(m *queue.Message, fn func(context.Context) error) {
+// finish acknowledges, releases or archives messages; a failure is only
+// logged, because a message comes back after its claim expires and is then
+// recognised as done.
+func (w *Worker) finish(queueName string, fn func(context.Context) error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := fn(ctx); err != nil {
-		w.log.Warn("could not finish a message; it will be delivered again and skipped", "queue", m.Queue, "message_id", m.ID, "error", err)
+		w.log.Warn("could not finish a message; it will be delivered again and skipped", "queue", queueName, "error", err)
 	}
 }

@@ -119,7 +119,10 @@ type Worker struct {
 	queue    queue.Queue
 	clock    taskertype.Clock
 	handlers map[string]taskertype.Handler // read-only after New
-	slots    chan struct{}                 // one token per running step
+	// txQueue: the queue shares the store's database, so claims and
+	// acknowledgements go in the store's transactions.
+	txQueue bool
+	slots   chan struct{} // one token per running step
 
 	mu         sync.Mutex
 	stopClaims context.CancelFunc // ends the claim loops
@@ -142,6 +145,7 @@ func New(cfg Config) (*Worker, error) {
 	return &Worker{
 		cfg: cfg, log: cfg.Logger, store: cfg.Store, queue: cfg.Queue, clock: cfg.Clock,
 		handlers: handlers, slots: make(chan struct{}, cfg.Concurrency),
+		txQueue: cfg.Queue.Capabilities().SharesStoreDatabase,
 	}, nil
 }
 
@@ -165,17 +169,11 @@ func (w *Worker) Start(ctx context.Context) error {
 	for _, ns := range w.cfg.Namespaces {
 		name := queue.StepQueue(ns)
 		l := &consumer.Loop{
-			Queue: w.queue, Name: name, Batch: w.cfg.ClaimBatch,
-			VisibilityTimeout: w.cfg.VisibilityTimeout, IdlePoll: w.cfg.IdlePoll, Logger: w.log,
+			Queue: w.queue, Name: name, Batch: w.cfg.ClaimBatch, IdlePoll: w.cfg.IdlePoll, Logger: w.log,
 			Acquire: w.acquire, Release: w.release,
-			Handle: func(_ context.Context, msgs []*queue.Message) {
-				w.steps.Add(len(msgs))
-				for _, m := range msgs {
-					go func() {
-						defer w.steps.Done()
-						w.execute(stepCtx, m)
-					}()
-				}
+			Round: func(_ context.Context, max int) (int, error) {
+				// Started steps run under stepCtx, which outlives the claims.
+				return w.round(stepCtx, name, max)
 			},
 		}
 		w.loops.Go(func() { l.Run(claimCtx) })

@@ -132,8 +132,12 @@ func New(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Queue, error) {
 	// stops after ?4 rows: the cost of a claim does not grow with the
 	// backlog. Messages come out in the order they became visible, which is
 	// the order they were sent for messages sent without a delay.
+	// The limit is written (?4 + 0), not ?4: this SQLite is built with STAT4,
+	// whose planner looks at a bare LIMIT parameter and so recompiles the
+	// statement whenever the limit changes (measured: 95µs a claim instead
+	// of 35µs when claims alternate between limits).
 	q.claim = p.W(`UPDATE queue_messages SET vt = ?1, read_ct = read_ct + 1, claimed = 1
-		WHERE id IN (SELECT id FROM queue_messages WHERE queue = ?2 AND vt <= ?3 ORDER BY vt, id LIMIT ?4)
+		WHERE id IN (SELECT id FROM queue_messages WHERE queue = ?2 AND vt <= ?3 ORDER BY vt, id LIMIT (?4 + 0))
 		RETURNING id, body, read_ct, enqueued_at`)
 	// "+queue" keeps the planner from walking the queue's index: the ids
 	// find the rows through the primary key, whatever the backlog.
@@ -258,6 +262,16 @@ func (q *Queue) sendWith(ctx context.Context, st *sql.Stmt, p *queue.SendParams)
 // MessageClaim implements queue.Queue. Claiming from a queue that was never
 // ensured returns no message.
 func (q *Queue) MessageClaim(ctx context.Context, p *queue.ClaimParams) ([]*queue.Message, error) {
+	return q.claimWith(ctx, q.claim, p)
+}
+
+// ClaimTx claims messages in the caller's transaction on the queue's
+// database (the store's): the claim holds only if tx commits.
+func (q *Queue) ClaimTx(ctx context.Context, tx *sql.Tx, p *queue.ClaimParams) ([]*queue.Message, error) {
+	return q.claimWith(ctx, tx.StmtContext(ctx, q.claim), p)
+}
+
+func (q *Queue) claimWith(ctx context.Context, st *sql.Stmt, p *queue.ClaimParams) ([]*queue.Message, error) {
 	if err := q.check("claim"); err != nil {
 		return nil, err
 	}
@@ -275,7 +289,7 @@ func (q *Queue) MessageClaim(ctx context.Context, p *queue.ClaimParams) ([]*queu
 	}
 	now := q.clock.Now()
 	vt := now.Add(p.VisibilityTimeout)
-	rows, err := q.claim.QueryContext(ctx, sqlitedb.Micros(vt), p.Queue, sqlitedb.Micros(now), p.Max)
+	rows, err := st.QueryContext(ctx, sqlitedb.Micros(vt), p.Queue, sqlitedb.Micros(now), p.Max)
 	if err != nil {
 		return nil, fmt.Errorf("queue: claim from %q: %w", p.Queue, err)
 	}
@@ -301,6 +315,23 @@ func (q *Queue) MessageClaim(ctx context.Context, p *queue.ClaimParams) ([]*queu
 
 // MessageAck implements queue.Queue.
 func (q *Queue) MessageAck(ctx context.Context, p *queue.AckParams) error {
+	return q.ackWith(ctx, nil, p)
+}
+
+// AckTx acknowledges messages in the caller's transaction on the queue's
+// database (the store's): they are gone only if tx commits.
+func (q *Queue) AckTx(ctx context.Context, tx *sql.Tx, p *queue.AckParams) error {
+	return q.ackWith(ctx, tx, p)
+}
+
+// ackWith deletes messages, in tx when it is not nil.
+func (q *Queue) ackWith(ctx context.Context, tx *sql.Tx, p *queue.AckParams) error {
+	stmt := func(st *sql.Stmt) *sql.Stmt {
+		if tx != nil {
+			return tx.StmtContext(ctx, st)
+		}
+		return st
+	}
 	if err := q.check("ack"); err != nil {
 		return err
 	}
@@ -315,9 +346,9 @@ func (q *Queue) MessageAck(ctx context.Context, p *queue.AckParams) error {
 	case 0:
 		return nil
 	case 1:
-		_, err = q.ackOne.ExecContext(ctx, p.Queue, p.IDs[0])
+		_, err = stmt(q.ackOne).ExecContext(ctx, p.Queue, p.IDs[0])
 	default:
-		_, err = q.ackMany.ExecContext(ctx, p.Queue, idList(p.IDs))
+		_, err = stmt(q.ackMany).ExecContext(ctx, p.Queue, idList(p.IDs))
 	}
 	if err != nil {
 		return fmt.Errorf("queue: ack on %q: %w", p.Queue, err)

@@ -39,17 +39,18 @@ func scanTask(r scanner) (*taskertype.Task, error) {
 func scanStep(r scanner) (*taskertype.Step, error) {
 	var (
 		s                            taskertype.Step
-		retry, failure               []byte
+		failure                      []byte
+		base, cap                    int64
 		timeout, created, updated    int64
 		nextRetry, started, finished sql.NullInt64
 	)
-	if err := r.Scan(&s.ID, &s.TaskID, &s.Name, &s.Handler, &s.Position, &s.State, &s.Attempts, &retry, &timeout,
+	if err := r.Scan(&s.ID, &s.TaskID, &s.Name, &s.Handler, &s.Position, &s.State, &s.Attempts,
+		&s.Retry.Retryable, &s.Retry.MaxAttempts, &s.Retry.Backoff, &base, &cap, &s.Retry.Jitter, &timeout,
 		&nextRetry, (*[]byte)(&s.Result), &failure, &created, &updated, &started, &finished); err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal(retry, &s.Retry); err != nil {
-		return nil, fmt.Errorf("step %s: retry policy: %w", s.ID, err)
-	}
+	s.Retry.Base = time.Duration(base) * time.Microsecond
+	s.Retry.Cap = time.Duration(cap) * time.Microsecond
 	if failure != nil {
 		s.Failure = new(taskertype.StepFailure)
 		if err := json.Unmarshal(failure, s.Failure); err != nil {

@@ -74,7 +74,7 @@ type Store struct {
 
 // readStmts are the statements that read; one set is prepared on each pool.
 type readStmts struct {
-	taskGet, stepGet, stepDeps, stepList, taskEdges *sql.Stmt
+	taskGet, stepGet, stepList, taskEdges *sql.Stmt
 }
 
 type writeStmts struct {
@@ -90,7 +90,8 @@ var _ store.Store = (*Store)(nil)
 
 const (
 	taskColumns = `id, namespace, name, version, state, context, created_at, updated_at, finished_at`
-	stepColumns = `id, task_id, name, handler, position, state, attempts, retry, timeout_us,
+	stepColumns = `id, task_id, name, handler, position, state, attempts,
+		retryable, max_attempts, backoff, backoff_base_us, backoff_cap_us, jitter, timeout_us,
 		next_retry_at, result, failure, created_at, updated_at, started_at, finished_at`
 	transitionColumns = `id, task_id, step_id, from_state, to_state, event, at, processor`
 )
@@ -132,8 +133,9 @@ func newStore(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Store, error) 
 	prepareReads(&s.w.readStmts, p.W)
 	w := &s.w
 	w.taskInsert = p.W(`INSERT INTO tasks (` + taskColumns + `) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, NULL)`)
-	w.stepInsert = p.W(`INSERT INTO steps (id, task_id, name, handler, position, state, attempts, retry, timeout_us, created_at, updated_at)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?9)`)
+	w.stepInsert = p.W(`INSERT INTO steps (id, task_id, name, handler, position, state, attempts,
+		retryable, max_attempts, backoff, backoff_base_us, backoff_cap_us, jitter, timeout_us, created_at, updated_at)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)`)
 	w.edgeInsert = p.W(`INSERT INTO step_edges (task_id, from_step_id, to_step_id) VALUES (?1, ?2, ?3)`)
 	w.taskTransition = p.W(`UPDATE tasks SET state = ?3, updated_at = ?4, finished_at = ?5 WHERE id = ?1 AND state = ?2`)
 	w.taskState = p.W(`SELECT state FROM tasks WHERE id = ?1`)
@@ -161,7 +163,6 @@ func newStore(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Store, error) 
 func prepareReads(rs *readStmts, prepare func(string) *sql.Stmt) {
 	rs.taskGet = prepare(`SELECT ` + taskColumns + ` FROM tasks WHERE id = ?1`)
 	rs.stepGet = prepare(`SELECT ` + stepColumns + ` FROM steps WHERE id = ?1`)
-	rs.stepDeps = prepare(`SELECT from_step_id FROM step_edges WHERE to_step_id = ?1`)
 	rs.stepList = prepare(`SELECT ` + stepColumns + ` FROM steps WHERE task_id = ?1 ORDER BY position, name`)
 	rs.taskEdges = prepare(`SELECT to_step_id, from_step_id FROM step_edges WHERE task_id = ?1`)
 }

@@ -144,13 +144,11 @@ func (t *tx) TaskCreate(ctx context.Context, p *store.TaskCreateParams) error {
 
 	ins := t.stmt(ctx, t.s.w.stepInsert)
 	for _, st := range p.Steps {
-		retry, err := json.Marshal(st.Retry)
-		if err != nil {
-			return invalid(op, "step %q: retry policy: %v", st.Name, err)
-		}
 		stepID := st.ID.String()
-		_, err = ins.ExecContext(ctx, stepID, taskID, st.Name, st.Handler, st.Position,
-			string(taskertype.StepPending), retry, st.Timeout.Microseconds(), atUS)
+		r := st.Retry
+		_, err := ins.ExecContext(ctx, stepID, taskID, st.Name, st.Handler, st.Position, string(taskertype.StepPending),
+			r.Retryable, r.MaxAttempts, string(r.Backoff), r.Base.Microseconds(), r.Cap.Microseconds(), r.Jitter,
+			st.Timeout.Microseconds(), atUS)
 		if sqlitedb.IsUniqueViolation(err) {
 			return invalid(op, "step %s (%q) already exists", st.ID, st.Name)
 		}
@@ -335,22 +333,6 @@ func (t *tx) StepGet(ctx context.Context, id uuid.UUID) (*taskertype.Step, error
 	if err != nil {
 		return nil, fmt.Errorf("store: %s: step %s: %w", op, id, err)
 	}
-	rows, err := t.stmt(ctx, t.s.w.stepDeps).QueryContext(ctx, id.String())
-	if err != nil {
-		return nil, fmt.Errorf("store: %s: step %s: dependencies: %w", op, id, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var dep uuid.UUID
-		if err := rows.Scan(&dep); err != nil {
-			return nil, fmt.Errorf("store: %s: step %s: dependencies: %w", op, id, err)
-		}
-		st.DependsOn = append(st.DependsOn, dep)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: %s: step %s: dependencies: %w", op, id, err)
-	}
-	sortIDs(st.DependsOn)
 	return st, nil
 }
 
@@ -460,5 +442,30 @@ func (t *tx) MessageSend(ctx context.Context, p *queue.SendParams) error {
 		return fmt.Errorf("store: %w", err)
 	}
 	t.sent = append(t.sent, queue.SendParams{Queue: p.Queue, Delay: p.Delay})
+	return nil
+}
+
+// MessageClaim implements store.Tx: the co-located queue's claim, in this
+// transaction.
+func (t *tx) MessageClaim(ctx context.Context, p *queue.ClaimParams) ([]*queue.Message, error) {
+	if err := t.check("message claim"); err != nil {
+		return nil, err
+	}
+	msgs, err := t.s.q.ClaimTx(ctx, t.tx, p)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return msgs, nil
+}
+
+// MessageAck implements store.Tx: the co-located queue's acknowledgement,
+// in this transaction.
+func (t *tx) MessageAck(ctx context.Context, p *queue.AckParams) error {
+	if err := t.check("message ack"); err != nil {
+		return err
+	}
+	if err := t.s.q.AckTx(ctx, t.tx, p); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
 	return nil
 }

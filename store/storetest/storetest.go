@@ -80,6 +80,7 @@ var cases = []struct {
 	{"task list filters by state and lists the newest first", testTaskList},
 	{"concurrent transactions on one task serialize", testConcurrentCAS},
 	{"a panic in fn rolls back and re-panics", testPanic},
+	{"a claim and an acknowledgement in a transaction hold only if it commits", testTxClaimAck},
 }
 
 type env struct {
@@ -280,8 +281,8 @@ func testCreateReadBack(t *testing.T, e *env) {
 		if err != nil {
 			return err
 		}
-		if d.Name != "d" || !slices.Equal(sortedIDs(d.DependsOn), sortedIDs(p.Steps[3].DependsOn)) {
-			t.Errorf("StepGet(d): name %q, depends on %v; want d, %v", d.Name, d.DependsOn, p.Steps[3].DependsOn)
+		if d.Name != "d" || d.Handler != p.Steps[3].Handler || d.Retry != p.Steps[3].Retry || d.Timeout != p.Steps[3].Timeout {
+			t.Errorf("StepGet(d): %+v; want the step as created", d)
 		}
 		inTx, err := tx.StepList(t.Context(), p.Task.ID)
 		if err != nil {
@@ -943,5 +944,67 @@ func testPanic(t *testing.T, e *env) {
 	e.create(t, p)
 	if task := e.taskGet(t, p.Task.ID); task.State != taskertype.TaskPending {
 		t.Errorf("task state %s", task.State)
+	}
+}
+
+func testTxClaimAck(t *testing.T, e *env) {
+	needQueue(t, e)
+	if !e.q.Capabilities().SharesStoreDatabase {
+		err := e.s.InTx(t.Context(), func(tx store.Tx) error {
+			_, err := tx.MessageClaim(t.Context(), &queue.ClaimParams{Queue: "q", Max: 1, VisibilityTimeout: time.Minute})
+			return err
+		})
+		if !errors.Is(err, errors.ErrUnsupported) {
+			t.Fatalf("MessageClaim in a store whose queue is elsewhere: %v, want errors.ErrUnsupported", err)
+		}
+		return
+	}
+	ctx := t.Context()
+	if err := e.q.QueueEnsure(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{"one", "two"} {
+		if _, err := e.q.MessageSend(ctx, &queue.SendParams{Queue: "q", Body: []byte(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claim := func(tx store.Tx) []*queue.Message {
+		msgs, err := tx.MessageClaim(ctx, &queue.ClaimParams{Queue: "q", Max: 10, VisibilityTimeout: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return msgs
+	}
+	// Rolled back: the claim and the acknowledgement vanish.
+	err := e.s.InTx(ctx, func(tx store.Tx) error {
+		msgs := claim(tx)
+		if len(msgs) != 2 {
+			t.Fatalf("claimed %d messages in the transaction, want 2", len(msgs))
+		}
+		if err := tx.MessageAck(ctx, &queue.AckParams{Queue: "q", IDs: []int64{msgs[0].ID}}); err != nil {
+			return err
+		}
+		return errRollback
+	})
+	if !errors.Is(err, errRollback) {
+		t.Fatalf("InTx: %v", err)
+	}
+	// Committed: the acknowledged message is gone, the other one is claimed.
+	var second int64
+	e.inTx(t, func(tx store.Tx) error {
+		msgs := claim(tx)
+		if len(msgs) != 2 || msgs[0].ReadCount != 1 {
+			t.Fatalf("after the rollback: %d messages (first read %d times), want both, unclaimed before", len(msgs), msgs[0].ReadCount)
+		}
+		second = msgs[1].ID
+		return tx.MessageAck(ctx, &queue.AckParams{Queue: "q", IDs: []int64{msgs[0].ID}})
+	})
+	if msgs, err := e.q.MessageClaim(ctx, &queue.ClaimParams{Queue: "q", Max: 10, VisibilityTimeout: time.Minute}); err != nil || len(msgs) != 0 {
+		t.Fatalf("claim after the commit: %d messages, %v; want none (one acknowledged, one claimed)", len(msgs), err)
+	}
+	e.clock.Advance(2 * time.Minute)
+	msgs, err := e.q.MessageClaim(ctx, &queue.ClaimParams{Queue: "q", Max: 10, VisibilityTimeout: time.Minute})
+	if err != nil || len(msgs) != 1 || msgs[0].ID != second || msgs[0].ReadCount != 2 {
+		t.Fatalf("after the claim expired: %v, %v; want the second message, read twice", msgs, err)
 	}
 }
