@@ -227,11 +227,17 @@ func (e *Engine) startWorker(ctx context.Context) error {
 		e.log.Warn("no worker started: no templates registered and no WorkerNamespaces configured")
 		return nil
 	}
-	w, err := worker.New(worker.Config{
+	wc := worker.Config{
 		Store: e.store, Queue: e.queue, Bus: e.bus, Logger: e.cfg.Logger, Clock: e.clock,
 		Processor: "worker@" + e.cfg.ProcessorName, Namespaces: namespaces, Handlers: e.handlers,
 		Concurrency: e.cfg.WorkerConcurrency, IdlePoll: e.cfg.IdlePoll,
-	})
+	}
+	if !e.cfg.DisableOrchestration {
+		// Orchestration runs here: hand results over in the worker's own
+		// transaction rather than through the results queue.
+		wc.Results = e.orch
+	}
+	w, err := worker.New(wc)
 	if err != nil {
 		return err
 	}

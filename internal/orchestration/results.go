@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/tasker-go/tasker/internal/retry"
 	"github.com/tasker-go/tasker/internal/transition"
 	"github.com/tasker-go/tasker/internal/wire"
@@ -123,14 +125,25 @@ func (o *Orchestrator) handleBatch(ctx context.Context, name string, msgs []*que
 	}
 }
 
-// processResult applies a step's reported outcome and moves its task on.
-// A duplicate or stale result finds the step no longer waiting for
-// orchestration and changes nothing.
+// processResult handles a result message.
 func (o *Orchestrator) processResult(ctx context.Context, tx store.Tx, rec *transition.Recorder, m *queue.Message) error {
 	taskID, stepID, err := wire.DecodeStep(m.Body)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errPoison, err)
 	}
+	return o.ProcessResultTx(ctx, tx, rec, taskID, stepID, nil)
+}
+
+// ProcessResultTx applies a step's reported outcome and moves its task on,
+// inside the caller's transaction. A worker in the same process calls it in
+// the transaction that stores the outcome, instead of sending a result
+// message: one transaction and one hand-off fewer per step. Its report
+// function then records the outcome on the step, under the task's lock,
+// before orchestration looks at it. A step that is not waiting for
+// orchestration (a duplicate) is left alone.
+func (o *Orchestrator) ProcessResultTx(ctx context.Context, tx store.Tx, rec *transition.Recorder, taskID, stepID uuid.UUID,
+	report func(*taskertype.Step) error,
+) error {
 	now := o.clock.Now()
 	task, err := tx.TaskGetForUpdate(ctx, taskID)
 	if err != nil {
@@ -145,6 +158,11 @@ func (o *Orchestrator) processResult(ctx context.Context, tx store.Tx, rec *tran
 		return fmt.Errorf("%w: task %s has no step %s", errPoison, taskID, stepID)
 	}
 	step := steps[i]
+	if report != nil {
+		if err := report(step); err != nil {
+			return err
+		}
+	}
 	switch step.State {
 	case taskertype.StepEnqueuedForOrchestration:
 		err = rec.Step(ctx, tx, step, taskertype.StepEventComplete, now, nil)

@@ -67,6 +67,10 @@ type DB struct {
 
 	lock *processLock
 
+	ckpt     *sql.DB // the checkpointer's connection
+	ckptStop context.CancelFunc
+	ckptDone chan struct{}
+
 	mu     sync.Mutex // guards stmts and closed, never held across a database call
 	stmts  []*sql.Stmt
 	closed bool
@@ -105,7 +109,7 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 }
 
 func (db *DB) open(ctx context.Context, syncMode string) error {
-	w, err := sql.Open("sqlite", dsn(db.Path, true, syncMode))
+	w, err := sql.Open("sqlite", dsn(db.Path, roleWriter, syncMode))
 	if err != nil {
 		return fmt.Errorf("open database %q: %w", db.Path, err)
 	}
@@ -132,7 +136,7 @@ func (db *DB) open(ctx context.Context, syncMode string) error {
 		return fmt.Errorf("open database %q: create schema_migrations: %w", db.Path, err)
 	}
 
-	r, err := sql.Open("sqlite", dsn(db.Path, false, syncMode))
+	r, err := sql.Open("sqlite", dsn(db.Path, roleReader, syncMode))
 	if err != nil {
 		return fmt.Errorf("open database %q: %w", db.Path, err)
 	}
@@ -144,12 +148,19 @@ func (db *DB) open(ctx context.Context, syncMode string) error {
 	if err := r.PingContext(ctx); err != nil {
 		return fmt.Errorf("open database %q: reader: %w", db.Path, err)
 	}
-	return nil
+	return db.startCheckpointer(syncMode)
 }
+
+// Connection roles.
+const (
+	roleWriter = iota
+	roleReader
+	roleCheckpointer
+)
 
 // dsn builds the data source name of one pool. Every pragma is set on every
 // new connection of the pool by the driver.
-func dsn(path string, writer bool, syncMode string) string {
+func dsn(path string, role int, syncMode string) string {
 	v := url.Values{}
 	v.Add("_pragma", "busy_timeout(5000)")
 	v.Add("_pragma", "journal_mode(WAL)")
@@ -157,13 +168,17 @@ func dsn(path string, writer bool, syncMode string) string {
 	v.Add("_pragma", "foreign_keys(ON)")
 	v.Add("_pragma", "temp_store(MEMORY)")
 	// 16 MiB of page cache for the writer, 8 MiB for each reader.
-	if writer {
+	switch role {
+	case roleWriter:
 		v.Add("_pragma", "cache_size(-16384)")
 		v.Add("_pragma", "journal_size_limit(67108864)")
+		v.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", autoCheckpointPages))
 		v.Set("_txlock", "immediate")
-	} else {
+	case roleReader:
 		v.Add("_pragma", "cache_size(-8192)")
 		v.Set("_query_only", "true")
+	case roleCheckpointer:
+		v.Add("_pragma", "cache_size(-2048)")
 	}
 	return path + "?" + v.Encode()
 }
@@ -187,8 +202,7 @@ func (db *DB) Close() error {
 			errs = append(errs, err)
 		}
 	}
-	// Let SQLite refresh the statistics its planner uses, if they are stale.
-	_, _ = db.W.ExecContext(context.Background(), "PRAGMA optimize")
+	errs = append(errs, db.stopCheckpointer())
 	errs = append(errs, db.closePools())
 	errs = append(errs, db.lock.release())
 	if err := errors.Join(errs...); err != nil {

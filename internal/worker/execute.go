@@ -73,57 +73,73 @@ func (w *Worker) round(ctx context.Context, name string, max int) (int, error) {
 }
 
 func (w *Worker) roundInTx(ctx context.Context, name string, max int) (int, error) {
-	var (
-		n       int
-		jobs    []*job
-		poison  []int64
-		settled int // messages acknowledged in the transaction
-	)
+	var c claimed
 	err := transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
-		jobs, poison, settled = jobs[:0], poison[:0], 0
-		msgs, err := tx.MessageClaim(ctx, &queue.ClaimParams{Queue: name, Max: max, VisibilityTimeout: w.cfg.VisibilityTimeout})
-		if err != nil {
-			return err
-		}
-		n = len(msgs)
-		var ack []int64
-		for _, m := range msgs {
-			j, err := w.startTx(ctx, tx, rec, m)
-			switch {
-			case errors.Is(err, errPoison):
-				poison = append(poison, m.ID)
-			case errors.Is(err, errSkip), err == nil && j == nil:
-				ack = append(ack, m.ID)
-			case err != nil:
-				return &batchError{fmt.Errorf("message %d: %w", m.ID, err)}
-			default:
-				jobs = append(jobs, j)
-			}
-		}
-		settled = len(ack)
-		if len(ack) == 0 {
-			return nil
-		}
-		return tx.MessageAck(ctx, &queue.AckParams{Queue: name, IDs: ack})
+		return w.claimTx(ctx, tx, rec, name, max, &c)
 	})
 	if err != nil {
 		return 0, err
 	}
-	if len(poison) > 0 {
-		w.log.Error("archiving malformed step messages", "queue", name, "ids", poison)
+	w.launch(ctx, name, &c)
+	return c.n, nil
+}
+
+// claimed is what claimTx took: n messages, of which jobs are started
+// steps, poison are malformed and settled were acknowledged as duplicates.
+type claimed struct {
+	n       int
+	jobs    []*job
+	poison  []int64
+	settled int
+}
+
+// claimTx claims up to max messages of a step queue in tx and starts their
+// steps. It fills c, which it resets first (the transaction may run again).
+func (w *Worker) claimTx(ctx context.Context, tx store.Tx, rec *transition.Recorder, name string, max int, c *claimed) error {
+	*c = claimed{}
+	msgs, err := tx.MessageClaim(ctx, &queue.ClaimParams{Queue: name, Max: max, VisibilityTimeout: w.cfg.VisibilityTimeout})
+	if err != nil {
+		return err
+	}
+	c.n = len(msgs)
+	var ack []int64
+	for _, m := range msgs {
+		j, err := w.startTx(ctx, tx, rec, m)
+		switch {
+		case errors.Is(err, errPoison):
+			c.poison = append(c.poison, m.ID)
+		case errors.Is(err, errSkip), err == nil && j == nil:
+			ack = append(ack, m.ID)
+		case err != nil:
+			return &batchError{fmt.Errorf("message %d: %w", m.ID, err)}
+		default:
+			c.jobs = append(c.jobs, j)
+		}
+	}
+	c.settled = len(ack)
+	if len(ack) == 0 {
+		return nil
+	}
+	return tx.MessageAck(ctx, &queue.AckParams{Queue: name, IDs: ack})
+}
+
+// launch acts on a committed claim: it archives the poison, gives back the
+// slots of the messages that start no step, and runs the started steps.
+func (w *Worker) launch(ctx context.Context, name string, c *claimed) {
+	if len(c.poison) > 0 {
+		w.log.Error("archiving malformed step messages", "queue", name, "ids", c.poison)
 		w.finish(name, func(ctx context.Context) error {
-			return w.queue.MessageArchive(ctx, &queue.ArchiveParams{Queue: name, IDs: poison})
+			return w.queue.MessageArchive(ctx, &queue.ArchiveParams{Queue: name, IDs: c.poison})
 		})
 	}
-	w.release(len(poison) + settled)
-	w.steps.Add(len(jobs))
-	for _, j := range jobs {
+	w.release(len(c.poison) + c.settled)
+	w.steps.Add(len(c.jobs))
+	for _, j := range c.jobs {
 		go func() {
 			defer w.steps.Done()
 			w.work(ctx, j, w.releaseOnce())
 		}()
 	}
-	return n, nil
 }
 
 // execute takes one claimed message through start, handler and report,
@@ -178,7 +194,7 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 		}
 	}
 	out := w.run(ctx, j.step, j.in, release)
-	w.report(j.m, j.step, out)
+	w.report(ctx, j.m, j.step, out)
 }
 
 // startTx moves the step of m from enqueued to in_progress and loads its
@@ -219,7 +235,7 @@ func (w *Worker) startTx(ctx context.Context, tx store.Tx, rec *transition.Recor
 			Kind: taskertype.FailureLost, Retryable: true, Attempt: s.Attempts,
 			Message: fmt.Sprintf("attempt %d started at %s never reported: its worker stopped or was killed", s.Attempts, s.StartedAt.Format(time.RFC3339Nano)),
 		}
-		return nil, w.recordOutcome(ctx, tx, rec, s, &outcome{failure: f}, now)
+		return nil, w.recordOutcome(ctx, tx, rec, s, &outcome{failure: f}, now, true)
 	}
 	return nil, errSkip
 }
@@ -318,31 +334,59 @@ func encodeResult(v any) (json.RawMessage, error) {
 }
 
 // report stores the outcome and tells orchestration, retrying on passing
-// store errors. It runs even while the worker shuts down.
-func (w *Worker) report(m *queue.Message, step *taskertype.Step, out *outcome) {
+// store errors. It runs even while the worker shuts down. When the queue
+// shares the store's database and slots are free, the same transaction also
+// claims and starts the next steps of the queue: a chain of steps then costs
+// one transaction per step (stepCtx is the context they will run under).
+func (w *Worker) report(stepCtx context.Context, m *queue.Message, step *taskertype.Step, out *outcome) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var err error
 	ackInTx := w.txQueue && !out.released
+	inline := w.cfg.Results != nil && !out.released
+	var next claimed
+	room := 0
+	if ackInTx && w.claiming.Load() {
+		room = w.tryAcquire(w.cfg.ClaimBatch)
+	}
 	for attempt, delay := 1, 20*time.Millisecond; ; attempt, delay = attempt+1, min(2*delay, 2*time.Second) {
+		next = claimed{}
 		err = transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
-			cur, err := tx.StepGet(ctx, step.ID)
+			record := func(cur *taskertype.Step) error {
+				if cur.State != taskertype.StepInProgress || cur.Attempts != step.Attempts {
+					return errSkip // cancelled, resolved by hand, or reported lost meanwhile
+				}
+				return w.recordOutcome(ctx, tx, rec, cur, out, w.clock.Now(), !inline)
+			}
+			if inline {
+				// Orchestration locks the task, then hands the step to record.
+				err = w.cfg.Results.ProcessResultTx(ctx, tx, rec, step.TaskID, step.ID, record)
+			} else {
+				var cur *taskertype.Step
+				if cur, err = tx.StepGet(ctx, step.ID); err == nil {
+					err = record(cur)
+				}
+			}
 			if err != nil {
 				return err
 			}
-			if cur.State != taskertype.StepInProgress || cur.Attempts != step.Attempts {
-				return errSkip // cancelled, resolved by hand, or reported lost meanwhile
+			if !ackInTx {
+				return nil
 			}
-			if err := w.recordOutcome(ctx, tx, rec, cur, out, w.clock.Now()); err != nil || !ackInTx {
+			if err := tx.MessageAck(ctx, &queue.AckParams{Queue: m.Queue, IDs: []int64{m.ID}}); err != nil || room == 0 {
 				return err
 			}
-			return tx.MessageAck(ctx, &queue.AckParams{Queue: m.Queue, IDs: []int64{m.ID}})
+			return w.claimTx(ctx, tx, rec, m.Queue, room, &next)
 		})
 		if err == nil || errors.Is(err, errSkip) || errors.Is(err, taskertype.ErrStaleState) || ctx.Err() != nil {
 			break
 		}
 		w.log.Warn("could not store a step's result; retrying", "step", step.Name, "attempt", attempt, "retry_in", delay, "error", err)
 		time.Sleep(delay)
+	}
+	w.release(room - next.n)
+	if err == nil {
+		w.launch(stepCtx, m.Queue, &next)
 	}
 	switch {
 	case err != nil && !errors.Is(err, errSkip) && !errors.Is(err, taskertype.ErrStaleState):
@@ -358,8 +402,9 @@ func (w *Worker) report(m *queue.Message, step *taskertype.Step, out *outcome) {
 	}
 }
 
-// recordOutcome applies an attempt's outcome to a step in progress.
-func (w *Worker) recordOutcome(ctx context.Context, tx store.Tx, rec *transition.Recorder, s *taskertype.Step, out *outcome, now time.Time) error {
+// recordOutcome applies an attempt's outcome to a step in progress and, if
+// send, tells orchestration with a result message.
+func (w *Worker) recordOutcome(ctx context.Context, tx store.Tx, rec *transition.Recorder, s *taskertype.Step, out *outcome, now time.Time, send bool) error {
 	if out.released {
 		return rec.Step(ctx, tx, s, taskertype.StepEventRelease, now, func(s *taskertype.Step) {
 			s.Attempts = max(s.Attempts-1, 0)
@@ -373,7 +418,7 @@ func (w *Worker) recordOutcome(ctx context.Context, tx store.Tx, rec *transition
 			s.Failure, s.FinishedAt = out.failure, now
 		}
 	}
-	if err := rec.Step(ctx, tx, s, ev, now, update); err != nil {
+	if err := rec.Step(ctx, tx, s, ev, now, update); err != nil || !send {
 		return err
 	}
 	return tx.MessageSend(ctx, &queue.SendParams{

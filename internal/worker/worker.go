@@ -15,10 +15,14 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/tasker-go/tasker/internal/consumer"
 	"github.com/tasker-go/tasker/internal/events"
+	"github.com/tasker-go/tasker/internal/transition"
 	"github.com/tasker-go/tasker/queue"
 	"github.com/tasker-go/tasker/store"
 	"github.com/tasker-go/tasker/taskertype"
@@ -54,6 +58,18 @@ type Config struct {
 	// TimeoutGrace is how long a handler may run past its step's timeout
 	// before the worker reports the timeout without waiting for it. Default 1s.
 	TimeoutGrace time.Duration
+	// Results, when set, processes a reported outcome inside the worker's
+	// own transaction instead of the worker sending a result message to
+	// orchestration. Set it only when this process runs orchestration.
+	Results ResultProcessor
+}
+
+// ResultProcessor is orchestration's side of a step result.
+// It locks the task, finds the step, calls report to record the outcome on
+// it, and goes on from there.
+type ResultProcessor interface {
+	ProcessResultTx(ctx context.Context, tx store.Tx, rec *transition.Recorder, taskID, stepID uuid.UUID,
+		report func(*taskertype.Step) error) error
 }
 
 func (c Config) withDefaults() Config {
@@ -121,8 +137,9 @@ type Worker struct {
 	handlers map[string]taskertype.Handler // read-only after New
 	// txQueue: the queue shares the store's database, so claims and
 	// acknowledgements go in the store's transactions.
-	txQueue bool
-	slots   chan struct{} // one token per running step
+	txQueue  bool
+	slots    chan struct{} // one token per running step
+	claiming atomic.Bool   // false once Stop began: no new claims
 
 	mu         sync.Mutex
 	stopClaims context.CancelFunc // ends the claim loops
@@ -166,6 +183,7 @@ func (w *Worker) Start(ctx context.Context) error {
 	claimCtx, stopClaims := context.WithCancel(base)
 	stepCtx, stopSteps := context.WithCancel(base)
 	w.stopClaims, w.stopSteps = stopClaims, stopSteps
+	w.claiming.Store(true)
 	for _, ns := range w.cfg.Namespaces {
 		name := queue.StepQueue(ns)
 		l := &consumer.Loop{
@@ -193,6 +211,7 @@ func (w *Worker) Stop(ctx context.Context) error {
 	if stopClaims == nil {
 		return nil
 	}
+	w.claiming.Store(false)
 	stopClaims()
 	w.loops.Wait()
 	done := make(chan struct{})
@@ -221,16 +240,21 @@ func (w *Worker) acquire(ctx context.Context, max int) (int, error) {
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
-	n := 1
+	return 1 + w.tryAcquire(max-1), nil
+}
+
+// tryAcquire takes up to max slots without waiting.
+func (w *Worker) tryAcquire(max int) int {
+	n := 0
 	for n < max {
 		select {
 		case w.slots <- struct{}{}:
 			n++
 		default:
-			return n, nil
+			return n
 		}
 	}
-	return n, nil
+	return n
 }
 
 func (w *Worker) release(n int) {

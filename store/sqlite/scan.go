@@ -35,8 +35,9 @@ func scanTask(r scanner) (*taskertype.Task, error) {
 	return &t, nil
 }
 
-// scanStep reads a row of stepColumns; DependsOn is left empty.
-func scanStep(r scanner) (*taskertype.Step, error) {
+// scanStep reads a row of stepColumns, followed by the step's comma-separated
+// dependencies into deps unless deps is nil; DependsOn is left empty.
+func scanStep(r scanner, deps *sql.NullString) (*taskertype.Step, error) {
 	var (
 		s                            taskertype.Step
 		failure                      []byte
@@ -44,9 +45,13 @@ func scanStep(r scanner) (*taskertype.Step, error) {
 		timeout, created, updated    int64
 		nextRetry, started, finished sql.NullInt64
 	)
-	if err := r.Scan(&s.ID, &s.TaskID, &s.Name, &s.Handler, &s.Position, &s.State, &s.Attempts,
+	dest := []any{&s.ID, &s.TaskID, &s.Name, &s.Handler, &s.Position, &s.State, &s.Attempts,
 		&s.Retry.Retryable, &s.Retry.MaxAttempts, &s.Retry.Backoff, &base, &cap, &s.Retry.Jitter, &timeout,
-		&nextRetry, (*[]byte)(&s.Result), &failure, &created, &updated, &started, &finished); err != nil {
+		&nextRetry, (*[]byte)(&s.Result), &failure, &created, &updated, &started, &finished}
+	if deps != nil {
+		dest = append(dest, deps)
+	}
+	if err := r.Scan(dest...); err != nil {
 		return nil, err
 	}
 	s.Retry.Base = time.Duration(base) * time.Microsecond

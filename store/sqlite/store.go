@@ -74,7 +74,7 @@ type Store struct {
 
 // readStmts are the statements that read; one set is prepared on each pool.
 type readStmts struct {
-	taskGet, stepGet, stepList, taskEdges *sql.Stmt
+	taskGet, stepGet, stepList *sql.Stmt
 }
 
 type writeStmts struct {
@@ -82,7 +82,7 @@ type writeStmts struct {
 	taskInsert, stepInsert, edgeInsert *sql.Stmt
 	taskTransition, taskState          *sql.Stmt
 	stepTransition, stepState          *sql.Stmt
-	inputsContext, inputsResults       *sql.Stmt
+	inputs       *sql.Stmt
 	transitionInsert                   [len(transitionBatches)]*sql.Stmt
 }
 
@@ -143,8 +143,12 @@ func newStore(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Store, error) 
 			started_at = ?8, finished_at = ?9, updated_at = ?10
 		WHERE id = ?1 AND state = ?2 RETURNING task_id`)
 	w.stepState = p.W(`SELECT state FROM steps WHERE id = ?1`)
-	w.inputsContext = p.W(`SELECT t.context FROM steps s JOIN tasks t ON t.id = s.task_id WHERE s.id = ?1`)
-	w.inputsResults = p.W(`SELECT d.name, d.result FROM step_edges e JOIN steps d ON d.id = e.from_step_id WHERE e.to_step_id = ?1`)
+	// The first row carries the task's context (its name is NULL), the
+	// others the results of the dependencies.
+	w.inputs = p.W(`SELECT 0 AS k, NULL, t.context FROM steps s JOIN tasks t ON t.id = s.task_id WHERE s.id = ?1
+		UNION ALL
+		SELECT 1, d.name, d.result FROM step_edges e JOIN steps d ON d.id = e.from_step_id WHERE e.to_step_id = ?1
+		ORDER BY k`)
 	for i, n := range transitionBatches {
 		w.transitionInsert[i] = p.W(`INSERT INTO transitions (task_id, step_id, from_state, to_state, event, at, processor) VALUES ` +
 			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?), ", n), ", "))
@@ -163,8 +167,9 @@ func newStore(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Store, error) 
 func prepareReads(rs *readStmts, prepare func(string) *sql.Stmt) {
 	rs.taskGet = prepare(`SELECT ` + taskColumns + ` FROM tasks WHERE id = ?1`)
 	rs.stepGet = prepare(`SELECT ` + stepColumns + ` FROM steps WHERE id = ?1`)
-	rs.stepList = prepare(`SELECT ` + stepColumns + ` FROM steps WHERE task_id = ?1 ORDER BY position, name`)
-	rs.taskEdges = prepare(`SELECT to_step_id, from_step_id FROM step_edges WHERE task_id = ?1`)
+	rs.stepList = prepare(`SELECT ` + stepColumns + `,
+			(SELECT group_concat(e.from_step_id) FROM step_edges e WHERE e.to_step_id = steps.id)
+		FROM steps WHERE task_id = ?1 ORDER BY position, name`)
 }
 
 // Queue returns the queue that shares the store's database: messages sent
@@ -302,55 +307,39 @@ func (s *Store) StepList(ctx context.Context, taskID uuid.UUID) ([]*taskertype.S
 	if err := s.check("step list"); err != nil {
 		return nil, err
 	}
-	return listSteps(ctx, s.r.stepList, s.r.taskEdges, taskID)
+	return listSteps(ctx, s.r.stepList, taskID)
 }
 
-// listSteps reads the steps of a task with one query and their edges with a
-// second one. Edges never change after the task is created, so the two
-// queries need no common snapshot.
-func listSteps(ctx context.Context, stepList, taskEdges *sql.Stmt, taskID uuid.UUID) ([]*taskertype.Step, error) {
-	id := taskID.String()
-	rows, err := stepList.QueryContext(ctx, id)
+// listSteps reads the steps of a task and their dependencies with one
+// query: the edges come along as a comma-separated list per step.
+func listSteps(ctx context.Context, stepList *sql.Stmt, taskID uuid.UUID) ([]*taskertype.Step, error) {
+	rows, err := stepList.QueryContext(ctx, taskID.String())
 	if err != nil {
 		return nil, fmt.Errorf("store: step list: task %s: %w", taskID, err)
 	}
 	defer rows.Close()
 	var steps []*taskertype.Step
-	byID := make(map[uuid.UUID]*taskertype.Step)
 	for rows.Next() {
-		st, err := scanStep(rows)
+		var deps sql.NullString
+		st, err := scanStep(rows, &deps)
 		if err != nil {
 			return nil, fmt.Errorf("store: step list: task %s: %w", taskID, err)
 		}
+		for d := range strings.SplitSeq(deps.String, ",") {
+			if d == "" {
+				continue
+			}
+			id, err := uuid.Parse(d)
+			if err != nil {
+				return nil, fmt.Errorf("store: step list: task %s: step %s: dependency %q: %w", taskID, st.ID, d, err)
+			}
+			st.DependsOn = append(st.DependsOn, id)
+		}
+		sortIDs(st.DependsOn)
 		steps = append(steps, st)
-		byID[st.ID] = st
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: step list: task %s: %w", taskID, err)
-	}
-	rows.Close()
-	if len(steps) == 0 {
-		return steps, nil
-	}
-	erows, err := taskEdges.QueryContext(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("store: step list: task %s: edges: %w", taskID, err)
-	}
-	defer erows.Close()
-	for erows.Next() {
-		var to, from uuid.UUID
-		if err := erows.Scan(&to, &from); err != nil {
-			return nil, fmt.Errorf("store: step list: task %s: edges: %w", taskID, err)
-		}
-		if st := byID[to]; st != nil {
-			st.DependsOn = append(st.DependsOn, from)
-		}
-	}
-	if err := erows.Err(); err != nil {
-		return nil, fmt.Errorf("store: step list: task %s: edges: %w", taskID, err)
-	}
-	for _, st := range steps {
-		sortIDs(st.DependsOn)
 	}
 	return steps, nil
 }

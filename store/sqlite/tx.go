@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,7 +22,13 @@ import (
 // commit, in the order they were made; messages are written at once and their
 // wake-ups fire after the commit.
 type tx struct {
-	s     *Store
+	s *Store
+	// ctx runs the statements: the caller's context without its
+	// cancellation, because the driver watches a cancellable context with a
+	// goroutine per statement (a third of a short transaction's cost here).
+	// The caller's context is checked before the transaction begins; the
+	// statements inside are short.
+	ctx   context.Context
 	tx    *sql.Tx
 	trans []transitionRow
 	sent  []queue.SendParams // Queue and Delay only, for the wake-ups
@@ -46,11 +53,15 @@ func (s *Store) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
 	if err := s.check("transaction"); err != nil {
 		return err
 	}
-	sqlTx, err := s.db.W.BeginTx(ctx, nil)
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	sctx := context.WithoutCancel(ctx)
+	sqlTx, err := s.db.W.BeginTx(sctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	t := &tx{s: s, tx: sqlTx}
+	t := &tx{s: s, ctx: sctx, tx: sqlTx}
 	committed := false
 	defer func() {
 		t.done = true
@@ -62,7 +73,7 @@ func (s *Store) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
 	if err := fn(t); err != nil {
 		return err
 	}
-	if err := t.flushTransitions(ctx); err != nil {
+	if err := t.flushTransitions(sctx); err != nil {
 		return err
 	}
 	if err := sqlTx.Commit(); err != nil {
@@ -80,7 +91,7 @@ func (t *tx) check(op string) error {
 	return nil
 }
 
-func (t *tx) stmt(ctx context.Context, st *sql.Stmt) *sql.Stmt { return t.tx.StmtContext(ctx, st) }
+func (t *tx) stmt(st *sql.Stmt) *sql.Stmt { return t.tx.StmtContext(t.ctx, st) }
 
 func (t *tx) flushTransitions(ctx context.Context) error {
 	rows := t.trans
@@ -95,7 +106,7 @@ func (t *tx) flushTransitions(ctx context.Context) error {
 		for _, r := range rows[:n] {
 			args = append(args, r.taskID, r.stepID, r.from, r.to, r.event, r.at, r.processor)
 		}
-		if _, err := t.stmt(ctx, t.s.w.transitionInsert[i]).ExecContext(ctx, args...); err != nil {
+		if _, err := t.stmt(t.s.w.transitionInsert[i]).ExecContext(t.ctx, args...); err != nil {
 			return fmt.Errorf("store: record transitions: %w", err)
 		}
 		rows = rows[n:]
@@ -129,7 +140,7 @@ func (t *tx) TaskCreate(ctx context.Context, p *store.TaskCreateParams) error {
 	if len(taskCtx) == 0 {
 		taskCtx = []byte("{}")
 	}
-	_, err := t.stmt(ctx, t.s.w.taskInsert).ExecContext(ctx,
+	_, err := t.stmt(t.s.w.taskInsert).ExecContext(t.ctx,
 		taskID, task.Namespace, task.Name, task.Version, string(taskertype.TaskPending), taskCtx, atUS)
 	if sqlitedb.IsUniqueViolation(err) {
 		return invalid(op, "task %s already exists", task.ID)
@@ -142,11 +153,11 @@ func (t *tx) TaskCreate(ctx context.Context, p *store.TaskCreateParams) error {
 	t.trans = append(t.trans, transitionRow{taskID: taskID, stepID: nil,
 		to: string(taskertype.TaskPending), event: string(taskertype.TaskEventCreate), at: atUS, processor: p.Processor})
 
-	ins := t.stmt(ctx, t.s.w.stepInsert)
+	ins := t.stmt(t.s.w.stepInsert)
 	for _, st := range p.Steps {
 		stepID := st.ID.String()
 		r := st.Retry
-		_, err := ins.ExecContext(ctx, stepID, taskID, st.Name, st.Handler, st.Position, string(taskertype.StepPending),
+		_, err := ins.ExecContext(t.ctx, stepID, taskID, st.Name, st.Handler, st.Position, string(taskertype.StepPending),
 			r.Retryable, r.MaxAttempts, string(r.Backoff), r.Base.Microseconds(), r.Cap.Microseconds(), r.Jitter,
 			st.Timeout.Microseconds(), atUS)
 		if sqlitedb.IsUniqueViolation(err) {
@@ -161,10 +172,10 @@ func (t *tx) TaskCreate(ctx context.Context, p *store.TaskCreateParams) error {
 		t.trans = append(t.trans, transitionRow{taskID: taskID, stepID: stepID,
 			to: string(taskertype.StepPending), event: string(taskertype.StepEventCreate), at: atUS, processor: p.Processor})
 	}
-	edge := t.stmt(ctx, t.s.w.edgeInsert)
+	edge := t.stmt(t.s.w.edgeInsert)
 	for _, st := range p.Steps {
 		for _, dep := range st.DependsOn {
-			if _, err := edge.ExecContext(ctx, taskID, dep.String(), st.ID.String()); err != nil {
+			if _, err := edge.ExecContext(t.ctx, taskID, dep.String(), st.ID.String()); err != nil {
 				return fmt.Errorf("store: %s: edge %s → %s: %w", op, dep, st.ID, err)
 			}
 		}
@@ -264,7 +275,7 @@ func (t *tx) TaskGetForUpdate(ctx context.Context, id uuid.UUID) (*taskertype.Ta
 	if err := t.check("task get"); err != nil {
 		return nil, err
 	}
-	return getTask(ctx, t.stmt(ctx, t.s.w.taskGet), "task get", id)
+	return getTask(t.ctx, t.stmt(t.s.w.taskGet), "task get", id)
 }
 
 // TaskTransition implements store.Tx.
@@ -290,7 +301,7 @@ func (t *tx) TaskTransition(ctx context.Context, p *store.TaskTransitionParams) 
 		finished = sqlitedb.Micros(at)
 	}
 	id := p.ID.String()
-	res, err := t.stmt(ctx, t.s.w.taskTransition).ExecContext(ctx, id, string(p.From), string(p.To), sqlitedb.Micros(at), finished)
+	res, err := t.stmt(t.s.w.taskTransition).ExecContext(t.ctx, id, string(p.From), string(p.To), sqlitedb.Micros(at), finished)
 	if err != nil {
 		return fmt.Errorf("store: %s: task %s: %w", op, p.ID, err)
 	}
@@ -299,7 +310,7 @@ func (t *tx) TaskTransition(ctx context.Context, p *store.TaskTransitionParams) 
 		return fmt.Errorf("store: %s: task %s: %w", op, p.ID, err)
 	}
 	if n == 0 {
-		return t.stale(ctx, op, "task", t.s.w.taskState, p.ID, string(p.From))
+		return t.stale(t.ctx, op, "task", t.s.w.taskState, p.ID, string(p.From))
 	}
 	t.trans = append(t.trans, transitionRow{taskID: id, stepID: nil, from: string(p.From), to: string(p.To),
 		event: string(p.Event), at: sqlitedb.Micros(at), processor: p.Processor})
@@ -310,7 +321,7 @@ func (t *tx) TaskTransition(ctx context.Context, p *store.TaskTransitionParams) 
 // another state, or does not exist.
 func (t *tx) stale(ctx context.Context, op, kind string, stateOf *sql.Stmt, id uuid.UUID, expected string) error {
 	var actual string
-	err := t.stmt(ctx, stateOf).QueryRowContext(ctx, id.String()).Scan(&actual)
+	err := t.stmt(stateOf).QueryRowContext(t.ctx, id.String()).Scan(&actual)
 	if errors.Is(err, sql.ErrNoRows) {
 		return notFound(op, kind, id)
 	}
@@ -326,7 +337,7 @@ func (t *tx) StepGet(ctx context.Context, id uuid.UUID) (*taskertype.Step, error
 	if err := t.check(op); err != nil {
 		return nil, err
 	}
-	st, err := scanStep(t.stmt(ctx, t.s.w.stepGet).QueryRowContext(ctx, id.String()))
+	st, err := scanStep(t.stmt(t.s.w.stepGet).QueryRowContext(t.ctx, id.String()), nil)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound(op, "step", id)
 	}
@@ -341,7 +352,7 @@ func (t *tx) StepList(ctx context.Context, taskID uuid.UUID) ([]*taskertype.Step
 	if err := t.check("step list"); err != nil {
 		return nil, err
 	}
-	return listSteps(ctx, t.stmt(ctx, t.s.w.stepList), t.stmt(ctx, t.s.w.taskEdges), taskID)
+	return listSteps(t.ctx, t.stmt(t.s.w.stepList), taskID)
 }
 
 // StepTransition implements store.Tx. It sets p.Step.UpdatedAt to p.At, and
@@ -375,11 +386,11 @@ func (t *tx) StepTransition(ctx context.Context, p *store.StepTransitionParams) 
 	atUS := sqlitedb.Micros(at)
 	id := st.ID.String()
 	var taskID string
-	err = t.stmt(ctx, t.s.w.stepTransition).QueryRowContext(ctx, id, string(p.From), string(st.State), st.Attempts,
+	err = t.stmt(t.s.w.stepTransition).QueryRowContext(t.ctx, id, string(p.From), string(st.State), st.Attempts,
 		sqlitedb.NullMicros(st.NextRetryAt), nullBytes(st.Result), failure,
 		sqlitedb.NullMicros(st.StartedAt), sqlitedb.NullMicros(st.FinishedAt), atUS).Scan(&taskID)
 	if errors.Is(err, sql.ErrNoRows) {
-		return t.stale(ctx, op, "step", t.s.w.stepState, st.ID, string(p.From))
+		return t.stale(t.ctx, op, "step", t.s.w.stepState, st.ID, string(p.From))
 	}
 	if err != nil {
 		return fmt.Errorf("store: %s: step %s: %w", op, st.ID, err)
@@ -393,41 +404,42 @@ func (t *tx) StepTransition(ctx context.Context, p *store.StepTransitionParams) 
 	return nil
 }
 
-// StepInputs implements store.Tx.
+// StepInputs implements store.Tx: one query, whose first row is the task's
+// context and whose other rows are the dependencies' results.
 func (t *tx) StepInputs(ctx context.Context, stepID uuid.UUID) (*store.StepInputs, error) {
 	const op = "step inputs"
 	if err := t.check(op); err != nil {
 		return nil, err
 	}
-	id := stepID.String()
-	in := &store.StepInputs{Results: make(map[string]json.RawMessage)}
-	err := t.stmt(ctx, t.s.w.inputsContext).QueryRowContext(ctx, id).Scan((*[]byte)(&in.Context))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, notFound(op, "step", stepID)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("store: %s: step %s: %w", op, stepID, err)
-	}
-	rows, err := t.stmt(ctx, t.s.w.inputsResults).QueryContext(ctx, id)
+	rows, err := t.stmt(t.s.w.inputs).QueryContext(t.ctx, stepID.String())
 	if err != nil {
 		return nil, fmt.Errorf("store: %s: step %s: %w", op, stepID, err)
 	}
 	defer rows.Close()
+	var in *store.StepInputs
 	for rows.Next() {
 		var (
-			name   string
-			result []byte
+			kind  int
+			name  sql.NullString
+			value []byte
 		)
-		if err := rows.Scan(&name, &result); err != nil {
+		if err := rows.Scan(&kind, &name, &value); err != nil {
 			return nil, fmt.Errorf("store: %s: step %s: %w", op, stepID, err)
 		}
-		if len(result) == 0 {
-			result = []byte("null")
+		if in == nil {
+			in = &store.StepInputs{Context: value, Results: make(map[string]json.RawMessage)}
+			continue
 		}
-		in.Results[name] = result
+		if len(value) == 0 {
+			value = []byte("null")
+		}
+		in.Results[name.String] = value
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: %s: step %s: %w", op, stepID, err)
+	}
+	if in == nil {
+		return nil, notFound(op, "step", stepID)
 	}
 	return in, nil
 }
@@ -438,7 +450,7 @@ func (t *tx) MessageSend(ctx context.Context, p *queue.SendParams) error {
 	if err := t.check("message send"); err != nil {
 		return err
 	}
-	if _, err := t.s.q.SendTx(ctx, t.tx, p); err != nil {
+	if _, err := t.s.q.SendTx(t.ctx, t.tx, p); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	t.sent = append(t.sent, queue.SendParams{Queue: p.Queue, Delay: p.Delay})
@@ -451,9 +463,15 @@ func (t *tx) MessageClaim(ctx context.Context, p *queue.ClaimParams) ([]*queue.M
 	if err := t.check("message claim"); err != nil {
 		return nil, err
 	}
-	msgs, err := t.s.q.ClaimTx(ctx, t.tx, p)
+	msgs, err := t.s.q.ClaimTx(t.ctx, t.tx, p)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
+	}
+	if len(msgs) < p.Max {
+		// The claim drained the queue, so it took every message this
+		// transaction sent there without delay: waking consumers for them
+		// would only make them claim nothing.
+		t.sent = slices.DeleteFunc(t.sent, func(s queue.SendParams) bool { return s.Queue == p.Queue && s.Delay <= 0 })
 	}
 	return msgs, nil
 }
@@ -464,7 +482,7 @@ func (t *tx) MessageAck(ctx context.Context, p *queue.AckParams) error {
 	if err := t.check("message ack"); err != nil {
 		return err
 	}
-	if err := t.s.q.AckTx(ctx, t.tx, p); err != nil {
+	if err := t.s.q.AckTx(t.ctx, t.tx, p); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	return nil
