@@ -245,6 +245,9 @@ func (e *Engine) startWorker(ctx context.Context) error {
 		return err
 	}
 	e.worker = w
+	if !e.cfg.DisableOrchestration {
+		e.orch.SetLocalWorker(w)
+	}
 	return nil
 }
 

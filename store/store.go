@@ -60,7 +60,8 @@ type Tx interface {
 	// StepList returns the steps of a task in template order, DependsOn filled.
 	StepList(ctx context.Context, taskID uuid.UUID) ([]*taskertype.Step, error)
 	// StepTransition moves a step from p.From to p.Step.State, writes the
-	// step's mutable fields from p.Step and records the transition.
+	// step's mutable fields from p.Step and records the transition. p.Step
+	// must carry its ID and TaskID, as a step read from the store does.
 	StepTransition(ctx context.Context, p *StepTransitionParams) error
 	// StepInputs returns what a handler needs: the task's context and the
 	// results of the step's dependencies.

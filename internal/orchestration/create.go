@@ -42,7 +42,12 @@ func (o *Orchestrator) CreateTask(ctx context.Context, spec *TaskSpec) (*taskert
 	if err != nil {
 		return nil, err
 	}
+	var after func(committed bool) // the local worker's, for the last attempt of the transaction
 	err = o.tx(ctx, func(tx store.Tx, rec *transition.Recorder) error {
+		if after != nil {
+			after(false)
+			after = nil
+		}
 		now := o.clock.Now()
 		t := *task
 		if err := tx.TaskCreate(ctx, &store.TaskCreateParams{Task: &t, Steps: steps, At: now, Processor: o.cfg.Processor}); err != nil {
@@ -59,8 +64,17 @@ func (o *Orchestrator) CreateTask(ctx context.Context, spec *TaskSpec) (*taskert
 			return err
 		}
 		*task = t
-		return nil
+		local := o.local.Load()
+		if local == nil {
+			return nil
+		}
+		var err error
+		after, err = (*local).ClaimInTx(ctx, tx, rec, queue.StepQueue(spec.Namespace))
+		return err
 	})
+	if after != nil {
+		after(err == nil)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("create task %s/%s@%s: %w", spec.Namespace, spec.Name, spec.Version, err)
 	}

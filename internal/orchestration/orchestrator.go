@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -49,6 +50,12 @@ type Config struct {
 	// Rand returns uniform values in [0, 1) for backoff jitter. Default
 	// math/rand/v2.
 	Rand func() float64
+}
+
+// LocalWorker is a worker in this process that claims steps within
+// orchestration's transaction; see worker.Worker.ClaimInTx.
+type LocalWorker interface {
+	ClaimInTx(ctx context.Context, tx store.Tx, rec *transition.Recorder, queue string) (after func(committed bool), err error)
 }
 
 func (c Config) withDefaults() Config {
@@ -102,6 +109,7 @@ type Orchestrator struct {
 	// txQueue: the queue shares the store's database, so claims and
 	// acknowledgements go in the store's transactions.
 	txQueue bool
+	local   atomic.Pointer[LocalWorker]
 	ensured sync.Map // namespaces whose step queue exists: one entry per namespace
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -119,6 +127,10 @@ func New(cfg Config) (*Orchestrator, error) {
 		txQueue: cfg.Queue.Capabilities().SharesStoreDatabase,
 	}, nil
 }
+
+// SetLocalWorker makes a new task's first steps be claimed and started by w
+// in the transaction that creates the task.
+func (o *Orchestrator) SetLocalWorker(w LocalWorker) { o.local.Store(&w) }
 
 // Start ensures the orchestration queues exist and starts consuming them.
 // Starting a started orchestrator does nothing.

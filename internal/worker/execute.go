@@ -194,7 +194,7 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 		}
 	}
 	out := w.run(ctx, j.step, j.in, release)
-	w.report(ctx, j.m, j.step, out)
+	w.report(&report{m: j.m, step: j.step, out: out})
 }
 
 // startTx moves the step of m from enqueued to in_progress and loads its
@@ -331,75 +331,6 @@ func encodeResult(v any) (json.RawMessage, error) {
 		return nil, fmt.Errorf("handler returned bytes that are not valid JSON (%d bytes)", len(b))
 	}
 	return b, nil
-}
-
-// report stores the outcome and tells orchestration, retrying on passing
-// store errors. It runs even while the worker shuts down. When the queue
-// shares the store's database and slots are free, the same transaction also
-// claims and starts the next steps of the queue: a chain of steps then costs
-// one transaction per step (stepCtx is the context they will run under).
-func (w *Worker) report(stepCtx context.Context, m *queue.Message, step *taskertype.Step, out *outcome) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var err error
-	ackInTx := w.txQueue && !out.released
-	inline := w.cfg.Results != nil && !out.released
-	var next claimed
-	room := 0
-	if ackInTx && w.claiming.Load() {
-		room = w.tryAcquire(w.cfg.ClaimBatch)
-	}
-	for attempt, delay := 1, 20*time.Millisecond; ; attempt, delay = attempt+1, min(2*delay, 2*time.Second) {
-		next = claimed{}
-		err = transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
-			record := func(cur *taskertype.Step) error {
-				if cur.State != taskertype.StepInProgress || cur.Attempts != step.Attempts {
-					return errSkip // cancelled, resolved by hand, or reported lost meanwhile
-				}
-				return w.recordOutcome(ctx, tx, rec, cur, out, w.clock.Now(), !inline)
-			}
-			if inline {
-				// Orchestration locks the task, then hands the step to record.
-				err = w.cfg.Results.ProcessResultTx(ctx, tx, rec, step.TaskID, step.ID, record)
-			} else {
-				var cur *taskertype.Step
-				if cur, err = tx.StepGet(ctx, step.ID); err == nil {
-					err = record(cur)
-				}
-			}
-			if err != nil {
-				return err
-			}
-			if !ackInTx {
-				return nil
-			}
-			if err := tx.MessageAck(ctx, &queue.AckParams{Queue: m.Queue, IDs: []int64{m.ID}}); err != nil || room == 0 {
-				return err
-			}
-			return w.claimTx(ctx, tx, rec, m.Queue, room, &next)
-		})
-		if err == nil || errors.Is(err, errSkip) || errors.Is(err, taskertype.ErrStaleState) || ctx.Err() != nil {
-			break
-		}
-		w.log.Warn("could not store a step's result; retrying", "step", step.Name, "attempt", attempt, "retry_in", delay, "error", err)
-		time.Sleep(delay)
-	}
-	w.release(room - next.n)
-	if err == nil {
-		w.launch(stepCtx, m.Queue, &next)
-	}
-	switch {
-	case err != nil && !errors.Is(err, errSkip) && !errors.Is(err, taskertype.ErrStaleState):
-		w.log.Error("giving up storing a step's result; the claim will expire and the attempt be recorded as lost",
-			"task_id", step.TaskID, "step", step.Name, "error", err)
-	case out.released && err == nil:
-		w.finish(m.Queue, func(ctx context.Context) error {
-			return w.queue.MessageNack(ctx, &queue.NackParams{Queue: m.Queue, ID: m.ID})
-		})
-	case ackInTx && err == nil:
-	default:
-		w.ack(m)
-	}
 }
 
 // recordOutcome applies an attempt's outcome to a step in progress and, if

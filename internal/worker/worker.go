@@ -138,8 +138,11 @@ type Worker struct {
 	// txQueue: the queue shares the store's database, so claims and
 	// acknowledgements go in the store's transactions.
 	txQueue  bool
-	slots    chan struct{} // one token per running step
-	claiming atomic.Bool   // false once Stop began: no new claims
+	slots    chan struct{}   // one token per running step
+	claiming atomic.Bool     // false once Stop began: no new claims
+	queues   []string        // the step queues of cfg.Namespaces
+	group    reportGroup     // outcomes waiting for a group commit
+	stepCtx  context.Context // the context steps run under
 
 	mu         sync.Mutex
 	stopClaims context.CancelFunc // ends the claim loops
@@ -155,13 +158,17 @@ func New(cfg Config) (*Worker, error) {
 		return nil, err
 	}
 	cfg.Namespaces = slices.Clone(cfg.Namespaces)
+	queues := make([]string, len(cfg.Namespaces))
+	for i, ns := range cfg.Namespaces {
+		queues[i] = queue.StepQueue(ns)
+	}
 	handlers := make(map[string]taskertype.Handler, len(cfg.Handlers))
 	for k, v := range cfg.Handlers {
 		handlers[k] = v
 	}
 	return &Worker{
 		cfg: cfg, log: cfg.Logger, store: cfg.Store, queue: cfg.Queue, clock: cfg.Clock,
-		handlers: handlers, slots: make(chan struct{}, cfg.Concurrency),
+		handlers: handlers, slots: make(chan struct{}, cfg.Concurrency), queues: queues,
 		txQueue: cfg.Queue.Capabilities().SharesStoreDatabase,
 	}, nil
 }
@@ -182,8 +189,9 @@ func (w *Worker) Start(ctx context.Context) error {
 	base := context.WithoutCancel(ctx)
 	claimCtx, stopClaims := context.WithCancel(base)
 	stepCtx, stopSteps := context.WithCancel(base)
-	w.stopClaims, w.stopSteps = stopClaims, stopSteps
+	w.stopClaims, w.stopSteps, w.stepCtx = stopClaims, stopSteps, stepCtx
 	w.claiming.Store(true)
+
 	for _, ns := range w.cfg.Namespaces {
 		name := queue.StepQueue(ns)
 		l := &consumer.Loop{
@@ -241,6 +249,37 @@ func (w *Worker) acquire(ctx context.Context, max int) (int, error) {
 		return 0, ctx.Err()
 	}
 	return 1 + w.tryAcquire(max-1), nil
+}
+
+// ClaimInTx claims and starts, within the caller's transaction, up to as
+// many steps of the named queue as this worker has free slots: orchestration
+// running in the same process calls it in the transaction that enqueues a new
+// task's first steps, which then start without another transaction or a
+// wake-up. It does nothing (a nil function) when the queue is not one of
+// this worker's, is not in the store's database, or no slot is free. Call the
+// returned function once the transaction ended: with true after a commit (the
+// started steps run), with false otherwise (the slots are given back).
+func (w *Worker) ClaimInTx(ctx context.Context, tx store.Tx, rec *transition.Recorder, name string) (func(committed bool), error) {
+	if !w.txQueue || !w.claiming.Load() || !slices.Contains(w.queues, name) {
+		return nil, nil
+	}
+	room := w.tryAcquire(w.cfg.ClaimBatch)
+	if room == 0 {
+		return nil, nil
+	}
+	var c claimed
+	if err := w.claimTx(ctx, tx, rec, name, room, &c); err != nil {
+		w.release(room)
+		return nil, err
+	}
+	return func(committed bool) {
+		if !committed {
+			w.release(room)
+			return
+		}
+		w.release(room - c.n)
+		w.launch(w.stepCtx, name, &c)
+	}, nil
 }
 
 // tryAcquire takes up to max slots without waiting.

@@ -13,10 +13,10 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -69,7 +69,7 @@ type Store struct {
 	r readStmts  // readers
 
 	// Readers only.
-	taskListAll, taskListState, transitionsOfTask, transitionsOfStep *sql.Stmt
+	taskListAll, taskListState, taskListUnfinished, transitionsOfTask, transitionsOfStep *sql.Stmt
 }
 
 // readStmts are the statements that read; one set is prepared on each pool.
@@ -79,11 +79,11 @@ type readStmts struct {
 
 type writeStmts struct {
 	readStmts
-	taskInsert, stepInsert, edgeInsert *sql.Stmt
-	taskTransition, taskState          *sql.Stmt
-	stepTransition, stepState          *sql.Stmt
-	inputs       *sql.Stmt
-	transitionInsert                   [len(transitionBatches)]*sql.Stmt
+	taskInsert                               *sql.Stmt
+	stepInsert, edgeInsert, transitionInsert batchInsert
+	taskTransition, taskState, taskSetState  *sql.Stmt
+	stepTransition, stepState                *sql.Stmt
+	inputs                                   *sql.Stmt
 }
 
 var _ store.Store = (*Store)(nil)
@@ -95,11 +95,6 @@ const (
 		next_retry_at, result, failure, created_at, updated_at, started_at, finished_at`
 	transitionColumns = `id, task_id, step_id, from_state, to_state, event, at, processor`
 )
-
-// transitionBatches are the row counts of the prepared multi-row inserts of
-// transitions; a transaction's transitions are written in chunks of these
-// sizes, largest first.
-var transitionBatches = [...]int{32, 16, 8, 4, 2, 1}
 
 // Open opens the database at cfg.Path (process lock, pragmas), applies the
 // migrations of the store and of the queue, and builds the co-located queue.
@@ -133,15 +128,15 @@ func newStore(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Store, error) 
 	prepareReads(&s.w.readStmts, p.W)
 	w := &s.w
 	w.taskInsert = p.W(`INSERT INTO tasks (` + taskColumns + `) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, NULL)`)
-	w.stepInsert = p.W(`INSERT INTO steps (id, task_id, name, handler, position, state, attempts,
-		retryable, max_attempts, backoff, backoff_base_us, backoff_cap_us, jitter, timeout_us, created_at, updated_at)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)`)
-	w.edgeInsert = p.W(`INSERT INTO step_edges (task_id, from_step_id, to_step_id) VALUES (?1, ?2, ?3)`)
+	w.stepInsert = prepareBatchInsert(p.W, "steps", `id, task_id, name, handler, position, state, attempts,
+		retryable, max_attempts, backoff, backoff_base_us, backoff_cap_us, jitter, timeout_us, created_at, updated_at`)
+	w.edgeInsert = prepareBatchInsert(p.W, "step_edges", "task_id, from_step_id, to_step_id")
 	w.taskTransition = p.W(`UPDATE tasks SET state = ?3, updated_at = ?4, finished_at = ?5 WHERE id = ?1 AND state = ?2`)
+	w.taskSetState = p.W(`UPDATE tasks SET state = ?2, updated_at = ?3, finished_at = ?4 WHERE id = ?1`)
 	w.taskState = p.W(`SELECT state FROM tasks WHERE id = ?1`)
 	w.stepTransition = p.W(`UPDATE steps SET state = ?3, attempts = ?4, next_retry_at = ?5, result = ?6, failure = ?7,
 			started_at = ?8, finished_at = ?9, updated_at = ?10
-		WHERE id = ?1 AND state = ?2 RETURNING task_id`)
+		WHERE id = ?1 AND state = ?2 AND task_id = ?11`)
 	w.stepState = p.W(`SELECT state FROM steps WHERE id = ?1`)
 	// The first row carries the task's context (its name is NULL), the
 	// others the results of the dependencies.
@@ -149,12 +144,15 @@ func newStore(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Store, error) 
 		UNION ALL
 		SELECT 1, d.name, d.result FROM step_edges e JOIN steps d ON d.id = e.from_step_id WHERE e.to_step_id = ?1
 		ORDER BY k`)
-	for i, n := range transitionBatches {
-		w.transitionInsert[i] = p.W(`INSERT INTO transitions (task_id, step_id, from_state, to_state, event, at, processor) VALUES ` +
-			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?), ", n), ", "))
-	}
+	w.transitionInsert = prepareBatchInsert(p.W, "transitions", "task_id, step_id, from_state, to_state, event, at, processor")
 	s.taskListAll = p.R(`SELECT ` + taskColumns + ` FROM tasks ORDER BY created_at DESC, id DESC LIMIT ?1`)
-	s.taskListState = p.R(`SELECT ` + taskColumns + ` FROM tasks WHERE state = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2`)
+	// ?1 is a JSON array of states. Unfinished states go through the
+	// partial index of unfinished tasks; the others walk all tasks from the
+	// newest.
+	s.taskListState = p.R(`SELECT ` + taskColumns + ` FROM tasks
+		WHERE state IN (SELECT value FROM json_each(?1)) ORDER BY created_at DESC, id DESC LIMIT ?2`)
+	s.taskListUnfinished = p.R(`SELECT ` + taskColumns + ` FROM tasks
+		WHERE finished_at IS NULL AND state IN (SELECT value FROM json_each(?1)) ORDER BY created_at DESC, id DESC LIMIT ?2`)
 	s.transitionsOfTask = p.R(`SELECT ` + transitionColumns + ` FROM transitions WHERE task_id = ?1 ORDER BY id`)
 	s.transitionsOfStep = p.R(`SELECT ` + transitionColumns + ` FROM transitions WHERE task_id = ?1 AND step_id = ?2 ORDER BY id`)
 	if err := p.Err(); err != nil {
@@ -248,36 +246,17 @@ func (s *Store) TaskList(ctx context.Context, p *store.TaskListParams) ([]*taske
 			states = append(states, string(st))
 		}
 	}
-	if len(states) == 1 {
-		return s.taskList(ctx, s.taskListState, states[0], limit)
-	}
-	// One indexed query per state, each reading at most limit rows in
-	// order, merged here; one read transaction makes them a snapshot, so
-	// that a task that changes state meanwhile is listed once.
-	rtx, err := s.db.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	list, err := json.Marshal(states)
 	if err != nil {
 		return nil, fmt.Errorf("store: task list: %w", err)
 	}
-	defer rtx.Rollback()
-	st := rtx.StmtContext(ctx, s.taskListState)
-	var tasks []*taskertype.Task
-	for _, state := range states {
-		ts, err := s.taskList(ctx, st, state, limit)
-		if err != nil {
-			return nil, err
+	st := s.taskListUnfinished
+	for _, state := range p.States {
+		if state.Terminal() {
+			st = s.taskListState
 		}
-		tasks = append(tasks, ts...)
 	}
-	slices.SortFunc(tasks, func(a, b *taskertype.Task) int {
-		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
-			return c
-		}
-		return bytes.Compare(b.ID[:], a.ID[:]) // as the text of canonical UUIDs sorts
-	})
-	if len(tasks) > limit {
-		tasks = tasks[:limit]
-	}
-	return tasks, nil
+	return s.taskList(ctx, st, string(list), limit)
 }
 
 func (s *Store) taskList(ctx context.Context, st *sql.Stmt, args ...any) ([]*taskertype.Task, error) {

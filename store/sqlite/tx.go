@@ -31,7 +31,8 @@ type tx struct {
 	ctx   context.Context
 	tx    *sql.Tx
 	trans []transitionRow
-	sent  []queue.SendParams // Queue and Delay only, for the wake-ups
+	moved map[uuid.UUID]*movedTask // tasks moved in this transaction
+	sent  []queue.SendParams       // Queue and Delay only, for the wake-ups
 	done  bool
 }
 
@@ -73,6 +74,9 @@ func (s *Store) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
 	if err := fn(t); err != nil {
 		return err
 	}
+	if err := t.flushTasks(); err != nil {
+		return err
+	}
 	if err := t.flushTransitions(sctx); err != nil {
 		return err
 	}
@@ -94,22 +98,13 @@ func (t *tx) check(op string) error {
 func (t *tx) stmt(st *sql.Stmt) *sql.Stmt { return t.tx.StmtContext(t.ctx, st) }
 
 func (t *tx) flushTransitions(ctx context.Context) error {
-	rows := t.trans
+	rows := make([][]any, len(t.trans))
+	for i, r := range t.trans {
+		rows[i] = []any{r.taskID, r.stepID, r.from, r.to, r.event, r.at, r.processor}
+	}
 	t.trans = nil
-	for len(rows) > 0 {
-		i := 0
-		for transitionBatches[i] > len(rows) {
-			i++
-		}
-		n := transitionBatches[i]
-		args := make([]any, 0, n*7)
-		for _, r := range rows[:n] {
-			args = append(args, r.taskID, r.stepID, r.from, r.to, r.event, r.at, r.processor)
-		}
-		if _, err := t.stmt(t.s.w.transitionInsert[i]).ExecContext(t.ctx, args...); err != nil {
-			return fmt.Errorf("store: record transitions: %w", err)
-		}
-		rows = rows[n:]
+	if err := t.s.w.transitionInsert.exec(t.ctx, t.tx, rows); err != nil {
+		return fmt.Errorf("store: record transitions: %w", err)
 	}
 	return nil
 }
@@ -153,32 +148,34 @@ func (t *tx) TaskCreate(ctx context.Context, p *store.TaskCreateParams) error {
 	t.trans = append(t.trans, transitionRow{taskID: taskID, stepID: nil,
 		to: string(taskertype.TaskPending), event: string(taskertype.TaskEventCreate), at: atUS, processor: p.Processor})
 
-	ins := t.stmt(t.s.w.stepInsert)
-	for _, st := range p.Steps {
+	steps := make([][]any, len(p.Steps))
+	var edges [][]any
+	for i, st := range p.Steps {
 		stepID := st.ID.String()
 		r := st.Retry
-		_, err := ins.ExecContext(t.ctx, stepID, taskID, st.Name, st.Handler, st.Position, string(taskertype.StepPending),
+		steps[i] = []any{stepID, taskID, st.Name, st.Handler, st.Position, string(taskertype.StepPending), 0,
 			r.Retryable, r.MaxAttempts, string(r.Backoff), r.Base.Microseconds(), r.Cap.Microseconds(), r.Jitter,
-			st.Timeout.Microseconds(), atUS)
-		if sqlitedb.IsUniqueViolation(err) {
-			return invalid(op, "step %s (%q) already exists", st.ID, st.Name)
+			st.Timeout.Microseconds(), atUS, atUS}
+		for _, dep := range st.DependsOn {
+			edges = append(edges, []any{taskID, dep.String(), stepID})
 		}
-		if err != nil {
-			return fmt.Errorf("store: %s: step %s (%q): %w", op, st.ID, st.Name, err)
-		}
+	}
+	err = t.s.w.stepInsert.exec(t.ctx, t.tx, steps)
+	if sqlitedb.IsUniqueViolation(err) {
+		return invalid(op, "a step of task %s already exists", task.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("store: %s: steps of task %s: %w", op, task.ID, err)
+	}
+	if err := t.s.w.edgeInsert.exec(t.ctx, t.tx, edges); err != nil {
+		return fmt.Errorf("store: %s: edges of task %s: %w", op, task.ID, err)
+	}
+	for _, st := range p.Steps {
 		st.TaskID = task.ID
 		st.State = taskertype.StepPending
 		st.CreatedAt, st.UpdatedAt = at, at
-		t.trans = append(t.trans, transitionRow{taskID: taskID, stepID: stepID,
+		t.trans = append(t.trans, transitionRow{taskID: taskID, stepID: st.ID.String(),
 			to: string(taskertype.StepPending), event: string(taskertype.StepEventCreate), at: atUS, processor: p.Processor})
-	}
-	edge := t.stmt(t.s.w.edgeInsert)
-	for _, st := range p.Steps {
-		for _, dep := range st.DependsOn {
-			if _, err := edge.ExecContext(t.ctx, taskID, dep.String(), st.ID.String()); err != nil {
-				return fmt.Errorf("store: %s: edge %s → %s: %w", op, dep, st.ID, err)
-			}
-		}
 	}
 	return nil
 }
@@ -275,7 +272,11 @@ func (t *tx) TaskGetForUpdate(ctx context.Context, id uuid.UUID) (*taskertype.Ta
 	if err := t.check("task get"); err != nil {
 		return nil, err
 	}
-	return getTask(t.ctx, t.stmt(t.s.w.taskGet), "task get", id)
+	task, err := getTask(t.ctx, t.stmt(t.s.w.taskGet), "task get", id)
+	if err != nil {
+		return nil, err
+	}
+	return t.overlay(task), nil
 }
 
 // TaskTransition implements store.Tx.
@@ -301,6 +302,20 @@ func (t *tx) TaskTransition(ctx context.Context, p *store.TaskTransitionParams) 
 		finished = sqlitedb.Micros(at)
 	}
 	id := p.ID.String()
+	row := transitionRow{taskID: id, stepID: nil, from: string(p.From), to: string(p.To),
+		event: string(p.Event), at: sqlitedb.Micros(at), processor: p.Processor}
+	if moved := t.moved[p.ID]; moved != nil {
+		// A later hop of a task this transaction already moved: the write
+		// lock taken by the first hop's compare-and-set keeps everyone else
+		// out, so the hop is checked here and the row written once, at
+		// commit (a task often takes three hops in one transaction).
+		if moved.state != p.From {
+			return fmt.Errorf("store: %s: %w", op, &taskertype.StaleStateError{Kind: "task", ID: id, Expected: string(p.From), Actual: string(moved.state)})
+		}
+		moved.state, moved.at, moved.finished, moved.dirty = p.To, row.at, finished, true
+		t.trans = append(t.trans, row)
+		return nil
+	}
 	res, err := t.stmt(t.s.w.taskTransition).ExecContext(t.ctx, id, string(p.From), string(p.To), sqlitedb.Micros(at), finished)
 	if err != nil {
 		return fmt.Errorf("store: %s: task %s: %w", op, p.ID, err)
@@ -312,9 +327,45 @@ func (t *tx) TaskTransition(ctx context.Context, p *store.TaskTransitionParams) 
 	if n == 0 {
 		return t.stale(t.ctx, op, "task", t.s.w.taskState, p.ID, string(p.From))
 	}
-	t.trans = append(t.trans, transitionRow{taskID: id, stepID: nil, from: string(p.From), to: string(p.To),
-		event: string(p.Event), at: sqlitedb.Micros(at), processor: p.Processor})
+	if t.moved == nil {
+		t.moved = make(map[uuid.UUID]*movedTask)
+	}
+	t.moved[p.ID] = &movedTask{state: p.To, at: row.at, finished: finished}
+	t.trans = append(t.trans, row)
 	return nil
+}
+
+// movedTask is the state a task reached in this transaction.
+type movedTask struct {
+	state    taskertype.TaskState
+	at       int64
+	finished any
+	dirty    bool // hops after the first are not written yet
+}
+
+// flushTasks writes the final state of the tasks that took more than one hop.
+func (t *tx) flushTasks() error {
+	for id, m := range t.moved {
+		if !m.dirty {
+			continue
+		}
+		if _, err := t.stmt(t.s.w.taskSetState).ExecContext(t.ctx, id.String(), string(m.state), m.at, m.finished); err != nil {
+			return fmt.Errorf("store: task transition: task %s: %w", id, err)
+		}
+		m.dirty = false
+	}
+	return nil
+}
+
+// overlay gives a task read back in this transaction the state it reached here.
+func (t *tx) overlay(task *taskertype.Task) *taskertype.Task {
+	if m := t.moved[task.ID]; m != nil && task != nil {
+		task.State, task.UpdatedAt = m.state, sqlitedb.Time(m.at)
+		if m.finished != nil {
+			task.FinishedAt = sqlitedb.Time(m.at)
+		}
+	}
+	return task
 }
 
 // stale explains a compare-and-set that changed nothing: the record is in
@@ -362,8 +413,8 @@ func (t *tx) StepTransition(ctx context.Context, p *store.StepTransitionParams) 
 	if err := t.check(op); err != nil {
 		return err
 	}
-	if p == nil || p.Step == nil || p.Step.ID == uuid.Nil {
-		return invalid(op, "no step")
+	if p == nil || p.Step == nil || p.Step.ID == uuid.Nil || p.Step.TaskID == uuid.Nil {
+		return invalid(op, "no step, or a step without its ID and TaskID")
 	}
 	st := p.Step
 	next, err := taskertype.NextStepState(p.From, p.Event)
@@ -385,21 +436,17 @@ func (t *tx) StepTransition(ctx context.Context, p *store.StepTransitionParams) 
 	at := t.at(p.At)
 	atUS := sqlitedb.Micros(at)
 	id := st.ID.String()
-	var taskID string
-	err = t.stmt(t.s.w.stepTransition).QueryRowContext(t.ctx, id, string(p.From), string(st.State), st.Attempts,
+	res, err := t.stmt(t.s.w.stepTransition).ExecContext(t.ctx, id, string(p.From), string(st.State), st.Attempts,
 		sqlitedb.NullMicros(st.NextRetryAt), nullBytes(st.Result), failure,
-		sqlitedb.NullMicros(st.StartedAt), sqlitedb.NullMicros(st.FinishedAt), atUS).Scan(&taskID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return t.stale(t.ctx, op, "step", t.s.w.stepState, st.ID, string(p.From))
-	}
+		sqlitedb.NullMicros(st.StartedAt), sqlitedb.NullMicros(st.FinishedAt), atUS, st.TaskID.String())
 	if err != nil {
 		return fmt.Errorf("store: %s: step %s: %w", op, st.ID, err)
 	}
-	st.UpdatedAt = at
-	if tid, err := uuid.Parse(taskID); err == nil {
-		st.TaskID = tid
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return t.stale(t.ctx, op, "step", t.s.w.stepState, st.ID, string(p.From))
 	}
-	t.trans = append(t.trans, transitionRow{taskID: taskID, stepID: id, from: string(p.From), to: string(st.State),
+	st.UpdatedAt = at
+	t.trans = append(t.trans, transitionRow{taskID: st.TaskID.String(), stepID: id, from: string(p.From), to: string(st.State),
 		event: string(p.Event), at: atUS, processor: p.Processor})
 	return nil
 }

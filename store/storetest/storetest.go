@@ -81,6 +81,7 @@ var cases = []struct {
 	{"concurrent transactions on one task serialize", testConcurrentCAS},
 	{"a panic in fn rolls back and re-panics", testPanic},
 	{"a claim and an acknowledgement in a transaction hold only if it commits", testTxClaimAck},
+	{"a task moved several times in one transaction ends in its last state with every hop logged", testTaskHops},
 }
 
 type env struct {
@@ -523,7 +524,7 @@ func testTransitionNotFound(t *testing.T, e *env) {
 	}
 	err = e.s.InTx(t.Context(), func(tx store.Tx) error {
 		return tx.StepTransition(t.Context(), &store.StepTransitionParams{
-			Step: &taskertype.Step{ID: missing, State: taskertype.StepEnqueued},
+			Step: &taskertype.Step{ID: missing, TaskID: newID(t), State: taskertype.StepEnqueued},
 			From: taskertype.StepPending, Event: taskertype.StepEventEnqueue, At: e.clock.Now(), Processor: Processor})
 	})
 	if !errors.Is(err, taskertype.ErrNotFound) || !strings.Contains(err.Error(), missing.String()) {
@@ -1006,5 +1007,56 @@ func testTxClaimAck(t *testing.T, e *env) {
 	msgs, err := e.q.MessageClaim(ctx, &queue.ClaimParams{Queue: "q", Max: 10, VisibilityTimeout: time.Minute})
 	if err != nil || len(msgs) != 1 || msgs[0].ID != second || msgs[0].ReadCount != 2 {
 		t.Fatalf("after the claim expired: %v, %v; want the second message, read twice", msgs, err)
+	}
+}
+
+func testTaskHops(t *testing.T, e *env) {
+	ctx := t.Context()
+	p := diamond(t, e)
+	e.create(t, p)
+	id := p.Task.ID
+	hops := []taskertype.TaskEvent{taskertype.TaskEventStart, taskertype.TaskEventReadyStepsFound, taskertype.TaskEventStepsEnqueued,
+		taskertype.TaskEventStepFinished, taskertype.TaskEventAllStepsComplete}
+	e.clock.Advance(time.Second)
+	e.inTx(t, func(tx store.Tx) error {
+		state := taskertype.TaskPending
+		for _, ev := range hops {
+			to, err := taskertype.NextTaskState(state, ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.TaskTransition(ctx, &store.TaskTransitionParams{ID: id, From: state, To: to, Event: ev, At: e.clock.Now(), Processor: Processor}); err != nil {
+				return err
+			}
+			state = to
+			got, err := tx.TaskGetForUpdate(ctx, id)
+			if err != nil {
+				return err
+			}
+			if got.State != state {
+				t.Errorf("read back in the transaction after %s: %s, want %s", ev, got.State, state)
+			}
+		}
+		// A hop from a state the task already left is stale, even here.
+		err := tx.TaskTransition(ctx, &store.TaskTransitionParams{ID: id, From: taskertype.TaskPending, To: taskertype.TaskInitializing,
+			Event: taskertype.TaskEventStart, At: e.clock.Now(), Processor: Processor})
+		if !errors.Is(err, taskertype.ErrStaleState) {
+			t.Errorf("a hop from a state left in this transaction: %v, want ErrStaleState", err)
+		}
+		return nil
+	})
+	task := e.taskGet(t, id)
+	if task.State != taskertype.TaskComplete || !task.FinishedAt.Equal(e.clock.Now()) || !task.UpdatedAt.Equal(e.clock.Now()) {
+		t.Fatalf("after commit: %s, finished %v, updated %v; want complete at %v", task.State, task.FinishedAt, task.UpdatedAt, e.clock.Now())
+	}
+	var events []string
+	for _, tr := range e.transitions(t, id, uuid.Nil) {
+		if tr.StepID == uuid.Nil && tr.Event != string(taskertype.TaskEventCreate) {
+			events = append(events, tr.Event)
+		}
+	}
+	want := []string{"start", "ready_steps_found", "steps_enqueued", "step_finished", "all_steps_complete"}
+	if !slices.Equal(events, want) {
+		t.Errorf("logged task events %v, want %v", events, want)
 	}
 }

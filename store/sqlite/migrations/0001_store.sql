@@ -14,9 +14,12 @@ CREATE TABLE tasks (
     finished_at INTEGER
 );
 
--- TaskList: by state, newest first; and all tasks, newest first.
-CREATE INDEX tasks_state ON tasks (state, created_at, id);
+-- TaskList: all tasks newest first; and the unfinished ones, newest first.
+-- The second is partial and keyed on creation, not state, so that the state
+-- changes of a running task (several per step) never touch it: a task enters
+-- it when created and leaves it once, when it finishes.
 CREATE INDEX tasks_created ON tasks (created_at, id);
+CREATE INDEX tasks_unfinished ON tasks (created_at, id) WHERE finished_at IS NULL;
 
 CREATE TABLE steps (
     id            TEXT    NOT NULL PRIMARY KEY,

@@ -1,0 +1,195 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/tasker-go/tasker/internal/transition"
+	"github.com/tasker-go/tasker/queue"
+	"github.com/tasker-go/tasker/store"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+// maxReportBatch bounds the outcomes stored in one transaction.
+const maxReportBatch = 32
+
+// report is a finished attempt waiting to be stored.
+type report struct {
+	m    *queue.Message
+	step *taskertype.Step
+	out  *outcome
+	done chan struct{} // closed once stored (or given up on)
+}
+
+// report stores an attempt's outcome and tells orchestration. It returns
+// when the outcome is stored, or after it was given up on; it runs even while
+// the worker shuts down.
+//
+// When the queue shares the store's database, outcomes are group-committed:
+// a report that finds no transaction of reports under way stores itself at
+// once, with whatever other reports are waiting, and keeps leading batches
+// while more arrive; a report that finds one under way waits to be taken
+// into the next. Many steps finishing together then cost one transaction
+// (one commit, one write of each shared page), and a lone step pays no
+// hand-off to another goroutine. The same transaction claims and starts the
+// next steps of the batch's queues with the slots the batch freed, so a chain
+// of steps costs one transaction per step.
+func (w *Worker) report(r *report) {
+	if !w.txQueue || r.out.released {
+		w.storeOne(r)
+		return
+	}
+	r.done = make(chan struct{})
+	g := &w.group
+	g.mu.Lock()
+	g.pending = append(g.pending, r)
+	if g.leading {
+		g.mu.Unlock()
+		<-r.done
+		return
+	}
+	g.leading = true
+	for len(g.pending) > 0 {
+		n := min(len(g.pending), maxReportBatch)
+		batch := slices.Clone(g.pending[:n])
+		g.pending = slices.Delete(g.pending, 0, n)
+		g.mu.Unlock()
+		w.storeBatch(batch)
+		for _, r := range batch {
+			close(r.done)
+		}
+		g.mu.Lock()
+	}
+	g.leading = false
+	g.mu.Unlock()
+}
+
+// reportGroup holds the reports waiting for the next group commit. It is
+// bounded by Concurrency: each running step reports once.
+type reportGroup struct {
+	mu      sync.Mutex // never held across a transaction
+	pending []*report
+	leading bool // a goroutine is storing batches
+}
+
+// storeBatch stores a batch of outcomes in one transaction, acknowledges
+// their messages and claims the next steps of their queues. If anything in
+// the batch fails, it is rolled back and each outcome is stored on its own.
+func (w *Worker) storeBatch(batch []*report) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	room := 0
+	if w.claiming.Load() {
+		room = w.tryAcquire(w.cfg.ClaimBatch)
+	}
+	type claimedFrom struct {
+		queue string
+		c     claimed
+	}
+	var next []claimedFrom
+	err := transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
+		next = next[:0]
+		var queues []string
+		acks := map[string][]int64{}
+		for _, r := range batch {
+			if err := w.recordTx(ctx, tx, rec, r); err != nil && !errors.Is(err, errSkip) {
+				return err
+			}
+			if _, ok := acks[r.m.Queue]; !ok {
+				queues = append(queues, r.m.Queue)
+			}
+			acks[r.m.Queue] = append(acks[r.m.Queue], r.m.ID)
+		}
+		left := room
+		for _, q := range queues {
+			if err := tx.MessageAck(ctx, &queue.AckParams{Queue: q, IDs: acks[q]}); err != nil {
+				return err
+			}
+			if left == 0 {
+				continue
+			}
+			next = append(next, claimedFrom{queue: q})
+			c := &next[len(next)-1].c
+			if err := w.claimTx(ctx, tx, rec, q, left, c); err != nil {
+				return err
+			}
+			left -= c.n
+		}
+		return nil
+	})
+	if err != nil {
+		w.release(room)
+		w.log.Debug("storing a batch of outcomes failed; storing them one by one", "outcomes", len(batch), "error", err)
+		for _, r := range batch {
+			w.storeOne(r)
+		}
+		return
+	}
+	used := 0
+	for i := range next {
+		used += next[i].c.n
+		w.launch(w.stepCtx, next[i].queue, &next[i].c)
+	}
+	w.release(room - used)
+}
+
+// recordTx records one outcome in tx and, when orchestration runs in this
+// process, processes it there. errSkip: the step no longer waits for this
+// attempt (cancelled, resolved by hand, or reported lost); nothing was
+// written and the message only needs acknowledging.
+func (w *Worker) recordTx(ctx context.Context, tx store.Tx, rec *transition.Recorder, r *report) error {
+	inline := w.cfg.Results != nil && !r.out.released
+	record := func(cur *taskertype.Step) error {
+		if cur.State != taskertype.StepInProgress || cur.Attempts != r.step.Attempts {
+			return errSkip
+		}
+		return w.recordOutcome(ctx, tx, rec, cur, r.out, w.clock.Now(), !inline)
+	}
+	if inline {
+		// Orchestration locks the task, then hands the step to record.
+		return w.cfg.Results.ProcessResultTx(ctx, tx, rec, r.step.TaskID, r.step.ID, record)
+	}
+	cur, err := tx.StepGet(ctx, r.step.ID)
+	if err != nil {
+		return err
+	}
+	return record(cur)
+}
+
+// storeOne stores one outcome in its own transaction, retrying on passing
+// store errors.
+func (w *Worker) storeOne(r *report) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m, step := r.m, r.step
+	ackInTx := w.txQueue && !r.out.released
+	var err error
+	for attempt, delay := 1, 20*time.Millisecond; ; attempt, delay = attempt+1, min(2*delay, 2*time.Second) {
+		err = transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
+			if err := w.recordTx(ctx, tx, rec, r); err != nil || !ackInTx {
+				return err
+			}
+			return tx.MessageAck(ctx, &queue.AckParams{Queue: m.Queue, IDs: []int64{m.ID}})
+		})
+		if err == nil || errors.Is(err, errSkip) || errors.Is(err, taskertype.ErrStaleState) || ctx.Err() != nil {
+			break
+		}
+		w.log.Warn("could not store a step's result; retrying", "step", step.Name, "attempt", attempt, "retry_in", delay, "error", err)
+		time.Sleep(delay)
+	}
+	switch {
+	case err != nil && !errors.Is(err, errSkip) && !errors.Is(err, taskertype.ErrStaleState):
+		w.log.Error("giving up storing a step's result; the claim will expire and the attempt be recorded as lost",
+			"task_id", step.TaskID, "step", step.Name, "error", err)
+	case r.out.released && err == nil:
+		w.finish(m.Queue, func(ctx context.Context) error {
+			return w.queue.MessageNack(ctx, &queue.NackParams{Queue: m.Queue, ID: m.ID})
+		})
+	case ackInTx && err == nil:
+	default:
+		w.ack(m)
+	}
+}
