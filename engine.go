@@ -267,7 +267,11 @@ func (e *Engine) Stop(ctx context.Context) error {
 	if w != nil {
 		errs = append(errs, w.Stop(ctx))
 	}
-	errs = append(errs, e.orch.Stop(ctx))
+	// Orchestration finishes the batch in hand within milliseconds; it gets
+	// a few seconds of its own even when ctx is spent on the workers.
+	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	errs = append(errs, e.orch.Stop(octx))
 	errs = append(errs, e.closeOwned())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("tasker: stop: %w", err)

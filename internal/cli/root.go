@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"strings"
@@ -47,10 +48,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func exitCode(err error) int {
 	var ue usageError
 	switch {
-	case errors.As(err, &ue), errors.Is(err, taskertype.ErrInvalid), errors.Is(err, taskertype.ErrNotFound):
+	case errors.As(err, &ue), errors.Is(err, taskertype.ErrInvalid), errors.Is(err, taskertype.ErrNotFound),
+		errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission):
 		return ExitBadInput
-	case strings.HasPrefix(err.Error(), "unknown command"), strings.Contains(err.Error(), "accepts "),
-		strings.Contains(err.Error(), "requires at least"), strings.Contains(err.Error(), "arg(s)"):
+	case strings.HasPrefix(err.Error(), "unknown command"): // cobra's, for an unknown subcommand
 		return ExitBadInput
 	}
 	return ExitFailed
