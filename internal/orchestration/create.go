@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -33,7 +34,8 @@ type StepSpec struct {
 
 // CreateTask stores a task with its steps and edges, starts it and enqueues
 // its first steps, all in one transaction: on any error nothing of the task
-// remains.
+// remains. Tasks created at the same time share a transaction (group commit);
+// one that fails there is then created on its own, so that it fails alone.
 func (o *Orchestrator) CreateTask(ctx context.Context, spec *TaskSpec) (*taskertype.Task, error) {
 	if err := o.ensureStepQueue(ctx, spec.Namespace); err != nil {
 		return nil, err
@@ -42,43 +44,106 @@ func (o *Orchestrator) CreateTask(ctx context.Context, spec *TaskSpec) (*taskert
 	if err != nil {
 		return nil, err
 	}
-	var after func(committed bool) // the local worker's, for the last attempt of the transaction
-	err = o.tx(ctx, func(tx store.Tx, rec *transition.Recorder) error {
-		if after != nil {
+	req := &createReq{ctx: ctx, task: task, steps: steps}
+	o.creates.Do(req)
+	if req.err != nil {
+		return nil, fmt.Errorf("create task %s/%s@%s: %w", spec.Namespace, spec.Name, spec.Version, req.err)
+	}
+	return req.task, nil
+}
+
+// createReq is one task to create in a group.
+type createReq struct {
+	ctx   context.Context
+	task  *taskertype.Task // set to the created task on success
+	steps []*taskertype.Step
+	err   error
+}
+
+// maxCreateBatch bounds the tasks created in one transaction.
+const maxCreateBatch = 32
+
+// createBatch creates a group of tasks in one transaction, and claims their
+// first steps for the local worker in it; if it fails, each task is created
+// in a transaction of its own.
+func (o *Orchestrator) createBatch(reqs []*createReq) {
+	live := reqs[:0:0]
+	for _, r := range reqs {
+		if r.err = r.ctx.Err(); r.err == nil {
+			live = append(live, r)
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	if len(live) > 1 {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(live[0].ctx), 30*time.Second)
+		defer cancel()
+		if err := o.createTx(ctx, live); err == nil {
+			return
+		}
+	}
+	for _, r := range live {
+		r.err = o.createTx(r.ctx, []*createReq{r})
+	}
+}
+
+// createTx creates tasks in one transaction.
+func (o *Orchestrator) createTx(ctx context.Context, reqs []*createReq) error {
+	var afters []func(committed bool) // the local worker's, for the last attempt of the transaction
+	created := make([]taskertype.Task, len(reqs))
+	err := o.tx(ctx, func(tx store.Tx, rec *transition.Recorder) error {
+		for _, after := range afters {
 			after(false)
-			after = nil
 		}
+		afters = afters[:0]
 		now := o.clock.Now()
-		t := *task
-		if err := tx.TaskCreate(ctx, &store.TaskCreateParams{Task: &t, Steps: steps, At: now, Processor: o.cfg.Processor}); err != nil {
-			return err
+		var namespaces []string
+		for i, r := range reqs {
+			t := *r.task
+			if err := tx.TaskCreate(ctx, &store.TaskCreateParams{Task: &t, Steps: r.steps, At: now, Processor: o.cfg.Processor}); err != nil {
+				return err
+			}
+			t.State, t.CreatedAt, t.UpdatedAt = taskertype.TaskPending, now, now
+			fresh := make([]*taskertype.Step, len(r.steps))
+			for i, s := range r.steps {
+				c := *s
+				c.State, c.CreatedAt, c.UpdatedAt = taskertype.StepPending, now, now
+				fresh[i] = &c
+			}
+			if err := o.apply(ctx, tx, rec, &t, makePlan(t.State, fresh, "", now), now); err != nil {
+				return err
+			}
+			created[i] = t
+			if !slices.Contains(namespaces, t.Namespace) {
+				namespaces = append(namespaces, t.Namespace)
+			}
 		}
-		t.State, t.CreatedAt, t.UpdatedAt = taskertype.TaskPending, now, now
-		fresh := make([]*taskertype.Step, len(steps))
-		for i, s := range steps {
-			c := *s
-			c.State, c.CreatedAt, c.UpdatedAt = taskertype.StepPending, now, now
-			fresh[i] = &c
-		}
-		if err := o.apply(ctx, tx, rec, &t, makePlan(t.State, fresh, "", now), now); err != nil {
-			return err
-		}
-		*task = t
 		local := o.local.Load()
 		if local == nil {
 			return nil
 		}
-		var err error
-		after, err = (*local).ClaimInTx(ctx, tx, rec, queue.StepQueue(spec.Namespace))
-		return err
+		for _, ns := range namespaces {
+			after, err := (*local).ClaimInTx(ctx, tx, rec, queue.StepQueue(ns))
+			if err != nil {
+				return err
+			}
+			if after != nil {
+				afters = append(afters, after)
+			}
+		}
+		return nil
 	})
-	if after != nil {
+	for _, after := range afters {
 		after(err == nil)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("create task %s/%s@%s: %w", spec.Namespace, spec.Name, spec.Version, err)
+		return err
 	}
-	return task, nil
+	for i, r := range reqs {
+		*r.task = created[i]
+	}
+	return nil
 }
 
 func (o *Orchestrator) ensureStepQueue(ctx context.Context, namespace string) error {

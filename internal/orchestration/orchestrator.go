@@ -21,6 +21,7 @@ import (
 
 	"github.com/tasker-go/tasker/internal/consumer"
 	"github.com/tasker-go/tasker/internal/events"
+	"github.com/tasker-go/tasker/internal/group"
 	"github.com/tasker-go/tasker/internal/transition"
 	"github.com/tasker-go/tasker/internal/wire"
 	"github.com/tasker-go/tasker/queue"
@@ -110,6 +111,7 @@ type Orchestrator struct {
 	// acknowledgements go in the store's transactions.
 	txQueue bool
 	local   atomic.Pointer[LocalWorker]
+	creates group.Committer[*createReq]
 	ensured sync.Map // namespaces whose step queue exists: one entry per namespace
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -122,10 +124,12 @@ func New(cfg Config) (*Orchestrator, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Orchestrator{
+	o := &Orchestrator{
 		cfg: cfg, log: cfg.Logger, store: cfg.Store, queue: cfg.Queue, clock: cfg.Clock,
 		txQueue: cfg.Queue.Capabilities().SharesStoreDatabase,
-	}, nil
+	}
+	o.creates = group.Committer[*createReq]{Max: maxCreateBatch, Commit: o.createBatch}
+	return o, nil
 }
 
 // SetLocalWorker makes a new task's first steps be claimed and started by w

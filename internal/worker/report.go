@@ -3,8 +3,6 @@ package worker
 import (
 	"context"
 	"errors"
-	"slices"
-	"sync"
 	"time"
 
 	"github.com/tasker-go/tasker/internal/transition"
@@ -21,58 +19,23 @@ type report struct {
 	m    *queue.Message
 	step *taskertype.Step
 	out  *outcome
-	done chan struct{} // closed once stored (or given up on)
 }
 
 // report stores an attempt's outcome and tells orchestration. It returns
 // when the outcome is stored, or after it was given up on; it runs even while
 // the worker shuts down.
 //
-// When the queue shares the store's database, outcomes are group-committed:
-// a report that finds no transaction of reports under way stores itself at
-// once, with whatever other reports are waiting, and keeps leading batches
-// while more arrive; a report that finds one under way waits to be taken
-// into the next. Many steps finishing together then cost one transaction
-// (one commit, one write of each shared page), and a lone step pays no
-// hand-off to another goroutine. The same transaction claims and starts the
-// next steps of the batch's queues with the slots the batch freed, so a chain
-// of steps costs one transaction per step.
+// When the queue shares the store's database, outcomes are group-committed
+// (package group): many steps finishing together cost one transaction, and a
+// lone step pays no hand-off to another goroutine. The same transaction
+// claims and starts the next steps of the group's queues with the slots the
+// group freed, so a chain of steps costs one transaction per step.
 func (w *Worker) report(r *report) {
 	if !w.txQueue || r.out.released {
 		w.storeOne(r)
 		return
 	}
-	r.done = make(chan struct{})
-	g := &w.group
-	g.mu.Lock()
-	g.pending = append(g.pending, r)
-	if g.leading {
-		g.mu.Unlock()
-		<-r.done
-		return
-	}
-	g.leading = true
-	for len(g.pending) > 0 {
-		n := min(len(g.pending), maxReportBatch)
-		batch := slices.Clone(g.pending[:n])
-		g.pending = slices.Delete(g.pending, 0, n)
-		g.mu.Unlock()
-		w.storeBatch(batch)
-		for _, r := range batch {
-			close(r.done)
-		}
-		g.mu.Lock()
-	}
-	g.leading = false
-	g.mu.Unlock()
-}
-
-// reportGroup holds the reports waiting for the next group commit. It is
-// bounded by Concurrency: each running step reports once.
-type reportGroup struct {
-	mu      sync.Mutex // never held across a transaction
-	pending []*report
-	leading bool // a goroutine is storing batches
+	w.reports.Do(r)
 }
 
 // storeBatch stores a batch of outcomes in one transaction, acknowledges

@@ -22,6 +22,7 @@ import (
 
 	"github.com/tasker-go/tasker/internal/consumer"
 	"github.com/tasker-go/tasker/internal/events"
+	"github.com/tasker-go/tasker/internal/group"
 	"github.com/tasker-go/tasker/internal/transition"
 	"github.com/tasker-go/tasker/queue"
 	"github.com/tasker-go/tasker/store"
@@ -138,11 +139,11 @@ type Worker struct {
 	// txQueue: the queue shares the store's database, so claims and
 	// acknowledgements go in the store's transactions.
 	txQueue  bool
-	slots    chan struct{}   // one token per running step
-	claiming atomic.Bool     // false once Stop began: no new claims
-	queues   []string        // the step queues of cfg.Namespaces
-	group    reportGroup     // outcomes waiting for a group commit
-	stepCtx  context.Context // the context steps run under
+	slots    chan struct{}            // one token per running step
+	claiming atomic.Bool              // false once Stop began: no new claims
+	queues   []string                 // the step queues of cfg.Namespaces
+	reports  group.Committer[*report] // outcomes waiting for a group commit
+	stepCtx  context.Context          // the context steps run under
 
 	mu         sync.Mutex
 	stopClaims context.CancelFunc // ends the claim loops
@@ -166,11 +167,13 @@ func New(cfg Config) (*Worker, error) {
 	for k, v := range cfg.Handlers {
 		handlers[k] = v
 	}
-	return &Worker{
+	w := &Worker{
 		cfg: cfg, log: cfg.Logger, store: cfg.Store, queue: cfg.Queue, clock: cfg.Clock,
 		handlers: handlers, slots: make(chan struct{}, cfg.Concurrency), queues: queues,
 		txQueue: cfg.Queue.Capabilities().SharesStoreDatabase,
-	}, nil
+	}
+	w.reports = group.Committer[*report]{Max: maxReportBatch, Commit: w.storeBatch}
+	return w, nil
 }
 
 // Start ensures the namespaces' queues exist and starts claiming.

@@ -62,9 +62,9 @@ type Queue struct {
 
 	// Statements prepared once. The writer's are used as they are outside a
 	// transaction and through tx.StmtContext inside one.
-	ensure, send, claim, ackOne, ackMany, nack, extend *sql.Stmt
-	archiveCopy, archiveDelete, release, nextDue       *sql.Stmt
-	stats                                              *sql.Stmt
+	ensure, send, sendNoID, claim, ackOne, ackMany, nack, extend *sql.Stmt
+	archiveCopy, archiveDelete, release, nextDue                 *sql.Stmt
+	stats                                                        *sql.Stmt
 
 	mu     sync.Mutex // guards the fields below; never held across a database call
 	subs   map[string]map[*subscriber]struct{}
@@ -128,6 +128,8 @@ func New(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Queue, error) {
 	q.send = p.W(`INSERT INTO queue_messages (queue, body, read_ct, enqueued_at, vt, claimed)
 		SELECT ?1, ?2, 0, ?3, ?4, 0 WHERE EXISTS (SELECT 1 FROM queue_queues WHERE name = ?1)
 		RETURNING id`)
+	q.sendNoID = p.W(`INSERT INTO queue_messages (queue, body, read_ct, enqueued_at, vt, claimed)
+		SELECT ?1, ?2, 0, ?3, ?4, 0 WHERE EXISTS (SELECT 1 FROM queue_queues WHERE name = ?1)`)
 	// The inner SELECT walks the index (queue, vt, id) from its start and
 	// stops after ?4 rows: the cost of a claim does not grow with the
 	// backlog. Messages come out in the order they became visible, which is
@@ -230,28 +232,58 @@ func (q *Queue) SendTx(ctx context.Context, tx *sql.Tx, p *queue.SendParams) (in
 	if err := q.check("send"); err != nil {
 		return 0, err
 	}
-	return q.sendWith(ctx, tx.StmtContext(ctx, q.send), p)
+	if err := q.check("send"); err != nil {
+		return 0, err
+	}
+	if err := checkSend(p); err != nil {
+		return 0, err
+	}
+	// The store does not need the id: the statement without RETURNING
+	// spares the driver a result set per message.
+	now := q.clock.Now()
+	res, err := tx.StmtContext(ctx, q.sendNoID).ExecContext(ctx, p.Queue, bodyOf(p), sqlitedb.Micros(now), sqlitedb.Micros(now.Add(p.Delay)))
+	if err != nil {
+		return 0, fmt.Errorf("queue: send to %q: %w", p.Queue, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return 0, errNoQueue(p.Queue)
+	}
+	return 0, nil
+}
+
+func errNoQueue(name string) error {
+	return fmt.Errorf("queue: send: queue %q does not exist: call QueueEnsure first: %w", name, taskertype.ErrNotFound)
+}
+
+func checkSend(p *queue.SendParams) error {
+	if p == nil {
+		return invalid("send", "no params")
+	}
+	if err := checkName("send", p.Queue); err != nil {
+		return err
+	}
+	if p.Delay < 0 {
+		return invalid("send", "queue %q: negative delay %v", p.Queue, p.Delay)
+	}
+	return nil
+}
+
+func bodyOf(p *queue.SendParams) []byte {
+	if p.Body == nil {
+		return []byte{}
+	}
+	return p.Body
 }
 
 func (q *Queue) sendWith(ctx context.Context, st *sql.Stmt, p *queue.SendParams) (int64, error) {
-	if p == nil {
-		return 0, invalid("send", "no params")
-	}
-	if err := checkName("send", p.Queue); err != nil {
+	if err := checkSend(p); err != nil {
 		return 0, err
-	}
-	if p.Delay < 0 {
-		return 0, invalid("send", "queue %q: negative delay %v", p.Queue, p.Delay)
-	}
-	body := p.Body
-	if body == nil {
-		body = []byte{}
 	}
 	now := q.clock.Now()
 	var id int64
-	err := st.QueryRowContext(ctx, p.Queue, body, sqlitedb.Micros(now), sqlitedb.Micros(now.Add(p.Delay))).Scan(&id)
+	err := st.QueryRowContext(ctx, p.Queue, bodyOf(p), sqlitedb.Micros(now), sqlitedb.Micros(now.Add(p.Delay))).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, fmt.Errorf("queue: send: queue %q does not exist: call QueueEnsure first: %w", p.Queue, taskertype.ErrNotFound)
+		return 0, errNoQueue(p.Queue)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("queue: send to %q: %w", p.Queue, err)
