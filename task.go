@@ -104,7 +104,9 @@ func (e *Engine) checkHandlers(tpl *template.Template) error {
 // WaitTask waits until the task reaches a terminal state, or ctx ends, and
 // returns the task as stored.
 func (e *Engine) WaitTask(ctx context.Context, id uuid.UUID) (*Task, error) {
-	sub, err := e.bus.Subscribe(events.Filter{TaskID: id, Kinds: []string{events.KindTaskTransition}}, 16)
+	// Only the transitions into a terminal state: a busy task's other
+	// transitions could fill the buffer and crowd the last one out.
+	sub, err := e.bus.Subscribe(events.Filter{TaskID: id, Kinds: []string{events.KindTaskTransition}, To: terminalStates}, 4)
 	if err != nil {
 		return nil, err
 	}
@@ -125,16 +127,24 @@ func (e *Engine) WaitTask(ctx context.Context, id uuid.UUID) (*Task, error) {
 			select {
 			case <-ctx.Done():
 				return t, fmt.Errorf("tasker: wait for task %s (state %s): %w", id, t.State, context.Cause(ctx))
-			case ev := <-sub.C():
-				if taskertype.TaskState(ev.To).Terminal() {
-					break wait
-				}
+			case <-sub.C():
+				break wait
 			case <-poll.C:
 				break wait
 			}
 		}
 	}
 }
+
+var terminalStates = func() []string {
+	var s []string
+	for _, st := range taskertype.TaskStates {
+		if st.Terminal() {
+			s = append(s, string(st))
+		}
+	}
+	return s
+}()
 
 // TaskInfo is a task with its steps.
 type TaskInfo struct {

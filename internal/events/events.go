@@ -44,13 +44,15 @@ type Filter struct {
 	Kinds []string
 	// TaskID keeps one task's events; uuid.Nil keeps every task's.
 	TaskID uuid.UUID
+	// To keeps transitions into these states; empty keeps all.
+	To []string
 }
 
 func (f *Filter) match(e *Event) bool {
 	if f.TaskID != uuid.Nil && f.TaskID != e.TaskID {
 		return false
 	}
-	return len(f.Kinds) == 0 || slices.Contains(f.Kinds, e.Kind)
+	return (len(f.Kinds) == 0 || slices.Contains(f.Kinds, e.Kind)) && (len(f.To) == 0 || slices.Contains(f.To, e.To))
 }
 
 // ErrBufferSize is returned for a subscription buffer below 1.

@@ -82,7 +82,7 @@ type writeStmts struct {
 	taskInsert                               *sql.Stmt
 	stepInsert, edgeInsert, transitionInsert batchInsert
 	taskTransition, taskState, taskSetState  *sql.Stmt
-	stepTransition, stepState                *sql.Stmt
+	stepTransition, stepState, stepSet       *sql.Stmt
 	inputs                                   *sql.Stmt
 }
 
@@ -137,6 +137,8 @@ func newStore(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Store, error) 
 	w.stepTransition = p.W(`UPDATE steps SET state = ?3, attempts = ?4, next_retry_at = ?5, result = ?6, failure = ?7,
 			started_at = ?8, finished_at = ?9, updated_at = ?10
 		WHERE id = ?1 AND state = ?2 AND task_id = ?11`)
+	w.stepSet = p.W(`UPDATE steps SET state = ?2, attempts = ?3, next_retry_at = ?4, result = ?5, failure = ?6,
+			started_at = ?7, finished_at = ?8, updated_at = ?9 WHERE id = ?1`)
 	w.stepState = p.W(`SELECT state FROM steps WHERE id = ?1`)
 	// The first row carries the task's context (its name is NULL), the
 	// others the results of the dependencies.

@@ -31,8 +31,9 @@ type tx struct {
 	ctx   context.Context
 	tx    *sql.Tx
 	trans []transitionRow
-	moved map[uuid.UUID]*movedTask // tasks moved in this transaction
-	sent  []queue.SendParams       // Queue and Delay only, for the wake-ups
+	moved map[uuid.UUID]*movedTask  // tasks read or moved in this transaction
+	steps map[uuid.UUID]*cachedStep // steps read or moved in this transaction
+	sent  []queue.SendParams        // Queue and Delay only, for the wake-ups
 	done  bool
 }
 
@@ -72,6 +73,9 @@ func (s *Store) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
 		}
 	}()
 	if err := fn(t); err != nil {
+		return err
+	}
+	if err := t.flushSteps(); err != nil {
 		return err
 	}
 	if err := t.flushTasks(); err != nil {
@@ -267,7 +271,9 @@ func validateCreate(p *store.TaskCreateParams) error {
 }
 
 // TaskGetForUpdate implements store.Tx. The transaction already holds
-// SQLite's write lock, so a plain read holds the task too.
+// SQLite's write lock, so a plain read holds the task too; the state read is
+// remembered, and later transitions of the task in this transaction are
+// checked against it and written once, at commit.
 func (t *tx) TaskGetForUpdate(ctx context.Context, id uuid.UUID) (*taskertype.Task, error) {
 	if err := t.check("task get"); err != nil {
 		return nil, err
@@ -305,14 +311,15 @@ func (t *tx) TaskTransition(ctx context.Context, p *store.TaskTransitionParams) 
 	row := transitionRow{taskID: id, stepID: nil, from: string(p.From), to: string(p.To),
 		event: string(p.Event), at: sqlitedb.Micros(at), processor: p.Processor}
 	if moved := t.moved[p.ID]; moved != nil {
-		// A later hop of a task this transaction already moved: the write
-		// lock taken by the first hop's compare-and-set keeps everyone else
-		// out, so the hop is checked here and the row written once, at
-		// commit (a task often takes three hops in one transaction).
+		// A task this transaction already read or moved: SQLite's write
+		// lock, held since BEGIN IMMEDIATE, keeps everyone else out, so the
+		// compare-and-set is made here and the row written once, at commit
+		// (a task often takes three hops in one transaction).
 		if moved.state != p.From {
 			return fmt.Errorf("store: %s: %w", op, &taskertype.StaleStateError{Kind: "task", ID: id, Expected: string(p.From), Actual: string(moved.state)})
 		}
-		moved.state, moved.at, moved.finished, moved.dirty = p.To, row.at, finished, true
+		moved.state, moved.updated, moved.dirty = p.To, row.at, true
+		moved.finished = sql.NullInt64{Int64: row.at, Valid: p.To.Terminal()}
 		t.trans = append(t.trans, row)
 		return nil
 	}
@@ -327,20 +334,24 @@ func (t *tx) TaskTransition(ctx context.Context, p *store.TaskTransitionParams) 
 	if n == 0 {
 		return t.stale(t.ctx, op, "task", t.s.w.taskState, p.ID, string(p.From))
 	}
-	if t.moved == nil {
-		t.moved = make(map[uuid.UUID]*movedTask)
-	}
-	t.moved[p.ID] = &movedTask{state: p.To, at: row.at, finished: finished}
+	t.remember(p.ID, &movedTask{state: p.To, updated: row.at, finished: sql.NullInt64{Int64: row.at, Valid: p.To.Terminal()}})
 	t.trans = append(t.trans, row)
 	return nil
 }
 
-// movedTask is the state a task reached in this transaction.
+func (t *tx) remember(id uuid.UUID, m *movedTask) {
+	if t.moved == nil {
+		t.moved = make(map[uuid.UUID]*movedTask)
+	}
+	t.moved[id] = m
+}
+
+// movedTask is a task as this transaction last read or moved it.
 type movedTask struct {
 	state    taskertype.TaskState
-	at       int64
-	finished any
-	dirty    bool // hops after the first are not written yet
+	updated  int64
+	finished sql.NullInt64
+	dirty    bool // moved here and not written yet
 }
 
 // flushTasks writes the final state of the tasks that took more than one hop.
@@ -349,7 +360,7 @@ func (t *tx) flushTasks() error {
 		if !m.dirty {
 			continue
 		}
-		if _, err := t.stmt(t.s.w.taskSetState).ExecContext(t.ctx, id.String(), string(m.state), m.at, m.finished); err != nil {
+		if _, err := t.stmt(t.s.w.taskSetState).ExecContext(t.ctx, id.String(), string(m.state), m.updated, m.finished); err != nil {
 			return fmt.Errorf("store: task transition: task %s: %w", id, err)
 		}
 		m.dirty = false
@@ -357,14 +368,16 @@ func (t *tx) flushTasks() error {
 	return nil
 }
 
-// overlay gives a task read back in this transaction the state it reached here.
+// overlay gives a task read back in this transaction the state it reached
+// here, or remembers the state read.
 func (t *tx) overlay(task *taskertype.Task) *taskertype.Task {
-	if m := t.moved[task.ID]; m != nil && task != nil {
-		task.State, task.UpdatedAt = m.state, sqlitedb.Time(m.at)
-		if m.finished != nil {
-			task.FinishedAt = sqlitedb.Time(m.at)
-		}
+	m := t.moved[task.ID]
+	if m == nil {
+		t.remember(task.ID, &movedTask{state: task.State, updated: sqlitedb.Micros(task.UpdatedAt),
+			finished: sql.NullInt64{Int64: sqlitedb.Micros(task.FinishedAt), Valid: !task.FinishedAt.IsZero()}})
+		return task
 	}
+	task.State, task.UpdatedAt, task.FinishedAt = m.state, sqlitedb.Time(m.updated), sqlitedb.NullTime(m.finished)
 	return task
 }
 
@@ -382,11 +395,15 @@ func (t *tx) stale(ctx context.Context, op, kind string, stateOf *sql.Stmt, id u
 	return fmt.Errorf("store: %s: %w", op, &taskertype.StaleStateError{Kind: kind, ID: id.String(), Expected: expected, Actual: actual})
 }
 
-// StepGet implements store.Tx.
+// StepGet implements store.Tx. A step read or moved earlier in this
+// transaction comes from the transaction's own copy.
 func (t *tx) StepGet(ctx context.Context, id uuid.UUID) (*taskertype.Step, error) {
 	const op = "step get"
 	if err := t.check(op); err != nil {
 		return nil, err
+	}
+	if c := t.steps[id]; c != nil {
+		return c.copy(), nil
 	}
 	st, err := scanStep(t.stmt(t.s.w.stepGet).QueryRowContext(t.ctx, id.String()), nil)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -395,19 +412,99 @@ func (t *tx) StepGet(ctx context.Context, id uuid.UUID) (*taskertype.Step, error
 	if err != nil {
 		return nil, fmt.Errorf("store: %s: step %s: %w", op, id, err)
 	}
+	t.rememberStep(st, false)
 	return st, nil
 }
 
-// StepList implements store.Tx.
+// StepList implements store.Tx. Steps moved earlier in this transaction
+// read back as they are now.
 func (t *tx) StepList(ctx context.Context, taskID uuid.UUID) ([]*taskertype.Step, error) {
 	if err := t.check("step list"); err != nil {
 		return nil, err
 	}
-	return listSteps(t.ctx, t.stmt(t.s.w.stepList), taskID)
+	steps, err := listSteps(t.ctx, t.stmt(t.s.w.stepList), taskID)
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range steps {
+		if c := t.steps[st.ID]; c != nil {
+			deps := st.DependsOn
+			*st = *c.copy()
+			st.DependsOn = deps
+		} else {
+			t.rememberStep(st, false)
+		}
+	}
+	return steps, nil
 }
 
-// StepTransition implements store.Tx. It sets p.Step.UpdatedAt to p.At, and
-// p.Step.TaskID from the database.
+// cachedStep is a step as this transaction last read or moved it. SQLite's
+// write lock, held since BEGIN IMMEDIATE, keeps every other writer out, so
+// the copy is the truth until the transaction ends: a transition of a cached
+// step is a compare-and-set on the copy, and the row is written once, before
+// the commit or before a query that reads it (a step typically moves twice in
+// the transaction that reports it, and a next step twice in the one that
+// starts it).
+type cachedStep struct {
+	st    taskertype.Step // without DependsOn
+	dirty bool
+}
+
+func (c *cachedStep) copy() *taskertype.Step {
+	s := c.st
+	if s.Failure != nil {
+		f := *s.Failure
+		s.Failure = &f
+	}
+	return &s
+}
+
+func (t *tx) rememberStep(st *taskertype.Step, dirty bool) {
+	if t.steps == nil {
+		t.steps = make(map[uuid.UUID]*cachedStep)
+	}
+	c := &cachedStep{st: *st, dirty: dirty}
+	c.st.DependsOn = nil
+	if st.Failure != nil {
+		f := *st.Failure
+		c.st.Failure = &f
+	}
+	t.steps[st.ID] = c
+}
+
+// flushSteps writes the steps moved in this transaction and not yet written.
+func (t *tx) flushSteps() error {
+	for id, c := range t.steps {
+		if !c.dirty {
+			continue
+		}
+		st := &c.st
+		failure, err := failureJSON(st)
+		if err != nil {
+			return err
+		}
+		if _, err := t.stmt(t.s.w.stepSet).ExecContext(t.ctx, id.String(), string(st.State), st.Attempts,
+			sqlitedb.NullMicros(st.NextRetryAt), nullBytes(st.Result), failure,
+			sqlitedb.NullMicros(st.StartedAt), sqlitedb.NullMicros(st.FinishedAt), sqlitedb.Micros(st.UpdatedAt)); err != nil {
+			return fmt.Errorf("store: step transition: step %s: %w", id, err)
+		}
+		c.dirty = false
+	}
+	return nil
+}
+
+func failureJSON(st *taskertype.Step) (any, error) {
+	if st.Failure == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(st.Failure)
+	if err != nil {
+		return nil, invalid("step transition", "step %s: failure: %v", st.ID, err)
+	}
+	return b, nil
+}
+
+// StepTransition implements store.Tx. It sets p.Step.UpdatedAt to p.At.
 func (t *tx) StepTransition(ctx context.Context, p *store.StepTransitionParams) error {
 	const op = "step transition"
 	if err := t.check(op); err != nil {
@@ -425,17 +522,27 @@ func (t *tx) StepTransition(ctx context.Context, p *store.StepTransitionParams) 
 		return fmt.Errorf("store: %s: step %s: event %q in state %q leads to %q, not %q: %w",
 			op, st.ID, p.Event, p.From, next, st.State, taskertype.ErrIllegalTransition)
 	}
-	var failure any
-	if st.Failure != nil {
-		b, err := json.Marshal(st.Failure)
-		if err != nil {
-			return invalid(op, "step %s: failure: %v", st.ID, err)
-		}
-		failure = b
-	}
 	at := t.at(p.At)
 	atUS := sqlitedb.Micros(at)
 	id := st.ID.String()
+	row := transitionRow{taskID: st.TaskID.String(), stepID: id, from: string(p.From), to: string(st.State),
+		event: string(p.Event), at: atUS, processor: p.Processor}
+	if c := t.steps[st.ID]; c != nil {
+		if c.st.State != p.From {
+			return fmt.Errorf("store: %s: %w", op, &taskertype.StaleStateError{Kind: "step", ID: id, Expected: string(p.From), Actual: string(c.st.State)})
+		}
+		if c.st.TaskID != st.TaskID {
+			return invalid(op, "step %s belongs to task %s, not %s", id, c.st.TaskID, st.TaskID)
+		}
+		st.UpdatedAt = at
+		t.rememberStep(st, true)
+		t.trans = append(t.trans, row)
+		return nil
+	}
+	failure, err := failureJSON(st)
+	if err != nil {
+		return err
+	}
 	res, err := t.stmt(t.s.w.stepTransition).ExecContext(t.ctx, id, string(p.From), string(st.State), st.Attempts,
 		sqlitedb.NullMicros(st.NextRetryAt), nullBytes(st.Result), failure,
 		sqlitedb.NullMicros(st.StartedAt), sqlitedb.NullMicros(st.FinishedAt), atUS, st.TaskID.String())
@@ -446,8 +553,8 @@ func (t *tx) StepTransition(ctx context.Context, p *store.StepTransitionParams) 
 		return t.stale(t.ctx, op, "step", t.s.w.stepState, st.ID, string(p.From))
 	}
 	st.UpdatedAt = at
-	t.trans = append(t.trans, transitionRow{taskID: st.TaskID.String(), stepID: id, from: string(p.From), to: string(st.State),
-		event: string(p.Event), at: atUS, processor: p.Processor})
+	t.rememberStep(st, false)
+	t.trans = append(t.trans, row)
 	return nil
 }
 
@@ -456,6 +563,9 @@ func (t *tx) StepTransition(ctx context.Context, p *store.StepTransitionParams) 
 func (t *tx) StepInputs(ctx context.Context, stepID uuid.UUID) (*store.StepInputs, error) {
 	const op = "step inputs"
 	if err := t.check(op); err != nil {
+		return nil, err
+	}
+	if err := t.flushSteps(); err != nil { // the query reads results written here
 		return nil, err
 	}
 	rows, err := t.stmt(t.s.w.inputs).QueryContext(t.ctx, stepID.String())

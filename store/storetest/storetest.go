@@ -82,6 +82,7 @@ var cases = []struct {
 	{"a panic in fn rolls back and re-panics", testPanic},
 	{"a claim and an acknowledgement in a transaction hold only if it commits", testTxClaimAck},
 	{"a task moved several times in one transaction ends in its last state with every hop logged", testTaskHops},
+	{"steps moved several times in one transaction read back as moved, inside and after it", testStepHops},
 }
 
 type env struct {
@@ -1058,5 +1059,96 @@ func testTaskHops(t *testing.T, e *env) {
 	want := []string{"start", "ready_steps_found", "steps_enqueued", "step_finished", "all_steps_complete"}
 	if !slices.Equal(events, want) {
 		t.Errorf("logged task events %v, want %v", events, want)
+	}
+}
+
+func testStepHops(t *testing.T, e *env) {
+	ctx := t.Context()
+	p := diamond(t, e)
+	e.create(t, p)
+	a, b := p.Steps[0].ID, p.Steps[1].ID
+	for _, ev := range []taskertype.StepEvent{taskertype.StepEventEnqueue, taskertype.StepEventStart} {
+		e.moveStep(t, a, ev, nil)
+	}
+	e.clock.Advance(time.Second)
+	move := func(tx store.Tx, id uuid.UUID, ev taskertype.StepEvent, edit func(*taskertype.Step)) error {
+		st, err := tx.StepGet(ctx, id)
+		if err != nil {
+			return err
+		}
+		from := st.State
+		if st.State, err = taskertype.NextStepState(from, ev); err != nil {
+			return err
+		}
+		if edit != nil {
+			edit(st)
+		}
+		return tx.StepTransition(ctx, &store.StepTransitionParams{Step: st, From: from, Event: ev, At: e.clock.Now(), Processor: Processor})
+	}
+	e.inTx(t, func(tx store.Tx) error {
+		// a reports and completes; b, which depends on a, is enqueued and
+		// started, and its inputs carry a's result: all in one transaction.
+		steps, err := tx.StepList(ctx, p.Task.ID) // the reads a driver may keep
+		if err != nil || len(steps) != 4 {
+			t.Fatalf("step list: %d steps, %v", len(steps), err)
+		}
+		if err := move(tx, a, taskertype.StepEventSucceed, func(s *taskertype.Step) { s.Result = json.RawMessage(`{"v":1}`) }); err != nil {
+			return err
+		}
+		if err := move(tx, a, taskertype.StepEventComplete, nil); err != nil {
+			return err
+		}
+		if err := move(tx, b, taskertype.StepEventEnqueue, nil); err != nil {
+			return err
+		}
+		if err := move(tx, b, taskertype.StepEventStart, func(s *taskertype.Step) { s.Attempts = 1 }); err != nil {
+			return err
+		}
+		steps, err = tx.StepList(ctx, p.Task.ID)
+		if err != nil {
+			return err
+		}
+		for _, s := range steps {
+			want := map[uuid.UUID]taskertype.StepState{a: taskertype.StepComplete, b: taskertype.StepInProgress}[s.ID]
+			if want != "" && s.State != want {
+				t.Errorf("step list in the transaction: %s is %s, want %s", s.Name, s.State, want)
+			}
+			if s.ID == b && len(s.DependsOn) != 1 {
+				t.Errorf("step list in the transaction lost b's dependencies: %v", s.DependsOn)
+			}
+		}
+		in, err := tx.StepInputs(ctx, b)
+		if err != nil {
+			return err
+		}
+		if string(in.Results["a"]) != `{"v":1}` {
+			t.Errorf("b's inputs in the transaction: %s, want a's result", in.Results["a"])
+		}
+		// A move from a state the step left in this transaction is stale.
+		st, err := tx.StepGet(ctx, a)
+		if err != nil {
+			return err
+		}
+		st.State = taskertype.StepComplete
+		err = tx.StepTransition(ctx, &store.StepTransitionParams{Step: st, From: taskertype.StepEnqueuedForOrchestration,
+			Event: taskertype.StepEventComplete, At: e.clock.Now(), Processor: Processor})
+		if !errors.Is(err, taskertype.ErrStaleState) {
+			t.Errorf("completing a twice in one transaction: %v, want ErrStaleState", err)
+		}
+		return nil
+	})
+	steps := e.steps(t, p.Task.ID)
+	if s := steps["a"]; s.State != taskertype.StepComplete || string(s.Result) != `{"v":1}` || !s.UpdatedAt.Equal(e.clock.Now()) {
+		t.Errorf("a after commit: %s, result %s, updated %v", s.State, s.Result, s.UpdatedAt)
+	}
+	if s := steps["b"]; s.State != taskertype.StepInProgress || s.Attempts != 1 {
+		t.Errorf("b after commit: %s after %d attempts, want in_progress after 1", s.State, s.Attempts)
+	}
+	var events []string
+	for _, tr := range e.transitions(t, p.Task.ID, a) {
+		events = append(events, tr.Event)
+	}
+	if got := strings.Join(events, ","); got != "create,enqueue,start,succeed,complete" {
+		t.Errorf("a's log: %s", got)
 	}
 }
