@@ -203,6 +203,23 @@ steps:
     handler: demo.sleep
     timeout: 50ms
     retry: {max_attempts: 1}
+---
+name: late
+namespace: test
+version: 1.0.0
+steps:
+  - name: late
+    handler: test.late
+    timeout: 50ms
+    retry: {max_attempts: 1}
+---
+name: nil_error
+namespace: test
+version: 1.0.0
+steps:
+  - name: odd
+    handler: test.nil_error
+    retry: {max_attempts: 1}
 `
 
 func retryingHandlers(calls *atomic.Int32) map[string]tasker.Handler {
@@ -215,6 +232,14 @@ func retryingHandlers(calls *atomic.Int32) map[string]tasker.Handler {
 		}),
 		"test.panic": tasker.HandlerFunc(func(ctx context.Context, in *tasker.StepInput) (any, error) {
 			panic("the handler broke")
+		}),
+		"test.late": tasker.HandlerFunc(func(ctx context.Context, in *tasker.StepInput) (any, error) {
+			time.Sleep(150 * time.Millisecond) // ignores ctx, returns within the grace
+			return "too late", nil
+		}),
+		"test.nil_error": tasker.HandlerFunc(func(ctx context.Context, in *tasker.StepInput) (any, error) {
+			var e *tasker.HandlerError // a typed nil: a non-nil error whose Error method sees nil
+			return nil, e
 		}),
 	}
 }
@@ -298,6 +323,21 @@ func TestFailures(t *testing.T) {
 		}
 	})
 
+	t.Run("a result that arrives after the timeout is a timeout", func(t *testing.T) {
+		info := h.run("late", nil)
+		s := h.step(info, "late")
+		if info.Task.State != "error" || s.Failure == nil || s.Failure.Kind != "timeout" || s.Result != nil {
+			t.Fatalf("task %s, failure %+v, result %s; want error with a timeout failure and no result", info.Task.State, s.Failure, s.Result)
+		}
+	})
+
+	t.Run("an odd error value fails the step instead of hanging it", func(t *testing.T) {
+		info := h.run("nil_error", nil)
+		if s := h.step(info, "odd"); info.Task.State != "error" || s.Failure == nil {
+			t.Fatalf("task %s, failure %+v; want error", info.Task.State, s.Failure)
+		}
+	})
+
 	t.Run("a step past its timeout fails with a timeout", func(t *testing.T) {
 		info := h.run("times_out", map[string]int{"sleep_ms": 5000})
 		s := h.step(info, "hang")
@@ -366,6 +406,18 @@ func TestOperators(t *testing.T) {
 		}
 		if err := h.eng.CancelTask(ctx, task.ID); !errors.Is(err, taskertype.ErrInvalid) {
 			t.Errorf("cancelling a cancelled task: %v, want ErrInvalid", err)
+		}
+	})
+
+	t.Run("a task resolved by hand cancels its unfinished steps and keeps its failed one", func(t *testing.T) {
+		info := h.run("operated", nil)
+		must(t, h.eng.ResolveTask(ctx, info.Task.ID))
+		info = h.wait(info.Task)
+		if info.Task.State != "resolved_manually" || h.step(info, "first").State != "error" || h.step(info, "second").State != "cancelled" {
+			t.Fatalf("task %s, first %s, second %s", info.Task.State, h.step(info, "first").State, h.step(info, "second").State)
+		}
+		if err := h.eng.ResolveTask(ctx, info.Task.ID); !errors.Is(err, taskertype.ErrInvalid) {
+			t.Errorf("resolving a resolved task: %v, want ErrInvalid", err)
 		}
 	})
 
@@ -536,4 +588,15 @@ func TestStop(t *testing.T) {
 			t.Error("no release in the transition log")
 		}
 	})
+}
+
+func TestATemplateBuiltInCodeIsCheckedLikeAParsedOne(t *testing.T) {
+	eng, err := tasker.Open(t.Context(), tasker.Config{DatabasePath: filepath.Join(t.TempDir(), "t.db")})
+	must(t, err)
+	defer eng.Stop(t.Context())
+	tpl := &template.Template{Name: "zero", Namespace: "test", Version: "1.0.0", Steps: []template.Step{{Name: "a", Handler: "demo.noop"}}}
+	err = eng.RegisterTemplate(tpl)
+	if !errors.Is(err, taskertype.ErrInvalid) || !strings.Contains(err.Error(), "timeout") || !strings.Contains(err.Error(), "max_attempts") {
+		t.Fatalf("registering a template with a zero policy: %v, want ErrInvalid naming the timeout and max_attempts", err)
+	}
 }

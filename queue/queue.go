@@ -54,33 +54,49 @@ type ClaimParams struct {
 	VisibilityTimeout time.Duration
 }
 
-// AckParams acknowledges messages: they are deleted. Acknowledging a message
-// that no longer exists is not an error (an acknowledgement may be repeated).
+// Receipt names one claim of a message. Acknowledging, releasing, extending
+// and archiving take the receipt of the claim: once that claim has expired
+// and the message was claimed again, the old receipt matches nothing, so a
+// worker that lost its claim cannot disturb the message's new holder.
+type Receipt struct {
+	ID        int64
+	ReadCount int
+}
+
+// Receipt returns the receipt of this claim of m.
+func (m *Message) Receipt() Receipt { return Receipt{ID: m.ID, ReadCount: m.ReadCount} }
+
+// AckParams acknowledges claimed messages: they are deleted. A receipt that
+// matches no message (acknowledged already, or claimed again since) is
+// skipped without an error, so an acknowledgement may be repeated.
 type AckParams struct {
-	Queue string
-	IDs   []int64
+	Queue    string
+	Receipts []Receipt
 }
 
 // NackParams gives a claimed message back, to be claimed again after Delay.
+// A receipt that matches no message is an error wrapping ErrNotFound.
 type NackParams struct {
-	Queue string
-	ID    int64
-	Delay time.Duration
+	Queue   string
+	Receipt Receipt
+	Delay   time.Duration
 }
 
 // ExtendParams extends the claim of a message whose work takes longer than
-// the visibility timeout it was claimed with.
+// the visibility timeout it was claimed with. A receipt that matches no
+// message is an error wrapping ErrNotFound: the claim was lost.
 type ExtendParams struct {
 	Queue             string
-	ID                int64
+	Receipt           Receipt
 	VisibilityTimeout time.Duration // from now
 }
 
-// ArchiveParams moves messages to the queue's archive, where they are kept
-// for inspection instead of deleted.
+// ArchiveParams moves claimed messages to the queue's archive, where they are
+// kept for inspection instead of deleted. Receipts that match no message are
+// skipped.
 type ArchiveParams struct {
-	Queue string
-	IDs   []int64
+	Queue    string
+	Receipts []Receipt
 }
 
 // Stats counts the messages of a queue.

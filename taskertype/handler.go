@@ -70,6 +70,9 @@ type HandlerError struct {
 }
 
 func (e *HandlerError) Error() string {
+	if e == nil || e.Err == nil {
+		return "handler error without a cause"
+	}
 	switch {
 	case e.Permanent:
 		return "permanent: " + e.Err.Error()
@@ -79,7 +82,12 @@ func (e *HandlerError) Error() string {
 	return e.Err.Error()
 }
 
-func (e *HandlerError) Unwrap() error { return e.Err }
+func (e *HandlerError) Unwrap() error {
+	if e == nil {
+		return nil
+	}
+	return e.Err
+}
 
 // Permanent marks err as not worth retrying: the step fails at once.
 func Permanent(err error) error {
@@ -101,7 +109,7 @@ func RetryAfter(err error, d time.Duration) error {
 func FailureFromError(err error, attempt int) *StepFailure {
 	f := &StepFailure{Kind: FailureHandler, Message: err.Error(), Retryable: true, Attempt: attempt}
 	var se *HandlerError
-	if errors.As(err, &se) {
+	if errors.As(err, &se) && se != nil {
 		f.Retryable = !se.Permanent
 		f.RetryAfter = se.RetryAfter
 	}

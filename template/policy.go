@@ -140,10 +140,15 @@ func checkPolicy(r taskertype.RetryPolicy, timeout time.Duration) []policyIssue 
 			fmt.Sprintf("jitter %v is out of range 0..1", r.Jitter),
 			"jitter is a fraction: 0.1 spreads each delay by ±10%"})
 	}
-	if timeout <= 0 || timeout > MaxTimeout {
+	if timeout < MinTimeout || timeout > MaxTimeout {
 		out = append(out, policyIssue{[]string{"timeout"},
-			fmt.Sprintf("timeout %s is out of range (0s, %s]", timeout, MaxTimeout),
-			"give a positive duration of at most 24h, such as 30s"})
+			fmt.Sprintf("timeout %s is out of range [%s, %s]", timeout, MinTimeout, MaxTimeout),
+			"give a duration of at least 1ms and at most 24h, such as 30s"})
+	}
+	if r.Base%time.Microsecond != 0 || r.Cap%time.Microsecond != 0 {
+		out = append(out, policyIssue{[]string{"retry.base", "retry.cap"},
+			fmt.Sprintf("base %s or cap %s is finer than a microsecond", r.Base, r.Cap),
+			"delays are kept to the microsecond: write 500us rather than 500ns"})
 	}
 	return out
 }

@@ -42,16 +42,16 @@ func (r *Registry) load() *snapshot {
 	return emptySnapshot
 }
 
-// Add registers t. The template must be valid (as Parse returns it): its key
-// and step graph are checked again. Registering a key twice is an error that
+// Add registers t. The template must be valid (as Parse returns it): it is
+// checked again, policies and schema included. Registering a key twice is an error that
 // names both sources and matches taskertype.ErrInvalid.
 func (r *Registry) Add(t *Template) error {
 	if t == nil {
 		return fmt.Errorf("%w: add template: nil template", taskertype.ErrInvalid)
 	}
-	c := &checker{source: t.Source}
-	c.checkTemplate(t, nil, nil)
-	if err := c.err(); err != nil {
+	// Everything Parse checks, for templates built in code too: a zero
+	// retry policy or timeout would fail every step at once.
+	if err := t.Validate(); err != nil {
 		return err
 	}
 	r.mu.Lock()

@@ -24,11 +24,12 @@ const (
 
 // Limits a template must respect.
 const (
-	MaxSteps          = 1000           // steps in one template
-	MaxAttemptsLimit  = 100            // the highest retry.max_attempts
-	MaxTimeout        = 24 * time.Hour // the longest step timeout
-	MaxVersionLength  = 64             // characters in a version string
-	maxListedInErrors = 20             // names listed in one message before "and N more"
+	MaxSteps          = 1000             // steps in one template
+	MaxAttemptsLimit  = 100              // the highest retry.max_attempts
+	MaxTimeout        = 24 * time.Hour   // the longest step timeout
+	MinTimeout        = time.Millisecond // the shortest step timeout
+	MaxVersionLength  = 64               // characters in a version string
+	maxListedInErrors = 20               // names listed in one message before "and N more"
 )
 
 // DefaultRetry returns the built-in retry policy.

@@ -1,14 +1,13 @@
 // Package group commits units of work in groups: a unit that arrives while
 // no group is being committed is committed at once, together with whatever
 // else is waiting, by the goroutine that brought it; units that arrive during
-// a commit wait and go into the next group, which the same goroutine leads.
+// a commit wait and go into the next group, which the first of them leads.
 // A lone unit pays no hand-off to another goroutine, and many units arriving
 // together share one transaction: one commit and one write of each page they
 // share. This is how the engine gets throughput out of SQLite's single writer.
 package group
 
 import (
-	"slices"
 	"sync"
 )
 
@@ -19,40 +18,72 @@ type Committer[T any] struct {
 	Max int
 	// Commit stores a group. It must settle every unit (record its result
 	// or error on it) before it returns; it is never called concurrently.
+	// If it panics, the panic goes on in the goroutine that led the group,
+	// after the group's other callers were released and the next group was
+	// handed on: a panic never wedges the committer.
 	Commit func(units []T)
 
 	mu      sync.Mutex // never held across Commit
-	pending []T
-	done    []chan struct{}
-	leading bool
+	pending []*waiter[T]
+	leading bool // a group is being committed, or its leader is chosen
+}
+
+type waiter[T any] struct {
+	unit T
+	wake chan struct{} // one value: committed, or asked to lead
+	done bool          // guarded by mu: the unit's group was committed
 }
 
 // Do commits u in a group and returns once that group's Commit returned.
-// The number of units waiting is bounded by the number of goroutines
-// calling Do.
+// A caller waits at most for the group being committed when it arrives and
+// then for its own: the leader of a group returns after that group and hands
+// the next one to the first unit waiting. The units waiting are bounded by
+// the goroutines calling Do.
 func (c *Committer[T]) Do(u T) {
-	done := make(chan struct{})
+	w := &waiter[T]{unit: u, wake: make(chan struct{}, 1)}
 	c.mu.Lock()
-	c.pending = append(c.pending, u)
-	c.done = append(c.done, done)
-	if c.leading {
+	c.pending = append(c.pending, w)
+	if !c.leading {
+		c.leading = true
 		c.mu.Unlock()
-		<-done
+		c.lead()
 		return
 	}
-	c.leading = true
-	for len(c.pending) > 0 {
-		n := min(len(c.pending), max(c.Max, 1))
-		units, dones := slices.Clone(c.pending[:n]), slices.Clone(c.done[:n])
-		c.pending = slices.Delete(c.pending, 0, n)
-		c.done = slices.Delete(c.done, 0, n)
-		c.mu.Unlock()
-		c.Commit(units)
-		for _, d := range dones {
-			close(d)
-		}
-		c.mu.Lock()
-	}
-	c.leading = false
 	c.mu.Unlock()
+	<-w.wake
+	c.mu.Lock()
+	done := w.done
+	c.mu.Unlock()
+	if !done {
+		c.lead() // handed the lead: w is first in line
+	}
+}
+
+// lead commits one group, the first units in line, then wakes them and
+// hands the lead to the next unit in line, if any.
+func (c *Committer[T]) lead() {
+	c.mu.Lock()
+	n := min(len(c.pending), max(c.Max, 1))
+	group := make([]*waiter[T], n)
+	copy(group, c.pending)
+	c.pending = append(c.pending[:0], c.pending[n:]...)
+	c.mu.Unlock()
+	units := make([]T, n)
+	for i, w := range group {
+		units[i] = w.unit
+	}
+	defer func() {
+		c.mu.Lock()
+		for _, w := range group {
+			w.done = true
+			w.wake <- struct{}{}
+		}
+		if len(c.pending) > 0 {
+			c.pending[0].wake <- struct{}{} // not done: lead
+		} else {
+			c.leading = false
+		}
+		c.mu.Unlock()
+	}()
+	c.Commit(units)
 }

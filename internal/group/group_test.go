@@ -5,7 +5,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestALoneUnitCommitsAtOnceInTheCallersGoroutine(t *testing.T) {
 	var groups [][]int
@@ -17,7 +21,23 @@ func TestALoneUnitCommitsAtOnceInTheCallersGoroutine(t *testing.T) {
 	}
 }
 
-func TestUnitsArrivingDuringACommitShareTheNextOne(t *testing.T) {
+// waitPending waits until n units wait behind the group in progress.
+func waitPending(t *testing.T, c *Committer[int], n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		got := len(c.pending)
+		c.mu.Unlock()
+		if got == n {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("%d units never queued up", n)
+}
+
+func TestUnitsArrivingDuringACommitShareTheNextOnes(t *testing.T) {
 	var (
 		mu       sync.Mutex
 		groups   [][]int
@@ -40,6 +60,7 @@ func TestUnitsArrivingDuringACommitShareTheNextOne(t *testing.T) {
 	}}
 	var wg sync.WaitGroup
 	wg.Go(func() { c.Do(0) })
+	waitPending(t, c, 0)
 	for {
 		c.mu.Lock()
 		leading := c.leading
@@ -52,15 +73,7 @@ func TestUnitsArrivingDuringACommitShareTheNextOne(t *testing.T) {
 	for i := 1; i <= 10; i++ {
 		wg.Go(func() { c.Do(i) })
 	}
-	for {
-		c.mu.Lock()
-		n := len(c.pending)
-		c.mu.Unlock()
-		if n == 10 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitPending(t, c, 10)
 	close(release)
 	wg.Wait()
 	seen := map[int]bool{}
@@ -77,5 +90,61 @@ func TestUnitsArrivingDuringACommitShareTheNextOne(t *testing.T) {
 	}
 	if len(seen) != 11 || len(groups) != 4 { // [0] then 10 waiting in groups of 4, 4, 2
 		t.Fatalf("groups %v: want all 11 units in 4 groups", groups)
+	}
+}
+
+func TestALeaderReturnsAfterItsOwnGroupUnderSteadyLoad(t *testing.T) {
+	c := &Committer[int]{Max: 2, Commit: func([]int) { time.Sleep(200 * time.Microsecond) }}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var worst atomic.Int64
+	for range 32 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				start := time.Now()
+				c.Do(1)
+				if d := int64(time.Since(start)); d > worst.Load() {
+					worst.Store(d)
+				}
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	// 32 callers in groups of 2: a caller waits for at most the groups
+	// ahead of it, about 16 commits of 200µs, not for the whole run.
+	if w := time.Duration(worst.Load()); w > 150*time.Millisecond {
+		t.Fatalf("a caller waited %v: a leader kept leading", w)
+	}
+}
+
+func TestAPanicInCommitReleasesTheGroupAndHandsOnTheLead(t *testing.T) {
+	boom := true
+	c := &Committer[int]{Max: 4, Commit: func([]int) {
+		if boom {
+			boom = false
+			panic("commit broke")
+		}
+	}}
+	func() {
+		defer func() {
+			if r := recover(); r != "commit broke" {
+				t.Fatalf("recovered %v, want the commit's panic", r)
+			}
+		}()
+		c.Do(1)
+	}()
+	done := make(chan struct{})
+	go func() { c.Do(2); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the committer is wedged after a panic")
 	}
 }

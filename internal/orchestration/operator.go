@@ -55,9 +55,20 @@ func (o *Orchestrator) ResetTask(ctx context.Context, id uuid.UUID) error {
 }
 
 // ResolveTask marks a task that is blocked by failures or in error as
-// resolved by hand. It is terminal.
+// resolved by hand. It is terminal: its unfinished steps are cancelled (a
+// failed step stays in error, as the record of what failed).
 func (o *Orchestrator) ResolveTask(ctx context.Context, id uuid.UUID) error {
-	return o.operate(ctx, id, "resolve", func(tx store.Tx, rec *transition.Recorder, task *taskertype.Task, _ []*taskertype.Step, now time.Time) error {
+	return o.operate(ctx, id, "resolve", func(tx store.Tx, rec *transition.Recorder, task *taskertype.Task, steps []*taskertype.Step, now time.Time) error {
+		if _, err := taskertype.NextTaskState(task.State, taskertype.TaskEventResolveManually); err != nil {
+			return fmt.Errorf("%w: %w", taskertype.ErrInvalid, err)
+		}
+		for _, s := range steps {
+			if !s.State.Terminal() && s.State != taskertype.StepError {
+				if err := rec.Step(ctx, tx, s, taskertype.StepEventCancel, now, nil); err != nil {
+					return err
+				}
+			}
+		}
 		return rec.Task(ctx, tx, task, taskertype.TaskEventResolveManually, now)
 	})
 }

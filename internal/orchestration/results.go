@@ -63,17 +63,17 @@ func (o *Orchestrator) roundInTx(ctx context.Context, name string, max int, proc
 			return err
 		}
 		n = len(msgs)
-		ids := make([]int64, len(msgs))
+		receipts := make([]queue.Receipt, len(msgs))
 		for i, m := range msgs {
 			if err := process(ctx, tx, rec, m); err != nil {
 				return &batchError{fmt.Errorf("message %d: %w", m.ID, err)}
 			}
-			ids[i] = m.ID
+			receipts[i] = m.Receipt()
 		}
-		if len(ids) == 0 {
+		if len(receipts) == 0 {
 			return nil
 		}
-		return tx.MessageAck(ctx, &queue.AckParams{Queue: name, IDs: ids})
+		return tx.MessageAck(ctx, &queue.AckParams{Queue: name, Receipts: receipts})
 	})
 	return n, err
 }
@@ -86,8 +86,8 @@ func (o *Orchestrator) handleBatch(ctx context.Context, name string, msgs []*que
 	// A claimed batch is finished even when the orchestrator is stopping:
 	// it takes milliseconds, and leaving it would delay it by a claim timeout.
 	ctx = context.WithoutCancel(ctx)
-	ack := make([]int64, 0, len(msgs))
-	var poison []int64
+	ack := make([]queue.Receipt, 0, len(msgs))
+	var poison []queue.Receipt
 	for _, m := range msgs {
 		var err error
 		for range staleRetries {
@@ -98,28 +98,28 @@ func (o *Orchestrator) handleBatch(ctx context.Context, name string, msgs []*que
 		}
 		switch {
 		case err == nil:
-			ack = append(ack, m.ID)
+			ack = append(ack, m.Receipt())
 		case errors.Is(err, errPoison) || errors.Is(err, taskertype.ErrNotFound):
 			o.log.Error("archiving a message that cannot be processed", "queue", name, "message_id", m.ID, "error", err)
-			poison = append(poison, m.ID)
+			poison = append(poison, m.Receipt())
 		default:
 			delay := min(time.Duration(m.ReadCount)*time.Second, 30*time.Second)
 			o.log.Warn("processing failed; the message will be retried", "queue", name, "message_id", m.ID,
 				"read_count", m.ReadCount, "retry_in", delay, "error", err)
-			if err := o.queue.MessageNack(ctx, &queue.NackParams{Queue: name, ID: m.ID, Delay: delay}); err != nil {
+			if err := o.queue.MessageNack(ctx, &queue.NackParams{Queue: name, Receipt: m.Receipt(), Delay: delay}); err != nil {
 				o.log.Warn("release failed; the message returns after its visibility timeout", "queue", name, "message_id", m.ID, "error", err)
 			}
 		}
 	}
 	if len(ack) > 0 {
-		if err := o.queue.MessageAck(ctx, &queue.AckParams{Queue: name, IDs: ack}); err != nil {
+		if err := o.queue.MessageAck(ctx, &queue.AckParams{Queue: name, Receipts: ack}); err != nil {
 			// Processing is idempotent: redelivered messages find their
 			// steps already moved and are acknowledged then.
 			o.log.Warn("acknowledge failed; processed messages will be redelivered", "queue", name, "count", len(ack), "error", err)
 		}
 	}
 	if len(poison) > 0 {
-		if err := o.queue.MessageArchive(ctx, &queue.ArchiveParams{Queue: name, IDs: poison}); err != nil {
+		if err := o.queue.MessageArchive(ctx, &queue.ArchiveParams{Queue: name, Receipts: poison}); err != nil {
 			o.log.Error("archive failed", "queue", name, "error", err)
 		}
 	}

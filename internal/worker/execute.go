@@ -89,7 +89,7 @@ func (w *Worker) roundInTx(ctx context.Context, name string, max int) (int, erro
 type claimed struct {
 	n       int
 	jobs    []*job
-	poison  []int64
+	poison  []queue.Receipt
 	settled int
 }
 
@@ -102,14 +102,14 @@ func (w *Worker) claimTx(ctx context.Context, tx store.Tx, rec *transition.Recor
 		return err
 	}
 	c.n = len(msgs)
-	var ack []int64
+	var ack []queue.Receipt
 	for _, m := range msgs {
 		j, err := w.startTx(ctx, tx, rec, m)
 		switch {
 		case errors.Is(err, errPoison):
-			c.poison = append(c.poison, m.ID)
+			c.poison = append(c.poison, m.Receipt())
 		case errors.Is(err, errSkip), err == nil && j == nil:
-			ack = append(ack, m.ID)
+			ack = append(ack, m.Receipt())
 		case err != nil:
 			return &batchError{fmt.Errorf("message %d: %w", m.ID, err)}
 		default:
@@ -120,7 +120,7 @@ func (w *Worker) claimTx(ctx context.Context, tx store.Tx, rec *transition.Recor
 	if len(ack) == 0 {
 		return nil
 	}
-	return tx.MessageAck(ctx, &queue.AckParams{Queue: name, IDs: ack})
+	return tx.MessageAck(ctx, &queue.AckParams{Queue: name, Receipts: ack})
 }
 
 // launch acts on a committed claim: it archives the poison, gives back the
@@ -129,7 +129,7 @@ func (w *Worker) launch(ctx context.Context, name string, c *claimed) {
 	if len(c.poison) > 0 {
 		w.log.Error("archiving malformed step messages", "queue", name, "ids", c.poison)
 		w.finish(name, func(ctx context.Context) error {
-			return w.queue.MessageArchive(ctx, &queue.ArchiveParams{Queue: name, IDs: c.poison})
+			return w.queue.MessageArchive(ctx, &queue.ArchiveParams{Queue: name, Receipts: c.poison})
 		})
 	}
 	w.release(len(c.poison) + c.settled)
@@ -156,7 +156,7 @@ func (w *Worker) execute(ctx context.Context, m *queue.Message) {
 	case errors.Is(err, errPoison):
 		w.log.Error("archiving a malformed step message", "queue", m.Queue, "message_id", m.ID, "error", err)
 		w.finish(m.Queue, func(ctx context.Context) error {
-			return w.queue.MessageArchive(ctx, &queue.ArchiveParams{Queue: m.Queue, IDs: []int64{m.ID}})
+			return w.queue.MessageArchive(ctx, &queue.ArchiveParams{Queue: m.Queue, Receipts: []queue.Receipt{m.Receipt()}})
 		})
 	case errors.Is(err, errSkip), err == nil && j == nil:
 		w.ack(m)
@@ -189,9 +189,7 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 		}
 	}()
 	if lease := j.step.Timeout + w.cfg.TimeoutGrace + 5*time.Second; lease > w.cfg.VisibilityTimeout {
-		if err := w.queue.MessageExtend(ctx, &queue.ExtendParams{Queue: j.m.Queue, ID: j.m.ID, VisibilityTimeout: lease}); err != nil {
-			w.log.Warn("could not extend the claim of a long step", "step", j.step.Name, "error", err)
-		}
+		w.extend(ctx, j, lease)
 	}
 	out := w.run(ctx, j.step, j.in, release)
 	w.report(&report{m: j.m, step: j.step, out: out})
@@ -261,54 +259,60 @@ func (w *Worker) run(ctx context.Context, step *taskertype.Step, in *taskertype.
 	}
 	hctx, cancel := context.WithTimeoutCause(ctx, step.Timeout, errStepTimeout)
 	defer cancel()
-	type ret struct {
-		v     any
-		err   error
-		panic any
-		stack []byte
-	}
-	done := make(chan ret, 1)
-	go func() {
-		defer release()
-		defer func() {
-			if r := recover(); r != nil {
-				done <- ret{panic: r, stack: debug.Stack()}
-			}
-		}()
-		v, err := h.Handle(hctx, in)
-		done <- ret{v: v, err: err}
-	}()
-	var r ret
-	select {
-	case r = <-done:
-	case <-hctx.Done():
-		grace := time.NewTimer(w.cfg.TimeoutGrace)
-		select {
-		case r = <-done:
-		case <-grace.C:
-			r.err = fmt.Errorf("handler did not return within %v after its context ended", w.cfg.TimeoutGrace)
-			w.log.Warn("abandoning a handler that ignores its context", "step", step.Name, "handler", step.Handler)
-		}
-		grace.Stop()
-	}
 	fail := func(kind taskertype.FailureKind, retryable bool, msg string) *outcome {
 		return &outcome{failure: &taskertype.StepFailure{Kind: kind, Retryable: retryable, Attempt: step.Attempts, Message: msg}}
 	}
-	switch {
-	case r.panic != nil:
-		return fail(taskertype.FailurePanic, false, fmt.Sprintf("handler panicked: %v\n%s", r.panic, r.stack))
-	case r.err != nil && ctx.Err() != nil:
+	timeout := func(detail string) *outcome {
+		return fail(taskertype.FailureTimeout, true, fmt.Sprintf("step exceeded its timeout of %v%s", step.Timeout, detail))
+	}
+	done := make(chan *outcome, 1)
+	go func() {
+		defer release()
+		defer func() {
+			// The handler, or its error's Error or its result's MarshalJSON.
+			if r := recover(); r != nil {
+				done <- fail(taskertype.FailurePanic, false, fmt.Sprintf("handler panicked: %v\n%s", r, debug.Stack()))
+			}
+		}()
+		v, err := h.Handle(hctx, in)
+		// Judged as the handler returns: a result that came after the
+		// deadline is a timeout, whatever it says.
+		timedOut := errors.Is(context.Cause(hctx), errStepTimeout)
+		switch {
+		case ctx.Err() != nil && (err != nil || timedOut):
+			done <- &outcome{released: true} // the worker is stopping
+		case timedOut && err != nil:
+			done <- timeout(": " + err.Error())
+		case timedOut:
+			done <- timeout(" (it returned a result after the deadline)")
+		case err != nil:
+			done <- &outcome{failure: taskertype.FailureFromError(err, step.Attempts)}
+		default:
+			result, err := encodeResult(v)
+			if err != nil {
+				done <- fail(taskertype.FailureHandler, false, err.Error())
+				return
+			}
+			done <- &outcome{result: result}
+		}
+	}()
+	select {
+	case out := <-done:
+		return out
+	case <-hctx.Done():
+	}
+	grace := time.NewTimer(w.cfg.TimeoutGrace)
+	defer grace.Stop()
+	select {
+	case out := <-done:
+		return out
+	case <-grace.C:
+	}
+	w.log.Warn("abandoning a handler that ignores its context; its slot stays taken until it returns", "step", step.Name, "handler", step.Handler)
+	if ctx.Err() != nil {
 		return &outcome{released: true}
-	case r.err != nil && errors.Is(context.Cause(hctx), errStepTimeout):
-		return fail(taskertype.FailureTimeout, true, fmt.Sprintf("step exceeded its timeout of %v: %v", step.Timeout, r.err))
-	case r.err != nil:
-		return &outcome{failure: taskertype.FailureFromError(r.err, step.Attempts)}
 	}
-	result, err := encodeResult(r.v)
-	if err != nil {
-		return fail(taskertype.FailureHandler, false, err.Error())
-	}
-	return &outcome{result: result}
+	return timeout(fmt.Sprintf(": the handler did not return within %v after its context ended", w.cfg.TimeoutGrace))
 }
 
 func encodeResult(v any) (json.RawMessage, error) {
@@ -360,7 +364,7 @@ func (w *Worker) recordOutcome(ctx context.Context, tx store.Tx, rec *transition
 
 func (w *Worker) ack(m *queue.Message) {
 	w.finish(m.Queue, func(ctx context.Context) error {
-		return w.queue.MessageAck(ctx, &queue.AckParams{Queue: m.Queue, IDs: []int64{m.ID}})
+		return w.queue.MessageAck(ctx, &queue.AckParams{Queue: m.Queue, Receipts: []queue.Receipt{m.Receipt()}})
 	})
 }
 
@@ -372,5 +376,23 @@ func (w *Worker) finish(queueName string, fn func(context.Context) error) {
 	defer cancel()
 	if err := fn(ctx); err != nil {
 		w.log.Warn("could not finish a message; it will be delivered again and skipped", "queue", queueName, "error", err)
+	}
+}
+
+// extend lengthens the claim of a step whose timeout outlasts the claim,
+// trying a few times: if the claim expired while the handler ran, another
+// worker would take the step for lost and run it alongside.
+func (w *Worker) extend(ctx context.Context, j *job, lease time.Duration) {
+	var err error
+	for attempt, delay := 1, 50*time.Millisecond; attempt <= 4; attempt, delay = attempt+1, 2*delay {
+		err = w.queue.MessageExtend(ctx, &queue.ExtendParams{Queue: j.m.Queue, Receipt: j.m.Receipt(), VisibilityTimeout: lease})
+		if err == nil || errors.Is(err, taskertype.ErrNotFound) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(delay)
+	}
+	if err != nil {
+		w.log.Error("could not extend the claim of a long step: if it runs past the first claim, another worker may record it as lost",
+			"step", j.step.Name, "claim", w.cfg.VisibilityTimeout, "error", err)
 	}
 }

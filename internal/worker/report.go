@@ -32,7 +32,9 @@ type report struct {
 // group freed, so a chain of steps costs one transaction per step.
 func (w *Worker) report(r *report) {
 	if !w.txQueue || r.out.released {
-		w.storeOne(r)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		w.storeOne(ctx, r)
 		return
 	}
 	w.reports.Do(r)
@@ -45,9 +47,16 @@ func (w *Worker) storeBatch(batch []*report) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	room := 0
-	if w.claiming.Load() {
+	if w.claims.enter() {
+		defer w.claims.leave()
 		room = w.tryAcquire(w.cfg.ClaimBatch)
 	}
+	settled := false
+	defer func() {
+		if !settled { // a panic: the claims were not launched
+			w.release(room)
+		}
+	}()
 	type claimedFrom struct {
 		queue string
 		c     claimed
@@ -56,7 +65,7 @@ func (w *Worker) storeBatch(batch []*report) {
 	err := transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
 		next = next[:0]
 		var queues []string
-		acks := map[string][]int64{}
+		acks := map[string][]queue.Receipt{}
 		for _, r := range batch {
 			if err := w.recordTx(ctx, tx, rec, r); err != nil && !errors.Is(err, errSkip) {
 				return err
@@ -64,11 +73,11 @@ func (w *Worker) storeBatch(batch []*report) {
 			if _, ok := acks[r.m.Queue]; !ok {
 				queues = append(queues, r.m.Queue)
 			}
-			acks[r.m.Queue] = append(acks[r.m.Queue], r.m.ID)
+			acks[r.m.Queue] = append(acks[r.m.Queue], r.m.Receipt())
 		}
 		left := room
 		for _, q := range queues {
-			if err := tx.MessageAck(ctx, &queue.AckParams{Queue: q, IDs: acks[q]}); err != nil {
+			if err := tx.MessageAck(ctx, &queue.AckParams{Queue: q, Receipts: acks[q]}); err != nil {
 				return err
 			}
 			if left == 0 {
@@ -83,11 +92,12 @@ func (w *Worker) storeBatch(batch []*report) {
 		}
 		return nil
 	})
+	settled = true
 	if err != nil {
 		w.release(room)
 		w.log.Debug("storing a batch of outcomes failed; storing them one by one", "outcomes", len(batch), "error", err)
 		for _, r := range batch {
-			w.storeOne(r)
+			w.storeOne(ctx, r)
 		}
 		return
 	}
@@ -106,7 +116,10 @@ func (w *Worker) storeBatch(batch []*report) {
 func (w *Worker) recordTx(ctx context.Context, tx store.Tx, rec *transition.Recorder, r *report) error {
 	inline := w.cfg.Results != nil && !r.out.released
 	record := func(cur *taskertype.Step) error {
-		if cur.State != taskertype.StepInProgress || cur.Attempts != r.step.Attempts {
+		// The attempt number alone could repeat (a release or a reset
+		// lowers it), so the start time identifies the attempt too.
+		if cur.State != taskertype.StepInProgress || cur.Attempts != r.step.Attempts ||
+			cur.StartedAt.UnixMicro() != r.step.StartedAt.UnixMicro() {
 			return errSkip
 		}
 		return w.recordOutcome(ctx, tx, rec, cur, r.out, w.clock.Now(), !inline)
@@ -123,10 +136,8 @@ func (w *Worker) recordTx(ctx context.Context, tx store.Tx, rec *transition.Reco
 }
 
 // storeOne stores one outcome in its own transaction, retrying on passing
-// store errors.
-func (w *Worker) storeOne(r *report) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+// store errors until ctx ends.
+func (w *Worker) storeOne(ctx context.Context, r *report) {
 	m, step := r.m, r.step
 	ackInTx := w.txQueue && !r.out.released
 	var err error
@@ -135,9 +146,9 @@ func (w *Worker) storeOne(r *report) {
 			if err := w.recordTx(ctx, tx, rec, r); err != nil || !ackInTx {
 				return err
 			}
-			return tx.MessageAck(ctx, &queue.AckParams{Queue: m.Queue, IDs: []int64{m.ID}})
+			return tx.MessageAck(ctx, &queue.AckParams{Queue: m.Queue, Receipts: []queue.Receipt{m.Receipt()}})
 		})
-		if err == nil || errors.Is(err, errSkip) || errors.Is(err, taskertype.ErrStaleState) || ctx.Err() != nil {
+		if err == nil || !passing(err) || ctx.Err() != nil {
 			break
 		}
 		w.log.Warn("could not store a step's result; retrying", "step", step.Name, "attempt", attempt, "retry_in", delay, "error", err)
@@ -149,10 +160,23 @@ func (w *Worker) storeOne(r *report) {
 			"task_id", step.TaskID, "step", step.Name, "error", err)
 	case r.out.released && err == nil:
 		w.finish(m.Queue, func(ctx context.Context) error {
-			return w.queue.MessageNack(ctx, &queue.NackParams{Queue: m.Queue, ID: m.ID})
+			return w.queue.MessageNack(ctx, &queue.NackParams{Queue: m.Queue, Receipt: m.Receipt()})
 		})
 	case ackInTx && err == nil:
 	default:
 		w.ack(m)
 	}
+}
+
+// passing reports whether a store error may go away if the transaction is
+// tried again: not a skip or a stale state (the step moved on), not a closed
+// store, not bad data.
+func passing(err error) bool {
+	for _, final := range []error{errSkip, errPoison, taskertype.ErrStaleState, taskertype.ErrClosed,
+		taskertype.ErrInvalid, taskertype.ErrNotFound, taskertype.ErrIllegalTransition, context.Canceled} {
+		if errors.Is(err, final) {
+			return false
+		}
+	}
+	return true
 }

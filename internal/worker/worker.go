@@ -15,7 +15,6 @@ import (
 	"runtime"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -138,12 +137,14 @@ type Worker struct {
 	handlers map[string]taskertype.Handler // read-only after New
 	// txQueue: the queue shares the store's database, so claims and
 	// acknowledgements go in the store's transactions.
-	txQueue  bool
-	slots    chan struct{}            // one token per running step
-	claiming atomic.Bool              // false once Stop began: no new claims
-	queues   []string                 // the step queues of cfg.Namespaces
-	reports  group.Committer[*report] // outcomes waiting for a group commit
-	stepCtx  context.Context          // the context steps run under
+	txQueue bool
+	slots   chan struct{} // one token per running step
+	// claims gates the claims made outside the claim loops (in report and
+	// creation transactions): Stop closes it and waits for those under way.
+	claims  claimGate
+	queues  []string                 // the step queues of cfg.Namespaces
+	reports group.Committer[*report] // outcomes waiting for a group commit
+	stepCtx context.Context          // the context steps run under
 
 	mu         sync.Mutex
 	stopClaims context.CancelFunc // ends the claim loops
@@ -184,16 +185,20 @@ func (w *Worker) Start(ctx context.Context) error {
 	if w.stopClaims != nil {
 		return nil
 	}
-	for _, ns := range w.cfg.Namespaces {
-		if err := w.queue.QueueEnsure(ctx, queue.StepQueue(ns)); err != nil {
-			return fmt.Errorf("worker: ensure queue for namespace %s: %w", ns, err)
+	ensure := slices.Clone(w.queues)
+	if w.cfg.Results == nil {
+		ensure = append(ensure, queue.ResultsQueue) // reports go there
+	}
+	for _, name := range ensure {
+		if err := w.queue.QueueEnsure(ctx, name); err != nil {
+			return fmt.Errorf("worker: ensure queue %s: %w", name, err)
 		}
 	}
 	base := context.WithoutCancel(ctx)
 	claimCtx, stopClaims := context.WithCancel(base)
 	stepCtx, stopSteps := context.WithCancel(base)
 	w.stopClaims, w.stopSteps, w.stepCtx = stopClaims, stopSteps, stepCtx
-	w.claiming.Store(true)
+	w.claims.open()
 
 	for _, ns := range w.cfg.Namespaces {
 		name := queue.StepQueue(ns)
@@ -222,9 +227,9 @@ func (w *Worker) Stop(ctx context.Context) error {
 	if stopClaims == nil {
 		return nil
 	}
-	w.claiming.Store(false)
 	stopClaims()
 	w.loops.Wait()
+	w.claims.close() // no claim adds a step after this
 	done := make(chan struct{})
 	go func() { w.steps.Wait(); close(done) }()
 	select {
@@ -263,19 +268,22 @@ func (w *Worker) acquire(ctx context.Context, max int) (int, error) {
 // returned function once the transaction ended: with true after a commit (the
 // started steps run), with false otherwise (the slots are given back).
 func (w *Worker) ClaimInTx(ctx context.Context, tx store.Tx, rec *transition.Recorder, name string) (func(committed bool), error) {
-	if !w.txQueue || !w.claiming.Load() || !slices.Contains(w.queues, name) {
+	if !w.txQueue || !slices.Contains(w.queues, name) || !w.claims.enter() {
 		return nil, nil
 	}
 	room := w.tryAcquire(w.cfg.ClaimBatch)
 	if room == 0 {
+		w.claims.leave()
 		return nil, nil
 	}
 	var c claimed
 	if err := w.claimTx(ctx, tx, rec, name, room, &c); err != nil {
 		w.release(room)
+		w.claims.leave()
 		return nil, err
 	}
 	return func(committed bool) {
+		defer w.claims.leave()
 		if !committed {
 			w.release(room)
 			return
@@ -283,6 +291,42 @@ func (w *Worker) ClaimInTx(ctx context.Context, tx store.Tx, rec *transition.Rec
 		w.release(room - c.n)
 		w.launch(w.stepCtx, name, &c)
 	}, nil
+}
+
+// claimGate counts the claims under way outside the claim loops, and lets
+// new ones start only while open (between Start and Stop).
+type claimGate struct {
+	mu      sync.Mutex
+	isOpen  bool
+	running sync.WaitGroup
+}
+
+func (g *claimGate) open() {
+	g.mu.Lock()
+	g.isOpen = true
+	g.mu.Unlock()
+}
+
+// enter reports whether a claim may start; if so, leave must follow once
+// its steps are launched or given up.
+func (g *claimGate) enter() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.isOpen {
+		return false
+	}
+	g.running.Add(1)
+	return true
+}
+
+func (g *claimGate) leave() { g.running.Done() }
+
+// close stops new claims and waits for those under way.
+func (g *claimGate) close() {
+	g.mu.Lock()
+	g.isOpen = false
+	g.mu.Unlock()
+	g.running.Wait()
 }
 
 // tryAcquire takes up to max slots without waiting.

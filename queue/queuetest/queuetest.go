@@ -78,6 +78,7 @@ var cases = []struct {
 	{"extending a message that is gone fails as not found", testExtendGone},
 	{"an archived message is never claimed again and is counted as archived", testArchive},
 	{"acknowledging twice or acknowledging unknown ids is not an error", testAckIdempotent},
+	{"a holder whose claim expired can no longer acknowledge, release, extend or archive the message", testStaleReceipt},
 	{"messages of one queue are not claimed from another", testQueuesIsolated},
 	{"ensuring a queue twice is not an error", testEnsureTwice},
 	{"sending to a queue that was never ensured fails as not found", testSendUnknownQueue},
@@ -130,12 +131,15 @@ func (e *env) claimNone(t *testing.T, name string) {
 	}
 }
 
-func (e *env) ack(t *testing.T, name string, ids ...int64) {
+func (e *env) ack(t *testing.T, name string, receipts ...queue.Receipt) {
 	t.Helper()
-	if err := e.q.MessageAck(e.ctx, &queue.AckParams{Queue: name, IDs: ids}); err != nil {
-		t.Fatalf("MessageAck(%q, %v): %v", name, ids, err)
+	if err := e.q.MessageAck(e.ctx, &queue.AckParams{Queue: name, Receipts: receipts}); err != nil {
+		t.Fatalf("MessageAck(%q, %v): %v", name, receipts, err)
 	}
 }
+
+// first is the receipt of a message's first claim.
+func first(id int64) queue.Receipt { return queue.Receipt{ID: id, ReadCount: 1} }
 
 func (e *env) stats(t *testing.T, name string) *queue.Stats {
 	t.Helper()
@@ -163,7 +167,7 @@ func testSendClaimAck(t *testing.T, e *env) {
 	if want := e.clock.Now().Add(30 * time.Second); !m.VisibleAt.Equal(want) {
 		t.Errorf("VisibleAt = %v, want claim time + 30s = %v", m.VisibleAt, want)
 	}
-	e.ack(t, "q", m.ID)
+	e.ack(t, "q", m.Receipt())
 	e.clock.Advance(time.Hour)
 	e.claimNone(t, "q")
 
@@ -234,7 +238,7 @@ func testNackDelay(t *testing.T, e *env) {
 	e.ensure(t, "q")
 	e.send(t, "q", "x", 0)
 	m := e.claimOne(t, "q", time.Minute)
-	if err := e.q.MessageNack(e.ctx, &queue.NackParams{Queue: "q", ID: m.ID, Delay: 5 * time.Second}); err != nil {
+	if err := e.q.MessageNack(e.ctx, &queue.NackParams{Queue: "q", Receipt: m.Receipt(), Delay: 5 * time.Second}); err != nil {
 		t.Fatalf("MessageNack: %v", err)
 	}
 	if s := e.stats(t, "q"); s.Delayed != 1 || s.Claimed != 0 || s.Visible != 0 {
@@ -252,7 +256,7 @@ func testNackNoDelay(t *testing.T, e *env) {
 	e.ensure(t, "q")
 	e.send(t, "q", "x", 0)
 	m := e.claimOne(t, "q", time.Minute)
-	if err := e.q.MessageNack(e.ctx, &queue.NackParams{Queue: "q", ID: m.ID}); err != nil {
+	if err := e.q.MessageNack(e.ctx, &queue.NackParams{Queue: "q", Receipt: m.Receipt()}); err != nil {
 		t.Fatalf("MessageNack: %v", err)
 	}
 	if m2 := e.claimOne(t, "q", time.Minute); m2.ID != m.ID || m2.ReadCount != 2 {
@@ -265,7 +269,7 @@ func testExtend(t *testing.T, e *env) {
 	e.send(t, "q", "x", 0)
 	m := e.claimOne(t, "q", 10*time.Second)
 	e.clock.Advance(5 * time.Second)
-	if err := e.q.MessageExtend(e.ctx, &queue.ExtendParams{Queue: "q", ID: m.ID, VisibilityTimeout: 20 * time.Second}); err != nil {
+	if err := e.q.MessageExtend(e.ctx, &queue.ExtendParams{Queue: "q", Receipt: m.Receipt(), VisibilityTimeout: 20 * time.Second}); err != nil {
 		t.Fatalf("MessageExtend: %v", err)
 	}
 	e.clock.Advance(10 * time.Second) // past the first timeout, before the extended one
@@ -280,8 +284,8 @@ func testExtendGone(t *testing.T, e *env) {
 	e.ensure(t, "q")
 	e.send(t, "q", "x", 0)
 	m := e.claimOne(t, "q", time.Minute)
-	e.ack(t, "q", m.ID)
-	err := e.q.MessageExtend(e.ctx, &queue.ExtendParams{Queue: "q", ID: m.ID, VisibilityTimeout: time.Minute})
+	e.ack(t, "q", m.Receipt())
+	err := e.q.MessageExtend(e.ctx, &queue.ExtendParams{Queue: "q", Receipt: m.Receipt(), VisibilityTimeout: time.Minute})
 	if !errors.Is(err, taskertype.ErrNotFound) {
 		t.Fatalf("MessageExtend of an acknowledged message: %v, want an error wrapping ErrNotFound", err)
 	}
@@ -297,7 +301,7 @@ func testArchive(t *testing.T, e *env) {
 		t.Fatalf("claim: got %v, want message %d", m, a)
 	}
 	// A claimed message and a visible one.
-	if err := e.q.MessageArchive(e.ctx, &queue.ArchiveParams{Queue: "q", IDs: []int64{a, b}}); err != nil {
+	if err := e.q.MessageArchive(e.ctx, &queue.ArchiveParams{Queue: "q", Receipts: []queue.Receipt{first(a), {ID: b}}}); err != nil {
 		t.Fatalf("MessageArchive: %v", err)
 	}
 	e.clock.Advance(time.Hour)
@@ -308,8 +312,38 @@ func testArchive(t *testing.T, e *env) {
 		t.Errorf("stats %+v, want 2 archived, 1 claimed", s)
 	}
 	// Archiving again, or a message that is gone, is not an error.
-	if err := e.q.MessageArchive(e.ctx, &queue.ArchiveParams{Queue: "q", IDs: []int64{a, 987654}}); err != nil {
+	if err := e.q.MessageArchive(e.ctx, &queue.ArchiveParams{Queue: "q", Receipts: []queue.Receipt{first(a), first(987654)}}); err != nil {
 		t.Fatalf("MessageArchive of archived and unknown ids: %v", err)
+	}
+}
+
+func testStaleReceipt(t *testing.T, e *env) {
+	e.ensure(t, "q")
+	e.send(t, "q", "x", 0)
+	old := e.claimOne(t, "q", 10*time.Second)
+	e.clock.Advance(11 * time.Second) // the first claim expires
+	cur := e.claimOne(t, "q", time.Minute)
+	if cur.ID != old.ID || cur.ReadCount != 2 {
+		t.Fatalf("second claim %+v, want the same message read twice", cur)
+	}
+	// The first holder, late, can neither acknowledge, release, extend nor
+	// archive the message its successor now holds.
+	e.ack(t, "q", old.Receipt())
+	if err := e.q.MessageNack(e.ctx, &queue.NackParams{Queue: "q", Receipt: old.Receipt()}); !errors.Is(err, taskertype.ErrNotFound) {
+		t.Errorf("nack with a stale receipt: %v, want ErrNotFound", err)
+	}
+	if err := e.q.MessageExtend(e.ctx, &queue.ExtendParams{Queue: "q", Receipt: old.Receipt(), VisibilityTimeout: time.Hour}); !errors.Is(err, taskertype.ErrNotFound) {
+		t.Errorf("extend with a stale receipt: %v, want ErrNotFound", err)
+	}
+	if err := e.q.MessageArchive(e.ctx, &queue.ArchiveParams{Queue: "q", Receipts: []queue.Receipt{old.Receipt()}}); err != nil {
+		t.Errorf("archive with a stale receipt: %v", err)
+	}
+	if s := e.stats(t, "q"); s.Claimed != 1 || s.Archived != 0 {
+		t.Fatalf("after the stale calls: %+v, want the message still claimed by its new holder", s)
+	}
+	e.clock.Advance(2 * time.Minute) // the new claim expires: the message is still there
+	if m := e.claimOne(t, "q", time.Minute); m.ID != old.ID || m.ReadCount != 3 {
+		t.Fatalf("after the second claim expired: %+v, want the message read a third time", m)
 	}
 }
 
@@ -318,14 +352,14 @@ func testAckIdempotent(t *testing.T, e *env) {
 	id := e.send(t, "q", "x", 0)
 	other := e.send(t, "q", "y", 0)
 	e.claim(t, "q", 1, time.Minute)
-	e.ack(t, "q", id)
-	e.ack(t, "q", id)
-	e.ack(t, "q", 987654, 987655)
+	e.ack(t, "q", first(id))
+	e.ack(t, "q", first(id))
+	e.ack(t, "q", first(987654), first(987655))
 	e.ack(t, "q")
 	if m := e.claimOne(t, "q", time.Minute); m.ID != other {
 		t.Fatalf("claimed %d, want %d: acknowledging unknown ids must not touch other messages", m.ID, other)
 	}
-	e.ack(t, "q", other, id)
+	e.ack(t, "q", first(other), first(id))
 	e.clock.Advance(time.Hour)
 	e.claimNone(t, "q")
 }
@@ -336,7 +370,7 @@ func testQueuesIsolated(t *testing.T, e *env) {
 	id := e.send(t, "a", "for a", 0)
 	e.claimNone(t, "b")
 	// An acknowledgement naming the wrong queue does not delete the message.
-	e.ack(t, "b", id)
+	e.ack(t, "b", queue.Receipt{ID: id})
 	if m := e.claimOne(t, "a", time.Minute); m.ID != id || m.Queue != "a" {
 		t.Fatalf("claimed %+v from a, want message %d", m, id)
 	}
@@ -389,15 +423,15 @@ func testInvalid(t *testing.T, e *env) {
 			_, err := e.q.MessageClaim(ctx, &queue.ClaimParams{Queue: "q", Max: 1, VisibilityTimeout: -time.Second})
 			return err
 		}},
-		{"ack on an empty queue name", func() error { return e.q.MessageAck(ctx, &queue.AckParams{IDs: []int64{1}}) }},
+		{"ack on an empty queue name", func() error { return e.q.MessageAck(ctx, &queue.AckParams{Receipts: []queue.Receipt{first(1)}}) }},
 		{"nack with a negative delay", func() error {
-			return e.q.MessageNack(ctx, &queue.NackParams{Queue: "q", ID: 1, Delay: -time.Second})
+			return e.q.MessageNack(ctx, &queue.NackParams{Queue: "q", Receipt: first(1), Delay: -time.Second})
 		}},
 		{"extend with a negative timeout", func() error {
-			return e.q.MessageExtend(ctx, &queue.ExtendParams{Queue: "q", ID: 1, VisibilityTimeout: -time.Second})
+			return e.q.MessageExtend(ctx, &queue.ExtendParams{Queue: "q", Receipt: first(1), VisibilityTimeout: -time.Second})
 		}},
 		{"archive on an empty queue name", func() error {
-			return e.q.MessageArchive(ctx, &queue.ArchiveParams{IDs: []int64{1}})
+			return e.q.MessageArchive(ctx, &queue.ArchiveParams{Receipts: []queue.Receipt{first(1)}})
 		}},
 	}
 	for _, c := range calls {
@@ -466,7 +500,7 @@ func testWakeOnNack(t *testing.T, e *env) {
 	m := e.claimOne(t, "q", time.Minute)
 	wake, cancel := e.q.Subscribe("q")
 	defer cancel()
-	if err := e.q.MessageNack(e.ctx, &queue.NackParams{Queue: "q", ID: m.ID}); err != nil {
+	if err := e.q.MessageNack(e.ctx, &queue.NackParams{Queue: "q", Receipt: m.Receipt()}); err != nil {
 		t.Fatalf("MessageNack: %v", err)
 	}
 	waitWake(t, wake, "a release without delay")
@@ -506,14 +540,14 @@ func testConcurrentClaims(t *testing.T, e *env) {
 				if len(msgs) == 0 {
 					return
 				}
-				ids := make([]int64, len(msgs))
+				receipts := make([]queue.Receipt, len(msgs))
 				mu.Lock()
 				for i, m := range msgs {
 					seen[m.ID]++
-					ids[i] = m.ID
+					receipts[i] = m.Receipt()
 				}
 				mu.Unlock()
-				if err := e.q.MessageAck(e.ctx, &queue.AckParams{Queue: "q", IDs: ids}); err != nil {
+				if err := e.q.MessageAck(e.ctx, &queue.AckParams{Queue: "q", Receipts: receipts}); err != nil {
 					errs <- err
 					return
 				}
@@ -550,7 +584,7 @@ func testStats(t *testing.T, e *env) {
 	e.send(t, "q", "delayed", time.Minute)
 	e.send(t, "other", "elsewhere", 0)
 	e.claim(t, "q", 1, 30*time.Second)
-	if err := e.q.MessageArchive(e.ctx, &queue.ArchiveParams{Queue: "q", IDs: []int64{archived}}); err != nil {
+	if err := e.q.MessageArchive(e.ctx, &queue.ArchiveParams{Queue: "q", Receipts: []queue.Receipt{{ID: archived}}}); err != nil {
 		t.Fatalf("MessageArchive: %v", err)
 	}
 	e.clock.Advance(10 * time.Second)

@@ -143,14 +143,22 @@ func New(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Queue, error) {
 		RETURNING id, body, read_ct, enqueued_at`)
 	// "+queue" keeps the planner from walking the queue's index: the ids
 	// find the rows through the primary key, whatever the backlog.
-	q.ackOne = p.W(`DELETE FROM queue_messages WHERE id = ?2 AND +queue = ?1`)
-	q.ackMany = p.W(`DELETE FROM queue_messages WHERE id IN (SELECT value FROM json_each(?2)) AND +queue = ?1`)
-	q.nack = p.W(`UPDATE queue_messages SET vt = ?3, claimed = 0 WHERE id = ?2 AND +queue = ?1`)
-	q.extend = p.W(`UPDATE queue_messages SET vt = ?3 WHERE id = ?2 AND +queue = ?1`)
+	// A receipt is (id, read_ct): a message claimed again since has another
+	// read_ct and is left alone. ?2 of the many-message forms is a JSON array
+	// of [id, read_ct] pairs, so one statement serves any number.
+	q.ackOne = p.W(`DELETE FROM queue_messages WHERE id = ?2 AND read_ct = ?3 AND +queue = ?1`)
+	q.ackMany = p.W(`DELETE FROM queue_messages WHERE +queue = ?1
+		AND id IN (SELECT json_extract(value, '$[0]') FROM json_each(?2))
+		AND (id, read_ct) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?2))`)
+	q.nack = p.W(`UPDATE queue_messages SET vt = ?3, claimed = 0 WHERE id = ?2 AND read_ct = ?4 AND +queue = ?1`)
+	q.extend = p.W(`UPDATE queue_messages SET vt = ?3 WHERE id = ?2 AND read_ct = ?4 AND +queue = ?1`)
 	q.archiveCopy = p.W(`INSERT INTO queue_archive (id, queue, body, read_ct, enqueued_at, vt, archived_at)
-		SELECT id, queue, body, read_ct, enqueued_at, vt, ?3 FROM queue_messages
-		WHERE id IN (SELECT value FROM json_each(?2)) AND +queue = ?1`)
-	q.archiveDelete = p.W(`DELETE FROM queue_messages WHERE id IN (SELECT value FROM json_each(?2)) AND +queue = ?1`)
+		SELECT id, queue, body, read_ct, enqueued_at, vt, ?3 FROM queue_messages WHERE +queue = ?1
+		AND id IN (SELECT json_extract(value, '$[0]') FROM json_each(?2))
+		AND (id, read_ct) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?2))`)
+	q.archiveDelete = p.W(`DELETE FROM queue_messages WHERE +queue = ?1
+		AND id IN (SELECT json_extract(value, '$[0]') FROM json_each(?2))
+		AND (id, read_ct) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?2))`)
 	q.release = p.W(`UPDATE queue_messages SET vt = ?1, claimed = 0 WHERE claimed = 1 AND vt > ?1 RETURNING queue`)
 	q.nextDue = p.R(`SELECT MIN(vt) FROM queue_messages WHERE queue = ?1 AND vt > ?2 AND claimed = 0`)
 	q.stats = p.R(`SELECT m.visible, m.claimed, m.delayed, m.oldest,
@@ -374,13 +382,13 @@ func (q *Queue) ackWith(ctx context.Context, tx *sql.Tx, p *queue.AckParams) err
 		return err
 	}
 	var err error
-	switch len(p.IDs) {
+	switch len(p.Receipts) {
 	case 0:
 		return nil
 	case 1:
-		_, err = stmt(q.ackOne).ExecContext(ctx, p.Queue, p.IDs[0])
+		_, err = stmt(q.ackOne).ExecContext(ctx, p.Queue, p.Receipts[0].ID, p.Receipts[0].ReadCount)
 	default:
-		_, err = stmt(q.ackMany).ExecContext(ctx, p.Queue, idList(p.IDs))
+		_, err = stmt(q.ackMany).ExecContext(ctx, p.Queue, receiptList(p.Receipts))
 	}
 	if err != nil {
 		return fmt.Errorf("queue: ack on %q: %w", p.Queue, err)
@@ -388,16 +396,20 @@ func (q *Queue) ackWith(ctx context.Context, tx *sql.Tx, p *queue.AckParams) err
 	return nil
 }
 
-// idList renders ids as a JSON array, for json_each: one prepared statement
-// serves any number of ids.
-func idList(ids []int64) string {
-	b := make([]byte, 0, 2+len(ids)*8)
+// receiptList renders receipts as a JSON array of [id, read_ct] pairs, for
+// json_each: one prepared statement serves any number of receipts.
+func receiptList(rs []queue.Receipt) string {
+	b := make([]byte, 0, 2+len(rs)*12)
 	b = append(b, '[')
-	for i, id := range ids {
+	for i, r := range rs {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = strconv.AppendInt(b, id, 10)
+		b = append(b, '[')
+		b = strconv.AppendInt(b, r.ID, 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, int64(r.ReadCount), 10)
+		b = append(b, ']')
 	}
 	return string(append(b, ']'))
 }
@@ -415,10 +427,10 @@ func (q *Queue) MessageNack(ctx context.Context, p *queue.NackParams) error {
 		return err
 	}
 	if p.Delay < 0 {
-		return invalid("nack", "queue %q: message %d: negative delay %v", p.Queue, p.ID, p.Delay)
+		return invalid("nack", "queue %q: message %d: negative delay %v", p.Queue, p.Receipt.ID, p.Delay)
 	}
 	vt := q.clock.Now().Add(p.Delay)
-	if err := q.updateOne(ctx, q.nack, "nack", p.Queue, p.ID, vt); err != nil {
+	if err := q.updateOne(ctx, q.nack, "nack", p.Queue, p.Receipt, vt); err != nil {
 		return err
 	}
 	q.NotifySent(queue.SendParams{Queue: p.Queue, Delay: p.Delay})
@@ -439,13 +451,14 @@ func (q *Queue) MessageExtend(ctx context.Context, p *queue.ExtendParams) error 
 		return err
 	}
 	if p.VisibilityTimeout < 0 {
-		return invalid("extend", "queue %q: message %d: negative visibility timeout %v", p.Queue, p.ID, p.VisibilityTimeout)
+		return invalid("extend", "queue %q: message %d: negative visibility timeout %v", p.Queue, p.Receipt.ID, p.VisibilityTimeout)
 	}
-	return q.updateOne(ctx, q.extend, "extend", p.Queue, p.ID, q.clock.Now().Add(p.VisibilityTimeout))
+	return q.updateOne(ctx, q.extend, "extend", p.Queue, p.Receipt, q.clock.Now().Add(p.VisibilityTimeout))
 }
 
-func (q *Queue) updateOne(ctx context.Context, st *sql.Stmt, op, name string, id int64, vt time.Time) error {
-	res, err := st.ExecContext(ctx, name, id, sqlitedb.Micros(vt))
+func (q *Queue) updateOne(ctx context.Context, st *sql.Stmt, op, name string, r queue.Receipt, vt time.Time) error {
+	id := r.ID
+	res, err := st.ExecContext(ctx, name, id, sqlitedb.Micros(vt), r.ReadCount)
 	if err != nil {
 		return fmt.Errorf("queue: %s message %d on %q: %w", op, id, name, err)
 	}
@@ -454,7 +467,7 @@ func (q *Queue) updateOne(ctx context.Context, st *sql.Stmt, op, name string, id
 		return fmt.Errorf("queue: %s message %d on %q: %w", op, id, name, err)
 	}
 	if n == 0 {
-		return fmt.Errorf("queue: %s: message %d on %q: %w", op, id, name, taskertype.ErrNotFound)
+		return fmt.Errorf("queue: %s: message %d (read %d times) on %q is gone or was claimed again: %w", op, id, r.ReadCount, name, taskertype.ErrNotFound)
 	}
 	return nil
 }
@@ -471,10 +484,10 @@ func (q *Queue) MessageArchive(ctx context.Context, p *queue.ArchiveParams) erro
 	if err := checkName("archive", p.Queue); err != nil {
 		return err
 	}
-	if len(p.IDs) == 0 {
+	if len(p.Receipts) == 0 {
 		return nil
 	}
-	ids := idList(p.IDs)
+	ids := receiptList(p.Receipts)
 	now := sqlitedb.Micros(q.clock.Now())
 	err := func() error {
 		tx, err := q.db.W.BeginTx(ctx, nil)

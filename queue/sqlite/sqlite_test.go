@@ -171,7 +171,7 @@ func TestSpecifics(t *testing.T) {
 	if _, err := q.QueueStats(ctx, "nowhere"); !errors.Is(err, taskertype.ErrNotFound) {
 		t.Errorf("stats of an unknown queue: %v, want ErrNotFound", err)
 	}
-	if err := q.MessageNack(ctx, &queue.NackParams{Queue: "q", ID: 42}); !errors.Is(err, taskertype.ErrNotFound) {
+	if err := q.MessageNack(ctx, &queue.NackParams{Queue: "q", Receipt: queue.Receipt{ID: 42, ReadCount: 1}}); !errors.Is(err, taskertype.ErrNotFound) {
 		t.Errorf("nack of an unknown message: %v, want ErrNotFound", err)
 	}
 	if msgs, err := q.MessageClaim(ctx, &queue.ClaimParams{Queue: "nowhere", Max: 1}); err != nil || len(msgs) != 0 {
@@ -249,7 +249,7 @@ func BenchmarkQueueSendClaimAck(b *testing.B) {
 		if err != nil || len(msgs) != 1 {
 			b.Fatalf("claim: %d, %v", len(msgs), err)
 		}
-		if err := q.MessageAck(ctx, &queue.AckParams{Queue: "q", IDs: []int64{msgs[0].ID}}); err != nil {
+		if err := q.MessageAck(ctx, &queue.AckParams{Queue: "q", Receipts: []queue.Receipt{msgs[0].Receipt()}}); err != nil {
 			b.Fatal(err)
 		}
 	}

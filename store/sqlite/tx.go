@@ -55,11 +55,15 @@ func (s *Store) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
 	if err := s.check("transaction"); err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("store: begin: %w", err)
+	// The wait for the single writer connection honours ctx; the statements
+	// then run without its cancellation (see tx.ctx).
+	conn, err := s.db.W.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("store: begin: waiting for the writer: %w", err)
 	}
+	defer conn.Close()
 	sctx := context.WithoutCancel(ctx)
-	sqlTx, err := s.db.W.BeginTx(sctx, nil)
+	sqlTx, err := conn.BeginTx(sctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}

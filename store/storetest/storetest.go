@@ -983,7 +983,7 @@ func testTxClaimAck(t *testing.T, e *env) {
 		if len(msgs) != 2 {
 			t.Fatalf("claimed %d messages in the transaction, want 2", len(msgs))
 		}
-		if err := tx.MessageAck(ctx, &queue.AckParams{Queue: "q", IDs: []int64{msgs[0].ID}}); err != nil {
+		if err := tx.MessageAck(ctx, &queue.AckParams{Queue: "q", Receipts: []queue.Receipt{msgs[0].Receipt()}}); err != nil {
 			return err
 		}
 		return errRollback
@@ -999,7 +999,7 @@ func testTxClaimAck(t *testing.T, e *env) {
 			t.Fatalf("after the rollback: %d messages (first read %d times), want both, unclaimed before", len(msgs), msgs[0].ReadCount)
 		}
 		second = msgs[1].ID
-		return tx.MessageAck(ctx, &queue.AckParams{Queue: "q", IDs: []int64{msgs[0].ID}})
+		return tx.MessageAck(ctx, &queue.AckParams{Queue: "q", Receipts: []queue.Receipt{msgs[0].Receipt()}})
 	})
 	if msgs, err := e.q.MessageClaim(ctx, &queue.ClaimParams{Queue: "q", Max: 10, VisibilityTimeout: time.Minute}); err != nil || len(msgs) != 0 {
 		t.Fatalf("claim after the commit: %d messages, %v; want none (one acknowledged, one claimed)", len(msgs), err)
