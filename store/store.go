@@ -50,7 +50,9 @@ type Tx interface {
 	// and their edges, and records the "create" transition of each.
 	TaskCreate(ctx context.Context, p *TaskCreateParams) error
 	// TaskGetForUpdate returns a task and holds it against concurrent
-	// transactions on the same task until this one ends.
+	// transactions on the same task until this one ends. The task comes
+	// without its Context (nil): decisions are taken on its state, and a
+	// context may be large; StepInputs and Store.TaskGet carry it.
 	TaskGetForUpdate(ctx context.Context, id uuid.UUID) (*taskertype.Task, error)
 	// TaskTransition moves a task from p.From to p.To and records it.
 	TaskTransition(ctx context.Context, p *TaskTransitionParams) error

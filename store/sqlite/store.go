@@ -79,18 +79,20 @@ type readStmts struct {
 
 type writeStmts struct {
 	readStmts
-	taskInsert                               *sql.Stmt
-	stepInsert, edgeInsert, transitionInsert batchInsert
-	taskTransition, taskState, taskSetState  *sql.Stmt
-	stepTransition, stepState, stepSet       *sql.Stmt
-	inputs                                   *sql.Stmt
+	taskInsert                                        *sql.Stmt
+	stepInsert, edgeInsert, transitionInsert          batchInsert
+	taskTransition, taskState, taskSetState, taskLock *sql.Stmt
+	stepTransition, stepState, stepSet                *sql.Stmt
+	inputs                                            *sql.Stmt
 }
 
 var _ store.Store = (*Store)(nil)
 
 const (
 	taskColumns = `id, namespace, name, version, state, context, created_at, updated_at, finished_at`
-	stepColumns = `id, task_id, name, handler, position, state, attempts,
+	// taskLockColumns leave the context out: orchestration decides on state.
+	taskLockColumns = `id, namespace, name, version, state, NULL, created_at, updated_at, finished_at`
+	stepColumns     = `id, task_id, name, handler, position, state, attempts,
 		retryable, max_attempts, backoff, backoff_base_us, backoff_cap_us, jitter, timeout_us,
 		next_retry_at, result, failure, created_at, updated_at, started_at, finished_at`
 	transitionColumns = `id, task_id, step_id, from_state, to_state, event, at, processor`
@@ -132,6 +134,7 @@ func newStore(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Store, error) 
 		retryable, max_attempts, backoff, backoff_base_us, backoff_cap_us, jitter, timeout_us, created_at, updated_at`)
 	w.edgeInsert = prepareBatchInsert(p.W, "step_edges", "task_id, from_step_id, to_step_id")
 	w.taskTransition = p.W(`UPDATE tasks SET state = ?3, updated_at = ?4, finished_at = ?5 WHERE id = ?1 AND state = ?2`)
+	w.taskLock = p.W(`SELECT ` + taskLockColumns + ` FROM tasks WHERE id = ?1`)
 	w.taskSetState = p.W(`UPDATE tasks SET state = ?2, updated_at = ?3, finished_at = ?4 WHERE id = ?1`)
 	w.taskState = p.W(`SELECT state FROM tasks WHERE id = ?1`)
 	w.stepTransition = p.W(`UPDATE steps SET state = ?3, attempts = ?4, next_retry_at = ?5, result = ?6, failure = ?7,

@@ -33,6 +33,7 @@ type tx struct {
 	trans []transitionRow
 	moved map[uuid.UUID]*movedTask  // tasks read or moved in this transaction
 	steps map[uuid.UUID]*cachedStep // steps read or moved in this transaction
+	lists map[uuid.UUID][]uuid.UUID // the step IDs of tasks listed in this transaction, in order
 	sent  []queue.SendParams        // Queue and Delay only, for the wake-ups
 	done  bool
 }
@@ -282,7 +283,7 @@ func (t *tx) TaskGetForUpdate(ctx context.Context, id uuid.UUID) (*taskertype.Ta
 	if err := t.check("task get"); err != nil {
 		return nil, err
 	}
-	task, err := getTask(t.ctx, t.stmt(t.s.w.taskGet), "task get", id)
+	task, err := getTask(t.ctx, t.stmt(t.s.w.taskLock), "task get", id)
 	if err != nil {
 		return nil, err
 	}
@@ -426,11 +427,23 @@ func (t *tx) StepList(ctx context.Context, taskID uuid.UUID) ([]*taskertype.Step
 	if err := t.check("step list"); err != nil {
 		return nil, err
 	}
+	if ids, ok := t.lists[taskID]; ok {
+		// Listed before in this transaction: every step is in the cache.
+		steps := make([]*taskertype.Step, len(ids))
+		for i, id := range ids {
+			c := t.steps[id]
+			steps[i] = c.copy()
+			steps[i].DependsOn = slices.Clone(c.deps)
+		}
+		return steps, nil
+	}
 	steps, err := listSteps(t.ctx, t.stmt(t.s.w.stepList), taskID)
 	if err != nil {
 		return nil, err
 	}
-	for _, st := range steps {
+	ids := make([]uuid.UUID, len(steps))
+	for i, st := range steps {
+		ids[i] = st.ID
 		if c := t.steps[st.ID]; c != nil {
 			deps := st.DependsOn
 			*st = *c.copy()
@@ -438,7 +451,12 @@ func (t *tx) StepList(ctx context.Context, taskID uuid.UUID) ([]*taskertype.Step
 		} else {
 			t.rememberStep(st, false)
 		}
+		t.steps[st.ID].deps = slices.Clone(st.DependsOn)
 	}
+	if t.lists == nil {
+		t.lists = make(map[uuid.UUID][]uuid.UUID)
+	}
+	t.lists[taskID] = ids
 	return steps, nil
 }
 
@@ -451,6 +469,7 @@ func (t *tx) StepList(ctx context.Context, taskID uuid.UUID) ([]*taskertype.Step
 // starts it).
 type cachedStep struct {
 	st    taskertype.Step // without DependsOn
+	deps  []uuid.UUID     // the step's dependencies, once a StepList read them
 	dirty bool
 }
 
@@ -468,6 +487,9 @@ func (t *tx) rememberStep(st *taskertype.Step, dirty bool) {
 		t.steps = make(map[uuid.UUID]*cachedStep)
 	}
 	c := &cachedStep{st: *st, dirty: dirty}
+	if old := t.steps[st.ID]; old != nil {
+		c.deps = old.deps
+	}
 	c.st.DependsOn = nil
 	if st.Failure != nil {
 		f := *st.Failure

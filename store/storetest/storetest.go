@@ -276,8 +276,8 @@ func testCreateReadBack(t *testing.T, e *env) {
 		if err != nil {
 			return err
 		}
-		if task.State != taskertype.TaskPending {
-			t.Errorf("TaskGetForUpdate: state %s", task.State)
+		if task.State != taskertype.TaskPending || task.Name != p.Task.Name || task.Context != nil {
+			t.Errorf("TaskGetForUpdate: state %s, name %q, context %s; want pending, %q, no context", task.State, task.Name, task.Context, p.Task.Name)
 		}
 		d, err := tx.StepGet(t.Context(), p.Steps[3].ID)
 		if err != nil {
