@@ -89,6 +89,11 @@ func (q *Queue) armLocked(name string, now time.Time, delay time.Duration) {
 // fire runs when a queue's timer goes off: it wakes the subscribers, then
 // arms the timer again for the next delayed message of the queue, if any.
 func (q *Queue) fire(name string, t *delayTimer) {
+	// Read the clock before waking anyone: every message due by now is
+	// visible to the claims the signal causes, and the next timer covers
+	// exactly the messages due after now. Read after the signal, a message
+	// falling due in between would be missed by both.
+	now := q.clock.Now()
 	q.mu.Lock()
 	if q.done {
 		q.mu.Unlock()
@@ -102,7 +107,6 @@ func (q *Queue) fire(name string, t *delayTimer) {
 	q.mu.Unlock()
 	defer q.fires.Done()
 
-	now := q.clock.Now()
 	var next sql.NullInt64
 	err := q.nextDue.QueryRowContext(context.Background(), name, sqlitedb.Micros(now)).Scan(&next)
 	if err != nil {
