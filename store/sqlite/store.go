@@ -64,6 +64,7 @@ type Store struct {
 	q      *queuesqlite.Queue
 	clock  taskertype.Clock
 	closed atomic.Bool
+	rows   *rowCache // the committed rows of recently touched tasks; see taskRows
 
 	w writeStmts // writer: used in transactions through tx.StmtContext
 	r readStmts  // readers
@@ -81,7 +82,7 @@ type writeStmts struct {
 	readStmts
 	taskInsert                                        *sql.Stmt
 	stepInsert, edgeInsert, transitionInsert          batchInsert
-	taskTransition, taskState, taskSetState, taskLock *sql.Stmt
+	taskTransition, taskState, taskSetState, stepTask *sql.Stmt
 	stepTransition, stepState, stepSet                *sql.Stmt
 	inputs                                            *sql.Stmt
 }
@@ -90,9 +91,7 @@ var _ store.Store = (*Store)(nil)
 
 const (
 	taskColumns = `id, namespace, name, version, state, context, created_at, updated_at, finished_at`
-	// taskLockColumns leave the context out: orchestration decides on state.
-	taskLockColumns = `id, namespace, name, version, state, NULL, created_at, updated_at, finished_at`
-	stepColumns     = `id, task_id, name, handler, position, state, attempts,
+	stepColumns = `id, task_id, name, handler, position, state, attempts,
 		retryable, max_attempts, backoff, backoff_base_us, backoff_cap_us, jitter, timeout_us,
 		next_retry_at, result, failure, created_at, updated_at, started_at, finished_at`
 	transitionColumns = `id, task_id, step_id, from_state, to_state, event, at, processor`
@@ -121,7 +120,7 @@ func newStore(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Store, error) 
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	s := &Store{db: db, q: q, clock: cfg.Clock}
+	s := &Store{db: db, q: q, clock: cfg.Clock, rows: newRowCache()}
 	if s.clock == nil {
 		s.clock = taskertype.SystemClock{}
 	}
@@ -134,7 +133,7 @@ func newStore(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Store, error) 
 		retryable, max_attempts, backoff, backoff_base_us, backoff_cap_us, jitter, timeout_us, created_at, updated_at`)
 	w.edgeInsert = prepareBatchInsert(p.W, "step_edges", "task_id, from_step_id, to_step_id")
 	w.taskTransition = p.W(`UPDATE tasks SET state = ?3, updated_at = ?4, finished_at = ?5 WHERE id = ?1 AND state = ?2`)
-	w.taskLock = p.W(`SELECT ` + taskLockColumns + ` FROM tasks WHERE id = ?1`)
+	w.stepTask = p.W(`SELECT task_id FROM steps WHERE id = ?1`)
 	w.taskSetState = p.W(`UPDATE tasks SET state = ?2, updated_at = ?3, finished_at = ?4 WHERE id = ?1`)
 	w.taskState = p.W(`SELECT state FROM tasks WHERE id = ?1`)
 	w.stepTransition = p.W(`UPDATE steps SET state = ?3, attempts = ?4, next_retry_at = ?5, result = ?6, failure = ?7,

@@ -1,0 +1,211 @@
+package sqlite
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/maypok86/otter/v2"
+
+	"github.com/tasker-go/tasker/internal/sqlitedb"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+// taskRows is a task and its steps, as committed (in the store's row cache)
+// or as a transaction sees them (in tx.rows).
+//
+// The embedded store is the only writer of its database: the process lock
+// keeps every other process out, and every write goes through a transaction
+// of this store. So the rows a committed transaction leaves behind can be
+// kept in memory and are exact, not hints: the next transaction that touches
+// the task starts from them instead of reading the database. A transaction
+// works on its own copy, makes its compare-and-sets against it, writes each
+// changed row once before its commit and, once committed, hands its copy to
+// the cache. On the hot path (a step reports, its task moves on, the next
+// step starts) that removes every read of a task and its steps from the
+// transaction.
+type taskRows struct {
+	task  taskertype.Task    // Context included
+	steps []*taskertype.Step // StepList order, DependsOn filled
+	// Changed here and not yet written, in a transaction's copy.
+	taskDirty  bool
+	stepsDirty map[uuid.UUID]bool
+}
+
+func (r *taskRows) step(id uuid.UUID) *taskertype.Step {
+	for _, s := range r.steps {
+		if s.ID == id {
+			return s
+		}
+	}
+	return nil
+}
+
+// clone copies r for a transaction. Byte slices (context, results) and
+// dependency lists are never changed in place, so they are shared.
+func (r *taskRows) clone() *taskRows {
+	c := &taskRows{task: r.task, steps: make([]*taskertype.Step, len(r.steps))}
+	for i, s := range r.steps {
+		c.steps[i] = copyStep(s)
+	}
+	return c
+}
+
+func copyStep(s *taskertype.Step) *taskertype.Step {
+	c := *s
+	if s.Failure != nil {
+		f := *s.Failure
+		c.Failure = &f
+	}
+	return &c
+}
+
+// Bounds of the row cache: the tasks in it, and the step → task index.
+const (
+	cachedTasks = 4096
+	cachedSteps = 65536
+)
+
+// rowCache holds the committed rows of recently touched tasks. Finished tasks
+// leave it at once; the bounds evict the rest, which are then read again.
+type rowCache struct {
+	tasks    *otter.Cache[uuid.UUID, *taskRows]
+	stepTask *otter.Cache[uuid.UUID, uuid.UUID]
+}
+
+func newRowCache() *rowCache {
+	return &rowCache{
+		tasks:    otter.Must(&otter.Options[uuid.UUID, *taskRows]{MaximumSize: cachedTasks}),
+		stepTask: otter.Must(&otter.Options[uuid.UUID, uuid.UUID]{MaximumSize: cachedSteps}),
+	}
+}
+
+// commit stores a committed transaction's rows.
+func (c *rowCache) commit(rows map[uuid.UUID]*taskRows) {
+	for id, r := range rows {
+		if r.task.State.Terminal() {
+			c.tasks.Invalidate(id)
+			for _, s := range r.steps {
+				c.stepTask.Invalidate(s.ID)
+			}
+			continue
+		}
+		r.taskDirty, r.stepsDirty = false, nil
+		c.tasks.Set(id, r)
+		for _, s := range r.steps {
+			c.stepTask.Set(s.ID, id)
+		}
+	}
+}
+
+// keep makes rows part of this transaction.
+func (t *tx) keep(r *taskRows) {
+	if t.rows == nil {
+		t.rows = make(map[uuid.UUID]*taskRows)
+	}
+	t.rows[r.task.ID] = r
+}
+
+// load returns this transaction's copy of a task's rows: from the
+// transaction, the cache, or the database. A task that does not exist is an
+// error wrapping taskertype.ErrNotFound.
+func (t *tx) load(id uuid.UUID) (*taskRows, error) {
+	if r := t.rows[id]; r != nil {
+		return r, nil
+	}
+	if r, ok := t.s.rows.tasks.GetIfPresent(id); ok {
+		c := r.clone()
+		t.keep(c)
+		return c, nil
+	}
+	task, err := getTask(t.ctx, t.stmt(t.s.w.taskGet), "task get", id)
+	if err != nil {
+		return nil, err
+	}
+	steps, err := listSteps(t.ctx, t.stmt(t.s.w.stepList), id)
+	if err != nil {
+		return nil, err
+	}
+	r := &taskRows{task: *task, steps: steps}
+	t.keep(r)
+	return r, nil
+}
+
+// loadStep returns the rows of the task a step belongs to, and the step.
+func (t *tx) loadStep(op string, id uuid.UUID) (*taskRows, *taskertype.Step, error) {
+	for _, r := range t.rows { // a transaction touches a few tasks at most
+		if st := r.step(id); st != nil {
+			return r, st, nil
+		}
+	}
+	taskID, ok := t.s.rows.stepTask.GetIfPresent(id)
+	if !ok {
+		var s string
+		err := t.stmt(t.s.w.stepTask).QueryRowContext(t.ctx, id.String()).Scan(&s)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, nil, notFound(op, "step", id)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("store: %s: step %s: %w", op, id, err)
+		}
+		if taskID, err = uuid.Parse(s); err != nil {
+			return nil, nil, fmt.Errorf("store: %s: step %s: task id %q: %w", op, id, s, err)
+		}
+	}
+	r, err := t.load(taskID)
+	if errors.Is(err, taskertype.ErrNotFound) {
+		return nil, nil, notFound(op, "step", id)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	st := r.step(id)
+	if st == nil {
+		return nil, nil, notFound(op, "step", id)
+	}
+	return r, st, nil
+}
+
+// flushRows writes the rows this transaction changed, each once.
+func (t *tx) flushRows() error {
+	for id, r := range t.rows {
+		for _, st := range r.steps {
+			if !r.stepsDirty[st.ID] {
+				continue
+			}
+			failure, err := failureJSON(st)
+			if err != nil {
+				return err
+			}
+			if _, err := t.stmt(t.s.w.stepSet).ExecContext(t.ctx, st.ID.String(), string(st.State), st.Attempts,
+				nullMicros(st.NextRetryAt), nullBytes(st.Result), failure,
+				nullMicros(st.StartedAt), nullMicros(st.FinishedAt), micros(st.UpdatedAt)); err != nil {
+				return fmt.Errorf("store: step transition: step %s: %w", st.ID, err)
+			}
+		}
+		if r.taskDirty {
+			if _, err := t.stmt(t.s.w.taskSetState).ExecContext(t.ctx, id.String(), string(r.task.State),
+				micros(r.task.UpdatedAt), nullMicros(r.task.FinishedAt)); err != nil {
+				return fmt.Errorf("store: task transition: task %s: %w", id, err)
+			}
+		}
+	}
+	return nil
+}
+
+// withDeps returns a copy of a step with its dependencies, or without.
+func withDeps(s *taskertype.Step, deps bool) *taskertype.Step {
+	c := copyStep(s)
+	if deps {
+		c.DependsOn = slices.Clone(s.DependsOn)
+	} else {
+		c.DependsOn = nil
+	}
+	return c
+}
+
+func micros(t time.Time) int64   { return sqlitedb.Micros(t) }
+func nullMicros(t time.Time) any { return sqlitedb.NullMicros(t) }
