@@ -100,6 +100,8 @@ type StepFailure struct {
 
 // Transition is one stored state change of a task or of a step.
 type Transition struct {
+	// ID orders the transitions of one task (the task's own and its
+	// steps') in the order they were applied.
 	ID     int64
 	TaskID uuid.UUID
 	// StepID is uuid.Nil for a task transition.

@@ -44,7 +44,7 @@ func (t *tx) TaskCreate(ctx context.Context, p *store.TaskCreateParams) error {
 	}
 	task.State = taskertype.TaskPending
 	task.CreatedAt, task.UpdatedAt, task.FinishedAt = at, at, time.Time{}
-	t.trans = append(t.trans, transitionRow{taskID: taskID, stepID: nil,
+	t.trans = append(t.trans, transitionRow{task: task.ID, taskID: taskID, stepID: nil,
 		to: string(taskertype.TaskPending), event: string(taskertype.TaskEventCreate), at: atUS, processor: p.Processor})
 
 	steps := make([][]any, len(p.Steps))
@@ -75,7 +75,7 @@ func (t *tx) TaskCreate(ctx context.Context, p *store.TaskCreateParams) error {
 		st.TaskID = task.ID
 		st.State = taskertype.StepPending
 		st.CreatedAt, st.UpdatedAt = at, at
-		t.trans = append(t.trans, transitionRow{taskID: taskID, stepID: st.ID.String(),
+		t.trans = append(t.trans, transitionRow{task: task.ID, taskID: taskID, stepID: st.ID.String(),
 			to: string(taskertype.StepPending), event: string(taskertype.StepEventCreate), at: atUS, processor: p.Processor})
 		c := *st
 		c.DependsOn = slices.Clone(st.DependsOn)

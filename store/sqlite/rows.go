@@ -30,6 +30,10 @@ import (
 type taskRows struct {
 	task  taskertype.Task    // Context included
 	steps []*taskertype.Step // StepList order, DependsOn filled
+	// seq is the number of the task's last transition in its log: -1 when
+	// not known yet (the rows were read from the database), 0 for a task
+	// created here.
+	seq int64
 	// Changed here and not yet written, in a transaction's copy.
 	taskDirty  bool
 	stepsDirty map[uuid.UUID]bool
@@ -47,7 +51,7 @@ func (r *taskRows) step(id uuid.UUID) *taskertype.Step {
 // clone copies r for a transaction. Byte slices (context, results) and
 // dependency lists are never changed in place, so they are shared.
 func (r *taskRows) clone() *taskRows {
-	c := &taskRows{task: r.task, steps: make([]*taskertype.Step, len(r.steps))}
+	c := &taskRows{task: r.task, steps: make([]*taskertype.Step, len(r.steps)), seq: r.seq}
 	for i, s := range r.steps {
 		c.steps[i] = copyStep(s)
 	}
@@ -129,7 +133,7 @@ func (t *tx) load(id uuid.UUID) (*taskRows, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &taskRows{task: *task, steps: steps}
+	r := &taskRows{task: *task, steps: steps, seq: -1}
 	t.keep(r)
 	return r, nil
 }

@@ -80,11 +80,11 @@ type readStmts struct {
 
 type writeStmts struct {
 	readStmts
-	taskInsert                                        *sql.Stmt
-	stepInsert, edgeInsert, transitionInsert          batchInsert
-	taskTransition, taskState, taskSetState, stepTask *sql.Stmt
-	stepTransition, stepState, stepSet                *sql.Stmt
-	inputs                                            *sql.Stmt
+	taskInsert                                                 *sql.Stmt
+	stepInsert, edgeInsert, transitionInsert                   batchInsert
+	taskTransition, taskState, taskSetState, stepTask, lastSeq *sql.Stmt
+	stepTransition, stepState, stepSet                         *sql.Stmt
+	inputs                                                     *sql.Stmt
 }
 
 var _ store.Store = (*Store)(nil)
@@ -94,7 +94,7 @@ const (
 	stepColumns = `id, task_id, name, handler, position, state, attempts,
 		retryable, max_attempts, backoff, backoff_base_us, backoff_cap_us, jitter, timeout_us,
 		next_retry_at, result, failure, created_at, updated_at, started_at, finished_at`
-	transitionColumns = `id, task_id, step_id, from_state, to_state, event, at, processor`
+	transitionColumns = `seq, task_id, step_id, from_state, to_state, event, at, processor`
 )
 
 // Open opens the database at cfg.Path (process lock, pragmas), applies the
@@ -148,17 +148,18 @@ func newStore(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Store, error) 
 		UNION ALL
 		SELECT 1, d.name, d.result FROM step_edges e JOIN steps d ON d.id = e.from_step_id WHERE e.to_step_id = ?1
 		ORDER BY k`)
-	w.transitionInsert = prepareBatchInsert(p.W, "transitions", "task_id, step_id, from_state, to_state, event, at, processor")
-	s.taskListAll = p.R(`SELECT ` + taskColumns + ` FROM tasks ORDER BY created_at DESC, id DESC LIMIT ?1`)
+	w.transitionInsert = prepareBatchInsert(p.W, "transitions", "task_id, seq, step_id, from_state, to_state, event, at, processor")
+	w.lastSeq = p.W(`SELECT COALESCE(MAX(seq), 0) FROM transitions WHERE task_id = ?1`)
+	s.taskListAll = p.R(`SELECT ` + taskColumns + ` FROM tasks ORDER BY id DESC LIMIT ?1`)
 	// ?1 is a JSON array of states. Unfinished states go through the
 	// partial index of unfinished tasks; the others walk all tasks from the
 	// newest.
 	s.taskListState = p.R(`SELECT ` + taskColumns + ` FROM tasks
-		WHERE state IN (SELECT value FROM json_each(?1)) ORDER BY created_at DESC, id DESC LIMIT ?2`)
+		WHERE state IN (SELECT value FROM json_each(?1)) ORDER BY id DESC LIMIT ?2`)
 	s.taskListUnfinished = p.R(`SELECT ` + taskColumns + ` FROM tasks
-		WHERE finished_at IS NULL AND state IN (SELECT value FROM json_each(?1)) ORDER BY created_at DESC, id DESC LIMIT ?2`)
-	s.transitionsOfTask = p.R(`SELECT ` + transitionColumns + ` FROM transitions WHERE task_id = ?1 ORDER BY id`)
-	s.transitionsOfStep = p.R(`SELECT ` + transitionColumns + ` FROM transitions WHERE task_id = ?1 AND step_id = ?2 ORDER BY id`)
+		WHERE finished_at IS NULL AND state IN (SELECT value FROM json_each(?1)) ORDER BY id DESC LIMIT ?2`)
+	s.transitionsOfTask = p.R(`SELECT ` + transitionColumns + ` FROM transitions WHERE task_id = ?1 ORDER BY seq`)
+	s.transitionsOfStep = p.R(`SELECT ` + transitionColumns + ` FROM transitions WHERE task_id = ?1 AND step_id = ?2 ORDER BY seq`)
 	if err := p.Err(); err != nil {
 		q.Close()
 		return nil, fmt.Errorf("store: %w", err)

@@ -36,6 +36,7 @@ type tx struct {
 }
 
 type transitionRow struct {
+	task      uuid.UUID
 	taskID    string
 	stepID    any // string, or nil for a task transition
 	from, to  string
@@ -105,7 +106,14 @@ func (t *tx) stmt(st *sql.Stmt) *sql.Stmt { return t.tx.StmtContext(t.ctx, st) }
 func (t *tx) flushTransitions(ctx context.Context) error {
 	rows := make([][]any, len(t.trans))
 	for i, r := range t.trans {
-		rows[i] = []any{r.taskID, r.stepID, r.from, r.to, r.event, r.at, r.processor}
+		tr := t.rows[r.task]
+		if tr.seq < 0 { // read from the database: continue its log
+			if err := t.stmt(t.s.w.lastSeq).QueryRowContext(t.ctx, r.taskID).Scan(&tr.seq); err != nil {
+				return fmt.Errorf("store: record transitions: task %s: %w", r.taskID, err)
+			}
+		}
+		tr.seq++
+		rows[i] = []any{r.taskID, tr.seq, r.stepID, r.from, r.to, r.event, r.at, r.processor}
 	}
 	t.trans = nil
 	if err := t.s.w.transitionInsert.exec(t.ctx, t.tx, rows); err != nil {
@@ -169,7 +177,7 @@ func (t *tx) TaskTransition(ctx context.Context, p *store.TaskTransitionParams) 
 		r.task.FinishedAt = at
 	}
 	r.taskDirty = true
-	t.trans = append(t.trans, transitionRow{taskID: id, stepID: nil, from: string(p.From), to: string(p.To),
+	t.trans = append(t.trans, transitionRow{task: p.ID, taskID: id, stepID: nil, from: string(p.From), to: string(p.To),
 		event: string(p.Event), at: micros(at), processor: p.Processor})
 	return nil
 }
@@ -266,7 +274,7 @@ func (t *tx) StepTransition(ctx context.Context, p *store.StepTransitionParams) 
 		r.stepsDirty = make(map[uuid.UUID]bool)
 	}
 	r.stepsDirty[st.ID] = true
-	t.trans = append(t.trans, transitionRow{taskID: st.TaskID.String(), stepID: id, from: string(p.From), to: string(st.State),
+	t.trans = append(t.trans, transitionRow{task: st.TaskID, taskID: st.TaskID.String(), stepID: id, from: string(p.From), to: string(st.State),
 		event: string(p.Event), at: micros(at), processor: p.Processor})
 	return nil
 }

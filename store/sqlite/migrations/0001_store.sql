@@ -14,12 +14,11 @@ CREATE TABLE tasks (
     finished_at INTEGER
 );
 
--- TaskList: all tasks newest first; and the unfinished ones, newest first.
--- The second is partial and keyed on creation, not state, so that the state
--- changes of a running task (several per step) never touch it: a task enters
--- it when created and leaves it once, when it finishes.
-CREATE INDEX tasks_created ON tasks (created_at, id);
-CREATE INDEX tasks_unfinished ON tasks (created_at, id) WHERE finished_at IS NULL;
+-- TaskList, newest first, reads the IDs backwards: they are UUIDv7, which
+-- sort in creation order. The unfinished tasks have an index of their own,
+-- which a running task enters when created and leaves once, when it
+-- finishes: its several state changes per step never touch it.
+CREATE INDEX tasks_unfinished ON tasks (id) WHERE finished_at IS NULL;
 
 CREATE TABLE steps (
     id            TEXT    NOT NULL PRIMARY KEY,
@@ -46,10 +45,10 @@ CREATE TABLE steps (
     started_at    INTEGER,
     finished_at   INTEGER,
     UNIQUE (task_id, name)
-);
+) WITHOUT ROWID; -- one b-tree less to write when steps are created
 
--- Edges are written with their steps and never change. task_id lets
--- StepList read the edges of a task with one query.
+-- Edges are written with their steps and never change. StepList reads a
+-- step's dependencies through the primary key.
 CREATE TABLE step_edges (
     task_id      TEXT NOT NULL REFERENCES tasks (id),
     from_step_id TEXT NOT NULL REFERENCES steps (id),
@@ -57,23 +56,18 @@ CREATE TABLE step_edges (
     PRIMARY KEY (to_step_id, from_step_id)
 ) WITHOUT ROWID;
 
-CREATE INDEX step_edges_from ON step_edges (from_step_id);
-CREATE INDEX step_edges_task ON step_edges (task_id);
 
--- The log is append-only: no row is ever updated or deleted, so a plain
--- INTEGER PRIMARY KEY (max + 1) numbers the rows in the order they are
--- inserted, as AUTOINCREMENT would, without AUTOINCREMENT's extra write to
--- sqlite_sequence in every transaction (a quarter of the pages a step
--- transition writes).
+-- The log is append-only. Its rows are kept by task, in the order they were
+-- applied (seq counts a task's transitions), so the table is its own index:
+-- one b-tree to append to per transaction, and a task's log is one range.
 CREATE TABLE transitions (
-    id         INTEGER PRIMARY KEY,
     task_id    TEXT    NOT NULL,
+    seq        INTEGER NOT NULL,
     step_id    TEXT,             -- NULL for a transition of the task itself
     from_state TEXT    NOT NULL, -- '' for the record that creates the task or step
     to_state   TEXT    NOT NULL,
     event      TEXT    NOT NULL,
     at         INTEGER NOT NULL,
-    processor  TEXT    NOT NULL
-);
-
-CREATE INDEX transitions_task ON transitions (task_id, id);
+    processor  TEXT    NOT NULL,
+    PRIMARY KEY (task_id, seq)
+) WITHOUT ROWID;
