@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"time"
 )
 
@@ -33,12 +34,19 @@ func (db *DB) startCheckpointer(syncMode string) error {
 		defer close(db.ckptDone)
 		t := time.NewTicker(checkpointEvery)
 		defer t.Stop()
+		var seen time.Time // the WAL's modification time at the last checkpoint
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
 			}
+			// An idle database costs a stat, not a query.
+			fi, err := os.Stat(db.Path + "-wal")
+			if err != nil || fi.ModTime().Equal(seen) {
+				continue
+			}
+			seen = fi.ModTime()
 			var busy, logPages, done int
 			if err := c.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logPages, &done); err != nil && ctx.Err() == nil {
 				db.Logger.Warn("sqlite checkpoint failed; the writer's own checkpoint remains as a backstop", "path", db.Path, "error", err)
