@@ -144,7 +144,6 @@ func (o *Orchestrator) processResult(ctx context.Context, tx store.Tx, rec *tran
 func (o *Orchestrator) ProcessResultTx(ctx context.Context, tx store.Tx, rec *transition.Recorder, taskID, stepID uuid.UUID,
 	report func(*taskertype.Step) error,
 ) error {
-	now := o.clock.Now()
 	task, err := tx.TaskGetForUpdate(ctx, taskID)
 	if err != nil {
 		return err
@@ -163,6 +162,7 @@ func (o *Orchestrator) ProcessResultTx(ctx context.Context, tx store.Tx, rec *tr
 			return err
 		}
 	}
+	now := o.clock.Now() // after the report, so that the log's times run forward
 	switch step.State {
 	case taskertype.StepEnqueuedForOrchestration:
 		err = rec.Step(ctx, tx, step, taskertype.StepEventComplete, now, nil)
