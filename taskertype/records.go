@@ -14,6 +14,11 @@ type Task struct {
 	Name      string // template name
 	Version   string // template version
 	State     TaskState
+	// Revision grows with every change of the task that orchestration
+	// relies on: each task transition, and each step transition into or out
+	// of the in-flight states (BumpsRevision). Caches compare it with the
+	// stored task's to know whether what they hold is still current.
+	Revision  int64
 	Context   json.RawMessage // the JSON object the task was created with
 	CreatedAt time.Time
 	UpdatedAt time.Time

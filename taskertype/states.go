@@ -103,3 +103,10 @@ func (s StepState) InFlight() bool {
 	}
 	return false
 }
+
+// BumpsRevision reports whether a step transition from one state to another
+// raises its task's Revision: it does when the step enters or leaves the
+// in-flight states. The moves between in-flight states are the workers'
+// (start, succeed, fail, release); orchestration counts them all as in
+// flight, so they leave its view of the task unchanged.
+func BumpsRevision(from, to StepState) bool { return from.InFlight() != to.InFlight() }

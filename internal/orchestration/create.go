@@ -111,6 +111,7 @@ func (o *Orchestrator) createTx(ctx context.Context, reqs []*createReq) error {
 				c.State, c.CreatedAt, c.UpdatedAt = taskertype.StepPending, now, now
 				fresh[i] = &c
 			}
+			o.rememberAfterCommit(rec, &t, fresh)
 			if err := o.apply(ctx, tx, rec, &t, makePlan(t.State, fresh, "", now), now); err != nil {
 				return err
 			}

@@ -132,11 +132,7 @@ func (o *Orchestrator) operate(ctx context.Context, id uuid.UUID, what string,
 	fn func(tx store.Tx, rec *transition.Recorder, task *taskertype.Task, steps []*taskertype.Step, now time.Time) error,
 ) error {
 	err := o.tx(ctx, func(tx store.Tx, rec *transition.Recorder) error {
-		task, err := tx.TaskGetForUpdate(ctx, id)
-		if err != nil {
-			return err
-		}
-		steps, err := tx.StepList(ctx, id)
+		task, steps, err := o.lockTask(ctx, tx, rec, id, uuid.Nil, true)
 		if err != nil {
 			return err
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/tasker-go/tasker/internal/consumer"
 	"github.com/tasker-go/tasker/internal/events"
 	"github.com/tasker-go/tasker/internal/group"
+	"github.com/tasker-go/tasker/internal/statemanager"
 	"github.com/tasker-go/tasker/internal/transition"
 	"github.com/tasker-go/tasker/internal/wire"
 	"github.com/tasker-go/tasker/queue"
@@ -111,11 +112,13 @@ type Orchestrator struct {
 	// acknowledgements go in the store's transactions.
 	txQueue bool
 	local   atomic.Pointer[LocalWorker]
-	creates group.Committer[*createReq]
-	ensured sync.Map // namespaces whose step queue exists: one entry per namespace
-	mu      sync.Mutex
-	cancel  context.CancelFunc
-	done    chan struct{}
+	// machines is the state manager: task state machines by task ID.
+	machines *statemanager.Cache[uuid.UUID, *TaskMachine]
+	creates  group.Committer[*createReq]
+	ensured  sync.Map // namespaces whose step queue exists: one entry per namespace
+	mu       sync.Mutex
+	cancel   context.CancelFunc
+	done     chan struct{}
 }
 
 // New checks cfg and returns an orchestrator that is not yet running.
@@ -129,6 +132,11 @@ func New(cfg Config) (*Orchestrator, error) {
 		txQueue: cfg.Queue.Capabilities().SharesStoreDatabase,
 	}
 	o.creates = group.Committer[*createReq]{Max: maxCreateBatch, Commit: o.createBatch}
+	machines, err := newMachines(cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	o.machines = machines
 	return o, nil
 }
 

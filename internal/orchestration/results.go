@@ -144,11 +144,7 @@ func (o *Orchestrator) processResult(ctx context.Context, tx store.Tx, rec *tran
 func (o *Orchestrator) ProcessResultTx(ctx context.Context, tx store.Tx, rec *transition.Recorder, taskID, stepID uuid.UUID,
 	report func(*taskertype.Step) error,
 ) error {
-	task, err := tx.TaskGetForUpdate(ctx, taskID)
-	if err != nil {
-		return err
-	}
-	steps, err := tx.StepList(ctx, taskID)
+	task, steps, err := o.lockTask(ctx, tx, rec, taskID, stepID, false)
 	if err != nil {
 		return err
 	}
@@ -172,9 +168,9 @@ func (o *Orchestrator) ProcessResultTx(ctx context.Context, tx store.Tx, rec *tr
 		return nil // already processed
 	}
 	if err != nil || task.State.Terminal() {
-		return err
+		return o.forgetIfStale(taskID, err)
 	}
-	return o.apply(ctx, tx, rec, task, makePlan(task.State, steps, taskertype.TaskEventStepFinished, now), now)
+	return o.forgetIfStale(taskID, o.apply(ctx, tx, rec, task, makePlan(task.State, steps, taskertype.TaskEventStepFinished, now), now))
 }
 
 // judgeFailure applies the retry policy to a failed attempt.
@@ -201,13 +197,9 @@ func (o *Orchestrator) processTaskCommand(ctx context.Context, tx store.Tx, rec 
 		return fmt.Errorf("%w: unknown task command %q", errPoison, cmd.Kind)
 	}
 	now := o.clock.Now()
-	task, err := tx.TaskGetForUpdate(ctx, cmd.TaskID)
+	task, steps, err := o.lockTask(ctx, tx, rec, cmd.TaskID, uuid.Nil, false)
 	if err != nil || task.State.Terminal() {
 		return err
 	}
-	steps, err := tx.StepList(ctx, cmd.TaskID)
-	if err != nil {
-		return err
-	}
-	return o.apply(ctx, tx, rec, task, makePlan(task.State, steps, taskertype.TaskEventRetryDue, now), now)
+	return o.forgetIfStale(cmd.TaskID, o.apply(ctx, tx, rec, task, makePlan(task.State, steps, taskertype.TaskEventRetryDue, now), now))
 }

@@ -8,6 +8,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/tasker-go/tasker/internal/events"
 	"github.com/tasker-go/tasker/store"
 	"github.com/tasker-go/tasker/taskertype"
@@ -19,11 +21,31 @@ import (
 type Recorder struct {
 	Processor string
 	pending   []events.Event
+	revisions map[uuid.UUID]int64 // revision bumps made, by task
+	after     []func()            // run once the transaction committed
 }
 
 // Reset forgets the transitions recorded so far (the transaction is being
 // retried or was rolled back).
-func (r *Recorder) Reset() { r.pending = r.pending[:0] }
+func (r *Recorder) Reset() {
+	r.pending, r.after = r.pending[:0], r.after[:0]
+	clear(r.revisions)
+}
+
+// Revisions returns how much the transitions recorded so far raised the
+// task's Revision (taskertype.Task.Revision), by the store's rule.
+func (r *Recorder) Revisions(taskID uuid.UUID) int64 { return r.revisions[taskID] }
+
+func (r *Recorder) bump(taskID uuid.UUID) {
+	if r.revisions == nil {
+		r.revisions = make(map[uuid.UUID]int64)
+	}
+	r.revisions[taskID]++
+}
+
+// AfterCommit runs fn once the transaction committed, before its events are
+// published; not at all if it rolls back.
+func (r *Recorder) AfterCommit(fn func()) { r.after = append(r.after, fn) }
 
 // Task moves task by event, as a compare-and-set from its current state, and
 // updates task.State.
@@ -37,6 +59,7 @@ func (r *Recorder) Task(ctx context.Context, tx store.Tx, task *taskertype.Task,
 	}); err != nil {
 		return err
 	}
+	r.bump(task.ID)
 	r.pending = append(r.pending, events.Event{
 		Kind: events.KindTaskTransition, TaskID: task.ID, From: string(task.State), To: string(to), Event: string(ev), At: at,
 	})
@@ -65,6 +88,9 @@ func (r *Recorder) Step(ctx context.Context, tx store.Tx, step *taskertype.Step,
 	}); err != nil {
 		return err
 	}
+	if taskertype.BumpsRevision(step.State, to) {
+		r.bump(step.TaskID)
+	}
 	e := events.Event{
 		Kind: events.KindStepTransition, TaskID: step.TaskID, StepID: step.ID, StepName: step.Name,
 		From: string(step.State), To: string(to), Event: string(ev), At: at, Attempt: next.Attempts,
@@ -80,6 +106,9 @@ func (r *Recorder) Step(ctx context.Context, tx store.Tx, step *taskertype.Step,
 // Publish announces the recorded transitions and forgets them. Call it after
 // the transaction committed.
 func (r *Recorder) Publish(bus *events.Bus) {
+	for _, fn := range r.after {
+		fn()
+	}
 	if bus != nil {
 		for _, e := range r.pending {
 			bus.Publish(e)

@@ -192,7 +192,7 @@ func (t *tx) flushRows() error {
 		}
 		if r.taskDirty {
 			if _, err := t.stmt(t.s.w.taskSetState).ExecContext(t.ctx, id.String(), string(r.task.State),
-				micros(r.task.UpdatedAt), nullMicros(r.task.FinishedAt)); err != nil {
+				micros(r.task.UpdatedAt), nullMicros(r.task.FinishedAt), r.task.Revision); err != nil {
 				return fmt.Errorf("store: task transition: task %s: %w", id, err)
 			}
 		}

@@ -25,7 +25,7 @@ func scanTask(r scanner) (*taskertype.Task, error) {
 		created, updated int64
 		finished         sql.NullInt64
 	)
-	if err := r.Scan(&t.ID, &t.Namespace, &t.Name, &t.Version, &t.State, (*[]byte)(&t.Context),
+	if err := r.Scan(&t.ID, &t.Namespace, &t.Name, &t.Version, &t.State, &t.Revision, (*[]byte)(&t.Context),
 		&created, &updated, &finished); err != nil {
 		return nil, err
 	}

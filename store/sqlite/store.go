@@ -75,22 +75,19 @@ type Store struct {
 
 // readStmts are the statements that read; one set is prepared on each pool.
 type readStmts struct {
-	taskGet, stepGet, stepList *sql.Stmt
+	taskGet, stepList *sql.Stmt
 }
 
 type writeStmts struct {
 	readStmts
-	taskInsert                                                 *sql.Stmt
-	stepInsert, edgeInsert, transitionInsert                   batchInsert
-	taskTransition, taskState, taskSetState, stepTask, lastSeq *sql.Stmt
-	stepTransition, stepState, stepSet                         *sql.Stmt
-	inputs                                                     *sql.Stmt
+	taskInsert, taskSetState, stepSet, stepTask, lastSeq *sql.Stmt
+	stepInsert, edgeInsert, transitionInsert             batchInsert
 }
 
 var _ store.Store = (*Store)(nil)
 
 const (
-	taskColumns = `id, namespace, name, version, state, context, created_at, updated_at, finished_at`
+	taskColumns = `id, namespace, name, version, state, revision, context, created_at, updated_at, finished_at`
 	stepColumns = `id, task_id, name, handler, position, state, attempts,
 		retryable, max_attempts, backoff, backoff_base_us, backoff_cap_us, jitter, timeout_us,
 		next_retry_at, result, failure, created_at, updated_at, started_at, finished_at`
@@ -128,26 +125,14 @@ func newStore(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Store, error) 
 	prepareReads(&s.r, p.R)
 	prepareReads(&s.w.readStmts, p.W)
 	w := &s.w
-	w.taskInsert = p.W(`INSERT INTO tasks (` + taskColumns + `) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, NULL)`)
+	w.taskInsert = p.W(`INSERT INTO tasks (` + taskColumns + `) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?7, NULL)`)
 	w.stepInsert = prepareBatchInsert(p.W, "steps", `id, task_id, name, handler, position, state, attempts,
 		retryable, max_attempts, backoff, backoff_base_us, backoff_cap_us, jitter, timeout_us, created_at, updated_at`)
 	w.edgeInsert = prepareBatchInsert(p.W, "step_edges", "task_id, from_step_id, to_step_id")
-	w.taskTransition = p.W(`UPDATE tasks SET state = ?3, updated_at = ?4, finished_at = ?5 WHERE id = ?1 AND state = ?2`)
 	w.stepTask = p.W(`SELECT task_id FROM steps WHERE id = ?1`)
-	w.taskSetState = p.W(`UPDATE tasks SET state = ?2, updated_at = ?3, finished_at = ?4 WHERE id = ?1`)
-	w.taskState = p.W(`SELECT state FROM tasks WHERE id = ?1`)
-	w.stepTransition = p.W(`UPDATE steps SET state = ?3, attempts = ?4, next_retry_at = ?5, result = ?6, failure = ?7,
-			started_at = ?8, finished_at = ?9, updated_at = ?10
-		WHERE id = ?1 AND state = ?2 AND task_id = ?11`)
+	w.taskSetState = p.W(`UPDATE tasks SET state = ?2, updated_at = ?3, finished_at = ?4, revision = ?5 WHERE id = ?1`)
 	w.stepSet = p.W(`UPDATE steps SET state = ?2, attempts = ?3, next_retry_at = ?4, result = ?5, failure = ?6,
 			started_at = ?7, finished_at = ?8, updated_at = ?9 WHERE id = ?1`)
-	w.stepState = p.W(`SELECT state FROM steps WHERE id = ?1`)
-	// The first row carries the task's context (its name is NULL), the
-	// others the results of the dependencies.
-	w.inputs = p.W(`SELECT 0 AS k, NULL, t.context FROM steps s JOIN tasks t ON t.id = s.task_id WHERE s.id = ?1
-		UNION ALL
-		SELECT 1, d.name, d.result FROM step_edges e JOIN steps d ON d.id = e.from_step_id WHERE e.to_step_id = ?1
-		ORDER BY k`)
 	w.transitionInsert = prepareBatchInsert(p.W, "transitions", "task_id, seq, step_id, from_state, to_state, event, at, processor")
 	w.lastSeq = p.W(`SELECT COALESCE(MAX(seq), 0) FROM transitions WHERE task_id = ?1`)
 	s.taskListAll = p.R(`SELECT ` + taskColumns + ` FROM tasks ORDER BY id DESC LIMIT ?1`)
@@ -169,7 +154,6 @@ func newStore(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Store, error) 
 
 func prepareReads(rs *readStmts, prepare func(string) *sql.Stmt) {
 	rs.taskGet = prepare(`SELECT ` + taskColumns + ` FROM tasks WHERE id = ?1`)
-	rs.stepGet = prepare(`SELECT ` + stepColumns + ` FROM steps WHERE id = ?1`)
 	rs.stepList = prepare(`SELECT ` + stepColumns + `,
 			(SELECT group_concat(e.from_step_id) FROM step_edges e WHERE e.to_step_id = steps.id)
 		FROM steps WHERE task_id = ?1 ORDER BY position, name`)

@@ -176,6 +176,7 @@ func (t *tx) TaskTransition(ctx context.Context, p *store.TaskTransitionParams) 
 	if p.To.Terminal() {
 		r.task.FinishedAt = at
 	}
+	r.task.Revision++
 	r.taskDirty = true
 	t.trans = append(t.trans, transitionRow{task: p.ID, taskID: id, stepID: nil, from: string(p.From), to: string(p.To),
 		event: string(p.Event), at: micros(at), processor: p.Processor})
@@ -274,6 +275,10 @@ func (t *tx) StepTransition(ctx context.Context, p *store.StepTransitionParams) 
 		r.stepsDirty = make(map[uuid.UUID]bool)
 	}
 	r.stepsDirty[st.ID] = true
+	if taskertype.BumpsRevision(p.From, st.State) {
+		r.task.Revision++
+		r.taskDirty = true
+	}
 	t.trans = append(t.trans, transitionRow{task: st.TaskID, taskID: st.TaskID.String(), stepID: id, from: string(p.From), to: string(st.State),
 		event: string(p.Event), at: micros(at), processor: p.Processor})
 	return nil

@@ -83,6 +83,7 @@ var cases = []struct {
 	{"a claim and an acknowledgement in a transaction hold only if it commits", testTxClaimAck},
 	{"a task moved several times in one transaction ends in its last state with every hop logged", testTaskHops},
 	{"steps moved several times in one transaction read back as moved, inside and after it", testStepHops},
+	{"a task's revision counts its transitions and its steps entering or leaving flight", testRevision},
 }
 
 type env struct {
@@ -1151,4 +1152,41 @@ func testStepHops(t *testing.T, e *env) {
 	if got := strings.Join(events, ","); got != "create,enqueue,start,succeed,complete" {
 		t.Errorf("a's log: %s", got)
 	}
+}
+
+func testRevision(t *testing.T, e *env) {
+	p := diamond(t, e)
+	e.create(t, p)
+	id, a := p.Task.ID, p.Steps[0].ID
+	rev := func() int64 { return e.taskGet(t, id).Revision }
+	if r := rev(); r != 0 {
+		t.Fatalf("a new task's revision is %d, want 0", r)
+	}
+	e.moveTask(t, id, taskertype.TaskPending, taskertype.TaskEventStart)
+	if r := rev(); r != 1 {
+		t.Fatalf("after a task transition: revision %d, want 1", r)
+	}
+	e.moveStep(t, a, taskertype.StepEventEnqueue, nil) // pending → enqueued: into flight
+	if r := rev(); r != 2 {
+		t.Fatalf("after a step entered flight: revision %d, want 2", r)
+	}
+	e.moveStep(t, a, taskertype.StepEventStart, nil)   // enqueued → in_progress
+	e.moveStep(t, a, taskertype.StepEventSucceed, nil) // in_progress → enqueued_for_orchestration
+	if r := rev(); r != 2 {
+		t.Fatalf("after moves inside flight: revision %d, want 2 still", r)
+	}
+	e.moveStep(t, a, taskertype.StepEventComplete, nil) // out of flight
+	if r := rev(); r != 3 {
+		t.Fatalf("after a step left flight: revision %d, want 3", r)
+	}
+	e.inTx(t, func(tx store.Tx) error {
+		task, err := tx.TaskGetForUpdate(t.Context(), id)
+		if err != nil {
+			return err
+		}
+		if task.Revision != 3 {
+			t.Errorf("TaskGetForUpdate: revision %d, want 3", task.Revision)
+		}
+		return nil
+	})
 }

@@ -8,6 +8,7 @@ CREATE TABLE tasks (
     name        TEXT    NOT NULL,
     version     TEXT    NOT NULL,
     state       TEXT    NOT NULL,
+    revision    INTEGER NOT NULL DEFAULT 0, -- taskertype.Task.Revision
     context     BLOB    NOT NULL,
     created_at  INTEGER NOT NULL,
     updated_at  INTEGER NOT NULL,
