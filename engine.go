@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tasker-go/tasker/internal/dispatch"
 	"github.com/tasker-go/tasker/internal/events"
 	"github.com/tasker-go/tasker/internal/orchestration"
 	"github.com/tasker-go/tasker/internal/worker"
@@ -55,6 +56,24 @@ type Config struct {
 	// IdlePoll is how often idle consumers look for work when no wake-up
 	// arrives. Default 1s.
 	IdlePoll time.Duration
+	// Pull configures the dispatch channel that hands steps to pull
+	// workers (see RegisterPullHandler).
+	Pull PullConfig
+}
+
+// PullConfig configures the dispatch channel for pull workers. The zero
+// value of each field means its default.
+type PullConfig struct {
+	// Capacity bounds the steps handed to pull workers at once (queued for
+	// polling, or polled and not completed). Default: WorkerConcurrency.
+	Capacity int
+	// CompleteTimeout is how long a pull worker may take between polling a
+	// step and completing it; past it, the step fails with a retryable
+	// timeout. Default 5m (the step's own timeout applies too).
+	CompleteTimeout time.Duration
+	// StarvationThreshold: steps waiting longer than this for a pull worker
+	// are reported as starving. Default 30s.
+	StarvationThreshold time.Duration
 }
 
 // Engine runs orchestration and workers.
@@ -68,6 +87,7 @@ type Engine struct {
 	templates *template.Registry
 	bus       *events.Bus
 	orch      *orchestration.Orchestrator
+	pull      *dispatch.Channel
 
 	mu       sync.Mutex // guards the fields below
 	handlers map[string]Handler
@@ -114,6 +134,10 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("tasker: %w", err)
 		}
 		e.owned, e.store, e.queue = st, st, st.Queue()
+	}
+	if err := e.openPull(); err != nil {
+		e.closeOwned()
+		return nil, err
 	}
 	orch, err := orchestration.New(orchestration.Config{
 		Store: e.store, Queue: e.queue, Bus: e.bus, Logger: cfg.Logger, Clock: cfg.Clock,
@@ -204,6 +228,7 @@ func (e *Engine) Start(ctx context.Context) error {
 			return fmt.Errorf("tasker: start: %w", err)
 		}
 	}
+	go e.pull.Run(context.WithoutCancel(ctx)) // until Close
 	if !e.cfg.DisableWorkers {
 		if err := e.startWorker(ctx); err != nil {
 			_ = e.orch.Stop(ctx)
@@ -267,6 +292,9 @@ func (e *Engine) Stop(ctx context.Context) error {
 	if w != nil {
 		errs = append(errs, w.Stop(ctx))
 	}
+	// After the workers: a step still waiting for a pull worker was released
+	// by the worker's stop; closing first would fail it instead.
+	e.pull.Close()
 	// Orchestration finishes the batch in hand within milliseconds; it gets
 	// a few seconds of its own even when ctx is spent on the workers.
 	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

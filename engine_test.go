@@ -600,3 +600,73 @@ func TestATemplateBuiltInCodeIsCheckedLikeAParsedOne(t *testing.T) {
 		t.Fatalf("registering a template with a zero policy: %v, want ErrInvalid naming the timeout and max_attempts", err)
 	}
 }
+
+func TestPullWorkers(t *testing.T) {
+	tpl, err := template.Parse("pull.yaml", []byte(`name: pulled
+namespace: test
+version: 1.0.0
+steps:
+  - {name: remote, handler: py.double, retry: {max_attempts: 1}}
+  - {name: after, handler: demo.noop, depends_on: [remote]}
+`))
+	must(t, err)
+	eng, err := tasker.Open(t.Context(), tasker.Config{DatabasePath: filepath.Join(t.TempDir(), "t.db"), Templates: []*template.Template{tpl}})
+	must(t, err)
+	must(t, eng.RegisterPullHandler("py.double"))
+	must(t, eng.RegisterHandler("demo.noop", demo.Handlers()["demo.noop"]))
+	must(t, eng.Start(t.Context()))
+	defer eng.Stop(t.Context())
+
+	// An in-process pull client, standing in for a Python worker.
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	clientDone := make(chan struct{})
+	go func() {
+		defer close(clientDone)
+		for {
+			ev, err := eng.Pull().PollWait(ctx)
+			if err != nil {
+				return
+			}
+			var c struct{ Value, Fail int }
+			json.Unmarshal(ev.Context, &c)
+			r := tasker.PullResult{Output: json.RawMessage(fmt.Sprintf(`{"value": %d}`, 2*c.Value))}
+			if c.Fail == 1 {
+				r = tasker.PullResult{Error: "the python side refused", Permanent: true}
+			}
+			if ev.Handler != "py.double" || !eng.Pull().Complete(ev.ID, r) {
+				t.Errorf("event %+v: could not complete it", ev)
+			}
+		}
+	}()
+
+	run := func(taskCtx map[string]int) *tasker.TaskInfo {
+		task, err := eng.CreateTask(t.Context(), tasker.CreateTaskParams{Namespace: "test", Name: "pulled", Context: taskCtx})
+		must(t, err)
+		wctx, wcancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer wcancel()
+		_, err = eng.WaitTask(wctx, task.ID)
+		must(t, err)
+		info, err := eng.Task(t.Context(), task.ID)
+		must(t, err)
+		return info
+	}
+	t.Run("a step served by a pull worker completes with the worker's result", func(t *testing.T) {
+		info := run(map[string]int{"value": 21})
+		if info.Task.State != "complete" || string(info.Steps[0].Result) != `{"value": 42}` {
+			t.Fatalf("task %s, remote result %s", info.Task.State, info.Steps[0].Result)
+		}
+	})
+	t.Run("a pull worker's permanent error fails the step", func(t *testing.T) {
+		info := run(map[string]int{"value": 1, "fail": 1})
+		f := info.Steps[0].Failure
+		if info.Task.State != "error" || f == nil || f.Retryable || !strings.Contains(f.Message, "python side refused") {
+			t.Fatalf("task %s, failure %+v", info.Task.State, f)
+		}
+	})
+	if m := eng.Pull().Metrics(); m.InFlight != 0 || m.Completed != 2 {
+		t.Errorf("pull metrics %+v: want nothing in flight and 2 completed", m)
+	}
+	cancel()
+	<-clientDone
+}

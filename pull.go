@@ -1,0 +1,61 @@
+package tasker
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/tasker-go/tasker/internal/dispatch"
+)
+
+// The dispatch channel's types, for programs that drive pull workers.
+type (
+	// PullChannel hands steps to pull workers: Poll or PollWait takes the
+	// next step, Complete returns its result.
+	PullChannel = dispatch.Channel
+	// PullEvent is a step handed to a pull worker.
+	PullEvent = dispatch.Event
+	// PullResult is what a pull worker reports for a PullEvent.
+	PullResult = dispatch.Result
+	// PullMetrics describes the steps waiting for or held by pull workers.
+	PullMetrics = dispatch.Metrics
+)
+
+func (e *Engine) openPull() error {
+	c := e.cfg.Pull
+	if c.Capacity == 0 {
+		c.Capacity = e.cfg.WorkerConcurrency
+		if c.Capacity == 0 {
+			c.Capacity = 8 * runtime.GOMAXPROCS(0) // the worker's default concurrency
+		}
+	}
+	if c.CompleteTimeout == 0 {
+		c.CompleteTimeout = 5 * time.Minute
+	}
+	if c.StarvationThreshold == 0 {
+		c.StarvationThreshold = 30 * time.Second
+	}
+	ch, err := dispatch.New(dispatch.Config{
+		Capacity: c.Capacity, CompleteTimeout: c.CompleteTimeout, StarvationThreshold: c.StarvationThreshold,
+		Logger: e.log, Clock: e.clock,
+	})
+	if err != nil {
+		return fmt.Errorf("tasker: Config.Pull: %w", err)
+	}
+	e.pull = ch
+	return nil
+}
+
+// RegisterPullHandler makes the steps whose handler is name wait for a pull
+// worker, a program in another language, to take them from the engine's
+// PullChannel and complete them. Register before Start.
+func (e *Engine) RegisterPullHandler(name string) error {
+	if name == "" {
+		return errors.New("tasker: register pull handler: the name is empty")
+	}
+	return e.RegisterHandler(name, e.pull.HandlerFor(name))
+}
+
+// Pull returns the dispatch channel of the pull workers.
+func (e *Engine) Pull() *PullChannel { return e.pull }
