@@ -100,6 +100,7 @@ func (o *Orchestrator) createTx(ctx context.Context, reqs []*createReq) error {
 		now := o.clock.Now()
 		var namespaces []string
 		for i, r := range reqs {
+			start := o.clock.Now()
 			t := *r.task
 			if err := tx.TaskCreate(ctx, &store.TaskCreateParams{Task: &t, Steps: r.steps, At: now, Processor: o.cfg.Processor}); err != nil {
 				return err
@@ -116,6 +117,7 @@ func (o *Orchestrator) createTx(ctx context.Context, reqs []*createReq) error {
 				return err
 			}
 			created[i] = t
+			o.timed(start)
 			if !slices.Contains(namespaces, t.Namespace) {
 				namespaces = append(namespaces, t.Namespace)
 			}

@@ -23,6 +23,7 @@ import (
 	"github.com/tasker-go/tasker/internal/events"
 	"github.com/tasker-go/tasker/internal/group"
 	"github.com/tasker-go/tasker/internal/statemanager"
+	"github.com/tasker-go/tasker/internal/stats"
 	"github.com/tasker-go/tasker/internal/transition"
 	"github.com/tasker-go/tasker/internal/wire"
 	"github.com/tasker-go/tasker/queue"
@@ -114,11 +115,14 @@ type Orchestrator struct {
 	local   atomic.Pointer[LocalWorker]
 	// machines is the state manager: task state machines by task ID.
 	machines *statemanager.Cache[uuid.UUID, *TaskMachine]
-	creates  group.Committer[*createReq]
-	ensured  sync.Map // namespaces whose step queue exists: one entry per namespace
-	mu       sync.Mutex
-	cancel   context.CancelFunc
-	done     chan struct{}
+	// events times every event orchestration processes (a result, a task
+	// command, a creation) and remembers when it last processed one.
+	events  *stats.Latency
+	creates group.Committer[*createReq]
+	ensured sync.Map // namespaces whose step queue exists: one entry per namespace
+	mu      sync.Mutex
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
 
 // New checks cfg and returns an orchestrator that is not yet running.
@@ -137,6 +141,9 @@ func New(cfg Config) (*Orchestrator, error) {
 		return nil, err
 	}
 	o.machines = machines
+	if o.events, err = stats.NewLatency(stats.LatencyConfig{Clock: cfg.Clock}); err != nil {
+		return nil, err
+	}
 	return o, nil
 }
 
@@ -249,3 +256,13 @@ func (o *Orchestrator) scheduleRetryDue(ctx context.Context, tx store.Tx, taskID
 		Delay: max(delay, 0),
 	})
 }
+
+// timed records the latency of one processed event; call it deferred with
+// the time processing started.
+func (o *Orchestrator) timed(start time.Time) {
+	now := o.clock.Now()
+	o.events.RecordAt(now.Sub(start), now)
+}
+
+// EventStats returns the latency figures of the events processed.
+func (o *Orchestrator) EventStats() stats.LatencySnapshot { return o.events.Snapshot() }

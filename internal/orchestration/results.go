@@ -144,6 +144,7 @@ func (o *Orchestrator) processResult(ctx context.Context, tx store.Tx, rec *tran
 func (o *Orchestrator) ProcessResultTx(ctx context.Context, tx store.Tx, rec *transition.Recorder, taskID, stepID uuid.UUID,
 	report func(*taskertype.Step) error,
 ) error {
+	defer o.timed(o.clock.Now())
 	task, steps, err := o.lockTask(ctx, tx, rec, taskID, stepID, false)
 	if err != nil {
 		return err
@@ -196,6 +197,7 @@ func (o *Orchestrator) processTaskCommand(ctx context.Context, tx store.Tx, rec 
 	if cmd.Kind != wire.KindRetryDue {
 		return fmt.Errorf("%w: unknown task command %q", errPoison, cmd.Kind)
 	}
+	defer o.timed(o.clock.Now())
 	now := o.clock.Now()
 	task, steps, err := o.lockTask(ctx, tx, rec, cmd.TaskID, uuid.Nil, false)
 	if err != nil || task.State.Terminal() {

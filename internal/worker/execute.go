@@ -9,6 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/tasker-go/tasker/internal/correlation"
 	"github.com/tasker-go/tasker/internal/transition"
 	"github.com/tasker-go/tasker/internal/wire"
 	"github.com/tasker-go/tasker/queue"
@@ -30,6 +33,16 @@ type outcome struct {
 	result   json.RawMessage
 	failure  *taskertype.StepFailure
 	released bool // the worker is shutting down; give the step back
+}
+
+func (o *outcome) describe() string {
+	switch {
+	case o.released:
+		return "released"
+	case o.failure != nil:
+		return fmt.Sprintf("%s failure (retryable %v)", o.failure.Kind, o.failure.Retryable)
+	}
+	return "success"
 }
 
 // job is a started step: its message, the step and the handler's input.
@@ -191,8 +204,19 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 	if lease := j.step.Timeout + w.cfg.TimeoutGrace + 5*time.Second; lease > w.cfg.VisibilityTimeout {
 		w.extend(ctx, j, lease)
 	}
-	out := w.run(ctx, j.step, j.in, release)
-	w.report(&report{m: j.m, step: j.step, out: out})
+	// The completion listener tracks the attempt from dispatch to stored
+	// outcome; the debug tracker keeps its story.
+	id := uuid.Must(uuid.NewV7())
+	s := j.step
+	if err := w.corr.Track(correlation.Pending{ID: id, TaskID: s.TaskID, StepID: s.ID, StepName: s.Name, Attempt: s.Attempts}); err != nil {
+		w.log.Warn("the completion listener refused to track a step; it runs untracked", "step", s.Name, "error", err)
+	}
+	w.debug.Record(id, s.TaskID, s.ID, s.Name, "dispatched", "handler "+s.Handler)
+	out := w.run(ctx, s, j.in, release)
+	w.debug.Record(id, s.TaskID, s.ID, s.Name, "handler_returned", out.describe())
+	w.report(&report{m: j.m, step: s, out: out})
+	w.corr.Complete(id)
+	w.debug.Record(id, s.TaskID, s.ID, s.Name, "reported", "")
 }
 
 // startTx moves the step of m from enqueued to in_progress and loads its

@@ -20,6 +20,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tasker-go/tasker/internal/consumer"
+	"github.com/tasker-go/tasker/internal/correlation"
+	"github.com/tasker-go/tasker/internal/debugtrack"
 	"github.com/tasker-go/tasker/internal/events"
 	"github.com/tasker-go/tasker/internal/group"
 	"github.com/tasker-go/tasker/internal/transition"
@@ -127,6 +129,12 @@ func (c Config) validate() error {
 	return nil
 }
 
+// The debug tracker's bounds: the executions kept, and for how long.
+const (
+	debugEntries = 1024
+	debugAge     = 15 * time.Minute
+)
+
 // Worker consumes step queues.
 type Worker struct {
 	cfg      Config
@@ -144,6 +152,9 @@ type Worker struct {
 	claims  claimGate
 	queues  []string                 // the step queues of cfg.Namespaces
 	reports group.Committer[*report] // outcomes waiting for a group commit
+	corr    *correlation.Tracker     // the completion listener's correlations
+	debug   *debugtrack.Tracker      // recent executions, for debugging
+	bgDone  chan struct{}            // the background goroutines ended
 	stepCtx context.Context          // the context steps run under
 
 	mu         sync.Mutex
@@ -174,6 +185,22 @@ func New(cfg Config) (*Worker, error) {
 		txQueue: cfg.Queue.Capabilities().SharesStoreDatabase,
 	}
 	w.reports = group.Committer[*report]{Max: maxReportBatch, Commit: w.storeBatch}
+	corr, err := correlation.NewTracker(correlation.TrackerConfig{
+		// Every running step is tracked once: the slots bound them.
+		Capacity: cfg.Concurrency,
+		// An attempt silent for this long has outlived any claim: the step
+		// is taken up again as lost by the next claimant.
+		OrphanAfter: 2*cfg.VisibilityTimeout + cfg.TimeoutGrace,
+		Clock:       cfg.Clock, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	dbg, err := debugtrack.New(debugtrack.Config{MaxEntries: debugEntries, MaxAge: debugAge, Clock: cfg.Clock, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	w.corr, w.debug = corr, dbg
 	return w, nil
 }
 
@@ -199,6 +226,11 @@ func (w *Worker) Start(ctx context.Context) error {
 	stepCtx, stopSteps := context.WithCancel(base)
 	w.stopClaims, w.stopSteps, w.stepCtx = stopClaims, stopSteps, stepCtx
 	w.claims.open()
+	w.bgDone = make(chan struct{})
+	go func() {
+		defer close(w.bgDone)
+		w.corr.Run(stepCtx)
+	}()
 
 	for _, ns := range w.cfg.Namespaces {
 		name := queue.StepQueue(ns)
@@ -235,6 +267,7 @@ func (w *Worker) Stop(ctx context.Context) error {
 	select {
 	case <-done:
 		stopSteps()
+		<-w.bgDone
 		return nil
 	case <-ctx.Done():
 	}
@@ -243,6 +276,7 @@ func (w *Worker) Stop(ctx context.Context) error {
 	defer t.Stop()
 	select {
 	case <-done:
+		<-w.bgDone
 		return nil
 	case <-t.C:
 		return errors.New("worker: stop: some handlers ignored cancellation and are still running; their steps will be retried after their claims expire")
@@ -351,3 +385,28 @@ func (w *Worker) release(n int) {
 
 // InFlight returns the number of steps this worker holds right now.
 func (w *Worker) InFlight() int { return len(w.slots) }
+
+// Stats describes what the worker holds now.
+type Stats struct {
+	InFlight     int // steps holding a slot
+	Concurrency  int
+	Correlations correlation.TrackerCounts
+	Debug        DebugStats
+}
+
+// DebugStats counts the debug tracker's executions.
+type DebugStats struct {
+	Entries int
+	Dropped uint64
+}
+
+// Stats returns the worker's figures.
+func (w *Worker) Stats() Stats {
+	return Stats{
+		InFlight: w.InFlight(), Concurrency: w.cfg.Concurrency, Correlations: w.corr.Counts(),
+		Debug: DebugStats{Entries: w.debug.Len(), Dropped: w.debug.Dropped()},
+	}
+}
+
+// Recent returns the latest step executions the worker saw, newest first.
+func (w *Worker) Recent(n int) []debugtrack.Entry { return w.debug.Recent(n) }
