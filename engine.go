@@ -13,6 +13,8 @@ import (
 	"github.com/tasker-go/tasker/internal/dispatch"
 	"github.com/tasker-go/tasker/internal/events"
 	"github.com/tasker-go/tasker/internal/orchestration"
+	"github.com/tasker-go/tasker/internal/resilience"
+	"github.com/tasker-go/tasker/internal/templatecache"
 	"github.com/tasker-go/tasker/internal/worker"
 	"github.com/tasker-go/tasker/queue"
 	"github.com/tasker-go/tasker/store"
@@ -59,6 +61,21 @@ type Config struct {
 	// Pull configures the dispatch channel that hands steps to pull
 	// workers (see RegisterPullHandler).
 	Pull PullConfig
+	// CircuitBreaker configures the breakers in front of the store and the
+	// queue: when a backend keeps failing, calls fail fast for a while
+	// instead of piling up.
+	CircuitBreaker CircuitBreakerConfig
+}
+
+// CircuitBreakerConfig configures the circuit breakers. The zero value of
+// each field means its default.
+type CircuitBreakerConfig struct {
+	// FailureThreshold is the number of consecutive backend failures that
+	// open a breaker. Default 5.
+	FailureThreshold int
+	// OpenFor is how long an open breaker fails calls before it lets a
+	// trial call through. Default 5s.
+	OpenFor time.Duration
 }
 
 // PullConfig configures the dispatch channel for pull workers. The zero
@@ -88,6 +105,8 @@ type Engine struct {
 	bus       *events.Bus
 	orch      *orchestration.Orchestrator
 	pull      *dispatch.Channel
+	tmpl      *templatecache.Manager // the template manager: a cache in front of templates
+	breakers  *resilience.Registry   // one circuit breaker per backend
 
 	mu       sync.Mutex // guards the fields below
 	handlers map[string]Handler
@@ -135,6 +154,16 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		}
 		e.owned, e.store, e.queue = st, st, st.Queue()
 	}
+	if err := e.guardBackends(); err != nil {
+		e.closeOwned()
+		return nil, err
+	}
+	tmpl, err := templatecache.New(templatecache.RegistrySource(e.templates), templatecache.Config{Clock: cfg.Clock, Logger: cfg.Logger})
+	if err != nil {
+		e.closeOwned()
+		return nil, fmt.Errorf("tasker: %w", err)
+	}
+	e.tmpl = tmpl
 	if err := e.openPull(); err != nil {
 		e.closeOwned()
 		return nil, err
@@ -175,6 +204,26 @@ func (e *Engine) RegisterTemplate(t *template.Template) error {
 	if err := e.templates.Add(t); err != nil {
 		return fmt.Errorf("tasker: %w", err)
 	}
+	e.tmpl.Invalidate(t.Namespace, t.Name) // a cached "latest" may have changed
+	return nil
+}
+
+// guardBackends puts a circuit breaker in front of the store and the queue.
+func (e *Engine) guardBackends() error {
+	cfg := resilience.BreakerConfig{
+		FailureThreshold: e.cfg.CircuitBreaker.FailureThreshold, OpenFor: e.cfg.CircuitBreaker.OpenFor,
+		Clock: e.clock, Logger: e.log,
+	}
+	sb, err := resilience.NewBreaker("store", cfg)
+	if err != nil {
+		return fmt.Errorf("tasker: Config.CircuitBreaker: %w", err)
+	}
+	qb, err := resilience.NewBreaker("queue", cfg)
+	if err != nil {
+		return fmt.Errorf("tasker: Config.CircuitBreaker: %w", err)
+	}
+	e.breakers = resilience.NewRegistry(sb, qb)
+	e.store, e.queue = resilience.GuardStore(e.store, sb), resilience.GuardQueue(e.queue, qb)
 	return nil
 }
 

@@ -670,3 +670,29 @@ steps:
 	cancel()
 	<-clientDone
 }
+
+func TestStatsShowEveryStructure(t *testing.T) {
+	h := newHarness(t, shapes, nil)
+	for i := range 5 {
+		h.run("diamond", map[string]int{"value": i})
+	}
+	s := h.eng.Stats()
+	if s.Events.Count == 0 || s.Events.LastProcessed.IsZero() || s.Events.P99 < s.Events.P50 {
+		t.Errorf("event statistics %+v", s.Events)
+	}
+	if s.Machines.Hits+s.Machines.Misses == 0 {
+		t.Errorf("state manager never consulted: %+v", s.Machines)
+	}
+	if s.Worker.Concurrency == 0 || s.Worker.Correlations.Completed == 0 || s.Worker.Debug.Entries == 0 || s.Worker.Correlations.Tracked != 0 {
+		t.Errorf("worker %+v: want completed correlations, none left, debug entries", s.Worker)
+	}
+	if s.Templates.Hits+s.Templates.Misses == 0 {
+		t.Errorf("template manager never consulted: %+v", s.Templates)
+	}
+	if len(s.Breakers) != 2 || s.Breakers[0].State != "closed" {
+		t.Errorf("breakers %+v: want the store's and the queue's, closed", s.Breakers)
+	}
+	if s.Pull.Capacity == 0 {
+		t.Errorf("pull metrics %+v", s.Pull)
+	}
+}

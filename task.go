@@ -35,7 +35,7 @@ func (e *Engine) CreateTask(ctx context.Context, p CreateTaskParams) (*Task, err
 	if e.cfg.DisableOrchestration {
 		return nil, errors.New("tasker: create task: this engine runs no orchestration (DisableOrchestration)")
 	}
-	tpl, err := e.templates.Get(p.Namespace, p.Name, p.Version)
+	tpl, err := e.tmpl.Get(ctx, p.Namespace, p.Name, p.Version)
 	if err != nil {
 		return nil, fmt.Errorf("tasker: create task: %w", err)
 	}

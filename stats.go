@@ -1,0 +1,58 @@
+package tasker
+
+import (
+	"github.com/tasker-go/tasker/internal/resilience"
+	"github.com/tasker-go/tasker/internal/statemanager"
+	"github.com/tasker-go/tasker/internal/stats"
+	"github.com/tasker-go/tasker/internal/templatecache"
+	"github.com/tasker-go/tasker/internal/worker"
+)
+
+// Stats is a snapshot of the engine's in-process structures: what they hold
+// and what they counted. docs/concurrency.md says what each one is.
+type Stats struct {
+	// Events times the events orchestration processed: rate over the last
+	// 100, average and percentiles over the last 1000, and when the last
+	// one was processed.
+	Events stats.LatencySnapshot
+	// Machines is the state manager's cache of task state machines.
+	Machines statemanager.Stats
+	// Worker is the Go worker's: steps in flight, the completion
+	// listener's correlations, the debug tracker. Zero without workers.
+	Worker worker.Stats
+	// Pull is the dispatch channel of the pull workers.
+	Pull PullMetrics
+	// Templates is the template manager's cache.
+	Templates templatecache.Stats
+	// Breakers are the circuit breakers of the store and the queue.
+	Breakers []resilience.BreakerStats
+	// Bus is the in-process event bus.
+	Bus BusStats
+}
+
+// BusStats describes the event bus.
+type BusStats struct {
+	Subscribers int
+	// Dropped sums the events the live subscriptions could not take.
+	Dropped uint64
+}
+
+// Stats returns the figures of the engine's structures. It takes no lock
+// that the hot paths take for long, and may be called at any time.
+func (e *Engine) Stats() Stats {
+	s := Stats{
+		Events:    e.orch.EventStats(),
+		Machines:  e.orch.MachineStats(),
+		Pull:      e.pull.Metrics(),
+		Templates: e.tmpl.Stats(),
+		Breakers:  e.breakers.All(),
+		Bus:       BusStats{Subscribers: e.bus.Subscribers(), Dropped: e.bus.Dropped()},
+	}
+	e.mu.Lock()
+	w := e.worker
+	e.mu.Unlock()
+	if w != nil {
+		s.Worker = w.Stats()
+	}
+	return s
+}
