@@ -222,7 +222,9 @@ func (e *Engine) guardBackends() error {
 	if err != nil {
 		return fmt.Errorf("tasker: Config.CircuitBreaker: %w", err)
 	}
-	e.breakers = resilience.NewRegistry(sb, qb)
+	if e.breakers, err = resilience.NewRegistry(sb, qb); err != nil {
+		return fmt.Errorf("tasker: %w", err)
+	}
 	e.store, e.queue = resilience.GuardStore(e.store, sb), resilience.GuardQueue(e.queue, qb)
 	return nil
 }

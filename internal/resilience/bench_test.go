@@ -85,7 +85,7 @@ func BenchmarkBreakerRegistry(b *testing.B) {
 		r    registryCand
 	}{
 		{"rwmutex", rw},
-		{"cow", cowRegistry{NewRegistry(bs...)}},
+		{"cow", cowRegistry{must(NewRegistry(bs...))}},
 		{"syncmap", sm},
 		{"xsync", xm},
 	}
@@ -184,3 +184,10 @@ func BenchmarkBreakerDoNotFound(b *testing.B) {
 }
 
 var errNotFoundWrapped = fmt.Errorf("task 1: %w", taskertype.ErrNotFound)
+
+func must(r *Registry, err error) *Registry {
+	if err != nil {
+		panic(err)
+	}
+	return r
+}

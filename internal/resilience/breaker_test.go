@@ -363,7 +363,10 @@ func TestConcurrentCalls(t *testing.T) {
 func TestRegistry(t *testing.T) {
 	s, _ := NewBreaker("store", BreakerConfig{})
 	q, _ := NewBreaker("queue", BreakerConfig{})
-	r := NewRegistry(s, nil)
+	r, err := NewRegistry(s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got, ok := r.Get("store"); !ok || got != s {
 		t.Fatal("Get(store)")
 	}
@@ -384,14 +387,9 @@ func TestRegistry(t *testing.T) {
 	if len(all) != 2 || all[0].Name != "queue" || all[1].Name != "store" || all[0].State != StateClosed {
 		t.Fatalf("All = %+v", all)
 	}
-	func() {
-		defer func() {
-			if recover() == nil {
-				t.Fatal("NewRegistry with two breakers named queue did not panic")
-			}
-		}()
-		NewRegistry(q, dup)
-	}()
+	if _, err := NewRegistry(q, dup); !errors.Is(err, taskertype.ErrInvalid) || !strings.Contains(err.Error(), "queue") {
+		t.Fatalf("NewRegistry with two breakers named queue: %v, want ErrInvalid naming it", err)
+	}
 	var zero Registry
 	if _, ok := zero.Get("store"); ok || len(zero.All()) != 0 {
 		t.Fatal("zero Registry is not empty")
@@ -405,7 +403,7 @@ func TestRegistry(t *testing.T) {
 }
 
 func TestRegistryConcurrentGetAndAdd(t *testing.T) {
-	r := NewRegistry()
+	r, _ := NewRegistry()
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Go(func() {

@@ -37,10 +37,9 @@ type Registry struct {
 }
 
 // NewRegistry returns a registry holding bs (the zero Registry is an empty
-// one, ready to use). Nil breakers are skipped. Two
-// breakers with one name are a programming error: NewRegistry panics; use
-// Add to handle it as an error.
-func NewRegistry(bs ...*Breaker) *Registry {
+// one, ready to use). Nil breakers are skipped; two breakers with one name
+// are an error that names it.
+func NewRegistry(bs ...*Breaker) (*Registry, error) {
 	r := &Registry{}
 	m := make(map[string]*Breaker, len(bs))
 	for _, b := range bs {
@@ -48,12 +47,12 @@ func NewRegistry(bs ...*Breaker) *Registry {
 			continue
 		}
 		if _, dup := m[b.name]; dup {
-			panic(fmt.Sprintf("resilience: NewRegistry: two circuit breakers named %q; give each dependency its own name", b.name))
+			return nil, fmt.Errorf("%w: two circuit breakers named %q: give each dependency its own name", taskertype.ErrInvalid, b.name)
 		}
 		m[b.name] = b
 	}
 	r.breakers.Store(&m)
-	return r
+	return r, nil
 }
 
 // snapshot returns the current map; nil for a zero Registry.
