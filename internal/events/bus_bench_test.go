@@ -3,22 +3,16 @@ package events
 import (
 	"fmt"
 	"math/rand/v2"
-	"runtime"
 	"sync/atomic"
 	"testing"
 
 	"github.com/google/uuid"
 )
 
-// runG runs body on g goroutines: g1 is a plain loop on one goroutine, g16
-// is b.RunParallel with 16 goroutines in all (SetParallelism(16/GOMAXPROCS)).
+// runG runs body on g goroutines per core, through b.RunParallel:
+// g1 is one per core (GOMAXPROCS goroutines), g16 sixteen per core.
 func runG(b *testing.B, g int, body func(id uint64, next func() bool)) {
-	if g == 1 {
-		i := 0
-		body(1, func() bool { i++; return i <= b.N })
-		return
-	}
-	b.SetParallelism(max(1, g/runtime.GOMAXPROCS(0)))
+	b.SetParallelism(g)
 	var ids atomic.Uint64
 	b.RunParallel(func(pb *testing.PB) { body(ids.Add(1), pb.Next) })
 }

@@ -2,7 +2,6 @@ package resilience
 
 import (
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,16 +12,10 @@ import (
 	"github.com/tasker-go/tasker/taskertype"
 )
 
-// runG runs body on g goroutines: g1 is a plain loop on one goroutine, g16
-// is b.RunParallel with 16 goroutines in all (SetParallelism(16/GOMAXPROCS),
-// at least 1 per P).
-func runG(b *testing.B, g int, body func(pb func() bool)) {
-	if g == 1 {
-		i := 0
-		body(func() bool { i++; return i <= b.N })
-		return
-	}
-	b.SetParallelism(max(1, g/runtime.GOMAXPROCS(0)))
+// runG runs body on g goroutines per core, through b.RunParallel:
+// g1 is one per core (GOMAXPROCS goroutines), g16 sixteen per core.
+func runG(b *testing.B, g int, body func(next func() bool)) {
+	b.SetParallelism(g)
 	b.RunParallel(func(pb *testing.PB) { body(pb.Next) })
 }
 
