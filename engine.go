@@ -279,13 +279,13 @@ func (e *Engine) Start(ctx context.Context) error {
 			return fmt.Errorf("tasker: start: %w", err)
 		}
 	}
-	go e.pull.Run(context.WithoutCancel(ctx)) // until Close
 	if !e.cfg.DisableWorkers {
 		if err := e.startWorker(ctx); err != nil {
 			_ = e.orch.Stop(ctx)
 			return fmt.Errorf("tasker: start: %w", err)
 		}
 	}
+	go e.pull.Run(context.WithoutCancel(ctx)) // until Close
 	e.started = true
 	return nil
 }
@@ -340,11 +340,13 @@ func (e *Engine) Stop(ctx context.Context) error {
 	w := e.worker
 	e.mu.Unlock()
 	var errs []error
+	// Steps no pull worker has taken are given back at once (released, to
+	// run again later); the workers then wait only for the steps that are
+	// really running, in Go or in a pull worker.
+	e.pull.Drain()
 	if w != nil {
 		errs = append(errs, w.Stop(ctx))
 	}
-	// After the workers: a step still waiting for a pull worker was released
-	// by the worker's stop; closing first would fail it instead.
 	e.pull.Close()
 	// Orchestration finishes the batch in hand within milliseconds; it gets
 	// a few seconds of its own even when ctx is spent on the workers.

@@ -696,3 +696,31 @@ func TestStatsShowEveryStructure(t *testing.T) {
 		t.Errorf("pull metrics %+v", s.Pull)
 	}
 }
+
+func TestStopReleasesPullStepsNoPullWorkerTook(t *testing.T) {
+	tpl, err := template.Parse("pull.yaml", []byte("name: pulled\nnamespace: test\nversion: 1.0.0\nsteps:\n  - {name: remote, handler: py.slow}\n"))
+	must(t, err)
+	path := filepath.Join(t.TempDir(), "t.db")
+	eng, err := tasker.Open(t.Context(), tasker.Config{DatabasePath: path, Templates: []*template.Template{tpl}})
+	must(t, err)
+	must(t, eng.RegisterPullHandler("py.slow"))
+	must(t, eng.Start(t.Context()))
+	task, err := eng.CreateTask(t.Context(), tasker.CreateTaskParams{Namespace: "test", Name: "pulled"})
+	must(t, err)
+	for eng.Pull().Metrics().Queued != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	start := time.Now()
+	must(t, eng.Stop(context.Background())) // no deadline: it must not wait for a pull worker
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("stop took %v", d)
+	}
+	eng, err = tasker.Open(t.Context(), tasker.Config{DatabasePath: path, DisableWorkers: true, DisableOrchestration: true})
+	must(t, err)
+	defer eng.Stop(t.Context())
+	info, err := eng.Task(t.Context(), task.ID)
+	must(t, err)
+	if s := info.Steps[0]; s.State != "enqueued" || s.Attempts != 0 {
+		t.Fatalf("the step no pull worker took is %s after %d attempts, want enqueued (released), none counted", s.State, s.Attempts)
+	}
+}

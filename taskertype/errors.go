@@ -19,6 +19,10 @@ var (
 	ErrClosed = errors.New("closed")
 	// ErrInvalid: the caller's input is malformed; the message says how.
 	ErrInvalid = errors.New("invalid input")
+	// ErrReleased: a handler gives its step back unfinished, because the
+	// engine is stopping; the step runs again later, the attempt not
+	// counted.
+	ErrReleased = errors.New("step released")
 )
 
 // StaleStateError is a failed compare-and-set: the record with ID was in

@@ -58,6 +58,9 @@ type Pending struct {
 	Attempt  int
 	// Since is when the step was dispatched; zero means now (Track stamps it).
 	Since time.Time
+	// Expect, when positive, is how long this step may take before it
+	// counts as an orphan (its timeout and grace); zero means OrphanAfter.
+	Expect time.Duration
 }
 
 // TrackerCounts are the tracker's counters. Accepted = Completed +
@@ -179,16 +182,19 @@ func (t *Tracker) Complete(id uuid.UUID) (Pending, bool) {
 	return p, ok
 }
 
-// Sweep removes the entries tracked for OrphanAfter or longer, logs each
+// Sweep removes the entries tracked for their Expect, or OrphanAfter, or longer, logs each
 // at Warn and returns them, oldest first. A step swept here and completed
 // later gets false from Complete: exactly one of the two takes it.
 func (t *Tracker) Sweep() []Pending {
 	now := t.clock.Now()
-	cutoff := now.Add(-t.orphanAfter)
 	var out []Pending
 	t.mu.Lock()
 	for id, p := range t.m {
-		if !p.Since.After(cutoff) {
+		limit := t.orphanAfter
+		if p.Expect > 0 {
+			limit = p.Expect
+		}
+		if now.Sub(p.Since) >= limit {
 			out = append(out, p)
 			delete(t.m, id)
 		}

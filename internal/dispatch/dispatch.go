@@ -176,6 +176,8 @@ type Channel struct {
 	closed    chan struct{}
 	isClosed  atomic.Bool
 	closeOnce sync.Once
+	draining  chan struct{} // closed by Drain
+	drainOnce sync.Once
 
 	completed, timedOut, abandoned atomic.Uint64
 
@@ -196,13 +198,14 @@ func New(cfg Config) (*Channel, error) {
 		cfg.Clock = taskertype.SystemClock{}
 	}
 	return &Channel{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		clock:   cfg.Clock,
-		sem:     make(chan struct{}, cfg.Capacity),
-		pending: newPendingMap(cfg.Capacity),
-		notify:  make(chan struct{}, 1),
-		closed:  make(chan struct{}),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		clock:    cfg.Clock,
+		sem:      make(chan struct{}, cfg.Capacity),
+		pending:  newPendingMap(cfg.Capacity),
+		notify:   make(chan struct{}, 1),
+		closed:   make(chan struct{}),
+		draining: make(chan struct{}),
 	}, nil
 }
 
@@ -260,25 +263,43 @@ func (c *Channel) handle(ctx context.Context, name string, in *taskertype.StepIn
 		},
 		done: make(chan outcome, 1),
 	}
+	if c.isDraining() {
+		return nil, errReleased
+	}
 	if !c.queue.push(e) {
 		return nil, errClosed
 	}
 	c.signal()
 
-	select {
-	case o := <-e.done:
-		return o.value()
-	case <-ctx.Done():
-		if c.end(e) {
-			c.abandoned.Add(1)
-			c.log.Debug("step context ended before a pull worker completed it; event abandoned",
-				"event_id", e.ev.ID, "task_id", e.ev.TaskID, "step_id", e.ev.StepID, "step", e.ev.StepName, "cause", context.Cause(ctx))
-			return nil, context.Cause(ctx)
-		}
-	case <-c.closed:
-		if c.end(e) {
-			c.abandoned.Add(1)
-			return nil, errClosed
+	draining := c.draining
+wait:
+	for {
+		select {
+		case o := <-e.done:
+			return o.value()
+		case <-ctx.Done():
+			if c.end(e) {
+				c.abandoned.Add(1)
+				c.log.Debug("step context ended before a pull worker completed it; event abandoned",
+					"event_id", e.ev.ID, "task_id", e.ev.TaskID, "step_id", e.ev.StepID, "step", e.ev.StepName, "cause", context.Cause(ctx))
+				return nil, context.Cause(ctx)
+			}
+			break wait
+		case <-c.closed:
+			if c.end(e) {
+				c.abandoned.Add(1)
+				return nil, errClosed
+			}
+			break wait
+		case <-draining:
+			draining = nil
+			// Not polled yet: give it back. Polled: a pull worker has it,
+			// wait for its outcome.
+			if e.state.CompareAndSwap(stateQueued, stateDone) {
+				c.queue.remove(e)
+				c.abandoned.Add(1)
+				return nil, errReleased
+			}
 		}
 	}
 	// A completion or timeout won the race: its outcome is on its way
@@ -533,6 +554,27 @@ func (c *Channel) Run(ctx context.Context) {
 			c.CheckStarvation()
 		}
 	}
+}
+
+// errReleased is the error of a step given back by Drain.
+var errReleased = fmt.Errorf("dispatch: the engine is stopping and no pull worker had taken the step: %w", taskertype.ErrReleased)
+
+func (c *Channel) isDraining() bool {
+	select {
+	case <-c.draining:
+		return true
+	default:
+		return false
+	}
+}
+
+// Drain prepares a shutdown: the steps no pull worker has polled yet are
+// given back at once (their Handle returns an error matching
+// taskertype.ErrReleased, and the worker releases the step to run again
+// later), and so is every step dispatched from now on; the steps already
+// polled are still awaited. Counted as abandoned. Idempotent.
+func (c *Channel) Drain() {
+	c.drainOnce.Do(func() { close(c.draining) })
 }
 
 // Close ends everything: waiting Handle calls return a retryable error,

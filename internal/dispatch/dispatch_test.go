@@ -686,3 +686,35 @@ func TestChannel(t *testing.T) {
 		}
 	})
 }
+
+func TestDrainGivesBackTheStepsNoPullWorkerTook(t *testing.T) {
+	c := newChannel(t, Config{})
+	h := c.HandlerFor("py.work")
+	polled := dispatch(t.Context(), h, stepInput("polled"))
+	var ev *Event
+	for ev == nil {
+		ev, _ = c.Poll()
+	}
+	queued := dispatch(t.Context(), h, stepInput("queued"))
+	for c.Metrics().Queued != 1 {
+		time.Sleep(time.Millisecond)
+	}
+
+	c.Drain()
+	if r := wait(t, queued); !errors.Is(r.err, taskertype.ErrReleased) {
+		t.Fatalf("the unpolled step: %v, want ErrReleased", r.err)
+	}
+	if r := wait(t, dispatch(t.Context(), h, stepInput("late"))); !errors.Is(r.err, taskertype.ErrReleased) {
+		t.Fatalf("a step dispatched after Drain: %v, want ErrReleased", r.err)
+	}
+	notReturned(t, polled, 20*time.Millisecond) // a pull worker has it: still awaited
+	if !c.Complete(ev.ID, Result{Output: json.RawMessage(`1`)}) {
+		t.Fatal("completing the polled step failed")
+	}
+	if r := wait(t, polled); r.err != nil {
+		t.Fatalf("the polled step: %v", r.err)
+	}
+	if m := c.Metrics(); m.InFlight != 0 || m.Abandoned != 1 || m.Completed != 1 {
+		t.Fatalf("metrics %+v: want nothing in flight, 1 given back, 1 completed", m)
+	}
+}

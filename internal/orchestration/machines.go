@@ -46,7 +46,8 @@ func newMachines(st store.Store) (*statemanager.Cache[uuid.UUID, *TaskMachine], 
 }
 
 // Machine returns the state machine of a task: cached, or read from the
-// store. It is a hint: the store is the truth.
+// store. It is a hint, not checked against the store's revision: the store
+// is the truth.
 func (o *Orchestrator) Machine(ctx context.Context, id uuid.UUID) (*TaskMachine, error) {
 	return o.machines.Get(ctx, id)
 }
@@ -69,7 +70,10 @@ func (o *Orchestrator) lockTask(ctx context.Context, tx store.Tx, rec *transitio
 		return nil, nil, err
 	}
 	var steps []*taskertype.Step
-	if m, ok := o.machines.Peek(id); ok && !all && m.Task.Revision == task.Revision {
+	m, ok := o.machines.Peek(id)
+	hit := ok && !all && m.Task.Revision == task.Revision
+	o.machines.Count(hit)
+	if hit {
 		steps = cloneSteps(m.Steps)
 		if fresh != uuid.Nil {
 			i := slices.IndexFunc(steps, func(s *taskertype.Step) bool { return s.ID == fresh })

@@ -76,7 +76,10 @@ type BreakerConfig struct {
 // (taskertype.ErrNotFound, ErrInvalid, ErrStaleState, ErrIllegalTransition,
 // errors.ErrUnsupported), a call the caller cancelled (context.Canceled) and
 // a rejection by another breaker (ErrOpen). context.DeadlineExceeded is a
-// failure: a dependency too slow to answer in time is what a breaker is for.
+// failure: a dependency too slow to answer in time is what a breaker is for;
+// but the guards (GuardStore, GuardQueue) count no error at all once the
+// caller's own context has ended: the caller gave up, the dependency may be
+// fine.
 func DefaultIsFailure(err error) bool {
 	switch {
 	case err == nil,
@@ -308,9 +311,12 @@ func (b *Breaker) doSlow(fn func() error) error {
 }
 
 func (b *Breaker) classify(err error) outcome {
+	var cd *callerDone
 	switch {
 	case err == nil:
 		return success
+	case errors.As(err, &cd):
+		return neutral
 	case b.isFailure(err):
 		return failure
 	case errors.Is(err, context.Canceled), errors.Is(err, ErrOpen):
@@ -506,4 +512,29 @@ func (b *Breaker) Stats() BreakerStats {
 		Name: b.name, State: st, ConsecutiveFailures: int(b.consecutive.Load()),
 		Opened: b.opened, Rejected: b.rejected.Load(), LastFailure: b.lastFailure, OpenedAt: b.openedAt,
 	}
+}
+
+// callerDone marks an error returned after the caller's own context ended:
+// the caller gave up, which says nothing of the dependency, so the call
+// counts neither as a success nor as a failure.
+type callerDone struct{ err error }
+
+func (e *callerDone) Error() string { return e.err.Error() }
+func (e *callerDone) Unwrap() error { return e.err }
+
+// doCtx is Do for a call made under ctx: an error that comes back once ctx
+// has ended is neutral.
+func (b *Breaker) doCtx(ctx context.Context, fn func() error) error {
+	err := b.Do(func() error {
+		err := fn()
+		if err != nil && ctx.Err() != nil {
+			return &callerDone{err}
+		}
+		return err
+	})
+	var cd *callerDone
+	if errors.As(err, &cd) {
+		return cd.err
+	}
+	return err
 }

@@ -424,3 +424,28 @@ func TestRegistryConcurrentGetAndAdd(t *testing.T) {
 		t.Fatalf("%d breakers", n)
 	}
 }
+
+func TestACallersExpiredDeadlineDoesNotOpenTheBreaker(t *testing.T) {
+	b, err := NewBreaker("store", BreakerConfig{FailureThreshold: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
+	defer cancel()
+	<-ctx.Done()
+	for range 5 {
+		if err := b.doCtx(ctx, func() error { return ctx.Err() }); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("doCtx returned %v, want the caller's deadline error unwrapped", err)
+		}
+	}
+	if s := b.State(); s != StateClosed {
+		t.Fatalf("five calls whose caller gave up opened the breaker: %s", s)
+	}
+	// A deadline inside the call, the caller still waiting: a failure.
+	for range 2 {
+		b.doCtx(context.Background(), func() error { return context.DeadlineExceeded })
+	}
+	if s := b.State(); s != StateOpen {
+		t.Fatalf("backend timeouts did not open the breaker: %s", s)
+	}
+}

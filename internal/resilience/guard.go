@@ -12,10 +12,10 @@ import (
 	"github.com/tasker-go/tasker/taskertype"
 )
 
-// call runs fn through b and returns its value.
-func call[T any](b *Breaker, fn func() (T, error)) (T, error) {
+// call runs fn through b under ctx and returns its value.
+func call[T any](ctx context.Context, b *Breaker, fn func() (T, error)) (T, error) {
 	var v T
-	err := b.Do(func() error {
+	err := b.doCtx(ctx, func() error {
 		var err error
 		v, err = fn()
 		return err
@@ -48,19 +48,19 @@ type guardedStore struct {
 }
 
 func (g *guardedStore) TaskGet(ctx context.Context, id uuid.UUID) (*taskertype.Task, error) {
-	return call(g.b, func() (*taskertype.Task, error) { return g.s.TaskGet(ctx, id) })
+	return call(ctx, g.b, func() (*taskertype.Task, error) { return g.s.TaskGet(ctx, id) })
 }
 
 func (g *guardedStore) TaskList(ctx context.Context, p *store.TaskListParams) ([]*taskertype.Task, error) {
-	return call(g.b, func() ([]*taskertype.Task, error) { return g.s.TaskList(ctx, p) })
+	return call(ctx, g.b, func() ([]*taskertype.Task, error) { return g.s.TaskList(ctx, p) })
 }
 
 func (g *guardedStore) StepList(ctx context.Context, taskID uuid.UUID) ([]*taskertype.Step, error) {
-	return call(g.b, func() ([]*taskertype.Step, error) { return g.s.StepList(ctx, taskID) })
+	return call(ctx, g.b, func() ([]*taskertype.Step, error) { return g.s.StepList(ctx, taskID) })
 }
 
 func (g *guardedStore) TransitionList(ctx context.Context, p *store.TransitionListParams) ([]*taskertype.Transition, error) {
-	return call(g.b, func() ([]*taskertype.Transition, error) { return g.s.TransitionList(ctx, p) })
+	return call(ctx, g.b, func() ([]*taskertype.Transition, error) { return g.s.TransitionList(ctx, p) })
 }
 
 func (g *guardedStore) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
@@ -85,7 +85,10 @@ func (g *guardedStore) InTx(ctx context.Context, fn func(tx store.Tx) error) err
 	})
 	done = true
 	o := g.b.classify(err)
-	if o == failure && !gtx.failed.Load() && fnErr != nil && errors.Is(err, fnErr) {
+	switch {
+	case err != nil && ctx.Err() != nil:
+		o = neutral // the caller gave up
+	case o == failure && !gtx.failed.Load() && fnErr != nil && errors.Is(err, fnErr):
 		o = success // fn's own error: the backend answered every call
 	}
 	g.b.record(gen, o, err)
@@ -169,35 +172,35 @@ type guardedQueue struct {
 }
 
 func (g *guardedQueue) QueueEnsure(ctx context.Context, name string) error {
-	return g.b.Do(func() error { return g.q.QueueEnsure(ctx, name) })
+	return g.b.doCtx(ctx, func() error { return g.q.QueueEnsure(ctx, name) })
 }
 
 func (g *guardedQueue) MessageSend(ctx context.Context, p *queue.SendParams) (int64, error) {
-	return call(g.b, func() (int64, error) { return g.q.MessageSend(ctx, p) })
+	return call(ctx, g.b, func() (int64, error) { return g.q.MessageSend(ctx, p) })
 }
 
 func (g *guardedQueue) MessageClaim(ctx context.Context, p *queue.ClaimParams) ([]*queue.Message, error) {
-	return call(g.b, func() ([]*queue.Message, error) { return g.q.MessageClaim(ctx, p) })
+	return call(ctx, g.b, func() ([]*queue.Message, error) { return g.q.MessageClaim(ctx, p) })
 }
 
 func (g *guardedQueue) MessageAck(ctx context.Context, p *queue.AckParams) error {
-	return g.b.Do(func() error { return g.q.MessageAck(ctx, p) })
+	return g.b.doCtx(ctx, func() error { return g.q.MessageAck(ctx, p) })
 }
 
 func (g *guardedQueue) MessageNack(ctx context.Context, p *queue.NackParams) error {
-	return g.b.Do(func() error { return g.q.MessageNack(ctx, p) })
+	return g.b.doCtx(ctx, func() error { return g.q.MessageNack(ctx, p) })
 }
 
 func (g *guardedQueue) MessageExtend(ctx context.Context, p *queue.ExtendParams) error {
-	return g.b.Do(func() error { return g.q.MessageExtend(ctx, p) })
+	return g.b.doCtx(ctx, func() error { return g.q.MessageExtend(ctx, p) })
 }
 
 func (g *guardedQueue) MessageArchive(ctx context.Context, p *queue.ArchiveParams) error {
-	return g.b.Do(func() error { return g.q.MessageArchive(ctx, p) })
+	return g.b.doCtx(ctx, func() error { return g.q.MessageArchive(ctx, p) })
 }
 
 func (g *guardedQueue) QueueStats(ctx context.Context, name string) (*queue.Stats, error) {
-	return call(g.b, func() (*queue.Stats, error) { return g.q.QueueStats(ctx, name) })
+	return call(ctx, g.b, func() (*queue.Stats, error) { return g.q.QueueStats(ctx, name) })
 }
 
 func (g *guardedQueue) Subscribe(name string) (<-chan struct{}, func()) { return g.q.Subscribe(name) }

@@ -76,23 +76,29 @@ func New[K comparable, V any](cfg Config[K, V]) (*Cache[K, V], error) {
 	return c, nil
 }
 
-// Peek returns the cached value without loading it.
-func (c *Cache[K, V]) Peek(key K) (V, bool) {
-	v, ok := c.entries.GetIfPresent(key)
-	if ok {
+// Peek returns the cached value without loading it and without counting
+// a hit or a miss: the caller may find the value stale, and says so with
+// Count.
+func (c *Cache[K, V]) Peek(key K) (V, bool) { return c.entries.GetIfPresent(key) }
+
+// Count records a lookup made with Peek: a hit when the value was there and
+// used, a miss otherwise.
+func (c *Cache[K, V]) Count(hit bool) {
+	if hit {
 		c.hits.Add(1)
 	} else {
 		c.misses.Add(1)
 	}
-	return v, ok
 }
 
 // Get returns the cached value, loading it on a miss. A load that fails is
 // not cached.
 func (c *Cache[K, V]) Get(ctx context.Context, key K) (V, error) {
 	if v, ok := c.Peek(key); ok {
+		c.Count(true)
 		return v, nil
 	}
+	c.Count(false)
 	r, err, _ := c.group.Do(c.keyOf(key), func() (any, error) {
 		if v, ok := c.entries.GetIfPresent(key); ok { // loaded while we queued
 			return v, nil

@@ -208,7 +208,10 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 	// outcome; the debug tracker keeps its story.
 	id := uuid.Must(uuid.NewV7())
 	s := j.step
-	if err := w.corr.Track(correlation.Pending{ID: id, TaskID: s.TaskID, StepID: s.ID, StepName: s.Name, Attempt: s.Attempts}); err != nil {
+	// An attempt silent past its timeout, the grace and the time a report
+	// may take to be stored is an orphan.
+	expect := s.Timeout + w.cfg.TimeoutGrace + reportBudget
+	if err := w.corr.Track(correlation.Pending{ID: id, TaskID: s.TaskID, StepID: s.ID, StepName: s.Name, Attempt: s.Attempts, Expect: expect}); err != nil {
 		w.log.Warn("the completion listener refused to track a step; it runs untracked", "step", s.Name, "error", err)
 	}
 	w.debug.Record(id, s.TaskID, s.ID, s.Name, "dispatched", "handler "+s.Handler)
@@ -303,7 +306,7 @@ func (w *Worker) run(ctx context.Context, step *taskertype.Step, in *taskertype.
 		// deadline is a timeout, whatever it says.
 		timedOut := errors.Is(context.Cause(hctx), errStepTimeout)
 		switch {
-		case ctx.Err() != nil && (err != nil || timedOut):
+		case ctx.Err() != nil && (err != nil || timedOut), errors.Is(err, taskertype.ErrReleased):
 			done <- &outcome{released: true} // the worker is stopping
 		case timedOut && err != nil:
 			done <- timeout(": " + err.Error())

@@ -14,6 +14,9 @@ import (
 // maxReportBatch bounds the outcomes stored in one transaction.
 const maxReportBatch = 32
 
+// reportBudget bounds the time spent storing one outcome, retries included.
+const reportBudget = 30 * time.Second
+
 // report is a finished attempt waiting to be stored.
 type report struct {
 	m    *queue.Message
@@ -32,7 +35,7 @@ type report struct {
 // group freed, so a chain of steps costs one transaction per step.
 func (w *Worker) report(r *report) {
 	if !w.txQueue || r.out.released {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), reportBudget)
 		defer cancel()
 		w.storeOne(ctx, r)
 		return
@@ -44,7 +47,7 @@ func (w *Worker) report(r *report) {
 // their messages and claims the next steps of their queues. If anything in
 // the batch fails, it is rolled back and each outcome is stored on its own.
 func (w *Worker) storeBatch(batch []*report) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), reportBudget)
 	defer cancel()
 	room := 0
 	if w.claims.enter() {
@@ -148,7 +151,10 @@ func (w *Worker) storeOne(ctx context.Context, r *report) {
 			}
 			return tx.MessageAck(ctx, &queue.AckParams{Queue: m.Queue, Receipts: []queue.Receipt{m.Receipt()}})
 		})
-		if err == nil || !passing(err) || ctx.Err() != nil {
+		// A stale state may come from orchestration's cached view of the
+		// task (dropped by then): try again once or twice before giving up.
+		retry := passing(err) || (errors.Is(err, taskertype.ErrStaleState) && attempt < 3)
+		if err == nil || !retry || ctx.Err() != nil {
 			break
 		}
 		w.log.Warn("could not store a step's result; retrying", "step", step.Name, "attempt", attempt, "retry_in", delay, "error", err)

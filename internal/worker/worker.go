@@ -186,10 +186,13 @@ func New(cfg Config) (*Worker, error) {
 	}
 	w.reports = group.Committer[*report]{Max: maxReportBatch, Commit: w.storeBatch}
 	corr, err := correlation.NewTracker(correlation.TrackerConfig{
-		// Every running step is tracked once: the slots bound them.
-		Capacity: cfg.Concurrency,
-		// An attempt silent for this long has outlived any claim: the step
-		// is taken up again as lost by the next claimant.
+		// A running step is tracked from dispatch until its outcome is
+		// stored; its slot is free again when the handler returns, so a
+		// finished step still reporting and the step started in its slot
+		// may both be tracked: twice the slots.
+		Capacity: 2 * cfg.Concurrency,
+		// Each step says how long it may take (work sets Expect from its
+		// timeout); this is only the default.
 		OrphanAfter: 2*cfg.VisibilityTimeout + cfg.TimeoutGrace,
 		Clock:       cfg.Clock, Logger: cfg.Logger,
 	})
@@ -253,7 +256,7 @@ func (w *Worker) Start(ctx context.Context) error {
 // longer for the releases to be stored.
 func (w *Worker) Stop(ctx context.Context) error {
 	w.mu.Lock()
-	stopClaims, stopSteps := w.stopClaims, w.stopSteps
+	stopClaims, stopSteps, bgDone := w.stopClaims, w.stopSteps, w.bgDone
 	w.stopClaims, w.stopSteps = nil, nil
 	w.mu.Unlock()
 	if stopClaims == nil {
@@ -267,7 +270,7 @@ func (w *Worker) Stop(ctx context.Context) error {
 	select {
 	case <-done:
 		stopSteps()
-		<-w.bgDone
+		<-bgDone
 		return nil
 	case <-ctx.Done():
 	}
@@ -276,7 +279,7 @@ func (w *Worker) Stop(ctx context.Context) error {
 	defer t.Stop()
 	select {
 	case <-done:
-		<-w.bgDone
+		<-bgDone
 		return nil
 	case <-t.C:
 		return errors.New("worker: stop: some handlers ignored cancellation and are still running; their steps will be retried after their claims expire")

@@ -30,7 +30,7 @@ func (t *tx) TaskCreate(ctx context.Context, p *store.TaskCreateParams) error {
 	atUS := sqlitedb.Micros(at)
 	task := p.Task
 	taskID := task.ID.String()
-	taskCtx := []byte(task.Context)
+	taskCtx := slices.Clone([]byte(task.Context)) // the cache keeps its own copy
 	if len(taskCtx) == 0 {
 		taskCtx = []byte("{}")
 	}
@@ -42,11 +42,6 @@ func (t *tx) TaskCreate(ctx context.Context, p *store.TaskCreateParams) error {
 	if err != nil {
 		return fmt.Errorf("store: %s: task %s: %w", op, task.ID, err)
 	}
-	task.State = taskertype.TaskPending
-	task.CreatedAt, task.UpdatedAt, task.FinishedAt = at, at, time.Time{}
-	t.trans = append(t.trans, transitionRow{task: task.ID, taskID: taskID, stepID: nil,
-		to: string(taskertype.TaskPending), event: string(taskertype.TaskEventCreate), at: atUS, processor: p.Processor})
-
 	steps := make([][]any, len(p.Steps))
 	var edges [][]any
 	for i, st := range p.Steps {
@@ -69,18 +64,27 @@ func (t *tx) TaskCreate(ctx context.Context, p *store.TaskCreateParams) error {
 	if err := t.s.w.edgeInsert.exec(t.ctx, t.tx, edges); err != nil {
 		return fmt.Errorf("store: %s: edges of task %s: %w", op, task.ID, err)
 	}
-	rows := &taskRows{task: *task, steps: make([]*taskertype.Step, len(p.Steps))}
-	rows.task.Context = taskCtx
+	// Everything is inserted: now the log and the rows this transaction
+	// keeps, made of exactly what was written (a caller's other fields, such
+	// as a Revision or Attempts it set, are not stored, so not kept).
+	task.State, task.Revision = taskertype.TaskPending, 0
+	task.CreatedAt, task.UpdatedAt, task.FinishedAt = at, at, time.Time{}
+	t.trans = append(t.trans, transitionRow{task: task.ID, taskID: taskID, stepID: nil,
+		to: string(taskertype.TaskPending), event: string(taskertype.TaskEventCreate), at: atUS, processor: p.Processor})
+	kept := taskertype.Task{ID: task.ID, Namespace: task.Namespace, Name: task.Name, Version: task.Version,
+		State: taskertype.TaskPending, Context: taskCtx, CreatedAt: stored(at), UpdatedAt: stored(at)}
+	rows := &taskRows{task: kept, steps: make([]*taskertype.Step, len(p.Steps))}
 	for i, st := range p.Steps {
 		st.TaskID = task.ID
 		st.State = taskertype.StepPending
 		st.CreatedAt, st.UpdatedAt = at, at
 		t.trans = append(t.trans, transitionRow{task: task.ID, taskID: taskID, stepID: st.ID.String(),
 			to: string(taskertype.StepPending), event: string(taskertype.StepEventCreate), at: atUS, processor: p.Processor})
-		c := *st
-		c.DependsOn = slices.Clone(st.DependsOn)
-		sortIDs(c.DependsOn)
-		rows.steps[i] = &c
+		deps := slices.Clone(st.DependsOn)
+		sortIDs(deps)
+		rows.steps[i] = &taskertype.Step{ID: st.ID, TaskID: task.ID, Name: st.Name, Handler: st.Handler, Position: st.Position,
+			State: taskertype.StepPending, DependsOn: deps, Retry: st.Retry,
+			Timeout: st.Timeout.Truncate(time.Microsecond), CreatedAt: stored(at), UpdatedAt: stored(at)}
 	}
 	slices.SortStableFunc(rows.steps, func(a, b *taskertype.Step) int { return cmpPosition(a, b) })
 	t.keep(rows)

@@ -60,6 +60,7 @@ func (r *taskRows) clone() *taskRows {
 
 func copyStep(s *taskertype.Step) *taskertype.Step {
 	c := *s
+	c.Result = cloneBytes(s.Result)
 	if s.Failure != nil {
 		f := *s.Failure
 		c.Failure = &f
@@ -67,11 +68,21 @@ func copyStep(s *taskertype.Step) *taskertype.Step {
 	return &c
 }
 
-// Bounds of the row cache: the tasks in it, and the step → task index.
+// Bounds of the row cache: the bytes of the tasks in it (contexts and
+// results included), and the entries of the step → task index.
 const (
-	cachedTasks = 4096
+	cachedBytes = 64 << 20
 	cachedSteps = 65536
 )
+
+// weight estimates the memory a task's rows hold.
+func weight(_ uuid.UUID, r *taskRows) uint32 {
+	w := 512 + len(r.task.Context)
+	for _, s := range r.steps {
+		w += 256 + len(s.Result)
+	}
+	return uint32(min(w, 1<<31))
+}
 
 // rowCache holds the committed rows of recently touched tasks. Finished tasks
 // leave it at once; the bounds evict the rest, which are then read again.
@@ -82,7 +93,7 @@ type rowCache struct {
 
 func newRowCache() *rowCache {
 	return &rowCache{
-		tasks:    otter.Must(&otter.Options[uuid.UUID, *taskRows]{MaximumSize: cachedTasks}),
+		tasks:    otter.Must(&otter.Options[uuid.UUID, *taskRows]{MaximumWeight: cachedBytes, Weigher: weight}),
 		stepTask: otter.Must(&otter.Options[uuid.UUID, uuid.UUID]{MaximumSize: cachedSteps}),
 	}
 }
@@ -213,3 +224,22 @@ func withDeps(s *taskertype.Step, deps bool) *taskertype.Step {
 
 func micros(t time.Time) int64   { return sqlitedb.Micros(t) }
 func nullMicros(t time.Time) any { return sqlitedb.NullMicros(t) }
+
+// stored is t as the database keeps it: UTC microseconds, no monotonic
+// reading. Values enter the cache in this form, so that a row reads the same
+// whether it comes from the cache or from the database.
+func stored(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return sqlitedb.Time(sqlitedb.Micros(t))
+}
+
+// cloneBytes copies a JSON value entering or leaving the cache: callers and
+// handlers may reuse or change their slices.
+func cloneBytes(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return slices.Clone(b)
+}

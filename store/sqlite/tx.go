@@ -172,9 +172,9 @@ func (t *tx) TaskTransition(ctx context.Context, p *store.TaskTransitionParams) 
 		return fmt.Errorf("store: %s: %w", op, &taskertype.StaleStateError{Kind: "task", ID: id, Expected: string(p.From), Actual: string(r.task.State)})
 	}
 	at := t.at(p.At)
-	r.task.State, r.task.UpdatedAt, r.task.FinishedAt = p.To, at, time.Time{}
+	r.task.State, r.task.UpdatedAt, r.task.FinishedAt = p.To, stored(at), time.Time{}
 	if p.To.Terminal() {
-		r.task.FinishedAt = at
+		r.task.FinishedAt = stored(at)
 	}
 	r.task.Revision++
 	r.taskDirty = true
@@ -264,8 +264,8 @@ func (t *tx) StepTransition(ctx context.Context, p *store.StepTransitionParams) 
 	st.UpdatedAt = at
 	// The step's identity and definition stay as stored; its mutable
 	// fields come from p.Step.
-	cur.State, cur.Attempts, cur.NextRetryAt, cur.Result = st.State, st.Attempts, st.NextRetryAt, st.Result
-	cur.StartedAt, cur.FinishedAt, cur.UpdatedAt = st.StartedAt, st.FinishedAt, at
+	cur.State, cur.Attempts, cur.NextRetryAt, cur.Result = st.State, st.Attempts, stored(st.NextRetryAt), cloneBytes(st.Result)
+	cur.StartedAt, cur.FinishedAt, cur.UpdatedAt = stored(st.StartedAt), stored(st.FinishedAt), stored(at)
 	cur.Failure = nil
 	if st.Failure != nil {
 		f := *st.Failure
@@ -294,13 +294,13 @@ func (t *tx) StepInputs(ctx context.Context, stepID uuid.UUID) (*store.StepInput
 	if err != nil {
 		return nil, err
 	}
-	in := &store.StepInputs{Context: r.task.Context, Results: make(map[string]json.RawMessage, len(st.DependsOn))}
+	in := &store.StepInputs{Context: cloneBytes(r.task.Context), Results: make(map[string]json.RawMessage, len(st.DependsOn))}
 	for _, dep := range st.DependsOn {
 		d := r.step(dep)
 		if d == nil {
 			return nil, fmt.Errorf("store: %s: step %s: dependency %s is not a step of task %s", op, stepID, dep, r.task.ID)
 		}
-		result := d.Result
+		result := json.RawMessage(cloneBytes(d.Result))
 		if len(result) == 0 {
 			result = json.RawMessage("null")
 		}
