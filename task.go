@@ -3,7 +3,6 @@ package tasker
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -30,11 +29,10 @@ type CreateTaskParams struct {
 // CreateTask creates a task from a registered template and starts it. The
 // context is validated against the template's schema, and, when this
 // engine runs workers, every step's handler must be registered. On error
-// nothing of the task is stored.
+// nothing of the task is stored. An engine that runs no orchestration
+// (DisableOrchestration) may create tasks too: the orchestrators of other
+// processes take them from there.
 func (e *Engine) CreateTask(ctx context.Context, p CreateTaskParams) (*Task, error) {
-	if e.cfg.DisableOrchestration {
-		return nil, errors.New("tasker: create task: this engine runs no orchestration (DisableOrchestration)")
-	}
 	tpl, err := e.tmpl.Get(ctx, p.Namespace, p.Name, p.Version)
 	if err != nil {
 		return nil, fmt.Errorf("tasker: create task: %w", err)
