@@ -12,7 +12,7 @@ bench:
 # Every concurrent structure of docs/concurrency.md against its candidates,
 # one goroutine per core (g1) and sixteen (g16), three runs each.
 STRUCTURES = ./internal/dispatch ./internal/statemanager ./internal/stats ./internal/correlation \
-	./internal/templatecache ./internal/debugtrack ./internal/resilience ./internal/events
+	./internal/templatecache ./internal/debugtrack ./internal/resilience ./internal/events ./queue/postgres
 bench-structures:
 	go test -run '^$$' -bench . -benchtime 1s -count 3 $(STRUCTURES)
 

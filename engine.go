@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"github.com/tasker-go/tasker/internal/worker"
 	"github.com/tasker-go/tasker/queue"
 	"github.com/tasker-go/tasker/store"
+	storepg "github.com/tasker-go/tasker/store/postgres"
 	storesqlite "github.com/tasker-go/tasker/store/sqlite"
 	"github.com/tasker-go/tasker/taskertype"
 	"github.com/tasker-go/tasker/template"
@@ -27,8 +29,16 @@ import (
 // process on the embedded SQLite file "tasker.db".
 type Config struct {
 	// DatabasePath is the SQLite file of the embedded backend, created if
-	// missing. Default "tasker.db". Ignored when Store is set.
+	// missing. Default "tasker.db". Ignored when Store or DatabaseURL is set.
 	DatabasePath string
+	// DatabaseURL selects the PostgreSQL backend (store and queues in one
+	// database), e.g. "postgres://user@host:5432/db?sslmode=disable".
+	// Ignored when Store is set.
+	DatabaseURL string
+	// AutoMigrate applies the PostgreSQL schema migrations at Open (they
+	// are safe to run from several processes at once); otherwise run
+	// `tasker migrate` first.
+	AutoMigrate bool
 	// Store and Queue replace the embedded backend; set both or neither.
 	// The engine does not close them.
 	Store store.Store
@@ -100,7 +110,8 @@ type Engine struct {
 	clock     Clock
 	store     store.Store
 	queue     queue.Queue
-	owned     *storesqlite.Store // the embedded backend, closed with the engine
+	owned     *storesqlite.Store // the embedded backend, when it is the one
+	closer    io.Closer          // the backend the engine opened, closed with it
 	templates *template.Registry
 	bus       *events.Bus
 	orch      *orchestration.Orchestrator
@@ -143,6 +154,13 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("tasker: %w", err)
 		}
 	}
+	if e.store == nil && cfg.DatabaseURL != "" {
+		st, err := storepg.Open(ctx, storepg.Config{URL: cfg.DatabaseURL, Logger: cfg.Logger, Clock: cfg.Clock, AutoMigrate: cfg.AutoMigrate})
+		if err != nil {
+			return nil, fmt.Errorf("tasker: %w", err)
+		}
+		e.closer, e.store, e.queue = st, st, st.Queue()
+	}
 	if e.store == nil {
 		path := cfg.DatabasePath
 		if path == "" {
@@ -152,7 +170,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		if err != nil {
 			return nil, fmt.Errorf("tasker: %w", err)
 		}
-		e.owned, e.store, e.queue = st, st, st.Queue()
+		e.owned, e.closer, e.store, e.queue = st, st, st, st.Queue()
 	}
 	if err := e.guardBackends(); err != nil {
 		e.closeOwned()
@@ -361,10 +379,10 @@ func (e *Engine) Stop(ctx context.Context) error {
 }
 
 func (e *Engine) closeOwned() error {
-	if e.owned == nil {
+	if e.closer == nil {
 		return nil
 	}
-	return e.owned.Close()
+	return e.closer.Close()
 }
 
 // Subscribe delivers the engine's committed state changes that match f,

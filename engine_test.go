@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/tasker-go/tasker/internal/pgdb/pgtest"
 
 	"github.com/tasker-go/tasker"
 	"github.com/tasker-go/tasker/internal/demo"
@@ -21,13 +24,46 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// harness is an embedded engine on a fresh database with the demo handlers.
+// harness is an engine on a fresh database with the demo handlers.
 type harness struct {
 	t   *testing.T
 	eng *tasker.Engine
 }
 
+// backends returns the backends the engine tests run on: the embedded
+// SQLite always, PostgreSQL when its test database is configured (always in
+// CI).
+func backends() []string {
+	b := []string{"sqlite"}
+	if os.Getenv(pgtest.EnvURL) != "" {
+		b = append(b, "postgres")
+	}
+	return b
+}
+
+// onBackends runs test once per backend, each with a fresh database.
+func onBackends(t *testing.T, test func(t *testing.T, backend string)) {
+	for _, b := range backends() {
+		t.Run(b, func(t *testing.T) { test(t, b) })
+	}
+}
+
+// database returns the Config fields that put an engine on a fresh
+// database of the backend.
+func database(t *testing.T, backend string) tasker.Config {
+	if backend == "postgres" {
+		_, url := pgtest.Schema(t)
+		return tasker.Config{DatabaseURL: url, AutoMigrate: true}
+	}
+	return tasker.Config{DatabasePath: filepath.Join(t.TempDir(), "t.db")}
+}
+
 func newHarness(t *testing.T, templates string, handlers map[string]tasker.Handler) *harness {
+	t.Helper()
+	return newHarnessOn(t, "sqlite", templates, handlers)
+}
+
+func newHarnessOn(t *testing.T, backend, templates string, handlers map[string]tasker.Handler) *harness {
 	t.Helper()
 	var tpls []*template.Template
 	for i, doc := range strings.Split(templates, "\n---\n") {
@@ -37,7 +73,9 @@ func newHarness(t *testing.T, templates string, handlers map[string]tasker.Handl
 		}
 		tpls = append(tpls, tpl)
 	}
-	eng, err := tasker.Open(t.Context(), tasker.Config{DatabasePath: filepath.Join(t.TempDir(), "t.db"), Templates: tpls})
+	cfg := database(t, backend)
+	cfg.Templates = tpls
+	eng, err := tasker.Open(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,27 +171,29 @@ steps:
 `
 
 func TestADiamondRunsEachStepOnceAndJoinsTheBranches(t *testing.T) {
-	h := newHarness(t, shapes, nil)
-	info := h.run("diamond", map[string]int{"value": 3})
-	if info.Task.State != "complete" {
-		t.Fatalf("task %s", info.Task.State)
-	}
-	// start = 4, left = 16, right = 5, join = 21
-	if got := value(t, h.step(info, "join")); got != 21 {
-		t.Errorf("join = %d, want 21", got)
-	}
-	for _, s := range info.Steps {
-		want := []string{"create", "enqueue", "start", "succeed", "complete"}
-		if got := h.stepEvents(info, s.Name); strings.Join(got, ",") != strings.Join(want, ",") {
-			t.Errorf("step %s went through %v, want %v", s.Name, got, want)
+	onBackends(t, func(t *testing.T, backend string) {
+		h := newHarnessOn(t, backend, shapes, nil)
+		info := h.run("diamond", map[string]int{"value": 3})
+		if info.Task.State != "complete" {
+			t.Fatalf("task %s", info.Task.State)
 		}
-		if s.Attempts != 1 {
-			t.Errorf("step %s took %d attempts", s.Name, s.Attempts)
+		// start = 4, left = 16, right = 5, join = 21
+		if got := value(t, h.step(info, "join")); got != 21 {
+			t.Errorf("join = %d, want 21", got)
 		}
-	}
-	if info.Task.FinishedAt.IsZero() {
-		t.Error("a complete task has no finish time")
-	}
+		for _, s := range info.Steps {
+			want := []string{"create", "enqueue", "start", "succeed", "complete"}
+			if got := h.stepEvents(info, s.Name); strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Errorf("step %s went through %v, want %v", s.Name, got, want)
+			}
+			if s.Attempts != 1 {
+				t.Errorf("step %s took %d attempts", s.Name, s.Attempts)
+			}
+		}
+		if info.Task.FinishedAt.IsZero() {
+			t.Error("a complete task has no finish time")
+		}
+	})
 }
 
 const retrying = `name: retrying
@@ -245,105 +285,107 @@ func retryingHandlers(calls *atomic.Int32) map[string]tasker.Handler {
 }
 
 func TestFailures(t *testing.T) {
-	var calls atomic.Int32
-	h := newHarness(t, retrying, retryingHandlers(&calls))
+	onBackends(t, func(t *testing.T, backend string) {
+		var calls atomic.Int32
+		h := newHarnessOn(t, backend, retrying, retryingHandlers(&calls))
 
-	t.Run("a retryable failure is retried after its backoff until it succeeds", func(t *testing.T) {
-		info := h.run("retrying", map[string]int{"fail_times": 2})
-		if info.Task.State != "complete" {
-			t.Fatalf("task %s", info.Task.State)
-		}
-		flaky := h.step(info, "flaky")
-		if flaky.Attempts != 3 || flaky.Failure == nil || flaky.Failure.Attempt != 2 {
-			t.Errorf("flaky: %d attempts, last failure %+v; want 3 attempts, the second failed", flaky.Attempts, flaky.Failure)
-		}
-		want := "create,enqueue,start,fail,schedule_retry,retry,enqueue,start,fail,schedule_retry,retry,enqueue,start,succeed,complete"
-		if got := strings.Join(h.stepEvents(info, "flaky"), ","); got != want {
-			t.Errorf("flaky went through\n %s\nwant\n %s", got, want)
-		}
-		log, _ := h.eng.Transitions(t.Context(), info.Task.ID)
-		var waited bool
-		for _, tr := range log {
-			waited = waited || (tr.StepID.String() == "00000000-0000-0000-0000-000000000000" && tr.To == "waiting_for_retry")
-		}
-		if !waited {
-			t.Error("the task never waited for the retry")
-		}
-	})
-
-	t.Run("a retry-after from the handler replaces the backoff", func(t *testing.T) {
-		start := time.Now()
-		info := h.run("retry_after", nil)
-		if info.Task.State != "complete" || time.Since(start) > 10*time.Second {
-			t.Fatalf("task %s after %v: the hour of backoff was not replaced by the retry-after", info.Task.State, time.Since(start))
-		}
-	})
-
-	t.Run("a step out of attempts fails the task", func(t *testing.T) {
-		info := h.run("give_up", map[string]int{"fail_times": 5})
-		if info.Task.State != "error" {
-			t.Fatalf("task %s, want error", info.Task.State)
-		}
-		if s := h.step(info, "flaky"); s.State != "error" || s.Attempts != 2 {
-			t.Errorf("flaky: %s after %d attempts, want error after 2", s.State, s.Attempts)
-		}
-	})
-
-	t.Run("a permanent failure blocks the task, which ends in error once the running branch finishes", func(t *testing.T) {
-		info := h.run("permanent", map[string]int{"sleep_ms": 50})
-		if info.Task.State != "error" {
-			t.Fatalf("task %s, want error", info.Task.State)
-		}
-		if s := h.step(info, "broken"); s.State != "error" || s.Attempts != 1 || s.Failure.Retryable {
-			t.Errorf("broken: %s, %d attempts, %+v; want a permanent error after 1 attempt", s.State, s.Attempts, s.Failure)
-		}
-		if s := h.step(info, "slow"); s.State != "complete" {
-			t.Errorf("the running branch was %s, want complete", s.State)
-		}
-		if s := h.step(info, "never"); s.State != "pending" {
-			t.Errorf("the blocked join is %s, want pending", s.State)
-		}
-		log, _ := h.eng.Transitions(t.Context(), info.Task.ID)
-		var path []string
-		for _, tr := range log {
-			if tr.StepID.String() == "00000000-0000-0000-0000-000000000000" {
-				path = append(path, tr.To)
+		t.Run("a retryable failure is retried after its backoff until it succeeds", func(t *testing.T) {
+			info := h.run("retrying", map[string]int{"fail_times": 2})
+			if info.Task.State != "complete" {
+				t.Fatalf("task %s", info.Task.State)
 			}
-		}
-		if p := strings.Join(path, ","); !strings.Contains(p, "blocked_by_failures") || !strings.HasSuffix(p, "error") {
-			t.Errorf("task path %s, want blocked_by_failures then error", p)
-		}
-	})
+			flaky := h.step(info, "flaky")
+			if flaky.Attempts != 3 || flaky.Failure == nil || flaky.Failure.Attempt != 2 {
+				t.Errorf("flaky: %d attempts, last failure %+v; want 3 attempts, the second failed", flaky.Attempts, flaky.Failure)
+			}
+			want := "create,enqueue,start,fail,schedule_retry,retry,enqueue,start,fail,schedule_retry,retry,enqueue,start,succeed,complete"
+			if got := strings.Join(h.stepEvents(info, "flaky"), ","); got != want {
+				t.Errorf("flaky went through\n %s\nwant\n %s", got, want)
+			}
+			log, _ := h.eng.Transitions(t.Context(), info.Task.ID)
+			var waited bool
+			for _, tr := range log {
+				waited = waited || (tr.StepID.String() == "00000000-0000-0000-0000-000000000000" && tr.To == "waiting_for_retry")
+			}
+			if !waited {
+				t.Error("the task never waited for the retry")
+			}
+		})
 
-	t.Run("a panic is a permanent failure", func(t *testing.T) {
-		info := h.run("panics", nil)
-		s := h.step(info, "boom")
-		if info.Task.State != "error" || s.Failure == nil || s.Failure.Kind != "panic" || !strings.Contains(s.Failure.Message, "the handler broke") {
-			t.Fatalf("task %s, failure %+v; want error with a panic failure", info.Task.State, s.Failure)
-		}
-	})
+		t.Run("a retry-after from the handler replaces the backoff", func(t *testing.T) {
+			start := time.Now()
+			info := h.run("retry_after", nil)
+			if info.Task.State != "complete" || time.Since(start) > 10*time.Second {
+				t.Fatalf("task %s after %v: the hour of backoff was not replaced by the retry-after", info.Task.State, time.Since(start))
+			}
+		})
 
-	t.Run("a result that arrives after the timeout is a timeout", func(t *testing.T) {
-		info := h.run("late", nil)
-		s := h.step(info, "late")
-		if info.Task.State != "error" || s.Failure == nil || s.Failure.Kind != "timeout" || s.Result != nil {
-			t.Fatalf("task %s, failure %+v, result %s; want error with a timeout failure and no result", info.Task.State, s.Failure, s.Result)
-		}
-	})
+		t.Run("a step out of attempts fails the task", func(t *testing.T) {
+			info := h.run("give_up", map[string]int{"fail_times": 5})
+			if info.Task.State != "error" {
+				t.Fatalf("task %s, want error", info.Task.State)
+			}
+			if s := h.step(info, "flaky"); s.State != "error" || s.Attempts != 2 {
+				t.Errorf("flaky: %s after %d attempts, want error after 2", s.State, s.Attempts)
+			}
+		})
 
-	t.Run("an odd error value fails the step instead of hanging it", func(t *testing.T) {
-		info := h.run("nil_error", nil)
-		if s := h.step(info, "odd"); info.Task.State != "error" || s.Failure == nil {
-			t.Fatalf("task %s, failure %+v; want error", info.Task.State, s.Failure)
-		}
-	})
+		t.Run("a permanent failure blocks the task, which ends in error once the running branch finishes", func(t *testing.T) {
+			info := h.run("permanent", map[string]int{"sleep_ms": 50})
+			if info.Task.State != "error" {
+				t.Fatalf("task %s, want error", info.Task.State)
+			}
+			if s := h.step(info, "broken"); s.State != "error" || s.Attempts != 1 || s.Failure.Retryable {
+				t.Errorf("broken: %s, %d attempts, %+v; want a permanent error after 1 attempt", s.State, s.Attempts, s.Failure)
+			}
+			if s := h.step(info, "slow"); s.State != "complete" {
+				t.Errorf("the running branch was %s, want complete", s.State)
+			}
+			if s := h.step(info, "never"); s.State != "pending" {
+				t.Errorf("the blocked join is %s, want pending", s.State)
+			}
+			log, _ := h.eng.Transitions(t.Context(), info.Task.ID)
+			var path []string
+			for _, tr := range log {
+				if tr.StepID.String() == "00000000-0000-0000-0000-000000000000" {
+					path = append(path, tr.To)
+				}
+			}
+			if p := strings.Join(path, ","); !strings.Contains(p, "blocked_by_failures") || !strings.HasSuffix(p, "error") {
+				t.Errorf("task path %s, want blocked_by_failures then error", p)
+			}
+		})
 
-	t.Run("a step past its timeout fails with a timeout", func(t *testing.T) {
-		info := h.run("times_out", map[string]int{"sleep_ms": 5000})
-		s := h.step(info, "hang")
-		if info.Task.State != "error" || s.Failure == nil || s.Failure.Kind != "timeout" || !s.Failure.Retryable {
-			t.Fatalf("task %s, failure %+v; want error with a retryable timeout failure", info.Task.State, s.Failure)
-		}
+		t.Run("a panic is a permanent failure", func(t *testing.T) {
+			info := h.run("panics", nil)
+			s := h.step(info, "boom")
+			if info.Task.State != "error" || s.Failure == nil || s.Failure.Kind != "panic" || !strings.Contains(s.Failure.Message, "the handler broke") {
+				t.Fatalf("task %s, failure %+v; want error with a panic failure", info.Task.State, s.Failure)
+			}
+		})
+
+		t.Run("a result that arrives after the timeout is a timeout", func(t *testing.T) {
+			info := h.run("late", nil)
+			s := h.step(info, "late")
+			if info.Task.State != "error" || s.Failure == nil || s.Failure.Kind != "timeout" || s.Result != nil {
+				t.Fatalf("task %s, failure %+v, result %s; want error with a timeout failure and no result", info.Task.State, s.Failure, s.Result)
+			}
+		})
+
+		t.Run("an odd error value fails the step instead of hanging it", func(t *testing.T) {
+			info := h.run("nil_error", nil)
+			if s := h.step(info, "odd"); info.Task.State != "error" || s.Failure == nil {
+				t.Fatalf("task %s, failure %+v; want error", info.Task.State, s.Failure)
+			}
+		})
+
+		t.Run("a step past its timeout fails with a timeout", func(t *testing.T) {
+			info := h.run("times_out", map[string]int{"sleep_ms": 5000})
+			s := h.step(info, "hang")
+			if info.Task.State != "error" || s.Failure == nil || s.Failure.Kind != "timeout" || !s.Failure.Retryable {
+				t.Fatalf("task %s, failure %+v; want error with a retryable timeout failure", info.Task.State, s.Failure)
+			}
+		})
 	})
 }
 
@@ -363,74 +405,76 @@ steps:
 `
 
 func TestOperators(t *testing.T) {
-	h := newHarness(t, operated, nil)
-	ctx := t.Context()
+	onBackends(t, func(t *testing.T, backend string) {
+		h := newHarnessOn(t, backend, operated, nil)
+		ctx := t.Context()
 
-	t.Run("a failed step resolved by hand lets a reset task finish", func(t *testing.T) {
-		info := h.run("operated", nil)
-		if info.Task.State != "error" {
-			t.Fatalf("task %s, want error", info.Task.State)
-		}
-		must(t, h.eng.ResolveStep(ctx, info.Task.ID, "first"))
-		must(t, h.eng.ResetTask(ctx, info.Task.ID))
-		info = h.wait(info.Task)
-		if info.Task.State != "complete" || h.step(info, "first").State != "resolved_manually" || h.step(info, "second").State != "complete" {
-			t.Fatalf("after resolve and reset: task %s, first %s, second %s", info.Task.State, h.step(info, "first").State, h.step(info, "second").State)
-		}
-	})
+		t.Run("a failed step resolved by hand lets a reset task finish", func(t *testing.T) {
+			info := h.run("operated", nil)
+			if info.Task.State != "error" {
+				t.Fatalf("task %s, want error", info.Task.State)
+			}
+			must(t, h.eng.ResolveStep(ctx, info.Task.ID, "first"))
+			must(t, h.eng.ResetTask(ctx, info.Task.ID))
+			info = h.wait(info.Task)
+			if info.Task.State != "complete" || h.step(info, "first").State != "resolved_manually" || h.step(info, "second").State != "complete" {
+				t.Fatalf("after resolve and reset: task %s, first %s, second %s", info.Task.State, h.step(info, "first").State, h.step(info, "second").State)
+			}
+		})
 
-	t.Run("a step completed by hand carries the given result", func(t *testing.T) {
-		info := h.run("operated", nil)
-		must(t, h.eng.CompleteStep(ctx, info.Task.ID, "first", json.RawMessage(`{"value": 7}`)))
-		must(t, h.eng.ResetTask(ctx, info.Task.ID))
-		info = h.wait(info.Task)
-		if info.Task.State != "complete" || string(h.step(info, "first").Result) != `{"value": 7}` {
-			t.Fatalf("task %s, first result %s", info.Task.State, h.step(info, "first").Result)
-		}
-	})
+		t.Run("a step completed by hand carries the given result", func(t *testing.T) {
+			info := h.run("operated", nil)
+			must(t, h.eng.CompleteStep(ctx, info.Task.ID, "first", json.RawMessage(`{"value": 7}`)))
+			must(t, h.eng.ResetTask(ctx, info.Task.ID))
+			info = h.wait(info.Task)
+			if info.Task.State != "complete" || string(h.step(info, "first").Result) != `{"value": 7}` {
+				t.Fatalf("task %s, first result %s", info.Task.State, h.step(info, "first").Result)
+			}
+		})
 
-	t.Run("a cancelled task cancels its steps and discards the running step's result", func(t *testing.T) {
-		task, err := h.eng.CreateTask(ctx, tasker.CreateTaskParams{Namespace: "test", Name: "slow", Context: map[string]int{"sleep_ms": 300}})
-		must(t, err)
-		waitForStep(t, h.eng, task, "wait", "in_progress")
-		must(t, h.eng.CancelTask(ctx, task.ID))
-		info := h.wait(task)
-		if info.Task.State != "cancelled" || h.step(info, "wait").State != "cancelled" || h.step(info, "after").State != "cancelled" {
-			t.Fatalf("task %s, steps %s %s; want all cancelled", info.Task.State, h.step(info, "wait").State, h.step(info, "after").State)
-		}
-		time.Sleep(400 * time.Millisecond) // the handler returns meanwhile
-		info, err = h.eng.Task(ctx, task.ID)
-		must(t, err)
-		if info.Task.State != "cancelled" || h.step(info, "wait").State != "cancelled" || h.step(info, "wait").Result != nil {
-			t.Fatalf("after the handler returned: task %s, step %s with result %s", info.Task.State, h.step(info, "wait").State, h.step(info, "wait").Result)
-		}
-		if err := h.eng.CancelTask(ctx, task.ID); !errors.Is(err, taskertype.ErrInvalid) {
-			t.Errorf("cancelling a cancelled task: %v, want ErrInvalid", err)
-		}
-	})
+		t.Run("a cancelled task cancels its steps and discards the running step's result", func(t *testing.T) {
+			task, err := h.eng.CreateTask(ctx, tasker.CreateTaskParams{Namespace: "test", Name: "slow", Context: map[string]int{"sleep_ms": 300}})
+			must(t, err)
+			waitForStep(t, h.eng, task, "wait", "in_progress")
+			must(t, h.eng.CancelTask(ctx, task.ID))
+			info := h.wait(task)
+			if info.Task.State != "cancelled" || h.step(info, "wait").State != "cancelled" || h.step(info, "after").State != "cancelled" {
+				t.Fatalf("task %s, steps %s %s; want all cancelled", info.Task.State, h.step(info, "wait").State, h.step(info, "after").State)
+			}
+			time.Sleep(400 * time.Millisecond) // the handler returns meanwhile
+			info, err = h.eng.Task(ctx, task.ID)
+			must(t, err)
+			if info.Task.State != "cancelled" || h.step(info, "wait").State != "cancelled" || h.step(info, "wait").Result != nil {
+				t.Fatalf("after the handler returned: task %s, step %s with result %s", info.Task.State, h.step(info, "wait").State, h.step(info, "wait").Result)
+			}
+			if err := h.eng.CancelTask(ctx, task.ID); !errors.Is(err, taskertype.ErrInvalid) {
+				t.Errorf("cancelling a cancelled task: %v, want ErrInvalid", err)
+			}
+		})
 
-	t.Run("a task resolved by hand cancels its unfinished steps and keeps its failed one", func(t *testing.T) {
-		info := h.run("operated", nil)
-		must(t, h.eng.ResolveTask(ctx, info.Task.ID))
-		info = h.wait(info.Task)
-		if info.Task.State != "resolved_manually" || h.step(info, "first").State != "error" || h.step(info, "second").State != "cancelled" {
-			t.Fatalf("task %s, first %s, second %s", info.Task.State, h.step(info, "first").State, h.step(info, "second").State)
-		}
-		if err := h.eng.ResolveTask(ctx, info.Task.ID); !errors.Is(err, taskertype.ErrInvalid) {
-			t.Errorf("resolving a resolved task: %v, want ErrInvalid", err)
-		}
-	})
+		t.Run("a task resolved by hand cancels its unfinished steps and keeps its failed one", func(t *testing.T) {
+			info := h.run("operated", nil)
+			must(t, h.eng.ResolveTask(ctx, info.Task.ID))
+			info = h.wait(info.Task)
+			if info.Task.State != "resolved_manually" || h.step(info, "first").State != "error" || h.step(info, "second").State != "cancelled" {
+				t.Fatalf("task %s, first %s, second %s", info.Task.State, h.step(info, "first").State, h.step(info, "second").State)
+			}
+			if err := h.eng.ResolveTask(ctx, info.Task.ID); !errors.Is(err, taskertype.ErrInvalid) {
+				t.Errorf("resolving a resolved task: %v, want ErrInvalid", err)
+			}
+		})
 
-	t.Run("operator errors name what was wrong", func(t *testing.T) {
-		info := h.run("operated", nil)
-		err := h.eng.ResolveStep(ctx, info.Task.ID, "nope")
-		if !errors.Is(err, taskertype.ErrNotFound) || !strings.Contains(err.Error(), "first") {
-			t.Errorf("resolving an unknown step: %v, want ErrNotFound listing the steps", err)
-		}
-		done := h.run("slow", map[string]int{"sleep_ms": 1})
-		if err := h.eng.ResetTask(ctx, done.Task.ID); !errors.Is(err, taskertype.ErrInvalid) || !strings.Contains(err.Error(), "complete") {
-			t.Errorf("resetting a complete task: %v, want ErrInvalid naming its state", err)
-		}
+		t.Run("operator errors name what was wrong", func(t *testing.T) {
+			info := h.run("operated", nil)
+			err := h.eng.ResolveStep(ctx, info.Task.ID, "nope")
+			if !errors.Is(err, taskertype.ErrNotFound) || !strings.Contains(err.Error(), "first") {
+				t.Errorf("resolving an unknown step: %v, want ErrNotFound listing the steps", err)
+			}
+			done := h.run("slow", map[string]int{"sleep_ms": 1})
+			if err := h.eng.ResetTask(ctx, done.Task.ID); !errors.Is(err, taskertype.ErrInvalid) || !strings.Contains(err.Error(), "complete") {
+				t.Errorf("resetting a complete task: %v, want ErrInvalid naming its state", err)
+			}
+		})
 	})
 }
 
@@ -504,24 +548,26 @@ steps:
 }
 
 func TestManyTasksInFlightAllComplete(t *testing.T) {
-	h := newHarness(t, shapes, nil)
-	ctx := t.Context()
-	var tasks []*tasker.Task
-	for i := range 100 {
-		task, err := h.eng.CreateTask(ctx, tasker.CreateTaskParams{Namespace: "test", Name: "diamond", Context: map[string]int{"value": i}})
-		must(t, err)
-		tasks = append(tasks, task)
-	}
-	for i, task := range tasks {
-		info := h.wait(task)
-		if info.Task.State != "complete" {
-			t.Fatalf("task %d: %s", i, info.Task.State)
+	onBackends(t, func(t *testing.T, backend string) {
+		h := newHarnessOn(t, backend, shapes, nil)
+		ctx := t.Context()
+		var tasks []*tasker.Task
+		for i := range 100 {
+			task, err := h.eng.CreateTask(ctx, tasker.CreateTaskParams{Namespace: "test", Name: "diamond", Context: map[string]int{"value": i}})
+			must(t, err)
+			tasks = append(tasks, task)
 		}
-		// start = i+1, left = (i+1)², right = i+2
-		if got, want := value(t, h.step(info, "join")), int64((i+1)*(i+1)+i+2); got != want {
-			t.Fatalf("task %d: join = %d, want %d", i, got, want)
+		for i, task := range tasks {
+			info := h.wait(task)
+			if info.Task.State != "complete" {
+				t.Fatalf("task %d: %s", i, info.Task.State)
+			}
+			// start = i+1, left = (i+1)², right = i+2
+			if got, want := value(t, h.step(info, "join")), int64((i+1)*(i+1)+i+2); got != want {
+				t.Fatalf("task %d: join = %d, want %d", i, got, want)
+			}
 		}
-	}
+	})
 }
 
 func TestStop(t *testing.T) {

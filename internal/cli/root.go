@@ -86,7 +86,8 @@ func newRoot(stdout, stderr io.Writer, code *int) *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log what the engine does (to stderr)")
-	root.AddCommand(newRunCmd(g), newResumeCmd(g), newTemplateCmd(g), newTaskCmd(g), newBenchCmd(g))
+	root.AddCommand(newRunCmd(g), newResumeCmd(g), newTemplateCmd(g), newTaskCmd(g), newBenchCmd(g),
+		newMigrateCmd(g), newServeCmd(g), newWorkerCmd(g))
 	return root
 }
 

@@ -84,7 +84,7 @@ func newTaskCmd(g *globals) *cobra.Command {
 	}
 	dbFlag(list, &listDB)
 	list.Flags().IntVarP(&limit, "limit", "n", 20, "how many tasks to list")
-	cmd.AddCommand(show, list)
+	cmd.AddCommand(show, list, newCreateCmd(g))
 	return cmd
 }
 

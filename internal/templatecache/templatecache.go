@@ -237,6 +237,13 @@ func (m *Manager) load(ctx context.Context, k key) (*template.Template, error) {
 		m.fmu.Lock()
 		f, joined := m.flights[fk]
 		if !joined {
+			// A flight caches its template before it leaves m.flights, so a
+			// caller that finds no flight here finds the last one's result
+			// in the cache: it must not load again.
+			if e, ok := m.entries.Load(k); ok && m.now() < e.expires {
+				m.fmu.Unlock()
+				return e.t, nil
+			}
 			f = &flight{done: make(chan struct{})}
 			m.flights[fk] = f
 		}

@@ -1,0 +1,187 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/spf13/cobra"
+
+	"github.com/tasker-go/tasker"
+	"github.com/tasker-go/tasker/internal/demo"
+	storepg "github.com/tasker-go/tasker/store/postgres"
+	"github.com/tasker-go/tasker/template"
+)
+
+// backend holds the flags that choose the database.
+type backend struct {
+	url, db     string
+	autoMigrate bool
+}
+
+func backendFlags(cmd *cobra.Command, b *backend) {
+	dbFlag(cmd, &b.db)
+	cmd.Flags().StringVar(&b.url, "database-url", os.Getenv("TASKER_DATABASE_URL"),
+		"PostgreSQL URL (env TASKER_DATABASE_URL); when set, --db is ignored")
+	cmd.Flags().BoolVar(&b.autoMigrate, "migrate", false, "apply the PostgreSQL schema migrations first")
+}
+
+func (b *backend) config(g *globals) tasker.Config {
+	return tasker.Config{DatabasePath: b.db, DatabaseURL: b.url, AutoMigrate: b.autoMigrate, Logger: g.logger()}
+}
+
+func newMigrateCmd(g *globals) *cobra.Command {
+	var url string
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply the PostgreSQL schema migrations (safe from several processes at once)",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if url == "" {
+				return usageError{fmt.Errorf("no database: pass --database-url or set TASKER_DATABASE_URL")}
+			}
+			if err := storepg.Migrate(cmd.Context(), storepg.Config{URL: url, Logger: g.logger()}); err != nil {
+				return err
+			}
+			fmt.Fprintln(g.stdout, "schema up to date")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&url, "database-url", os.Getenv("TASKER_DATABASE_URL"), "PostgreSQL URL (env TASKER_DATABASE_URL)")
+	return cmd
+}
+
+func newServeCmd(g *globals) *cobra.Command {
+	var b backend
+	var shutdown time.Duration
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run orchestration until interrupted (any number of processes may serve one database)",
+		Long: `Run orchestration: take new tasks and step results from the database's queues,
+move the tasks on, retry, finalize. Workers run in other processes
+('tasker worker'). Stops gracefully on SIGINT or SIGTERM.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := b.config(g)
+			cfg.DisableWorkers = true
+			return g.serveUntilDone(cmd.Context(), cfg, nil, shutdown, "orchestration")
+		},
+	}
+	backendFlags(cmd, &b)
+	cmd.Flags().DurationVar(&shutdown, "shutdown-timeout", 30*time.Second, "how long a stop waits for work in hand")
+	return cmd
+}
+
+func newWorkerCmd(g *globals) *cobra.Command {
+	var b backend
+	var namespaces []string
+	var shutdown time.Duration
+	var concurrency int
+	cmd := &cobra.Command{
+		Use:   "worker --namespace NS",
+		Short: "Run Go workers (the built-in demo handlers) for namespaces until interrupted",
+		Long: `Run workers that claim the steps of the given namespaces and run them with the
+built-in demo handlers (a program of your own embeds the engine with its
+handlers instead). Results go back to the orchestration processes
+('tasker serve'). Stops gracefully on SIGINT or SIGTERM: running steps finish
+or are released.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(namespaces) == 0 {
+				return usageError{fmt.Errorf("no namespace: pass --namespace NS (repeatable)")}
+			}
+			if concurrency < 0 {
+				return usageError{fmt.Errorf("--concurrency %d: give a positive number, or 0 for the default", concurrency)}
+			}
+			cfg := b.config(g)
+			cfg.DisableOrchestration = true
+			cfg.WorkerNamespaces = namespaces
+			cfg.WorkerConcurrency = concurrency
+			return g.serveUntilDone(cmd.Context(), cfg, demo.Handlers(), shutdown, "workers")
+		},
+	}
+	backendFlags(cmd, &b)
+	cmd.Flags().StringSliceVarP(&namespaces, "namespace", "n", nil, "namespace whose steps to run (repeatable)")
+	cmd.Flags().IntVar(&concurrency, "concurrency", 0, "steps run at once (default 8 × CPUs)")
+	cmd.Flags().DurationVar(&shutdown, "shutdown-timeout", 30*time.Second, "how long a stop waits for running steps before releasing them")
+	return cmd
+}
+
+// serveUntilDone runs an engine until ctx ends (a signal), then stops it.
+func (g *globals) serveUntilDone(ctx context.Context, cfg tasker.Config, handlers map[string]tasker.Handler, shutdown time.Duration, what string) error {
+	eng, err := tasker.Open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	for name, h := range handlers {
+		if err := eng.RegisterHandler(name, h); err != nil {
+			_ = eng.Stop(ctx)
+			return err
+		}
+	}
+	if err := eng.Start(ctx); err != nil {
+		_ = eng.Stop(context.Background())
+		return err
+	}
+	g.logger().Info("running", "what", what, "pid", os.Getpid())
+	fmt.Fprintf(g.stderr, "tasker: %s running (pid %d); stop with Ctrl-C or SIGTERM\n", what, os.Getpid())
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), shutdown)
+	defer cancel()
+	if err := eng.Stop(sctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.stderr, "tasker: %s stopped\n", what)
+	return nil
+}
+
+func newCreateCmd(g *globals) *cobra.Command {
+	var b backend
+	var taskCtx, output string
+	var wait bool
+	cmd := &cobra.Command{
+		Use:   "create TEMPLATE_FILE",
+		Short: "Create a task in a database for the serving processes to run",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			raw, err := parseContext(taskCtx)
+			if err != nil {
+				return err
+			}
+			tpl, err := template.LoadFile(args[0])
+			if err != nil {
+				return err
+			}
+			cfg := b.config(g)
+			cfg.DisableOrchestration, cfg.DisableWorkers = true, true
+			cfg.Templates = []*template.Template{tpl}
+			eng, err := tasker.Open(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer g.stopEngine(eng)
+			task, err := eng.CreateTask(cmd.Context(), tasker.CreateTaskParams{Namespace: tpl.Namespace, Name: tpl.Name, Version: tpl.Version, Context: raw})
+			if err != nil {
+				return err
+			}
+			if !wait {
+				fmt.Fprintln(g.stdout, task.ID)
+				return nil
+			}
+			if _, err := eng.WaitTask(cmd.Context(), task.ID); err != nil {
+				return err
+			}
+			return g.summarize(cmd.Context(), eng, []uuid.UUID{task.ID}, output)
+		},
+	}
+	backendFlags(cmd, &b)
+	cmd.Flags().StringVarP(&taskCtx, "context", "c", "{}", "the task's context, a JSON object")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the task to finish and print its summary")
+	outputFlag(cmd, &output)
+	return cmd
+}

@@ -1,0 +1,228 @@
+// Package pgdb is the PostgreSQL plumbing shared by the store
+// (store/postgres) and the queue (queue/postgres): a pgx pool opened from a
+// URL with errors that say what to do, versioned migrations per component
+// applied under an advisory lock, transactions whose statements are sent in
+// pipelined batches and retried on serialization failures and deadlocks, a
+// round-trip counter, and the translation of PostgreSQL errors into the
+// sentinels of taskertype.
+package pgdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+// Options says which database to open and how. The zero value of each field
+// but URL means its default.
+type Options struct {
+	// URL is the database, as postgres://user:password@host:5432/dbname?sslmode=disable
+	// or as key=value pairs ("host=... dbname=..."). Parameters that pgx
+	// does not know are sent to the server as run-time settings, so
+	// "&search_path=myschema" puts the tables in schema myschema.
+	// pool_max_conns sets the size of the pool.
+	URL    string
+	Logger *slog.Logger
+	// MaxConns bounds the pool; it overrides pool_max_conns of the URL.
+	// Default: the URL's, else pgxpool's (the larger of 4 and the number of
+	// CPUs).
+	MaxConns int32
+	// ConnectTimeout bounds each connection attempt when the URL sets no
+	// connect_timeout. Default 10s.
+	ConnectTimeout time.Duration
+}
+
+// DB is an open pool.
+type DB struct {
+	// Pool runs the statements. Its connections count their round trips
+	// (RoundTrips).
+	Pool   *pgxpool.Pool
+	Logger *slog.Logger
+	// Where names the database for messages: host, port, database and
+	// user, never the password.
+	Where string
+
+	trips counter
+	pids  sync.Map // uint32 → struct{}: backend pids of the pool's connections
+
+	closeOnce sync.Once
+}
+
+// Open parses the URL, opens the pool and checks that the database answers.
+// A malformed URL is an error wrapping taskertype.ErrInvalid; an unreachable
+// server, a database that does not exist or refused credentials give an
+// error that says what to check.
+func Open(ctx context.Context, opts Options) (*DB, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if strings.TrimSpace(opts.URL) == "" {
+		return nil, fmt.Errorf("open database: no database URL: set one such as postgres://user@localhost:5432/tasker?sslmode=disable: %w", taskertype.ErrInvalid)
+	}
+	cfg, err := pgxpool.ParseConfig(opts.URL)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: the URL cannot be parsed (%s): want postgres://user:password@host:5432/dbname?sslmode=disable: %w",
+			redact(opts.URL), parseReason(err), taskertype.ErrInvalid)
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
+		if cfg.ConnConfig.ConnectTimeout == 0 {
+			cfg.ConnConfig.ConnectTimeout = 10 * time.Second
+		}
+	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "tasker"
+	}
+	db := &DB{Logger: logger, Where: where(cfg.ConnConfig)}
+	cfg.ConnConfig.Tracer = &db.trips
+	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
+		db.pids.Store(c.PgConn().PID(), struct{}{})
+		return nil
+	}
+	cfg.BeforeClose = func(c *pgx.Conn) { db.pids.Delete(c.PgConn().PID()) }
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", db.Where, err)
+	}
+	db.Pool = pool
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, explainConnect(db.Where, cfg.ConnConfig, err)
+	}
+	logger.Debug("postgres database open", "database", db.Where, "max_conns", cfg.MaxConns)
+	return db, nil
+}
+
+// Close closes the pool. It may be called more than once.
+func (db *DB) Close() {
+	db.closeOnce.Do(db.Pool.Close)
+}
+
+// RoundTrips counts the exchanges with the server made through the pool so
+// far: each query, each batch (however many statements it carries) and each
+// explicit prepare. A statement's first use on a connection costs one
+// prepare round trip more that is not counted; so does pgxpool's ping of a
+// connection that was idle for more than a second.
+func (db *DB) RoundTrips() uint64 { return db.trips.n.Load() }
+
+// OwnsPID reports whether a server process serves one of the pool's
+// connections: a notification sent by this pid was sent by this process.
+func (db *DB) OwnsPID(pid uint32) bool {
+	_, ok := db.pids.Load(pid)
+	return ok
+}
+
+// ConnConfig returns a copy of the configuration of the pool's connections,
+// without its tracer: for a dedicated connection outside the pool, such as a
+// listener.
+func (db *DB) ConnConfig() *pgx.ConnConfig {
+	c := db.Pool.Config().ConnConfig.Copy()
+	c.Tracer = nil
+	return c
+}
+
+// counter counts round trips: it is the pool's tracer.
+type counter struct{ n atomic.Uint64 }
+
+func (c *counter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+
+func (*counter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (c *counter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+
+func (*counter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (*counter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+
+func (c *counter) TracePrepareStart(ctx context.Context, _ *pgx.Conn, _ pgx.TracePrepareStartData) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+
+func (*counter) TracePrepareEnd(context.Context, *pgx.Conn, pgx.TracePrepareEndData) {}
+
+// where names a database without its password: postgres://user@host:port/db.
+func where(c *pgx.ConnConfig) string {
+	u := url.URL{Scheme: "postgres", Host: net.JoinHostPort(c.Host, fmt.Sprint(c.Port)), Path: "/" + c.Database}
+	if c.User != "" {
+		u.User = url.User(c.User)
+	}
+	return u.String()
+}
+
+// redact hides the password of a URL that may not even parse.
+func redact(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		return fmt.Sprintf("%q", u.String())
+	}
+	if strings.Contains(raw, "password") || strings.Contains(raw, "@") {
+		return "(URL hidden: it may hold a password)"
+	}
+	return fmt.Sprintf("%q", raw)
+}
+
+// parseReason is pgx's reason without the connection string it quotes.
+func parseReason(err error) string {
+	// pgx's message is "cannot parse `<redacted string>`: reason (cause)".
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "`: "); i >= 0 {
+		return msg[i+3:]
+	}
+	return msg
+}
+
+// explainConnect turns a failed first connection into an error that says
+// what to check.
+func explainConnect(where string, c *pgx.ConnConfig, err error) error {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		switch pg.Code {
+		case "3D000": // invalid_catalog_name
+			return fmt.Errorf("open database %s: database %q does not exist: create it (createdb -h %s -p %d -U %s %s, or CREATE DATABASE %s) or fix the URL's database name: %w",
+				where, c.Database, c.Host, c.Port, c.User, c.Database, pgx.Identifier{c.Database}.Sanitize(), err)
+		case "28P01", "28000": // invalid_password, invalid_authorization_specification
+			return fmt.Errorf("open database %s: the server refused user %q: check the URL's user and password and the server's pg_hba.conf: %w", where, c.User, err)
+		case "57P03": // cannot_connect_now
+			return fmt.Errorf("open database %s: the server is starting up or shutting down: try again in a moment: %w", where, err)
+		case "53300": // too_many_connections
+			return fmt.Errorf("open database %s: the server has no connection slot left: lower pool_max_conns or raise the server's max_connections: %w", where, err)
+		}
+		return fmt.Errorf("open database %s: %w", where, err)
+	}
+	var ne net.Error
+	var oe *net.OpError
+	var de *net.DNSError
+	if errors.As(err, &de) {
+		return fmt.Errorf("open database %s: host %q is unknown: fix the URL's host: %w", where, c.Host, err)
+	}
+	if errors.As(err, &oe) || errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("open database %s: cannot reach the server at %s: check that PostgreSQL is running and listening there, and the URL's host and port: %w",
+			where, net.JoinHostPort(c.Host, fmt.Sprint(c.Port)), err)
+	}
+	return fmt.Errorf("open database %s: %w", where, err)
+}

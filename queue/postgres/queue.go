@@ -1,0 +1,574 @@
+// Package postgres is the PostgreSQL queue provider: PGMQ's semantics on
+// plain tables, one table per queue (q_<name>) and one for its archive
+// (a_<name>), in the database and schema of the store, so that the store
+// sends, claims and acknowledges messages in its own transactions.
+//
+// Claims take the oldest visible messages with FOR UPDATE SKIP LOCKED, so
+// any number of processes claim from one queue without waiting for each
+// other. Wake-ups cross processes: a send notifies (NOTIFY) in its
+// transaction, and each process listens on one dedicated connection and
+// fans the notifications out to its subscribers. See docs/postgres.md.
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/tasker-go/tasker/internal/pgdb"
+	"github.com/tasker-go/tasker/queue"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations are the queue's schema migrations, component "queue".
+var Migrations = func() fs.FS {
+	f, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		panic(err)
+	}
+	return f
+}()
+
+// Component is the queue's name in schema_migrations.
+const Component = "queue"
+
+// Config configures the queue. The zero value of each field but URL means
+// its default.
+type Config struct {
+	// URL is the database, for Open (see pgdb.Options.URL); New ignores it.
+	URL    string
+	Logger *slog.Logger
+	// Clock sets enqueue and visibility times; nil means the wall clock.
+	Clock taskertype.Clock
+	// AutoMigrate applies the queue's migrations when the queue opens.
+	// Without it, a database that lacks them is an error that says to run
+	// `tasker migrate`.
+	AutoMigrate bool
+	// DeleteOnAck deletes acknowledged messages instead of moving them to
+	// the queue's archive table. Default false: an acknowledgement archives
+	// (PGMQ's archive), and ArchivePurge bounds the archive.
+	DeleteOnAck bool
+	// ReconnectMin and ReconnectMax bound the exponential backoff between
+	// attempts to reconnect the listener. Defaults 100ms and 10s.
+	ReconnectMin, ReconnectMax time.Duration
+}
+
+// Queue implements queue.Queue on PostgreSQL.
+type Queue struct {
+	db      *pgdb.DB
+	ownsDB  bool
+	clock   taskertype.Clock
+	logger  *slog.Logger
+	cfg     Config
+	channel string // the notification channel of this schema's queues
+
+	stmts sync.Map // queue name → *stmts
+	known sync.Map // queue name → struct{}: the queue's tables exist
+
+	demux    *demux
+	listener listener
+	timers   timers
+
+	closed atomic.Bool
+	ctx    context.Context // cancelled by Close: the background work's
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // background goroutines: listener, timer lookups
+}
+
+var _ queue.Queue = (*Queue)(nil)
+
+// Open opens its own pool on cfg.URL and returns a queue that closes it on
+// Close.
+func Open(ctx context.Context, cfg Config) (*Queue, error) {
+	db, err := pgdb.Open(ctx, pgdb.Options{URL: cfg.URL, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	q, err := New(ctx, db, cfg)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	q.ownsDB = true
+	return q, nil
+}
+
+// New returns a queue on a pool opened by someone else, typically the store;
+// it applies or checks the queue's migrations (cfg.AutoMigrate). Close
+// leaves the pool open.
+func New(ctx context.Context, db *pgdb.DB, cfg Config) (*Queue, error) {
+	if cfg.AutoMigrate {
+		if err := db.Migrate(ctx, Component, Migrations); err != nil {
+			return nil, fmt.Errorf("queue: %w", err)
+		}
+	} else if err := db.CheckSchema(ctx, Component, Migrations); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	var schema *string
+	if err := db.Pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		return nil, fmt.Errorf("queue: find the current schema: %w", err)
+	}
+	if schema == nil {
+		return nil, fmt.Errorf("queue: database %s: no schema of the search_path exists: create one or fix search_path: %w", db.Where, taskertype.ErrInvalid)
+	}
+	q := &Queue{
+		db:      db,
+		clock:   cmp.Or[taskertype.Clock](cfg.Clock, taskertype.SystemClock{}),
+		logger:  cmp.Or(cfg.Logger, db.Logger),
+		cfg:     cfg,
+		channel: channelName(*schema),
+		demux:   newDemux(),
+	}
+	q.cfg.ReconnectMin = cmp.Or(cfg.ReconnectMin, 100*time.Millisecond)
+	q.cfg.ReconnectMax = max(cmp.Or(cfg.ReconnectMax, 10*time.Second), q.cfg.ReconnectMin)
+	q.ctx, q.cancel = context.WithCancel(context.Background())
+	q.timers.m = make(map[string]*delayTimer)
+	// The listener connects before New returns, so that a subscriber never
+	// misses a notification sent after it subscribed. If it cannot, it
+	// keeps trying in the background, and wakes every subscriber once it
+	// is connected.
+	first := make(chan error, 1)
+	q.wg.Add(1)
+	go q.listener.run(q, first)
+	select {
+	case err := <-first:
+		if err != nil {
+			q.logger.Warn("queue: the listener cannot connect yet; consumers poll until it does", "err", err)
+		}
+	case <-ctx.Done():
+		q.Close()
+		return nil, fmt.Errorf("queue: start the listener: %w", ctx.Err())
+	}
+	return q, nil
+}
+
+// channelName is the notification channel of the queues of a schema: the
+// notifications of a database reach every listener of the channel, so the
+// schema keeps the queues of two schemas apart.
+func channelName(schema string) string {
+	c := "tasker_" + schema
+	if len(c) <= maxIdent {
+		return c
+	}
+	h := fnv.New64a()
+	h.Write([]byte(schema))
+	return fmt.Sprintf("tasker_%016x", h.Sum64())
+}
+
+// DB returns the pool the queue uses.
+func (q *Queue) DB() *pgdb.DB { return q.db }
+
+// Capabilities implements queue.Queue.
+func (q *Queue) Capabilities() queue.Capabilities {
+	return queue.Capabilities{Wakeups: true, CrossProcessWakeups: true, SharesStoreDatabase: true}
+}
+
+func (q *Queue) check(op string) error {
+	if q.closed.Load() {
+		return fmt.Errorf("queue: %s: %w", op, taskertype.ErrClosed)
+	}
+	return nil
+}
+
+func invalid(op, format string, args ...any) error {
+	return fmt.Errorf("queue: %s: %s: %w", op, fmt.Sprintf(format, args...), taskertype.ErrInvalid)
+}
+
+func checkName(op, name string) error {
+	if name == "" {
+		return invalid(op, "the queue name is empty")
+	}
+	if !namePattern.MatchString(name) {
+		return invalid(op, "queue name %q: want lower-case letters, digits and underscores, starting with a letter or an underscore, at most 128", name)
+	}
+	return nil
+}
+
+func errNoQueue(op, name string) error {
+	return fmt.Errorf("queue: %s: queue %q does not exist: call QueueEnsure first: %w", op, name, taskertype.ErrNotFound)
+}
+
+// stmtsOf returns the statements of a queue whose name was checked.
+func (q *Queue) stmtsOf(name string) *stmts {
+	if s, ok := q.stmts.Load(name); ok {
+		return s.(*stmts)
+	}
+	s, _ := q.stmts.LoadOrStore(name, newStmts(name))
+	return s.(*stmts)
+}
+
+// Known reports whether this process has seen the tables of queue name:
+// it ensured the queue, or used it. Statements on a queue that is not known
+// are preceded by a lookup (BatchLookup) in a transaction, where a missing
+// table would abort the whole transaction.
+func (q *Queue) Known(name string) bool {
+	_, ok := q.known.Load(name)
+	return ok
+}
+
+// ensureLock serializes QueueEnsure across processes: concurrent CREATE
+// TABLE IF NOT EXISTS of one table can fail on the catalog's unique index.
+const ensureLock = `SELECT pg_advisory_xact_lock(hashtext('tasker.queue:' || coalesce(current_schema(), '')))`
+
+// QueueEnsure implements queue.Queue: it creates the queue's tables and
+// registers the queue, in one round trip under an advisory lock. A queue
+// this process already ensured costs nothing.
+func (q *Queue) QueueEnsure(ctx context.Context, name string) error {
+	const op = "ensure"
+	if err := q.check(op); err != nil {
+		return err
+	}
+	if err := checkName(op, name); err != nil {
+		return err
+	}
+	if q.Known(name) {
+		return nil
+	}
+	s := q.stmtsOf(name)
+	err := q.db.InTx(ctx, func(t *pgdb.Tx) error {
+		t.Add(pgdb.Stmt{SQL: ensureLock})
+		t.Add(pgdb.Stmt{SQL: s.create})
+		t.Add(pgdb.Stmt{SQL: s.createArchive})
+		t.Add(pgdb.Stmt{SQL: `INSERT INTO tasker_queues (name, queue_table, archive_table, created_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (name) DO NOTHING`,
+			Args: []any{name, tableName("q_", name), tableName("a_", name), q.clock.Now()}})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("queue: ensure %q: %w", name, err)
+	}
+	q.known.Store(name, struct{}{})
+	return nil
+}
+
+func checkSend(p *queue.SendParams) error {
+	if p == nil {
+		return invalid("send", "no params")
+	}
+	if err := checkName("send", p.Queue); err != nil {
+		return err
+	}
+	if p.Delay < 0 {
+		return invalid("send", "queue %q: negative delay %v", p.Queue, p.Delay)
+	}
+	return nil
+}
+
+// bodyOf is never nil: pgx sends a nil slice as NULL.
+func bodyOf(p *queue.SendParams) []byte {
+	if p.Body == nil {
+		return []byte{}
+	}
+	return p.Body
+}
+
+// MessageSend implements queue.Queue: one statement, which also notifies the
+// other processes when the message is visible at once.
+func (q *Queue) MessageSend(ctx context.Context, p *queue.SendParams) (int64, error) {
+	if err := q.check("send"); err != nil {
+		return 0, err
+	}
+	if err := checkSend(p); err != nil {
+		return 0, err
+	}
+	s := q.stmtsOf(p.Queue)
+	now := q.clock.Now()
+	var row pgx.Row
+	if p.Delay == 0 {
+		row = q.db.Pool.QueryRow(ctx, s.sendNotify, now, now, bodyOf(p), q.channel, p.Queue)
+	} else {
+		row = q.db.Pool.QueryRow(ctx, s.sendID, now, now.Add(p.Delay), bodyOf(p))
+	}
+	var id int64
+	if err := row.Scan(&id); err != nil {
+		if pgdb.IsUndefinedTable(err) {
+			return 0, errNoQueue("send", p.Queue)
+		}
+		return 0, fmt.Errorf("queue: send to %q: %w", p.Queue, err)
+	}
+	q.known.Store(p.Queue, struct{}{})
+	q.NotifySent(*p)
+	return id, nil
+}
+
+func checkClaim(p *queue.ClaimParams) error {
+	if p == nil {
+		return invalid("claim", "no params")
+	}
+	if err := checkName("claim", p.Queue); err != nil {
+		return err
+	}
+	if p.Max < 1 {
+		return invalid("claim", "queue %q: max %d: want at least 1", p.Queue, p.Max)
+	}
+	if p.VisibilityTimeout < 0 {
+		return invalid("claim", "queue %q: negative visibility timeout %v", p.Queue, p.VisibilityTimeout)
+	}
+	return nil
+}
+
+// MessageClaim implements queue.Queue. Claiming from a queue that was never
+// ensured returns no message.
+func (q *Queue) MessageClaim(ctx context.Context, p *queue.ClaimParams) ([]*queue.Message, error) {
+	if err := q.check("claim"); err != nil {
+		return nil, err
+	}
+	if err := checkClaim(p); err != nil {
+		return nil, err
+	}
+	sql, args, scan := q.claimQuery(p)
+	rows, err := q.db.Pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, q.claimErr(p, err)
+	}
+	msgs, err := scan(rows)
+	if err != nil {
+		return nil, q.claimErr(p, err)
+	}
+	q.known.Store(p.Queue, struct{}{})
+	return msgs, nil
+}
+
+func (q *Queue) claimErr(p *queue.ClaimParams, err error) error {
+	if pgdb.IsUndefinedTable(err) {
+		return nil
+	}
+	return fmt.Errorf("queue: claim from %q: %w", p.Queue, err)
+}
+
+// claimQuery returns the claim statement of p, its arguments, and what
+// reads its rows.
+func (q *Queue) claimQuery(p *queue.ClaimParams) (string, []any, func(pgx.Rows) ([]*queue.Message, error)) {
+	now := q.clock.Now()
+	vt := now.Add(p.VisibilityTimeout)
+	visibleAt := vt.Truncate(time.Microsecond).UTC() // as stored
+	scan := func(rows pgx.Rows) ([]*queue.Message, error) {
+		defer rows.Close()
+		var msgs []*queue.Message
+		for rows.Next() {
+			m := &queue.Message{Queue: p.Queue, VisibleAt: visibleAt}
+			if err := rows.Scan(&m.ID, &m.ReadCount, &m.EnqueuedAt, &m.Body); err != nil {
+				return nil, err
+			}
+			m.EnqueuedAt = m.EnqueuedAt.UTC()
+			msgs = append(msgs, m)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		// RETURNING promises no order.
+		slices.SortFunc(msgs, func(a, b *queue.Message) int { return cmp.Compare(a.ID, b.ID) })
+		return msgs, nil
+	}
+	return q.stmtsOf(p.Queue).claim, []any{vt, now, p.Max}, scan
+}
+
+func receiptArgs(rs []queue.Receipt) ([]int64, []int32) {
+	ids := make([]int64, len(rs))
+	reads := make([]int32, len(rs))
+	for i, r := range rs {
+		ids[i], reads[i] = r.ID, int32(r.ReadCount)
+	}
+	return ids, reads
+}
+
+// ackQuery returns the statement that acknowledges receipts: it archives
+// them, or deletes them with Config.DeleteOnAck.
+func (q *Queue) ackQuery(name string, rs []queue.Receipt) (string, []any) {
+	ids, reads := receiptArgs(rs)
+	s := q.stmtsOf(name)
+	if q.cfg.DeleteOnAck {
+		return s.delete, []any{ids, reads}
+	}
+	return s.archiveMsgs, []any{ids, reads, q.clock.Now()}
+}
+
+// MessageAck implements queue.Queue: the messages move to the queue's
+// archive (or are deleted, with Config.DeleteOnAck), in one statement.
+// Receipts that match no message are skipped.
+func (q *Queue) MessageAck(ctx context.Context, p *queue.AckParams) error {
+	if err := q.check("ack"); err != nil {
+		return err
+	}
+	if p == nil {
+		return invalid("ack", "no params")
+	}
+	if err := checkName("ack", p.Queue); err != nil {
+		return err
+	}
+	if len(p.Receipts) == 0 {
+		return nil
+	}
+	sql, args := q.ackQuery(p.Queue, p.Receipts)
+	if _, err := q.db.Pool.Exec(ctx, sql, args...); err != nil && !pgdb.IsUndefinedTable(err) {
+		return fmt.Errorf("queue: ack on %q: %w", p.Queue, err)
+	}
+	return nil
+}
+
+// MessageNack implements queue.Queue. Releasing a message that no longer
+// exists, or that was claimed again since, is an error wrapping
+// taskertype.ErrNotFound.
+func (q *Queue) MessageNack(ctx context.Context, p *queue.NackParams) error {
+	if err := q.check("nack"); err != nil {
+		return err
+	}
+	if p == nil {
+		return invalid("nack", "no params")
+	}
+	if err := checkName("nack", p.Queue); err != nil {
+		return err
+	}
+	if p.Delay < 0 {
+		return invalid("nack", "queue %q: message %d: negative delay %v", p.Queue, p.Receipt.ID, p.Delay)
+	}
+	s := q.stmtsOf(p.Queue)
+	vt := q.clock.Now().Add(p.Delay)
+	var (
+		ct  pgconn.CommandTag
+		err error
+	)
+	if p.Delay == 0 {
+		ct, err = q.db.Pool.Exec(ctx, s.nackNotify, p.Receipt.ID, p.Receipt.ReadCount, vt, q.channel, p.Queue)
+	} else {
+		ct, err = q.db.Pool.Exec(ctx, s.nack, p.Receipt.ID, p.Receipt.ReadCount, vt)
+	}
+	if err := updatedOne("nack", p.Queue, p.Receipt, ct, err); err != nil {
+		return err
+	}
+	q.NotifySent(queue.SendParams{Queue: p.Queue, Delay: p.Delay})
+	return nil
+}
+
+func updatedOne(op, name string, r queue.Receipt, ct pgconn.CommandTag, err error) error {
+	if err != nil && !pgdb.IsUndefinedTable(err) {
+		return fmt.Errorf("queue: %s message %d on %q: %w", op, r.ID, name, err)
+	}
+	if err != nil || ct.RowsAffected() == 0 {
+		return fmt.Errorf("queue: %s: message %d (read %d times) on %q is gone or was claimed again: %w", op, r.ID, r.ReadCount, name, taskertype.ErrNotFound)
+	}
+	return nil
+}
+
+// MessageExtend implements queue.Queue. Extending a message that no longer
+// exists, or that was claimed again since, is an error wrapping
+// taskertype.ErrNotFound.
+func (q *Queue) MessageExtend(ctx context.Context, p *queue.ExtendParams) error {
+	if err := q.check("extend"); err != nil {
+		return err
+	}
+	if p == nil {
+		return invalid("extend", "no params")
+	}
+	if err := checkName("extend", p.Queue); err != nil {
+		return err
+	}
+	if p.VisibilityTimeout < 0 {
+		return invalid("extend", "queue %q: message %d: negative visibility timeout %v", p.Queue, p.Receipt.ID, p.VisibilityTimeout)
+	}
+	ct, err := q.db.Pool.Exec(ctx, q.stmtsOf(p.Queue).extend, p.Receipt.ID, p.Receipt.ReadCount, q.clock.Now().Add(p.VisibilityTimeout))
+	return updatedOne("extend", p.Queue, p.Receipt, ct, err)
+}
+
+// MessageArchive implements queue.Queue: one statement moves the messages
+// to the archive. Receipts that match no message are skipped.
+func (q *Queue) MessageArchive(ctx context.Context, p *queue.ArchiveParams) error {
+	if err := q.check("archive"); err != nil {
+		return err
+	}
+	if p == nil {
+		return invalid("archive", "no params")
+	}
+	if err := checkName("archive", p.Queue); err != nil {
+		return err
+	}
+	if len(p.Receipts) == 0 {
+		return nil
+	}
+	ids, reads := receiptArgs(p.Receipts)
+	if _, err := q.db.Pool.Exec(ctx, q.stmtsOf(p.Queue).archiveMsgs, ids, reads, q.clock.Now()); err != nil && !pgdb.IsUndefinedTable(err) {
+		return fmt.Errorf("queue: archive on %q: %w", p.Queue, err)
+	}
+	return nil
+}
+
+// ArchivePurge deletes the messages archived before a time from a queue's
+// archive, and returns how many. Acknowledged messages are archived, so an
+// engine that keeps running calls it now and then to bound the archive.
+func (q *Queue) ArchivePurge(ctx context.Context, name string, before time.Time) (int64, error) {
+	if err := q.check("archive purge"); err != nil {
+		return 0, err
+	}
+	if err := checkName("archive purge", name); err != nil {
+		return 0, err
+	}
+	ct, err := q.db.Pool.Exec(ctx, q.stmtsOf(name).purge, before)
+	if pgdb.IsUndefinedTable(err) {
+		return 0, errNoQueue("archive purge", name)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("queue: archive purge of %q: %w", name, err)
+	}
+	return ct.RowsAffected(), nil
+}
+
+// QueueStats implements queue.Queue, in one statement. Stats of a queue that
+// was never ensured are an error wrapping taskertype.ErrNotFound. Archived
+// counts acknowledged messages too, unless Config.DeleteOnAck.
+func (q *Queue) QueueStats(ctx context.Context, name string) (*queue.Stats, error) {
+	if err := q.check("stats"); err != nil {
+		return nil, err
+	}
+	if err := checkName("stats", name); err != nil {
+		return nil, err
+	}
+	now := q.clock.Now()
+	s := &queue.Stats{Queue: name}
+	var oldest *time.Time
+	err := q.db.Pool.QueryRow(ctx, q.stmtsOf(name).stats, now).Scan(&s.Visible, &s.Claimed, &s.Delayed, &oldest, &s.Archived)
+	if pgdb.IsUndefinedTable(err) {
+		return nil, fmt.Errorf("queue: stats: queue %q does not exist: %w", name, taskertype.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("queue: stats of %q: %w", name, err)
+	}
+	if oldest != nil {
+		s.OldestAge = max(now.Sub(*oldest), 0)
+	}
+	return s, nil
+}
+
+// Close stops the listener and the delay timers and, when the queue opened
+// its own pool, closes it. It may be called more than once.
+func (q *Queue) Close() error {
+	if !q.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	q.cancel()
+	q.timers.stop()
+	q.wg.Wait()
+	if q.ownsDB {
+		q.db.Close()
+	}
+	return nil
+}
+
+// errClosed reports whether err comes from the queue being closed.
+func (q *Queue) errClosed(err error) bool {
+	return q.closed.Load() || errors.Is(err, context.Canceled)
+}

@@ -1,0 +1,203 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tasker-go/tasker/internal/pgdb"
+	"github.com/tasker-go/tasker/queue"
+)
+
+// The in-transaction forms. SendTx, ClaimTx and AckTx run on any pgx.Tx on
+// the queue's database, one statement each. The store does not use them: it
+// pipelines the statements of its transactions, and builds them with the
+// *Stmt methods below, which put them in a pgdb.Tx.
+
+// SendTx sends a message in the caller's transaction: it becomes visible,
+// and the other processes are notified, when tx commits. After the commit,
+// pass the same params to NotifySent to wake this process's subscribers.
+// Sending to a queue that was never ensured is an error wrapping
+// taskertype.ErrNotFound, and leaves tx usable.
+func (q *Queue) SendTx(ctx context.Context, tx pgx.Tx, p *queue.SendParams) (int64, error) {
+	if err := q.check("send"); err != nil {
+		return 0, err
+	}
+	if err := checkSend(p); err != nil {
+		return 0, err
+	}
+	if ok, err := q.lookupTx(ctx, tx, p.Queue); err != nil {
+		return 0, err
+	} else if !ok {
+		return 0, errNoQueue("send", p.Queue)
+	}
+	s := q.stmtsOf(p.Queue)
+	now := q.clock.Now()
+	var row pgx.Row
+	if p.Delay == 0 {
+		row = tx.QueryRow(ctx, s.sendNotify, now, now, bodyOf(p), q.channel, p.Queue)
+	} else {
+		row = tx.QueryRow(ctx, s.sendID, now, now.Add(p.Delay), bodyOf(p))
+	}
+	var id int64
+	if err := row.Scan(&id); err != nil {
+		return 0, fmt.Errorf("queue: send to %q: %w", p.Queue, err)
+	}
+	return id, nil
+}
+
+// ClaimTx claims messages in the caller's transaction: the claim holds only
+// if tx commits. Claiming from a queue that was never ensured returns no
+// message.
+func (q *Queue) ClaimTx(ctx context.Context, tx pgx.Tx, p *queue.ClaimParams) ([]*queue.Message, error) {
+	if err := q.check("claim"); err != nil {
+		return nil, err
+	}
+	if err := checkClaim(p); err != nil {
+		return nil, err
+	}
+	if ok, err := q.lookupTx(ctx, tx, p.Queue); err != nil || !ok {
+		return nil, err
+	}
+	sql, args, scan := q.claimQuery(p)
+	rows, err := tx.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("queue: claim from %q: %w", p.Queue, err)
+	}
+	msgs, err := scan(rows)
+	if err != nil {
+		return nil, fmt.Errorf("queue: claim from %q: %w", p.Queue, err)
+	}
+	return msgs, nil
+}
+
+// AckTx acknowledges messages in the caller's transaction: they leave the
+// queue only if tx commits.
+func (q *Queue) AckTx(ctx context.Context, tx pgx.Tx, p *queue.AckParams) error {
+	if err := q.check("ack"); err != nil {
+		return err
+	}
+	if p == nil {
+		return invalid("ack", "no params")
+	}
+	if err := checkName("ack", p.Queue); err != nil {
+		return err
+	}
+	if len(p.Receipts) == 0 {
+		return nil
+	}
+	if ok, err := q.lookupTx(ctx, tx, p.Queue); err != nil || !ok {
+		return err
+	}
+	sql, args := q.ackQuery(p.Queue, p.Receipts)
+	if _, err := tx.Exec(ctx, sql, args...); err != nil {
+		return fmt.Errorf("queue: ack on %q: %w", p.Queue, err)
+	}
+	return nil
+}
+
+// lookupTx tells whether a queue exists, asking tx only when this process
+// has not seen the queue yet: a statement on a missing table would abort tx.
+func (q *Queue) lookupTx(ctx context.Context, tx pgx.Tx, name string) (bool, error) {
+	if q.Known(name) {
+		return true, nil
+	}
+	var found bool
+	s := q.LookupStmt(name, &found)
+	if err := tx.QueryRow(ctx, s.SQL, s.Args...).Scan(&found); err != nil {
+		return false, fmt.Errorf("queue: look up queue %q: %w", name, err)
+	}
+	if found {
+		q.known.Store(name, struct{}{})
+	}
+	return found, nil
+}
+
+// LookupStmt is a statement that sets *found to whether queue name exists;
+// a queue found becomes Known.
+func (q *Queue) LookupStmt(name string, found *bool) pgdb.Stmt {
+	return pgdb.Stmt{
+		SQL:  `SELECT to_regclass($1) IS NOT NULL`,
+		Args: []any{q.stmtsOf(name).table},
+		Row: func(row pgx.Row) error {
+			if err := row.Scan(found); err != nil {
+				return fmt.Errorf("queue: look up queue %q: %w", name, err)
+			}
+			if *found {
+				q.known.Store(name, struct{}{})
+			}
+			return nil
+		},
+	}
+}
+
+// SendStmt is the statement that sends p in a transaction, without a
+// notification: the caller adds NotifyStmt before its commit and calls
+// NotifySent after it. The queue must be Known (LookupStmt first otherwise).
+func (q *Queue) SendStmt(p *queue.SendParams) (pgdb.Stmt, error) {
+	if err := q.check("send"); err != nil {
+		return pgdb.Stmt{}, err
+	}
+	if err := checkSend(p); err != nil {
+		return pgdb.Stmt{}, err
+	}
+	now := q.clock.Now()
+	name := p.Queue
+	return pgdb.Stmt{
+		SQL:  q.stmtsOf(name).send,
+		Args: []any{now, now.Add(p.Delay), bodyOf(p)},
+		Err:  func(err error) error { return fmt.Errorf("queue: send to %q: %w", name, err) },
+	}, nil
+}
+
+// ClaimStmt is the statement that claims messages as p asks, in a
+// transaction; the messages claimed are appended to *out. The queue must be
+// Known.
+func (q *Queue) ClaimStmt(p *queue.ClaimParams, out *[]*queue.Message) (pgdb.Stmt, error) {
+	if err := q.check("claim"); err != nil {
+		return pgdb.Stmt{}, err
+	}
+	if err := checkClaim(p); err != nil {
+		return pgdb.Stmt{}, err
+	}
+	sql, args, scan := q.claimQuery(p)
+	name := p.Queue
+	return pgdb.Stmt{
+		SQL: sql, Args: args,
+		Query: func(rows pgx.Rows) error {
+			msgs, err := scan(rows)
+			*out = append(*out, msgs...)
+			return err
+		},
+		Err: func(err error) error { return fmt.Errorf("queue: claim from %q: %w", name, err) },
+	}, nil
+}
+
+// AckStmt is the statement that acknowledges p's receipts in a transaction;
+// ok is false when there is nothing to acknowledge. The queue must be Known.
+func (q *Queue) AckStmt(p *queue.AckParams) (s pgdb.Stmt, ok bool, err error) {
+	if err := q.check("ack"); err != nil {
+		return pgdb.Stmt{}, false, err
+	}
+	if p == nil {
+		return pgdb.Stmt{}, false, invalid("ack", "no params")
+	}
+	if err := checkName("ack", p.Queue); err != nil {
+		return pgdb.Stmt{}, false, err
+	}
+	if len(p.Receipts) == 0 {
+		return pgdb.Stmt{}, false, nil
+	}
+	sql, args := q.ackQuery(p.Queue, p.Receipts)
+	name := p.Queue
+	return pgdb.Stmt{SQL: sql, Args: args,
+		Err: func(err error) error { return fmt.Errorf("queue: ack on %q: %w", name, err) }}, true, nil
+}
+
+// NotifyStmt is the statement that notifies the other processes that
+// messages became visible on the named queues; in a transaction,
+// PostgreSQL delivers the notifications when it commits.
+func (q *Queue) NotifyStmt(names []string) pgdb.Stmt {
+	return pgdb.Stmt{SQL: `SELECT pg_notify($1, n) FROM unnest($2::text[]) AS n`, Args: []any{q.channel, names}}
+}

@@ -1,0 +1,196 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"go.uber.org/goleak"
+
+	"github.com/tasker-go/tasker/internal/pgdb"
+	"github.com/tasker-go/tasker/internal/pgdb/pgtest"
+	"github.com/tasker-go/tasker/internal/testclock"
+	"github.com/tasker-go/tasker/queue"
+	"github.com/tasker-go/tasker/store"
+	storepg "github.com/tasker-go/tasker/store/postgres"
+	"github.com/tasker-go/tasker/store/storetest"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func openStore(t testing.TB, dbURL string, clock taskertype.Clock) *storepg.Store {
+	t.Helper()
+	s, err := storepg.Open(context.Background(), storepg.Config{URL: dbURL, Clock: clock, AutoMigrate: true, MaxConns: 10})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, storetest.Harness{
+		Name: "postgres",
+		New: func(t *testing.T, clock taskertype.Clock) (store.Store, queue.Queue) {
+			_, dbURL := pgtest.Schema(t)
+			s := openStore(t, dbURL, clock)
+			return s, s.Queue()
+		},
+	})
+}
+
+func TestOpenChecksMigrations(t *testing.T) {
+	ctx := t.Context()
+	_, dbURL := pgtest.Schema(t)
+	_, err := storepg.Open(ctx, storepg.Config{URL: dbURL})
+	if !errors.Is(err, pgdb.ErrNotMigrated) || !strings.Contains(err.Error(), "tasker migrate") {
+		t.Fatalf("Open of an empty database without AutoMigrate: %v, want ErrNotMigrated saying to run tasker migrate", err)
+	}
+	if err := storepg.Migrate(ctx, storepg.Config{URL: dbURL}); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	if err := storepg.Migrate(ctx, storepg.Config{URL: dbURL}); err != nil {
+		t.Fatalf("Migrate again: %v", err)
+	}
+	s, err := storepg.Open(ctx, storepg.Config{URL: dbURL})
+	if err != nil {
+		t.Fatalf("Open of a migrated database: %v", err)
+	}
+	s.Close()
+}
+
+func TestTxUsedAfterInTxReturns(t *testing.T) {
+	_, dbURL := pgtest.Schema(t)
+	s := openStore(t, dbURL, nil)
+	var leaked store.Tx
+	if err := s.InTx(t.Context(), func(tx store.Tx) error { leaked = tx; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leaked.TaskGetForUpdate(t.Context(), uuid.New()); !errors.Is(err, taskertype.ErrClosed) {
+		t.Fatalf("a Tx used after InTx returned: %v, want ErrClosed", err)
+	}
+	s.Close()
+	if err := s.InTx(t.Context(), func(store.Tx) error { return nil }); !errors.Is(err, taskertype.ErrClosed) {
+		t.Errorf("InTx after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestStaleUnheldStep: a transition of a step the transaction does not hold
+// (one from a cache) fails at once when the step has moved, with its actual
+// state, and the transaction goes on.
+func TestStaleUnheldStep(t *testing.T) {
+	ctx := t.Context()
+	_, dbURL := pgtest.Schema(t)
+	clock := testclock.New(storetest.Start)
+	s := openStore(t, dbURL, clock)
+	task, steps := newTask(t)
+	inTx(t, s, func(tx store.Tx) error {
+		return tx.TaskCreate(ctx, &store.TaskCreateParams{Task: task, Steps: steps, At: clock.Now()})
+	})
+	cached := *steps[0]
+	// Another transaction moves a first.
+	inTx(t, s, func(tx store.Tx) error {
+		st, err := tx.StepGet(ctx, cached.ID)
+		if err != nil {
+			return err
+		}
+		st.State = taskertype.StepCancelled
+		return tx.StepTransition(ctx, &store.StepTransitionParams{Step: st, From: taskertype.StepPending, Event: taskertype.StepEventCancel, At: clock.Now()})
+	})
+	inTx(t, s, func(tx store.Tx) error {
+		a := cached
+		a.State = taskertype.StepEnqueued
+		err := tx.StepTransition(ctx, &store.StepTransitionParams{Step: &a, From: taskertype.StepPending,
+			Event: taskertype.StepEventEnqueue, At: clock.Now()})
+		var stale *taskertype.StaleStateError
+		if !errors.As(err, &stale) || stale.Expected != "pending" || stale.Actual != "cancelled" {
+			t.Errorf("moving a step that moved since it was cached: %v, want a stale state error, expected pending, actual cancelled", err)
+		}
+		b := *steps[1]
+		b.State = taskertype.StepEnqueued
+		return tx.StepTransition(ctx, &store.StepTransitionParams{Step: &b, From: taskertype.StepPending,
+			Event: taskertype.StepEventEnqueue, At: clock.Now()})
+	})
+	got, err := s.StepList(ctx, task.ID)
+	if err != nil || got[0].State != taskertype.StepCancelled || got[1].State != taskertype.StepEnqueued {
+		t.Fatalf("after the stale and the good transition: %v, %v", got, err)
+	}
+	if tk, err := s.TaskGet(ctx, task.ID); err != nil || tk.Revision != 1 {
+		t.Fatalf("the task's revision after one step entered flight: %+v, %v; want 1", tk, err)
+	}
+}
+
+// TestRetriesDeadlocks: two transactions that lock two tasks in opposite
+// orders deadlock; PostgreSQL aborts one, and InTx runs it again.
+func TestRetriesDeadlocks(t *testing.T) {
+	ctx := t.Context()
+	_, dbURL := pgtest.Schema(t)
+	clock := testclock.New(storetest.Start)
+	s := openStore(t, dbURL, clock)
+	t1, s1 := newTask(t)
+	t2, s2 := newTask(t)
+	inTx(t, s, func(tx store.Tx) error {
+		if err := tx.TaskCreate(ctx, &store.TaskCreateParams{Task: t1, Steps: s1, At: clock.Now()}); err != nil {
+			return err
+		}
+		return tx.TaskCreate(ctx, &store.TaskCreateParams{Task: t2, Steps: s2, At: clock.Now()})
+	})
+	ready, proceed := make(chan struct{}, 2), make(chan struct{})
+	var arrived, runs [2]int
+	errs := make(chan error, 2)
+	for i, order := range [][2]uuid.UUID{{t1.ID, t2.ID}, {t2.ID, t1.ID}} {
+		go func() {
+			errs <- s.InTx(ctx, func(tx store.Tx) error {
+				runs[i]++
+				if _, err := tx.TaskGetForUpdate(ctx, order[0]); err != nil {
+					return err
+				}
+				if arrived[i]++; arrived[i] == 1 {
+					ready <- struct{}{}
+					<-proceed
+				}
+				_, err := tx.TaskGetForUpdate(ctx, order[1])
+				return err
+			})
+		}()
+	}
+	<-ready
+	<-ready
+	close(proceed)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("InTx: %v", err)
+		}
+	}
+	if runs[0]+runs[1] < 3 {
+		t.Fatalf("fn ran %v times: want one of them retried after the deadlock", runs)
+	}
+}
+
+func newTask(t *testing.T) (*taskertype.Task, []*taskertype.Step) {
+	t.Helper()
+	a, b := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
+	retry := taskertype.RetryPolicy{Retryable: true, MaxAttempts: 3, Backoff: taskertype.BackoffExponential, Base: time.Second}
+	return &taskertype.Task{ID: uuid.Must(uuid.NewV7()), Namespace: "ns", Name: "t", Version: "1", Context: []byte(`{"k": 1}`)},
+		[]*taskertype.Step{
+			{ID: a, Name: "a", Handler: "h", Position: 0, Retry: retry, Timeout: time.Minute},
+			{ID: b, Name: "b", Handler: "h", Position: 1, Retry: retry, Timeout: time.Minute, DependsOn: []uuid.UUID{a}},
+		}
+}
+
+func inTx(t *testing.T, s *storepg.Store, fn func(tx store.Tx) error) {
+	t.Helper()
+	if err := s.InTx(t.Context(), fn); err != nil {
+		t.Fatalf("InTx: %v", err)
+	}
+}

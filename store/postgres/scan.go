@@ -1,0 +1,121 @@
+package postgres
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+// The columns read, in the order scanTask and scanStep take them.
+const (
+	taskCols = `id, namespace, name, version, state, revision, created_at, updated_at, finished_at`
+	stepCols = `id, task_id, name, handler, position, depends_on, state, attempts,
+		retryable, max_attempts, backoff, backoff_base_us, backoff_cap_us, jitter, timeout_us,
+		next_retry_at, result, failure, created_at, updated_at, started_at, finished_at`
+	transitionCols = `id, task_id, step_id, from_state, to_state, event, at, processor`
+)
+
+// scanTask reads a row of taskCols, followed by the context if ctx is set.
+func scanTask(row pgx.Row, withContext bool) (*taskertype.Task, error) {
+	var (
+		t        taskertype.Task
+		finished *time.Time
+	)
+	dest := []any{&t.ID, &t.Namespace, &t.Name, &t.Version, &t.State, &t.Revision, &t.CreatedAt, &t.UpdatedAt, &finished}
+	if withContext {
+		dest = append(dest, (*[]byte)(&t.Context))
+	}
+	if err := row.Scan(dest...); err != nil {
+		return nil, err
+	}
+	t.CreatedAt, t.UpdatedAt, t.FinishedAt = t.CreatedAt.UTC(), t.UpdatedAt.UTC(), timeOf(finished)
+	return &t, nil
+}
+
+// scanStep reads a row of stepCols, and then extra, if any.
+func scanStep(row pgx.Row, extra ...any) (*taskertype.Step, error) {
+	var (
+		s                            taskertype.Step
+		failure                      []byte
+		base, cap, timeout           int64
+		nextRetry, started, finished *time.Time
+	)
+	dest := append([]any{&s.ID, &s.TaskID, &s.Name, &s.Handler, &s.Position, &s.DependsOn, &s.State, &s.Attempts,
+		&s.Retry.Retryable, &s.Retry.MaxAttempts, &s.Retry.Backoff, &base, &cap, &s.Retry.Jitter, &timeout,
+		&nextRetry, (*[]byte)(&s.Result), &failure, &s.CreatedAt, &s.UpdatedAt, &started, &finished}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		return nil, err
+	}
+	s.Retry.Base = time.Duration(base) * time.Microsecond
+	s.Retry.Cap = time.Duration(cap) * time.Microsecond
+	s.Timeout = time.Duration(timeout) * time.Microsecond
+	if failure != nil {
+		s.Failure = new(taskertype.StepFailure)
+		if err := json.Unmarshal(failure, s.Failure); err != nil {
+			return nil, fmt.Errorf("step %s: failure: %w", s.ID, err)
+		}
+	}
+	s.NextRetryAt, s.StartedAt, s.FinishedAt = timeOf(nextRetry), timeOf(started), timeOf(finished)
+	s.CreatedAt, s.UpdatedAt = s.CreatedAt.UTC(), s.UpdatedAt.UTC()
+	if len(s.DependsOn) == 0 {
+		s.DependsOn = nil
+	}
+	sortIDs(s.DependsOn)
+	return &s, nil
+}
+
+// timeOf is the UTC time of a nullable column; NULL is the zero time.
+func timeOf(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+// nullTime stores the zero time as NULL.
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// nullJSON stores an empty JSON value as NULL.
+func nullJSON(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+func failureJSON(s *taskertype.Step) ([]byte, error) {
+	if s.Failure == nil {
+		return nil, nil
+	}
+	return json.Marshal(s.Failure)
+}
+
+func sortIDs(ids []uuid.UUID) {
+	slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+}
+
+// copyStep copies a step, its failure and its dependency list.
+func copyStep(s *taskertype.Step, deps bool) *taskertype.Step {
+	c := *s
+	if s.Failure != nil {
+		f := *s.Failure
+		c.Failure = &f
+	}
+	c.DependsOn = nil
+	if deps {
+		c.DependsOn = slices.Clone(s.DependsOn)
+	}
+	return &c
+}

@@ -1,0 +1,164 @@
+package postgres
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tasker-go/tasker/internal/pgdb"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+// The statements of the buffered writes, and of the compare-and-set of a
+// step the transaction does not hold.
+
+// insertTasks inserts the tasks created in the transaction, as they are now.
+func insertTasks(rows []*taskRow, contexts map[uuid.UUID]json.RawMessage) pgdb.Stmt {
+	n := len(rows)
+	var (
+		ids                         = make([]uuid.UUID, n)
+		namespaces, names, versions = make([]string, n), make([]string, n), make([]string, n)
+		states                      = make([]string, n)
+		revisions                   = make([]int64, n)
+		ctxs                        = make([][]byte, n)
+		created, updated            = make([]time.Time, n), make([]time.Time, n)
+		finished                    = make([]*time.Time, n)
+	)
+	for i, r := range rows {
+		t := &r.task
+		ids[i], namespaces[i], names[i], versions[i] = t.ID, t.Namespace, t.Name, t.Version
+		states[i], revisions[i], ctxs[i] = string(t.State), t.Revision, contexts[t.ID]
+		created[i], updated[i], finished[i] = t.CreatedAt, t.UpdatedAt, nullTime(t.FinishedAt)
+	}
+	return pgdb.Stmt{
+		SQL: `INSERT INTO tasks (id, namespace, name, version, state, revision, context, created_at, updated_at, finished_at)
+			SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::json[],
+				$8::timestamptz[], $9::timestamptz[], $10::timestamptz[])`,
+		Args: []any{ids, namespaces, names, versions, states, revisions, ctxs, created, updated, finished},
+		Err: func(err error) error {
+			if pgdb.IsUniqueViolation(err) {
+				return fmt.Errorf("task create: the task already exists (%s): %w", pgdb.PgError(err).Detail, taskertype.ErrInvalid)
+			}
+			return fmt.Errorf("task create: %w", err)
+		},
+	}
+}
+
+// insertSteps inserts the steps created in the transaction, as they are now.
+func insertSteps(rows []*stepRow) pgdb.Stmt {
+	n := len(rows)
+	var (
+		ids, taskIDs                = make([]uuid.UUID, n), make([]uuid.UUID, n)
+		names, handlers             = make([]string, n), make([]string, n)
+		positions, attempts, maxAtt = make([]int32, n), make([]int32, n), make([]int32, n)
+		deps, states, backoffs      = make([]string, n), make([]string, n), make([]string, n)
+		retryable                   = make([]bool, n)
+		bases, caps, timeouts       = make([]int64, n), make([]int64, n), make([]int64, n)
+		jitters                     = make([]float64, n)
+		results, failures           = make([][]byte, n), make([][]byte, n)
+		created, updated            = make([]time.Time, n), make([]time.Time, n)
+		nextRetry, started, ended   = make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n)
+	)
+	for i, r := range rows {
+		s := &r.step
+		ids[i], taskIDs[i], names[i], handlers[i] = s.ID, s.TaskID, s.Name, s.Handler
+		positions[i], attempts[i], maxAtt[i] = int32(s.Position), int32(s.Attempts), int32(s.Retry.MaxAttempts)
+		d := make([]string, len(s.DependsOn))
+		for j, id := range s.DependsOn {
+			d[j] = id.String()
+		}
+		deps[i], states[i], backoffs[i] = strings.Join(d, ","), string(s.State), string(s.Retry.Backoff)
+		retryable[i] = s.Retry.Retryable
+		bases[i], caps[i], timeouts[i] = s.Retry.Base.Microseconds(), s.Retry.Cap.Microseconds(), s.Timeout.Microseconds()
+		jitters[i] = s.Retry.Jitter
+		results[i] = nullJSON(s.Result)
+		failures[i], _ = failureJSON(s) // checked by TaskCreate and StepTransition
+		created[i], updated[i] = s.CreatedAt, s.UpdatedAt
+		nextRetry[i], started[i], ended[i] = nullTime(s.NextRetryAt), nullTime(s.StartedAt), nullTime(s.FinishedAt)
+	}
+	return pgdb.Stmt{
+		SQL: `INSERT INTO steps (id, task_id, name, handler, position, depends_on, state, attempts,
+				retryable, max_attempts, backoff, backoff_base_us, backoff_cap_us, jitter, timeout_us,
+				next_retry_at, result, failure, created_at, updated_at, started_at, finished_at)
+			SELECT id, task_id, name, handler, position, string_to_array(deps, ',')::uuid[], state, attempts,
+				retryable, max_attempts, backoff, base, cap, jitter, timeout,
+				next_retry_at, result, failure, created_at, updated_at, started_at, finished_at
+			FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::integer[], $6::text[], $7::text[], $8::integer[],
+				$9::boolean[], $10::integer[], $11::text[], $12::bigint[], $13::bigint[], $14::double precision[], $15::bigint[],
+				$16::timestamptz[], $17::json[], $18::json[], $19::timestamptz[], $20::timestamptz[], $21::timestamptz[], $22::timestamptz[])
+			AS u(id, task_id, name, handler, position, deps, state, attempts, retryable, max_attempts, backoff, base, cap, jitter, timeout,
+				next_retry_at, result, failure, created_at, updated_at, started_at, finished_at)`,
+		Args: []any{ids, taskIDs, names, handlers, positions, deps, states, attempts, retryable, maxAtt, backoffs,
+			bases, caps, jitters, timeouts, nextRetry, results, failures, created, updated, started, ended},
+		Err: func(err error) error {
+			if pgdb.IsUniqueViolation(err) {
+				return fmt.Errorf("task create: a step ID is already taken (%s): %w", pgdb.PgError(err).Detail, taskertype.ErrInvalid)
+			}
+			return fmt.Errorf("task create: steps: %w", err)
+		},
+	}
+}
+
+// updateStep writes the mutable fields of a step this transaction holds.
+func updateStep(s *taskertype.Step) pgdb.Stmt {
+	failure, _ := failureJSON(s)
+	id := s.ID
+	return pgdb.Stmt{
+		SQL: `UPDATE steps SET state = $2, attempts = $3, next_retry_at = $4, result = $5, failure = $6,
+			started_at = $7, finished_at = $8, updated_at = $9 WHERE id = $1`,
+		Args: []any{s.ID, string(s.State), s.Attempts, nullTime(s.NextRetryAt), nullJSON(s.Result), failure,
+			nullTime(s.StartedAt), nullTime(s.FinishedAt), s.UpdatedAt},
+		Err: func(err error) error { return fmt.Errorf("step transition: step %s: %w", id, err) },
+	}
+}
+
+// casStepStmt is the compare-and-set of a step the transaction does not
+// hold: it writes the step's mutable fields if the stored step is in state
+// from, raises its task's revision in the same statement if bumpTask, and
+// returns the stored row (no row: not moved).
+func casStepStmt(s *taskertype.Step, from taskertype.StepState, bumpTask bool, row func(pgx.Row) error) pgdb.Stmt {
+	failure, _ := failureJSON(s)
+	id := s.ID
+	return pgdb.Stmt{
+		SQL: `WITH u AS (
+				UPDATE steps SET state = $3, attempts = $4, next_retry_at = $5, result = $6, failure = $7,
+					started_at = $8, finished_at = $9, updated_at = $10
+				WHERE id = $1 AND task_id = $2 AND state = $11
+				RETURNING ` + stepCols + `),
+			b AS (UPDATE tasks SET revision = revision + 1 WHERE $12 AND id = (SELECT task_id FROM u))
+			SELECT * FROM u`,
+		Args: []any{s.ID, s.TaskID, string(s.State), s.Attempts, nullTime(s.NextRetryAt), nullJSON(s.Result), failure,
+			nullTime(s.StartedAt), nullTime(s.FinishedAt), s.UpdatedAt, string(from), bumpTask},
+		Row: row,
+		Err: func(err error) error { return fmt.Errorf("step transition: step %s: %w", id, err) },
+	}
+}
+
+// insertTransitions records the transitions of the transaction in the order
+// they were made: the identity column numbers them in that order.
+func insertTransitions(rows []transitionRow) pgdb.Stmt {
+	n := len(rows)
+	var (
+		taskIDs, stepIDs   = make([]uuid.UUID, n), make([]uuid.UUID, n)
+		froms, tos, events = make([]string, n), make([]string, n), make([]string, n)
+		ats                = make([]time.Time, n)
+		processors         = make([]string, n)
+	)
+	for i, r := range rows {
+		taskIDs[i], stepIDs[i], froms[i], tos[i], events[i], ats[i], processors[i] =
+			r.taskID, r.stepID, r.from, r.to, r.event, r.at, r.processor
+	}
+	return pgdb.Stmt{
+		SQL: `INSERT INTO transitions (task_id, step_id, from_state, to_state, event, at, processor)
+			SELECT t, s, f, o, e, a, p
+			FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[])
+				WITH ORDINALITY AS u(t, s, f, o, e, a, p, n)
+			ORDER BY n`,
+		Args: []any{taskIDs, stepIDs, froms, tos, events, ats, processors},
+		Err:  func(err error) error { return fmt.Errorf("record transitions: %w", err) },
+	}
+}

@@ -1,0 +1,330 @@
+// Package postgres is the PostgreSQL store driver: tasks, steps and
+// transitions in a PostgreSQL database shared with the PostgreSQL queue
+// (queue/postgres), so that a state change and the message it sends commit
+// in one transaction, and any number of processes share the database.
+//
+// Transactions are pipelined: the writes whose outcome is known are
+// buffered and go with the next read or with the COMMIT, in one batch, so a
+// transaction costs one round trip per read it makes plus one. See
+// docs/postgres.md for the round trips of each operation.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"slices"
+	"sync/atomic"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tasker-go/tasker/internal/pgdb"
+	queuepg "github.com/tasker-go/tasker/queue/postgres"
+	"github.com/tasker-go/tasker/store"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations are the store's schema migrations, component "store".
+var Migrations = func() fs.FS {
+	f, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		panic(err)
+	}
+	return f
+}()
+
+// Component is the store's name in schema_migrations.
+const Component = "store"
+
+// Config configures the store. The zero value of each field but URL means
+// its default.
+type Config struct {
+	// URL is the database: postgres://user:password@host:5432/dbname?sslmode=disable,
+	// or key=value pairs. "&search_path=schema" puts the tables in another
+	// schema than public; "&pool_max_conns=N" sizes the pool.
+	URL    string
+	Logger *slog.Logger
+	// Clock is given to the queue, and dates a transition or a creation
+	// whose At is zero. Nil means the wall clock.
+	Clock taskertype.Clock
+	// AutoMigrate applies the migrations of the store and of the queue at
+	// Open, under an advisory lock (processes starting together migrate
+	// once). Without it, Open fails on a database that lacks them with an
+	// error that says to run `tasker migrate` (Migrate).
+	AutoMigrate bool
+	// MaxConns bounds the pool (see pgdb.Options.MaxConns).
+	MaxConns int32
+	// Queue configures the co-located queue; its URL, Logger, Clock and
+	// AutoMigrate are this Config's.
+	Queue queuepg.Config
+}
+
+// Store implements store.Store on PostgreSQL.
+type Store struct {
+	db     *pgdb.DB
+	q      *queuepg.Queue
+	clock  taskertype.Clock
+	closed atomic.Bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens the pool, applies or checks the migrations of the store and
+// of the queue, and builds the co-located queue, which shares the pool.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	db, err := pgdb.Open(ctx, pgdb.Options{URL: cfg.URL, Logger: cfg.Logger, MaxConns: cfg.MaxConns})
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	s, err := newStore(ctx, db, cfg)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func newStore(ctx context.Context, db *pgdb.DB, cfg Config) (*Store, error) {
+	if cfg.AutoMigrate {
+		if err := db.Migrate(ctx, Component, Migrations); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+	} else if err := db.CheckSchema(ctx, Component, Migrations); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	qcfg := cfg.Queue
+	qcfg.URL, qcfg.Logger, qcfg.Clock, qcfg.AutoMigrate = "", cfg.Logger, cfg.Clock, cfg.AutoMigrate
+	q, err := queuepg.New(ctx, db, qcfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	s := &Store{db: db, q: q, clock: cfg.Clock}
+	if s.clock == nil {
+		s.clock = taskertype.SystemClock{}
+	}
+	return s, nil
+}
+
+// Migrate opens the database of cfg, applies the migrations of the store
+// and of the queue, and closes it: what `tasker migrate` does. It is
+// idempotent, and safe to run from several processes at once.
+func Migrate(ctx context.Context, cfg Config) error {
+	db, err := pgdb.Open(ctx, pgdb.Options{URL: cfg.URL, Logger: cfg.Logger, MaxConns: cfg.MaxConns})
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	defer db.Close()
+	return migrate(ctx, db)
+}
+
+// Migrate applies the migrations of the store and of the queue that the
+// database lacks (an open store has them all unless another binary changed
+// the database since).
+func (s *Store) Migrate(ctx context.Context) error { return migrate(ctx, s.db) }
+
+func migrate(ctx context.Context, db *pgdb.DB) error {
+	if err := db.Migrate(ctx, Component, Migrations); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if err := db.Migrate(ctx, queuepg.Component, queuepg.Migrations); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+// Queue returns the queue that shares the store's database: messages sent
+// with Tx.MessageSend are consumed from it.
+func (s *Store) Queue() *queuepg.Queue { return s.q }
+
+// DB returns the store's pool.
+func (s *Store) DB() *pgdb.DB { return s.db }
+
+// RoundTrips counts the exchanges with the server made through the store's
+// pool (its queue's included) since it opened; see pgdb.DB.RoundTrips.
+func (s *Store) RoundTrips() uint64 { return s.db.RoundTrips() }
+
+// Close closes the queue and the pool. It may be called more than once.
+func (s *Store) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	err := s.q.Close()
+	s.db.Close()
+	return err
+}
+
+func (s *Store) check(op string) error {
+	if s.closed.Load() {
+		return fmt.Errorf("store: %s: %w", op, taskertype.ErrClosed)
+	}
+	return nil
+}
+
+func invalid(op, format string, args ...any) error {
+	return fmt.Errorf("store: %s: %s: %w", op, fmt.Sprintf(format, args...), taskertype.ErrInvalid)
+}
+
+func notFound(op, kind string, id uuid.UUID) error {
+	return fmt.Errorf("store: %s: %s %s: %w", op, kind, id, taskertype.ErrNotFound)
+}
+
+// TaskGet implements store.Store: one query.
+func (s *Store) TaskGet(ctx context.Context, id uuid.UUID) (*taskertype.Task, error) {
+	const op = "task get"
+	if err := s.check(op); err != nil {
+		return nil, err
+	}
+	t, err := scanTask(s.db.Pool.QueryRow(ctx, `SELECT `+taskCols+`, context FROM tasks WHERE id = $1`, id), true)
+	if pgdb.IsNoRows(err) {
+		return nil, notFound(op, "task", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: task %s: %w", op, id, err)
+	}
+	return t, nil
+}
+
+// TaskList implements store.Store: one query, newest first (creation time,
+// then ID).
+func (s *Store) TaskList(ctx context.Context, p *store.TaskListParams) ([]*taskertype.Task, error) {
+	const op = "task list"
+	if err := s.check(op); err != nil {
+		return nil, err
+	}
+	if p == nil {
+		p = &store.TaskListParams{}
+	}
+	limit := p.Limit
+	switch {
+	case limit == 0:
+		limit = 100
+	case limit < 0:
+		return nil, invalid(op, "negative limit %d", p.Limit)
+	}
+	var rows pgx.Rows
+	var err error
+	if len(p.States) == 0 {
+		rows, err = s.db.Pool.Query(ctx, `SELECT `+taskCols+`, context FROM tasks ORDER BY created_at DESC, id DESC LIMIT $1`, limit)
+	} else {
+		states := make([]string, 0, len(p.States))
+		unfinished := true
+		for _, st := range p.States {
+			if !st.Valid() {
+				return nil, invalid(op, "unknown task state %q", st)
+			}
+			states = append(states, string(st))
+			unfinished = unfinished && !st.Terminal()
+		}
+		// Unfinished states only: the partial index of unfinished tasks.
+		where := `state = ANY($1)`
+		if unfinished {
+			where += ` AND finished_at IS NULL`
+		}
+		rows, err = s.db.Pool.Query(ctx, `SELECT `+taskCols+`, context FROM tasks WHERE `+where+
+			` ORDER BY created_at DESC, id DESC LIMIT $2`, states, limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", op, err)
+	}
+	defer rows.Close()
+	var tasks []*taskertype.Task
+	for rows.Next() {
+		t, err := scanTask(rows, true)
+		if err != nil {
+			return nil, fmt.Errorf("store: %s: %w", op, err)
+		}
+		tasks = append(tasks, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: %s: %w", op, err)
+	}
+	return tasks, nil
+}
+
+// The steps of a task in template order, DependsOn filled: one query, the
+// dependencies being a column of the step.
+const stepListSQL = `SELECT ` + stepCols + ` FROM steps WHERE task_id = $1 ORDER BY position, name`
+
+// StepList implements store.Store: one query. A task without steps, or no
+// such task, gives an empty list.
+func (s *Store) StepList(ctx context.Context, taskID uuid.UUID) ([]*taskertype.Step, error) {
+	if err := s.check("step list"); err != nil {
+		return nil, err
+	}
+	rows, err := s.db.Pool.Query(ctx, stepListSQL, taskID)
+	if err != nil {
+		return nil, fmt.Errorf("store: step list: task %s: %w", taskID, err)
+	}
+	return readSteps(rows, taskID)
+}
+
+func readSteps(rows pgx.Rows, taskID uuid.UUID) ([]*taskertype.Step, error) {
+	defer rows.Close()
+	var steps []*taskertype.Step
+	for rows.Next() {
+		st, err := scanStep(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: step list: task %s: %w", taskID, err)
+		}
+		steps = append(steps, st)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: step list: task %s: %w", taskID, err)
+	}
+	return steps, nil
+}
+
+// TransitionList implements store.Store: one query. The transitions of a
+// task that does not exist are an empty list.
+func (s *Store) TransitionList(ctx context.Context, p *store.TransitionListParams) ([]*taskertype.Transition, error) {
+	const op = "transition list"
+	if err := s.check(op); err != nil {
+		return nil, err
+	}
+	if p == nil || p.TaskID == uuid.Nil {
+		return nil, invalid(op, "no task ID")
+	}
+	q, args := `SELECT `+transitionCols+` FROM transitions WHERE task_id = $1 ORDER BY id`, []any{p.TaskID}
+	if p.StepID != uuid.Nil {
+		q, args = `SELECT `+transitionCols+` FROM transitions WHERE task_id = $1 AND step_id = $2 ORDER BY id`, []any{p.TaskID, p.StepID}
+	}
+	rows, err := s.db.Pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: task %s: %w", op, p.TaskID, err)
+	}
+	ts, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*taskertype.Transition, error) {
+		var tr taskertype.Transition
+		err := row.Scan(&tr.ID, &tr.TaskID, &tr.StepID, &tr.From, &tr.To, &tr.Event, &tr.At, &tr.Processor)
+		tr.At = tr.At.UTC()
+		return &tr, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: task %s: %w", op, p.TaskID, err)
+	}
+	return ts, nil
+}
+
+// errStale builds the error of a compare-and-set that found another state.
+func errStale(op, kind string, id uuid.UUID, expected, actual string) error {
+	return fmt.Errorf("store: %s: %w", op, &taskertype.StaleStateError{Kind: kind, ID: id.String(), Expected: expected, Actual: actual})
+}
+
+var errEnded = errors.New("the transaction has ended")
+
+// dedupe returns the distinct strings of s in their first order.
+func dedupe(s []string) []string {
+	out := s[:0:0]
+	for _, v := range s {
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}

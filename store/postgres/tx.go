@@ -1,0 +1,680 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tasker-go/tasker/internal/pgdb"
+	"github.com/tasker-go/tasker/queue"
+	"github.com/tasker-go/tasker/store"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+// tx is a write transaction, pipelined on one connection (pgdb.Tx).
+//
+// It keeps the rows it holds, and only those: a task read with
+// TaskGetForUpdate or moved by a compare-and-set, a step read with StepGet
+// (FOR NO KEY UPDATE) or moved, the rows it created. No other transaction
+// can change them until this one ends, so the compare-and-sets on them are
+// decided here, without a round trip, and their writes are buffered until a
+// statement of this transaction may read them: a step's until the next
+// read of steps (StepList, StepInputs) or the commit, a task's until the
+// commit (no statement of the transaction reads a held task's state). The
+// tasks and steps created here are inserted then, as they are by then. So
+// each row is written once between two reads of it, whatever the number of
+// its hops, and the writes travel with a read or with the COMMIT.
+//
+// A transition of a row this transaction does not hold (a step or a task
+// from a cache) is a compare-and-set sent at once: UPDATE … WHERE id = $1 AND
+// state = $from, with the buffered writes, one round trip. When it changes
+// no row, a second query tells the actual state, the call fails with a
+// *taskertype.StaleStateError (or ErrNotFound), and the transaction goes on.
+// When it succeeds, the transaction holds the row.
+//
+// The statements made as the calls come (messages sent and acknowledged,
+// revision raises of tasks not held) go with the next round trip, whatever
+// it is.
+type tx struct {
+	s    *Store
+	t    *pgdb.Tx
+	done bool
+
+	tasks    map[uuid.UUID]*taskRow
+	steps    map[uuid.UUID]*stepRow
+	contexts map[uuid.UUID]json.RawMessage // task contexts read or created here
+
+	created  []*taskRow // to insert at the next round trip
+	newSteps []*stepRow
+	dirty    []*stepRow // held steps changed, to write at the next round trip
+
+	trans []transitionRow
+	sent  []queue.SendParams // Queue and Delay only, for the wake-ups
+}
+
+// taskRow is a task this transaction holds.
+type taskRow struct {
+	task     taskertype.Task // without Context
+	inserted bool            // false while its INSERT waits for the next round trip
+	dirty    bool            // changed since read: written at the commit
+}
+
+type stepMode int
+
+const (
+	stepClean  stepMode = iota
+	stepInsert          // created here, not inserted yet
+	stepDirty           // changed: written before the next read of steps
+)
+
+// stepRow is a step this transaction holds, DependsOn included.
+type stepRow struct {
+	step taskertype.Step
+	mode stepMode
+}
+
+type transitionRow struct {
+	taskID, stepID uuid.UUID
+	from, to       string
+	event          string
+	at             time.Time
+	processor      string
+}
+
+var _ store.Tx = (*tx)(nil)
+
+// InTx implements store.Store. fn runs in a transaction on one pooled
+// connection; its buffered writes, its transition records and the
+// notifications of the messages it sent go with the COMMIT. On a
+// serialization failure or a deadlock the transaction is rolled back and fn
+// runs again, up to pgdb.MaxTxAttempts times. A panic in fn rolls back and
+// goes on. The error of fn is returned as it is.
+func (s *Store) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
+	if err := s.check("transaction"); err != nil {
+		return err
+	}
+	var (
+		last  *tx // the attempt running, or the last one
+		fnErr error
+	)
+	defer func() { // also on a panic in fn
+		if last != nil {
+			last.done = true
+		}
+	}()
+	err := s.db.InTx(ctx, func(t *pgdb.Tx) error {
+		if last != nil {
+			last.done = true // a retry: the previous attempt's Tx is dead
+		}
+		last = &tx{s: s, t: t}
+		if fnErr = fn(last); fnErr != nil {
+			return fnErr
+		}
+		last.prepareCommit()
+		return nil
+	})
+	if err != nil {
+		if fnErr == nil {
+			err = fmt.Errorf("store: commit: %w", err)
+		}
+		return err
+	}
+	s.q.NotifySent(last.sent...)
+	return nil
+}
+
+func (x *tx) check(op string) error {
+	if x.done {
+		return fmt.Errorf("store: %s: %w: %w", op, errEnded, taskertype.ErrClosed)
+	}
+	return nil
+}
+
+func (x *tx) at(at time.Time) time.Time {
+	if at.IsZero() {
+		return x.s.clock.Now()
+	}
+	return at
+}
+
+// What a read needs written before it: the buffered writes of the rows it
+// may read. The statements queued as they were made (messages, revision
+// raises of tasks not held) go with every round trip.
+type reads int
+
+const (
+	readsHeldNone reads = iota // no row this transaction holds: tasks not held, queues
+	readsSteps                 // steps and task contexts: every buffered row
+)
+
+// query sends what s needs written before it, the queued statements and s,
+// in one round trip.
+func (x *tx) query(ctx context.Context, op string, r reads, s pgdb.Stmt) error {
+	if r == readsSteps {
+		x.flushRows()
+	}
+	x.t.Add(s)
+	if err := x.t.Send(ctx); err != nil {
+		return fmt.Errorf("store: %s: %w", op, err)
+	}
+	return nil
+}
+
+// flushRows queues the writes of every row changed and not written yet:
+// inserts first (steps need their task), then the updates. A step that
+// moves several times between two reads of steps is written once.
+func (x *tx) flushRows() {
+	if len(x.created) > 0 {
+		x.t.Add(insertTasks(x.created, x.contexts))
+		for _, r := range x.created {
+			r.inserted = true
+		}
+		x.created = x.created[:0]
+	}
+	if len(x.newSteps) > 0 {
+		x.t.Add(insertSteps(x.newSteps))
+		for _, r := range x.newSteps {
+			r.mode = stepClean
+		}
+		x.newSteps = x.newSteps[:0]
+	}
+	for _, r := range x.dirty {
+		x.t.Add(updateStep(&r.step))
+		r.mode = stepClean
+	}
+	x.dirty = x.dirty[:0]
+}
+
+// prepareCommit queues what goes with the COMMIT: the buffered writes, the
+// held tasks that changed, the transition records and the notifications.
+func (x *tx) prepareCommit() {
+	x.flushRows()
+	for _, r := range x.tasks {
+		if r.dirty {
+			t := &r.task
+			x.t.Add(pgdb.Stmt{SQL: `UPDATE tasks SET state = $2, revision = $3, updated_at = $4, finished_at = $5 WHERE id = $1`,
+				Args: []any{t.ID, string(t.State), t.Revision, t.UpdatedAt, nullTime(t.FinishedAt)}})
+			r.dirty = false
+		}
+	}
+	if len(x.trans) > 0 {
+		x.t.Add(insertTransitions(x.trans))
+		x.trans = nil
+	}
+	var names []string
+	for _, p := range x.sent {
+		if p.Delay <= 0 {
+			names = append(names, p.Queue)
+		}
+	}
+	if names = dedupe(names); len(names) > 0 {
+		x.t.Add(x.s.q.NotifyStmt(names))
+	}
+}
+
+// TaskGetForUpdate implements store.Tx: SELECT … FOR NO KEY UPDATE, one round
+// trip, or none for a task this transaction already holds. The task comes
+// without its Context.
+func (x *tx) TaskGetForUpdate(ctx context.Context, id uuid.UUID) (*taskertype.Task, error) {
+	const op = "task get"
+	if err := x.check(op); err != nil {
+		return nil, err
+	}
+	if r := x.tasks[id]; r != nil {
+		t := r.task
+		return &t, nil
+	}
+	var task *taskertype.Task
+	err := x.query(ctx, op, readsHeldNone, pgdb.Stmt{
+		SQL:  `SELECT ` + taskCols + ` FROM tasks WHERE id = $1 FOR NO KEY UPDATE`,
+		Args: []any{id},
+		Row: func(row pgx.Row) (err error) {
+			task, err = scanTask(row, false)
+			if pgdb.IsNoRows(err) {
+				return nil
+			}
+			return err
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if task == nil {
+		return nil, notFound(op, "task", id)
+	}
+	x.hold(&taskRow{task: *task, inserted: true})
+	t := *task
+	return &t, nil
+}
+
+func (x *tx) hold(r *taskRow) {
+	if x.tasks == nil {
+		x.tasks = make(map[uuid.UUID]*taskRow)
+	}
+	x.tasks[r.task.ID] = r
+}
+
+func (x *tx) holdStep(r *stepRow) {
+	if x.steps == nil {
+		x.steps = make(map[uuid.UUID]*stepRow)
+	}
+	x.steps[r.step.ID] = r
+}
+
+// TaskTransition implements store.Tx. On a task this transaction holds, the
+// compare-and-set is decided here and the task is written at the commit;
+// on another, it is an UPDATE … WHERE state = From sent at once (one round
+// trip, with the buffered writes), after which the transaction holds it.
+func (x *tx) TaskTransition(ctx context.Context, p *store.TaskTransitionParams) error {
+	const op = "task transition"
+	if err := x.check(op); err != nil {
+		return err
+	}
+	if p == nil || p.ID == uuid.Nil {
+		return invalid(op, "no task ID")
+	}
+	next, err := taskertype.NextTaskState(p.From, p.Event)
+	if err != nil {
+		return fmt.Errorf("store: %s: task %s: %w", op, p.ID, err)
+	}
+	if next != p.To {
+		return fmt.Errorf("store: %s: task %s: event %q in state %q leads to %q, not %q: %w",
+			op, p.ID, p.Event, p.From, next, p.To, taskertype.ErrIllegalTransition)
+	}
+	at := x.at(p.At)
+	var finished time.Time
+	if p.To.Terminal() {
+		finished = at
+	}
+	if r := x.tasks[p.ID]; r != nil {
+		if r.task.State != p.From {
+			return errStale(op, "task", p.ID, string(p.From), string(r.task.State))
+		}
+		r.task.State, r.task.UpdatedAt, r.task.FinishedAt = p.To, at, finished
+		r.task.Revision++
+		r.dirty = r.inserted
+	} else if err := x.casTask(ctx, op, p, at, finished); err != nil {
+		return err
+	}
+	x.trans = append(x.trans, transitionRow{taskID: p.ID, from: string(p.From), to: string(p.To),
+		event: string(p.Event), at: at, processor: p.Processor})
+	return nil
+}
+
+func (x *tx) casTask(ctx context.Context, op string, p *store.TaskTransitionParams, at, finished time.Time) error {
+	var task *taskertype.Task
+	err := x.query(ctx, op, readsHeldNone, pgdb.Stmt{
+		SQL: `UPDATE tasks SET state = $3, updated_at = $4, finished_at = $5, revision = revision + 1
+			WHERE id = $1 AND state = $2 RETURNING ` + taskCols,
+		Args: []any{p.ID, string(p.From), string(p.To), at, nullTime(finished)},
+		Row: func(row pgx.Row) (err error) {
+			task, err = scanTask(row, false)
+			if pgdb.IsNoRows(err) {
+				return nil
+			}
+			return err
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if task != nil {
+		x.hold(&taskRow{task: *task, inserted: true})
+		return nil
+	}
+	// Not moved: say why. The transaction goes on.
+	var actual *string
+	err = x.query(ctx, op, readsHeldNone, pgdb.Stmt{SQL: `SELECT state FROM tasks WHERE id = $1`, Args: []any{p.ID},
+		Row: func(row pgx.Row) error {
+			if err := row.Scan(&actual); err != nil && !pgdb.IsNoRows(err) {
+				return err
+			}
+			return nil
+		}})
+	if err != nil {
+		return err
+	}
+	if actual == nil {
+		return notFound(op, "task", p.ID)
+	}
+	return errStale(op, "task", p.ID, string(p.From), *actual)
+}
+
+// StepGet implements store.Tx: SELECT … FOR NO KEY UPDATE, one round trip,
+// or none for a step this transaction already holds. The step comes
+// without its DependsOn.
+func (x *tx) StepGet(ctx context.Context, id uuid.UUID) (*taskertype.Step, error) {
+	const op = "step get"
+	if err := x.check(op); err != nil {
+		return nil, err
+	}
+	r, err := x.loadStep(ctx, op, id)
+	if err != nil {
+		return nil, err
+	}
+	return copyStep(&r.step, false), nil
+}
+
+// loadStep returns the row of a step, held from now on.
+func (x *tx) loadStep(ctx context.Context, op string, id uuid.UUID) (*stepRow, error) {
+	if r := x.steps[id]; r != nil {
+		return r, nil
+	}
+	var st *taskertype.Step
+	err := x.query(ctx, op, readsHeldNone, pgdb.Stmt{
+		SQL:  `SELECT ` + stepCols + ` FROM steps WHERE id = $1 FOR NO KEY UPDATE`,
+		Args: []any{id},
+		Row: func(row pgx.Row) (err error) {
+			st, err = scanStep(row)
+			if pgdb.IsNoRows(err) {
+				return nil
+			}
+			return err
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return nil, notFound(op, "step", id)
+	}
+	r := &stepRow{step: *st}
+	x.holdStep(r)
+	return r, nil
+}
+
+// StepList implements store.Tx: one round trip (with the buffered writes).
+// A task that does not exist has no steps. The steps are not held.
+func (x *tx) StepList(ctx context.Context, taskID uuid.UUID) ([]*taskertype.Step, error) {
+	const op = "step list"
+	if err := x.check(op); err != nil {
+		return nil, err
+	}
+	var steps []*taskertype.Step
+	err := x.query(ctx, op, readsSteps, pgdb.Stmt{SQL: stepListSQL, Args: []any{taskID},
+		Query: func(rows pgx.Rows) (err error) {
+			steps, err = readSteps(rows, taskID)
+			return err
+		}})
+	if err != nil {
+		return nil, err
+	}
+	return steps, nil
+}
+
+// StepTransition implements store.Tx. On a step this transaction holds, the
+// compare-and-set is decided here; on another, it is checked by the
+// database at the next round trip (see tx). It sets p.Step.UpdatedAt to
+// p.At.
+func (x *tx) StepTransition(ctx context.Context, p *store.StepTransitionParams) error {
+	const op = "step transition"
+	if err := x.check(op); err != nil {
+		return err
+	}
+	if p == nil || p.Step == nil || p.Step.ID == uuid.Nil || p.Step.TaskID == uuid.Nil {
+		return invalid(op, "no step, or a step without its ID and TaskID")
+	}
+	st := p.Step
+	next, err := taskertype.NextStepState(p.From, p.Event)
+	if err != nil {
+		return fmt.Errorf("store: %s: step %s: %w", op, st.ID, err)
+	}
+	if next != st.State {
+		return fmt.Errorf("store: %s: step %s: event %q in state %q leads to %q, not %q: %w",
+			op, st.ID, p.Event, p.From, next, st.State, taskertype.ErrIllegalTransition)
+	}
+	if _, err := failureJSON(st); err != nil {
+		return invalid(op, "step %s: failure: %v", st.ID, err)
+	}
+	at := x.at(p.At)
+	st.UpdatedAt = at
+	bump := taskertype.BumpsRevision(p.From, st.State)
+	task := x.tasks[st.TaskID]
+	if r := x.steps[st.ID]; r != nil {
+		if r.step.TaskID != st.TaskID {
+			return invalid(op, "step %s belongs to task %s, not %s", st.ID, r.step.TaskID, st.TaskID)
+		}
+		if r.step.State != p.From {
+			return errStale(op, "step", st.ID, string(p.From), string(r.step.State))
+		}
+		setMutable(&r.step, st)
+		if r.mode == stepClean {
+			r.mode = stepDirty
+			x.dirty = append(x.dirty, r)
+		}
+		if bump && task == nil {
+			id := st.TaskID
+			x.t.Add(pgdb.Stmt{SQL: `UPDATE tasks SET revision = revision + 1 WHERE id = $1`, Args: []any{id},
+				Err: func(err error) error {
+					return fmt.Errorf("step transition: raise the revision of task %s: %w", id, err)
+				}})
+		}
+	} else if err := x.casStep(ctx, op, p, bump && task == nil); err != nil {
+		return err
+	}
+	if bump && task != nil {
+		task.task.Revision++
+		task.dirty = task.inserted
+	}
+	x.trans = append(x.trans, transitionRow{taskID: st.TaskID, stepID: st.ID, from: string(p.From), to: string(st.State),
+		event: string(p.Event), at: at, processor: p.Processor})
+	return nil
+}
+
+// casStep moves a step this transaction does not hold: one statement,
+// which also raises the task's revision when bumpTask is set, sent at once
+// with the buffered writes. The step is held from then on.
+func (x *tx) casStep(ctx context.Context, op string, p *store.StepTransitionParams, bumpTask bool) error {
+	st := p.Step
+	var moved *taskertype.Step
+	err := x.query(ctx, op, readsHeldNone, casStepStmt(st, p.From, bumpTask, func(row pgx.Row) (err error) {
+		moved, err = scanStep(row)
+		if pgdb.IsNoRows(err) {
+			return nil
+		}
+		return err
+	}))
+	if err != nil {
+		return err
+	}
+	if moved != nil {
+		x.holdStep(&stepRow{step: *moved})
+		return nil
+	}
+	// Not moved: say why. The transaction goes on.
+	var (
+		actual *string
+		taskID uuid.UUID
+	)
+	err = x.query(ctx, op, readsHeldNone, pgdb.Stmt{SQL: `SELECT state, task_id FROM steps WHERE id = $1`, Args: []any{st.ID},
+		Row: func(row pgx.Row) error {
+			if err := row.Scan(&actual, &taskID); err != nil && !pgdb.IsNoRows(err) {
+				return err
+			}
+			return nil
+		}})
+	switch {
+	case err != nil:
+		return err
+	case actual == nil:
+		return notFound(op, "step", st.ID)
+	case taskID != st.TaskID:
+		return invalid(op, "step %s belongs to task %s, not %s", st.ID, taskID, st.TaskID)
+	}
+	return errStale(op, "step", st.ID, string(p.From), *actual)
+}
+
+// setMutable copies the fields a transition writes.
+func setMutable(dst, src *taskertype.Step) {
+	dst.State, dst.Attempts, dst.NextRetryAt, dst.Result = src.State, src.Attempts, src.NextRetryAt, src.Result
+	dst.StartedAt, dst.FinishedAt, dst.UpdatedAt = src.StartedAt, src.FinishedAt, src.UpdatedAt
+	dst.Failure = nil
+	if src.Failure != nil {
+		f := *src.Failure
+		dst.Failure = &f
+	}
+}
+
+// StepInputs implements store.Tx: one round trip (with the buffered writes)
+// that reads the task's context and the results of the step's
+// dependencies, or none when this transaction created the task or read its
+// context already and holds the step and its dependencies.
+func (x *tx) StepInputs(ctx context.Context, stepID uuid.UUID) (*store.StepInputs, error) {
+	const op = "step inputs"
+	if err := x.check(op); err != nil {
+		return nil, err
+	}
+	if in := x.inputsHeld(stepID); in != nil {
+		return in, nil
+	}
+	var (
+		taskID  *uuid.UUID
+		taskCtx []byte
+		results []byte
+	)
+	err := x.query(ctx, op, readsSteps, pgdb.Stmt{
+		SQL: `SELECT s.task_id, t.context,
+				(SELECT json_object_agg(d.name, coalesce(d.result, 'null'::json)) FROM steps d WHERE d.id = ANY(s.depends_on))
+			FROM steps s JOIN tasks t ON t.id = s.task_id WHERE s.id = $1`,
+		Args: []any{stepID},
+		Row: func(row pgx.Row) error {
+			if err := row.Scan(&taskID, &taskCtx, &results); err != nil && !pgdb.IsNoRows(err) {
+				return err
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if taskID == nil {
+		return nil, notFound(op, "step", stepID)
+	}
+	in := &store.StepInputs{Context: taskCtx, Results: map[string]json.RawMessage{}}
+	if results != nil {
+		if err := json.Unmarshal(results, &in.Results); err != nil {
+			return nil, fmt.Errorf("store: %s: step %s: results of its dependencies: %w", op, stepID, err)
+		}
+	}
+	if x.contexts == nil {
+		x.contexts = make(map[uuid.UUID]json.RawMessage)
+	}
+	x.contexts[*taskID] = taskCtx
+	return in, nil
+}
+
+// inputsHeld builds a step's inputs from what the transaction holds, or
+// returns nil.
+func (x *tx) inputsHeld(stepID uuid.UUID) *store.StepInputs {
+	r := x.steps[stepID]
+	if r == nil {
+		return nil
+	}
+	taskCtx, ok := x.contexts[r.step.TaskID]
+	if !ok {
+		return nil
+	}
+	in := &store.StepInputs{Context: taskCtx, Results: make(map[string]json.RawMessage, len(r.step.DependsOn))}
+	for _, dep := range r.step.DependsOn {
+		d := x.steps[dep]
+		if d == nil {
+			return nil
+		}
+		result := d.step.Result
+		if len(result) == 0 {
+			result = json.RawMessage("null")
+		}
+		in.Results[d.step.Name] = result
+	}
+	return in
+}
+
+// known makes sure the transaction may name queue name in a statement: a
+// statement on a table that does not exist would abort the transaction.
+// Unless this process has seen the queue, it costs a round trip.
+func (x *tx) known(ctx context.Context, op, name string) (bool, error) {
+	q := x.s.q
+	if q.Known(name) {
+		return true, nil
+	}
+	var found bool
+	if err := x.query(ctx, op, readsHeldNone, q.LookupStmt(name, &found)); err != nil {
+		return false, err
+	}
+	return found, nil
+}
+
+// MessageSend implements store.Tx: the INSERT is buffered, the other
+// processes are notified at the commit, and this process's subscribers
+// after it.
+func (x *tx) MessageSend(ctx context.Context, p *queue.SendParams) error {
+	const op = "message send"
+	if err := x.check(op); err != nil {
+		return err
+	}
+	stmt, err := x.s.q.SendStmt(p)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if ok, err := x.known(ctx, op, p.Queue); err != nil {
+		return err
+	} else if !ok {
+		return fmt.Errorf("store: %s: queue %q does not exist: call QueueEnsure first: %w", op, p.Queue, taskertype.ErrNotFound)
+	}
+	x.t.Add(stmt)
+	x.sent = append(x.sent, queue.SendParams{Queue: p.Queue, Delay: p.Delay})
+	return nil
+}
+
+// MessageClaim implements store.Tx: the co-located queue's claim, in this
+// transaction (one round trip, with the buffered writes).
+func (x *tx) MessageClaim(ctx context.Context, p *queue.ClaimParams) ([]*queue.Message, error) {
+	const op = "message claim"
+	if err := x.check(op); err != nil {
+		return nil, err
+	}
+	var msgs []*queue.Message
+	stmt, err := x.s.q.ClaimStmt(p, &msgs)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if ok, err := x.known(ctx, op, p.Queue); err != nil || !ok {
+		return nil, err
+	}
+	if err := x.query(ctx, op, readsHeldNone, stmt); err != nil {
+		return nil, err
+	}
+	if len(msgs) < p.Max {
+		// The claim drained the queue, so it took every message this
+		// transaction sent there without delay: waking consumers for them
+		// would only make them claim nothing.
+		x.sent = slices.DeleteFunc(x.sent, func(s queue.SendParams) bool { return s.Queue == p.Queue && s.Delay <= 0 })
+	}
+	return msgs, nil
+}
+
+// MessageAck implements store.Tx: the co-located queue's acknowledgement,
+// buffered until the next round trip.
+func (x *tx) MessageAck(ctx context.Context, p *queue.AckParams) error {
+	const op = "message ack"
+	if err := x.check(op); err != nil {
+		return err
+	}
+	stmt, ok, err := x.s.q.AckStmt(p)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if !ok {
+		return nil
+	}
+	if ok, err := x.known(ctx, op, p.Queue); err != nil || !ok {
+		return err
+	}
+	x.t.Add(stmt)
+	return nil
+}
