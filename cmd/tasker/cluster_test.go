@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tasker-go/tasker"
+	"github.com/tasker-go/tasker/examples"
+	"github.com/tasker-go/tasker/internal/pgdb/pgtest"
+	"github.com/tasker-go/tasker/template"
+)
+
+// buildBinary builds the tasker command into dir.
+func buildBinary(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "tasker")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// process is a tasker process the test started.
+type process struct {
+	cmd  *exec.Cmd
+	logs *strings.Builder
+}
+
+func start(t *testing.T, bin, url string, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "TASKER_DATABASE_URL="+url)
+	logs := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: cmd, logs: logs}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return p
+}
+
+// stop ends a process gracefully and checks that it exited cleanly.
+func (p *process) stop(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("%v exited with %v\n%s", p.cmd.Args, err, p.logs)
+		}
+	case <-time.After(60 * time.Second):
+		p.cmd.Process.Kill()
+		t.Errorf("%v did not stop\n%s", p.cmd.Args, p.logs)
+	}
+}
+
+// TestClusterOfProcessesRunsEveryTaskOnce starts two orchestrators and two
+// workers as real processes on one PostgreSQL database, creates 500 tasks of
+// the four example shapes from this test process, and checks the transition
+// log: every task completed, every step completed exactly once, and no step
+// was worked by two processes at once.
+func TestClusterOfProcessesRunsEveryTaskOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs processes")
+	}
+	_, url := pgtest.Schema(t)
+	bin := buildBinary(t, t.TempDir())
+	if out, err := exec.Command(bin, "migrate", "--database-url", url).CombinedOutput(); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	var procs []*process
+	for range 2 {
+		procs = append(procs, start(t, bin, url, "serve"))
+		procs = append(procs, start(t, bin, url, "worker", "--namespace", "demo"))
+	}
+
+	// The client: creates the tasks, runs nothing.
+	var tpls []*template.Template
+	for _, name := range []string{"linear.yaml", "diamond.yaml", "dag.yaml", "tree.yaml"} {
+		data, err := fs.ReadFile(examples.FS, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tpl, err := template.Parse(name, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tpls = append(tpls, tpl)
+	}
+	ctx := context.Background()
+	eng, err := tasker.Open(ctx, tasker.Config{DatabaseURL: url, Templates: tpls, DisableOrchestration: true, DisableWorkers: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Stop(ctx)
+	const tasks = 500
+	ids := make([]uuid.UUID, 0, tasks)
+	for i := range tasks {
+		tpl := tpls[i%len(tpls)]
+		task, err := eng.CreateTask(ctx, tasker.CreateTaskParams{Namespace: tpl.Namespace, Name: tpl.Name, Context: map[string]int{"value": i % 100}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, task.ID)
+	}
+
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		left, err := eng.Tasks(ctx, tasks, "pending", "initializing", "enqueuing_steps", "steps_in_process",
+			"evaluating_results", "waiting_for_dependencies", "waiting_for_retry", "blocked_by_failures")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			for _, p := range procs {
+				t.Logf("%v:\n%s", p.cmd.Args, p.logs)
+			}
+			t.Fatalf("%d tasks unfinished after 3 minutes", len(left))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, p := range procs {
+		p.stop(t)
+	}
+
+	processors := map[string]bool{}
+	for _, id := range ids {
+		info, err := eng.Task(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Task.State != "complete" {
+			t.Errorf("task %s ended %s", id, info.Task.State)
+			continue
+		}
+		log, err := eng.Transitions(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range info.Steps {
+			completes := 0
+			holder := "" // the processor running the step, between start and its outcome
+			for _, tr := range log {
+				if tr.StepID != s.ID {
+					continue
+				}
+				processors[tr.Processor] = true
+				switch tr.Event {
+				case "complete":
+					completes++
+				case "start":
+					if holder != "" {
+						t.Errorf("task %s step %s: started by %s while %s still ran it", id, s.Name, tr.Processor, holder)
+					}
+					holder = tr.Processor
+				case "succeed", "fail", "release":
+					if holder != tr.Processor {
+						t.Errorf("task %s step %s: %s by %s, but %s ran it", id, s.Name, tr.Event, tr.Processor, holder)
+					}
+					holder = ""
+				}
+			}
+			if completes != 1 {
+				t.Errorf("task %s step %s completed %d times", id, s.Name, completes)
+			}
+		}
+	}
+	var workers, orchestrators int
+	for p := range processors {
+		switch {
+		case strings.HasPrefix(p, "worker@"):
+			workers++
+		case strings.HasPrefix(p, "orchestrator@"):
+			orchestrators++
+		}
+	}
+	if workers != 2 || orchestrators < 2 {
+		t.Errorf("work was done by %d workers and %d orchestrators (%v), want both of each", workers, orchestrators, processors)
+	}
+	fmt.Fprintf(os.Stderr, "cluster: %d tasks, processors %v\n", tasks, processors)
+}
