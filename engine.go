@@ -68,6 +68,12 @@ type Config struct {
 	// IdlePoll is how often idle consumers look for work when no wake-up
 	// arrives. Default 1s.
 	IdlePoll time.Duration
+	// ClaimTimeout is how long a claimed message stays hidden from other
+	// processes: when a process dies, its messages come back after it (a
+	// worker extends the claim of a step whose timeout is longer). Zero
+	// means the defaults: 30s for orchestration, 60s for workers. At least
+	// 1s.
+	ClaimTimeout time.Duration
 	// Pull configures the dispatch channel that hands steps to pull
 	// workers (see RegisterPullHandler).
 	Pull PullConfig
@@ -188,7 +194,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	orch, err := orchestration.New(orchestration.Config{
 		Store: e.store, Queue: e.queue, Bus: e.bus, Logger: cfg.Logger, Clock: cfg.Clock,
-		Processor: "orchestrator@" + cfg.ProcessorName, IdlePoll: cfg.IdlePoll,
+		Processor: "orchestrator@" + cfg.ProcessorName, IdlePoll: cfg.IdlePoll, VisibilityTimeout: cfg.ClaimTimeout,
 	})
 	if err != nil {
 		e.closeOwned()
@@ -324,7 +330,7 @@ func (e *Engine) startWorker(ctx context.Context) error {
 	wc := worker.Config{
 		Store: e.store, Queue: e.queue, Bus: e.bus, Logger: e.cfg.Logger, Clock: e.clock,
 		Processor: "worker@" + e.cfg.ProcessorName, Namespaces: namespaces, Handlers: e.handlers,
-		Concurrency: e.cfg.WorkerConcurrency, IdlePoll: e.cfg.IdlePoll,
+		Concurrency: e.cfg.WorkerConcurrency, IdlePoll: e.cfg.IdlePoll, VisibilityTimeout: e.cfg.ClaimTimeout,
 	}
 	if !e.cfg.DisableOrchestration {
 		// Orchestration runs here: hand results over in the worker's own

@@ -19,6 +19,7 @@ import (
 type backend struct {
 	url, db     string
 	autoMigrate bool
+	claim       time.Duration
 }
 
 func backendFlags(cmd *cobra.Command, b *backend) {
@@ -26,10 +27,11 @@ func backendFlags(cmd *cobra.Command, b *backend) {
 	cmd.Flags().StringVar(&b.url, "database-url", os.Getenv("TASKER_DATABASE_URL"),
 		"PostgreSQL URL (env TASKER_DATABASE_URL); when set, --db is ignored")
 	cmd.Flags().BoolVar(&b.autoMigrate, "migrate", false, "apply the PostgreSQL schema migrations first")
+	cmd.Flags().DurationVar(&b.claim, "claim-timeout", 0, "how long a claimed message stays hidden: a dead process's work comes back after it (default 30s orchestration, 60s workers)")
 }
 
 func (b *backend) config(g *globals) tasker.Config {
-	return tasker.Config{DatabasePath: b.db, DatabaseURL: b.url, AutoMigrate: b.autoMigrate, Logger: g.logger()}
+	return tasker.Config{DatabasePath: b.db, DatabaseURL: b.url, AutoMigrate: b.autoMigrate, ClaimTimeout: b.claim, Logger: g.logger()}
 }
 
 func newMigrateCmd(g *globals) *cobra.Command {

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tasker-go/tasker"
+	"github.com/tasker-go/tasker/internal/pgdb/pgtest"
+	"github.com/tasker-go/tasker/template"
+)
+
+// TestClusterSurvivesKilledProcesses kills a worker with steps in flight and
+// an orchestrator in the middle of the tasks (SIGKILL, no chance to clean
+// up); the surviving processes finish every task, no step is lost and none
+// completes twice. The killed worker's attempts come back when their claims
+// expire and are recorded as lost, then retried.
+func TestClusterSurvivesKilledProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs processes")
+	}
+	_, url := pgtest.Schema(t)
+	dir := t.TempDir()
+	bin := buildBinary(t, dir)
+	if out, err := exec.Command(bin, "migrate", "--database-url", url).CombinedOutput(); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	claim := []string{"--claim-timeout", "2s"}
+	doomedServe := start(t, bin, url, append([]string{"serve"}, claim...)...)
+	serve := start(t, bin, url, append([]string{"serve"}, claim...)...)
+	doomedWorker := start(t, bin, url, append([]string{"worker", "--namespace", "demo"}, claim...)...)
+	worker := start(t, bin, url, append([]string{"worker", "--namespace", "demo"}, claim...)...)
+
+	tpl, err := template.Parse("chain.yaml", []byte(`name: chain
+namespace: demo
+version: 1.0.0
+defaults:
+  timeout: 1s
+  retry: {max_attempts: 3, backoff: none}
+steps:
+  - {name: a, handler: demo.sleep}
+  - {name: b, handler: demo.sleep, depends_on: [a]}
+  - {name: c, handler: demo.sleep, depends_on: [b]}
+  - {name: d, handler: demo.sleep, depends_on: [c]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	eng, err := tasker.Open(ctx, tasker.Config{DatabaseURL: url, Templates: []*template.Template{tpl}, DisableOrchestration: true, DisableWorkers: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Stop(ctx)
+	const tasks = 40
+	var ids []string
+	for range tasks {
+		task, err := eng.CreateTask(ctx, tasker.CreateTaskParams{Namespace: "demo", Name: "chain", Context: map[string]int{"sleep_ms": 200}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, task.ID.String())
+	}
+	time.Sleep(600 * time.Millisecond) // steps in flight, tasks half done
+	for _, p := range []*process{doomedWorker, doomedServe} {
+		p.cmd.Process.Signal(syscall.SIGKILL)
+		p.cmd.Wait()
+	}
+
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		left, err := eng.Tasks(ctx, tasks, "pending", "initializing", "enqueuing_steps", "steps_in_process",
+			"evaluating_results", "waiting_for_dependencies", "waiting_for_retry", "blocked_by_failures")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d tasks unfinished after 2 minutes\nserve:\n%s\nworker:\n%s", len(left), serve.logs, worker.logs)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	serve.stop(t)
+	worker.stop(t)
+
+	var lost int
+	all, err := eng.Tasks(ctx, tasks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range all {
+		info, err := eng.Task(ctx, task.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Task.State != "complete" {
+			t.Errorf("task %s ended %s", task.ID, info.Task.State)
+		}
+		log, err := eng.Transitions(ctx, task.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range info.Steps {
+			counts := map[string]int{}
+			for _, tr := range log {
+				if tr.StepID == s.ID {
+					counts[tr.Event]++
+				}
+			}
+			if counts["complete"] != 1 {
+				t.Errorf("task %s step %s completed %d times", task.ID, s.Name, counts["complete"])
+			}
+			if counts["start"] != counts["succeed"]+counts["fail"]+counts["release"] {
+				t.Errorf("task %s step %s: %v: an attempt was lost or ended twice", task.ID, s.Name, counts)
+			}
+			if s.Failure != nil && s.Failure.Kind == "lost" {
+				lost++
+			}
+		}
+	}
+	if len(all) != tasks {
+		t.Errorf("%d tasks in the store, want %d: %v", len(all), tasks, ids)
+	}
+	t.Logf("%d attempts recorded as lost after the kill", lost)
+	if !strings.Contains(serve.logs.String(), "running") {
+		t.Logf("serve logs:\n%s", serve.logs)
+	}
+	_ = os.Remove(filepath.Join(dir, "tasker"))
+}
