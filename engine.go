@@ -66,7 +66,9 @@ type Config struct {
 	// "host:pid".
 	ProcessorName string
 	// IdlePoll is how often idle consumers look for work when no wake-up
-	// arrives. Default 1s.
+	// arrives. Default 1s, or 1m when the queue polls for its subscribers
+	// itself (queue.Capabilities.PollsSubscribed, as PostgreSQL's does), so
+	// that an idle process costs the database almost nothing.
 	IdlePoll time.Duration
 	// ClaimTimeout is how long a claimed message stays hidden from other
 	// processes: when a process dies, its messages come back after it (a
@@ -177,6 +179,10 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("tasker: %w", err)
 		}
 		e.owned, e.closer, e.store, e.queue = st, st, st, st.Queue()
+	}
+	if cfg.IdlePoll == 0 && e.queue.Capabilities().PollsSubscribed {
+		cfg.IdlePoll = time.Minute
+		e.cfg.IdlePoll = cfg.IdlePoll
 	}
 	if err := e.guardBackends(); err != nil {
 		e.closeOwned()

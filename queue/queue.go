@@ -143,4 +143,10 @@ type Capabilities struct {
 	// SharesStoreDatabase: the store sends messages in its own transactions
 	// (store.Tx.MessageSend), so a state change and its message commit together.
 	SharesStoreDatabase bool
+	// PollsSubscribed: the provider itself looks, at a low rate, for
+	// visible messages on the queues that have subscribers and signals
+	// them, so a lost wake-up or a claim that expired (its process died) is
+	// found without each consumer polling. Consumers then keep only a slow
+	// poll of their own as a last resort.
+	PollsSubscribed bool
 }

@@ -5,6 +5,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -18,6 +19,8 @@ import (
 	"github.com/tasker-go/tasker"
 	"github.com/tasker-go/tasker/examples"
 	"github.com/tasker-go/tasker/internal/demo"
+	"github.com/tasker-go/tasker/internal/pgdb"
+	storepg "github.com/tasker-go/tasker/store/postgres"
 	"github.com/tasker-go/tasker/template"
 )
 
@@ -45,10 +48,18 @@ func Shapes() ([]*template.Template, error) {
 	return out, nil
 }
 
+// Backend says where a run keeps its state.
+type Backend struct {
+	// Dir holds the embedded backend's database: a fresh file in it.
+	Dir string
+	// DatabaseURL selects PostgreSQL instead: a fresh schema of this
+	// database, migrated at the start and dropped at the end.
+	DatabaseURL string
+}
+
 // Options configures a run.
 type Options struct {
-	// Dir holds the database; a fresh file is created in it.
-	Dir string
+	Backend
 	// Shapes to run by template name; empty: all.
 	Shapes []string
 	// Sequential is the number of tasks per shape run one at a time for
@@ -59,7 +70,11 @@ type Options struct {
 	InFlight int
 	// Saturation is how long each shape runs at saturation. Default 3s.
 	Saturation time.Duration
-	Logger     *slog.Logger
+	// Idle is how long, after the saturation run of each shape, the idle
+	// engine's round trips are counted (PostgreSQL only). Zero: not
+	// measured.
+	Idle   time.Duration
+	Logger *slog.Logger
 }
 
 // Report is the figures of one shape.
@@ -73,9 +88,16 @@ type Report struct {
 	Elapsed       time.Duration
 	TasksPerSec   float64
 	StepsPerSec   float64
+	// Round trips to the database per step, the bench's own creations and
+	// waits included: one task at a time, and at saturation. Zero on the
+	// embedded backend, which has no round trips.
+	TripsPerStep, TripsPerStepSaturated float64
+	// IdleTripsPerSec is the round trips per second of the idle engine
+	// (Options.Idle), pings included.
+	IdleTripsPerSec float64
 }
 
-// Run measures each shape on a fresh embedded engine.
+// Run measures each shape on a fresh engine and database.
 func Run(ctx context.Context, o Options) ([]Report, error) {
 	if o.Sequential == 0 {
 		o.Sequential = 200
@@ -107,20 +129,95 @@ func Run(ctx context.Context, o Options) ([]Report, error) {
 	return reports, nil
 }
 
-// Engine opens an embedded engine on a new file in dir with the noop
-// handler and the shapes registered, and starts it.
-func Engine(ctx context.Context, dir string, logger *slog.Logger, shapes ...*template.Template) (*tasker.Engine, error) {
-	eng, err := tasker.Open(ctx, tasker.Config{
-		DatabasePath: filepath.Join(dir, fmt.Sprintf("bench-%d.db", time.Now().UnixNano())),
-		Templates:    shapes, Logger: logger,
-	})
+// Bench is a started engine on a fresh database, with the noop handler and
+// the shapes registered.
+type Bench struct {
+	Engine *tasker.Engine
+	pg     *storepg.Store
+	drop   func() error
+}
+
+// Open opens the backend, and an engine on it, and starts the engine.
+func Open(ctx context.Context, b Backend, logger *slog.Logger, shapes ...*template.Template) (*Bench, error) {
+	cfg := tasker.Config{Templates: shapes, Logger: logger}
+	out := &Bench{}
+	if b.DatabaseURL == "" {
+		cfg.DatabasePath = filepath.Join(b.Dir, fmt.Sprintf("bench-%d.db", time.Now().UnixNano()))
+	} else {
+		st, drop, err := openPostgres(ctx, b.DatabaseURL, logger)
+		if err != nil {
+			return nil, err
+		}
+		out.pg, out.drop = st, drop
+		cfg.Store, cfg.Queue = st, st.Queue()
+	}
+	eng, err := tasker.Open(ctx, cfg)
 	if err != nil {
+		out.Close()
 		return nil, err
 	}
+	out.Engine = eng
 	if err := eng.RegisterHandler(NoopHandler, demo.Handlers()[NoopHandler]); err != nil {
+		out.Close()
 		return nil, err
 	}
-	return eng, eng.Start(ctx)
+	if err := eng.Start(ctx); err != nil {
+		out.Close()
+		return nil, err
+	}
+	return out, nil
+}
+
+// openPostgres creates a schema of its own in the database and opens a
+// migrated store on it; drop closes the store and drops the schema.
+func openPostgres(ctx context.Context, dbURL string, logger *slog.Logger) (*storepg.Store, func() error, error) {
+	admin, err := pgdb.Open(ctx, pgdb.Options{URL: dbURL, Logger: logger, MaxConns: 1})
+	if err != nil {
+		return nil, nil, err
+	}
+	schema := fmt.Sprintf("tasker_bench_%d", time.Now().UnixNano())
+	drop := func() error {
+		defer admin.Close()
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := admin.Pool.Exec(dctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
+			return fmt.Errorf("drop the bench schema %s: %w", schema, err)
+		}
+		return nil
+	}
+	if _, err := admin.Pool.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		admin.Close()
+		return nil, nil, fmt.Errorf("create the bench schema: %w", err)
+	}
+	u, err := pgdb.WithSearchPath(dbURL, schema)
+	if err == nil {
+		var st *storepg.Store
+		if st, err = storepg.Open(ctx, storepg.Config{URL: u, Logger: logger, AutoMigrate: true}); err == nil {
+			return st, func() error { st.Close(); return drop() }, nil
+		}
+	}
+	return nil, nil, errors.Join(err, drop())
+}
+
+// RoundTrips counts the round trips to the database so far, and reports
+// whether the backend has any (PostgreSQL does, the embedded one does not).
+func (b *Bench) RoundTrips() (uint64, bool) {
+	if b.pg == nil {
+		return 0, false
+	}
+	return b.pg.RoundTrips(), true
+}
+
+// Close stops the engine and removes a PostgreSQL schema.
+func (b *Bench) Close() error {
+	var errs []error
+	if b.Engine != nil {
+		errs = append(errs, b.Engine.Stop(context.Background()))
+	}
+	if b.drop != nil {
+		errs = append(errs, b.drop())
+	}
+	return errors.Join(errs...)
 }
 
 // RunTask creates one task of t and waits for it to complete.
@@ -139,19 +236,21 @@ func RunTask(ctx context.Context, eng *tasker.Engine, t *template.Template) erro
 	return nil
 }
 
-func runShape(ctx context.Context, o Options, t *template.Template) (*Report, error) {
-	eng, err := Engine(ctx, o.Dir, o.Logger, t)
+func runShape(ctx context.Context, o Options, t *template.Template) (r *Report, err error) {
+	b, err := Open(ctx, o.Backend, o.Logger, t)
 	if err != nil {
 		return nil, err
 	}
-	defer eng.Stop(context.Background())
-	r := &Report{Shape: t.Name, Steps: len(t.Steps), Sequential: o.Sequential, InFlight: o.InFlight}
+	defer func() { err = errors.Join(err, b.Close()) }()
+	eng := b.Engine
+	r = &Report{Shape: t.Name, Steps: len(t.Steps), Sequential: o.Sequential, InFlight: o.InFlight}
 	// Warm up: statement caches, page cache, goroutines.
 	for range 20 {
 		if err := RunTask(ctx, eng, t); err != nil {
 			return nil, err
 		}
 	}
+	trips0, _ := b.RoundTrips()
 	lat := make([]time.Duration, 0, o.Sequential)
 	for range o.Sequential {
 		start := time.Now()
@@ -161,6 +260,10 @@ func runShape(ctx context.Context, o Options, t *template.Template) (*Report, er
 		lat = append(lat, time.Since(start))
 	}
 	r.P50, r.P95, r.P99 = Percentile(lat, 50), Percentile(lat, 95), Percentile(lat, 99)
+	trips1, pg := b.RoundTrips()
+	if pg {
+		r.TripsPerStep = float64(trips1-trips0) / float64(o.Sequential*r.Steps)
+	}
 
 	var done atomic.Int64
 	var firstErr error
@@ -188,7 +291,35 @@ func runShape(ctx context.Context, o Options, t *template.Template) (*Report, er
 	r.Tasks = done.Load()
 	r.TasksPerSec = float64(r.Tasks) / r.Elapsed.Seconds()
 	r.StepsPerSec = r.TasksPerSec * float64(r.Steps)
+	trips2, _ := b.RoundTrips()
+	if pg && r.Tasks > 0 {
+		r.TripsPerStepSaturated = float64(trips2-trips1) / float64(r.Tasks*int64(r.Steps))
+	}
+	if pg && o.Idle > 0 {
+		// Let the last acknowledgements land, then count.
+		if err := sleep(ctx, time.Second); err != nil {
+			return nil, err
+		}
+		before, _ := b.RoundTrips()
+		start := time.Now()
+		if err := sleep(ctx, o.Idle); err != nil {
+			return nil, err
+		}
+		after, _ := b.RoundTrips()
+		r.IdleTripsPerSec = float64(after-before) / time.Since(start).Seconds()
+	}
 	return r, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // Percentile returns the p-th percentile (nearest rank) of ds.

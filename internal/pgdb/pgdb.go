@@ -90,13 +90,33 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "tasker"
 	}
+	// Every statement of the engine finds its rows through an index. A
+	// prepared statement keeps the plan it got when first planned, and a
+	// table that was nearly empty then (a fresh database, or one whose
+	// statistics autovacuum has not refreshed) gets a sequential scan that
+	// costs more with every row the table gains. Without sequential scans
+	// the planner takes the index whatever the statistics say. The URL may
+	// set enable_seqscan=on to undo this.
+	if _, ok := cfg.ConnConfig.RuntimeParams["enable_seqscan"]; !ok {
+		cfg.ConnConfig.RuntimeParams["enable_seqscan"] = "off"
+	}
 	db := &DB{Logger: logger, Where: where(cfg.ConnConfig)}
 	cfg.ConnConfig.Tracer = &db.trips
 	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
+		registerUUID(c.TypeMap())
 		db.pids.Store(c.PgConn().PID(), struct{}{})
 		return nil
 	}
 	cfg.BeforeClose = func(c *pgx.Conn) { db.pids.Delete(c.PgConn().PID()) }
+	// pgxpool's own rule (ping a connection idle for more than a second
+	// before handing it out), with the ping counted as a round trip.
+	cfg.ShouldPing = func(_ context.Context, p pgxpool.ShouldPingParams) bool {
+		if p.IdleDuration <= time.Second {
+			return false
+		}
+		db.trips.n.Add(1)
+		return true
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", db.Where, err)
@@ -116,10 +136,11 @@ func (db *DB) Close() {
 }
 
 // RoundTrips counts the exchanges with the server made through the pool so
-// far: each query, each batch (however many statements it carries) and each
-// explicit prepare. A statement's first use on a connection costs one
-// prepare round trip more that is not counted; so does pgxpool's ping of a
-// connection that was idle for more than a second.
+// far: each query, each batch (however many statements it carries), each
+// explicit prepare and each ping of a connection that was idle for more
+// than a second. A statement's first use on a connection costs one prepare
+// round trip more that is not counted. The listener's connection is outside
+// the pool: it only receives.
 func (db *DB) RoundTrips() uint64 { return db.trips.n.Load() }
 
 // OwnsPID reports whether a server process serves one of the pool's
@@ -225,4 +246,20 @@ func explainConnect(where string, c *pgx.ConnConfig, err error) error {
 			where, net.JoinHostPort(c.Host, fmt.Sprint(c.Port)), err)
 	}
 	return fmt.Errorf("open database %s: %w", where, err)
+}
+
+// WithSearchPath returns dbURL with its connections' search_path set to
+// schema, in the URL's own form (postgres://... or key=value pairs).
+func WithSearchPath(dbURL, schema string) (string, error) {
+	if !strings.Contains(dbURL, "://") {
+		return dbURL + " search_path=" + schema, nil
+	}
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return "", fmt.Errorf("database URL %s: %w: %w", redact(dbURL), err, taskertype.ErrInvalid)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }

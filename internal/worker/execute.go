@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -33,6 +34,9 @@ type outcome struct {
 	result   json.RawMessage
 	failure  *taskertype.StepFailure
 	released bool // the worker is shutting down; give the step back
+	// abandoned: the handler ignored its context and still runs; it gives
+	// its slot back when it returns.
+	abandoned bool
 }
 
 func (o *outcome) describe() string {
@@ -189,16 +193,23 @@ func (w *Worker) releaseOnce() func() {
 	return func() { once.Do(func() { w.release(1) }) }
 }
 
-// work runs a started step's handler and reports the outcome. release is
-// called when the handler has returned (not before, so a handler that
-// ignores its timeout still counts against the bound).
+// work runs a started step's handler and reports the outcome. It holds a
+// slot (release gives it back) while the handler runs, and a reporting
+// token while the outcome is stored; the slot goes back only once the token
+// is held, so the steps between claim and stored outcome never exceed twice
+// the slots, however slow the store is. A handler that ignores its timeout
+// keeps its slot until it returns.
 func (w *Worker) work(ctx context.Context, j *job, release func()) {
+	reporting := false
 	defer func() {
 		if r := recover(); r != nil {
 			// A bug in the worker itself; the claim expires and the
 			// attempt is recorded as lost by the next claimant.
 			w.log.Error("worker crashed on a step", "step", j.step.Name, "panic", r, "stack", string(debug.Stack()))
 			release()
+			if reporting {
+				<-w.reporting
+			}
 		}
 	}()
 	if lease := j.step.Timeout + w.cfg.TimeoutGrace + 5*time.Second; lease > w.cfg.VisibilityTimeout {
@@ -217,7 +228,14 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 	w.debug.Record(id, s.TaskID, s.ID, s.Name, "dispatched", "handler "+s.Handler)
 	out := w.run(ctx, s, j.in, release)
 	w.debug.Record(id, s.TaskID, s.ID, s.Name, "handler_returned", out.describe())
+	w.reporting <- struct{}{}
+	reporting = true
+	if !out.abandoned {
+		release()
+	}
 	w.report(&report{m: j.m, step: s, out: out})
+	<-w.reporting
+	reporting = false
 	w.corr.Complete(id)
 	w.debug.Record(id, s.TaskID, s.ID, s.Name, "reported", "")
 }
@@ -274,11 +292,12 @@ func namespaceOf(queueName string) string {
 }
 
 // run calls the handler under the step's timeout and classifies what it did.
-// release is called when the handler goroutine returns.
+// The caller gives the slot back (release) after run returns, unless the
+// outcome is abandoned: then the handler's goroutine gives it back when the
+// handler finally returns.
 func (w *Worker) run(ctx context.Context, step *taskertype.Step, in *taskertype.StepInput, release func()) *outcome {
 	h, ok := w.handlers[step.Handler]
 	if !ok {
-		release()
 		return &outcome{failure: &taskertype.StepFailure{
 			Kind: taskertype.FailureNoHandler, Retryable: true, Attempt: step.Attempts,
 			Message: fmt.Sprintf("no handler %q is registered in worker %s: register it, or run a worker that has it", step.Handler, w.cfg.Processor),
@@ -293,8 +312,17 @@ func (w *Worker) run(ctx context.Context, step *taskertype.Step, in *taskertype.
 		return fail(taskertype.FailureTimeout, true, fmt.Sprintf("step exceeded its timeout of %v%s", step.Timeout, detail))
 	}
 	done := make(chan *outcome, 1)
+	// Who gives the slot back: the caller once the handler returned
+	// (running → returned), or this goroutine if run gave up on the
+	// handler first (running → abandoned).
+	const running, returned, abandoned = 0, 1, 2
+	var state atomic.Int32
 	go func() {
-		defer release()
+		defer func() {
+			if !state.CompareAndSwap(running, returned) {
+				release()
+			}
+		}()
 		defer func() {
 			// The handler, or its error's Error or its result's MarshalJSON.
 			if r := recover(); r != nil {
@@ -335,11 +363,16 @@ func (w *Worker) run(ctx context.Context, step *taskertype.Step, in *taskertype.
 		return out
 	case <-grace.C:
 	}
+	if !state.CompareAndSwap(running, abandoned) {
+		return <-done // it returned just now
+	}
 	w.log.Warn("abandoning a handler that ignores its context; its slot stays taken until it returns", "step", step.Name, "handler", step.Handler)
 	if ctx.Err() != nil {
-		return &outcome{released: true}
+		return &outcome{released: true, abandoned: true}
 	}
-	return timeout(fmt.Sprintf(": the handler did not return within %v after its context ended", w.cfg.TimeoutGrace))
+	out := timeout(fmt.Sprintf(": the handler did not return within %v after its context ended", w.cfg.TimeoutGrace))
+	out.abandoned = true
+	return out
 }
 
 func encodeResult(v any) (json.RawMessage, error) {

@@ -147,6 +147,9 @@ type Worker struct {
 	// acknowledgements go in the store's transactions.
 	txQueue bool
 	slots   chan struct{} // one token per running step
+	// reporting holds one token per outcome being stored: with slots, it
+	// bounds the steps between claim and stored outcome to twice the slots.
+	reporting chan struct{}
 	// claims gates the claims made outside the claim loops (in report and
 	// creation transactions): Stop closes it and waits for those under way.
 	claims  claimGate
@@ -181,15 +184,15 @@ func New(cfg Config) (*Worker, error) {
 	}
 	w := &Worker{
 		cfg: cfg, log: cfg.Logger, store: cfg.Store, queue: cfg.Queue, clock: cfg.Clock,
-		handlers: handlers, slots: make(chan struct{}, cfg.Concurrency), queues: queues,
+		handlers: handlers, slots: make(chan struct{}, cfg.Concurrency), reporting: make(chan struct{}, cfg.Concurrency), queues: queues,
 		txQueue: cfg.Queue.Capabilities().SharesStoreDatabase,
 	}
 	w.reports = group.Committer[*report]{Max: maxReportBatch, Commit: w.storeBatch}
 	corr, err := correlation.NewTracker(correlation.TrackerConfig{
 		// A running step is tracked from dispatch until its outcome is
-		// stored; its slot is free again when the handler returns, so a
-		// finished step still reporting and the step started in its slot
-		// may both be tracked: twice the slots.
+		// stored; it holds a slot while its handler runs and a reporting
+		// token while its outcome is stored (work), so at most twice the
+		// slots are tracked.
 		Capacity: 2 * cfg.Concurrency,
 		// Each step says how long it may take (work sets Expect from its
 		// timeout); this is only the default.

@@ -107,3 +107,16 @@ func (d *demux) len() int {
 	})
 	return n
 }
+
+// names returns the queues that have subscribers, sorted.
+func (d *demux) names() []string {
+	var out []string
+	d.subs.Range(func(name string, list []*subscriber) bool {
+		if len(list) > 0 {
+			out = append(out, name)
+		}
+		return true
+	})
+	slices.Sort(out)
+	return out
+}

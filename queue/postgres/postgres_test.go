@@ -27,7 +27,9 @@ func TestMain(m *testing.M) {
 // openQueue opens a queue on its own pool (a "process") on dbURL.
 func openQueue(t testing.TB, dbURL string, clock taskertype.Clock, edit ...func(*queuepg.Config)) *queuepg.Queue {
 	t.Helper()
-	cfg := queuepg.Config{URL: dbURL, Clock: clock, AutoMigrate: true, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond}
+	// No fallback poll unless a test asks: its signals would blur the
+	// wake-up tests.
+	cfg := queuepg.Config{URL: dbURL, Clock: clock, AutoMigrate: true, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond, PollInterval: -1}
 	for _, e := range edit {
 		e(&cfg)
 	}
@@ -218,6 +220,59 @@ func TestDelayedSendWakesWhenDue(t *testing.T) {
 	if err != nil || len(msgs) != 2 {
 		t.Fatalf("claim: %d messages, %v; want both", len(msgs), err)
 	}
+}
+
+// An expired claim sends no notification: the fallback poll finds the
+// message visible again and wakes the subscriber, with one statement for all
+// of the process's subscribed queues.
+func TestPollFindsExpiredClaims(t *testing.T) {
+	ctx := t.Context()
+	_, dbURL := pgtest.Schema(t)
+	clock := testclock.New(queuetest.Start)
+	q := openQueue(t, dbURL, clock, func(c *queuepg.Config) { c.PollInterval = 20 * time.Millisecond })
+	if !q.Capabilities().PollsSubscribed {
+		t.Fatal("Capabilities().PollsSubscribed is false with a PollInterval")
+	}
+	for _, name := range []string{"a", "b", "unsubscribed"} {
+		if err := q.QueueEnsure(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := q.MessageSend(ctx, &queue.SendParams{Queue: name, Body: []byte(name)}); err != nil {
+			t.Fatal(err)
+		}
+		if msgs, err := q.MessageClaim(ctx, &queue.ClaimParams{Queue: name, Max: 1, VisibilityTimeout: time.Minute}); err != nil || len(msgs) != 1 {
+			t.Fatalf("claim %s: %d messages, %v", name, len(msgs), err)
+		}
+	}
+	wakeA, cancelA := q.Subscribe("a")
+	defer cancelA()
+	wakeB, cancelB := q.Subscribe("b")
+	defer cancelB()
+	// A queue subscribed to but never ensured by this process is left out
+	// of the statement rather than failing it.
+	wakeX, cancelX := q.Subscribe("never_ensured")
+	defer cancelX()
+	listening(t, q, wakeA, 0)
+	<-time.After(100 * time.Millisecond)
+	for len(wakeB) > 0 {
+		<-wakeB
+	}
+	noWake(t, wakeA, "claimed messages that are still hidden")
+	noWake(t, wakeB, "claimed messages that are still hidden")
+
+	clock.Advance(2 * time.Minute) // both claims expire; nobody notifies
+	waitWake(t, wakeA, "the claim on a expiring")
+	waitWake(t, wakeB, "the claim on b expiring")
+	noWake(t, wakeX, "a poll of a queue that does not exist")
+	if msgs, err := q.MessageClaim(ctx, &queue.ClaimParams{Queue: "a", Max: 1, VisibilityTimeout: time.Minute}); err != nil || len(msgs) != 1 {
+		t.Fatalf("claim a again: %d messages, %v", len(msgs), err)
+	}
+	// Once a's message is claimed again, the poll stops waking a.
+	<-time.After(100 * time.Millisecond)
+	for len(wakeA) > 0 {
+		<-wakeA
+	}
+	noWake(t, wakeA, "a queue whose only message is claimed")
 }
 
 func TestTxHelpers(t *testing.T) {

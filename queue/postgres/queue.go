@@ -66,6 +66,13 @@ type Config struct {
 	// ReconnectMin and ReconnectMax bound the exponential backoff between
 	// attempts to reconnect the listener. Defaults 100ms and 10s.
 	ReconnectMin, ReconnectMax time.Duration
+	// PollInterval is how often the queue looks for visible messages on
+	// the queues this process subscribes to, in one statement for all of
+	// them, and wakes their subscribers: the fallback for notifications
+	// lost (a dropped listener, a connection pooler that breaks LISTEN)
+	// and for claims that expired because their process died. Default 3s;
+	// negative turns it off.
+	PollInterval time.Duration
 }
 
 // Queue implements queue.Queue on PostgreSQL.
@@ -136,6 +143,7 @@ func New(ctx context.Context, db *pgdb.DB, cfg Config) (*Queue, error) {
 	}
 	q.cfg.ReconnectMin = cmp.Or(cfg.ReconnectMin, 100*time.Millisecond)
 	q.cfg.ReconnectMax = max(cmp.Or(cfg.ReconnectMax, 10*time.Second), q.cfg.ReconnectMin)
+	q.cfg.PollInterval = cmp.Or(cfg.PollInterval, 3*time.Second)
 	q.ctx, q.cancel = context.WithCancel(context.Background())
 	q.timers.m = make(map[string]*delayTimer)
 	// The listener connects before New returns, so that a subscriber never
@@ -153,6 +161,10 @@ func New(ctx context.Context, db *pgdb.DB, cfg Config) (*Queue, error) {
 	case <-ctx.Done():
 		q.Close()
 		return nil, fmt.Errorf("queue: start the listener: %w", ctx.Err())
+	}
+	if q.cfg.PollInterval > 0 {
+		q.wg.Add(1)
+		go q.poll()
 	}
 	return q, nil
 }
@@ -175,7 +187,7 @@ func (q *Queue) DB() *pgdb.DB { return q.db }
 
 // Capabilities implements queue.Queue.
 func (q *Queue) Capabilities() queue.Capabilities {
-	return queue.Capabilities{Wakeups: true, CrossProcessWakeups: true, SharesStoreDatabase: true}
+	return queue.Capabilities{Wakeups: true, CrossProcessWakeups: true, SharesStoreDatabase: true, PollsSubscribed: q.cfg.PollInterval > 0}
 }
 
 func (q *Queue) check(op string) error {

@@ -7,13 +7,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"net/url"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tasker-go/tasker/internal/pgdb"
 )
 
 // EnvURL names the environment variable that holds the test database's URL,
@@ -51,17 +51,11 @@ func Schema(t testing.TB) (schema, dbURL string) {
 // schema.
 func WithSearchPath(t testing.TB, dbURL, schema string) string {
 	t.Helper()
-	if strings.Contains(dbURL, "://") {
-		u, err := url.Parse(dbURL)
-		if err != nil {
-			t.Fatalf("%s: %v", EnvURL, err)
-		}
-		q := u.Query()
-		q.Set("search_path", schema)
-		u.RawQuery = q.Encode()
-		return u.String()
+	u, err := pgdb.WithSearchPath(dbURL, schema)
+	if err != nil {
+		t.Fatalf("%s: %v", EnvURL, err)
 	}
-	return dbURL + " search_path=" + schema
+	return u
 }
 
 // Exec runs sql on a connection of its own.
