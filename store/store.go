@@ -68,6 +68,15 @@ type Tx interface {
 	// StepInputs returns what a handler needs: the task's context and the
 	// results of the step's dependencies.
 	StepInputs(ctx context.Context, stepID uuid.UUID) (*StepInputs, error)
+	// Prefetch reads many tasks and all their steps at once and holds them
+	// as TaskGetForUpdate and StepGet would, so that the reads of them that
+	// follow in this transaction cost nothing: one round trip for a batch
+	// of work instead of several per item. It changes no answer: rows this
+	// transaction holds already keep their changes. It returns the tasks
+	// it did not take: those that do not exist and, with p.SkipLocked,
+	// those another transaction holds. A backend without round trips may
+	// take every task without reading it.
+	Prefetch(ctx context.Context, p *PrefetchParams) (missed []uuid.UUID, err error)
 	// MessageSend sends a message that becomes visible when the transaction
 	// commits, and is never sent if it rolls back.
 	MessageSend(ctx context.Context, p *queue.SendParams) error
@@ -130,6 +139,21 @@ type StepTransitionParams struct {
 	Event     taskertype.StepEvent
 	At        time.Time
 	Processor string
+}
+
+// PrefetchParams says what Prefetch reads. Tasks are locked in the order
+// of their ids, so transactions that each take all their tasks in one
+// Prefetch never wait for each other in a cycle; a transaction that holds
+// tasks already and takes more should set SkipLocked.
+type PrefetchParams struct {
+	// TaskIDs are the tasks read, with all their steps.
+	TaskIDs []uuid.UUID
+	// ContextsOf are tasks whose contexts are read too, for StepInputs;
+	// they are read as if they were in TaskIDs as well.
+	ContextsOf []uuid.UUID
+	// SkipLocked skips the tasks another transaction holds, instead of
+	// waiting for them, and returns them.
+	SkipLocked bool
 }
 
 // StepInputs is what a handler receives besides its step.

@@ -63,6 +63,11 @@ func (o *Orchestrator) roundInTx(ctx context.Context, name string, max int, proc
 			return err
 		}
 		n = len(msgs)
+		// Every task named and its steps in one round trip: processing
+		// each message then costs none.
+		if _, err := tx.Prefetch(ctx, &store.PrefetchParams{TaskIDs: wire.Tasks(msgs)}); err != nil {
+			return err
+		}
 		receipts := make([]queue.Receipt, len(msgs))
 		for i, m := range msgs {
 			if err := process(ctx, tx, rec, m); err != nil {

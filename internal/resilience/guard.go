@@ -141,6 +141,11 @@ func (t *guardedTx) StepInputs(ctx context.Context, stepID uuid.UUID) (*store.St
 	return v, t.note(err)
 }
 
+func (t *guardedTx) Prefetch(ctx context.Context, p *store.PrefetchParams) ([]uuid.UUID, error) {
+	v, err := t.tx.Prefetch(ctx, p)
+	return v, t.note(err)
+}
+
 func (t *guardedTx) MessageSend(ctx context.Context, p *queue.SendParams) error {
 	return t.note(t.tx.MessageSend(ctx, p))
 }

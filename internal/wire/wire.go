@@ -8,6 +8,8 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
+
+	"github.com/tasker-go/tasker/queue"
 )
 
 // StepMessage asks a worker to run a step. It travels on queue.StepQueue(ns).
@@ -67,6 +69,30 @@ func DecodeTask(body []byte) (TaskMessage, error) {
 		return m, fmt.Errorf("malformed task message %q: kind and task_id are required", truncate(body))
 	}
 	return m, nil
+}
+
+// TaskOf returns the task a message body names, for reading ahead: every
+// body carries its task's id. A body it cannot read gives false; the
+// message's own decoding reports why.
+func TaskOf(body []byte) (uuid.UUID, bool) {
+	var m struct {
+		TaskID uuid.UUID `json:"task_id"`
+	}
+	if json.Unmarshal(body, &m) != nil || m.TaskID == uuid.Nil {
+		return uuid.Nil, false
+	}
+	return m.TaskID, true
+}
+
+// Tasks returns the tasks that msgs name, skipping bodies TaskOf cannot read.
+func Tasks(msgs []*queue.Message) []uuid.UUID {
+	ids := make([]uuid.UUID, 0, len(msgs))
+	for _, m := range msgs {
+		if id, ok := TaskOf(m.Body); ok {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 func truncate(b []byte) string {

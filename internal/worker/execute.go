@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -92,7 +93,7 @@ func (w *Worker) round(ctx context.Context, name string, max int) (int, error) {
 func (w *Worker) roundInTx(ctx context.Context, name string, max int) (int, error) {
 	var c claimed
 	err := transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
-		return w.claimTx(ctx, tx, rec, name, max, &c)
+		return w.claimTx(ctx, tx, rec, name, max, false, &c)
 	})
 	if err != nil {
 		return 0, err
@@ -102,25 +103,42 @@ func (w *Worker) roundInTx(ctx context.Context, name string, max int) (int, erro
 }
 
 // claimed is what claimTx took: n messages, of which jobs are started
-// steps, poison are malformed and settled were acknowledged as duplicates.
+// steps, later are left to start in their own transactions, poison are
+// malformed and settled were acknowledged as duplicates.
 type claimed struct {
 	n       int
 	jobs    []*job
+	later   []*queue.Message
 	poison  []queue.Receipt
 	settled int
 }
 
 // claimTx claims up to max messages of a step queue in tx and starts their
 // steps. It fills c, which it resets first (the transaction may run again).
-func (w *Worker) claimTx(ctx context.Context, tx store.Tx, rec *transition.Recorder, name string, max int, c *claimed) error {
+// A transaction that holds tasks already sets skipBusy: a step whose task
+// another transaction holds is then left for later instead of waited for,
+// since waiting while holding could close a cycle.
+func (w *Worker) claimTx(ctx context.Context, tx store.Tx, rec *transition.Recorder, name string, max int, skipBusy bool, c *claimed) error {
 	*c = claimed{}
 	msgs, err := tx.MessageClaim(ctx, &queue.ClaimParams{Queue: name, Max: max, VisibilityTimeout: w.cfg.VisibilityTimeout})
 	if err != nil {
 		return err
 	}
 	c.n = len(msgs)
+	// The claimed steps, their tasks' contexts and their dependencies'
+	// results in one round trip: starting each costs none.
+	missed, err := tx.Prefetch(ctx, &store.PrefetchParams{ContextsOf: wire.Tasks(msgs), SkipLocked: skipBusy})
+	if err != nil {
+		return err
+	}
 	var ack []queue.Receipt
 	for _, m := range msgs {
+		if skipBusy && len(missed) > 0 {
+			if id, ok := wire.TaskOf(m.Body); ok && slices.Contains(missed, id) {
+				c.later = append(c.later, m)
+				continue
+			}
+		}
 		j, err := w.startTx(ctx, tx, rec, m)
 		switch {
 		case errors.Is(err, errPoison):
@@ -150,11 +168,17 @@ func (w *Worker) launch(ctx context.Context, name string, c *claimed) {
 		})
 	}
 	w.release(len(c.poison) + c.settled)
-	w.steps.Add(len(c.jobs))
+	w.steps.Add(len(c.jobs) + len(c.later))
 	for _, j := range c.jobs {
 		go func() {
 			defer w.steps.Done()
 			w.work(ctx, j, w.releaseOnce())
+		}()
+	}
+	for _, m := range c.later {
+		go func() {
+			defer w.steps.Done()
+			w.execute(ctx, m)
 		}()
 	}
 }

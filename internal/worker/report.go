@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/tasker-go/tasker/internal/transition"
 	"github.com/tasker-go/tasker/queue"
 	"github.com/tasker-go/tasker/store"
@@ -67,6 +69,14 @@ func (w *Worker) storeBatch(batch []*report) {
 	var next []claimedFrom
 	err := transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
 		next = next[:0]
+		// Every task of the batch and its steps in one round trip.
+		ids := make([]uuid.UUID, len(batch))
+		for i, r := range batch {
+			ids[i] = r.step.TaskID
+		}
+		if _, err := tx.Prefetch(ctx, &store.PrefetchParams{TaskIDs: ids}); err != nil {
+			return err
+		}
 		var queues []string
 		acks := map[string][]queue.Receipt{}
 		for _, r := range batch {
@@ -78,6 +88,9 @@ func (w *Worker) storeBatch(batch []*report) {
 			}
 			acks[r.m.Queue] = append(acks[r.m.Queue], r.m.Receipt())
 		}
+		// The next steps are claimed after the outcomes are recorded, so
+		// that a step they made ready is among them. This transaction holds
+		// tasks now: a step of a task another one holds is left for later.
 		left := room
 		for _, q := range queues {
 			if err := tx.MessageAck(ctx, &queue.AckParams{Queue: q, Receipts: acks[q]}); err != nil {
@@ -88,7 +101,7 @@ func (w *Worker) storeBatch(batch []*report) {
 			}
 			next = append(next, claimedFrom{queue: q})
 			c := &next[len(next)-1].c
-			if err := w.claimTx(ctx, tx, rec, q, left, c); err != nil {
+			if err := w.claimTx(ctx, tx, rec, q, left, true, c); err != nil {
 				return err
 			}
 			left -= c.n

@@ -317,7 +317,7 @@ func (w *Worker) ClaimInTx(ctx context.Context, tx store.Tx, rec *transition.Rec
 		return nil, nil
 	}
 	var c claimed
-	if err := w.claimTx(ctx, tx, rec, name, room, &c); err != nil {
+	if err := w.claimTx(ctx, tx, rec, name, room, true, &c); err != nil {
 		w.release(room)
 		w.claims.leave()
 		return nil, err

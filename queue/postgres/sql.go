@@ -38,6 +38,7 @@ type stmts struct {
 	send, sendID          string
 	sendNotify            string
 	claim                 string
+	sendMany              string
 	archiveMsgs, delete   string
 	nack, nackNotify      string
 	extend                string
@@ -74,6 +75,8 @@ func newStmts(name string) *stmts {
 		archived_at timestamptz NOT NULL
 	)`)
 	s.send = f(`INSERT INTO %[1]s (enqueued_at, vt, message) VALUES ($1, $2, $3)`)
+	s.sendMany = f(`INSERT INTO %[1]s (enqueued_at, vt, message)
+		SELECT e, v, m FROM unnest($1::timestamptz[], $2::timestamptz[], $3::bytea[]) WITH ORDINALITY AS u(e, v, m, n) ORDER BY n`)
 	s.sendID = f(`INSERT INTO %[1]s (enqueued_at, vt, message) VALUES ($1, $2, $3) RETURNING msg_id`)
 	// The notification goes with the insert: PostgreSQL delivers it when
 	// the transaction commits, and not at all if it rolls back.

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -132,23 +133,41 @@ func (q *Queue) LookupStmt(name string, found *bool) pgdb.Stmt {
 	}
 }
 
-// SendStmt is the statement that sends p in a transaction, without a
-// notification: the caller adds NotifyStmt before its commit and calls
-// NotifySent after it. The queue must be Known (LookupStmt first otherwise).
-func (q *Queue) SendStmt(p *queue.SendParams) (pgdb.Stmt, error) {
+// Outgoing is a message checked for sending in a transaction, with its
+// times taken when it was sent, waiting to go out with others to the same
+// queue in one statement (SendManyStmt).
+type Outgoing struct {
+	EnqueuedAt, VisibleAt time.Time
+	Body                  []byte
+}
+
+// Outgoing checks p and returns the message to buffer for SendManyStmt.
+func (q *Queue) Outgoing(p *queue.SendParams) (Outgoing, error) {
 	if err := q.check("send"); err != nil {
-		return pgdb.Stmt{}, err
+		return Outgoing{}, err
 	}
 	if err := checkSend(p); err != nil {
-		return pgdb.Stmt{}, err
+		return Outgoing{}, err
 	}
 	now := q.clock.Now()
-	name := p.Queue
-	return pgdb.Stmt{
-		SQL:  q.stmtsOf(name).send,
-		Args: []any{now, now.Add(p.Delay), bodyOf(p)},
-		Err:  func(err error) error { return fmt.Errorf("queue: send to %q: %w", name, err) },
-	}, nil
+	return Outgoing{EnqueuedAt: now, VisibleAt: now.Add(p.Delay), Body: bodyOf(p)}, nil
+}
+
+// SendManyStmt is the statement that inserts msgs into queue name in one
+// go, in their order, without a notification: the caller adds NotifyStmt
+// before its commit and calls NotifySent after it. The queue must be Known
+// (LookupStmt first otherwise).
+func (q *Queue) SendManyStmt(name string, msgs []Outgoing) pgdb.Stmt {
+	errf := func(err error) error { return fmt.Errorf("queue: send to %q: %w", name, err) }
+	if len(msgs) == 1 {
+		m := msgs[0]
+		return pgdb.Stmt{SQL: q.stmtsOf(name).send, Args: []any{m.EnqueuedAt, m.VisibleAt, m.Body}, Err: errf}
+	}
+	enq, vis, bodies := make([]time.Time, len(msgs)), make([]time.Time, len(msgs)), make([][]byte, len(msgs))
+	for i, m := range msgs {
+		enq[i], vis[i], bodies[i] = m.EnqueuedAt, m.VisibleAt, m.Body
+	}
+	return pgdb.Stmt{SQL: q.stmtsOf(name).sendMany, Args: []any{enq, vis, bodies}, Err: errf}
 }
 
 // ClaimStmt is the statement that claims messages as p asks, in a

@@ -134,17 +134,7 @@ func TestStaleUnheldStep(t *testing.T) {
 // orders deadlock; PostgreSQL aborts one, and InTx runs it again.
 func TestRetriesDeadlocks(t *testing.T) {
 	ctx := t.Context()
-	_, dbURL := pgtest.Schema(t)
-	clock := testclock.New(storetest.Start)
-	s := openStore(t, dbURL, clock)
-	t1, s1 := newTask(t)
-	t2, s2 := newTask(t)
-	inTx(t, s, func(tx store.Tx) error {
-		if err := tx.TaskCreate(ctx, &store.TaskCreateParams{Task: t1, Steps: s1, At: clock.Now()}); err != nil {
-			return err
-		}
-		return tx.TaskCreate(ctx, &store.TaskCreateParams{Task: t2, Steps: s2, At: clock.Now()})
-	})
+	s, t1, t2, _ := twoTasks(t)
 	ready, proceed := make(chan struct{}, 2), make(chan struct{})
 	var arrived, runs [2]int
 	errs := make(chan error, 2)
@@ -175,6 +165,75 @@ func TestRetriesDeadlocks(t *testing.T) {
 	if runs[0]+runs[1] < 3 {
 		t.Fatalf("fn ran %v times: want one of them retried after the deadlock", runs)
 	}
+}
+
+// TestPrefetchSkipLocked: with SkipLocked, a task another transaction holds
+// is skipped and returned, not waited for; the others are read and held.
+func TestPrefetchSkipLocked(t *testing.T) {
+	ctx := t.Context()
+	s, t1, t2, s2 := twoTasks(t)
+	held, release := make(chan struct{}), make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		errs <- s.InTx(ctx, func(tx store.Tx) error {
+			if _, err := tx.TaskGetForUpdate(ctx, t1.ID); err != nil {
+				return err
+			}
+			close(held)
+			<-release
+			return nil
+		})
+	}()
+	<-held
+	inTx(t, s, func(tx store.Tx) error {
+		missed, err := tx.Prefetch(ctx, &store.PrefetchParams{TaskIDs: []uuid.UUID{t1.ID}, ContextsOf: []uuid.UUID{t2.ID}, SkipLocked: true})
+		if err != nil {
+			return err
+		}
+		if len(missed) != 1 || missed[0] != t1.ID {
+			t.Errorf("missed %v, want the held task %s", missed, t1.ID)
+		}
+		before := s.RoundTrips()
+		if _, err := tx.TaskGetForUpdate(ctx, t2.ID); err != nil {
+			return err
+		}
+		if _, err := tx.StepGet(ctx, s2[1].ID); err != nil {
+			return err
+		}
+		in, err := tx.StepInputs(ctx, s2[1].ID)
+		if err != nil {
+			return err
+		}
+		if n := s.RoundTrips() - before; n != 0 {
+			t.Errorf("reads of the prefetched task took %d round trips, want 0", n)
+		}
+		if string(in.Context) != string(t2.Context) {
+			t.Errorf("context %s, want %s", in.Context, t2.Context)
+		}
+		return nil
+	})
+	close(release)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// twoTasks opens a store on a fresh schema and creates two tasks in it; it
+// returns the second task's steps.
+func twoTasks(t *testing.T) (*storepg.Store, *taskertype.Task, *taskertype.Task, []*taskertype.Step) {
+	t.Helper()
+	_, dbURL := pgtest.Schema(t)
+	clock := testclock.New(storetest.Start)
+	s := openStore(t, dbURL, clock)
+	t1, s1 := newTask(t)
+	t2, s2 := newTask(t)
+	inTx(t, s, func(tx store.Tx) error {
+		if err := tx.TaskCreate(t.Context(), &store.TaskCreateParams{Task: t1, Steps: s1, At: clock.Now()}); err != nil {
+			return err
+		}
+		return tx.TaskCreate(t.Context(), &store.TaskCreateParams{Task: t2, Steps: s2, At: clock.Now()})
+	})
+	return s, t1, t2, s2
 }
 
 func newTask(t *testing.T) (*taskertype.Task, []*taskertype.Step) {

@@ -116,6 +116,67 @@ func updateStep(s *taskertype.Step) pgdb.Stmt {
 	}
 }
 
+// updateSteps writes the mutable fields of many steps this transaction
+// holds, in one statement.
+func updateSteps(rows []*stepRow) pgdb.Stmt {
+	n := len(rows)
+	var (
+		ids                       = make([]uuid.UUID, n)
+		states                    = make([]string, n)
+		attempts                  = make([]int32, n)
+		nextRetry, started, ended = make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n)
+		results, failures         = make([][]byte, n), make([][]byte, n)
+		updated                   = make([]time.Time, n)
+	)
+	for i, r := range rows {
+		s := &r.step
+		ids[i], states[i], attempts[i] = s.ID, string(s.State), int32(s.Attempts)
+		nextRetry[i], started[i], ended[i] = nullTime(s.NextRetryAt), nullTime(s.StartedAt), nullTime(s.FinishedAt)
+		results[i] = nullJSON(s.Result)
+		failures[i], _ = failureJSON(s) // checked by StepTransition
+		updated[i] = s.UpdatedAt
+	}
+	return pgdb.Stmt{
+		SQL: `UPDATE steps AS s SET state = u.state, attempts = u.attempts, next_retry_at = u.next_retry_at,
+				result = u.result, failure = u.failure, started_at = u.started_at, finished_at = u.finished_at,
+				updated_at = u.updated_at
+			FROM unnest($1::uuid[], $2::text[], $3::integer[], $4::timestamptz[], $5::json[], $6::json[],
+				$7::timestamptz[], $8::timestamptz[], $9::timestamptz[])
+				AS u(id, state, attempts, next_retry_at, result, failure, started_at, finished_at, updated_at)
+			WHERE s.id = u.id`,
+		Args: []any{ids, states, attempts, nextRetry, results, failures, started, ended, updated},
+		Err:  func(err error) error { return fmt.Errorf("step transitions: %d steps: %w", n, err) },
+	}
+}
+
+// updateTasks writes the state, revision and times of the tasks this
+// transaction holds and changed: one statement, whatever their number.
+func updateTasks(tasks []*taskertype.Task) pgdb.Stmt {
+	if len(tasks) == 1 {
+		t := tasks[0]
+		return pgdb.Stmt{SQL: `UPDATE tasks SET state = $2, revision = $3, updated_at = $4, finished_at = $5 WHERE id = $1`,
+			Args: []any{t.ID, string(t.State), t.Revision, t.UpdatedAt, nullTime(t.FinishedAt)}}
+	}
+	n := len(tasks)
+	var (
+		ids       = make([]uuid.UUID, n)
+		states    = make([]string, n)
+		revisions = make([]int64, n)
+		updated   = make([]time.Time, n)
+		finished  = make([]*time.Time, n)
+	)
+	for i, t := range tasks {
+		ids[i], states[i], revisions[i], updated[i], finished[i] = t.ID, string(t.State), t.Revision, t.UpdatedAt, nullTime(t.FinishedAt)
+	}
+	return pgdb.Stmt{
+		SQL: `UPDATE tasks AS t SET state = u.state, revision = u.revision, updated_at = u.updated_at, finished_at = u.finished_at
+			FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::timestamptz[], $5::timestamptz[])
+				AS u(id, state, revision, updated_at, finished_at)
+			WHERE t.id = u.id`,
+		Args: []any{ids, states, revisions, updated, finished},
+	}
+}
+
 // casStepStmt is the compare-and-set of a step the transaction does not
 // hold: it writes the step's mutable fields if the stored step is in state
 // from, raises its task's revision in the same statement if bumpTask, and

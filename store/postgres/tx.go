@@ -12,6 +12,7 @@ import (
 
 	"github.com/tasker-go/tasker/internal/pgdb"
 	"github.com/tasker-go/tasker/queue"
+	queuepg "github.com/tasker-go/tasker/queue/postgres"
 	"github.com/tasker-go/tasker/store"
 	"github.com/tasker-go/tasker/taskertype"
 )
@@ -53,8 +54,15 @@ type tx struct {
 	newSteps []*stepRow
 	dirty    []*stepRow // held steps changed, to write at the next round trip
 
-	trans []transitionRow
-	sent  []queue.SendParams // Queue and Delay only, for the wake-ups
+	trans  []transitionRow
+	sent   []queue.SendParams // Queue and Delay only, for the wake-ups
+	outbox []outgoing         // messages to insert at the next round trip
+}
+
+// outgoing is a message sent in the transaction, not inserted yet.
+type outgoing struct {
+	queue string
+	msg   queuepg.Outgoing
 }
 
 // taskRow is a task this transaction holds.
@@ -158,6 +166,7 @@ func (x *tx) query(ctx context.Context, op string, r reads, s pgdb.Stmt) error {
 	if r == readsSteps {
 		x.flushRows()
 	}
+	x.flushSends()
 	x.t.Add(s)
 	if err := x.t.Send(ctx); err != nil {
 		return fmt.Errorf("store: %s: %w", op, err)
@@ -183,24 +192,52 @@ func (x *tx) flushRows() {
 		}
 		x.newSteps = x.newSteps[:0]
 	}
+	switch len(x.dirty) {
+	case 0:
+	case 1:
+		x.t.Add(updateStep(&x.dirty[0].step))
+	default:
+		x.t.Add(updateSteps(x.dirty))
+	}
 	for _, r := range x.dirty {
-		x.t.Add(updateStep(&r.step))
 		r.mode = stepClean
 	}
 	x.dirty = x.dirty[:0]
+}
+
+// flushSends queues the inserts of the messages sent since the last round
+// trip: one statement per queue, in the order they were sent.
+func (x *tx) flushSends() {
+	for len(x.outbox) > 0 {
+		name := x.outbox[0].queue
+		var msgs []queuepg.Outgoing
+		rest := x.outbox[:0]
+		for _, o := range x.outbox {
+			if o.queue == name {
+				msgs = append(msgs, o.msg)
+			} else {
+				rest = append(rest, o)
+			}
+		}
+		x.outbox = rest
+		x.t.Add(x.s.q.SendManyStmt(name, msgs))
+	}
 }
 
 // prepareCommit queues what goes with the COMMIT: the buffered writes, the
 // held tasks that changed, the transition records and the notifications.
 func (x *tx) prepareCommit() {
 	x.flushRows()
+	x.flushSends()
+	var dirty []*taskertype.Task
 	for _, r := range x.tasks {
 		if r.dirty {
-			t := &r.task
-			x.t.Add(pgdb.Stmt{SQL: `UPDATE tasks SET state = $2, revision = $3, updated_at = $4, finished_at = $5 WHERE id = $1`,
-				Args: []any{t.ID, string(t.State), t.Revision, t.UpdatedAt, nullTime(t.FinishedAt)}})
+			dirty = append(dirty, &r.task)
 			r.dirty = false
 		}
+	}
+	if len(dirty) > 0 {
+		x.t.Add(updateTasks(dirty))
 	}
 	if len(x.trans) > 0 {
 		x.t.Add(insertTransitions(x.trans))
@@ -520,6 +557,99 @@ func setMutable(dst, src *taskertype.Step) {
 	}
 }
 
+// Prefetch implements store.Tx: one round trip that reads and locks the
+// tasks not held yet (with the contexts asked for) and then all their
+// steps, as TaskGetForUpdate and StepGet do. Tasks are locked in the order
+// of their ids, before their steps. Rows held already are not read again
+// and keep their changes.
+func (x *tx) Prefetch(ctx context.Context, p *store.PrefetchParams) ([]uuid.UUID, error) {
+	const op = "prefetch"
+	if err := x.check(op); err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return nil, invalid(op, "no params")
+	}
+	var ids, withCtx []uuid.UUID
+	for _, id := range p.ContextsOf {
+		if _, has := x.contexts[id]; !has {
+			withCtx = append(withCtx, id)
+		}
+	}
+	ids = append(ids, withCtx...)
+	for _, id := range p.TaskIDs {
+		if _, held := x.tasks[id]; !held {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	sortIDs(ids)
+	ids = slices.Compact(ids)
+	lock := "FOR NO KEY UPDATE"
+	if p.SkipLocked {
+		lock += " SKIP LOCKED"
+	}
+	x.t.Add(pgdb.Stmt{
+		SQL: `SELECT ` + taskCols + `, CASE WHEN id = ANY($2) THEN context END
+			FROM tasks WHERE id = ANY($1) ORDER BY id ` + lock,
+		Args: []any{ids, withCtx},
+		Query: func(rows pgx.Rows) error {
+			for rows.Next() {
+				t, err := scanTask(rows, true)
+				if err != nil {
+					return err
+				}
+				if t.Context != nil {
+					if x.contexts == nil {
+						x.contexts = make(map[uuid.UUID]json.RawMessage)
+					}
+					x.contexts[t.ID] = t.Context
+					t.Context = nil
+				}
+				if _, held := x.tasks[t.ID]; !held {
+					x.hold(&taskRow{task: *t, inserted: true})
+				}
+			}
+			return rows.Err()
+		},
+	})
+	tasks := `= ANY($1)`
+	if p.SkipLocked {
+		// The steps of the tasks the first statement took. One another
+		// transaction let go of in between is taken here too; it is read
+		// again if it is asked for.
+		tasks = `IN (SELECT id FROM tasks WHERE id = ANY($1) ORDER BY id ` + lock + `)`
+	}
+	err := x.query(ctx, op, readsHeldNone, pgdb.Stmt{
+		SQL:  `SELECT ` + stepCols + ` FROM steps WHERE task_id ` + tasks + ` ORDER BY task_id, id FOR NO KEY UPDATE`,
+		Args: []any{ids},
+		Query: func(rows pgx.Rows) error {
+			for rows.Next() {
+				st, err := scanStep(rows)
+				if err != nil {
+					return err
+				}
+				if _, held := x.steps[st.ID]; !held {
+					x.holdStep(&stepRow{step: *st})
+				}
+			}
+			return rows.Err()
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	var missed []uuid.UUID
+	for _, id := range ids {
+		if _, held := x.tasks[id]; !held {
+			missed = append(missed, id)
+		}
+	}
+	return missed, nil
+}
+
 // StepInputs implements store.Tx: one round trip (with the buffered writes)
 // that reads the task's context and the results of the step's
 // dependencies, or none when this transaction created the task or read its
@@ -617,7 +747,7 @@ func (x *tx) MessageSend(ctx context.Context, p *queue.SendParams) error {
 	if err := x.check(op); err != nil {
 		return err
 	}
-	stmt, err := x.s.q.SendStmt(p)
+	msg, err := x.s.q.Outgoing(p)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
@@ -626,7 +756,7 @@ func (x *tx) MessageSend(ctx context.Context, p *queue.SendParams) error {
 	} else if !ok {
 		return fmt.Errorf("store: %s: queue %q does not exist: call QueueEnsure first: %w", op, p.Queue, taskertype.ErrNotFound)
 	}
-	x.t.Add(stmt)
+	x.outbox = append(x.outbox, outgoing{queue: p.Queue, msg: msg})
 	x.sent = append(x.sent, queue.SendParams{Queue: p.Queue, Delay: p.Delay})
 	return nil
 }

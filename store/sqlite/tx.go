@@ -284,6 +284,32 @@ func (t *tx) StepTransition(ctx context.Context, p *store.StepTransitionParams) 
 	return nil
 }
 
+// Prefetch implements store.Tx. The single writer holds every row already,
+// so it only loads each task into the transaction (from the row cache when
+// it can) and reports those that do not exist.
+func (t *tx) Prefetch(ctx context.Context, p *store.PrefetchParams) ([]uuid.UUID, error) {
+	const op = "prefetch"
+	if err := t.check(op); err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return nil, invalid(op, "no params")
+	}
+	var missed []uuid.UUID
+	for _, ids := range [][]uuid.UUID{p.TaskIDs, p.ContextsOf} {
+		for _, id := range ids {
+			if _, err := t.load(id); errors.Is(err, taskertype.ErrNotFound) {
+				if !slices.Contains(missed, id) {
+					missed = append(missed, id)
+				}
+			} else if err != nil {
+				return nil, err
+			}
+		}
+	}
+	return missed, nil
+}
+
 // StepInputs implements store.Tx, from the transaction's copy of the task.
 func (t *tx) StepInputs(ctx context.Context, stepID uuid.UUID) (*store.StepInputs, error) {
 	const op = "step inputs"

@@ -84,6 +84,7 @@ var cases = []struct {
 	{"a task moved several times in one transaction ends in its last state with every hop logged", testTaskHops},
 	{"steps moved several times in one transaction read back as moved, inside and after it", testStepHops},
 	{"a task's revision counts its transitions and its steps entering or leaving flight", testRevision},
+	{"prefetch changes no answer, skips unknown tasks and keeps what the transaction changed", testPrefetch},
 }
 
 type env struct {
@@ -1189,4 +1190,89 @@ func testRevision(t *testing.T, e *env) {
 		}
 		return nil
 	})
+}
+
+func testPrefetch(t *testing.T, e *env) {
+	p1, p2 := diamond(t, e), diamond(t, e)
+	e.create(t, p1)
+	e.create(t, p2)
+	want2 := e.steps(t, p2.Task.ID)
+	a1, a2 := p1.Steps[0].ID, p2.Steps[0].ID
+	e.inTx(t, func(tx store.Tx) error {
+		ctx := t.Context()
+		if _, err := tx.Prefetch(ctx, nil); !errors.Is(err, taskertype.ErrInvalid) {
+			t.Errorf("Prefetch(nil): %v, want ErrInvalid", err)
+		}
+		if missed, err := tx.Prefetch(ctx, &store.PrefetchParams{}); err != nil || len(missed) != 0 {
+			t.Errorf("Prefetch of nothing: missed %v, %v", missed, err)
+		}
+		// A step of the first task moves before the prefetch: the prefetch
+		// must not undo it.
+		st, err := tx.StepGet(ctx, a1)
+		if err != nil {
+			return err
+		}
+		st.State = taskertype.StepEnqueued
+		if err := tx.StepTransition(ctx, &store.StepTransitionParams{Step: st, From: taskertype.StepPending,
+			Event: taskertype.StepEventEnqueue, At: e.clock.Now(), Processor: Processor}); err != nil {
+			return err
+		}
+		unknown := newID(t)
+		missed, err := tx.Prefetch(ctx, &store.PrefetchParams{TaskIDs: []uuid.UUID{p1.Task.ID, unknown, p1.Task.ID},
+			ContextsOf: []uuid.UUID{p2.Task.ID}})
+		if err != nil {
+			return fmt.Errorf("Prefetch: %w", err)
+		}
+		if !slices.Equal(missed, []uuid.UUID{unknown}) {
+			t.Errorf("Prefetch missed %v, want only the unknown task %s", missed, unknown)
+		}
+		if got, err := tx.StepGet(ctx, a1); err != nil || got.State != taskertype.StepEnqueued {
+			t.Errorf("a step moved before the prefetch reads back as %v (%v), want enqueued", got, err)
+		}
+		task, err := tx.TaskGetForUpdate(ctx, p2.Task.ID)
+		if err != nil {
+			return err
+		}
+		if task.State != taskertype.TaskPending || task.Name != p2.Task.Name {
+			t.Errorf("prefetched task: %+v", task)
+		}
+		for _, s := range p2.Steps {
+			got, err := tx.StepGet(ctx, s.ID)
+			if err != nil {
+				return err
+			}
+			w := want2[s.Name]
+			if got.State != w.State || got.Name != w.Name || got.TaskID != w.TaskID || got.Position != w.Position || got.Retry != w.Retry {
+				t.Errorf("prefetched step %s: %+v, want %+v", s.Name, got, w)
+			}
+		}
+		in, err := tx.StepInputs(ctx, p2.Steps[3].ID)
+		if err != nil {
+			return err
+		}
+		if !jsonEqual(in.Context, p2.Task.Context) || len(in.Results) != 2 {
+			t.Errorf("inputs after a prefetch: context %s, %d results; want %s and 2", in.Context, len(in.Results), p2.Task.Context)
+		}
+		// Nothing another transaction holds: skipping locked rows takes all.
+		if missed, err := tx.Prefetch(ctx, &store.PrefetchParams{TaskIDs: []uuid.UUID{p2.Task.ID, p1.Task.ID}, SkipLocked: true}); err != nil || len(missed) != 0 {
+			t.Errorf("Prefetch of held tasks, skipping locked ones: missed %v, %v; want none", missed, err)
+		}
+		// A step moved after the prefetch is written at commit.
+		st, err = tx.StepGet(ctx, a2)
+		if err != nil {
+			return err
+		}
+		st.State = taskertype.StepEnqueued
+		return tx.StepTransition(ctx, &store.StepTransitionParams{Step: st, From: taskertype.StepPending,
+			Event: taskertype.StepEventEnqueue, At: e.clock.Now(), Processor: Processor})
+	})
+	if s := e.steps(t, p1.Task.ID)[p1.Steps[0].Name]; s.State != taskertype.StepEnqueued {
+		t.Errorf("after commit, the step moved before the prefetch is %s, want enqueued", s.State)
+	}
+	if s := e.steps(t, p2.Task.ID)[p2.Steps[0].Name]; s.State != taskertype.StepEnqueued {
+		t.Errorf("after commit, the step moved after the prefetch is %s, want enqueued", s.State)
+	}
+	if n := len(e.transitions(t, p2.Task.ID, a2)); n != 2 {
+		t.Errorf("the step moved after the prefetch has %d transitions, want 2 (create, enqueue)", n)
+	}
 }
