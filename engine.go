@@ -1,6 +1,7 @@
 package tasker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tasker-go/tasker/internal/admission"
 	"github.com/tasker-go/tasker/internal/dispatch"
 	"github.com/tasker-go/tasker/internal/events"
 	"github.com/tasker-go/tasker/internal/orchestration"
@@ -76,6 +78,12 @@ type Config struct {
 	// means the defaults: 30s for orchestration, 60s for workers. At least
 	// 1s.
 	ClaimTimeout time.Duration
+	// MaxQueuedSteps is the back-pressure on new work: CreateTask refuses a
+	// task, with an error wrapping taskertype.ErrQueueFull, while the queue
+	// of its namespace holds this many steps waiting for a worker. The
+	// depth is read at most once a second per namespace, so the bound is
+	// approximate. Default 10,000; negative: no bound.
+	MaxQueuedSteps int
 	// Pull configures the dispatch channel that hands steps to pull
 	// workers (see RegisterPullHandler).
 	Pull PullConfig
@@ -125,6 +133,7 @@ type Engine struct {
 	orch      *orchestration.Orchestrator
 	pull      *dispatch.Channel
 	tmpl      *templatecache.Manager // the template manager: a cache in front of templates
+	admit     *admission.Gate        // nil: no bound on queued steps
 	breakers  *resilience.Registry   // one circuit breaker per backend
 
 	mu       sync.Mutex // guards the fields below
@@ -194,6 +203,16 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("tasker: %w", err)
 	}
 	e.tmpl = tmpl
+	if cfg.MaxQueuedSteps >= 0 {
+		e.admit, err = admission.New(admission.Config{
+			Max: int64(cmp.Or(cfg.MaxQueuedSteps, 10_000)), Every: time.Second, Queue: e.queue, Clock: cfg.Clock, Logger: cfg.Logger,
+			Hint: "raise the bound (Config.MaxQueuedSteps, or --max-queued-steps)",
+		})
+		if err != nil {
+			e.closeOwned()
+			return nil, fmt.Errorf("tasker: %w", err)
+		}
+	}
 	if err := e.openPull(); err != nil {
 		e.closeOwned()
 		return nil, err

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tasker-go/tasker/internal/pgdb/pgtest"
+	"github.com/tasker-go/tasker/internal/testclock"
 
 	"github.com/tasker-go/tasker"
 	"github.com/tasker-go/tasker/internal/demo"
@@ -88,6 +89,12 @@ func newHarnessOn(t *testing.T, backend, templates string, handlers map[string]t
 		must(t, eng.RegisterHandler(name, h))
 	}
 	must(t, eng.Start(t.Context()))
+	stopAtCleanup(t, eng)
+	return &harness{t: t, eng: eng}
+}
+
+// stopAtCleanup stops eng when the test ends.
+func stopAtCleanup(t *testing.T, eng *tasker.Engine) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -95,7 +102,6 @@ func newHarnessOn(t *testing.T, backend, templates string, handlers map[string]t
 			t.Errorf("stop: %v", err)
 		}
 	})
-	return &harness{t: t, eng: eng}
 }
 
 func must(t *testing.T, err error) {
@@ -769,4 +775,48 @@ func TestStopReleasesPullStepsNoPullWorkerTook(t *testing.T) {
 	if s := info.Steps[0]; s.State != "enqueued" || s.Attempts != 0 {
 		t.Fatalf("the step no pull worker took is %s after %d attempts, want enqueued (released), none counted", s.State, s.Attempts)
 	}
+}
+
+// TestFullQueueRefusesNewTasks: while a namespace's queue holds
+// MaxQueuedSteps steps waiting for a worker, new tasks are refused with an
+// error that names the queue and what to do, and nothing of them is stored.
+func TestFullQueueRefusesNewTasks(t *testing.T) {
+	onBackends(t, func(t *testing.T, backend string) {
+		tpl, err := template.Parse("one.yaml", []byte("name: one\nnamespace: test\nversion: 1.0.0\nsteps:\n  - {name: a, handler: demo.noop}\n"))
+		must(t, err)
+		clock := testclock.New(time.Now())
+		cfg := database(t, backend)
+		cfg.Templates, cfg.Clock, cfg.DisableWorkers, cfg.MaxQueuedSteps = []*template.Template{tpl}, clock, true, 2
+		eng, err := tasker.Open(t.Context(), cfg)
+		must(t, err)
+		must(t, eng.RegisterHandler("demo.noop", demo.Handlers()["demo.noop"]))
+		must(t, eng.Start(t.Context()))
+		stopAtCleanup(t, eng)
+		create := func() error {
+			clock.Advance(2 * time.Second) // past the interval of depth readings
+			_, err := eng.CreateTask(t.Context(), tasker.CreateTaskParams{Namespace: "test", Name: "one"})
+			return err
+		}
+		for i := range 2 {
+			if err := create(); err != nil {
+				t.Fatalf("task %d of 2 refused: %v", i+1, err)
+			}
+		}
+		// The first steps are enqueued in the creating transaction: the
+		// queue holds 2 now.
+		err = create()
+		if !errors.Is(err, taskertype.ErrQueueFull) {
+			t.Fatalf("a third task: %v, want ErrQueueFull", err)
+		}
+		for _, w := range []string{`"worker_test"`, "holds 2", "add workers", "MaxQueuedSteps"} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("error %q does not mention %q", err, w)
+			}
+		}
+		tasks, err := eng.Tasks(t.Context(), 100)
+		must(t, err)
+		if len(tasks) != 2 {
+			t.Fatalf("%d tasks stored, want the 2 admitted", len(tasks))
+		}
+	})
 }

@@ -47,6 +47,11 @@ func (e *Engine) CreateTask(ctx context.Context, p CreateTaskParams) (*Task, err
 	if err := e.checkHandlers(tpl); err != nil {
 		return nil, err
 	}
+	if e.admit != nil {
+		if err := e.admit.Admit(ctx, tpl.Namespace); err != nil {
+			return nil, fmt.Errorf("tasker: create task from %s: %w", tpl.Key(), err)
+		}
+	}
 	spec := &orchestration.TaskSpec{Namespace: tpl.Namespace, Name: tpl.Name, Version: tpl.Version, Context: raw}
 	for _, s := range tpl.Steps {
 		spec.Steps = append(spec.Steps, orchestration.StepSpec{

@@ -127,6 +127,10 @@ type Queue interface {
 	MessageExtend(ctx context.Context, p *ExtendParams) error
 	MessageArchive(ctx context.Context, p *ArchiveParams) error
 	QueueStats(ctx context.Context, name string) (*Stats, error)
+	// QueueDepth returns the messages of a queue visible now, waiting to
+	// be claimed: Stats.Visible, counted on the live messages only (never
+	// the archive), so it stays cheap enough to call every second.
+	QueueDepth(ctx context.Context, name string) (int64, error)
 	// Subscribe registers for wake-ups on a queue until the returned cancel
 	// function is called. The channel has a buffer of one and is never closed.
 	Subscribe(name string) (wake <-chan struct{}, cancel func())

@@ -23,6 +23,9 @@ var (
 	// engine is stopping; the step runs again later, the attempt not
 	// counted.
 	ErrReleased = errors.New("step released")
+	// ErrQueueFull: new work is refused because a queue holds as much as
+	// its bound allows; the message says which queue and what to do.
+	ErrQueueFull = errors.New("queue full")
 )
 
 // StaleStateError is a failed compare-and-set: the record with ID was in

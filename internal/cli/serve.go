@@ -20,6 +20,7 @@ type backend struct {
 	url, db     string
 	autoMigrate bool
 	claim       time.Duration
+	maxQueued   int
 }
 
 func backendFlags(cmd *cobra.Command, b *backend) {
@@ -28,10 +29,12 @@ func backendFlags(cmd *cobra.Command, b *backend) {
 		"PostgreSQL URL (env TASKER_DATABASE_URL); when set, --db is ignored")
 	cmd.Flags().BoolVar(&b.autoMigrate, "migrate", false, "apply the PostgreSQL schema migrations first")
 	cmd.Flags().DurationVar(&b.claim, "claim-timeout", 0, "how long a claimed message stays hidden: a dead process's work comes back after it (default 30s orchestration, 60s workers)")
+	cmd.Flags().IntVar(&b.maxQueued, "max-queued-steps", 0, "refuse new tasks while their namespace's queue holds this many steps waiting for a worker (default 10000; negative: no bound)")
 }
 
 func (b *backend) config(g *globals) tasker.Config {
-	return tasker.Config{DatabasePath: b.db, DatabaseURL: b.url, AutoMigrate: b.autoMigrate, ClaimTimeout: b.claim, Logger: g.logger()}
+	return tasker.Config{DatabasePath: b.db, DatabaseURL: b.url, AutoMigrate: b.autoMigrate, ClaimTimeout: b.claim,
+		MaxQueuedSteps: b.maxQueued, Logger: g.logger()}
 }
 
 func newMigrateCmd(g *globals) *cobra.Command {

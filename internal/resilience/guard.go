@@ -204,6 +204,10 @@ func (g *guardedQueue) MessageArchive(ctx context.Context, p *queue.ArchiveParam
 	return g.b.doCtx(ctx, func() error { return g.q.MessageArchive(ctx, p) })
 }
 
+func (g *guardedQueue) QueueDepth(ctx context.Context, name string) (int64, error) {
+	return call(ctx, g.b, func() (int64, error) { return g.q.QueueDepth(ctx, name) })
+}
+
 func (g *guardedQueue) QueueStats(ctx context.Context, name string) (*queue.Stats, error) {
 	return call(ctx, g.b, func() (*queue.Stats, error) { return g.q.QueueStats(ctx, name) })
 }

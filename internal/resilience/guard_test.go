@@ -226,6 +226,10 @@ func (q *downQueue) QueueStats(context.Context, string) (*queue.Stats, error) {
 	q.calls++
 	return nil, errDown
 }
+func (q *downQueue) QueueDepth(context.Context, string) (int64, error) {
+	q.calls++
+	return 0, errDown
+}
 func (q *downQueue) Subscribe(string) (<-chan struct{}, func()) {
 	return make(chan struct{}, 1), func() {}
 }
@@ -234,7 +238,7 @@ func (q *downQueue) Close() error                     { return nil }
 
 func TestGuardQueueOpensAndRefusesEveryMethod(t *testing.T) {
 	ctx := t.Context()
-	b, _ := newBreaker(t, BreakerConfig{FailureThreshold: 8})
+	b, _ := newBreaker(t, BreakerConfig{FailureThreshold: 9})
 	down := &downQueue{}
 	q := GuardQueue(down, b)
 	calls := []func() error{
@@ -246,6 +250,7 @@ func TestGuardQueueOpensAndRefusesEveryMethod(t *testing.T) {
 		func() error { return q.MessageExtend(ctx, &queue.ExtendParams{Queue: "q"}) },
 		func() error { return q.MessageArchive(ctx, &queue.ArchiveParams{Queue: "q"}) },
 		func() error { _, err := q.QueueStats(ctx, "q"); return err },
+		func() error { _, err := q.QueueDepth(ctx, "q"); return err },
 	}
 	for i, c := range calls {
 		if err := c(); !errors.Is(err, errDown) {
@@ -253,15 +258,15 @@ func TestGuardQueueOpensAndRefusesEveryMethod(t *testing.T) {
 		}
 	}
 	if b.State() != StateOpen {
-		t.Fatalf("state %s after 8 failures", b.State())
+		t.Fatalf("state %s after 9 failures", b.State())
 	}
 	for i, c := range calls {
 		if err := c(); !errors.Is(err, ErrOpen) {
 			t.Fatalf("open, call %d: %v", i, err)
 		}
 	}
-	if down.calls != 8 {
-		t.Fatalf("%d calls reached the queue, want 8", down.calls)
+	if down.calls != len(calls) {
+		t.Fatalf("%d calls reached the queue, want %d", down.calls, len(calls))
 	}
 	wake, cancel := q.Subscribe("q")
 	defer cancel()

@@ -565,6 +565,27 @@ func (q *Queue) QueueStats(ctx context.Context, name string) (*queue.Stats, erro
 	return s, nil
 }
 
+// QueueDepth implements queue.Queue, in one statement on the live table.
+// The depth of a queue that was never ensured is an error wrapping
+// taskertype.ErrNotFound.
+func (q *Queue) QueueDepth(ctx context.Context, name string) (int64, error) {
+	if err := q.check("depth"); err != nil {
+		return 0, err
+	}
+	if err := checkName("depth", name); err != nil {
+		return 0, err
+	}
+	var n int64
+	err := q.db.Pool.QueryRow(ctx, q.stmtsOf(name).depth, q.clock.Now()).Scan(&n)
+	if pgdb.IsUndefinedTable(err) {
+		return 0, fmt.Errorf("queue: depth: queue %q does not exist: %w", name, taskertype.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("queue: depth of %q: %w", name, err)
+	}
+	return n, nil
+}
+
 // Close stops the listener and the delay timers and, when the queue opened
 // its own pool, closes it. It may be called more than once.
 func (q *Queue) Close() error {

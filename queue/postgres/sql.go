@@ -42,7 +42,7 @@ type stmts struct {
 	archiveMsgs, delete   string
 	nack, nackNotify      string
 	extend                string
-	stats                 string
+	stats, depth          string
 	fire                  string
 	purge                 string
 }
@@ -107,6 +107,7 @@ func newStmts(name string) *stmts {
 			min(enqueued_at),
 			(SELECT count(*) FROM %[2]s)
 		FROM %[1]s`)
+	s.depth = f(`SELECT count(*) FROM %[1]s WHERE vt <= $1`)
 	// When a delay runs out: wake the other processes and find the next
 	// delayed message.
 	s.fire = f(`SELECT (SELECT min(vt) FROM %[1]s WHERE vt > $1 AND NOT claimed) FROM pg_notify($2, $3)`)

@@ -87,7 +87,7 @@ var cases = []struct {
 	{"a release without delay wakes the subscribers of its queue", testWakeOnNack},
 	{"a cancelled subscription is not woken", testWakeCancelled},
 	{"concurrent claimers get every message exactly once", testConcurrentClaims},
-	{"queue stats count visible, claimed, delayed and archived messages", testStats},
+	{"queue stats count visible, claimed, delayed and archived messages, and the depth the visible ones", testStats},
 }
 
 func (e *env) ensure(t *testing.T, name string) {
@@ -141,11 +141,15 @@ func (e *env) ack(t *testing.T, name string, receipts ...queue.Receipt) {
 // first is the receipt of a message's first claim.
 func first(id int64) queue.Receipt { return queue.Receipt{ID: id, ReadCount: 1} }
 
+// stats returns a queue's stats, after checking that its depth agrees.
 func (e *env) stats(t *testing.T, name string) *queue.Stats {
 	t.Helper()
 	s, err := e.q.QueueStats(e.ctx, name)
 	if err != nil {
 		t.Fatalf("QueueStats(%q): %v", name, err)
+	}
+	if n, err := e.q.QueueDepth(e.ctx, name); err != nil || n != s.Visible {
+		t.Fatalf("QueueDepth(%q) = %d, %v; want %d, the visible messages", name, n, err, s.Visible)
 	}
 	return s
 }
@@ -597,5 +601,8 @@ func testStats(t *testing.T, e *env) {
 	e.clock.Advance(30 * time.Second)
 	if s := e.stats(t, "q"); s.Visible != 2 || s.Claimed != 0 || s.Delayed != 1 {
 		t.Fatalf("stats after the claim expired: %+v, want 2 visible, 0 claimed, 1 delayed", s)
+	}
+	if _, err := e.q.QueueDepth(e.ctx, "never_ensured"); !errors.Is(err, taskertype.ErrNotFound) {
+		t.Fatalf("QueueDepth of a queue never ensured: %v, want ErrNotFound", err)
 	}
 }

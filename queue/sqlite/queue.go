@@ -65,6 +65,7 @@ type Queue struct {
 	ensure, send, sendNoID, claim, ackOne, ackMany, nack, extend *sql.Stmt
 	archiveCopy, archiveDelete, release, nextDue                 *sql.Stmt
 	stats                                                        *sql.Stmt
+	depth                                                        *sql.Stmt
 
 	mu     sync.Mutex // guards the fields below; never held across a database call
 	subs   map[string]map[*subscriber]struct{}
@@ -170,6 +171,8 @@ func New(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Queue, error) {
 				MIN(enqueued_at) AS oldest
 			FROM queue_messages WHERE queue = ?1) m
 		WHERE q.name = ?1`)
+	q.depth = p.R(`SELECT (SELECT COUNT(*) FROM queue_messages WHERE queue = ?1 AND vt <= ?2)
+		FROM queue_queues WHERE name = ?1`)
 	if err := p.Err(); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
@@ -533,6 +536,26 @@ func (q *Queue) QueueStats(ctx context.Context, name string) (*queue.Stats, erro
 		s.OldestAge = max(now.Sub(sqlitedb.Time(oldest.Int64)), 0)
 	}
 	return s, nil
+}
+
+// QueueDepth implements queue.Queue. The depth of a queue that was never
+// ensured is an error wrapping taskertype.ErrNotFound.
+func (q *Queue) QueueDepth(ctx context.Context, name string) (int64, error) {
+	if err := q.check("depth"); err != nil {
+		return 0, err
+	}
+	if err := checkName("depth", name); err != nil {
+		return 0, err
+	}
+	var n int64
+	err := q.depth.QueryRowContext(ctx, name, sqlitedb.Micros(q.clock.Now())).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("queue: depth: queue %q does not exist: %w", name, taskertype.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("queue: depth of %q: %w", name, err)
+	}
+	return n, nil
 }
 
 // ReleaseClaims makes every claimed and unacknowledged message visible now,

@@ -1,0 +1,119 @@
+// Package admission is the engine's back-pressure on new work: a task is
+// refused while the step queue of its namespace holds too many steps
+// waiting for a worker. The queues themselves grow with load (a PostgreSQL
+// queue is a table), so this is where their bound is enforced: at the one
+// entry of new work, never on a step of a task already running, which must
+// always be able to move on.
+//
+// The depth of a queue is read with QueueDepth at most once per Every for
+// each namespace; callers in between use the last reading. It is a hint,
+// like every cache in the engine: the bound holds to within what one
+// interval of creations adds.
+package admission
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/puzpuzpuz/xsync/v4"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/tasker-go/tasker/queue"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+// Config configures a Gate.
+type Config struct {
+	// Max is the number of steps waiting in a namespace's queue (visible,
+	// not claimed) at which new tasks of the namespace are refused. At
+	// least 1.
+	Max int64
+	// Every is how often a namespace's depth is read again. At least 1ms.
+	Every time.Duration
+	// Hint completes the error's advice: how the caller raises Max.
+	Hint   string
+	Queue  queue.Queue
+	Clock  taskertype.Clock
+	Logger *slog.Logger
+}
+
+// Gate admits or refuses new tasks. It is safe for concurrent use.
+type Gate struct {
+	cfg      Config
+	readings *xsync.Map[string, *atomic.Pointer[reading]] // one per namespace with templates
+	reads    singleflight.Group
+}
+
+type reading struct {
+	waiting int64
+	at      time.Time
+}
+
+// New returns a gate, or an error wrapping taskertype.ErrInvalid that names
+// the bad setting.
+func New(cfg Config) (*Gate, error) {
+	switch {
+	case cfg.Max < 1:
+		return nil, fmt.Errorf("admission: the queue bound is %d; give at least 1: %w", cfg.Max, taskertype.ErrInvalid)
+	case cfg.Every < time.Millisecond:
+		return nil, fmt.Errorf("admission: the depth is read every %s; give at least 1ms: %w", cfg.Every, taskertype.ErrInvalid)
+	case cfg.Queue == nil || cfg.Clock == nil:
+		return nil, fmt.Errorf("admission: a queue and a clock are required: %w", taskertype.ErrInvalid)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Gate{cfg: cfg, readings: xsync.NewMap[string, *atomic.Pointer[reading]]()}, nil
+}
+
+// Admit returns nil when a task of namespace may be created, or an error
+// wrapping taskertype.ErrQueueFull that says how full the queue is and what
+// to do. When the depth cannot be read, it admits: the creation then meets
+// the backend's own error, if it persists.
+func (g *Gate) Admit(ctx context.Context, namespace string) error {
+	slot, _ := g.readings.LoadOrCompute(namespace, func() (*atomic.Pointer[reading], bool) {
+		return new(atomic.Pointer[reading]), false
+	})
+	r := slot.Load()
+	if r == nil || g.cfg.Clock.Now().Sub(r.at) >= g.cfg.Every {
+		fresh, err := g.read(ctx, namespace, slot)
+		if err != nil {
+			if r == nil {
+				g.cfg.Logger.Debug("admission: could not read the depth of a step queue; admitting", "namespace", namespace, "error", err)
+				return nil
+			}
+		} else {
+			r = fresh
+		}
+	}
+	if r.waiting < g.cfg.Max {
+		return nil
+	}
+	name := queue.StepQueue(namespace)
+	return fmt.Errorf("queue %q holds %d steps waiting for a worker, at its bound of %d: add workers for namespace %q, "+
+		"or retry once they have caught up, or %s: %w", name, r.waiting, g.cfg.Max, namespace, g.cfg.Hint, taskertype.ErrQueueFull)
+}
+
+// read reads the depth of namespace's queue once for all callers that
+// find the reading stale at the same time.
+func (g *Gate) read(ctx context.Context, namespace string, slot *atomic.Pointer[reading]) (*reading, error) {
+	v, err, _ := g.reads.Do(namespace, func() (any, error) {
+		// The first caller's context must not cancel the others' wait.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		n, err := g.cfg.Queue.QueueDepth(ctx, queue.StepQueue(namespace))
+		if err != nil {
+			return nil, err
+		}
+		r := &reading{waiting: n, at: g.cfg.Clock.Now()}
+		slot.Store(r)
+		return r, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*reading), nil
+}

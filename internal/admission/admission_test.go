@@ -1,0 +1,158 @@
+package admission
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/tasker-go/tasker/internal/testclock"
+	"github.com/tasker-go/tasker/queue"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// depths is a queue whose only working call is QueueDepth: it reports
+// waiting messages, counts its calls and can be made slow or failing.
+type depths struct {
+	queue.Queue
+	waiting atomic.Int64
+	calls   atomic.Int64
+	fail    atomic.Bool
+	gate    chan struct{} // when set, QueueDepth waits for it to close
+}
+
+func (d *depths) QueueDepth(ctx context.Context, name string) (int64, error) {
+	d.calls.Add(1)
+	if d.gate != nil {
+		<-d.gate
+	}
+	if d.fail.Load() {
+		return 0, errors.New("connection refused")
+	}
+	return d.waiting.Load(), nil
+}
+
+func newGate(t *testing.T, d *depths, max int64) (*Gate, *testclock.Clock) {
+	t.Helper()
+	clock := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	g, err := New(Config{Max: max, Every: time.Second, Queue: d, Clock: clock, Hint: "raise it"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, clock
+}
+
+func TestNewRefusesBadSettings(t *testing.T) {
+	clock := testclock.New(time.Now())
+	d := &depths{}
+	for _, c := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"zero bound", Config{Max: 0, Every: time.Second, Queue: d, Clock: clock}, "bound is 0"},
+		{"negative bound", Config{Max: -3, Every: time.Second, Queue: d, Clock: clock}, "bound is -3"},
+		{"no interval", Config{Max: 1, Queue: d, Clock: clock}, "at least 1ms"},
+		{"no queue", Config{Max: 1, Every: time.Second, Clock: clock}, "queue"},
+	} {
+		_, err := New(c.cfg)
+		if !errors.Is(err, taskertype.ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want ErrInvalid mentioning %q", c.name, err, c.want)
+		}
+	}
+}
+
+func TestRefusesAtTheBoundAndReadsOncePerInterval(t *testing.T) {
+	d := &depths{}
+	g, clock := newGate(t, d, 10)
+	ctx := t.Context()
+	d.waiting.Store(9)
+	if err := g.Admit(ctx, "shop"); err != nil {
+		t.Fatalf("9 waiting, bound 10: %v", err)
+	}
+	d.waiting.Store(10)
+	for range 100 { // within the interval: the reading of 9 stands
+		if err := g.Admit(ctx, "shop"); err != nil {
+			t.Fatalf("within the interval: %v", err)
+		}
+	}
+	if n := d.calls.Load(); n != 1 {
+		t.Fatalf("%d reads within one interval, want 1", n)
+	}
+	clock.Advance(time.Second)
+	err := g.Admit(ctx, "shop")
+	if !errors.Is(err, taskertype.ErrQueueFull) {
+		t.Fatalf("10 waiting, bound 10: %v, want ErrQueueFull", err)
+	}
+	for _, w := range []string{`"worker_shop"`, "holds 10", "bound of 10", `namespace "shop"`, "raise it"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %q", err, w)
+		}
+	}
+	// Another namespace has its own reading.
+	d.waiting.Store(0)
+	if err := g.Admit(ctx, "billing"); err != nil {
+		t.Fatalf("another namespace: %v", err)
+	}
+	// Drained: admitted again once the next reading is due.
+	clock.Advance(time.Second)
+	if err := g.Admit(ctx, "shop"); err != nil {
+		t.Fatalf("after draining: %v", err)
+	}
+}
+
+func TestAnUnreadableDepthAdmitsOrKeepsTheLastReading(t *testing.T) {
+	d := &depths{}
+	g, clock := newGate(t, d, 5)
+	d.fail.Store(true)
+	if err := g.Admit(t.Context(), "shop"); err != nil {
+		t.Fatalf("no reading yet and the queue fails: %v, want admitted", err)
+	}
+	d.fail.Store(false)
+	d.waiting.Store(5)
+	clock.Advance(time.Second)
+	if err := g.Admit(t.Context(), "shop"); !errors.Is(err, taskertype.ErrQueueFull) {
+		t.Fatalf("full: %v", err)
+	}
+	d.fail.Store(true)
+	clock.Advance(time.Second)
+	if err := g.Admit(t.Context(), "shop"); !errors.Is(err, taskertype.ErrQueueFull) {
+		t.Fatalf("the queue fails after a full reading: %v, want the last reading to stand", err)
+	}
+}
+
+// TestConcurrentCallersShareOneRead: many callers finding the reading
+// stale at once wait for one QueueDepth, under the race detector.
+func TestConcurrentCallersShareOneRead(t *testing.T) {
+	d := &depths{gate: make(chan struct{})}
+	g, _ := newGate(t, d, 100)
+	d.waiting.Store(100)
+	var wg sync.WaitGroup
+	var full atomic.Int64
+	for range 64 {
+		wg.Go(func() {
+			if errors.Is(g.Admit(t.Context(), "shop"), taskertype.ErrQueueFull) {
+				full.Add(1)
+			}
+		})
+	}
+	for d.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // let the others join the read in flight
+	close(d.gate)
+	wg.Wait()
+	if n := d.calls.Load(); n > 2 {
+		t.Errorf("%d reads for 64 callers at once, want them to share one", n)
+	}
+	if full.Load() != 64 {
+		t.Errorf("%d of 64 callers refused, want all", full.Load())
+	}
+}
