@@ -73,9 +73,10 @@ type Tx interface {
 	// follow in this transaction cost nothing: one round trip for a batch
 	// of work instead of several per item. It changes no answer: rows this
 	// transaction holds already keep their changes. It returns the tasks
-	// it did not take: those that do not exist and, with p.SkipLocked,
-	// those another transaction holds. A backend without round trips may
-	// take every task without reading it.
+	// it did not read: those that do not exist and, with p.SkipLocked,
+	// those another transaction held at that moment (the caller must not
+	// count on holding them; it may, if one was let go of meanwhile). A
+	// backend without round trips may take every task without reading it.
 	Prefetch(ctx context.Context, p *PrefetchParams) (missed []uuid.UUID, err error)
 	// MessageSend sends a message that becomes visible when the transaction
 	// commits, and is never sent if it rolls back.

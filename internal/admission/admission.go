@@ -47,8 +47,11 @@ type Gate struct {
 	reads    singleflight.Group
 }
 
+// reading is a namespace's depth as last read; known is false when the
+// read failed (the gate then admits until the next reading is due).
 type reading struct {
 	waiting int64
+	known   bool
 	at      time.Time
 }
 
@@ -71,25 +74,21 @@ func New(cfg Config) (*Gate, error) {
 
 // Admit returns nil when a task of namespace may be created, or an error
 // wrapping taskertype.ErrQueueFull that says how full the queue is and what
-// to do. When the depth cannot be read, it admits: the creation then meets
-// the backend's own error, if it persists.
+// to do. When the depth cannot be read, it admits until the next reading is
+// due: the creation then meets the backend's own error, if it persists. It
+// waits for a reading at most until ctx ends.
 func (g *Gate) Admit(ctx context.Context, namespace string) error {
 	slot, _ := g.readings.LoadOrCompute(namespace, func() (*atomic.Pointer[reading], bool) {
 		return new(atomic.Pointer[reading]), false
 	})
 	r := slot.Load()
 	if r == nil || g.cfg.Clock.Now().Sub(r.at) >= g.cfg.Every {
-		fresh, err := g.read(ctx, namespace, slot)
-		if err != nil {
-			if r == nil {
-				g.cfg.Logger.Debug("admission: could not read the depth of a step queue; admitting", "namespace", namespace, "error", err)
-				return nil
-			}
-		} else {
-			r = fresh
+		var err error
+		if r, err = g.read(ctx, namespace, slot); err != nil {
+			return err
 		}
 	}
-	if r.waiting < g.cfg.Max {
+	if !r.known || r.waiting < g.cfg.Max {
 		return nil
 	}
 	name := queue.StepQueue(namespace)
@@ -97,23 +96,29 @@ func (g *Gate) Admit(ctx context.Context, namespace string) error {
 		"or retry once they have caught up, or %s: %w", name, r.waiting, g.cfg.Max, namespace, g.cfg.Hint, taskertype.ErrQueueFull)
 }
 
-// read reads the depth of namespace's queue once for all callers that
-// find the reading stale at the same time.
+// read reads the depth of namespace's queue once for all callers that find
+// the reading stale at the same time, and stores it. An error is ctx's
+// only: a failed read is stored as unknown.
 func (g *Gate) read(ctx context.Context, namespace string, slot *atomic.Pointer[reading]) (*reading, error) {
-	v, err, _ := g.reads.Do(namespace, func() (any, error) {
-		// The first caller's context must not cancel the others' wait.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	ch := g.reads.DoChan(namespace, func() (any, error) {
+		// Not the first caller's context: the others share this read.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		n, err := g.cfg.Queue.QueueDepth(ctx, queue.StepQueue(namespace))
+		r := &reading{at: g.cfg.Clock.Now()}
+		n, err := g.cfg.Queue.QueueDepth(rctx, queue.StepQueue(namespace))
 		if err != nil {
-			return nil, err
+			g.cfg.Logger.Warn("admission: could not read the depth of a step queue; admitting new tasks until the next reading",
+				"namespace", namespace, "every", g.cfg.Every, "error", err)
+		} else {
+			r.waiting, r.known = n, true
 		}
-		r := &reading{waiting: n, at: g.cfg.Clock.Now()}
 		slot.Store(r)
 		return r, nil
 	})
-	if err != nil {
-		return nil, err
+	select {
+	case res := <-ch:
+		return res.Val.(*reading), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("admission: waiting for the depth of namespace %q: %w", namespace, context.Cause(ctx))
 	}
-	return v.(*reading), nil
 }

@@ -108,23 +108,44 @@ func TestRefusesAtTheBoundAndReadsOncePerInterval(t *testing.T) {
 	}
 }
 
-func TestAnUnreadableDepthAdmitsOrKeepsTheLastReading(t *testing.T) {
+func TestAnUnreadableDepthAdmitsUntilTheNextReading(t *testing.T) {
 	d := &depths{}
 	g, clock := newGate(t, d, 5)
-	d.fail.Store(true)
-	if err := g.Admit(t.Context(), "shop"); err != nil {
-		t.Fatalf("no reading yet and the queue fails: %v, want admitted", err)
-	}
-	d.fail.Store(false)
 	d.waiting.Store(5)
-	clock.Advance(time.Second)
 	if err := g.Admit(t.Context(), "shop"); !errors.Is(err, taskertype.ErrQueueFull) {
 		t.Fatalf("full: %v", err)
 	}
 	d.fail.Store(true)
 	clock.Advance(time.Second)
+	for range 10 {
+		if err := g.Admit(t.Context(), "shop"); err != nil {
+			t.Fatalf("the depth cannot be read: %v, want admitted", err)
+		}
+	}
+	if n := d.calls.Load(); n != 2 {
+		t.Fatalf("%d reads, want 2: a failed read is not tried again before the interval", n)
+	}
+	d.fail.Store(false)
+	clock.Advance(time.Second)
 	if err := g.Admit(t.Context(), "shop"); !errors.Is(err, taskertype.ErrQueueFull) {
-		t.Fatalf("the queue fails after a full reading: %v, want the last reading to stand", err)
+		t.Fatalf("readable and full again: %v", err)
+	}
+}
+
+func TestACallerWaitsForAReadingOnlyUntilItsContextEnds(t *testing.T) {
+	d := &depths{gate: make(chan struct{})}
+	g, _ := newGate(t, d, 5)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := g.Admit(ctx, "shop"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a cancelled caller: %v, want context.Canceled", err)
+	}
+	close(d.gate) // the read goes on for the others, and ends
+	for d.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if err := g.Admit(t.Context(), "shop"); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -201,6 +201,12 @@ func (w *Worker) execute(ctx context.Context, m *queue.Message) {
 		})
 	case errors.Is(err, errSkip), err == nil && j == nil:
 		w.ack(m)
+	case err != nil && ctx.Err() != nil:
+		// Stopping before the step started: give the message back now
+		// rather than leave it hidden for a whole claim timeout.
+		w.finish(m.Queue, func(ctx context.Context) error {
+			return w.queue.MessageNack(ctx, &queue.NackParams{Queue: m.Queue, Receipt: m.Receipt()})
+		})
 	case err != nil:
 		// Leave the claim: it expires and the step is tried again.
 		w.log.Warn("could not start a step; it will be delivered again", "queue", m.Queue, "message_id", m.ID, "error", err)

@@ -34,7 +34,8 @@ type report struct {
 // (package group): many steps finishing together cost one transaction, and a
 // lone step pays no hand-off to another goroutine. The same transaction
 // claims and starts the next steps of the group's queues with the slots the
-// group freed, so a chain of steps costs one transaction per step.
+// group freed, so a chain of steps costs one transaction per step (a step of
+// a task another transaction holds starts in a transaction of its own).
 func (w *Worker) report(r *report) {
 	if !w.txQueue || r.out.released {
 		ctx, cancel := context.WithTimeout(context.Background(), reportBudget)
@@ -69,35 +70,45 @@ func (w *Worker) storeBatch(batch []*report) {
 	var next []claimedFrom
 	err := transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
 		next = next[:0]
-		// Every task of the batch and its steps in one round trip.
-		ids := make([]uuid.UUID, len(batch))
-		for i, r := range batch {
-			ids[i] = r.step.TaskID
-		}
-		if _, err := tx.Prefetch(ctx, &store.PrefetchParams{TaskIDs: ids}); err != nil {
-			return err
-		}
+		// The acknowledgements go first, with the prefetch's round trip:
+		// one waiting for a message another worker claimed again (its
+		// claim had expired) then waits before this transaction holds
+		// any task that worker may be waiting for.
 		var queues []string
 		acks := map[string][]queue.Receipt{}
 		for _, r := range batch {
-			if err := w.recordTx(ctx, tx, rec, r); err != nil && !errors.Is(err, errSkip) {
-				return err
-			}
 			if _, ok := acks[r.m.Queue]; !ok {
 				queues = append(queues, r.m.Queue)
 			}
 			acks[r.m.Queue] = append(acks[r.m.Queue], r.m.Receipt())
+		}
+		for _, q := range queues {
+			if err := tx.MessageAck(ctx, &queue.AckParams{Queue: q, Receipts: acks[q]}); err != nil {
+				return err
+			}
+		}
+		// Every task of the batch and its steps in one round trip, with
+		// the contexts: the next steps claimed below are mostly of these
+		// tasks, and then start without another round trip.
+		ids := make([]uuid.UUID, len(batch))
+		for i, r := range batch {
+			ids[i] = r.step.TaskID
+		}
+		if _, err := tx.Prefetch(ctx, &store.PrefetchParams{ContextsOf: ids}); err != nil {
+			return err
+		}
+		for _, r := range batch {
+			if err := w.recordTx(ctx, tx, rec, r); err != nil && !errors.Is(err, errSkip) {
+				return err
+			}
 		}
 		// The next steps are claimed after the outcomes are recorded, so
 		// that a step they made ready is among them. This transaction holds
 		// tasks now: a step of a task another one holds is left for later.
 		left := room
 		for _, q := range queues {
-			if err := tx.MessageAck(ctx, &queue.AckParams{Queue: q, Receipts: acks[q]}); err != nil {
-				return err
-			}
 			if left == 0 {
-				continue
+				break
 			}
 			next = append(next, claimedFrom{queue: q})
 			c := &next[len(next)-1].c

@@ -572,11 +572,15 @@ func (x *tx) Prefetch(ctx context.Context, p *store.PrefetchParams) ([]uuid.UUID
 	}
 	var ids, withCtx []uuid.UUID
 	for _, id := range p.ContextsOf {
-		if _, has := x.contexts[id]; !has {
+		_, held := x.tasks[id]
+		_, has := x.contexts[id]
+		if !has {
 			withCtx = append(withCtx, id)
 		}
+		if !held || !has {
+			ids = append(ids, id)
+		}
 	}
-	ids = append(ids, withCtx...)
 	for _, id := range p.TaskIDs {
 		if _, held := x.tasks[id]; !held {
 			ids = append(ids, id)
