@@ -126,6 +126,7 @@ type Engine struct {
 	clock     Clock
 	store     store.Store
 	queue     queue.Queue
+	rawQueue  queue.Queue        // the provider itself, without its circuit breaker
 	owned     *storesqlite.Store // the embedded backend, when it is the one
 	closer    io.Closer          // the backend the engine opened, closed with it
 	templates *template.Registry
@@ -193,6 +194,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		cfg.IdlePoll = time.Minute
 		e.cfg.IdlePoll = cfg.IdlePoll
 	}
+	e.rawQueue = e.queue
 	if err := e.guardBackends(); err != nil {
 		e.closeOwned()
 		return nil, err

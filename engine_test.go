@@ -744,6 +744,12 @@ func TestStatsShowEveryStructure(t *testing.T) {
 	if s.Worker.Concurrency == 0 || s.Worker.Correlations.Completed == 0 || s.Worker.Debug.Entries == 0 || s.Worker.Correlations.Tracked != 0 {
 		t.Errorf("worker %+v: want completed correlations, none left, debug entries", s.Worker)
 	}
+	if w := s.Wakeups; w == nil || w.Subscribers == 0 || w.Signals == 0 {
+		t.Errorf("wake-ups %+v: want the queue's subscribers and signals", w)
+	}
+	if s.Admission.Admitted != 5 || s.Admission.Refused != 0 {
+		t.Errorf("admission %+v: want the 5 tasks admitted", s.Admission)
+	}
 	if s.Templates.Hits+s.Templates.Misses == 0 {
 		t.Errorf("template manager never consulted: %+v", s.Templates)
 	}

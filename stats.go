@@ -6,6 +6,7 @@ import (
 	"github.com/tasker-go/tasker/internal/stats"
 	"github.com/tasker-go/tasker/internal/templatecache"
 	"github.com/tasker-go/tasker/internal/worker"
+	"github.com/tasker-go/tasker/queue"
 )
 
 // Stats is a snapshot of the engine's in-process structures: what they hold
@@ -28,6 +29,18 @@ type Stats struct {
 	Breakers []resilience.BreakerStats
 	// Bus is the in-process event bus.
 	Bus BusStats
+	// Wakeups are the queue provider's wake-ups: on PostgreSQL, the
+	// demux's fan-out (TAS-163 #11), the listener's notifications and
+	// reconnects, and the fallback polls. Nil when the provider does not
+	// report them.
+	Wakeups *queue.WakeupStats
+	// Admission is the back-pressure on new tasks (MaxQueuedSteps).
+	Admission AdmissionStats
+}
+
+// AdmissionStats counts CreateTask's back-pressure decisions.
+type AdmissionStats struct {
+	Admitted, Refused uint64
 }
 
 // BusStats describes the event bus.
@@ -53,6 +66,13 @@ func (e *Engine) Stats() Stats {
 	e.mu.Unlock()
 	if w != nil {
 		s.Worker = w.Stats()
+	}
+	if r, ok := e.rawQueue.(queue.WakeupReporter); ok {
+		ws := r.WakeupStats()
+		s.Wakeups = &ws
+	}
+	if e.admit != nil {
+		s.Admission.Admitted, s.Admission.Refused = e.admit.Counts()
 	}
 	return s
 }

@@ -138,6 +138,28 @@ type Queue interface {
 	Close() error
 }
 
+// WakeupStats describes a provider's wake-ups since it was opened.
+type WakeupStats struct {
+	Queues      int // queues with at least one subscriber
+	Subscribers int
+	// Signals counts wake-ups put in a subscriber's channel; Coalesced
+	// those a subscriber already had pending (nothing is lost: one pending
+	// wake-up makes it claim until its queue is empty).
+	Signals, Coalesced uint64
+	// Notifications counts the wake-ups received from other processes;
+	// Reconnects the times their listener connected again after losing
+	// its connection.
+	Notifications, Reconnects uint64
+	// Polls counts the fallback polls run; PollWakeups the queues they
+	// found with a visible message and woke.
+	Polls, PollWakeups uint64
+}
+
+// WakeupReporter is implemented by providers that report their wake-ups.
+type WakeupReporter interface {
+	WakeupStats() WakeupStats
+}
+
 // Capabilities says what a provider can do beyond the interface's minimum.
 type Capabilities struct {
 	// Wakeups: Subscribe signals new messages; without it consumers poll.

@@ -45,6 +45,8 @@ type Gate struct {
 	cfg      Config
 	readings *xsync.Map[string, *atomic.Pointer[reading]] // one per namespace with templates
 	reads    singleflight.Group
+	admitted *xsync.Counter
+	refused  atomic.Uint64
 }
 
 // reading is a namespace's depth as last read; known is false when the
@@ -69,7 +71,7 @@ func New(cfg Config) (*Gate, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Gate{cfg: cfg, readings: xsync.NewMap[string, *atomic.Pointer[reading]]()}, nil
+	return &Gate{cfg: cfg, readings: xsync.NewMap[string, *atomic.Pointer[reading]](), admitted: xsync.NewCounter()}, nil
 }
 
 // Admit returns nil when a task of namespace may be created, or an error
@@ -89,11 +91,18 @@ func (g *Gate) Admit(ctx context.Context, namespace string) error {
 		}
 	}
 	if !r.known || r.waiting < g.cfg.Max {
+		g.admitted.Inc()
 		return nil
 	}
+	g.refused.Add(1)
 	name := queue.StepQueue(namespace)
 	return fmt.Errorf("queue %q holds %d steps waiting for a worker, at its bound of %d: add workers for namespace %q, "+
 		"or retry once they have caught up, or %s: %w", name, r.waiting, g.cfg.Max, namespace, g.cfg.Hint, taskertype.ErrQueueFull)
+}
+
+// Counts returns the tasks admitted and refused so far.
+func (g *Gate) Counts() (admitted, refused uint64) {
+	return uint64(g.admitted.Value()), g.refused.Load()
 }
 
 // read reads the depth of namespace's queue once for all callers that find

@@ -37,8 +37,15 @@ import (
 // lookup writes nothing shared, and its buckets beat Go's map lookup that
 // the copy-on-write map and sync.Map pay (the copy-on-write map also copies
 // the whole map at each subscription change).
+//
+// With striped counters of the signals added (xsync.Counter, for
+// queue.WakeupStats), a later run (-count 3, medians) gave 17.4 / 19.4 against
+// the RWMutex's 21.8 / 96.2: 0.80× / 0.20×, the same choice.
 type demux struct {
 	subs *xsync.Map[string, []*subscriber]
+	// Striped counters: a dispatch still writes no cache line that the
+	// other dispatching goroutines write.
+	signals, coalesced *xsync.Counter
 }
 
 type subscriber struct {
@@ -46,32 +53,33 @@ type subscriber struct {
 }
 
 func newDemux() *demux {
-	return &demux{subs: xsync.NewMap[string, []*subscriber]()}
+	return &demux{subs: xsync.NewMap[string, []*subscriber](), signals: xsync.NewCounter(), coalesced: xsync.NewCounter()}
 }
 
 // signal wakes every subscriber of a queue without blocking: a full channel
 // already holds a signal its subscriber has not taken yet.
 func (d *demux) signal(name string) {
 	list, _ := d.subs.Load(name)
-	for _, s := range list {
-		select {
-		case s.ch <- struct{}{}:
-		default:
-		}
-	}
+	d.wake(list)
 }
 
 // signalAll wakes every subscriber of every queue.
 func (d *demux) signalAll() {
 	d.subs.Range(func(_ string, list []*subscriber) bool {
-		for _, s := range list {
-			select {
-			case s.ch <- struct{}{}:
-			default:
-			}
-		}
+		d.wake(list)
 		return true
 	})
+}
+
+func (d *demux) wake(list []*subscriber) {
+	for _, s := range list {
+		select {
+		case s.ch <- struct{}{}:
+			d.signals.Inc()
+		default:
+			d.coalesced.Inc()
+		}
+	}
 }
 
 // subscribe adds a subscriber to a queue.
@@ -106,6 +114,19 @@ func (d *demux) len() int {
 		return true
 	})
 	return n
+}
+
+// counts returns the queues with subscribers, the subscribers, and the
+// signals and coalesced signals so far.
+func (d *demux) counts() (queues, subs int, signals, coalesced uint64) {
+	d.subs.Range(func(_ string, list []*subscriber) bool {
+		if len(list) > 0 {
+			queues++
+			subs += len(list)
+		}
+		return true
+	})
+	return queues, subs, uint64(d.signals.Value()), uint64(d.coalesced.Value())
 }
 
 // names returns the queues that have subscribers, sorted.

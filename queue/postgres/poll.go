@@ -50,6 +50,7 @@ func (q *Queue) pollOnce() error {
 	if len(names) == 0 {
 		return nil
 	}
+	q.polls.Add(1)
 	sql, args := visibleSQL(q, names)
 	rows, err := q.db.Pool.Query(q.ctx, sql, args...)
 	if err != nil {
@@ -61,6 +62,7 @@ func (q *Queue) pollOnce() error {
 		if err := rows.Scan(&name); err != nil {
 			return err
 		}
+		q.pollWakeups.Add(1)
 		q.demux.signal(name)
 	}
 	return rows.Err()

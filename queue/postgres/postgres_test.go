@@ -151,6 +151,13 @@ func TestWakeupAcrossProcesses(t *testing.T) {
 	}
 	noWake(t, wake, "a delayed send before its delay ran out")
 	waitWake(t, wake, "a delayed message falling due")
+
+	// Four wake-ups came from the other process (a send, a release, a
+	// commit, a delay falling due), each taken by the subscriber of q.
+	st := a.WakeupStats()
+	if st.Queues != 2 || st.Subscribers != 2 || st.Notifications != 4 || st.Signals != 4 || st.Reconnects != 0 {
+		t.Errorf("wake-up stats %+v: want 2 queues, 2 subscribers, 4 notifications and signals, no reconnect", st)
+	}
 }
 
 func TestListenerReconnects(t *testing.T) {
@@ -190,6 +197,9 @@ func TestListenerReconnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitWake(t, wake, "a send after the reconnection")
+	if st := a.WakeupStats(); st.Reconnects != 1 {
+		t.Errorf("wake-up stats %+v: want 1 reconnect", st)
+	}
 }
 
 func TestDelayedSendWakesWhenDue(t *testing.T) {
@@ -273,6 +283,9 @@ func TestPollFindsExpiredClaims(t *testing.T) {
 		<-wakeA
 	}
 	noWake(t, wakeA, "a queue whose only message is claimed")
+	if st := q.WakeupStats(); st.Polls == 0 || st.PollWakeups < 2 || st.Notifications != 0 {
+		t.Errorf("wake-up stats %+v: want polls, at least 2 queues woken by them, and no notification (one process)", st)
+	}
 }
 
 func TestTxHelpers(t *testing.T) {

@@ -91,13 +91,28 @@ type Queue struct {
 	listener listener
 	timers   timers
 
+	// Counted by the one goroutine that does each: the listener, the poll.
+	notifications, reconnects, polls, pollWakeups atomic.Uint64
+
 	closed atomic.Bool
 	ctx    context.Context // cancelled by Close: the background work's
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // background goroutines: listener, timer lookups
 }
 
-var _ queue.Queue = (*Queue)(nil)
+var (
+	_ queue.Queue          = (*Queue)(nil)
+	_ queue.WakeupReporter = (*Queue)(nil)
+)
+
+// WakeupStats implements queue.WakeupReporter.
+func (q *Queue) WakeupStats() queue.WakeupStats {
+	var s queue.WakeupStats
+	s.Queues, s.Subscribers, s.Signals, s.Coalesced = q.demux.counts()
+	s.Notifications, s.Reconnects = q.notifications.Load(), q.reconnects.Load()
+	s.Polls, s.PollWakeups = q.polls.Load(), q.pollWakeups.Load()
+	return s
+}
 
 // Open opens its own pool on cfg.URL and returns a queue that closes it on
 // Close.

@@ -80,6 +80,7 @@ func (l *listener) run(q *Queue, first chan<- error) {
 			// Notifications may have been missed while nobody listened:
 			// every subscriber looks once.
 			q.logger.Info("queue: listener connected again; waking every subscriber", "attempts", attempt, "channel", q.channel)
+			q.reconnects.Add(1)
 			q.demux.signalAll()
 		}
 		attempt, backoff, connected = 0, q.cfg.ReconnectMin, true
@@ -121,6 +122,7 @@ func (q *Queue) receive(ctx context.Context, conn *pgx.Conn) error {
 		if q.db.OwnsPID(n.PID) {
 			continue
 		}
+		q.notifications.Add(1)
 		q.demux.signal(n.Payload)
 	}
 }

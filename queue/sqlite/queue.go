@@ -72,6 +72,8 @@ type Queue struct {
 	timers map[string]*delayTimer // at most one per queue: the earliest due delay
 	fires  sync.WaitGroup         // timer callbacks running
 	done   bool                   // Close has begun: no new timers
+
+	signals, coalesced uint64 // wake-ups delivered, and found pending already
 }
 
 type subscriber struct {
@@ -85,7 +87,10 @@ type delayTimer struct {
 	due   time.Time
 }
 
-var _ queue.Queue = (*Queue)(nil)
+var (
+	_ queue.Queue          = (*Queue)(nil)
+	_ queue.WakeupReporter = (*Queue)(nil)
+)
 
 // Open opens the database at cfg.Path on its own (process lock, pragmas,
 // migrations) and returns a queue that closes it on Close.

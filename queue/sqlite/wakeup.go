@@ -62,9 +62,23 @@ func (q *Queue) signalLocked(name string) {
 	for s := range q.subs[name] {
 		select {
 		case s.ch <- struct{}{}:
+			q.signals++
 		default:
+			q.coalesced++
 		}
 	}
+}
+
+// WakeupStats implements queue.WakeupReporter: wake-ups here are in-process
+// only, so there are no notifications, reconnects or polls.
+func (q *Queue) WakeupStats() queue.WakeupStats {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	s := queue.WakeupStats{Queues: len(q.subs), Signals: q.signals, Coalesced: q.coalesced}
+	for _, set := range q.subs {
+		s.Subscribers += len(set)
+	}
+	return s
 }
 
 // armLocked makes sure the queue's timer fires no later than delay from now.
