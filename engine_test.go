@@ -744,8 +744,10 @@ func TestStatsShowEveryStructure(t *testing.T) {
 	if s.Worker.Concurrency == 0 || s.Worker.Correlations.Completed == 0 || s.Worker.Debug.Entries == 0 || s.Worker.Correlations.Tracked != 0 {
 		t.Errorf("worker %+v: want completed correlations, none left, debug entries", s.Worker)
 	}
-	if w := s.Wakeups; w == nil || w.Subscribers == 0 || w.Signals == 0 {
-		t.Errorf("wake-ups %+v: want the queue's subscribers and signals", w)
+	// Signals may be none: in one process, the transaction that sends a
+	// step claims it too.
+	if w := s.Wakeups; w == nil || w.Queues == 0 || w.Subscribers < w.Queues {
+		t.Errorf("wake-ups %+v: want the queues' subscribers", w)
 	}
 	if s.Admission.Admitted != 5 || s.Admission.Refused != 0 {
 		t.Errorf("admission %+v: want the 5 tasks admitted", s.Admission)

@@ -43,6 +43,30 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestWakeupStatsCountSignalsAndCoalescedOnes(t *testing.T) {
+	ctx := t.Context()
+	q := openQueue(t, filepath.Join(t.TempDir(), "queue.db"), testclock.New(queuetest.Start))
+	if err := q.QueueEnsure(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	wake, cancel := q.Subscribe("q")
+	defer cancel()
+	for range 3 { // the first fills the subscriber's buffer; the others find it full
+		if _, err := q.MessageSend(ctx, &queue.SendParams{Queue: "q", Body: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-wake
+	want := queue.WakeupStats{Queues: 1, Subscribers: 1, Signals: 1, Coalesced: 2}
+	if st := q.WakeupStats(); st != want {
+		t.Fatalf("wake-up stats %+v, want %+v", st, want)
+	}
+	cancel()
+	if st := q.WakeupStats(); st.Queues != 0 || st.Subscribers != 0 {
+		t.Fatalf("after unsubscribing: %+v, want no queue and no subscriber", st)
+	}
+}
+
 func TestReleaseClaims(t *testing.T) {
 	ctx := t.Context()
 	clock := testclock.New(queuetest.Start)
