@@ -312,16 +312,8 @@ func (x *tx) TaskTransition(ctx context.Context, p *store.TaskTransitionParams) 
 	if err := x.check(op); err != nil {
 		return err
 	}
-	if p == nil || p.ID == uuid.Nil {
-		return invalid(op, "no task ID")
-	}
-	next, err := taskertype.NextTaskState(p.From, p.Event)
-	if err != nil {
-		return fmt.Errorf("store: %s: task %s: %w", op, p.ID, err)
-	}
-	if next != p.To {
-		return fmt.Errorf("store: %s: task %s: event %q in state %q leads to %q, not %q: %w",
-			op, p.ID, p.Event, p.From, next, p.To, taskertype.ErrIllegalTransition)
+	if err := p.Validate(); err != nil {
+		return err
 	}
 	at := x.at(p.At)
 	var finished time.Time
@@ -453,21 +445,10 @@ func (x *tx) StepTransition(ctx context.Context, p *store.StepTransitionParams) 
 	if err := x.check(op); err != nil {
 		return err
 	}
-	if p == nil || p.Step == nil || p.Step.ID == uuid.Nil || p.Step.TaskID == uuid.Nil {
-		return invalid(op, "no step, or a step without its ID and TaskID")
+	if err := p.Validate(); err != nil {
+		return err
 	}
 	st := p.Step
-	next, err := taskertype.NextStepState(p.From, p.Event)
-	if err != nil {
-		return fmt.Errorf("store: %s: step %s: %w", op, st.ID, err)
-	}
-	if next != st.State {
-		return fmt.Errorf("store: %s: step %s: event %q in state %q leads to %q, not %q: %w",
-			op, st.ID, p.Event, p.From, next, st.State, taskertype.ErrIllegalTransition)
-	}
-	if _, err := failureJSON(st); err != nil {
-		return invalid(op, "step %s: failure: %v", st.ID, err)
-	}
 	at := x.at(p.At)
 	st.UpdatedAt = at
 	bump := taskertype.BumpsRevision(p.From, st.State)

@@ -2,13 +2,10 @@ package sqlite
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/tasker-go/tasker/internal/sqlitedb"
 	"github.com/tasker-go/tasker/store"
@@ -23,7 +20,7 @@ func (t *tx) TaskCreate(ctx context.Context, p *store.TaskCreateParams) error {
 	if err := t.check(op); err != nil {
 		return err
 	}
-	if err := validateCreate(p); err != nil {
+	if err := p.Validate(); err != nil {
 		return err
 	}
 	at := t.at(p.At)
@@ -88,92 +85,6 @@ func (t *tx) TaskCreate(ctx context.Context, p *store.TaskCreateParams) error {
 	}
 	slices.SortStableFunc(rows.steps, func(a, b *taskertype.Step) int { return cmpPosition(a, b) })
 	t.keep(rows)
-	return nil
-}
-
-// validateCreate checks what the database cannot: the fields a task and its
-// steps need, and that the dependencies name steps of this task and form no
-// cycle.
-func validateCreate(p *store.TaskCreateParams) error {
-	const op = "task create"
-	if p == nil || p.Task == nil {
-		return invalid(op, "no task")
-	}
-	task := p.Task
-	switch {
-	case task.ID == uuid.Nil:
-		return invalid(op, "the task has no ID")
-	case task.Namespace == "":
-		return invalid(op, "task %s has no namespace", task.ID)
-	case task.Name == "":
-		return invalid(op, "task %s has no template name", task.ID)
-	case len(task.Context) > 0 && !json.Valid(task.Context):
-		return invalid(op, "task %s: the context is not valid JSON", task.ID)
-	}
-	index := make(map[uuid.UUID]int, len(p.Steps))
-	names := make(map[string]bool, len(p.Steps))
-	for i, st := range p.Steps {
-		switch {
-		case st == nil:
-			return invalid(op, "task %s: step %d is nil", task.ID, i)
-		case st.ID == uuid.Nil:
-			return invalid(op, "task %s: step %q has no ID", task.ID, st.Name)
-		case st.Name == "":
-			return invalid(op, "task %s: step %s has no name", task.ID, st.ID)
-		case names[st.Name]:
-			return invalid(op, "task %s: two steps are named %q", task.ID, st.Name)
-		}
-		if _, dup := index[st.ID]; dup {
-			return invalid(op, "task %s: two steps have the ID %s", task.ID, st.ID)
-		}
-		index[st.ID] = i
-		names[st.Name] = true
-	}
-	// Every dependency is a step of the list, named once; then a depth-first
-	// walk finds any cycle.
-	for _, st := range p.Steps {
-		seen := make(map[uuid.UUID]bool, len(st.DependsOn))
-		for _, dep := range st.DependsOn {
-			if _, ok := index[dep]; !ok {
-				return invalid(op, "task %s: step %q depends on %s, which is not a step of this task", task.ID, st.Name, dep)
-			}
-			if dep == st.ID {
-				return invalid(op, "task %s: step %q depends on itself", task.ID, st.Name)
-			}
-			if seen[dep] {
-				return invalid(op, "task %s: step %q depends on %s twice", task.ID, st.Name, dep)
-			}
-			seen[dep] = true
-		}
-	}
-	const (
-		unvisited = iota
-		visiting
-		visited
-	)
-	mark := make([]int, len(p.Steps))
-	var visit func(i int) error
-	visit = func(i int) error {
-		switch mark[i] {
-		case visiting:
-			return invalid(op, "task %s: the dependencies of step %q form a cycle", task.ID, p.Steps[i].Name)
-		case visited:
-			return nil
-		}
-		mark[i] = visiting
-		for _, dep := range p.Steps[i].DependsOn {
-			if err := visit(index[dep]); err != nil {
-				return err
-			}
-		}
-		mark[i] = visited
-		return nil
-	}
-	for i := range p.Steps {
-		if err := visit(i); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
