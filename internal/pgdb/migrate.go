@@ -4,24 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"regexp"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tasker-go/tasker/internal/migration"
 )
-
-// migrationFile is the name of a migration: a four-digit version, an
-// underscore, a name, ".sql".
-var migrationFile = regexp.MustCompile(`^([0-9]{4})_([A-Za-z0-9_]+)\.sql$`)
-
-// Migration is one schema change of a component.
-type Migration struct {
-	Version int
-	Name    string
-	SQL     string
-}
 
 // The table of applied migrations, in the schema the pool's search_path
 // selects.
@@ -46,7 +34,7 @@ const migrateLock = `SELECT pg_advisory_xact_lock(hashtext('tasker.migrate:' || 
 // idempotent. A database migrated by a newer binary (a version this one
 // does not know) is an error wrapping ErrSchemaTooNew, and nothing changes.
 func (db *DB) Migrate(ctx context.Context, component string, fsys fs.FS) error {
-	ms, err := ReadMigrations(fsys)
+	ms, err := migration.Read(fsys)
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", component, err)
 	}
@@ -101,7 +89,7 @@ func (db *DB) Migrate(ctx context.Context, component string, fsys fs.FS) error {
 // ErrNotMigrated that says to run `tasker migrate`, more one wrapping
 // ErrSchemaTooNew.
 func (db *DB) CheckSchema(ctx context.Context, component string, fsys fs.FS) error {
-	ms, err := ReadMigrations(fsys)
+	ms, err := migration.Read(fsys)
 	if err != nil {
 		return fmt.Errorf("check schema of %s: %w", component, err)
 	}
@@ -136,37 +124,4 @@ func (db *DB) appliedVersion(ctx context.Context, component string) (int, error)
 		return 0, nil
 	}
 	return v, err
-}
-
-// ReadMigrations reads and orders the migrations of fsys. Files other than
-// .sql ones are ignored; a .sql file with another name, a duplicate or a gap
-// in the versions is an error, since it would be a mistake in the binary.
-func ReadMigrations(fsys fs.FS) ([]Migration, error) {
-	entries, err := fs.ReadDir(fsys, ".")
-	if err != nil {
-		return nil, err
-	}
-	var ms []Migration
-	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".sql") {
-			continue
-		}
-		sm := migrationFile.FindStringSubmatch(e.Name())
-		if sm == nil {
-			return nil, fmt.Errorf("migration %q: want a name like 0001_name.sql", e.Name())
-		}
-		v, _ := strconv.Atoi(sm[1])
-		b, err := fs.ReadFile(fsys, e.Name())
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, Migration{Version: v, Name: sm[2], SQL: string(b)})
-	}
-	// fs.ReadDir sorts by name, hence by version.
-	for i, m := range ms {
-		if m.Version != i+1 {
-			return nil, fmt.Errorf("migration %04d_%s: want version %d: versions start at 1 and have no gaps or duplicates", m.Version, m.Name, i+1)
-		}
-	}
-	return ms, nil
 }

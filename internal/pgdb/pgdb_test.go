@@ -150,18 +150,6 @@ func TestSchemaVersions(t *testing.T) {
 	}
 }
 
-func TestReadMigrationsRefusesMistakes(t *testing.T) {
-	for name, fsys := range map[string]fstest.MapFS{
-		"a gap":      {"0001_a.sql": {}, "0003_c.sql": {}},
-		"a bad name": {"0001_a.sql": {}, "2_b.sql": {}},
-		"no first":   {"0002_b.sql": {}},
-	} {
-		if _, err := pgdb.ReadMigrations(fsys); err == nil {
-			t.Errorf("%s: no error", name)
-		}
-	}
-}
-
 func TestInTx(t *testing.T) {
 	ctx := t.Context()
 	_, dbURL := pgtest.Schema(t)
