@@ -212,20 +212,6 @@ func (q *Queue) check(op string) error {
 	return nil
 }
 
-func invalid(op, format string, args ...any) error {
-	return fmt.Errorf("queue: %s: %s: %w", op, fmt.Sprintf(format, args...), taskertype.ErrInvalid)
-}
-
-func checkName(op, name string) error {
-	if name == "" {
-		return invalid(op, "the queue name is empty")
-	}
-	if !namePattern.MatchString(name) {
-		return invalid(op, "queue name %q: want lower-case letters, digits and underscores, starting with a letter or an underscore, at most 128", name)
-	}
-	return nil
-}
-
 func errNoQueue(op, name string) error {
 	return fmt.Errorf("queue: %s: queue %q does not exist: call QueueEnsure first: %w", op, name, taskertype.ErrNotFound)
 }
@@ -260,7 +246,7 @@ func (q *Queue) QueueEnsure(ctx context.Context, name string) error {
 	if err := q.check(op); err != nil {
 		return err
 	}
-	if err := checkName(op, name); err != nil {
+	if err := queue.CheckName(op, name); err != nil {
 		return err
 	}
 	if q.Known(name) {
@@ -283,19 +269,6 @@ func (q *Queue) QueueEnsure(ctx context.Context, name string) error {
 	return nil
 }
 
-func checkSend(p *queue.SendParams) error {
-	if p == nil {
-		return invalid("send", "no params")
-	}
-	if err := checkName("send", p.Queue); err != nil {
-		return err
-	}
-	if p.Delay < 0 {
-		return invalid("send", "queue %q: negative delay %v", p.Queue, p.Delay)
-	}
-	return nil
-}
-
 // bodyOf is never nil: pgx sends a nil slice as NULL.
 func bodyOf(p *queue.SendParams) []byte {
 	if p.Body == nil {
@@ -310,7 +283,7 @@ func (q *Queue) MessageSend(ctx context.Context, p *queue.SendParams) (int64, er
 	if err := q.check("send"); err != nil {
 		return 0, err
 	}
-	if err := checkSend(p); err != nil {
+	if err := p.Validate(); err != nil {
 		return 0, err
 	}
 	s := q.stmtsOf(p.Queue)
@@ -333,29 +306,13 @@ func (q *Queue) MessageSend(ctx context.Context, p *queue.SendParams) (int64, er
 	return id, nil
 }
 
-func checkClaim(p *queue.ClaimParams) error {
-	if p == nil {
-		return invalid("claim", "no params")
-	}
-	if err := checkName("claim", p.Queue); err != nil {
-		return err
-	}
-	if p.Max < 1 {
-		return invalid("claim", "queue %q: max %d: want at least 1", p.Queue, p.Max)
-	}
-	if p.VisibilityTimeout < 0 {
-		return invalid("claim", "queue %q: negative visibility timeout %v", p.Queue, p.VisibilityTimeout)
-	}
-	return nil
-}
-
 // MessageClaim implements queue.Queue. Claiming from a queue that was never
 // ensured returns no message.
 func (q *Queue) MessageClaim(ctx context.Context, p *queue.ClaimParams) ([]*queue.Message, error) {
 	if err := q.check("claim"); err != nil {
 		return nil, err
 	}
-	if err := checkClaim(p); err != nil {
+	if err := p.Validate(); err != nil {
 		return nil, err
 	}
 	sql, args, scan := q.claimQuery(p)
@@ -432,10 +389,7 @@ func (q *Queue) MessageAck(ctx context.Context, p *queue.AckParams) error {
 	if err := q.check("ack"); err != nil {
 		return err
 	}
-	if p == nil {
-		return invalid("ack", "no params")
-	}
-	if err := checkName("ack", p.Queue); err != nil {
+	if err := p.Validate(); err != nil {
 		return err
 	}
 	if len(p.Receipts) == 0 {
@@ -455,14 +409,8 @@ func (q *Queue) MessageNack(ctx context.Context, p *queue.NackParams) error {
 	if err := q.check("nack"); err != nil {
 		return err
 	}
-	if p == nil {
-		return invalid("nack", "no params")
-	}
-	if err := checkName("nack", p.Queue); err != nil {
+	if err := p.Validate(); err != nil {
 		return err
-	}
-	if p.Delay < 0 {
-		return invalid("nack", "queue %q: message %d: negative delay %v", p.Queue, p.Receipt.ID, p.Delay)
 	}
 	s := q.stmtsOf(p.Queue)
 	vt := q.clock.Now().Add(p.Delay)
@@ -499,14 +447,8 @@ func (q *Queue) MessageExtend(ctx context.Context, p *queue.ExtendParams) error 
 	if err := q.check("extend"); err != nil {
 		return err
 	}
-	if p == nil {
-		return invalid("extend", "no params")
-	}
-	if err := checkName("extend", p.Queue); err != nil {
+	if err := p.Validate(); err != nil {
 		return err
-	}
-	if p.VisibilityTimeout < 0 {
-		return invalid("extend", "queue %q: message %d: negative visibility timeout %v", p.Queue, p.Receipt.ID, p.VisibilityTimeout)
 	}
 	ct, err := q.db.Pool.Exec(ctx, q.stmtsOf(p.Queue).extend, p.Receipt.ID, p.Receipt.ReadCount, q.clock.Now().Add(p.VisibilityTimeout))
 	return updatedOne("extend", p.Queue, p.Receipt, ct, err)
@@ -518,10 +460,7 @@ func (q *Queue) MessageArchive(ctx context.Context, p *queue.ArchiveParams) erro
 	if err := q.check("archive"); err != nil {
 		return err
 	}
-	if p == nil {
-		return invalid("archive", "no params")
-	}
-	if err := checkName("archive", p.Queue); err != nil {
+	if err := p.Validate(); err != nil {
 		return err
 	}
 	if len(p.Receipts) == 0 {
@@ -541,7 +480,7 @@ func (q *Queue) ArchivePurge(ctx context.Context, name string, before time.Time)
 	if err := q.check("archive purge"); err != nil {
 		return 0, err
 	}
-	if err := checkName("archive purge", name); err != nil {
+	if err := queue.CheckName("archive purge", name); err != nil {
 		return 0, err
 	}
 	ct, err := q.db.Pool.Exec(ctx, q.stmtsOf(name).purge, before)
@@ -561,7 +500,7 @@ func (q *Queue) QueueStats(ctx context.Context, name string) (*queue.Stats, erro
 	if err := q.check("stats"); err != nil {
 		return nil, err
 	}
-	if err := checkName("stats", name); err != nil {
+	if err := queue.CheckName("stats", name); err != nil {
 		return nil, err
 	}
 	now := q.clock.Now()
@@ -587,7 +526,7 @@ func (q *Queue) QueueDepth(ctx context.Context, name string) (int64, error) {
 	if err := q.check("depth"); err != nil {
 		return 0, err
 	}
-	if err := checkName("depth", name); err != nil {
+	if err := queue.CheckName("depth", name); err != nil {
 		return 0, err
 	}
 	var n int64

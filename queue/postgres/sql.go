@@ -3,14 +3,9 @@ package postgres
 import (
 	"fmt"
 	"hash/fnv"
-	"regexp"
 
 	"github.com/jackc/pgx/v5"
 )
-
-// namePattern is what a queue name may be: it becomes part of table names.
-// The engine's names (orchestration_results, worker_<namespace>) fit it.
-var namePattern = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,127}$`)
 
 // maxIdent is PostgreSQL's longest identifier (NAMEDATALEN - 1).
 const maxIdent = 63

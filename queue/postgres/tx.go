@@ -25,7 +25,7 @@ func (q *Queue) SendTx(ctx context.Context, tx pgx.Tx, p *queue.SendParams) (int
 	if err := q.check("send"); err != nil {
 		return 0, err
 	}
-	if err := checkSend(p); err != nil {
+	if err := p.Validate(); err != nil {
 		return 0, err
 	}
 	if ok, err := q.lookupTx(ctx, tx, p.Queue); err != nil {
@@ -55,7 +55,7 @@ func (q *Queue) ClaimTx(ctx context.Context, tx pgx.Tx, p *queue.ClaimParams) ([
 	if err := q.check("claim"); err != nil {
 		return nil, err
 	}
-	if err := checkClaim(p); err != nil {
+	if err := p.Validate(); err != nil {
 		return nil, err
 	}
 	if ok, err := q.lookupTx(ctx, tx, p.Queue); err != nil || !ok {
@@ -79,10 +79,7 @@ func (q *Queue) AckTx(ctx context.Context, tx pgx.Tx, p *queue.AckParams) error 
 	if err := q.check("ack"); err != nil {
 		return err
 	}
-	if p == nil {
-		return invalid("ack", "no params")
-	}
-	if err := checkName("ack", p.Queue); err != nil {
+	if err := p.Validate(); err != nil {
 		return err
 	}
 	if len(p.Receipts) == 0 {
@@ -146,7 +143,7 @@ func (q *Queue) Outgoing(p *queue.SendParams) (Outgoing, error) {
 	if err := q.check("send"); err != nil {
 		return Outgoing{}, err
 	}
-	if err := checkSend(p); err != nil {
+	if err := p.Validate(); err != nil {
 		return Outgoing{}, err
 	}
 	now := q.clock.Now()
@@ -177,7 +174,7 @@ func (q *Queue) ClaimStmt(p *queue.ClaimParams, out *[]*queue.Message) (pgdb.Stm
 	if err := q.check("claim"); err != nil {
 		return pgdb.Stmt{}, err
 	}
-	if err := checkClaim(p); err != nil {
+	if err := p.Validate(); err != nil {
 		return pgdb.Stmt{}, err
 	}
 	sql, args, scan := q.claimQuery(p)
@@ -199,10 +196,7 @@ func (q *Queue) AckStmt(p *queue.AckParams) (s pgdb.Stmt, ok bool, err error) {
 	if err := q.check("ack"); err != nil {
 		return pgdb.Stmt{}, false, err
 	}
-	if p == nil {
-		return pgdb.Stmt{}, false, invalid("ack", "no params")
-	}
-	if err := checkName("ack", p.Queue); err != nil {
+	if err := p.Validate(); err != nil {
 		return pgdb.Stmt{}, false, err
 	}
 	if len(p.Receipts) == 0 {

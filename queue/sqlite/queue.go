@@ -202,23 +202,12 @@ func (q *Queue) check(op string) error {
 	return nil
 }
 
-func invalid(op, format string, args ...any) error {
-	return fmt.Errorf("queue: %s: %s: %w", op, fmt.Sprintf(format, args...), taskertype.ErrInvalid)
-}
-
-func checkName(op, name string) error {
-	if name == "" {
-		return invalid(op, "the queue name is empty")
-	}
-	return nil
-}
-
 // QueueEnsure implements queue.Queue.
 func (q *Queue) QueueEnsure(ctx context.Context, name string) error {
 	if err := q.check("ensure"); err != nil {
 		return err
 	}
-	if err := checkName("ensure", name); err != nil {
+	if err := queue.CheckName("ensure", name); err != nil {
 		return err
 	}
 	if _, err := q.ensure.ExecContext(ctx, name, sqlitedb.Micros(q.clock.Now())); err != nil {
@@ -251,7 +240,7 @@ func (q *Queue) SendTx(ctx context.Context, tx *sql.Tx, p *queue.SendParams) (in
 	if err := q.check("send"); err != nil {
 		return 0, err
 	}
-	if err := checkSend(p); err != nil {
+	if err := p.Validate(); err != nil {
 		return 0, err
 	}
 	// The store does not need the id: the statement without RETURNING
@@ -271,19 +260,6 @@ func errNoQueue(name string) error {
 	return fmt.Errorf("queue: send: queue %q does not exist: call QueueEnsure first: %w", name, taskertype.ErrNotFound)
 }
 
-func checkSend(p *queue.SendParams) error {
-	if p == nil {
-		return invalid("send", "no params")
-	}
-	if err := checkName("send", p.Queue); err != nil {
-		return err
-	}
-	if p.Delay < 0 {
-		return invalid("send", "queue %q: negative delay %v", p.Queue, p.Delay)
-	}
-	return nil
-}
-
 func bodyOf(p *queue.SendParams) []byte {
 	if p.Body == nil {
 		return []byte{}
@@ -292,7 +268,7 @@ func bodyOf(p *queue.SendParams) []byte {
 }
 
 func (q *Queue) sendWith(ctx context.Context, st *sql.Stmt, p *queue.SendParams) (int64, error) {
-	if err := checkSend(p); err != nil {
+	if err := p.Validate(); err != nil {
 		return 0, err
 	}
 	now := q.clock.Now()
@@ -323,17 +299,8 @@ func (q *Queue) claimWith(ctx context.Context, st *sql.Stmt, p *queue.ClaimParam
 	if err := q.check("claim"); err != nil {
 		return nil, err
 	}
-	if p == nil {
-		return nil, invalid("claim", "no params")
-	}
-	if err := checkName("claim", p.Queue); err != nil {
+	if err := p.Validate(); err != nil {
 		return nil, err
-	}
-	if p.Max < 1 {
-		return nil, invalid("claim", "queue %q: max %d: want at least 1", p.Queue, p.Max)
-	}
-	if p.VisibilityTimeout < 0 {
-		return nil, invalid("claim", "queue %q: negative visibility timeout %v", p.Queue, p.VisibilityTimeout)
 	}
 	now := q.clock.Now()
 	vt := now.Add(p.VisibilityTimeout)
@@ -383,10 +350,7 @@ func (q *Queue) ackWith(ctx context.Context, tx *sql.Tx, p *queue.AckParams) err
 	if err := q.check("ack"); err != nil {
 		return err
 	}
-	if p == nil {
-		return invalid("ack", "no params")
-	}
-	if err := checkName("ack", p.Queue); err != nil {
+	if err := p.Validate(); err != nil {
 		return err
 	}
 	var err error
@@ -428,14 +392,8 @@ func (q *Queue) MessageNack(ctx context.Context, p *queue.NackParams) error {
 	if err := q.check("nack"); err != nil {
 		return err
 	}
-	if p == nil {
-		return invalid("nack", "no params")
-	}
-	if err := checkName("nack", p.Queue); err != nil {
+	if err := p.Validate(); err != nil {
 		return err
-	}
-	if p.Delay < 0 {
-		return invalid("nack", "queue %q: message %d: negative delay %v", p.Queue, p.Receipt.ID, p.Delay)
 	}
 	vt := q.clock.Now().Add(p.Delay)
 	if err := q.updateOne(ctx, q.nack, "nack", p.Queue, p.Receipt, vt); err != nil {
@@ -452,14 +410,8 @@ func (q *Queue) MessageExtend(ctx context.Context, p *queue.ExtendParams) error 
 	if err := q.check("extend"); err != nil {
 		return err
 	}
-	if p == nil {
-		return invalid("extend", "no params")
-	}
-	if err := checkName("extend", p.Queue); err != nil {
+	if err := p.Validate(); err != nil {
 		return err
-	}
-	if p.VisibilityTimeout < 0 {
-		return invalid("extend", "queue %q: message %d: negative visibility timeout %v", p.Queue, p.Receipt.ID, p.VisibilityTimeout)
 	}
 	return q.updateOne(ctx, q.extend, "extend", p.Queue, p.Receipt, q.clock.Now().Add(p.VisibilityTimeout))
 }
@@ -486,10 +438,7 @@ func (q *Queue) MessageArchive(ctx context.Context, p *queue.ArchiveParams) erro
 	if err := q.check("archive"); err != nil {
 		return err
 	}
-	if p == nil {
-		return invalid("archive", "no params")
-	}
-	if err := checkName("archive", p.Queue); err != nil {
+	if err := p.Validate(); err != nil {
 		return err
 	}
 	if len(p.Receipts) == 0 {
@@ -523,7 +472,7 @@ func (q *Queue) QueueStats(ctx context.Context, name string) (*queue.Stats, erro
 	if err := q.check("stats"); err != nil {
 		return nil, err
 	}
-	if err := checkName("stats", name); err != nil {
+	if err := queue.CheckName("stats", name); err != nil {
 		return nil, err
 	}
 	now := q.clock.Now()
@@ -549,7 +498,7 @@ func (q *Queue) QueueDepth(ctx context.Context, name string) (int64, error) {
 	if err := q.check("depth"); err != nil {
 		return 0, err
 	}
-	if err := checkName("depth", name); err != nil {
+	if err := queue.CheckName("depth", name); err != nil {
 		return 0, err
 	}
 	var n int64
