@@ -72,6 +72,61 @@ func (p *process) stop(t *testing.T) {
 	}
 }
 
+// unfinished are the task states that are not final.
+var unfinished = []tasker.TaskState{"pending", "initializing", "enqueuing_steps", "steps_in_process",
+	"evaluating_results", "waiting_for_dependencies", "waiting_for_retry", "blocked_by_failures"}
+
+// waitFinished waits until none of the newest n tasks is unfinished, for at
+// most timeout. A failed read is tried again (the database may be
+// restarting); past the timeout the test fails with the processes' logs.
+func waitFinished(t *testing.T, eng *tasker.Engine, n int, timeout time.Duration, procs ...*process) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		left, err := eng.Tasks(context.Background(), n, unfinished...)
+		if err == nil && len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, p := range procs {
+				t.Logf("%v:\n%s", p.cmd.Args, p.logs)
+			}
+			t.Fatalf("%d tasks unfinished after %v (last error: %v)", len(left), timeout, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// eachStep checks that every task of ids is complete, then calls check
+// with each of its steps and that step's transitions, in order.
+func eachStep(t *testing.T, eng *tasker.Engine, ids []uuid.UUID, check func(task uuid.UUID, s *tasker.Step, log []*tasker.Transition)) {
+	t.Helper()
+	ctx := context.Background()
+	for _, id := range ids {
+		info, err := eng.Task(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Task.State != "complete" {
+			t.Errorf("task %s ended %s", id, info.Task.State)
+			continue
+		}
+		log, err := eng.Transitions(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range info.Steps {
+			var own []*tasker.Transition
+			for _, tr := range log {
+				if tr.StepID == s.ID {
+					own = append(own, tr)
+				}
+			}
+			check(id, s, own)
+		}
+	}
+}
+
 // TestClusterOfProcessesRunsEveryTaskOnce starts two orchestrators and two
 // workers as real processes on one PostgreSQL database, creates 500 tasks of
 // the four example shapes from this test process, and checks the transition
@@ -122,70 +177,36 @@ func TestClusterOfProcessesRunsEveryTaskOnce(t *testing.T) {
 		ids = append(ids, task.ID)
 	}
 
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		left, err := eng.Tasks(ctx, tasks, "pending", "initializing", "enqueuing_steps", "steps_in_process",
-			"evaluating_results", "waiting_for_dependencies", "waiting_for_retry", "blocked_by_failures")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(left) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			for _, p := range procs {
-				t.Logf("%v:\n%s", p.cmd.Args, p.logs)
-			}
-			t.Fatalf("%d tasks unfinished after 3 minutes", len(left))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitFinished(t, eng, tasks, 3*time.Minute, procs...)
 	for _, p := range procs {
 		p.stop(t)
 	}
 
 	processors := map[string]bool{}
-	for _, id := range ids {
-		info, err := eng.Task(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.Task.State != "complete" {
-			t.Errorf("task %s ended %s", id, info.Task.State)
-			continue
-		}
-		log, err := eng.Transitions(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range info.Steps {
-			completes := 0
-			holder := "" // the processor running the step, between start and its outcome
-			for _, tr := range log {
-				if tr.StepID != s.ID {
-					continue
+	eachStep(t, eng, ids, func(id uuid.UUID, s *tasker.Step, log []*tasker.Transition) {
+		completes := 0
+		holder := "" // the processor running the step, between start and its outcome
+		for _, tr := range log {
+			processors[tr.Processor] = true
+			switch tr.Event {
+			case "complete":
+				completes++
+			case "start":
+				if holder != "" {
+					t.Errorf("task %s step %s: started by %s while %s still ran it", id, s.Name, tr.Processor, holder)
 				}
-				processors[tr.Processor] = true
-				switch tr.Event {
-				case "complete":
-					completes++
-				case "start":
-					if holder != "" {
-						t.Errorf("task %s step %s: started by %s while %s still ran it", id, s.Name, tr.Processor, holder)
-					}
-					holder = tr.Processor
-				case "succeed", "fail", "release":
-					if holder != tr.Processor {
-						t.Errorf("task %s step %s: %s by %s, but %s ran it", id, s.Name, tr.Event, tr.Processor, holder)
-					}
-					holder = ""
+				holder = tr.Processor
+			case "succeed", "fail", "release":
+				if holder != tr.Processor {
+					t.Errorf("task %s step %s: %s by %s, but %s ran it", id, s.Name, tr.Event, tr.Processor, holder)
 				}
-			}
-			if completes != 1 {
-				t.Errorf("task %s step %s completed %d times", id, s.Name, completes)
+				holder = ""
 			}
 		}
-	}
+		if completes != 1 {
+			t.Errorf("task %s step %s completed %d times", id, s.Name, completes)
+		}
+	})
 	var workers, orchestrators int
 	for p := range processors {
 		switch {

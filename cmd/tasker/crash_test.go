@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/tasker-go/tasker"
 	"github.com/tasker-go/tasker/internal/pgdb/pgtest"
 	"github.com/tasker-go/tasker/template"
@@ -58,13 +60,13 @@ steps:
 	}
 	defer eng.Stop(ctx)
 	const tasks = 40
-	var ids []string
+	var ids []uuid.UUID
 	for range tasks {
 		task, err := eng.CreateTask(ctx, tasker.CreateTaskParams{Namespace: "demo", Name: "chain", Context: map[string]int{"sleep_ms": 200}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, task.ID.String())
+		ids = append(ids, task.ID)
 	}
 	time.Sleep(600 * time.Millisecond) // steps in flight, tasks half done
 	for _, p := range []*process{doomedWorker, doomedServe} {
@@ -72,62 +74,29 @@ steps:
 		p.cmd.Wait()
 	}
 
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		left, err := eng.Tasks(ctx, tasks, "pending", "initializing", "enqueuing_steps", "steps_in_process",
-			"evaluating_results", "waiting_for_dependencies", "waiting_for_retry", "blocked_by_failures")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(left) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d tasks unfinished after 2 minutes\nserve:\n%s\nworker:\n%s", len(left), serve.logs, worker.logs)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitFinished(t, eng, tasks, 2*time.Minute, serve, worker)
 	serve.stop(t)
 	worker.stop(t)
 
+	if all, err := eng.Tasks(ctx, 2*tasks); err != nil || len(all) != tasks {
+		t.Errorf("%d tasks in the store (%v), want %d", len(all), err, tasks)
+	}
 	var lost int
-	all, err := eng.Tasks(ctx, tasks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, task := range all {
-		info, err := eng.Task(ctx, task.ID)
-		if err != nil {
-			t.Fatal(err)
+	eachStep(t, eng, ids, func(id uuid.UUID, s *tasker.Step, log []*tasker.Transition) {
+		counts := map[string]int{}
+		for _, tr := range log {
+			counts[tr.Event]++
 		}
-		if info.Task.State != "complete" {
-			t.Errorf("task %s ended %s", task.ID, info.Task.State)
+		if counts["complete"] != 1 {
+			t.Errorf("task %s step %s completed %d times", id, s.Name, counts["complete"])
 		}
-		log, err := eng.Transitions(ctx, task.ID)
-		if err != nil {
-			t.Fatal(err)
+		if counts["start"] != counts["succeed"]+counts["fail"]+counts["release"] {
+			t.Errorf("task %s step %s: %v: an attempt was lost or ended twice", id, s.Name, counts)
 		}
-		for _, s := range info.Steps {
-			counts := map[string]int{}
-			for _, tr := range log {
-				if tr.StepID == s.ID {
-					counts[tr.Event]++
-				}
-			}
-			if counts["complete"] != 1 {
-				t.Errorf("task %s step %s completed %d times", task.ID, s.Name, counts["complete"])
-			}
-			if counts["start"] != counts["succeed"]+counts["fail"]+counts["release"] {
-				t.Errorf("task %s step %s: %v: an attempt was lost or ended twice", task.ID, s.Name, counts)
-			}
-			if s.Failure != nil && s.Failure.Kind == "lost" {
-				lost++
-			}
+		if s.Failure != nil && s.Failure.Kind == "lost" {
+			lost++
 		}
-	}
-	if len(all) != tasks {
-		t.Errorf("%d tasks in the store, want %d: %v", len(all), tasks, ids)
-	}
+	})
 	t.Logf("%d attempts recorded as lost after the kill", lost)
 	if !strings.Contains(serve.logs.String(), "running") {
 		t.Logf("serve logs:\n%s", serve.logs)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/tasker-go/tasker"
 	"github.com/tasker-go/tasker/internal/pgdb/pgtest"
 	"github.com/tasker-go/tasker/template"
@@ -52,10 +54,13 @@ steps:
 	}
 	defer eng.Stop(ctx)
 	const tasks = 30
+	var ids []uuid.UUID
 	for range tasks {
-		if _, err := eng.CreateTask(ctx, tasker.CreateTaskParams{Namespace: "demo", Name: "chain", Context: map[string]int{"sleep_ms": 150}}); err != nil {
+		task, err := eng.CreateTask(ctx, tasker.CreateTaskParams{Namespace: "demo", Name: "chain", Context: map[string]int{"sleep_ms": 150}})
+		if err != nil {
 			t.Fatal(err)
 		}
+		ids = append(ids, task.ID)
 	}
 	time.Sleep(400 * time.Millisecond)
 	cluster := strings.TrimSpace(mustOutput(t, "sh", "-c", "ls /etc/postgresql | head -1"))
@@ -63,48 +68,20 @@ steps:
 		t.Fatalf("restart postgres: %v\n%s", err, out)
 	}
 
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		left, err := eng.Tasks(ctx, tasks, "pending", "initializing", "enqueuing_steps", "steps_in_process",
-			"evaluating_results", "waiting_for_dependencies", "waiting_for_retry", "blocked_by_failures")
-		if err == nil && len(left) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("tasks unfinished after 3 minutes (last error %v)\nserve:\n%s\nworker:\n%s", err, serve.logs, worker.logs)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+	waitFinished(t, eng, tasks, 3*time.Minute, serve, worker)
 	serve.stop(t)
 	worker.stop(t)
-	all, err := eng.Tasks(ctx, tasks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, task := range all {
-		info, err := eng.Task(ctx, task.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.Task.State != "complete" {
-			t.Errorf("task %s ended %s", task.ID, info.Task.State)
-		}
-		log, err := eng.Transitions(ctx, task.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range info.Steps {
-			n := 0
-			for _, tr := range log {
-				if tr.StepID == s.ID && tr.Event == "complete" {
-					n++
-				}
-			}
-			if n != 1 {
-				t.Errorf("task %s step %s completed %d times", task.ID, s.Name, n)
+	eachStep(t, eng, ids, func(id uuid.UUID, s *tasker.Step, log []*tasker.Transition) {
+		n := 0
+		for _, tr := range log {
+			if tr.Event == "complete" {
+				n++
 			}
 		}
-	}
+		if n != 1 {
+			t.Errorf("task %s step %s completed %d times", id, s.Name, n)
+		}
+	})
 	logs := serve.logs.String() + worker.logs.String()
 	if !strings.Contains(logs, "backoff") && !strings.Contains(logs, "reconnect") {
 		t.Errorf("no process logged a reconnect or a backoff:\n%s", logs)
