@@ -41,6 +41,20 @@ type Store interface {
 	// write: on a single-writer backend (SQLite) they would wait for the
 	// connection fn's transaction holds.
 	InTx(ctx context.Context, fn func(tx Tx) error) error
+	// TemplatePut stores templates, all or none, in one transaction. A
+	// template already stored under its (namespace, name, version) with the
+	// same Digest is left as it is (the first registration stands); with
+	// another Digest the put fails with a *TemplateConflictError and
+	// stores nothing. Safe to call from many processes at once.
+	TemplatePut(ctx context.Context, p *TemplatePutParams) error
+	// TemplateGet returns one stored template: the version asked, or when
+	// p.Version is "" the latest by semantic-version precedence
+	// (template.CompareVersions). An unknown one is an error wrapping
+	// taskertype.ErrNotFound.
+	TemplateGet(ctx context.Context, p *TemplateGetParams) (*Template, error)
+	// TemplateList returns stored templates ordered by namespace, name and
+	// version precedence, without their Source.
+	TemplateList(ctx context.Context, p *TemplateListParams) ([]*Template, error)
 	Close() error
 }
 

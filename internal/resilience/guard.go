@@ -63,6 +63,19 @@ func (g *guardedStore) TransitionList(ctx context.Context, p *store.TransitionLi
 	return call(ctx, g.b, func() ([]*taskertype.Transition, error) { return g.s.TransitionList(ctx, p) })
 }
 
+func (g *guardedStore) TemplatePut(ctx context.Context, p *store.TemplatePutParams) error {
+	_, err := call(ctx, g.b, func() (struct{}, error) { return struct{}{}, g.s.TemplatePut(ctx, p) })
+	return err
+}
+
+func (g *guardedStore) TemplateGet(ctx context.Context, p *store.TemplateGetParams) (*store.Template, error) {
+	return call(ctx, g.b, func() (*store.Template, error) { return g.s.TemplateGet(ctx, p) })
+}
+
+func (g *guardedStore) TemplateList(ctx context.Context, p *store.TemplateListParams) ([]*store.Template, error) {
+	return call(ctx, g.b, func() ([]*store.Template, error) { return g.s.TemplateList(ctx, p) })
+}
+
 func (g *guardedStore) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
 	gen, err := g.b.allow()
 	if err != nil {

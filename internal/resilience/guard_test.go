@@ -87,11 +87,26 @@ func (s *downStore) InTx(ctx context.Context, fn func(store.Tx) error) error {
 	return fn(nil)
 }
 
+func (s *downStore) TemplatePut(context.Context, *store.TemplatePutParams) error {
+	s.calls++
+	return s.err
+}
+
+func (s *downStore) TemplateGet(context.Context, *store.TemplateGetParams) (*store.Template, error) {
+	s.calls++
+	return nil, s.err
+}
+
+func (s *downStore) TemplateList(context.Context, *store.TemplateListParams) ([]*store.Template, error) {
+	s.calls++
+	return nil, s.err
+}
+
 func (s *downStore) Close() error { s.calls++; return nil }
 
 func TestGuardStoreOpensAndRefusesEveryMethod(t *testing.T) {
 	ctx := t.Context()
-	b, clock := newBreaker(t, BreakerConfig{FailureThreshold: 5, OpenFor: time.Second})
+	b, clock := newBreaker(t, BreakerConfig{FailureThreshold: 8, OpenFor: time.Second})
 	down := &downStore{err: errDown}
 	s := GuardStore(down, b)
 	calls := []func() error{
@@ -100,13 +115,16 @@ func TestGuardStoreOpensAndRefusesEveryMethod(t *testing.T) {
 		func() error { _, err := s.StepList(ctx, uuid.New()); return err },
 		func() error { _, err := s.TransitionList(ctx, &store.TransitionListParams{}); return err },
 		func() error { return s.InTx(ctx, func(store.Tx) error { return nil }) },
+		func() error { return s.TemplatePut(ctx, &store.TemplatePutParams{}) },
+		func() error { _, err := s.TemplateGet(ctx, &store.TemplateGetParams{}); return err },
+		func() error { _, err := s.TemplateList(ctx, &store.TemplateListParams{}); return err },
 	}
 	for i, c := range calls {
 		if err := c(); !errors.Is(err, errDown) {
 			t.Fatalf("call %d: %v, want the backend's error", i, err)
 		}
 	}
-	if b.State() != StateOpen || down.calls != 5 {
+	if b.State() != StateOpen || down.calls != 8 {
 		t.Fatalf("state %s after %d calls", b.State(), down.calls)
 	}
 	for i, c := range calls {
@@ -114,10 +132,10 @@ func TestGuardStoreOpensAndRefusesEveryMethod(t *testing.T) {
 			t.Fatalf("open, call %d: %v, want ErrOpen", i, err)
 		}
 	}
-	if down.calls != 5 {
-		t.Fatalf("an open breaker let %d calls through", down.calls-5)
+	if down.calls != 8 {
+		t.Fatalf("an open breaker let %d calls through", down.calls-8)
 	}
-	if err := s.Close(); err != nil || down.calls != 6 {
+	if err := s.Close(); err != nil || down.calls != 9 {
 		t.Fatal("Close is not guarded: it must reach the store while the breaker is open")
 	}
 	// The trial goes through and closes it.

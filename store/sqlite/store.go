@@ -66,8 +66,9 @@ type Store struct {
 	closed atomic.Bool
 	rows   *rowCache // the committed rows of recently touched tasks; see taskRows
 
-	w writeStmts // writer: used in transactions through tx.StmtContext
-	r readStmts  // readers
+	w    writeStmts    // writer: used in transactions through tx.StmtContext
+	r    readStmts     // readers
+	tmpl templateStmts // template.go
 
 	// Readers only.
 	taskListAll, taskListState, taskListUnfinished, transitionsOfTask, transitionsOfStep *sql.Stmt
@@ -145,6 +146,7 @@ func newStore(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Store, error) 
 		WHERE finished_at IS NULL AND state IN (SELECT value FROM json_each(?1)) ORDER BY id DESC LIMIT ?2`)
 	s.transitionsOfTask = p.R(`SELECT ` + transitionColumns + ` FROM transitions WHERE task_id = ?1 ORDER BY seq`)
 	s.transitionsOfStep = p.R(`SELECT ` + transitionColumns + ` FROM transitions WHERE task_id = ?1 AND step_id = ?2 ORDER BY seq`)
+	s.prepareTemplates(p)
 	if err := p.Err(); err != nil {
 		q.Close()
 		return nil, fmt.Errorf("store: %w", err)
