@@ -45,8 +45,9 @@ type Config struct {
 	// The engine does not close them.
 	Store store.Store
 	Queue queue.Queue
-	// Templates are registered at Open; more may be added with
-	// RegisterTemplate or LoadTemplates.
+	// Templates are registered at Open: stored in the database, all or
+	// none, where every process sharing it finds them. More may be added
+	// with RegisterTemplate or LoadTemplates.
 	Templates []*template.Template
 	// Logger receives the engine's logs. Default: discard.
 	Logger *slog.Logger
@@ -199,12 +200,18 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		e.closeOwned()
 		return nil, err
 	}
-	tmpl, err := templatecache.New(templatecache.RegistrySource(e.templates), templatecache.Config{Clock: cfg.Clock, Logger: cfg.Logger})
+	tmpl, err := templatecache.New(templatecache.StoreSource(e.store), templatecache.Config{Clock: cfg.Clock, Logger: cfg.Logger})
 	if err != nil {
 		e.closeOwned()
 		return nil, fmt.Errorf("tasker: %w", err)
 	}
 	e.tmpl = tmpl
+	if len(cfg.Templates) > 0 {
+		if err := e.storeTemplates(ctx, cfg.Templates); err != nil {
+			e.closeOwned()
+			return nil, fmt.Errorf("tasker: Config.Templates: %w", err)
+		}
+	}
 	if cfg.MaxQueuedSteps >= 0 {
 		e.admit, err = admission.New(admission.Config{
 			Max: int64(cmp.Or(cfg.MaxQueuedSteps, 10_000)), Every: time.Second, Queue: e.queue, Clock: cfg.Clock, Logger: cfg.Logger,
@@ -250,13 +257,14 @@ func (e *Engine) RegisterHandler(name string, h Handler) error {
 	return nil
 }
 
-// RegisterTemplate adds a template that tasks may be created from.
-func (e *Engine) RegisterTemplate(t *template.Template) error {
-	if err := e.templates.Add(t); err != nil {
-		return fmt.Errorf("tasker: %w", err)
-	}
-	e.tmpl.Invalidate(t.Namespace, t.Name) // a cached "latest" may have changed
-	return nil
+// RegisterTemplate adds a template that tasks may be created from, here
+// and in every process that shares the database: it is stored there.
+// Registering a template again with the same definition does nothing; a
+// changed definition under a registered version is an error matching
+// taskertype.ErrInvalid (*store.TemplateConflictError): give it a new
+// version.
+func (e *Engine) RegisterTemplate(ctx context.Context, t *template.Template) error {
+	return e.registerTemplates(ctx, []*template.Template{t})
 }
 
 // guardBackends puts a circuit breaker in front of the store and the queue.
@@ -281,27 +289,20 @@ func (e *Engine) guardBackends() error {
 }
 
 // LoadTemplates loads template files, or every *.yaml and *.yml file in
-// the given directories, and registers them. It registers none if any is
-// invalid, and the error lists every problem.
-func (e *Engine) LoadTemplates(paths ...string) error {
+// the given directories, and registers them as RegisterTemplate does. It
+// registers none if any is invalid or conflicts, and the error lists every
+// problem.
+func (e *Engine) LoadTemplates(ctx context.Context, paths ...string) error {
 	ts, err := template.LoadPaths(paths...)
 	if err != nil {
 		return err
 	}
-	for _, t := range ts {
-		if _, err := e.templates.Get(t.Namespace, t.Name, t.Version); err == nil {
-			return fmt.Errorf("tasker: template %s from %s is already registered", t.Key(), t.Source)
-		}
-	}
-	for _, t := range ts {
-		if err := e.RegisterTemplate(t); err != nil {
-			return err
-		}
-	}
-	return nil
+	return e.registerTemplates(ctx, ts)
 }
 
-// Templates returns the registered templates.
+// Templates returns the templates registered by this process. Tasks may
+// also be created from the templates other processes registered in the
+// database.
 func (e *Engine) Templates() []*template.Template { return e.templates.List() }
 
 // Start starts orchestration and workers. On the embedded backend it first

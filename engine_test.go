@@ -647,7 +647,7 @@ func TestATemplateBuiltInCodeIsCheckedLikeAParsedOne(t *testing.T) {
 	must(t, err)
 	defer eng.Stop(t.Context())
 	tpl := &template.Template{Name: "zero", Namespace: "test", Version: "1.0.0", Steps: []template.Step{{Name: "a", Handler: "demo.noop"}}}
-	err = eng.RegisterTemplate(tpl)
+	err = eng.RegisterTemplate(t.Context(), tpl)
 	if !errors.Is(err, taskertype.ErrInvalid) || !strings.Contains(err.Error(), "timeout") || !strings.Contains(err.Error(), "max_attempts") {
 		t.Fatalf("registering a template with a zero policy: %v, want ErrInvalid naming the timeout and max_attempts", err)
 	}

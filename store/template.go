@@ -121,7 +121,10 @@ func (e *TemplateConflictError) Error() string {
 	}
 	stored := ""
 	if e.Stored != nil {
-		stored = fmt.Sprintf(" (registered by %s at %s", e.Stored.RegisteredBy, e.Stored.RegisteredAt.UTC().Format(time.RFC3339))
+		stored = " (registered by " + e.Stored.RegisteredBy
+		if !e.Stored.RegisteredAt.IsZero() {
+			stored += " at " + e.Stored.RegisteredAt.UTC().Format(time.RFC3339)
+		}
 		if e.Stored.SourceName != "" {
 			stored += " from " + e.Stored.SourceName
 		}

@@ -1,0 +1,101 @@
+package tasker
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/tasker-go/tasker/store"
+	"github.com/tasker-go/tasker/taskertype"
+	"github.com/tasker-go/tasker/template"
+)
+
+// registerTemplates stores ts in the database, all or none, then adds
+// them to this process's registry and drops what the template cache holds
+// of their names (a cached "latest" may have changed). A template this
+// process registered already is skipped when its definition is the same
+// and refused when it is not.
+func (e *Engine) registerTemplates(ctx context.Context, ts []*template.Template) error {
+	var fresh []*template.Template
+	for _, t := range ts {
+		if t == nil {
+			return fmt.Errorf("tasker: register template: %w: nil template", taskertype.ErrInvalid)
+		}
+		if err := t.Validate(); err != nil {
+			return fmt.Errorf("tasker: register template: %w", err)
+		}
+		same, err := e.registered(t)
+		if err != nil {
+			return fmt.Errorf("tasker: register template: %w", err)
+		}
+		if !same {
+			fresh = append(fresh, t)
+		}
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	if err := e.storeTemplates(ctx, fresh); err != nil {
+		return fmt.Errorf("tasker: register template: %w", err)
+	}
+	for _, t := range fresh {
+		if err := e.templates.Add(t); err != nil {
+			// Registered meanwhile by another caller: the store took
+			// both, so the definitions are the same.
+			if same, _ := e.registered(t); !same {
+				return fmt.Errorf("tasker: register template: %w", err)
+			}
+		}
+		e.tmpl.Invalidate(t.Namespace, t.Name)
+	}
+	return nil
+}
+
+// registered reports whether this process registered t already. The same
+// key with another definition is a *store.TemplateConflictError.
+func (e *Engine) registered(t *template.Template) (bool, error) {
+	old, err := e.templates.Get(t.Namespace, t.Name, t.Version)
+	if err != nil {
+		return false, nil
+	}
+	d, err := template.Digest(t)
+	if err != nil {
+		return false, err
+	}
+	od, err := template.Digest(old)
+	if err != nil {
+		return false, err
+	}
+	if d != od {
+		return false, &store.TemplateConflictError{Key: t.Key().String(), GivenDigest: d, GivenSource: t.Source,
+			Stored: &store.Template{Namespace: old.Namespace, Name: old.Name, Version: old.Version,
+				SourceName: old.Source, Digest: od, RegisteredBy: "this process (" + e.cfg.ProcessorName + ")"}}
+	}
+	return true, nil
+}
+
+// storeTemplates puts ts in the store, all or none. Each is stored with
+// the document it was parsed from, or its canonical JSON if it was built
+// in code.
+func (e *Engine) storeTemplates(ctx context.Context, ts []*template.Template) error {
+	p := &store.TemplatePutParams{Templates: make([]*store.Template, 0, len(ts))}
+	now := e.clock.Now()
+	for _, t := range ts {
+		canon, err := template.Marshal(t)
+		if err != nil {
+			return err
+		}
+		digest, err := template.Digest(t)
+		if err != nil {
+			return err
+		}
+		doc := t.Document()
+		if doc == nil {
+			doc = canon
+		}
+		p.Templates = append(p.Templates, &store.Template{
+			Namespace: t.Namespace, Name: t.Name, Version: t.Version, Source: doc, SourceName: t.Source,
+			Digest: digest, RegisteredAt: now, RegisteredBy: e.cfg.ProcessorName,
+		})
+	}
+	return e.store.TemplatePut(ctx, p)
+}
