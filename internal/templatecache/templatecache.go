@@ -1,9 +1,13 @@
-// Package templatecache caches template lookups in front of a slower source
-// of truth (the in-memory registry today, a database table later). Lookups
-// are on the task-creation hot path and almost all hit, so a hit takes no
-// lock and writes no shared memory in the steady state; the cache is bounded
-// (MaxEntries) and its entries expire (TTL), so a template changed at the
-// source is seen after at most TTL, or at once after Invalidate.
+// Package templatecache caches template lookups in front of the store,
+// where every process registers its templates (StoreSource): a miss is a
+// database read and a parse of the stored document (about 0.5 ms, nearly
+// all of it the parse), a hit a few hundred nanoseconds. Lookups are on
+// the task-creation hot path and almost all hit, so a hit takes no lock
+// and writes no shared memory in the steady state; the cache is bounded
+// (MaxEntries) and its entries expire (TTL). A registered version never
+// changes, so only a "latest" lookup can be stale: a newer version
+// registered by another process is seen after at most TTL, or at once
+// after Invalidate (which this process's own registrations call).
 package templatecache
 
 import (
@@ -97,27 +101,18 @@ type entry struct {
 // own: x/sync's DoChan costs a goroutine per load, Do cannot stop waiting
 // on the caller's ctx).
 //
-// BenchmarkTemplateCache (cache_bench_test.go: ~200 hot keys, 95% hits,
-// 5% misses to 65536 cold keys that load from a ~1µs source, insert and
-// evict; MaxEntries 1024; all hit 95% but cow, 94%) and
-// BenchmarkTemplateCacheHit (hits only). 2 CPUs, Go 1.26, one run of
-// -count 3, medians in ns/op, ratio to the RWMutex+LRU:
-//
-//	                          mixed g1      mixed g16     hit g1        hit g16
-//	rwmutex+LRU (current)     254 (1.00)    367 (1.00)    129 (1.00)    149 (1.00)
-//	xsync+CLOCK (chosen)      297 (1.17)    294 (0.80)    180 (1.40)    165 (1.11)
-//	otter v2                  623 (2.45)    481 (1.31)    407 (3.16)    546 (3.68)
-//	copy-on-write map       11993 (47)    16275 (44)      144 (1.12)    161 (1.08)
-//
-// A second run of the first two (-count 4): mixed 334 / 289 and 290 / 300,
-// hits 88 / 94 and 97 / 100. On 2 CPUs the LRU's exclusive lock is cheap
-// and the two are within noise; what decides is that every LRU hit takes
-// that lock (ruled out: it serialises all hits as cores grow) while an
-// xsync hit writes nothing shared. Copy-on-write hits as fast but copies
-// the map on every miss; otter pays for its admission policy on each read.
-// (A sharded copy-on-write map, tried too, hit no faster than xsync and
-// missed at twice its cost.) The clock read is most of a hit here:
-// time.Since costs ~30ns and time.Now ~90ns on this machine.
+// BenchmarkTemplateResolve (store_bench_test.go) measures it on the real
+// path, with the SQLite or PostgreSQL store behind it, against no cache
+// and against the analysis's RWMutex + LRU; BenchmarkTemplateCache and
+// BenchmarkTemplateCacheHit (cache_bench_test.go) compare the structures
+// alone, otter and a copy-on-write map included, in front of an in-memory
+// source. The figures and the choice are in docs/concurrency.md (#6): the
+// cache makes a lookup thousands of times cheaper than a store read and a
+// parse; between the structures, on 2 CPUs, the LRU's exclusive lock is
+// cheap and the two are close, and what decides is that every LRU hit
+// takes that lock (it serialises all hits as cores grow) while an xsync
+// hit writes nothing shared. The clock read is most of a hit: time.Since
+// costs ~30ns and time.Now ~90ns on this machine.
 type Manager struct {
 	src   Source
 	max   int
