@@ -5,7 +5,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -151,5 +153,54 @@ func TestRegisteringANewVersionMakesItTheLatestAtOnce(t *testing.T) {
 	must(t, err)
 	if task.Version != "1.1.0" {
 		t.Fatalf("latest after registering 1.1.0: %s", task.Version)
+	}
+}
+
+// Processes starting together on one PostgreSQL database with the same
+// templates all open: each template is stored once.
+func TestEnginesOpeningTogetherStoreTheirTemplatesOnce(t *testing.T) {
+	if !slices.Contains(backends(), "postgres") {
+		t.Skip("PostgreSQL only: SQLite admits one process at a time")
+	}
+	ctx := t.Context()
+	cfg := database(t, "postgres")
+	cfg.DisableWorkers, cfg.DisableOrchestration = true, true
+	cfg.Templates = []*template.Template{
+		parseTemplate(t, sharedV1),
+		parseTemplate(t, strings.Replace(sharedV1, "version: 1.0.0", "version: 1.1.0", 1)),
+		parseTemplate(t, strings.Replace(sharedV1, "name: shared", "name: other", 1)),
+	}
+	// The first applies the migrations; the others check them.
+	first, err := tasker.Open(ctx, cfg)
+	must(t, err)
+	stopAtCleanup(t, first)
+	cfg.AutoMigrate = false
+	errs := make(chan error, 6)
+	engines := make(chan *tasker.Engine, 6)
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Go(func() {
+			eng, err := tasker.Open(ctx, cfg)
+			errs <- err
+			if err == nil {
+				engines <- eng
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	close(engines)
+	for eng := range engines {
+		stopAtCleanup(t, eng)
+	}
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("open together: %v", err)
+		}
+	}
+	task, err := first.CreateTask(ctx, tasker.CreateTaskParams{Namespace: "test", Name: "shared", Context: map[string]int{"value": 1}})
+	must(t, err)
+	if task.Version != "1.1.0" {
+		t.Fatalf("latest: %s, want 1.1.0", task.Version)
 	}
 }
