@@ -3,6 +3,7 @@ package orchestration
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -74,13 +75,14 @@ func (o *Orchestrator) ResolveTask(ctx context.Context, id uuid.UUID) error {
 }
 
 // ResolveStep marks a step as resolved by hand: its dependents may run, with
-// a null result for it. The task moves on if it is running.
+// a null result for it. The task moves on if it is running, and resumes if
+// it was blocked by failures or in error and no failed step is left.
 func (o *Orchestrator) ResolveStep(ctx context.Context, taskID uuid.UUID, step string) error {
 	return o.operateStep(ctx, taskID, step, taskertype.StepEventResolveManually, nil)
 }
 
 // CompleteStep marks a step as complete by hand with result as its result
-// (JSON; null when empty). The task moves on if it is running.
+// (JSON; null when empty). The task moves on as for ResolveStep.
 func (o *Orchestrator) CompleteStep(ctx context.Context, taskID uuid.UUID, step string, result json.RawMessage) error {
 	if len(result) == 0 {
 		result = json.RawMessage("null")
@@ -92,8 +94,9 @@ func (o *Orchestrator) CompleteStep(ctx context.Context, taskID uuid.UUID, step 
 }
 
 // ResetStep sends a failed step, or one waiting for a retry, back to pending
-// with its attempts cleared. The task enqueues it if the task is running; a
-// task in error needs ResetTask.
+// with its attempts cleared. The task enqueues it if the task is running, or
+// resumes and enqueues it if the task was blocked by failures or in error
+// and no other failed step is left.
 func (o *Orchestrator) ResetStep(ctx context.Context, taskID uuid.UUID, step string) error {
 	return o.operateStep(ctx, taskID, step, taskertype.StepEventReset, resetAttempts)
 }
@@ -118,12 +121,22 @@ func (o *Orchestrator) operateStep(ctx context.Context, taskID uuid.UUID, name s
 			return fmt.Errorf("%w: task %s has no step %q (steps: %v)", taskertype.ErrNotFound, taskID, name, names)
 		}
 		if err := rec.Step(ctx, tx, step, ev, now, update); err != nil {
+			if errors.Is(err, taskertype.ErrIllegalTransition) {
+				return fmt.Errorf("%w: step %q is %s: %w", taskertype.ErrInvalid, name, step.State, err)
+			}
 			return err
 		}
-		if task.State.Terminal() || task.State == taskertype.TaskBlockedByFailures {
-			return nil
+		trigger := taskertype.TaskEventStepFinished
+		switch task.State {
+		case taskertype.TaskBlockedByFailures, taskertype.TaskError:
+			// The task goes on once no failed step is left.
+			trigger = taskertype.TaskEventResume
+		default:
+			if task.State.Terminal() {
+				return nil
+			}
 		}
-		return o.apply(ctx, tx, rec, task, makePlan(task.State, steps, taskertype.TaskEventStepFinished, now), now)
+		return o.apply(ctx, tx, rec, task, makePlan(task.State, steps, trigger, now), now)
 	})
 }
 
