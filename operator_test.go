@@ -4,15 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tasker-go/tasker"
 	"github.com/tasker-go/tasker/internal/demo"
+	"github.com/tasker-go/tasker/internal/pgdb/pgtest"
 	"github.com/tasker-go/tasker/taskertype"
+	"github.com/tasker-go/tasker/template"
 )
 
 const fixable = `name: chain
@@ -183,4 +187,116 @@ func TestAFixedFailedStepLetsItsTaskGoOn(t *testing.T) {
 			}
 		})
 	})
+}
+
+const racing = `name: racing
+namespace: test
+version: 1.0.0
+steps:
+  - name: a
+    handler: demo.flaky
+    retry: {max_attempts: 3, backoff: none}
+  - {name: b, handler: demo.sleep, depends_on: [a]}
+  - name: c
+    handler: demo.flaky
+    retry: {max_attempts: 3, backoff: none}
+`
+
+// TestOperatorActionsRacingWorkersFailOnlyForAReason races operators
+// against the workers running the same tasks on PostgreSQL: an action may
+// be refused because of the state the task or step is in (ErrInvalid, naming
+// it), never because a worker moved a row in the meantime.
+func TestOperatorActionsRacingWorkersFailOnlyForAReason(t *testing.T) {
+	if os.Getenv(pgtest.EnvURL) == "" {
+		t.Skipf("set %s to race operators against workers on PostgreSQL", pgtest.EnvURL)
+	}
+	// Orchestration in one engine, the workers in another, as in a
+	// cluster: the workers then record outcomes without orchestration's
+	// lock on the task.
+	_, url := pgtest.Schema(t)
+	tpl, err := template.Parse("racing.yaml", []byte(racing))
+	must(t, err)
+	var engines []*tasker.Engine
+	for _, workers := range []bool{false, true} {
+		eng, err := tasker.Open(t.Context(), tasker.Config{DatabaseURL: url, AutoMigrate: true, Templates: []*template.Template{tpl},
+			DisableWorkers: !workers, DisableOrchestration: workers, WorkerNamespaces: []string{"test"}})
+		must(t, err)
+		for name, h := range demo.Handlers() {
+			must(t, eng.RegisterHandler(name, h))
+		}
+		must(t, eng.Start(t.Context()))
+		stopAtCleanup(t, eng)
+		engines = append(engines, eng)
+	}
+	h := &harness{t: t, eng: engines[0]}
+	ctx := t.Context()
+	const (
+		ops      = 1000
+		parallel = 4
+	)
+	var (
+		done, refused atomic.Int64
+		mu            sync.Mutex
+		spurious      []error // the first few
+		tasks         []*tasker.Task
+	)
+	steps := []string{"a", "b", "c"}
+	var wg sync.WaitGroup
+	for g := range parallel {
+		wg.Go(func() {
+			var mine []*tasker.Task
+			for i := 0; done.Add(1) <= ops; i++ {
+				if i%3 == 0 {
+					task, err := h.eng.CreateTask(ctx, tasker.CreateTaskParams{Namespace: "test", Name: "racing",
+						Context: map[string]int{"fail_times": 1, "sleep_ms": 2}})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mine = append(mine, task)
+				}
+				task := mine[(i*7+g)%len(mine)]
+				step := steps[(i+g)%len(steps)]
+				var err error
+				switch (i / 3) % 3 {
+				case 0:
+					err = h.eng.ResolveStep(ctx, task.ID, step)
+				case 1:
+					err = h.eng.ResetStep(ctx, task.ID, step)
+				default:
+					if i%9 == 8 {
+						err = h.eng.CancelTask(ctx, task.ID)
+					} else {
+						err = h.eng.ResolveStep(ctx, task.ID, step)
+					}
+				}
+				switch {
+				case err == nil:
+				case errors.Is(err, taskertype.ErrInvalid):
+					refused.Add(1)
+				default:
+					mu.Lock()
+					if len(spurious) < 10 {
+						spurious = append(spurious, err)
+					}
+					mu.Unlock()
+				}
+			}
+			mu.Lock()
+			tasks = append(tasks, mine...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	for _, err := range spurious {
+		t.Errorf("spurious operator error: %v", err)
+	}
+	t.Logf("%d operations on %d tasks, %d refused for the state they found", ops, len(tasks), refused.Load())
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for _, task := range tasks {
+		if _, err := h.eng.WaitTask(wctx, task.ID); err != nil {
+			t.Fatalf("task %s did not finish: %v", task.ID, err)
+		}
+	}
 }

@@ -140,11 +140,20 @@ func (o *Orchestrator) operateStep(ctx context.Context, taskID uuid.UUID, name s
 	})
 }
 
-// operate runs an operator's change on a task under its lock.
+// operate runs an operator's change on a task under the lock of the task and
+// of all its steps. A worker does not always hold the task while it moves a
+// step (it starts a step, or records an outcome, under the step's lock
+// alone), so the task's lock alone would let a step move between the read
+// and the compare-and-set, and the operator would see a spurious
+// ErrStaleState. An operator sees an error only for the state the task or
+// the step is in.
 func (o *Orchestrator) operate(ctx context.Context, id uuid.UUID, what string,
 	fn func(tx store.Tx, rec *transition.Recorder, task *taskertype.Task, steps []*taskertype.Step, now time.Time) error,
 ) error {
 	err := o.tx(ctx, func(tx store.Tx, rec *transition.Recorder) error {
+		if _, err := tx.Prefetch(ctx, &store.PrefetchParams{TaskIDs: []uuid.UUID{id}}); err != nil {
+			return err
+		}
 		task, steps, err := o.lockTask(ctx, tx, rec, id, uuid.Nil, true)
 		if err != nil {
 			return err
@@ -152,7 +161,7 @@ func (o *Orchestrator) operate(ctx context.Context, id uuid.UUID, what string,
 		return fn(tx, rec, task, steps, o.clock.Now())
 	})
 	if err != nil {
-		return fmt.Errorf("%s task %s: %w", what, id, err)
+		return fmt.Errorf("%s task %s: %w", what, id, o.forgetIfStale(id, err))
 	}
 	return nil
 }
