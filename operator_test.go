@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +16,9 @@ import (
 	"github.com/tasker-go/tasker"
 	"github.com/tasker-go/tasker/internal/demo"
 	"github.com/tasker-go/tasker/internal/pgdb/pgtest"
+	"github.com/tasker-go/tasker/queue"
+	storepg "github.com/tasker-go/tasker/store/postgres"
+	storesqlite "github.com/tasker-go/tasker/store/sqlite"
 	"github.com/tasker-go/tasker/taskertype"
 	"github.com/tasker-go/tasker/template"
 )
@@ -299,4 +303,49 @@ func TestOperatorActionsRacingWorkersFailOnlyForAReason(t *testing.T) {
 			t.Fatalf("task %s did not finish: %v", task.ID, err)
 		}
 	}
+}
+
+// TestAnUnprocessableResultIsSetAsideAndListed: a result message that can
+// never be processed is a dead letter, counted in Stats and listed by
+// DeadLetters, on both backends.
+func TestAnUnprocessableResultIsSetAsideAndListed(t *testing.T) {
+	onBackends(t, func(t *testing.T, backend string) {
+		ctx := t.Context()
+		var (
+			cfg tasker.Config
+			q   queue.Queue
+		)
+		if backend == "postgres" {
+			_, url := pgtest.Schema(t)
+			s, err := storepg.Open(ctx, storepg.Config{URL: url, AutoMigrate: true})
+			must(t, err)
+			t.Cleanup(func() { s.Close() })
+			cfg, q = tasker.Config{Store: s, Queue: s.Queue()}, s.Queue()
+		} else {
+			s, err := storesqlite.Open(ctx, storesqlite.Config{Path: filepath.Join(t.TempDir(), "t.db")})
+			must(t, err)
+			t.Cleanup(func() { s.Close() })
+			cfg, q = tasker.Config{Store: s, Queue: s.Queue()}, s.Queue()
+		}
+		cfg.DisableWorkers = true
+		eng, err := tasker.Open(ctx, cfg)
+		must(t, err)
+		must(t, eng.Start(ctx))
+		stopAtCleanup(t, eng)
+		id, err := q.MessageSend(ctx, &queue.SendParams{Queue: queue.ResultsQueue, Body: []byte("not a result")})
+		must(t, err)
+		deadline := time.Now().Add(20 * time.Second)
+		for eng.Stats().DeadLettered == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("the unprocessable message was never set aside")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		ds, err := eng.DeadLetters(ctx, tasker.DeadLetterListParams{Queue: queue.ResultsQueue})
+		must(t, err)
+		if len(ds) != 1 || ds[0].MessageID != id || ds[0].ReadCount != 1 || string(ds[0].Body) != "not a result" ||
+			!strings.Contains(ds[0].Reason, "cannot be processed") {
+			t.Fatalf("dead letters %+v, want the message, set aside at its first delivery with the reason", ds)
+		}
+	})
 }
