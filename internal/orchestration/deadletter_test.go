@@ -3,13 +3,16 @@ package orchestration
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tasker-go/tasker/internal/pgdb/pgtest"
+	"github.com/tasker-go/tasker/internal/resilience"
 	"github.com/tasker-go/tasker/internal/transition"
 	"github.com/tasker-go/tasker/queue"
 	"github.com/tasker-go/tasker/store"
@@ -126,6 +129,121 @@ func TestAnUnreadableMessageIsSetAsideAtOnce(t *testing.T) {
 		}
 		if len(dead) != 1 || dead[0].ReadCount != 1 || !strings.Contains(dead[0].Reason, "cannot be processed") {
 			t.Fatalf("dead letters %+v, want the message, set aside at its first delivery", dead)
+		}
+	})
+}
+
+// failingCommits is a store whose transactions fail at their end, after fn
+// succeeded, while fail is set: as a write buffered until the commit and
+// refused there would.
+type failingCommits struct {
+	store.Store
+	fail atomic.Bool
+}
+
+func (s *failingCommits) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
+	return s.Store.InTx(ctx, func(tx store.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if s.fail.Load() {
+			return errors.New("commit refused: the database said no")
+		}
+		return nil
+	})
+}
+
+// A message whose transaction fails only at its commit is set aside too:
+// the batch that holds it does not fail forever.
+func TestAMessageWhoseTransactionNeverCommitsIsSetAside(t *testing.T) {
+	onBackends(t, func(t *testing.T, st store.Store, q queue.Queue) {
+		const max = 2
+		ctx := t.Context()
+		fs := &failingCommits{Store: st}
+		o, err := New(Config{Store: fs, Queue: q, MaxDeliveries: max, RedeliveryDelay: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := queue.ResultsQueue
+		if err := q.QueueEnsure(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		wake, cancel := q.Subscribe(name)
+		defer cancel()
+		if _, err := q.MessageSend(ctx, &queue.SendParams{Queue: name, Body: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+		commitFails := func(context.Context, store.Tx, *transition.Recorder, *queue.Message) error {
+			fs.fail.Store(true)
+			return nil
+		}
+		for round := 1; ; round++ {
+			if round > 20 {
+				t.Fatal("the message was never set aside")
+			}
+			fs.fail.Store(false)
+			if _, err := o.round(ctx, name, 10, commitFails); err != nil {
+				t.Logf("round %d: %v", round, err)
+			}
+			fs.fail.Store(false)
+			dead, err := q.DeadLetterList(ctx, &queue.DeadLetterListParams{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(dead) == 1 {
+				if dead[0].ReadCount != max || !strings.Contains(dead[0].Reason, "commit refused") {
+					t.Errorf("dead letter %+v, want it after %d deliveries with the commit's error", dead[0], max)
+				}
+				return
+			}
+			select {
+			case <-wake:
+			case <-time.After(100 * time.Millisecond): // a failed round leaves the message visible
+			}
+		}
+	})
+}
+
+// Deliveries refused by an open circuit breaker do not count: the backend
+// is down, not the message.
+func TestAMessageIsNotSetAsideWhileTheBreakerIsOpen(t *testing.T) {
+	onBackends(t, func(t *testing.T, st store.Store, q queue.Queue) {
+		const max = 2
+		ctx := t.Context()
+		o, err := New(Config{Store: st, Queue: q, MaxDeliveries: max, RedeliveryDelay: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := queue.ResultsQueue
+		if err := q.QueueEnsure(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		wake, cancel := q.Subscribe(name)
+		defer cancel()
+		if _, err := q.MessageSend(ctx, &queue.SendParams{Queue: name, Body: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+		open := func(context.Context, store.Tx, *transition.Recorder, *queue.Message) error {
+			return fmt.Errorf("process: %w", &resilience.OpenError{Name: "store", State: resilience.StateOpen})
+		}
+		for delivery := 1; delivery <= 2*max; {
+			n, err := o.round(ctx, name, 10, open)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				select {
+				case <-wake:
+				case <-time.After(10 * time.Second):
+					dead, _ := q.DeadLetterList(ctx, &queue.DeadLetterListParams{})
+					t.Fatalf("delivery %d never came; dead letters: %d", delivery, len(dead))
+				}
+				continue
+			}
+			delivery++
+		}
+		if dead, err := q.DeadLetterList(ctx, &queue.DeadLetterListParams{}); err != nil || len(dead) != 0 {
+			t.Fatalf("dead letters %v (%v) after %d deliveries refused by an open breaker, want none", dead, err, 2*max)
 		}
 	})
 }

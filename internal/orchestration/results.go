@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/tasker-go/tasker/internal/resilience"
 	"github.com/tasker-go/tasker/internal/retry"
 	"github.com/tasker-go/tasker/internal/transition"
 	"github.com/tasker-go/tasker/internal/wire"
@@ -36,16 +37,23 @@ func (e *batchError) Unwrap() error { return e.err }
 
 // round claims and processes up to max messages. When the queue shares the
 // store's database, the claim, the processing of every message and the
-// acknowledgements commit in one transaction; if one message fails, that
-// transaction rolls back and the messages are processed one by one.
+// acknowledgements commit in one transaction; if one message fails, or the
+// transaction does (a write refused at the commit), it rolls back, its
+// claims with it, and the messages are processed one by one: each failure
+// then counts as a delivery of its message, and a message that keeps
+// failing ends as a dead letter instead of failing every batch it is in.
 func (o *Orchestrator) round(ctx context.Context, name string, max int, process processFunc) (int, error) {
 	if o.txQueue {
 		n, err := o.roundInTx(ctx, name, max, process)
 		var be *batchError
-		if !errors.As(err, &be) {
+		switch {
+		case err == nil || n == 0 || ctx.Err() != nil:
 			return n, err
+		case errors.As(err, &be):
+			o.log.Debug("a message failed in a batch; processing one by one", "queue", name, "error", err)
+		default:
+			o.log.Warn("a batch failed; processing its messages one by one", "queue", name, "error", err)
 		}
-		o.log.Debug("a message failed in a batch; processing one by one", "queue", name, "error", err)
 	}
 	msgs, err := o.queue.MessageClaim(ctx, &queue.ClaimParams{Queue: name, Max: max, VisibilityTimeout: o.cfg.VisibilityTimeout})
 	if err != nil {
@@ -106,7 +114,9 @@ func (o *Orchestrator) handleBatch(ctx context.Context, name string, msgs []*que
 			ack = append(ack, m.Receipt())
 		case errors.Is(err, errPoison) || errors.Is(err, taskertype.ErrNotFound):
 			o.deadLetter(ctx, name, m, fmt.Sprintf("cannot be processed: %v", err))
-		case m.ReadCount >= o.cfg.MaxDeliveries:
+		case m.ReadCount >= o.cfg.MaxDeliveries && !errors.Is(err, resilience.ErrOpen):
+			// An open circuit breaker says the backend is down, not that
+			// the message is bad: it does not set the message aside.
 			o.deadLetter(ctx, name, m, fmt.Sprintf("failed %d deliveries; the last: %v", m.ReadCount, err))
 		default:
 			delay := min(time.Duration(m.ReadCount)*o.cfg.RedeliveryDelay, 30*o.cfg.RedeliveryDelay)
