@@ -190,6 +190,20 @@ func TestAFixedFailedStepLetsItsTaskGoOn(t *testing.T) {
 				t.Errorf("resetting a complete step: %v, want ErrInvalid naming its state", err)
 			}
 		})
+
+		t.Run("the steps of a task resolved by hand no longer change", func(t *testing.T) {
+			info := failed(t)
+			must(t, h.eng.ResolveTask(ctx, info.Task.ID))
+			err := h.eng.ResetStep(ctx, info.Task.ID, "middle")
+			if !errors.Is(err, taskertype.ErrInvalid) || !strings.Contains(err.Error(), "resolved_manually") {
+				t.Errorf("resetting the failed step of a resolved task: %v, want ErrInvalid naming the task's state", err)
+			}
+			info, err = h.eng.Task(ctx, info.Task.ID)
+			must(t, err)
+			if m := h.step(info, "middle"); m.State != "error" {
+				t.Errorf("middle %s, want error: the record of what failed", m.State)
+			}
+		})
 	})
 }
 
@@ -276,7 +290,7 @@ func TestOperatorActionsRacingWorkersFailOnlyForAReason(t *testing.T) {
 				}
 				switch {
 				case err == nil:
-				case errors.Is(err, taskertype.ErrInvalid):
+				case errors.Is(err, taskertype.ErrInvalid) && namesAState(err):
 					refused.Add(1)
 				default:
 					mu.Lock()
@@ -348,4 +362,19 @@ func TestAnUnprocessableResultIsSetAsideAndListed(t *testing.T) {
 			t.Fatalf("dead letters %+v, want the message, set aside at its first delivery with the reason", ds)
 		}
 	})
+}
+
+// namesAState reports whether err names a task or step state.
+func namesAState(err error) bool {
+	for _, s := range taskertype.TaskStates {
+		if strings.Contains(err.Error(), string(s)) {
+			return true
+		}
+	}
+	for _, s := range taskertype.StepStates {
+		if strings.Contains(err.Error(), string(s)) {
+			return true
+		}
+	}
+	return false
 }

@@ -120,6 +120,10 @@ func (o *Orchestrator) operateStep(ctx context.Context, taskID uuid.UUID, name s
 			}
 			return fmt.Errorf("%w: task %s has no step %q (steps: %v)", taskertype.ErrNotFound, taskID, name, names)
 		}
+		if task.State.Terminal() && task.State != taskertype.TaskError {
+			// Its failed steps stay as the record of what failed.
+			return fmt.Errorf("%w: task %s is %s: its steps can no longer change", taskertype.ErrInvalid, taskID, task.State)
+		}
 		if err := rec.Step(ctx, tx, step, ev, now, update); err != nil {
 			if errors.Is(err, taskertype.ErrIllegalTransition) {
 				return fmt.Errorf("%w: step %q is %s: %w", taskertype.ErrInvalid, name, step.State, err)
@@ -127,14 +131,9 @@ func (o *Orchestrator) operateStep(ctx context.Context, taskID uuid.UUID, name s
 			return err
 		}
 		trigger := taskertype.TaskEventStepFinished
-		switch task.State {
-		case taskertype.TaskBlockedByFailures, taskertype.TaskError:
+		if task.State == taskertype.TaskBlockedByFailures || task.State == taskertype.TaskError {
 			// The task goes on once no failed step is left.
 			trigger = taskertype.TaskEventResume
-		default:
-			if task.State.Terminal() {
-				return nil
-			}
 		}
 		return o.apply(ctx, tx, rec, task, makePlan(task.State, steps, trigger, now), now)
 	})
