@@ -92,6 +92,11 @@ type Config struct {
 	// queue: when a backend keeps failing, calls fail fast for a while
 	// instead of piling up.
 	CircuitBreaker CircuitBreakerConfig
+	// MaxDeliveries is how many times a message of the orchestration
+	// queues may be delivered and fail before it is set aside as a dead
+	// letter (see Engine.DeadLetters) instead of being tried again.
+	// Default 5.
+	MaxDeliveries int
 }
 
 // CircuitBreakerConfig configures the circuit breakers. The zero value of
@@ -164,6 +169,9 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.WorkerConcurrency < 0 {
 		return nil, fmt.Errorf("tasker: WorkerConcurrency must not be negative, got %d", cfg.WorkerConcurrency)
 	}
+	if cfg.MaxDeliveries < 0 {
+		return nil, fmt.Errorf("tasker: MaxDeliveries must not be negative, got %d: give the deliveries before a failing message is set aside, or 0 for the default (5)", cfg.MaxDeliveries)
+	}
 	e := &Engine{
 		cfg: cfg, log: cfg.Logger, clock: cfg.Clock, store: cfg.Store, queue: cfg.Queue,
 		templates: template.NewRegistry(), bus: events.NewBus(), handlers: map[string]Handler{},
@@ -229,6 +237,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	orch, err := orchestration.New(orchestration.Config{
 		Store: e.store, Queue: e.queue, Bus: e.bus, Logger: cfg.Logger, Clock: cfg.Clock,
 		Processor: "orchestrator@" + cfg.ProcessorName, IdlePoll: cfg.IdlePoll, VisibilityTimeout: cfg.ClaimTimeout,
+		MaxDeliveries: cfg.MaxDeliveries,
 	})
 	if err != nil {
 		e.closeOwned()

@@ -415,13 +415,12 @@ func TestOperators(t *testing.T) {
 		h := newHarnessOn(t, backend, operated, nil)
 		ctx := t.Context()
 
-		t.Run("a failed step resolved by hand lets a reset task finish", func(t *testing.T) {
+		t.Run("a failed step resolved by hand lets its task finish", func(t *testing.T) {
 			info := h.run("operated", nil)
 			if info.Task.State != "error" {
 				t.Fatalf("task %s, want error", info.Task.State)
 			}
 			must(t, h.eng.ResolveStep(ctx, info.Task.ID, "first"))
-			must(t, h.eng.ResetTask(ctx, info.Task.ID))
 			info = h.wait(info.Task)
 			if info.Task.State != "complete" || h.step(info, "first").State != "resolved_manually" || h.step(info, "second").State != "complete" {
 				t.Fatalf("after resolve and reset: task %s, first %s, second %s", info.Task.State, h.step(info, "first").State, h.step(info, "second").State)
@@ -431,7 +430,6 @@ func TestOperators(t *testing.T) {
 		t.Run("a step completed by hand carries the given result", func(t *testing.T) {
 			info := h.run("operated", nil)
 			must(t, h.eng.CompleteStep(ctx, info.Task.ID, "first", json.RawMessage(`{"value": 7}`)))
-			must(t, h.eng.ResetTask(ctx, info.Task.ID))
 			info = h.wait(info.Task)
 			if info.Task.State != "complete" || string(h.step(info, "first").Result) != `{"value": 7}` {
 				t.Fatalf("task %s, first result %s", info.Task.State, h.step(info, "first").Result)

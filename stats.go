@@ -36,6 +36,10 @@ type Stats struct {
 	Wakeups *queue.WakeupStats
 	// Admission is the back-pressure on new tasks (MaxQueuedSteps).
 	Admission AdmissionStats
+	// DeadLettered counts the orchestration messages this engine set
+	// aside as dead letters; Engine.DeadLetters lists those of every
+	// process.
+	DeadLettered uint64
 }
 
 // AdmissionStats counts CreateTask's back-pressure decisions.
@@ -61,6 +65,7 @@ func (e *Engine) Stats() Stats {
 		Breakers:  e.breakers.All(),
 		Bus:       BusStats{Subscribers: e.bus.Subscribers(), Dropped: e.bus.Dropped()},
 	}
+	s.DeadLettered = e.orch.DeadLettered()
 	e.mu.Lock()
 	w := e.worker
 	e.mu.Unlock()

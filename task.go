@@ -193,7 +193,9 @@ func (e *Engine) ResolveTask(ctx context.Context, id uuid.UUID) error {
 	return e.orch.ResolveTask(ctx, id)
 }
 
-// ResolveStep marks a step as resolved by hand; its dependents may run.
+// ResolveStep marks a step as resolved by hand; its dependents may run. A
+// task blocked by failures or in error resumes once none of its steps is
+// failed any more; so it does after CompleteStep and ResetStep.
 func (e *Engine) ResolveStep(ctx context.Context, taskID uuid.UUID, step string) error {
 	return e.orch.ResolveStep(ctx, taskID, step)
 }

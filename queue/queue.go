@@ -99,6 +99,39 @@ type ArchiveParams struct {
 	Receipts []Receipt
 }
 
+// DeadLetterParams sets a claimed message aside for good: it leaves its
+// queue for the dead letters, with the reason it could not be processed, and
+// is never delivered again. A receipt that matches no message (acknowledged,
+// or claimed again since) is an error wrapping ErrNotFound.
+type DeadLetterParams struct {
+	Queue   string
+	Receipt Receipt
+	// Reason says why the message was set aside: the last error met while
+	// processing it. Required.
+	Reason string
+}
+
+// DeadLetter is a message set aside by MessageDeadLetter.
+type DeadLetter struct {
+	ID        int64 // the dead letter's own id, in the order they were set aside
+	Queue     string
+	MessageID int64 // the message's id in its queue
+	Body      []byte
+	// ReadCount is the deliveries of the message, the last one included.
+	ReadCount  int
+	EnqueuedAt time.Time
+	DeadAt     time.Time // when it was set aside
+	Reason     string
+}
+
+// DeadLetterListParams filters DeadLetterList.
+type DeadLetterListParams struct {
+	// Queue keeps the dead letters of one queue; empty keeps all.
+	Queue string
+	// Limit bounds the answer; zero means 100.
+	Limit int
+}
+
 // Stats counts the messages of a queue.
 type Stats struct {
 	Queue     string
@@ -126,6 +159,10 @@ type Queue interface {
 	MessageNack(ctx context.Context, p *NackParams) error
 	MessageExtend(ctx context.Context, p *ExtendParams) error
 	MessageArchive(ctx context.Context, p *ArchiveParams) error
+	// MessageDeadLetter moves a claimed message to the dead letters.
+	MessageDeadLetter(ctx context.Context, p *DeadLetterParams) error
+	// DeadLetterList returns dead letters, newest first.
+	DeadLetterList(ctx context.Context, p *DeadLetterListParams) ([]*DeadLetter, error)
 	QueueStats(ctx context.Context, name string) (*Stats, error)
 	// QueueDepth returns the messages of a queue visible now, waiting to
 	// be claimed: Stats.Visible, counted on the live messages only (never

@@ -105,3 +105,37 @@ func (p *ArchiveParams) Validate() error {
 	}
 	return CheckName("archive", p.Queue)
 }
+
+// Validate checks p. Its errors wrap taskertype.ErrInvalid.
+func (p *DeadLetterParams) Validate() error {
+	if p == nil {
+		return invalid("dead letter", "no params")
+	}
+	if err := CheckName("dead letter", p.Queue); err != nil {
+		return err
+	}
+	if p.Reason == "" {
+		return invalid("dead letter", "queue %q, message %d: the reason is empty: say why the message is set aside", p.Queue, p.Receipt.ID)
+	}
+	return nil
+}
+
+// Validate checks p. Its errors wrap taskertype.ErrInvalid.
+func (p *DeadLetterListParams) Validate() error {
+	if p == nil {
+		return invalid("dead letter list", "no params")
+	}
+	if p.Queue != "" {
+		if err := CheckName("dead letter list", p.Queue); err != nil {
+			return err
+		}
+	}
+	if p.Limit < 0 {
+		return invalid("dead letter list", "negative limit %d", p.Limit)
+	}
+	return nil
+}
+
+// DefaultDeadLetterLimit is the most dead letters DeadLetterList returns
+// when its Limit is zero.
+const DefaultDeadLetterLimit = 100

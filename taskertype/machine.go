@@ -22,6 +22,7 @@ const (
 	TaskEventRetryDue         TaskEvent = "retry_due"          // a step's backoff elapsed
 	TaskEventPermanentFailure TaskEvent = "permanent_failure"  // → blocked_by_failures
 	TaskEventGiveUp           TaskEvent = "give_up"            // blocked_by_failures → error
+	TaskEventResume           TaskEvent = "resume"             // blocked_by_failures | error → evaluating_results (an operator fixed the failed steps)
 	TaskEventResolveManually  TaskEvent = "resolve_manually"   // → resolved_manually
 	TaskEventReset            TaskEvent = "reset"              // error → pending
 	TaskEventCancel           TaskEvent = "cancel"             // any non-terminal → cancelled
@@ -94,8 +95,10 @@ func taskRules() []TaskRule {
 		{TaskWaitingForRetry, TaskEventStepFinished, TaskEvaluatingResults}, // added
 		{TaskBlockedByFailures, TaskEventGiveUp, TaskError},
 		{TaskBlockedByFailures, TaskEventResolveManually, TaskResolvedManually},
+		{TaskBlockedByFailures, TaskEventResume, TaskEvaluatingResults}, // added
 		{TaskError, TaskEventReset, TaskPending},
 		{TaskError, TaskEventResolveManually, TaskResolvedManually}, // added
+		{TaskError, TaskEventResume, TaskEvaluatingResults},         // added
 	}
 	for _, s := range TaskStates {
 		if !s.Terminal() {

@@ -17,8 +17,8 @@ var wantTask = map[TaskState]map[TaskEvent]TaskState{
 		TaskEventPermanentFailure: TaskBlockedByFailures, TaskEventRetryScheduled: TaskWaitingForRetry, TaskEventCancel: TaskCancelled},
 	TaskWaitingForDependencies: {TaskEventStepFinished: TaskEvaluatingResults, TaskEventRetryDue: TaskEvaluatingResults, TaskEventCancel: TaskCancelled},
 	TaskWaitingForRetry:        {TaskEventRetryDue: TaskEnqueuingSteps, TaskEventStepFinished: TaskEvaluatingResults, TaskEventCancel: TaskCancelled},
-	TaskBlockedByFailures:      {TaskEventGiveUp: TaskError, TaskEventResolveManually: TaskResolvedManually, TaskEventCancel: TaskCancelled},
-	TaskError:                  {TaskEventReset: TaskPending, TaskEventResolveManually: TaskResolvedManually},
+	TaskBlockedByFailures:      {TaskEventGiveUp: TaskError, TaskEventResolveManually: TaskResolvedManually, TaskEventResume: TaskEvaluatingResults, TaskEventCancel: TaskCancelled},
+	TaskError:                  {TaskEventReset: TaskPending, TaskEventResolveManually: TaskResolvedManually, TaskEventResume: TaskEvaluatingResults},
 	TaskComplete:               {},
 	TaskCancelled:              {},
 	TaskResolvedManually:       {},
@@ -47,7 +47,7 @@ var wantStep = map[StepState]map[StepEvent]StepState{
 
 var allTaskEvents = []TaskEvent{TaskEventStart, TaskEventReadyStepsFound, TaskEventNoReadySteps, TaskEventAllStepsComplete,
 	TaskEventStepsEnqueued, TaskEventEnqueueFailed, TaskEventStepFinished, TaskEventRetryScheduled, TaskEventRetryDue,
-	TaskEventPermanentFailure, TaskEventGiveUp, TaskEventResolveManually, TaskEventReset, TaskEventCancel, TaskEventCreate}
+	TaskEventPermanentFailure, TaskEventGiveUp, TaskEventResume, TaskEventResolveManually, TaskEventReset, TaskEventCancel, TaskEventCreate}
 
 var allStepEvents = []StepEvent{StepEventCreate, StepEventEnqueue, StepEventStart, StepEventSucceed, StepEventFail, StepEventRelease,
 	StepEventComplete, StepEventScheduleRetry, StepEventFailPermanently, StepEventRetry, StepEventReset,

@@ -3,6 +3,7 @@ package orchestration
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -74,13 +75,14 @@ func (o *Orchestrator) ResolveTask(ctx context.Context, id uuid.UUID) error {
 }
 
 // ResolveStep marks a step as resolved by hand: its dependents may run, with
-// a null result for it. The task moves on if it is running.
+// a null result for it. The task moves on if it is running, and resumes if
+// it was blocked by failures or in error and no failed step is left.
 func (o *Orchestrator) ResolveStep(ctx context.Context, taskID uuid.UUID, step string) error {
 	return o.operateStep(ctx, taskID, step, taskertype.StepEventResolveManually, nil)
 }
 
 // CompleteStep marks a step as complete by hand with result as its result
-// (JSON; null when empty). The task moves on if it is running.
+// (JSON; null when empty). The task moves on as for ResolveStep.
 func (o *Orchestrator) CompleteStep(ctx context.Context, taskID uuid.UUID, step string, result json.RawMessage) error {
 	if len(result) == 0 {
 		result = json.RawMessage("null")
@@ -92,8 +94,9 @@ func (o *Orchestrator) CompleteStep(ctx context.Context, taskID uuid.UUID, step 
 }
 
 // ResetStep sends a failed step, or one waiting for a retry, back to pending
-// with its attempts cleared. The task enqueues it if the task is running; a
-// task in error needs ResetTask.
+// with its attempts cleared. The task enqueues it if the task is running, or
+// resumes and enqueues it if the task was blocked by failures or in error
+// and no other failed step is left.
 func (o *Orchestrator) ResetStep(ctx context.Context, taskID uuid.UUID, step string) error {
 	return o.operateStep(ctx, taskID, step, taskertype.StepEventReset, resetAttempts)
 }
@@ -117,21 +120,39 @@ func (o *Orchestrator) operateStep(ctx context.Context, taskID uuid.UUID, name s
 			}
 			return fmt.Errorf("%w: task %s has no step %q (steps: %v)", taskertype.ErrNotFound, taskID, name, names)
 		}
+		if task.State.Terminal() && task.State != taskertype.TaskError {
+			// Its failed steps stay as the record of what failed.
+			return fmt.Errorf("%w: task %s is %s: its steps can no longer change", taskertype.ErrInvalid, taskID, task.State)
+		}
 		if err := rec.Step(ctx, tx, step, ev, now, update); err != nil {
+			if errors.Is(err, taskertype.ErrIllegalTransition) {
+				return fmt.Errorf("%w: step %q is %s: %w", taskertype.ErrInvalid, name, step.State, err)
+			}
 			return err
 		}
-		if task.State.Terminal() || task.State == taskertype.TaskBlockedByFailures {
-			return nil
+		trigger := taskertype.TaskEventStepFinished
+		if task.State == taskertype.TaskBlockedByFailures || task.State == taskertype.TaskError {
+			// The task goes on once no failed step is left.
+			trigger = taskertype.TaskEventResume
 		}
-		return o.apply(ctx, tx, rec, task, makePlan(task.State, steps, taskertype.TaskEventStepFinished, now), now)
+		return o.apply(ctx, tx, rec, task, makePlan(task.State, steps, trigger, now), now)
 	})
 }
 
-// operate runs an operator's change on a task under its lock.
+// operate runs an operator's change on a task under the lock of the task and
+// of all its steps. A worker does not always hold the task while it moves a
+// step (it starts a step, or records an outcome, under the step's lock
+// alone), so the task's lock alone would let a step move between the read
+// and the compare-and-set, and the operator would see a spurious
+// ErrStaleState. An operator sees an error only for the state the task or
+// the step is in.
 func (o *Orchestrator) operate(ctx context.Context, id uuid.UUID, what string,
 	fn func(tx store.Tx, rec *transition.Recorder, task *taskertype.Task, steps []*taskertype.Step, now time.Time) error,
 ) error {
 	err := o.tx(ctx, func(tx store.Tx, rec *transition.Recorder) error {
+		if _, err := tx.Prefetch(ctx, &store.PrefetchParams{TaskIDs: []uuid.UUID{id}}); err != nil {
+			return err
+		}
 		task, steps, err := o.lockTask(ctx, tx, rec, id, uuid.Nil, true)
 		if err != nil {
 			return err
@@ -139,7 +160,7 @@ func (o *Orchestrator) operate(ctx context.Context, id uuid.UUID, what string,
 		return fn(tx, rec, task, steps, o.clock.Now())
 	})
 	if err != nil {
-		return fmt.Errorf("%s task %s: %w", what, id, err)
+		return fmt.Errorf("%s task %s: %w", what, id, o.forgetIfStale(id, err))
 	}
 	return nil
 }

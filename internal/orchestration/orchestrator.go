@@ -53,6 +53,15 @@ type Config struct {
 	// Rand returns uniform values in [0, 1) for backoff jitter. Default
 	// math/rand/v2.
 	Rand func() float64
+	// MaxDeliveries is how many times a message of the orchestration
+	// queues is delivered and fails before it is set aside as a dead
+	// letter (queue.Queue.MessageDeadLetter) instead of being tried again.
+	// Default 5.
+	MaxDeliveries int
+	// RedeliveryDelay is how long a message whose processing failed waits
+	// before it is tried again, times its deliveries so far, up to 30
+	// times itself. Default 1s.
+	RedeliveryDelay time.Duration
 }
 
 // LocalWorker is a worker in this process that claims steps within
@@ -83,6 +92,12 @@ func (c Config) withDefaults() Config {
 	if c.Rand == nil {
 		c.Rand = rand.Float64
 	}
+	if c.MaxDeliveries == 0 {
+		c.MaxDeliveries = 5
+	}
+	if c.RedeliveryDelay == 0 {
+		c.RedeliveryDelay = time.Second
+	}
 	return c
 }
 
@@ -98,6 +113,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("orchestration: VisibilityTimeout must be at least 1s, got %v", c.VisibilityTimeout)
 	case c.IdlePoll < time.Millisecond:
 		return fmt.Errorf("orchestration: IdlePoll must be at least 1ms, got %v", c.IdlePoll)
+	case c.MaxDeliveries < 1:
+		return fmt.Errorf("orchestration: MaxDeliveries must be at least 1, got %d", c.MaxDeliveries)
+	case c.RedeliveryDelay < 0:
+		return fmt.Errorf("orchestration: RedeliveryDelay must not be negative, got %v", c.RedeliveryDelay)
 	}
 	return nil
 }
@@ -123,6 +142,9 @@ type Orchestrator struct {
 	mu      sync.Mutex
 	cancel  context.CancelFunc
 	done    chan struct{}
+
+	// deadLettered counts the messages this orchestrator set aside.
+	deadLettered atomic.Uint64
 }
 
 // New checks cfg and returns an orchestrator that is not yet running.

@@ -74,7 +74,9 @@ func countSteps(steps []*taskertype.Step, now time.Time) stepCounts {
 
 // makePlan decides what happens to a task in its current state after trigger:
 // TaskEventStepFinished (a result was processed), TaskEventRetryDue (a
-// backoff may have elapsed) or "" (the task was just created or reset).
+// backoff may have elapsed), TaskEventResume (an operator acted on a step of
+// a task blocked by failures or in error) or "" (the task was just created
+// or reset).
 func makePlan(state taskertype.TaskState, steps []*taskertype.Step, trigger taskertype.TaskEvent, now time.Time) Plan {
 	var p Plan
 	c := countSteps(steps, now)
@@ -82,8 +84,16 @@ func makePlan(state taskertype.TaskState, steps []*taskertype.Step, trigger task
 		p.Retry, p.Enqueue = c.due, c.ready
 	}
 	switch state {
-	case taskertype.TaskBlockedByFailures:
-		if c.inFlight == 0 {
+	case taskertype.TaskBlockedByFailures, taskertype.TaskError:
+		if trigger == taskertype.TaskEventResume && c.failed == 0 {
+			// No failed step is left: evaluate the task again. A retry
+			// wake-up that came while it was in error was dropped, so one
+			// is asked for again.
+			p.Events = append(p.Events, taskertype.TaskEventResume)
+			p.WakeAt = c.earliestRetry
+			break
+		}
+		if state == taskertype.TaskBlockedByFailures && c.inFlight == 0 {
 			p.Events = []taskertype.TaskEvent{taskertype.TaskEventGiveUp}
 		}
 		return p

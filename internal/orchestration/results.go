@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/tasker-go/tasker/internal/resilience"
 	"github.com/tasker-go/tasker/internal/retry"
 	"github.com/tasker-go/tasker/internal/transition"
 	"github.com/tasker-go/tasker/internal/wire"
@@ -17,8 +18,8 @@ import (
 	"github.com/tasker-go/tasker/taskertype"
 )
 
-// errPoison marks a message that can never be processed: it is archived for
-// inspection instead of being delivered again and again.
+// errPoison marks a message that can never be processed: it is set aside as
+// a dead letter instead of being delivered again and again.
 var errPoison = errors.New("unprocessable message")
 
 // staleRetries bounds how often a transaction that lost a compare-and-set
@@ -36,16 +37,23 @@ func (e *batchError) Unwrap() error { return e.err }
 
 // round claims and processes up to max messages. When the queue shares the
 // store's database, the claim, the processing of every message and the
-// acknowledgements commit in one transaction; if one message fails, that
-// transaction rolls back and the messages are processed one by one.
+// acknowledgements commit in one transaction; if one message fails, or the
+// transaction does (a write refused at the commit), it rolls back, its
+// claims with it, and the messages are processed one by one: each failure
+// then counts as a delivery of its message, and a message that keeps
+// failing ends as a dead letter instead of failing every batch it is in.
 func (o *Orchestrator) round(ctx context.Context, name string, max int, process processFunc) (int, error) {
 	if o.txQueue {
 		n, err := o.roundInTx(ctx, name, max, process)
 		var be *batchError
-		if !errors.As(err, &be) {
+		switch {
+		case err == nil || n == 0 || ctx.Err() != nil:
 			return n, err
+		case errors.As(err, &be):
+			o.log.Debug("a message failed in a batch; processing one by one", "queue", name, "error", err)
+		default:
+			o.log.Warn("a batch failed; processing its messages one by one", "queue", name, "error", err)
 		}
-		o.log.Debug("a message failed in a batch; processing one by one", "queue", name, "error", err)
 	}
 	msgs, err := o.queue.MessageClaim(ctx, &queue.ClaimParams{Queue: name, Max: max, VisibilityTimeout: o.cfg.VisibilityTimeout})
 	if err != nil {
@@ -84,15 +92,15 @@ func (o *Orchestrator) roundInTx(ctx context.Context, name string, max int, proc
 }
 
 // handleBatch processes each message in its own transaction, then
-// acknowledges the processed ones in one call; a message that failed for a
-// passing reason is released to be tried again after a delay, and a poison
-// message is archived.
+// acknowledges the processed ones in one call. A message that failed for a
+// passing reason is released to be tried again after a delay, until it has
+// failed Config.MaxDeliveries times; then, like a poison message at once,
+// it is set aside as a dead letter with its last error.
 func (o *Orchestrator) handleBatch(ctx context.Context, name string, msgs []*queue.Message, process processFunc) {
 	// A claimed batch is finished even when the orchestrator is stopping:
 	// it takes milliseconds, and leaving it would delay it by a claim timeout.
 	ctx = context.WithoutCancel(ctx)
 	ack := make([]queue.Receipt, 0, len(msgs))
-	var poison []queue.Receipt
 	for _, m := range msgs {
 		var err error
 		for range staleRetries {
@@ -105,12 +113,15 @@ func (o *Orchestrator) handleBatch(ctx context.Context, name string, msgs []*que
 		case err == nil:
 			ack = append(ack, m.Receipt())
 		case errors.Is(err, errPoison) || errors.Is(err, taskertype.ErrNotFound):
-			o.log.Error("archiving a message that cannot be processed", "queue", name, "message_id", m.ID, "error", err)
-			poison = append(poison, m.Receipt())
+			o.deadLetter(ctx, name, m, fmt.Sprintf("cannot be processed: %v", err))
+		case m.ReadCount >= o.cfg.MaxDeliveries && !errors.Is(err, resilience.ErrOpen):
+			// An open circuit breaker says the backend is down, not that
+			// the message is bad: it does not set the message aside.
+			o.deadLetter(ctx, name, m, fmt.Sprintf("failed %d deliveries; the last: %v", m.ReadCount, err))
 		default:
-			delay := min(time.Duration(m.ReadCount)*time.Second, 30*time.Second)
+			delay := min(time.Duration(m.ReadCount)*o.cfg.RedeliveryDelay, 30*o.cfg.RedeliveryDelay)
 			o.log.Warn("processing failed; the message will be retried", "queue", name, "message_id", m.ID,
-				"read_count", m.ReadCount, "retry_in", delay, "error", err)
+				"read_count", m.ReadCount, "max_deliveries", o.cfg.MaxDeliveries, "retry_in", delay, "error", err)
 			if err := o.queue.MessageNack(ctx, &queue.NackParams{Queue: name, Receipt: m.Receipt(), Delay: delay}); err != nil {
 				o.log.Warn("release failed; the message returns after its visibility timeout", "queue", name, "message_id", m.ID, "error", err)
 			}
@@ -123,12 +134,22 @@ func (o *Orchestrator) handleBatch(ctx context.Context, name string, msgs []*que
 			o.log.Warn("acknowledge failed; processed messages will be redelivered", "queue", name, "count", len(ack), "error", err)
 		}
 	}
-	if len(poison) > 0 {
-		if err := o.queue.MessageArchive(ctx, &queue.ArchiveParams{Queue: name, Receipts: poison}); err != nil {
-			o.log.Error("archive failed", "queue", name, "error", err)
-		}
-	}
 }
+
+// deadLetter sets m aside for good. If that fails, the message returns
+// after its visibility timeout and is set aside at its next failure.
+func (o *Orchestrator) deadLetter(ctx context.Context, name string, m *queue.Message, reason string) {
+	o.log.Error("setting aside a message as a dead letter", "queue", name, "message_id", m.ID, "read_count", m.ReadCount, "reason", reason)
+	if err := o.queue.MessageDeadLetter(ctx, &queue.DeadLetterParams{Queue: name, Receipt: m.Receipt(), Reason: reason}); err != nil {
+		o.log.Error("setting aside a dead letter failed; the message returns after its visibility timeout", "queue", name, "message_id", m.ID, "error", err)
+		return
+	}
+	o.deadLettered.Add(1)
+}
+
+// DeadLettered returns how many messages this orchestrator set aside as
+// dead letters.
+func (o *Orchestrator) DeadLettered() uint64 { return o.deadLettered.Load() }
 
 // processResult handles a result message.
 func (o *Orchestrator) processResult(ctx context.Context, tx store.Tx, rec *transition.Recorder, m *queue.Message) error {

@@ -217,6 +217,14 @@ func (g *guardedQueue) MessageArchive(ctx context.Context, p *queue.ArchiveParam
 	return g.b.doCtx(ctx, func() error { return g.q.MessageArchive(ctx, p) })
 }
 
+func (g *guardedQueue) MessageDeadLetter(ctx context.Context, p *queue.DeadLetterParams) error {
+	return g.b.doCtx(ctx, func() error { return g.q.MessageDeadLetter(ctx, p) })
+}
+
+func (g *guardedQueue) DeadLetterList(ctx context.Context, p *queue.DeadLetterListParams) ([]*queue.DeadLetter, error) {
+	return call(ctx, g.b, func() ([]*queue.DeadLetter, error) { return g.q.DeadLetterList(ctx, p) })
+}
+
 func (g *guardedQueue) QueueDepth(ctx context.Context, name string) (int64, error) {
 	return call(ctx, g.b, func() (int64, error) { return g.q.QueueDepth(ctx, name) })
 }

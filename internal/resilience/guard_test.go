@@ -240,6 +240,14 @@ func (q *downQueue) MessageArchive(context.Context, *queue.ArchiveParams) error 
 	q.calls++
 	return errDown
 }
+func (q *downQueue) MessageDeadLetter(context.Context, *queue.DeadLetterParams) error {
+	q.calls++
+	return errDown
+}
+func (q *downQueue) DeadLetterList(context.Context, *queue.DeadLetterListParams) ([]*queue.DeadLetter, error) {
+	q.calls++
+	return nil, errDown
+}
 func (q *downQueue) QueueStats(context.Context, string) (*queue.Stats, error) {
 	q.calls++
 	return nil, errDown
@@ -256,7 +264,7 @@ func (q *downQueue) Close() error                     { return nil }
 
 func TestGuardQueueOpensAndRefusesEveryMethod(t *testing.T) {
 	ctx := t.Context()
-	b, _ := newBreaker(t, BreakerConfig{FailureThreshold: 9})
+	b, _ := newBreaker(t, BreakerConfig{FailureThreshold: 11})
 	down := &downQueue{}
 	q := GuardQueue(down, b)
 	calls := []func() error{
@@ -267,6 +275,8 @@ func TestGuardQueueOpensAndRefusesEveryMethod(t *testing.T) {
 		func() error { return q.MessageNack(ctx, &queue.NackParams{Queue: "q"}) },
 		func() error { return q.MessageExtend(ctx, &queue.ExtendParams{Queue: "q"}) },
 		func() error { return q.MessageArchive(ctx, &queue.ArchiveParams{Queue: "q"}) },
+		func() error { return q.MessageDeadLetter(ctx, &queue.DeadLetterParams{Queue: "q"}) },
+		func() error { _, err := q.DeadLetterList(ctx, &queue.DeadLetterListParams{}); return err },
 		func() error { _, err := q.QueueStats(ctx, "q"); return err },
 		func() error { _, err := q.QueueDepth(ctx, "q"); return err },
 	}
@@ -276,7 +286,7 @@ func TestGuardQueueOpensAndRefusesEveryMethod(t *testing.T) {
 		}
 	}
 	if b.State() != StateOpen {
-		t.Fatalf("state %s after 9 failures", b.State())
+		t.Fatalf("state %s after 11 failures", b.State())
 	}
 	for i, c := range calls {
 		if err := c(); !errors.Is(err, ErrOpen) {

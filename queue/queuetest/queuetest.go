@@ -77,6 +77,7 @@ var cases = []struct {
 	{"an extended claim outlives its first visibility timeout", testExtend},
 	{"extending a message that is gone fails as not found", testExtendGone},
 	{"an archived message is never claimed again and is counted as archived", testArchive},
+	{"a dead-lettered message leaves its queue and is listed with its reason and deliveries", testDeadLetter},
 	{"acknowledging twice or acknowledging unknown ids is not an error", testAckIdempotent},
 	{"a holder whose claim expired can no longer acknowledge, release, extend or archive the message", testStaleReceipt},
 	{"messages of one queue are not claimed from another", testQueuesIsolated},
@@ -318,6 +319,65 @@ func testArchive(t *testing.T, e *env) {
 	// Archiving again, or a message that is gone, is not an error.
 	if err := e.q.MessageArchive(e.ctx, &queue.ArchiveParams{Queue: "q", Receipts: []queue.Receipt{first(a), first(987654)}}); err != nil {
 		t.Fatalf("MessageArchive of archived and unknown ids: %v", err)
+	}
+}
+
+func testDeadLetter(t *testing.T, e *env) {
+	e.ensure(t, "q")
+	e.ensure(t, "other")
+	id := e.send(t, "q", "poison", 0)
+	keep := e.send(t, "q", "fine", 30*time.Minute)
+	e.send(t, "other", "elsewhere", 0)
+	old := e.claim(t, "q", 1, 10*time.Second)[0]
+	e.clock.Advance(11 * time.Second) // the first claim expires
+	m := e.claimOne(t, "q", time.Minute)
+	if m.ID != id || m.ReadCount != 2 {
+		t.Fatalf("claimed %d read %d times, want %d read twice", m.ID, m.ReadCount, id)
+	}
+	// The expired claim cannot set the message aside.
+	err := e.q.MessageDeadLetter(e.ctx, &queue.DeadLetterParams{Queue: "q", Receipt: old.Receipt(), Reason: "late"})
+	if !errors.Is(err, taskertype.ErrNotFound) {
+		t.Fatalf("MessageDeadLetter with an expired receipt: %v, want an error wrapping ErrNotFound", err)
+	}
+	if err := e.q.MessageDeadLetter(e.ctx, &queue.DeadLetterParams{Queue: "q", Receipt: m.Receipt(), Reason: "it broke"}); err != nil {
+		t.Fatalf("MessageDeadLetter: %v", err)
+	}
+	e.clock.Advance(time.Hour)
+	if got := e.claimOne(t, "q", time.Minute); got.ID != keep {
+		t.Fatalf("claimed %d, want %d: the dead letter must never be delivered again", got.ID, keep)
+	}
+	e.claimNone(t, "q")
+	if s := e.stats(t, "q"); s.Claimed != 1 || s.Visible != 0 || s.Archived != 0 {
+		t.Errorf("stats %+v, want only the other message, claimed", s)
+	}
+	err = e.q.MessageDeadLetter(e.ctx, &queue.DeadLetterParams{Queue: "q", Receipt: m.Receipt(), Reason: "again"})
+	if !errors.Is(err, taskertype.ErrNotFound) {
+		t.Fatalf("MessageDeadLetter twice: %v, want an error wrapping ErrNotFound", err)
+	}
+	other := e.claimOne(t, "other", time.Minute)
+	if err := e.q.MessageDeadLetter(e.ctx, &queue.DeadLetterParams{Queue: "other", Receipt: other.Receipt(), Reason: "second"}); err != nil {
+		t.Fatalf("MessageDeadLetter: %v", err)
+	}
+	all, err := e.q.DeadLetterList(e.ctx, &queue.DeadLetterListParams{})
+	if err != nil {
+		t.Fatalf("DeadLetterList: %v", err)
+	}
+	if len(all) != 2 || all[0].Queue != "other" || all[1].Queue != "q" {
+		t.Fatalf("DeadLetterList: %d dead letters %v, want 2, newest first", len(all), all)
+	}
+	d := all[1]
+	if d.MessageID != id || string(d.Body) != "poison" || d.ReadCount != 2 || d.Reason != "it broke" ||
+		!d.EnqueuedAt.Equal(Start) || !d.DeadAt.Equal(Start.Add(11*time.Second)) {
+		t.Errorf("dead letter %+v, want message %d, body poison, read twice, reason %q, enqueued at the start, set aside 11s later", d, id, "it broke")
+	}
+	if got, err := e.q.DeadLetterList(e.ctx, &queue.DeadLetterListParams{Queue: "q"}); err != nil || len(got) != 1 || got[0].MessageID != id {
+		t.Errorf("DeadLetterList of q: %v, %v; want the one dead letter of q", got, err)
+	}
+	if got, err := e.q.DeadLetterList(e.ctx, &queue.DeadLetterListParams{Limit: 1}); err != nil || len(got) != 1 || got[0].Queue != "other" {
+		t.Errorf("DeadLetterList with limit 1: %v, %v; want the newest", got, err)
+	}
+	if err := e.q.MessageDeadLetter(e.ctx, &queue.DeadLetterParams{Queue: "q", Receipt: m.Receipt()}); !errors.Is(err, taskertype.ErrInvalid) {
+		t.Errorf("MessageDeadLetter without a reason: %v, want ErrInvalid", err)
 	}
 }
 

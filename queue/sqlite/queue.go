@@ -66,6 +66,7 @@ type Queue struct {
 	archiveCopy, archiveDelete, release, nextDue                 *sql.Stmt
 	stats                                                        *sql.Stmt
 	depth                                                        *sql.Stmt
+	dead                                                         deadLetterStmts
 
 	mu     sync.Mutex // guards the fields below; never held across a database call
 	subs   map[string]map[*subscriber]struct{}
@@ -178,6 +179,7 @@ func New(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Queue, error) {
 		WHERE q.name = ?1`)
 	q.depth = p.R(`SELECT (SELECT COUNT(*) FROM queue_messages WHERE queue = ?1 AND vt <= ?2)
 		FROM queue_queues WHERE name = ?1`)
+	q.prepareDeadLetters(p)
 	if err := p.Err(); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}

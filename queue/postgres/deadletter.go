@@ -1,0 +1,78 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tasker-go/tasker/queue"
+)
+
+const deadLetterCols = `id, queue, msg_id, message, read_ct, enqueued_at, dead_at, reason`
+
+// MessageDeadLetter implements queue.Queue: one statement moves the message
+// from its queue's table to the dead letters, if the receipt is that of its
+// current claim.
+func (q *Queue) MessageDeadLetter(ctx context.Context, p *queue.DeadLetterParams) error {
+	if err := q.check("dead letter"); err != nil {
+		return err
+	}
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	sql := fmt.Sprintf(`WITH d AS (DELETE FROM %s WHERE msg_id = $1 AND read_ct = $2
+			RETURNING msg_id, read_ct, enqueued_at, message)
+		INSERT INTO tasker_dead_letters (queue, msg_id, read_ct, enqueued_at, dead_at, reason, message)
+		SELECT $3, msg_id, read_ct, enqueued_at, coalesce($4::timestamptz, clock_timestamp()), $5, message FROM d`, q.stmtsOf(p.Queue).table)
+	ct, err := q.db.Pool.Exec(ctx, sql, p.Receipt.ID, int32(p.Receipt.ReadCount), p.Queue, q.deadAt(), p.Reason)
+	return updatedOne("dead letter", p.Queue, p.Receipt, ct, err)
+}
+
+// deadAt is the time a message is set aside at: the queue's clock, or the
+// database's when it is nil.
+func (q *Queue) deadAt() *time.Time {
+	t := q.clock.Now()
+	return &t
+}
+
+// DeadLetterList implements queue.Queue.
+func (q *Queue) DeadLetterList(ctx context.Context, p *queue.DeadLetterListParams) ([]*queue.DeadLetter, error) {
+	if err := q.check("dead letter list"); err != nil {
+		return nil, err
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	limit := cmp.Or(p.Limit, queue.DefaultDeadLetterLimit)
+	var (
+		rows pgx.Rows
+		err  error
+	)
+	if p.Queue == "" {
+		rows, err = q.db.Pool.Query(ctx, `SELECT `+deadLetterCols+` FROM tasker_dead_letters ORDER BY id DESC LIMIT $1`, limit)
+	} else {
+		rows, err = q.db.Pool.Query(ctx, `SELECT `+deadLetterCols+` FROM tasker_dead_letters WHERE queue = $1 ORDER BY id DESC LIMIT $2`, p.Queue, limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("queue: dead letter list: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*queue.DeadLetter, error) {
+		var (
+			d    queue.DeadLetter
+			read int32
+		)
+		if err := row.Scan(&d.ID, &d.Queue, &d.MessageID, &d.Body, &read, &d.EnqueuedAt, &d.DeadAt, &d.Reason); err != nil {
+			return nil, err
+		}
+		d.ReadCount = int(read)
+		d.EnqueuedAt, d.DeadAt = d.EnqueuedAt.UTC(), d.DeadAt.UTC()
+		return &d, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue: dead letter list: %w", err)
+	}
+	return out, nil
+}
