@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tasker-go/tasker"
+	"github.com/tasker-go/tasker/internal/cli/contextflag"
 	"github.com/tasker-go/tasker/internal/demo"
 	"github.com/tasker-go/tasker/template"
 )
@@ -59,15 +60,11 @@ func checkOutput(output string) error {
 }
 
 func parseContext(s string) (json.RawMessage, error) {
-	var obj map[string]any
-	if err := json.Unmarshal([]byte(s), &obj); err != nil || obj == nil {
-		why := "it is not a JSON object"
-		if err != nil {
-			why = err.Error()
-		}
-		return nil, usageError{fmt.Errorf("--context %q is not a valid JSON object (%s): pass an object such as '{\"value\": 3}'", s, why)}
+	raw, err := contextflag.Parse(s)
+	if err != nil {
+		return nil, usageError{err}
 	}
-	return json.RawMessage(s), nil
+	return raw, nil
 }
 
 // openEngine opens the embedded engine with the demo handlers registered.
