@@ -119,6 +119,15 @@ func TestAWorkerOnALockedDatabaseSaysWhatToDo(t *testing.T) {
 	}
 }
 
+// On PostgreSQL workers run in tasker worker processes: serve refuses
+// --namespace there rather than ignore it.
+func TestServeOnPostgreSQLRefusesNamespaces(t *testing.T) {
+	code, _, errOut := runCLI(t, "serve", "--database-url", "postgres://nobody@127.0.0.1:1/none", "--namespace", "demo")
+	if code != ExitBadInput || !strings.Contains(errOut, "tasker worker --namespace") {
+		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
+	}
+}
+
 // tasker serve on the embedded backend runs the workers itself: the
 // database's lock keeps a separate tasker worker out.
 func TestServeOnTheEmbeddedBackendRunsTheWorkers(t *testing.T) {

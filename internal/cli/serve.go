@@ -79,6 +79,9 @@ tasks and those named with --namespace.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := b.config(g)
 			if b.url != "" {
+				if len(namespaces) > 0 {
+					return usageError{fmt.Errorf("--namespace applies to the embedded backend only: on PostgreSQL, run workers with 'tasker worker --namespace NS'")}
+				}
 				cfg.DisableWorkers = true
 				return g.serveUntilDone(cmd.Context(), cfg, nil, shutdown, "orchestration")
 			}
@@ -90,6 +93,7 @@ tasks and those named with --namespace.`,
 	cmd.Flags().DurationVar(&shutdown, "shutdown-timeout", 30*time.Second, "how long a stop waits for work in hand")
 	cmd.Flags().StringSliceVarP(&namespaces, "namespace", "n", nil, "embedded backend only: a namespace whose steps to run besides those of the unfinished tasks (repeatable)")
 	maxResultFlag(cmd, &maxResult)
+	cmd.Flags().Lookup("max-result-bytes").Usage = "embedded backend only (its workers run here): " + cmd.Flags().Lookup("max-result-bytes").Usage
 	return cmd
 }
 
