@@ -19,7 +19,7 @@ bench-structures:
 fuzz:
 	go test ./template -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60s
 	go test ./internal/wire -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 60s
-	go test ./internal/cli -run '^$$' -fuzz '^FuzzParseContext$$' -fuzztime 60s
+	go test ./internal/cli/contextflag -run '^$$' -fuzz '^FuzzParseContext$$' -fuzztime 60s
 
 ci:
 	bash .ci/run

@@ -85,6 +85,16 @@ type Config struct {
 	// depth is read at most once a second per namespace, so the bound is
 	// approximate. Default 10,000; negative: no bound.
 	MaxQueuedSteps int
+	// MaxContextBytes bounds a task's context, in bytes of JSON: CreateTask
+	// refuses a larger one with an error wrapping taskertype.ErrInvalid, and
+	// stores nothing. Default DefaultMaxContextBytes (1 MiB); negative: no
+	// bound.
+	MaxContextBytes int
+	// MaxResultBytes bounds a step's result, in bytes of JSON: a handler
+	// (or pull worker) returning a larger one fails the attempt for good,
+	// and nothing of the result is stored. Default DefaultMaxResultBytes
+	// (4 MiB); negative: no bound.
+	MaxResultBytes int
 	// Pull configures the dispatch channel that hands steps to pull
 	// workers (see RegisterPullHandler).
 	Pull PullConfig
@@ -98,6 +108,12 @@ type Config struct {
 	// Default 5.
 	MaxDeliveries int
 }
+
+// The default size limits of Config.MaxContextBytes and MaxResultBytes.
+const (
+	DefaultMaxContextBytes = 1 << 20
+	DefaultMaxResultBytes  = 4 << 20
+)
 
 // CircuitBreakerConfig configures the circuit breakers. The zero value of
 // each field means its default.
@@ -165,6 +181,12 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.ProcessorName == "" {
 		host, _ := os.Hostname()
 		cfg.ProcessorName = fmt.Sprintf("%s:%d", host, os.Getpid())
+	}
+	if cfg.MaxContextBytes == 0 {
+		cfg.MaxContextBytes = DefaultMaxContextBytes
+	}
+	if cfg.MaxResultBytes == 0 {
+		cfg.MaxResultBytes = DefaultMaxResultBytes
 	}
 	if cfg.WorkerConcurrency < 0 {
 		return nil, fmt.Errorf("tasker: WorkerConcurrency must not be negative, got %d", cfg.WorkerConcurrency)
@@ -368,6 +390,7 @@ func (e *Engine) startWorker(ctx context.Context) error {
 		Store: e.store, Queue: e.queue, Bus: e.bus, Logger: e.cfg.Logger, Clock: e.clock,
 		Processor: "worker@" + e.cfg.ProcessorName, Namespaces: namespaces, Handlers: e.handlers,
 		Concurrency: e.cfg.WorkerConcurrency, IdlePoll: e.cfg.IdlePoll, VisibilityTimeout: e.cfg.ClaimTimeout,
+		MaxResultBytes: max(e.cfg.MaxResultBytes, 0),
 	}
 	if !e.cfg.DisableOrchestration {
 		// Orchestration runs here: hand results over in the worker's own

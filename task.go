@@ -41,6 +41,10 @@ func (e *Engine) CreateTask(ctx context.Context, p CreateTaskParams) (*Task, err
 	if err != nil {
 		return nil, fmt.Errorf("tasker: create task from %s: %w", tpl.Key(), err)
 	}
+	if limit := e.cfg.MaxContextBytes; limit > 0 && len(raw) > limit {
+		return nil, fmt.Errorf("tasker: create task from %s: %w: the context is %d bytes of JSON, more than the limit of %d: pass a smaller context (large data belongs elsewhere, passed by reference), or raise the limit (Config.MaxContextBytes, or --max-context-bytes)",
+			tpl.Key(), taskertype.ErrInvalid, len(raw), limit)
+	}
 	if err := tpl.ValidateContext(raw); err != nil {
 		return nil, fmt.Errorf("tasker: create task from %s: %w", tpl.Key(), err)
 	}
@@ -201,7 +205,12 @@ func (e *Engine) ResolveStep(ctx context.Context, taskID uuid.UUID, step string)
 }
 
 // CompleteStep marks a step as complete by hand with the given JSON result.
+// The result is bounded like a handler's (Config.MaxResultBytes).
 func (e *Engine) CompleteStep(ctx context.Context, taskID uuid.UUID, step string, result json.RawMessage) error {
+	if limit := e.cfg.MaxResultBytes; limit > 0 && len(result) > limit {
+		return fmt.Errorf("tasker: complete step %q: %w: the result is %d bytes of JSON, more than the limit of %d: store large data elsewhere and complete with a reference, or raise the limit (Config.MaxResultBytes, or --max-result-bytes)",
+			step, taskertype.ErrInvalid, len(result), limit)
+	}
 	return e.orch.CompleteStep(ctx, taskID, step, result)
 }
 

@@ -116,22 +116,3 @@ func TestExitCodes(t *testing.T) {
 		t.Fatalf("task list after the bad input: exit %d\n%s\nwant exactly the one failed task", code, out)
 	}
 }
-
-func FuzzParseContext(f *testing.F) {
-	for _, s := range []string{`{"value": 3}`, `{}`, `[]`, `null`, `{"a":`, `"x"`, ``} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		raw, err := parseContext(s)
-		if err != nil {
-			if !strings.Contains(err.Error(), "--context") {
-				t.Fatalf("error %q does not name the flag", err)
-			}
-			return
-		}
-		var obj map[string]any
-		if json.Unmarshal(raw, &obj) != nil || obj == nil {
-			t.Fatalf("accepted %q, which is not a JSON object", s)
-		}
-	})
-}

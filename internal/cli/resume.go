@@ -14,6 +14,7 @@ import (
 
 func newResumeCmd(g *globals) *cobra.Command {
 	var db, output string
+	var maxResult int
 	cmd := &cobra.Command{
 		Use:   "resume [TASK_ID...]",
 		Short: "Continue the unfinished tasks of a database (after a crash or an interrupt)",
@@ -31,24 +32,19 @@ Exit code 0: every task completed; 1: one ended otherwise; 2: bad input.`,
 			if err != nil {
 				return err
 			}
-			return g.resume(cmd.Context(), db, ids, output)
+			return g.resume(cmd.Context(), tasker.Config{DatabasePath: db, MaxResultBytes: maxResult}, ids, output)
 		},
 	}
 	dbFlag(cmd, &db)
 	outputFlag(cmd, &output)
+	maxResultFlag(cmd, &maxResult)
 	return cmd
 }
 
 const resumeLimit = 100_000
 
-func (g *globals) resume(ctx context.Context, db string, ids []uuid.UUID, output string) error {
-	// Open once to find the namespaces that need workers, then start.
-	probe, err := g.openEngine(ctx, db, nil)
-	if err != nil {
-		return err
-	}
-	unfinished, err := probe.Tasks(ctx, resumeLimit, nonTerminal()...)
-	g.stopEngine(probe)
+func (g *globals) resume(ctx context.Context, cfg tasker.Config, ids []uuid.UUID, output string) error {
+	unfinished, err := g.unfinished(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -63,10 +59,11 @@ func (g *globals) resume(ctx context.Context, db string, ids []uuid.UUID, output
 		}
 	}
 	if len(ids) == 0 {
-		fmt.Fprintf(g.stdout, "nothing to resume: every task in %s has finished\n", db)
+		fmt.Fprintf(g.stdout, "nothing to resume: every task in %s has finished\n", cfg.DatabasePath)
 		return nil
 	}
-	eng, err := g.openEngine(ctx, db, namespaces)
+	cfg.WorkerNamespaces = namespaces
+	eng, err := g.openEngine(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -80,6 +77,19 @@ func (g *globals) resume(ctx context.Context, db string, ids []uuid.UUID, output
 		}
 	}
 	return g.summarize(ctx, eng, ids, output)
+}
+
+// unfinished opens the database of cfg without running anything and lists
+// its unfinished tasks, to find the namespaces that need workers before
+// the engine that runs them opens.
+func (g *globals) unfinished(ctx context.Context, cfg tasker.Config) ([]*tasker.Task, error) {
+	cfg.DisableOrchestration, cfg.DisableWorkers = true, true
+	probe, err := g.openEngine(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer g.stopEngine(probe)
+	return probe.Tasks(ctx, resumeLimit, nonTerminal()...)
 }
 
 func nonTerminal() []tasker.TaskState {

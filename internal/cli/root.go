@@ -14,6 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tasker-go/tasker"
+	"github.com/tasker-go/tasker/internal/sqlitedb"
 	"github.com/tasker-go/tasker/taskertype"
 )
 
@@ -36,13 +38,19 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(stderr, "tasker:", err)
+		fmt.Fprintln(stderr, errorLine(err))
 		if hint := hintFor(err); hint != "" {
 			fmt.Fprintln(stderr, "hint:", hint)
 		}
 		return exitCode(err)
 	}
 	return code
+}
+
+// errorLine renders err for stderr with one "tasker: " prefix: the engine's
+// own errors already start with it.
+func errorLine(err error) string {
+	return "tasker: " + strings.TrimPrefix(err.Error(), "tasker: ")
 }
 
 func exitCode(err error) int {
@@ -58,8 +66,12 @@ func exitCode(err error) int {
 }
 
 func hintFor(err error) string {
-	if strings.HasPrefix(err.Error(), "unknown command") {
+	switch {
+	case strings.HasPrefix(err.Error(), "unknown command"):
 		return "run 'tasker --help' for the commands"
+	case errors.Is(err, sqlitedb.ErrLocked):
+		return "the embedded backend (--db) is used by one process at a time: 'tasker serve' and 'tasker run' on it run the workers themselves; " +
+			"for separate serve and worker processes use PostgreSQL (--database-url or TASKER_DATABASE_URL, after 'tasker migrate')"
 	}
 	return ""
 }
@@ -89,6 +101,29 @@ func newRoot(stdout, stderr io.Writer, code *int) *cobra.Command {
 	root.AddCommand(newRunCmd(g), newResumeCmd(g), newTemplateCmd(g), newTaskCmd(g), newBenchCmd(g),
 		newMigrateCmd(g), newServeCmd(g), newWorkerCmd(g), newDeadLettersCmd(g))
 	return root
+}
+
+// database holds the flags that choose the database: the embedded SQLite
+// file, or PostgreSQL when url is set.
+type database struct{ url, db string }
+
+// databaseFlags registers --db and --database-url.
+func databaseFlags(cmd *cobra.Command, d *database) {
+	dbFlag(cmd, &d.db)
+	cmd.Flags().StringVar(&d.url, "database-url", os.Getenv("TASKER_DATABASE_URL"),
+		"PostgreSQL URL (env TASKER_DATABASE_URL); when set, --db is ignored")
+}
+
+// maxContextFlag registers --max-context-bytes (Config.MaxContextBytes).
+func maxContextFlag(cmd *cobra.Command, n *int) {
+	cmd.Flags().IntVar(n, "max-context-bytes", tasker.DefaultMaxContextBytes,
+		"the largest task context accepted, in bytes of JSON (negative: no bound)")
+}
+
+// maxResultFlag registers --max-result-bytes (Config.MaxResultBytes).
+func maxResultFlag(cmd *cobra.Command, n *int) {
+	cmd.Flags().IntVar(n, "max-result-bytes", tasker.DefaultMaxResultBytes,
+		"the largest step result stored, in bytes of JSON; a larger one fails its step for good (negative: no bound)")
 }
 
 // dbFlag registers the --db flag, defaulting to $TASKER_DB or ./tasker.db.

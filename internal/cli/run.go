@@ -12,15 +12,17 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tasker-go/tasker"
+	"github.com/tasker-go/tasker/internal/cli/contextflag"
 	"github.com/tasker-go/tasker/internal/demo"
 	"github.com/tasker-go/tasker/template"
 )
 
 type runOptions struct {
-	db      string
-	context string
-	output  string
-	quiet   bool
+	db                    string
+	context               string
+	output                string
+	quiet                 bool
+	maxContext, maxResult int
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -44,6 +46,8 @@ Exit code 0: the task completed; 1: it ended otherwise; 2: bad input.`,
 	cmd.Flags().StringVarP(&o.context, "context", "c", "{}", "the task's context, a JSON object")
 	outputFlag(cmd, &o.output)
 	cmd.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "do not show progress, only the summary")
+	maxContextFlag(cmd, &o.maxContext)
+	maxResultFlag(cmd, &o.maxResult)
 	return cmd
 }
 
@@ -59,22 +63,17 @@ func checkOutput(output string) error {
 }
 
 func parseContext(s string) (json.RawMessage, error) {
-	var obj map[string]any
-	if err := json.Unmarshal([]byte(s), &obj); err != nil || obj == nil {
-		why := "it is not a JSON object"
-		if err != nil {
-			why = err.Error()
-		}
-		return nil, usageError{fmt.Errorf("--context %q is not a valid JSON object (%s): pass an object such as '{\"value\": 3}'", s, why)}
+	raw, err := contextflag.Parse(s)
+	if err != nil {
+		return nil, usageError{err}
 	}
-	return json.RawMessage(s), nil
+	return raw, nil
 }
 
-// openEngine opens the embedded engine with the demo handlers registered.
-func (g *globals) openEngine(ctx context.Context, db string, namespaces []string, templates ...*template.Template) (*tasker.Engine, error) {
-	eng, err := tasker.Open(ctx, tasker.Config{
-		DatabasePath: db, Logger: g.logger(), Templates: templates, WorkerNamespaces: namespaces,
-	})
+// openEngine opens an engine with the demo handlers registered.
+func (g *globals) openEngine(ctx context.Context, cfg tasker.Config) (*tasker.Engine, error) {
+	cfg.Logger = g.logger()
+	eng, err := tasker.Open(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -95,11 +94,12 @@ func (g *globals) run(ctx context.Context, o *runOptions, file string) error {
 	if err != nil {
 		return err
 	}
-	tpl, err := template.LoadFile(file)
+	tpl, err := loadTemplateFile(file)
 	if err != nil {
 		return err
 	}
-	eng, err := g.openEngine(ctx, o.db, []string{tpl.Namespace}, tpl)
+	eng, err := g.openEngine(ctx, tasker.Config{DatabasePath: o.db, Templates: []*template.Template{tpl},
+		WorkerNamespaces: []string{tpl.Namespace}, MaxContextBytes: o.maxContext, MaxResultBytes: o.maxResult})
 	if err != nil {
 		return err
 	}
@@ -134,12 +134,22 @@ func (g *globals) run(ctx context.Context, o *runOptions, file string) error {
 	return g.summarize(ctx, eng, []uuid.UUID{final.ID}, o.output)
 }
 
+// loadTemplateFile loads the one template file a command takes; a
+// directory is bad input, with the command that takes directories.
+func loadTemplateFile(path string) (*template.Template, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return nil, usageError{fmt.Errorf("%s is a directory, not a template file: name one template file in it; to check every template in the directory, run 'tasker template validate %s'",
+			path, path)}
+	}
+	return template.LoadFile(path)
+}
+
 // stopEngine stops gracefully: steps in flight get a few seconds to finish.
 func (g *globals) stopEngine(eng *tasker.Engine) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := eng.Stop(ctx); err != nil {
-		fmt.Fprintln(g.stderr, "tasker: stop:", err)
+		fmt.Fprintln(g.stderr, errorLine(err))
 	}
 }
 

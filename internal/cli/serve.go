@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -17,16 +19,14 @@ import (
 
 // backend holds the flags that choose the database.
 type backend struct {
-	url, db     string
+	database
 	autoMigrate bool
 	claim       time.Duration
 	maxQueued   int
 }
 
 func backendFlags(cmd *cobra.Command, b *backend) {
-	dbFlag(cmd, &b.db)
-	cmd.Flags().StringVar(&b.url, "database-url", os.Getenv("TASKER_DATABASE_URL"),
-		"PostgreSQL URL (env TASKER_DATABASE_URL); when set, --db is ignored")
+	databaseFlags(cmd, &b.database)
 	cmd.Flags().BoolVar(&b.autoMigrate, "migrate", false, "apply the PostgreSQL schema migrations first")
 	cmd.Flags().DurationVar(&b.claim, "claim-timeout", 0, "how long a claimed message stays hidden: a dead process's work comes back after it (default 30s orchestration, 60s workers)")
 	cmd.Flags().IntVar(&b.maxQueued, "max-queued-steps", 0, "refuse new tasks while their namespace's queue holds this many steps waiting for a worker (default 10000; negative: no bound)")
@@ -61,29 +61,70 @@ func newMigrateCmd(g *globals) *cobra.Command {
 func newServeCmd(g *globals) *cobra.Command {
 	var b backend
 	var shutdown time.Duration
+	var namespaces []string
+	var maxResult int
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run orchestration until interrupted (any number of processes may serve one database)",
 		Long: `Run orchestration: take new tasks and step results from the database's queues,
-move the tasks on, retry, finalize. Workers run in other processes
-('tasker worker'). Stops gracefully on SIGINT or SIGTERM.`,
+move the tasks on, retry, finalize. On PostgreSQL (--database-url), workers
+run in other processes ('tasker worker'). Stops gracefully on SIGINT or
+SIGTERM.
+
+On the embedded backend (--db) this process locks the database file, so no
+other tasker process can open it: serve runs the workers itself, with the
+built-in demo handlers, for the namespaces of the database's unfinished
+tasks and those named with --namespace.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := b.config(g)
-			cfg.DisableWorkers = true
-			return g.serveUntilDone(cmd.Context(), cfg, nil, shutdown, "orchestration")
+			if b.url != "" {
+				if len(namespaces) > 0 {
+					return usageError{fmt.Errorf("--namespace applies to the embedded backend only: on PostgreSQL, run workers with 'tasker worker --namespace NS'")}
+				}
+				cfg.DisableWorkers = true
+				return g.serveUntilDone(cmd.Context(), cfg, nil, shutdown, "orchestration")
+			}
+			cfg.MaxResultBytes = maxResult
+			return g.serveEmbedded(cmd.Context(), cfg, namespaces, shutdown)
 		},
 	}
 	backendFlags(cmd, &b)
 	cmd.Flags().DurationVar(&shutdown, "shutdown-timeout", 30*time.Second, "how long a stop waits for work in hand")
+	cmd.Flags().StringSliceVarP(&namespaces, "namespace", "n", nil, "embedded backend only: a namespace whose steps to run besides those of the unfinished tasks (repeatable)")
+	maxResultFlag(cmd, &maxResult)
+	cmd.Flags().Lookup("max-result-bytes").Usage = "embedded backend only (its workers run here): " + cmd.Flags().Lookup("max-result-bytes").Usage
 	return cmd
+}
+
+// serveEmbedded serves an embedded database with its workers in this
+// process: the database's lock keeps every other process out.
+func (g *globals) serveEmbedded(ctx context.Context, cfg tasker.Config, namespaces []string, shutdown time.Duration) error {
+	unfinished, err := g.unfinished(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	for _, t := range unfinished {
+		if !slices.Contains(namespaces, t.Namespace) {
+			namespaces = append(namespaces, t.Namespace)
+		}
+	}
+	which := "no namespace (the database has no unfinished task: name namespaces with --namespace)"
+	if len(namespaces) > 0 {
+		which = "the namespaces " + strings.Join(namespaces, ", ")
+	}
+	fmt.Fprintf(g.stderr, "tasker: note: this process locks the embedded database %s, so no other tasker process (worker, task create) can open it: "+
+		"it runs the workers itself, with the built-in demo handlers, for %s; for workers in other processes use PostgreSQL (--database-url)\n",
+		cfg.DatabasePath, which)
+	cfg.WorkerNamespaces = namespaces
+	return g.serveUntilDone(ctx, cfg, demo.Handlers(), shutdown, "orchestration and workers")
 }
 
 func newWorkerCmd(g *globals) *cobra.Command {
 	var b backend
 	var namespaces []string
 	var shutdown time.Duration
-	var concurrency int
+	var concurrency, maxResult int
 	cmd := &cobra.Command{
 		Use:   "worker --namespace NS",
 		Short: "Run Go workers (the built-in demo handlers) for namespaces until interrupted",
@@ -104,6 +145,7 @@ or are released.`,
 			cfg.DisableOrchestration = true
 			cfg.WorkerNamespaces = namespaces
 			cfg.WorkerConcurrency = concurrency
+			cfg.MaxResultBytes = maxResult
 			return g.serveUntilDone(cmd.Context(), cfg, demo.Handlers(), shutdown, "workers")
 		},
 	}
@@ -111,6 +153,7 @@ or are released.`,
 	cmd.Flags().StringSliceVarP(&namespaces, "namespace", "n", nil, "namespace whose steps to run (repeatable)")
 	cmd.Flags().IntVar(&concurrency, "concurrency", 0, "steps run at once (default 8 × CPUs)")
 	cmd.Flags().DurationVar(&shutdown, "shutdown-timeout", 30*time.Second, "how long a stop waits for running steps before releasing them")
+	maxResultFlag(cmd, &maxResult)
 	return cmd
 }
 
@@ -146,6 +189,7 @@ func newCreateCmd(g *globals) *cobra.Command {
 	var b backend
 	var taskCtx, output string
 	var wait bool
+	var maxContext int
 	cmd := &cobra.Command{
 		Use:   "create TEMPLATE_FILE",
 		Short: "Create a task in a database for the serving processes to run",
@@ -158,12 +202,13 @@ func newCreateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tpl, err := template.LoadFile(args[0])
+			tpl, err := loadTemplateFile(args[0])
 			if err != nil {
 				return err
 			}
 			cfg := b.config(g)
 			cfg.DisableOrchestration, cfg.DisableWorkers = true, true
+			cfg.MaxContextBytes = maxContext
 			cfg.Templates = []*template.Template{tpl}
 			eng, err := tasker.Open(cmd.Context(), cfg)
 			if err != nil {
@@ -187,6 +232,7 @@ func newCreateCmd(g *globals) *cobra.Command {
 	backendFlags(cmd, &b)
 	cmd.Flags().StringVarP(&taskCtx, "context", "c", "{}", "the task's context, a JSON object")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the task to finish and print its summary")
+	maxContextFlag(cmd, &maxContext)
 	outputFlag(cmd, &output)
 	return cmd
 }

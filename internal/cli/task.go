@@ -12,7 +12,8 @@ import (
 
 func newTaskCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "task", Short: "Inspect the tasks of a database"}
-	var db, output string
+	var db database
+	var output string
 	var transitions bool
 	show := &cobra.Command{
 		Use:   "show TASK_ID",
@@ -57,11 +58,11 @@ func newTaskCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	dbFlag(show, &db)
+	databaseFlags(show, &db)
 	outputFlag(show, &output)
 	show.Flags().BoolVar(&transitions, "transitions", false, "also print the transition log")
 
-	var listDB string
+	var listDB database
 	var limit int
 	list := &cobra.Command{
 		Use:   "list",
@@ -82,14 +83,15 @@ func newTaskCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	dbFlag(list, &listDB)
+	databaseFlags(list, &listDB)
 	list.Flags().IntVarP(&limit, "limit", "n", 20, "how many tasks to list")
 	cmd.AddCommand(show, list, newCreateCmd(g))
 	return cmd
 }
 
-func (g *globals) withEngine(ctx context.Context, db string, fn func(*tasker.Engine) error) error {
-	eng, err := g.openEngine(ctx, db, nil)
+// withEngine opens an engine that runs nothing, to read the database.
+func (g *globals) withEngine(ctx context.Context, db database, fn func(*tasker.Engine) error) error {
+	eng, err := g.openEngine(ctx, tasker.Config{DatabasePath: db.db, DatabaseURL: db.url, DisableOrchestration: true, DisableWorkers: true})
 	if err != nil {
 		return err
 	}

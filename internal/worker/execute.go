@@ -374,6 +374,9 @@ func (w *Worker) run(ctx context.Context, step *taskertype.Step, in *taskertype.
 			done <- &outcome{failure: taskertype.FailureFromError(err, step.Attempts)}
 		default:
 			result, err := encodeResult(v)
+			if limit := w.cfg.MaxResultBytes; err == nil && limit > 0 && len(result) > limit {
+				err = fmt.Errorf("handler result is %d bytes of JSON, more than the limit of %d: return less (large data belongs elsewhere, returned by reference), or raise the limit (Config.MaxResultBytes, or --max-result-bytes)", len(result), limit)
+			}
 			if err != nil {
 				done <- fail(taskertype.FailureHandler, false, err.Error())
 				return

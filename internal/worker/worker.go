@@ -60,6 +60,9 @@ type Config struct {
 	// TimeoutGrace is how long a handler may run past its step's timeout
 	// before the worker reports the timeout without waiting for it. Default 1s.
 	TimeoutGrace time.Duration
+	// MaxResultBytes bounds a handler's result, in bytes of JSON: a larger
+	// one fails the attempt for good and is not stored. Zero: no bound.
+	MaxResultBytes int
 	// Results, when set, processes a reported outcome inside the worker's
 	// own transaction instead of the worker sending a result message to
 	// orchestration. Set it only when this process runs orchestration.
