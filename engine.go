@@ -135,7 +135,7 @@ type Engine struct {
 	pull      *dispatch.Channel
 	tmpl      *templatecache.Manager // the template manager: a cache in front of templates
 	admit     *admission.Gate        // nil: no bound on queued steps
-	breakers  *resilience.Registry   // one circuit breaker per backend
+	breakers  []*resilience.Breaker  // the queue's and the store's: fixed at start-up, no registry
 
 	mu       sync.Mutex // guards the fields below
 	handlers map[string]Handler
@@ -273,9 +273,7 @@ func (e *Engine) guardBackends() error {
 	if err != nil {
 		return fmt.Errorf("tasker: Config.CircuitBreaker: %w", err)
 	}
-	if e.breakers, err = resilience.NewRegistry(sb, qb); err != nil {
-		return fmt.Errorf("tasker: %w", err)
-	}
+	e.breakers = []*resilience.Breaker{qb, sb}
 	e.store, e.queue = resilience.GuardStore(e.store, sb), resilience.GuardQueue(e.queue, qb)
 	return nil
 }

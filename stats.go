@@ -18,14 +18,14 @@ type Stats struct {
 	Events stats.LatencySnapshot
 	// Machines is the state manager's cache of task state machines.
 	Machines statemanager.Stats
-	// Worker is the Go worker's: steps in flight, the completion
-	// listener's correlations, the debug tracker. Zero without workers.
+	// Worker is the Go worker's: steps in flight and the completion
+	// listener's correlations. Zero without workers.
 	Worker worker.Stats
 	// Pull is the dispatch channel of the pull workers.
 	Pull PullMetrics
 	// Templates is the template manager's cache.
 	Templates templatecache.Stats
-	// Breakers are the circuit breakers of the store and the queue.
+	// Breakers are the circuit breakers of the queue and of the store.
 	Breakers []resilience.BreakerStats
 	// Bus is the in-process event bus.
 	Bus BusStats
@@ -58,8 +58,10 @@ func (e *Engine) Stats() Stats {
 		Machines:  e.orch.MachineStats(),
 		Pull:      e.pull.Metrics(),
 		Templates: e.tmpl.Stats(),
-		Breakers:  e.breakers.All(),
 		Bus:       BusStats{Subscribers: e.bus.Subscribers(), Dropped: e.bus.Dropped()},
+	}
+	for _, b := range e.breakers {
+		s.Breakers = append(s.Breakers, b.Stats())
 	}
 	e.mu.Lock()
 	w := e.worker

@@ -25,31 +25,8 @@ type TaskMachine struct {
 // maxMachines bounds the state manager's cache: tasks in flight at once.
 const maxMachines = 16384
 
-func newMachines(st store.Store) (*statemanager.Cache[uuid.UUID, *TaskMachine], error) {
-	return statemanager.New(statemanager.Config[uuid.UUID, *TaskMachine]{
-		MaxEntries: maxMachines,
-		KeyString:  uuid.UUID.String,
-		// A miss outside a transaction (Machine): read the committed task.
-		Load: func(ctx context.Context, id uuid.UUID) (*TaskMachine, error) {
-			task, err := st.TaskGet(ctx, id)
-			if err != nil {
-				return nil, err
-			}
-			steps, err := st.StepList(ctx, id)
-			if err != nil {
-				return nil, err
-			}
-			task.Context = nil
-			return &TaskMachine{Task: *task, Steps: steps}, nil
-		},
-	})
-}
-
-// Machine returns the state machine of a task: cached, or read from the
-// store. It is a hint, not checked against the store's revision: the store
-// is the truth.
-func (o *Orchestrator) Machine(ctx context.Context, id uuid.UUID) (*TaskMachine, error) {
-	return o.machines.Get(ctx, id)
+func newMachines() (*statemanager.Cache[uuid.UUID, *TaskMachine], error) {
+	return statemanager.New[uuid.UUID, *TaskMachine](statemanager.Config{MaxEntries: maxMachines})
 }
 
 // MachineStats returns the state manager's counters.

@@ -136,7 +136,7 @@ func New(cfg Config) (*Orchestrator, error) {
 		txQueue: cfg.Queue.Capabilities().SharesStoreDatabase,
 	}
 	o.creates = group.Committer[*createReq]{Max: maxCreateBatch, Commit: o.createBatch}
-	machines, err := newMachines(cfg.Store)
+	machines, err := newMachines()
 	if err != nil {
 		return nil, err
 	}
