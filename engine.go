@@ -195,6 +195,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		e.cfg.IdlePoll = cfg.IdlePoll
 	}
 	e.rawQueue = e.queue
+	_, holdsRows := e.store.(*storesqlite.Store) // its row cache answers a task's steps
 	if err := e.guardBackends(); err != nil {
 		e.closeOwned()
 		return nil, err
@@ -222,6 +223,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	orch, err := orchestration.New(orchestration.Config{
 		Store: e.store, Queue: e.queue, Bus: e.bus, Logger: cfg.Logger, Clock: cfg.Clock,
 		Processor: "orchestrator@" + cfg.ProcessorName, IdlePoll: cfg.IdlePoll, VisibilityTimeout: cfg.ClaimTimeout,
+		StoreHoldsRows: holdsRows,
 	})
 	if err != nil {
 		e.closeOwned()

@@ -53,6 +53,10 @@ type Config struct {
 	// Rand returns uniform values in [0, 1) for backoff jitter. Default
 	// math/rand/v2.
 	Rand func() float64
+	// StoreHoldsRows says the store answers a task's steps from memory
+	// (the embedded backend's row cache): the state manager would save
+	// nothing there and is not used (docs/concurrency.md, #2/#3).
+	StoreHoldsRows bool
 }
 
 // LocalWorker is a worker in this process that claims steps within
@@ -113,7 +117,8 @@ type Orchestrator struct {
 	// acknowledgements go in the store's transactions.
 	txQueue bool
 	local   atomic.Pointer[LocalWorker]
-	// machines is the state manager: task state machines by task ID.
+	// machines is the state manager: task state machines by task ID; nil
+	// when the store holds the rows (Config.StoreHoldsRows).
 	machines *statemanager.Cache[uuid.UUID, *TaskMachine]
 	// events times every event orchestration processes (a result, a task
 	// command, a creation) and remembers when it last processed one.
@@ -136,11 +141,12 @@ func New(cfg Config) (*Orchestrator, error) {
 		txQueue: cfg.Queue.Capabilities().SharesStoreDatabase,
 	}
 	o.creates = group.Committer[*createReq]{Max: maxCreateBatch, Commit: o.createBatch}
-	machines, err := newMachines()
-	if err != nil {
-		return nil, err
+	var err error
+	if !cfg.StoreHoldsRows {
+		if o.machines, err = newMachines(); err != nil {
+			return nil, err
+		}
 	}
-	o.machines = machines
 	if o.events, err = stats.NewLatency(stats.LatencyConfig{Clock: cfg.Clock}); err != nil {
 		return nil, err
 	}
