@@ -12,9 +12,12 @@ import (
 // The structure that fans notifications out to a queue's subscribers (TAS-163
 // #10, our #11), against its candidates, on its pattern: a dispatch by queue
 // name on every notification, from the listener and from every sender, and a
-// rare subscribe/unsubscribe.
+// rare subscribe/unsubscribe. A process subscribes to few queues: the
+// orchestrator to the results and the task commands, a worker to one step
+// queue per namespace, one consumer loop each (queues=4: two namespaces);
+// queues=64 is a worker of many namespaces.
 //
-//	go test -run '^$' -bench Demux -count 5 ./queue/postgres/
+//	go test -run '^$' -bench Demux ./queue/postgres/ (repeated, interleaved)
 //
 // g1 runs one goroutine per core (b.SetParallelism(1)), g16 sixteen.
 
@@ -24,16 +27,13 @@ type demuxer interface {
 	signal(name string)
 }
 
-const (
-	benchQueues      = 64
-	benchSubsByQueue = 2
-	churnEvery       = 1024 // dispatches per subscribe+unsubscribe
-)
+const churnEvery = 1024 // dispatches per subscribe+unsubscribe
 
 var demuxCandidates = []struct {
 	name string
 	new  func() demuxer
 }{
+	{"mutex-map(simplest)", func() demuxer { return &mutexDemux{m: map[string][]chan struct{}{}} }},
 	{"rwmutex-map(current)", func() demuxer { return &rwDemux{m: map[string][]chan struct{}{}} }},
 	{"xsync.Map(ours)", func() demuxer { return oursDemux{newDemux()} }},
 	{"sync.Map", func() demuxer { return &syncMapDemux{} }},
@@ -41,47 +41,53 @@ var demuxCandidates = []struct {
 }
 
 func BenchmarkDemux(b *testing.B) {
-	names := make([]string, benchQueues)
-	for i := range names {
-		names[i] = fmt.Sprint("worker_ns", i)
-	}
-	for _, c := range demuxCandidates {
+	for _, queues := range []int{4, 64} {
+		names := []string{"tasker_results", "tasker_task_commands"}
+		for i := 0; len(names) < queues; i++ {
+			names = append(names, fmt.Sprint("worker_ns", i))
+		}
 		for _, g := range []int{1, 16} {
-			b.Run(fmt.Sprintf("%s/g%d", c.name, g), func(b *testing.B) {
-				d := c.new()
-				var cancels []func()
-				for _, n := range names {
-					for range benchSubsByQueue {
+			for _, c := range demuxCandidates {
+				b.Run(fmt.Sprintf("queues=%d/g%d/%s", queues, g, c.name), func(b *testing.B) {
+					d := c.new()
+					var cancels []func()
+					for _, n := range names {
 						cancels = append(cancels, d.subscribe(n))
 					}
-				}
-				var seed atomic.Uint64
-				b.SetParallelism(g)
-				b.ResetTimer()
-				b.RunParallel(func(pb *testing.PB) {
-					i := int(seed.Add(1) * 7919)
-					for pb.Next() {
-						i++
-						name := names[i&(benchQueues-1)]
-						if i%churnEvery == 0 {
-							d.subscribe(name)()
+					var seed atomic.Uint64
+					b.SetParallelism(g)
+					b.ResetTimer()
+					b.RunParallel(func(pb *testing.PB) {
+						i := int(seed.Add(1) * 7919)
+						for pb.Next() {
+							i++
+							name := names[i&(queues-1)]
+							if i%churnEvery == 0 {
+								d.subscribe(name)()
+							}
+							d.signal(name)
 						}
-						d.signal(name)
+					})
+					b.StopTimer()
+					for _, cancel := range cancels {
+						cancel()
 					}
 				})
-				b.StopTimer()
-				for _, cancel := range cancels {
-					cancel()
-				}
-			})
+			}
 		}
 	}
 }
 
-func send(ch chan struct{}) {
+// counts counts signals and coalesced signals, as the demux does for
+// queue.WakeupStats: every candidate pays for them.
+type counts struct{ signals, coalesced atomic.Uint64 }
+
+func (c *counts) send(ch chan struct{}) {
 	select {
 	case ch <- struct{}{}:
+		c.signals.Add(1)
 	default:
+		c.coalesced.Add(1)
 	}
 }
 
@@ -98,6 +104,7 @@ func (o oursDemux) signal(name string) { o.d.signal(name) }
 // rwDemux is the analysis's current design: RwLock<HashMap<String, Sender>>,
 // here with a slice of subscribers per queue.
 type rwDemux struct {
+	counts
 	mu sync.RWMutex
 	m  map[string][]chan struct{}
 }
@@ -125,14 +132,55 @@ func (d *rwDemux) subscribe(name string) func() {
 func (d *rwDemux) signal(name string) {
 	d.mu.RLock()
 	for _, ch := range d.m[name] {
-		send(ch)
+		d.send(ch)
 	}
 	d.mu.RUnlock()
+}
+
+// mutexDemux is the simplest: one mutex over a map of slices.
+type mutexDemux struct {
+	mu                 sync.Mutex
+	m                  map[string][]chan struct{}
+	signals, coalesced uint64
+}
+
+func (d *mutexDemux) subscribe(name string) func() {
+	ch := make(chan struct{}, 1)
+	d.mu.Lock()
+	d.m[name] = append(d.m[name], ch)
+	d.mu.Unlock()
+	return func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		list := d.m[name]
+		if i := slices.Index(list, ch); i >= 0 {
+			list = slices.Delete(list, i, i+1)
+		}
+		if len(list) == 0 {
+			delete(d.m, name)
+		} else {
+			d.m[name] = list
+		}
+	}
+}
+
+func (d *mutexDemux) signal(name string) {
+	d.mu.Lock()
+	for _, ch := range d.m[name] {
+		select {
+		case ch <- struct{}{}:
+			d.signals++
+		default:
+			d.coalesced++
+		}
+	}
+	d.mu.Unlock()
 }
 
 // syncMapDemux keeps a copy-on-write slice per queue in a sync.Map; a mutex
 // serializes the writers.
 type syncMapDemux struct {
+	counts
 	mu sync.Mutex
 	m  sync.Map
 }
@@ -163,7 +211,7 @@ func (d *syncMapDemux) subscribe(name string) func() {
 func (d *syncMapDemux) signal(name string) {
 	if v, ok := d.m.Load(name); ok {
 		for _, ch := range v.([]chan struct{}) {
-			send(ch)
+			d.send(ch)
 		}
 	}
 }
@@ -171,6 +219,7 @@ func (d *syncMapDemux) signal(name string) {
 // cowDemux is a copy-on-write map behind an atomic.Pointer: a dispatch is an
 // atomic load and a map lookup; a writer copies the whole map under a mutex.
 type cowDemux struct {
+	counts
 	mu sync.Mutex
 	m  atomic.Pointer[map[string][]chan struct{}]
 }
@@ -207,6 +256,6 @@ func (d *cowDemux) subscribe(name string) func() {
 
 func (d *cowDemux) signal(name string) {
 	for _, ch := range (*d.m.Load())[name] {
-		send(ch)
+		d.send(ch)
 	}
 }
