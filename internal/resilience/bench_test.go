@@ -64,31 +64,14 @@ func (m *mutexBreaker) Do(fn func() error) error {
 	return err
 }
 
-// mutexGuarded is GuardStore written with mutexBreaker.
-type mutexGuarded struct {
-	store.Store
-	b *mutexBreaker
-}
-
-func (g *mutexGuarded) InTx(ctx context.Context, fn func(store.Tx) error) error {
-	return g.b.Do(func() error { return g.Store.InTx(ctx, fn) })
-}
-
-func (g *mutexGuarded) TaskGet(ctx context.Context, id uuid.UUID) (*taskertype.Task, error) {
-	var t *taskertype.Task
-	err := g.b.Do(func() error {
-		var err error
-		t, err = g.Store.TaskGet(ctx, id)
-		return err
-	})
-	return t, err
-}
-
 // BenchmarkBreakerGuard is a guarded store call in the closed state, the
-// state a working engine is in: no breaker at all (the simplest), ours
-// (atomic fast path, GuardStore) and a mutex breaker, in one run.
+// state a working engine is in: no guard at all (the simplest) against
+// GuardStore with our breaker, whose InTx also wraps the Tx to classify its
+// methods' errors. A mutex breaker is compared on the check alone
+// (BenchmarkBreakerDo): a guard written around it would have to do the
+// same wrapping.
 //
-//	go test -run '^$' -bench BreakerGuard -count 6 ./internal/resilience
+//	go test -run '^$' -bench 'BreakerGuard|BreakerDo' ./internal/resilience (repeated, interleaved)
 func BenchmarkBreakerGuard(b *testing.B) {
 	nop := &nopStore{}
 	ours, err := NewBreaker("store", BreakerConfig{})
@@ -100,8 +83,7 @@ func BenchmarkBreakerGuard(b *testing.B) {
 		s    store.Store
 	}{
 		{"none", nop},
-		{"atomic", GuardStore(nop, ours)},
-		{"mutex", &mutexGuarded{Store: nop, b: &mutexBreaker{threshold: 5}}},
+		{"guarded", GuardStore(nop, ours)},
 	}
 	tx := func(store.Tx) error { return nil }
 	calls := []struct {
@@ -116,6 +98,7 @@ func BenchmarkBreakerGuard(b *testing.B) {
 			for _, c := range cands {
 				b.Run(fmt.Sprintf("%s/g%d/%s", call.name, g, c.name), func(b *testing.B) {
 					ctx := context.Background()
+					b.ReportAllocs()
 					benchutil.RunG(b, g, func(_ uint64, next func() bool) {
 						for next() {
 							if err := call.call(ctx, c.s); err != nil {
@@ -126,6 +109,38 @@ func BenchmarkBreakerGuard(b *testing.B) {
 					})
 				})
 			}
+		}
+	}
+}
+
+// BenchmarkBreakerDo is the breaker's check around a call that succeeds:
+// none, ours (an atomic fast path) and a mutex breaker.
+func BenchmarkBreakerDo(b *testing.B) {
+	ours, err := NewBreaker("store", BreakerConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ok := func() error { return nil }
+	cands := []struct {
+		name string
+		do   func(func() error) error
+	}{
+		{"none", func(fn func() error) error { return fn() }},
+		{"atomic", ours.Do},
+		{"mutex", (&mutexBreaker{threshold: 5}).Do},
+	}
+	for _, g := range benchutil.Goroutines {
+		for _, c := range cands {
+			b.Run(fmt.Sprintf("g%d/%s", g, c.name), func(b *testing.B) {
+				benchutil.RunG(b, g, func(_ uint64, next func() bool) {
+					for next() {
+						if err := c.do(ok); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
 		}
 	}
 }

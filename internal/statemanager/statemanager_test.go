@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 )
@@ -59,14 +58,12 @@ func TestCache(t *testing.T) {
 		for k := range 1000 {
 			c.Put(k, "v")
 		}
-		// otter applies the bound as it maintains itself; give it a moment.
-		deadline := time.Now().Add(2 * time.Second)
-		for c.Stats().Entries > 50 && time.Now().Before(deadline) {
-			c.Put(-1, "v")
-			time.Sleep(time.Millisecond)
+		if s := c.Stats(); s.Entries != 50 || s.Evictions != 950 {
+			t.Fatalf("stats %+v: want 50 entries and 950 evictions", s)
 		}
-		if s := c.Stats(); s.Entries > 50 || s.Evictions == 0 {
-			t.Fatalf("stats %+v: want at most 50 entries and evictions counted", s)
+		c.Put(999, "w") // replacing evicts nothing
+		if s := c.Stats(); s.Entries != 50 || s.Evictions != 950 {
+			t.Fatalf("after a replacement: stats %+v", s)
 		}
 	})
 
