@@ -19,28 +19,13 @@ import (
 // writes nothing shared; a subscribe or an unsubscribe replaces one queue's
 // slice under that entry's lock (Compute).
 //
-// Chosen by BenchmarkDemux (demux_bench_test.go): medians of 5 runs in one
-// invocation (-count 5 -benchtime 1s), ns per dispatch, 64 queues of 2
-// subscribers, one subscribe+unsubscribe every 1024 dispatches, 2-core VM,
-// g1 / g16 (ratio to the analysis's current RWMutex + map of slices, which
-// it says to leave as-is):
-//
-//	xsync.Map of copy-on-write slices (chosen)  19.1 / 19.8  (0.44× / 0.26×)
-//	RWMutex + map[string][]chan (current)       43.7 / 75.2  (1.00× / 1.00×)
-//	sync.Map of copy-on-write slices            22.6 / 24.8  (0.52× / 0.33×)
-//	copy-on-write map behind atomic.Pointer     29.7 / 28.5  (0.68× / 0.38×)
-//
-// Three other runs gave the same winner (xsync 28.7 / 18.1, 18.9 / 18.8 and
-// 23.1 / 24.5 against the RWMutex's 44.4 / 48.3, 40.4 / 46.9 and
-// 48.6 / 51.0); the others moved around more on this shared VM. The RWMutex's read lock writes its reader
-// count, a cache line every dispatching goroutine fights over; xsync's
-// lookup writes nothing shared, and its buckets beat Go's map lookup that
-// the copy-on-write map and sync.Map pay (the copy-on-write map also copies
-// the whole map at each subscription change).
-//
-// With striped counters of the signals added (xsync.Counter, for
-// queue.WakeupStats), a later run (-count 3, medians) gave 17.4 / 19.4 against
-// the RWMutex's 21.8 / 96.2: 0.80× / 0.20×, the same choice.
+// Measured by BenchmarkDemux (demux_bench_test.go) against the simplest
+// (one mutex over a map), the analysis's RWMutex map, sync.Map and a
+// copy-on-write map, with a process's real queue count (4) and 64, every
+// candidate counting its signals as this one does for
+// queue.WakeupStats: figures and command in docs/concurrency.md (#11). At
+// the rate notifications arrive (one per commit that sends messages) every
+// candidate costs well under a microsecond per notification.
 type demux struct {
 	subs *xsync.Map[string, []*subscriber]
 	// Striped counters: a dispatch still writes no cache line that the
