@@ -16,7 +16,8 @@ type Stats struct {
 	// 100, average and percentiles over the last 1000, and when the last
 	// one was processed.
 	Events stats.LatencySnapshot
-	// Machines is the state manager's cache of task state machines.
+	// Machines is the state manager's cache of task state machines: zero
+	// on the embedded backend, whose row cache answers a task's steps.
 	Machines statemanager.Stats
 	// Worker is the Go worker's: steps in flight and the completion
 	// listener's correlations. Zero without workers.

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/puzpuzpuz/xsync/v4"
 )
 
 // The structure that fans notifications out to a queue's subscribers (TAS-163
@@ -33,9 +35,9 @@ var demuxCandidates = []struct {
 	name string
 	new  func() demuxer
 }{
-	{"mutex-map(simplest)", func() demuxer { return &mutexDemux{m: map[string][]chan struct{}{}} }},
+	{"mutex-map(ours)", func() demuxer { return oursDemux{newDemux()} }},
 	{"rwmutex-map(current)", func() demuxer { return &rwDemux{m: map[string][]chan struct{}{}} }},
-	{"xsync.Map(ours)", func() demuxer { return oursDemux{newDemux()} }},
+	{"xsync.Map(before)", func() demuxer { return newXsyncDemux() }},
 	{"sync.Map", func() demuxer { return &syncMapDemux{} }},
 	{"cow-atomic", func() demuxer { return newCOWDemux() }},
 }
@@ -101,6 +103,48 @@ func (o oursDemux) subscribe(name string) func() {
 
 func (o oursDemux) signal(name string) { o.d.signal(name) }
 
+// xsyncDemux is the design this replaced: an xsync.Map from queue name to
+// a copy-on-write slice of subscribers, with striped counters.
+type xsyncDemux struct {
+	subs               *xsync.Map[string, []chan struct{}]
+	signals, coalesced *xsync.Counter
+}
+
+func newXsyncDemux() *xsyncDemux {
+	return &xsyncDemux{subs: xsync.NewMap[string, []chan struct{}](), signals: xsync.NewCounter(), coalesced: xsync.NewCounter()}
+}
+
+func (d *xsyncDemux) subscribe(name string) func() {
+	ch := make(chan struct{}, 1)
+	d.subs.Compute(name, func(old []chan struct{}, _ bool) ([]chan struct{}, xsync.ComputeOp) {
+		return append(slices.Clip(old), ch), xsync.UpdateOp
+	})
+	return func() {
+		d.subs.Compute(name, func(old []chan struct{}, _ bool) ([]chan struct{}, xsync.ComputeOp) {
+			i := slices.Index(old, ch)
+			switch {
+			case i < 0:
+				return old, xsync.CancelOp
+			case len(old) == 1:
+				return nil, xsync.DeleteOp
+			}
+			return slices.Delete(slices.Clone(old), i, i+1), xsync.UpdateOp
+		})
+	}
+}
+
+func (d *xsyncDemux) signal(name string) {
+	list, _ := d.subs.Load(name)
+	for _, ch := range list {
+		select {
+		case ch <- struct{}{}:
+			d.signals.Inc()
+		default:
+			d.coalesced.Inc()
+		}
+	}
+}
+
 // rwDemux is the analysis's current design: RwLock<HashMap<String, Sender>>,
 // here with a slice of subscribers per queue.
 type rwDemux struct {
@@ -135,46 +179,6 @@ func (d *rwDemux) signal(name string) {
 		d.send(ch)
 	}
 	d.mu.RUnlock()
-}
-
-// mutexDemux is the simplest: one mutex over a map of slices.
-type mutexDemux struct {
-	mu                 sync.Mutex
-	m                  map[string][]chan struct{}
-	signals, coalesced uint64
-}
-
-func (d *mutexDemux) subscribe(name string) func() {
-	ch := make(chan struct{}, 1)
-	d.mu.Lock()
-	d.m[name] = append(d.m[name], ch)
-	d.mu.Unlock()
-	return func() {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		list := d.m[name]
-		if i := slices.Index(list, ch); i >= 0 {
-			list = slices.Delete(list, i, i+1)
-		}
-		if len(list) == 0 {
-			delete(d.m, name)
-		} else {
-			d.m[name] = list
-		}
-	}
-}
-
-func (d *mutexDemux) signal(name string) {
-	d.mu.Lock()
-	for _, ch := range d.m[name] {
-		select {
-		case ch <- struct{}{}:
-			d.signals++
-		default:
-			d.coalesced++
-		}
-	}
-	d.mu.Unlock()
 }
 
 // syncMapDemux keeps a copy-on-write slice per queue in a sync.Map; a mutex
