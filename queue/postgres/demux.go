@@ -21,8 +21,9 @@ import (
 //
 // Measured by BenchmarkDemux (demux_bench_test.go) against the analysis's
 // "current" RWMutex map (which it says to leave as it is), an xsync.Map of
-// copy-on-write slices (the design this replaced, which lost in every
-// regime), sync.Map and a copy-on-write map, with a process's real queue count (4) and 64, every candidate
+// copy-on-write slices (the design this replaced, which no longer won: a
+// tie on a quiet machine, a loss on a busy one), sync.Map and a
+// copy-on-write map, with a process's real queue count (4) and 64, every candidate
 // counting its signals as this one does for queue.WakeupStats: figures and
 // command in docs/concurrency.md (#11). At the rate notifications arrive
 // (one per commit that sends messages) every candidate costs well under a
