@@ -10,11 +10,14 @@ bench:
 	go run ./cmd/tasker bench --tasks 500 --duration 5s
 
 # Every concurrent structure of docs/concurrency.md against its candidates,
-# one goroutine per core (g1) and sixteen (g16), three runs each.
-STRUCTURES = ./internal/dispatch ./internal/statemanager ./internal/stats ./internal/correlation \
-	./internal/templatecache ./internal/debugtrack ./internal/resilience ./internal/events ./queue/postgres
+# one goroutine per core (g1) and sixteen (g16), on the path production
+# takes. Each round runs every candidate once, side by side; five rounds,
+# interleaved, so that a noisy moment hits all the candidates of a round.
+# With TASKER_TEST_POSTGRES_URL set, BenchmarkLockTask runs on PostgreSQL too.
+STRUCTURES = ./internal/dispatch ./internal/statemanager ./internal/orchestration ./internal/stats \
+	./internal/correlation ./internal/templatecache ./internal/resilience ./internal/events ./queue/postgres
 bench-structures:
-	go test -run '^$$' -bench . -benchtime 1s -count 3 $(STRUCTURES)
+	for i in 1 2 3 4 5; do go test -run '^$$' -bench . -benchtime 300ms -count 1 $(STRUCTURES) || exit 1; done
 
 fuzz:
 	go test ./template -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60s

@@ -157,7 +157,7 @@ type Engine struct {
 	pull      *dispatch.Channel
 	tmpl      *templatecache.Manager // the template manager: a cache in front of templates
 	admit     *admission.Gate        // nil: no bound on queued steps
-	breakers  *resilience.Registry   // one circuit breaker per backend
+	breakers  []*resilience.Breaker  // the queue's and the store's: fixed at start-up, no registry
 
 	mu       sync.Mutex // guards the fields below
 	handlers map[string]Handler
@@ -226,6 +226,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		e.cfg.IdlePoll = cfg.IdlePoll
 	}
 	e.rawQueue = e.queue
+	_, holdsRows := e.store.(*storesqlite.Store) // its row cache answers a task's steps
 	if err := e.guardBackends(); err != nil {
 		e.closeOwned()
 		return nil, err
@@ -259,7 +260,8 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	orch, err := orchestration.New(orchestration.Config{
 		Store: e.store, Queue: e.queue, Bus: e.bus, Logger: cfg.Logger, Clock: cfg.Clock,
 		Processor: "orchestrator@" + cfg.ProcessorName, IdlePoll: cfg.IdlePoll, VisibilityTimeout: cfg.ClaimTimeout,
-		MaxDeliveries: cfg.MaxDeliveries,
+		MaxDeliveries:  cfg.MaxDeliveries,
+		StoreHoldsRows: holdsRows,
 	})
 	if err != nil {
 		e.closeOwned()
@@ -312,9 +314,7 @@ func (e *Engine) guardBackends() error {
 	if err != nil {
 		return fmt.Errorf("tasker: Config.CircuitBreaker: %w", err)
 	}
-	if e.breakers, err = resilience.NewRegistry(sb, qb); err != nil {
-		return fmt.Errorf("tasker: %w", err)
-	}
+	e.breakers = []*resilience.Breaker{qb, sb}
 	e.store, e.queue = resilience.GuardStore(e.store, sb), resilience.GuardQueue(e.queue, qb)
 	return nil
 }

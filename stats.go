@@ -16,16 +16,17 @@ type Stats struct {
 	// 100, average and percentiles over the last 1000, and when the last
 	// one was processed.
 	Events stats.LatencySnapshot
-	// Machines is the state manager's cache of task state machines.
+	// Machines is the state manager's cache of task state machines: zero
+	// on the embedded backend, whose row cache answers a task's steps.
 	Machines statemanager.Stats
-	// Worker is the Go worker's: steps in flight, the completion
-	// listener's correlations, the debug tracker. Zero without workers.
+	// Worker is the Go worker's: steps in flight and the completion
+	// listener's correlations. Zero without workers.
 	Worker worker.Stats
 	// Pull is the dispatch channel of the pull workers.
 	Pull PullMetrics
 	// Templates is the template manager's cache.
 	Templates templatecache.Stats
-	// Breakers are the circuit breakers of the store and the queue.
+	// Breakers are the circuit breakers of the queue and of the store.
 	Breakers []resilience.BreakerStats
 	// Bus is the in-process event bus.
 	Bus BusStats
@@ -62,10 +63,12 @@ func (e *Engine) Stats() Stats {
 		Machines:  e.orch.MachineStats(),
 		Pull:      e.pull.Metrics(),
 		Templates: e.tmpl.Stats(),
-		Breakers:  e.breakers.All(),
 		Bus:       BusStats{Subscribers: e.bus.Subscribers(), Dropped: e.bus.Dropped()},
 	}
 	s.DeadLettered = e.orch.DeadLettered()
+	for _, b := range e.breakers {
+		s.Breakers = append(s.Breakers, b.Stats())
+	}
 	e.mu.Lock()
 	w := e.worker
 	e.mu.Unlock()

@@ -4,12 +4,13 @@ package correlation
 // winner is Tracker (tracker.go); the others are kept here only to be
 // measured, behind the same Track/Complete/Sweep logic (benchTracker).
 //
-//	go test -run '^$' -bench . -benchtime 1s -count 3 ./internal/correlation/
+//	go test -run '^$' -bench Correlation ./internal/correlation
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/puzpuzpuz/xsync/v4"
 
+	"github.com/tasker-go/tasker/internal/benchutil"
 	"github.com/tasker-go/tasker/taskertype"
 )
 
@@ -246,75 +248,86 @@ func (g *idGen) next() uuid.UUID {
 	return id
 }
 
-// inFlight is how many steps each benchmark goroutine keeps tracked: the
-// id it completes was tracked inFlight operations before.
-const inFlight = 64
-
-// sweepEvery is how many operations pass, over all goroutines, between
-// two sweeps (which find nothing to remove: orphans are rare).
-const sweepEvery = 1 << 16
-
-// batch is how many operations a benchmark goroutine does between two
-// updates of the shared operation count that paces the sweeps.
-const batch = 64
-
-// trackerLoop runs the load of one goroutine: Complete the id tracked
-// inFlight operations ago, Track a new one, and Sweep once every
-// sweepEvery operations of all goroutines.
-func trackerLoop(t tracker, next func() bool, ops *atomic.Uint64) {
-	g := newIDGen()
-	var ring [inFlight]uuid.UUID
-	task, step := g.next(), g.next()
-	for i := 0; next(); i++ {
-		slot := i % inFlight
-		if ring[slot] != uuid.Nil {
-			if _, ok := t.Complete(ring[slot]); !ok {
-				panic("lost a tracked id")
-			}
-		}
-		id := g.next()
-		if err := t.Track(Pending{ID: id, TaskID: task, StepID: step, StepName: "charge_card", Attempt: 1}); err != nil {
-			panic(err)
-		}
-		ring[slot] = id
-		if i%batch == batch-1 && ops.Add(batch)%sweepEvery < batch {
-			t.Sweep()
-		}
-	}
-	for _, id := range ring {
-		if id != uuid.Nil {
-			t.Complete(id)
-		}
-	}
+// attempt is how the worker uses a candidate for one step attempt (execute.go,
+// work): start it when the handler is dispatched, end it once the outcome
+// is stored. end reports whether the attempt was still tracked.
+type attempt interface {
+	start(p Pending) (end func() bool, err error)
 }
 
-// fixedClock always tells one time. The benchmarks use it because on the
-// benchmark host time.Now costs 100-200 ns, the same for every candidate,
-// which would hide their differences.
-type fixedClock time.Time
+// mapAttempt tracks attempts in a shared map (a tracker candidate): a
+// sweep finds the orphans.
+type mapAttempt struct{ t tracker }
 
-func (c fixedClock) Now() time.Time { return time.Time(c) }
+func (m mapAttempt) start(p Pending) (func() bool, error) {
+	if err := m.t.Track(p); err != nil {
+		return nil, err
+	}
+	return func() bool { _, ok := m.t.Complete(p.ID); return ok }, nil
+}
 
-var benchClock = fixedClock(time.Unix(1_700_000_000, 0))
+// timerAttempt has no shared structure: each attempt arms a runtime timer
+// that reports it as an orphan when it fires; ending the attempt stops the
+// timer. What it cannot give is the count and age of the tracked attempts
+// (TrackerCounts) without a structure again.
+type timerAttempt struct{ orphan func(Pending) }
 
+func (a timerAttempt) start(p Pending) (func() bool, error) {
+	t := time.AfterFunc(p.Expect, func() { a.orphan(p) })
+	return t.Stop, nil
+}
+
+// noAttempt tracks nothing: the cost of the rest of the loop.
+type noAttempt struct{}
+
+func (noAttempt) start(Pending) (func() bool, error) { return func() bool { return true }, nil }
+
+// BenchmarkCorrelation is the tracker on the worker's path: each goroutine
+// is a worker slot running attempts one after another; an attempt gets a
+// fresh UUIDv7 and is started (Track, stamped by the system clock) and
+// ended (Complete), as execute.go's work does. Capacity is twice the
+// slots, as the worker sizes it; Run's sweep comes every OrphanAfter/4
+// (minutes), so at most once here. ns per attempt, candidates side by side:
+// no tracking at all, a timer per attempt (no shared structure), the mutex
+// map (ours; the analysis's "current"), xsync.Map (the analysis's DashMap),
+// sync.Map and a 16-way sharded mutex map.
+//
+//	go test -run '^$' -bench Correlation -count 1 ./internal/correlation (repeated, interleaved)
 func BenchmarkCorrelation(b *testing.B) {
+	type cand struct {
+		name string
+		new  func(capacity int) attempt
+	}
+	cands := []cand{
+		{"none", func(int) attempt { return noAttempt{} }},
+		{"timer", func(int) attempt { return timerAttempt{orphan: func(Pending) { panic("orphan") }} }},
+	}
 	for _, c := range trackerCandidates {
-		b.Run(c.name, func(b *testing.B) {
-			b.Run("g1", func(b *testing.B) {
-				t := c.new(1<<20, time.Hour, benchClock)
+		cands = append(cands, cand{c.name, func(n int) attempt { return mapAttempt{c.new(n, time.Hour, taskertype.SystemClock{})} }})
+	}
+	for _, g := range benchutil.Goroutines {
+		for _, c := range cands {
+			b.Run(fmt.Sprintf("g%d/%s", g, c.name), func(b *testing.B) {
+				a := c.new(2 * g * runtime.GOMAXPROCS(0))
+				task, step := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
 				b.ReportAllocs()
-				trackerLoop(t, b.Loop, new(atomic.Uint64))
-			})
-			b.Run("g16", func(b *testing.B) {
-				t := c.new(1<<20, time.Hour, benchClock)
-				b.ReportAllocs()
-				b.SetParallelism(16)
-				var ops atomic.Uint64
-				b.RunParallel(func(pb *testing.PB) {
-					trackerLoop(t, pb.Next, &ops)
+				benchutil.RunG(b, g, func(_ uint64, next func() bool) {
+					for next() {
+						end, err := a.start(Pending{ID: uuid.Must(uuid.NewV7()), TaskID: task, StepID: step,
+							StepName: "charge_card", Attempt: 1, Expect: time.Hour})
+						if err != nil {
+							panic(err)
+						}
+						if !end() {
+							panic("lost a tracked attempt")
+						}
+					}
 				})
+				if mt, ok := a.(mapAttempt); ok && len(mt.t.Sweep()) != 0 {
+					b.Fatal("an attempt was left tracked")
+				}
 			})
-		})
+		}
 	}
 }
 
@@ -322,7 +335,7 @@ func TestEveryCandidateEnforcesCapacityExactly(t *testing.T) {
 	for _, c := range trackerCandidates {
 		t.Run(c.name+" accepts exactly Capacity concurrent tracks", func(t *testing.T) {
 			const capacity, goroutines, each = 100, 16, 50
-			tr := c.new(capacity, time.Hour, benchClock)
+			tr := c.new(capacity, time.Hour, taskertype.SystemClock{})
 			var ok, full atomic.Int64
 			var wg sync.WaitGroup
 			for range goroutines {

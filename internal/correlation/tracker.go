@@ -83,23 +83,13 @@ type TrackerCounts struct {
 // it, which Capacity bounds. Capacity is checked under the same lock, so
 // the bound is exact.
 //
-// Chosen by `go test -run '^$' -bench . -benchtime 1s -count 3
-// ./internal/correlation/`, run three times on a shared 2-vCPU AMD EPYC
-// host: medians in ns per step (a Track and a Complete; g16 = 32
-// goroutines; a Sweep every 65 536 steps), ratio to the mutex map:
-//
-//	                         g1 run1/run2/run3 (ratio run1)   g16 run1/run2/run3 (ratio run1)
-//	a mutex + map (this)     154 / 146 / 127  (1.00)          259 / 244 / 207  (1.00)
-//	b xsync.Map (analysis)   421 / 265 / 293  (2.73)          494 / 329 / 436  (1.91)
-//	c sync.Map               614 / 348 / 657  (3.98)          683 / 831 / 482  (2.63)
-//	d 16 mutex-map shards    154 / 156 / 168  (1.00)          194 / 281 / 440  (0.75)
-//
-// The sharded map beat the single one at g16 in one run and lost in the
-// other two: within this host's noise, so the simpler design stays. The
-// analysis's DashMap advice does not carry over to Go: xsync.Map and
-// sync.Map allocate per insert (112 and 192 B per step here) where a Go
-// map reuses its slots, and a Go mutex does not block an OS thread the way
-// std::sync::Mutex blocks a tokio worker.
+// Measured on the worker's path (BenchmarkCorrelation: a UUIDv7, Track with
+// the system clock and Complete per attempt, Capacity twice the slots)
+// against no tracking at all, a runtime timer per attempt (no shared
+// structure), xsync.Map (the analysis's DashMap), sync.Map and a sharded
+// map: figures and command in docs/concurrency.md (#5). The mutex map ties
+// with the best and is the only one of them that also gives the count and
+// age of the tracked attempts (Counts) without a second structure.
 type Tracker struct {
 	capacity    int
 	orphanAfter time.Duration

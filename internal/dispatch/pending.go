@@ -21,23 +21,13 @@ type pendingStore interface {
 
 // pendingMap is a plain sync.Mutex + map, chosen by BenchmarkPendingEvents
 // (bench_test.go): per op, insert a new id and remove an older one; a full
-// walk every 1000 ops; at 1 and 16 goroutines per core. Medians of 15
-// runs, each run measuring every candidate once (-benchtime 1s, a shared
-// 2-core AMD EPYC), ns/op at g1 / g16, and the median of the per-run
-// ratios to the analysed system's current design, RWMutex + map:
-//
-//	mutex + map (this)       113 / 170   0.93× / 0.81×
-//	RWMutex + map (current)  125 / 273   1×    / 1×
-//	16-way sharded mutex     119 / 245   0.96× / 0.90×
-//	xsync.Map (≈ DashMap)    186 / 249   1.28× / 1.02×  1 alloc/op
-//	sync.Map                 358 / 582   2.74× / 2.12×  2 allocs/op
-//
+// walk every 1000 ops; at 1 and 16 goroutines per core, against the
+// analysed system's RWMutex + map, a 16-way sharded map, xsync.Map (≈
+// DashMap) and sync.Map. Figures and command: docs/concurrency.md (#1).
 // Each critical section is one map operation, shorter than the cost of
 // choosing a shard or of a lock-free map's allocation, and the walk is
-// rare, so an RWMutex's read side buys nothing. On many cores a sharded
-// store may pull ahead: rerun the benchmark there before changing this.
-// Either way the map is a small part of a round trip (~2-5 µs, see
-// BenchmarkDispatchRoundTrip).
+// rare, so an RWMutex's read side buys nothing. The map is a small part
+// of a round trip (BenchmarkDispatchRoundTrip).
 type pendingMap struct {
 	mu sync.Mutex
 	m  map[uuid.UUID]*entry

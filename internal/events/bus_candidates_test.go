@@ -6,42 +6,18 @@ package events
 // non-blocking Publish, bounded per-subscriber buffers, drops counted, C
 // never closed, Close reports whether it removed the subscription.
 //
-// Figures (2 CPUs, Go 1.26, ns/op, medians; Publish with N per-task
-// subscribers as WaitTask makes them plus one subscriber of everything):
-//
-//	Publish, -count 5, g1 / g16      subs=1       subs=8       subs=64
-//	current_cow (events.go)          29 / 49      46 / 46      224 / 225
-//	rwmutex_map (analysis: current)  43 / 51      52 / 124     200 / 146
-//	task_index_xsync (recommended)   36 / 51      49 / 59       48 / 45
-//
-//	Publish, -count 3, g1 / g16      subs=1       subs=8       subs=64
-//	current_cow                      67 / 59      61 / 169     727 / 443
-//	rwmutex_map                     113 / 161    122 / 159     286 / 234
-//	syncmap                          49 / 60     184 / 98     1418 / 979
-//	task_index_cow                   50 / 52      52 / 70       55 / 113
-//	task_index_xsync                 52 / 88      69 / 56       50 / 58
-//
-//	Subscribe+Close, -count 3        subs=8       subs=64      subs=1024
-//	current_cow                      1110         2427         44643
-//	rwmutex_map                      1436         1243          2398
-//	syncmap                          1236         1337          2107
-//	task_index_cow                   3547         4978        304564
-//	task_index_xsync                 1053         1183          1469
-//
-// (The -count 3 run was on a busier machine: compare within a table.)
+// Figures and the command that reproduces them: docs/concurrency.md (#9).
 //
 // The current Bus scans every subscriber on every publish, so its cost
-// grows with the WaitTask callers: 4.7x task_index_xsync at 64 of them,
-// and each Subscribe copies the whole list (30x at 1024). The RWMutex map
+// grows with the WaitTask callers, and each Subscribe copies the whole
+// list. The RWMutex map
 // keyed by kind (the analysis's current design, "leave as-is") only splits
 // by kind, so it scans as much, and its publishers' RLock holds off
 // Subscribe (the stress test's churners get far fewer rounds in). sync.Map
 // ranges over everything with an interface assertion per entry. An index
 // by task answers a publish with one lookup whatever the number of
 // per-task subscribers; with copy-on-write of the whole index, Subscribe
-// copies the map (0.3ms at 1024), with an xsync.Map only that task's list.
-// Cost of task_index_xsync: ~7ns more per publish with a single per-task
-// subscriber (one hash lookup instead of one UUID comparison).
+// copies the map, with an xsync.Map only that task's list.
 //
 // Done: events.go now has the task_index_xsync design ("events_go" in the
 // benchmarks); "current_cow" keeps the design it replaced. The swap gave Bus the fields of xindexBus

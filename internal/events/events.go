@@ -64,11 +64,9 @@ var ErrBufferSize = errors.New("events: subscription buffer must be at least 1")
 // slice (one atomic load per publish, no lock); subscribers of one task (as
 // WaitTask makes them, many at once) sit in an index by task, so that a
 // publish looks up its own task's few subscribers instead of scanning all.
-// Chosen by BenchmarkBusPublish (bus_bench_test.go; figures in
-// docs/concurrency.md): with 64 per-task subscribers a publish costs 67 ns
-// against 196 ns for the copy-on-write list alone (the design before) and
-// 214 ns for the analysis's RWMutex map, and Subscribe+Close 1.5 µs against
-// 45 µs at 1024 subscribers.
+// Measured by BenchmarkBusPublish (bus_bench_test.go) with the subscribers
+// a real engine has (none in a serving process, WaitTask callers, a CLI's
+// progress subscriber): figures and command in docs/concurrency.md (#9).
 type Bus struct {
 	mu     sync.Mutex // serialises writers
 	all    atomic.Pointer[[]*Subscription]

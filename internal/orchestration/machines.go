@@ -25,38 +25,21 @@ type TaskMachine struct {
 // maxMachines bounds the state manager's cache: tasks in flight at once.
 const maxMachines = 16384
 
-func newMachines(st store.Store) (*statemanager.Cache[uuid.UUID, *TaskMachine], error) {
-	return statemanager.New(statemanager.Config[uuid.UUID, *TaskMachine]{
-		MaxEntries: maxMachines,
-		KeyString:  uuid.UUID.String,
-		// A miss outside a transaction (Machine): read the committed task.
-		Load: func(ctx context.Context, id uuid.UUID) (*TaskMachine, error) {
-			task, err := st.TaskGet(ctx, id)
-			if err != nil {
-				return nil, err
-			}
-			steps, err := st.StepList(ctx, id)
-			if err != nil {
-				return nil, err
-			}
-			task.Context = nil
-			return &TaskMachine{Task: *task, Steps: steps}, nil
-		},
-	})
+func newMachines() (*statemanager.Cache[uuid.UUID, *TaskMachine], error) {
+	return statemanager.New[uuid.UUID, *TaskMachine](statemanager.Config{MaxEntries: maxMachines})
 }
 
-// Machine returns the state machine of a task: cached, or read from the
-// store. It is a hint, not checked against the store's revision: the store
-// is the truth.
-func (o *Orchestrator) Machine(ctx context.Context, id uuid.UUID) (*TaskMachine, error) {
-	return o.machines.Get(ctx, id)
+// MachineStats returns the state manager's counters; zero without one.
+func (o *Orchestrator) MachineStats() statemanager.Stats {
+	if o.machines == nil {
+		return statemanager.Stats{}
+	}
+	return o.machines.Stats()
 }
-
-// MachineStats returns the state manager's counters.
-func (o *Orchestrator) MachineStats() statemanager.Stats { return o.machines.Stats() }
 
 // lockTask locks a task in tx and returns it with its steps, ready to be
-// moved. The steps come from the state manager when its machine is current
+// moved. Without a state manager the steps are read from the store. The
+// steps come from the state manager when its machine is current
 // (same Revision as the task row just locked) and from the store otherwise.
 // The workers' moves inside the in-flight states do not change the revision,
 // so a cached in-flight step may lag in its details: the step fresh, when
@@ -70,6 +53,10 @@ func (o *Orchestrator) lockTask(ctx context.Context, tx store.Tx, rec *transitio
 		return nil, nil, err
 	}
 	var steps []*taskertype.Step
+	if o.machines == nil {
+		steps, err = tx.StepList(ctx, id)
+		return task, steps, err
+	}
 	m, ok := o.machines.Peek(id)
 	hit := ok && !all && m.Task.Revision == task.Revision
 	o.machines.Count(hit)
@@ -100,6 +87,9 @@ func (o *Orchestrator) lockTask(ctx context.Context, tx store.Tx, rec *transitio
 // a later processing of the same task in the same transaction, whose own
 // entry, put after this one, then wins).
 func (o *Orchestrator) rememberAfterCommit(rec *transition.Recorder, task *taskertype.Task, steps []*taskertype.Step) {
+	if o.machines == nil {
+		return
+	}
 	base, from := task.Revision, rec.Revisions(task.ID)
 	rec.AfterCommit(func() {
 		if task.State.Terminal() {
@@ -129,7 +119,7 @@ func cloneSteps(steps []*taskertype.Step) []*taskertype.Step {
 // forgetIfStale drops a task's machine when err says something was stale,
 // so that the next attempt reads the store.
 func (o *Orchestrator) forgetIfStale(id uuid.UUID, err error) error {
-	if errors.Is(err, taskertype.ErrStaleState) {
+	if o.machines != nil && errors.Is(err, taskertype.ErrStaleState) {
 		o.machines.Invalidate(id)
 	}
 	return err

@@ -62,6 +62,10 @@ type Config struct {
 	// before it is tried again, times its deliveries so far, up to 30
 	// times itself. Default 1s.
 	RedeliveryDelay time.Duration
+	// StoreHoldsRows says the store answers a task's steps from memory
+	// (the embedded backend's row cache): the state manager would save
+	// nothing there and is not used (docs/concurrency.md, #2/#3).
+	StoreHoldsRows bool
 }
 
 // LocalWorker is a worker in this process that claims steps within
@@ -132,7 +136,8 @@ type Orchestrator struct {
 	// acknowledgements go in the store's transactions.
 	txQueue bool
 	local   atomic.Pointer[LocalWorker]
-	// machines is the state manager: task state machines by task ID.
+	// machines is the state manager: task state machines by task ID; nil
+	// when the store holds the rows (Config.StoreHoldsRows).
 	machines *statemanager.Cache[uuid.UUID, *TaskMachine]
 	// events times every event orchestration processes (a result, a task
 	// command, a creation) and remembers when it last processed one.
@@ -158,11 +163,12 @@ func New(cfg Config) (*Orchestrator, error) {
 		txQueue: cfg.Queue.Capabilities().SharesStoreDatabase,
 	}
 	o.creates = group.Committer[*createReq]{Max: maxCreateBatch, Commit: o.createBatch}
-	machines, err := newMachines(cfg.Store)
-	if err != nil {
-		return nil, err
+	var err error
+	if !cfg.StoreHoldsRows {
+		if o.machines, err = newMachines(); err != nil {
+			return nil, err
+		}
 	}
-	o.machines = machines
 	if o.events, err = stats.NewLatency(stats.LatencyConfig{Clock: cfg.Clock}); err != nil {
 		return nil, err
 	}

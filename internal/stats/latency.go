@@ -38,32 +38,16 @@ type LatencyConfig struct {
 // lock). LastProcessed lives in an atomic so that it can be read without
 // the lock (the analysis's `last_processing_time`).
 //
-// Chosen by `go test -run '^$' -bench . -benchtime 1s -count 3
-// ./internal/stats/` (with -tags promcand, see bench_test.go), medians in
-// ns/op on a shared 2-vCPU AMD EPYC host (g16 = 32 goroutines), ratio to
-// the analysis's "current" Mutex<Vec> drained by halves:
-//
-//	                     Record g1   Record g16  fixed-clock g1  fixed-clock g16  Snapshot
-//	a current (drain)      77  1.00   116  1.00    26.3  1.00      32.1  1.00      28 881  1.00
-//	b mutex ring (this)    70  0.90   113  0.97    13.8  0.53      32.6  1.01      34 106  1.18
-//	c atomic ring         101  1.31   170  1.47    21.3  0.81      16.7  0.52      32 934  1.14
-//	d HDR under mutex     167  2.16   118  1.02    34.7  1.32      50.1  1.56     758 047 26.2
-//	e prometheus hist.    148  1.91   257  2.23    39.0  1.48      46.3  1.44       6 948  0.24
-//
-// time.Now alone costs 63-69 ns there (100-200 ns under load), hence the
-// fixed-clock columns. With the real clock the figures swing by up to 50%
-// between runs on this host: a rerun of b against c alone put c ahead
-// (g1 74 against 82, g16 72 against 87) while b stayed well ahead with one
-// goroutine and a fixed clock (9.9 against 22.9). The ring under a mutex
-// wins where orchestration lives (one or two recording goroutines), is
-// exact (always the last Window events; the lock-free ring can pair a
-// duration with another event's time) and simpler; the lock-free ring only
-// pays off under contention orchestration does not have. HDR and
-// prometheus histograms lose the per-event window (HDR approximates it
-// with two halves rotated every Window/2 events; a prometheus histogram
-// has no window at all, its percentiles interpolated within buckets over
-// every event since start), and both still need a ring of the last 100
-// times for the rate.
+// Measured by BenchmarkLatencyRecord (bench_test.go; with the system
+// clock, as orchestration records) against the analysis's "current"
+// Mutex<Vec> drained by halves, a lock-free ring, an HDR histogram under a
+// mutex and (with -tags promcand) a prometheus histogram: figures and
+// command in docs/concurrency.md (#4). The ring under a mutex is exact
+// (always the last Window events; the lock-free ring can pair a duration
+// with another event's time) and simple; HDR and prometheus histograms lose
+// the per-event window (HDR approximates it with two halves rotated every
+// Window/2 events; a prometheus histogram has no window at all) and still
+// need a ring of the last 100 times for the rate.
 type Latency struct {
 	clock  taskertype.Clock
 	window int

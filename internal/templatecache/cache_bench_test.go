@@ -4,21 +4,13 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/tasker-go/tasker/internal/benchutil"
 	"github.com/tasker-go/tasker/taskertype"
 	"github.com/tasker-go/tasker/template"
 )
-
-// runG runs body on g goroutines per core, through b.RunParallel:
-// g1 is one per core (GOMAXPROCS goroutines), g16 sixteen per core.
-func runG(b *testing.B, g int, body func(id uint64, next func() bool)) {
-	b.SetParallelism(g)
-	var ids atomic.Uint64
-	b.RunParallel(func(pb *testing.PB) { body(ids.Add(1), pb.Next) })
-}
 
 // slowSource answers from a map after spinning for cost, as a database
 // read would take its time (without the scheduler's help: a sleep of 1µs
@@ -107,7 +99,7 @@ func BenchmarkTemplateCache(b *testing.B) {
 				}
 				h0, m0 := cache.counts()
 				b.ResetTimer()
-				runG(b, g, func(id uint64, next func() bool) {
+				benchutil.RunG(b, g, func(id uint64, next func() bool) {
 					r := rand.New(rand.NewPCG(id, 0x9e3779b97f4a7c15))
 					for next() {
 						k := hot[r.IntN(hotKeys)]
@@ -156,7 +148,7 @@ func BenchmarkTemplateCacheHit(b *testing.B) {
 					cache.Get(ctx, k.namespace, k.name, k.version)
 				}
 				b.ResetTimer()
-				runG(b, g, func(id uint64, next func() bool) {
+				benchutil.RunG(b, g, func(id uint64, next func() bool) {
 					i := int(id * 7919)
 					for next() {
 						k := &hot[i%hotKeys]

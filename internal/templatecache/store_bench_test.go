@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tasker-go/tasker/examples"
+	"github.com/tasker-go/tasker/internal/benchutil"
 	"github.com/tasker-go/tasker/internal/pgdb/pgtest"
 	"github.com/tasker-go/tasker/store"
 	storepg "github.com/tasker-go/tasker/store/postgres"
@@ -132,7 +133,7 @@ func BenchmarkTemplateResolve(b *testing.B) {
 							}
 							h0, m0 := cache.counts()
 							b.ResetTimer()
-							runG(b, g, func(id uint64, next func() bool) {
+							benchutil.RunG(b, g, func(id uint64, next func() bool) {
 								r := rand.New(rand.NewPCG(id, 0x9e3779b97f4a7c15))
 								for next() {
 									k := hot[r.IntN(len(hot))]

@@ -40,16 +40,6 @@ type outcome struct {
 	abandoned bool
 }
 
-func (o *outcome) describe() string {
-	switch {
-	case o.released:
-		return "released"
-	case o.failure != nil:
-		return fmt.Sprintf("%s failure (retryable %v)", o.failure.Kind, o.failure.Retryable)
-	}
-	return "success"
-}
-
 // job is a started step: its message, the step and the handler's input.
 type job struct {
 	m    *queue.Message
@@ -246,7 +236,7 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 		w.extend(ctx, j, lease)
 	}
 	// The completion listener tracks the attempt from dispatch to stored
-	// outcome; the debug tracker keeps its story.
+	// outcome.
 	id := uuid.Must(uuid.NewV7())
 	s := j.step
 	// An attempt silent past its timeout, the grace and the time a report
@@ -255,9 +245,7 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 	if err := w.corr.Track(correlation.Pending{ID: id, TaskID: s.TaskID, StepID: s.ID, StepName: s.Name, Attempt: s.Attempts, Expect: expect}); err != nil {
 		w.log.Warn("the completion listener refused to track a step; it runs untracked", "step", s.Name, "error", err)
 	}
-	w.debug.Record(id, s.TaskID, s.ID, s.Name, "dispatched", "handler "+s.Handler)
 	out := w.run(ctx, s, j.in, release)
-	w.debug.Record(id, s.TaskID, s.ID, s.Name, "handler_returned", out.describe())
 	w.reporting <- struct{}{}
 	reporting = true
 	if !out.abandoned {
@@ -267,7 +255,6 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 	<-w.reporting
 	reporting = false
 	w.corr.Complete(id)
-	w.debug.Record(id, s.TaskID, s.ID, s.Name, "reported", "")
 }
 
 // startTx moves the step of m from enqueued to in_progress and loads its

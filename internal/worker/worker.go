@@ -21,7 +21,6 @@ import (
 
 	"github.com/tasker-go/tasker/internal/consumer"
 	"github.com/tasker-go/tasker/internal/correlation"
-	"github.com/tasker-go/tasker/internal/debugtrack"
 	"github.com/tasker-go/tasker/internal/events"
 	"github.com/tasker-go/tasker/internal/group"
 	"github.com/tasker-go/tasker/internal/transition"
@@ -132,12 +131,6 @@ func (c Config) validate() error {
 	return nil
 }
 
-// The debug tracker's bounds: the executions kept, and for how long.
-const (
-	debugEntries = 1024
-	debugAge     = 15 * time.Minute
-)
-
 // Worker consumes step queues.
 type Worker struct {
 	cfg      Config
@@ -159,7 +152,6 @@ type Worker struct {
 	queues  []string                 // the step queues of cfg.Namespaces
 	reports group.Committer[*report] // outcomes waiting for a group commit
 	corr    *correlation.Tracker     // the completion listener's correlations
-	debug   *debugtrack.Tracker      // recent executions, for debugging
 	bgDone  chan struct{}            // the background goroutines ended
 	stepCtx context.Context          // the context steps run under
 
@@ -205,11 +197,7 @@ func New(cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	dbg, err := debugtrack.New(debugtrack.Config{MaxEntries: debugEntries, MaxAge: debugAge, Clock: cfg.Clock, Logger: cfg.Logger})
-	if err != nil {
-		return nil, fmt.Errorf("worker: %w", err)
-	}
-	w.corr, w.debug = corr, dbg
+	w.corr = corr
 	return w, nil
 }
 
@@ -400,22 +388,11 @@ type Stats struct {
 	InFlight     int // steps holding a slot
 	Concurrency  int
 	Correlations correlation.TrackerCounts
-	Debug        DebugStats
-}
-
-// DebugStats counts the debug tracker's executions.
-type DebugStats struct {
-	Entries int
-	Dropped uint64
 }
 
 // Stats returns the worker's figures.
 func (w *Worker) Stats() Stats {
 	return Stats{
 		InFlight: w.InFlight(), Concurrency: w.cfg.Concurrency, Correlations: w.corr.Counts(),
-		Debug: DebugStats{Entries: w.debug.Len(), Dropped: w.debug.Dropped()},
 	}
 }
-
-// Recent returns the latest step executions the worker saw, newest first.
-func (w *Worker) Recent(n int) []debugtrack.Entry { return w.debug.Recent(n) }

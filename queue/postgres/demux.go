@@ -2,8 +2,8 @@ package postgres
 
 import (
 	"slices"
-
-	"github.com/puzpuzpuz/xsync/v4"
+	"sync"
+	"sync/atomic"
 )
 
 // demux fans the wake-ups of each queue out to that queue's subscribers in
@@ -14,38 +14,25 @@ import (
 //
 // The pattern: a lookup and a fan-out on every notification, from the
 // listener and from every sender; subscribe and unsubscribe rarely (a
-// consumer starts or stops). An xsync.Map from queue name to a
-// copy-on-write slice of subscribers: a dispatch is a lock-free lookup that
-// writes nothing shared; a subscribe or an unsubscribe replaces one queue's
-// slice under that entry's lock (Compute).
+// consumer starts or stops); few queues (the orchestrator's two, a
+// worker's one per namespace). The simplest: one sync.Mutex over a map
+// from queue name to its subscribers, held for the lookup and the
+// non-blocking sends, never across anything that blocks.
 //
-// Chosen by BenchmarkDemux (demux_bench_test.go): medians of 5 runs in one
-// invocation (-count 5 -benchtime 1s), ns per dispatch, 64 queues of 2
-// subscribers, one subscribe+unsubscribe every 1024 dispatches, 2-core VM,
-// g1 / g16 (ratio to the analysis's current RWMutex + map of slices, which
-// it says to leave as-is):
-//
-//	xsync.Map of copy-on-write slices (chosen)  19.1 / 19.8  (0.44× / 0.26×)
-//	RWMutex + map[string][]chan (current)       43.7 / 75.2  (1.00× / 1.00×)
-//	sync.Map of copy-on-write slices            22.6 / 24.8  (0.52× / 0.33×)
-//	copy-on-write map behind atomic.Pointer     29.7 / 28.5  (0.68× / 0.38×)
-//
-// Three other runs gave the same winner (xsync 28.7 / 18.1, 18.9 / 18.8 and
-// 23.1 / 24.5 against the RWMutex's 44.4 / 48.3, 40.4 / 46.9 and
-// 48.6 / 51.0); the others moved around more on this shared VM. The RWMutex's read lock writes its reader
-// count, a cache line every dispatching goroutine fights over; xsync's
-// lookup writes nothing shared, and its buckets beat Go's map lookup that
-// the copy-on-write map and sync.Map pay (the copy-on-write map also copies
-// the whole map at each subscription change).
-//
-// With striped counters of the signals added (xsync.Counter, for
-// queue.WakeupStats), a later run (-count 3, medians) gave 17.4 / 19.4 against
-// the RWMutex's 21.8 / 96.2: 0.80× / 0.20×, the same choice.
+// Measured by BenchmarkDemux (demux_bench_test.go) against the analysis's
+// "current" RWMutex map (which it says to leave as it is), an xsync.Map of
+// copy-on-write slices (the design this replaced, which no longer won: a
+// tie on a quiet machine, a loss on a busy one), sync.Map and a
+// copy-on-write map, with a process's real queue count (4) and 64, every candidate
+// counting its signals as this one does for queue.WakeupStats: figures and
+// command in docs/concurrency.md (#11). At the rate notifications arrive
+// (one per commit that sends messages) every candidate costs well under a
+// microsecond per notification.
 type demux struct {
-	subs *xsync.Map[string, []*subscriber]
-	// Striped counters: a dispatch still writes no cache line that the
-	// other dispatching goroutines write.
-	signals, coalesced *xsync.Counter
+	mu   sync.Mutex
+	subs map[string][]*subscriber
+
+	signals, coalesced atomic.Uint64
 }
 
 type subscriber struct {
@@ -53,31 +40,33 @@ type subscriber struct {
 }
 
 func newDemux() *demux {
-	return &demux{subs: xsync.NewMap[string, []*subscriber](), signals: xsync.NewCounter(), coalesced: xsync.NewCounter()}
+	return &demux{subs: map[string][]*subscriber{}}
 }
 
 // signal wakes every subscriber of a queue without blocking: a full channel
 // already holds a signal its subscriber has not taken yet.
 func (d *demux) signal(name string) {
-	list, _ := d.subs.Load(name)
-	d.wake(list)
+	d.mu.Lock()
+	d.wake(d.subs[name])
+	d.mu.Unlock()
 }
 
 // signalAll wakes every subscriber of every queue.
 func (d *demux) signalAll() {
-	d.subs.Range(func(_ string, list []*subscriber) bool {
+	d.mu.Lock()
+	for _, list := range d.subs {
 		d.wake(list)
-		return true
-	})
+	}
+	d.mu.Unlock()
 }
 
 func (d *demux) wake(list []*subscriber) {
 	for _, s := range list {
 		select {
 		case s.ch <- struct{}{}:
-			d.signals.Inc()
+			d.signals.Add(1)
 		default:
-			d.coalesced.Inc()
+			d.coalesced.Add(1)
 		}
 	}
 }
@@ -85,59 +74,58 @@ func (d *demux) wake(list []*subscriber) {
 // subscribe adds a subscriber to a queue.
 func (d *demux) subscribe(name string) *subscriber {
 	s := &subscriber{ch: make(chan struct{}, 1)}
-	d.subs.Compute(name, func(old []*subscriber, _ bool) ([]*subscriber, xsync.ComputeOp) {
-		// A new slice: a dispatch may be reading the old one.
-		return append(slices.Clip(old), s), xsync.UpdateOp
-	})
+	d.mu.Lock()
+	d.subs[name] = append(d.subs[name], s)
+	d.mu.Unlock()
 	return s
 }
 
 // unsubscribe removes a subscriber; removing it twice is harmless.
 func (d *demux) unsubscribe(name string, s *subscriber) {
-	d.subs.Compute(name, func(old []*subscriber, _ bool) ([]*subscriber, xsync.ComputeOp) {
-		i := slices.Index(old, s)
-		switch {
-		case i < 0:
-			return old, xsync.CancelOp
-		case len(old) == 1:
-			return nil, xsync.DeleteOp
-		}
-		return slices.Delete(slices.Clone(old), i, i+1), xsync.UpdateOp
-	})
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	list := d.subs[name]
+	i := slices.Index(list, s)
+	switch {
+	case i < 0:
+	case len(list) == 1:
+		delete(d.subs, name)
+	default:
+		d.subs[name] = slices.Delete(list, i, i+1)
+	}
 }
 
 // len counts the subscribers of all queues.
 func (d *demux) len() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	n := 0
-	d.subs.Range(func(_ string, list []*subscriber) bool {
+	for _, list := range d.subs {
 		n += len(list)
-		return true
-	})
+	}
 	return n
 }
 
 // counts returns the queues with subscribers, the subscribers, and the
 // signals and coalesced signals so far.
 func (d *demux) counts() (queues, subs int, signals, coalesced uint64) {
-	d.subs.Range(func(_ string, list []*subscriber) bool {
-		if len(list) > 0 {
-			queues++
-			subs += len(list)
-		}
-		return true
-	})
-	return queues, subs, uint64(d.signals.Value()), uint64(d.coalesced.Value())
+	d.mu.Lock()
+	for _, list := range d.subs {
+		queues++
+		subs += len(list)
+	}
+	d.mu.Unlock()
+	return queues, subs, d.signals.Load(), d.coalesced.Load()
 }
 
 // names returns the queues that have subscribers, sorted.
 func (d *demux) names() []string {
-	var out []string
-	d.subs.Range(func(name string, list []*subscriber) bool {
-		if len(list) > 0 {
-			out = append(out, name)
-		}
-		return true
-	})
+	d.mu.Lock()
+	out := make([]string, 0, len(d.subs))
+	for name := range d.subs {
+		out = append(out, name)
+	}
+	d.mu.Unlock()
 	slices.Sort(out)
 	return out
 }

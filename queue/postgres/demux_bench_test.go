@@ -7,14 +7,19 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/puzpuzpuz/xsync/v4"
 )
 
 // The structure that fans notifications out to a queue's subscribers (TAS-163
 // #10, our #11), against its candidates, on its pattern: a dispatch by queue
 // name on every notification, from the listener and from every sender, and a
-// rare subscribe/unsubscribe.
+// rare subscribe/unsubscribe. A process subscribes to few queues: the
+// orchestrator to the results and the task commands, a worker to one step
+// queue per namespace, one consumer loop each (queues=4: two namespaces);
+// queues=64 is a worker of many namespaces.
 //
-//	go test -run '^$' -bench Demux -count 5 ./queue/postgres/
+//	go test -run '^$' -bench Demux ./queue/postgres/ (repeated, interleaved)
 //
 // g1 runs one goroutine per core (b.SetParallelism(1)), g16 sixteen.
 
@@ -24,64 +29,67 @@ type demuxer interface {
 	signal(name string)
 }
 
-const (
-	benchQueues      = 64
-	benchSubsByQueue = 2
-	churnEvery       = 1024 // dispatches per subscribe+unsubscribe
-)
+const churnEvery = 1024 // dispatches per subscribe+unsubscribe
 
 var demuxCandidates = []struct {
 	name string
 	new  func() demuxer
 }{
+	{"mutex-map(ours)", func() demuxer { return oursDemux{newDemux()} }},
 	{"rwmutex-map(current)", func() demuxer { return &rwDemux{m: map[string][]chan struct{}{}} }},
-	{"xsync.Map(ours)", func() demuxer { return oursDemux{newDemux()} }},
+	{"xsync.Map(before)", func() demuxer { return newXsyncDemux() }},
 	{"sync.Map", func() demuxer { return &syncMapDemux{} }},
 	{"cow-atomic", func() demuxer { return newCOWDemux() }},
 }
 
 func BenchmarkDemux(b *testing.B) {
-	names := make([]string, benchQueues)
-	for i := range names {
-		names[i] = fmt.Sprint("worker_ns", i)
-	}
-	for _, c := range demuxCandidates {
+	for _, queues := range []int{4, 64} {
+		names := []string{"tasker_results", "tasker_task_commands"}
+		for i := 0; len(names) < queues; i++ {
+			names = append(names, fmt.Sprint("worker_ns", i))
+		}
 		for _, g := range []int{1, 16} {
-			b.Run(fmt.Sprintf("%s/g%d", c.name, g), func(b *testing.B) {
-				d := c.new()
-				var cancels []func()
-				for _, n := range names {
-					for range benchSubsByQueue {
+			for _, c := range demuxCandidates {
+				b.Run(fmt.Sprintf("queues=%d/g%d/%s", queues, g, c.name), func(b *testing.B) {
+					d := c.new()
+					var cancels []func()
+					for _, n := range names {
 						cancels = append(cancels, d.subscribe(n))
 					}
-				}
-				var seed atomic.Uint64
-				b.SetParallelism(g)
-				b.ResetTimer()
-				b.RunParallel(func(pb *testing.PB) {
-					i := int(seed.Add(1) * 7919)
-					for pb.Next() {
-						i++
-						name := names[i&(benchQueues-1)]
-						if i%churnEvery == 0 {
-							d.subscribe(name)()
+					var seed atomic.Uint64
+					b.SetParallelism(g)
+					b.ResetTimer()
+					b.RunParallel(func(pb *testing.PB) {
+						i := int(seed.Add(1) * 7919)
+						for pb.Next() {
+							i++
+							name := names[i&(queues-1)]
+							if i%churnEvery == 0 {
+								d.subscribe(name)()
+							}
+							d.signal(name)
 						}
-						d.signal(name)
+					})
+					b.StopTimer()
+					for _, cancel := range cancels {
+						cancel()
 					}
 				})
-				b.StopTimer()
-				for _, cancel := range cancels {
-					cancel()
-				}
-			})
+			}
 		}
 	}
 }
 
-func send(ch chan struct{}) {
+// counts counts signals and coalesced signals, as the demux does for
+// queue.WakeupStats: every candidate pays for them.
+type counts struct{ signals, coalesced atomic.Uint64 }
+
+func (c *counts) send(ch chan struct{}) {
 	select {
 	case ch <- struct{}{}:
+		c.signals.Add(1)
 	default:
+		c.coalesced.Add(1)
 	}
 }
 
@@ -95,9 +103,52 @@ func (o oursDemux) subscribe(name string) func() {
 
 func (o oursDemux) signal(name string) { o.d.signal(name) }
 
+// xsyncDemux is the design this replaced: an xsync.Map from queue name to
+// a copy-on-write slice of subscribers, with striped counters.
+type xsyncDemux struct {
+	subs               *xsync.Map[string, []chan struct{}]
+	signals, coalesced *xsync.Counter
+}
+
+func newXsyncDemux() *xsyncDemux {
+	return &xsyncDemux{subs: xsync.NewMap[string, []chan struct{}](), signals: xsync.NewCounter(), coalesced: xsync.NewCounter()}
+}
+
+func (d *xsyncDemux) subscribe(name string) func() {
+	ch := make(chan struct{}, 1)
+	d.subs.Compute(name, func(old []chan struct{}, _ bool) ([]chan struct{}, xsync.ComputeOp) {
+		return append(slices.Clip(old), ch), xsync.UpdateOp
+	})
+	return func() {
+		d.subs.Compute(name, func(old []chan struct{}, _ bool) ([]chan struct{}, xsync.ComputeOp) {
+			i := slices.Index(old, ch)
+			switch {
+			case i < 0:
+				return old, xsync.CancelOp
+			case len(old) == 1:
+				return nil, xsync.DeleteOp
+			}
+			return slices.Delete(slices.Clone(old), i, i+1), xsync.UpdateOp
+		})
+	}
+}
+
+func (d *xsyncDemux) signal(name string) {
+	list, _ := d.subs.Load(name)
+	for _, ch := range list {
+		select {
+		case ch <- struct{}{}:
+			d.signals.Inc()
+		default:
+			d.coalesced.Inc()
+		}
+	}
+}
+
 // rwDemux is the analysis's current design: RwLock<HashMap<String, Sender>>,
 // here with a slice of subscribers per queue.
 type rwDemux struct {
+	counts
 	mu sync.RWMutex
 	m  map[string][]chan struct{}
 }
@@ -125,7 +176,7 @@ func (d *rwDemux) subscribe(name string) func() {
 func (d *rwDemux) signal(name string) {
 	d.mu.RLock()
 	for _, ch := range d.m[name] {
-		send(ch)
+		d.send(ch)
 	}
 	d.mu.RUnlock()
 }
@@ -133,6 +184,7 @@ func (d *rwDemux) signal(name string) {
 // syncMapDemux keeps a copy-on-write slice per queue in a sync.Map; a mutex
 // serializes the writers.
 type syncMapDemux struct {
+	counts
 	mu sync.Mutex
 	m  sync.Map
 }
@@ -163,7 +215,7 @@ func (d *syncMapDemux) subscribe(name string) func() {
 func (d *syncMapDemux) signal(name string) {
 	if v, ok := d.m.Load(name); ok {
 		for _, ch := range v.([]chan struct{}) {
-			send(ch)
+			d.send(ch)
 		}
 	}
 }
@@ -171,6 +223,7 @@ func (d *syncMapDemux) signal(name string) {
 // cowDemux is a copy-on-write map behind an atomic.Pointer: a dispatch is an
 // atomic load and a map lookup; a writer copies the whole map under a mutex.
 type cowDemux struct {
+	counts
 	mu sync.Mutex
 	m  atomic.Pointer[map[string][]chan struct{}]
 }
@@ -207,6 +260,6 @@ func (d *cowDemux) subscribe(name string) func() {
 
 func (d *cowDemux) signal(name string) {
 	for _, ch := range (*d.m.Load())[name] {
-		send(ch)
+		d.send(ch)
 	}
 }

@@ -57,7 +57,7 @@ func TestDemuxStress(t *testing.T) {
 	if n := d.len(); n != 0 {
 		t.Fatalf("%d subscribers left after every one unsubscribed", n)
 	}
-	if n := d.subs.Size(); n != 0 {
+	if n := len(d.subs); n != 0 {
 		t.Fatalf("%d queue entries left", n)
 	}
 }
