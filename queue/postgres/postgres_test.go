@@ -29,7 +29,7 @@ func openQueue(t testing.TB, dbURL string, clock taskertype.Clock, edit ...func(
 	t.Helper()
 	// No fallback poll unless a test asks: its signals would blur the
 	// wake-up tests.
-	cfg := queuepg.Config{URL: dbURL, Clock: clock, AutoMigrate: true, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond, PollInterval: -1}
+	cfg := queuepg.Config{URL: dbURL, TestClock: clock, AutoMigrate: true, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond, PollInterval: -1}
 	for _, e := range edit {
 		e(&cfg)
 	}

@@ -51,8 +51,9 @@ type Config struct {
 	// schema than public; "&pool_max_conns=N" sizes the pool.
 	URL    string
 	Logger *slog.Logger
-	// Clock is given to the queue, and dates a transition or a creation
-	// whose At is zero. Nil means the wall clock.
+	// Clock dates a transition or a creation whose At is zero. Nil means
+	// the wall clock. It does not decide claims: the queue takes that time
+	// from the database (see queuepg.Config.TestClock).
 	Clock taskertype.Clock
 	// AutoMigrate applies the migrations of the store and of the queue at
 	// Open, under an advisory lock (processes starting together migrate
@@ -61,7 +62,7 @@ type Config struct {
 	AutoMigrate bool
 	// MaxConns bounds the pool (see pgdb.Options.MaxConns).
 	MaxConns int32
-	// Queue configures the co-located queue; its URL, Logger, Clock and
+	// Queue configures the co-located queue; its URL, Logger and
 	// AutoMigrate are this Config's.
 	Queue queuepg.Config
 }
@@ -100,7 +101,9 @@ func newStore(ctx context.Context, db *pgdb.DB, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	qcfg := cfg.Queue
-	qcfg.URL, qcfg.Logger, qcfg.Clock, qcfg.AutoMigrate = "", cfg.Logger, cfg.Clock, cfg.AutoMigrate
+	// The engine's clock dates transitions; it never decides claims: the
+	// queue takes that time from the database unless cfg.Queue.TestClock.
+	qcfg.URL, qcfg.Logger, qcfg.AutoMigrate = "", cfg.Logger, cfg.AutoMigrate
 	q, err := queuepg.New(ctx, db, qcfg)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
