@@ -82,12 +82,12 @@ type Config struct {
 
 // Queue implements queue.Queue on PostgreSQL.
 type Queue struct {
-	db      *pgdb.DB
-	ownsDB  bool
+	db        *pgdb.DB
+	ownsDB    bool
 	testClock taskertype.Clock // nil: the database's clock
-	logger  *slog.Logger
-	cfg     Config
-	channel string // the notification channel of this schema's queues
+	logger    *slog.Logger
+	cfg       Config
+	channel   string // the notification channel of this schema's queues
 
 	stmts sync.Map // queue name → *stmts
 	known sync.Map // queue name → struct{}: the queue's tables exist
@@ -154,12 +154,12 @@ func New(ctx context.Context, db *pgdb.DB, cfg Config) (*Queue, error) {
 		return nil, fmt.Errorf("queue: database %s: no schema of the search_path exists: create one or fix search_path: %w", db.Where, taskertype.ErrInvalid)
 	}
 	q := &Queue{
-		db:      db,
+		db:        db,
 		testClock: cfg.TestClock,
-		logger:  cmp.Or(cfg.Logger, db.Logger),
-		cfg:     cfg,
-		channel: channelName(*schema),
-		demux:   newDemux(),
+		logger:    cmp.Or(cfg.Logger, db.Logger),
+		cfg:       cfg,
+		channel:   channelName(*schema),
+		demux:     newDemux(),
 	}
 	q.cfg.ReconnectMin = cmp.Or(cfg.ReconnectMin, 100*time.Millisecond)
 	q.cfg.ReconnectMax = max(cmp.Or(cfg.ReconnectMax, 10*time.Second), q.cfg.ReconnectMin)
