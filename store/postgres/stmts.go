@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tasker-go/tasker/internal/pgdb"
+	"github.com/tasker-go/tasker/store"
 	"github.com/tasker-go/tasker/taskertype"
 )
 
@@ -41,7 +42,7 @@ func insertTasks(rows []*taskRow, contexts map[uuid.UUID]json.RawMessage) pgdb.S
 		Args: []any{ids, namespaces, names, versions, states, revisions, ctxs, created, updated, finished},
 		Err: func(err error) error {
 			if pgdb.IsUniqueViolation(err) {
-				return fmt.Errorf("task create: the task already exists (%s): %w", pgdb.PgError(err).Detail, taskertype.ErrInvalid)
+				return fmt.Errorf("task create: %s: %w", pgdb.PgError(err).Detail, store.ErrTaskExists)
 			}
 			return fmt.Errorf("task create: %w", err)
 		},
@@ -96,7 +97,7 @@ func insertSteps(rows []*stepRow) pgdb.Stmt {
 			bases, caps, jitters, timeouts, nextRetry, results, failures, created, updated, started, ended},
 		Err: func(err error) error {
 			if pgdb.IsUniqueViolation(err) {
-				return fmt.Errorf("task create: a step ID is already taken (%s): %w", pgdb.PgError(err).Detail, taskertype.ErrInvalid)
+				return fmt.Errorf("task create: a step ID is already taken (%s): %w", pgdb.PgError(err).Detail, store.ErrTaskExists)
 			}
 			return fmt.Errorf("task create: steps: %w", err)
 		},

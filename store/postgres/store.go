@@ -62,6 +62,9 @@ type Config struct {
 	AutoMigrate bool
 	// MaxConns bounds the pool (see pgdb.Options.MaxConns).
 	MaxConns int32
+	// Timeouts bound what a session may hold (see pgdb.SessionTimeouts);
+	// the zero value means the defaults.
+	Timeouts pgdb.SessionTimeouts
 	// Queue configures the co-located queue; its URL, Logger and
 	// AutoMigrate are this Config's.
 	Queue queuepg.Config
@@ -80,7 +83,7 @@ var _ store.Store = (*Store)(nil)
 // Open opens the pool, applies or checks the migrations of the store and
 // of the queue, and builds the co-located queue, which shares the pool.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
-	db, err := pgdb.Open(ctx, pgdb.Options{URL: cfg.URL, Logger: cfg.Logger, MaxConns: cfg.MaxConns})
+	db, err := pgdb.Open(ctx, pgdb.Options{URL: cfg.URL, Logger: cfg.Logger, MaxConns: cfg.MaxConns, Timeouts: cfg.Timeouts})
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
