@@ -133,10 +133,16 @@ type TaskTransitionParams struct {
 
 // StepTransitionParams is a compare-and-set on a step's state that also
 // writes its mutable fields: State (the new state), Attempts, NextRetryAt,
-// Result, Failure, StartedAt and FinishedAt, all taken from Step.
+// Result, Failure, AttemptID, StartedAt and FinishedAt, all taken from Step.
 type StepTransitionParams struct {
-	Step      *taskertype.Step
-	From      taskertype.StepState
+	Step *taskertype.Step
+	From taskertype.StepState
+	// Attempt, when not uuid.Nil, is the fencing token of the attempt whose
+	// outcome this writes: the compare-and-set then also requires the stored
+	// step's AttemptID to be Attempt, and fails with the same
+	// *taskertype.StaleStateError as a state mismatch when it is not (the
+	// attempt was superseded: reported lost, cancelled, started again).
+	Attempt   uuid.UUID
 	Event     taskertype.StepEvent
 	At        time.Time
 	Processor string

@@ -90,7 +90,7 @@ const (
 	taskColumns = `id, namespace, name, version, state, revision, context, created_at, updated_at, finished_at`
 	stepColumns = `id, task_id, name, handler, position, state, attempts,
 		retryable, max_attempts, backoff, backoff_base_us, backoff_cap_us, jitter, timeout_us,
-		next_retry_at, result, failure, created_at, updated_at, started_at, finished_at`
+		next_retry_at, result, failure, created_at, updated_at, started_at, finished_at, attempt_id`
 	transitionColumns = `seq, task_id, step_id, from_state, to_state, event, at, processor`
 )
 
@@ -132,7 +132,7 @@ func newStore(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Store, error) 
 	w.stepTask = p.W(`SELECT task_id FROM steps WHERE id = ?1`)
 	w.taskSetState = p.W(`UPDATE tasks SET state = ?2, updated_at = ?3, finished_at = ?4, revision = ?5 WHERE id = ?1`)
 	w.stepSet = p.W(`UPDATE steps SET state = ?2, attempts = ?3, next_retry_at = ?4, result = ?5, failure = ?6,
-			started_at = ?7, finished_at = ?8, updated_at = ?9 WHERE id = ?1`)
+			started_at = ?7, finished_at = ?8, updated_at = ?9, attempt_id = ?10 WHERE id = ?1`)
 	w.transitionInsert = prepareBatchInsert(p.W, "transitions", "task_id, seq, step_id, from_state, to_state, event, at, processor")
 	w.lastSeq = p.W(`SELECT COALESCE(MAX(seq), 0) FROM transitions WHERE task_id = ?1`)
 	s.taskListAll = p.R(`SELECT ` + taskColumns + ` FROM tasks ORDER BY id DESC LIMIT ?1`)
