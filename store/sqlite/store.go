@@ -70,7 +70,7 @@ type Store struct {
 	r readStmts  // readers
 
 	// Readers only.
-	taskListAll, taskListState, taskListUnfinished, transitionsOfTask, transitionsOfStep *sql.Stmt
+	taskListAll, taskListState, taskListUnfinished, transitionsOfTask, transitionsOfStep, stepAttempts *sql.Stmt
 }
 
 // readStmts are the statements that read; one set is prepared on each pool.
@@ -145,6 +145,8 @@ func newStore(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Store, error) 
 		WHERE finished_at IS NULL AND state IN (SELECT value FROM json_each(?1)) ORDER BY id DESC LIMIT ?2`)
 	s.transitionsOfTask = p.R(`SELECT ` + transitionColumns + ` FROM transitions WHERE task_id = ?1 ORDER BY seq`)
 	s.transitionsOfStep = p.R(`SELECT ` + transitionColumns + ` FROM transitions WHERE task_id = ?1 AND step_id = ?2 ORDER BY seq`)
+	// ?1 is a JSON array of step IDs.
+	s.stepAttempts = p.R(`SELECT id, state, attempt_id FROM steps WHERE id IN (SELECT value FROM json_each(?1))`)
 	if err := p.Err(); err != nil {
 		q.Close()
 		return nil, fmt.Errorf("store: %w", err)
@@ -352,4 +354,35 @@ func (s *Store) TransitionList(ctx context.Context, p *store.TransitionListParam
 		return nil, fmt.Errorf("store: transition list: task %s: %w", p.TaskID, err)
 	}
 	return ts, nil
+}
+
+// StepAttempts implements store.Store: one query on a reader.
+func (s *Store) StepAttempts(ctx context.Context, ids []uuid.UUID) ([]store.StepAttempt, error) {
+	if err := s.check("step attempts"); err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(ids)
+	if err != nil {
+		return nil, fmt.Errorf("store: step attempts: %w", err)
+	}
+	rows, err := s.stepAttempts.QueryContext(ctx, string(b))
+	if err != nil {
+		return nil, fmt.Errorf("store: step attempts: %w", err)
+	}
+	defer rows.Close()
+	out := make([]store.StepAttempt, 0, len(ids))
+	for rows.Next() {
+		var a store.StepAttempt
+		if err := rows.Scan(&a.ID, &a.State, &a.AttemptID); err != nil {
+			return nil, fmt.Errorf("store: step attempts: %w", err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: step attempts: %w", err)
+	}
+	return out, nil
 }

@@ -39,6 +39,22 @@ func testAttemptFence(t *testing.T, e *env) {
 	})
 	e.moveStep(t, id, taskertype.StepEventStart, func(s *taskertype.Step) { s.AttemptID, s.Attempts = a2, 1 })
 	before := len(e.transitions(t, p.Task.ID, uuid.Nil))
+	got, err := e.s.StepAttempts(t.Context(), []uuid.UUID{id, p.Steps[1].ID, newID(t)})
+	if err != nil {
+		t.Fatalf("StepAttempts: %v", err)
+	}
+	want := map[uuid.UUID]store.StepAttempt{
+		id:            {ID: id, State: taskertype.StepInProgress, AttemptID: a2},
+		p.Steps[1].ID: {ID: p.Steps[1].ID, State: taskertype.StepPending},
+	}
+	if len(got) != len(want) {
+		t.Errorf("StepAttempts returned %d steps, want %d (an unknown ID is left out): %+v", len(got), len(want), got)
+	}
+	for _, a := range got {
+		if a != want[a.ID] {
+			t.Errorf("StepAttempts: %+v, want %+v", a, want[a.ID])
+		}
+	}
 
 	late := func(st *taskertype.Step, attempt uuid.UUID) *store.StepTransitionParams {
 		st.State, st.Result, st.AttemptID = taskertype.StepEnqueuedForOrchestration, json.RawMessage(`{"late": true}`), attempt
@@ -56,7 +72,7 @@ func testAttemptFence(t *testing.T, e *env) {
 		}
 	}
 	// Without reading the step first (a step from a cache).
-	err := e.s.InTx(t.Context(), func(tx store.Tx) error {
+	err = e.s.InTx(t.Context(), func(tx store.Tx) error {
 		st := *p.Steps[0]
 		st.Attempts = 1
 		return tx.StepTransition(t.Context(), late(&st, a1))
