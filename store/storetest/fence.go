@@ -104,3 +104,37 @@ func testAttemptFence(t *testing.T, e *env) {
 		t.Errorf("the current attempt's outcome: state %s, attempt %s, result %s", s.State, s.AttemptID, s.Result)
 	}
 }
+
+// testAttemptInCreatingTx: a step started in the transaction that created
+// its task keeps its attempt ID (the backend may insert the step as it is
+// at the commit).
+func testAttemptInCreatingTx(t *testing.T, e *env) {
+	p := diamond(t, e)
+	a1 := newID(t)
+	e.inTx(t, func(tx store.Tx) error {
+		if err := tx.TaskCreate(t.Context(), p); err != nil {
+			return err
+		}
+		st := *p.Steps[0]
+		st.DependsOn = nil
+		for _, ev := range []taskertype.StepEvent{taskertype.StepEventEnqueue, taskertype.StepEventStart} {
+			from := st.State
+			to, err := taskertype.NextStepState(from, ev)
+			if err != nil {
+				return err
+			}
+			st.State = to
+			if ev == taskertype.StepEventStart {
+				st.AttemptID, st.Attempts = a1, 1
+			}
+			if err := tx.StepTransition(t.Context(), &store.StepTransitionParams{Step: &st, From: from, Event: ev,
+				At: e.clock.Now(), Processor: Processor}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if s := e.steps(t, p.Task.ID)["a"]; s.State != taskertype.StepInProgress || s.AttemptID != a1 {
+		t.Errorf("a step started where it was created: state %s, attempt %s; want in_progress, %s", s.State, s.AttemptID, a1)
+	}
+}

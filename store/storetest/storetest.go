@@ -86,6 +86,7 @@ var cases = []struct {
 	{"a task's revision counts its transitions and its steps entering or leaving flight", testRevision},
 	{"prefetch changes no answer, skips unknown tasks and keeps what the transaction changed", testPrefetch},
 	{"an attempt's outcome is stored only while the step carries its attempt ID", testAttemptFence},
+	{"a step started in the transaction that created it keeps its attempt ID", testAttemptInCreatingTx},
 }
 
 type env struct {
