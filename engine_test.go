@@ -1,7 +1,6 @@
 package tasker_test
 
 import (
-	"log/slog"
 	"context"
 	"encoding/json"
 	"errors"
@@ -77,9 +76,6 @@ func newHarnessOn(t *testing.T, backend, templates string, handlers map[string]t
 	}
 	cfg := database(t, backend)
 	cfg.Templates = tpls
-	if os.Getenv("DBGLOG") != "" {
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
 	eng, err := tasker.Open(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -128,11 +124,6 @@ func (h *harness) wait(task *tasker.Task) *tasker.TaskInfo {
 	ctx, cancel := context.WithTimeout(h.t.Context(), 20*time.Second)
 	defer cancel()
 	if _, err := h.eng.WaitTask(ctx, task.ID); err != nil {
-		if info, err := h.eng.Task(context.Background(), task.ID); err == nil {
-			for _, s := range info.Steps {
-				h.t.Logf("DBG step %s %s attempts %d attempt %s failure %+v", s.Name, s.State, s.Attempts, s.AttemptID, s.Failure)
-			}
-		}
 		h.t.Fatal(err)
 	}
 	info, err := h.eng.Task(h.t.Context(), task.ID)
