@@ -28,7 +28,7 @@ func backendFlags(cmd *cobra.Command, b *backend) {
 	cmd.Flags().StringVar(&b.url, "database-url", os.Getenv("TASKER_DATABASE_URL"),
 		"PostgreSQL URL (env TASKER_DATABASE_URL); when set, --db is ignored")
 	cmd.Flags().BoolVar(&b.autoMigrate, "migrate", false, "apply the PostgreSQL schema migrations first")
-	cmd.Flags().DurationVar(&b.claim, "claim-timeout", 0, "how long a claimed message stays hidden: a dead process's work comes back after it (default 30s orchestration, 60s workers)")
+	cmd.Flags().DurationVar(&b.claim, "claim-timeout", 0, "how long a claimed message stays hidden: a dead process's work comes back after it; workers renew the claims of running steps every third of it (default 30s)")
 	cmd.Flags().IntVar(&b.maxQueued, "max-queued-steps", 0, "refuse new tasks while their namespace's queue holds this many steps waiting for a worker (default 10000; negative: no bound)")
 }
 

@@ -63,6 +63,10 @@ func (g *guardedStore) TransitionList(ctx context.Context, p *store.TransitionLi
 	return call(ctx, g.b, func() ([]*taskertype.Transition, error) { return g.s.TransitionList(ctx, p) })
 }
 
+func (g *guardedStore) StepAttempts(ctx context.Context, ids []uuid.UUID) ([]store.StepAttempt, error) {
+	return call(ctx, g.b, func() ([]store.StepAttempt, error) { return g.s.StepAttempts(ctx, ids) })
+}
+
 func (g *guardedStore) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
 	gen, err := g.b.allow()
 	if err != nil {

@@ -334,3 +334,30 @@ func dedupe(s []string) []string {
 	}
 	return out
 }
+
+// StepAttempts implements store.Store: one query.
+func (s *Store) StepAttempts(ctx context.Context, ids []uuid.UUID) ([]store.StepAttempt, error) {
+	if err := s.check("step attempts"); err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := s.db.Pool.Query(ctx, `SELECT id, state, attempt_id FROM steps WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("store: step attempts: %w", err)
+	}
+	defer rows.Close()
+	out := make([]store.StepAttempt, 0, len(ids))
+	for rows.Next() {
+		var a store.StepAttempt
+		if err := rows.Scan(&a.ID, &a.State, &a.AttemptID); err != nil {
+			return nil, fmt.Errorf("store: step attempts: %w", err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: step attempts: %w", err)
+	}
+	return out, nil
+}
