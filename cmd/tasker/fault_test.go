@@ -87,8 +87,8 @@ func faultBin(t *testing.T) string {
 type faultCluster struct {
 	t      *testing.T
 	bin    string
-	url    string // the processes' URL: their connections carry app
-	app    string // application_name of the processes' pooled connections
+	url    string // the processes' URL, without application_name
+	app    string // prefix of the application_name of the processes' pooled connections
 	dir    string
 	eng    *tasker.Engine
 	procs  []*process
@@ -101,8 +101,7 @@ func newFaultCluster(t *testing.T) *faultCluster {
 		t.Skip("builds the binary and runs processes")
 	}
 	schema, url := pgtest.Schema(t)
-	c := &faultCluster{t: t, bin: faultBin(t), dir: t.TempDir(), app: "tasker-" + schema}
-	c.url = url + "&application_name=" + c.app
+	c := &faultCluster{t: t, bin: faultBin(t), url: url, dir: t.TempDir(), app: "tasker-" + schema}
 	if out, err := exec.Command(c.bin, "migrate", "--database-url", url).CombinedOutput(); err != nil {
 		t.Fatalf("migrate: %v\n%s", err, out)
 	}
@@ -123,8 +122,15 @@ func newFaultCluster(t *testing.T) *faultCluster {
 	return c
 }
 
+// appName is the application_name of the pooled connections of the
+// process started next.
+func (c *faultCluster) appName() string { return fmt.Sprintf("%s-%d", c.app, len(c.procs)) }
+
+func (c *faultCluster) procURL() string { return c.url + "&application_name=" + c.appName() }
+
 func (c *faultCluster) serve(args ...string) *process {
-	p := start(c.t, c.bin, c.url, append([]string{"serve"}, args...)...)
+	p := start(c.t, c.bin, c.procURL(), append([]string{"serve"}, args...)...)
+	p.app = c.appName()
 	c.procs = append(c.procs, p)
 	return p
 }
@@ -133,7 +139,8 @@ func (c *faultCluster) serve(args ...string) *process {
 func (c *faultCluster) worker(args ...string) *process {
 	trace := filepath.Join(c.dir, fmt.Sprintf("trace-%d", len(c.traces)))
 	c.traces = append(c.traces, trace)
-	p := start(c.t, c.bin, c.url, append([]string{"worker", "--namespace", "fault", "--demo-trace", trace}, args...)...)
+	p := start(c.t, c.bin, c.procURL(), append([]string{"worker", "--namespace", "fault", "--demo-trace", trace}, args...)...)
+	p.app = c.appName()
 	c.procs = append(c.procs, p)
 	return p
 }
@@ -157,6 +164,45 @@ func (c *faultCluster) finish(n int, timeout time.Duration) {
 			p.stop(c.t)
 		}
 	}
+}
+
+// pauseInTx stops p (SIGSTOP) while one of its connections is inside a
+// transaction, as a GC pause or a frozen VM can: it waits for a
+// transaction of p to be open, stops p, and checks, once the statements
+// already sent have run, that the transaction is still open (p can no
+// longer end it). It tries for up to 20 s, and reports whether it stopped p
+// inside a transaction; otherwise p is stopped anyway.
+func (c *faultCluster) pauseInTx(p *process) bool {
+	c.t.Helper()
+	conn, err := pgx.Connect(context.Background(), pgtest.URL(c.t))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	inTx := func() bool {
+		var n int
+		err := conn.QueryRow(context.Background(),
+			`SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND xact_start IS NOT NULL`, p.app).Scan(&n)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		return n > 0
+	}
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
+		if !inTx() {
+			continue
+		}
+		if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			c.t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond) // what was sent runs; a COMMIT sent ends it
+		if inTx() {
+			return true
+		}
+		p.cmd.Process.Signal(syscall.SIGCONT)
+	}
+	p.cmd.Process.Signal(syscall.SIGSTOP)
+	return false
 }
 
 // pid is the process id in a processor's name, "worker@host:1234".
@@ -336,7 +382,7 @@ func TestFaultDatabaseBlips(t *testing.T) {
 		}
 		var n int
 		err = conn.QueryRow(context.Background(),
-			`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`, c.app).Scan(&n)
+			`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE $1 || '-%'`, c.app).Scan(&n)
 		conn.Close(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -442,13 +488,32 @@ func TestFaultPausedProcesses(t *testing.T) {
 		}
 	}
 	feed(time.Now().Add(4 * time.Second))
-	pausedAt = time.Now()
-	for _, p := range []*process{pausedServe, pausedWorker} {
-		if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
+	// Each is stopped in the middle of a transaction, with rows locked.
+	for _, p := range []*process{pausedWorker, pausedServe} {
+		if !c.pauseInTx(p) {
+			t.Logf("%v could not be stopped inside a transaction in 20s: stopped outside one", p.cmd.Args)
+		}
+		if pausedAt.IsZero() {
+			pausedAt = time.Now()
 		}
 	}
 	feed(pausedAt.Add(15 * time.Second))
+	// Every task so far finishes before the paused processes resume,
+	// those whose rows or messages they held included: their
+	// transactions ended at the session timeouts, their claims at the
+	// lease.
+	for {
+		left, err := c.eng.Tasks(context.Background(), len(ids), unfinished...)
+		if err == nil && len(left) == 0 {
+			break
+		}
+		if time.Now().After(pausedAt.Add(pause - time.Second)) {
+			t.Errorf("%d of %d tasks still unfinished %v into the pause (err %v): the paused processes held them",
+				len(left), len(ids), pause-time.Second, err)
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	time.Sleep(time.Until(pausedAt.Add(pause)))
 	for _, p := range []*process{pausedServe, pausedWorker} {
 		if err := p.cmd.Process.Signal(syscall.SIGCONT); err != nil {
