@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tasker-go/tasker/internal/events"
+	"github.com/tasker-go/tasker/internal/testclock"
 	"github.com/tasker-go/tasker/internal/transition"
 	"github.com/tasker-go/tasker/internal/wire"
 	"github.com/tasker-go/tasker/internal/worker"
@@ -66,7 +68,12 @@ func newEnv(t *testing.T) *env {
 // slots handlers at once.
 func (e *env) worker(t *testing.T, name string, slots int, h taskertype.Handler, leaseQueue queue.Queue, hook func(w *worker.Worker)) *worker.Worker {
 	t.Helper()
-	w, err := worker.New(worker.Config{Store: e.st, Queue: e.st.Queue(), LeaseQueue: leaseQueue, Bus: e.bus, Processor: name,
+	return e.workerWith(t, name, slots, h, leaseQueue, nil, hook)
+}
+
+func (e *env) workerWith(t *testing.T, name string, slots int, h taskertype.Handler, leaseQueue queue.Queue, clock taskertype.Clock, hook func(w *worker.Worker)) *worker.Worker {
+	t.Helper()
+	w, err := worker.New(worker.Config{Store: e.st, Queue: e.st.Queue(), LeaseQueue: leaseQueue, Bus: e.bus, Processor: name, Clock: clock,
 		Namespaces: []string{ns}, Handlers: map[string]taskertype.Handler{"slow": h}, Concurrency: slots,
 		VisibilityTimeout: time.Second, IdlePoll: 20 * time.Millisecond})
 	if err != nil {
@@ -218,6 +225,41 @@ func TestAWorkerWhoseClaimWasLostDoesNotStartTheHandler(t *testing.T) {
 	want := []string{"create@test", "enqueue@test", "start@a", "fail@b"}
 	if got, n := e.events(t), runs.Load(); !equal(got, want) || n != 0 {
 		t.Errorf("the step went through %v and the handler ran %d times; want %v and no run", got, n, want)
+	}
+}
+
+// An attempt silent past the time it may take (an orphan) is failed as
+// retryable through the fenced report path, and its handler cancelled.
+func TestAnOrphanedAttemptFailsAsRetryable(t *testing.T) {
+	e := newEnv(t)
+	sub, err := e.bus.Subscribe(events.Filter{Kinds: []string{events.KindStepTransition}}, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	clock := testclock.New(time.Now())
+	started, ended := make(chan struct{}), make(chan error, 1)
+	h := taskertype.HandlerFunc(func(ctx context.Context, in *taskertype.StepInput) (any, error) {
+		close(started)
+		<-ctx.Done()
+		ended <- context.Cause(ctx)
+		return nil, context.Cause(ctx)
+	})
+	e.workerWith(t, "w", 1, h, nil, clock, nil)
+	<-started
+	// Past the step's timeout (1m), the grace and the report budget: the
+	// completion listener's next sweep finds it.
+	clock.Advance(10 * time.Minute)
+	e.waitState(t, sub, taskertype.StepEnqueuedAsErrorForOrchestration)
+	if err := <-ended; err == nil || !strings.Contains(err.Error(), "orphan") {
+		t.Errorf("the orphan's handler ended with %v, want its orphan cancellation", err)
+	}
+	steps, err := e.st.StepList(t.Context(), e.step.TaskID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := steps[0].Failure; f == nil || f.Kind != taskertype.FailureTimeout || !f.Retryable || !strings.Contains(f.Message, "orphan") {
+		t.Errorf("the orphan's failure: %+v; want a retryable timeout naming the orphan", f)
 	}
 }
 
