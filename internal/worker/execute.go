@@ -264,6 +264,9 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 		w.log.Error("too many running steps to renew their claims; this one runs without renewals", "step", s.Name)
 	}
 	defer w.leases.remove(a)
+	if w.beforeClaimCheck != nil {
+		w.beforeClaimCheck(s)
+	}
 	if !w.holdsClaim(ctx, a) {
 		// Another worker may have the step by now: the handler does not
 		// start, and nothing is reported (the fence would refuse it).
@@ -342,12 +345,19 @@ func (w *Worker) startTx(ctx context.Context, tx store.Tx, rec *transition.Recor
 			Attempt: s.Attempts, Context: inputs.Context, Results: inputs.Results,
 		}, claimedAt: claimedAt}, nil
 	case s.State == taskertype.StepInProgress && m.ReadCount > 1 && w.leases.runs(s.ID, s.AttemptID):
-		stepID, attemptID := s.ID, s.AttemptID
+		adopted := *s
 		rec.AfterCommit(func() {
-			if !w.leases.adopt(stepID, attemptID, m, claimedAt) {
+			if !w.leases.adopt(adopted.ID, adopted.AttemptID, m, claimedAt) {
 				// It ended meanwhile: the message comes back after the
 				// lease and is acknowledged as done then.
-				w.log.Debug("a redelivered step's attempt ended before it could take the new claim", "step_id", stepID)
+				w.log.Debug("a redelivered step's attempt ended before it could take the new claim", "step_id", adopted.ID)
+				return
+			}
+			w.adopted.Add(1)
+			w.log.Info("a running step's message was delivered again (its claim lapsed); the running attempt keeps it",
+				"task_id", adopted.TaskID, "step", adopted.Name)
+			if w.afterAdopt != nil {
+				w.afterAdopt(&adopted)
 			}
 		})
 		return nil, errAdopted

@@ -214,9 +214,9 @@ func passing(err error) bool {
 
 // failOrphans fails, as retryable, the attempts the completion listener
 // found silent past their expected time (the correlation id is the attempt
-// ID): each one's handler is cancelled and a timeout failure is stored
-// through the fenced report path, so the attempt's own outcome, if it ever
-// comes, changes nothing. It runs on the tracker's goroutine: orphans are
+// ID): a timeout failure is stored through the fenced report path and then
+// the handler is cancelled, so the attempt's own outcome, if it ever comes,
+// changes nothing. It runs on the tracker's goroutine: orphans are
 // rare, and their sweep may wait.
 func (w *Worker) failOrphans(ps []correlation.Pending) {
 	for _, p := range ps {
@@ -228,12 +228,13 @@ func (w *Worker) failOrphans(ps []correlation.Pending) {
 		if lost {
 			continue
 		}
-		a.cancel(errOrphaned)
 		f := &taskertype.StepFailure{Kind: taskertype.FailureTimeout, Retryable: true, Attempt: p.Attempt,
 			Message: fmt.Sprintf("attempt %d was silent for %v, past the time it may take (its timeout, the grace and the time to store its outcome): failed as an orphan",
 				p.Attempt, w.clock.Now().Sub(p.Since).Round(time.Millisecond))}
 		ctx, cancel := context.WithTimeout(context.Background(), reportBudget)
 		w.storeOne(ctx, &report{m: m, step: a.step, out: &outcome{failure: f}})
 		cancel()
+		// Stored first: the handler's own outcome then changes nothing.
+		a.cancel(errOrphaned)
 	}
 }

@@ -190,6 +190,13 @@ type Worker struct {
 	// a handler may give its step back (taskertype.ErrReleased).
 	stopping  atomic.Bool
 	abandoned atomic.Uint64 // handlers given up on after their grace
+	adopted   atomic.Uint64 // redelivered claims taken by the attempt running here
+
+	// Test hooks, nil in production (export_test.go sets them before
+	// Start): beforeClaimCheck runs as a started step is about to check
+	// its claim, afterAdopt after a running attempt took a new claim.
+	beforeClaimCheck func(*taskertype.Step)
+	afterAdopt       func(*taskertype.Step)
 
 	mu         sync.Mutex
 	stopClaims context.CancelFunc // ends the claim loops
@@ -446,7 +453,10 @@ type Stats struct {
 	Running int
 	// Abandoned counts the handlers given up on: they ignored their
 	// context past the grace; each kept its slot until it returned.
-	Abandoned    uint64
+	Abandoned uint64
+	// Adopted counts the messages of running steps claimed again by this
+	// worker (their claims had lapsed) and kept by the running attempt.
+	Adopted      uint64
 	Correlations correlation.TrackerCounts
 	Debug        DebugStats
 }
@@ -460,7 +470,7 @@ type DebugStats struct {
 // Stats returns the worker's figures.
 func (w *Worker) Stats() Stats {
 	return Stats{
-		InFlight: w.InFlight(), Concurrency: w.cfg.Concurrency, Running: w.leases.len(), Abandoned: w.abandoned.Load(),
+		InFlight: w.InFlight(), Concurrency: w.cfg.Concurrency, Running: w.leases.len(), Abandoned: w.abandoned.Load(), Adopted: w.adopted.Load(),
 		Correlations: w.corr.Counts(),
 		Debug:        DebugStats{Entries: w.debug.Len(), Dropped: w.debug.Dropped()},
 	}
