@@ -1,11 +1,7 @@
 package pgdb
 
 import (
-	"context"
 	"errors"
-	"io"
-	"net"
-	"syscall"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -75,7 +71,7 @@ func IsUndefinedTable(err error) bool { return Code(err) == CodeUndefinedTable }
 //   - a connection error before anything was sent (pgconn.SafeToRetry).
 //
 // A connection lost after the COMMIT was sent, without an answer, is not
-// retryable here: the transaction may have committed (see Ambiguous).
+// retryable here: the transaction may have committed.
 //
 // A statement cancelled because the caller's context ended also has code
 // 57014: InTx checks the context before it retries.
@@ -86,30 +82,4 @@ func Retryable(err error) bool {
 		return true
 	}
 	return pgconn.SafeToRetry(err)
-}
-
-// Ambiguous reports whether err may have come after a transaction
-// committed: the connection failed without an answer from the server,
-// after the statements may have been sent. Whoever retries must then
-// accept finding its own writes.
-func Ambiguous(err error) bool {
-	if err == nil || Code(err) != "" || pgconn.SafeToRetry(err) {
-		return false
-	}
-	return pgconn.Timeout(err) || isConnErr(err)
-}
-
-// isConnErr reports whether err comes from the connection rather than
-// from the server or the caller.
-func isConnErr(err error) bool {
-	var ce *pgconn.ConnectError
-	if errors.As(err, &ce) {
-		return false // nothing was sent
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
-	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
