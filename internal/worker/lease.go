@@ -27,9 +27,6 @@ var (
 	// errOrphaned: the completion listener found the attempt silent past
 	// its expected time; it was failed as retryable.
 	errOrphaned = errors.New("the attempt was silent past its expected time and was failed as an orphan")
-	// errAdopted: a claimed message is a redelivery of a step whose attempt
-	// this worker is still running; the running attempt takes its claim.
-	errAdopted = errors.New("redelivered step is running here")
 )
 
 // attempt is a step this worker runs, from its start until its outcome is
