@@ -267,7 +267,18 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 		// The slots bound the attempts; this is a bug.
 		w.log.Error("too many running steps to renew their claims; this one runs without renewals", "step", s.Name)
 	}
-	defer w.leases.remove(a)
+	registered := true
+	defer func() {
+		if registered { // a panic
+			w.leases.remove(a)
+		}
+	}()
+	// Removed while the attempt still holds its slot or its reporting
+	// token: that keeps the registry within twice the slots.
+	unregister := func() {
+		w.leases.remove(a)
+		registered = false
+	}
 	if w.beforeClaimCheck != nil {
 		w.beforeClaimCheck(s)
 	}
@@ -276,6 +287,7 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 		// start, and nothing is reported (the fence would refuse it).
 		w.log.Warn("the claim on a step was lost before its handler started; leaving it to its new holder",
 			"task_id", s.TaskID, "step", s.Name, "claimed", time.Since(j.claimedAt).Round(time.Millisecond))
+		unregister()
 		release()
 		return
 	}
@@ -301,9 +313,10 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 	} else {
 		w.log.Warn("dropping the outcome of an attempt whose claim was lost", "task_id", s.TaskID, "step", s.Name, "outcome", out.describe())
 	}
+	w.corr.Complete(id)
+	unregister()
 	<-w.reporting
 	reporting = false
-	w.corr.Complete(id)
 	w.debug.Record(id, s.TaskID, s.ID, s.Name, "reported", "")
 }
 

@@ -56,14 +56,15 @@ func newLeases(max int) *leases {
 }
 
 // add registers a started attempt whose message was claimed at claimedAt.
-// It returns false when the registry is full, which the slots prevent.
+// It returns false, and a is not registered, when the registry is full,
+// which the slots prevent.
 func (l *leases) add(a *attempt, m *queue.Message, claimedAt time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	a.m, a.renewed = m, claimedAt
 	if len(l.byStep) >= l.max {
 		return false
 	}
-	a.m, a.renewed = m, claimedAt
 	l.byStep[a.step.ID] = a
 	return true
 }
