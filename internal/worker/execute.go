@@ -58,6 +58,10 @@ type job struct {
 	// claimedAt is when the claim on m was asked for, by this process's
 	// monotonic clock: the lease runs from no earlier.
 	claimedAt time.Time
+	// adopted: m is a redelivery of a step whose attempt runs here; that
+	// attempt takes the claim once the transaction commits. Nothing else
+	// is set.
+	adopted bool
 }
 
 // batchError is a message's failure inside a round's shared transaction.
@@ -150,7 +154,7 @@ func (w *Worker) claimTx(ctx context.Context, tx store.Tx, rec *transition.Recor
 		switch {
 		case errors.Is(err, errPoison):
 			c.poison = append(c.poison, m.Receipt())
-		case errors.Is(err, errAdopted):
+		case j != nil && j.adopted:
 			c.adopted++
 		case errors.Is(err, errSkip), err == nil && j == nil:
 			ack = append(ack, m.Receipt())
@@ -203,7 +207,7 @@ func (w *Worker) execute(ctx context.Context, m *queue.Message, claimedAt time.T
 		return err
 	})
 	switch {
-	case errors.Is(err, errAdopted):
+	case err == nil && j != nil && j.adopted:
 		// The running attempt holds the message now.
 	case errors.Is(err, errPoison):
 		w.log.Error("archiving a malformed step message", "queue", m.Queue, "message_id", m.ID, "error", err)
@@ -263,7 +267,18 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 		// The slots bound the attempts; this is a bug.
 		w.log.Error("too many running steps to renew their claims; this one runs without renewals", "step", s.Name)
 	}
-	defer w.leases.remove(a)
+	registered := true
+	defer func() {
+		if registered { // a panic
+			w.leases.remove(a)
+		}
+	}()
+	// Removed while the attempt still holds its slot or its reporting
+	// token: that keeps the registry within twice the slots.
+	unregister := func() {
+		w.leases.remove(a)
+		registered = false
+	}
 	if w.beforeClaimCheck != nil {
 		w.beforeClaimCheck(s)
 	}
@@ -272,6 +287,7 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 		// start, and nothing is reported (the fence would refuse it).
 		w.log.Warn("the claim on a step was lost before its handler started; leaving it to its new holder",
 			"task_id", s.TaskID, "step", s.Name, "claimed", time.Since(j.claimedAt).Round(time.Millisecond))
+		unregister()
 		release()
 		return
 	}
@@ -297,9 +313,10 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 	} else {
 		w.log.Warn("dropping the outcome of an attempt whose claim was lost", "task_id", s.TaskID, "step", s.Name, "outcome", out.describe())
 	}
+	w.corr.Complete(id)
+	unregister()
 	<-w.reporting
 	reporting = false
-	w.corr.Complete(id)
 	w.debug.Record(id, s.TaskID, s.ID, s.Name, "reported", "")
 }
 
@@ -308,7 +325,8 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 // already in progress and m is a redelivery, the worker that had it is
 // gone: the attempt is reported as lost and the job is nil; unless this
 // worker runs that attempt itself (its claim lapsed during a blip): the
-// attempt then takes the new claim once tx commits (errAdopted). errSkip:
+// attempt then takes the new claim once tx commits (the job is adopted,
+// and nothing is written). errSkip:
 // m is a duplicate; errPoison: m is malformed.
 func (w *Worker) startTx(ctx context.Context, tx store.Tx, rec *transition.Recorder, m *queue.Message, claimedAt time.Time) (*job, error) {
 	_, stepID, err := wire.DecodeStep(m.Body)
@@ -360,7 +378,7 @@ func (w *Worker) startTx(ctx context.Context, tx store.Tx, rec *transition.Recor
 				w.afterAdopt(&adopted)
 			}
 		})
-		return nil, errAdopted
+		return &job{m: m, adopted: true}, nil
 	case s.State == taskertype.StepInProgress && m.ReadCount > 1:
 		f := &taskertype.StepFailure{
 			Kind: taskertype.FailureLost, Retryable: true, Attempt: s.Attempts,

@@ -27,9 +27,6 @@ var (
 	// errOrphaned: the completion listener found the attempt silent past
 	// its expected time; it was failed as retryable.
 	errOrphaned = errors.New("the attempt was silent past its expected time and was failed as an orphan")
-	// errAdopted: a claimed message is a redelivery of a step whose attempt
-	// this worker is still running; the running attempt takes its claim.
-	errAdopted = errors.New("redelivered step is running here")
 )
 
 // attempt is a step this worker runs, from its start until its outcome is
@@ -59,14 +56,15 @@ func newLeases(max int) *leases {
 }
 
 // add registers a started attempt whose message was claimed at claimedAt.
-// It returns false when the registry is full, which the slots prevent.
+// It returns false, and a is not registered, when the registry is full,
+// which the slots prevent.
 func (l *leases) add(a *attempt, m *queue.Message, claimedAt time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	a.m, a.renewed = m, claimedAt
 	if len(l.byStep) >= l.max {
 		return false
 	}
-	a.m, a.renewed = m, claimedAt
 	l.byStep[a.step.ID] = a
 	return true
 }

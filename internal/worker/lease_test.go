@@ -3,8 +3,8 @@ package worker_test
 import (
 	"context"
 	"errors"
-	"strings"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
