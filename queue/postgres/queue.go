@@ -7,7 +7,9 @@
 // any number of processes claim from one queue without waiting for each
 // other. Wake-ups cross processes: a send notifies (NOTIFY) in its
 // transaction, and each process listens on one dedicated connection and
-// fans the notifications out to its subscribers. See docs/postgres.md.
+// fans the notifications out to its subscribers. Every time that decides a
+// claim is the database's (clock_timestamp()), never a process's clock,
+// unless a test injects Config.TestClock. See docs/postgres.md.
 package postgres
 
 import (
