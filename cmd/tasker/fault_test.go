@@ -59,10 +59,10 @@ var faultBinary struct {
 	err  error
 }
 
-// faultBin builds the binary once for all the fault tests, into a
-// directory of the first test that asks (the others run inside it: they
-// are parallel subtests of nothing, so the directory outlives them only if
-// it is not a test's TempDir).
+// faultBin builds the binary once for all the fault tests, which run in
+// parallel: into a directory of its own, not a test's TempDir, which would
+// go when that test ends while the others still use the binary. It is
+// left in the system's temporary directory.
 func faultBin(t *testing.T) string {
 	t.Helper()
 	faultBinary.once.Do(func() {
