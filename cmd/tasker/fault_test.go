@@ -59,10 +59,19 @@ var faultBinary struct {
 	err  error
 }
 
+// TestMain removes the fault tests' binary once every test has run.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if faultBinary.path != "" {
+		os.RemoveAll(filepath.Dir(faultBinary.path))
+	}
+	os.Exit(code)
+}
+
 // faultBin builds the binary once for all the fault tests, which run in
 // parallel: into a directory of its own, not a test's TempDir, which would
-// go when that test ends while the others still use the binary. It is
-// left in the system's temporary directory.
+// go when that test ends while the others still use the binary (TestMain
+// removes it).
 func faultBin(t *testing.T) string {
 	t.Helper()
 	faultBinary.once.Do(func() {
