@@ -72,15 +72,11 @@ func (r *Recorder) Task(ctx context.Context, tx store.Tx, task *taskertype.Task,
 
 // Step moves step by event, as a compare-and-set from its current state.
 // update, if not nil, changes the step's other fields first (attempts,
-// result, failure, times); on error the step is left as it was. A step in
-// progress is moved only while it still runs the attempt it ran when read
-// (its AttemptID).
+// result, failure, times); on error the step is left as it was. It is not
+// fenced by an attempt: the writes of an attempt's outcome use
+// StepOfAttempt.
 func (r *Recorder) Step(ctx context.Context, tx store.Tx, step *taskertype.Step, ev taskertype.StepEvent, at time.Time, update func(*taskertype.Step)) error {
-	var attempt uuid.UUID
-	if step.State == taskertype.StepInProgress {
-		attempt = step.AttemptID
-	}
-	return r.StepOfAttempt(ctx, tx, step, attempt, ev, at, update)
+	return r.StepOfAttempt(ctx, tx, step, uuid.Nil, ev, at, update)
 }
 
 // StepOfAttempt is Step fenced by an attempt: when attempt is not uuid.Nil,

@@ -228,6 +228,70 @@ func TestAWorkerWhoseClaimWasLostDoesNotStartTheHandler(t *testing.T) {
 	}
 }
 
+// A late outcome from a superseded attempt changes nothing: worker a's
+// renewals are lost on the way, worker b finds the attempt lost, the step
+// is retried and b runs the second attempt; a's success, arriving then, is
+// refused, and b's is stored.
+func TestALateOutcomeOfASupersededAttemptChangesNothing(t *testing.T) {
+	e := newEnv(t)
+	sub, err := e.bus.Subscribe(events.Filter{Kinds: []string{events.KindStepTransition}}, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	releaseA, startedB, releaseB := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var calls atomic.Int32
+	h := taskertype.HandlerFunc(func(ctx context.Context, in *taskertype.StepInput) (any, error) {
+		if calls.Add(1) == 1 {
+			<-releaseA // ignores its context: a late outcome
+			return "late", nil
+		}
+		close(startedB)
+		<-releaseB
+		return "current", nil
+	})
+	a := e.worker(t, "a", 1, h, silentRenewals{e.st.Queue()}, nil)
+	e.waitState(t, sub, taskertype.StepInProgress)
+	e.worker(t, "b", 1, h, nil, nil)
+	e.waitState(t, sub, taskertype.StepEnqueuedAsErrorForOrchestration)
+	// Orchestration's part, by hand: retry the step at once.
+	err = transition.InTx(t.Context(), e.st, e.bus, "test", func(tx store.Tx, rec *transition.Recorder) error {
+		s, err := tx.StepGet(t.Context(), e.step.ID)
+		if err != nil {
+			return err
+		}
+		for _, ev := range []taskertype.StepEvent{taskertype.StepEventScheduleRetry, taskertype.StepEventRetry, taskertype.StepEventEnqueue} {
+			if err := rec.Step(t.Context(), tx, s, ev, time.Now(), nil); err != nil {
+				return err
+			}
+		}
+		return tx.MessageSend(t.Context(), &queue.SendParams{Queue: queue.StepQueue(ns), Body: wire.Encode(wire.StepMessage{TaskID: e.step.TaskID, StepID: e.step.ID})})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-startedB
+	close(releaseA)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := a.Stop(ctx); err != nil { // a's outcome is stored or refused by now
+		t.Fatal(err)
+	}
+	close(releaseB)
+	e.waitState(t, sub, taskertype.StepEnqueuedForOrchestration)
+	want := []string{"create@test", "enqueue@test", "start@a", "fail@b", "schedule_retry@test", "retry@test", "enqueue@test", "start@b", "succeed@b"}
+	if got := e.events(t); !equal(got, want) {
+		t.Errorf("the step went through %v, want %v", got, want)
+	}
+	steps, err := e.st.StepList(t.Context(), e.step.TaskID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(steps[0].Result); got != `"current"` {
+		t.Errorf("result %s, want the current attempt's", got)
+	}
+}
+
 // An attempt silent past the time it may take (an orphan) is failed as
 // retryable through the fenced report path, and its handler cancelled.
 func TestAnOrphanedAttemptFailsAsRetryable(t *testing.T) {
