@@ -445,10 +445,12 @@ func (w *Worker) run(stop, actx context.Context, step *taskertype.Step, in *task
 		cause := context.Cause(hctx)
 		timedOut := errors.Is(cause, errStepTimeout)
 		// Only a stopping worker gives a step back without counting the
-		// attempt; before, ErrReleased is a failure like any other.
-		stopping := stop.Err() != nil || w.stopping.Load()
+		// attempt: a handler cut short by the stop, or one that gives its
+		// step back (ErrReleased) once the stop began. Before, ErrReleased
+		// is a failure like any other.
 		switch {
-		case stopping && (err != nil || timedOut):
+		case stop.Err() != nil && (err != nil || timedOut),
+			errors.Is(err, taskertype.ErrReleased) && w.stopping.Load():
 			done <- &outcome{released: true}
 		case errors.Is(cause, errClaimLost), errors.Is(cause, errSuperseded), errors.Is(cause, errOrphaned):
 			// Dropped (claim lost) or refused by the fence (superseded).
