@@ -74,10 +74,11 @@ type Config struct {
 	// that an idle process costs the database almost nothing.
 	IdlePoll time.Duration
 	// ClaimTimeout is how long a claimed message stays hidden from other
-	// processes: when a process dies, its messages come back after it (a
-	// worker extends the claim of a step whose timeout is longer). Zero
-	// means the defaults: 30s for orchestration, 60s for workers. At least
-	// 1s.
+	// processes: when a process dies, its messages come back after it. A
+	// worker's claim is a lease that a heartbeat renews every third of it
+	// while the step runs, so a killed worker's steps run elsewhere after
+	// about one ClaimTimeout, whatever their timeouts. Zero means 30s. At
+	// least 1s.
 	ClaimTimeout time.Duration
 	// MaxQueuedSteps is the back-pressure on new work: CreateTask refuses a
 	// task, with an error wrapping taskertype.ErrQueueFull, while the queue
@@ -391,6 +392,9 @@ func (e *Engine) startWorker(ctx context.Context) error {
 		Processor: "worker@" + e.cfg.ProcessorName, Namespaces: namespaces, Handlers: e.handlers,
 		Concurrency: e.cfg.WorkerConcurrency, IdlePoll: e.cfg.IdlePoll, VisibilityTimeout: e.cfg.ClaimTimeout,
 		MaxResultBytes: max(e.cfg.MaxResultBytes, 0),
+		// Claims are renewed past the queue's circuit breaker: a breaker
+		// open during a blip must not let them lapse.
+		LeaseQueue: e.rawQueue,
 	}
 	if !e.cfg.DisableOrchestration {
 		// Orchestration runs here: hand results over in the worker's own
@@ -426,7 +430,11 @@ func (e *Engine) Stop(ctx context.Context) error {
 	var errs []error
 	// Steps no pull worker has taken are given back at once (released, to
 	// run again later); the workers then wait only for the steps that are
-	// really running, in Go or in a pull worker.
+	// really running, in Go or in a pull worker. The worker is told first,
+	// so that it gives those steps back rather than fail them.
+	if w != nil {
+		w.PrepareStop()
+	}
 	e.pull.Drain()
 	if w != nil {
 		errs = append(errs, w.Stop(ctx))

@@ -33,6 +33,10 @@ type Store interface {
 	// TransitionList returns the stored transitions of a task and of its
 	// steps in the order they were applied.
 	TransitionList(ctx context.Context, p *TransitionListParams) ([]*taskertype.Transition, error)
+	// StepAttempts returns the state and attempt of each of the steps ids
+	// that exists, in no order, in one read that holds nothing: a worker
+	// checks with it that the attempts it runs are still wanted.
+	StepAttempts(ctx context.Context, ids []uuid.UUID) ([]StepAttempt, error)
 	// InTx runs fn in one write transaction: everything fn does through tx,
 	// messages included, commits together when fn returns nil and not at all
 	// otherwise. fn may run more than once if the backend must retry the
@@ -147,10 +151,16 @@ type TaskTransitionParams struct {
 
 // StepTransitionParams is a compare-and-set on a step's state that also
 // writes its mutable fields: State (the new state), Attempts, NextRetryAt,
-// Result, Failure, StartedAt and FinishedAt, all taken from Step.
+// Result, Failure, AttemptID, StartedAt and FinishedAt, all taken from Step.
 type StepTransitionParams struct {
-	Step      *taskertype.Step
-	From      taskertype.StepState
+	Step *taskertype.Step
+	From taskertype.StepState
+	// Attempt, when not uuid.Nil, is the fencing token of the attempt whose
+	// outcome this writes: the compare-and-set then also requires the stored
+	// step's AttemptID to be Attempt, and fails with the same
+	// *taskertype.StaleStateError as a state mismatch when it is not (the
+	// attempt was superseded: reported lost, cancelled, started again).
+	Attempt   uuid.UUID
 	Event     taskertype.StepEvent
 	At        time.Time
 	Processor string
@@ -169,6 +179,13 @@ type PrefetchParams struct {
 	// SkipLocked skips the tasks another transaction holds, instead of
 	// waiting for them, and returns them.
 	SkipLocked bool
+}
+
+// StepAttempt is where a step stands: its state and its last attempt.
+type StepAttempt struct {
+	ID        uuid.UUID
+	State     taskertype.StepState
+	AttemptID uuid.UUID
 }
 
 // StepInputs is what a handler receives besides its step.

@@ -146,3 +146,20 @@ func (p *StepTransitionParams) Validate() error {
 	}
 	return nil
 }
+
+// CheckAttempt is the fence of a step transition for the backends: nil when
+// p names no attempt or the stored step cur carries p.Attempt, else the
+// *taskertype.StaleStateError of a superseded attempt.
+func CheckAttempt(p *StepTransitionParams, cur *taskertype.Step) error {
+	if p.Attempt == uuid.Nil || cur.AttemptID == p.Attempt {
+		return nil
+	}
+	return AttemptMismatch(p.Step.ID, p.From, p.Attempt, cur.State, cur.AttemptID)
+}
+
+// AttemptMismatch is the error of a step transition whose attempt was
+// superseded: the step is in state actual, with attempt got, not want.
+func AttemptMismatch(id uuid.UUID, from taskertype.StepState, want uuid.UUID, actual taskertype.StepState, got uuid.UUID) error {
+	return &taskertype.StaleStateError{Kind: "step", ID: id.String(),
+		Expected: fmt.Sprintf("%s (attempt %s)", from, want), Actual: fmt.Sprintf("%s (attempt %s)", actual, got)}
+}

@@ -21,7 +21,8 @@ var (
 	ErrInvalid = errors.New("invalid input")
 	// ErrReleased: a handler gives its step back unfinished, because the
 	// engine is stopping; the step runs again later, the attempt not
-	// counted.
+	// counted. Returned while the worker is not stopping, it is an ordinary
+	// retryable failure under the step's retry policy.
 	ErrReleased = errors.New("step released")
 	// ErrQueueFull: new work is refused because a queue holds as much as
 	// its bound allows; the message says which queue and what to do.

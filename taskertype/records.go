@@ -49,6 +49,12 @@ type Step struct {
 	Failure   *StepFailure
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// AttemptID identifies the last attempt started (a UUIDv7 the worker
+	// sets when it starts the step); uuid.Nil before the first. It is the
+	// attempt's fencing token: the outcome of an attempt is stored only
+	// while the step is in progress with this ID (StepTransitionParams.Attempt),
+	// so a late report from an attempt that was superseded changes nothing.
+	AttemptID uuid.UUID
 	// StartedAt is when the last attempt started; zero before the first.
 	StartedAt time.Time
 	// FinishedAt is when the last attempt ended; zero while none has.

@@ -34,6 +34,7 @@ func buildBinary(t *testing.T, dir string) string {
 type process struct {
 	cmd  *exec.Cmd
 	logs *strings.Builder
+	app  string // application_name of its pooled connections, when the test set one
 }
 
 func start(t *testing.T, bin, url string, args ...string) *process {

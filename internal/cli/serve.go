@@ -23,18 +23,32 @@ type backend struct {
 	autoMigrate bool
 	claim       time.Duration
 	maxQueued   int
+	clockOffset time.Duration // for tests: skews the engine's clock
 }
+
+// offsetClock is the wall clock moved by a fixed offset: the fault tests
+// run processes whose clocks disagree (--clock-offset).
+type offsetClock struct{ d time.Duration }
+
+func (c offsetClock) Now() time.Time { return time.Now().Add(c.d) }
 
 func backendFlags(cmd *cobra.Command, b *backend) {
 	databaseFlags(cmd, &b.database)
 	cmd.Flags().BoolVar(&b.autoMigrate, "migrate", false, "apply the PostgreSQL schema migrations first")
-	cmd.Flags().DurationVar(&b.claim, "claim-timeout", 0, "how long a claimed message stays hidden: a dead process's work comes back after it (default 30s orchestration, 60s workers)")
+	cmd.Flags().DurationVar(&b.claim, "claim-timeout", 0, "how long a claimed message stays hidden: a dead process's work comes back after it; workers renew the claims of running steps every third of it (default 30s)")
 	cmd.Flags().IntVar(&b.maxQueued, "max-queued-steps", 0, "refuse new tasks while their namespace's queue holds this many steps waiting for a worker (default 10000; negative: no bound)")
+	// For the fault tests only: a process whose clock is wrong.
+	cmd.Flags().DurationVar(&b.clockOffset, "clock-offset", 0, "for tests: add this to the engine's clock")
+	_ = cmd.Flags().MarkHidden("clock-offset")
 }
 
 func (b *backend) config(g *globals) tasker.Config {
-	return tasker.Config{DatabasePath: b.db, DatabaseURL: b.url, AutoMigrate: b.autoMigrate, ClaimTimeout: b.claim,
+	cfg := tasker.Config{DatabasePath: b.db, DatabaseURL: b.url, AutoMigrate: b.autoMigrate, ClaimTimeout: b.claim,
 		MaxQueuedSteps: b.maxQueued, Logger: g.logger()}
+	if b.clockOffset != 0 {
+		cfg.Clock = offsetClock{b.clockOffset}
+	}
+	return cfg
 }
 
 func newMigrateCmd(g *globals) *cobra.Command {
@@ -125,6 +139,7 @@ func newWorkerCmd(g *globals) *cobra.Command {
 	var namespaces []string
 	var shutdown time.Duration
 	var concurrency, maxResult int
+	var trace string
 	cmd := &cobra.Command{
 		Use:   "worker --namespace NS",
 		Short: "Run Go workers (the built-in demo handlers) for namespaces until interrupted",
@@ -146,7 +161,16 @@ or are released.`,
 			cfg.WorkerNamespaces = namespaces
 			cfg.WorkerConcurrency = concurrency
 			cfg.MaxResultBytes = maxResult
-			return g.serveUntilDone(cmd.Context(), cfg, demo.Handlers(), shutdown, "workers")
+			handlers := demo.Handlers()
+			if trace != "" {
+				f, err := os.OpenFile(trace, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+				if err != nil {
+					return fmt.Errorf("--demo-trace: %w", err)
+				}
+				defer f.Close()
+				handlers = demo.Traced(handlers, f)
+			}
+			return g.serveUntilDone(cmd.Context(), cfg, handlers, shutdown, "workers")
 		},
 	}
 	backendFlags(cmd, &b)
@@ -154,6 +178,9 @@ or are released.`,
 	cmd.Flags().IntVar(&concurrency, "concurrency", 0, "steps run at once (default 8 × CPUs)")
 	cmd.Flags().DurationVar(&shutdown, "shutdown-timeout", 30*time.Second, "how long a stop waits for running steps before releasing them")
 	maxResultFlag(cmd, &maxResult)
+	// For the fault tests only: a line per handler run (demo.Traced).
+	cmd.Flags().StringVar(&trace, "demo-trace", "", "for tests: append a line per handler run to this file")
+	_ = cmd.Flags().MarkHidden("demo-trace")
 	return cmd
 }
 

@@ -1,9 +1,12 @@
 package orchestration
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"time"
 
@@ -84,8 +87,53 @@ func (o *Orchestrator) createBatch(reqs []*createReq) {
 		}
 	}
 	for _, r := range live {
-		r.err = o.createTx(r.ctx, []*createReq{r})
+		r.err = o.createOne(r)
 	}
+}
+
+// createOne creates a task in a transaction of its own. A group's commit
+// whose answer was lost (the connection failed after the COMMIT was sent)
+// may have committed: the ids are the engine's, fresh for each task, so
+// finding the task stored already with the same content means that commit
+// happened, and the task is created. Reporting an error there would make a
+// client that retries run the work twice.
+func (o *Orchestrator) createOne(r *createReq) error {
+	err := o.createTx(r.ctx, []*createReq{r})
+	if !errors.Is(err, store.ErrTaskExists) {
+		return err
+	}
+	got, gerr := o.store.TaskGet(r.ctx, r.task.ID)
+	if gerr != nil {
+		return errors.Join(err, gerr)
+	}
+	if !sameTask(got, r.task) {
+		return fmt.Errorf("%w: the stored task %s differs: %s/%s@%s", err, got.ID, got.Namespace, got.Name, got.Version)
+	}
+	o.log.Info("a task created by a commit whose answer was lost is stored: it is created", "task_id", got.ID)
+	*r.task = *got
+	return nil
+}
+
+// sameTask reports whether a stored task is the one a request creates: same
+// id, namespace, name, version and context.
+func sameTask(stored, want *taskertype.Task) bool {
+	if stored.ID != want.ID || stored.Namespace != want.Namespace || stored.Name != want.Name || stored.Version != want.Version {
+		return false
+	}
+	a, b := []byte(stored.Context), []byte(want.Context)
+	if bytes.Equal(a, b) {
+		return true
+	}
+	// A store may keep the context in another spelling (an empty context
+	// is stored as {}): compare the values.
+	var va, vb any
+	if len(a) == 0 {
+		a = []byte("{}")
+	}
+	if len(b) == 0 {
+		b = []byte("{}")
+	}
+	return json.Unmarshal(a, &va) == nil && json.Unmarshal(b, &vb) == nil && reflect.DeepEqual(va, vb)
 }
 
 // createTx creates tasks in one transaction.

@@ -23,6 +23,14 @@ const (
 	CodeUndefinedTable       = "42P01"
 	CodeSerializationFailure = "40001"
 	CodeDeadlockDetected     = "40P01"
+	// The session timeouts (SessionTimeouts).
+	CodeLockNotAvailable         = "55P03" // lock_timeout
+	CodeQueryCanceled            = "57014" // statement_timeout, or a cancel request
+	CodeIdleInTransactionTimeout = "25P03" // idle_in_transaction_session_timeout
+	CodeAdminShutdown            = "57P01" // pg_terminate_backend, or a server shutting down
+	CodeCrashShutdown            = "57P02"
+	CodeCannotConnectNow         = "57P03"
+	CodeTransactionTimeout       = "25P04" // transaction_timeout (PostgreSQL 17)
 )
 
 // Code returns the SQLSTATE of a PostgreSQL error, or "".
@@ -53,11 +61,25 @@ func IsUniqueViolation(err error) bool { return Code(err) == CodeUniqueViolation
 func IsUndefinedTable(err error) bool { return Code(err) == CodeUndefinedTable }
 
 // Retryable reports whether a transaction that failed with err may succeed
-// if run again from the start: a serialization failure or a deadlock.
+// if run again from the start, knowing that it did not commit:
+//   - a serialization failure or a deadlock;
+//   - a session timeout (SessionTimeouts): a lock waited for too long, a
+//     statement that ran too long, a transaction left idle too long (the
+//     server ended it: the process was paused);
+//   - the server ended the session (pg_terminate_backend, a restart): it
+//     answered with an error, so the COMMIT, if sent, was not done;
+//   - a connection error before anything was sent (pgconn.SafeToRetry).
+//
+// A connection lost after the COMMIT was sent, without an answer, is not
+// retryable here: the transaction may have committed.
+//
+// A statement cancelled because the caller's context ended also has code
+// 57014: InTx checks the context before it retries.
 func Retryable(err error) bool {
 	switch Code(err) {
-	case CodeSerializationFailure, CodeDeadlockDetected:
+	case CodeSerializationFailure, CodeDeadlockDetected, CodeLockNotAvailable, CodeQueryCanceled,
+		CodeIdleInTransactionTimeout, CodeTransactionTimeout, CodeAdminShutdown, CodeCrashShutdown, CodeCannotConnectNow:
 		return true
 	}
-	return false
+	return pgconn.SafeToRetry(err)
 }

@@ -48,6 +48,11 @@ func (db *DB) Migrate(ctx context.Context, component string, fsys fs.FS) error {
 		return err
 	}
 	return db.InTx(ctx, func(t *Tx) error {
+		// A migration may take long, and the processes starting beside
+		// this one wait for it on the lock: the session timeouts do not
+		// apply to it.
+		t.Add(Stmt{SQL: `SET LOCAL lock_timeout = 0`})
+		t.Add(Stmt{SQL: `SET LOCAL statement_timeout = 0`})
 		t.Add(Stmt{SQL: migrateLock})
 		t.Add(Stmt{SQL: createMigrationsTable})
 		// A batch prepares all its statements before it runs any: the

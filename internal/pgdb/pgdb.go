@@ -43,6 +43,55 @@ type Options struct {
 	// ConnectTimeout bounds each connection attempt when the URL sets no
 	// connect_timeout. Default 10s.
 	ConnectTimeout time.Duration
+	// Timeouts bound what one session may hold; see SessionTimeouts.
+	Timeouts SessionTimeouts
+}
+
+// SessionTimeouts are set on every connection of the pool, so that a
+// process that stops in the middle of a transaction (SIGSTOP, a long GC
+// pause, a frozen VM, a network partition) cannot hold rows for long: the
+// server ends its transaction, and the others go on. A claim is a lease in
+// a row (vt), never a lock held by an open transaction. A URL parameter of
+// the same name (idle_in_transaction_session_timeout, lock_timeout,
+// statement_timeout) overrides each; zero means the default and a negative
+// value turns one off.
+type SessionTimeouts struct {
+	// IdleInTransaction ends the session of a transaction that waits for
+	// its client longer than this: its locks go, and it rolls back.
+	// Default 5s. The engine's transactions never wait on anything but
+	// the database.
+	IdleInTransaction time.Duration
+	// Lock bounds each wait for a lock; the statement then fails with
+	// lock_not_available, a retryable error. Default 5s.
+	Lock time.Duration
+	// Statement bounds each statement. Default 30s.
+	Statement time.Duration
+}
+
+// Default session timeouts.
+const (
+	DefaultIdleInTransactionTimeout = 5 * time.Second
+	DefaultLockTimeout              = 5 * time.Second
+	DefaultStatementTimeout         = 30 * time.Second
+)
+
+// params returns the run-time settings of the timeouts, in milliseconds
+// ("0" turns a setting off).
+func (st SessionTimeouts) params() map[string]string {
+	ms := func(d, def time.Duration) string {
+		switch {
+		case d < 0:
+			return "0"
+		case d == 0:
+			d = def
+		}
+		return fmt.Sprint(max(d.Milliseconds(), 1))
+	}
+	return map[string]string{
+		"idle_in_transaction_session_timeout": ms(st.IdleInTransaction, DefaultIdleInTransactionTimeout),
+		"lock_timeout":                        ms(st.Lock, DefaultLockTimeout),
+		"statement_timeout":                   ms(st.Statement, DefaultStatementTimeout),
+	}
 }
 
 // DB is an open pool.
@@ -89,6 +138,11 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	}
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "tasker"
+	}
+	for k, v := range opts.Timeouts.params() {
+		if _, ok := cfg.ConnConfig.RuntimeParams[k]; !ok {
+			cfg.ConnConfig.RuntimeParams[k] = v
+		}
 	}
 	// Every statement of the engine finds its rows through an index. A
 	// prepared statement keeps the plan it got when first planned, and a

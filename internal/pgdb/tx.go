@@ -186,8 +186,9 @@ func (t *Tx) end(ctx context.Context) {
 }
 
 // InTx runs fn in a transaction on one connection and commits what fn
-// queued. When the transaction fails with a serialization failure or a
-// deadlock (Retryable), fn runs again in a new transaction, up to
+// queued. When the transaction fails with an error after which it surely
+// did not commit (Retryable: a serialization failure, a deadlock, a session
+// timeout, a session the server ended), fn runs again in a new transaction, up to
 // MaxTxAttempts times; fn must therefore have no effect outside the
 // transaction. fn's error is returned as it is, unless the transaction
 // itself had failed with a retryable error. A panic in fn rolls back and
@@ -195,7 +196,7 @@ func (t *Tx) end(ctx context.Context) {
 func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 	for attempt := 1; ; attempt++ {
 		err := db.inTxOnce(ctx, fn)
-		if err == nil || !Retryable(err) || attempt >= MaxTxAttempts {
+		if err == nil || !Retryable(err) || attempt >= MaxTxAttempts || ctx.Err() != nil {
 			return err
 		}
 		db.Logger.Debug("postgres: transaction retried", "attempt", attempt, "err", err)

@@ -76,6 +76,10 @@ func (g *guardedStore) TemplateList(ctx context.Context, p *store.TemplateListPa
 	return call(ctx, g.b, func() ([]*store.Template, error) { return g.s.TemplateList(ctx, p) })
 }
 
+func (g *guardedStore) StepAttempts(ctx context.Context, ids []uuid.UUID) ([]store.StepAttempt, error) {
+	return call(ctx, g.b, func() ([]store.StepAttempt, error) { return g.s.StepAttempts(ctx, ids) })
+}
+
 func (g *guardedStore) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
 	gen, err := g.b.allow()
 	if err != nil {

@@ -79,6 +79,11 @@ func (s *downStore) TransitionList(context.Context, *store.TransitionListParams)
 	return nil, s.err
 }
 
+func (s *downStore) StepAttempts(context.Context, []uuid.UUID) ([]store.StepAttempt, error) {
+	s.calls++
+	return nil, s.err
+}
+
 func (s *downStore) InTx(ctx context.Context, fn func(store.Tx) error) error {
 	s.calls++
 	if s.err != nil {

@@ -72,8 +72,18 @@ func (r *Recorder) Task(ctx context.Context, tx store.Tx, task *taskertype.Task,
 
 // Step moves step by event, as a compare-and-set from its current state.
 // update, if not nil, changes the step's other fields first (attempts,
-// result, failure, times); on error the step is left as it was.
+// result, failure, times); on error the step is left as it was. It is not
+// fenced by an attempt: the writes of an attempt's outcome use
+// StepOfAttempt.
 func (r *Recorder) Step(ctx context.Context, tx store.Tx, step *taskertype.Step, ev taskertype.StepEvent, at time.Time, update func(*taskertype.Step)) error {
+	return r.StepOfAttempt(ctx, tx, step, uuid.Nil, ev, at, update)
+}
+
+// StepOfAttempt is Step fenced by an attempt: when attempt is not uuid.Nil,
+// the step moves only if the store's step carries that AttemptID (see
+// store.StepTransitionParams.Attempt); a superseded attempt's outcome fails
+// as stale and changes nothing.
+func (r *Recorder) StepOfAttempt(ctx context.Context, tx store.Tx, step *taskertype.Step, attempt uuid.UUID, ev taskertype.StepEvent, at time.Time, update func(*taskertype.Step)) error {
 	to, err := taskertype.NextStepState(step.State, ev)
 	if err != nil {
 		return err
@@ -84,7 +94,7 @@ func (r *Recorder) Step(ctx context.Context, tx store.Tx, step *taskertype.Step,
 	}
 	next.State, next.UpdatedAt = to, at
 	if err := tx.StepTransition(ctx, &store.StepTransitionParams{
-		Step: &next, From: step.State, Event: ev, At: at, Processor: r.Processor,
+		Step: &next, From: step.State, Attempt: attempt, Event: ev, At: at, Processor: r.Processor,
 	}); err != nil {
 		return err
 	}

@@ -45,6 +45,13 @@ type job struct {
 	m    *queue.Message
 	step *taskertype.Step
 	in   *taskertype.StepInput
+	// claimedAt is when the claim on m was asked for, by this process's
+	// monotonic clock: the lease runs from no earlier.
+	claimedAt time.Time
+	// adopted: m is a redelivery of a step whose attempt runs here; that
+	// attempt takes the claim once the transaction commits. Nothing else
+	// is set.
+	adopted bool
 }
 
 // batchError is a message's failure inside a round's shared transaction.
@@ -66,6 +73,7 @@ func (w *Worker) round(ctx context.Context, name string, max int) (int, error) {
 		}
 		w.log.Debug("a message failed in a batch; starting one by one", "queue", name, "error", err)
 	}
+	at := time.Now()
 	msgs, err := w.queue.MessageClaim(ctx, &queue.ClaimParams{Queue: name, Max: max, VisibilityTimeout: w.cfg.VisibilityTimeout})
 	if err != nil {
 		return 0, err
@@ -74,7 +82,7 @@ func (w *Worker) round(ctx context.Context, name string, max int) (int, error) {
 	for _, m := range msgs {
 		go func() {
 			defer w.steps.Done()
-			w.execute(ctx, m)
+			w.execute(ctx, m, at)
 		}()
 	}
 	return len(msgs), nil
@@ -94,13 +102,16 @@ func (w *Worker) roundInTx(ctx context.Context, name string, max int) (int, erro
 
 // claimed is what claimTx took: n messages, of which jobs are started
 // steps, later are left to start in their own transactions, poison are
-// malformed and settled were acknowledged as duplicates.
+// malformed, settled were acknowledged as duplicates and adopted went to
+// attempts this worker runs already. at is when the claim was asked for.
 type claimed struct {
 	n       int
 	jobs    []*job
 	later   []*queue.Message
 	poison  []queue.Receipt
 	settled int
+	adopted int
+	at      time.Time
 }
 
 // claimTx claims up to max messages of a step queue in tx and starts their
@@ -109,7 +120,7 @@ type claimed struct {
 // another transaction holds is then left for later instead of waited for,
 // since waiting while holding could close a cycle.
 func (w *Worker) claimTx(ctx context.Context, tx store.Tx, rec *transition.Recorder, name string, max int, skipBusy bool, c *claimed) error {
-	*c = claimed{}
+	*c = claimed{at: time.Now()}
 	msgs, err := tx.MessageClaim(ctx, &queue.ClaimParams{Queue: name, Max: max, VisibilityTimeout: w.cfg.VisibilityTimeout})
 	if err != nil {
 		return err
@@ -129,10 +140,12 @@ func (w *Worker) claimTx(ctx context.Context, tx store.Tx, rec *transition.Recor
 				continue
 			}
 		}
-		j, err := w.startTx(ctx, tx, rec, m)
+		j, err := w.startTx(ctx, tx, rec, m, c.at)
 		switch {
 		case errors.Is(err, errPoison):
 			c.poison = append(c.poison, m.Receipt())
+		case j != nil && j.adopted:
+			c.adopted++
 		case errors.Is(err, errSkip), err == nil && j == nil:
 			ack = append(ack, m.Receipt())
 		case err != nil:
@@ -157,7 +170,7 @@ func (w *Worker) launch(ctx context.Context, name string, c *claimed) {
 			return w.queue.MessageArchive(ctx, &queue.ArchiveParams{Queue: name, Receipts: c.poison})
 		})
 	}
-	w.release(len(c.poison) + c.settled)
+	w.release(len(c.poison) + c.settled + c.adopted)
 	w.steps.Add(len(c.jobs) + len(c.later))
 	for _, j := range c.jobs {
 		go func() {
@@ -168,22 +181,24 @@ func (w *Worker) launch(ctx context.Context, name string, c *claimed) {
 	for _, m := range c.later {
 		go func() {
 			defer w.steps.Done()
-			w.execute(ctx, m)
+			w.execute(ctx, m, c.at)
 		}()
 	}
 }
 
-// execute takes one claimed message through start, handler and report,
-// each in its own transaction. It owns one slot.
-func (w *Worker) execute(ctx context.Context, m *queue.Message) {
+// execute takes one message, claimed at claimedAt, through start, handler
+// and report, each in its own transaction. It owns one slot.
+func (w *Worker) execute(ctx context.Context, m *queue.Message, claimedAt time.Time) {
 	release := w.releaseOnce()
 	var j *job
 	err := transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
 		var err error
-		j, err = w.startTx(ctx, tx, rec, m)
+		j, err = w.startTx(ctx, tx, rec, m, claimedAt)
 		return err
 	})
 	switch {
+	case err == nil && j != nil && j.adopted:
+		// The running attempt holds the message now.
 	case errors.Is(err, errPoison):
 		w.log.Error("archiving a malformed step message", "queue", m.Queue, "message_id", m.ID, "error", err)
 		w.finish(m.Queue, func(ctx context.Context) error {
@@ -218,7 +233,9 @@ func (w *Worker) releaseOnce() func() {
 // token while the outcome is stored; the slot goes back only once the token
 // is held, so the steps between claim and stored outcome never exceed twice
 // the slots, however slow the store is. A handler that ignores its timeout
-// keeps its slot until it returns.
+// keeps its slot until it returns. From start to stored outcome the attempt
+// is registered with the heartbeat, which renews its claim and cancels its
+// handler when the claim is lost or the step no longer waits for it.
 func (w *Worker) work(ctx context.Context, j *job, release func()) {
 	reporting := false
 	defer func() {
@@ -232,36 +249,73 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 			}
 		}
 	}()
-	if lease := j.step.Timeout + w.cfg.TimeoutGrace + 5*time.Second; lease > w.cfg.VisibilityTimeout {
-		w.extend(ctx, j, lease)
+	s := j.step
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	a := &attempt{step: s, cancel: cancel}
+	if !w.leases.add(a, j.m, j.claimedAt) {
+		// The slots bound the attempts; this is a bug.
+		w.log.Error("too many running steps to renew their claims; this one runs without renewals", "step", s.Name)
+	}
+	registered := true
+	defer func() {
+		if registered { // a panic
+			w.leases.remove(a)
+		}
+	}()
+	// Removed while the attempt still holds its slot or its reporting
+	// token: that keeps the registry within twice the slots.
+	unregister := func() {
+		w.leases.remove(a)
+		registered = false
+	}
+	if w.beforeClaimCheck != nil {
+		w.beforeClaimCheck(s)
+	}
+	if !w.holdsClaim(ctx, a) {
+		// Another worker may have the step by now: the handler does not
+		// start, and nothing is reported (the fence would refuse it).
+		w.log.Warn("the claim on a step was lost before its handler started; leaving it to its new holder",
+			"task_id", s.TaskID, "step", s.Name, "claimed", time.Since(j.claimedAt).Round(time.Millisecond))
+		unregister()
+		release()
+		return
 	}
 	// The completion listener tracks the attempt from dispatch to stored
-	// outcome.
-	id := uuid.Must(uuid.NewV7())
-	s := j.step
+	// outcome, by its attempt ID.
+	id := s.AttemptID
 	// An attempt silent past its timeout, the grace and the time a report
 	// may take to be stored is an orphan.
 	expect := s.Timeout + w.cfg.TimeoutGrace + reportBudget
 	if err := w.corr.Track(correlation.Pending{ID: id, TaskID: s.TaskID, StepID: s.ID, StepName: s.Name, Attempt: s.Attempts, Expect: expect}); err != nil {
 		w.log.Warn("the completion listener refused to track a step; it runs untracked", "step", s.Name, "error", err)
 	}
-	out := w.run(ctx, s, j.in, release)
+	out := w.run(ctx, actx, s, j.in, release)
 	w.reporting <- struct{}{}
 	reporting = true
 	if !out.abandoned {
 		release()
 	}
-	w.report(&report{m: j.m, step: s, out: out})
+	if m, _, lost := w.leases.claim(a); !lost {
+		w.report(&report{m: m, step: s, out: out})
+	} else {
+		w.log.Warn("dropping the outcome of an attempt whose claim was lost", "task_id", s.TaskID, "step", s.Name, "failed", out.failure != nil)
+	}
+	w.corr.Complete(id)
+	unregister()
 	<-w.reporting
 	reporting = false
-	w.corr.Complete(id)
 }
 
-// startTx moves the step of m from enqueued to in_progress and loads its
-// inputs. If the step is already in progress and m is a redelivery, the
-// worker that had it is gone: the attempt is reported as lost and the job
-// is nil. errSkip: m is a duplicate; errPoison: m is malformed.
-func (w *Worker) startTx(ctx context.Context, tx store.Tx, rec *transition.Recorder, m *queue.Message) (*job, error) {
+// startTx moves the step of m, claimed at claimedAt, from enqueued to
+// in_progress with a new attempt ID and loads its inputs. If the step is
+// already in progress and m is a redelivery, the worker that had it is
+// gone: the attempt is reported as lost and the job is nil; unless this
+// worker runs that attempt itself (its claim lapsed during a blip): the
+// attempt then takes the new claim once tx commits (the job is adopted,
+// and nothing is written). errSkip:
+// m is a duplicate; errPoison: m is malformed.
+func (w *Worker) startTx(ctx context.Context, tx store.Tx, rec *transition.Recorder, m *queue.Message, claimedAt time.Time) (*job, error) {
 	_, stepID, err := wire.DecodeStep(m.Body)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errPoison, err)
@@ -276,8 +330,13 @@ func (w *Worker) startTx(ctx context.Context, tx store.Tx, rec *transition.Recor
 	now := w.clock.Now()
 	switch {
 	case s.State == taskertype.StepEnqueued:
+		attemptID, err := uuid.NewV7()
+		if err != nil {
+			return nil, err
+		}
 		if err := rec.Step(ctx, tx, s, taskertype.StepEventStart, now, func(s *taskertype.Step) {
 			s.Attempts++
+			s.AttemptID = attemptID
 			s.StartedAt, s.FinishedAt = now, time.Time{}
 		}); err != nil {
 			return nil, err
@@ -289,13 +348,30 @@ func (w *Worker) startTx(ctx context.Context, tx store.Tx, rec *transition.Recor
 		return &job{m: m, step: s, in: &taskertype.StepInput{
 			TaskID: s.TaskID, StepID: s.ID, StepName: s.Name, Namespace: namespaceOf(m.Queue),
 			Attempt: s.Attempts, Context: inputs.Context, Results: inputs.Results,
-		}}, nil
+		}, claimedAt: claimedAt}, nil
+	case s.State == taskertype.StepInProgress && m.ReadCount > 1 && w.leases.runs(s.ID, s.AttemptID):
+		adopted := *s
+		rec.AfterCommit(func() {
+			if !w.leases.adopt(adopted.ID, adopted.AttemptID, m, claimedAt) {
+				// It ended meanwhile: the message comes back after the
+				// lease and is acknowledged as done then.
+				w.log.Debug("a redelivered step's attempt ended before it could take the new claim", "step_id", adopted.ID)
+				return
+			}
+			w.adopted.Add(1)
+			w.log.Info("a running step's message was delivered again (its claim lapsed); the running attempt keeps it",
+				"task_id", adopted.TaskID, "step", adopted.Name)
+			if w.afterAdopt != nil {
+				w.afterAdopt(&adopted)
+			}
+		})
+		return &job{m: m, adopted: true}, nil
 	case s.State == taskertype.StepInProgress && m.ReadCount > 1:
 		f := &taskertype.StepFailure{
 			Kind: taskertype.FailureLost, Retryable: true, Attempt: s.Attempts,
 			Message: fmt.Sprintf("attempt %d started at %s never reported: its worker stopped or was killed", s.Attempts, s.StartedAt.Format(time.RFC3339Nano)),
 		}
-		return nil, w.recordOutcome(ctx, tx, rec, s, &outcome{failure: f}, now, true)
+		return nil, w.recordOutcome(ctx, tx, rec, s, s.AttemptID, &outcome{failure: f}, now, true)
 	}
 	return nil, errSkip
 }
@@ -309,10 +385,14 @@ func namespaceOf(queueName string) string {
 }
 
 // run calls the handler under the step's timeout and classifies what it did.
-// The caller gives the slot back (release) after run returns, unless the
-// outcome is abandoned: then the handler's goroutine gives it back when the
-// handler finally returns.
-func (w *Worker) run(ctx context.Context, step *taskertype.Step, in *taskertype.StepInput, release func()) *outcome {
+// The handler's context is actx (the attempt's, which the heartbeat cancels
+// when the claim is lost or the step moved on) under stop (the worker's,
+// cancelled when it stops). The caller gives the slot back (release) after
+// run returns, unless the outcome is abandoned: then the handler's goroutine
+// gives it back when the handler finally returns. The outcome is known only
+// once the handler returned or was given up on after the grace: a step's
+// retry never starts beside a handler still within its grace.
+func (w *Worker) run(stop, actx context.Context, step *taskertype.Step, in *taskertype.StepInput, release func()) *outcome {
 	h, ok := w.handlers[step.Handler]
 	if !ok {
 		return &outcome{failure: &taskertype.StepFailure{
@@ -320,7 +400,7 @@ func (w *Worker) run(ctx context.Context, step *taskertype.Step, in *taskertype.
 			Message: fmt.Sprintf("no handler %q is registered in worker %s: register it, or run a worker that has it", step.Handler, w.cfg.Processor),
 		}}
 	}
-	hctx, cancel := context.WithTimeoutCause(ctx, step.Timeout, errStepTimeout)
+	hctx, cancel := context.WithTimeoutCause(actx, step.Timeout, errStepTimeout)
 	defer cancel()
 	fail := func(kind taskertype.FailureKind, retryable bool, msg string) *outcome {
 		return &outcome{failure: &taskertype.StepFailure{Kind: kind, Retryable: retryable, Attempt: step.Attempts, Message: msg}}
@@ -349,10 +429,19 @@ func (w *Worker) run(ctx context.Context, step *taskertype.Step, in *taskertype.
 		v, err := h.Handle(hctx, in)
 		// Judged as the handler returns: a result that came after the
 		// deadline is a timeout, whatever it says.
-		timedOut := errors.Is(context.Cause(hctx), errStepTimeout)
+		cause := context.Cause(hctx)
+		timedOut := errors.Is(cause, errStepTimeout)
+		// Only a stopping worker gives a step back without counting the
+		// attempt: a handler cut short by the stop, or one that gives its
+		// step back (ErrReleased) once the stop began. Before, ErrReleased
+		// is a failure like any other.
 		switch {
-		case ctx.Err() != nil && (err != nil || timedOut), errors.Is(err, taskertype.ErrReleased):
-			done <- &outcome{released: true} // the worker is stopping
+		case stop.Err() != nil && (err != nil || timedOut),
+			errors.Is(err, taskertype.ErrReleased) && w.stopping.Load():
+			done <- &outcome{released: true}
+		case errors.Is(cause, errClaimLost), errors.Is(cause, errSuperseded), errors.Is(cause, errOrphaned):
+			// Dropped (claim lost) or refused by the fence (superseded).
+			done <- fail(taskertype.FailureHandler, false, fmt.Sprintf("attempt ended: %v", cause))
 		case timedOut && err != nil:
 			done <- timeout(": " + err.Error())
 		case timedOut:
@@ -386,9 +475,14 @@ func (w *Worker) run(ctx context.Context, step *taskertype.Step, in *taskertype.
 	if !state.CompareAndSwap(running, abandoned) {
 		return <-done // it returned just now
 	}
+	w.abandoned.Add(1)
 	w.log.Warn("abandoning a handler that ignores its context; its slot stays taken until it returns", "step", step.Name, "handler", step.Handler)
-	if ctx.Err() != nil {
+	if stop.Err() != nil {
 		return &outcome{released: true, abandoned: true}
+	}
+	if cause := context.Cause(actx); cause != nil {
+		return &outcome{failure: &taskertype.StepFailure{Kind: taskertype.FailureHandler, Attempt: step.Attempts,
+			Message: fmt.Sprintf("attempt ended: %v", cause)}, abandoned: true}
 	}
 	out := timeout(fmt.Sprintf(": the handler did not return within %v after its context ended", w.cfg.TimeoutGrace))
 	out.abandoned = true
@@ -419,21 +513,24 @@ func encodeResult(v any) (json.RawMessage, error) {
 
 // recordOutcome applies an attempt's outcome to a step in progress and, if
 // send, tells orchestration with a result message.
-func (w *Worker) recordOutcome(ctx context.Context, tx store.Tx, rec *transition.Recorder, s *taskertype.Step, out *outcome, now time.Time, send bool) error {
+// The write is fenced by attempt, the attempt's ID: it fails as stale if
+// the store's step runs another attempt.
+func (w *Worker) recordOutcome(ctx context.Context, tx store.Tx, rec *transition.Recorder, s *taskertype.Step, attempt uuid.UUID, out *outcome, now time.Time, send bool) error {
 	if out.released {
-		return rec.Step(ctx, tx, s, taskertype.StepEventRelease, now, func(s *taskertype.Step) {
+		return rec.StepOfAttempt(ctx, tx, s, attempt, taskertype.StepEventRelease, now, func(s *taskertype.Step) {
 			s.Attempts = max(s.Attempts-1, 0)
 		})
 	}
 	ev, update := taskertype.StepEventSucceed, func(s *taskertype.Step) {
-		s.Result, s.FinishedAt = out.result, now
+		// A success leaves no failure of an earlier attempt behind.
+		s.Result, s.Failure, s.FinishedAt = out.result, nil, now
 	}
 	if out.failure != nil {
 		ev, update = taskertype.StepEventFail, func(s *taskertype.Step) {
 			s.Failure, s.FinishedAt = out.failure, now
 		}
 	}
-	if err := rec.Step(ctx, tx, s, ev, now, update); err != nil || !send {
+	if err := rec.StepOfAttempt(ctx, tx, s, attempt, ev, now, update); err != nil || !send {
 		return err
 	}
 	return tx.MessageSend(ctx, &queue.SendParams{
@@ -456,23 +553,5 @@ func (w *Worker) finish(queueName string, fn func(context.Context) error) {
 	defer cancel()
 	if err := fn(ctx); err != nil {
 		w.log.Warn("could not finish a message; it will be delivered again and skipped", "queue", queueName, "error", err)
-	}
-}
-
-// extend lengthens the claim of a step whose timeout outlasts the claim,
-// trying a few times: if the claim expired while the handler ran, another
-// worker would take the step for lost and run it alongside.
-func (w *Worker) extend(ctx context.Context, j *job, lease time.Duration) {
-	var err error
-	for attempt, delay := 1, 50*time.Millisecond; attempt <= 4; attempt, delay = attempt+1, 2*delay {
-		err = w.queue.MessageExtend(ctx, &queue.ExtendParams{Queue: j.m.Queue, Receipt: j.m.Receipt(), VisibilityTimeout: lease})
-		if err == nil || errors.Is(err, taskertype.ErrNotFound) || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(delay)
-	}
-	if err != nil {
-		w.log.Error("could not extend the claim of a long step: if it runs past the first claim, another worker may record it as lost",
-			"step", j.step.Name, "claim", w.cfg.VisibilityTimeout, "error", err)
 	}
 }

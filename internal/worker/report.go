@@ -3,10 +3,12 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/tasker-go/tasker/internal/correlation"
 	"github.com/tasker-go/tasker/internal/transition"
 	"github.com/tasker-go/tasker/queue"
 	"github.com/tasker-go/tasker/store"
@@ -143,13 +145,12 @@ func (w *Worker) storeBatch(batch []*report) {
 func (w *Worker) recordTx(ctx context.Context, tx store.Tx, rec *transition.Recorder, r *report) error {
 	inline := w.cfg.Results != nil && !r.out.released
 	record := func(cur *taskertype.Step) error {
-		// The attempt number alone could repeat (a release or a reset
-		// lowers it), so the start time identifies the attempt too.
-		if cur.State != taskertype.StepInProgress || cur.Attempts != r.step.Attempts ||
-			cur.StartedAt.UnixMicro() != r.step.StartedAt.UnixMicro() {
+		// The attempt ID names the attempt; the store checks it again
+		// (the fence) as it writes the outcome.
+		if cur.State != taskertype.StepInProgress || cur.AttemptID != r.step.AttemptID {
 			return errSkip
 		}
-		return w.recordOutcome(ctx, tx, rec, cur, r.out, w.clock.Now(), !inline)
+		return w.recordOutcome(ctx, tx, rec, cur, r.step.AttemptID, r.out, w.clock.Now(), !inline)
 	}
 	if inline {
 		// Orchestration locks the task, then hands the step to record.
@@ -209,4 +210,31 @@ func passing(err error) bool {
 		}
 	}
 	return true
+}
+
+// failOrphans fails, as retryable, the attempts the completion listener
+// found silent past their expected time (the correlation id is the attempt
+// ID): a timeout failure is stored through the fenced report path and then
+// the handler is cancelled, so the attempt's own outcome, if it ever comes,
+// changes nothing. It runs on the tracker's goroutine: orphans are
+// rare, and their sweep may wait.
+func (w *Worker) failOrphans(ps []correlation.Pending) {
+	for _, p := range ps {
+		a := w.leases.get(p.StepID, p.ID)
+		if a == nil {
+			continue // reported meanwhile
+		}
+		m, _, lost := w.leases.claim(a)
+		if lost {
+			continue
+		}
+		f := &taskertype.StepFailure{Kind: taskertype.FailureTimeout, Retryable: true, Attempt: p.Attempt,
+			Message: fmt.Sprintf("attempt %d was silent for %v, past the time it may take (its timeout, the grace and the time to store its outcome): failed as an orphan",
+				p.Attempt, w.clock.Now().Sub(p.Since).Round(time.Millisecond))}
+		ctx, cancel := context.WithTimeout(context.Background(), reportBudget)
+		w.storeOne(ctx, &report{m: m, step: a.step, out: &outcome{failure: f}})
+		cancel()
+		// Stored first: the handler's own outcome then changes nothing.
+		a.cancel(errOrphaned)
+	}
 }

@@ -5,6 +5,11 @@
 // sends the result back to orchestration. A claimed step always produces a
 // result: success, failure, or a timeout failure; if this process dies, the
 // claim expires and the next worker records the attempt as lost.
+//
+// The claim is a lease: a heartbeat renews it while the handler runs, and
+// each attempt carries a fencing token (taskertype.Step.AttemptID) that the
+// store checks when the attempt's outcome is written, so the outcome of an
+// attempt that lost its claim changes nothing.
 package worker
 
 import (
@@ -15,6 +20,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,7 +40,11 @@ import (
 type Config struct {
 	Store store.Store // required
 	Queue queue.Queue // required
-	Bus   *events.Bus
+	// LeaseQueue renews the claims of running steps. Default Queue. The
+	// engine gives the queue without its circuit breaker, so that renewals
+	// go on while the breaker is open.
+	LeaseQueue queue.Queue
+	Bus        *events.Bus
 	// Logger defaults to discarding.
 	Logger *slog.Logger
 	Clock  taskertype.Clock
@@ -50,9 +60,15 @@ type Config struct {
 	Concurrency int
 	// ClaimBatch is the most messages claimed at once. Default Concurrency.
 	ClaimBatch int
-	// VisibilityTimeout is the claim's first lease; the worker extends it
-	// for steps whose timeout is longer. Default 60s.
+	// VisibilityTimeout is the lease of a claim: a heartbeat renews the
+	// claims of the running steps every third of it, so the steps of a
+	// worker that died run elsewhere after one lease. Default 30s.
 	VisibilityTimeout time.Duration
+	// CancelCheck is how often the heartbeat reads whether the running
+	// steps still wait for their attempts (another process may have
+	// cancelled them); the handlers of those that do not are cancelled.
+	// Default 1s.
+	CancelCheck time.Duration
 	// IdlePoll is the fallback poll interval when no wake-up arrives.
 	// Default 1s.
 	IdlePoll time.Duration
@@ -92,8 +108,14 @@ func (c Config) withDefaults() Config {
 	if c.ClaimBatch == 0 {
 		c.ClaimBatch = c.Concurrency
 	}
+	if c.LeaseQueue == nil {
+		c.LeaseQueue = c.Queue
+	}
 	if c.VisibilityTimeout == 0 {
-		c.VisibilityTimeout = 60 * time.Second
+		c.VisibilityTimeout = 30 * time.Second
+	}
+	if c.CancelCheck == 0 {
+		c.CancelCheck = time.Second
 	}
 	if c.IdlePoll == 0 {
 		c.IdlePoll = time.Second
@@ -118,6 +140,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("worker: ClaimBatch must be at least 1, got %d", c.ClaimBatch)
 	case c.VisibilityTimeout < time.Second:
 		return fmt.Errorf("worker: VisibilityTimeout must be at least 1s, got %v", c.VisibilityTimeout)
+	case c.CancelCheck < time.Millisecond:
+		return fmt.Errorf("worker: CancelCheck must be at least 1ms, got %v", c.CancelCheck)
 	case c.IdlePoll < time.Millisecond:
 		return fmt.Errorf("worker: IdlePoll must be at least 1ms, got %v", c.IdlePoll)
 	case c.TimeoutGrace < 0:
@@ -155,6 +179,20 @@ type Worker struct {
 	bgDone  chan struct{}            // the background goroutines ended
 	stepCtx context.Context          // the context steps run under
 
+	leases     *leases     // the running attempts and their claims
+	leaseQueue queue.Queue // renews claims (Config.LeaseQueue)
+	// stopping is set once Stop (or PrepareStop) was called: from then on
+	// a handler may give its step back (taskertype.ErrReleased).
+	stopping  atomic.Bool
+	abandoned atomic.Uint64 // handlers given up on after their grace
+	adopted   atomic.Uint64 // redelivered claims taken by the attempt running here
+
+	// Test hooks, nil in production (export_test.go sets them before
+	// Start): beforeClaimCheck runs as a started step is about to check
+	// its claim, afterAdopt after a running attempt took a new claim.
+	beforeClaimCheck func(*taskertype.Step)
+	afterAdopt       func(*taskertype.Step)
+
 	mu         sync.Mutex
 	stopClaims context.CancelFunc // ends the claim loops
 	stopSteps  context.CancelFunc // ends the handlers' contexts
@@ -181,6 +219,8 @@ func New(cfg Config) (*Worker, error) {
 		cfg: cfg, log: cfg.Logger, store: cfg.Store, queue: cfg.Queue, clock: cfg.Clock,
 		handlers: handlers, slots: make(chan struct{}, cfg.Concurrency), reporting: make(chan struct{}, cfg.Concurrency), queues: queues,
 		txQueue: cfg.Queue.Capabilities().SharesStoreDatabase,
+		// An attempt holds a slot or a reporting token (see work).
+		leases: newLeases(2 * cfg.Concurrency), leaseQueue: cfg.LeaseQueue,
 	}
 	w.reports = group.Committer[*report]{Max: maxReportBatch, Commit: w.storeBatch}
 	corr, err := correlation.NewTracker(correlation.TrackerConfig{
@@ -193,6 +233,7 @@ func New(cfg Config) (*Worker, error) {
 		// timeout); this is only the default.
 		OrphanAfter: 2*cfg.VisibilityTimeout + cfg.TimeoutGrace,
 		Clock:       cfg.Clock, Logger: cfg.Logger,
+		OnOrphans: w.failOrphans,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
@@ -226,7 +267,10 @@ func (w *Worker) Start(ctx context.Context) error {
 	w.bgDone = make(chan struct{})
 	go func() {
 		defer close(w.bgDone)
+		var bg sync.WaitGroup
+		bg.Go(func() { w.heartbeat(stepCtx) })
 		w.corr.Run(stepCtx)
+		bg.Wait()
 	}()
 
 	for _, ns := range w.cfg.Namespaces {
@@ -244,11 +288,20 @@ func (w *Worker) Start(ctx context.Context) error {
 	return nil
 }
 
+// PrepareStop tells the worker that it is about to stop: from now on a
+// handler that returns an error wrapping taskertype.ErrReleased gives its
+// step back, to run again later without counting the attempt. Before, such
+// an error is an ordinary failure under the step's retry policy. Stop calls
+// it; call it earlier when something else gives steps back first (the
+// engine drains the pull channel before it stops the worker).
+func (w *Worker) PrepareStop() { w.stopping.Store(true) }
+
 // Stop stops claiming and waits for running steps to finish. When ctx ends
 // first, the handlers' contexts are cancelled and each unfinished step is
 // released, to run again later, instead of failing; Stop then waits a little
 // longer for the releases to be stored.
 func (w *Worker) Stop(ctx context.Context) error {
+	w.PrepareStop()
 	w.mu.Lock()
 	stopClaims, stopSteps, bgDone := w.stopClaims, w.stopSteps, w.bgDone
 	w.stopClaims, w.stopSteps = nil, nil
@@ -385,14 +438,23 @@ func (w *Worker) InFlight() int { return len(w.slots) }
 
 // Stats describes what the worker holds now.
 type Stats struct {
-	InFlight     int // steps holding a slot
-	Concurrency  int
+	InFlight    int // steps holding a slot
+	Concurrency int
+	// Running counts the attempts whose claims the heartbeat renews.
+	Running int
+	// Abandoned counts the handlers given up on: they ignored their
+	// context past the grace; each kept its slot until it returned.
+	Abandoned uint64
+	// Adopted counts the messages of running steps claimed again by this
+	// worker (their claims had lapsed) and kept by the running attempt.
+	Adopted      uint64
 	Correlations correlation.TrackerCounts
 }
 
 // Stats returns the worker's figures.
 func (w *Worker) Stats() Stats {
 	return Stats{
-		InFlight: w.InFlight(), Concurrency: w.cfg.Concurrency, Correlations: w.corr.Counts(),
+		InFlight: w.InFlight(), Concurrency: w.cfg.Concurrency, Running: w.leases.len(), Abandoned: w.abandoned.Load(), Adopted: w.adopted.Load(),
+		Correlations: w.corr.Counts(),
 	}
 }

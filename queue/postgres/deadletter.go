@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -27,15 +26,8 @@ func (q *Queue) MessageDeadLetter(ctx context.Context, p *queue.DeadLetterParams
 			RETURNING msg_id, read_ct, enqueued_at, message)
 		INSERT INTO tasker_dead_letters (queue, msg_id, read_ct, enqueued_at, dead_at, reason, message)
 		SELECT $3, msg_id, read_ct, enqueued_at, coalesce($4::timestamptz, clock_timestamp()), $5, message FROM d`, q.stmtsOf(p.Queue).table)
-	ct, err := q.db.Pool.Exec(ctx, sql, p.Receipt.ID, int32(p.Receipt.ReadCount), p.Queue, q.deadAt(), p.Reason)
+	ct, err := q.db.Pool.Exec(ctx, sql, p.Receipt.ID, int32(p.Receipt.ReadCount), p.Queue, q.now(), p.Reason)
 	return updatedOne("dead letter", p.Queue, p.Receipt, ct, err)
-}
-
-// deadAt is the time a message is set aside at: the queue's clock, or the
-// database's when it is nil.
-func (q *Queue) deadAt() *time.Time {
-	t := q.clock.Now()
-	return &t
 }
 
 // DeadLetterList implements queue.Queue.

@@ -72,13 +72,14 @@ func (q *Queue) pollOnce() error {
 // names with a message visible now.
 func visibleSQL(q *Queue, names []string) (string, []any) {
 	var b strings.Builder
-	args := []any{q.clock.Now()}
+	b.WriteString("WITH c AS (SELECT coalesce($1::timestamptz, clock_timestamp()) AS now) ")
+	args := []any{q.now()}
 	for i, n := range names {
 		if i > 0 {
 			b.WriteString(" UNION ALL ")
 		}
 		args = append(args, n)
-		fmt.Fprintf(&b, "SELECT $%d::text WHERE EXISTS (SELECT 1 FROM %s WHERE vt <= $1)", len(args), q.stmtsOf(n).table)
+		fmt.Fprintf(&b, "SELECT $%d::text WHERE EXISTS (SELECT 1 FROM %s WHERE vt <= (SELECT now FROM c))", len(args), q.stmtsOf(n).table)
 	}
 	return b.String(), args
 }

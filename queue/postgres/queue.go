@@ -7,7 +7,9 @@
 // any number of processes claim from one queue without waiting for each
 // other. Wake-ups cross processes: a send notifies (NOTIFY) in its
 // transaction, and each process listens on one dedicated connection and
-// fans the notifications out to its subscribers. See docs/postgres.md.
+// fans the notifications out to its subscribers. Every time that decides a
+// claim is the database's (clock_timestamp()), never a process's clock,
+// unless a test injects Config.TestClock. See docs/postgres.md.
 package postgres
 
 import (
@@ -53,8 +55,13 @@ type Config struct {
 	// URL is the database, for Open (see pgdb.Options.URL); New ignores it.
 	URL    string
 	Logger *slog.Logger
-	// Clock sets enqueue and visibility times; nil means the wall clock.
-	Clock taskertype.Clock
+	// TestClock, when set, gives every enqueue and visibility time instead
+	// of the database. It is for tests that drive time by hand: in
+	// production it stays nil, so that time that decides claims comes from
+	// the database (clock_timestamp()) and a process whose clock is wrong
+	// cannot claim a message another process holds. The engine's own clock
+	// (transition times) is never used here.
+	TestClock taskertype.Clock
 	// AutoMigrate applies the queue's migrations when the queue opens.
 	// Without it, a database that lacks them is an error that says to run
 	// `tasker migrate`.
@@ -77,12 +84,12 @@ type Config struct {
 
 // Queue implements queue.Queue on PostgreSQL.
 type Queue struct {
-	db      *pgdb.DB
-	ownsDB  bool
-	clock   taskertype.Clock
-	logger  *slog.Logger
-	cfg     Config
-	channel string // the notification channel of this schema's queues
+	db        *pgdb.DB
+	ownsDB    bool
+	testClock taskertype.Clock // nil: the database's clock
+	logger    *slog.Logger
+	cfg       Config
+	channel   string // the notification channel of this schema's queues
 
 	stmts sync.Map // queue name → *stmts
 	known sync.Map // queue name → struct{}: the queue's tables exist
@@ -149,12 +156,12 @@ func New(ctx context.Context, db *pgdb.DB, cfg Config) (*Queue, error) {
 		return nil, fmt.Errorf("queue: database %s: no schema of the search_path exists: create one or fix search_path: %w", db.Where, taskertype.ErrInvalid)
 	}
 	q := &Queue{
-		db:      db,
-		clock:   cmp.Or[taskertype.Clock](cfg.Clock, taskertype.SystemClock{}),
-		logger:  cmp.Or(cfg.Logger, db.Logger),
-		cfg:     cfg,
-		channel: channelName(*schema),
-		demux:   newDemux(),
+		db:        db,
+		testClock: cfg.TestClock,
+		logger:    cmp.Or(cfg.Logger, db.Logger),
+		cfg:       cfg,
+		channel:   channelName(*schema),
+		demux:     newDemux(),
 	}
 	q.cfg.ReconnectMin = cmp.Or(cfg.ReconnectMin, 100*time.Millisecond)
 	q.cfg.ReconnectMax = max(cmp.Or(cfg.ReconnectMax, 10*time.Second), q.cfg.ReconnectMin)
@@ -195,6 +202,16 @@ func channelName(schema string) string {
 	h := fnv.New64a()
 	h.Write([]byte(schema))
 	return fmt.Sprintf("tasker_%016x", h.Sum64())
+}
+
+// now is the time argument of the queue's statements: nil (NULL), so that
+// the statement reads the database's clock, unless a test clock is set.
+func (q *Queue) now() *time.Time {
+	if q.testClock == nil {
+		return nil
+	}
+	t := q.testClock.Now()
+	return &t
 }
 
 // DB returns the pool the queue uses.
@@ -257,9 +274,9 @@ func (q *Queue) QueueEnsure(ctx context.Context, name string) error {
 		t.Add(pgdb.Stmt{SQL: ensureLock})
 		t.Add(pgdb.Stmt{SQL: s.create})
 		t.Add(pgdb.Stmt{SQL: s.createArchive})
-		t.Add(pgdb.Stmt{SQL: `INSERT INTO tasker_queues (name, queue_table, archive_table, created_at) VALUES ($1, $2, $3, $4)
+		t.Add(pgdb.Stmt{SQL: `INSERT INTO tasker_queues (name, queue_table, archive_table, created_at) VALUES ($1, $2, $3, coalesce($4::timestamptz, clock_timestamp()))
 			ON CONFLICT (name) DO NOTHING`,
-			Args: []any{name, tableName("q_", name), tableName("a_", name), q.clock.Now()}})
+			Args: []any{name, tableName("q_", name), tableName("a_", name), q.now()}})
 		return nil
 	})
 	if err != nil {
@@ -287,12 +304,11 @@ func (q *Queue) MessageSend(ctx context.Context, p *queue.SendParams) (int64, er
 		return 0, err
 	}
 	s := q.stmtsOf(p.Queue)
-	now := q.clock.Now()
 	var row pgx.Row
 	if p.Delay == 0 {
-		row = q.db.Pool.QueryRow(ctx, s.sendNotify, now, now, bodyOf(p), q.channel, p.Queue)
+		row = q.db.Pool.QueryRow(ctx, s.sendNotify, q.now(), int64(0), bodyOf(p), q.channel, p.Queue)
 	} else {
-		row = q.db.Pool.QueryRow(ctx, s.sendID, now, now.Add(p.Delay), bodyOf(p))
+		row = q.db.Pool.QueryRow(ctx, s.sendID, q.now(), p.Delay.Microseconds(), bodyOf(p))
 	}
 	var id int64
 	if err := row.Scan(&id); err != nil {
@@ -338,18 +354,15 @@ func (q *Queue) claimErr(p *queue.ClaimParams, err error) error {
 // claimQuery returns the claim statement of p, its arguments, and what
 // reads its rows.
 func (q *Queue) claimQuery(p *queue.ClaimParams) (string, []any, func(pgx.Rows) ([]*queue.Message, error)) {
-	now := q.clock.Now()
-	vt := now.Add(p.VisibilityTimeout)
-	visibleAt := vt.Truncate(time.Microsecond).UTC() // as stored
 	scan := func(rows pgx.Rows) ([]*queue.Message, error) {
 		defer rows.Close()
 		var msgs []*queue.Message
 		for rows.Next() {
-			m := &queue.Message{Queue: p.Queue, VisibleAt: visibleAt}
-			if err := rows.Scan(&m.ID, &m.ReadCount, &m.EnqueuedAt, &m.Body); err != nil {
+			m := &queue.Message{Queue: p.Queue}
+			if err := rows.Scan(&m.ID, &m.ReadCount, &m.EnqueuedAt, &m.Body, &m.VisibleAt); err != nil {
 				return nil, err
 			}
-			m.EnqueuedAt = m.EnqueuedAt.UTC()
+			m.EnqueuedAt, m.VisibleAt = m.EnqueuedAt.UTC(), m.VisibleAt.UTC()
 			msgs = append(msgs, m)
 		}
 		if err := rows.Err(); err != nil {
@@ -359,7 +372,7 @@ func (q *Queue) claimQuery(p *queue.ClaimParams) (string, []any, func(pgx.Rows) 
 		slices.SortFunc(msgs, func(a, b *queue.Message) int { return cmp.Compare(a.ID, b.ID) })
 		return msgs, nil
 	}
-	return q.stmtsOf(p.Queue).claim, []any{vt, now, p.Max}, scan
+	return q.stmtsOf(p.Queue).claim, []any{q.now(), p.VisibilityTimeout.Microseconds(), p.Max}, scan
 }
 
 func receiptArgs(rs []queue.Receipt) ([]int64, []int32) {
@@ -379,7 +392,7 @@ func (q *Queue) ackQuery(name string, rs []queue.Receipt) (string, []any) {
 	if q.cfg.DeleteOnAck {
 		return s.delete, []any{ids, reads}
 	}
-	return s.archiveMsgs, []any{ids, reads, q.clock.Now()}
+	return s.archiveMsgs, []any{q.now(), ids, reads}
 }
 
 // MessageAck implements queue.Queue: the messages move to the queue's
@@ -413,15 +426,14 @@ func (q *Queue) MessageNack(ctx context.Context, p *queue.NackParams) error {
 		return err
 	}
 	s := q.stmtsOf(p.Queue)
-	vt := q.clock.Now().Add(p.Delay)
 	var (
 		ct  pgconn.CommandTag
 		err error
 	)
 	if p.Delay == 0 {
-		ct, err = q.db.Pool.Exec(ctx, s.nackNotify, p.Receipt.ID, p.Receipt.ReadCount, vt, q.channel, p.Queue)
+		ct, err = q.db.Pool.Exec(ctx, s.nackNotify, q.now(), p.Receipt.ID, p.Receipt.ReadCount, int64(0), q.channel, p.Queue)
 	} else {
-		ct, err = q.db.Pool.Exec(ctx, s.nack, p.Receipt.ID, p.Receipt.ReadCount, vt)
+		ct, err = q.db.Pool.Exec(ctx, s.nack, q.now(), p.Receipt.ID, p.Receipt.ReadCount, p.Delay.Microseconds())
 	}
 	if err := updatedOne("nack", p.Queue, p.Receipt, ct, err); err != nil {
 		return err
@@ -450,7 +462,7 @@ func (q *Queue) MessageExtend(ctx context.Context, p *queue.ExtendParams) error 
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	ct, err := q.db.Pool.Exec(ctx, q.stmtsOf(p.Queue).extend, p.Receipt.ID, p.Receipt.ReadCount, q.clock.Now().Add(p.VisibilityTimeout))
+	ct, err := q.db.Pool.Exec(ctx, q.stmtsOf(p.Queue).extend, q.now(), p.Receipt.ID, p.Receipt.ReadCount, p.VisibilityTimeout.Microseconds())
 	return updatedOne("extend", p.Queue, p.Receipt, ct, err)
 }
 
@@ -467,7 +479,7 @@ func (q *Queue) MessageArchive(ctx context.Context, p *queue.ArchiveParams) erro
 		return nil
 	}
 	ids, reads := receiptArgs(p.Receipts)
-	if _, err := q.db.Pool.Exec(ctx, q.stmtsOf(p.Queue).archiveMsgs, ids, reads, q.clock.Now()); err != nil && !pgdb.IsUndefinedTable(err) {
+	if _, err := q.db.Pool.Exec(ctx, q.stmtsOf(p.Queue).archiveMsgs, q.now(), ids, reads); err != nil && !pgdb.IsUndefinedTable(err) {
 		return fmt.Errorf("queue: archive on %q: %w", p.Queue, err)
 	}
 	return nil
@@ -503,10 +515,10 @@ func (q *Queue) QueueStats(ctx context.Context, name string) (*queue.Stats, erro
 	if err := queue.CheckName("stats", name); err != nil {
 		return nil, err
 	}
-	now := q.clock.Now()
 	s := &queue.Stats{Queue: name}
 	var oldest *time.Time
-	err := q.db.Pool.QueryRow(ctx, q.stmtsOf(name).stats, now).Scan(&s.Visible, &s.Claimed, &s.Delayed, &oldest, &s.Archived)
+	var now time.Time // the database's, or the test clock's
+	err := q.db.Pool.QueryRow(ctx, q.stmtsOf(name).stats, q.now()).Scan(&s.Visible, &s.Claimed, &s.Delayed, &oldest, &s.Archived, &now)
 	if pgdb.IsUndefinedTable(err) {
 		return nil, fmt.Errorf("queue: stats: queue %q does not exist: %w", name, taskertype.ErrNotFound)
 	}
@@ -530,7 +542,7 @@ func (q *Queue) QueueDepth(ctx context.Context, name string) (int64, error) {
 		return 0, err
 	}
 	var n int64
-	err := q.db.Pool.QueryRow(ctx, q.stmtsOf(name).depth, q.clock.Now()).Scan(&n)
+	err := q.db.Pool.QueryRow(ctx, q.stmtsOf(name).depth, q.now()).Scan(&n)
 	if pgdb.IsUndefinedTable(err) {
 		return 0, fmt.Errorf("queue: depth: queue %q does not exist: %w", name, taskertype.ErrNotFound)
 	}

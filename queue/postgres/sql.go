@@ -69,43 +69,53 @@ func newStmts(name string) *stmts {
 		message     bytea       NOT NULL,
 		archived_at timestamptz NOT NULL
 	)`)
-	s.send = f(`INSERT INTO %[1]s (enqueued_at, vt, message) VALUES ($1, $2, $3)`)
-	s.sendMany = f(`INSERT INTO %[1]s (enqueued_at, vt, message)
-		SELECT e, v, m FROM unnest($1::timestamptz[], $2::timestamptz[], $3::bytea[]) WITH ORDINALITY AS u(e, v, m, n) ORDER BY n`)
-	s.sendID = f(`INSERT INTO %[1]s (enqueued_at, vt, message) VALUES ($1, $2, $3) RETURNING msg_id`)
+	// Time comes from the database: each statement reads clock_timestamp()
+	// once, in the CTE c, unless the queue has a test clock, whose time is
+	// then the statement's first argument (NULL otherwise). A process whose
+	// clock runs ahead of the others' therefore never claims a message
+	// another still holds. Durations travel as microseconds.
+	const c = `WITH c AS (SELECT coalesce($1::timestamptz, clock_timestamp()) AS now) `
+	g := func(format string) string { return c + f(format) }
+	s.send = g(`INSERT INTO %[1]s (enqueued_at, vt, message) SELECT c.now, c.now + $2::bigint * interval '1 microsecond', $3 FROM c`)
+	s.sendMany = g(`INSERT INTO %[1]s (enqueued_at, vt, message)
+		SELECT coalesce(e, c.now), coalesce(e, c.now) + d * interval '1 microsecond', m
+		FROM c, unnest($2::timestamptz[], $3::bigint[], $4::bytea[]) WITH ORDINALITY AS u(e, d, m, n) ORDER BY n`)
+	s.sendID = s.send + ` RETURNING msg_id`
 	// The notification goes with the insert: PostgreSQL delivers it when
 	// the transaction commits, and not at all if it rolls back.
-	s.sendNotify = f(`WITH m AS (INSERT INTO %[1]s (enqueued_at, vt, message) VALUES ($1, $2, $3) RETURNING msg_id)
+	s.sendNotify = c + f(`, m AS (INSERT INTO %[1]s (enqueued_at, vt, message) SELECT c.now, c.now + $2::bigint * interval '1 microsecond', $3 FROM c RETURNING msg_id)
 		SELECT m.msg_id FROM m, pg_notify($4, $5)`)
 	// The claim: the oldest visible messages, skipping those another
 	// transaction is claiming at this instant (SKIP LOCKED), so concurrent
 	// claimers neither wait for each other nor take the same message.
-	s.claim = f(`UPDATE %[1]s SET vt = $1, read_ct = read_ct + 1, claimed = true
-		WHERE msg_id IN (SELECT msg_id FROM %[1]s WHERE vt <= $2 ORDER BY msg_id LIMIT $3 FOR UPDATE SKIP LOCKED)
-		RETURNING msg_id, read_ct, enqueued_at, message`)
+	s.claim = g(`UPDATE %[1]s SET vt = (SELECT now FROM c) + $2::bigint * interval '1 microsecond', read_ct = read_ct + 1, claimed = true
+		WHERE msg_id IN (SELECT msg_id FROM %[1]s WHERE vt <= (SELECT now FROM c) ORDER BY msg_id LIMIT $3 FOR UPDATE SKIP LOCKED)
+		RETURNING msg_id, read_ct, enqueued_at, message, vt`)
 	// A receipt is (msg_id, read_ct): a message claimed again since has
-	// another read_ct and is left alone. $1 and $2 are the receipts' ids and
-	// read counts; "msg_id = ANY($1)" lets the planner use the primary key.
-	s.archiveMsgs = f(`WITH d AS (
-			DELETE FROM %[1]s WHERE msg_id = ANY($1) AND (msg_id, read_ct) IN (SELECT * FROM unnest($1::bigint[], $2::integer[]))
+	// another read_ct and is left alone. $2 and $3 are the receipts' ids and
+	// read counts; "msg_id = ANY($2)" lets the planner use the primary key.
+	s.archiveMsgs = g(`, d AS (
+			DELETE FROM %[1]s WHERE msg_id = ANY($2) AND (msg_id, read_ct) IN (SELECT * FROM unnest($2::bigint[], $3::integer[]))
 			RETURNING msg_id, read_ct, enqueued_at, vt, message)
 		INSERT INTO %[2]s (msg_id, read_ct, enqueued_at, vt, message, archived_at)
-		SELECT msg_id, read_ct, enqueued_at, vt, message, $3 FROM d`)
+		SELECT msg_id, read_ct, enqueued_at, vt, message, c.now FROM d, c`)
 	s.delete = f(`DELETE FROM %[1]s WHERE msg_id = ANY($1) AND (msg_id, read_ct) IN (SELECT * FROM unnest($1::bigint[], $2::integer[]))`)
-	s.nack = f(`UPDATE %[1]s SET vt = $3, claimed = false WHERE msg_id = $1 AND read_ct = $2`)
-	s.nackNotify = f(`WITH u AS (UPDATE %[1]s SET vt = $3, claimed = false WHERE msg_id = $1 AND read_ct = $2 RETURNING 1)
-		SELECT pg_notify($4, $5) FROM u`)
-	s.extend = f(`UPDATE %[1]s SET vt = $3 WHERE msg_id = $1 AND read_ct = $2`)
-	s.stats = f(`SELECT count(*) FILTER (WHERE vt <= $1),
-			count(*) FILTER (WHERE vt > $1 AND claimed),
-			count(*) FILTER (WHERE vt > $1 AND NOT claimed),
+	const release = `UPDATE %[1]s SET vt = (SELECT now FROM c) + $4::bigint * interval '1 microsecond', claimed = false WHERE msg_id = $2 AND read_ct = $3`
+	s.nack = g(release)
+	s.nackNotify = g(`, u AS (` + release + ` RETURNING 1)
+		SELECT pg_notify($5, $6) FROM u`)
+	s.extend = g(`UPDATE %[1]s SET vt = (SELECT now FROM c) + $4::bigint * interval '1 microsecond' WHERE msg_id = $2 AND read_ct = $3`)
+	s.stats = g(`SELECT count(*) FILTER (WHERE vt <= (SELECT now FROM c)),
+			count(*) FILTER (WHERE vt > (SELECT now FROM c) AND claimed),
+			count(*) FILTER (WHERE vt > (SELECT now FROM c) AND NOT claimed),
 			min(enqueued_at),
-			(SELECT count(*) FROM %[2]s)
+			(SELECT count(*) FROM %[2]s),
+			(SELECT now FROM c)
 		FROM %[1]s`)
-	s.depth = f(`SELECT count(*) FROM %[1]s WHERE vt <= $1`)
-	// When a delay runs out: wake the other processes and find the next
-	// delayed message.
-	s.fire = f(`SELECT (SELECT min(vt) FROM %[1]s WHERE vt > $1 AND NOT claimed) FROM pg_notify($2, $3)`)
+	s.depth = g(`SELECT count(*) FROM %[1]s WHERE vt <= (SELECT now FROM c)`)
+	// When a delay runs out: wake the other processes and find how long
+	// until the next delayed message falls due, in microseconds.
+	s.fire = g(`SELECT (SELECT (extract(epoch FROM min(vt) - (SELECT now FROM c)) * 1000000)::bigint FROM %[1]s WHERE vt > (SELECT now FROM c) AND NOT claimed) FROM pg_notify($2, $3)`)
 	s.purge = f(`DELETE FROM %[2]s WHERE archived_at < $1`)
 	return s
 }

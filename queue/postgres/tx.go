@@ -34,12 +34,11 @@ func (q *Queue) SendTx(ctx context.Context, tx pgx.Tx, p *queue.SendParams) (int
 		return 0, errNoQueue("send", p.Queue)
 	}
 	s := q.stmtsOf(p.Queue)
-	now := q.clock.Now()
 	var row pgx.Row
 	if p.Delay == 0 {
-		row = tx.QueryRow(ctx, s.sendNotify, now, now, bodyOf(p), q.channel, p.Queue)
+		row = tx.QueryRow(ctx, s.sendNotify, q.now(), int64(0), bodyOf(p), q.channel, p.Queue)
 	} else {
-		row = tx.QueryRow(ctx, s.sendID, now, now.Add(p.Delay), bodyOf(p))
+		row = tx.QueryRow(ctx, s.sendID, q.now(), p.Delay.Microseconds(), bodyOf(p))
 	}
 	var id int64
 	if err := row.Scan(&id); err != nil {
@@ -130,12 +129,14 @@ func (q *Queue) LookupStmt(name string, found *bool) pgdb.Stmt {
 	}
 }
 
-// Outgoing is a message checked for sending in a transaction, with its
-// times taken when it was sent, waiting to go out with others to the same
-// queue in one statement (SendManyStmt).
+// Outgoing is a message checked for sending in a transaction, waiting to go
+// out with others to the same queue in one statement (SendManyStmt). Its
+// times are the database's when the statement runs, or the test clock's
+// when it was sent.
 type Outgoing struct {
-	EnqueuedAt, VisibleAt time.Time
-	Body                  []byte
+	At    *time.Time // the test clock's time when sent; nil: the database's
+	Delay time.Duration
+	Body  []byte
 }
 
 // Outgoing checks p and returns the message to buffer for SendManyStmt.
@@ -146,8 +147,7 @@ func (q *Queue) Outgoing(p *queue.SendParams) (Outgoing, error) {
 	if err := p.Validate(); err != nil {
 		return Outgoing{}, err
 	}
-	now := q.clock.Now()
-	return Outgoing{EnqueuedAt: now, VisibleAt: now.Add(p.Delay), Body: bodyOf(p)}, nil
+	return Outgoing{At: q.now(), Delay: p.Delay, Body: bodyOf(p)}, nil
 }
 
 // SendManyStmt is the statement that inserts msgs into queue name in one
@@ -158,13 +158,13 @@ func (q *Queue) SendManyStmt(name string, msgs []Outgoing) pgdb.Stmt {
 	errf := func(err error) error { return fmt.Errorf("queue: send to %q: %w", name, err) }
 	if len(msgs) == 1 {
 		m := msgs[0]
-		return pgdb.Stmt{SQL: q.stmtsOf(name).send, Args: []any{m.EnqueuedAt, m.VisibleAt, m.Body}, Err: errf}
+		return pgdb.Stmt{SQL: q.stmtsOf(name).send, Args: []any{m.At, m.Delay.Microseconds(), m.Body}, Err: errf}
 	}
-	enq, vis, bodies := make([]time.Time, len(msgs)), make([]time.Time, len(msgs)), make([][]byte, len(msgs))
+	at, delays, bodies := make([]*time.Time, len(msgs)), make([]int64, len(msgs)), make([][]byte, len(msgs))
 	for i, m := range msgs {
-		enq[i], vis[i], bodies[i] = m.EnqueuedAt, m.VisibleAt, m.Body
+		at[i], delays[i], bodies[i] = m.At, m.Delay.Microseconds(), m.Body
 	}
-	return pgdb.Stmt{SQL: q.stmtsOf(name).sendMany, Args: []any{enq, vis, bodies}, Err: errf}
+	return pgdb.Stmt{SQL: q.stmtsOf(name).sendMany, Args: []any{q.now(), at, delays, bodies}, Err: errf}
 }
 
 // ClaimStmt is the statement that claims messages as p asks, in a

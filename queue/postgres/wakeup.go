@@ -163,10 +163,6 @@ func (ts *timers) arm(q *Queue, name string, delay time.Duration) {
 // notifies the other processes, and arms the timer again for the next
 // delayed message of the queue, whoever sent it.
 func (ts *timers) fire(q *Queue, name string, t *delayTimer) {
-	// Read the clock before waking anyone: every message due by now is
-	// visible to the claims the signal causes, and the next timer covers
-	// the messages due after now.
-	now := q.clock.Now()
 	ts.mu.Lock()
 	if ts.done {
 		ts.mu.Unlock()
@@ -178,10 +174,13 @@ func (ts *timers) fire(q *Queue, name string, t *delayTimer) {
 	q.wg.Add(1)
 	ts.mu.Unlock()
 	defer q.wg.Done()
-	q.demux.signal(name)
 
-	var next *time.Time
-	err := q.db.Pool.QueryRow(q.ctx, q.stmtsOf(name).fire, now, q.channel, name).Scan(&next)
+	// The statement reads the database's clock before the local wake-up:
+	// every message due by then is visible to the claims the signal
+	// causes, and the next timer covers the messages due after it.
+	var next *int64 // microseconds until the next delayed message is due
+	err := q.db.Pool.QueryRow(q.ctx, q.stmtsOf(name).fire, q.now(), q.channel, name).Scan(&next)
+	q.demux.signal(name)
 	if err != nil {
 		if !q.errClosed(err) {
 			q.logger.Warn("queue: wake other processes and find the next delayed message", "queue", name, "err", err)
@@ -189,7 +188,7 @@ func (ts *timers) fire(q *Queue, name string, t *delayTimer) {
 		return
 	}
 	if next != nil {
-		ts.arm(q, name, next.Sub(now))
+		ts.arm(q, name, time.Duration(*next)*time.Microsecond)
 	}
 }
 

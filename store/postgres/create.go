@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -27,11 +28,11 @@ func (x *tx) TaskCreate(ctx context.Context, p *store.TaskCreateParams) error {
 	}
 	task := p.Task
 	if x.tasks[task.ID] != nil {
-		return invalid(op, "task %s already exists", task.ID)
+		return fmt.Errorf("store: %s: task %s: %w", op, task.ID, store.ErrTaskExists)
 	}
 	for _, st := range p.Steps {
 		if x.steps[st.ID] != nil {
-			return invalid(op, "task %s: step %s already exists", task.ID, st.ID)
+			return fmt.Errorf("store: %s: task %s: step %s is stored already: %w", op, task.ID, st.ID, store.ErrTaskExists)
 		}
 	}
 	at := x.at(p.At)

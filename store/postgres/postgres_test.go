@@ -14,6 +14,7 @@ import (
 	"github.com/tasker-go/tasker/internal/pgdb/pgtest"
 	"github.com/tasker-go/tasker/internal/testclock"
 	"github.com/tasker-go/tasker/queue"
+	queuepg "github.com/tasker-go/tasker/queue/postgres"
 	"github.com/tasker-go/tasker/store"
 	storepg "github.com/tasker-go/tasker/store/postgres"
 	"github.com/tasker-go/tasker/store/storetest"
@@ -26,7 +27,8 @@ func TestMain(m *testing.M) {
 
 func openStore(t testing.TB, dbURL string, clock taskertype.Clock) *storepg.Store {
 	t.Helper()
-	s, err := storepg.Open(context.Background(), storepg.Config{URL: dbURL, Clock: clock, AutoMigrate: true, MaxConns: 10})
+	s, err := storepg.Open(context.Background(), storepg.Config{URL: dbURL, Clock: clock, AutoMigrate: true, MaxConns: 10,
+		Queue: queuepg.Config{TestClock: clock}})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

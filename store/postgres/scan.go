@@ -18,7 +18,7 @@ const (
 	taskCols = `id, namespace, name, version, state, revision, created_at, updated_at, finished_at`
 	stepCols = `id, task_id, name, handler, position, depends_on, state, attempts,
 		retryable, max_attempts, backoff, backoff_base_us, backoff_cap_us, jitter, timeout_us,
-		next_retry_at, result, failure, created_at, updated_at, started_at, finished_at`
+		next_retry_at, result, failure, created_at, updated_at, started_at, finished_at, attempt_id`
 	transitionCols = `id, task_id, step_id, from_state, to_state, event, at, processor`
 )
 
@@ -49,7 +49,7 @@ func scanStep(row pgx.Row, extra ...any) (*taskertype.Step, error) {
 	)
 	dest := append([]any{&s.ID, &s.TaskID, &s.Name, &s.Handler, &s.Position, &s.DependsOn, &s.State, &s.Attempts,
 		&s.Retry.Retryable, &s.Retry.MaxAttempts, &s.Retry.Backoff, &base, &cap, &s.Retry.Jitter, &timeout,
-		&nextRetry, (*[]byte)(&s.Result), &failure, &s.CreatedAt, &s.UpdatedAt, &started, &finished}, extra...)
+		&nextRetry, (*[]byte)(&s.Result), &failure, &s.CreatedAt, &s.UpdatedAt, &started, &finished, &s.AttemptID}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}

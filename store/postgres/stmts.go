@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tasker-go/tasker/internal/pgdb"
+	"github.com/tasker-go/tasker/store"
 	"github.com/tasker-go/tasker/taskertype"
 )
 
@@ -41,7 +42,7 @@ func insertTasks(rows []*taskRow, contexts map[uuid.UUID]json.RawMessage) pgdb.S
 		Args: []any{ids, namespaces, names, versions, states, revisions, ctxs, created, updated, finished},
 		Err: func(err error) error {
 			if pgdb.IsUniqueViolation(err) {
-				return fmt.Errorf("task create: the task already exists (%s): %w", pgdb.PgError(err).Detail, taskertype.ErrInvalid)
+				return fmt.Errorf("task create: %s: %w", pgdb.PgError(err).Detail, store.ErrTaskExists)
 			}
 			return fmt.Errorf("task create: %w", err)
 		},
@@ -52,7 +53,7 @@ func insertTasks(rows []*taskRow, contexts map[uuid.UUID]json.RawMessage) pgdb.S
 func insertSteps(rows []*stepRow) pgdb.Stmt {
 	n := len(rows)
 	var (
-		ids, taskIDs                = make([]uuid.UUID, n), make([]uuid.UUID, n)
+		ids, taskIDs, attemptIDs    = make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
 		names, handlers             = make([]string, n), make([]string, n)
 		positions, attempts, maxAtt = make([]int32, n), make([]int32, n), make([]int32, n)
 		deps, states, backoffs      = make([]string, n), make([]string, n), make([]string, n)
@@ -65,7 +66,7 @@ func insertSteps(rows []*stepRow) pgdb.Stmt {
 	)
 	for i, r := range rows {
 		s := &r.step
-		ids[i], taskIDs[i], names[i], handlers[i] = s.ID, s.TaskID, s.Name, s.Handler
+		ids[i], taskIDs[i], names[i], handlers[i], attemptIDs[i] = s.ID, s.TaskID, s.Name, s.Handler, s.AttemptID
 		positions[i], attempts[i], maxAtt[i] = int32(s.Position), int32(s.Attempts), int32(s.Retry.MaxAttempts)
 		d := make([]string, len(s.DependsOn))
 		for j, id := range s.DependsOn {
@@ -83,20 +84,21 @@ func insertSteps(rows []*stepRow) pgdb.Stmt {
 	return pgdb.Stmt{
 		SQL: `INSERT INTO steps (id, task_id, name, handler, position, depends_on, state, attempts,
 				retryable, max_attempts, backoff, backoff_base_us, backoff_cap_us, jitter, timeout_us,
-				next_retry_at, result, failure, created_at, updated_at, started_at, finished_at)
+				next_retry_at, result, failure, created_at, updated_at, started_at, finished_at, attempt_id)
 			SELECT id, task_id, name, handler, position, string_to_array(deps, ',')::uuid[], state, attempts,
 				retryable, max_attempts, backoff, base, cap, jitter, timeout,
-				next_retry_at, result, failure, created_at, updated_at, started_at, finished_at
+				next_retry_at, result, failure, created_at, updated_at, started_at, finished_at, attempt_id
 			FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::integer[], $6::text[], $7::text[], $8::integer[],
 				$9::boolean[], $10::integer[], $11::text[], $12::bigint[], $13::bigint[], $14::double precision[], $15::bigint[],
-				$16::timestamptz[], $17::json[], $18::json[], $19::timestamptz[], $20::timestamptz[], $21::timestamptz[], $22::timestamptz[])
+				$16::timestamptz[], $17::json[], $18::json[], $19::timestamptz[], $20::timestamptz[], $21::timestamptz[], $22::timestamptz[],
+				$23::uuid[])
 			AS u(id, task_id, name, handler, position, deps, state, attempts, retryable, max_attempts, backoff, base, cap, jitter, timeout,
-				next_retry_at, result, failure, created_at, updated_at, started_at, finished_at)`,
+				next_retry_at, result, failure, created_at, updated_at, started_at, finished_at, attempt_id)`,
 		Args: []any{ids, taskIDs, names, handlers, positions, deps, states, attempts, retryable, maxAtt, backoffs,
-			bases, caps, jitters, timeouts, nextRetry, results, failures, created, updated, started, ended},
+			bases, caps, jitters, timeouts, nextRetry, results, failures, created, updated, started, ended, attemptIDs},
 		Err: func(err error) error {
 			if pgdb.IsUniqueViolation(err) {
-				return fmt.Errorf("task create: a step ID is already taken (%s): %w", pgdb.PgError(err).Detail, taskertype.ErrInvalid)
+				return fmt.Errorf("task create: a step ID is already taken (%s): %w", pgdb.PgError(err).Detail, store.ErrTaskExists)
 			}
 			return fmt.Errorf("task create: steps: %w", err)
 		},
@@ -109,9 +111,9 @@ func updateStep(s *taskertype.Step) pgdb.Stmt {
 	id := s.ID
 	return pgdb.Stmt{
 		SQL: `UPDATE steps SET state = $2, attempts = $3, next_retry_at = $4, result = $5, failure = $6,
-			started_at = $7, finished_at = $8, updated_at = $9 WHERE id = $1`,
+			started_at = $7, finished_at = $8, updated_at = $9, attempt_id = $10 WHERE id = $1`,
 		Args: []any{s.ID, string(s.State), s.Attempts, nullTime(s.NextRetryAt), nullJSON(s.Result), failure,
-			nullTime(s.StartedAt), nullTime(s.FinishedAt), s.UpdatedAt},
+			nullTime(s.StartedAt), nullTime(s.FinishedAt), s.UpdatedAt, s.AttemptID},
 		Err: func(err error) error { return fmt.Errorf("step transition: step %s: %w", id, err) },
 	}
 }
@@ -121,7 +123,7 @@ func updateStep(s *taskertype.Step) pgdb.Stmt {
 func updateSteps(rows []*stepRow) pgdb.Stmt {
 	n := len(rows)
 	var (
-		ids                       = make([]uuid.UUID, n)
+		ids, attemptIDs           = make([]uuid.UUID, n), make([]uuid.UUID, n)
 		states                    = make([]string, n)
 		attempts                  = make([]int32, n)
 		nextRetry, started, ended = make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n)
@@ -130,7 +132,7 @@ func updateSteps(rows []*stepRow) pgdb.Stmt {
 	)
 	for i, r := range rows {
 		s := &r.step
-		ids[i], states[i], attempts[i] = s.ID, string(s.State), int32(s.Attempts)
+		ids[i], states[i], attempts[i], attemptIDs[i] = s.ID, string(s.State), int32(s.Attempts), s.AttemptID
 		nextRetry[i], started[i], ended[i] = nullTime(s.NextRetryAt), nullTime(s.StartedAt), nullTime(s.FinishedAt)
 		results[i] = nullJSON(s.Result)
 		failures[i], _ = failureJSON(s) // checked by StepTransition
@@ -139,12 +141,12 @@ func updateSteps(rows []*stepRow) pgdb.Stmt {
 	return pgdb.Stmt{
 		SQL: `UPDATE steps AS s SET state = u.state, attempts = u.attempts, next_retry_at = u.next_retry_at,
 				result = u.result, failure = u.failure, started_at = u.started_at, finished_at = u.finished_at,
-				updated_at = u.updated_at
+				updated_at = u.updated_at, attempt_id = u.attempt_id
 			FROM unnest($1::uuid[], $2::text[], $3::integer[], $4::timestamptz[], $5::json[], $6::json[],
-				$7::timestamptz[], $8::timestamptz[], $9::timestamptz[])
-				AS u(id, state, attempts, next_retry_at, result, failure, started_at, finished_at, updated_at)
+				$7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::uuid[])
+				AS u(id, state, attempts, next_retry_at, result, failure, started_at, finished_at, updated_at, attempt_id)
 			WHERE s.id = u.id`,
-		Args: []any{ids, states, attempts, nextRetry, results, failures, started, ended, updated},
+		Args: []any{ids, states, attempts, nextRetry, results, failures, started, ended, updated, attemptIDs},
 		Err:  func(err error) error { return fmt.Errorf("step transitions: %d steps: %w", n, err) },
 	}
 }
@@ -180,20 +182,22 @@ func updateTasks(tasks []*taskertype.Task) pgdb.Stmt {
 // casStepStmt is the compare-and-set of a step the transaction does not
 // hold: it writes the step's mutable fields if the stored step is in state
 // from, raises its task's revision in the same statement if bumpTask, and
-// returns the stored row (no row: not moved).
-func casStepStmt(s *taskertype.Step, from taskertype.StepState, bumpTask bool, row func(pgx.Row) error) pgdb.Stmt {
+// returns the stored row (no row: not moved). A non-nil attempt is the
+// fence: the stored step must carry that attempt ID too.
+func casStepStmt(s *taskertype.Step, from taskertype.StepState, attempt uuid.UUID, bumpTask bool, row func(pgx.Row) error) pgdb.Stmt {
 	failure, _ := failureJSON(s)
 	id := s.ID
 	return pgdb.Stmt{
 		SQL: `WITH u AS (
 				UPDATE steps SET state = $3, attempts = $4, next_retry_at = $5, result = $6, failure = $7,
-					started_at = $8, finished_at = $9, updated_at = $10
+					started_at = $8, finished_at = $9, updated_at = $10, attempt_id = $13
 				WHERE id = $1 AND task_id = $2 AND state = $11
+					AND ($14::uuid = '00000000-0000-0000-0000-000000000000' OR attempt_id = $14)
 				RETURNING ` + stepCols + `),
 			b AS (UPDATE tasks SET revision = revision + 1 WHERE $12 AND id = (SELECT task_id FROM u))
 			SELECT * FROM u`,
 		Args: []any{s.ID, s.TaskID, string(s.State), s.Attempts, nullTime(s.NextRetryAt), nullJSON(s.Result), failure,
-			nullTime(s.StartedAt), nullTime(s.FinishedAt), s.UpdatedAt, string(from), bumpTask},
+			nullTime(s.StartedAt), nullTime(s.FinishedAt), s.UpdatedAt, string(from), bumpTask, s.AttemptID, attempt},
 		Row: row,
 		Err: func(err error) error { return fmt.Errorf("step transition: step %s: %w", id, err) },
 	}

@@ -51,8 +51,9 @@ type Config struct {
 	// schema than public; "&pool_max_conns=N" sizes the pool.
 	URL    string
 	Logger *slog.Logger
-	// Clock is given to the queue, and dates a transition or a creation
-	// whose At is zero. Nil means the wall clock.
+	// Clock dates a transition or a creation whose At is zero. Nil means
+	// the wall clock. It does not decide claims: the queue takes that time
+	// from the database (see queuepg.Config.TestClock).
 	Clock taskertype.Clock
 	// AutoMigrate applies the migrations of the store and of the queue at
 	// Open, under an advisory lock (processes starting together migrate
@@ -61,7 +62,10 @@ type Config struct {
 	AutoMigrate bool
 	// MaxConns bounds the pool (see pgdb.Options.MaxConns).
 	MaxConns int32
-	// Queue configures the co-located queue; its URL, Logger, Clock and
+	// Timeouts bound what a session may hold (see pgdb.SessionTimeouts);
+	// the zero value means the defaults.
+	Timeouts pgdb.SessionTimeouts
+	// Queue configures the co-located queue; its URL, Logger and
 	// AutoMigrate are this Config's.
 	Queue queuepg.Config
 }
@@ -79,7 +83,7 @@ var _ store.Store = (*Store)(nil)
 // Open opens the pool, applies or checks the migrations of the store and
 // of the queue, and builds the co-located queue, which shares the pool.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
-	db, err := pgdb.Open(ctx, pgdb.Options{URL: cfg.URL, Logger: cfg.Logger, MaxConns: cfg.MaxConns})
+	db, err := pgdb.Open(ctx, pgdb.Options{URL: cfg.URL, Logger: cfg.Logger, MaxConns: cfg.MaxConns, Timeouts: cfg.Timeouts})
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -100,7 +104,9 @@ func newStore(ctx context.Context, db *pgdb.DB, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	qcfg := cfg.Queue
-	qcfg.URL, qcfg.Logger, qcfg.Clock, qcfg.AutoMigrate = "", cfg.Logger, cfg.Clock, cfg.AutoMigrate
+	// The engine's clock dates transitions; it never decides claims: the
+	// queue takes that time from the database unless cfg.Queue.TestClock.
+	qcfg.URL, qcfg.Logger, qcfg.AutoMigrate = "", cfg.Logger, cfg.AutoMigrate
 	q, err := queuepg.New(ctx, db, qcfg)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -327,4 +333,31 @@ func dedupe(s []string) []string {
 		}
 	}
 	return out
+}
+
+// StepAttempts implements store.Store: one query.
+func (s *Store) StepAttempts(ctx context.Context, ids []uuid.UUID) ([]store.StepAttempt, error) {
+	if err := s.check("step attempts"); err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := s.db.Pool.Query(ctx, `SELECT id, state, attempt_id FROM steps WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("store: step attempts: %w", err)
+	}
+	defer rows.Close()
+	out := make([]store.StepAttempt, 0, len(ids))
+	for rows.Next() {
+		var a store.StepAttempt
+		if err := rows.Scan(&a.ID, &a.State, &a.AttemptID); err != nil {
+			return nil, fmt.Errorf("store: step attempts: %w", err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: step attempts: %w", err)
+	}
+	return out, nil
 }

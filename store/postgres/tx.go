@@ -460,6 +460,9 @@ func (x *tx) StepTransition(ctx context.Context, p *store.StepTransitionParams) 
 		if r.step.State != p.From {
 			return errStale(op, "step", st.ID, string(p.From), string(r.step.State))
 		}
+		if err := store.CheckAttempt(p, &r.step); err != nil {
+			return fmt.Errorf("store: %s: %w", op, err)
+		}
 		setMutable(&r.step, st)
 		if r.mode == stepClean {
 			r.mode = stepDirty
@@ -490,7 +493,7 @@ func (x *tx) StepTransition(ctx context.Context, p *store.StepTransitionParams) 
 func (x *tx) casStep(ctx context.Context, op string, p *store.StepTransitionParams, bumpTask bool) error {
 	st := p.Step
 	var moved *taskertype.Step
-	err := x.query(ctx, op, readsHeldNone, casStepStmt(st, p.From, bumpTask, func(row pgx.Row) (err error) {
+	err := x.query(ctx, op, readsHeldNone, casStepStmt(st, p.From, p.Attempt, bumpTask, func(row pgx.Row) (err error) {
 		moved, err = scanStep(row)
 		if pgdb.IsNoRows(err) {
 			return nil
@@ -506,12 +509,13 @@ func (x *tx) casStep(ctx context.Context, op string, p *store.StepTransitionPara
 	}
 	// Not moved: say why. The transaction goes on.
 	var (
-		actual *string
-		taskID uuid.UUID
+		actual    *string
+		taskID    uuid.UUID
+		attemptID uuid.UUID
 	)
-	err = x.query(ctx, op, readsHeldNone, pgdb.Stmt{SQL: `SELECT state, task_id FROM steps WHERE id = $1`, Args: []any{st.ID},
+	err = x.query(ctx, op, readsHeldNone, pgdb.Stmt{SQL: `SELECT state, task_id, attempt_id FROM steps WHERE id = $1`, Args: []any{st.ID},
 		Row: func(row pgx.Row) error {
-			if err := row.Scan(&actual, &taskID); err != nil && !pgdb.IsNoRows(err) {
+			if err := row.Scan(&actual, &taskID, &attemptID); err != nil && !pgdb.IsNoRows(err) {
 				return err
 			}
 			return nil
@@ -523,6 +527,8 @@ func (x *tx) casStep(ctx context.Context, op string, p *store.StepTransitionPara
 		return notFound(op, "step", st.ID)
 	case taskID != st.TaskID:
 		return invalid(op, "step %s belongs to task %s, not %s", st.ID, taskID, st.TaskID)
+	case *actual == string(p.From) && p.Attempt != uuid.Nil && attemptID != p.Attempt:
+		return fmt.Errorf("store: %s: %w", op, store.AttemptMismatch(st.ID, p.From, p.Attempt, taskertype.StepState(*actual), attemptID))
 	}
 	return errStale(op, "step", st.ID, string(p.From), *actual)
 }
@@ -531,6 +537,7 @@ func (x *tx) casStep(ctx context.Context, op string, p *store.StepTransitionPara
 func setMutable(dst, src *taskertype.Step) {
 	dst.State, dst.Attempts, dst.NextRetryAt, dst.Result = src.State, src.Attempts, src.NextRetryAt, src.Result
 	dst.StartedAt, dst.FinishedAt, dst.UpdatedAt = src.StartedAt, src.FinishedAt, src.UpdatedAt
+	dst.AttemptID = src.AttemptID
 	dst.Failure = nil
 	if src.Failure != nil {
 		f := *src.Failure

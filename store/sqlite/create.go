@@ -34,7 +34,7 @@ func (t *tx) TaskCreate(ctx context.Context, p *store.TaskCreateParams) error {
 	_, err := t.stmt(t.s.w.taskInsert).ExecContext(t.ctx,
 		taskID, task.Namespace, task.Name, task.Version, string(taskertype.TaskPending), taskCtx, atUS)
 	if sqlitedb.IsUniqueViolation(err) {
-		return invalid(op, "task %s already exists", task.ID)
+		return fmt.Errorf("store: %s: task %s: %w", op, task.ID, store.ErrTaskExists)
 	}
 	if err != nil {
 		return fmt.Errorf("store: %s: task %s: %w", op, task.ID, err)
@@ -53,7 +53,7 @@ func (t *tx) TaskCreate(ctx context.Context, p *store.TaskCreateParams) error {
 	}
 	err = t.s.w.stepInsert.exec(t.ctx, t.tx, steps)
 	if sqlitedb.IsUniqueViolation(err) {
-		return invalid(op, "a step of task %s already exists", task.ID)
+		return fmt.Errorf("store: %s: task %s: a step is stored already: %w", op, task.ID, store.ErrTaskExists)
 	}
 	if err != nil {
 		return fmt.Errorf("store: %s: steps of task %s: %w", op, task.ID, err)

@@ -197,7 +197,7 @@ func (t *tx) flushRows() error {
 			}
 			if _, err := t.stmt(t.s.w.stepSet).ExecContext(t.ctx, st.ID.String(), string(st.State), st.Attempts,
 				nullMicros(st.NextRetryAt), nullBytes(st.Result), failure,
-				nullMicros(st.StartedAt), nullMicros(st.FinishedAt), micros(st.UpdatedAt)); err != nil {
+				nullMicros(st.StartedAt), nullMicros(st.FinishedAt), micros(st.UpdatedAt), nullID(st.AttemptID)); err != nil {
 				return fmt.Errorf("store: step transition: step %s: %w", st.ID, err)
 			}
 		}
@@ -220,6 +220,14 @@ func withDeps(s *taskertype.Step, deps bool) *taskertype.Step {
 		c.DependsOn = nil
 	}
 	return c
+}
+
+// nullID stores the nil UUID as NULL.
+func nullID(id uuid.UUID) any {
+	if id == uuid.Nil {
+		return nil
+	}
+	return id.String()
 }
 
 func micros(t time.Time) int64   { return sqlitedb.Micros(t) }

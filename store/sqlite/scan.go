@@ -47,7 +47,7 @@ func scanStep(r scanner, deps *sql.NullString) (*taskertype.Step, error) {
 	)
 	dest := []any{&s.ID, &s.TaskID, &s.Name, &s.Handler, &s.Position, &s.State, &s.Attempts,
 		&s.Retry.Retryable, &s.Retry.MaxAttempts, &s.Retry.Backoff, &base, &cap, &s.Retry.Jitter, &timeout,
-		&nextRetry, (*[]byte)(&s.Result), &failure, &created, &updated, &started, &finished}
+		&nextRetry, (*[]byte)(&s.Result), &failure, &created, &updated, &started, &finished, &s.AttemptID}
 	if deps != nil {
 		dest = append(dest, deps)
 	}

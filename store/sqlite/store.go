@@ -71,7 +71,7 @@ type Store struct {
 	tmpl templateStmts // template.go
 
 	// Readers only.
-	taskListAll, taskListState, taskListUnfinished, transitionsOfTask, transitionsOfStep *sql.Stmt
+	taskListAll, taskListState, taskListUnfinished, transitionsOfTask, transitionsOfStep, stepAttempts *sql.Stmt
 }
 
 // readStmts are the statements that read; one set is prepared on each pool.
@@ -91,7 +91,7 @@ const (
 	taskColumns = `id, namespace, name, version, state, revision, context, created_at, updated_at, finished_at`
 	stepColumns = `id, task_id, name, handler, position, state, attempts,
 		retryable, max_attempts, backoff, backoff_base_us, backoff_cap_us, jitter, timeout_us,
-		next_retry_at, result, failure, created_at, updated_at, started_at, finished_at`
+		next_retry_at, result, failure, created_at, updated_at, started_at, finished_at, attempt_id`
 	transitionColumns = `seq, task_id, step_id, from_state, to_state, event, at, processor`
 )
 
@@ -133,7 +133,7 @@ func newStore(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Store, error) 
 	w.stepTask = p.W(`SELECT task_id FROM steps WHERE id = ?1`)
 	w.taskSetState = p.W(`UPDATE tasks SET state = ?2, updated_at = ?3, finished_at = ?4, revision = ?5 WHERE id = ?1`)
 	w.stepSet = p.W(`UPDATE steps SET state = ?2, attempts = ?3, next_retry_at = ?4, result = ?5, failure = ?6,
-			started_at = ?7, finished_at = ?8, updated_at = ?9 WHERE id = ?1`)
+			started_at = ?7, finished_at = ?8, updated_at = ?9, attempt_id = ?10 WHERE id = ?1`)
 	w.transitionInsert = prepareBatchInsert(p.W, "transitions", "task_id, seq, step_id, from_state, to_state, event, at, processor")
 	w.lastSeq = p.W(`SELECT COALESCE(MAX(seq), 0) FROM transitions WHERE task_id = ?1`)
 	s.taskListAll = p.R(`SELECT ` + taskColumns + ` FROM tasks ORDER BY id DESC LIMIT ?1`)
@@ -147,6 +147,8 @@ func newStore(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Store, error) 
 	s.transitionsOfTask = p.R(`SELECT ` + transitionColumns + ` FROM transitions WHERE task_id = ?1 ORDER BY seq`)
 	s.transitionsOfStep = p.R(`SELECT ` + transitionColumns + ` FROM transitions WHERE task_id = ?1 AND step_id = ?2 ORDER BY seq`)
 	s.prepareTemplates(p)
+	// ?1 is a JSON array of step IDs.
+	s.stepAttempts = p.R(`SELECT id, state, attempt_id FROM steps WHERE id IN (SELECT value FROM json_each(?1))`)
 	if err := p.Err(); err != nil {
 		q.Close()
 		return nil, fmt.Errorf("store: %w", err)
@@ -354,4 +356,35 @@ func (s *Store) TransitionList(ctx context.Context, p *store.TransitionListParam
 		return nil, fmt.Errorf("store: transition list: task %s: %w", p.TaskID, err)
 	}
 	return ts, nil
+}
+
+// StepAttempts implements store.Store: one query on a reader.
+func (s *Store) StepAttempts(ctx context.Context, ids []uuid.UUID) ([]store.StepAttempt, error) {
+	if err := s.check("step attempts"); err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(ids)
+	if err != nil {
+		return nil, fmt.Errorf("store: step attempts: %w", err)
+	}
+	rows, err := s.stepAttempts.QueryContext(ctx, string(b))
+	if err != nil {
+		return nil, fmt.Errorf("store: step attempts: %w", err)
+	}
+	defer rows.Close()
+	out := make([]store.StepAttempt, 0, len(ids))
+	for rows.Next() {
+		var a store.StepAttempt
+		if err := rows.Scan(&a.ID, &a.State, &a.AttemptID); err != nil {
+			return nil, fmt.Errorf("store: step attempts: %w", err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: step attempts: %w", err)
+	}
+	return out, nil
 }

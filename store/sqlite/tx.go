@@ -241,12 +241,16 @@ func (t *tx) StepTransition(ctx context.Context, p *store.StepTransitionParams) 
 	if cur.State != p.From {
 		return fmt.Errorf("store: %s: %w", op, &taskertype.StaleStateError{Kind: "step", ID: id, Expected: string(p.From), Actual: string(cur.State)})
 	}
+	if err := store.CheckAttempt(p, cur); err != nil {
+		return fmt.Errorf("store: %s: %w", op, err)
+	}
 	at := t.at(p.At)
 	st.UpdatedAt = at
 	// The step's identity and definition stay as stored; its mutable
 	// fields come from p.Step.
 	cur.State, cur.Attempts, cur.NextRetryAt, cur.Result = st.State, st.Attempts, stored(st.NextRetryAt), cloneBytes(st.Result)
 	cur.StartedAt, cur.FinishedAt, cur.UpdatedAt = stored(st.StartedAt), stored(st.FinishedAt), stored(at)
+	cur.AttemptID = st.AttemptID
 	cur.Failure = nil
 	if st.Failure != nil {
 		f := *st.Failure

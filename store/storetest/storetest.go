@@ -86,6 +86,8 @@ var cases = []struct {
 	{"a task's revision counts its transitions and its steps entering or leaving flight", testRevision},
 	{"prefetch changes no answer, skips unknown tasks and keeps what the transaction changed", testPrefetch},
 	{"templates are stored once per version, read back by version or latest, and never changed", testTemplates},
+	{"an attempt's outcome is stored only while the step carries its attempt ID", testAttemptFence},
+	{"a step started in the transaction that created it keeps its attempt ID", testAttemptInCreatingTx},
 }
 
 type env struct {
@@ -349,8 +351,8 @@ func testCreateTwice(t *testing.T, e *env) {
 	p := diamond(t, e)
 	e.create(t, p)
 	err := e.s.InTx(t.Context(), func(tx store.Tx) error { return tx.TaskCreate(t.Context(), p) })
-	if !errors.Is(err, taskertype.ErrInvalid) {
-		t.Fatalf("creating a task twice: %v, want an error wrapping ErrInvalid", err)
+	if !errors.Is(err, taskertype.ErrInvalid) || !errors.Is(err, store.ErrTaskExists) {
+		t.Fatalf("creating a task twice: %v, want an error wrapping ErrInvalid and store.ErrTaskExists", err)
 	}
 	// A new task whose step IDs are taken.
 	p2 := diamond(t, e)
@@ -358,8 +360,19 @@ func testCreateTwice(t *testing.T, e *env) {
 	p2.Steps[1].DependsOn = []uuid.UUID{p2.Steps[0].ID}
 	p2.Steps[2].DependsOn = []uuid.UUID{p2.Steps[0].ID}
 	err = e.s.InTx(t.Context(), func(tx store.Tx) error { return tx.TaskCreate(t.Context(), p2) })
-	if !errors.Is(err, taskertype.ErrInvalid) {
-		t.Fatalf("creating a task with a step ID already taken: %v, want an error wrapping ErrInvalid", err)
+	if !errors.Is(err, taskertype.ErrInvalid) || !errors.Is(err, store.ErrTaskExists) {
+		t.Fatalf("creating a task with a step ID already taken: %v, want an error wrapping ErrInvalid and store.ErrTaskExists", err)
+	}
+	// Twice in one transaction.
+	p3 := diamond(t, e)
+	err = e.s.InTx(t.Context(), func(tx store.Tx) error {
+		if err := tx.TaskCreate(t.Context(), p3); err != nil {
+			return err
+		}
+		return tx.TaskCreate(t.Context(), p3)
+	})
+	if !errors.Is(err, store.ErrTaskExists) {
+		t.Fatalf("creating a task twice in one transaction: %v, want an error wrapping store.ErrTaskExists", err)
 	}
 	if _, err := e.s.TaskGet(t.Context(), p2.Task.ID); !errors.Is(err, taskertype.ErrNotFound) {
 		t.Fatalf("the refused task was stored (TaskGet: %v)", err)

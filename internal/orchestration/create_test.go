@@ -1,0 +1,131 @@
+package orchestration
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/tasker-go/tasker/store"
+	storesqlite "github.com/tasker-go/tasker/store/sqlite"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+// lostCommit is a store whose next transaction that creates more than one
+// task commits and then reports a connection error, as a connection killed
+// before the COMMIT's answer arrived does.
+type lostCommit struct {
+	store.Store
+	armed atomic.Bool
+	lost  atomic.Int32 // commits reported as failed
+}
+
+type countingTx struct {
+	store.Tx
+	creates *int
+}
+
+func (t countingTx) TaskCreate(ctx context.Context, p *store.TaskCreateParams) error {
+	*t.creates++
+	return t.Tx.TaskCreate(ctx, p)
+}
+
+func (s *lostCommit) InTx(ctx context.Context, fn func(store.Tx) error) error {
+	creates := 0
+	err := s.Store.InTx(ctx, func(tx store.Tx) error {
+		creates = 0
+		return fn(countingTx{Tx: tx, creates: &creates})
+	})
+	if err == nil && creates > 1 && s.armed.CompareAndSwap(true, false) {
+		s.lost.Add(1)
+		return fmt.Errorf("commit: %w", &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET})
+	}
+	return err
+}
+
+func newCreateTest(t *testing.T) (*Orchestrator, *lostCommit) {
+	t.Helper()
+	st, err := storesqlite.Open(t.Context(), storesqlite.Config{Path: filepath.Join(t.TempDir(), "t.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	lc := &lostCommit{Store: st}
+	o, err := New(Config{Store: lc, Queue: st.Queue()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.ensureStepQueue(t.Context(), "ns"); err != nil {
+		t.Fatal(err)
+	}
+	return o, lc
+}
+
+func createReqs(t *testing.T, n int) []*createReq {
+	t.Helper()
+	var reqs []*createReq
+	for i := range n {
+		spec := &TaskSpec{Namespace: "ns", Name: "job", Version: "1", Context: json.RawMessage(fmt.Sprintf(`{"n": %d}`, i)),
+			Steps: []StepSpec{{Name: "a", Handler: "h", Retry: taskertype.RetryPolicy{MaxAttempts: 1}}, {Name: "b", Handler: "h", DependsOn: []string{"a"}}}}
+		task, steps, err := buildTask(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reqs = append(reqs, &createReq{ctx: t.Context(), task: task, steps: steps})
+	}
+	return reqs
+}
+
+// A group commit that committed but whose answer was lost: the one-by-one
+// retry finds each task stored with the same content, and reports it
+// created, once.
+func TestCreateAfterLostCommit(t *testing.T) {
+	o, lc := newCreateTest(t)
+	reqs := createReqs(t, 3)
+	lc.armed.Store(true)
+	o.createBatch(reqs)
+	if lc.lost.Load() != 1 {
+		t.Fatalf("%d group commits lost, want 1", lc.lost.Load())
+	}
+	for _, r := range reqs {
+		if r.err != nil {
+			t.Errorf("task %s: %v, want it created (its group committed)", r.task.ID, r.err)
+			continue
+		}
+		if r.task.State == "" || r.task.Namespace != "ns" {
+			t.Errorf("task %s came back as %+v", r.task.ID, r.task)
+		}
+	}
+	tasks, err := lc.TaskList(t.Context(), &store.TaskListParams{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tasks) != len(reqs) {
+		t.Errorf("%d tasks stored, want %d", len(tasks), len(reqs))
+	}
+}
+
+// A stored task with the same id but another content is not the one asked
+// for: the error stays.
+func TestCreateExistingOtherContent(t *testing.T) {
+	o, _ := newCreateTest(t)
+	first := createReqs(t, 1)
+	o.createBatch(first)
+	if first[0].err != nil {
+		t.Fatal(first[0].err)
+	}
+	other := createReqs(t, 2)[1] // context {"n": 1}, not {"n": 0}
+	other.task.ID = first[0].task.ID
+	for _, s := range other.steps {
+		s.TaskID = other.task.ID
+	}
+	o.createBatch([]*createReq{other})
+	if !errors.Is(other.err, store.ErrTaskExists) {
+		t.Errorf("a task whose id is taken by another: %v, want an error wrapping store.ErrTaskExists", other.err)
+	}
+}

@@ -1,0 +1,309 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tasker-go/tasker/internal/events"
+	"github.com/tasker-go/tasker/queue"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+// The causes of an attempt's context ending before its handler returned,
+// besides its timeout and the worker stopping.
+var (
+	// errClaimLost: the claim of the step's message is gone (it expired
+	// and the message was claimed again, or it could not be renewed for a
+	// whole lease). Another worker may run the step; this attempt's
+	// outcome is dropped.
+	errClaimLost = errors.New("the claim on the step was lost: another worker may run it")
+	// errSuperseded: the step no longer waits for this attempt: it was
+	// cancelled, resolved or completed by hand, or another attempt holds it.
+	errSuperseded = errors.New("the step no longer waits for this attempt (cancelled, resolved or completed by hand, or taken over by another attempt)")
+	// errOrphaned: the completion listener found the attempt silent past
+	// its expected time; it was failed as retryable.
+	errOrphaned = errors.New("the attempt was silent past its expected time and was failed as an orphan")
+)
+
+// attempt is a step this worker runs, from its start until its outcome is
+// stored, with the claim on its message: the heartbeat renews the claim and
+// checks that the step still waits for the attempt.
+type attempt struct {
+	step   *taskertype.Step // ID, TaskID, Name and AttemptID are read
+	cancel context.CancelCauseFunc
+
+	// Guarded by leases.mu.
+	m       *queue.Message // the claim held; adopt replaces it
+	renewed time.Time      // when the claim was last taken or renewed, by this process's monotonic clock
+	lost    bool           // the claim is gone: the outcome is dropped
+}
+
+// leases are the attempts this worker runs, by step. There are at most
+// twice the worker's slots: an attempt is here while it holds a slot or a
+// reporting token (see work).
+type leases struct {
+	mu     sync.Mutex
+	max    int
+	byStep map[uuid.UUID]*attempt
+}
+
+func newLeases(max int) *leases {
+	return &leases{max: max, byStep: make(map[uuid.UUID]*attempt, max)}
+}
+
+// add registers a started attempt whose message was claimed at claimedAt.
+// It returns false, and a is not registered, when the registry is full,
+// which the slots prevent.
+func (l *leases) add(a *attempt, m *queue.Message, claimedAt time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	a.m, a.renewed = m, claimedAt
+	if len(l.byStep) >= l.max {
+		return false
+	}
+	l.byStep[a.step.ID] = a
+	return true
+}
+
+func (l *leases) remove(a *attempt) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.byStep[a.step.ID] == a {
+		delete(l.byStep, a.step.ID)
+	}
+}
+
+// get returns the attempt running a step, if it is id.
+func (l *leases) get(stepID, id uuid.UUID) *attempt {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if a := l.byStep[stepID]; a != nil && a.step.AttemptID == id {
+		return a
+	}
+	return nil
+}
+
+// runs reports whether this worker runs attempt id of the step and still
+// holds a claim for it.
+func (l *leases) runs(stepID, id uuid.UUID) bool {
+	if id == uuid.Nil {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	a := l.byStep[stepID]
+	return a != nil && a.step.AttemptID == id && !a.lost
+}
+
+// adopt gives the running attempt id of the step the claim m, taken at
+// claimedAt: its heartbeats and acknowledgement use it from now on. It
+// reports whether the attempt was still there.
+func (l *leases) adopt(stepID, id uuid.UUID, m *queue.Message, claimedAt time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	a := l.byStep[stepID]
+	if a == nil || a.step.AttemptID != id || a.lost {
+		return false
+	}
+	a.m, a.renewed = m, claimedAt
+	return true
+}
+
+// claim returns the claim an attempt holds now and when it was last taken
+// or renewed.
+func (l *leases) claim(a *attempt) (*queue.Message, time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return a.m, a.renewed, a.lost
+}
+
+// renewedAt records a renewal of claim m of a made at at, unless a holds
+// another claim by now.
+func (l *leases) renewedAt(a *attempt, m *queue.Message, at time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if a.m == m && at.After(a.renewed) {
+		a.renewed = at
+	}
+}
+
+// lose marks a's claim m as gone, unless a holds another claim by now, and
+// cancels its handler. It reports whether it did.
+func (l *leases) lose(a *attempt, m *queue.Message) bool {
+	l.mu.Lock()
+	if a.m != m || a.lost {
+		l.mu.Unlock()
+		return false
+	}
+	a.lost = true
+	l.mu.Unlock()
+	a.cancel(errClaimLost)
+	return true
+}
+
+// snapshot returns the attempts registered now.
+func (l *leases) snapshot(into []*attempt) []*attempt {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	into = into[:0]
+	for _, a := range l.byStep {
+		into = append(into, a)
+	}
+	return into
+}
+
+func (l *leases) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.byStep)
+}
+
+// heartbeat runs until ctx ends: every third of the lease it renews the
+// claim of every running attempt, through the queue without its circuit
+// breaker (a breaker open during a blip must not stop renewals); every
+// CancelCheck it reads, in one query, whether the steps still wait for
+// their attempts, and cancels the handlers of those that do not; and it
+// cancels at once the handlers of the steps this process cancels or
+// resolves (events on the bus).
+func (w *Worker) heartbeat(ctx context.Context) {
+	renew := time.NewTicker(w.cfg.VisibilityTimeout / 3)
+	defer renew.Stop()
+	check := time.NewTicker(w.cfg.CancelCheck)
+	defer check.Stop()
+	var moved <-chan events.Event
+	if w.cfg.Bus != nil {
+		sub, err := w.cfg.Bus.Subscribe(events.Filter{Kinds: []string{events.KindStepTransition},
+			To: []string{string(taskertype.StepCancelled), string(taskertype.StepResolvedManually)}}, 256)
+		if err == nil {
+			defer sub.Close()
+			moved = sub.C()
+		}
+	}
+	var buf []*attempt
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-renew.C:
+			buf = w.leases.snapshot(buf)
+			w.renew(ctx, buf)
+		case <-check.C:
+			buf = w.leases.snapshot(buf)
+			w.check(ctx, buf)
+		case e := <-moved:
+			if e.From != string(taskertype.StepInProgress) {
+				continue
+			}
+			w.leases.mu.Lock()
+			a := w.leases.byStep[e.StepID]
+			w.leases.mu.Unlock()
+			if a != nil {
+				a.cancel(errSuperseded)
+			}
+		}
+	}
+}
+
+// renew extends the claims of the attempts. ErrNotFound means the claim is
+// gone; any other error is tried again at the next tick, until a whole
+// lease passed without a renewal: the claim is then taken as lost.
+func (w *Worker) renew(ctx context.Context, as []*attempt) {
+	lease := w.cfg.VisibilityTimeout
+	for _, a := range as {
+		m, renewed, lost := w.leases.claim(a)
+		if lost {
+			continue
+		}
+		err := w.extendClaim(ctx, a, m)
+		switch {
+		case err == nil:
+		case errors.Is(err, taskertype.ErrNotFound):
+			if w.leases.lose(a, m) {
+				w.log.Warn("the claim on a running step was lost; cancelling its handler", "task_id", a.step.TaskID, "step", a.step.Name)
+			}
+		case ctx.Err() != nil:
+			return
+		case time.Since(renewed) >= lease:
+			if w.leases.lose(a, m) {
+				w.log.Warn("could not renew the claim on a running step for a whole lease; cancelling its handler",
+					"task_id", a.step.TaskID, "step", a.step.Name, "lease", lease, "error", err)
+			}
+		default:
+			w.log.Warn("could not renew the claim on a running step; trying again", "task_id", a.step.TaskID, "step", a.step.Name, "error", err)
+		}
+	}
+}
+
+// extendClaim renews a's claim m for a whole lease and records it.
+func (w *Worker) extendClaim(ctx context.Context, a *attempt, m *queue.Message) error {
+	lease := w.cfg.VisibilityTimeout
+	at := time.Now() // before the call: the lease runs from no earlier
+	ctx, cancel := context.WithTimeout(ctx, lease/3)
+	defer cancel()
+	err := w.leaseQueue.MessageExtend(ctx, &queue.ExtendParams{Queue: m.Queue, Receipt: m.Receipt(), VisibilityTimeout: lease})
+	if err == nil {
+		w.leases.renewedAt(a, m, at)
+	}
+	return err
+}
+
+// check cancels the handlers of the attempts whose step moved on: not in
+// progress any more, or in progress with another attempt. A failed read is
+// only logged; the next tick reads again.
+func (w *Worker) check(ctx context.Context, as []*attempt) {
+	if len(as) == 0 {
+		return
+	}
+	ids := make([]uuid.UUID, len(as))
+	for i, a := range as {
+		ids[i] = a.step.ID
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.CancelCheck)
+	defer cancel()
+	got, err := w.store.StepAttempts(ctx, ids)
+	if err != nil {
+		w.log.Debug("could not check the running steps", "steps", len(ids), "error", err)
+		return
+	}
+	now := make(map[uuid.UUID]uuid.UUID, len(got)) // step → attempt, for the steps in progress
+	for _, s := range got {
+		if s.State == taskertype.StepInProgress {
+			now[s.ID] = s.AttemptID
+		}
+	}
+	for _, a := range as {
+		if id, ok := now[a.step.ID]; !ok || (id != a.step.AttemptID && a.step.AttemptID != uuid.Nil) {
+			a.cancel(errSuperseded)
+		}
+	}
+}
+
+// holdsClaim reports whether the claim on a started step is still this
+// worker's before its handler starts. A claim taken more than half a lease
+// ago (the process was paused, or the step waited to start in a
+// transaction of its own) is renewed first.
+func (w *Worker) holdsClaim(ctx context.Context, a *attempt) bool {
+	m, renewed, lost := w.leases.claim(a)
+	if lost {
+		return false
+	}
+	if time.Since(renewed) < w.cfg.VisibilityTimeout/2 {
+		return true
+	}
+	err := w.extendClaim(ctx, a, m)
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, taskertype.ErrNotFound):
+		w.leases.lose(a, m)
+		return false
+	case time.Since(renewed) >= w.cfg.VisibilityTimeout:
+		w.leases.lose(a, m)
+		return false
+	}
+	return true // the heartbeat tries again
+}
