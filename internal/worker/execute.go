@@ -313,8 +313,8 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 // gone: the attempt is reported as lost and the job is nil; unless this
 // worker runs that attempt itself (its claim lapsed during a blip): the
 // attempt then takes the new claim once tx commits (the job is adopted,
-// and nothing is written). errSkip:
-// m is a duplicate; errPoison: m is malformed.
+// and nothing is written). errSkip: m is a duplicate; errPoison: m is
+// malformed.
 func (w *Worker) startTx(ctx context.Context, tx store.Tx, rec *transition.Recorder, m *queue.Message, claimedAt time.Time) (*job, error) {
 	_, stepID, err := wire.DecodeStep(m.Body)
 	if err != nil {

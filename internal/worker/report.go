@@ -146,8 +146,11 @@ func (w *Worker) recordTx(ctx context.Context, tx store.Tx, rec *transition.Reco
 	inline := w.cfg.Results != nil && !r.out.released
 	record := func(cur *taskertype.Step) error {
 		// The attempt ID names the attempt; the store checks it again
-		// (the fence) as it writes the outcome.
-		if cur.State != taskertype.StepInProgress || cur.AttemptID != r.step.AttemptID {
+		// (the fence) as it writes the outcome. The attempt number and
+		// start time are compared too: a worker of a version before
+		// attempt IDs starts a step without changing its ID.
+		if cur.State != taskertype.StepInProgress || cur.AttemptID != r.step.AttemptID ||
+			cur.Attempts != r.step.Attempts || cur.StartedAt.UnixMicro() != r.step.StartedAt.UnixMicro() {
 			return errSkip
 		}
 		return w.recordOutcome(ctx, tx, rec, cur, r.step.AttemptID, r.out, w.clock.Now(), !inline)
