@@ -287,7 +287,7 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 	if !out.abandoned {
 		release()
 	}
-	if m, _, lost := w.leases.claim(a); !lost {
+	if m, lost := w.leases.store(a); !lost {
 		w.report(&report{m: m, step: s, out: out})
 	} else {
 		w.log.Warn("dropping the outcome of an attempt whose claim was lost", "task_id", s.TaskID, "step", s.Name, "failed", out.failure != nil)
