@@ -235,6 +235,24 @@ func TestRoundTrips(t *testing.T) {
 		_, err := tx.StepList(ctx, task.ID)
 		return err
 	}), 3)
+	check("Prefetch + TaskGetForUpdate + StepList, commit", p.trips(func(tx store.Tx) error {
+		if _, err := tx.Prefetch(ctx, &store.PrefetchParams{TaskIDs: []uuid.UUID{task.ID}}); err != nil {
+			return err
+		}
+		if _, err := tx.TaskGetForUpdate(ctx, task.ID); err != nil {
+			return err
+		}
+		_, err := tx.StepList(ctx, task.ID)
+		return err
+	}), 2)
+	check("TaskCreate + StepList, commit", p.trips(func(tx store.Tx) error {
+		task, steps := linear(t, 4)
+		if err := tx.TaskCreate(ctx, &store.TaskCreateParams{Task: task, Steps: steps, At: p.clock.Now()}); err != nil {
+			return err
+		}
+		_, err := tx.StepList(ctx, task.ID)
+		return err
+	}), 1)
 	check("StepGet + StepTransition (bumps the revision), commit", p.trips(func(tx store.Tx) error {
 		st, err := tx.StepGet(ctx, steps[0].ID)
 		if err != nil {
