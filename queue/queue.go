@@ -219,8 +219,9 @@ type Capabilities struct {
 // it, and counts with QueueDepth only when the estimate reaches its bound.
 type DepthEstimator interface {
 	// QueueDepthEstimate returns an estimate of the messages a queue
-	// holds, visible or not: never below QueueDepth but for a short lag
-	// (the database's statistics). A queue never ensured is an error
+	// holds, visible or not: never below QueueDepth, and as close to the
+	// messages it holds as the backend can tell cheaply. A queue never
+	// ensured is an error
 	// wrapping taskertype.ErrNotFound; a wrapped queue whose backend has
 	// no estimate returns an error wrapping errors.ErrUnsupported.
 	QueueDepthEstimate(ctx context.Context, name string) (int64, error)

@@ -10,8 +10,9 @@
 // in the engine: the bound holds to within what one interval of creations
 // adds. A queue that can estimate its size (queue.DepthEstimator, from the
 // database's statistics on PostgreSQL) is counted with QueueDepth only
-// when the estimate, which counts claimed and delayed messages too,
-// reaches the bound: a count reads every row version of the queue's table.
+// when the estimate, never below the depth (it counts claimed and delayed
+// messages too), reaches the bound: a count reads every row version of the
+// queue's table.
 package admission
 
 import (

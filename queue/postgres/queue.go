@@ -553,11 +553,12 @@ func (q *Queue) QueueDepth(ctx context.Context, name string) (int64, error) {
 }
 
 // QueueDepthEstimate implements queue.DepthEstimator from the table's
-// statistics, without reading a row: the live messages (visible, claimed
-// and delayed) as the statistics last counted them, or as the last VACUUM
-// or ANALYZE found them, whichever is more. It may lag the commits of the
-// last second, and after a crash of the server it may be low until the
-// table is next analyzed. A count(*) reads every row version, dead ones
+// statistics and its identity sequence, without reading a row: the live
+// messages (visible, claimed and delayed) as the statistics last counted
+// them, plus the messages sent since that the statistics have not counted
+// yet. It is never below the live messages; the deletes the statistics
+// have not counted yet make it more, and so does a reset of the statistics
+// (a crash of the server). A count(*) reads every row version, dead ones
 // included, which costs milliseconds on a busy, unvacuumed queue table.
 func (q *Queue) QueueDepthEstimate(ctx context.Context, name string) (int64, error) {
 	if err := q.check("depth estimate"); err != nil {
