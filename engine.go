@@ -227,7 +227,14 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		e.cfg.IdlePoll = cfg.IdlePoll
 	}
 	e.rawQueue = e.queue
-	_, holdsRows := e.store.(*storesqlite.Store) // its row cache answers a task's steps
+	// Both backends answer a task's steps without a read: the embedded one
+	// from its row cache, PostgreSQL from the rows a transaction's
+	// Prefetch holds. Orchestration then runs without a state manager.
+	var holdsRows bool
+	switch e.store.(type) {
+	case *storesqlite.Store, *storepg.Store:
+		holdsRows = true
+	}
 	if err := e.guardBackends(); err != nil {
 		e.closeOwned()
 		return nil, err

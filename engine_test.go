@@ -723,17 +723,18 @@ steps:
 	<-clientDone
 }
 
-// TestStateManagerOnPostgres: on PostgreSQL the state manager answers the
-// steps of a task whose machine is current (a hit saves the StepList round
-// trip); the embedded backend does without it (TestStatsShowEveryStructure).
-func TestStateManagerOnPostgres(t *testing.T) {
+// TestNoStateManagerOnPostgres: on PostgreSQL, as on the embedded backend
+// (TestStatsShowEveryStructure), orchestration runs without the state
+// manager: the transaction answers a prefetched task's steps from the rows
+// it holds, without a round trip.
+func TestNoStateManagerOnPostgres(t *testing.T) {
 	pgtest.URL(t)
 	h := newHarnessOn(t, "postgres", shapes, nil)
 	for i := range 3 {
 		h.run("diamond", map[string]int{"value": i})
 	}
-	if s := h.eng.Stats().Machines; s.Hits == 0 {
-		t.Errorf("state manager stats %+v: want hits", s)
+	if s := h.eng.Stats().Machines; s != (statemanager.Stats{}) {
+		t.Errorf("state manager used on PostgreSQL: %+v", s)
 	}
 }
 

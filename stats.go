@@ -17,7 +17,9 @@ type Stats struct {
 	// one was processed.
 	Events stats.LatencySnapshot
 	// Machines is the state manager's cache of task state machines: zero
-	// on the embedded backend, whose row cache answers a task's steps.
+	// on both backends, which answer a task's steps without it (the
+	// embedded one from its row cache, PostgreSQL from the rows its
+	// transaction's Prefetch holds); only a store of another kind uses it.
 	Machines statemanager.Stats
 	// Worker is the Go worker's: steps in flight and the completion
 	// listener's correlations. Zero without workers.

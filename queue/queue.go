@@ -217,3 +217,16 @@ type Capabilities struct {
 	// poll of their own as a last resort.
 	PollsSubscribed bool
 }
+
+// DepthEstimator is a Queue that can estimate the size of a queue for far
+// less than QueueDepth costs, without reading its messages: admission reads
+// it, and counts with QueueDepth only when the estimate reaches its bound.
+type DepthEstimator interface {
+	// QueueDepthEstimate returns an estimate of the messages a queue
+	// holds, visible or not: never below QueueDepth, and as close to the
+	// messages it holds as the backend can tell cheaply. A queue never
+	// ensured is an error
+	// wrapping taskertype.ErrNotFound; a wrapped queue whose backend has
+	// no estimate returns an error wrapping errors.ErrUnsupported.
+	QueueDepthEstimate(ctx context.Context, name string) (int64, error)
+}

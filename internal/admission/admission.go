@@ -5,10 +5,14 @@
 // entry of new work, never on a step of a task already running, which must
 // always be able to move on.
 //
-// The depth of a queue is read with QueueDepth at most once per Every for
-// each namespace; callers in between use the last reading. It is a hint,
-// like every cache in the engine: the bound holds to within what one
-// interval of creations adds.
+// The depth of a queue is read at most once per Every for each namespace;
+// callers in between use the last reading. It is a hint, like every cache
+// in the engine: the bound holds to within what one interval of creations
+// adds. A queue that can estimate its size (queue.DepthEstimator, from the
+// database's statistics on PostgreSQL) is counted with QueueDepth only
+// when the estimate, never below the depth (it counts claimed and delayed
+// messages too), reaches the bound: a count reads every row version of the
+// queue's table.
 package admission
 
 import (
@@ -114,7 +118,17 @@ func (g *Gate) read(ctx context.Context, namespace string, slot *atomic.Pointer[
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		r := &reading{at: g.cfg.Clock.Now()}
-		n, err := g.cfg.Queue.QueueDepth(rctx, queue.StepQueue(namespace))
+		name := queue.StepQueue(namespace)
+		if e, ok := g.cfg.Queue.(queue.DepthEstimator); ok {
+			// Under the bound by the estimate: no count. On an error,
+			// the count tells.
+			if n, err := e.QueueDepthEstimate(rctx, name); err == nil && n < g.cfg.Max {
+				r.waiting, r.known = n, true
+				slot.Store(r)
+				return r, nil
+			}
+		}
+		n, err := g.cfg.Queue.QueueDepth(rctx, name)
 		if err != nil {
 			g.cfg.Logger.Warn("admission: could not read the depth of a step queue; admitting new tasks until the next reading",
 				"namespace", namespace, "every", g.cfg.Every, "error", err)

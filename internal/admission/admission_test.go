@@ -177,3 +177,60 @@ func TestConcurrentCallersShareOneRead(t *testing.T) {
 		t.Errorf("%d of 64 callers refused, want all", full.Load())
 	}
 }
+
+// estimating is a depths queue that also estimates its size
+// (queue.DepthEstimator).
+type estimating struct {
+	depths
+	estimate  atomic.Int64
+	estimates atomic.Int64
+	failEst   atomic.Bool
+}
+
+func (e *estimating) QueueDepthEstimate(ctx context.Context, name string) (int64, error) {
+	e.estimates.Add(1)
+	if e.failEst.Load() {
+		return 0, errors.New("connection refused")
+	}
+	return e.estimate.Load(), nil
+}
+
+// TestCountsOnlyWhenTheEstimateReachesTheBound: with a queue that
+// estimates its size, an estimate under the bound admits without a count;
+// at the bound, or when the estimate fails, the count decides.
+func TestCountsOnlyWhenTheEstimateReachesTheBound(t *testing.T) {
+	e := &estimating{}
+	clock := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	g, err := New(Config{Max: 10, Every: time.Second, Queue: e, Clock: clock, Hint: "raise it"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	step := func(estimate, waiting int64, failEst bool) error {
+		e.estimate.Store(estimate)
+		e.waiting.Store(waiting)
+		e.failEst.Store(failEst)
+		clock.Advance(time.Second)
+		return g.Admit(ctx, "shop")
+	}
+	// The count would refuse; the estimate under the bound admits
+	// without it (it counts claimed and delayed messages, so it is never
+	// below the count but for a lag).
+	if err := step(9, 100, false); err != nil || e.calls.Load() != 0 {
+		t.Fatalf("estimate 9, bound 10: %v after %d counts; want admitted without a count", err, e.calls.Load())
+	}
+	// At the bound the count decides: 9 visible (the rest claimed).
+	if err := step(10, 9, false); err != nil || e.calls.Load() != 1 {
+		t.Fatalf("estimate 10, 9 waiting: %v after %d counts; want admitted after one count", err, e.calls.Load())
+	}
+	if err := step(12, 10, false); !errors.Is(err, taskertype.ErrQueueFull) || !strings.Contains(err.Error(), "holds 10 steps") {
+		t.Fatalf("estimate 12, 10 waiting: %v; want ErrQueueFull saying it holds 10", err)
+	}
+	// An estimate that fails falls back on the count.
+	if err := step(0, 10, true); !errors.Is(err, taskertype.ErrQueueFull) || e.calls.Load() != 3 {
+		t.Fatalf("estimate failing, 10 waiting: %v after %d counts; want ErrQueueFull after a third count", err, e.calls.Load())
+	}
+	if n := e.estimates.Load(); n != 4 {
+		t.Errorf("%d estimates, want one per reading (4)", n)
+	}
+}

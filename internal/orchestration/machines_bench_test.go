@@ -25,7 +25,8 @@ import (
 // lockTask. "cache" has the state manager (a hit: the task row, the one
 // step that moved, the others from the cache); "none" has none and reads
 // every step from the store (TaskGetForUpdate + StepList), the simplest
-// correct alternative and what the embedded backend does.
+// correct alternative and what both backends do: after the Prefetch,
+// StepList costs no round trip on either.
 // The analysis's Mutex<HashMap> in place of the cache is
 // BenchmarkMachineOps (internal/statemanager). On PostgreSQL it reports the
 // round trips per result.

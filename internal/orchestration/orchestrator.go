@@ -62,8 +62,9 @@ type Config struct {
 	// before it is tried again, times its deliveries so far, up to 30
 	// times itself. Default 1s.
 	RedeliveryDelay time.Duration
-	// StoreHoldsRows says the store answers a task's steps from memory
-	// (the embedded backend's row cache): the state manager would save
+	// StoreHoldsRows says the store answers a task's steps without a
+	// read: the embedded backend from its row cache, PostgreSQL from the
+	// rows the transaction's Prefetch holds. The state manager would save
 	// nothing there and is not used (docs/concurrency.md, #2/#3).
 	StoreHoldsRows bool
 }

@@ -3,6 +3,7 @@ package resilience
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 
 	"github.com/google/uuid"
@@ -235,6 +236,16 @@ func (g *guardedQueue) DeadLetterList(ctx context.Context, p *queue.DeadLetterLi
 
 func (g *guardedQueue) QueueDepth(ctx context.Context, name string) (int64, error) {
 	return call(ctx, g.b, func() (int64, error) { return g.q.QueueDepth(ctx, name) })
+}
+
+// QueueDepthEstimate implements queue.DepthEstimator: the wrapped queue's,
+// or an error wrapping errors.ErrUnsupported when it has none.
+func (g *guardedQueue) QueueDepthEstimate(ctx context.Context, name string) (int64, error) {
+	e, ok := g.q.(queue.DepthEstimator)
+	if !ok {
+		return 0, fmt.Errorf("queue: depth estimate: %w", errors.ErrUnsupported)
+	}
+	return call(ctx, g.b, func() (int64, error) { return e.QueueDepthEstimate(ctx, name) })
 }
 
 func (g *guardedQueue) QueueStats(ctx context.Context, name string) (*queue.Stats, error) {

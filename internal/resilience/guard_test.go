@@ -314,3 +314,32 @@ func TestNilBreakerGuardsNothing(t *testing.T) {
 		t.Fatal("a nil breaker should return the backend as it is")
 	}
 }
+
+// estimatingQueue is a downQueue that estimates its depth.
+type estimatingQueue struct{ downQueue }
+
+func (e *estimatingQueue) QueueDepthEstimate(ctx context.Context, name string) (int64, error) {
+	return 42, nil
+}
+
+// TestGuardQueuePassesTheDepthEstimate: the guarded queue answers
+// queue.DepthEstimator with the wrapped queue's estimate, or with
+// errors.ErrUnsupported when it has none.
+func TestGuardQueuePassesTheDepthEstimate(t *testing.T) {
+	ctx := t.Context()
+	b, _ := newBreaker(t, BreakerConfig{})
+	e, ok := GuardQueue(&estimatingQueue{}, b).(queue.DepthEstimator)
+	if !ok {
+		t.Fatal("the guarded queue is no queue.DepthEstimator")
+	}
+	if n, err := e.QueueDepthEstimate(ctx, "q"); n != 42 || err != nil {
+		t.Errorf("estimate through the guard: %d, %v; want 42", n, err)
+	}
+	e = GuardQueue(&downQueue{}, b).(queue.DepthEstimator)
+	if _, err := e.QueueDepthEstimate(ctx, "q"); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("estimate of a queue without one: %v, want ErrUnsupported", err)
+	}
+	if b.State() != StateClosed {
+		t.Errorf("breaker %s after an unsupported estimate", b.State())
+	}
+}

@@ -517,3 +517,52 @@ func TestSubscriptionsComeAndGo(t *testing.T) {
 		t.Fatalf("%d subscriptions left, want the %d long-lived ones", n, queues)
 	}
 }
+
+// TestDepthEstimate: the estimate reads the table's statistics and its
+// sequence, not its rows: at once after the sends it counts every live
+// message, visible, claimed or delayed, so it is at least the depth,
+// whether the statistics have counted them yet or not; a queue never
+// ensured is not found.
+func TestDepthEstimate(t *testing.T) {
+	ctx := t.Context()
+	_, dbURL := pgtest.Schema(t)
+	q := openQueue(t, dbURL, testclock.New(queuetest.Start))
+	if _, err := q.QueueDepthEstimate(ctx, "nowhere"); !errors.Is(err, taskertype.ErrNotFound) {
+		t.Errorf("estimate of an unknown queue: %v, want ErrNotFound", err)
+	}
+	if _, err := q.QueueDepthEstimate(ctx, "x;drop"); !errors.Is(err, taskertype.ErrInvalid) {
+		t.Errorf("estimate of a bad name: %v, want ErrInvalid", err)
+	}
+	const name = "est"
+	if err := q.QueueEnsure(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := q.QueueDepthEstimate(ctx, name); err != nil || n != 0 {
+		t.Errorf("estimate of an empty queue: %d, %v; want 0", n, err)
+	}
+	for range 5 {
+		if _, err := q.MessageSend(ctx, &queue.SendParams{Queue: name, Body: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := q.MessageSend(ctx, &queue.SendParams{Queue: name, Body: []byte("{}"), Delay: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.MessageClaim(ctx, &queue.ClaimParams{Queue: name, Max: 2, VisibilityTimeout: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	depth, err := q.QueueDepth(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := q.QueueDepthEstimate(ctx, name); err != nil || n != 6 || depth != 3 {
+		t.Errorf("estimate: %d, %v, depth %d; want the 6 live messages and a depth of 3", n, err, depth)
+	}
+	// After an ANALYZE, which sets the live rows the statistics count.
+	if _, err := q.DB().Pool.Exec(ctx, "ANALYZE q_"+name); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := q.QueueDepthEstimate(ctx, name); err != nil || n < 6 || n > 12 {
+		t.Errorf("estimate after an ANALYZE: %d, %v; want the 6 live messages (up to 12, if the sends are counted after it)", n, err)
+	}
+}

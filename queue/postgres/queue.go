@@ -552,6 +552,33 @@ func (q *Queue) QueueDepth(ctx context.Context, name string) (int64, error) {
 	return n, nil
 }
 
+// QueueDepthEstimate implements queue.DepthEstimator from the table's
+// statistics and its identity sequence, without reading a row: the live
+// messages (visible, claimed and delayed) as the statistics last counted
+// them, plus the messages sent since that the statistics have not counted
+// yet. It is never below the live messages; the deletes the statistics
+// have not counted yet make it more, and so does a reset of the statistics
+// (a crash of the server). A count(*) reads every row version, dead ones
+// included, which costs milliseconds on a busy, unvacuumed queue table.
+func (q *Queue) QueueDepthEstimate(ctx context.Context, name string) (int64, error) {
+	if err := q.check("depth estimate"); err != nil {
+		return 0, err
+	}
+	if err := queue.CheckName("depth estimate", name); err != nil {
+		return 0, err
+	}
+	s := q.stmtsOf(name)
+	var n int64
+	err := q.db.Pool.QueryRow(ctx, s.estimate, s.table).Scan(&n)
+	if pgdb.IsUndefinedTable(err) {
+		return 0, fmt.Errorf("queue: depth estimate: queue %q does not exist: %w", name, taskertype.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("queue: depth estimate of %q: %w", name, err)
+	}
+	return max(n, 0), nil
+}
+
 // Close stops the listener and the delay timers and, when the queue opened
 // its own pool, closes it. It may be called more than once.
 func (q *Queue) Close() error {

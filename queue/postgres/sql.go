@@ -38,6 +38,7 @@ type stmts struct {
 	nack, nackNotify      string
 	extend                string
 	stats, depth          string
+	estimate              string
 	fire                  string
 	purge                 string
 }
@@ -113,6 +114,17 @@ func newStmts(name string) *stmts {
 			(SELECT now FROM c)
 		FROM %[1]s`)
 	s.depth = g(`SELECT count(*) FROM %[1]s WHERE vt <= (SELECT now FROM c)`)
+	// The live rows as the statistics count them, plus the inserts they
+	// have not counted yet: each backend reports its counts about once a
+	// second, but every insert takes a value of the identity's sequence
+	// at once, so the sequence's last value less the inserts counted
+	// covers them. No row is read. Deletes not counted yet only make it
+	// more; after the statistics were reset (a crash of the server) it
+	// counts every message ever sent, and admission counts the rows. $1 is
+	// the table's name, quoted.
+	s.estimate = `SELECT pg_stat_get_live_tuples(c.oid) + greatest(coalesce(
+			pg_sequence_last_value(pg_get_serial_sequence($1, 'msg_id')::regclass), 0) - pg_stat_get_tuples_inserted(c.oid), 0)
+		FROM pg_class c WHERE c.oid = $1::regclass`
 	// When a delay runs out: wake the other processes and find how long
 	// until the next delayed message falls due, in microseconds.
 	s.fire = g(`SELECT (SELECT (extract(epoch FROM min(vt) - (SELECT now FROM c)) * 1000000)::bigint FROM %[1]s WHERE vt > (SELECT now FROM c) AND NOT claimed) FROM pg_notify($2, $3)`)

@@ -53,6 +53,8 @@ func (x *tx) TaskCreate(ctx context.Context, p *store.TaskCreateParams) error {
 	x.trans = append(x.trans, transitionRow{taskID: task.ID, to: string(taskertype.TaskPending),
 		event: string(taskertype.TaskEventCreate), at: at, processor: p.Processor})
 
+	whole := make([]*stepRow, 0, len(p.Steps))
+	defer func() { x.holdWhole(task.ID, whole) }()
 	for _, st := range p.Steps {
 		st.TaskID, st.State = task.ID, taskertype.StepPending
 		st.CreatedAt, st.UpdatedAt = at, at
@@ -64,6 +66,7 @@ func (x *tx) TaskCreate(ctx context.Context, p *store.TaskCreateParams) error {
 		sr := &stepRow{step: *c, mode: stepInsert}
 		x.holdStep(sr)
 		x.newSteps = append(x.newSteps, sr)
+		whole = append(whole, sr)
 		x.trans = append(x.trans, transitionRow{taskID: task.ID, stepID: st.ID, to: string(taskertype.StepPending),
 			event: string(taskertype.StepEventCreate), at: at, processor: p.Processor})
 	}

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -254,4 +255,83 @@ func inTx(t *testing.T, s *storepg.Store, fn func(tx store.Tx) error) {
 	if err := s.InTx(t.Context(), fn); err != nil {
 		t.Fatalf("InTx: %v", err)
 	}
+}
+
+// TestStepListFromHeldRows: after a Prefetch, and in the transaction that
+// created the task, StepList costs no round trip and answers what the
+// database would, the transaction's own moves included.
+func TestStepListFromHeldRows(t *testing.T) {
+	ctx := t.Context()
+	s, t1, t2, s2 := twoTasks(t)
+	want, err := s.StepList(ctx, t2.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inTx(t, s, func(tx store.Tx) error {
+		if _, err := tx.Prefetch(ctx, &store.PrefetchParams{TaskIDs: []uuid.UUID{t2.ID, t1.ID}}); err != nil {
+			return err
+		}
+		before := s.RoundTrips()
+		got, err := tx.StepList(ctx, t2.ID)
+		if err != nil {
+			return err
+		}
+		if n := s.RoundTrips() - before; n != 0 {
+			t.Errorf("StepList after a Prefetch took %d round trips, want 0", n)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("StepList after a Prefetch:\n got %+v\nwant %+v", got, want)
+		}
+		// A move in the transaction shows in the next list, and a change
+		// to the list's copy does not reach the held row.
+		st := got[0]
+		st.State = taskertype.StepEnqueued
+		if err := tx.StepTransition(ctx, &store.StepTransitionParams{Step: st, From: taskertype.StepPending,
+			Event: taskertype.StepEventEnqueue, At: st.UpdatedAt.Add(time.Second), Processor: "test"}); err != nil {
+			return err
+		}
+		got[1].State, got[1].DependsOn[0] = taskertype.StepComplete, uuid.Nil
+		again, err := tx.StepList(ctx, t2.ID)
+		if err != nil {
+			return err
+		}
+		if again[0].State != taskertype.StepEnqueued || !again[0].UpdatedAt.Equal(st.UpdatedAt) {
+			t.Errorf("StepList after a move: step %s is %s at %v, want enqueued at %v", again[0].Name, again[0].State, again[0].UpdatedAt, st.UpdatedAt)
+		}
+		if again[1].State != taskertype.StepPending || again[1].DependsOn[0] != s2[0].ID {
+			t.Errorf("StepList after its answer was changed: %+v", again[1])
+		}
+		if n := s.RoundTrips() - before; n != 0 {
+			t.Errorf("StepList after a Prefetch and a move took %d round trips, want 0", n)
+		}
+		return nil
+	})
+	after, err := s.StepList(ctx, t2.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after[0].State != taskertype.StepEnqueued {
+		t.Errorf("after the commit, step %s is %s, want enqueued", after[0].Name, after[0].State)
+	}
+
+	// The transaction that creates a task lists its steps without a round
+	// trip, and without writing them first.
+	t3, s3 := newTask(t)
+	inTx(t, s, func(tx store.Tx) error {
+		if err := tx.TaskCreate(ctx, &store.TaskCreateParams{Task: t3, Steps: s3, At: s3[0].CreatedAt}); err != nil {
+			return err
+		}
+		before := s.RoundTrips()
+		got, err := tx.StepList(ctx, t3.ID)
+		if err != nil {
+			return err
+		}
+		if n := s.RoundTrips() - before; n != 0 {
+			t.Errorf("StepList of a task created in the transaction took %d round trips, want 0", n)
+		}
+		if len(got) != 2 || got[0].Name != "a" || got[1].Name != "b" || got[1].DependsOn[0] != s3[0].ID || got[0].DependsOn != nil {
+			t.Errorf("StepList of a task created in the transaction: %+v", got)
+		}
+		return nil
+	})
 }

@@ -155,9 +155,10 @@ func (p *path) claimAndStart(tx store.Tx, claimed **queue.Message) error {
 
 // report is the engine's step report with orchestration in the same
 // process: the worker acknowledges the step's message, prefetches the
-// batch's tasks with their contexts and records the outcome; orchestration locks the task (its machine cached, so the step
-// list is not read), completes the step, moves the task on, enqueues the
-// next step with its message; the worker claims and starts it.
+// batch's tasks with their contexts and records the outcome; orchestration
+// locks the task and lists its steps (from the rows the prefetch holds),
+// completes the step, moves the task on, enqueues the next step with its
+// message; the worker claims and starts it.
 func (p *path) report(task *taskertype.Task, steps []*taskertype.Step, i int, m *queue.Message) (uint64, *queue.Message) {
 	ctx := p.t.Context()
 	var claimed *queue.Message
@@ -178,10 +179,11 @@ func (p *path) report(task *taskertype.Task, steps []*taskertype.Step, i int, m 
 		if _, err := tx.TaskGetForUpdate(ctx, task.ID); err != nil { // orchestration's
 			return err
 		}
-		fresh, err := tx.StepGet(ctx, steps[i].ID)
+		listed, err := tx.StepList(ctx, task.ID)
 		if err != nil {
 			return err
 		}
+		fresh := listed[i]
 		if err := p.move(tx, fresh, taskertype.StepEventComplete, nil); err != nil {
 			return err
 		}
@@ -194,7 +196,7 @@ func (p *path) report(task *taskertype.Task, steps []*taskertype.Step, i int, m 
 		if err := p.hop(tx, task, taskertype.TaskEventReadyStepsFound); err != nil {
 			return err
 		}
-		next := steps[i+1] // from the cached machine: not read here
+		next := listed[i+1]
 		if err := p.move(tx, next, taskertype.StepEventEnqueue, nil); err != nil {
 			return err
 		}
@@ -235,6 +237,24 @@ func TestRoundTrips(t *testing.T) {
 		_, err := tx.StepList(ctx, task.ID)
 		return err
 	}), 3)
+	check("Prefetch + TaskGetForUpdate + StepList, commit", p.trips(func(tx store.Tx) error {
+		if _, err := tx.Prefetch(ctx, &store.PrefetchParams{TaskIDs: []uuid.UUID{task.ID}}); err != nil {
+			return err
+		}
+		if _, err := tx.TaskGetForUpdate(ctx, task.ID); err != nil {
+			return err
+		}
+		_, err := tx.StepList(ctx, task.ID)
+		return err
+	}), 2)
+	check("TaskCreate + StepList, commit", p.trips(func(tx store.Tx) error {
+		task, steps := linear(t, 4)
+		if err := tx.TaskCreate(ctx, &store.TaskCreateParams{Task: task, Steps: steps, At: p.clock.Now()}); err != nil {
+			return err
+		}
+		_, err := tx.StepList(ctx, task.ID)
+		return err
+	}), 1)
 	check("StepGet + StepTransition (bumps the revision), commit", p.trips(func(tx store.Tx) error {
 		st, err := tx.StepGet(ctx, steps[0].ID)
 		if err != nil {

@@ -49,6 +49,10 @@ type tx struct {
 	tasks    map[uuid.UUID]*taskRow
 	steps    map[uuid.UUID]*stepRow
 	contexts map[uuid.UUID]json.RawMessage // task contexts read or created here
+	// whole holds, for each task whose steps the transaction holds every
+	// one of (read by Prefetch, or created here), those steps: StepList
+	// answers from them.
+	whole map[uuid.UUID][]*stepRow
 
 	created  []*taskRow // to insert at the next round trip
 	newSteps []*stepRow
@@ -417,12 +421,17 @@ func (x *tx) loadStep(ctx context.Context, op string, id uuid.UUID) (*stepRow, e
 	return r, nil
 }
 
-// StepList implements store.Tx: one round trip (with the buffered writes).
-// A task that does not exist has no steps. The steps are not held.
+// StepList implements store.Tx: none for a task whose steps this
+// transaction holds, every one (see stepsHeld); otherwise one round trip
+// (with the buffered writes), and the steps are not held. A task that does
+// not exist has no steps.
 func (x *tx) StepList(ctx context.Context, taskID uuid.UUID) ([]*taskertype.Step, error) {
 	const op = "step list"
 	if err := x.check(op); err != nil {
 		return nil, err
+	}
+	if steps, ok := x.stepsHeld(taskID); ok {
+		return steps, nil
 	}
 	var steps []*taskertype.Step
 	err := x.query(ctx, op, readsSteps, pgdb.Stmt{SQL: stepListSQL, Args: []any{taskID},
@@ -614,6 +623,7 @@ func (x *tx) Prefetch(ctx context.Context, p *store.PrefetchParams) ([]uuid.UUID
 		// again if it is asked for.
 		tasks = `IN (SELECT id FROM tasks WHERE id = ANY($1) ORDER BY id ` + lock + `)`
 	}
+	read := make(map[uuid.UUID][]*stepRow, len(ids))
 	err := x.query(ctx, op, readsHeldNone, pgdb.Stmt{
 		SQL:  `SELECT ` + stepCols + ` FROM steps WHERE task_id ` + tasks + ` ORDER BY task_id, id FOR NO KEY UPDATE`,
 		Args: []any{ids},
@@ -623,9 +633,12 @@ func (x *tx) Prefetch(ctx context.Context, p *store.PrefetchParams) ([]uuid.UUID
 				if err != nil {
 					return err
 				}
-				if _, held := x.steps[st.ID]; !held {
-					x.holdStep(&stepRow{step: *st})
+				r := x.steps[st.ID]
+				if r == nil {
+					r = &stepRow{step: *st}
+					x.holdStep(r)
 				}
+				read[st.TaskID] = append(read[st.TaskID], r)
 			}
 			return rows.Err()
 		},
@@ -637,7 +650,11 @@ func (x *tx) Prefetch(ctx context.Context, p *store.PrefetchParams) ([]uuid.UUID
 	for _, id := range ids {
 		if _, held := x.tasks[id]; !held {
 			missed = append(missed, id)
+			continue
 		}
+		// The task is locked, so no step of it can be deleted, and the
+		// statement read every one it had.
+		x.holdWhole(id, read[id])
 	}
 	return missed, nil
 }
