@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/tasker-go/tasker"
 	"github.com/tasker-go/tasker/internal/demo"
 	"github.com/tasker-go/tasker/internal/pgdb"
@@ -155,7 +157,7 @@ func BurnDown(ctx context.Context, o BurnDownOptions) (r *BurnDownReport, err er
 			return nil, fmt.Errorf("burn-down: %d of %d tasks drained: %w", n, o.Tasks, ctx.Err())
 		case ev := <-sub.C():
 			if ev.To != "complete" {
-				return nil, fmt.Errorf("burn-down: task %s ended %s", ev.TaskID, ev.To)
+				return nil, fmt.Errorf("burn-down: task %s ended %s%s", ev.TaskID, ev.To, stepFailures(ctx, eng, ev.TaskID))
 			}
 		}
 	}
@@ -196,6 +198,21 @@ func BurnDown(ctx context.Context, o BurnDownOptions) (r *BurnDownReport, err er
 	r.RowsUpdatedPerTask = float64(rows1.upd-rows0.upd) / tasks
 	r.RowsDeletedPerTask = float64(rows1.del-rows0.del) / tasks
 	return r, nil
+}
+
+// stepFailures describes the failed steps of a task, for an error.
+func stepFailures(ctx context.Context, eng *tasker.Engine, id uuid.UUID) string {
+	info, err := eng.Task(ctx, id)
+	if err != nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, s := range info.Steps {
+		if s.Failure != nil {
+			fmt.Fprintf(&b, ": step %s failed (%s): %s", s.Name, s.Failure.Kind, s.Failure.Message)
+		}
+	}
+	return b.String()
 }
 
 func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
