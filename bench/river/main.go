@@ -335,6 +335,14 @@ func runRiver(ctx context.Context, admin *pgxpool.Pool, o options) (f figures, e
 	if err != nil {
 		return f, err
 	}
+	// The events say the completions were committed; the table agrees.
+	var completed int
+	if err := admin.QueryRow(ctx, "SELECT count(*) FROM "+schema+".river_job WHERE state = 'completed'").Scan(&completed); err != nil {
+		return f, err
+	}
+	if completed != o.jobs {
+		return f, fmt.Errorf("river published %d completions, but %d jobs are completed in the table", o.jobs, completed)
+	}
 	f.Inserted = float64(rows1[0]-rows0[0]) / jobs
 	f.Updated = float64(rows1[1]-rows0[1]) / jobs
 	f.Deleted = float64(rows1[2]-rows0[2]) / jobs
