@@ -18,6 +18,7 @@ import (
 	"github.com/tasker-go/tasker/internal/demo"
 	"github.com/tasker-go/tasker/internal/pgdb"
 	storepg "github.com/tasker-go/tasker/store/postgres"
+	"github.com/tasker-go/tasker/taskertype"
 	"github.com/tasker-go/tasker/template"
 )
 
@@ -127,7 +128,13 @@ func BurnDown(ctx context.Context, o BurnDownOptions) (r *BurnDownReport, err er
 		}
 	}()
 	// Room for every completion: none is dropped.
-	sub, err := eng.Subscribe(tasker.EventFilter{Kinds: []string{tasker.EventTaskTransition}, To: []string{"complete", "error", "cancelled", "resolved_manually"}}, o.Tasks+1)
+	var terminal []string
+	for _, st := range taskertype.TaskStates {
+		if st.Terminal() {
+			terminal = append(terminal, string(st))
+		}
+	}
+	sub, err := eng.Subscribe(tasker.EventFilter{Kinds: []string{tasker.EventTaskTransition}, To: terminal}, o.Tasks+1)
 	if err != nil {
 		return nil, err
 	}
@@ -164,7 +171,7 @@ func BurnDown(ctx context.Context, o BurnDownOptions) (r *BurnDownReport, err er
 			return nil, fmt.Errorf("burn-down: %d of %d tasks drained, and none completed in the last %s", n, o.Tasks, stallTimeout)
 		case ev := <-sub.C():
 			stall.Reset(stallTimeout)
-			if ev.To != "complete" {
+			if ev.To != string(taskertype.TaskComplete) {
 				return nil, fmt.Errorf("burn-down: task %s ended %s%s", ev.TaskID, ev.To, stepFailures(ctx, eng, ev.TaskID))
 			}
 		}
