@@ -73,9 +73,10 @@ func (e *Engine) registered(t *template.Template) (bool, error) {
 	return true, nil
 }
 
-// storeTemplates puts ts in the store, all or none. Each is stored with
-// the document it was parsed from, or its canonical JSON if it was built
-// in code.
+// storeTemplates puts ts in the store, all or none. Each is stored as its
+// canonical JSON (template.Marshal), the definition it has now: a template
+// changed in code after it was parsed (as tasker bench replaces handlers)
+// is stored as changed, never as the file it came from.
 func (e *Engine) storeTemplates(ctx context.Context, ts []*template.Template) error {
 	p := &store.TemplatePutParams{Templates: make([]*store.Template, 0, len(ts))}
 	now := e.clock.Now()
@@ -88,12 +89,8 @@ func (e *Engine) storeTemplates(ctx context.Context, ts []*template.Template) er
 		if err != nil {
 			return err
 		}
-		doc := t.Document()
-		if doc == nil {
-			doc = canon
-		}
 		p.Templates = append(p.Templates, &store.Template{
-			Namespace: t.Namespace, Name: t.Name, Version: t.Version, Source: doc, SourceName: t.Source,
+			Namespace: t.Namespace, Name: t.Name, Version: t.Version, Source: canon, SourceName: t.Source,
 			Digest: digest, RegisteredAt: now, RegisteredBy: e.cfg.ProcessorName,
 		})
 	}

@@ -18,6 +18,10 @@ const (
 	// TasksQueue carries task-level commands to orchestration, such as a
 	// retry falling due.
 	TasksQueue = "orchestration_tasks"
+	// StepsStoppedChannel is no queue: its wake-ups (store.Tx.Notify) tell
+	// the workers of every process that running steps were cancelled,
+	// resolved or completed by hand, so they stop those handlers at once.
+	StepsStoppedChannel = "steps_stopped"
 )
 
 // StepQueue names the queue that carries the steps of a namespace to workers.

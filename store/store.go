@@ -109,6 +109,11 @@ type Tx interface {
 	// transaction, so that the work a message asked for and its
 	// acknowledgement commit together. Unsupported as for MessageClaim.
 	MessageAck(ctx context.Context, p *queue.AckParams) error
+	// Notify wakes the subscribers of the named queue (queue.Queue.Subscribe)
+	// in every process once the transaction commits, as a message sent there
+	// would, without sending one; nothing if it rolls back. Unsupported as
+	// for MessageClaim: the caller then relies on its fallback (a poll).
+	Notify(ctx context.Context, name string) error
 }
 
 // TaskListParams filters TaskList.

@@ -11,10 +11,6 @@ import (
 	"github.com/tasker-go/tasker/taskertype"
 )
 
-// Document returns the document t was parsed from, as it was given to
-// Parse, or nil for a template built in code. Do not modify it.
-func (t *Template) Document() []byte { return t.doc }
-
 // Marshal returns t as a canonical JSON document: every field spelt out
 // (no defaults section), keys in a fixed order, the context schema
 // compacted. Parse reads it back as an equal template, and two templates

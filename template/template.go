@@ -76,7 +76,6 @@ type Template struct {
 
 	schema *jsonschema.Schema // compiled ContextSchema; nil for none or for a hand-built template
 	index  map[string]int     // step name → position; nil for a hand-built template
-	doc    []byte             // the document Parse read; nil for a hand-built template
 }
 
 // Step is one node of a template's DAG, with defaults applied.
@@ -150,7 +149,6 @@ func Parse(source string, data []byte) (*Template, error) {
 		return nil, err
 	}
 	t.Source = source
-	t.doc = data
 	return t, nil
 }
 

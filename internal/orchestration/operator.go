@@ -10,13 +10,15 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tasker-go/tasker/internal/transition"
+	"github.com/tasker-go/tasker/queue"
 	"github.com/tasker-go/tasker/store"
 	"github.com/tasker-go/tasker/taskertype"
 )
 
 // CancelTask cancels a task that has not finished, and every step of it that
-// has not finished. A handler already running is not interrupted; its result
-// is discarded when it arrives.
+// has not finished. A handler already running has its context cancelled
+// (in this process at once, in others on the notification after the
+// commit); its result is discarded if it arrives.
 func (o *Orchestrator) CancelTask(ctx context.Context, id uuid.UUID) error {
 	return o.operate(ctx, id, "cancel", func(tx store.Tx, rec *transition.Recorder, task *taskertype.Task, steps []*taskertype.Step, now time.Time) error {
 		if task.State.Terminal() {
@@ -157,10 +159,36 @@ func (o *Orchestrator) operate(ctx context.Context, id uuid.UUID, what string,
 		if err != nil {
 			return err
 		}
-		return fn(tx, rec, task, steps, o.clock.Now())
+		var running []*taskertype.Step
+		for _, s := range steps {
+			if s.State == taskertype.StepInProgress {
+				running = append(running, s)
+			}
+		}
+		if err := fn(tx, rec, task, steps, o.clock.Now()); err != nil {
+			return err
+		}
+		return o.notifyStopped(ctx, tx, running)
 	})
 	if err != nil {
 		return fmt.Errorf("%s task %s: %w", what, id, o.forgetIfStale(id, err))
+	}
+	return nil
+}
+
+// notifyStopped tells the workers of every process, once tx commits, that
+// steps they may be running were taken out of progress (cancelled, resolved
+// or completed by hand), so they stop those handlers at once instead of at
+// their next check. running are the steps that were in progress before the
+// operator's change; rec.Step moved those it changed.
+func (o *Orchestrator) notifyStopped(ctx context.Context, tx store.Tx, running []*taskertype.Step) error {
+	for _, s := range running {
+		if s.State != taskertype.StepInProgress {
+			if err := tx.Notify(ctx, queue.StepsStoppedChannel); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+				return err
+			}
+			return nil
+		}
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/tasker-go/tasker/internal/consumer"
 	"github.com/tasker-go/tasker/internal/resilience"
 	"github.com/tasker-go/tasker/internal/retry"
 	"github.com/tasker-go/tasker/internal/transition"
@@ -20,7 +21,7 @@ import (
 
 // errPoison marks a message that can never be processed: it is set aside as
 // a dead letter instead of being delivered again and again.
-var errPoison = errors.New("unprocessable message")
+var errPoison = consumer.ErrPoison
 
 // staleRetries bounds how often a transaction that lost a compare-and-set
 // race is run again with fresh state.
@@ -28,12 +29,6 @@ const staleRetries = 3
 
 // processFunc applies one message inside a transaction.
 type processFunc func(ctx context.Context, tx store.Tx, rec *transition.Recorder, m *queue.Message) error
-
-// batchError is a message's failure inside a round's shared transaction.
-type batchError struct{ err error }
-
-func (e *batchError) Error() string { return e.err.Error() }
-func (e *batchError) Unwrap() error { return e.err }
 
 // round claims and processes up to max messages. When the queue shares the
 // store's database, the claim, the processing of every message and the
@@ -43,24 +38,16 @@ func (e *batchError) Unwrap() error { return e.err }
 // then counts as a delivery of its message, and a message that keeps
 // failing ends as a dead letter instead of failing every batch it is in.
 func (o *Orchestrator) round(ctx context.Context, name string, max int, process processFunc) (int, error) {
-	if o.txQueue {
-		n, err := o.roundInTx(ctx, name, max, process)
-		var be *batchError
-		switch {
-		case err == nil || n == 0 || ctx.Err() != nil:
-			return n, err
-		case errors.As(err, &be):
-			o.log.Debug("a message failed in a batch; processing one by one", "queue", name, "error", err)
-		default:
-			o.log.Warn("a batch failed; processing its messages one by one", "queue", name, "error", err)
-		}
-	}
-	msgs, err := o.queue.MessageClaim(ctx, &queue.ClaimParams{Queue: name, Max: max, VisibilityTimeout: o.cfg.VisibilityTimeout})
-	if err != nil {
-		return 0, err
-	}
-	o.handleBatch(ctx, name, msgs, process)
-	return len(msgs), nil
+	return consumer.Round(ctx, o.log, name, o.txQueue,
+		func() (int, error) { return o.roundInTx(ctx, name, max, process) },
+		func() (int, error) {
+			msgs, err := o.queue.MessageClaim(ctx, &queue.ClaimParams{Queue: name, Max: max, VisibilityTimeout: o.cfg.VisibilityTimeout})
+			if err != nil {
+				return 0, err
+			}
+			o.handleBatch(ctx, name, msgs, process)
+			return len(msgs), nil
+		})
 }
 
 func (o *Orchestrator) roundInTx(ctx context.Context, name string, max int, process processFunc) (int, error) {
@@ -79,7 +66,7 @@ func (o *Orchestrator) roundInTx(ctx context.Context, name string, max int, proc
 		receipts := make([]queue.Receipt, len(msgs))
 		for i, m := range msgs {
 			if err := process(ctx, tx, rec, m); err != nil {
-				return &batchError{fmt.Errorf("message %d: %w", m.ID, err)}
+				return consumer.Failed(m, err)
 			}
 			receipts[i] = m.Receipt()
 		}

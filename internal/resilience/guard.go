@@ -176,6 +176,10 @@ func (t *guardedTx) MessageAck(ctx context.Context, p *queue.AckParams) error {
 	return t.note(t.tx.MessageAck(ctx, p))
 }
 
+func (t *guardedTx) Notify(ctx context.Context, name string) error {
+	return t.note(t.tx.Notify(ctx, name))
+}
+
 func (g *guardedStore) Close() error { return g.s.Close() }
 
 // GuardQueue returns q with every method going through b except Subscribe,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/tasker-go/tasker/internal/consumer"
 	"github.com/tasker-go/tasker/internal/correlation"
 	"github.com/tasker-go/tasker/internal/transition"
 	"github.com/tasker-go/tasker/internal/wire"
@@ -25,7 +26,7 @@ var (
 	// errSkip: the message is a duplicate or its step moved on; acknowledge it.
 	errSkip = errors.New("step is not waiting for this message")
 	// errPoison: the message can never be processed; archive it.
-	errPoison = errors.New("unprocessable message")
+	errPoison = consumer.ErrPoison
 	// errStepTimeout is the cause of a handler context that hit its timeout.
 	errStepTimeout = errors.New("step timeout")
 )
@@ -54,38 +55,28 @@ type job struct {
 	adopted bool
 }
 
-// batchError is a message's failure inside a round's shared transaction.
-type batchError struct{ err error }
-
-func (e *batchError) Error() string { return e.err.Error() }
-func (e *batchError) Unwrap() error { return e.err }
-
 // round claims up to max messages of a step queue, starts their steps and
 // hands each started step to a goroutine. When the queue shares the store's
-// database, the claim and every start commit in one transaction; if one
-// message fails there, it rolls back and the messages go one by one.
+// database, the claim and every start commit in one transaction; if that
+// fails, the messages go one by one (consumer.Round).
 func (w *Worker) round(ctx context.Context, name string, max int) (int, error) {
-	if w.txQueue {
-		n, err := w.roundInTx(ctx, name, max)
-		var be *batchError
-		if !errors.As(err, &be) {
-			return n, err
-		}
-		w.log.Debug("a message failed in a batch; starting one by one", "queue", name, "error", err)
-	}
-	at := time.Now()
-	msgs, err := w.queue.MessageClaim(ctx, &queue.ClaimParams{Queue: name, Max: max, VisibilityTimeout: w.cfg.VisibilityTimeout})
-	if err != nil {
-		return 0, err
-	}
-	w.steps.Add(len(msgs))
-	for _, m := range msgs {
-		go func() {
-			defer w.steps.Done()
-			w.execute(ctx, m, at)
-		}()
-	}
-	return len(msgs), nil
+	return consumer.Round(ctx, w.log, name, w.txQueue,
+		func() (int, error) { return w.roundInTx(ctx, name, max) },
+		func() (int, error) {
+			at := time.Now()
+			msgs, err := w.queue.MessageClaim(ctx, &queue.ClaimParams{Queue: name, Max: max, VisibilityTimeout: w.cfg.VisibilityTimeout})
+			if err != nil {
+				return 0, err
+			}
+			w.steps.Add(len(msgs))
+			for _, m := range msgs {
+				go func() {
+					defer w.steps.Done()
+					w.execute(ctx, m, at)
+				}()
+			}
+			return len(msgs), nil
+		})
 }
 
 func (w *Worker) roundInTx(ctx context.Context, name string, max int) (int, error) {
@@ -94,7 +85,7 @@ func (w *Worker) roundInTx(ctx context.Context, name string, max int) (int, erro
 		return w.claimTx(ctx, tx, rec, name, max, false, &c)
 	})
 	if err != nil {
-		return 0, err
+		return c.n, err // rolled back; c.n says whether it had claimed any
 	}
 	w.launch(ctx, name, &c)
 	return c.n, nil
@@ -149,7 +140,7 @@ func (w *Worker) claimTx(ctx context.Context, tx store.Tx, rec *transition.Recor
 		case errors.Is(err, errSkip), err == nil && j == nil:
 			ack = append(ack, m.Receipt())
 		case err != nil:
-			return &batchError{fmt.Errorf("message %d: %w", m.ID, err)}
+			return consumer.Failed(m, err)
 		default:
 			c.jobs = append(c.jobs, j)
 		}
@@ -296,7 +287,7 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 	if !out.abandoned {
 		release()
 	}
-	if m, _, lost := w.leases.claim(a); !lost {
+	if m, lost := w.leases.store(a); !lost {
 		w.report(&report{m: m, step: s, out: out})
 	} else {
 		w.log.Warn("dropping the outcome of an attempt whose claim was lost", "task_id", s.TaskID, "step", s.Name, "failed", out.failure != nil)

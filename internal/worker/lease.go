@@ -40,6 +40,10 @@ type attempt struct {
 	m       *queue.Message // the claim held; adopt replaces it
 	renewed time.Time      // when the claim was last taken or renewed, by this process's monotonic clock
 	lost    bool           // the claim is gone: the outcome is dropped
+	// storing: the outcome is being stored, in a transaction that
+	// acknowledges the message; a renewal that finds it gone then is
+	// no loss.
+	storing bool
 }
 
 // leases are the attempts this worker runs, by step. There are at most
@@ -145,6 +149,21 @@ func (l *leases) lose(a *attempt, m *queue.Message) bool {
 	return true
 }
 
+// store marks a's outcome as being stored and returns the claim to
+// acknowledge, or lost when the claim is gone (the outcome is dropped).
+func (l *leases) store(a *attempt) (m *queue.Message, lost bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	a.storing = true
+	return a.m, a.lost
+}
+
+func (l *leases) isStoring(a *attempt) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return a.storing
+}
+
 // snapshot returns the attempts registered now.
 func (l *leases) snapshot(into []*attempt) []*attempt {
 	l.mu.Lock()
@@ -221,6 +240,8 @@ func (w *Worker) renew(ctx context.Context, as []*attempt) {
 		err := w.extendClaim(ctx, a, m)
 		switch {
 		case err == nil:
+		case errors.Is(err, taskertype.ErrNotFound) && w.leases.isStoring(a):
+			// The outcome's transaction acknowledged the message.
 		case errors.Is(err, taskertype.ErrNotFound):
 			if w.leases.lose(a, m) {
 				w.log.Warn("the claim on a running step was lost; cancelling its handler", "task_id", a.step.TaskID, "step", a.step.Name)

@@ -753,6 +753,16 @@ func (x *tx) MessageSend(ctx context.Context, p *queue.SendParams) error {
 	return nil
 }
 
+// Notify implements store.Tx: a pg_notify at the commit, with the sent
+// messages' wake-ups, and this process's subscribers after it.
+func (x *tx) Notify(ctx context.Context, name string) error {
+	if err := x.check("notify"); err != nil {
+		return err
+	}
+	x.sent = append(x.sent, queue.SendParams{Queue: name})
+	return nil
+}
+
 // MessageClaim implements store.Tx: the co-located queue's claim, in this
 // transaction (one round trip, with the buffered writes).
 func (x *tx) MessageClaim(ctx context.Context, p *queue.ClaimParams) ([]*queue.Message, error) {

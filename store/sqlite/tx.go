@@ -333,6 +333,15 @@ func (t *tx) MessageSend(ctx context.Context, p *queue.SendParams) error {
 	return nil
 }
 
+// Notify implements store.Tx: the subscribers are woken after the commit.
+func (t *tx) Notify(ctx context.Context, name string) error {
+	if err := t.check("notify"); err != nil {
+		return err
+	}
+	t.sent = append(t.sent, queue.SendParams{Queue: name})
+	return nil
+}
+
 // MessageClaim implements store.Tx: the co-located queue's claim, in this
 // transaction.
 func (t *tx) MessageClaim(ctx context.Context, p *queue.ClaimParams) ([]*queue.Message, error) {

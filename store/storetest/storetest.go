@@ -87,6 +87,7 @@ var cases = []struct {
 	{"prefetch changes no answer, skips unknown tasks and keeps what the transaction changed", testPrefetch},
 	{"templates are stored once per version, read back by version or latest, and never changed", testTemplates},
 	{"an attempt's outcome is stored only while the step carries its attempt ID", testAttemptFence},
+	{"a notification wakes the subscribers of its name once the transaction commits, never on a rollback", testNotify},
 	{"a step started in the transaction that created it keeps its attempt ID", testAttemptInCreatingTx},
 }
 
@@ -1288,5 +1289,45 @@ func testPrefetch(t *testing.T, e *env) {
 	}
 	if n := len(e.transitions(t, p2.Task.ID, a2)); n != 2 {
 		t.Errorf("the step moved after the prefetch has %d transitions, want 2 (create, enqueue)", n)
+	}
+}
+
+func testNotify(t *testing.T, e *env) {
+	needQueue(t, e)
+	if !e.q.Capabilities().Wakeups {
+		t.Skip("the queue has no wake-ups")
+	}
+	wake, cancel := e.q.Subscribe(queue.StepsStoppedChannel)
+	defer cancel()
+	notify := func(tx store.Tx) error { return tx.Notify(t.Context(), queue.StepsStoppedChannel) }
+	rolledBack := errors.New("rolled back")
+	if err := e.s.InTx(t.Context(), func(tx store.Tx) error {
+		if err := notify(tx); err != nil {
+			return err
+		}
+		return rolledBack
+	}); !errors.Is(err, rolledBack) {
+		t.Fatalf("InTx: %v", err)
+	}
+	select {
+	case <-wake:
+		t.Fatal("woken by a transaction that rolled back")
+	case <-time.After(200 * time.Millisecond):
+	}
+	e.inTx(t, func(tx store.Tx) error {
+		if err := notify(tx); err != nil {
+			return err
+		}
+		select {
+		case <-wake:
+			t.Errorf("woken before the commit")
+		default:
+		}
+		return nil
+	})
+	select {
+	case <-wake:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no wake-up after the commit")
 	}
 }
