@@ -1,6 +1,6 @@
 # Shortcuts; the README's two commands need none of them.
 
-.PHONY: test bench bench-structures fuzz ci
+.PHONY: test bench bench-river bench-structures fuzz ci
 
 test:
 	go test -race ./...
@@ -8,6 +8,14 @@ test:
 # End-to-end latency and throughput of the example shapes.
 bench:
 	go run ./cmd/tasker bench --tasks 500 --duration 5s
+
+# A backlog of single-step tasks drained by Tasker against one of no-op jobs
+# drained by River, on the same PostgreSQL database, three rounds interleaved;
+# prints the medians and the ratio (docs/benchmarks.md). River is a
+# dependency of the module in bench/ only.
+PG_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+bench-river:
+	cd bench && go run ./river --database-url '$(PG_URL)' --jobs 20000 --rounds 3
 
 # Every concurrent structure of docs/concurrency.md against its candidates,
 # one goroutine per core (g1) and sixteen (g16), on the path production

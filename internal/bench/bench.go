@@ -27,10 +27,26 @@ import (
 // NoopHandler is the handler every benchmarked step runs.
 const NoopHandler = "demo.noop"
 
-// Shapes returns the example templates with every step's handler replaced
-// by NoopHandler, in the order linear, diamond, dag, tree.
+// singleShape is one step: the least a task can be, for comparisons with
+// job queues.
+const singleShape = `name: single_workflow
+namespace: demo
+version: 1.0.0
+description: One step, for throughput comparisons with job queues.
+steps:
+  - name: only
+    handler: demo.noop
+`
+
+// Shapes returns the single-step shape and the example templates with
+// every step's handler replaced by NoopHandler, in the order single,
+// linear, diamond, dag, tree.
 func Shapes() ([]*template.Template, error) {
-	var out []*template.Template
+	single, err := template.Parse("single", []byte(singleShape))
+	if err != nil {
+		return nil, err
+	}
+	out := []*template.Template{single}
 	for _, name := range []string{"linear.yaml", "diamond.yaml", "dag.yaml", "tree.yaml"} {
 		data, err := fs.ReadFile(examples.FS, name)
 		if err != nil {
@@ -124,7 +140,7 @@ func Run(ctx context.Context, o Options) ([]Report, error) {
 		reports = append(reports, *r)
 	}
 	if len(reports) == 0 {
-		return nil, fmt.Errorf("no shape matches %v: choose among linear_workflow, diamond_workflow, dag_workflow, tree_workflow", o.Shapes)
+		return nil, fmt.Errorf("no shape matches %v: choose among single_workflow, linear_workflow, diamond_workflow, dag_workflow, tree_workflow", o.Shapes)
 	}
 	return reports, nil
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -15,20 +16,36 @@ import (
 func newBenchCmd(g *globals) *cobra.Command {
 	var o bench.Options
 	var shapes string
+	var burn bench.BurnDownOptions
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure end-to-end latency and throughput",
-		Long: `Run the example shapes (linear, diamond, dag, tree) with a trivial handler on a
-fresh embedded database: first one task at a time (latency p50/p95/p99 from
+		Long: `Run the shapes (single: one step; the examples linear, diamond, dag, tree)
+with a trivial handler on a fresh embedded database: first one task at a time (latency p50/p95/p99 from
 creation to completion), then with many tasks in flight (tasks/s and steps/s).
 
 With --database-url, run on PostgreSQL instead, in a schema created for the
 run and dropped after it, and count the round trips to the database: per step
 one task at a time (RT/STEP) and at saturation (RT/STEP SAT), the bench's own
 task creations and waits included, and per second while the engine is idle
-(IDLE RT/S, over --idle after each shape).`,
+(IDLE RT/S, over --idle after each shape).
+
+With --burn-down N, measure a backlog's drain instead: an engine without
+workers creates N tasks of one shape (--shapes, default single), then a fresh
+engine (workers and orchestration on) drains them. It reports tasks/s, counting
+only completions committed, and over the drain: CPU per task of this process
+(GO CPU) and, on PostgreSQL, of the server's processes on this machine (the
+drain's backends, PG CPU, and the background ones such as the WAL writer, PG
+BG CPU); round trips, statements and rows inserted, updated and deleted per
+task. --json prints the figures as JSON.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("burn-down") {
+				burn.Backend = o.Backend
+				burn.Logger = g.logger()
+				return runBurnDown(cmd, g, burn, shapes, asJSON)
+			}
 			if shapes != "" {
 				for _, s := range strings.Split(shapes, ",") {
 					o.Shapes = append(o.Shapes, strings.TrimSpace(s)+"_workflow")
@@ -66,14 +83,63 @@ task creations and waits included, and per second while the engine is idle
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().StringVar(&shapes, "shapes", "", "comma-separated shapes to run: linear, diamond, dag, tree (default all)")
+	cmd.Flags().StringVar(&shapes, "shapes", "", "comma-separated shapes to run: single, linear, diamond, dag, tree (default all; with --burn-down one, default single)")
 	cmd.Flags().IntVar(&o.Sequential, "tasks", 200, "tasks per shape run one at a time for latency")
 	cmd.Flags().IntVar(&o.InFlight, "in-flight", 64, "tasks kept in flight for throughput")
 	cmd.Flags().DurationVar(&o.Saturation, "duration", 3*time.Second, "how long each shape runs at saturation")
 	cmd.Flags().StringVar(&o.Dir, "dir", "", "directory for the temporary database (default: the system's)")
 	cmd.Flags().StringVar(&o.DatabaseURL, "database-url", "", "run on this PostgreSQL database, in a temporary schema")
+	cmd.Flags().IntVar(&burn.Tasks, "burn-down", 0, "measure the drain of a backlog of this many tasks instead")
+	cmd.Flags().IntVar(&burn.WorkerConcurrency, "worker-concurrency", 0, "with --burn-down: the draining engine's worker concurrency (default: the engine's)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "with --burn-down: print the figures as JSON")
 	cmd.Flags().DurationVar(&o.Idle, "idle", 10*time.Second, "with --database-url: how long to count the idle engine's round trips after each shape")
 	return cmd
+}
+
+func runBurnDown(cmd *cobra.Command, g *globals, o bench.BurnDownOptions, shapes string, asJSON bool) error {
+	if o.Tasks < 1 || o.WorkerConcurrency < 0 {
+		return usageError{fmt.Errorf("--burn-down must be positive and --worker-concurrency not negative")}
+	}
+	if strings.Contains(shapes, ",") {
+		return usageError{fmt.Errorf("--burn-down runs one shape: give one to --shapes, such as single")}
+	}
+	if shapes != "" {
+		o.Shape = strings.TrimSpace(shapes) + "_workflow"
+	}
+	dir, err := os.MkdirTemp(o.Dir, "tasker-bench-")
+	if err != nil {
+		return fmt.Errorf("bench: temporary directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	o.Dir = dir
+	r, err := bench.BurnDown(cmd.Context(), o)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprint(tw, "SHAPE\tTASKS\tCREATE\tDRAIN\tTASKS/S\tSTEPS/S\tGO CPU/TASK")
+	pg := r.Backend == "postgres"
+	if pg {
+		fmt.Fprint(tw, "\tPG CPU/TASK\tPG BG CPU/TASK\tRT/TASK\tSTMTS/TASK\tROWS INS/UPD/DEL PER TASK")
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintf(tw, "%s\t%d\t%.2fs\t%.2fs\t%.0f\t%.0f\t%.0fµs", strings.TrimSuffix(r.Shape, "_workflow"), r.Tasks,
+		r.CreateSeconds, r.DrainSeconds, r.TasksPerSec, r.StepsPerSec, r.GoCPUPerTaskMicros)
+	if pg {
+		cpu, bg := "n/a", "n/a"
+		if r.PGCPUMeasured {
+			cpu, bg = fmt.Sprintf("%.0fµs", r.PGBackendCPUPerTaskMicros), fmt.Sprintf("%.0fµs", r.PGBackgroundCPUPerTaskMicros)
+		}
+		fmt.Fprintf(tw, "\t%s\t%s\t%.2f\t%.2f\t%.2f / %.2f / %.2f", cpu, bg, r.TripsPerTask, r.StatementsPerTask,
+			r.RowsInsertedPerTask, r.RowsUpdatedPerTask, r.RowsDeletedPerTask)
+	}
+	fmt.Fprintln(tw)
+	return tw.Flush()
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }

@@ -197,6 +197,11 @@ func (db *DB) Close() {
 // the pool: it only receives.
 func (db *DB) RoundTrips() uint64 { return db.trips.n.Load() }
 
+// Statements counts the statements sent through the pool so far: each
+// query, and each statement of a batch (BEGIN and COMMIT included, as they
+// are statements too).
+func (db *DB) Statements() uint64 { return db.trips.stmts.Load() }
+
 // OwnsPID reports whether a server process serves one of the pool's
 // connections: a notification sent by this pid was sent by this process.
 func (db *DB) OwnsPID(pid uint32) bool {
@@ -213,11 +218,12 @@ func (db *DB) ConnConfig() *pgx.ConnConfig {
 	return c
 }
 
-// counter counts round trips: it is the pool's tracer.
-type counter struct{ n atomic.Uint64 }
+// counter counts round trips and statements: it is the pool's tracer.
+type counter struct{ n, stmts atomic.Uint64 }
 
 func (c *counter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
 	c.n.Add(1)
+	c.stmts.Add(1)
 	return ctx
 }
 
@@ -228,8 +234,10 @@ func (c *counter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceB
 	return ctx
 }
 
-func (*counter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
-func (*counter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+func (c *counter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {
+	c.stmts.Add(1)
+}
+func (*counter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
 
 func (c *counter) TracePrepareStart(ctx context.Context, _ *pgx.Conn, _ pgx.TracePrepareStartData) context.Context {
 	c.n.Add(1)

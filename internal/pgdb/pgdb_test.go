@@ -217,7 +217,7 @@ func TestRoundTripsAndPIDs(t *testing.T) {
 	ctx := t.Context()
 	_, dbURL := pgtest.Schema(t)
 	db := open(t, dbURL)
-	before := db.RoundTrips()
+	before, stmts := db.RoundTrips(), db.Statements()
 	err := db.InTx(ctx, func(tx *pgdb.Tx) error {
 		for range 5 {
 			tx.Add(pgdb.Stmt{SQL: `SELECT 1`})
@@ -244,6 +244,9 @@ func TestRoundTripsAndPIDs(t *testing.T) {
 	// BEGIN, five statements and the query; then the COMMIT.
 	if n := db.RoundTrips() - before; n != 2 {
 		t.Fatalf("a transaction of one batch and a commit counted %d round trips, want 2", n)
+	}
+	if n := db.Statements() - stmts; n != 8 {
+		t.Fatalf("a transaction of BEGIN, six statements and COMMIT counted %d statements, want 8", n)
 	}
 	if db.OwnsPID(1) {
 		t.Error("OwnsPID(1) is true")
