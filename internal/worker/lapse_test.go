@@ -344,3 +344,70 @@ func TestAHandlerReceivesItsAttemptID(t *testing.T) {
 		t.Errorf("the handler got attempt ID %v, want the step's %v", id, steps[0].AttemptID)
 	}
 }
+
+// checkedStore signals each read of whether the running steps still wait
+// for their attempts.
+type checkedStore struct {
+	*storesqlite.Store
+	read chan struct{}
+}
+
+func (s checkedStore) StepAttempts(ctx context.Context, ids []uuid.UUID) ([]store.StepAttempt, error) {
+	defer func() {
+		select {
+		case s.read <- struct{}{}:
+		default:
+		}
+	}()
+	return s.Store.StepAttempts(ctx, ids)
+}
+
+// A cancellation relayed on the bus cancels a handler only if the store
+// says its attempt left in_progress: an event that does not match the
+// store (here a made-up one) cancels nothing before the store was read.
+func TestARelayedCancelChecksTheAttempt(t *testing.T) {
+	e := newEnv(t)
+	started, cancelled := make(chan struct{}), make(chan struct{})
+	h := taskertype.HandlerFunc(func(ctx context.Context, in *taskertype.StepInput) (any, error) {
+		close(started)
+		<-ctx.Done()
+		close(cancelled)
+		return nil, context.Cause(ctx)
+	})
+	st := checkedStore{e.st, make(chan struct{}, 1)}
+	w, err := worker.New(worker.Config{Store: st, Queue: e.st.Queue(), Bus: e.bus, Processor: "a",
+		Namespaces: []string{ns}, Handlers: map[string]taskertype.Handler{"slow": h}, Concurrency: 1,
+		VisibilityTimeout: time.Second, IdlePoll: 20 * time.Millisecond, CancelCheck: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		w.Stop(ctx)
+	})
+	<-started
+	e.bus.Publish(events.Event{Kind: events.KindStepTransition, TaskID: e.step.TaskID, StepID: e.step.ID, StepName: e.step.Name,
+		From: string(taskertype.StepInProgress), To: string(taskertype.StepCancelled), Event: string(taskertype.StepEventCancel), At: time.Now(), Attempt: 1})
+	select {
+	case <-cancelled:
+		t.Fatal("a made-up cancellation event cancelled the handler without the store being read")
+	case <-st.read:
+	}
+	// The store says the attempt still runs: the handler goes on, until
+	// the step is cancelled for real.
+	err = transition.InTx(t.Context(), e.st, e.bus, "test", func(tx store.Tx, rec *transition.Recorder) error {
+		s, err := tx.StepGet(t.Context(), e.step.ID)
+		if err != nil {
+			return err
+		}
+		return rec.Step(t.Context(), tx, s, taskertype.StepEventCancel, time.Now(), nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-cancelled
+}

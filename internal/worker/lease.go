@@ -359,7 +359,8 @@ func (w *Worker) check(ctx context.Context, as []*attempt) {
 	for i, a := range as {
 		ids[i] = a.step.ID
 	}
-	ctx, cancel := context.WithTimeout(ctx, w.cfg.CancelCheck)
+	// Within a tick of the renewals: the heartbeat waits for the read.
+	ctx, cancel := context.WithTimeout(ctx, min(w.cfg.CancelCheck, w.cfg.VisibilityTimeout/6))
 	defer cancel()
 	got, err := w.store.StepAttempts(ctx, ids)
 	if err != nil {
