@@ -195,11 +195,12 @@ func (w *Worker) storeOne(ctx context.Context, r *report) {
 	case err != nil && !errors.Is(err, errSkip) && !errors.Is(err, taskertype.ErrStaleState):
 		w.log.Error("giving up storing a step's result; the claim will expire and the attempt be recorded as lost",
 			"task_id", step.TaskID, "step", step.Name, "error", err)
+	case r.noAck: // the message may be another worker's claim by now
 	case r.out.released && err == nil:
 		w.finish(m.Queue, func(ctx context.Context) error {
 			return w.queue.MessageNack(ctx, &queue.NackParams{Queue: m.Queue, Receipt: m.Receipt()})
 		})
-	case ackInTx && err == nil, r.noAck:
+	case ackInTx && err == nil:
 	default:
 		w.ack(m)
 	}
