@@ -367,17 +367,17 @@ func (s checkedStore) StepAttempts(ctx context.Context, ids []uuid.UUID) ([]stor
 // store (here a made-up one) cancels nothing before the store was read.
 func TestARelayedCancelChecksTheAttempt(t *testing.T) {
 	e := newEnv(t)
-	started, cancelled := make(chan struct{}), make(chan struct{})
+	started, cancelled := make(chan struct{}), make(chan error, 1)
 	h := taskertype.HandlerFunc(func(ctx context.Context, in *taskertype.StepInput) (any, error) {
 		close(started)
 		<-ctx.Done()
-		close(cancelled)
+		cancelled <- context.Cause(ctx)
 		return nil, context.Cause(ctx)
 	})
 	st := checkedStore{e.st, make(chan struct{}, 1)}
 	w, err := worker.New(worker.Config{Store: st, Queue: e.st.Queue(), Bus: e.bus, Processor: "a",
 		Namespaces: []string{ns}, Handlers: map[string]taskertype.Handler{"slow": h}, Concurrency: 1,
-		VisibilityTimeout: time.Second, IdlePoll: 20 * time.Millisecond, CancelCheck: time.Minute})
+		VisibilityTimeout: time.Minute, IdlePoll: 20 * time.Millisecond, CancelCheck: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,8 +393,8 @@ func TestARelayedCancelChecksTheAttempt(t *testing.T) {
 	e.bus.Publish(events.Event{Kind: events.KindStepTransition, TaskID: e.step.TaskID, StepID: e.step.ID, StepName: e.step.Name,
 		From: string(taskertype.StepInProgress), To: string(taskertype.StepCancelled), Event: string(taskertype.StepEventCancel), At: time.Now(), Attempt: 1})
 	select {
-	case <-cancelled:
-		t.Fatal("a made-up cancellation event cancelled the handler without the store being read")
+	case err := <-cancelled:
+		t.Fatalf("the handler was cancelled (%v) without the store being read, after a made-up cancellation event", err)
 	case <-st.read:
 	}
 	// The store says the attempt still runs: the handler goes on, until
@@ -409,5 +409,7 @@ func TestARelayedCancelChecksTheAttempt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	<-cancelled
+	if err := <-cancelled; !strings.Contains(err.Error(), "no longer waits") {
+		t.Errorf("the handler was cancelled by %v, want its step's cancellation", err)
+	}
 }
