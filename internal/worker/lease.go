@@ -205,7 +205,7 @@ func (l *leases) len() int {
 	return len(l.byStep)
 }
 
-// heartbeat runs until ctx ends. Every sixth of the lease it renews, through
+// heartbeat runs until ctx ends. Every twelfth of the lease it renews, through
 // the queue without its circuit breaker (a breaker open during a blip must
 // not stop renewals), the claims renewed a third of a lease ago or more, and
 // cancels the handlers of the claims it could not renew for two thirds of a
@@ -216,7 +216,7 @@ func (l *leases) len() int {
 func (w *Worker) heartbeat(ctx context.Context) {
 	var renewals sync.WaitGroup
 	defer renewals.Wait()
-	renew := time.NewTicker(w.cfg.VisibilityTimeout / 6)
+	renew := time.NewTicker(w.cfg.VisibilityTimeout / heartbeatTicks)
 	defer renew.Stop()
 	check := time.NewTicker(w.cfg.CancelCheck)
 	defer check.Stop()
@@ -263,6 +263,11 @@ func (w *Worker) heartbeat(ctx context.Context) {
 // maxRenewals bounds the claims renewed at once.
 const maxRenewals = 16
 
+// heartbeatTicks is the heartbeat's ticks per lease: a renewal starts at
+// most a twelfth of the lease after renewAfter, so it has a quarter of the
+// lease or more before lostAfter.
+const heartbeatTicks = 12
+
 // The lease's timing, as fractions of it. The database lets another worker
 // claim a message once a whole lease passed since its claim or last
 // renewal; the worker decides before that, by its own clock, measured from
@@ -271,7 +276,7 @@ const maxRenewals = 16
 //   - renewAfter: a claim this old is renewed;
 //   - lostAfter: a claim this old that could not be renewed is lost, and its
 //     handler cancelled; a renewal's deadline is this point. The margin up to
-//     the whole lease covers the heartbeat's tick (a sixth of the lease) and
+//     the whole lease covers the heartbeat's tick (a twelfth of the lease) and
 //     the time the cancellation takes to reach the handler.
 func renewAfter(lease time.Duration) time.Duration { return lease / 3 }
 func lostAfter(lease time.Duration) time.Duration  { return 2 * lease / 3 }
@@ -359,7 +364,7 @@ func (w *Worker) check(ctx context.Context, as []*attempt) {
 	for i, a := range as {
 		ids[i] = a.step.ID
 	}
-	// Within a tick of the renewals: the heartbeat waits for the read.
+	// Within two ticks of the renewals: the heartbeat waits for the read.
 	ctx, cancel := context.WithTimeout(ctx, min(w.cfg.CancelCheck, w.cfg.VisibilityTimeout/6))
 	defer cancel()
 	got, err := w.store.StepAttempts(ctx, ids)
