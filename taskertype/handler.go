@@ -32,8 +32,17 @@ type StepInput struct {
 	StepID    uuid.UUID
 	StepName  string
 	Namespace string
-	// Attempt counts from 1.
+	// Attempt counts from 1. A release (a worker stopping) or a reset
+	// lowers it again, so it does not name one attempt: AttemptID does.
 	Attempt int
+	// AttemptID names this attempt, and no other, of the step: it is the
+	// fencing token the store checks before it records the attempt's
+	// outcome. Two attempts of one step may overlap in rare faults (a
+	// worker cut off from the database runs on until it notices, while
+	// another runs the retry); use AttemptID as the idempotency key of the
+	// handler's side effects, or to fence its writes elsewhere, so that a
+	// superseded attempt's late write is refused.
+	AttemptID uuid.UUID
 	// Context is the task's context, a JSON object.
 	Context json.RawMessage
 	// Results holds the result of each dependency, by step name.

@@ -36,6 +36,9 @@ type outcome struct {
 	result   json.RawMessage
 	failure  *taskertype.StepFailure
 	released bool // the worker is shutting down; give the step back
+	// dropped: the step no longer waits for the attempt (errSuperseded);
+	// nothing is reported.
+	dropped bool
 	// abandoned: the handler ignored its context and still runs; it gives
 	// its slot back when it returns.
 	abandoned bool
@@ -287,10 +290,14 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 	if !out.abandoned {
 		release()
 	}
-	if m, lost := w.leases.store(a); !lost {
-		w.report(&report{m: m, step: s, out: out})
-	} else {
-		w.log.Warn("dropping the outcome of an attempt whose claim was lost", "task_id", s.TaskID, "step", s.Name, "failed", out.failure != nil)
+	// An outcome is reported even when the claim was lost: the fence
+	// (the attempt ID) decides whether it still counts. The message is
+	// then not acknowledged: it may be another worker's claim by now.
+	switch m, lost := w.leases.store(a); {
+	case out.dropped:
+		w.log.Info("dropping the outcome of an attempt the step no longer waits for", "task_id", s.TaskID, "step", s.Name)
+	default:
+		w.report(&report{m: m, step: s, out: out, noAck: lost})
 	}
 	w.corr.Complete(id)
 	unregister()
@@ -338,7 +345,7 @@ func (w *Worker) startTx(ctx context.Context, tx store.Tx, rec *transition.Recor
 		}
 		return &job{m: m, step: s, in: &taskertype.StepInput{
 			TaskID: s.TaskID, StepID: s.ID, StepName: s.Name, Namespace: namespaceOf(m.Queue),
-			Attempt: s.Attempts, Context: inputs.Context, Results: inputs.Results,
+			Attempt: s.Attempts, AttemptID: s.AttemptID, Context: inputs.Context, Results: inputs.Results,
 		}, claimedAt: claimedAt}, nil
 	case s.State == taskertype.StepInProgress && m.ReadCount > 1 && w.leases.runs(s.ID, s.AttemptID):
 		adopted := *s
@@ -399,6 +406,17 @@ func (w *Worker) run(stop, actx context.Context, step *taskertype.Step, in *task
 	timeout := func(detail string) *outcome {
 		return fail(taskertype.FailureTimeout, true, fmt.Sprintf("step exceeded its timeout of %v%s", step.Timeout, detail))
 	}
+	// ended is the failure of a handler cut short because its claim was
+	// lost or it was failed as an orphan: retryable and counted, never a
+	// permanent failure (a cancellation is no verdict on the step). The
+	// fence refuses it if another attempt holds the step by now.
+	ended := func(cause error, detail string) *outcome {
+		kind := taskertype.FailureTimeout
+		if errors.Is(cause, errClaimLost) {
+			kind = taskertype.FailureLost
+		}
+		return fail(kind, true, fmt.Sprintf("attempt ended: %v: %s", cause, detail))
+	}
 	done := make(chan *outcome, 1)
 	// Who gives the slot back: the caller once the handler returned
 	// (running → returned), or this goroutine if run gave up on the
@@ -430,9 +448,10 @@ func (w *Worker) run(stop, actx context.Context, step *taskertype.Step, in *task
 		case stop.Err() != nil && (err != nil || timedOut),
 			errors.Is(err, taskertype.ErrReleased) && w.stopping.Load():
 			done <- &outcome{released: true}
-		case errors.Is(cause, errClaimLost), errors.Is(cause, errSuperseded), errors.Is(cause, errOrphaned):
-			// Dropped (claim lost) or refused by the fence (superseded).
-			done <- fail(taskertype.FailureHandler, false, fmt.Sprintf("attempt ended: %v", cause))
+		case errors.Is(cause, errSuperseded):
+			done <- &outcome{dropped: true}
+		case err != nil && (errors.Is(cause, errClaimLost) || errors.Is(cause, errOrphaned)):
+			done <- ended(cause, err.Error())
 		case timedOut && err != nil:
 			done <- timeout(": " + err.Error())
 		case timedOut:
@@ -468,14 +487,19 @@ func (w *Worker) run(stop, actx context.Context, step *taskertype.Step, in *task
 	}
 	w.abandoned.Add(1)
 	w.log.Warn("abandoning a handler that ignores its context; its slot stays taken until it returns", "step", step.Name, "handler", step.Handler)
-	if stop.Err() != nil {
-		return &outcome{released: true, abandoned: true}
+	// Abandoned during a stop too: the attempt fails and counts, since
+	// the handler still runs; only a handler that returned gives its step
+	// back uncounted.
+	var out *outcome
+	detail := fmt.Sprintf("the handler did not return within %v after its context ended", w.cfg.TimeoutGrace)
+	switch cause := context.Cause(actx); {
+	case errors.Is(cause, errSuperseded):
+		out = &outcome{dropped: true}
+	case errors.Is(cause, errClaimLost), errors.Is(cause, errOrphaned):
+		out = ended(cause, detail)
+	default:
+		out = timeout(": " + detail)
 	}
-	if cause := context.Cause(actx); cause != nil {
-		return &outcome{failure: &taskertype.StepFailure{Kind: taskertype.FailureHandler, Attempt: step.Attempts,
-			Message: fmt.Sprintf("attempt ended: %v", cause)}, abandoned: true}
-	}
-	out := timeout(fmt.Sprintf(": the handler did not return within %v after its context ended", w.cfg.TimeoutGrace))
 	out.abandoned = true
 	return out
 }

@@ -17,15 +17,18 @@ import (
 // besides its timeout and the worker stopping.
 var (
 	// errClaimLost: the claim of the step's message is gone (it expired
-	// and the message was claimed again, or it could not be renewed for a
-	// whole lease). Another worker may run the step; this attempt's
-	// outcome is dropped.
+	// and the message was claimed again, or it could not be renewed for
+	// two thirds of a lease). Another worker may run the step; this
+	// attempt's outcome is still reported, without acknowledging the
+	// message, and the fence decides: a failure is retryable.
 	errClaimLost = errors.New("the claim on the step was lost: another worker may run it")
 	// errSuperseded: the step no longer waits for this attempt: it was
-	// cancelled, resolved or completed by hand, or another attempt holds it.
+	// cancelled, resolved or completed by hand, or another attempt holds
+	// it. The attempt's outcome is dropped.
 	errSuperseded = errors.New("the step no longer waits for this attempt (cancelled, resolved or completed by hand, or taken over by another attempt)")
 	// errOrphaned: the completion listener found the attempt silent past
-	// its expected time; it was failed as retryable.
+	// its expected time; it was failed as retryable. A later outcome is
+	// reported, and the fence refuses it.
 	errOrphaned = errors.New("the attempt was silent past its expected time and was failed as an orphan")
 )
 
@@ -39,11 +42,13 @@ type attempt struct {
 	// Guarded by leases.mu.
 	m       *queue.Message // the claim held; adopt replaces it
 	renewed time.Time      // when the claim was last taken or renewed, by this process's monotonic clock
-	lost    bool           // the claim is gone: the outcome is dropped
+	lost    bool           // the claim is gone: the outcome is stored without acknowledging the message
 	// storing: the outcome is being stored, in a transaction that
 	// acknowledges the message; a renewal that finds it gone then is
 	// no loss.
 	storing bool
+	// renewing: a renewal of the claim is under way.
+	renewing bool
 }
 
 // leases are the attempts this worker runs, by step. There are at most
@@ -150,12 +155,31 @@ func (l *leases) lose(a *attempt, m *queue.Message) bool {
 }
 
 // store marks a's outcome as being stored and returns the claim to
-// acknowledge, or lost when the claim is gone (the outcome is dropped).
+// acknowledge, or lost when the claim is gone (the outcome is stored, and
+// the message not acknowledged).
 func (l *leases) store(a *attempt) (m *queue.Message, lost bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	a.storing = true
 	return a.m, a.lost
+}
+
+// startRenewal marks a renewal of a's claim as under way, unless one is
+// already; it reports whether it did.
+func (l *leases) startRenewal(a *attempt) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if a.renewing {
+		return false
+	}
+	a.renewing = true
+	return true
+}
+
+func (l *leases) endRenewal(a *attempt) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	a.renewing = false
 }
 
 func (l *leases) isStoring(a *attempt) bool {
@@ -181,15 +205,18 @@ func (l *leases) len() int {
 	return len(l.byStep)
 }
 
-// heartbeat runs until ctx ends: every third of the lease it renews the
-// claim of every running attempt, through the queue without its circuit
-// breaker (a breaker open during a blip must not stop renewals); every
-// CancelCheck it reads, in one query, whether the steps still wait for
-// their attempts, and cancels the handlers of those that do not; and it
-// cancels at once the handlers of the steps this process cancels or
+// heartbeat runs until ctx ends. Every twelfth of the lease it renews, through
+// the queue without its circuit breaker (a breaker open during a blip must
+// not stop renewals), the claims renewed a third of a lease ago or more, and
+// cancels the handlers of the claims it could not renew for two thirds of a
+// lease (see renew). Every CancelCheck it reads, in one query, whether the
+// steps still wait for their attempts, and cancels the handlers of those
+// that do not; and it checks at once the steps this process cancels or
 // resolves (events on the bus).
 func (w *Worker) heartbeat(ctx context.Context) {
-	renew := time.NewTicker(w.cfg.VisibilityTimeout / 3)
+	var renewals sync.WaitGroup
+	defer renewals.Wait()
+	renew := time.NewTicker(w.cfg.VisibilityTimeout / heartbeatTicks)
 	defer renew.Stop()
 	check := time.NewTicker(w.cfg.CancelCheck)
 	defer check.Stop()
@@ -202,6 +229,8 @@ func (w *Worker) heartbeat(ctx context.Context) {
 			moved = sub.C()
 		}
 	}
+	// Renewals run at once, up to maxRenewals of them.
+	sem := make(chan struct{}, maxRenewals)
 	var buf []*attempt
 	for {
 		select {
@@ -209,61 +238,113 @@ func (w *Worker) heartbeat(ctx context.Context) {
 			return
 		case <-renew.C:
 			buf = w.leases.snapshot(buf)
-			w.renew(ctx, buf)
+			w.renew(ctx, buf, sem, &renewals)
 		case <-check.C:
 			buf = w.leases.snapshot(buf)
 			w.check(ctx, buf)
 		case e := <-moved:
+			// The event names the step and the attempt's number, not its
+			// ID (a release or a reset lowers the number): the store,
+			// read by check, says whether the attempt running here is
+			// the one that left in_progress.
 			if e.From != string(taskertype.StepInProgress) {
 				continue
 			}
 			w.leases.mu.Lock()
 			a := w.leases.byStep[e.StepID]
 			w.leases.mu.Unlock()
-			if a != nil {
-				a.cancel(errSuperseded)
+			if a != nil && a.step.Attempts == e.Attempt {
+				w.check(ctx, []*attempt{a})
 			}
 		}
 	}
 }
 
-// renew extends the claims of the attempts. ErrNotFound means the claim is
-// gone; any other error is tried again at the next tick, until a whole
-// lease passed without a renewal: the claim is then taken as lost.
-func (w *Worker) renew(ctx context.Context, as []*attempt) {
+// maxRenewals bounds the claims renewed at once.
+const maxRenewals = 16
+
+// heartbeatTicks is the heartbeat's ticks per lease: a renewal starts at
+// most a twelfth of the lease after renewAfter, so it has a quarter of the
+// lease or more before lostAfter.
+const heartbeatTicks = 12
+
+// The lease's timing, as fractions of it. The database lets another worker
+// claim a message once a whole lease passed since its claim or last
+// renewal; the worker decides before that, by its own clock, measured from
+// before the call that took or renewed the claim (so never later than the
+// database's):
+//   - renewAfter: a claim this old is renewed;
+//   - lostAfter: a claim this old that could not be renewed is lost, and its
+//     handler cancelled; a renewal's deadline is this point. The margin up to
+//     the whole lease covers the heartbeat's tick (a twelfth of the lease) and
+//     the time the cancellation takes to reach the handler.
+func renewAfter(lease time.Duration) time.Duration { return lease / 3 }
+func lostAfter(lease time.Duration) time.Duration  { return 2 * lease / 3 }
+
+// renew starts the renewals of the claims renewed renewAfter ago or more,
+// each in a goroutine (at most cap(sem) at once, one per attempt), and
+// declares lost the claims not renewed for lostAfter. ErrNotFound means the
+// claim is gone; any other error is tried again at the next tick, until
+// lostAfter passed without a renewal.
+func (w *Worker) renew(ctx context.Context, as []*attempt, sem chan struct{}, renewals *sync.WaitGroup) {
 	lease := w.cfg.VisibilityTimeout
 	for _, a := range as {
 		m, renewed, lost := w.leases.claim(a)
-		if lost {
+		age := time.Since(renewed)
+		switch {
+		case lost || age < renewAfter(lease):
+			continue
+		case age >= lostAfter(lease):
+			w.lapsed(a, m, nil)
 			continue
 		}
-		err := w.extendClaim(ctx, a, m)
-		switch {
-		case err == nil:
-		case errors.Is(err, taskertype.ErrNotFound) && w.leases.isStoring(a):
-			// The outcome's transaction acknowledged the message.
-		case errors.Is(err, taskertype.ErrNotFound):
-			if w.leases.lose(a, m) {
-				w.log.Warn("the claim on a running step was lost; cancelling its handler", "task_id", a.step.TaskID, "step", a.step.Name)
-			}
-		case ctx.Err() != nil:
-			return
-		case time.Since(renewed) >= lease:
-			if w.leases.lose(a, m) {
-				w.log.Warn("could not renew the claim on a running step for a whole lease; cancelling its handler",
-					"task_id", a.step.TaskID, "step", a.step.Name, "lease", lease, "error", err)
-			}
-		default:
-			w.log.Warn("could not renew the claim on a running step; trying again", "task_id", a.step.TaskID, "step", a.step.Name, "error", err)
+		if !w.leases.startRenewal(a) {
+			continue // a renewal of a is under way
 		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			w.leases.endRenewal(a) // as many under way as allowed: the next tick
+			continue
+		}
+		renewals.Go(func() {
+			defer func() { <-sem }()
+			defer w.leases.endRenewal(a)
+			err := w.extendClaim(ctx, a, m, renewed)
+			switch {
+			case err == nil:
+			case errors.Is(err, taskertype.ErrNotFound) && w.leases.isStoring(a):
+				// The outcome's transaction acknowledged the message.
+			case errors.Is(err, taskertype.ErrNotFound):
+				if w.leases.lose(a, m) {
+					w.log.Warn("the claim on a running step was lost; cancelling its handler", "task_id", a.step.TaskID, "step", a.step.Name)
+				}
+			case ctx.Err() != nil:
+			case time.Since(renewed) >= lostAfter(lease):
+				w.lapsed(a, m, err)
+			default:
+				w.log.Warn("could not renew the claim on a running step; trying again", "task_id", a.step.TaskID, "step", a.step.Name, "error", err)
+			}
+		})
 	}
 }
 
-// extendClaim renews a's claim m for a whole lease and records it.
-func (w *Worker) extendClaim(ctx context.Context, a *attempt, m *queue.Message) error {
+// lapsed declares lost a's claim m, not renewed for lostAfter (err is the
+// last renewal's failure, if any).
+func (w *Worker) lapsed(a *attempt, m *queue.Message, err error) {
+	if w.leases.lose(a, m) {
+		w.log.Warn("could not renew the claim on a running step in time; cancelling its handler before another worker may take the step",
+			"task_id", a.step.TaskID, "step", a.step.Name, "lease", w.cfg.VisibilityTimeout, "error", err)
+	}
+}
+
+// extendClaim renews a's claim m, last taken or renewed at renewed, for a
+// whole lease and records it. The call may take until the claim would be
+// declared lost (lostAfter), no longer.
+func (w *Worker) extendClaim(ctx context.Context, a *attempt, m *queue.Message, renewed time.Time) error {
 	lease := w.cfg.VisibilityTimeout
 	at := time.Now() // before the call: the lease runs from no earlier
-	ctx, cancel := context.WithTimeout(ctx, lease/3)
+	ctx, cancel := context.WithDeadline(ctx, renewed.Add(lostAfter(lease)))
 	defer cancel()
 	err := w.leaseQueue.MessageExtend(ctx, &queue.ExtendParams{Queue: m.Queue, Receipt: m.Receipt(), VisibilityTimeout: lease})
 	if err == nil {
@@ -283,7 +364,8 @@ func (w *Worker) check(ctx context.Context, as []*attempt) {
 	for i, a := range as {
 		ids[i] = a.step.ID
 	}
-	ctx, cancel := context.WithTimeout(ctx, w.cfg.CancelCheck)
+	// Within two ticks of the renewals: the heartbeat waits for the read.
+	ctx, cancel := context.WithTimeout(ctx, min(w.cfg.CancelCheck, w.cfg.VisibilityTimeout/6))
 	defer cancel()
 	got, err := w.store.StepAttempts(ctx, ids)
 	if err != nil {
@@ -304,27 +386,27 @@ func (w *Worker) check(ctx context.Context, as []*attempt) {
 }
 
 // holdsClaim reports whether the claim on a started step is still this
-// worker's before its handler starts. A claim taken more than half a lease
-// ago (the process was paused, or the step waited to start in a
-// transaction of its own) is renewed first.
+// worker's before its handler starts. A claim younger than renewAfter
+// starts without a renewal: that assumes this process's monotonic clock
+// ran since the claim (a process suspended with its clock stopped, as a
+// frozen virtual machine may be, sees less time passed than the database
+// did; the heartbeat then finds the claim gone at its next renewal). An
+// older claim (the process was paused, or the step waited to start in a
+// transaction of its own) is renewed first, and a renewal that fails for
+// any reason means the handler does not start: the message comes back
+// after its lease.
 func (w *Worker) holdsClaim(ctx context.Context, a *attempt) bool {
 	m, renewed, lost := w.leases.claim(a)
 	if lost {
 		return false
 	}
-	if time.Since(renewed) < w.cfg.VisibilityTimeout/2 {
+	age := time.Since(renewed)
+	if age < renewAfter(w.cfg.VisibilityTimeout) {
 		return true
 	}
-	err := w.extendClaim(ctx, a, m)
-	switch {
-	case err == nil:
+	if age < lostAfter(w.cfg.VisibilityTimeout) && w.extendClaim(ctx, a, m, renewed) == nil {
 		return true
-	case errors.Is(err, taskertype.ErrNotFound):
-		w.leases.lose(a, m)
-		return false
-	case time.Since(renewed) >= w.cfg.VisibilityTimeout:
-		w.leases.lose(a, m)
-		return false
 	}
-	return true // the heartbeat tries again
+	w.leases.lose(a, m)
+	return false
 }

@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"path/filepath"
@@ -29,6 +30,8 @@ type env struct {
 	st   *storesqlite.Store
 	bus  *events.Bus
 	step *taskertype.Step
+	// lease is the workers' lease; 0 is 1s.
+	lease time.Duration
 }
 
 func newEnv(t *testing.T) *env {
@@ -64,7 +67,7 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-// worker starts a worker of the step's namespace with a lease of 1s and
+// worker starts a worker of the step's namespace with a lease of e.lease and
 // slots handlers at once.
 func (e *env) worker(t *testing.T, name string, slots int, h taskertype.Handler, leaseQueue queue.Queue, hook func(w *worker.Worker)) *worker.Worker {
 	t.Helper()
@@ -75,7 +78,7 @@ func (e *env) workerWith(t *testing.T, name string, slots int, h taskertype.Hand
 	t.Helper()
 	w, err := worker.New(worker.Config{Store: e.st, Queue: e.st.Queue(), LeaseQueue: leaseQueue, Bus: e.bus, Processor: name, Clock: clock,
 		Namespaces: []string{ns}, Handlers: map[string]taskertype.Handler{"slow": h}, Concurrency: slots,
-		VisibilityTimeout: time.Second, IdlePoll: 20 * time.Millisecond})
+		VisibilityTimeout: cmp.Or(e.lease, time.Second), IdlePoll: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,6 +304,10 @@ func TestAnOrphanedAttemptFailsAsRetryable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
+	// A longer lease: a renewal slowed by a loaded machine does not lose
+	// the claim before the orphan sweep, which runs every quarter of two
+	// leases and the grace (correlation.SweepInterval).
+	e.lease = 3 * time.Second
 	clock := testclock.New(time.Now())
 	started, ended := make(chan struct{}), make(chan error, 1)
 	h := taskertype.HandlerFunc(func(ctx context.Context, in *taskertype.StepInput) (any, error) {

@@ -61,8 +61,10 @@ type Config struct {
 	// ClaimBatch is the most messages claimed at once. Default Concurrency.
 	ClaimBatch int
 	// VisibilityTimeout is the lease of a claim: a heartbeat renews the
-	// claims of the running steps every third of it, so the steps of a
-	// worker that died run elsewhere after one lease. Default 30s.
+	// claim of a running step once a third of it passed, and cancels the
+	// handler of a claim it could not renew by two thirds, before another
+	// worker may claim it; the steps of a worker that died run elsewhere
+	// after one lease. Default 30s.
 	VisibilityTimeout time.Duration
 	// CancelCheck is how often the heartbeat reads whether the running
 	// steps still wait for their attempts (another process may have
@@ -297,9 +299,11 @@ func (w *Worker) Start(ctx context.Context) error {
 func (w *Worker) PrepareStop() { w.stopping.Store(true) }
 
 // Stop stops claiming and waits for running steps to finish. When ctx ends
-// first, the handlers' contexts are cancelled and each unfinished step is
-// released, to run again later, instead of failing; Stop then waits a little
-// longer for the releases to be stored.
+// first, the handlers' contexts are cancelled and the step of each handler
+// that returns is released, to run again later, instead of failing; a
+// handler that ignores the cancellation past the grace fails its attempt as
+// a retryable timeout. Stop then waits a little longer for the outcomes to
+// be stored.
 func (w *Worker) Stop(ctx context.Context) error {
 	w.PrepareStop()
 	w.mu.Lock()
