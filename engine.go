@@ -80,6 +80,11 @@ type Config struct {
 	// about one ClaimTimeout, whatever their timeouts. Zero means 30s. At
 	// least 1s.
 	ClaimTimeout time.Duration
+	// CancelCheck is how often a worker reads whether the steps it runs
+	// were cancelled, resolved or completed by hand in another process, as
+	// the fallback for the notification such an action sends at its commit
+	// (lost only while the process's listener reconnects). Default 1s.
+	CancelCheck time.Duration
 	// MaxQueuedSteps is the back-pressure on new work: CreateTask refuses a
 	// task, with an error wrapping taskertype.ErrQueueFull, while the queue
 	// of its namespace holds this many steps waiting for a worker. The
@@ -401,7 +406,8 @@ func (e *Engine) startWorker(ctx context.Context) error {
 		MaxResultBytes: max(e.cfg.MaxResultBytes, 0),
 		// Claims are renewed past the queue's circuit breaker: a breaker
 		// open during a blip must not let them lapse.
-		LeaseQueue: e.rawQueue,
+		LeaseQueue:  e.rawQueue,
+		CancelCheck: e.cfg.CancelCheck,
 	}
 	if !e.cfg.DisableOrchestration {
 		// Orchestration runs here: hand results over in the worker's own

@@ -220,6 +220,25 @@ func TestCancelReachesAHandlerInAnotherProcess(t *testing.T) {
 	}
 }
 
+// The cancellation reaches the other process on the notification sent at
+// the commit, not on the worker's periodic check (an hour here).
+func TestCancelReachesAnotherProcessOnItsNotification(t *testing.T) {
+	if !contains(backends(), "postgres") {
+		t.Skip("needs PostgreSQL: set " + "TASKER_TEST_POSTGRES_URL")
+	}
+	db := database(t, "postgres")
+	handler, started, ended := blocking()
+	orch := leaseEngine(t, db, nil, func(c *tasker.Config) { c.DisableWorkers = true })
+	leaseEngine(t, db, map[string]tasker.Handler{"test.blocks": handler}, func(c *tasker.Config) {
+		c.DisableOrchestration, c.AutoMigrate, c.CancelCheck = true, false, time.Hour
+	})
+	task, err := orch.eng.CreateTask(t.Context(), tasker.CreateTaskParams{Namespace: "test", Name: "blocking"})
+	must(t, err)
+	<-started
+	must(t, orch.eng.CancelTask(t.Context(), task.ID))
+	waitCancelled(t, ended)
+}
+
 func contains(l []string, s string) bool {
 	for _, x := range l {
 		if x == s {

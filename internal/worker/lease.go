@@ -229,6 +229,11 @@ func (w *Worker) heartbeat(ctx context.Context) {
 			moved = sub.C()
 		}
 	}
+	// Operators in any process notify this name when they take running
+	// steps out of progress (store.Tx.Notify): check at once rather than
+	// at the next tick. Signals coalesce; a spurious one costs one read.
+	stopped, unsubscribe := w.queue.Subscribe(queue.StepsStoppedChannel)
+	defer unsubscribe()
 	// Renewals run at once, up to maxRenewals of them.
 	sem := make(chan struct{}, maxRenewals)
 	var buf []*attempt
@@ -240,6 +245,9 @@ func (w *Worker) heartbeat(ctx context.Context) {
 			buf = w.leases.snapshot(buf)
 			w.renew(ctx, buf, sem, &renewals)
 		case <-check.C:
+			buf = w.leases.snapshot(buf)
+			w.check(ctx, buf)
+		case <-stopped:
 			buf = w.leases.snapshot(buf)
 			w.check(ctx, buf)
 		case e := <-moved:
