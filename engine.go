@@ -49,6 +49,17 @@ type Config struct {
 	// none, where every process sharing it finds them. More may be added
 	// with RegisterTemplate or LoadTemplates.
 	Templates []*template.Template
+	// ReplaceTemplates: a template registered by this process (at Open,
+	// with RegisterTemplate or LoadTemplates) whose definition differs
+	// from the one stored under its version replaces the stored one,
+	// which is logged with the old and the new digest. Without it such a
+	// template is refused (*store.TemplateConflictError). Tasks created
+	// before keep the steps of the old definition (a task's steps are
+	// materialized when it is created); this process's template cache
+	// drops the name at once, other processes' caches after their TTL.
+	// `tasker run` sets it (the developer's edit-and-run loop); serve and
+	// worker take --replace-templates.
+	ReplaceTemplates bool
 	// Logger receives the engine's logs. Default: discard.
 	Logger *slog.Logger
 	// Clock tells the engine the time. Default: the wall clock.
