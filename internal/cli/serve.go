@@ -23,7 +23,7 @@ type backend struct {
 	autoMigrate bool
 	claim       time.Duration
 	maxQueued   int
-	replace     bool // --replace-templates
+	replace     bool          // --replace-templates
 	clockOffset time.Duration // for tests: skews the engine's clock
 }
 
