@@ -15,7 +15,7 @@ import (
 // deadLetterStmts are the statements of the dead letters.
 type deadLetterStmts struct {
 	copy, list, listQueue *sql.Stmt
-	take, purge          *sql.Stmt // requeue, purge
+	take, purge           *sql.Stmt // requeue, purge
 }
 
 func (q *Queue) prepareDeadLetters(p *sqlitedb.Preparer) {
