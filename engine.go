@@ -343,9 +343,12 @@ func (e *Engine) LoadTemplates(ctx context.Context, paths ...string) error {
 	return e.registerTemplates(ctx, ts)
 }
 
-// Templates returns the templates registered by this process. Tasks may
-// also be created from the templates other processes registered in the
-// database.
+// Templates returns the templates this process registered (Config.Templates,
+// RegisterTemplate, LoadTemplates), as it registered them. It is not the
+// list tasks are created from: CreateTask reads templates from the
+// database, which also holds those other processes registered (and a
+// version another process replaced, with Config.ReplaceTemplates, is read
+// as stored there).
 func (e *Engine) Templates() []*template.Template { return e.templates.List() }
 
 // Start starts orchestration and workers. On the embedded backend it first
