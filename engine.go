@@ -87,9 +87,10 @@ type Config struct {
 	// ClaimTimeout is how long a claimed message stays hidden from other
 	// processes: when a process dies, its messages come back after it. A
 	// worker's claim is a lease that a heartbeat renews every third of it
-	// while the step runs, so a killed worker's steps run elsewhere after
-	// about one ClaimTimeout, whatever their timeouts. Zero means 30s. At
-	// least 1s.
+	// while the step runs, so a killed worker's steps come back after one
+	// ClaimTimeout, whatever their timeouts, and run elsewhere after that
+	// plus their retry policy's backoff (the lost attempt is a retryable
+	// failure). Zero means 30s. At least 1s.
 	ClaimTimeout time.Duration
 	// MaxQueuedSteps is the back-pressure on new work: CreateTask refuses a
 	// task, with an error wrapping taskertype.ErrQueueFull, while the queue
