@@ -66,7 +66,7 @@ func (e *Engine) registered(t *template.Template) (bool, error) {
 		return false, err
 	}
 	if d != od {
-		return false, &store.TemplateConflictError{Key: t.Key().String(), GivenDigest: d, GivenSource: t.Source,
+		return false, &store.TemplateConflictError{Key: t.Key().String(), GivenDigest: d, GivenSource: t.Source, InProcess: true,
 			Stored: &store.Template{Namespace: old.Namespace, Name: old.Name, Version: old.Version,
 				SourceName: old.Source, Digest: od, RegisteredBy: "this process (" + e.cfg.ProcessorName + ")"}}
 	}

@@ -126,6 +126,21 @@ func TestAChangedTemplateUnderARegisteredVersionIsRefused(t *testing.T) {
 		if err := b.RegisterTemplate(ctx, changed); !errors.As(err, &ce) {
 			t.Fatalf("register a changed template: %v, want a conflict", err)
 		}
+		// ReplaceTemplates replaces the stored definition, not this
+		// process's own registration: the error says so.
+		r := cfg
+		r.ReplaceTemplates = true
+		if backend == "sqlite" {
+			must(t, b.Stop(ctx)) // one process at a time on the file
+		}
+		c, err := tasker.Open(ctx, r)
+		must(t, err)
+		stopAtCleanup(t, c)
+		must(t, c.RegisterTemplate(ctx, same))
+		if err := c.RegisterTemplate(ctx, changed); !errors.As(err, &ce) || !ce.InProcess || !strings.Contains(err.Error(), "this process registered") {
+			t.Fatalf("register in replace mode a changed template this process registered: %v, want an in-process conflict", err)
+		}
+		b = c
 		// LoadTemplates stores all or none.
 		dir := t.TempDir()
 		must(t, os.WriteFile(filepath.Join(dir, "a.yaml"), []byte(strings.Replace(sharedV1, "name: shared", "name: fresh", 1)), 0o644))

@@ -121,6 +121,9 @@ type TemplateConflictError struct {
 	Stored      *Template // the one stored, without its Source
 	GivenDigest string
 	GivenSource string // SourceName of the template given
+	// InProcess: the process registered the other definition itself, in
+	// its own registry (replace mode replaces the database's, not it).
+	InProcess bool
 }
 
 func (e *TemplateConflictError) Error() string {
@@ -138,6 +141,12 @@ func (e *TemplateConflictError) Error() string {
 			stored += " from " + e.Stored.SourceName
 		}
 		stored += ")"
+	}
+	if e.InProcess {
+		return fmt.Sprintf("template %s%s differs from the one this process registered under that version%s: a process "+
+			"holds one definition per version; give the changed template a new version (bump its version: field), "+
+			"or start the process again with the changed template (with --replace-templates, or "+
+			"Config.ReplaceTemplates, it replaces the stored one)", e.Key, from, stored)
 	}
 	return fmt.Sprintf("template %s%s differs from the one stored under that version%s: a registered version "+
 		"cannot change; give the changed template a new version (bump its version: field), "+
