@@ -49,6 +49,17 @@ type Config struct {
 	// none, where every process sharing it finds them. More may be added
 	// with RegisterTemplate or LoadTemplates.
 	Templates []*template.Template
+	// ReplaceTemplates: a template registered by this process (at Open,
+	// with RegisterTemplate or LoadTemplates) whose definition differs
+	// from the one stored under its version replaces the stored one,
+	// which is logged with the old and the new digest. Without it such a
+	// template is refused (*store.TemplateConflictError). Tasks created
+	// before keep the steps of the old definition (a task's steps are
+	// materialized when it is created); this process's template cache
+	// drops the name at once, other processes' caches after their TTL.
+	// `tasker run` sets it (the developer's edit-and-run loop); serve and
+	// worker take --replace-templates.
+	ReplaceTemplates bool
 	// Logger receives the engine's logs. Default: discard.
 	Logger *slog.Logger
 	// Clock tells the engine the time. Default: the wall clock.
@@ -76,9 +87,10 @@ type Config struct {
 	// ClaimTimeout is how long a claimed message stays hidden from other
 	// processes: when a process dies, its messages come back after it. A
 	// worker's claim is a lease that a heartbeat renews every third of it
-	// while the step runs, so a killed worker's steps run elsewhere after
-	// about one ClaimTimeout, whatever their timeouts. Zero means 30s. At
-	// least 1s.
+	// while the step runs, so a killed worker's steps come back after one
+	// ClaimTimeout, whatever their timeouts, and run elsewhere after that
+	// plus their retry policy's backoff (the lost attempt is a retryable
+	// failure). Zero means 30s. At least 1s.
 	ClaimTimeout time.Duration
 	// CancelCheck is how often a worker reads whether the steps it runs
 	// were cancelled, resolved or completed by hand in another process, as
@@ -344,9 +356,12 @@ func (e *Engine) LoadTemplates(ctx context.Context, paths ...string) error {
 	return e.registerTemplates(ctx, ts)
 }
 
-// Templates returns the templates registered by this process. Tasks may
-// also be created from the templates other processes registered in the
-// database.
+// Templates returns the templates this process registered (Config.Templates,
+// RegisterTemplate, LoadTemplates), as it registered them. It is not the
+// list tasks are created from: CreateTask reads templates from the
+// database, which also holds those other processes registered (and a
+// version another process replaced, with Config.ReplaceTemplates, is read
+// as stored there).
 func (e *Engine) Templates() []*template.Template { return e.templates.List() }
 
 // Start starts orchestration and workers. On the embedded backend it first

@@ -66,7 +66,7 @@ func (e *Engine) registered(t *template.Template) (bool, error) {
 		return false, err
 	}
 	if d != od {
-		return false, &store.TemplateConflictError{Key: t.Key().String(), GivenDigest: d, GivenSource: t.Source,
+		return false, &store.TemplateConflictError{Key: t.Key().String(), GivenDigest: d, GivenSource: t.Source, InProcess: true,
 			Stored: &store.Template{Namespace: old.Namespace, Name: old.Name, Version: old.Version,
 				SourceName: old.Source, Digest: od, RegisteredBy: "this process (" + e.cfg.ProcessorName + ")"}}
 	}
@@ -77,8 +77,11 @@ func (e *Engine) registered(t *template.Template) (bool, error) {
 // canonical JSON (template.Marshal), the definition it has now: a template
 // changed in code after it was parsed (as tasker bench replaces handlers)
 // is stored as changed, never as the file it came from.
+//
+// With Config.ReplaceTemplates a changed definition replaces the stored
+// one: logged with both digests, and dropped from this process's cache.
 func (e *Engine) storeTemplates(ctx context.Context, ts []*template.Template) error {
-	p := &store.TemplatePutParams{Templates: make([]*store.Template, 0, len(ts))}
+	p := &store.TemplatePutParams{Templates: make([]*store.Template, 0, len(ts)), Replace: e.cfg.ReplaceTemplates}
 	now := e.clock.Now()
 	for _, t := range ts {
 		canon, err := template.Marshal(t)
@@ -94,5 +97,21 @@ func (e *Engine) storeTemplates(ctx context.Context, ts []*template.Template) er
 			Digest: digest, RegisteredAt: now, RegisteredBy: e.cfg.ProcessorName,
 		})
 	}
-	return e.store.TemplatePut(ctx, p)
+	if err := e.store.TemplatePut(ctx, p); err != nil {
+		return err
+	}
+	for _, old := range p.Replaced {
+		var digest, source string
+		for _, t := range p.Templates {
+			if t.Namespace == old.Namespace && t.Name == old.Name && t.Version == old.Version {
+				digest, source = t.Digest, t.SourceName
+			}
+		}
+		e.log.Warn("stored template replaced by a changed definition under the same version (Config.ReplaceTemplates); "+
+			"tasks created before keep their steps, other processes' template caches keep the old one up to their TTL",
+			"template", old.Key(), "old_digest", old.Digest, "new_digest", digest,
+			"old_source", old.SourceName, "new_source", source, "old_registered_by", old.RegisteredBy)
+		e.tmpl.Invalidate(old.Namespace, old.Name)
+	}
+	return nil
 }

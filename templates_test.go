@@ -3,6 +3,7 @@ package tasker_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -125,6 +126,21 @@ func TestAChangedTemplateUnderARegisteredVersionIsRefused(t *testing.T) {
 		if err := b.RegisterTemplate(ctx, changed); !errors.As(err, &ce) {
 			t.Fatalf("register a changed template: %v, want a conflict", err)
 		}
+		// ReplaceTemplates replaces the stored definition, not this
+		// process's own registration: the error says so.
+		r := cfg
+		r.ReplaceTemplates = true
+		if backend == "sqlite" {
+			must(t, b.Stop(ctx)) // one process at a time on the file
+		}
+		c, err := tasker.Open(ctx, r)
+		must(t, err)
+		stopAtCleanup(t, c)
+		must(t, c.RegisterTemplate(ctx, same))
+		if err := c.RegisterTemplate(ctx, changed); !errors.As(err, &ce) || !ce.InProcess || !strings.Contains(err.Error(), "this process registered") {
+			t.Fatalf("register in replace mode a changed template this process registered: %v, want an in-process conflict", err)
+		}
+		b = c
 		// LoadTemplates stores all or none.
 		dir := t.TempDir()
 		must(t, os.WriteFile(filepath.Join(dir, "a.yaml"), []byte(strings.Replace(sharedV1, "name: shared", "name: fresh", 1)), 0o644))
@@ -203,4 +219,80 @@ func TestEnginesOpeningTogetherStoreTheirTemplatesOnce(t *testing.T) {
 	if task.Version != "1.1.0" {
 		t.Fatalf("latest: %s, want 1.1.0", task.Version)
 	}
+}
+
+// syncBuffer is a log destination safe for the engine's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// With ReplaceTemplates, a changed definition under a registered version
+// replaces the stored one, with a warning naming both digests; this
+// process's cache drops the old one at once, so the next task takes the
+// new steps.
+func TestReplaceTemplatesReplacesTheStoredDefinition(t *testing.T) {
+	onBackends(t, func(t *testing.T, backend string) {
+		ctx := t.Context()
+		cfg := database(t, backend)
+		first := cfg
+		first.Templates = []*template.Template{parseTemplate(t, sharedV1)}
+		first.DisableWorkers, first.DisableOrchestration = true, true
+		a, err := tasker.Open(ctx, first)
+		must(t, err)
+		must(t, a.Stop(ctx))
+
+		var logs syncBuffer
+		cfg.ReplaceTemplates, cfg.WorkerNamespaces = true, []string{"test"}
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		b, err := tasker.Open(ctx, cfg)
+		must(t, err)
+		for name, h := range demo.Handlers() {
+			must(t, b.RegisterHandler(name, h))
+		}
+		must(t, b.Start(ctx))
+		stopAtCleanup(t, b)
+		last := func() string {
+			t.Helper()
+			task, err := b.CreateTask(ctx, tasker.CreateTaskParams{Namespace: "test", Name: "shared", Version: "1.0.0", Context: map[string]int{"value": 2}})
+			must(t, err)
+			wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			defer cancel()
+			_, err = b.WaitTask(wctx, task.ID)
+			must(t, err)
+			info, err := b.Task(ctx, task.ID)
+			must(t, err)
+			for _, s := range info.Steps {
+				if s.Name == "two" {
+					return strings.Join(strings.Fields(string(s.Result)), "")
+				}
+			}
+			t.Fatal("no step two")
+			return ""
+		}
+		if got := last(); got != `{"value":9}` {
+			t.Fatalf("the stored definition: step two %s, want 9 ((2+1)²)", got)
+		}
+		changed := parseTemplate(t, strings.Replace(sharedV1, "demo.square", "demo.add", 1))
+		must(t, b.RegisterTemplate(ctx, changed))
+		if got := last(); got != `{"value":4}` {
+			t.Fatalf("after the replace: step two %s, want 4 (2+1+1): the new definition", got)
+		}
+		log := logs.String()
+		if !strings.Contains(log, "stored template replaced") || !strings.Contains(log, "old_digest=") || !strings.Contains(log, "new_digest=") {
+			t.Fatalf("the replace was not logged with both digests:\n%s", log)
+		}
+	})
 }

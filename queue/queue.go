@@ -136,6 +136,20 @@ type DeadLetterListParams struct {
 	Limit int
 }
 
+// DeadLetterRequeueParams names a dead letter to send back to its queue.
+type DeadLetterRequeueParams struct {
+	ID int64 // DeadLetter.ID
+}
+
+// DeadLetterPurgeParams deletes dead letters set aside before a time.
+type DeadLetterPurgeParams struct {
+	// Before: the dead letters whose DeadAt is before it are deleted.
+	// Required.
+	Before time.Time
+	// Queue keeps the purge to one queue; empty purges every queue's.
+	Queue string
+}
+
 // Stats counts the messages of a queue.
 type Stats struct {
 	Queue     string
@@ -167,6 +181,14 @@ type Queue interface {
 	MessageDeadLetter(ctx context.Context, p *DeadLetterParams) error
 	// DeadLetterList returns dead letters, newest first.
 	DeadLetterList(ctx context.Context, p *DeadLetterListParams) ([]*DeadLetter, error)
+	// DeadLetterRequeue sends a dead letter back to its queue as a new
+	// message (visible at once, never read) and deletes the dead letter,
+	// in one transaction; it returns the new message's id. An unknown id
+	// is an error wrapping taskertype.ErrNotFound.
+	DeadLetterRequeue(ctx context.Context, p *DeadLetterRequeueParams) (int64, error)
+	// DeadLetterPurge deletes the dead letters set aside before p.Before
+	// and returns how many it deleted.
+	DeadLetterPurge(ctx context.Context, p *DeadLetterPurgeParams) (int64, error)
 	QueueStats(ctx context.Context, name string) (*Stats, error)
 	// QueueDepth returns the messages of a queue visible now, waiting to
 	// be claimed: Stats.Visible, counted on the live messages only (never

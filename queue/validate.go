@@ -136,6 +136,33 @@ func (p *DeadLetterListParams) Validate() error {
 	return nil
 }
 
+// Validate checks p. Its errors wrap taskertype.ErrInvalid.
+func (p *DeadLetterRequeueParams) Validate() error {
+	if p == nil {
+		return invalid("dead letter requeue", "no params")
+	}
+	if p.ID <= 0 {
+		return invalid("dead letter requeue", "id %d: give the id of a dead letter (tasker dead-letters list)", p.ID)
+	}
+	return nil
+}
+
+// Validate checks p. Its errors wrap taskertype.ErrInvalid.
+func (p *DeadLetterPurgeParams) Validate() error {
+	if p == nil {
+		return invalid("dead letter purge", "no params")
+	}
+	if p.Before.IsZero() {
+		return invalid("dead letter purge", "Before is zero: give the time before which dead letters are deleted")
+	}
+	if p.Queue != "" {
+		if err := CheckName("dead letter purge", p.Queue); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // DefaultDeadLetterLimit is the most dead letters DeadLetterList returns
 // when its Limit is zero.
 const DefaultDeadLetterLimit = 100

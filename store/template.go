@@ -11,7 +11,8 @@ import (
 )
 
 // Template is a template as stored: its document and who registered it.
-// Templates are immutable once stored: a change is a new version.
+// A stored version does not change unless a put asks to replace it
+// (TemplatePutParams.Replace); a change is otherwise a new version.
 type Template struct {
 	Namespace, Name, Version string
 	// Source is the document as registered (the YAML file, or the
@@ -24,7 +25,7 @@ type Template struct {
 	// same key with another digest is a conflict.
 	Digest       string
 	RegisteredAt time.Time
-	// RegisteredBy names the process that stored it first.
+	// RegisteredBy names the process that stored it (or replaced it last).
 	RegisteredBy string
 }
 
@@ -40,6 +41,14 @@ const (
 // TemplatePutParams are the templates TemplatePut stores, all or none.
 type TemplatePutParams struct {
 	Templates []*Template
+	// Replace: a template stored already under its key with another
+	// Digest is replaced by the one given (every field), not refused.
+	// Tasks created from the old definition keep their steps: a task's
+	// steps are materialized when it is created.
+	Replace bool
+	// Replaced is set by a successful TemplatePut with Replace: the
+	// stored templates it replaced, as they were, without their Source.
+	Replaced []*Template
 }
 
 // Validate checks the params: every field but SourceName set, sizes
@@ -112,6 +121,9 @@ type TemplateConflictError struct {
 	Stored      *Template // the one stored, without its Source
 	GivenDigest string
 	GivenSource string // SourceName of the template given
+	// InProcess: the process registered the other definition itself, in
+	// its own registry (replace mode replaces the database's, not it).
+	InProcess bool
 }
 
 func (e *TemplateConflictError) Error() string {
@@ -130,9 +142,16 @@ func (e *TemplateConflictError) Error() string {
 		}
 		stored += ")"
 	}
+	if e.InProcess {
+		return fmt.Sprintf("template %s%s differs from the one this process registered under that version%s: a process "+
+			"holds one definition per version; give the changed template a new version (bump its version: field), "+
+			"or start the process again with the changed template (with --replace-templates, or "+
+			"Config.ReplaceTemplates, it replaces the stored one)", e.Key, from, stored)
+	}
 	return fmt.Sprintf("template %s%s differs from the one stored under that version%s: a registered version "+
 		"cannot change; give the changed template a new version (bump its version: field), "+
-		"or register the template as it was", e.Key, from, stored)
+		"register the template as it was, or replace the stored one (Config.ReplaceTemplates, "+
+		"--replace-templates; `tasker run` replaces)", e.Key, from, stored)
 }
 
 // Is makes the error match taskertype.ErrInvalid.

@@ -116,3 +116,59 @@ func TestExitCodes(t *testing.T) {
 		t.Fatalf("task list after the bad input: exit %d\n%s\nwant exactly the one failed task", code, out)
 	}
 }
+
+// The developer's loop: run a template, edit it, run it again on the same
+// database. `tasker run` replaces the stored version; task create refuses
+// the changed definition unless given --replace-templates, and says so.
+func TestRunAgainAfterEditingTheTemplate(t *testing.T) {
+	dir := t.TempDir()
+	src, err := os.ReadFile(filepath.Join(examples, "linear.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, db := filepath.Join(dir, "linear.yaml"), filepath.Join(dir, "t.db")
+	write := func(body string) {
+		if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := func(out string) int64 {
+		t.Helper()
+		var s summaryJSON
+		if err := json.Unmarshal([]byte(out), &s); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		var v struct{ Value int64 }
+		json.Unmarshal(s.Steps[len(s.Steps)-1].Result, &v)
+		return v.Value
+	}
+	write(string(src))
+	code, out, errOut := runCLI(t, "run", file, "-c", `{"value": 3}`, "--db", db, "-q", "-o", "json")
+	if code != ExitOK || last(out) != 18 {
+		t.Fatalf("first run: exit %d: %s %s", code, out, errOut)
+	}
+	// A new description and a new last handler: 17 squared, not 17+1.
+	edited := strings.Replace(string(src), "description: context value + addend", "description: value plus addend", 1)
+	edited = strings.Replace(edited, "  - name: add_three\n    handler: demo.add", "  - name: add_three\n    handler: demo.square", 1)
+	if edited == string(src) {
+		t.Fatal("the edit changed nothing")
+	}
+	write(edited)
+	code, out, errOut = runCLI(t, "run", file, "-c", `{"value": 3}`, "--db", db, "-q", "-o", "json")
+	if code != ExitOK {
+		t.Fatalf("run after an edit: exit %d, want 0\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if got := last(out); got != 289 {
+		t.Fatalf("run after an edit: last step %d, want 289 (the edited template's)", got)
+	}
+
+	write(string(src))
+	code, out, errOut = runCLI(t, "task", "create", file, "--db", db, "-c", `{"value": 3}`)
+	if code != ExitBadInput || !strings.Contains(errOut, "--replace-templates") {
+		t.Fatalf("task create of a changed template: exit %d, want %d naming --replace-templates\nstdout:\n%s\nstderr:\n%s", code, ExitBadInput, out, errOut)
+	}
+	code, out, errOut = runCLI(t, "task", "create", file, "--db", db, "-c", `{"value": 3}`, "--replace-templates")
+	if code != ExitOK {
+		t.Fatalf("task create --replace-templates: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+}

@@ -98,7 +98,9 @@ func (g *globals) run(ctx context.Context, o *runOptions, file string) error {
 	if err != nil {
 		return err
 	}
-	eng, err := g.openEngine(ctx, tasker.Config{DatabasePath: o.db, Templates: []*template.Template{tpl},
+	// ReplaceTemplates: the developer's loop edits the file and runs it
+	// again on the same database, without a version bump per edit.
+	eng, err := g.openEngine(ctx, tasker.Config{DatabasePath: o.db, Templates: []*template.Template{tpl}, ReplaceTemplates: true,
 		WorkerNamespaces: []string{tpl.Namespace}, MaxContextBytes: o.maxContext, MaxResultBytes: o.maxResult})
 	if err != nil {
 		return err

@@ -91,25 +91,33 @@ func (o *Orchestrator) createBatch(reqs []*createReq) {
 	}
 }
 
-// createOne creates a task in a transaction of its own. A group's commit
-// whose answer was lost (the connection failed after the COMMIT was sent)
-// may have committed: the ids are the engine's, fresh for each task, so
-// finding the task stored already with the same content means that commit
-// happened, and the task is created. Reporting an error there would make a
-// client that retries run the work twice.
+// createOne creates a task in a transaction of its own. A commit whose
+// answer was lost (the connection failed after the COMMIT was sent, so
+// the store cannot tell whether it happened) may have committed: this
+// transaction's, or before it the group's, which makes this one fail with
+// store.ErrTaskExists. The ids are the engine's, fresh for each task, so
+// finding the task stored with the same content means a commit happened,
+// and the task is created. Reporting an error there would make a client
+// that retries run the work twice. So every failure but invalid input is
+// checked with one lookup of the id before it is answered; a task not
+// stored (or a lookup that fails too) leaves the error as it was.
 func (o *Orchestrator) createOne(r *createReq) error {
 	err := o.createTx(r.ctx, []*createReq{r})
-	if !errors.Is(err, store.ErrTaskExists) {
+	exists := errors.Is(err, store.ErrTaskExists)
+	if err == nil || !exists && errors.Is(err, taskertype.ErrInvalid) {
 		return err
 	}
 	got, gerr := o.store.TaskGet(r.ctx, r.task.ID)
 	if gerr != nil {
-		return errors.Join(err, gerr)
+		if exists {
+			return errors.Join(err, gerr)
+		}
+		return err
 	}
 	if !sameTask(got, r.task) {
 		return fmt.Errorf("%w: the stored task %s differs: %s/%s@%s", err, got.ID, got.Namespace, got.Name, got.Version)
 	}
-	o.log.Info("a task created by a commit whose answer was lost is stored: it is created", "task_id", got.ID)
+	o.log.Info("a task created by a commit whose answer was lost is stored: it is created", "task_id", got.ID, "error", err)
 	*r.task = *got
 	return nil
 }

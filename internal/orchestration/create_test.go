@@ -17,12 +17,14 @@ import (
 )
 
 // lostCommit is a store whose next transaction that creates more than one
-// task commits and then reports a connection error, as a connection killed
-// before the COMMIT's answer arrived does.
+// task (any task, with single) commits and then reports a connection
+// error, as a connection killed before the COMMIT's answer arrived does.
 type lostCommit struct {
 	store.Store
-	armed atomic.Bool
-	lost  atomic.Int32 // commits reported as failed
+	armed  atomic.Bool
+	single atomic.Bool
+	down   atomic.Bool  // every transaction fails before it starts
+	lost   atomic.Int32 // commits reported as failed
 }
 
 type countingTx struct {
@@ -36,12 +38,15 @@ func (t countingTx) TaskCreate(ctx context.Context, p *store.TaskCreateParams) e
 }
 
 func (s *lostCommit) InTx(ctx context.Context, fn func(store.Tx) error) error {
+	if s.down.Load() {
+		return fmt.Errorf("begin: %w", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED})
+	}
 	creates := 0
 	err := s.Store.InTx(ctx, func(tx store.Tx) error {
 		creates = 0
 		return fn(countingTx{Tx: tx, creates: &creates})
 	})
-	if err == nil && creates > 1 && s.armed.CompareAndSwap(true, false) {
+	if err == nil && (creates > 1 || creates == 1 && s.single.Load()) && s.armed.CompareAndSwap(true, false) {
 		s.lost.Add(1)
 		return fmt.Errorf("commit: %w", &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET})
 	}
@@ -107,6 +112,43 @@ func TestCreateAfterLostCommit(t *testing.T) {
 	}
 	if len(tasks) != len(reqs) {
 		t.Errorf("%d tasks stored, want %d", len(tasks), len(reqs))
+	}
+}
+
+// A lone create (every create on a quiet server) whose commit's answer was
+// lost: the task is looked up and reported created, once.
+func TestCreateOneAfterLostCommit(t *testing.T) {
+	o, lc := newCreateTest(t)
+	reqs := createReqs(t, 1)
+	lc.single.Store(true)
+	lc.armed.Store(true)
+	o.createBatch(reqs)
+	if lc.lost.Load() != 1 {
+		t.Fatalf("%d commits lost, want 1", lc.lost.Load())
+	}
+	if err := reqs[0].err; err != nil {
+		t.Fatalf("task %s: %v, want it created (its commit happened)", reqs[0].task.ID, err)
+	}
+	if r := reqs[0]; r.task.State == "" || r.task.Namespace != "ns" {
+		t.Errorf("task %s came back as %+v", r.task.ID, r.task)
+	}
+	tasks, err := lc.TaskList(t.Context(), &store.TaskListParams{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tasks) != 1 {
+		t.Errorf("%d tasks stored, want 1", len(tasks))
+	}
+}
+
+// A create that failed before its commit finds no task: the error stays.
+func TestCreateOneFailedKeepsItsError(t *testing.T) {
+	o, lc := newCreateTest(t)
+	reqs := createReqs(t, 1)
+	lc.down.Store(true)
+	o.createBatch(reqs)
+	if !errors.Is(reqs[0].err, syscall.ECONNREFUSED) {
+		t.Fatalf("a create that never reached the database: %v, want its connection error", reqs[0].err)
 	}
 }
 

@@ -204,8 +204,10 @@ func TestAMessageWhoseTransactionNeverCommitsIsSetAside(t *testing.T) {
 	})
 }
 
-// Deliveries refused by an open circuit breaker do not count: the backend
-// is down, not the message.
+// A delivery refused by an open circuit breaker does not set the message
+// aside, whatever its ReadCount: the backend is down, not the message. The
+// refused deliveries still raise ReadCount (every delivery does), so the
+// first ordinary failure after them may set it aside.
 func TestAMessageIsNotSetAsideWhileTheBreakerIsOpen(t *testing.T) {
 	onBackends(t, func(t *testing.T, st store.Store, q queue.Queue) {
 		const max = 2

@@ -103,7 +103,12 @@ func (o *Orchestrator) handleBatch(ctx context.Context, name string, msgs []*que
 			o.deadLetter(ctx, name, m, fmt.Sprintf("cannot be processed: %v", err))
 		case m.ReadCount >= o.cfg.MaxDeliveries && !errors.Is(err, resilience.ErrOpen):
 			// An open circuit breaker says the backend is down, not that
-			// the message is bad: it does not set the message aside.
+			// the message is bad: the decision is skipped at a delivery the
+			// breaker refused. That delivery still raised ReadCount, as
+			// every delivery does, so a message refused N times is set
+			// aside at its first ordinary failure once ReadCount reaches
+			// MaxDeliveries. An operator sends it back with
+			// `tasker dead-letters retry` (Engine.RequeueDeadLetter).
 			o.deadLetter(ctx, name, m, fmt.Sprintf("failed %d deliveries; the last: %v", m.ReadCount, err))
 		default:
 			delay := min(time.Duration(m.ReadCount)*o.cfg.RedeliveryDelay, 30*o.cfg.RedeliveryDelay)

@@ -234,6 +234,14 @@ func (g *guardedQueue) DeadLetterList(ctx context.Context, p *queue.DeadLetterLi
 	return call(ctx, g.b, func() ([]*queue.DeadLetter, error) { return g.q.DeadLetterList(ctx, p) })
 }
 
+func (g *guardedQueue) DeadLetterRequeue(ctx context.Context, p *queue.DeadLetterRequeueParams) (int64, error) {
+	return call(ctx, g.b, func() (int64, error) { return g.q.DeadLetterRequeue(ctx, p) })
+}
+
+func (g *guardedQueue) DeadLetterPurge(ctx context.Context, p *queue.DeadLetterPurgeParams) (int64, error) {
+	return call(ctx, g.b, func() (int64, error) { return g.q.DeadLetterPurge(ctx, p) })
+}
+
 func (g *guardedQueue) QueueDepth(ctx context.Context, name string) (int64, error) {
 	return call(ctx, g.b, func() (int64, error) { return g.q.QueueDepth(ctx, name) })
 }

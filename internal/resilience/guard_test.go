@@ -253,6 +253,14 @@ func (q *downQueue) DeadLetterList(context.Context, *queue.DeadLetterListParams)
 	q.calls++
 	return nil, errDown
 }
+func (q *downQueue) DeadLetterRequeue(context.Context, *queue.DeadLetterRequeueParams) (int64, error) {
+	q.calls++
+	return 0, errDown
+}
+func (q *downQueue) DeadLetterPurge(context.Context, *queue.DeadLetterPurgeParams) (int64, error) {
+	q.calls++
+	return 0, errDown
+}
 func (q *downQueue) QueueStats(context.Context, string) (*queue.Stats, error) {
 	q.calls++
 	return nil, errDown

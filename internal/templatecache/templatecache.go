@@ -38,15 +38,6 @@ type Source interface {
 	Get(ctx context.Context, namespace, name, version string) (*template.Template, error)
 }
 
-// RegistrySource adapts a template registry to Source.
-func RegistrySource(r *template.Registry) Source { return registrySource{r} }
-
-type registrySource struct{ r *template.Registry }
-
-func (s registrySource) Get(_ context.Context, namespace, name, version string) (*template.Template, error) {
-	return s.r.Get(namespace, name, version)
-}
-
 // Config configures a Manager. The zero value is valid.
 type Config struct {
 	// MaxEntries bounds the cached lookups. Zero means DefaultMaxEntries
@@ -143,7 +134,7 @@ type Manager struct {
 // New returns a Manager in front of src.
 func New(src Source, cfg Config) (*Manager, error) {
 	if src == nil {
-		return nil, fmt.Errorf("%w: templatecache: Source is nil; give the template registry (RegistrySource) or another Source", taskertype.ErrInvalid)
+		return nil, fmt.Errorf("%w: templatecache: Source is nil; give the store's (StoreSource) or another Source", taskertype.ErrInvalid)
 	}
 	if cfg.MaxEntries < 0 {
 		return nil, fmt.Errorf("%w: templatecache: MaxEntries is %d; give at least 1, or 0 for the default %d",

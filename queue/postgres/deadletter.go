@@ -7,7 +7,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tasker-go/tasker/internal/pgdb"
 	"github.com/tasker-go/tasker/queue"
+	"github.com/tasker-go/tasker/taskertype"
 )
 
 const deadLetterCols = `id, queue, msg_id, message, read_ct, enqueued_at, dead_at, reason`
@@ -67,4 +69,54 @@ func (q *Queue) DeadLetterList(ctx context.Context, p *queue.DeadLetterListParam
 		return nil, fmt.Errorf("queue: dead letter list: %w", err)
 	}
 	return out, nil
+}
+
+// DeadLetterRequeue implements queue.Queue: one transaction deletes the
+// dead letter and sends its body to its queue (notifying at commit).
+func (q *Queue) DeadLetterRequeue(ctx context.Context, p *queue.DeadLetterRequeueParams) (int64, error) {
+	if err := q.check("dead letter requeue"); err != nil {
+		return 0, err
+	}
+	if err := p.Validate(); err != nil {
+		return 0, err
+	}
+	var (
+		sent queue.SendParams
+		id   int64
+	)
+	err := pgx.BeginFunc(ctx, q.db.Pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `DELETE FROM tasker_dead_letters WHERE id = $1 RETURNING queue, message`, p.ID).Scan(&sent.Queue, &sent.Body)
+		if pgdb.IsNoRows(err) {
+			return fmt.Errorf("no dead letter has that id (tasker dead-letters list shows them): %w", taskertype.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		err = tx.QueryRow(ctx, q.stmtsOf(sent.Queue).sendNotify, q.now(), int64(0), bodyOf(&sent), q.channel, sent.Queue).Scan(&id)
+		if pgdb.IsUndefinedTable(err) {
+			return errNoQueue("dead letter requeue", sent.Queue)
+		}
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("queue: dead letter requeue %d: %w", p.ID, err)
+	}
+	q.known.Store(sent.Queue, struct{}{})
+	q.NotifySent(sent)
+	return id, nil
+}
+
+// DeadLetterPurge implements queue.Queue: one statement.
+func (q *Queue) DeadLetterPurge(ctx context.Context, p *queue.DeadLetterPurgeParams) (int64, error) {
+	if err := q.check("dead letter purge"); err != nil {
+		return 0, err
+	}
+	if err := p.Validate(); err != nil {
+		return 0, err
+	}
+	ct, err := q.db.Pool.Exec(ctx, `DELETE FROM tasker_dead_letters WHERE dead_at < $1 AND ($2 = '' OR queue = $2)`, p.Before, p.Queue)
+	if err != nil {
+		return 0, fmt.Errorf("queue: dead letter purge: %w", err)
+	}
+	return ct.RowsAffected(), nil
 }

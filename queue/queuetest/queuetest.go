@@ -78,6 +78,7 @@ var cases = []struct {
 	{"extending a message that is gone fails as not found", testExtendGone},
 	{"an archived message is never claimed again and is counted as archived", testArchive},
 	{"a dead-lettered message leaves its queue and is listed with its reason and deliveries", testDeadLetter},
+	{"a requeued dead letter is a new message of its queue, and a purge deletes the dead letters set aside before a time", testDeadLetterRequeuePurge},
 	{"acknowledging twice or acknowledging unknown ids is not an error", testAckIdempotent},
 	{"a holder whose claim expired can no longer acknowledge, release, extend or archive the message", testStaleReceipt},
 	{"messages of one queue are not claimed from another", testQueuesIsolated},
@@ -378,6 +379,73 @@ func testDeadLetter(t *testing.T, e *env) {
 	}
 	if err := e.q.MessageDeadLetter(e.ctx, &queue.DeadLetterParams{Queue: "q", Receipt: m.Receipt()}); !errors.Is(err, taskertype.ErrInvalid) {
 		t.Errorf("MessageDeadLetter without a reason: %v, want ErrInvalid", err)
+	}
+}
+
+func testDeadLetterRequeuePurge(t *testing.T, e *env) {
+	e.ensure(t, "q")
+	e.ensure(t, "other")
+	deadLetter := func(name, body string) *queue.DeadLetter {
+		t.Helper()
+		e.send(t, name, body, 0)
+		m := e.claimOne(t, name, time.Minute)
+		if err := e.q.MessageDeadLetter(e.ctx, &queue.DeadLetterParams{Queue: name, Receipt: m.Receipt(), Reason: "broke"}); err != nil {
+			t.Fatalf("MessageDeadLetter: %v", err)
+		}
+		ds, err := e.q.DeadLetterList(e.ctx, &queue.DeadLetterListParams{Limit: 1})
+		if err != nil || len(ds) != 1 || string(ds[0].Body) != body {
+			t.Fatalf("DeadLetterList: %v, %v; want the dead letter %q", ds, err, body)
+		}
+		return ds[0]
+	}
+	d := deadLetter("q", "poison")
+	e.clock.Advance(time.Hour)
+	old := deadLetter("other", "old")
+	e.clock.Advance(time.Hour)
+	recent := deadLetter("other", "recent")
+	e.claimNone(t, "q")
+
+	var wake <-chan struct{}
+	if e.q.Capabilities().Wakeups {
+		w, cancel := e.q.Subscribe("q")
+		defer cancel()
+		wake = w
+	}
+	id, err := e.q.DeadLetterRequeue(e.ctx, &queue.DeadLetterRequeueParams{ID: d.ID})
+	if err != nil {
+		t.Fatalf("DeadLetterRequeue: %v", err)
+	}
+	if wake != nil {
+		waitWake(t, wake, "a requeued dead letter")
+	}
+	m := e.claimOne(t, "q", time.Minute)
+	if m.ID != id || string(m.Body) != "poison" || m.ReadCount != 1 {
+		t.Fatalf("claimed %d %q read %d times, want the requeued message %d, poison, read once", m.ID, m.Body, m.ReadCount, id)
+	}
+	e.ack(t, "q", m.Receipt())
+	if _, err := e.q.DeadLetterRequeue(e.ctx, &queue.DeadLetterRequeueParams{ID: d.ID}); !errors.Is(err, taskertype.ErrNotFound) {
+		t.Fatalf("DeadLetterRequeue of a requeued dead letter: %v, want ErrNotFound", err)
+	}
+	if _, err := e.q.DeadLetterRequeue(e.ctx, &queue.DeadLetterRequeueParams{}); !errors.Is(err, taskertype.ErrInvalid) {
+		t.Fatalf("DeadLetterRequeue without an id: %v, want ErrInvalid", err)
+	}
+	if ds, err := e.q.DeadLetterList(e.ctx, &queue.DeadLetterListParams{Queue: "q"}); err != nil || len(ds) != 0 {
+		t.Fatalf("DeadLetterList of q after the requeue: %v, %v; want none", ds, err)
+	}
+
+	// Purge: only those set aside before the time, of the queue given.
+	if n, err := e.q.DeadLetterPurge(e.ctx, &queue.DeadLetterPurgeParams{Before: recent.DeadAt, Queue: "q"}); err != nil || n != 0 {
+		t.Fatalf("DeadLetterPurge of q: %d, %v; want 0", n, err)
+	}
+	if n, err := e.q.DeadLetterPurge(e.ctx, &queue.DeadLetterPurgeParams{Before: recent.DeadAt}); err != nil || n != 1 {
+		t.Fatalf("DeadLetterPurge before the recent one: %d, %v; want 1 (the old one)", n, err)
+	}
+	ds, err := e.q.DeadLetterList(e.ctx, &queue.DeadLetterListParams{})
+	if err != nil || len(ds) != 1 || ds[0].ID != recent.ID {
+		t.Fatalf("DeadLetterList after the purge: %v, %v; want only %d (not %d)", ds, err, recent.ID, old.ID)
+	}
+	if _, err := e.q.DeadLetterPurge(e.ctx, &queue.DeadLetterPurgeParams{}); !errors.Is(err, taskertype.ErrInvalid) {
+		t.Fatalf("DeadLetterPurge without Before: %v, want ErrInvalid", err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/tasker-go/tasker/internal/sqlitedb"
@@ -14,6 +15,7 @@ import (
 // deadLetterStmts are the statements of the dead letters.
 type deadLetterStmts struct {
 	copy, list, listQueue *sql.Stmt
+	take, purge           *sql.Stmt // requeue, purge
 }
 
 func (q *Queue) prepareDeadLetters(p *sqlitedb.Preparer) {
@@ -26,6 +28,62 @@ func (q *Queue) prepareDeadLetters(p *sqlitedb.Preparer) {
 	const cols = `id, queue, msg_id, body, read_ct, enqueued_at, dead_at, reason`
 	q.dead.list = p.R(`SELECT ` + cols + ` FROM queue_dead_letters ORDER BY id DESC LIMIT ?1`)
 	q.dead.listQueue = p.R(`SELECT ` + cols + ` FROM queue_dead_letters WHERE queue = ?1 ORDER BY id DESC LIMIT ?2`)
+	q.dead.take = p.W(`DELETE FROM queue_dead_letters WHERE id = ?1 RETURNING queue, body`)
+	q.dead.purge = p.W(`DELETE FROM queue_dead_letters WHERE dead_at < ?1 AND (?2 = '' OR queue = ?2)`)
+}
+
+// DeadLetterRequeue implements queue.Queue: the delete of the dead letter
+// and the send commit together.
+func (q *Queue) DeadLetterRequeue(ctx context.Context, p *queue.DeadLetterRequeueParams) (int64, error) {
+	if err := q.check("dead letter requeue"); err != nil {
+		return 0, err
+	}
+	if err := p.Validate(); err != nil {
+		return 0, err
+	}
+	var sent queue.SendParams
+	id, err := func() (int64, error) {
+		tx, err := q.db.W.BeginTx(ctx, nil)
+		if err != nil {
+			return 0, err
+		}
+		defer tx.Rollback()
+		if err := tx.StmtContext(ctx, q.dead.take).QueryRowContext(ctx, p.ID).Scan(&sent.Queue, &sent.Body); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return 0, fmt.Errorf("no dead letter has that id (tasker dead-letters list shows them): %w", taskertype.ErrNotFound)
+			}
+			return 0, err
+		}
+		id, err := q.sendWith(ctx, tx.StmtContext(ctx, q.send), &sent)
+		if err != nil {
+			return 0, err
+		}
+		return id, tx.Commit()
+	}()
+	if err != nil {
+		return 0, fmt.Errorf("queue: dead letter requeue %d: %w", p.ID, err)
+	}
+	q.NotifySent(sent)
+	return id, nil
+}
+
+// DeadLetterPurge implements queue.Queue: one statement.
+func (q *Queue) DeadLetterPurge(ctx context.Context, p *queue.DeadLetterPurgeParams) (int64, error) {
+	if err := q.check("dead letter purge"); err != nil {
+		return 0, err
+	}
+	if err := p.Validate(); err != nil {
+		return 0, err
+	}
+	res, err := q.dead.purge.ExecContext(ctx, sqlitedb.Micros(p.Before), p.Queue)
+	if err != nil {
+		return 0, fmt.Errorf("queue: dead letter purge: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("queue: dead letter purge: %w", err)
+	}
+	return n, nil
 }
 
 // MessageDeadLetter implements queue.Queue: the copy to the dead letters and

@@ -46,7 +46,9 @@ func (s *Store) TemplatePut(ctx context.Context, p *store.TemplatePutParams) err
 	slices.SortFunc(ts, func(a, b *store.Template) int {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name), cmp.Compare(a.Version, b.Version))
 	})
+	var replaced []*store.Template
 	err := pgx.BeginFunc(ctx, s.db.Pool, func(tx pgx.Tx) error {
+		replaced = nil
 		for _, t := range ts {
 			tag, err := tx.Exec(ctx, `INSERT INTO templates (`+templateCols+`, source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 				ON CONFLICT (namespace, name, version) DO NOTHING`,
@@ -64,12 +66,24 @@ func (s *Store) TemplatePut(ctx context.Context, p *store.TemplatePutParams) err
 			if err != nil {
 				return fmt.Errorf("store: %s: template %s: %w", op, t.Key(), err)
 			}
-			if old.Digest != t.Digest {
+			if old.Digest == t.Digest {
+				continue
+			}
+			if !p.Replace {
 				return &store.TemplateConflictError{Key: t.Key(), Stored: old, GivenDigest: t.Digest, GivenSource: t.SourceName}
 			}
+			if _, err := tx.Exec(ctx, `UPDATE templates SET source_name = $4, digest = $5, registered_at = $6, registered_by = $7, source = $8
+				WHERE namespace = $1 AND name = $2 AND version = $3`,
+				t.Namespace, t.Name, t.Version, t.SourceName, t.Digest, t.RegisteredAt, t.RegisteredBy, t.Source); err != nil {
+				return fmt.Errorf("store: %s: template %s: replace: %w", op, t.Key(), err)
+			}
+			replaced = append(replaced, old)
 		}
 		return nil
 	})
+	if err == nil {
+		p.Replaced = replaced
+	}
 	if pgdb.IsUndefinedTable(err) {
 		return fmt.Errorf("store: %s: %w: the database lacks the templates table: run `tasker migrate` (or open with AutoMigrate)", op, err)
 	}

@@ -15,14 +15,16 @@ import (
 const templateColumns = `namespace, name, version, source_name, digest, registered_at, registered_by`
 
 type templateStmts struct {
-	insert, meta        *sql.Stmt // writer
-	get, versions, list *sql.Stmt // readers
+	insert, meta, update *sql.Stmt // writer
+	get, versions, list  *sql.Stmt // readers
 }
 
 func (s *Store) prepareTemplates(p *sqlitedb.Preparer) {
 	t := &s.tmpl
 	t.insert = p.W(`INSERT INTO templates (` + templateColumns + `, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
 		ON CONFLICT (namespace, name, version) DO NOTHING`)
+	t.update = p.W(`UPDATE templates SET source_name = ?4, digest = ?5, registered_at = ?6, registered_by = ?7, source = ?8
+		WHERE namespace = ?1 AND name = ?2 AND version = ?3`)
 	t.meta = p.W(`SELECT ` + templateColumns + ` FROM templates WHERE namespace = ?1 AND name = ?2 AND version = ?3`)
 	t.get = p.R(`SELECT ` + templateColumns + `, source FROM templates WHERE namespace = ?1 AND name = ?2 AND version = ?3`)
 	t.versions = p.R(`SELECT version FROM templates WHERE namespace = ?1 AND name = ?2`)
@@ -68,6 +70,7 @@ func (s *Store) TemplatePut(ctx context.Context, p *store.TemplatePutParams) err
 	}
 	defer tx.Rollback()
 	insert, meta := tx.StmtContext(sctx, s.tmpl.insert), tx.StmtContext(sctx, s.tmpl.meta)
+	var replaced []*store.Template
 	for _, t := range p.Templates {
 		res, err := insert.ExecContext(sctx, t.Namespace, t.Name, t.Version, t.SourceName, t.Digest,
 			micros(t.RegisteredAt), t.RegisteredBy, t.Source)
@@ -84,13 +87,22 @@ func (s *Store) TemplatePut(ctx context.Context, p *store.TemplatePutParams) err
 		if err != nil {
 			return fmt.Errorf("store: %s: template %s: %w", op, t.Key(), err)
 		}
-		if old.Digest != t.Digest {
+		if old.Digest == t.Digest {
+			continue
+		}
+		if !p.Replace {
 			return &store.TemplateConflictError{Key: t.Key(), Stored: old, GivenDigest: t.Digest, GivenSource: t.SourceName}
 		}
+		if _, err := tx.StmtContext(sctx, s.tmpl.update).ExecContext(sctx, t.Namespace, t.Name, t.Version, t.SourceName, t.Digest,
+			micros(t.RegisteredAt), t.RegisteredBy, t.Source); err != nil {
+			return fmt.Errorf("store: %s: template %s: replace: %w", op, t.Key(), err)
+		}
+		replaced = append(replaced, old)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store: %s: commit: %w", op, err)
 	}
+	p.Replaced = replaced
 	return nil
 }
 

@@ -85,7 +85,7 @@ var cases = []struct {
 	{"steps moved several times in one transaction read back as moved, inside and after it", testStepHops},
 	{"a task's revision counts its transitions and its steps entering or leaving flight", testRevision},
 	{"prefetch changes no answer, skips unknown tasks and keeps what the transaction changed", testPrefetch},
-	{"templates are stored once per version, read back by version or latest, and never changed", testTemplates},
+	{"templates are stored once per version, read back by version or latest, and changed only by a put with Replace", testTemplates},
 	{"an attempt's outcome is stored only while the step carries its attempt ID", testAttemptFence},
 	{"a notification wakes the subscribers of its name once the transaction commits, never on a rollback", testNotify},
 	{"a step started in the transaction that created it keeps its attempt ID", testAttemptInCreatingTx},

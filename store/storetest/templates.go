@@ -79,6 +79,37 @@ func testTemplates(t *testing.T, e *env) {
 		t.Fatalf("the put that failed stored another of its templates: %v, want ErrNotFound", err)
 	}
 
+	// With Replace, the changed definition replaces the stored one, and
+	// the put says which it replaced; an unchanged one is left alone.
+	e.clock.Advance(time.Second)
+	changed.RegisteredBy, changed.RegisteredAt = "another@host:2", e.clock.Now()
+	same := storedTemplate(e, "shop", "refund", "0.1.0", "d4")
+	rp := &store.TemplatePutParams{Templates: []*store.Template{fresh, changed, same}, Replace: true}
+	if err := e.s.TemplatePut(ctx, rp); err != nil {
+		t.Fatalf("TemplatePut with Replace of another definition under a stored version: %v", err)
+	}
+	if len(rp.Replaced) != 1 || rp.Replaced[0].Key() != "shop/order@1.2.0" || rp.Replaced[0].Digest != "d1" ||
+		rp.Replaced[0].RegisteredBy != Processor {
+		t.Fatalf("TemplatePut with Replace: Replaced = %+v, want the stored shop/order@1.2.0 with digest d1", rp.Replaced)
+	}
+	got, err := get("shop", "order", "1.2.0")
+	if err != nil {
+		t.Fatalf("TemplateGet after a replace: %v", err)
+	}
+	checkTemplate(t, got, changed, true)
+	if got, err := get("shop", "aaa_new", "1.0.0"); err != nil {
+		t.Fatalf("TemplateGet of a template stored by a replacing put: %v", err)
+	} else {
+		checkTemplate(t, got, fresh, true)
+	}
+	if got, _ := get("shop", "refund", "0.1.0"); got == nil || got.SourceName != "" {
+		t.Fatalf("a put with Replace changed a stored template with the same digest: %+v", got)
+	}
+	// Back to the original definition, so that the checks below hold.
+	if err := e.s.TemplatePut(ctx, &store.TemplatePutParams{Templates: []*store.Template{v1}, Replace: true}); err != nil {
+		t.Fatalf("TemplatePut with Replace: %v", err)
+	}
+
 	for _, k := range [][3]string{{"shop", "order", "9.9.9"}, {"shop", "nope", ""}, {"nope", "order", "1.2.0"}} {
 		if _, err := get(k[0], k[1], k[2]); !errors.Is(err, taskertype.ErrNotFound) {
 			t.Fatalf("TemplateGet %v: %v, want ErrNotFound", k, err)
@@ -106,7 +137,7 @@ func testTemplates(t *testing.T, e *env) {
 		}
 		return keys
 	}
-	if got, want := list(&store.TemplateListParams{}), []string{"shop/order@1.2.0", "shop/order@1.10.0-rc.1", "shop/order@1.10.0", "shop/refund@0.1.0"}; !slices.Equal(got, want) {
+	if got, want := list(&store.TemplateListParams{}), []string{"shop/aaa_new@1.0.0", "shop/order@1.2.0", "shop/order@1.10.0-rc.1", "shop/order@1.10.0", "shop/refund@0.1.0"}; !slices.Equal(got, want) {
 		t.Fatalf("TemplateList: %v, want %v", got, want)
 	}
 	if got, want := list(&store.TemplateListParams{Namespace: "shop", Name: "refund"}), []string{"shop/refund@0.1.0"}; !slices.Equal(got, want) {
