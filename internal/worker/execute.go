@@ -292,12 +292,16 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 	}
 	// An outcome is reported even when the claim was lost: the fence
 	// (the attempt ID) decides whether it still counts. The message is
-	// then not acknowledged: it may be another worker's claim by now.
-	switch m, lost := w.leases.store(a); {
+	// acknowledged with this attempt's receipt either way: if another
+	// worker claimed it again since, the receipt matches nothing and the
+	// acknowledgement does nothing; if not, a message left behind would
+	// come back and have a later attempt recorded as lost.
+	switch m, _ := w.leases.store(a); {
 	case out.dropped:
 		w.log.Info("dropping the outcome of an attempt the step no longer waits for", "task_id", s.TaskID, "step", s.Name)
+		w.ack(m)
 	default:
-		w.report(&report{m: m, step: s, out: out, noAck: lost})
+		w.report(&report{m: m, step: s, out: out})
 	}
 	w.corr.Complete(id)
 	unregister()

@@ -26,9 +26,6 @@ type report struct {
 	m    *queue.Message
 	step *taskertype.Step
 	out  *outcome
-	// noAck: the claim on m was lost (another worker may hold the
-	// message): the outcome is stored and the message left alone.
-	noAck bool
 }
 
 // report stores an attempt's outcome and tells orchestration. It returns
@@ -42,7 +39,7 @@ type report struct {
 // group freed, so a chain of steps costs one transaction per step (a step of
 // a task another transaction holds starts in a transaction of its own).
 func (w *Worker) report(r *report) {
-	if !w.txQueue || r.out.released || r.noAck {
+	if !w.txQueue || r.out.released {
 		ctx, cancel := context.WithTimeout(context.Background(), reportBudget)
 		defer cancel()
 		w.storeOne(ctx, r)
@@ -173,7 +170,7 @@ func (w *Worker) recordTx(ctx context.Context, tx store.Tx, rec *transition.Reco
 // store errors until ctx ends.
 func (w *Worker) storeOne(ctx context.Context, r *report) {
 	m, step := r.m, r.step
-	ackInTx := w.txQueue && !r.out.released && !r.noAck
+	ackInTx := w.txQueue && !r.out.released
 	var err error
 	for attempt, delay := 1, 20*time.Millisecond; ; attempt, delay = attempt+1, min(2*delay, 2*time.Second) {
 		err = transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
@@ -195,7 +192,6 @@ func (w *Worker) storeOne(ctx context.Context, r *report) {
 	case err != nil && !errors.Is(err, errSkip) && !errors.Is(err, taskertype.ErrStaleState):
 		w.log.Error("giving up storing a step's result; the claim will expire and the attempt be recorded as lost",
 			"task_id", step.TaskID, "step", step.Name, "error", err)
-	case r.noAck: // the message may be another worker's claim by now
 	case r.out.released && err == nil:
 		w.finish(m.Queue, func(ctx context.Context) error {
 			return w.queue.MessageNack(ctx, &queue.NackParams{Queue: m.Queue, Receipt: m.Receipt()})
