@@ -73,8 +73,9 @@ type Config struct {
 	// workers run. Default: the namespaces of the templates registered
 	// when Start is called.
 	WorkerNamespaces []string
-	// WorkerConcurrency bounds the handlers running at once. Default 8 ×
-	// GOMAXPROCS.
+	// WorkerConcurrency bounds the handlers running at once. Default 64 ×
+	// GOMAXPROCS: slots are cheap, and the outcomes that finish together
+	// are stored in one transaction, up to this many.
 	WorkerConcurrency int
 	// ProcessorName names this process in the transition log. Default
 	// "host:pid".

@@ -3,10 +3,10 @@ package tasker
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"time"
 
 	"github.com/tasker-go/tasker/internal/dispatch"
+	"github.com/tasker-go/tasker/internal/worker"
 )
 
 // The dispatch channel's types, for programs that drive pull workers.
@@ -27,7 +27,7 @@ func (e *Engine) openPull() error {
 	if c.Capacity == 0 {
 		c.Capacity = e.cfg.WorkerConcurrency
 		if c.Capacity == 0 {
-			c.Capacity = 8 * runtime.GOMAXPROCS(0) // the worker's default concurrency
+			c.Capacity = worker.DefaultConcurrency()
 		}
 	}
 	if c.CompleteTimeout == 0 {

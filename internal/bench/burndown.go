@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,7 +35,10 @@ type BurnDownOptions struct {
 	Tasks int
 	// WorkerConcurrency of the draining engine; zero: the engine's default.
 	WorkerConcurrency int
-	Logger            *slog.Logger
+	// CPUProfile, if set, is a file that receives a CPU profile of this
+	// process over the drain (go tool pprof reads it).
+	CPUProfile string
+	Logger     *slog.Logger
 }
 
 // BurnDownReport is the figures of a burn-down. Per-task figures are over
@@ -155,6 +160,27 @@ func BurnDown(ctx context.Context, o BurnDownOptions) (r *BurnDownReport, err er
 	}
 	trips0, stmts0 := be.counts()
 	goCPU0 := processCPU()
+	stopProfile := func() error { return nil }
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return nil, fmt.Errorf("burn-down: the CPU profile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("burn-down: the CPU profile: %w", err)
+		}
+		profiling := true
+		stopProfile = func() error {
+			if !profiling {
+				return nil
+			}
+			profiling = false
+			pprof.StopCPUProfile()
+			return f.Close()
+		}
+		defer func() { err = errors.Join(err, stopProfile()) }()
+	}
 	start = time.Now()
 	if err := eng.Start(ctx); err != nil {
 		return nil, err
@@ -178,6 +204,9 @@ func BurnDown(ctx context.Context, o BurnDownOptions) (r *BurnDownReport, err er
 	}
 	elapsed := time.Since(start)
 	goCPU := processCPU() - goCPU0
+	if err := stopProfile(); err != nil {
+		return nil, fmt.Errorf("burn-down: the CPU profile: %w", err)
+	}
 	trips1, stmts1 := be.counts()
 	tasks := float64(o.Tasks)
 	r.DrainSeconds = elapsed.Seconds()

@@ -91,6 +91,7 @@ task. --json prints the figures as JSON.`,
 	cmd.Flags().StringVar(&o.DatabaseURL, "database-url", "", "run on this PostgreSQL database, in a temporary schema")
 	cmd.Flags().IntVar(&burn.Tasks, "burn-down", 0, "measure the drain of a backlog of this many tasks instead")
 	cmd.Flags().IntVar(&burn.WorkerConcurrency, "worker-concurrency", 0, "with --burn-down: the draining engine's worker concurrency (default: the engine's)")
+	cmd.Flags().StringVar(&burn.CPUProfile, "cpuprofile", "", "with --burn-down: write a CPU profile of the drain to this file")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "with --burn-down: print the figures as JSON")
 	cmd.Flags().DurationVar(&o.Idle, "idle", 10*time.Second, "with --database-url: how long to count the idle engine's round trips after each shape")
 	return cmd

@@ -213,27 +213,18 @@ func (l *leases) len() int {
 // steps still wait for their attempts, and cancels the handlers of those
 // that do not; and it checks at once the steps this process cancels or
 // resolves (events on the bus).
-func (w *Worker) heartbeat(ctx context.Context) {
+//
+// Its subscriptions are taken by subscribeStops before the first step can
+// start, so that no cancellation of a running step is missed.
+func (w *Worker) heartbeat(ctx context.Context, s stopSubscriptions) {
+	defer s.close()
+	moved, stopped := s.moved, s.stopped
 	var renewals sync.WaitGroup
 	defer renewals.Wait()
 	renew := time.NewTicker(w.cfg.VisibilityTimeout / heartbeatTicks)
 	defer renew.Stop()
 	check := time.NewTicker(w.cfg.CancelCheck)
 	defer check.Stop()
-	var moved <-chan events.Event
-	if w.cfg.Bus != nil {
-		sub, err := w.cfg.Bus.Subscribe(events.Filter{Kinds: []string{events.KindStepTransition},
-			To: []string{string(taskertype.StepCancelled), string(taskertype.StepResolvedManually)}}, 256)
-		if err == nil {
-			defer sub.Close()
-			moved = sub.C()
-		}
-	}
-	// Operators in any process notify this name when they take running
-	// steps out of progress (store.Tx.Notify): check at once rather than
-	// at the next tick. Signals coalesce; a spurious one costs one read.
-	stopped, unsubscribe := w.queue.Subscribe(queue.StepsStoppedChannel)
-	defer unsubscribe()
 	// Renewals run at once, up to maxRenewals of them.
 	sem := make(chan struct{}, maxRenewals)
 	var buf []*attempt
@@ -266,6 +257,39 @@ func (w *Worker) heartbeat(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// stopSubscriptions are the heartbeat's wake-ups about running steps taken
+// out of progress.
+type stopSubscriptions struct {
+	moved   <-chan events.Event // cancelled or resolved in this process (the bus); nil without a bus
+	stopped <-chan struct{}     // notified by any process (queue.StepsStoppedChannel)
+	close   func()
+}
+
+// subscribeStops subscribes to the heartbeat's wake-ups.
+func (w *Worker) subscribeStops() stopSubscriptions {
+	var s stopSubscriptions
+	var closeMoved func()
+	if w.cfg.Bus != nil {
+		sub, err := w.cfg.Bus.Subscribe(events.Filter{Kinds: []string{events.KindStepTransition},
+			To: []string{string(taskertype.StepCancelled), string(taskertype.StepResolvedManually)}}, 256)
+		if err == nil {
+			s.moved, closeMoved = sub.C(), func() { sub.Close() }
+		}
+	}
+	// Operators in any process notify this name when they take running
+	// steps out of progress (store.Tx.Notify): check at once rather than
+	// at the next tick. Signals coalesce; a spurious one costs one read.
+	stopped, unsubscribe := w.queue.Subscribe(queue.StepsStoppedChannel)
+	s.stopped = stopped
+	s.close = func() {
+		unsubscribe()
+		if closeMoved != nil {
+			closeMoved()
+		}
+	}
+	return s
 }
 
 // maxRenewals bounds the claims renewed at once.

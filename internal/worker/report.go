@@ -15,9 +15,6 @@ import (
 	"github.com/tasker-go/tasker/taskertype"
 )
 
-// maxReportBatch bounds the outcomes stored in one transaction.
-const maxReportBatch = 32
-
 // reportBudget bounds the time spent storing one outcome, retries included.
 const reportBudget = 30 * time.Second
 
