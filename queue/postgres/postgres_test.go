@@ -349,8 +349,8 @@ func TestTxHelpers(t *testing.T) {
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if s, err := q.QueueStats(ctx, "q"); err != nil || s.Visible+s.Claimed+s.Delayed != 0 || s.Archived != 1 {
-		t.Fatalf("after ClaimTx and AckTx: %+v, %v; want the message archived", s, err)
+	if s, err := q.QueueStats(ctx, "q"); err != nil || s.Visible+s.Claimed+s.Delayed+s.Archived != 0 {
+		t.Fatalf("after ClaimTx and AckTx: %+v, %v; want the message deleted", s, err)
 	}
 }
 
@@ -395,35 +395,36 @@ func TestSpecifics(t *testing.T) {
 		}
 	}
 
-	// The archive keeps acknowledged messages until purged.
-	if err := q.QueueEnsure(ctx, "q"); err != nil {
+	// With ArchiveOnAck, the archive keeps acknowledged messages until purged.
+	a := openQueue(t, dbURL, clock, func(c *queuepg.Config) { c.ArchiveOnAck = true })
+	if err := a.QueueEnsure(ctx, "q"); err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {
-		if _, err := q.MessageSend(ctx, &queue.SendParams{Queue: "q", Body: []byte("x")}); err != nil {
+		if _, err := a.MessageSend(ctx, &queue.SendParams{Queue: "q", Body: []byte("x")}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	msgs, err := q.MessageClaim(ctx, &queue.ClaimParams{Queue: "q", Max: 10, VisibilityTimeout: time.Minute})
+	msgs, err := a.MessageClaim(ctx, &queue.ClaimParams{Queue: "q", Max: 10, VisibilityTimeout: time.Minute})
 	if err != nil || len(msgs) != 3 {
 		t.Fatal(msgs, err)
 	}
-	if err := q.MessageAck(ctx, &queue.AckParams{Queue: "q", Receipts: []queue.Receipt{msgs[0].Receipt(), msgs[1].Receipt()}}); err != nil {
+	if err := a.MessageAck(ctx, &queue.AckParams{Queue: "q", Receipts: []queue.Receipt{msgs[0].Receipt(), msgs[1].Receipt()}}); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(time.Hour)
-	if err := q.MessageAck(ctx, &queue.AckParams{Queue: "q", Receipts: []queue.Receipt{msgs[2].Receipt()}}); err != nil {
+	if err := a.MessageAck(ctx, &queue.AckParams{Queue: "q", Receipts: []queue.Receipt{msgs[2].Receipt()}}); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := q.ArchivePurge(ctx, "q", clock.Now().Add(-time.Minute)); err != nil || n != 2 {
+	if n, err := a.ArchivePurge(ctx, "q", clock.Now().Add(-time.Minute)); err != nil || n != 2 {
 		t.Fatalf("ArchivePurge: %d, %v; want the 2 acknowledged an hour ago", n, err)
 	}
-	if s, err := q.QueueStats(ctx, "q"); err != nil || s.Archived != 1 {
+	if s, err := a.QueueStats(ctx, "q"); err != nil || s.Archived != 1 {
 		t.Fatalf("stats after the purge: %+v, %v", s, err)
 	}
 
-	// DeleteOnAck: acknowledged messages are not archived.
-	d := openQueue(t, dbURL, clock, func(c *queuepg.Config) { c.DeleteOnAck = true })
+	// By default, acknowledged messages are deleted, not archived.
+	d := openQueue(t, dbURL, clock)
 	if _, err := d.MessageSend(ctx, &queue.SendParams{Queue: "q", Body: []byte("y")}); err != nil {
 		t.Fatal(err)
 	}

@@ -66,10 +66,14 @@ type Config struct {
 	// Without it, a database that lacks them is an error that says to run
 	// `tasker migrate`.
 	AutoMigrate bool
-	// DeleteOnAck deletes acknowledged messages instead of moving them to
-	// the queue's archive table. Default false: an acknowledgement archives
-	// (PGMQ's archive), and ArchivePurge bounds the archive.
-	DeleteOnAck bool
+	// ArchiveOnAck moves acknowledged messages to the queue's archive
+	// table, as PGMQ's archive does, instead of deleting them; whoever sets
+	// it bounds the archive with ArchivePurge. Default false: an
+	// acknowledgement deletes, as queue.AckParams says. The engine never
+	// sets it: what a message did is in the transition log, and an archive
+	// nobody purges grows without bound (it also cost a row written per
+	// message: docs/benchmarks.md, "Burn-down").
+	ArchiveOnAck bool
 	// ReconnectMin and ReconnectMax bound the exponential backoff between
 	// attempts to reconnect the listener. Defaults 100ms and 10s.
 	ReconnectMin, ReconnectMax time.Duration
@@ -384,19 +388,19 @@ func receiptArgs(rs []queue.Receipt) ([]int64, []int32) {
 	return ids, reads
 }
 
-// ackQuery returns the statement that acknowledges receipts: it archives
-// them, or deletes them with Config.DeleteOnAck.
+// ackQuery returns the statement that acknowledges receipts: it deletes
+// them, or archives them with Config.ArchiveOnAck.
 func (q *Queue) ackQuery(name string, rs []queue.Receipt) (string, []any) {
 	ids, reads := receiptArgs(rs)
 	s := q.stmtsOf(name)
-	if q.cfg.DeleteOnAck {
-		return s.delete, []any{ids, reads}
+	if q.cfg.ArchiveOnAck {
+		return s.archiveMsgs, []any{q.now(), ids, reads}
 	}
-	return s.archiveMsgs, []any{q.now(), ids, reads}
+	return s.delete, []any{ids, reads}
 }
 
 // MessageAck implements queue.Queue: the messages move to the queue's
-// archive (or are deleted, with Config.DeleteOnAck), in one statement.
+// archive with Config.ArchiveOnAck), in one statement.
 // Receipts that match no message are skipped.
 func (q *Queue) MessageAck(ctx context.Context, p *queue.AckParams) error {
 	if err := q.check("ack"); err != nil {
@@ -507,7 +511,7 @@ func (q *Queue) ArchivePurge(ctx context.Context, name string, before time.Time)
 
 // QueueStats implements queue.Queue, in one statement. Stats of a queue that
 // was never ensured are an error wrapping taskertype.ErrNotFound. Archived
-// counts acknowledged messages too, unless Config.DeleteOnAck.
+// counts acknowledged messages too with Config.ArchiveOnAck.
 func (q *Queue) QueueStats(ctx context.Context, name string) (*queue.Stats, error) {
 	if err := q.check("stats"); err != nil {
 		return nil, err
