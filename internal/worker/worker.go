@@ -60,6 +60,12 @@ type Config struct {
 	Concurrency int
 	// ClaimBatch is the most messages claimed at once. Default Concurrency.
 	ClaimBatch int
+	// ReportGroups is how many transactions storing outcomes may run at
+	// once, when the queue shares the store's database: outcomes are split
+	// between that many group committers by task, so that one task's stay
+	// in order. A store with one writer (SQLite) gains nothing from more
+	// than one. Default 1.
+	ReportGroups int
 	// VisibilityTimeout is the lease of a claim: a heartbeat renews the
 	// claim of a running step once a third of it passed, and cancels the
 	// handler of a claim it could not renew by two thirds, before another
@@ -119,6 +125,9 @@ func (c Config) withDefaults() Config {
 	if c.ClaimBatch == 0 {
 		c.ClaimBatch = c.Concurrency
 	}
+	if c.ReportGroups == 0 {
+		c.ReportGroups = 1
+	}
 	if c.LeaseQueue == nil {
 		c.LeaseQueue = c.Queue
 	}
@@ -145,6 +154,8 @@ func (c Config) validate() error {
 		return errors.New("worker: Config.Queue is required")
 	case len(c.Namespaces) == 0:
 		return errors.New("worker: Config.Namespaces is empty: name at least one namespace to work for")
+	case c.ReportGroups < 0 || c.ReportGroups > 256:
+		return fmt.Errorf("worker: ReportGroups must be between 1 and 256, got %d", c.ReportGroups)
 	case c.Concurrency < 1:
 		return fmt.Errorf("worker: Concurrency must be at least 1, got %d", c.Concurrency)
 	case c.ClaimBatch < 1:
@@ -184,11 +195,11 @@ type Worker struct {
 	// claims gates the claims made outside the claim loops (in report and
 	// creation transactions): Stop closes it and waits for those under way.
 	claims  claimGate
-	queues  []string                 // the step queues of cfg.Namespaces
-	reports group.Committer[*report] // outcomes waiting for a group commit
-	corr    *correlation.Tracker     // the completion listener's correlations
-	bgDone  chan struct{}            // the background goroutines ended
-	stepCtx context.Context          // the context steps run under
+	queues  []string                   // the step queues of cfg.Namespaces
+	reports []group.Committer[*report] // outcomes waiting for a group commit, by task (Config.ReportGroups)
+	corr    *correlation.Tracker       // the completion listener's correlations
+	bgDone  chan struct{}              // the background goroutines ended
+	stepCtx context.Context            // the context steps run under
 
 	leases     *leases     // the running attempts and their claims
 	leaseQueue queue.Queue // renews claims (Config.LeaseQueue)
@@ -233,7 +244,10 @@ func New(cfg Config) (*Worker, error) {
 		// An attempt holds a slot or a reporting token (see work).
 		leases: newLeases(2 * cfg.Concurrency), leaseQueue: cfg.LeaseQueue,
 	}
-	w.reports = group.Committer[*report]{Max: w.cfg.Concurrency, Commit: w.storeBatch}
+	w.reports = make([]group.Committer[*report], cfg.ReportGroups)
+	for i := range w.reports {
+		w.reports[i] = group.Committer[*report]{Max: cfg.Concurrency, Commit: w.storeBatch}
+	}
 	corr, err := correlation.NewTracker(correlation.TrackerConfig{
 		// A running step is tracked from dispatch until its outcome is
 		// stored; it holds a slot while its handler runs and a reporting
