@@ -1,8 +1,10 @@
 package template
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"time"
 )
 
@@ -348,5 +350,54 @@ func (c *checker) checkTypes(t *Template, l *locator) {
 				}
 			}
 		}
+	}
+}
+
+// checkBuiltExtras checks the fields beyond the original format of a
+// template built in code: Parse checks them as it reads them.
+func (c *checker) checkBuiltExtras(t *Template) {
+	bad := func(step, field, msg, hint string) {
+		c.add(Problem{Step: step, Field: field, Message: msg, Hint: hint})
+	}
+	for i := range t.Steps {
+		s := &t.Steps[i]
+		label := stepLabel(s, i)
+		if s.Type != "" && !slices.Contains(StepTypes, s.Type) {
+			bad(label, "type", fmt.Sprintf("unknown step type %q", s.Type), "use one of the StepTypes")
+		}
+		if s.Config != nil {
+			var m map[string]json.RawMessage
+			if json.Unmarshal(s.Config, &m) != nil || m == nil {
+				bad(label, "config", "the configuration is not a JSON object", "give a JSON object, or nil for none")
+			}
+		}
+		for _, ev := range s.PublishesEvents {
+			switch {
+			case !eventNameRE.MatchString(ev.Name):
+				bad(label, "publishes_events", fmt.Sprintf("invalid event name %q", ev.Name), "use lowercase words joined by dots, e.g. order.created")
+			case ev.Condition != "" && !slices.Contains(EventConditions, ev.Condition):
+				bad(label, "publishes_events", fmt.Sprintf("event %s: unknown condition %q", ev.Name, ev.Condition), "use one of the EventConditions")
+			case ev.DeliveryMode != "" && !slices.Contains(DeliveryModes, ev.DeliveryMode):
+				bad(label, "publishes_events", fmt.Sprintf("event %s: unknown delivery mode %q", ev.Name, ev.DeliveryMode), "use one of the DeliveryModes")
+			}
+		}
+		if b := s.Batch; b != nil {
+			switch {
+			case b.BatchSize < 1 || b.BatchSize > MaxBatchSize:
+				bad(label, "batch_config.batch_size", fmt.Sprintf("batch_size %d is out of range 1..%d", b.BatchSize, MaxBatchSize), "")
+			case b.Parallelism < 1 || b.Parallelism > MaxParallelism:
+				bad(label, "batch_config.parallelism", fmt.Sprintf("parallelism %d is out of range 1..%d", b.Parallelism, MaxParallelism), "")
+			case b.WorkerTemplate == "":
+				bad(label, "batch_config.worker_template", "batch_config has no worker_template", "name the batch_worker step")
+			case b.FailureStrategy != "" && !slices.Contains(FailureStrategies, b.FailureStrategy):
+				bad(label, "batch_config.failure_strategy", fmt.Sprintf("unknown failure strategy %q", b.FailureStrategy), "use one of the FailureStrategies")
+			}
+		}
+	}
+	if lc := t.Lifecycle; lc != nil && lc.StalenessAction != "" && !slices.Contains(StalenessActions, lc.StalenessAction) {
+		bad("", "lifecycle.staleness_action", fmt.Sprintf("unknown staleness action %q", lc.StalenessAction), "use one of the StalenessActions")
+	}
+	if len(c.problems) == 0 && graphSound(t) {
+		c.checkTypes(t, nil)
 	}
 }

@@ -180,6 +180,7 @@ func (t *Template) Validate() error {
 			c.add(*p)
 		}
 	}
+	c.checkBuiltExtras(t)
 	return c.err()
 }
 
