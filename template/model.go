@@ -186,6 +186,9 @@ type Lifecycle struct {
 	AutoDLQOnTimeout  *bool
 }
 
+// IsStandard reports whether the step is a standard step.
+func (s *Step) IsStandard() bool { return s.TypeOf() == StepStandard }
+
 // TypeOf returns the step's type: StepStandard when Type is unset (a step
 // built in code).
 func (s *Step) TypeOf() StepType {
