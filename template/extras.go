@@ -397,7 +397,7 @@ func (c *checker) checkBuiltExtras(t *Template) {
 	if lc := t.Lifecycle; lc != nil && lc.StalenessAction != "" && !slices.Contains(StalenessActions, lc.StalenessAction) {
 		bad("", "lifecycle.staleness_action", fmt.Sprintf("unknown staleness action %q", lc.StalenessAction), "use one of the StalenessActions")
 	}
-	if len(c.problems) == 0 && graphSound(t) {
+	if graphSound(t) {
 		c.checkTypes(t, nil)
 	}
 }
