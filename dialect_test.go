@@ -195,4 +195,3 @@ func TestStepsThatNeedTheDecisionOrBatchRuntimeAreRefused(t *testing.T) {
 		}
 	}
 }
-
