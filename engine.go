@@ -61,6 +61,11 @@ type Config struct {
 	// `tasker run` sets it (the developer's edit-and-run loop); serve and
 	// worker take --replace-templates.
 	ReplaceTemplates bool
+	// Environment selects the overrides a tasker-core template's
+	// environments section applies when LoadTemplates reads it. Default
+	// template.DefaultEnvironment ("production"); the commands take
+	// --environment or TASKER_ENV.
+	Environment string
 	// Logger receives the engine's logs. Default: discard.
 	Logger *slog.Logger
 	// Clock tells the engine the time. Default: the wall clock.
@@ -354,7 +359,7 @@ func (e *Engine) guardBackends() error {
 // registers none if any is invalid or conflicts, and the error lists every
 // problem.
 func (e *Engine) LoadTemplates(ctx context.Context, paths ...string) error {
-	ts, err := template.LoadPaths(paths...)
+	ts, err := template.Loader{Environment: e.cfg.Environment}.LoadPaths(paths...)
 	if err != nil {
 		return err
 	}
@@ -426,8 +431,9 @@ func (e *Engine) startWorker(ctx context.Context) error {
 		MaxResultBytes: max(e.cfg.MaxResultBytes, 0),
 		// Claims are renewed past the queue's circuit breaker: a breaker
 		// open during a blip must not let them lapse.
-		LeaseQueue:  e.rawQueue,
-		CancelCheck: e.cfg.CancelCheck,
+		LeaseQueue:   e.rawQueue,
+		CancelCheck:  e.cfg.CancelCheck,
+		StepSettings: e.stepSettings,
 	}
 	if e.manyWriters {
 		// One transaction storing outcomes per CPU: while one waits on

@@ -2,8 +2,10 @@ package tasker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	"github.com/tasker-go/tasker/internal/worker"
 	"github.com/tasker-go/tasker/store"
 	"github.com/tasker-go/tasker/taskertype"
 	"github.com/tasker-go/tasker/template"
@@ -112,6 +114,44 @@ func (e *Engine) storeTemplates(ctx context.Context, ts []*template.Template) er
 			"template", old.Key(), "old_digest", old.Digest, "new_digest", digest,
 			"old_source", old.SourceName, "new_source", source, "old_registered_by", old.RegisteredBy)
 		e.tmpl.Invalidate(old.Namespace, old.Name)
+	}
+	return nil
+}
+
+// stepSettings gives a worker the configuration and method of a step from
+// its template, read through the template cache: the step's message names
+// the template (a message sent before messages did costs a read of the
+// task). A step its template does not declare gets none.
+func (e *Engine) stepSettings(ctx context.Context, ref worker.StepRef) (worker.StepSettings, error) {
+	name, version := ref.Template, ref.Version
+	if name == "" {
+		task, err := e.store.TaskGet(ctx, ref.TaskID)
+		if err != nil {
+			return worker.StepSettings{}, fmt.Errorf("read task %s: %w", ref.TaskID, err)
+		}
+		name, version = task.Name, task.Version
+	}
+	tpl, err := e.tmpl.Get(ctx, ref.Namespace, name, version)
+	if err != nil {
+		return worker.StepSettings{}, err
+	}
+	i := tpl.StepIndex(ref.Step)
+	if i < 0 {
+		return worker.StepSettings{}, nil
+	}
+	return worker.StepSettings{Config: tpl.Steps[i].Config, Method: tpl.Steps[i].Method}, nil
+}
+
+// checkRunnable refuses a template whose steps need the decision or batch
+// runtime, which this version does not have: run as plain steps, they would
+// do the wrong thing (a batch worker template would run once, a decision's
+// branches would all run).
+func checkRunnable(tpl *template.Template) error {
+	for i := range tpl.Steps {
+		if s := &tpl.Steps[i]; !s.IsStandard() {
+			return fmt.Errorf("tasker: create task from %s: %w: step %q is a %s step, and this version of tasker runs standard steps only (decision points, deferred convergence and batches are to come: issue 10): %w",
+				tpl.Key(), taskertype.ErrInvalid, s.Name, s.TypeOf(), errors.ErrUnsupported)
+		}
 	}
 	return nil
 }

@@ -47,6 +47,27 @@ type StepInput struct {
 	Context json.RawMessage
 	// Results holds the result of each dependency, by step name.
 	Results map[string]json.RawMessage
+	// Config is the step's configuration, from its template (config, or
+	// handler.initialization in tasker-core's dialect): a JSON object, nil
+	// when the step has none. DecodeConfig decodes it.
+	Config json.RawMessage
+	// Method is the entry point the template names for the handler
+	// (handler.method in tasker-core's dialect); "" for the default one,
+	// which tasker-core calls "call". A handler with several entry points
+	// dispatches on it.
+	Method string
+}
+
+// DecodeConfig decodes the step's configuration into v; a step without one
+// leaves v as it is.
+func (in *StepInput) DecodeConfig(v any) error {
+	if len(in.Config) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(in.Config, v); err != nil {
+		return Permanent(fmt.Errorf("decode the configuration of step %q: %w", in.StepName, err))
+	}
+	return nil
 }
 
 // DecodeContext decodes the task's context into v.

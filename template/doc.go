@@ -1,7 +1,13 @@
 // Package template reads, validates and keeps workflow templates.
 //
 // A template is a directed acyclic graph of steps declared in YAML; a task is
-// one run of a template. Parse turns one YAML document into a *Template,
+// one run of a template. Two dialects load into the same Template: the
+// format below, and tasker-core's (namespace_name, handler: {callable: ...},
+// dependencies, timeout_seconds, backoff_base_ms, environments ...). A file
+// is tasker-core's when its top level has namespace_name or a step's handler
+// is a mapping; docs/templates.md maps it key by key. A Loader chooses the
+// environment whose overrides a tasker-core template applies, and whether
+// warnings (the keys tasker-core ignores) are errors. Parse turns one YAML document into a *Template,
 // LoadFile and LoadPaths read files and directories, and a Registry holds the
 // templates a process knows, looked up by namespace, name and version.
 //
@@ -31,8 +37,21 @@
 //	      cap: 5m                  # default 5m; >= base
 //	      jitter: 0.1              # default 0.1, 0..1
 //	    timeout: 30s               # default 30s, > 0 and <= 24h
+//	    type: standard             # standard | decision | deferred_convergence | batchable | batch_worker
+//	    config: {k: v}             # optional JSON object, given to the handler (StepInput.Config)
+//	    method: validate           # optional entry point (StepInput.Method)
+//	    resolver: name             # optional, kept as written
+//	    system_dependency: erp     # optional
+//	    result_schema: {...}       # optional JSON Schema of the result, for tools
+//	    publishes_events: [...]    # optional domain events (docs/templates.md)
+//	    batch_config: {...}        # batchable and batch_worker steps (docs/templates.md)
+//	metadata: {author: me}         # optional, free-form
+//	system_dependencies: {primary: erp, secondary: [crm]}
+//	domain_events: [{name: order.created, description: ..., schema: {...}}]
+//	lifecycle: {max_duration_minutes: 60, staleness_action: dlq}
 //
-// Unknown keys are errors, and so are duplicate keys. Durations are Go duration strings ("500ms", "2s",
+// Unknown keys are errors, and so are duplicate keys (in a tasker-core
+// document unknown keys are warnings, Template.Warnings). Durations are Go duration strings ("500ms", "2s",
 // "1m30s"); a bare number is an error. A step's own field wins over the
 // template's defaults, which win over the built-in defaults (DefaultRetry,
 // DefaultTimeout).

@@ -1,8 +1,11 @@
 package template
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -31,12 +34,37 @@ func FuzzParse(f *testing.F) {
 		header + "context_schema: {type: object, required: [value], properties: {value: {type: integer, maximum: 9}}}\n" +
 			steps("start:demo.add", "left:demo.add:start", "right:demo.square:start", "join:demo.multiply:left, right"),
 		header + "description: >-\n  x\n  y\nsteps:\n  - {name: a, handler: h, retry: {max_attempts: 3, backoff: exponential}, timeout: 5s}\n  - {name: b, handler: h, depends_on: [a], retry: {backoff: fibonacci}}\n",
+		// tasker-core's dialect, small.
+		coreHeader + "steps:\n  - {name: a, handler: {callable: 'A::B', method: m, initialization: {timeout_ms: 5}}, retry: {max_attempts: 0, backoff_base_ms: 100}}\n" +
+			"  - {name: b, step_type: decision, handler: {callable: h}, dependencies: [a]}\n  - {name: c, handler: {callable: h}, depends_on: [b]}\n" +
+			"environments: {test: {steps: [{name: ALL, timeout_seconds: 3, retry: {max_attempts: 2}, handler: {initialization: {x: 1}}}]}}\n",
+		coreHeader + "lifecycle: {max_duration_minutes: 5, staleness_action: dlq}\nsteps:\n  - {name: p, type: batchable, handler: {callable: h}}\n" +
+			"  - {name: w, type: batch_worker, handler: {callable: h}, dependencies: [p], batch_config: {worker_template: w, batch_size: 5}}\n" +
+			"  - {name: z, type: deferred_convergence, handler: {callable: h}, dependencies: [w], publishes_events: [{name: a.b, condition: always}]}\n",
 	} {
 		f.Add([]byte(s))
+	}
+	// tasker-core's own fixtures (slow to minimize, but the shapes real
+	// templates have).
+	fixtures, _ := filepath.Glob("testdata/tasker-core/*.yaml")
+	for _, name := range fixtures {
+		if data, err := os.ReadFile(name); err == nil {
+			f.Add(data)
+		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		timer := time.AfterFunc(10*time.Second, func() { panic(fmt.Sprintf("SLOW input %q", data)) })
 		defer timer.Stop()
+		// The test environment and --strict: the other path through
+		// environments and warnings; it must hold the same promises.
+		if tp, err := (Loader{Environment: "test", Strict: true}).Parse("fuzz.yaml", data); err != nil {
+			var ve *ValidationError
+			if !errors.As(err, &ve) || len(ve.Problems) == 0 || tp != nil {
+				t.Fatalf("strict Parse error %T %v is not a *ValidationError with problems", err, err)
+			}
+		} else if len(tp.Warnings) != 0 {
+			t.Fatalf("strict Parse returned warnings: %v", tp.Warnings)
+		}
 		tp, err := Parse("fuzz.yaml", data)
 		if err != nil {
 			var ve *ValidationError
@@ -56,6 +84,19 @@ func FuzzParse(f *testing.F) {
 		// Add validates the template again, schema included.
 		if err := NewRegistry().Add(tp); err != nil {
 			t.Fatalf("a parsed template is refused by Registry.Add (Validate): %v", err)
+		}
+		// The stored document reads back, in the tasker dialect, as the
+		// same definition.
+		doc, err := Marshal(tp)
+		if err != nil {
+			t.Fatalf("Marshal: %v", err)
+		}
+		back, err := Parse("db", doc)
+		if err != nil {
+			t.Fatalf("Parse(Marshal(t)): %v\n%s", err, doc)
+		}
+		if again, err := Marshal(back); err != nil || !bytes.Equal(again, doc) {
+			t.Fatalf("the canonical document changed on a round trip (%v):\n%s\n%s", err, doc, again)
 		}
 	})
 }

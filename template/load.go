@@ -11,14 +11,36 @@ import (
 // MaxFileSize bounds the size of a template file.
 const MaxFileSize = 4 << 20
 
+// Loader says how template documents are read. The zero Loader applies
+// the overrides of DefaultEnvironment and keeps warnings as warnings.
+type Loader struct {
+	// Environment selects the overrides of a tasker-core template's
+	// environments section; "" means DefaultEnvironment. Commands take it
+	// from --environment or TASKER_ENV.
+	Environment string
+	// Strict makes warnings errors: in a tasker-core document, keys the
+	// loader does not know and overrides of steps that do not exist.
+	Strict bool
+}
+
+func (o Loader) environment() string {
+	if o.Environment == "" {
+		return DefaultEnvironment
+	}
+	return o.Environment
+}
+
+// LoadFile reads and parses one template file with the zero Loader.
+func LoadFile(path string) (*Template, error) { return Loader{}.LoadFile(path) }
+
 // LoadFile reads and parses one template file. A file that cannot be read
 // gives the os error (wrapped); a bad template gives a *ValidationError.
-func LoadFile(path string) (*Template, error) {
+func (o Loader) LoadFile(path string) (*Template, error) {
 	data, err := readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("template file %s: %w", path, err)
 	}
-	return Parse(path, data)
+	return o.Parse(path, data)
 }
 
 func readFile(path string) ([]byte, error) {
@@ -39,9 +61,15 @@ func readFile(path string) ([]byte, error) {
 // returns the templates that did load together with one *ValidationError
 // holding every problem of every file, including unreadable paths and keys
 // defined by more than one file.
-func LoadPaths(paths ...string) ([]*Template, error) {
+func LoadPaths(paths ...string) ([]*Template, error) { return Loader{}.LoadPaths(paths...) }
+
+// LoadPaths is the package function LoadPaths read with o. The warnings of
+// the files that loaded are on their templates; those of the files that
+// failed are in the error's Warnings.
+func (o Loader) LoadPaths(paths ...string) ([]*Template, error) {
 	var (
 		out      []*Template
+		warnings []Problem
 		problems []Problem
 		seen     = map[string]bool{}
 		keys     = map[Key]string{} // key → the file that defined it
@@ -63,11 +91,12 @@ func LoadPaths(paths ...string) ([]*Template, error) {
 			bad(path, "cannot read the file: "+describe(err), "check the path and its permissions")
 			return
 		}
-		t, err := Parse(path, data)
+		t, err := o.Parse(path, data)
 		var ve *ValidationError
 		switch {
 		case errors.As(err, &ve):
 			problems = append(problems, ve.Problems...)
+			warnings = append(warnings, ve.Warnings...)
 			return
 		case err != nil:
 			bad(path, err.Error(), "")
@@ -118,7 +147,7 @@ func LoadPaths(paths ...string) ([]*Template, error) {
 		}
 	}
 	if len(problems) > 0 {
-		return out, &ValidationError{Problems: problems}
+		return out, &ValidationError{Problems: problems, Warnings: warnings}
 	}
 	return out, nil
 }

@@ -13,6 +13,7 @@ import (
 func definition(t *Template) Template {
 	c := *t
 	c.Source, c.schema, c.index = "", nil, nil
+	c.Dialect, c.Environment, c.Warnings = "", "", nil
 	return c
 }
 

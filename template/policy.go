@@ -108,32 +108,64 @@ func validBackoff(b taskertype.Backoff) bool {
 	return false
 }
 
+// vocab names the fields of a retry policy and timeout in one dialect, for
+// problems: the model's fields are the tasker dialect's.
+type vocab struct {
+	base, cap, timeout, attemptsRange string
+	ms                                bool // durations are written in milliseconds / seconds
+}
+
+var (
+	taskerVocab = vocab{base: "base", cap: "cap", timeout: "timeout", attemptsRange: "1..100"}
+	coreVocab   = vocab{base: "backoff_base_ms", cap: "max_backoff_ms", timeout: "timeout_seconds", attemptsRange: "0..100", ms: true}
+)
+
+// field returns the dialect's name of a model field ("retry.base").
+func (v vocab) field(f string) string {
+	switch f {
+	case "retry.base":
+		return "retry." + v.base
+	case "retry.cap":
+		return "retry." + v.cap
+	case "timeout":
+		return v.timeout
+	}
+	return f
+}
+
 // checkPolicy checks the effective retry policy and timeout of a step.
-func checkPolicy(r taskertype.RetryPolicy, timeout time.Duration) []policyIssue {
+func checkPolicy(r taskertype.RetryPolicy, timeout time.Duration, v vocab) []policyIssue {
 	var out []policyIssue
 	if r.MaxAttempts < 1 || r.MaxAttempts > MaxAttemptsLimit {
+		hint := "max_attempts counts every attempt, the first included: 1 means no retry"
+		if v.ms {
+			hint = "max_attempts counts every attempt, the first included: 0 and 1 mean no retry"
+		}
 		out = append(out, policyIssue{[]string{"retry.max_attempts"},
-			fmt.Sprintf("max_attempts %d is out of range 1..%d", r.MaxAttempts, MaxAttemptsLimit),
-			"max_attempts counts every attempt, the first included: 1 means no retry"})
+			fmt.Sprintf("max_attempts %d is out of range %s", r.MaxAttempts, v.attemptsRange), hint})
 	}
 	if !validBackoff(r.Backoff) {
 		out = append(out, policyIssue{[]string{"retry.backoff"},
 			fmt.Sprintf("unknown backoff %q", r.Backoff),
 			"use one of " + backoffNames()})
 	}
+	base, cp := "a positive duration such as 1s", "1s"
+	if v.ms {
+		base, cp = "a positive number of milliseconds such as 1000", "1000"
+	}
 	switch {
 	case r.Base < 0:
 		out = append(out, policyIssue{[]string{"retry.base"},
-			fmt.Sprintf("base %s is negative", r.Base), "write a positive duration such as 1s"})
+			fmt.Sprintf("%s %s is negative", v.base, r.Base), "write " + base})
 	case r.Base == 0 && r.Backoff != taskertype.BackoffNone && validBackoff(r.Backoff):
 		out = append(out, policyIssue{[]string{"retry.base", "retry.backoff"},
-			fmt.Sprintf("base is 0s but backoff is %s", r.Backoff),
-			"give a positive base such as 1s, or set backoff: none for retries without delay"})
+			fmt.Sprintf("%s is 0s but backoff is %s", v.base, r.Backoff),
+			fmt.Sprintf("give a positive %s such as %s, or set backoff: none for retries without delay", v.base, cp)})
 	}
 	if r.Base >= 0 && r.Cap < r.Base {
 		out = append(out, policyIssue{[]string{"retry.cap", "retry.base"},
-			fmt.Sprintf("cap %s is below base %s", r.Cap, r.Base),
-			"cap bounds every delay: make it at least base"})
+			fmt.Sprintf("%s %s is below %s %s", v.cap, r.Cap, v.base, r.Base),
+			fmt.Sprintf("%s bounds every delay: make it at least %s", v.cap, v.base)})
 	}
 	if math.IsNaN(r.Jitter) || r.Jitter < 0 || r.Jitter > 1 {
 		out = append(out, policyIssue{[]string{"retry.jitter"},
@@ -141,13 +173,16 @@ func checkPolicy(r taskertype.RetryPolicy, timeout time.Duration) []policyIssue 
 			"jitter is a fraction: 0.1 spreads each delay by ±10%"})
 	}
 	if timeout < MinTimeout || timeout > MaxTimeout {
+		hint := "give a duration of at least 1ms and at most 24h, such as 30s"
+		if v.ms {
+			hint = "give timeout_seconds from 1 to 86400 (or handler.initialization.timeout_ms from 1 to 86400000)"
+		}
 		out = append(out, policyIssue{[]string{"timeout"},
-			fmt.Sprintf("timeout %s is out of range [%s, %s]", timeout, MinTimeout, MaxTimeout),
-			"give a duration of at least 1ms and at most 24h, such as 30s"})
+			fmt.Sprintf("%s %s is out of range [%s, %s]", v.timeout, timeout, MinTimeout, MaxTimeout), hint})
 	}
 	if r.Base%time.Microsecond != 0 || r.Cap%time.Microsecond != 0 {
 		out = append(out, policyIssue{[]string{"retry.base", "retry.cap"},
-			fmt.Sprintf("base %s or cap %s is finer than a microsecond", r.Base, r.Cap),
+			fmt.Sprintf("%s %s or %s %s is finer than a microsecond", v.base, r.Base, v.cap, r.Cap),
 			"delays are kept to the microsecond: write 500us rather than 500ns"})
 	}
 	return out
@@ -191,11 +226,20 @@ func (p *parser) policyFields(r *rawRetry, timeout scalar, step int, prefix stri
 // field set at this level, so that a bad default is reported once, at the
 // defaults, and not again for every step.
 func (p *parser) reportPolicy(eff, own policyFields, step int, label, prefix string) {
-	for _, is := range checkPolicy(eff.policy()) {
+	p.reportPolicyAt(eff, own, label, taskerVocab, func(field string) (int, string) {
+		return p.loc.line(step, strings.Split(prefix+field, ".")...), prefix + field
+	})
+}
+
+// reportPolicyAt is reportPolicy for any dialect: at gives the line and the
+// name, as written, of a model field ("retry.base") set at this level.
+func (p *parser) reportPolicyAt(eff, own policyFields, label string, v vocab, at func(field string) (int, string)) {
+	r, timeout := eff.policy()
+	for _, is := range checkPolicy(r, timeout, v) {
 		for _, field := range is.fields {
 			if own.has(field) {
-				p.add(Problem{Line: p.loc.line(step, strings.Split(prefix+field, ".")...), Step: label,
-					Field: prefix + field, Message: is.msg, Hint: is.hint})
+				line, name := at(field)
+				p.add(Problem{Line: line, Step: label, Field: name, Message: is.msg, Hint: is.hint})
 				break
 			}
 		}

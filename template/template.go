@@ -2,6 +2,7 @@ package template
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -71,8 +72,29 @@ type Template struct {
 	ContextSchema json.RawMessage
 	// Steps in file order.
 	Steps []Step
+	// Metadata is free-form documentation (author, tags, ...) as a JSON
+	// object; nil for none.
+	Metadata json.RawMessage
+	// SystemDependencies names the systems the steps talk to; nil for none.
+	SystemDependencies *SystemDependencies
+	// DomainEvents are the template's domain event definitions.
+	DomainEvents []DomainEvent
+	// Lifecycle holds staleness thresholds; nil: the defaults.
+	Lifecycle *Lifecycle
+
+	// What follows is not part of the definition (Marshal leaves it out).
+
 	// Source is the file path, or the source name given to Parse.
 	Source string
+	// Dialect is the dialect the document was written in.
+	Dialect Dialect
+	// Environment is the environment whose overrides (a tasker-core
+	// template's environments section) were applied; "" when the document
+	// had none for it. The steps hold the resolved values.
+	Environment string
+	// Warnings lists what the loader ignored: the keys of a tasker-core
+	// template it does not know, overrides for steps that do not exist.
+	Warnings []Problem
 
 	schema *jsonschema.Schema // compiled ContextSchema; nil for none or for a hand-built template
 	index  map[string]int     // step name → position; nil for a hand-built template
@@ -81,10 +103,32 @@ type Template struct {
 // Step is one node of a template's DAG, with defaults applied.
 type Step struct {
 	Name, Handler, Description string
+	// Type says how orchestration treats the step; "" is StepStandard
+	// (Parse leaves a standard step's Type "": use TypeOf).
+	Type StepType
+	// Method is the handler's entry point (tasker-core's handler.method);
+	// "" for the default one.
+	Method string
+	// Resolver is tasker-core's handler.resolver hint, kept as written: Go
+	// handlers are found by their name only.
+	Resolver string
+	// Config is the step's configuration, a JSON object handed to the
+	// handler (taskertype.StepInput.Config); tasker-core's
+	// handler.initialization. nil for none.
+	Config json.RawMessage
 	// DependsOn names the steps that must finish before this one runs.
 	DependsOn []string
 	Retry     taskertype.RetryPolicy
 	Timeout   time.Duration
+	// SystemDependency names the system the step talks to; "" for none.
+	SystemDependency string
+	// ResultSchema is the JSON Schema of the handler's result, as JSON;
+	// documentation for tools, not checked at run time. nil for none.
+	ResultSchema json.RawMessage
+	// PublishesEvents are the domain events the step publishes.
+	PublishesEvents []EventDeclaration
+	// Batch configures the workers of a batchable step; nil for none.
+	Batch *BatchConfig
 }
 
 // Key returns the template's identity.
@@ -127,7 +171,7 @@ func (t *Template) Validate() error {
 	c.checkTemplate(t, nil, nil)
 	for i := range t.Steps {
 		s := &t.Steps[i]
-		for _, is := range checkPolicy(s.Retry, s.Timeout) {
+		for _, is := range checkPolicy(s.Retry, s.Timeout, taskerVocab) {
 			c.add(Problem{Step: s.Name, Field: is.fields[0], Message: is.msg, Hint: is.hint})
 		}
 	}
@@ -136,26 +180,68 @@ func (t *Template) Validate() error {
 			c.add(*p)
 		}
 	}
+	c.checkBuiltExtras(t)
 	return c.err()
 }
 
-// Parse reads one template from YAML. source names the data in problems,
-// usually a file path. On failure the error is a *ValidationError listing
-// every problem found.
+// Parse reads one template from YAML, in either dialect, with the zero
+// Loader: the overrides of DefaultEnvironment, warnings kept on the
+// template. source names the data in problems, usually a file path. On
+// failure the error is a *ValidationError listing every problem found.
 func Parse(source string, data []byte) (*Template, error) {
-	p := &parser{checker: checker{source: source}}
+	return Loader{}.Parse(source, data)
+}
+
+// Parse reads one template from YAML, in either dialect (docs/templates.md
+// says how the dialect is told). See the package function Parse.
+func (o Loader) Parse(source string, data []byte) (*Template, error) {
+	p := &parser{checker: checker{source: source}, opts: o}
 	t := p.parse(data)
+	if o.Strict && len(p.warnings) > 0 {
+		for _, w := range p.warnings {
+			w.Hint = strictHint(w.Hint)
+			p.add(w)
+		}
+		p.warnings = nil
+		t = nil
+	}
 	if err := p.err(); err != nil {
+		var ve *ValidationError
+		if errors.As(err, &ve) {
+			ve.Warnings = p.warnings
+		}
 		return nil, err
 	}
 	t.Source = source
+	t.Warnings = p.warnings
 	return t, nil
+}
+
+func strictHint(h string) string {
+	const s = "--strict makes this an error"
+	if h == "" {
+		return s
+	}
+	return h + " (" + s + ")"
 }
 
 // parser turns YAML into a Template, collecting problems as it goes.
 type parser struct {
 	checker
-	loc *locator
+	loc      *locator
+	opts     Loader
+	core     bool      // the document is in the tasker-core dialect
+	why      string    // what made it tasker-core, for messages
+	warnings []Problem // what a tasker-core document carries that is ignored
+}
+
+// warn records something ignored: a warning, or an error with Strict.
+func (p *parser) warn(w Problem) {
+	w.Source = p.source
+	if len(p.warnings) >= maxProblems {
+		return
+	}
+	p.warnings = append(p.warnings, w)
 }
 
 func (p *parser) parse(data []byte) *Template {
@@ -165,6 +251,9 @@ func (p *parser) parse(data []byte) *Template {
 	}
 	p.loc = newLocator(doc)
 	l := p.loc
+	if p.core && l.root != nil {
+		return p.parseCore()
+	}
 	if l.root == nil {
 		if l.empty {
 			p.add(Problem{Line: l.docLine, Message: "the document is empty",
@@ -228,17 +317,27 @@ func (p *parser) parse(data []byte) *Template {
 		s.Name = p.str(rs.Name, i, label, "name", skip)
 		s.Handler = p.str(rs.Handler, i, label, "handler", skip)
 		s.Description = p.str(rs.Description, i, label, "description", skip)
-		s.DependsOn = p.list(rs.DependsOn, i, label, skip)
+		s.DependsOn = p.list(rs.DependsOn, i, label, skip, "depends_on")
 		own := p.policyFields(rs.Retry, rs.Timeout, i, "")
 		eff := own.over(defaults)
 		p.reportPolicy(eff, own, i, label, "")
 		s.Retry, s.Timeout = eff.policy()
+		p.ownStep(&s, i, label)
 		t.Steps = append(t.Steps, s)
 	}
 	p.checkTemplate(t, l, skip)
+	if !skip["graph"] && !skip["steps"] && graphSound(t) {
+		p.checkTypes(t, l)
+	}
+	top := map[string]entry{}
+	for _, e := range entries(l.root) {
+		top[e.key] = e
+	}
+	p.templateExtras(t, top)
+	t.Dialect = DialectTasker
 
 	if l.schemaNode != nil {
-		t.ContextSchema, t.schema = p.schema(l.schemaNode)
+		t.ContextSchema, t.schema = p.schema(l.schemaNode, "context_schema")
 	}
 	if len(p.problems) > 0 {
 		return nil
@@ -250,21 +349,38 @@ func (p *parser) parse(data []byte) *Template {
 	return t
 }
 
-// schema converts the context_schema node to JSON and compiles it.
-func (p *parser) schema(n *yamlNode) (json.RawMessage, *jsonschema.Schema) {
-	line := p.loc.line(-1, "context_schema")
+// ownStep reads the keys of step i that the strict decoder leaves to the
+// node tree: type, method, resolver, config and stepExtras's.
+func (p *parser) ownStep(s *Step, i int, label string) {
+	f := map[string]entry{}
+	for _, e := range entries(p.loc.steps[i]) {
+		f[e.key] = e
+	}
+	a := at{step: i, label: label}
+	s.Method, _ = p.text(f, "method", a)
+	s.Resolver, _ = p.text(f, "resolver", a)
+	if c, ok := p.jsonOf(f, "config", a, true); ok && string(c) != "{}" {
+		s.Config = c
+	}
+	p.stepExtras(s, f, a)
+}
+
+// schema converts the context schema node (field: context_schema or
+// input_schema) to JSON and compiles it.
+func (p *parser) schema(n *yamlNode, field string) (json.RawMessage, *jsonschema.Schema) {
+	line := p.loc.line(-1, field)
 	v, at, err := nodeToJSON(n)
 	if err != nil {
 		if at == 0 {
 			at = line
 		}
-		p.add(Problem{Line: at, Field: "context_schema", Message: "the schema is not JSON: " + err.Error(),
+		p.add(Problem{Line: at, Field: field, Message: "the schema is not JSON: " + err.Error(),
 			Hint: "write the schema with JSON values only: strings, finite numbers, booleans, null, lists and mappings"})
 		return nil, nil
 	}
 	js, err := json.Marshal(v)
 	if err != nil {
-		p.add(Problem{Line: line, Field: "context_schema", Message: "the schema is not JSON: " + err.Error(),
+		p.add(Problem{Line: line, Field: field, Message: "the schema is not JSON: " + err.Error(),
 			Hint: "write the schema with JSON values only"})
 		return nil, nil
 	}
@@ -273,6 +389,7 @@ func (p *parser) schema(n *yamlNode) (json.RawMessage, *jsonschema.Schema) {
 		if prob.Line == 0 {
 			prob.Line = line
 		}
+		prob.Field = field
 		p.add(*prob)
 		return nil, nil
 	}
@@ -294,24 +411,24 @@ func (p *parser) str(s scalar, step int, label, field string, skip map[string]bo
 	return s.value
 }
 
-// list reads depends_on.
-func (p *parser) list(l list, step int, label string, skip map[string]bool) []string {
+// list reads depends_on (field: the key as written).
+func (p *parser) list(l list, step int, label string, skip map[string]bool, field string) []string {
 	if !l.set {
 		return nil
 	}
 	if l.kind != sequenceKind {
-		p.add(Problem{Line: l.line, Step: label, Field: "depends_on",
+		p.add(Problem{Line: l.line, Step: label, Field: field,
 			Message: "got " + article(kindName(l.node)) + ", want a list of step names",
-			Hint:    "write depends_on: [step_a, step_b]"})
+			Hint:    "write " + field + ": [step_a, step_b]"})
 		skip[skipKey(step, "depends_on")] = true
 		return nil
 	}
 	out := make([]string, 0, len(l.items))
 	for _, it := range l.items {
 		if it.kind != scalarKind || it.tag == "!!null" {
-			p.add(Problem{Line: it.line, Step: label, Field: "depends_on",
+			p.add(Problem{Line: it.line, Step: label, Field: field,
 				Message: "got " + article(kindName(it.node)) + " in the list, want a step name",
-				Hint:    "write depends_on: [step_a, step_b]"})
+				Hint:    "write " + field + ": [step_a, step_b]"})
 			skip[skipKey(step, "depends_on")] = true
 			continue
 		}

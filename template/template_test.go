@@ -190,8 +190,8 @@ func TestBuiltInDefaults(t *testing.T) {
 	if r != want || DefaultTimeout != 30*time.Second {
 		t.Errorf("DefaultRetry() = %+v, DefaultTimeout = %v", r, DefaultTimeout)
 	}
-	if len(checkPolicy(r, DefaultTimeout)) != 0 {
-		t.Errorf("the built-in defaults break a rule: %v", checkPolicy(r, DefaultTimeout))
+	if len(checkPolicy(r, DefaultTimeout, taskerVocab)) != 0 {
+		t.Errorf("the built-in defaults break a rule: %v", checkPolicy(r, DefaultTimeout, taskerVocab))
 	}
 }
 

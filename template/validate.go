@@ -12,7 +12,7 @@ import (
 
 var (
 	namePattern    = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
-	handlerPattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.:-]{0,127}$`)
+	handlerPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.:-]{0,499}$`)
 )
 
 // Problem is one thing wrong with a template.
@@ -56,6 +56,9 @@ func (p Problem) String() string {
 // matches taskertype.ErrInvalid with errors.Is.
 type ValidationError struct {
 	Problems []Problem
+	// Warnings lists what the loader would have ignored (Template.Warnings)
+	// in the documents that failed.
+	Warnings []Problem
 }
 
 // Error returns a one-line summary followed by one problem per line.
@@ -93,6 +96,7 @@ func (e *ValidationError) Is(target error) bool { return target == taskertype.Er
 // checker collects problems of one source.
 type checker struct {
 	source   string
+	core     bool // the document is a tasker-core template: name its keys
 	problems []Problem
 	dropped  int // problems beyond maxProblems
 }
@@ -143,8 +147,12 @@ func (c *checker) checkTemplate(t *Template, l *locator, skip map[string]bool) {
 			"name: my_workflow", "")
 	}
 	if !skip[skipKey(-1, "namespace")] {
-		c.checkName(t.Namespace, "namespace", "", line(-1, "namespace"),
-			"namespace: demo", " (the namespace also names the queue worker_<namespace>)")
+		ns := "namespace"
+		if c.core {
+			ns = "namespace_name"
+		}
+		c.checkName(t.Namespace, ns, "", line(-1, "namespace"),
+			ns+": demo", " (the namespace also names the queue worker_<namespace>)")
 	}
 	if !skip[skipKey(-1, "version")] {
 		c.checkVersion(t.Version, line(-1, "version"))
@@ -191,13 +199,16 @@ func (c *checker) checkTemplate(t *Template, l *locator, skip map[string]bool) {
 		}
 		if !skip[skipKey(i, "handler")] {
 			switch {
+			case s.Handler == "" && c.core:
+				c.add(Problem{Line: line(i), Step: label, Field: "handler", Message: "missing handler",
+					Hint: "name the handler that runs the step: handler: {callable: payments.validate}"})
 			case s.Handler == "":
 				c.add(Problem{Line: line(i), Step: label, Field: "handler", Message: "missing handler",
 					Hint: "name the function that runs the step, e.g. handler: demo.square"})
 			case !handlerPattern.MatchString(s.Handler):
 				c.add(Problem{Line: line(i, "handler"), Step: label, Field: "handler",
 					Message: fmt.Sprintf("invalid handler name %q", s.Handler),
-					Hint:    "start with a letter; use letters, digits and _ . : - ; at most 128 characters"})
+					Hint:    "start with a letter; use letters, digits and _ . : - ; at most 500 characters"})
 			}
 		}
 	}
@@ -211,7 +222,7 @@ func (c *checker) checkTemplate(t *Template, l *locator, skip map[string]bool) {
 		label := stepLabel(s, i)
 		seen := map[string]bool{}
 		for j, d := range s.DependsOn {
-			at := l.item(i, "depends_on", j)
+			at := l.item(i, l.depsKey(i), j)
 			switch idx, ok := first[d]; {
 			case d == s.Name && d != "":
 				c.add(Problem{Line: at, Step: label, Field: "depends_on",
@@ -246,9 +257,9 @@ func (c *checker) checkTemplate(t *Template, l *locator, skip map[string]bool) {
 				fmt.Sprintf("... (%d more)", len(names)-maxCycleShown-1), names[len(names)-1])
 		}
 		start := cyc[0]
-		at := line(start, "depends_on")
+		at := line(start, l.depsKey(start))
 		if k := slices.Index(t.Steps[start].DependsOn, t.Steps[cyc[1%len(cyc)]].Name); k >= 0 {
-			at = l.item(start, "depends_on", k)
+			at = l.item(start, l.depsKey(start), k)
 		}
 		c.add(Problem{Line: at, Step: stepLabel(&t.Steps[start], start), Field: "depends_on",
 			Message: "cycle: " + strings.Join(names, " -> "),

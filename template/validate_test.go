@@ -367,9 +367,12 @@ func TestParseReportsProblems(t *testing.T) {
 			want: [][]string{{`step "a": retry: got a list, want a mapping`}},
 		},
 		{
-			name: "a handler given as a mapping is refused once",
+			name: "a handler given as a mapping makes the document tasker-core, where namespace mixes the dialects",
 			src:  header + "steps:\n  - name: a\n    handler: {x: 1}\n",
-			want: [][]string{{`step "a": handler: got a mapping, want a string`}},
+			want: [][]string{
+				{`test.yaml:2: namespace: "namespace" is a key of the tasker dialect`, "the handler of step #1 at line 6 is a mapping", "write namespace_name: instead"},
+				{`test.yaml:6: step "a": handler.callable: the handler has no callable`},
+			},
 		},
 	}
 	for _, tc := range tests {

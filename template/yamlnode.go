@@ -32,6 +32,11 @@ type rawTemplate struct {
 	ContextSchema yaml.Node    `yaml:"context_schema"` // read from the node tree
 	Defaults      *rawDefaults `yaml:"defaults"`
 	Steps         []rawStep    `yaml:"steps"`
+	// Read from the node tree (templateExtras).
+	Metadata           yaml.Node `yaml:"metadata"`
+	SystemDependencies yaml.Node `yaml:"system_dependencies"`
+	DomainEvents       yaml.Node `yaml:"domain_events"`
+	Lifecycle          yaml.Node `yaml:"lifecycle"`
 }
 
 type rawDefaults struct {
@@ -46,6 +51,15 @@ type rawStep struct {
 	DependsOn   list      `yaml:"depends_on"`
 	Retry       *rawRetry `yaml:"retry"`
 	Timeout     scalar    `yaml:"timeout"`
+	// Read from the node tree (stepExtras, ownStep).
+	Type             yaml.Node `yaml:"type"`
+	Method           yaml.Node `yaml:"method"`
+	Resolver         yaml.Node `yaml:"resolver"`
+	Config           yaml.Node `yaml:"config"`
+	SystemDependency yaml.Node `yaml:"system_dependency"`
+	ResultSchema     yaml.Node `yaml:"result_schema"`
+	PublishesEvents  yaml.Node `yaml:"publishes_events"`
+	BatchConfig      yaml.Node `yaml:"batch_config"`
 }
 
 type rawRetry struct {
@@ -58,10 +72,27 @@ type rawRetry struct {
 }
 
 var (
-	templateKeys = []string{"name", "namespace", "version", "description", "context_schema", "defaults", "steps"}
+	templateKeys = []string{"name", "namespace", "version", "description", "context_schema", "defaults", "steps",
+		"metadata", "system_dependencies", "domain_events", "lifecycle"}
 	defaultsKeys = []string{"retry", "timeout"}
-	stepKeys     = []string{"name", "handler", "description", "depends_on", "retry", "timeout"}
-	retryKeys    = []string{"retryable", "max_attempts", "backoff", "base", "cap", "jitter"}
+	stepKeys     = []string{"name", "handler", "description", "depends_on", "retry", "timeout",
+		"type", "method", "resolver", "config", "system_dependency", "result_schema", "publishes_events", "batch_config"}
+	retryKeys = []string{"retryable", "max_attempts", "backoff", "base", "cap", "jitter"}
+
+	// coreKeys are tasker-core's names, met in a tasker document: what to
+	// write instead.
+	coreKeys = map[string]string{
+		"namespace_name":  "write namespace: instead (or write the whole file in the tasker-core dialect)",
+		"input_schema":    "write the schema under context_schema instead",
+		"environments":    "the tasker dialect has no environments: write the values for this process, or use the tasker-core dialect",
+		"dependencies":    "write depends_on: instead",
+		"step_type":       "write type: instead",
+		"timeout_seconds": "write timeout: 30s (a duration) instead",
+		"initialization":  "write the step's configuration under config instead",
+		"callable":        "write handler: <name> instead",
+		"backoff_base_ms": "write base: 100ms (a duration) instead",
+		"max_backoff_ms":  "write cap: 30s (a duration) instead",
+	}
 )
 
 // scalar is one YAML value as written. A null leaves it unset.
@@ -178,6 +209,9 @@ func (p *parser) decode(data []byte) (doc *yaml.Node, raw *rawTemplate, decodeEr
 		p.syntax(err)
 		return nil, nil, nil, false
 	}
+	if p.detect(doc) {
+		return doc, nil, nil, true // read from the node tree alone (parseCore)
+	}
 	raw = &rawTemplate{}
 	strict := yaml.NewDecoder(bytes.NewReader(data))
 	strict.KnownFields(true)
@@ -258,8 +292,11 @@ func (p *parser) translate(e string) {
 		if s := suggest(key, known); s != "" {
 			hint = fmt.Sprintf("did you mean %q? ", s) + hint
 		}
-		p.add(Problem{Line: line, Step: l.label(step), Field: prefix + key,
-			Message: fmt.Sprintf("unknown key %q", key), Hint: hint})
+		msg := fmt.Sprintf("unknown key %q", key)
+		if instead, ok := coreKeys[key]; ok {
+			msg, hint = p.mixed(key), instead
+		}
+		p.add(Problem{Line: line, Step: l.label(step), Field: prefix + key, Message: msg, Hint: hint})
 		return
 	}
 	if m := duplicateKeyRE.FindStringSubmatch(e); m != nil {
@@ -471,10 +508,14 @@ func (l *locator) line(i int, path ...string) int {
 			break
 		}
 		var next *yaml.Node
-		for j := 0; j+1 < len(n.Content); j += 2 {
-			if n.Content[j].Value == key {
-				best = n.Content[j].Line
-				next = resolve(n.Content[j+1])
+		for _, k := range []string{key, aliases[key]} {
+			for j := 0; k != "" && next == nil && j+1 < len(n.Content); j += 2 {
+				if n.Content[j].Value == k {
+					best = n.Content[j].Line
+					next = resolve(n.Content[j+1])
+				}
+			}
+			if next != nil {
 				break
 			}
 		}
@@ -484,6 +525,21 @@ func (l *locator) line(i int, path ...string) int {
 		n = next
 	}
 	return best
+}
+
+// depsKey returns the key step i lists its dependencies under:
+// dependencies (tasker-core) or depends_on.
+func (l *locator) depsKey(i int) string {
+	if l != nil && i >= 0 && i < len(l.steps) && lookup(l.steps[i], "dependencies") != nil {
+		return "dependencies"
+	}
+	return "depends_on"
+}
+
+// aliases are the tasker-core names of keys, tried when the tasker name is
+// not in the document.
+var aliases = map[string]string{
+	"namespace": "namespace_name", "context_schema": "input_schema", "timeout": "timeout_seconds", "type": "step_type",
 }
 
 // item returns the line of the j-th entry of the list under field of step i.

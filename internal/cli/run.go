@@ -23,6 +23,7 @@ type runOptions struct {
 	output                string
 	quiet                 bool
 	maxContext, maxResult int
+	environment           string
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -48,7 +49,22 @@ Exit code 0: the task completed; 1: it ended otherwise; 2: bad input.`,
 	cmd.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "do not show progress, only the summary")
 	maxContextFlag(cmd, &o.maxContext)
 	maxResultFlag(cmd, &o.maxResult)
+	environmentFlag(cmd, &o.environment)
 	return cmd
+}
+
+// environmentFlag registers --environment: the environment whose overrides
+// a tasker-core template's environments section applies.
+func environmentFlag(cmd *cobra.Command, env *string) {
+	cmd.Flags().StringVar(env, "environment", os.Getenv("TASKER_ENV"),
+		"the environment whose overrides tasker-core templates apply (env TASKER_ENV; default "+template.DefaultEnvironment+")")
+}
+
+// printWarnings writes the loader's warnings to stderr.
+func (g *globals) printWarnings(ws []template.Problem) {
+	for _, w := range ws {
+		fmt.Fprintln(g.stderr, "warning: "+w.String())
+	}
 }
 
 func outputFlag(cmd *cobra.Command, output *string) {
@@ -94,7 +110,7 @@ func (g *globals) run(ctx context.Context, o *runOptions, file string) error {
 	if err != nil {
 		return err
 	}
-	tpl, err := loadTemplateFile(file)
+	tpl, err := g.loadTemplateFile(file, o.environment)
 	if err != nil {
 		return err
 	}
@@ -138,12 +154,30 @@ func (g *globals) run(ctx context.Context, o *runOptions, file string) error {
 
 // loadTemplateFile loads the one template file a command takes; a
 // directory is bad input, with the command that takes directories.
-func loadTemplateFile(path string) (*template.Template, error) {
+// Its warnings go to stderr.
+func (g *globals) loadTemplateFile(path, environment string) (*template.Template, error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		return nil, usageError{fmt.Errorf("%s is a directory, not a template file: name one template file in it; to check every template in the directory, run 'tasker template validate %s'",
 			path, path)}
 	}
-	return template.LoadFile(path)
+	return g.loadTemplateFileWith(path, template.Loader{Environment: environment})
+}
+
+// loadTemplateFileWith is loadTemplateFile with any loader.
+func (g *globals) loadTemplateFileWith(path string, o template.Loader) (*template.Template, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return nil, usageError{fmt.Errorf("%s is a directory, not a template file: name one template file in it; to check every template in the directory, run 'tasker template validate %s'",
+			path, path)}
+	}
+	tpl, err := o.LoadFile(path)
+	var ve *template.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		g.printWarnings(ve.Warnings)
+	case err == nil:
+		g.printWarnings(tpl.Warnings)
+	}
+	return tpl, err
 }
 
 // stopEngine stops gracefully: steps in flight get a few seconds to finish.

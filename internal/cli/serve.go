@@ -216,7 +216,7 @@ func (g *globals) serveUntilDone(ctx context.Context, cfg tasker.Config, handler
 
 func newCreateCmd(g *globals) *cobra.Command {
 	var b backend
-	var taskCtx, output string
+	var taskCtx, output, environment string
 	var wait bool
 	var maxContext int
 	cmd := &cobra.Command{
@@ -231,7 +231,7 @@ func newCreateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tpl, err := loadTemplateFile(args[0])
+			tpl, err := g.loadTemplateFile(args[0], environment)
 			if err != nil {
 				return err
 			}
@@ -263,5 +263,6 @@ func newCreateCmd(g *globals) *cobra.Command {
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the task to finish and print its summary")
 	maxContextFlag(cmd, &maxContext)
 	outputFlag(cmd, &output)
+	environmentFlag(cmd, &environment)
 	return cmd
 }

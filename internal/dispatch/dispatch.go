@@ -85,8 +85,10 @@ type Event struct {
 	Attempt        int
 	Context        json.RawMessage
 	Results        map[string]json.RawMessage
-	DispatchedAt   time.Time // when Handle queued it
-	PolledAt       time.Time // zero until polled
+	Config         json.RawMessage // the step's configuration from its template; nil for none
+	Method         string          // the entry point the template names; "" for the default
+	DispatchedAt   time.Time       // when Handle queued it
+	PolledAt       time.Time       // zero until polled
 }
 
 // Result is a pull worker's outcome for an event. The channel keeps Output
@@ -259,6 +261,7 @@ func (c *Channel) handle(ctx context.Context, name string, in *taskertype.StepIn
 			ID: id, TaskID: in.TaskID, StepID: in.StepID,
 			Namespace: in.Namespace, StepName: in.StepName, Handler: name,
 			Attempt: in.Attempt, Context: in.Context, Results: in.Results,
+			Config: in.Config, Method: in.Method,
 			DispatchedAt: c.clock.Now(),
 		},
 		done: make(chan outcome, 1),

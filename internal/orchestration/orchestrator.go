@@ -270,7 +270,7 @@ func (o *Orchestrator) moveSteps(ctx context.Context, tx store.Tx, rec *transiti
 			return err
 		}
 		if err := tx.MessageSend(ctx, &queue.SendParams{
-			Queue: stepQueue, Body: wire.Encode(wire.StepMessage{TaskID: task.ID, StepID: s.ID}),
+			Queue: stepQueue, Body: wire.Encode(wire.StepMessage{TaskID: task.ID, StepID: s.ID, Template: task.Name, Version: task.Version}),
 		}); err != nil {
 			return fmt.Errorf("enqueue step %q on %s: %w", s.Name, stepQueue, err)
 		}

@@ -16,6 +16,11 @@ import (
 type StepMessage struct {
 	TaskID uuid.UUID `json:"task_id"`
 	StepID uuid.UUID `json:"step_id"`
+	// Template and Version name the task's template, so that a worker finds
+	// the step's configuration in its template cache without reading the
+	// task. Empty in messages sent before they were added.
+	Template string `json:"template,omitempty"`
+	Version  string `json:"version,omitempty"`
 }
 
 // ResultMessage tells orchestration that a step reported. It travels on
@@ -57,6 +62,19 @@ func DecodeStep(body []byte) (taskID, stepID uuid.UUID, err error) {
 		return uuid.Nil, uuid.Nil, fmt.Errorf("malformed step message %q: task_id and step_id are required", truncate(body))
 	}
 	return m.TaskID, m.StepID, nil
+}
+
+// DecodeStepMessage parses a step message body, with the template it names
+// when it does.
+func DecodeStepMessage(body []byte) (StepMessage, error) {
+	var m StepMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return m, fmt.Errorf("malformed step message %q: %w", truncate(body), err)
+	}
+	if m.TaskID == uuid.Nil || m.StepID == uuid.Nil {
+		return m, fmt.Errorf("malformed step message %q: task_id and step_id are required", truncate(body))
+	}
+	return m, nil
 }
 
 // DecodeTask parses a task command body.

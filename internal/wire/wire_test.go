@@ -14,10 +14,26 @@ func TestStepMessagesRoundTrip(t *testing.T) {
 	}
 }
 
+func TestStepMessagesCarryTheirTemplate(t *testing.T) {
+	m := StepMessage{TaskID: uuid.New(), StepID: uuid.New(), Template: "approval", Version: "1.2.0"}
+	got, err := DecodeStepMessage(Encode(m))
+	if err != nil || got != m {
+		t.Fatalf("round trip: %+v %v", got, err)
+	}
+	// A message from before the template was named decodes without it.
+	old := []byte(`{"task_id":"` + m.TaskID.String() + `","step_id":"` + m.StepID.String() + `"}`)
+	if got, err := DecodeStepMessage(old); err != nil || got.Template != "" || got.StepID != m.StepID {
+		t.Fatalf("an old message: %+v %v", got, err)
+	}
+}
+
 func TestMalformedBodiesAreRefusedWithTheBodyInTheMessage(t *testing.T) {
 	for _, body := range []string{"", "{", `{"task_id":"x"}`, `{"task_id":"` + uuid.NewString() + `"}`, "[]"} {
 		if _, _, err := DecodeStep([]byte(body)); err == nil {
 			t.Errorf("DecodeStep(%q) accepted a malformed body", body)
+		}
+		if _, err := DecodeStepMessage([]byte(body)); err == nil {
+			t.Errorf("DecodeStepMessage(%q) accepted a malformed body", body)
 		}
 		if _, err := DecodeTask([]byte(body)); err == nil {
 			t.Errorf("DecodeTask(%q) accepted a malformed body", body)

@@ -56,6 +56,9 @@ type job struct {
 	// attempt takes the claim once the transaction commits. Nothing else
 	// is set.
 	adopted bool
+	// template and version name the task's template, as m does ("" when
+	// it does not).
+	template, version string
 }
 
 // round claims up to max messages of a step queue, starts their steps and
@@ -284,7 +287,10 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 	if err := w.corr.Track(correlation.Pending{ID: id, TaskID: s.TaskID, StepID: s.ID, StepName: s.Name, Attempt: s.Attempts, Expect: expect}); err != nil {
 		w.log.Warn("the completion listener refused to track a step; it runs untracked", "step", s.Name, "error", err)
 	}
-	out := w.run(ctx, actx, s, j.in, release)
+	out := w.settings(actx, j)
+	if out == nil {
+		out = w.run(ctx, actx, s, j.in, release)
+	}
 	w.reporting <- struct{}{}
 	reporting = true
 	if !out.abandoned {
@@ -318,10 +324,11 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 // and nothing is written). errSkip: m is a duplicate; errPoison: m is
 // malformed.
 func (w *Worker) startTx(ctx context.Context, tx store.Tx, rec *transition.Recorder, m *queue.Message, claimedAt time.Time) (*job, error) {
-	_, stepID, err := wire.DecodeStep(m.Body)
+	msg, err := wire.DecodeStepMessage(m.Body)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errPoison, err)
 	}
+	stepID := msg.StepID
 	s, err := tx.StepGet(ctx, stepID)
 	if errors.Is(err, taskertype.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %w", errPoison, err)
@@ -350,7 +357,7 @@ func (w *Worker) startTx(ctx context.Context, tx store.Tx, rec *transition.Recor
 		return &job{m: m, step: s, in: &taskertype.StepInput{
 			TaskID: s.TaskID, StepID: s.ID, StepName: s.Name, Namespace: namespaceOf(m.Queue),
 			Attempt: s.Attempts, AttemptID: s.AttemptID, Context: inputs.Context, Results: inputs.Results,
-		}, claimedAt: claimedAt}, nil
+		}, claimedAt: claimedAt, template: msg.Template, version: msg.Version}, nil
 	case s.State == taskertype.StepInProgress && m.ReadCount > 1 && w.leases.runs(s.ID, s.AttemptID):
 		adopted := *s
 		rec.AfterCommit(func() {
@@ -384,6 +391,24 @@ func namespaceOf(queueName string) string {
 		return queueName[len(prefix):]
 	}
 	return queueName
+}
+
+// settings fills the handler input's configuration and method from the
+// step's template (Config.StepSettings); on failure it returns the failed
+// attempt's outcome, else nil.
+func (w *Worker) settings(ctx context.Context, j *job) *outcome {
+	if w.cfg.StepSettings == nil {
+		return nil
+	}
+	in := j.in
+	st, err := w.cfg.StepSettings(ctx, StepRef{TaskID: in.TaskID, Namespace: in.Namespace,
+		Template: j.template, Version: j.version, Step: in.StepName})
+	if err != nil {
+		return &outcome{failure: &taskertype.StepFailure{Kind: taskertype.FailureHandler, Retryable: true, Attempt: j.step.Attempts,
+			Message: fmt.Sprintf("read the configuration of step %q from its template: %v", in.StepName, err)}}
+	}
+	in.Config, in.Method = st.Config, st.Method
+	return nil
 }
 
 // run calls the handler under the step's timeout and classifies what it did.

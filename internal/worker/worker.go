@@ -14,6 +14,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,10 +87,30 @@ type Config struct {
 	// MaxResultBytes bounds a handler's result, in bytes of JSON: a larger
 	// one fails the attempt for good and is not stored. Zero: no bound.
 	MaxResultBytes int
+	// StepSettings, when set, gives a step's configuration and method from
+	// its template; the worker asks before it calls the handler, outside
+	// any transaction, and an error fails the attempt (retryably). Nil: the
+	// handlers get none.
+	StepSettings func(ctx context.Context, ref StepRef) (StepSettings, error)
 	// Results, when set, processes a reported outcome inside the worker's
 	// own transaction instead of the worker sending a result message to
 	// orchestration. Set it only when this process runs orchestration.
 	Results ResultProcessor
+}
+
+// StepRef names a step for Config.StepSettings: its task, namespace and
+// step name, and the task's template when the step's message named it (""
+// in a message sent before messages did: read the task then).
+type StepRef struct {
+	TaskID                       uuid.UUID
+	Namespace, Template, Version string
+	Step                         string
+}
+
+// StepSettings is what a step's template says to its handler.
+type StepSettings struct {
+	Config json.RawMessage // a JSON object, or nil
+	Method string
 }
 
 // ResultProcessor is orchestration's side of a step result.
