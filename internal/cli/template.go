@@ -45,7 +45,11 @@ Exit code 0: all valid; 2: a problem was found.`,
 				return err
 			}
 			for _, t := range ts {
-				fmt.Fprintf(g.stdout, "ok  %s  %s (%d steps, %s dialect)\n", t.Source, t.Key(), len(t.Steps), t.Dialect)
+				noun := "steps"
+				if len(t.Steps) == 1 {
+					noun = "step"
+				}
+				fmt.Fprintf(g.stdout, "ok  %s  %s (%d %s, %s dialect)\n", t.Source, t.Key(), len(t.Steps), noun, t.Dialect)
 			}
 			return nil
 		},
