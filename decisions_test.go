@@ -43,7 +43,9 @@ func TestConditionalApprovalOfTaskerCore(t *testing.T) {
 		const prefix = "tasker_example_rs::step_handlers::conditional_approval_rust::"
 		var mu sync.Mutex
 		finalSaw := map[float64][]string{}
-		ok := func(_ context.Context, in *taskertype.StepInput) (any, error) { return map[string]any{"approved": true}, nil }
+		ok := func(_ context.Context, in *taskertype.StepInput) (any, error) {
+			return map[string]any{"approved": true}, nil
+		}
 		for _, name := range []string{"ValidateRequestHandler", "AutoApproveHandler", "ManagerApprovalHandler", "FinanceReviewHandler"} {
 			must(t, eng.RegisterHandler(prefix+name, taskertype.HandlerFunc(ok)))
 		}

@@ -28,7 +28,7 @@ func init() {
 // branch returns a step to add to the diamond task: it depends on deps.
 func branch(t *testing.T, name string, pos int, deps ...uuid.UUID) *taskertype.Step {
 	return &taskertype.Step{ID: newID(t), Name: name, Handler: "handle_" + name, Position: pos,
-		Retry: taskertype.RetryPolicy{Retryable: true, MaxAttempts: 2, Backoff: taskertype.BackoffLinear, Base: time.Second},
+		Retry:   taskertype.RetryPolicy{Retryable: true, MaxAttempts: 2, Backoff: taskertype.BackoffLinear, Base: time.Second},
 		Timeout: time.Minute, DependsOn: deps}
 }
 
