@@ -173,11 +173,11 @@ steps:
 	})
 }
 
-// TestStepsThatNeedTheDecisionOrBatchRuntimeAreRefused: a template with a
-// decision step registers, but a task of it is refused with an error that
-// says why, rather than run with every branch.
-func TestStepsThatNeedTheDecisionOrBatchRuntimeAreRefused(t *testing.T) {
-	tpl, err := template.LoadFile("template/testdata/tasker-core/conditional_approval_rust.yaml")
+// TestStepsThatNeedTheBatchRuntimeAreRefused: a template with a batchable
+// step registers, but a task of it is refused with an error that says why,
+// rather than run its worker template once.
+func TestStepsThatNeedTheBatchRuntimeAreRefused(t *testing.T) {
+	tpl, err := template.LoadFile("template/testdata/tasker-core/batch_processing_example.yaml")
 	must(t, err)
 	cfg := database(t, "sqlite")
 	cfg.Templates = []*template.Template{tpl}
@@ -189,7 +189,7 @@ func TestStepsThatNeedTheDecisionOrBatchRuntimeAreRefused(t *testing.T) {
 	if !errors.Is(err, errors.ErrUnsupported) || !errors.Is(err, taskertype.ErrInvalid) {
 		t.Fatalf("err = %v, want ErrUnsupported and ErrInvalid", err)
 	}
-	for _, want := range []string{`step "routing_decision" is a decision step`, "standard steps only"} {
+	for _, want := range []string{"is a batchable step", "does not run batches yet"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}

@@ -132,6 +132,14 @@ type Config struct {
 	// letter (see Engine.DeadLetters) instead of being tried again.
 	// Default 5.
 	MaxDeliveries int
+	// MaxCreatedSteps bounds the steps decision steps create at run time
+	// in one task; a decision whose outcome would pass it fails for good
+	// (docs/workflows.md). 0 means the default, 100 (tasker-core's).
+	MaxCreatedSteps int
+	// MaxDecisionDepth bounds how many decision steps may be nested on one
+	// chain of dependencies; a decision deeper fails for good. 0 means the
+	// default, 20 (tasker-core's).
+	MaxDecisionDepth int
 }
 
 // The default size limits of Config.MaxContextBytes and MaxResultBytes.
@@ -218,6 +226,9 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.WorkerConcurrency < 0 {
 		return nil, fmt.Errorf("tasker: WorkerConcurrency must not be negative, got %d", cfg.WorkerConcurrency)
 	}
+	if cfg.MaxCreatedSteps < 0 || cfg.MaxDecisionDepth < 0 {
+		return nil, fmt.Errorf("tasker: MaxCreatedSteps (%d) and MaxDecisionDepth (%d) must not be negative: give a bound, or 0 for the default (100 and 20)", cfg.MaxCreatedSteps, cfg.MaxDecisionDepth)
+	}
 	if cfg.MaxDeliveries < 0 {
 		return nil, fmt.Errorf("tasker: MaxDeliveries must not be negative, got %d: give the deliveries before a failing message is set aside, or 0 for the default (5)", cfg.MaxDeliveries)
 	}
@@ -297,6 +308,10 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		Processor: "orchestrator@" + cfg.ProcessorName, IdlePoll: cfg.IdlePoll, VisibilityTimeout: cfg.ClaimTimeout,
 		MaxDeliveries:  cfg.MaxDeliveries,
 		StoreHoldsRows: holdsRows,
+		Templates: func(ctx context.Context, namespace, name, version string) (*template.Template, error) {
+			return e.tmpl.Get(ctx, namespace, name, version)
+		},
+		MaxCreatedSteps: cfg.MaxCreatedSteps, MaxDecisionDepth: cfg.MaxDecisionDepth,
 	})
 	if err != nil {
 		e.closeOwned()

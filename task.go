@@ -59,10 +59,13 @@ func (e *Engine) CreateTask(ctx context.Context, p CreateTaskParams) (*Task, err
 			return nil, fmt.Errorf("tasker: create task from %s: %w", tpl.Key(), err)
 		}
 	}
-	spec := &orchestration.TaskSpec{Namespace: tpl.Namespace, Name: tpl.Name, Version: tpl.Version, Context: raw}
-	for _, s := range tpl.Steps {
+	spec := &orchestration.TaskSpec{Namespace: tpl.Namespace, Name: tpl.Name, Version: tpl.Version, Context: raw, Positioned: true}
+	// Steps downstream of a decision are created when it decides
+	// (docs/workflows.md): a task starts with the others.
+	for _, i := range initialSteps(tpl) {
+		s := &tpl.Steps[i]
 		spec.Steps = append(spec.Steps, orchestration.StepSpec{
-			Name: s.Name, Handler: s.Handler, DependsOn: s.DependsOn, Retry: s.Retry, Timeout: s.Timeout,
+			Name: s.Name, Handler: s.Handler, DependsOn: s.DependsOn, Retry: s.Retry, Timeout: s.Timeout, Position: i,
 		})
 	}
 	task, err := e.orch.CreateTask(ctx, spec)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/tasker-go/tasker/internal/dynamic"
 	"github.com/tasker-go/tasker/internal/worker"
 	"github.com/tasker-go/tasker/store"
 	"github.com/tasker-go/tasker/taskertype"
@@ -142,16 +143,32 @@ func (e *Engine) stepSettings(ctx context.Context, ref worker.StepRef) (worker.S
 	return worker.StepSettings{Config: tpl.Steps[i].Config, Method: tpl.Steps[i].Method}, nil
 }
 
-// checkRunnable refuses a template whose steps need the decision or batch
-// runtime, which this version does not have: run as plain steps, they would
-// do the wrong thing (a batch worker template would run once, a decision's
-// branches would all run).
+// checkRunnable refuses a template whose steps need the batch runtime,
+// which this version does not have: run as plain steps, a batch worker
+// template would run once. Decision and deferred_convergence steps run
+// (docs/workflows.md).
 func checkRunnable(tpl *template.Template) error {
 	for i := range tpl.Steps {
-		if s := &tpl.Steps[i]; !s.IsStandard() {
-			return fmt.Errorf("tasker: create task from %s: %w: step %q is a %s step, and this version of tasker runs standard steps only (decision points, deferred convergence and batches are to come: issue 10): %w",
+		switch s := &tpl.Steps[i]; s.TypeOf() {
+		case template.StepBatchable, template.StepBatchWorker:
+			return fmt.Errorf("tasker: create task from %s: %w: step %q is a %s step, and this version of tasker does not run batches yet (decision and deferred_convergence steps run; batches are to come: issue 10 §3): %w",
 				tpl.Key(), taskertype.ErrInvalid, s.Name, s.TypeOf(), errors.ErrUnsupported)
 		}
 	}
 	return nil
+}
+
+// initialSteps returns the positions of the steps a task from tpl is
+// created with: all of them, unless tpl has decision steps.
+func initialSteps(tpl *template.Template) []int {
+	for i := range tpl.Steps {
+		if !tpl.Steps[i].IsStandard() {
+			return dynamic.New(tpl).Initial()
+		}
+	}
+	out := make([]int, len(tpl.Steps))
+	for i := range out {
+		out[i] = i
+	}
+	return out
 }

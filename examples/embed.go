@@ -4,7 +4,7 @@ package examples
 
 import "embed"
 
-// FS holds linear.yaml, diamond.yaml, dag.yaml and tree.yaml.
+// FS holds linear.yaml, diamond.yaml, dag.yaml, tree.yaml and decision.yaml.
 //
 //go:embed *.yaml
 var FS embed.FS

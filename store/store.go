@@ -109,6 +109,15 @@ type Tx interface {
 	// transaction, so that the work a message asked for and its
 	// acknowledgement commit together. Unsupported as for MessageClaim.
 	MessageAck(ctx context.Context, p *queue.AckParams) error
+	// StepCreate adds steps to a task that exists, in state pending, with
+	// their edges, and records the "create" transition of each, as
+	// TaskCreate does for a task's first steps: the steps a decision or a
+	// batchable step creates at run time. Their DependsOn may name steps
+	// of the task stored before and steps of p.Steps. The task's Revision
+	// grows. A task that does not exist is an error wrapping
+	// taskertype.ErrNotFound; a step name or ID the task has already, an
+	// error wrapping taskertype.ErrInvalid.
+	StepCreate(ctx context.Context, p *StepCreateParams) error
 	// Notify wakes the subscribers of the named queue (queue.Queue.Subscribe)
 	// in every process once the transaction commits, as a message sent there
 	// would, without sending one; nothing if it rolls back. Unsupported as
@@ -139,6 +148,17 @@ type TaskCreateParams struct {
 	Task *taskertype.Task
 	// Steps must have ID, Name, Handler, Position, Retry, Timeout and
 	// DependsOn (IDs of other steps in this list) set.
+	Steps     []*taskertype.Step
+	At        time.Time
+	Processor string
+}
+
+// StepCreateParams describes steps added to an existing task.
+type StepCreateParams struct {
+	TaskID uuid.UUID
+	// Steps must have ID, Name, Handler, Position, Retry, Timeout and
+	// DependsOn (IDs of steps of the task or of this list) set; TaskID,
+	// State and the times are set by the store.
 	Steps     []*taskertype.Step
 	At        time.Time
 	Processor string

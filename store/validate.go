@@ -163,3 +163,78 @@ func AttemptMismatch(id uuid.UUID, from taskertype.StepState, want uuid.UUID, ac
 	return &taskertype.StaleStateError{Kind: "step", ID: id.String(),
 		Expected: fmt.Sprintf("%s (attempt %s)", from, want), Actual: fmt.Sprintf("%s (attempt %s)", actual, got)}
 }
+
+// Validate checks StepCreateParams against the steps the task has already
+// (existing, as StepList returns them): each new step has an ID and a name
+// no step of the task has, and depends only on steps of the task or of
+// p.Steps, each once. New steps cannot close a cycle with the existing
+// ones (nothing existing depends on a new step), so only the new steps'
+// edges among themselves are checked for one. Its errors wrap
+// taskertype.ErrInvalid.
+func (p *StepCreateParams) Validate(existing []*taskertype.Step) error {
+	const op = "step create"
+	if p == nil || p.TaskID == uuid.Nil {
+		return invalid(op, "no task ID")
+	}
+	if len(p.Steps) == 0 {
+		return invalid(op, "task %s: no steps to create", p.TaskID)
+	}
+	known := make(map[uuid.UUID]bool, len(existing)+len(p.Steps))
+	names := make(map[string]bool, len(existing)+len(p.Steps))
+	for _, st := range existing {
+		known[st.ID], names[st.Name] = true, true
+	}
+	fresh := make(map[uuid.UUID]*taskertype.Step, len(p.Steps))
+	for i, st := range p.Steps {
+		switch {
+		case st == nil:
+			return invalid(op, "task %s: step %d is nil", p.TaskID, i)
+		case st.ID == uuid.Nil:
+			return invalid(op, "task %s: step %q has no ID", p.TaskID, st.Name)
+		case st.Name == "":
+			return invalid(op, "task %s: step %s has no name", p.TaskID, st.ID)
+		case names[st.Name]:
+			return invalid(op, "task %s: a step named %q exists already", p.TaskID, st.Name)
+		case known[st.ID]:
+			return invalid(op, "task %s: a step with the ID %s exists already", p.TaskID, st.ID)
+		}
+		known[st.ID], names[st.Name], fresh[st.ID] = true, true, st
+	}
+	for _, st := range p.Steps {
+		for i, dep := range st.DependsOn {
+			switch {
+			case dep == st.ID:
+				return invalid(op, "task %s: step %q depends on itself", p.TaskID, st.Name)
+			case !known[dep]:
+				return invalid(op, "task %s: step %q depends on %s, which is not a step of this task", p.TaskID, st.Name, dep)
+			case slices.Contains(st.DependsOn[:i], dep):
+				return invalid(op, "task %s: step %q depends on %s twice", p.TaskID, st.Name, dep)
+			}
+		}
+	}
+	// A cycle among the new steps: walk each one's new dependencies.
+	state := make(map[uuid.UUID]int8, len(fresh)) // 1 visiting, 2 done
+	var visit func(id uuid.UUID) bool
+	visit = func(id uuid.UUID) bool {
+		switch state[id] {
+		case 1:
+			return false
+		case 2:
+			return true
+		}
+		state[id] = 1
+		for _, dep := range fresh[id].DependsOn {
+			if fresh[dep] != nil && !visit(dep) {
+				return false
+			}
+		}
+		state[id] = 2
+		return true
+	}
+	for _, st := range p.Steps {
+		if !visit(st.ID) {
+			return invalid(op, "task %s: the dependencies of step %q form a cycle", p.TaskID, st.Name)
+		}
+	}
+	return nil
+}

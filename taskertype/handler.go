@@ -145,3 +145,38 @@ func FailureFromError(err error, attempt int) *StepFailure {
 	}
 	return f
 }
+
+// The types of a decision step's outcome, as tasker-core names them.
+const (
+	DecisionCreateSteps = "create_steps"
+	DecisionNoBranches  = "no_branches"
+)
+
+// DecisionPointOutcome is what a decision step's handler decides, in
+// tasker-core's wire form. The handler returns it in its result under the
+// key "decision_point_outcome" (DecisionResult builds such a result): the
+// engine then creates the steps named, which must be steps the template
+// declares downstream of the decision, or none.
+type DecisionPointOutcome struct {
+	Type      string   `json:"type"`
+	StepNames []string `json:"step_names,omitempty"`
+}
+
+// CreateSteps is the outcome that creates the steps named.
+func CreateSteps(names ...string) DecisionPointOutcome {
+	return DecisionPointOutcome{Type: DecisionCreateSteps, StepNames: names}
+}
+
+// NoBranches is the outcome that creates no step.
+func NoBranches() DecisionPointOutcome { return DecisionPointOutcome{Type: DecisionNoBranches} }
+
+// DecisionResult returns a decision handler's result: the fields of data
+// (nil for none) and the outcome under "decision_point_outcome".
+func DecisionResult(o DecisionPointOutcome, data map[string]any) map[string]any {
+	r := make(map[string]any, len(data)+1)
+	for k, v := range data {
+		r[k] = v
+	}
+	r["decision_point_outcome"] = o
+	return r
+}

@@ -43,6 +43,7 @@ const (
 	StepEventComplete         StepEvent = "complete"          // enqueued_for_orchestration → complete
 	StepEventScheduleRetry    StepEvent = "schedule_retry"    // enqueued_as_error_for_orchestration → waiting_for_retry
 	StepEventFailPermanently  StepEvent = "fail_permanently"  // enqueued_as_error_for_orchestration → error
+	StepEventRefuseOutcome    StepEvent = "refuse_outcome"    // enqueued_for_orchestration → error (a decision's or batch plan's outcome is invalid)
 	StepEventRetry            StepEvent = "retry"             // waiting_for_retry → pending
 	StepEventReset            StepEvent = "reset"             // error | waiting_for_retry → pending (operator)
 	StepEventResolveManually  StepEvent = "resolve_manually"  // non-terminal → resolved_manually (operator)
@@ -116,6 +117,7 @@ func stepRules() []StepRule {
 		{StepInProgress, StepEventFail, StepEnqueuedAsErrorForOrchestration},
 		{StepInProgress, StepEventRelease, StepEnqueued}, // added
 		{StepEnqueuedForOrchestration, StepEventComplete, StepComplete},
+		{StepEnqueuedForOrchestration, StepEventRefuseOutcome, StepError}, // added: issue 10
 		{StepEnqueuedAsErrorForOrchestration, StepEventScheduleRetry, StepWaitingForRetry},
 		{StepEnqueuedAsErrorForOrchestration, StepEventFailPermanently, StepError},
 		{StepWaitingForRetry, StepEventRetry, StepPending},

@@ -34,7 +34,7 @@ func newRunCmd(g *globals) *cobra.Command {
 		Long: `Run one task of a template to completion on the embedded SQLite backend, showing
 each step's state while it runs and a summary at the end. The built-in demo
 handlers (demo.square, demo.add, demo.multiply, demo.sum, demo.noop, demo.sleep,
-demo.flaky, demo.fail) are registered.
+demo.flaky, demo.fail, demo.route) are registered.
 
 Exit code 0: the task completed; 1: it ended otherwise; 2: bad input.`,
 		Example: `  tasker run examples/linear.yaml --context '{"value": 3}'`,

@@ -26,6 +26,7 @@ func Handlers() map[string]taskertype.Handler {
 		"demo.sleep":    taskertype.HandlerFunc(sleep),
 		"demo.flaky":    taskertype.HandlerFunc(flaky),
 		"demo.fail":     taskertype.HandlerFunc(fail),
+		"demo.route":    taskertype.HandlerFunc(route),
 	}
 }
 

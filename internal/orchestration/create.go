@@ -24,6 +24,10 @@ type TaskSpec struct {
 	Namespace, Name, Version string
 	Context                  json.RawMessage
 	Steps                    []StepSpec
+	// Positioned: each step's position is its StepSpec.Position (its place
+	// in the template, when some steps of the template are created later);
+	// otherwise its index in Steps.
+	Positioned bool
 }
 
 // StepSpec describes one step of a TaskSpec.
@@ -33,6 +37,8 @@ type StepSpec struct {
 	DependsOn []string // names of other steps of the spec
 	Retry     taskertype.RetryPolicy
 	Timeout   time.Duration
+	// Position is the step's place in its template (TaskSpec.Positioned).
+	Position int
 }
 
 // CreateTask stores a task with its steps and edges, starts it and enqueues
@@ -238,8 +244,12 @@ func buildTask(spec *TaskSpec) (*taskertype.Task, []*taskertype.Step, error) {
 			}
 			deps[j] = id
 		}
+		pos := i
+		if spec.Positioned {
+			pos = s.Position
+		}
 		steps[i] = &taskertype.Step{
-			ID: ids[s.Name], TaskID: task.ID, Name: s.Name, Handler: s.Handler, Position: i,
+			ID: ids[s.Name], TaskID: task.ID, Name: s.Name, Handler: s.Handler, Position: pos,
 			DependsOn: deps, Retry: s.Retry, Timeout: s.Timeout,
 		}
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/tasker-go/tasker/queue"
 	"github.com/tasker-go/tasker/store"
 	"github.com/tasker-go/tasker/taskertype"
+	"github.com/tasker-go/tasker/template"
 )
 
 // Config configures an Orchestrator. The zero value of each optional field
@@ -67,6 +68,18 @@ type Config struct {
 	// rows the transaction's Prefetch holds. The state manager would save
 	// nothing there and is not used (docs/concurrency.md, #2/#3).
 	StoreHoldsRows bool
+	// Templates returns a task's template, through a cache: orchestration
+	// reads it when a step succeeds, to apply a decision step's outcome.
+	// Nil: every step completes as a standard step (tasks made of
+	// standard steps only).
+	Templates func(ctx context.Context, namespace, name, version string) (*template.Template, error)
+	// MaxCreatedSteps bounds the steps decisions create at run time in one
+	// task; a decision that would pass it fails. Default 100 (tasker-core's).
+	MaxCreatedSteps int
+	// MaxDecisionDepth bounds how many decisions may be nested on one
+	// chain of dependencies; a decision deeper fails. Default 20
+	// (tasker-core's).
+	MaxDecisionDepth int
 }
 
 // LocalWorker is a worker in this process that claims steps within
@@ -103,6 +116,12 @@ func (c Config) withDefaults() Config {
 	if c.RedeliveryDelay == 0 {
 		c.RedeliveryDelay = time.Second
 	}
+	if c.MaxCreatedSteps == 0 {
+		c.MaxCreatedSteps = DefaultMaxCreatedSteps
+	}
+	if c.MaxDecisionDepth == 0 {
+		c.MaxDecisionDepth = DefaultMaxDecisionDepth
+	}
 	return c
 }
 
@@ -120,6 +139,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("orchestration: IdlePoll must be at least 1ms, got %v", c.IdlePoll)
 	case c.MaxDeliveries < 1:
 		return fmt.Errorf("orchestration: MaxDeliveries must be at least 1, got %d", c.MaxDeliveries)
+	case c.MaxCreatedSteps < 0:
+		return fmt.Errorf("orchestration: MaxCreatedSteps must not be negative, got %d", c.MaxCreatedSteps)
+	case c.MaxDecisionDepth < 0:
+		return fmt.Errorf("orchestration: MaxDecisionDepth must not be negative, got %d", c.MaxDecisionDepth)
 	case c.RedeliveryDelay < 0:
 		return fmt.Errorf("orchestration: RedeliveryDelay must not be negative, got %v", c.RedeliveryDelay)
 	}

@@ -180,7 +180,7 @@ func (o *Orchestrator) ProcessResultTx(ctx context.Context, tx store.Tx, rec *tr
 	now := o.clock.Now() // after the report, so that the log's times run forward
 	switch step.State {
 	case taskertype.StepEnqueuedForOrchestration:
-		err = rec.Step(ctx, tx, step, taskertype.StepEventComplete, now, nil)
+		err = o.completeStep(ctx, tx, rec, task, &steps, step, now)
 	case taskertype.StepEnqueuedAsErrorForOrchestration:
 		err = o.judgeFailure(ctx, tx, rec, step, now)
 	default:

@@ -154,6 +154,10 @@ func (t *guardedTx) StepTransition(ctx context.Context, p *store.StepTransitionP
 	return t.note(t.tx.StepTransition(ctx, p))
 }
 
+func (t *guardedTx) StepCreate(ctx context.Context, p *store.StepCreateParams) error {
+	return t.note(t.tx.StepCreate(ctx, p))
+}
+
 func (t *guardedTx) StepInputs(ctx context.Context, stepID uuid.UUID) (*store.StepInputs, error) {
 	v, err := t.tx.StepInputs(ctx, stepID)
 	return v, t.note(err)
