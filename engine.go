@@ -79,9 +79,11 @@ type Config struct {
 	// workers run. Default: the namespaces of the templates registered
 	// when Start is called.
 	WorkerNamespaces []string
-	// WorkerConcurrency bounds the handlers running at once. Default 64 ×
-	// GOMAXPROCS: slots are cheap, and the outcomes that finish together
-	// are stored in one transaction, up to this many.
+	// WorkerConcurrency bounds the handlers running at once: what the
+	// services the handlers call see from this process. Default 8 ×
+	// GOMAXPROCS, at least 100. The outcomes that finish together are
+	// stored in one transaction (up to 256), so at saturation a larger
+	// concurrency costs fewer transactions per step.
 	WorkerConcurrency int
 	// ProcessorName names this process in the transition log. Default
 	// "host:pid".
@@ -451,10 +453,12 @@ func (e *Engine) startWorker(ctx context.Context) error {
 		StepSettings: e.stepSettings,
 	}
 	if e.manyWriters {
-		// One transaction storing outcomes per CPU: while one waits on
-		// the database, another's Go work runs (docs/benchmarks.md,
-		// "Burn-down": 1.15× the drain rate of one on 2 CPUs).
-		wc.ReportGroups = runtime.GOMAXPROCS(0)
+		// One transaction storing outcomes per CPU, up to 8: while one
+		// waits on the database, another's Go work runs
+		// (docs/benchmarks.md, "Issue 9, second session": 1.10–1.15× the
+		// drain rate of one on 2 CPUs). More would queue for the pool's
+		// connections and for PostgreSQL's commit-time NOTIFY lock.
+		wc.ReportGroups = min(runtime.GOMAXPROCS(0), 8)
 	}
 	if !e.cfg.DisableOrchestration {
 		// Orchestration runs here: hand results over in the worker's own

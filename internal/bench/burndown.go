@@ -168,6 +168,7 @@ func BurnDown(ctx context.Context, o BurnDownOptions) (r *BurnDownReport, err er
 		}
 		if err := pprof.StartCPUProfile(f); err != nil {
 			f.Close()
+			os.Remove(o.CPUProfile)
 			return nil, fmt.Errorf("burn-down: the CPU profile: %w", err)
 		}
 		profiling := true

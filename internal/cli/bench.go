@@ -41,6 +41,9 @@ BG CPU); round trips, statements and rows inserted, updated and deleted per
 task. --json prints the figures as JSON.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if burn.CPUProfile != "" && !cmd.Flags().Changed("burn-down") {
+				return usageError{fmt.Errorf("--cpuprofile profiles a burn-down: give --burn-down N too")}
+			}
 			if cmd.Flags().Changed("burn-down") {
 				burn.Backend = o.Backend
 				burn.Logger = g.logger()

@@ -177,7 +177,7 @@ or are released.`,
 	}
 	backendFlags(cmd, &b)
 	cmd.Flags().StringSliceVarP(&namespaces, "namespace", "n", nil, "namespace whose steps to run (repeatable)")
-	cmd.Flags().IntVar(&concurrency, "concurrency", 0, "steps run at once (default 64 × CPUs)")
+	cmd.Flags().IntVar(&concurrency, "concurrency", 0, "steps run at once (default 8 × CPUs, at least 100)")
 	cmd.Flags().DurationVar(&shutdown, "shutdown-timeout", 30*time.Second, "how long a stop waits for running steps before releasing them")
 	maxResultFlag(cmd, &maxResult)
 	// For the fault tests only: a line per handler run (demo.Traced).

@@ -16,6 +16,12 @@ import (
 type Committer[T any] struct {
 	// Max bounds the units in one group.
 	Max int
+	// Size, if set, gives a unit's size (bytes it adds to the group's
+	// transaction, say), and MaxSize bounds the sum over a group: a group
+	// takes units in line while the sum stays within MaxSize, and always
+	// at least one unit.
+	Size    func(T) int
+	MaxSize int
 	// Commit stores a group. It must settle every unit (record its result
 	// or error on it) before it returns; it is never called concurrently.
 	// If it panics, the panic goes on in the goroutine that led the group,
@@ -64,6 +70,16 @@ func (c *Committer[T]) Do(u T) {
 func (c *Committer[T]) lead() {
 	c.mu.Lock()
 	n := min(len(c.pending), max(c.Max, 1))
+	if c.Size != nil {
+		sum := 0
+		for i, w := range c.pending[:n] {
+			sum += c.Size(w.unit)
+			if i > 0 && sum > c.MaxSize {
+				n = i
+				break
+			}
+		}
+	}
 	group := make([]*waiter[T], n)
 	copy(group, c.pending)
 	c.pending = append(c.pending[:0], c.pending[n:]...)

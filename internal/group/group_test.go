@@ -1,6 +1,7 @@
 package group
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -146,5 +147,45 @@ func TestAPanicInCommitReleasesTheGroupAndHandsOnTheLead(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the committer is wedged after a panic")
+	}
+}
+
+// A group takes units while their sizes sum within MaxSize, and always one:
+// a unit larger than MaxSize goes alone.
+func TestGroupsStayWithinMaxSize(t *testing.T) {
+	var mu sync.Mutex
+	var groups [][]int
+	release := make(chan struct{})
+	first := true
+	c := &Committer[int]{Max: 100, MaxSize: 10, Size: func(u int) int { return u }, Commit: func(u []int) {
+		if first {
+			first = false
+			<-release
+		}
+		mu.Lock()
+		groups = append(groups, u)
+		mu.Unlock()
+	}}
+	var wg sync.WaitGroup
+	wg.Go(func() { c.Do(1) })
+	for {
+		c.mu.Lock()
+		leading := c.leading && len(c.pending) == 0
+		c.mu.Unlock()
+		if leading {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Queued in this order: 4 4 4 (12 > 10: two groups), then 30 (alone), then 2 2.
+	for i, u := range []int{4, 4, 4, 30, 2, 2} {
+		wg.Go(func() { c.Do(u) })
+		waitPending(t, c, i+1) // one at a time, so they queue in this order
+	}
+	close(release)
+	wg.Wait()
+	want := "[[1] [4 4] [4] [30] [2 2]]"
+	if got := fmt.Sprint(groups); got != want {
+		t.Fatalf("groups %s, want %s", got, want)
 	}
 }

@@ -215,7 +215,9 @@ func (l *leases) len() int {
 // resolves (events on the bus).
 //
 // Its subscriptions are taken by subscribeStops before the first step can
-// start, so that no cancellation of a running step is missed.
+// start. An event about a step whose start committed but whose attempt is
+// not registered yet (work registers it just after) finds no attempt and is
+// dropped: the next CancelCheck read finds that step.
 func (w *Worker) heartbeat(ctx context.Context, s stopSubscriptions) {
 	defer s.close()
 	moved, stopped := s.moved, s.stopped
@@ -314,7 +316,8 @@ func renewAfter(lease time.Duration) time.Duration { return lease / 3 }
 func lostAfter(lease time.Duration) time.Duration  { return 2 * lease / 3 }
 
 // renew starts the renewals of the claims renewed renewAfter ago or more,
-// each in a goroutine (at most cap(sem) at once, one per attempt), and
+// each in a goroutine (one per attempt; at most cap(sem) of them call the
+// queue at once, the others wait their turn until lostAfter), and
 // declares lost the claims not renewed for lostAfter. ErrNotFound means the
 // claim is gone; any other error is tried again at the next tick, until
 // lostAfter passed without a renewal.
@@ -333,15 +336,27 @@ func (w *Worker) renew(ctx context.Context, as []*attempt, sem chan struct{}, re
 		if !w.leases.startRenewal(a) {
 			continue // a renewal of a is under way
 		}
-		select {
-		case sem <- struct{}{}:
-		default:
-			w.leases.endRenewal(a) // as many under way as allowed: the next tick
-			continue
-		}
+		// Every claim due gets a goroutine that waits for one of the
+		// cap(sem) renewals allowed at once, until its claim would be
+		// lost: skipping the claims beyond cap(sem) until the next tick
+		// renewed at most 4 × cap(sem) claims per window, and a worker
+		// running more attempts than that lost healthy claims. The
+		// goroutines are bounded by the attempts (startRenewal: one per
+		// attempt).
 		renewals.Go(func() {
-			defer func() { <-sem }()
 			defer w.leases.endRenewal(a)
+			wait, cancel := context.WithDeadline(ctx, renewed.Add(lostAfter(lease)))
+			select {
+			case sem <- struct{}{}:
+				cancel()
+			case <-wait.Done():
+				cancel()
+				if ctx.Err() == nil {
+					w.lapsed(a, m, errors.New("no renewal could start before the deadline: the database is slow to answer the renewals under way"))
+				}
+				return
+			}
+			defer func() { <-sem }()
 			err := w.extendClaim(ctx, a, m, renewed)
 			switch {
 			case err == nil:

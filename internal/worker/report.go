@@ -18,6 +18,25 @@ import (
 // reportBudget bounds the time spent storing one outcome, retries included.
 const reportBudget = 30 * time.Second
 
+// A group of outcomes stored in one transaction holds at most
+// maxReportBatch outcomes and maxReportBytes of results and failures
+// (always one outcome, whatever its size: a result is bounded by
+// Config.MaxResultBytes). The outcomes waiting are bounded by the worker's
+// concurrency; these bound one transaction's size when that is large.
+const (
+	maxReportBatch = 256
+	maxReportBytes = 64 << 20
+)
+
+// reportSize is what an outcome adds to its group's transaction, roughly.
+func reportSize(r *report) int {
+	n := len(r.out.result) + 256
+	if f := r.out.failure; f != nil {
+		n += len(f.Message) + len(f.Kind)
+	}
+	return n
+}
+
 // report is a finished attempt waiting to be stored.
 type report struct {
 	m    *queue.Message
@@ -126,7 +145,13 @@ func (w *Worker) storeBatch(batch []*report) {
 		w.release(room)
 		w.log.Debug("storing a batch of outcomes failed; storing them one by one", "outcomes", len(batch), "error", err)
 		for _, r := range batch {
-			w.storeOne(ctx, r)
+			// Each with a budget of its own: one shared by the batch
+			// could run out before the last outcome's turn.
+			func() {
+				ctx, cancel := context.WithTimeout(context.Background(), reportBudget)
+				defer cancel()
+				w.storeOne(ctx, r)
+			}()
 		}
 		return
 	}

@@ -57,7 +57,7 @@ type Config struct {
 	// so a worker that has it may take the retry).
 	Handlers map[string]taskertype.Handler
 	// Concurrency bounds the handlers running at once, across namespaces.
-	// Default DefaultConcurrency: 64 × GOMAXPROCS.
+	// Default DefaultConcurrency: 8 × GOMAXPROCS, at least 100.
 	Concurrency int
 	// ClaimBatch is the most messages claimed at once. Default Concurrency.
 	ClaimBatch int
@@ -121,14 +121,16 @@ type ResultProcessor interface {
 		report func(*taskertype.Step) error) error
 }
 
-// DefaultConcurrency is the worker's concurrency when none is set: 64 per
-// CPU. Handlers mostly wait (on a network call, a database, another
-// service), so slots are cheap; and the outcomes that finish together are
-// stored in one transaction, so the more slots, the fewer transactions per
-// step at saturation. On a 2-core machine, 16 slots drained a backlog of
-// single-step tasks on PostgreSQL at 5,600 tasks/s and 128 at 12,000, with
-// half the CPU per task (docs/benchmarks.md, "Burn-down").
-func DefaultConcurrency() int { return 64 * runtime.GOMAXPROCS(0) }
+// DefaultConcurrency is the worker's concurrency when none is set: 8 per
+// CPU, and at least 100 (River's and Hatchet's defaults are 100 per
+// worker). The outcomes that finish together are stored in one
+// transaction, so the more slots, the fewer transactions per step at
+// saturation: on a 2-core machine, 16 slots drained a backlog of
+// single-step tasks on PostgreSQL at 5,200–5,600 tasks/s and 64 to 128 at
+// 8,500–12,000 (docs/benchmarks.md, "Issue 9, second session"). The
+// concurrency is also what the services a handler calls see: size it for
+// them (Config.Concurrency, tasker.Config.WorkerConcurrency, --concurrency).
+func DefaultConcurrency() int { return max(100, 8*runtime.GOMAXPROCS(0)) }
 
 func (c Config) withDefaults() Config {
 	if c.Logger == nil {
@@ -267,7 +269,7 @@ func New(cfg Config) (*Worker, error) {
 	}
 	w.reports = make([]group.Committer[*report], cfg.ReportGroups)
 	for i := range w.reports {
-		w.reports[i] = group.Committer[*report]{Max: cfg.Concurrency, Commit: w.storeBatch}
+		w.reports[i] = group.Committer[*report]{Max: maxReportBatch, Size: reportSize, MaxSize: maxReportBytes, Commit: w.storeBatch}
 	}
 	corr, err := correlation.NewTracker(correlation.TrackerConfig{
 		// A running step is tracked from dispatch until its outcome is
@@ -309,9 +311,9 @@ func (w *Worker) Start(ctx context.Context) error {
 	claimCtx, stopClaims := context.WithCancel(base)
 	stepCtx, stopSteps := context.WithCancel(base)
 	w.stopClaims, w.stopSteps, w.stepCtx = stopClaims, stopSteps, stepCtx
+	stops := w.subscribeStops() // before any step can start
 	w.claims.open()
 	w.bgDone = make(chan struct{})
-	stops := w.subscribeStops() // before any step can start
 	go func() {
 		defer close(w.bgDone)
 		var bg sync.WaitGroup

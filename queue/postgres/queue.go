@@ -399,8 +399,8 @@ func (q *Queue) ackQuery(name string, rs []queue.Receipt) (string, []any) {
 	return s.delete, []any{ids, reads}
 }
 
-// MessageAck implements queue.Queue: the messages move to the queue's
-// archive with Config.ArchiveOnAck), in one statement.
+// MessageAck implements queue.Queue: the messages are deleted (moved to
+// the queue's archive with Config.ArchiveOnAck), in one statement.
 // Receipts that match no message are skipped.
 func (q *Queue) MessageAck(ctx context.Context, p *queue.AckParams) error {
 	if err := q.check("ack"); err != nil {
@@ -490,8 +490,9 @@ func (q *Queue) MessageArchive(ctx context.Context, p *queue.ArchiveParams) erro
 }
 
 // ArchivePurge deletes the messages archived before a time from a queue's
-// archive, and returns how many. Acknowledged messages are archived, so an
-// engine that keeps running calls it now and then to bound the archive.
+// archive, and returns how many. A program that archives (MessageArchive,
+// or acknowledgements with Config.ArchiveOnAck) calls it now and then to
+// bound the archive.
 func (q *Queue) ArchivePurge(ctx context.Context, name string, before time.Time) (int64, error) {
 	if err := q.check("archive purge"); err != nil {
 		return 0, err
