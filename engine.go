@@ -15,6 +15,7 @@ import (
 
 	"github.com/tasker-go/tasker/internal/admission"
 	"github.com/tasker-go/tasker/internal/dispatch"
+	"github.com/tasker-go/tasker/internal/dlq"
 	"github.com/tasker-go/tasker/internal/events"
 	"github.com/tasker-go/tasker/internal/orchestration"
 	"github.com/tasker-go/tasker/internal/resilience"
@@ -142,6 +143,11 @@ type Config struct {
 	// chain of dependencies; a decision deeper fails for good. 0 means the
 	// default, 20 (tasker-core's).
 	MaxDecisionDepth int
+	// Staleness configures the staleness detector, which every process
+	// that orchestrates runs (one at a time acts per database): it finds
+	// tasks stuck past their template's lifecycle thresholds and records
+	// DLQ investigations (docs/dlq.md).
+	Staleness StalenessConfig
 }
 
 // The default size limits of Config.MaxContextBytes and MaxResultBytes.
@@ -201,6 +207,7 @@ type Engine struct {
 	started  bool
 	stopped  bool
 	worker   *worker.Worker
+	detector *dlq.Detector // nil when this process runs none
 }
 
 // Open opens the backend and returns an engine ready for handlers and
@@ -320,6 +327,12 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("tasker: %w", err)
 	}
 	e.orch = orch
+	if !cfg.DisableOrchestration && !cfg.Staleness.Disabled {
+		if e.detector, err = e.newDetector(); err != nil {
+			e.closeOwned()
+			return nil, err
+		}
+	}
 	return e, nil
 }
 
@@ -424,6 +437,9 @@ func (e *Engine) Start(ctx context.Context) error {
 		}
 	}
 	go e.pull.Run(context.WithoutCancel(ctx)) // until Close
+	if e.detector != nil {
+		e.detector.Start(ctx)
+	}
 	e.started = true
 	return nil
 }
@@ -498,6 +514,9 @@ func (e *Engine) Stop(ctx context.Context) error {
 	// so that it gives those steps back rather than fail them.
 	if w != nil {
 		w.PrepareStop()
+	}
+	if e.detector != nil {
+		errs = append(errs, e.detector.Stop(ctx))
 	}
 	e.pull.Drain()
 	if w != nil {

@@ -59,6 +59,33 @@ type Store interface {
 	// TemplateList returns stored templates ordered by namespace, name and
 	// version precedence, without their Source.
 	TemplateList(ctx context.Context, p *TemplateListParams) ([]*Template, error)
+	// DLQList returns DLQ entries, the investigations of tasks (not the
+	// dead letters of the queues), newest first unless p.Oldest.
+	DLQList(ctx context.Context, p *DLQListParams) ([]*taskertype.DLQEntry, error)
+	// DLQGet returns one DLQ entry, or an error wrapping
+	// taskertype.ErrNotFound.
+	DLQGet(ctx context.Context, id uuid.UUID) (*taskertype.DLQEntry, error)
+	// DLQUpdate changes one entry as ApplyDLQUpdate says, in one
+	// transaction, and returns it as stored. An unknown one is an error
+	// wrapping taskertype.ErrNotFound.
+	DLQUpdate(ctx context.Context, p *DLQUpdateParams) (*taskertype.DLQEntry, error)
+	// DLQStats counts the entries by reason (reasons without entries are
+	// left out), in the order of taskertype.DLQReasons.
+	DLQStats(ctx context.Context, p *DLQStatsParams) ([]*DLQStats, error)
+	// TaskStaleTemplates returns the template versions of the unfinished
+	// tasks in p.States that entered their state or were created before
+	// the times given, in no order: the staleness detector then asks
+	// TaskStaleList for each with its own thresholds.
+	TaskStaleTemplates(ctx context.Context, p *TaskStaleTemplatesParams) ([]TemplateKey, error)
+	// TaskStaleList returns the stuck tasks of one template version (see
+	// TaskStaleListParams).
+	TaskStaleList(ctx context.Context, p *TaskStaleListParams) ([]*taskertype.Task, error)
+	// LockTry takes the lock name, shared by every process of the
+	// database, if no one holds it: held says whether it was taken, and
+	// release (non-nil when held) lets it go. A process that dies lets go
+	// of its locks. PostgreSQL: a session advisory lock; SQLite: the
+	// database has one process, a lock in it.
+	LockTry(ctx context.Context, name string) (release func(), held bool, err error)
 	Close() error
 }
 
@@ -123,6 +150,10 @@ type Tx interface {
 	// would, without sending one; nothing if it rolls back. Unsupported as
 	// for MessageClaim: the caller then relies on its fallback (a poll).
 	Notify(ctx context.Context, name string) error
+	// DLQEntryCreate records a pending DLQ entry for a task, unless the
+	// task has a pending one already: created says which. It commits with
+	// the transaction (the state change that sent the task there).
+	DLQEntryCreate(ctx context.Context, p *DLQEntryCreateParams) (created bool, err error)
 }
 
 // TaskListParams filters TaskList.

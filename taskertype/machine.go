@@ -27,6 +27,11 @@ const (
 	TaskEventReset            TaskEvent = "reset"              // error → pending
 	TaskEventCancel           TaskEvent = "cancel"             // any non-terminal → cancelled
 	TaskEventCreate           TaskEvent = "create"             // "" → pending, the first record of a task
+	// TaskEventStalenessTimeout: the staleness detector found the task
+	// stuck in a waiting state past its threshold (template lifecycle,
+	// staleness_action dlq or error): waiting_for_dependencies |
+	// waiting_for_retry | steps_in_process → error.
+	TaskEventStalenessTimeout TaskEvent = "staleness_timeout"
 )
 
 // StepEvent names why a step changes state.
@@ -98,8 +103,11 @@ func taskRules() []TaskRule {
 		{TaskBlockedByFailures, TaskEventResolveManually, TaskResolvedManually},
 		{TaskBlockedByFailures, TaskEventResume, TaskEvaluatingResults}, // added
 		{TaskError, TaskEventReset, TaskPending},
-		{TaskError, TaskEventResolveManually, TaskResolvedManually}, // added
-		{TaskError, TaskEventResume, TaskEvaluatingResults},         // added
+		{TaskError, TaskEventResolveManually, TaskResolvedManually},        // added
+		{TaskError, TaskEventResume, TaskEvaluatingResults},                // added
+		{TaskWaitingForDependencies, TaskEventStalenessTimeout, TaskError}, // added: tasker-core's detector writes it outside its machine
+		{TaskWaitingForRetry, TaskEventStalenessTimeout, TaskError},        // added
+		{TaskStepsInProcess, TaskEventStalenessTimeout, TaskError},         // added
 	}
 	for _, s := range TaskStates {
 		if !s.Terminal() {

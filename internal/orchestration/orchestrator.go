@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tasker-go/tasker/internal/consumer"
+	"github.com/tasker-go/tasker/internal/dlq"
 	"github.com/tasker-go/tasker/internal/events"
 	"github.com/tasker-go/tasker/internal/group"
 	"github.com/tasker-go/tasker/internal/statemanager"
@@ -271,6 +272,13 @@ func (o *Orchestrator) apply(ctx context.Context, tx store.Tx, rec *transition.R
 		}
 		if err := rec.Task(ctx, tx, task, ev, now); err != nil {
 			return err
+		}
+		if ev == taskertype.TaskEventGiveUp {
+			// A step that ran out of attempts: an investigation for an
+			// operator (max_retries_exceeded), with the give-up.
+			if _, err := dlq.RecordMaxRetries(ctx, tx, task, now); err != nil {
+				return err
+			}
 		}
 	}
 	if !p.WakeAt.IsZero() {

@@ -66,9 +66,10 @@ type Store struct {
 	closed atomic.Bool
 	rows   *rowCache // the committed rows of recently touched tasks; see taskRows
 
-	w    writeStmts    // writer: used in transactions through tx.StmtContext
-	r    readStmts     // readers
-	tmpl templateStmts // template.go
+	w     writeStmts    // writer: used in transactions through tx.StmtContext
+	r     readStmts     // readers
+	tmpl  templateStmts // template.go
+	locks locks         // LockTry's, dlq.go
 
 	// Readers only.
 	taskListAll, taskListState, taskListUnfinished, transitionsOfTask, transitionsOfStep, stepAttempts *sql.Stmt

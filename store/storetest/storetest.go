@@ -89,6 +89,9 @@ var cases = []struct {
 	{"an attempt's outcome is stored only while the step carries its attempt ID", testAttemptFence},
 	{"a notification wakes the subscribers of its name once the transaction commits, never on a rollback", testNotify},
 	{"a step started in the transaction that created it keeps its attempt ID", testAttemptInCreatingTx},
+	{"DLQ entries: one pending per task, read back, updated once out of pending, listed, counted", testDLQ},
+	{"stale task queries follow the times and states given", testStaleLists},
+	{"a lock is held once until released", testLockTry},
 }
 
 type env struct {
