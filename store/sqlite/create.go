@@ -66,7 +66,7 @@ func (t *tx) TaskCreate(ctx context.Context, p *store.TaskCreateParams) error {
 	// as a Revision or Attempts it set, are not stored, so not kept).
 	task.State, task.Revision = taskertype.TaskPending, 0
 	task.CreatedAt, task.UpdatedAt, task.FinishedAt = at, at, time.Time{}
-	t.trans = append(t.trans, transitionRow{task: task.ID, taskID: taskID, stepID: nil,
+	t.trans = append(t.trans, transitionRow{task: task.ID, taskID: taskID,
 		to: string(taskertype.TaskPending), event: string(taskertype.TaskEventCreate), at: atUS, processor: p.Processor})
 	kept := taskertype.Task{ID: task.ID, Namespace: task.Namespace, Name: task.Name, Version: task.Version,
 		State: taskertype.TaskPending, Context: taskCtx, CreatedAt: stored(at), UpdatedAt: stored(at)}

@@ -35,16 +35,6 @@ type tx struct {
 	done  bool
 }
 
-type transitionRow struct {
-	task      uuid.UUID
-	taskID    string
-	stepID    any // string, or nil for a task transition
-	from, to  string
-	event     string
-	at        int64
-	processor string
-}
-
 var _ store.Tx = (*tx)(nil)
 
 // InTx implements store.Store. fn runs once: with a single writer, SQLite
@@ -81,7 +71,7 @@ func (s *Store) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
 	if err := t.flushRows(); err != nil {
 		return err
 	}
-	if err := t.flushTransitions(sctx); err != nil {
+	if err := t.flushTransitions(); err != nil {
 		return err
 	}
 	if err := sqlTx.Commit(); err != nil {
@@ -102,25 +92,6 @@ func (t *tx) check(op string) error {
 }
 
 func (t *tx) stmt(st *sql.Stmt) *sql.Stmt { return t.tx.StmtContext(t.ctx, st) }
-
-func (t *tx) flushTransitions(ctx context.Context) error {
-	rows := make([][]any, len(t.trans))
-	for i, r := range t.trans {
-		tr := t.rows[r.task]
-		if tr.seq < 0 { // read from the database: continue its log
-			if err := t.stmt(t.s.w.lastSeq).QueryRowContext(t.ctx, r.taskID).Scan(&tr.seq); err != nil {
-				return fmt.Errorf("store: record transitions: task %s: %w", r.taskID, err)
-			}
-		}
-		tr.seq++
-		rows[i] = []any{r.taskID, tr.seq, r.stepID, r.from, r.to, r.event, r.at, r.processor}
-	}
-	t.trans = nil
-	if err := t.s.w.transitionInsert.exec(t.ctx, t.tx, rows); err != nil {
-		return fmt.Errorf("store: record transitions: %w", err)
-	}
-	return nil
-}
 
 func (t *tx) at(at time.Time) time.Time {
 	if at.IsZero() {
@@ -170,7 +141,7 @@ func (t *tx) TaskTransition(ctx context.Context, p *store.TaskTransitionParams) 
 	}
 	r.task.Revision++
 	r.taskDirty = true
-	t.trans = append(t.trans, transitionRow{task: p.ID, taskID: id, stepID: nil, from: string(p.From), to: string(p.To),
+	t.trans = append(t.trans, transitionRow{task: p.ID, taskID: id, from: string(p.From), to: string(p.To),
 		event: string(p.Event), at: micros(at), processor: p.Processor})
 	return nil
 }
