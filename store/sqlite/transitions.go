@@ -65,7 +65,7 @@ func (t *tx) flushTransitions() error {
 		r := &rows[i]
 		values[i] = []any{r.taskID, r.seq, r.processor, string(append(r.entries, ']'))}
 	}
-	if err := t.s.w.transitionInsert.exec(t.ctx, t.tx, values); err != nil {
+	if err := t.s.w.transitionInsert.exec(t.ctx, t.stmt, values); err != nil {
 		return fmt.Errorf("store: record transitions: %w", err)
 	}
 	return nil

@@ -175,3 +175,62 @@ func checkLog(t *testing.T, s store.Store, taskID, stepID uuid.UUID, want []task
 		}
 	}
 }
+
+// The store keeps a task's steps in position order with the text of their
+// IDs beside them: steps given out of order must still be written and
+// logged under their own IDs.
+func TestStepsGivenOutOfOrderAreWrittenUnderTheirOwnIDs(t *testing.T) {
+	ctx := t.Context()
+	s := openStore(t, filepath.Join(t.TempDir(), "tasker.db"), nil)
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	taskID := uuid.Must(uuid.NewV7())
+	var steps []*taskertype.Step
+	for _, pos := range []int{2, 0, 1} {
+		steps = append(steps, &taskertype.Step{ID: uuid.Must(uuid.NewV7()), Name: "s" + string(rune('a'+pos)), Handler: "h", Position: pos})
+	}
+	enqueue := func(tx store.Tx, st *taskertype.Step) error {
+		st.State = taskertype.StepEnqueued
+		return tx.StepTransition(ctx, &store.StepTransitionParams{Step: st, From: taskertype.StepPending,
+			Event: taskertype.StepEventEnqueue, At: at, Processor: "p"})
+	}
+	err := s.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.TaskCreate(ctx, &store.TaskCreateParams{Task: &taskertype.Task{ID: taskID, Namespace: "ns", Name: "t", Version: "1"},
+			Steps: steps, At: at, Processor: "p"}); err != nil {
+			return err
+		}
+		return enqueue(tx, steps[0]) // position 2, listed first
+	})
+	if err == nil {
+		err = s.InTx(ctx, func(tx store.Tx) error { return enqueue(tx, steps[1]) }) // position 0, from the cache
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.StepList(ctx, taskID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[uuid.UUID]taskertype.StepState{steps[0].ID: taskertype.StepEnqueued, steps[1].ID: taskertype.StepEnqueued,
+		steps[2].ID: taskertype.StepPending}
+	for _, st := range got {
+		if st.State != want[st.ID] {
+			t.Errorf("step %s (position %d) is %s, want %s", st.Name, st.Position, st.State, want[st.ID])
+		}
+	}
+	for _, st := range steps {
+		log, err := s.TransitionList(ctx, &store.TransitionListParams{TaskID: taskID, StepID: st.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := 1 + btoi(want[st.ID] == taskertype.StepEnqueued); len(log) != n {
+			t.Errorf("step %s: %d transitions logged, want %d", st.Name, len(log), n)
+		}
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
