@@ -20,7 +20,7 @@ type transitionRow struct {
 }
 
 // logRow is one row of the transition log: the transitions a transaction
-// made to one task, packed (migration 0004_packed_transitions.sql describes
+// made to one task, packed (migration 0005_packed_transitions.sql describes
 // the format).
 type logRow struct {
 	taskID    string
