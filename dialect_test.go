@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -171,27 +170,4 @@ steps:
 			t.Errorf("validate's timeout = %v, want 1.5s from initialization.timeout_ms", d)
 		}
 	})
-}
-
-// TestStepsThatNeedTheBatchRuntimeAreRefused: a template with a batchable
-// step registers, but a task of it is refused with an error that says why,
-// rather than run its worker template once.
-func TestStepsThatNeedTheBatchRuntimeAreRefused(t *testing.T) {
-	tpl, err := template.LoadFile("template/testdata/tasker-core/batch_processing_example.yaml")
-	must(t, err)
-	cfg := database(t, "sqlite")
-	cfg.Templates = []*template.Template{tpl}
-	cfg.DisableWorkers = true
-	eng, err := tasker.Open(t.Context(), cfg)
-	must(t, err)
-	stopAtCleanup(t, eng)
-	_, err = eng.CreateTask(t.Context(), tasker.CreateTaskParams{Namespace: tpl.Namespace, Name: tpl.Name, Context: map[string]any{}})
-	if !errors.Is(err, errors.ErrUnsupported) || !errors.Is(err, taskertype.ErrInvalid) {
-		t.Fatalf("err = %v, want ErrUnsupported and ErrInvalid", err)
-	}
-	for _, want := range []string{"is a batchable step", "does not run batches yet"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not say %q", err, want)
-		}
-	}
 }

@@ -144,6 +144,10 @@ type Config struct {
 	// chain of dependencies; a decision deeper fails for good. 0 means the
 	// default, 20 (tasker-core's).
 	MaxDecisionDepth int
+	// MaxBatchWorkers bounds the workers one batchable step's outcome may
+	// create; a plan with more fails the step for good
+	// (docs/workflows.md). 0 means the default, 1000.
+	MaxBatchWorkers int
 	// Staleness configures the staleness detector, which every process
 	// that orchestrates runs (one at a time acts per database): it finds
 	// tasks stuck past their template's lifecycle thresholds and records
@@ -240,6 +244,9 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.MaxCreatedSteps < 0 || cfg.MaxDecisionDepth < 0 {
 		return nil, fmt.Errorf("tasker: MaxCreatedSteps (%d) and MaxDecisionDepth (%d) must not be negative: give a bound, or 0 for the default (100 and 20)", cfg.MaxCreatedSteps, cfg.MaxDecisionDepth)
 	}
+	if cfg.MaxBatchWorkers < 0 {
+		return nil, fmt.Errorf("tasker: MaxBatchWorkers must not be negative, got %d: give a bound, or 0 for the default (1000)", cfg.MaxBatchWorkers)
+	}
 	if cfg.MaxDeliveries < 0 {
 		return nil, fmt.Errorf("tasker: MaxDeliveries must not be negative, got %d: give the deliveries before a failing message is set aside, or 0 for the default (5)", cfg.MaxDeliveries)
 	}
@@ -326,7 +333,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		Templates: func(ctx context.Context, namespace, name, version string) (*template.Template, error) {
 			return e.tmpl.Get(ctx, namespace, name, version)
 		},
-		MaxCreatedSteps: cfg.MaxCreatedSteps, MaxDecisionDepth: cfg.MaxDecisionDepth,
+		MaxCreatedSteps: cfg.MaxCreatedSteps, MaxDecisionDepth: cfg.MaxDecisionDepth, MaxBatchWorkers: cfg.MaxBatchWorkers,
 		DomainEvents: e.domain.StepOutcome, DomainEventQueue: domainevents.QueueName,
 	})
 	if err != nil {

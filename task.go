@@ -48,9 +48,6 @@ func (e *Engine) CreateTask(ctx context.Context, p CreateTaskParams) (*Task, err
 	if err := tpl.ValidateContext(raw); err != nil {
 		return nil, fmt.Errorf("tasker: create task from %s: %w", tpl.Key(), err)
 	}
-	if err := checkRunnable(tpl); err != nil {
-		return nil, err
-	}
 	if err := e.checkHandlers(tpl); err != nil {
 		return nil, err
 	}

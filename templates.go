@@ -2,7 +2,6 @@ package tasker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/tasker-go/tasker/internal/dynamic"
@@ -138,24 +137,9 @@ func (e *Engine) stepSettings(ctx context.Context, ref worker.StepRef) (worker.S
 	}
 	i := tpl.StepIndex(ref.Step)
 	if i < 0 {
-		return worker.StepSettings{}, nil
+		return batchWorkerSettings(tpl, ref.Step), nil
 	}
 	return worker.StepSettings{Config: tpl.Steps[i].Config, Method: tpl.Steps[i].Method}, nil
-}
-
-// checkRunnable refuses a template whose steps need the batch runtime,
-// which this version does not have: run as plain steps, a batch worker
-// template would run once. Decision and deferred_convergence steps run
-// (docs/workflows.md).
-func checkRunnable(tpl *template.Template) error {
-	for i := range tpl.Steps {
-		switch s := &tpl.Steps[i]; s.TypeOf() {
-		case template.StepBatchable, template.StepBatchWorker:
-			return fmt.Errorf("tasker: create task from %s: %w: step %q is a %s step, and this version of tasker does not run batches yet (decision and deferred_convergence steps run; batches are to come: issue 10 §3): %w",
-				tpl.Key(), taskertype.ErrInvalid, s.Name, s.TypeOf(), errors.ErrUnsupported)
-		}
-	}
-	return nil
 }
 
 // initialSteps returns the positions of the steps a task from tpl is

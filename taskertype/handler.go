@@ -56,6 +56,11 @@ type StepInput struct {
 	// which tasker-core calls "call". A handler with several entry points
 	// dispatches on it.
 	Method string
+	// Batch is set for a batch worker (a copy of a batch_worker step that
+	// a batchable step's outcome created): its cursor range, its batch's
+	// settings and its last checkpoint (docs/workflows.md). Nil for every
+	// other step.
+	Batch *BatchInput
 }
 
 // DecodeConfig decodes the step's configuration into v; a step without one

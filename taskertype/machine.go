@@ -49,6 +49,8 @@ const (
 	StepEventScheduleRetry    StepEvent = "schedule_retry"    // enqueued_as_error_for_orchestration → waiting_for_retry
 	StepEventFailPermanently  StepEvent = "fail_permanently"  // enqueued_as_error_for_orchestration → error
 	StepEventRefuseOutcome    StepEvent = "refuse_outcome"    // enqueued_for_orchestration → error (a decision's or batch plan's outcome is invalid)
+	StepEventCheckpointYield  StepEvent = "checkpoint_yield"  // in_progress → enqueued (a batch worker stored a checkpoint and runs again from it)
+	StepEventContinueFailed   StepEvent = "continue_failed"   // enqueued_as_error_for_orchestration → complete (a batch worker's final failure under continue_on_failure)
 	StepEventRetry            StepEvent = "retry"             // waiting_for_retry → pending
 	StepEventReset            StepEvent = "reset"             // error | waiting_for_retry → pending (operator)
 	StepEventResolveManually  StepEvent = "resolve_manually"  // non-terminal → resolved_manually (operator)
@@ -123,11 +125,13 @@ func stepRules() []StepRule {
 		{StepEnqueued, StepEventStart, StepInProgress},
 		{StepInProgress, StepEventSucceed, StepEnqueuedForOrchestration},
 		{StepInProgress, StepEventFail, StepEnqueuedAsErrorForOrchestration},
-		{StepInProgress, StepEventRelease, StepEnqueued}, // added
+		{StepInProgress, StepEventRelease, StepEnqueued},         // added
+		{StepInProgress, StepEventCheckpointYield, StepEnqueued}, // added: issue 10 §3
 		{StepEnqueuedForOrchestration, StepEventComplete, StepComplete},
 		{StepEnqueuedForOrchestration, StepEventRefuseOutcome, StepError}, // added: issue 10
 		{StepEnqueuedAsErrorForOrchestration, StepEventScheduleRetry, StepWaitingForRetry},
 		{StepEnqueuedAsErrorForOrchestration, StepEventFailPermanently, StepError},
+		{StepEnqueuedAsErrorForOrchestration, StepEventContinueFailed, StepComplete}, // added: issue 10 §3
 		{StepWaitingForRetry, StepEventRetry, StepPending},
 		{StepError, StepEventReset, StepPending},
 		{StepWaitingForRetry, StepEventReset, StepPending},

@@ -50,6 +50,9 @@ func (o *Orchestrator) completeStep(ctx context.Context, tx store.Tx, rec *trans
 	if tpl != nil {
 		i = tpl.StepIndex(step.Name)
 	}
+	if i >= 0 && tpl.Steps[i].TypeOf() == template.StepBatchable {
+		return o.completeBatchable(ctx, tx, rec, task, tpl, steps, step, i, now)
+	}
 	if i < 0 || tpl.Steps[i].TypeOf() != template.StepDecision {
 		return rec.Step(ctx, tx, step, taskertype.StepEventComplete, now, nil)
 	}

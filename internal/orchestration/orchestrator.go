@@ -81,6 +81,9 @@ type Config struct {
 	// chain of dependencies; a decision deeper fails. Default 20
 	// (tasker-core's).
 	MaxDecisionDepth int
+	// MaxBatchWorkers bounds the workers one batchable step's outcome may
+	// create; a plan with more fails the step. Default 1000.
+	MaxBatchWorkers int
 	// DomainEvents, if set, is called in the transaction that records a
 	// step's outcome, once the outcome is final (the step completed,
 	// waits for a retry or failed for good), to publish the step's
@@ -132,6 +135,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxDecisionDepth == 0 {
 		c.MaxDecisionDepth = DefaultMaxDecisionDepth
 	}
+	if c.MaxBatchWorkers == 0 {
+		c.MaxBatchWorkers = DefaultMaxBatchWorkers
+	}
 	return c
 }
 
@@ -153,6 +159,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("orchestration: MaxCreatedSteps must not be negative, got %d", c.MaxCreatedSteps)
 	case c.MaxDecisionDepth < 0:
 		return fmt.Errorf("orchestration: MaxDecisionDepth must not be negative, got %d", c.MaxDecisionDepth)
+	case c.MaxBatchWorkers < 0:
+		return fmt.Errorf("orchestration: MaxBatchWorkers must not be negative, got %d", c.MaxBatchWorkers)
 	case c.RedeliveryDelay < 0:
 		return fmt.Errorf("orchestration: RedeliveryDelay must not be negative, got %v", c.RedeliveryDelay)
 	}
@@ -305,7 +313,11 @@ func (o *Orchestrator) moveSteps(ctx context.Context, tx store.Tx, rec *transiti
 		}
 	}
 	stepQueue := queue.StepQueue(task.Namespace)
-	for _, s := range p.Enqueue {
+	enqueue, err := o.limitBatches(ctx, tx, task, p.Enqueue)
+	if err != nil {
+		return err
+	}
+	for _, s := range enqueue {
 		if err := rec.Step(ctx, tx, s, taskertype.StepEventEnqueue, now, nil); err != nil {
 			return err
 		}

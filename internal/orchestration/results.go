@@ -182,7 +182,7 @@ func (o *Orchestrator) ProcessResultTx(ctx context.Context, tx store.Tx, rec *tr
 	case taskertype.StepEnqueuedForOrchestration:
 		err = o.completeStep(ctx, tx, rec, task, &steps, step, now)
 	case taskertype.StepEnqueuedAsErrorForOrchestration:
-		err = o.judgeFailure(ctx, tx, rec, step, now)
+		err = o.judgeFailure(ctx, tx, rec, task, steps, step, now)
 	default:
 		return nil // already processed
 	}
@@ -196,9 +196,14 @@ func (o *Orchestrator) ProcessResultTx(ctx context.Context, tx store.Tx, rec *tr
 }
 
 // judgeFailure applies the retry policy to a failed attempt.
-func (o *Orchestrator) judgeFailure(ctx context.Context, tx store.Tx, rec *transition.Recorder, step *taskertype.Step, now time.Time) error {
+func (o *Orchestrator) judgeFailure(ctx context.Context, tx store.Tx, rec *transition.Recorder, task *taskertype.Task,
+	steps []*taskertype.Step, step *taskertype.Step, now time.Time,
+) error {
 	d := retry.Decide(step.Retry, step.Failure, step.Attempts, o.cfg.Rand)
 	if !d.Retry {
+		if done, err := o.batchWorkerFailed(ctx, tx, rec, task, steps, step, d.Reason, now); done || err != nil {
+			return err
+		}
 		o.log.Info("step failed for good", "task_id", step.TaskID, "step", step.Name, "attempts", step.Attempts, "reason", d.Reason)
 		return rec.Step(ctx, tx, step, taskertype.StepEventFailPermanently, now, nil)
 	}

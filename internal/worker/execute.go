@@ -36,6 +36,9 @@ type outcome struct {
 	result   json.RawMessage
 	failure  *taskertype.StepFailure
 	released bool // the worker is shutting down; give the step back
+	// checkpoint, with released: a batch worker yielded this checkpoint;
+	// it is stored and the step runs again from it.
+	checkpoint *taskertype.Checkpoint
 	// dropped: the step no longer waits for the attempt (errSuperseded);
 	// nothing is reported.
 	dropped bool
@@ -408,6 +411,14 @@ func (w *Worker) settings(ctx context.Context, j *job) *outcome {
 			Message: fmt.Sprintf("read the configuration of step %q from its template: %v", in.StepName, err)}}
 	}
 	in.Config, in.Method = st.Config, st.Method
+	if st.Batch != nil {
+		b, err := batchInput(st.Batch, in, j.step)
+		if err != nil {
+			return &outcome{failure: &taskertype.StepFailure{Kind: taskertype.FailureHandler, Retryable: false, Attempt: j.step.Attempts,
+				Message: fmt.Sprintf("read the batch inputs of worker %q: %v", in.StepName, err)}}
+		}
+		in.Batch = b
+	}
 	return nil
 }
 
@@ -487,6 +498,8 @@ func (w *Worker) run(stop, actx context.Context, step *taskertype.Step, in *task
 			done <- timeout(" (it returned a result after the deadline)")
 		case err != nil:
 			done <- &outcome{failure: taskertype.FailureFromError(err, step.Attempts)}
+		case isCheckpoint(v):
+			done <- w.yield(step, in, v)
 		default:
 			result, err := encodeResult(v)
 			if limit := w.cfg.MaxResultBytes; err == nil && limit > 0 && len(result) > limit {
@@ -560,6 +573,16 @@ func encodeResult(v any) (json.RawMessage, error) {
 // The write is fenced by attempt, the attempt's ID: it fails as stale if
 // the store's step runs another attempt.
 func (w *Worker) recordOutcome(ctx context.Context, tx store.Tx, rec *transition.Recorder, s *taskertype.Step, attempt uuid.UUID, out *outcome, now time.Time, send bool) error {
+	if out.released && out.checkpoint != nil {
+		cp, err := checkpointResult(s.Result, out.checkpoint, now)
+		if err != nil {
+			return err
+		}
+		// Not counted as an attempt: the step runs on from the checkpoint.
+		return rec.StepOfAttempt(ctx, tx, s, attempt, taskertype.StepEventCheckpointYield, now, func(s *taskertype.Step) {
+			s.Result, s.Attempts = cp, max(s.Attempts-1, 0)
+		})
+	}
 	if out.released {
 		return rec.StepOfAttempt(ctx, tx, s, attempt, taskertype.StepEventRelease, now, func(s *taskertype.Step) {
 			s.Attempts = max(s.Attempts-1, 0)

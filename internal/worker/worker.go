@@ -111,6 +111,19 @@ type StepRef struct {
 type StepSettings struct {
 	Config json.RawMessage // a JSON object, or nil
 	Method string
+	// Batch is set when the step is a batch worker: a copy of a
+	// batch_worker step, created by a batchable step's outcome.
+	Batch *BatchSettings
+}
+
+// BatchSettings says where a batch worker's inputs come from.
+type BatchSettings struct {
+	// TemplateStep is the batch_worker step the worker is a copy of.
+	TemplateStep string
+	// Batchable is the batchable step whose result (a dependency's)
+	// holds the batch plan.
+	Batchable string
+	Metadata  taskertype.BatchMetadata
 }
 
 // ResultProcessor is orchestration's side of a step result.
@@ -231,6 +244,8 @@ type Worker struct {
 	stopping  atomic.Bool
 	abandoned atomic.Uint64 // handlers given up on after their grace
 	adopted   atomic.Uint64 // redelivered claims taken by the attempt running here
+	// checkpoints counts the checkpoints batch workers yielded here.
+	checkpoints atomic.Uint64
 
 	// Test hooks, nil in production (export_test.go sets them before
 	// Start): beforeClaimCheck runs as a started step is about to check
@@ -498,7 +513,9 @@ type Stats struct {
 	Abandoned uint64
 	// Adopted counts the messages of running steps claimed again by this
 	// worker (their claims had lapsed) and kept by the running attempt.
-	Adopted      uint64
+	Adopted uint64
+	// Checkpoints counts the checkpoints batch workers yielded here.
+	Checkpoints  uint64
 	Correlations correlation.TrackerCounts
 }
 
@@ -506,6 +523,6 @@ type Stats struct {
 func (w *Worker) Stats() Stats {
 	return Stats{
 		InFlight: w.InFlight(), Concurrency: w.cfg.Concurrency, Running: w.leases.len(), Abandoned: w.abandoned.Load(), Adopted: w.adopted.Load(),
-		Correlations: w.corr.Counts(),
+		Checkpoints: w.checkpoints.Load(), Correlations: w.corr.Counts(),
 	}
 }
