@@ -4,8 +4,8 @@ package examples
 
 import "embed"
 
-// FS holds linear.yaml, diamond.yaml, dag.yaml, tree.yaml, decision.yaml and
-// domain_events.yaml.
+// FS holds linear.yaml, diamond.yaml, dag.yaml, tree.yaml, decision.yaml,
+// domain_events.yaml and batch.yaml.
 //
 //go:embed *.yaml
 var FS embed.FS

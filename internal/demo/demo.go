@@ -18,16 +18,19 @@ import (
 // Handlers returns the demo handlers by name.
 func Handlers() map[string]taskertype.Handler {
 	return map[string]taskertype.Handler{
-		"demo.square":   taskertype.HandlerFunc(square),
-		"demo.add":      taskertype.HandlerFunc(add),
-		"demo.multiply": taskertype.HandlerFunc(multiply),
-		"demo.sum":      taskertype.HandlerFunc(sum),
-		"demo.noop":     taskertype.HandlerFunc(noop),
-		"demo.sleep":    taskertype.HandlerFunc(sleep),
-		"demo.flaky":    taskertype.HandlerFunc(flaky),
-		"demo.fail":     taskertype.HandlerFunc(fail),
-		"demo.route":    taskertype.HandlerFunc(route),
-		"demo.charge":   taskertype.HandlerFunc(charge),
+		"demo.square":      taskertype.HandlerFunc(square),
+		"demo.add":         taskertype.HandlerFunc(add),
+		"demo.multiply":    taskertype.HandlerFunc(multiply),
+		"demo.sum":         taskertype.HandlerFunc(sum),
+		"demo.noop":        taskertype.HandlerFunc(noop),
+		"demo.sleep":       taskertype.HandlerFunc(sleep),
+		"demo.flaky":       taskertype.HandlerFunc(flaky),
+		"demo.fail":        taskertype.HandlerFunc(fail),
+		"demo.route":       taskertype.HandlerFunc(route),
+		"demo.charge":      taskertype.HandlerFunc(charge),
+		"demo.batch_plan":  taskertype.HandlerFunc(batchPlan),
+		"demo.batch_sum":   taskertype.HandlerFunc(batchSum),
+		"demo.batch_total": taskertype.HandlerFunc(batchTotal),
 	}
 }
 
