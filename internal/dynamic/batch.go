@@ -10,8 +10,12 @@ import (
 	"github.com/tasker-go/tasker/template"
 )
 
-// batchIDPattern is what a batch_id may be: it becomes part of a step name.
-var batchIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+// batchIDPattern is what a batch_id may be: it becomes part of a step name
+// (template step names: lowercase letters, digits and _, at most 63).
+var batchIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_]{0,31}$`)
+
+// maxStepName is the longest step name (the template's rule).
+const maxStepName = 63
 
 // NoOpBatchID is the batch_id of the placeholder worker a no_batches
 // outcome creates (tasker-core's: {worker_template}_000).
@@ -132,8 +136,9 @@ func (g *Graph) PlanBatch(b int, o *taskertype.BatchProcessingOutcome, maxWorker
 				c.BatchID = fmt.Sprintf("%03d", k+1)
 			}
 			switch {
-			case !batchIDPattern.MatchString(c.BatchID):
-				return nil, fmt.Errorf("batchable step %q: cursor_configs[%d] has batch_id %q: use 1 to 32 letters, digits, '_' or '-' (tasker-core numbers them 001, 002, ...)", bs.Name, k, c.BatchID)
+			case !batchIDPattern.MatchString(c.BatchID) || len(wt)+1+len(c.BatchID) > maxStepName:
+				return nil, fmt.Errorf("batchable step %q: cursor_configs[%d] has batch_id %q: use lowercase letters, digits and _, starting with a letter or digit, short enough for the worker's name %s_{batch_id} to be at most %d characters (tasker-core numbers them 001, 002, ...)",
+					bs.Name, k, c.BatchID, wt, maxStepName)
 			case seen[c.BatchID]:
 				return nil, fmt.Errorf("batchable step %q: batch_id %q appears twice in cursor_configs: give each batch its own", bs.Name, c.BatchID)
 			case len(c.StartCursor) == 0 || len(c.EndCursor) == 0:
