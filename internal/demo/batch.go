@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/tasker-go/tasker/taskertype"
 )
@@ -51,6 +52,9 @@ type batchSumConfig struct {
 	// CheckpointEvery, when positive, yields a checkpoint after that many
 	// items.
 	CheckpointEvery int64 `json:"checkpoint_every"`
+	// SleepMS, when positive, makes each run take that long (for tests
+	// that kill a worker mid-batch).
+	SleepMS int64 `json:"sleep_ms"`
 }
 
 // batchSum is a batch worker: it sums the item numbers of its cursor range
@@ -79,6 +83,15 @@ func batchSum(ctx context.Context, in *taskertype.StepInput) (any, error) {
 		}
 		if err := json.Unmarshal(cp.AccumulatedResults, &sum); err != nil {
 			return nil, taskertype.Permanent(fmt.Errorf("checkpoint results %s are not a sum: %w", cp.AccumulatedResults, err))
+		}
+	}
+	if cfg.SleepMS > 0 {
+		t := time.NewTimer(time.Duration(cfg.SleepMS) * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
 		}
 	}
 	stop := end
