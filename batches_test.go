@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -16,7 +18,10 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tasker-go/tasker"
+	"github.com/tasker-go/tasker/internal/demo"
+	"github.com/tasker-go/tasker/internal/pgdb/pgtest"
 	"github.com/tasker-go/tasker/taskertype"
+	"github.com/tasker-go/tasker/template"
 )
 
 // batchTemplate: plan splits the context's "items" into batches of the
@@ -422,4 +427,58 @@ func TestCheckpointResume(t *testing.T) {
 			t.Errorf("log %v has %d checkpoint_yield events, want 4", evs, n)
 		}
 	})
+}
+
+// BenchmarkBatch1000Items: a batch of 1,000 items in 10 workers of 100
+// (parallelism 10, no checkpoints; then a checkpoint every 25 items), from
+// the task's creation to its completion; reports items/s.
+func BenchmarkBatch1000Items(b *testing.B) {
+	for _, backend := range backends() {
+		for _, every := range []int{0, 25} {
+			b.Run(fmt.Sprintf("%s/checkpoint_every=%d", backend, every), func(b *testing.B) {
+				doc := strings.NewReplacer("parallelism: 4", "parallelism: 10", "checkpoint_every: 25", fmt.Sprintf("checkpoint_every: %d", every))
+				src, err := os.ReadFile("examples/batch.yaml")
+				if err != nil {
+					b.Fatal(err)
+				}
+				tpl, err := template.Parse("batch.yaml", []byte(doc.Replace(string(src))))
+				if err != nil {
+					b.Fatal(err)
+				}
+				var cfg tasker.Config
+				if backend == "postgres" {
+					_, url := pgtest.Schema(b)
+					cfg = tasker.Config{DatabaseURL: url, AutoMigrate: true}
+				} else {
+					cfg = tasker.Config{DatabasePath: filepath.Join(b.TempDir(), "t.db")}
+				}
+				cfg.Templates = []*template.Template{tpl}
+				eng, err := tasker.Open(b.Context(), cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for name, h := range demo.Handlers() {
+					if err := eng.RegisterHandler(name, h); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := eng.Start(b.Context()); err != nil {
+					b.Fatal(err)
+				}
+				defer eng.Stop(context.Background())
+				b.ResetTimer()
+				start := time.Now()
+				for range b.N {
+					task, err := eng.CreateTask(b.Context(), tasker.CreateTaskParams{Namespace: "demo", Name: "batch_sum", Context: map[string]int{"items": 1000}})
+					if err != nil {
+						b.Fatal(err)
+					}
+					if st, err := eng.WaitTask(b.Context(), task.ID); err != nil || st.State != taskertype.TaskComplete {
+						b.Fatalf("task ended %v, %v", st, err)
+					}
+				}
+				b.ReportMetric(float64(1000*b.N)/time.Since(start).Seconds(), "items/s")
+			})
+		}
+	}
 }
