@@ -482,3 +482,65 @@ func BenchmarkBatch1000Items(b *testing.B) {
 		}
 	}
 }
+
+// TestTwoBatchesConverge: a convergence step that waits for the workers of
+// two batches is created once both batchable steps have planned, with
+// edges to every worker of both.
+func TestTwoBatchesConverge(t *testing.T) {
+	const doc = `name: two
+namespace: test
+version: 1.0.0
+steps:
+  - name: plan_a
+    type: batchable
+    handler: plan_a
+    batch_config: {worker_template: wa}
+  - name: plan_b
+    type: batchable
+    handler: plan_b
+    batch_config: {worker_template: wb}
+  - name: wa
+    type: batch_worker
+    handler: work
+    depends_on: [plan_a]
+  - name: wb
+    type: batch_worker
+    handler: work
+    depends_on: [plan_b]
+  - name: collect
+    type: deferred_convergence
+    handler: collect
+    depends_on: [wa, wb]
+`
+	onBackends(t, func(t *testing.T, backend string) {
+		var mu sync.Mutex
+		var saw []string
+		planner := func(wt string, n int) tasker.Handler {
+			return taskertype.HandlerFunc(func(context.Context, *taskertype.StepInput) (any, error) {
+				return taskertype.BatchResult(taskertype.CreateBatches(wt, int64(n), taskertype.IntCursors(n, 1)...), nil), nil
+			})
+		}
+		h := newHarnessOn(t, backend, doc, map[string]tasker.Handler{
+			"plan_a": planner("wa", 2),
+			"plan_b": planner("wb", 3),
+			"work": taskertype.HandlerFunc(func(_ context.Context, in *taskertype.StepInput) (any, error) {
+				return map[string]any{"batch": in.Batch.Cursor.BatchID}, nil
+			}),
+			"collect": taskertype.HandlerFunc(func(_ context.Context, in *taskertype.StepInput) (any, error) {
+				mu.Lock()
+				saw = resultKeys(in)
+				mu.Unlock()
+				return map[string]any{}, nil
+			}),
+		})
+		info := h.run("two", map[string]any{})
+		if info.Task.State != taskertype.TaskComplete {
+			t.Fatalf("task is %s, want complete", info.Task.State)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if want := []string{"wa_001", "wa_002", "wb_001", "wb_002", "wb_003"}; !slices.Equal(saw, want) {
+			t.Errorf("collect saw %v, want %v", saw, want)
+		}
+	})
+}

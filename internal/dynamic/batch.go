@@ -70,8 +70,10 @@ func ParseBatchOutcome(result json.RawMessage) (*taskertype.BatchProcessingOutco
 
 // PlanBatch checks the outcome o of batchable step b (a position) against
 // the template's batch_config and maxWorkers, and returns the workers and
-// convergence steps to create. exists says which step names the task has.
-func (g *Graph) PlanBatch(b int, o *taskertype.BatchProcessingOutcome, maxWorkers int, exists func(string) bool) (*BatchPlan, error) {
+// convergence steps to create. task says which steps the task has, and
+// which are finished.
+func (g *Graph) PlanBatch(b int, o *taskertype.BatchProcessingOutcome, maxWorkers int, task Task) (*BatchPlan, error) {
+	exists, finished := task.Exists, task.Finished
 	bs := &g.t.Steps[b]
 	cfg := bs.Batch
 	wt := o.WorkerTemplateName
@@ -156,10 +158,24 @@ func (g *Graph) PlanBatch(b int, o *taskertype.BatchProcessingOutcome, maxWorker
 			return nil, fmt.Errorf("batchable step %q: worker %q would have the name of a step that exists already: rename the step or the worker template", bs.Name, wk.Name)
 		}
 	}
+	// A step that also waits for another batch_worker step is created by
+	// the last of their batchable steps to finish, with all their workers.
+kids:
 	for _, k := range g.kids[w] {
-		if !exists(g.t.Steps[k].Name) {
-			p.Convergence = append(p.Convergence, k)
+		if exists(g.t.Steps[k].Name) {
+			continue
 		}
+		for _, j := range g.deps[k] {
+			if j == w || g.typeOf(j) != template.StepBatchWorker {
+				continue
+			}
+			for _, jb := range g.deps[j] {
+				if g.typeOf(jb) == template.StepBatchable && !finished(g.t.Steps[jb].Name) {
+					continue kids
+				}
+			}
+		}
+		p.Convergence = append(p.Convergence, k)
 	}
 	return p, nil
 }

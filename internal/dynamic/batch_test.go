@@ -38,7 +38,7 @@ func batchGraph(t *testing.T) *Graph {
 
 func TestPlanBatch(t *testing.T) {
 	g := batchGraph(t)
-	none := func(string) bool { return false }
+	none := noSteps{}
 	p, err := g.PlanBatch(0, &taskertype.BatchProcessingOutcome{Type: taskertype.BatchCreateBatches, WorkerTemplateName: "work",
 		CursorConfigs: taskertype.IntCursors(25, 10)}, 100, none)
 	if err != nil {
@@ -114,7 +114,7 @@ func FuzzBatchPlan(f *testing.F) {
 		if err != nil {
 			return
 		}
-		p, err := g.PlanBatch(0, o, 8, func(string) bool { return false })
+		p, err := g.PlanBatch(0, o, 8, noSteps{})
 		if err != nil {
 			return
 		}
@@ -130,3 +130,8 @@ func FuzzBatchPlan(f *testing.F) {
 		}
 	})
 }
+
+type noSteps struct{}
+
+func (noSteps) Exists(string) bool   { return false }
+func (noSteps) Finished(string) bool { return false }

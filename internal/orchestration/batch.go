@@ -34,7 +34,7 @@ func (o *Orchestrator) completeBatchable(ctx context.Context, tx store.Tx, rec *
 	var plan *dynamic.BatchPlan
 	out, err := dynamic.ParseBatchOutcome(step.Result)
 	if err == nil {
-		plan, err = g.PlanBatch(i, out, o.cfg.MaxBatchWorkers, byName.Exists)
+		plan, err = g.PlanBatch(i, out, o.cfg.MaxBatchWorkers, byName)
 	}
 	if err != nil {
 		reason := fmt.Sprintf("batchable step %q: %v", step.Name, err)
@@ -50,6 +50,7 @@ func (o *Orchestrator) completeBatchable(ctx context.Context, tx store.Tx, rec *
 	for _, s := range *steps {
 		ids[s.Name] = s.ID
 	}
+	before := len(*steps)
 	fresh := make([]*taskertype.Step, 0, len(plan.Workers)+len(plan.Convergence))
 	workerIDs := make([]uuid.UUID, len(plan.Workers))
 	for k, w := range plan.Workers {
@@ -71,6 +72,13 @@ func (o *Orchestrator) completeBatchable(ctx context.Context, tx store.Tx, rec *
 			switch j := tpl.StepIndex(d); {
 			case j >= 0 && tpl.Steps[j].TypeOf() == template.StepBatchWorker && d == plan.Workers[0].Input.TemplateStep:
 				deps = append(deps, workerIDs...)
+			case j >= 0 && tpl.Steps[j].TypeOf() == template.StepBatchWorker:
+				// The workers of another batch, finished before.
+				for _, s := range (*steps)[:before] {
+					if s.Position == j && isWorker(tpl, s) {
+						deps = append(deps, s.ID)
+					}
+				}
 			default:
 				if id, ok := ids[d]; ok {
 					deps = append(deps, id)
