@@ -544,3 +544,32 @@ steps:
 		}
 	})
 }
+
+// TestResolvingACheckpointedWorker: an isolated worker that failed after a
+// checkpoint, resolved by an operator, gives the convergence step a null
+// result, not its checkpoint.
+func TestResolvingACheckpointedWorker(t *testing.T) {
+	onBackends(t, func(t *testing.T, backend string) {
+		b := &batchHandlers{}
+		hs := b.handlers()
+		hs["work"] = taskertype.HandlerFunc(func(_ context.Context, in *taskertype.StepInput) (any, error) {
+			if in.Batch.Checkpoint == nil {
+				return taskertype.Checkpoint{Cursor: json.RawMessage(`5`), ItemsProcessed: 5}, nil
+			}
+			return nil, taskertype.Permanent(errors.New("row 5 is corrupt"))
+		})
+		h := newHarnessOn(t, backend, fmt.Sprintf(batchTemplate, 1, "isolate"), hs)
+		info := h.run("batch", batchCtx{Items: 10, Size: 10})
+		w := h.step(info, "work_001")
+		if info.Task.State != taskertype.TaskError || w.State != taskertype.StepError || !strings.Contains(string(w.Result), `"checkpoint"`) {
+			t.Fatalf("task %s, work_001 %s with result %s; want error, error, its checkpoint kept", info.Task.State, w.State, w.Result)
+		}
+		must(t, h.eng.ResolveStep(t.Context(), info.Task.ID, "work_001"))
+		h.waitState(info.Task.ID, taskertype.TaskComplete)
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if r := string(b.collected["work_001"]); r != "null" {
+			t.Errorf("collect saw work_001's result %s, want null", r)
+		}
+	})
+}

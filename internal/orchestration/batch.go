@@ -250,3 +250,18 @@ func (o *Orchestrator) limitBatches(ctx context.Context, tx store.Tx, task *task
 	}
 	return out, nil
 }
+
+// holdsCheckpoint reports whether a step's result is an unfinished batch
+// worker's checkpoint ({"checkpoint": ...}, docs/workflows.md) rather than
+// a handler's result.
+func holdsCheckpoint(result json.RawMessage) bool {
+	if len(result) == 0 || result[0] != '{' {
+		return false
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(result, &m) != nil || len(m) != 1 {
+		return false
+	}
+	_, ok := m[taskertype.CheckpointKey]
+	return ok
+}

@@ -80,7 +80,11 @@ func (o *Orchestrator) ResolveTask(ctx context.Context, id uuid.UUID) error {
 // a null result for it. The task moves on if it is running, and resumes if
 // it was blocked by failures or in error and no failed step is left.
 func (o *Orchestrator) ResolveStep(ctx context.Context, taskID uuid.UUID, step string) error {
-	return o.operateStep(ctx, taskID, step, taskertype.StepEventResolveManually, nil)
+	return o.operateStep(ctx, taskID, step, taskertype.StepEventResolveManually, func(s *taskertype.Step) {
+		if holdsCheckpoint(s.Result) {
+			s.Result = nil // an unfinished batch worker's checkpoint is no result
+		}
+	})
 }
 
 // CompleteStep marks a step as complete by hand with result as its result
