@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -49,6 +50,10 @@ func (s *Server) CreateTask(ctx context.Context, req gen.CreateTaskRequestObject
 		return nil, badf("context must be a JSON object, not %s", jsonKind(ctxv))
 	}
 	t, err := s.eng.CreateTask(ctx, tasker.CreateTaskParams{Namespace: b.Namespace, Name: b.Name, Version: b.Version, Context: ctxv})
+	if errors.Is(err, taskertype.ErrNotFound) {
+		// The spec answers an unknown template 400 (it lists no 404 here).
+		return nil, &badRequest{err.Error()}
+	}
 	if err != nil {
 		return nil, err
 	}
