@@ -21,34 +21,6 @@ func (s *Server) GetPerformanceMetrics(context.Context, gen.GetPerformanceMetric
 	return nil, errNotImplemented
 }
 
-func (s *Server) ListDlqEntries(context.Context, gen.ListDlqEntriesRequestObject) (gen.ListDlqEntriesResponseObject, error) {
-	return nil, errNotImplemented
-}
-
-func (s *Server) UpdateDlqInvestigation(context.Context, gen.UpdateDlqInvestigationRequestObject) (gen.UpdateDlqInvestigationResponseObject, error) {
-	return nil, errNotImplemented
-}
-
-func (s *Server) GetInvestigationQueue(context.Context, gen.GetInvestigationQueueRequestObject) (gen.GetInvestigationQueueResponseObject, error) {
-	return nil, errNotImplemented
-}
-
-func (s *Server) GetStalenessMonitoring(context.Context, gen.GetStalenessMonitoringRequestObject) (gen.GetStalenessMonitoringResponseObject, error) {
-	return nil, errNotImplemented
-}
-
-func (s *Server) GetDlqStats(context.Context, gen.GetDlqStatsRequestObject) (gen.GetDlqStatsResponseObject, error) {
-	return nil, errNotImplemented
-}
-
-func (s *Server) GetDlqEntry(context.Context, gen.GetDlqEntryRequestObject) (gen.GetDlqEntryResponseObject, error) {
-	return nil, errNotImplemented
-}
-
-func (s *Server) ResolveStepManually(context.Context, gen.ResolveStepManuallyRequestObject) (gen.ResolveStepManuallyResponseObject, error) {
-	return nil, errNotImplemented
-}
-
 func (s *Server) GetStepAudit(context.Context, gen.GetStepAuditRequestObject) (gen.GetStepAuditResponseObject, error) {
 	return nil, errNotImplemented
 }
