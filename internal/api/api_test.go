@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -137,7 +138,7 @@ func backends(t *testing.T) []string {
 	return b
 }
 
-func exampleTemplates(t *testing.T) []*template.Template {
+func exampleTemplates(t testing.TB) []*template.Template {
 	var tpls []*template.Template
 	for _, name := range []string{"linear.yaml", "diamond.yaml", "idle"} {
 		file := name
@@ -162,7 +163,9 @@ func exampleTemplates(t *testing.T) []*template.Template {
 	return tpls
 }
 
-func newClient(t *testing.T, backend string, cfg api.Config) (*client, *tasker.Engine) {
+// newServer opens an engine on backend with the example templates and the
+// demo workers, and returns the API's handler over it.
+func newServer(t testing.TB, backend string, cfg api.Config) (http.Handler, *tasker.Engine) {
 	tc := tasker.Config{DatabasePath: filepath.Join(t.TempDir(), "t.db"), Templates: exampleTemplates(t), WorkerNamespaces: []string{"demo"}}
 	if backend == "postgres" {
 		_, url := pgtest.Schema(t)
@@ -180,13 +183,18 @@ func newClient(t *testing.T, backend string, cfg api.Config) (*client, *tasker.E
 	if err := eng.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = eng.Stop(t.Context()) })
+	t.Cleanup(func() { _ = eng.Stop(context.Background()) })
 	cfg.Engine = eng
 	s, err := api.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(s.Handler())
+	return s.Handler(), eng
+}
+
+func newClient(t *testing.T, backend string, cfg api.Config) (*client, *tasker.Engine) {
+	h, eng := newServer(t, backend, cfg)
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &client{t: t, srv: srv, v: newValidator(t)}, eng
 }

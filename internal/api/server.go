@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"time"
 
+	"github.com/google/uuid"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tasker-go/tasker"
@@ -112,7 +114,44 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(s.spec)
 	})
-	return s.limitBody(mux)
+	return s.recoverPanics(s.limitBody(mux))
+}
+
+type requestIDKey struct{}
+
+// requestID returns the id recoverPanics gave the request ("" outside one).
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// recoverPanics gives each request an id (the X-Request-Id it came with,
+// else a new one), answers it in X-Request-Id, logs each request at debug,
+// and turns a handler's panic into a logged 500 carrying the id.
+func (s *Server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if id == "" || len(id) > 128 {
+			id = uuid.NewString()
+		}
+		w.Header().Set("X-Request-Id", id)
+		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+		start := s.clock.Now()
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.ErrorContext(r.Context(), "api handler panicked", "request_id", id, "method", r.Method,
+					"path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				writeError(w, http.StatusInternalServerError, "Internal", "internal error (request "+id+"; the server's log has the details)")
+				return
+			}
+			s.log.DebugContext(r.Context(), "api request", "request_id", id, "method", r.Method, "path", r.URL.Path,
+				"duration", s.clock.Now().Sub(start))
+		}()
+		next.ServeHTTP(w, r)
+	})
 }
 
 // limitBody answers 413 to a body declared too large and caps every body
@@ -179,7 +218,7 @@ func (s *Server) responseError(w http.ResponseWriter, r *http.Request, err error
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		writeUnit(w, http.StatusServiceUnavailable, "Timeout")
 	default:
-		s.log.ErrorContext(r.Context(), "api request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+		s.log.ErrorContext(r.Context(), "api request failed", "request_id", requestID(r.Context()), "method", r.Method, "path", r.URL.Path, "error", err)
 		writeUnit(w, http.StatusInternalServerError, "Internal")
 	}
 }
