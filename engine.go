@@ -16,6 +16,7 @@ import (
 	"github.com/tasker-go/tasker/internal/admission"
 	"github.com/tasker-go/tasker/internal/dispatch"
 	"github.com/tasker-go/tasker/internal/dlq"
+	"github.com/tasker-go/tasker/internal/domainevents"
 	"github.com/tasker-go/tasker/internal/events"
 	"github.com/tasker-go/tasker/internal/orchestration"
 	"github.com/tasker-go/tasker/internal/resilience"
@@ -196,6 +197,7 @@ type Engine struct {
 	closer      io.Closer // the backend the engine opened, closed with it
 	templates   *template.Registry
 	bus         *events.Bus
+	domain      *domainevents.Publisher // publishes the steps' declared domain events
 	orch        *orchestration.Orchestrator
 	pull        *dispatch.Channel
 	tmpl        *templatecache.Manager // the template manager: a cache in front of templates
@@ -312,6 +314,10 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		e.closeOwned()
 		return nil, err
 	}
+	e.domain = domainevents.NewPublisher(domainevents.NewBus(), cfg.Logger,
+		func(ctx context.Context, namespace, name, version string) (*template.Template, error) {
+			return e.tmpl.Get(ctx, namespace, name, version)
+		})
 	orch, err := orchestration.New(orchestration.Config{
 		Store: e.store, Queue: e.queue, Bus: e.bus, Logger: cfg.Logger, Clock: cfg.Clock,
 		Processor: "orchestrator@" + cfg.ProcessorName, IdlePoll: cfg.IdlePoll, VisibilityTimeout: cfg.ClaimTimeout,
@@ -321,6 +327,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 			return e.tmpl.Get(ctx, namespace, name, version)
 		},
 		MaxCreatedSteps: cfg.MaxCreatedSteps, MaxDecisionDepth: cfg.MaxDecisionDepth,
+		DomainEvents: e.domain.StepOutcome, DomainEventQueue: domainevents.QueueName,
 	})
 	if err != nil {
 		e.closeOwned()

@@ -43,6 +43,9 @@ type Stats struct {
 	// aside as dead letters; Engine.DeadLetters lists those of every
 	// process.
 	DeadLettered uint64
+	// DomainEvents counts the domain events this process published,
+	// refused (schema), dropped (full subscription buffers) and consumed.
+	DomainEvents DomainEventStats
 }
 
 // AdmissionStats counts CreateTask's back-pressure decisions.
@@ -68,6 +71,7 @@ func (e *Engine) Stats() Stats {
 		Bus:       BusStats{Subscribers: e.bus.Subscribers(), Dropped: e.bus.Dropped()},
 	}
 	s.DeadLettered = e.orch.DeadLettered()
+	s.DomainEvents = e.domain.Stats()
 	for _, b := range e.breakers {
 		s.Breakers = append(s.Breakers, b.Stats())
 	}

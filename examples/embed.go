@@ -4,7 +4,8 @@ package examples
 
 import "embed"
 
-// FS holds linear.yaml, diamond.yaml, dag.yaml, tree.yaml and decision.yaml.
+// FS holds linear.yaml, diamond.yaml, dag.yaml, tree.yaml, decision.yaml and
+// domain_events.yaml.
 //
 //go:embed *.yaml
 var FS embed.FS

@@ -127,6 +127,11 @@ func (g *globals) run(ctx context.Context, o *runOptions, file string) error {
 		return err
 	}
 	defer sub.Close()
+	domain, err := eng.SubscribeDomainEvents("*", 4096)
+	if err != nil {
+		return err
+	}
+	defer domain.Close()
 	if err := eng.Start(ctx); err != nil {
 		return err
 	}
@@ -149,7 +154,27 @@ func (g *globals) run(ctx context.Context, o *runOptions, file string) error {
 		}
 		return err
 	}
+	if o.output == "text" {
+		g.printDomainEvents(domain)
+	}
 	return g.summarize(ctx, eng, []uuid.UUID{final.ID}, o.output)
+}
+
+// printDomainEvents prints the fast and broadcast domain events the task
+// published (all were published before WaitTask returned); durable ones
+// wait on their queue for Engine.ConsumeDomainEvents.
+func (g *globals) printDomainEvents(s *tasker.DomainEventSubscription) {
+	for {
+		select {
+		case e := <-s.C():
+			fmt.Fprintf(g.stdout, "domain event %s: step %s, %s, %s: %s\n", e.Name, e.Metadata.StepName, e.Metadata.Outcome, e.Metadata.DeliveryMode, e.Payload)
+		default:
+			if n := s.Dropped(); n > 0 {
+				fmt.Fprintf(g.stdout, "domain events: %d more did not fit in the buffer\n", n)
+			}
+			return
+		}
+	}
 }
 
 // loadTemplateFile loads the one template file a command takes; a

@@ -27,6 +27,7 @@ func Handlers() map[string]taskertype.Handler {
 		"demo.flaky":    taskertype.HandlerFunc(flaky),
 		"demo.fail":     taskertype.HandlerFunc(fail),
 		"demo.route":    taskertype.HandlerFunc(route),
+		"demo.charge":   taskertype.HandlerFunc(charge),
 	}
 }
 

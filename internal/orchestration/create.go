@@ -219,6 +219,13 @@ func (o *Orchestrator) ensureStepQueue(ctx context.Context, namespace string) er
 	if err := o.queue.QueueEnsure(ctx, name); err != nil {
 		return fmt.Errorf("ensure queue %s: %w", name, err)
 	}
+	if o.cfg.DomainEventQueue != nil {
+		if de := o.cfg.DomainEventQueue(namespace); de != "" {
+			if err := o.queue.QueueEnsure(ctx, de); err != nil {
+				return fmt.Errorf("ensure queue %s: %w", de, err)
+			}
+		}
+	}
 	o.ensured.Store(namespace, struct{}{})
 	return nil
 }

@@ -81,6 +81,15 @@ type Config struct {
 	// chain of dependencies; a decision deeper fails. Default 20
 	// (tasker-core's).
 	MaxDecisionDepth int
+	// DomainEvents, if set, is called in the transaction that records a
+	// step's outcome, once the outcome is final (the step completed,
+	// waits for a retry or failed for good), to publish the step's
+	// declared domain events (internal/domainevents). An error fails
+	// the transaction.
+	DomainEvents func(ctx context.Context, tx store.Tx, rec *transition.Recorder, task *taskertype.Task, step *taskertype.Step) error
+	// DomainEventQueue, if set, names the durable domain event queue of
+	// a namespace: it is created with the namespace's step queue.
+	DomainEventQueue func(namespace string) string
 }
 
 // LocalWorker is a worker in this process that claims steps within

@@ -186,6 +186,9 @@ func (o *Orchestrator) ProcessResultTx(ctx context.Context, tx store.Tx, rec *tr
 	default:
 		return nil // already processed
 	}
+	if err == nil && o.cfg.DomainEvents != nil {
+		err = o.cfg.DomainEvents(ctx, tx, rec, task, step)
+	}
 	if err != nil || task.State.Terminal() {
 		return o.forgetIfStale(taskID, err)
 	}

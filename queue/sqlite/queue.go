@@ -231,14 +231,21 @@ func (q *Queue) MessageSend(ctx context.Context, p *queue.SendParams) (int64, er
 	return id, nil
 }
 
+// Tx is a transaction on the queue's database, as the *Tx methods take it:
+// a *sql.Tx, or a caller's wrapper of one that binds each prepared
+// statement to it once and reuses it (the embedded store does: database/sql
+// makes a new statement at every tx.StmtContext).
+type Tx interface {
+	StmtContext(ctx context.Context, st *sql.Stmt) *sql.Stmt
+}
+
+var _ Tx = (*sql.Tx)(nil)
+
 // SendTx sends a message in the caller's transaction on the queue's database
 // (the store's): it becomes visible when tx commits. After the commit, the
 // caller passes the same params to NotifySent to wake the subscribers; after
 // a rollback it passes nothing.
-func (q *Queue) SendTx(ctx context.Context, tx *sql.Tx, p *queue.SendParams) (int64, error) {
-	if err := q.check("send"); err != nil {
-		return 0, err
-	}
+func (q *Queue) SendTx(ctx context.Context, tx Tx, p *queue.SendParams) (int64, error) {
 	if err := q.check("send"); err != nil {
 		return 0, err
 	}
@@ -293,7 +300,7 @@ func (q *Queue) MessageClaim(ctx context.Context, p *queue.ClaimParams) ([]*queu
 
 // ClaimTx claims messages in the caller's transaction on the queue's
 // database (the store's): the claim holds only if tx commits.
-func (q *Queue) ClaimTx(ctx context.Context, tx *sql.Tx, p *queue.ClaimParams) ([]*queue.Message, error) {
+func (q *Queue) ClaimTx(ctx context.Context, tx Tx, p *queue.ClaimParams) ([]*queue.Message, error) {
 	return q.claimWith(ctx, tx.StmtContext(ctx, q.claim), p)
 }
 
@@ -337,12 +344,12 @@ func (q *Queue) MessageAck(ctx context.Context, p *queue.AckParams) error {
 
 // AckTx acknowledges messages in the caller's transaction on the queue's
 // database (the store's): they are gone only if tx commits.
-func (q *Queue) AckTx(ctx context.Context, tx *sql.Tx, p *queue.AckParams) error {
+func (q *Queue) AckTx(ctx context.Context, tx Tx, p *queue.AckParams) error {
 	return q.ackWith(ctx, tx, p)
 }
 
 // ackWith deletes messages, in tx when it is not nil.
-func (q *Queue) ackWith(ctx context.Context, tx *sql.Tx, p *queue.AckParams) error {
+func (q *Queue) ackWith(ctx context.Context, tx Tx, p *queue.AckParams) error {
 	stmt := func(st *sql.Stmt) *sql.Stmt {
 		if tx != nil {
 			return tx.StmtContext(ctx, st)

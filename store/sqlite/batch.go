@@ -30,8 +30,9 @@ func prepareBatchInsert(prepare func(string) *sql.Stmt, table, columns string) b
 	return b
 }
 
-// exec inserts the rows, each of b.width values, in tx.
-func (b *batchInsert) exec(ctx context.Context, tx *sql.Tx, rows [][]any) error {
+// exec inserts the rows, each of b.width values, with the statements bound
+// to a transaction by stmt.
+func (b *batchInsert) exec(ctx context.Context, stmt func(*sql.Stmt) *sql.Stmt, rows [][]any) error {
 	for len(rows) > 0 {
 		i := 0
 		for batchSizes[i] > len(rows) {
@@ -45,7 +46,7 @@ func (b *batchInsert) exec(ctx context.Context, tx *sql.Tx, rows [][]any) error 
 			}
 			args = append(args, r...)
 		}
-		if _, err := tx.StmtContext(ctx, b.stmts[i]).ExecContext(ctx, args...); err != nil {
+		if _, err := stmt(b.stmts[i]).ExecContext(ctx, args...); err != nil {
 			return err
 		}
 		rows = rows[n:]

@@ -40,9 +40,11 @@ func (t *tx) TaskCreate(ctx context.Context, p *store.TaskCreateParams) error {
 		return fmt.Errorf("store: %s: task %s: %w", op, task.ID, err)
 	}
 	steps := make([][]any, len(p.Steps))
+	stepIDs := make([]string, len(p.Steps))
 	var edges [][]any
 	for i, st := range p.Steps {
 		stepID := st.ID.String()
+		stepIDs[i] = stepID
 		r := st.Retry
 		steps[i] = []any{stepID, taskID, st.Name, st.Handler, st.Position, string(taskertype.StepPending), 0,
 			r.Retryable, r.MaxAttempts, string(r.Backoff), r.Base.Microseconds(), r.Cap.Microseconds(), r.Jitter,
@@ -51,14 +53,14 @@ func (t *tx) TaskCreate(ctx context.Context, p *store.TaskCreateParams) error {
 			edges = append(edges, []any{taskID, dep.String(), stepID})
 		}
 	}
-	err = t.s.w.stepInsert.exec(t.ctx, t.tx, steps)
+	err = t.s.w.stepInsert.exec(t.ctx, t.stmt, steps)
 	if sqlitedb.IsUniqueViolation(err) {
 		return fmt.Errorf("store: %s: task %s: a step is stored already: %w", op, task.ID, store.ErrTaskExists)
 	}
 	if err != nil {
 		return fmt.Errorf("store: %s: steps of task %s: %w", op, task.ID, err)
 	}
-	if err := t.s.w.edgeInsert.exec(t.ctx, t.tx, edges); err != nil {
+	if err := t.s.w.edgeInsert.exec(t.ctx, t.stmt, edges); err != nil {
 		return fmt.Errorf("store: %s: edges of task %s: %w", op, task.ID, err)
 	}
 	// Everything is inserted: now the log and the rows this transaction
@@ -66,24 +68,33 @@ func (t *tx) TaskCreate(ctx context.Context, p *store.TaskCreateParams) error {
 	// as a Revision or Attempts it set, are not stored, so not kept).
 	task.State, task.Revision = taskertype.TaskPending, 0
 	task.CreatedAt, task.UpdatedAt, task.FinishedAt = at, at, time.Time{}
-	t.trans = append(t.trans, transitionRow{task: task.ID, taskID: taskID, stepID: nil,
+	t.trans = append(t.trans, transitionRow{task: task.ID, taskID: taskID,
 		to: string(taskertype.TaskPending), event: string(taskertype.TaskEventCreate), at: atUS, processor: p.Processor})
 	kept := taskertype.Task{ID: task.ID, Namespace: task.Namespace, Name: task.Name, Version: task.Version,
 		State: taskertype.TaskPending, Context: taskCtx, CreatedAt: stored(at), UpdatedAt: stored(at)}
-	rows := &taskRows{task: kept, steps: make([]*taskertype.Step, len(p.Steps))}
+	type keptStep struct {
+		st   *taskertype.Step
+		text string
+	}
+	ks := make([]keptStep, len(p.Steps))
 	for i, st := range p.Steps {
 		st.TaskID = task.ID
 		st.State = taskertype.StepPending
 		st.CreatedAt, st.UpdatedAt = at, at
-		t.trans = append(t.trans, transitionRow{task: task.ID, taskID: taskID, stepID: st.ID.String(),
+		t.trans = append(t.trans, transitionRow{task: task.ID, taskID: taskID, stepID: stepIDs[i],
 			to: string(taskertype.StepPending), event: string(taskertype.StepEventCreate), at: atUS, processor: p.Processor})
 		deps := slices.Clone(st.DependsOn)
 		sortIDs(deps)
-		rows.steps[i] = &taskertype.Step{ID: st.ID, TaskID: task.ID, Name: st.Name, Handler: st.Handler, Position: st.Position,
+		ks[i] = keptStep{text: stepIDs[i], st: &taskertype.Step{ID: st.ID, TaskID: task.ID, Name: st.Name, Handler: st.Handler, Position: st.Position,
 			State: taskertype.StepPending, DependsOn: deps, Retry: st.Retry,
-			Timeout: st.Timeout.Truncate(time.Microsecond), CreatedAt: stored(at), UpdatedAt: stored(at)}
+			Timeout: st.Timeout.Truncate(time.Microsecond), CreatedAt: stored(at), UpdatedAt: stored(at)}}
 	}
-	slices.SortStableFunc(rows.steps, func(a, b *taskertype.Step) int { return cmpPosition(a, b) })
+	slices.SortStableFunc(ks, func(a, b keptStep) int { return cmpPosition(a.st, b.st) })
+	rows := &taskRows{task: kept, steps: make([]*taskertype.Step, len(ks)), text: make([]string, 1+len(ks))}
+	rows.text[0] = taskID
+	for i, k := range ks {
+		rows.steps[i], rows.text[i+1] = k.st, k.text
+	}
 	t.keep(rows)
 	return nil
 }

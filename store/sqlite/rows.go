@@ -30,13 +30,40 @@ import (
 type taskRows struct {
 	task  taskertype.Task    // Context included
 	steps []*taskertype.Step // StepList order, DependsOn filled
+	// The IDs as the columns hold them, made once per task rather than at
+	// every write: text[0] is the task's, text[i+1] that of steps[i].
+	text []string
 	// seq is the number of the task's last transition in its log: -1 when
 	// not known yet (the rows were read from the database), 0 for a task
 	// created here.
 	seq int64
-	// Changed here and not yet written, in a transaction's copy.
+	// indexed: the steps are in the cache's step → task index already (the
+	// rows came from the cache), so the commit need not set them again.
+	indexed bool
+	// Changed here and not yet written, in a transaction's copy. A step in
+	// stepsDirty is the transaction's own copy (see own).
 	taskDirty  bool
 	stepsDirty map[uuid.UUID]bool
+}
+
+// newTaskRows returns the rows of a task, with the text of its IDs.
+func newTaskRows(task taskertype.Task, steps []*taskertype.Step, seq int64) *taskRows {
+	text := make([]string, 1+len(steps))
+	text[0] = task.ID.String()
+	for i, s := range steps {
+		text[i+1] = s.ID.String()
+	}
+	return &taskRows{task: task, steps: steps, text: text, seq: seq}
+}
+
+// stepText returns the text of the ID of a step of the task.
+func (r *taskRows) stepText(id uuid.UUID) string {
+	for i, s := range r.steps {
+		if s.ID == id {
+			return r.text[i+1]
+		}
+	}
+	return id.String()
 }
 
 func (r *taskRows) step(id uuid.UUID) *taskertype.Step {
@@ -48,12 +75,26 @@ func (r *taskRows) step(id uuid.UUID) *taskertype.Step {
 	return nil
 }
 
-// clone copies r for a transaction. Byte slices (context, results) and
-// dependency lists are never changed in place, so they are shared.
+// clone copies r for a transaction. The steps are shared with r until the
+// transaction changes one, which own copies first: a report transaction
+// changes one or two of a task's steps. Byte slices (context, results) and
+// dependency lists are never changed in place, so they are shared too.
 func (r *taskRows) clone() *taskRows {
-	c := &taskRows{task: r.task, steps: make([]*taskertype.Step, len(r.steps)), seq: r.seq}
+	return &taskRows{task: r.task, steps: slices.Clone(r.steps), text: r.text, seq: r.seq, indexed: true}
+}
+
+// own returns the step to change in place: st itself if this transaction
+// changed it already (so it is the transaction's copy), else a copy that
+// takes its place in r.steps.
+func (r *taskRows) own(st *taskertype.Step) *taskertype.Step {
+	if r.stepsDirty[st.ID] {
+		return st
+	}
+	c := copyStep(st)
 	for i, s := range r.steps {
-		c.steps[i] = copyStep(s)
+		if s == st {
+			r.steps[i] = c
+		}
 	}
 	return c
 }
@@ -110,8 +151,11 @@ func (c *rowCache) commit(rows map[uuid.UUID]*taskRows) {
 		}
 		r.taskDirty, r.stepsDirty = false, nil
 		c.tasks.Set(id, r)
-		for _, s := range r.steps {
-			c.stepTask.Set(s.ID, id)
+		if !r.indexed {
+			for _, s := range r.steps {
+				c.stepTask.Set(s.ID, id)
+			}
+			r.indexed = true
 		}
 	}
 }
@@ -144,7 +188,7 @@ func (t *tx) load(id uuid.UUID) (*taskRows, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &taskRows{task: *task, steps: steps, seq: -1}
+	r := newTaskRows(*task, steps, -1)
 	t.keep(r)
 	return r, nil
 }
@@ -169,6 +213,9 @@ func (t *tx) loadStep(op string, id uuid.UUID) (*taskRows, *taskertype.Step, err
 		if taskID, err = uuid.Parse(s); err != nil {
 			return nil, nil, fmt.Errorf("store: %s: step %s: task id %q: %w", op, id, s, err)
 		}
+		// Committed, and it never changes: the index may have it at once
+		// (its entry was evicted while the task stayed in the cache).
+		t.s.rows.stepTask.Set(id, taskID)
 	}
 	r, err := t.load(taskID)
 	if errors.Is(err, taskertype.ErrNotFound) {
@@ -186,8 +233,8 @@ func (t *tx) loadStep(op string, id uuid.UUID) (*taskRows, *taskertype.Step, err
 
 // flushRows writes the rows this transaction changed, each once.
 func (t *tx) flushRows() error {
-	for id, r := range t.rows {
-		for _, st := range r.steps {
+	for _, r := range t.rows {
+		for i, st := range r.steps {
 			if !r.stepsDirty[st.ID] {
 				continue
 			}
@@ -195,16 +242,16 @@ func (t *tx) flushRows() error {
 			if err != nil {
 				return err
 			}
-			if _, err := t.stmt(t.s.w.stepSet).ExecContext(t.ctx, st.ID.String(), string(st.State), st.Attempts,
+			if _, err := t.stmt(t.s.w.stepSet).ExecContext(t.ctx, r.text[i+1], string(st.State), st.Attempts,
 				nullMicros(st.NextRetryAt), nullBytes(st.Result), failure,
 				nullMicros(st.StartedAt), nullMicros(st.FinishedAt), micros(st.UpdatedAt), nullID(st.AttemptID)); err != nil {
 				return fmt.Errorf("store: step transition: step %s: %w", st.ID, err)
 			}
 		}
 		if r.taskDirty {
-			if _, err := t.stmt(t.s.w.taskSetState).ExecContext(t.ctx, id.String(), string(r.task.State),
+			if _, err := t.stmt(t.s.w.taskSetState).ExecContext(t.ctx, r.text[0], string(r.task.State),
 				micros(r.task.UpdatedAt), nullMicros(r.task.FinishedAt), r.task.Revision); err != nil {
-				return fmt.Errorf("store: task transition: task %s: %w", id, err)
+				return fmt.Errorf("store: task transition: task %s: %w", r.text[0], err)
 			}
 		}
 	}

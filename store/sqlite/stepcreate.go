@@ -44,13 +44,13 @@ func (t *tx) StepCreate(ctx context.Context, p *store.StepCreateParams) error {
 			edges = append(edges, []any{taskID, dep.String(), stepID})
 		}
 	}
-	if err := t.s.w.stepInsert.exec(t.ctx, t.tx, steps); err != nil {
+	if err := t.s.w.stepInsert.exec(t.ctx, t.stmt, steps); err != nil {
 		if sqlitedb.IsUniqueViolation(err) {
 			return fmt.Errorf("store: %s: task %s: a step ID is taken: %w", op, p.TaskID, taskertype.ErrInvalid)
 		}
 		return fmt.Errorf("store: %s: steps of task %s: %w", op, p.TaskID, err)
 	}
-	if err := t.s.w.edgeInsert.exec(t.ctx, t.tx, edges); err != nil {
+	if err := t.s.w.edgeInsert.exec(t.ctx, t.stmt, edges); err != nil {
 		return fmt.Errorf("store: %s: edges of task %s: %w", op, p.TaskID, err)
 	}
 	for _, st := range p.Steps {
@@ -65,6 +65,14 @@ func (t *tx) StepCreate(ctx context.Context, p *store.StepCreateParams) error {
 			Timeout: st.Timeout.Truncate(time.Microsecond), CreatedAt: stored(at), UpdatedAt: stored(at)})
 	}
 	slices.SortStableFunc(r.steps, cmpPosition)
+	// The ID texts follow the steps' order (r.text[i+1] is r.steps[i]'s),
+	// and the new steps are not in the cache's step → task index yet.
+	text := make([]string, 1+len(r.steps))
+	text[0] = r.text[0]
+	for i, s := range r.steps {
+		text[i+1] = s.ID.String()
+	}
+	r.text, r.indexed = text, false
 	r.task.Revision++
 	r.taskDirty = true
 	return nil

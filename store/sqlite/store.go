@@ -93,8 +93,15 @@ const (
 	stepColumns = `id, task_id, name, handler, position, state, attempts,
 		retryable, max_attempts, backoff, backoff_base_us, backoff_cap_us, jitter, timeout_us,
 		next_retry_at, result, failure, created_at, updated_at, started_at, finished_at, attempt_id`
-	transitionColumns = `seq, task_id, step_id, from_state, to_state, event, at, processor`
 )
+
+// transitionSelect reads a task's transition log, one row per transition:
+// each row of the table holds the entries of one transaction (migration
+// 0004), unpacked here by json_each. The columns are those of
+// taskertype.Transition, ID (the transition's number) first.
+const transitionSelect = `SELECT l.seq + j.key, l.task_id, j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3,
+		j.value ->> 4, l.processor
+	FROM transitions l, json_each(l.entries) j WHERE l.task_id = ?1`
 
 // Open opens the database at cfg.Path (process lock, pragmas), applies the
 // migrations of the store and of the queue, and builds the co-located queue.
@@ -135,8 +142,9 @@ func newStore(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Store, error) 
 	w.taskSetState = p.W(`UPDATE tasks SET state = ?2, updated_at = ?3, finished_at = ?4, revision = ?5 WHERE id = ?1`)
 	w.stepSet = p.W(`UPDATE steps SET state = ?2, attempts = ?3, next_retry_at = ?4, result = ?5, failure = ?6,
 			started_at = ?7, finished_at = ?8, updated_at = ?9, attempt_id = ?10 WHERE id = ?1`)
-	w.transitionInsert = prepareBatchInsert(p.W, "transitions", "task_id, seq, step_id, from_state, to_state, event, at, processor")
-	w.lastSeq = p.W(`SELECT COALESCE(MAX(seq), 0) FROM transitions WHERE task_id = ?1`)
+	w.transitionInsert = prepareBatchInsert(p.W, "transitions", "task_id, seq, processor, entries")
+	w.lastSeq = p.W(`SELECT COALESCE((SELECT seq + json_array_length(entries) - 1 FROM transitions
+		WHERE task_id = ?1 ORDER BY seq DESC LIMIT 1), 0)`)
 	s.taskListAll = p.R(`SELECT ` + taskColumns + ` FROM tasks ORDER BY id DESC LIMIT ?1`)
 	// ?1 is a JSON array of states. Unfinished states go through the
 	// partial index of unfinished tasks; the others walk all tasks from the
@@ -145,8 +153,8 @@ func newStore(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Store, error) 
 		WHERE state IN (SELECT value FROM json_each(?1)) ORDER BY id DESC LIMIT ?2`)
 	s.taskListUnfinished = p.R(`SELECT ` + taskColumns + ` FROM tasks
 		WHERE finished_at IS NULL AND state IN (SELECT value FROM json_each(?1)) ORDER BY id DESC LIMIT ?2`)
-	s.transitionsOfTask = p.R(`SELECT ` + transitionColumns + ` FROM transitions WHERE task_id = ?1 ORDER BY seq`)
-	s.transitionsOfStep = p.R(`SELECT ` + transitionColumns + ` FROM transitions WHERE task_id = ?1 AND step_id = ?2 ORDER BY seq`)
+	s.transitionsOfTask = p.R(transitionSelect + ` ORDER BY l.seq, j.key`)
+	s.transitionsOfStep = p.R(transitionSelect + ` AND j.value ->> 0 = ?2 ORDER BY l.seq, j.key`)
 	s.prepareTemplates(p)
 	// ?1 is a JSON array of step IDs.
 	s.stepAttempts = p.R(`SELECT id, state, attempt_id FROM steps WHERE id IN (SELECT value FROM json_each(?1))`)

@@ -32,18 +32,17 @@ type tx struct {
 	trans []transitionRow
 	rows  map[uuid.UUID]*taskRows // the tasks this transaction touched, by ID
 	sent  []queue.SendParams      // Queue and Delay only, for the wake-ups
+	stmts []boundStmt             // see stmt
 	done  bool
 }
 
-type transitionRow struct {
-	task      uuid.UUID
-	taskID    string
-	stepID    any // string, or nil for a task transition
-	from, to  string
-	event     string
-	at        int64
-	processor string
-}
+// StmtContext implements queuesqlite.Tx: the co-located queue's statements
+// in this transaction are bound once too.
+func (t *tx) StmtContext(_ context.Context, st *sql.Stmt) *sql.Stmt { return t.stmt(st) }
+
+// boundStmt is a statement prepared at start-up and its transaction-bound
+// form.
+type boundStmt struct{ prepared, bound *sql.Stmt }
 
 var _ store.Tx = (*tx)(nil)
 
@@ -81,7 +80,7 @@ func (s *Store) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
 	if err := t.flushRows(); err != nil {
 		return err
 	}
-	if err := t.flushTransitions(sctx); err != nil {
+	if err := t.flushTransitions(); err != nil {
 		return err
 	}
 	if err := sqlTx.Commit(); err != nil {
@@ -101,25 +100,19 @@ func (t *tx) check(op string) error {
 	return nil
 }
 
-func (t *tx) stmt(st *sql.Stmt) *sql.Stmt { return t.tx.StmtContext(t.ctx, st) }
-
-func (t *tx) flushTransitions(ctx context.Context) error {
-	rows := make([][]any, len(t.trans))
-	for i, r := range t.trans {
-		tr := t.rows[r.task]
-		if tr.seq < 0 { // read from the database: continue its log
-			if err := t.stmt(t.s.w.lastSeq).QueryRowContext(t.ctx, r.taskID).Scan(&tr.seq); err != nil {
-				return fmt.Errorf("store: record transitions: task %s: %w", r.taskID, err)
-			}
+// stmt returns the prepared statement st bound to this transaction.
+// database/sql makes a new transaction-bound statement on every
+// tx.StmtContext, so each is kept for the transaction's other uses: a
+// report transaction runs a few statements tens of times.
+func (t *tx) stmt(st *sql.Stmt) *sql.Stmt {
+	for _, b := range t.stmts {
+		if b.prepared == st {
+			return b.bound
 		}
-		tr.seq++
-		rows[i] = []any{r.taskID, tr.seq, r.stepID, r.from, r.to, r.event, r.at, r.processor}
 	}
-	t.trans = nil
-	if err := t.s.w.transitionInsert.exec(t.ctx, t.tx, rows); err != nil {
-		return fmt.Errorf("store: record transitions: %w", err)
-	}
-	return nil
+	b := t.tx.StmtContext(t.ctx, st)
+	t.stmts = append(t.stmts, boundStmt{prepared: st, bound: b})
+	return b
 }
 
 func (t *tx) at(at time.Time) time.Time {
@@ -159,7 +152,7 @@ func (t *tx) TaskTransition(ctx context.Context, p *store.TaskTransitionParams) 
 	if err != nil {
 		return fmt.Errorf("store: %s: %w", op, err)
 	}
-	id := p.ID.String()
+	id := r.text[0]
 	if r.task.State != p.From {
 		return fmt.Errorf("store: %s: %w", op, &taskertype.StaleStateError{Kind: "task", ID: id, Expected: string(p.From), Actual: string(r.task.State)})
 	}
@@ -170,7 +163,7 @@ func (t *tx) TaskTransition(ctx context.Context, p *store.TaskTransitionParams) 
 	}
 	r.task.Revision++
 	r.taskDirty = true
-	t.trans = append(t.trans, transitionRow{task: p.ID, taskID: id, stepID: nil, from: string(p.From), to: string(p.To),
+	t.trans = append(t.trans, transitionRow{task: p.ID, taskID: id, from: string(p.From), to: string(p.To),
 		event: string(p.Event), at: micros(at), processor: p.Processor})
 	return nil
 }
@@ -234,7 +227,7 @@ func (t *tx) StepTransition(ctx context.Context, p *store.StepTransitionParams) 
 	if err != nil {
 		return err
 	}
-	id := st.ID.String()
+	id := r.stepText(st.ID)
 	if cur.TaskID != st.TaskID {
 		return invalid(op, "step %s belongs to task %s, not %s", id, cur.TaskID, st.TaskID)
 	}
@@ -246,6 +239,7 @@ func (t *tx) StepTransition(ctx context.Context, p *store.StepTransitionParams) 
 	}
 	at := t.at(p.At)
 	st.UpdatedAt = at
+	cur = r.own(cur)
 	// The step's identity and definition stay as stored; its mutable
 	// fields come from p.Step.
 	cur.State, cur.Attempts, cur.NextRetryAt, cur.Result = st.State, st.Attempts, stored(st.NextRetryAt), cloneBytes(st.Result)
@@ -264,7 +258,7 @@ func (t *tx) StepTransition(ctx context.Context, p *store.StepTransitionParams) 
 		r.task.Revision++
 		r.taskDirty = true
 	}
-	t.trans = append(t.trans, transitionRow{task: st.TaskID, taskID: st.TaskID.String(), stepID: id, from: string(p.From), to: string(st.State),
+	t.trans = append(t.trans, transitionRow{task: st.TaskID, taskID: r.text[0], stepID: id, from: string(p.From), to: string(st.State),
 		event: string(p.Event), at: micros(at), processor: p.Processor})
 	return nil
 }
@@ -326,7 +320,7 @@ func (t *tx) MessageSend(ctx context.Context, p *queue.SendParams) error {
 	if err := t.check("message send"); err != nil {
 		return err
 	}
-	if _, err := t.s.q.SendTx(t.ctx, t.tx, p); err != nil {
+	if _, err := t.s.q.SendTx(t.ctx, t, p); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	t.sent = append(t.sent, queue.SendParams{Queue: p.Queue, Delay: p.Delay})
@@ -348,7 +342,7 @@ func (t *tx) MessageClaim(ctx context.Context, p *queue.ClaimParams) ([]*queue.M
 	if err := t.check("message claim"); err != nil {
 		return nil, err
 	}
-	msgs, err := t.s.q.ClaimTx(t.ctx, t.tx, p)
+	msgs, err := t.s.q.ClaimTx(t.ctx, t, p)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -367,7 +361,7 @@ func (t *tx) MessageAck(ctx context.Context, p *queue.AckParams) error {
 	if err := t.check("message ack"); err != nil {
 		return err
 	}
-	if err := t.s.q.AckTx(t.ctx, t.tx, p); err != nil {
+	if err := t.s.q.AckTx(t.ctx, t, p); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	return nil

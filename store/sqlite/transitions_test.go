@@ -1,0 +1,236 @@
+package sqlite_test
+
+import (
+	"io/fs"
+	"path/filepath"
+	"slices"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tasker-go/tasker/internal/sqlitedb"
+	"github.com/tasker-go/tasker/store"
+	storesqlite "github.com/tasker-go/tasker/store/sqlite"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+// migrationsUpTo returns the store's migrations up to version n.
+func migrationsUpTo(t *testing.T, n int) fs.FS {
+	t.Helper()
+	entries, err := fs.ReadDir(storesqlite.Migrations, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := fstest.MapFS{}
+	for _, e := range entries[:n] {
+		b, err := fs.ReadFile(storesqlite.Migrations, e.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		m[e.Name()] = &fstest.MapFile{Data: b}
+	}
+	return m
+}
+
+func TestMigrationPacksTheTransitionLogAndItGoesOn(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "tasker.db")
+	// A database of the version before the packed log, with a task and
+	// the log of its creation and start, one row a transition.
+	db, err := sqlitedb.Open(ctx, sqlitedb.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Migrate(ctx, storesqlite.Component, migrationsUpTo(t, 3)); err != nil {
+		t.Fatal(err)
+	}
+	taskID, stepID := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	us := at.UnixMicro()
+	_, err = db.W.ExecContext(ctx, `INSERT INTO tasks (id, namespace, name, version, state, revision, context, created_at, updated_at)
+		VALUES (?1, 'ns', 't', '1', 'initializing', 1, '{}', ?2, ?2)`, taskID.String(), us)
+	if err == nil {
+		_, err = db.W.ExecContext(ctx, `INSERT INTO transitions (task_id, seq, step_id, from_state, to_state, event, at, processor) VALUES
+			(?1, 1, NULL, '', 'pending', 'create', ?3, 'old@host'),
+			(?1, 2, ?2, '', 'pending', 'create', ?3, 'old@host'),
+			(?1, 3, NULL, 'pending', 'initializing', 'start', ?3 + 1, 'old@host')`, taskID.String(), stepID.String(), us)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := openStore(t, path, nil)
+	want := []taskertype.Transition{
+		{ID: 1, TaskID: taskID, To: "pending", Event: "create", At: at, Processor: "old@host"},
+		{ID: 2, TaskID: taskID, StepID: stepID, To: "pending", Event: "create", At: at, Processor: "old@host"},
+		{ID: 3, TaskID: taskID, From: "pending", To: "initializing", Event: "start", At: at.Add(time.Microsecond), Processor: "old@host"},
+	}
+	checkLog(t, s, taskID, uuid.Nil, want)
+	// The log goes on after the migrated rows: the store reads where it
+	// ends from the packed rows.
+	err = s.InTx(ctx, func(tx store.Tx) error {
+		return tx.TaskTransition(ctx, &store.TaskTransitionParams{ID: taskID, From: taskertype.TaskInitializing,
+			To: taskertype.TaskEnqueuingSteps, Event: taskertype.TaskEventReadyStepsFound, At: at.Add(time.Second), Processor: "new@host"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, taskertype.Transition{ID: 4, TaskID: taskID, From: "initializing", To: "enqueuing_steps",
+		Event: "ready_steps_found", At: at.Add(time.Second), Processor: "new@host"})
+	checkLog(t, s, taskID, uuid.Nil, want)
+	checkLog(t, s, taskID, stepID, want[1:2])
+}
+
+func TestTransitionsOfOneTransactionShareARowPerTaskAndProcessor(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "tasker.db")
+	s := openStore(t, path, nil)
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	a, b := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
+	stepOfA := &taskertype.Step{ID: uuid.Must(uuid.NewV7()), Name: "s", Handler: "h"}
+	err := s.InTx(ctx, func(tx store.Tx) error {
+		for _, id := range []uuid.UUID{a, b} {
+			p := &store.TaskCreateParams{Task: &taskertype.Task{ID: id, Namespace: "ns", Name: "t", Version: "1"}, At: at, Processor: "one"}
+			if id == a {
+				p.Steps = []*taskertype.Step{stepOfA}
+			}
+			if err := tx.TaskCreate(ctx, p); err != nil {
+				return err
+			}
+		}
+		// Interleaved: a, b, a again by another processor, then a step of a.
+		moves := []struct {
+			id   uuid.UUID
+			proc string
+		}{{a, "one"}, {b, "one"}, {a, "two"}}
+		from := map[uuid.UUID]taskertype.TaskState{a: taskertype.TaskPending, b: taskertype.TaskPending}
+		for _, m := range moves {
+			to, ev := taskertype.TaskInitializing, taskertype.TaskEventStart
+			if from[m.id] == taskertype.TaskInitializing {
+				to, ev = taskertype.TaskEnqueuingSteps, taskertype.TaskEventReadyStepsFound
+			}
+			if err := tx.TaskTransition(ctx, &store.TaskTransitionParams{ID: m.id, From: from[m.id], To: to, Event: ev,
+				At: at.Add(time.Second), Processor: m.proc}); err != nil {
+				return err
+			}
+			from[m.id] = to
+		}
+		stepOfA.State = taskertype.StepEnqueued
+		return tx.StepTransition(ctx, &store.StepTransitionParams{Step: stepOfA, From: taskertype.StepPending,
+			Event: taskertype.StepEventEnqueue, At: at.Add(2 * time.Second), Processor: "two"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, s, a, uuid.Nil, []taskertype.Transition{
+		{ID: 1, TaskID: a, To: "pending", Event: "create", At: at, Processor: "one"},
+		{ID: 2, TaskID: a, StepID: stepOfA.ID, To: "pending", Event: "create", At: at, Processor: "one"},
+		{ID: 3, TaskID: a, From: "pending", To: "initializing", Event: "start", At: at.Add(time.Second), Processor: "one"},
+		{ID: 4, TaskID: a, From: "initializing", To: "enqueuing_steps", Event: "ready_steps_found", At: at.Add(time.Second), Processor: "two"},
+		{ID: 5, TaskID: a, StepID: stepOfA.ID, From: "pending", To: "enqueued", Event: "enqueue", At: at.Add(2 * time.Second), Processor: "two"},
+	})
+	checkLog(t, s, b, uuid.Nil, []taskertype.Transition{
+		{ID: 1, TaskID: b, To: "pending", Event: "create", At: at, Processor: "one"},
+		{ID: 2, TaskID: b, From: "pending", To: "initializing", Event: "start", At: at.Add(time.Second), Processor: "one"},
+	})
+	// Two rows for a (one per run of a processor), one for b.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqlitedb.Open(ctx, sqlitedb.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var rows []int
+	for _, id := range []uuid.UUID{a, b} {
+		var n int
+		if err := db.R.QueryRowContext(ctx, `SELECT count(*) FROM transitions WHERE task_id = ?1`, id.String()).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, n)
+	}
+	if !slices.Equal(rows, []int{2, 1}) {
+		t.Errorf("log rows of the two tasks: %v, want [2 1]: one per task and processor in a transaction", rows)
+	}
+}
+
+func checkLog(t *testing.T, s store.Store, taskID, stepID uuid.UUID, want []taskertype.Transition) {
+	t.Helper()
+	got, err := s.TransitionList(t.Context(), &store.TransitionListParams{TaskID: taskID, StepID: stepID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d transitions, want %d: %v", len(got), len(want), got)
+	}
+	for i, g := range got {
+		if *g != want[i] {
+			t.Errorf("transition %d: %+v\nwant %+v", i, *g, want[i])
+		}
+	}
+}
+
+// The store keeps a task's steps in position order with the text of their
+// IDs beside them: steps given out of order must still be written and
+// logged under their own IDs.
+func TestStepsGivenOutOfOrderAreWrittenUnderTheirOwnIDs(t *testing.T) {
+	ctx := t.Context()
+	s := openStore(t, filepath.Join(t.TempDir(), "tasker.db"), nil)
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	taskID := uuid.Must(uuid.NewV7())
+	var steps []*taskertype.Step
+	for _, pos := range []int{2, 0, 1} {
+		steps = append(steps, &taskertype.Step{ID: uuid.Must(uuid.NewV7()), Name: "s" + string(rune('a'+pos)), Handler: "h", Position: pos})
+	}
+	enqueue := func(tx store.Tx, st *taskertype.Step) error {
+		st.State = taskertype.StepEnqueued
+		return tx.StepTransition(ctx, &store.StepTransitionParams{Step: st, From: taskertype.StepPending,
+			Event: taskertype.StepEventEnqueue, At: at, Processor: "p"})
+	}
+	err := s.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.TaskCreate(ctx, &store.TaskCreateParams{Task: &taskertype.Task{ID: taskID, Namespace: "ns", Name: "t", Version: "1"},
+			Steps: steps, At: at, Processor: "p"}); err != nil {
+			return err
+		}
+		return enqueue(tx, steps[0]) // position 2, listed first
+	})
+	if err == nil {
+		err = s.InTx(ctx, func(tx store.Tx) error { return enqueue(tx, steps[1]) }) // position 0, from the cache
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.StepList(ctx, taskID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[uuid.UUID]taskertype.StepState{steps[0].ID: taskertype.StepEnqueued, steps[1].ID: taskertype.StepEnqueued,
+		steps[2].ID: taskertype.StepPending}
+	for _, st := range got {
+		if st.State != want[st.ID] {
+			t.Errorf("step %s (position %d) is %s, want %s", st.Name, st.Position, st.State, want[st.ID])
+		}
+	}
+	for _, st := range steps {
+		log, err := s.TransitionList(ctx, &store.TransitionListParams{TaskID: taskID, StepID: st.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := 1 + btoi(want[st.ID] == taskertype.StepEnqueued); len(log) != n {
+			t.Errorf("step %s: %d transitions logged, want %d", st.Name, len(log), n)
+		}
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
