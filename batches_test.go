@@ -309,8 +309,9 @@ func TestBatchFailureStrategies(t *testing.T) {
 					if info.Task.State != taskertype.TaskError {
 						t.Fatalf("task is %s, want error: %v", info.Task.State, states)
 					}
-					if states["work_002"] != taskertype.StepError || states["work_003"] == taskertype.StepCancelled {
-						t.Errorf("steps %v: want work_002 in error for an operator, the other workers not cancelled", states)
+					if states["work_002"] != taskertype.StepError || states["work_003"] != taskertype.StepComplete ||
+						states["work_004"] != taskertype.StepComplete || states["collect"] != taskertype.StepPending {
+						t.Errorf("steps %v: want work_002 in error for an operator, the other workers complete, collect waiting", states)
 					}
 					// The operator resolves the isolated worker; the batch
 					// and the convergence step run on.

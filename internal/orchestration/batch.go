@@ -265,3 +265,30 @@ func holdsCheckpoint(result json.RawMessage) bool {
 	_, ok := m[taskertype.CheckpointKey]
 	return ok
 }
+
+// isolatedWorkers returns which failed steps of a task are batch workers
+// under failure_strategy: isolate (for makePlanIsolating), or nil when no
+// step failed: the template is read only then.
+func (o *Orchestrator) isolatedWorkers(ctx context.Context, task *taskertype.Task, steps []*taskertype.Step) (func(*taskertype.Step) bool, error) {
+	if o.cfg.Templates == nil {
+		return nil, nil
+	}
+	failed := false
+	for _, s := range steps {
+		failed = failed || s.State == taskertype.StepError
+	}
+	if !failed {
+		return nil, nil
+	}
+	tpl, err := o.cfg.Templates(ctx, task.Namespace, task.Name, task.Version)
+	if err != nil {
+		return nil, fmt.Errorf("read the template of task %s to apply its batches' failure strategies: %w", task.ID, err)
+	}
+	return func(s *taskertype.Step) bool {
+		if !isWorker(tpl, s) {
+			return false
+		}
+		b := batchSettings(tpl, s.Position)
+		return b != nil && b.FailureStrategy == template.FailureIsolate
+	}, nil
+}

@@ -31,7 +31,10 @@ type stepCounts struct {
 	earliestRetry                               time.Time
 }
 
-func countSteps(steps []*taskertype.Step, now time.Time) stepCounts {
+// isolated, when not nil, says which failed steps do not block the task
+// while others can still make progress (batch workers under
+// failure_strategy: isolate); they are not counted as failed.
+func countSteps(steps []*taskertype.Step, now time.Time, isolated func(*taskertype.Step) bool) stepCounts {
 	state := make(map[uuid.UUID]taskertype.StepState, len(steps))
 	for _, s := range steps {
 		state[s.ID] = s.State
@@ -52,7 +55,9 @@ func countSteps(steps []*taskertype.Step, now time.Time) stepCounts {
 		case s.State.InFlight():
 			c.inFlight++
 		case s.State == taskertype.StepError:
-			c.failed++
+			if isolated == nil || !isolated(s) {
+				c.failed++
+			}
 		case s.State == taskertype.StepWaitingForRetry:
 			if !s.NextRetryAt.After(now) && depsDone(s) {
 				c.due = append(c.due, s)
@@ -78,8 +83,18 @@ func countSteps(steps []*taskertype.Step, now time.Time) stepCounts {
 // a task blocked by failures or in error) or "" (the task was just created
 // or reset).
 func makePlan(state taskertype.TaskState, steps []*taskertype.Step, trigger taskertype.TaskEvent, now time.Time) Plan {
+	return makePlanIsolating(state, steps, trigger, now, nil)
+}
+
+// makePlanIsolating is makePlan where the failed steps isolated says (not
+// nil) do not stop the task while other steps can make progress: the task
+// goes on with them, and fails (blocked, then error) once nothing else can
+// move, the isolated steps left for an operator.
+func makePlanIsolating(state taskertype.TaskState, steps []*taskertype.Step, trigger taskertype.TaskEvent, now time.Time,
+	isolated func(*taskertype.Step) bool,
+) Plan {
 	var p Plan
-	c := countSteps(steps, now)
+	c := countSteps(steps, now, isolated)
 	enqueueReady := func() {
 		p.Retry, p.Enqueue = c.due, c.ready
 	}

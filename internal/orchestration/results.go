@@ -192,7 +192,11 @@ func (o *Orchestrator) ProcessResultTx(ctx context.Context, tx store.Tx, rec *tr
 	if err != nil || task.State.Terminal() {
 		return o.forgetIfStale(taskID, err)
 	}
-	return o.forgetIfStale(taskID, o.apply(ctx, tx, rec, task, makePlan(task.State, steps, taskertype.TaskEventStepFinished, now), now))
+	isolated, err := o.isolatedWorkers(ctx, task, steps)
+	if err != nil {
+		return o.forgetIfStale(taskID, err)
+	}
+	return o.forgetIfStale(taskID, o.apply(ctx, tx, rec, task, makePlanIsolating(task.State, steps, taskertype.TaskEventStepFinished, now, isolated), now))
 }
 
 // judgeFailure applies the retry policy to a failed attempt.
@@ -229,5 +233,9 @@ func (o *Orchestrator) processTaskCommand(ctx context.Context, tx store.Tx, rec 
 	if err != nil || task.State.Terminal() {
 		return err
 	}
-	return o.forgetIfStale(cmd.TaskID, o.apply(ctx, tx, rec, task, makePlan(task.State, steps, taskertype.TaskEventRetryDue, now), now))
+	isolated, err := o.isolatedWorkers(ctx, task, steps)
+	if err != nil {
+		return o.forgetIfStale(cmd.TaskID, err)
+	}
+	return o.forgetIfStale(cmd.TaskID, o.apply(ctx, tx, rec, task, makePlanIsolating(task.State, steps, taskertype.TaskEventRetryDue, now, isolated), now))
 }
