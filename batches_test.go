@@ -574,3 +574,33 @@ func TestResolvingACheckpointedWorker(t *testing.T) {
 		}
 	})
 }
+
+// TestCheckpointYieldInTaskerCoresForm: a worker whose result is
+// tasker-core's {"type": "checkpoint_yield", ...} yields a checkpoint too.
+func TestCheckpointYieldInTaskerCoresForm(t *testing.T) {
+	onBackends(t, func(t *testing.T, backend string) {
+		b := &batchHandlers{}
+		hs := b.handlers()
+		hs["work"] = taskertype.HandlerFunc(func(_ context.Context, in *taskertype.StepInput) (any, error) {
+			if cp := in.Batch.Checkpoint; cp != nil {
+				return map[string]any{"items_processed": cp.ItemsProcessed + 5, "resumed_at": cp.Cursor, "acc": cp.AccumulatedResults}, nil
+			}
+			return map[string]any{"type": "checkpoint_yield", "cursor": 5, "items_processed": 5, "accumulated_results": []int{1, 2}}, nil
+		})
+		h := newHarnessOn(t, backend, fmt.Sprintf(batchTemplate, 1, "fail_fast"), hs)
+		info := h.run("batch", batchCtx{Items: 10, Size: 10})
+		if info.Task.State != taskertype.TaskComplete {
+			t.Fatalf("task is %s, want complete", info.Task.State)
+		}
+		w := h.step(info, "work_001")
+		var r struct {
+			Items     int             `json:"items_processed"`
+			ResumedAt json.RawMessage `json:"resumed_at"`
+			Acc       json.RawMessage `json:"acc"`
+		}
+		must(t, json.Unmarshal(w.Result, &r))
+		if r.Items != 10 || string(r.ResumedAt) != "5" || string(r.Acc) != "[1,2]" || w.Attempts != 1 {
+			t.Errorf("work_001: result %s, attempts %d; want it resumed at 5 with [1,2], one attempt", w.Result, w.Attempts)
+		}
+	})
+}

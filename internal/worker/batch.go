@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -128,4 +129,23 @@ func (w *Worker) yield(step *taskertype.Step, in *taskertype.StepInput, v any) *
 	}
 	w.checkpoints.Add(1)
 	return &outcome{released: true, checkpoint: &cp}
+}
+
+// wireCheckpoint returns the checkpoint a batch worker's JSON result
+// yields in tasker-core's form, {"type": "checkpoint_yield", "cursor": ...,
+// "items_processed": n, "accumulated_results": ...}, or nil when the result
+// is none (or the step is no batch worker: its result is its result).
+func wireCheckpoint(in *taskertype.StepInput, result json.RawMessage) *taskertype.Checkpoint {
+	if in.Batch == nil || !bytes.Contains(result, []byte(`"checkpoint_yield"`)) {
+		return nil
+	}
+	var r struct {
+		Type string `json:"type"`
+		taskertype.Checkpoint
+	}
+	if json.Unmarshal(result, &r) != nil || r.Type != "checkpoint_yield" {
+		return nil
+	}
+	r.Checkpoint.At, r.Checkpoint.Yields = time.Time{}, 0
+	return &r.Checkpoint
 }

@@ -509,6 +509,10 @@ func (w *Worker) run(stop, actx context.Context, step *taskertype.Step, in *task
 				done <- fail(taskertype.FailureHandler, false, err.Error())
 				return
 			}
+			if cp := wireCheckpoint(in, result); cp != nil {
+				done <- w.yield(step, in, cp)
+				return
+			}
 			done <- &outcome{result: result}
 		}
 	}()
