@@ -12,8 +12,7 @@ import (
 // of the batch_worker step it is a copy of, with where its batch inputs
 // come from (docs/workflows.md). A step that is no batch worker gets none.
 func batchWorkerSettings(tpl *template.Template, name string) worker.StepSettings {
-	g := dynamic.New(tpl)
-	w := g.WorkerTemplate(name)
+	w := dynamic.WorkerTemplate(tpl, name)
 	if w < 0 {
 		return worker.StepSettings{}
 	}

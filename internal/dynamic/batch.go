@@ -182,12 +182,17 @@ kids:
 
 // WorkerTemplate returns the position of the batch_worker step a step
 // named name is a worker of ({worker_template}_{batch_id}), or -1.
-func (g *Graph) WorkerTemplate(name string) int {
+func (g *Graph) WorkerTemplate(name string) int { return WorkerTemplate(g.t, name) }
+
+// WorkerTemplate returns the position in t of the batch_worker step a step
+// named name is a worker of ({worker_template}_{batch_id}), or -1. It
+// builds no Graph: a worker asks it at every run.
+func WorkerTemplate(t *template.Template, name string) int {
 	for i := len(name) - 1; i > 0; i-- {
 		if name[i] != '_' {
 			continue
 		}
-		if j, ok := g.idx[name[:i]]; ok && g.typeOf(j) == template.StepBatchWorker && batchIDPattern.MatchString(name[i+1:]) {
+		if j := t.StepIndex(name[:i]); j >= 0 && t.Steps[j].TypeOf() == template.StepBatchWorker && batchIDPattern.MatchString(name[i+1:]) {
 			return j
 		}
 	}
