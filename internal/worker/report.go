@@ -195,12 +195,21 @@ func (w *Worker) recordTx(ctx context.Context, tx store.Tx, rec *transition.Reco
 // store errors until ctx ends.
 func (w *Worker) storeOne(ctx context.Context, r *report) {
 	m, step := r.m, r.step
-	ackInTx := w.txQueue && !r.out.released
+	// A checkpoint yield on a queue in the store's database dispatches the
+	// step again with a fresh message in the transaction that stores the
+	// checkpoint (and acknowledges the old one): one commit, no release.
+	yieldInTx := w.txQueue && r.out.released && r.out.checkpoint != nil
+	ackInTx := w.txQueue && (!r.out.released || yieldInTx)
 	var err error
 	for attempt, delay := 1, 20*time.Millisecond; ; attempt, delay = attempt+1, min(2*delay, 2*time.Second) {
 		err = transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
 			if err := w.recordTx(ctx, tx, rec, r); err != nil || !ackInTx {
 				return err
+			}
+			if yieldInTx {
+				if err := tx.MessageSend(ctx, &queue.SendParams{Queue: m.Queue, Body: m.Body}); err != nil {
+					return err
+				}
 			}
 			return tx.MessageAck(ctx, &queue.AckParams{Queue: m.Queue, Receipts: []queue.Receipt{m.Receipt()}})
 		})
@@ -217,7 +226,7 @@ func (w *Worker) storeOne(ctx context.Context, r *report) {
 	case err != nil && !errors.Is(err, errSkip) && !errors.Is(err, taskertype.ErrStaleState):
 		w.log.Error("giving up storing a step's result; the claim will expire and the attempt be recorded as lost",
 			"task_id", step.TaskID, "step", step.Name, "error", err)
-	case r.out.released && err == nil:
+	case r.out.released && err == nil && !yieldInTx:
 		w.finish(m.Queue, func(ctx context.Context) error {
 			return w.queue.MessageNack(ctx, &queue.NackParams{Queue: m.Queue, Receipt: m.Receipt()})
 		})
