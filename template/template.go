@@ -81,6 +81,10 @@ type Template struct {
 	DomainEvents []DomainEvent
 	// Lifecycle holds staleness thresholds; nil: the defaults.
 	Lifecycle *Lifecycle
+	// IdentityStrategy says how creating the same task twice is caught
+	// (identity_strategy, in both dialects; docs/identity.md); "" is
+	// taskertype.IdentityStrict.
+	IdentityStrategy taskertype.IdentityStrategy
 
 	// What follows is not part of the definition (Marshal leaves it out).
 
