@@ -29,12 +29,12 @@ func insertTasks(rows []*taskRow, contexts map[uuid.UUID]json.RawMessage) pgdb.S
 		created, updated            = make([]time.Time, n), make([]time.Time, n)
 		finished                    = make([]*time.Time, n)
 		// The request's columns (migration 0005).
-		priorities                  = make([]int32, n)
-		corrs, parents              = make([]*uuid.UUID, n), make([]*uuid.UUID, n)
-		initiators, sources         = make([]string, n), make([]string, n)
-		reasons                     = make([]string, n)
-		tags                        = make([]string, n) // text[] literals: an array of arrays must be rectangular
-		hashes, keys                = make([]*string, n), make([]*string, n)
+		priorities          = make([]int32, n)
+		corrs, parents      = make([]*uuid.UUID, n), make([]*uuid.UUID, n)
+		initiators, sources = make([]string, n), make([]string, n)
+		reasons             = make([]string, n)
+		tags                = make([]string, n) // text[] literals: an array of arrays must be rectangular
+		hashes, keys        = make([]*string, n), make([]*string, n)
 	)
 	for i, r := range rows {
 		t := &r.task
