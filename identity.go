@@ -173,8 +173,9 @@ func canonicalNumber(n json.Number) string {
 }
 
 // taskRequest checks the request fields of p and computes the task's
-// identity under the template's strategy.
-func taskRequest(tpl *template.Template, p *CreateTaskParams, context json.RawMessage) (taskertype.TaskRequest, error) {
+// identity under the template's strategy, or defaultStrategy
+// (Config.DefaultIdentityStrategy) when it declares none.
+func taskRequest(tpl *template.Template, defaultStrategy IdentityStrategy, p *CreateTaskParams, context json.RawMessage) (taskertype.TaskRequest, error) {
 	rq := taskertype.TaskRequest{
 		Priority: p.Priority, CorrelationID: p.CorrelationID, ParentCorrelationID: p.ParentCorrelationID,
 		Initiator: p.Initiator, SourceSystem: p.SourceSystem, Reason: p.Reason, IdempotencyKey: p.IdempotencyKey,
@@ -217,7 +218,11 @@ func taskRequest(tpl *template.Template, p *CreateTaskParams, context json.RawMe
 	if len(rq.Tags) == 0 {
 		rq.Tags = nil
 	}
-	hash, err := IdentityHash(tpl.IdentityStrategy, tpl.Namespace, tpl.Name, tpl.Version, context, p.IdempotencyKey)
+	strategy := tpl.IdentityStrategy
+	if strategy == "" {
+		strategy = defaultStrategy
+	}
+	hash, err := IdentityHash(strategy, tpl.Namespace, tpl.Name, tpl.Version, context, p.IdempotencyKey)
 	if err != nil {
 		return rq, err
 	}

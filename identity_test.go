@@ -3,7 +3,6 @@ package tasker_test
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -40,6 +39,13 @@ identity_strategy: always_unique
 steps:
   - name: only
     handler: {callable: demo.noop}
+---
+name: declared_strict_job
+namespace: test
+version: 1.0.0
+identity_strategy: strict
+steps:
+  - {name: only, handler: demo.noop}
 `
 
 // createConcurrently creates n tasks at once with the same parameters on
@@ -114,7 +120,7 @@ const concurrentCreates = 16
 
 func TestIdentityStrategiesUnderConcurrentCreates(t *testing.T) {
 	onBackends(t, func(t *testing.T, backend string) {
-		h := newHarnessOn(t, backend, identityTemplates, nil)
+		h := &harness{t: t, eng: identityEngine(t, database(t, backend))}
 		engines := []*tasker.Engine{h.eng}
 
 		t.Run("strict", func(t *testing.T) {
@@ -229,25 +235,11 @@ func TestDuplicateCreatesAcrossTwoEngines(t *testing.T) {
 	}
 }
 
-// identityEngine is an engine with the identity templates on db.
+// identityEngine is an engine with the identity templates on db, under
+// the engine's own default strategy (strict).
 func identityEngine(t *testing.T, db tasker.Config) *tasker.Engine {
 	t.Helper()
-	var tpls []*template.Template
-	for i, doc := range strings.Split(identityTemplates, "\n---\n") {
-		tpl, err := template.Parse(filepath.Join("identity", fmt.Sprint(i)+".yaml"), []byte(doc))
-		must(t, err)
-		tpls = append(tpls, tpl)
-	}
-	cfg := db
-	cfg.Templates = tpls
-	eng, err := tasker.Open(t.Context(), cfg)
-	must(t, err)
-	for name, h := range demo.Handlers() {
-		must(t, eng.RegisterHandler(name, h))
-	}
-	must(t, eng.Start(t.Context()))
-	stopAtCleanup(t, eng)
-	return eng
+	return newHarnessWithDefault(t, db, "")
 }
 
 // The task request's fields are stored and read back by Task and Tasks;
@@ -323,4 +315,45 @@ func TestBadTaskRequestFields(t *testing.T) {
 	if got := tasksNamed(t, h.eng, "unique_job"); len(got) != 0 {
 		t.Errorf("bad creates stored %d tasks", len(got))
 	}
+}
+
+// Config.DefaultIdentityStrategy applies to the templates that declare no
+// strategy, and only to them; a bad one is refused.
+func TestDefaultIdentityStrategy(t *testing.T) {
+	db := database(t, "sqlite")
+	bad := db
+	bad.DefaultIdentityStrategy = "unique"
+	if _, err := tasker.Open(t.Context(), bad); !errors.Is(err, taskertype.ErrInvalid) || !strings.Contains(err.Error(), "DefaultIdentityStrategy") {
+		t.Fatalf("a bad default: %v, want ErrInvalid naming it", err)
+	}
+	h := newHarnessWithDefault(t, db, tasker.IdentityAlwaysUnique)
+	for range 2 {
+		_, err := h.CreateTask(t.Context(), tasker.CreateTaskParams{Namespace: "test", Name: "strict_job"})
+		must(t, err)
+	}
+	_, err := h.CreateTask(t.Context(), tasker.CreateTaskParams{Namespace: "test", Name: "declared_strict_job"})
+	must(t, err)
+	_, err = h.CreateTask(t.Context(), tasker.CreateTaskParams{Namespace: "test", Name: "declared_strict_job"})
+	if !errors.Is(err, tasker.ErrDuplicateTask) {
+		t.Errorf("a template declaring strict under an always_unique default: %v, want ErrDuplicateTask", err)
+	}
+}
+
+func newHarnessWithDefault(t *testing.T, db tasker.Config, s tasker.IdentityStrategy) *tasker.Engine {
+	t.Helper()
+	var tpls []*template.Template
+	for i, doc := range strings.Split(identityTemplates, "\n---\n") {
+		tpl, err := template.Parse(fmt.Sprint(i)+".yaml", []byte(doc))
+		must(t, err)
+		tpls = append(tpls, tpl)
+	}
+	db.Templates, db.DefaultIdentityStrategy = tpls, s
+	eng, err := tasker.Open(t.Context(), db)
+	must(t, err)
+	for name, h := range demo.Handlers() {
+		must(t, eng.RegisterHandler(name, h))
+	}
+	must(t, eng.Start(t.Context()))
+	stopAtCleanup(t, eng)
+	return eng
 }

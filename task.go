@@ -74,7 +74,7 @@ func (e *Engine) CreateTask(ctx context.Context, p CreateTaskParams) (*Task, err
 	if err := tpl.ValidateContext(raw); err != nil {
 		return nil, fmt.Errorf("tasker: create task from %s: %w", tpl.Key(), err)
 	}
-	request, err := taskRequest(tpl, &p, raw)
+	request, err := taskRequest(tpl, e.cfg.DefaultIdentityStrategy, &p, raw)
 	if err != nil {
 		return nil, fmt.Errorf("tasker: create task from %s: %w", tpl.Key(), err)
 	}

@@ -29,8 +29,8 @@ var (
 // lifecycle and identity_strategy from the top-level keys.
 func (p *parser) templateExtras(t *Template, top map[string]entry) {
 	a := at{step: -1}
-	if v, ok := oneOf(p, top, "identity_strategy", a, taskertype.IdentityStrategies); ok && v != taskertype.IdentityStrict {
-		t.IdentityStrategy = v // strict is the default: "" keeps the canonical document as it was
+	if v, ok := oneOf(p, top, "identity_strategy", a, taskertype.IdentityStrategies); ok {
+		t.IdentityStrategy = v
 	}
 	if e, ok := top["metadata"]; ok && e.val != nil {
 		// Free-form documentation, kept whole; the keys tasker-core knows

@@ -8,8 +8,8 @@ import (
 	"github.com/tasker-go/tasker/taskertype"
 )
 
-// identity_strategy loads in both dialects, survives the canonical
-// document, and strict (the default) leaves the document as it was.
+// identity_strategy loads in both dialects and survives the canonical
+// document; a template without it keeps the document it had.
 func TestIdentityStrategyInBothDialects(t *testing.T) {
 	steps := map[string]string{
 		header:     "steps:\n  - {name: a, handler: h}\n",
@@ -17,27 +17,25 @@ func TestIdentityStrategyInBothDialects(t *testing.T) {
 	}
 	for head, body := range steps {
 		plain := mustParse(t, head+body)
-		if plain.IdentityStrategy.Or() != taskertype.IdentityStrict {
-			t.Errorf("no key: %q, want strict", plain.IdentityStrategy)
+		if plain.IdentityStrategy != "" {
+			t.Errorf("no key: %q, want none declared", plain.IdentityStrategy)
 		}
+		// A template without the key keeps its canonical document.
 		plainDoc, err := Marshal(plain)
 		if err != nil {
 			t.Fatal(err)
 		}
+		if bytes.Contains(plainDoc, []byte("identity_strategy")) {
+			t.Errorf("no key, yet the canonical document has one: %s", plainDoc)
+		}
 		for _, s := range taskertype.IdentityStrategies {
 			tp := mustParse(t, head+"identity_strategy: "+string(s)+"\n"+body)
-			if tp.IdentityStrategy.Or() != s {
+			if tp.IdentityStrategy != s {
 				t.Errorf("%s: loaded as %q", s, tp.IdentityStrategy)
 			}
 			doc, err := Marshal(tp)
 			if err != nil {
 				t.Fatal(err)
-			}
-			if s == taskertype.IdentityStrict {
-				if !bytes.Equal(doc, plainDoc) {
-					t.Errorf("strict changed the canonical document:\n%s\n%s", doc, plainDoc)
-				}
-				continue
 			}
 			if !strings.Contains(string(doc), `"identity_strategy":"`+string(s)+`"`) {
 				t.Errorf("%s: canonical document %s lacks it", s, doc)

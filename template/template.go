@@ -82,8 +82,9 @@ type Template struct {
 	// Lifecycle holds staleness thresholds; nil: the defaults.
 	Lifecycle *Lifecycle
 	// IdentityStrategy says how creating the same task twice is caught
-	// (identity_strategy, in both dialects; docs/identity.md); "" is
-	// taskertype.IdentityStrict.
+	// (identity_strategy, in both dialects; docs/identity.md); "" when the
+	// template declares none: the engine's default
+	// (Config.DefaultIdentityStrategy; strict unless set).
 	IdentityStrategy taskertype.IdentityStrategy
 
 	// What follows is not part of the definition (Marshal leaves it out).
