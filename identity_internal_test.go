@@ -85,3 +85,14 @@ func FuzzCanonicalJSON(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkIdentityHash: the strict identity of a small context, the cost
+// CreateTask adds before its transaction.
+func BenchmarkIdentityHash(b *testing.B) {
+	ctx := json.RawMessage(`{"order_id": 12345, "customer": {"id": "c-1", "tier": "gold"}, "items": [{"sku": "a", "qty": 2}, {"sku": "b", "qty": 1}]}`)
+	for b.Loop() {
+		if _, err := IdentityHash(IdentityStrict, "payments", "charge_card", "1.0.0", ctx, ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
