@@ -31,6 +31,7 @@ fuzz:
 	go test ./template -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60s
 	go test ./internal/wire -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 60s
 	go test ./internal/cli/contextflag -run '^$$' -fuzz '^FuzzParseContext$$' -fuzztime 60s
+	go test ./internal/api -run '^$$' -fuzz '^FuzzRequestBodies$$' -fuzztime 60s
 	go test ./internal/dynamic -run '^$$' -fuzz '^FuzzParseOutcome$$' -fuzztime 60s
 	go test ./internal/domainevents -run '^$$' -fuzz '^FuzzCheckPattern$$' -fuzztime 60s
 

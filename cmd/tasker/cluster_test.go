@@ -39,6 +39,9 @@ type process struct {
 
 func start(t *testing.T, bin, url string, args ...string) *process {
 	t.Helper()
+	if len(args) > 0 && args[0] == "serve" {
+		args = append(args, "--http=") // no API: the processes would share its port
+	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "TASKER_DATABASE_URL="+url)
 	logs := &strings.Builder{}

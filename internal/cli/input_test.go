@@ -144,7 +144,7 @@ func TestServeOnTheEmbeddedBackendRunsTheWorkers(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		code = Main(ctx, []string{"serve", "--db", db}, &syncBuffer{}, &stderr)
+		code = Main(ctx, []string{"serve", "--db", db, "--http="}, &syncBuffer{}, &stderr)
 	}()
 	// The serving process holds the lock; a read-only connection may still
 	// look at the file.

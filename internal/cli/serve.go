@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tasker-go/tasker"
+	"github.com/tasker-go/tasker/internal/api"
 	"github.com/tasker-go/tasker/internal/demo"
 	storepg "github.com/tasker-go/tasker/store/postgres"
 	"github.com/tasker-go/tasker/template"
@@ -79,6 +80,9 @@ func newServeCmd(g *globals) *cobra.Command {
 	var shutdown time.Duration
 	var namespaces []string
 	var maxResult int
+	var web httpServe
+	var templatesDir string
+	var workers bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run orchestration until interrupted (any number of processes may serve one database)",
@@ -93,21 +97,41 @@ built-in demo handlers, for the namespaces of the database's unfinished
 tasks and those named with --namespace.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if web.maxBody <= 0 {
+				return usageError{fmt.Errorf("--max-body-bytes %d: give a positive number of bytes", web.maxBody)}
+			}
 			cfg := b.config(g)
-			if b.url != "" {
-				if len(namespaces) > 0 {
-					return usageError{fmt.Errorf("--namespace applies to the embedded backend only: on PostgreSQL, run workers with 'tasker worker --namespace NS'")}
+			if templatesDir != "" {
+				tpls, err := template.Loader{}.LoadPaths(templatesDir)
+				if err != nil {
+					return usageError{fmt.Errorf("--templates %s: %w", templatesDir, err)}
 				}
-				cfg.DisableWorkers = true
-				return g.serveUntilDone(cmd.Context(), cfg, nil, shutdown, "orchestration")
+				cfg.Templates = tpls
+			}
+			ctx := withHTTP(cmd.Context(), &web)
+			if b.url != "" {
+				if len(namespaces) > 0 && !workers {
+					return usageError{fmt.Errorf("--namespace applies to the embedded backend, or with --workers: on PostgreSQL, run workers with 'tasker worker --namespace NS' or pass --workers")}
+				}
+				if !workers {
+					cfg.DisableWorkers = true
+					return g.serveUntilDone(ctx, cfg, nil, shutdown, "orchestration")
+				}
+				cfg.WorkerNamespaces = templateNamespaces(cfg.Templates, namespaces)
+				cfg.MaxResultBytes = maxResult
+				return g.serveUntilDone(ctx, cfg, demo.Handlers(), shutdown, "orchestration and workers")
 			}
 			cfg.MaxResultBytes = maxResult
-			return g.serveEmbedded(cmd.Context(), cfg, namespaces, shutdown)
+			return g.serveEmbedded(ctx, cfg, templateNamespaces(cfg.Templates, namespaces), shutdown)
 		},
 	}
 	backendFlags(cmd, &b)
 	cmd.Flags().DurationVar(&shutdown, "shutdown-timeout", 30*time.Second, "how long a stop waits for work in hand")
 	cmd.Flags().StringSliceVarP(&namespaces, "namespace", "n", nil, "embedded backend only: a namespace whose steps to run besides those of the unfinished tasks (repeatable)")
+	cmd.Flags().StringVar(&web.addr, "http", "127.0.0.1:8080", "serve the REST API (tasker-core's, docs/api.md) on this address; '' turns it off")
+	cmd.Flags().Int64Var(&web.maxBody, "max-body-bytes", api.DefaultMaxBodyBytes, "largest request body the API accepts; a larger one is answered 413")
+	cmd.Flags().StringVar(&templatesDir, "templates", "", "register every template (*.yaml, *.yml) in this directory; with --workers their namespaces are served")
+	cmd.Flags().BoolVar(&workers, "workers", false, "on PostgreSQL, also run the built-in demo Go workers in this process, for the namespaces of --templates and --namespace (the embedded backend always runs them)")
 	maxResultFlag(cmd, &maxResult)
 	cmd.Flags().Lookup("max-result-bytes").Usage = "embedded backend only (its workers run here): " + cmd.Flags().Lookup("max-result-bytes").Usage
 	return cmd
@@ -203,10 +227,27 @@ func (g *globals) serveUntilDone(ctx context.Context, cfg tasker.Config, handler
 		return err
 	}
 	g.logger().Info("running", "what", what, "pid", os.Getpid())
+	web, err := g.startHTTP(ctx, eng)
+	if err != nil {
+		_ = eng.Stop(context.Background())
+		return err
+	}
 	fmt.Fprintf(g.stderr, "tasker: %s running (pid %d); stop with Ctrl-C or SIGTERM\n", what, os.Getpid())
-	<-ctx.Done()
+	var webErr error
+	select {
+	case <-ctx.Done():
+	case webErr = <-web.failed:
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdown)
 	defer cancel()
+	// The API drains first: requests in hand finish on the running engine.
+	if err := web.stop(sctx); err != nil {
+		g.logger().Warn("http shutdown", "error", err)
+	}
+	if webErr != nil {
+		_ = eng.Stop(sctx)
+		return webErr
+	}
 	if err := eng.Stop(sctx); err != nil {
 		return err
 	}

@@ -88,6 +88,23 @@ func Policy(defaults Thresholds, t *template.Template) (Thresholds, template.Sta
 	return th, action
 }
 
+// effects says what the action does to a stale task: record a DLQ entry,
+// move the task to error. A template's lifecycle may turn either off:
+// auto_dlq_on_timeout: false records no entry, auto_fail_on_timeout: false
+// leaves the task in its state.
+func effects(t *template.Template, action template.StalenessAction) (record, fail bool) {
+	record, fail = action == template.StalenessDLQ, action == template.StalenessDLQ || action == template.StalenessError
+	if t != nil && t.Lifecycle != nil {
+		if v := t.Lifecycle.AutoDLQOnTimeout; v != nil && !*v {
+			record = false
+		}
+		if v := t.Lifecycle.AutoFailOnTimeout; v != nil && !*v {
+			fail = false
+		}
+	}
+	return record, fail
+}
+
 // TemplateFunc resolves a task's template version (the engine's template
 // cache). An error wrapping taskertype.ErrNotFound makes the detector use
 // the defaults.
@@ -190,6 +207,8 @@ type Action struct {
 	Action                   template.StalenessAction
 	EntryID                  uuid.UUID // the DLQ entry made; uuid.Nil if none
 	MovedToError             bool
+	// record and fail: what the action may do (effects).
+	record, fail bool
 }
 
 // Report says what a run did.
@@ -323,7 +342,8 @@ func (d *Detector) RunOnce(ctx context.Context) (Report, error) {
 			if a.TimeInState < a.Threshold {
 				a.Threshold = th.MaxDuration
 			}
-			if action == template.StalenessNone {
+			a.record, a.fail = effects(tmpl, action)
+			if !a.record && !a.fail {
 				// Monitoring only: the task stays as it is, and is found
 				// again next run; it takes none of the batch.
 				rep.Stale = append(rep.Stale, a)
@@ -347,6 +367,26 @@ func (d *Detector) RunOnce(ctx context.Context) (Report, error) {
 	return rep, nil
 }
 
+// waitingOnTime reports whether a task's steps still wait on time they were
+// given: a step running within its timeout, or one waiting for a retry not
+// yet due. Such a task is not stuck, whatever its time in its state (a step
+// may run for hours; a retry's backoff may pass a state's threshold).
+func waitingOnTime(steps []*taskertype.Step, now time.Time) bool {
+	for _, s := range steps {
+		switch s.State {
+		case taskertype.StepInProgress:
+			if s.Timeout > 0 && !s.StartedAt.IsZero() && now.Before(s.StartedAt.Add(s.Timeout)) {
+				return true
+			}
+		case taskertype.StepWaitingForRetry:
+			if now.Before(s.NextRetryAt) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // act applies the action to one task in one transaction, if the task is
 // still in the state and episode it was found in.
 func (d *Detector) act(ctx context.Context, found *taskertype.Task, a *Action, now time.Time) (bool, error) {
@@ -360,11 +400,14 @@ func (d *Detector) act(ctx context.Context, found *taskertype.Task, a *Action, n
 		if task.State != found.State || !task.UpdatedAt.Equal(found.UpdatedAt) {
 			return nil // moved on: not the episode found stale
 		}
-		if a.Action == template.StalenessDLQ {
-			steps, err := tx.StepList(ctx, task.ID)
-			if err != nil {
-				return err
-			}
+		steps, err := tx.StepList(ctx, task.ID)
+		if err != nil {
+			return err
+		}
+		if waitingOnTime(steps, now) {
+			return nil
+		}
+		if a.record {
 			id, err := uuid.NewV7()
 			if err != nil {
 				return err
@@ -387,6 +430,12 @@ func (d *Detector) act(ctx context.Context, found *taskertype.Task, a *Action, n
 			if created {
 				a.EntryID = id
 			}
+		}
+		if !a.fail {
+			// The entry is the whole action: a pending one already
+			// recorded this episode (created false) means nothing new.
+			acted = a.EntryID != uuid.Nil
+			return nil
 		}
 		if err := rec.Task(ctx, tx, task, taskertype.TaskEventStalenessTimeout, now); err != nil {
 			return err

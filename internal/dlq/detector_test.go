@@ -351,3 +351,53 @@ func TestConfigErrorsSayWhatToGive(t *testing.T) {
 		}
 	}
 }
+
+// auto_fail_on_timeout: false keeps a stale task in its state (the DLQ
+// entry is still recorded, once); auto_dlq_on_timeout: false moves it to
+// error without an entry.
+func TestLifecycleAutoFlagsTurnOffEitherEffect(t *testing.T) {
+	onBackends(t, func(t *testing.T, b backend) {
+		clock := testclock.New(start)
+		st := b.open(t, clock)
+		no := false
+		ts := templates{
+			"shop/keep@1.0.0":    withLifecycle("keep", &template.Lifecycle{MaxStepsInProcessMinutes: 5, StalenessAction: template.StalenessDLQ, AutoFailOnTimeout: &no}),
+			"shop/noentry@1.0.0": withLifecycle("noentry", &template.Lifecycle{MaxStepsInProcessMinutes: 5, StalenessAction: template.StalenessDLQ, AutoDLQOnTimeout: &no}),
+		}
+		keep := stuck(t, st, clock, "keep", taskertype.TaskStepsInProcess)
+		noentry := stuck(t, st, clock, "noentry", taskertype.TaskStepsInProcess)
+		d := detector(t, st, clock, ts, nil)
+		clock.Advance(6 * time.Minute)
+		run(t, d)
+		if state(t, st, keep) != taskertype.TaskStepsInProcess || len(entries(t, st, keep)) != 1 {
+			t.Fatalf("auto_fail_on_timeout false: state %s, %d entries; want unchanged with one entry", state(t, st, keep), len(entries(t, st, keep)))
+		}
+		if state(t, st, noentry) != taskertype.TaskError || len(entries(t, st, noentry)) != 0 {
+			t.Fatalf("auto_dlq_on_timeout false: state %s, %d entries; want error without an entry", state(t, st, noentry), len(entries(t, st, noentry)))
+		}
+		// The next run finds the kept task again and records nothing more.
+		clock.Advance(6 * time.Minute)
+		rep := run(t, d)
+		for _, a := range rep.Stale {
+			if a.TaskID == keep {
+				t.Errorf("the kept task was acted on again: %+v", a)
+			}
+		}
+		if len(entries(t, st, keep)) != 1 {
+			t.Errorf("%d entries for the kept task, want 1", len(entries(t, st, keep)))
+		}
+	})
+}
+
+// A task whose step runs within its timeout, or waits for a retry not yet
+// due, is not stale however long it has been in its state.
+func TestATaskWaitingOnTimeItWasGivenIsNotStale(t *testing.T) {
+	steps := []*taskertype.Step{{State: taskertype.StepInProgress, StartedAt: start, Timeout: 2 * time.Hour}}
+	if !waitingOnTime(steps, start.Add(time.Hour)) || waitingOnTime(steps, start.Add(3*time.Hour)) {
+		t.Error("a step in progress: within its timeout it waits on time, past it not")
+	}
+	retry := []*taskertype.Step{{State: taskertype.StepWaitingForRetry, NextRetryAt: start.Add(time.Hour)}}
+	if !waitingOnTime(retry, start.Add(59*time.Minute)) || waitingOnTime(retry, start.Add(61*time.Minute)) {
+		t.Error("a step waiting for a retry: before it is due it waits on time, after not")
+	}
+}

@@ -196,8 +196,15 @@ func (p *Publisher) schema(js json.RawMessage) (*jsonschema.Schema, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.nSchemas.Add(1) <= maxSchemas {
-		p.schemas.Store(string(js), sch)
+	// Count only real inserts: two goroutines compiling the same schema
+	// at once store it once. A slot taken past the bound is given back.
+	if p.nSchemas.Add(1) > maxSchemas {
+		p.nSchemas.Add(-1)
+		return sch, nil
+	}
+	if prev, loaded := p.schemas.LoadOrStore(string(js), sch); loaded {
+		p.nSchemas.Add(-1)
+		return prev.(*jsonschema.Schema), nil
 	}
 	return sch, nil
 }

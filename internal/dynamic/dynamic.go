@@ -213,6 +213,27 @@ func (g *Graph) Decide(d int, o *Outcome, task Task) ([]int, error) {
 	}
 	exists := func(i int) bool { return task.Exists(g.t.Steps[i].Name) }
 	finished := func(i int) bool { return i == d || task.Finished(g.t.Steps[i].Name) }
+	// A chosen step is created with the dependencies that exist. One it
+	// declares that does not exist but may still be created (another
+	// decision may choose it) would be missed: the step would run before
+	// it. Only a deferred_convergence step may wait for such branches.
+	if len(chosen) > 0 {
+		isChosen := func(i int) bool { return slices.Contains(chosen, i) }
+		has := func(i int) bool { return isChosen(i) || exists(i) }
+		open := func(i int) bool { return isChosen(i) || has(i) && !finished(i) }
+		alive := g.alive(has, open)
+		for _, i := range chosen {
+			if g.typeOf(i) == template.StepDeferredConvergence {
+				continue
+			}
+			for _, j := range g.deps[i] {
+				if j != d && !has(j) && alive(j) {
+					return nil, fmt.Errorf("decision %q chose step %q, which also depends on %q, a step that does not exist yet but may still be created (by another decision): %q would run without waiting for it; declare %q a deferred_convergence step, which waits for the branches that are created",
+						name, g.t.Steps[i].Name, g.t.Steps[j].Name, g.t.Steps[i].Name, g.t.Steps[i].Name)
+				}
+			}
+		}
+	}
 	if len(chosen) == 0 {
 		// Nothing new, but a convergence step may have waited for this
 		// decision to say no.
