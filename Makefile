@@ -34,6 +34,7 @@ fuzz:
 	go test ./internal/api -run '^$$' -fuzz '^FuzzRequestBodies$$' -fuzztime 60s
 	go test ./internal/dynamic -run '^$$' -fuzz '^FuzzParseOutcome$$' -fuzztime 60s
 	go test ./internal/domainevents -run '^$$' -fuzz '^FuzzCheckPattern$$' -fuzztime 60s
+	go test . -run '^$$' -fuzz '^FuzzCanonicalJSON$$' -fuzztime 60s
 
 ci:
 	bash .ci/run
