@@ -35,6 +35,7 @@ fuzz:
 	go test ./internal/dynamic -run '^$$' -fuzz '^FuzzParseOutcome$$' -fuzztime 60s
 	go test ./internal/dynamic -run '^$$' -fuzz '^FuzzBatchPlan$$' -fuzztime 60s
 	go test ./internal/domainevents -run '^$$' -fuzz '^FuzzCheckPattern$$' -fuzztime 60s
+	go test . -run '^$$' -fuzz '^FuzzCanonicalJSON$$' -fuzztime 60s
 
 ci:
 	bash .ci/run

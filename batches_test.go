@@ -454,6 +454,7 @@ func BenchmarkBatch1000Items(b *testing.B) {
 					cfg = tasker.Config{DatabasePath: filepath.Join(b.TempDir(), "t.db")}
 				}
 				cfg.Templates = []*template.Template{tpl}
+				cfg.DefaultIdentityStrategy = tasker.IdentityAlwaysUnique // one context, b.N tasks
 				eng, err := tasker.Open(b.Context(), cfg)
 				if err != nil {
 					b.Fatal(err)

@@ -119,6 +119,11 @@ type Config struct {
 	// stores nothing. Default DefaultMaxContextBytes (1 MiB); negative: no
 	// bound.
 	MaxContextBytes int
+	// DefaultIdentityStrategy is the identity strategy of the templates
+	// that declare none (docs/identity.md): "" is IdentityStrict,
+	// tasker-core's default. IdentityAlwaysUnique keeps the behaviour of
+	// versions before task identity, where every create made a task.
+	DefaultIdentityStrategy IdentityStrategy
 	// MaxResultBytes bounds a step's result, in bytes of JSON: a handler
 	// (or pull worker) returning a larger one fails the attempt for good,
 	// and nothing of the result is stored. Default DefaultMaxResultBytes
@@ -240,6 +245,10 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	if cfg.WorkerConcurrency < 0 {
 		return nil, fmt.Errorf("tasker: WorkerConcurrency must not be negative, got %d", cfg.WorkerConcurrency)
+	}
+	if s := cfg.DefaultIdentityStrategy; s != "" && !slices.Contains(taskertype.IdentityStrategies, s) {
+		return nil, fmt.Errorf("tasker: %w: Config.DefaultIdentityStrategy %q is not an identity strategy: use strict, caller_provided or always_unique (or leave it empty for strict)",
+			taskertype.ErrInvalid, s)
 	}
 	if cfg.MaxCreatedSteps < 0 || cfg.MaxDecisionDepth < 0 {
 		return nil, fmt.Errorf("tasker: MaxCreatedSteps (%d) and MaxDecisionDepth (%d) must not be negative: give a bound, or 0 for the default (100 and 20)", cfg.MaxCreatedSteps, cfg.MaxDecisionDepth)

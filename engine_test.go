@@ -55,9 +55,11 @@ func onBackends(t *testing.T, test func(t *testing.T, backend string)) {
 func database(t *testing.T, backend string) tasker.Config {
 	if backend == "postgres" {
 		_, url := pgtest.Schema(t)
-		return tasker.Config{DatabaseURL: url, AutoMigrate: true}
+		return tasker.Config{DatabaseURL: url, AutoMigrate: true, DefaultIdentityStrategy: tasker.IdentityAlwaysUnique}
 	}
-	return tasker.Config{DatabasePath: filepath.Join(t.TempDir(), "t.db")}
+	// The tests create the same task more than once as separate tasks: the
+	// identity tests (identity_test.go) set the default back to strict.
+	return tasker.Config{DatabasePath: filepath.Join(t.TempDir(), "t.db"), DefaultIdentityStrategy: tasker.IdentityAlwaysUnique}
 }
 
 func newHarness(t *testing.T, templates string, handlers map[string]tasker.Handler) *harness {

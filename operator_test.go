@@ -237,7 +237,8 @@ func TestOperatorActionsRacingWorkersFailOnlyForAReason(t *testing.T) {
 	var engines []*tasker.Engine
 	for _, workers := range []bool{false, true} {
 		eng, err := tasker.Open(t.Context(), tasker.Config{DatabaseURL: url, AutoMigrate: true, Templates: []*template.Template{tpl},
-			DisableWorkers: !workers, DisableOrchestration: workers, WorkerNamespaces: []string{"test"}})
+			DisableWorkers: !workers, DisableOrchestration: workers, WorkerNamespaces: []string{"test"},
+			DefaultIdentityStrategy: tasker.IdentityAlwaysUnique}) // the same task many times
 		must(t, err)
 		for name, h := range demo.Handlers() {
 			must(t, eng.RegisterHandler(name, h))

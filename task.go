@@ -24,12 +24,38 @@ type CreateTaskParams struct {
 	// Context is the task's input: a JSON object as json.RawMessage or
 	// []byte, or any value that encodes to a JSON object. Nil means {}.
 	Context any
+
+	// The task request's fields (tasker-core's TaskRequest;
+	// docs/identity.md), stored with the task; all optional.
+
+	// Priority: higher is more urgent (a 32-bit integer; default 0).
+	// Stored; claiming by priority comes next.
+	Priority int
+	// CorrelationID ties the task to a request across systems; uuid.Nil
+	// makes one (a UUIDv7).
+	CorrelationID uuid.UUID
+	// ParentCorrelationID is the correlation id of the workflow that
+	// started this one; uuid.Nil for none.
+	ParentCorrelationID uuid.UUID
+	// Initiator, SourceSystem and Reason say who asked, from where and
+	// why (at most MaxRequestBytes each).
+	Initiator, SourceSystem, Reason string
+	// Tags categorize the task (at most MaxTags of MaxTagBytes each).
+	Tags []string
+	// IdempotencyKey, if set, is the task's identity, whatever the
+	// template's identity strategy: a second create with the same key (and
+	// template) fails with ErrDuplicateTask. Required when the template
+	// declares identity_strategy: caller_provided.
+	IdempotencyKey string
 }
 
 // CreateTask creates a task from a registered template and starts it. The
 // context is validated against the template's schema, and, when this
 // engine runs workers, every step's handler must be registered. On error
-// nothing of the task is stored. An engine that runs no orchestration
+// nothing of the task is stored. A task with the same identity as a stored
+// one (the template's identity strategy, or the idempotency key:
+// docs/identity.md) is not created: the error matches ErrDuplicateTask
+// and is a *DuplicateTaskError that carries the stored task's id. An engine that runs no orchestration
 // (DisableOrchestration) may create tasks too: the orchestrators of other
 // processes take them from there.
 func (e *Engine) CreateTask(ctx context.Context, p CreateTaskParams) (*Task, error) {
@@ -48,6 +74,10 @@ func (e *Engine) CreateTask(ctx context.Context, p CreateTaskParams) (*Task, err
 	if err := tpl.ValidateContext(raw); err != nil {
 		return nil, fmt.Errorf("tasker: create task from %s: %w", tpl.Key(), err)
 	}
+	request, err := taskRequest(tpl, e.cfg.DefaultIdentityStrategy, &p, raw)
+	if err != nil {
+		return nil, fmt.Errorf("tasker: create task from %s: %w", tpl.Key(), err)
+	}
 	if err := e.checkHandlers(tpl); err != nil {
 		return nil, err
 	}
@@ -56,7 +86,7 @@ func (e *Engine) CreateTask(ctx context.Context, p CreateTaskParams) (*Task, err
 			return nil, fmt.Errorf("tasker: create task from %s: %w", tpl.Key(), err)
 		}
 	}
-	spec := &orchestration.TaskSpec{Namespace: tpl.Namespace, Name: tpl.Name, Version: tpl.Version, Context: raw, Positioned: true}
+	spec := &orchestration.TaskSpec{Namespace: tpl.Namespace, Name: tpl.Name, Version: tpl.Version, Context: raw, Positioned: true, Request: request}
 	// Steps downstream of a decision are created when it decides
 	// (docs/workflows.md): a task starts with the others.
 	for _, i := range initialSteps(tpl) {

@@ -162,6 +162,10 @@ type TaskListParams struct {
 	States []taskertype.TaskState
 	// Limit bounds the answer; zero means 100.
 	Limit int
+	// IdentityHash, if set, keeps only the task with this identity hash
+	// (taskertype.TaskRequest.IdentityHash): at most one, since it is
+	// unique. States is ignored then.
+	IdentityHash string
 }
 
 // TransitionListParams filters TransitionList.

@@ -18,8 +18,12 @@ type Task struct {
 	// relies on: each task transition, and each step transition into or out
 	// of the in-flight states (BumpsRevision). Caches compare it with the
 	// stored task's to know whether what they hold is still current.
-	Revision  int64
-	Context   json.RawMessage // the JSON object the task was created with
+	Revision int64
+	Context  json.RawMessage // the JSON object the task was created with
+	// The task request's fields (tasker-core's TaskRequest; docs/identity.md),
+	// read by TaskGet and TaskList (the reads of orchestration leave them
+	// zero).
+	Request   TaskRequest
 	CreatedAt time.Time
 	UpdatedAt time.Time
 	// FinishedAt is when the task reached a terminal state; zero before.

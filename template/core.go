@@ -16,7 +16,7 @@ import (
 
 var (
 	coreTemplateKeys = []string{"name", "namespace_name", "version", "description", "metadata", "system_dependencies",
-		"domain_events", "input_schema", "steps", "environments", "lifecycle"}
+		"domain_events", "input_schema", "steps", "environments", "lifecycle", "identity_strategy"}
 	coreStepKeys = []string{"name", "description", "handler", "type", "step_type", "dependencies", "depends_on",
 		"retry", "timeout_seconds", "publishes_events", "batch_config", "system_dependency", "result_schema"}
 	coreHandlerKeys  = []string{"callable", "method", "resolver", "initialization"}

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"slices"
 	"time"
+
+	"github.com/tasker-go/tasker/taskertype"
 )
 
 // The keys both dialects share beyond the original format: the model the
@@ -23,10 +25,13 @@ var (
 	maxWorkerDigit = len("_001")
 )
 
-// templateExtras reads metadata, system_dependencies, domain_events and
-// lifecycle from the top-level keys.
+// templateExtras reads metadata, system_dependencies, domain_events,
+// lifecycle and identity_strategy from the top-level keys.
 func (p *parser) templateExtras(t *Template, top map[string]entry) {
 	a := at{step: -1}
+	if v, ok := oneOf(p, top, "identity_strategy", a, taskertype.IdentityStrategies); ok {
+		t.IdentityStrategy = v
+	}
 	if e, ok := top["metadata"]; ok && e.val != nil {
 		// Free-form documentation, kept whole; the keys tasker-core knows
 		// must have its types.
@@ -393,6 +398,9 @@ func (c *checker) checkBuiltExtras(t *Template) {
 				bad(label, "batch_config.failure_strategy", fmt.Sprintf("unknown failure strategy %q", b.FailureStrategy), "use one of the FailureStrategies")
 			}
 		}
+	}
+	if s := t.IdentityStrategy; s != "" && !slices.Contains(taskertype.IdentityStrategies, s) {
+		bad("", "identity_strategy", fmt.Sprintf("unknown identity strategy %q", s), "use strict, caller_provided or always_unique")
 	}
 	if lc := t.Lifecycle; lc != nil && lc.StalenessAction != "" && !slices.Contains(StalenessActions, lc.StalenessAction) {
 		bad("", "lifecycle.staleness_action", fmt.Sprintf("unknown staleness action %q", lc.StalenessAction), "use one of the StalenessActions")

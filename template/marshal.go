@@ -42,6 +42,7 @@ func Marshal(t *Template) ([]byte, error) {
 		d.DomainEvents = append(d.DomainEvents, canonicalDomainEvent{Name: de.Name, Description: de.Description,
 			Schema: compact("domain event "+de.Name, de.Schema)})
 	}
+	d.IdentityStrategy = string(t.IdentityStrategy)
 	if lc := t.Lifecycle; lc != nil {
 		d.Lifecycle = &canonicalLifecycle{
 			MaxDurationMinutes: lc.MaxDurationMinutes, MaxWaitingForDependenciesMinutes: lc.MaxWaitingForDependenciesMinutes,
@@ -144,6 +145,8 @@ type canonical struct {
 	SystemDependencies *canonicalSysDeps      `json:"system_dependencies,omitempty"`
 	DomainEvents       []canonicalDomainEvent `json:"domain_events,omitempty"`
 	Lifecycle          *canonicalLifecycle    `json:"lifecycle,omitempty"`
+	// IdentityStrategy: "" when the template declares none.
+	IdentityStrategy string `json:"identity_strategy,omitempty"`
 }
 
 type canonicalSysDeps struct {

@@ -81,6 +81,11 @@ type Template struct {
 	DomainEvents []DomainEvent
 	// Lifecycle holds staleness thresholds; nil: the defaults.
 	Lifecycle *Lifecycle
+	// IdentityStrategy says how creating the same task twice is caught
+	// (identity_strategy, in both dialects; docs/identity.md); "" when the
+	// template declares none: the engine's default
+	// (Config.DefaultIdentityStrategy; strict unless set).
+	IdentityStrategy taskertype.IdentityStrategy
 
 	// What follows is not part of the definition (Marshal leaves it out).
 

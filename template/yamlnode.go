@@ -37,6 +37,7 @@ type rawTemplate struct {
 	SystemDependencies yaml.Node `yaml:"system_dependencies"`
 	DomainEvents       yaml.Node `yaml:"domain_events"`
 	Lifecycle          yaml.Node `yaml:"lifecycle"`
+	IdentityStrategy   yaml.Node `yaml:"identity_strategy"`
 }
 
 type rawDefaults struct {
@@ -73,7 +74,7 @@ type rawRetry struct {
 
 var (
 	templateKeys = []string{"name", "namespace", "version", "description", "context_schema", "defaults", "steps",
-		"metadata", "system_dependencies", "domain_events", "lifecycle"}
+		"metadata", "system_dependencies", "domain_events", "lifecycle", "identity_strategy"}
 	defaultsKeys = []string{"retry", "timeout"}
 	stepKeys     = []string{"name", "handler", "description", "depends_on", "retry", "timeout",
 		"type", "method", "resolver", "config", "system_dependency", "result_schema", "publishes_events", "batch_config"}

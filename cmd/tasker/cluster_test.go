@@ -165,7 +165,8 @@ func TestClusterOfProcessesRunsEveryTaskOnce(t *testing.T) {
 		tpls = append(tpls, tpl)
 	}
 	ctx := context.Background()
-	eng, err := tasker.Open(ctx, tasker.Config{DatabaseURL: url, Templates: tpls, DisableOrchestration: true, DisableWorkers: true})
+	eng, err := tasker.Open(ctx, tasker.Config{DatabaseURL: url, Templates: tpls, DisableOrchestration: true, DisableWorkers: true,
+		DefaultIdentityStrategy: tasker.IdentityAlwaysUnique}) // the same task many times
 	if err != nil {
 		t.Fatal(err)
 	}

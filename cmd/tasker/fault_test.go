@@ -122,7 +122,8 @@ func newFaultCluster(t *testing.T) *faultCluster {
 		}
 		tpls = append(tpls, tpl)
 	}
-	eng, err := tasker.Open(context.Background(), tasker.Config{DatabaseURL: url, Templates: tpls, DisableOrchestration: true, DisableWorkers: true})
+	eng, err := tasker.Open(context.Background(), tasker.Config{DatabaseURL: url, Templates: tpls, DisableOrchestration: true, DisableWorkers: true,
+		DefaultIdentityStrategy: tasker.IdentityAlwaysUnique}) // the same task many times
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,8 @@ steps:
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	eng, err := tasker.Open(ctx, tasker.Config{DatabaseURL: url, Templates: []*template.Template{tpl}, DisableOrchestration: true, DisableWorkers: true})
+	eng, err := tasker.Open(ctx, tasker.Config{DatabaseURL: url, Templates: []*template.Template{tpl}, DisableOrchestration: true, DisableWorkers: true,
+		DefaultIdentityStrategy: tasker.IdentityAlwaysUnique}) // the same task many times
 	if err != nil {
 		t.Fatal(err)
 	}

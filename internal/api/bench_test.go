@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -27,16 +28,23 @@ func BenchmarkCreateTask(b *testing.B) {
 		h, eng := newServer(b, backend, api.Config{})
 		srv := httptest.NewServer(h)
 		b.Cleanup(srv.Close)
+		// Each task has a key of its own: the same context is otherwise the
+		// same task (docs/identity.md).
+		n := 0
 		b.Run(backend+"/in-process", func(b *testing.B) {
 			for b.Loop() {
-				if _, err := eng.CreateTask(b.Context(), tasker.CreateTaskParams{Namespace: "idle", Name: "linear_workflow", Context: map[string]any{"value": 1}}); err != nil {
+				n++
+				if _, err := eng.CreateTask(b.Context(), tasker.CreateTaskParams{Namespace: "idle", Name: "linear_workflow", Context: map[string]any{"value": 1},
+					IdempotencyKey: fmt.Sprint("p", n)}); err != nil {
 					b.Fatal(err)
 				}
 			}
 		})
-		body, _ := json.Marshal(map[string]any{"namespace": "idle", "name": "linear_workflow", "version": "1.0.0", "context": map[string]any{"value": 1}})
 		b.Run(backend+"/http", func(b *testing.B) {
 			for b.Loop() {
+				n++
+				body, _ := json.Marshal(map[string]any{"namespace": "idle", "name": "linear_workflow", "version": "1.0.0", "context": map[string]any{"value": 1},
+					"idempotency_key": fmt.Sprint("h", n)})
 				resp, err := srv.Client().Post(srv.URL+"/v1/tasks", "application/json", bytes.NewReader(body))
 				if err != nil {
 					b.Fatal(err)

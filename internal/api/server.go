@@ -208,6 +208,10 @@ func (s *Server) responseError(w http.ResponseWriter, r *http.Request, err error
 		writeError(w, http.StatusBadRequest, "BadRequest", br.msg)
 	case errors.Is(err, taskertype.ErrNotFound):
 		writeError(w, http.StatusNotFound, "NotFound", err.Error())
+	case errors.Is(err, taskertype.ErrDuplicateTask):
+		// tasker-core's answer to a duplicate identity (TAS-154): the
+		// message names the existing task.
+		writeError(w, http.StatusConflict, "Conflict", err.Error())
 	case errors.Is(err, taskertype.ErrInvalid):
 		writeError(w, http.StatusBadRequest, "BadRequest", err.Error())
 	case errors.Is(err, taskertype.ErrIllegalTransition), errors.Is(err, taskertype.ErrStaleState):

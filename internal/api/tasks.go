@@ -49,7 +49,18 @@ func (s *Server) CreateTask(ctx context.Context, req gen.CreateTaskRequestObject
 	if _, ok := ctxv.(map[string]any); !ok {
 		return nil, badf("context must be a JSON object, not %s", jsonKind(ctxv))
 	}
-	t, err := s.eng.CreateTask(ctx, tasker.CreateTaskParams{Namespace: b.Namespace, Name: b.Name, Version: b.Version, Context: ctxv})
+	p := tasker.CreateTaskParams{Namespace: b.Namespace, Name: b.Name, Version: b.Version, Context: ctxv,
+		CorrelationID: b.CorrelationId, Initiator: b.Initiator, SourceSystem: b.SourceSystem, Reason: b.Reason, Tags: b.Tags}
+	if b.Priority != nil {
+		p.Priority = int(*b.Priority)
+	}
+	if b.ParentCorrelationId != nil {
+		p.ParentCorrelationID = *b.ParentCorrelationId
+	}
+	if b.IdempotencyKey != nil {
+		p.IdempotencyKey = *b.IdempotencyKey
+	}
+	t, err := s.eng.CreateTask(ctx, p)
 	if errors.Is(err, taskertype.ErrNotFound) {
 		// The spec answers an unknown template 400 (it lists no 404 here).
 		return nil, &badRequest{err.Error()}
@@ -278,6 +289,21 @@ func taskResponse(t *tasker.Task, steps []*tasker.Step) gen.TaskResponse {
 		TaskUuid: t.ID.String(), Namespace: t.Namespace, Name: t.Name, Version: t.Version, Status: string(t.State),
 		Context: rawJSON(t.Context), CreatedAt: t.CreatedAt.UTC(), UpdatedAt: t.UpdatedAt.UTC(),
 		CompletedAt: timePtr(t.FinishedAt), TotalSteps: int64(len(steps)), Steps: []gen.StepReadinessStatus{},
+	}
+	// The request's fields (docs/identity.md).
+	rq := &t.Request
+	out.CorrelationId, out.Initiator, out.SourceSystem, out.Reason = rq.CorrelationID, rq.Initiator, rq.SourceSystem, rq.Reason
+	if rq.ParentCorrelationID != uuid.Nil {
+		parent := rq.ParentCorrelationID
+		out.ParentCorrelationId = &parent
+	}
+	if rq.Priority != 0 {
+		priority := int32(rq.Priority)
+		out.Priority = &priority
+	}
+	if len(rq.Tags) > 0 {
+		tags := slices.Clone(rq.Tags)
+		out.Tags = &tags
 	}
 	if out.Context == nil {
 		out.Context = map[string]any{}

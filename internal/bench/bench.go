@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/tasker-go/tasker"
 	"github.com/tasker-go/tasker/examples"
 	"github.com/tasker-go/tasker/internal/demo"
@@ -236,9 +238,19 @@ func (b *Bench) Close() error {
 	return errors.Join(errs...)
 }
 
+// taskParams are the parameters of a benchmark task of t: the same
+// context every time, so each task has an idempotency key of its own
+// (under the default strict identity the same context is one task;
+// docs/identity.md). Its identity is computed and its unique index entry
+// made, as for any task.
+func taskParams(t *template.Template) tasker.CreateTaskParams {
+	return tasker.CreateTaskParams{Namespace: t.Namespace, Name: t.Name, Version: t.Version, Context: `{"value": 3}`,
+		IdempotencyKey: uuid.NewString()}
+}
+
 // RunTask creates one task of t and waits for it to complete.
 func RunTask(ctx context.Context, eng *tasker.Engine, t *template.Template) error {
-	task, err := eng.CreateTask(ctx, tasker.CreateTaskParams{Namespace: t.Namespace, Name: t.Name, Version: t.Version, Context: `{"value": 3}`})
+	task, err := eng.CreateTask(ctx, taskParams(t))
 	if err != nil {
 		return err
 	}

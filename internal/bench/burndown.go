@@ -285,7 +285,7 @@ func createBacklog(ctx context.Context, eng *tasker.Engine, t *template.Template
 	for i := range errs {
 		wg.Go(func() {
 			for next.Add(1) <= int64(n) {
-				_, err := eng.CreateTask(ctx, tasker.CreateTaskParams{Namespace: t.Namespace, Name: t.Name, Version: t.Version, Context: `{"value": 3}`})
+				_, err := eng.CreateTask(ctx, taskParams(t))
 				if err != nil {
 					errs[i] = err
 					return

@@ -154,7 +154,9 @@ func TestRunAgainAfterEditingTheTemplate(t *testing.T) {
 		t.Fatal("the edit changed nothing")
 	}
 	write(edited)
-	code, out, errOut = runCLI(t, "run", file, "-c", `{"value": 3}`, "--db", db, "-q", "-o", "json")
+	// The same context is the same task (strict identity, docs/identity.md):
+	// a new key runs it again.
+	code, out, errOut = runCLI(t, "run", file, "-c", `{"value": 3}`, "--db", db, "-q", "-o", "json", "--idempotency-key", "after-edit")
 	if code != ExitOK {
 		t.Fatalf("run after an edit: exit %d, want 0\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
@@ -167,7 +169,7 @@ func TestRunAgainAfterEditingTheTemplate(t *testing.T) {
 	if code != ExitBadInput || !strings.Contains(errOut, "--replace-templates") {
 		t.Fatalf("task create of a changed template: exit %d, want %d naming --replace-templates\nstdout:\n%s\nstderr:\n%s", code, ExitBadInput, out, errOut)
 	}
-	code, out, errOut = runCLI(t, "task", "create", file, "--db", db, "-c", `{"value": 3}`, "--replace-templates")
+	code, out, errOut = runCLI(t, "task", "create", file, "--db", db, "-c", `{"value": 3}`, "--replace-templates", "--idempotency-key", "replaced")
 	if code != ExitOK {
 		t.Fatalf("task create --replace-templates: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}

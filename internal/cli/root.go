@@ -57,6 +57,7 @@ func exitCode(err error) int {
 	var ue usageError
 	switch {
 	case errors.As(err, &ue), errors.Is(err, taskertype.ErrInvalid), errors.Is(err, taskertype.ErrNotFound),
+		errors.Is(err, taskertype.ErrDuplicateTask),
 		errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission):
 		return ExitBadInput
 	case strings.HasPrefix(err.Error(), "unknown command"): // cobra's, for an unknown subcommand

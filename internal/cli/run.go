@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -24,6 +25,7 @@ type runOptions struct {
 	quiet                 bool
 	maxContext, maxResult int
 	environment           string
+	request               requestFlags
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -50,6 +52,7 @@ Exit code 0: the task completed; 1: it ended otherwise; 2: bad input.`,
 	maxContextFlag(cmd, &o.maxContext)
 	maxResultFlag(cmd, &o.maxResult)
 	environmentFlag(cmd, &o.environment)
+	o.request.register(cmd)
 	return cmd
 }
 
@@ -135,7 +138,23 @@ func (g *globals) run(ctx context.Context, o *runOptions, file string) error {
 	if err := eng.Start(ctx); err != nil {
 		return err
 	}
-	task, err := eng.CreateTask(ctx, tasker.CreateTaskParams{Namespace: tpl.Namespace, Name: tpl.Name, Version: tpl.Version, Context: raw})
+	p := tasker.CreateTaskParams{Namespace: tpl.Namespace, Name: tpl.Name, Version: tpl.Version, Context: raw}
+	if err := o.request.apply(&p); err != nil {
+		return err
+	}
+	task, err := eng.CreateTask(ctx, p)
+	var dup *tasker.DuplicateTaskError
+	if errors.As(err, &dup) {
+		// The same task exists (strict identity, or the same key): show it,
+		// and say so, rather than run a second one (docs/identity.md).
+		info, gerr := eng.Task(ctx, dup.ExistingID)
+		if gerr != nil {
+			return errors.Join(err, gerr)
+		}
+		fmt.Fprintf(g.stderr, "tasker: note: %s\ntasker: note: showing task %s; to run it again, pass --idempotency-key with a new key\n",
+			strings.TrimPrefix(err.Error(), "tasker: "), dup.ExistingID)
+		task, err = info.Task, nil
+	}
 	if err != nil {
 		return err
 	}

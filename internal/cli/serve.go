@@ -260,6 +260,7 @@ func newCreateCmd(g *globals) *cobra.Command {
 	var taskCtx, output, environment string
 	var wait bool
 	var maxContext int
+	var req requestFlags
 	cmd := &cobra.Command{
 		Use:   "create TEMPLATE_FILE",
 		Short: "Create a task in a database for the serving processes to run",
@@ -285,7 +286,11 @@ func newCreateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer g.stopEngine(eng)
-			task, err := eng.CreateTask(cmd.Context(), tasker.CreateTaskParams{Namespace: tpl.Namespace, Name: tpl.Name, Version: tpl.Version, Context: raw})
+			p := tasker.CreateTaskParams{Namespace: tpl.Namespace, Name: tpl.Name, Version: tpl.Version, Context: raw}
+			if err := req.apply(&p); err != nil {
+				return err
+			}
+			task, err := eng.CreateTask(cmd.Context(), p)
 			if err != nil {
 				return err
 			}
@@ -302,6 +307,7 @@ func newCreateCmd(g *globals) *cobra.Command {
 	backendFlags(cmd, &b)
 	cmd.Flags().StringVarP(&taskCtx, "context", "c", "{}", "the task's context, a JSON object")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the task to finish and print its summary")
+	req.register(cmd)
 	maxContextFlag(cmd, &maxContext)
 	outputFlag(cmd, &output)
 	environmentFlag(cmd, &environment)

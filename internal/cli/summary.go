@@ -21,6 +21,8 @@ type summaryJSON struct {
 	State     tasker.TaskState  `json:"state"`
 	Duration  string            `json:"duration"`
 	Steps     []stepSummaryJSON `json:"steps"`
+	// Request: the task request's fields (docs/identity.md).
+	Request *requestJSON `json:"request,omitempty"`
 }
 
 type stepSummaryJSON struct {
@@ -57,7 +59,8 @@ func (g *globals) summarize(ctx context.Context, eng *tasker.Engine, ids []uuid.
 
 func toSummaryJSON(info *tasker.TaskInfo) summaryJSON {
 	t := info.Task
-	s := summaryJSON{ID: t.ID, Namespace: t.Namespace, Name: t.Name, Version: t.Version, State: t.State, Duration: span(t.CreatedAt, t.FinishedAt).String()}
+	s := summaryJSON{ID: t.ID, Namespace: t.Namespace, Name: t.Name, Version: t.Version, State: t.State, Duration: span(t.CreatedAt, t.FinishedAt).String(),
+		Request: toRequestJSON(&t.Request)}
 	for _, st := range info.Steps {
 		s.Steps = append(s.Steps, stepSummaryJSON{
 			Name: st.Name, State: st.State, Attempts: st.Attempts, Duration: span(st.StartedAt, st.FinishedAt).String(),

@@ -32,6 +32,11 @@ func newTaskCmd(g *globals) *cobra.Command {
 					return err
 				}
 				*g.code = ExitOK
+				if output != "json" {
+					if info, err := eng.Task(cmd.Context(), ids[0]); err == nil {
+						printRequest(g, info.Task)
+					}
+				}
 				if !transitions {
 					return nil
 				}

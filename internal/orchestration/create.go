@@ -28,6 +28,9 @@ type TaskSpec struct {
 	// in the template, when some steps of the template are created later);
 	// otherwise its index in Steps.
 	Positioned bool
+	// Request holds the task request's fields and the task's identity,
+	// checked by the caller; a zero CorrelationID is made here.
+	Request taskertype.TaskRequest
 }
 
 // StepSpec describes one step of a TaskSpec.
@@ -107,8 +110,17 @@ func (o *Orchestrator) createBatch(reqs []*createReq) {
 // that retries run the work twice. So every failure but invalid input is
 // checked with one lookup of the id before it is answered; a task not
 // stored (or a lookup that fails too) leaves the error as it was.
+//
+// A task whose identity hash is taken (store.ErrIdentityTaken) is a
+// duplicate: the task holding the hash is looked up, and the error is a
+// *taskertype.DuplicateTaskError carrying its id, unless it is this very
+// task (an earlier commit of it whose answer was lost), which is then
+// created.
 func (o *Orchestrator) createOne(r *createReq) error {
 	err := o.createTx(r.ctx, []*createReq{r})
+	if errors.Is(err, store.ErrIdentityTaken) {
+		return o.duplicate(r, err)
+	}
 	exists := errors.Is(err, store.ErrTaskExists)
 	if err == nil || !exists && errors.Is(err, taskertype.ErrInvalid) {
 		return err
@@ -126,6 +138,28 @@ func (o *Orchestrator) createOne(r *createReq) error {
 	o.log.Info("a task created by a commit whose answer was lost is stored: it is created", "task_id", got.ID, "error", err)
 	*r.task = *got
 	return nil
+}
+
+// duplicate answers a create refused by the unique identity hash: the
+// stored task with the hash is the duplicate's original, or this task
+// itself when an earlier commit of it was answered by a lost connection.
+func (o *Orchestrator) duplicate(r *createReq, err error) error {
+	hash := r.task.Request.IdentityHash
+	found, lerr := o.store.TaskList(r.ctx, &store.TaskListParams{IdentityHash: hash})
+	if lerr != nil {
+		return errors.Join(err, fmt.Errorf("look up the task with identity %s: %w", hash, lerr))
+	}
+	if len(found) == 0 {
+		// Gone since (a store that deletes tasks): a retry may succeed.
+		return fmt.Errorf("%w (the task that had the identity is no longer stored: try again)", err)
+	}
+	got := found[0]
+	if got.ID == r.task.ID && sameTask(got, r.task) {
+		o.log.Info("a task created by a commit whose answer was lost is stored: it is created", "task_id", got.ID, "error", err)
+		*r.task = *got
+		return nil
+	}
+	return &taskertype.DuplicateTaskError{ExistingID: got.ID, IdentityHash: hash, ByKey: r.task.Request.IdempotencyKey != ""}
 }
 
 // sameTask reports whether a stored task is the one a request creates: same
@@ -236,6 +270,11 @@ func buildTask(spec *TaskSpec) (*taskertype.Task, []*taskertype.Step, error) {
 	}
 	task := &taskertype.Task{
 		ID: uuid.Must(uuid.NewV7()), Namespace: spec.Namespace, Name: spec.Name, Version: spec.Version, Context: spec.Context,
+		Request: spec.Request,
+	}
+	task.Request.Tags = slices.Clone(spec.Request.Tags)
+	if task.Request.CorrelationID == uuid.Nil {
+		task.Request.CorrelationID = uuid.Must(uuid.NewV7())
 	}
 	ids := make(map[string]uuid.UUID, len(spec.Steps))
 	for _, s := range spec.Steps {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -20,7 +21,83 @@ const (
 		retryable, max_attempts, backoff, backoff_base_us, backoff_cap_us, jitter, timeout_us,
 		next_retry_at, result, failure, created_at, updated_at, started_at, finished_at, attempt_id`
 	transitionCols = `id, task_id, step_id, from_state, to_state, event, at, processor`
+	// requestCols are the task request's columns (migration 0005), read
+	// after the context by scanTaskRequest: only TaskGet and TaskList need
+	// them.
+	requestCols = `priority, correlation_id, parent_correlation_id, initiator, source_system, reason, tags,
+		identity_hash, idempotency_key`
 )
+
+// scanTaskRequest reads a row of taskCols, the context and requestCols.
+func scanTaskRequest(row pgx.Row) (*taskertype.Task, error) {
+	var (
+		t            taskertype.Task
+		finished     *time.Time
+		corr, parent *uuid.UUID
+		hash, key    *string
+		priority     int32
+	)
+	rq := &t.Request
+	if err := row.Scan(&t.ID, &t.Namespace, &t.Name, &t.Version, &t.State, &t.Revision, &t.CreatedAt, &t.UpdatedAt, &finished,
+		(*[]byte)(&t.Context), &priority, &corr, &parent, &rq.Initiator, &rq.SourceSystem, &rq.Reason, &rq.Tags,
+		&hash, &key); err != nil {
+		return nil, err
+	}
+	t.CreatedAt, t.UpdatedAt, t.FinishedAt = t.CreatedAt.UTC(), t.UpdatedAt.UTC(), timeOf(finished)
+	rq.Priority = int(priority)
+	if corr != nil {
+		rq.CorrelationID = *corr
+	}
+	if parent != nil {
+		rq.ParentCorrelationID = *parent
+	}
+	if hash != nil {
+		rq.IdentityHash = *hash
+	}
+	if key != nil {
+		rq.IdempotencyKey = *key
+	}
+	if len(rq.Tags) == 0 {
+		rq.Tags = nil
+	}
+	return &t, nil
+}
+
+func nullUUID(id uuid.UUID) *uuid.UUID {
+	if id == uuid.Nil {
+		return nil
+	}
+	return &id
+}
+
+func nullText(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// textArray spells tags as a PostgreSQL array literal ({"a","b"}), so that
+// the tags of several tasks travel in one text[] parameter.
+func textArray(tags []string) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, t := range tags {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		for _, r := range t {
+			if r == '"' || r == '\\' {
+				b.WriteByte('\\')
+			}
+			b.WriteRune(r)
+		}
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
+}
 
 // scanTask reads a row of taskCols, followed by the context if ctx is set.
 func scanTask(row pgx.Row, withContext bool) (*taskertype.Task, error) {

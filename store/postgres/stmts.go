@@ -28,19 +28,40 @@ func insertTasks(rows []*taskRow, contexts map[uuid.UUID]json.RawMessage) pgdb.S
 		ctxs                        = make([][]byte, n)
 		created, updated            = make([]time.Time, n), make([]time.Time, n)
 		finished                    = make([]*time.Time, n)
+		// The request's columns (migration 0005).
+		priorities          = make([]int32, n)
+		corrs, parents      = make([]*uuid.UUID, n), make([]*uuid.UUID, n)
+		initiators, sources = make([]string, n), make([]string, n)
+		reasons             = make([]string, n)
+		tags                = make([]string, n) // text[] literals: an array of arrays must be rectangular
+		hashes, keys        = make([]*string, n), make([]*string, n)
 	)
 	for i, r := range rows {
 		t := &r.task
 		ids[i], namespaces[i], names[i], versions[i] = t.ID, t.Namespace, t.Name, t.Version
 		states[i], revisions[i], ctxs[i] = string(t.State), t.Revision, contexts[t.ID]
 		created[i], updated[i], finished[i] = t.CreatedAt, t.UpdatedAt, nullTime(t.FinishedAt)
+		rq := &t.Request
+		priorities[i], corrs[i], parents[i] = int32(rq.Priority), nullUUID(rq.CorrelationID), nullUUID(rq.ParentCorrelationID)
+		initiators[i], sources[i], reasons[i] = rq.Initiator, rq.SourceSystem, rq.Reason
+		tags[i], hashes[i], keys[i] = textArray(rq.Tags), nullText(rq.IdentityHash), nullText(rq.IdempotencyKey)
 	}
 	return pgdb.Stmt{
-		SQL: `INSERT INTO tasks (id, namespace, name, version, state, revision, context, created_at, updated_at, finished_at)
-			SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::json[],
-				$8::timestamptz[], $9::timestamptz[], $10::timestamptz[])`,
-		Args: []any{ids, namespaces, names, versions, states, revisions, ctxs, created, updated, finished},
+		SQL: `INSERT INTO tasks (id, namespace, name, version, state, revision, context, created_at, updated_at, finished_at,
+				priority, correlation_id, parent_correlation_id, initiator, source_system, reason, tags, identity_hash, idempotency_key)
+			SELECT id, namespace, name, version, state, revision, context, created_at, updated_at, finished_at,
+				priority, correlation_id, parent_correlation_id, initiator, source_system, reason, tags::text[], identity_hash, idempotency_key
+			FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::json[],
+				$8::timestamptz[], $9::timestamptz[], $10::timestamptz[],
+				$11::int[], $12::uuid[], $13::uuid[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[])
+				AS u(id, namespace, name, version, state, revision, context, created_at, updated_at, finished_at,
+					priority, correlation_id, parent_correlation_id, initiator, source_system, reason, tags, identity_hash, idempotency_key)`,
+		Args: []any{ids, namespaces, names, versions, states, revisions, ctxs, created, updated, finished,
+			priorities, corrs, parents, initiators, sources, reasons, tags, hashes, keys},
 		Err: func(err error) error {
+			if pe := pgdb.PgError(err); pe != nil && pgdb.IsUniqueViolation(err) && pe.ConstraintName == "tasks_identity_hash" {
+				return fmt.Errorf("task create: %s: %w", pe.Detail, store.ErrIdentityTaken)
+			}
 			if pgdb.IsUniqueViolation(err) {
 				return fmt.Errorf("task create: %s: %w", pgdb.PgError(err).Detail, store.ErrTaskExists)
 			}

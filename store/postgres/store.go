@@ -187,7 +187,7 @@ func (s *Store) TaskGet(ctx context.Context, id uuid.UUID) (*taskertype.Task, er
 	if err := s.check(op); err != nil {
 		return nil, err
 	}
-	t, err := scanTask(s.db.Pool.QueryRow(ctx, `SELECT `+taskCols+`, context FROM tasks WHERE id = $1`, id), true)
+	t, err := scanTaskRequest(s.db.Pool.QueryRow(ctx, `SELECT `+taskCols+`, context, `+requestCols+` FROM tasks WHERE id = $1`, id))
 	if pgdb.IsNoRows(err) {
 		return nil, notFound(op, "task", id)
 	}
@@ -216,9 +216,12 @@ func (s *Store) TaskList(ctx context.Context, p *store.TaskListParams) ([]*taske
 	}
 	var rows pgx.Rows
 	var err error
-	if len(p.States) == 0 {
-		rows, err = s.db.Pool.Query(ctx, `SELECT `+taskCols+`, context FROM tasks ORDER BY created_at DESC, id DESC LIMIT $1`, limit)
-	} else {
+	switch {
+	case p.IdentityHash != "":
+		rows, err = s.db.Pool.Query(ctx, `SELECT `+taskCols+`, context, `+requestCols+` FROM tasks WHERE identity_hash = $1`, p.IdentityHash)
+	case len(p.States) == 0:
+		rows, err = s.db.Pool.Query(ctx, `SELECT `+taskCols+`, context, `+requestCols+` FROM tasks ORDER BY created_at DESC, id DESC LIMIT $1`, limit)
+	default:
 		states := make([]string, 0, len(p.States))
 		unfinished := true
 		for _, st := range p.States {
@@ -233,7 +236,7 @@ func (s *Store) TaskList(ctx context.Context, p *store.TaskListParams) ([]*taske
 		if unfinished {
 			where += ` AND finished_at IS NULL`
 		}
-		rows, err = s.db.Pool.Query(ctx, `SELECT `+taskCols+`, context FROM tasks WHERE `+where+
+		rows, err = s.db.Pool.Query(ctx, `SELECT `+taskCols+`, context, `+requestCols+` FROM tasks WHERE `+where+
 			` ORDER BY created_at DESC, id DESC LIMIT $2`, states, limit)
 	}
 	if err != nil {
@@ -242,7 +245,7 @@ func (s *Store) TaskList(ctx context.Context, p *store.TaskListParams) ([]*taske
 	defer rows.Close()
 	var tasks []*taskertype.Task
 	for rows.Next() {
-		t, err := scanTask(rows, true)
+		t, err := scanTaskRequest(rows)
 		if err != nil {
 			return nil, fmt.Errorf("store: %s: %w", op, err)
 		}

@@ -31,9 +31,16 @@ func (t *tx) TaskCreate(ctx context.Context, p *store.TaskCreateParams) error {
 	if len(taskCtx) == 0 {
 		taskCtx = []byte("{}")
 	}
-	_, err := t.stmt(t.s.w.taskInsert).ExecContext(t.ctx,
-		taskID, task.Namespace, task.Name, task.Version, string(taskertype.TaskPending), taskCtx, atUS)
+	reqArgs, err := requestArgs(&task.Request)
+	if err != nil {
+		return fmt.Errorf("store: %s: task %s: %w", op, task.ID, err)
+	}
+	_, err = t.stmt(t.s.w.taskInsert).ExecContext(t.ctx, append([]any{
+		taskID, task.Namespace, task.Name, task.Version, string(taskertype.TaskPending), taskCtx, atUS}, reqArgs...)...)
 	if sqlitedb.IsUniqueViolation(err) {
+		if strings.Contains(err.Error(), "identity_hash") {
+			return fmt.Errorf("store: %s: task %s: identity %s: %w", op, task.ID, task.Request.IdentityHash, store.ErrIdentityTaken)
+		}
 		return fmt.Errorf("store: %s: task %s: %w", op, task.ID, store.ErrTaskExists)
 	}
 	if err != nil {
@@ -71,7 +78,8 @@ func (t *tx) TaskCreate(ctx context.Context, p *store.TaskCreateParams) error {
 	t.trans = append(t.trans, transitionRow{task: task.ID, taskID: taskID,
 		to: string(taskertype.TaskPending), event: string(taskertype.TaskEventCreate), at: atUS, processor: p.Processor})
 	kept := taskertype.Task{ID: task.ID, Namespace: task.Namespace, Name: task.Name, Version: task.Version,
-		State: taskertype.TaskPending, Context: taskCtx, CreatedAt: stored(at), UpdatedAt: stored(at)}
+		State: taskertype.TaskPending, Context: taskCtx, Request: task.Request, CreatedAt: stored(at), UpdatedAt: stored(at)}
+	kept.Request.Tags = slices.Clone(task.Request.Tags)
 	type keptStep struct {
 		st   *taskertype.Step
 		text string

@@ -24,16 +24,66 @@ func scanTask(r scanner) (*taskertype.Task, error) {
 		t                taskertype.Task
 		created, updated int64
 		finished         sql.NullInt64
+		corr, parent     sql.NullString
+		tags             []byte
+		hash, key        sql.NullString
 	)
+	rq := &t.Request
 	if err := r.Scan(&t.ID, &t.Namespace, &t.Name, &t.Version, &t.State, &t.Revision, (*[]byte)(&t.Context),
-		&created, &updated, &finished); err != nil {
+		&created, &updated, &finished,
+		&rq.Priority, &corr, &parent, &rq.Initiator, &rq.SourceSystem, &rq.Reason, &tags, &hash, &key); err != nil {
 		return nil, err
 	}
 	t.CreatedAt = sqlitedb.Time(created)
 	t.UpdatedAt = sqlitedb.Time(updated)
 	t.FinishedAt = sqlitedb.NullTime(finished)
+	var err error
+	if rq.CorrelationID, err = nullUUID(corr); err != nil {
+		return nil, fmt.Errorf("task %s: correlation_id: %w", t.ID, err)
+	}
+	if rq.ParentCorrelationID, err = nullUUID(parent); err != nil {
+		return nil, fmt.Errorf("task %s: parent_correlation_id: %w", t.ID, err)
+	}
+	if len(tags) > 0 && !bytes.Equal(tags, []byte("[]")) {
+		if err := json.Unmarshal(tags, &rq.Tags); err != nil {
+			return nil, fmt.Errorf("task %s: tags: %w", t.ID, err)
+		}
+	}
+	rq.IdentityHash, rq.IdempotencyKey = hash.String, key.String
 	return &t, nil
 }
+
+// nullUUID reads a UUID text that may be NULL (uuid.Nil).
+func nullUUID(s sql.NullString) (uuid.UUID, error) {
+	if !s.Valid || s.String == "" {
+		return uuid.Nil, nil
+	}
+	return uuid.Parse(s.String)
+}
+
+// requestArgs are the values of a task's request columns, in the order of
+// taskColumns.
+func requestArgs(rq *taskertype.TaskRequest) ([]any, error) {
+	tags := []byte("[]")
+	if len(rq.Tags) > 0 {
+		b, err := json.Marshal(rq.Tags)
+		if err != nil {
+			return nil, err
+		}
+		tags = b
+	}
+	return []any{rq.Priority, nullText(uuidText(rq.CorrelationID)), nullText(uuidText(rq.ParentCorrelationID)),
+		rq.Initiator, rq.SourceSystem, rq.Reason, tags, nullText(rq.IdentityHash), nullText(rq.IdempotencyKey)}, nil
+}
+
+func uuidText(id uuid.UUID) string {
+	if id == uuid.Nil {
+		return ""
+	}
+	return id.String()
+}
+
+func nullText(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 
 // scanStep reads a row of stepColumns, followed by the step's comma-separated
 // dependencies into deps unless deps is nil; DependsOn is left empty.

@@ -72,7 +72,7 @@ type Store struct {
 	locks locks         // LockTry's, dlq.go
 
 	// Readers only.
-	taskListAll, taskListState, taskListUnfinished, transitionsOfTask, transitionsOfStep, stepAttempts *sql.Stmt
+	taskByIdentity, taskListAll, taskListState, taskListUnfinished, transitionsOfTask, transitionsOfStep, stepAttempts *sql.Stmt
 }
 
 // readStmts are the statements that read; one set is prepared on each pool.
@@ -89,7 +89,8 @@ type writeStmts struct {
 var _ store.Store = (*Store)(nil)
 
 const (
-	taskColumns = `id, namespace, name, version, state, revision, context, created_at, updated_at, finished_at`
+	taskColumns = `id, namespace, name, version, state, revision, context, created_at, updated_at, finished_at,
+		priority, correlation_id, parent_correlation_id, initiator, source_system, reason, tags, identity_hash, idempotency_key`
 	stepColumns = `id, task_id, name, handler, position, state, attempts,
 		retryable, max_attempts, backoff, backoff_base_us, backoff_cap_us, jitter, timeout_us,
 		next_retry_at, result, failure, created_at, updated_at, started_at, finished_at, attempt_id`
@@ -134,7 +135,8 @@ func newStore(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Store, error) 
 	prepareReads(&s.r, p.R)
 	prepareReads(&s.w.readStmts, p.W)
 	w := &s.w
-	w.taskInsert = p.W(`INSERT INTO tasks (` + taskColumns + `) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?7, NULL)`)
+	w.taskInsert = p.W(`INSERT INTO tasks (` + taskColumns + `) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?7, NULL,
+		?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)`)
 	w.stepInsert = prepareBatchInsert(p.W, "steps", `id, task_id, name, handler, position, state, attempts,
 		retryable, max_attempts, backoff, backoff_base_us, backoff_cap_us, jitter, timeout_us, created_at, updated_at`)
 	w.edgeInsert = prepareBatchInsert(p.W, "step_edges", "task_id, from_step_id, to_step_id")
@@ -145,6 +147,7 @@ func newStore(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Store, error) 
 	w.transitionInsert = prepareBatchInsert(p.W, "transitions", "task_id, seq, processor, entries")
 	w.lastSeq = p.W(`SELECT COALESCE((SELECT seq + json_array_length(entries) - 1 FROM transitions
 		WHERE task_id = ?1 ORDER BY seq DESC LIMIT 1), 0)`)
+	s.taskByIdentity = p.R(`SELECT ` + taskColumns + ` FROM tasks WHERE identity_hash = ?1`)
 	s.taskListAll = p.R(`SELECT ` + taskColumns + ` FROM tasks ORDER BY id DESC LIMIT ?1`)
 	// ?1 is a JSON array of states. Unfinished states go through the
 	// partial index of unfinished tasks; the others walk all tasks from the
@@ -235,6 +238,9 @@ func (s *Store) TaskList(ctx context.Context, p *store.TaskListParams) ([]*taske
 		limit = 100
 	case limit < 0:
 		return nil, invalid("task list", "negative limit %d", p.Limit)
+	}
+	if p.IdentityHash != "" {
+		return s.taskList(ctx, s.taskByIdentity, p.IdentityHash)
 	}
 	if len(p.States) == 0 {
 		return s.taskList(ctx, s.taskListAll, limit)

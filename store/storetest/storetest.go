@@ -92,6 +92,7 @@ var cases = []struct {
 	{"DLQ entries: one pending per task, read back, updated once out of pending, listed, counted", testDLQ},
 	{"stale task queries follow the times and states given", testStaleLists},
 	{"a lock is held once until released", testLockTry},
+	{"a task's request fields read back; its identity hash is unique and found by TaskList", testRequestAndIdentity},
 }
 
 type env struct {

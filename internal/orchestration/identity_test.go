@@ -1,0 +1,110 @@
+package orchestration
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/tasker-go/tasker/store"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+// withIdentity gives each request the identity hash of its index in
+// hashes ("" leaves it without).
+func withIdentity(reqs []*createReq, hashes ...string) {
+	for i, r := range reqs {
+		r.task.Request.IdentityHash = hashes[i]
+	}
+}
+
+// A group in which one task duplicates another of the group and one
+// duplicates a stored task: the others are created, each duplicate fails
+// alone with the id of the task that has its identity.
+func TestCreateGroupWithDuplicates(t *testing.T) {
+	o, lc := newCreateTest(t)
+	stored := createReqs(t, 1)
+	withIdentity(stored, "h-stored")
+	o.createBatch(stored)
+	if stored[0].err != nil {
+		t.Fatal(stored[0].err)
+	}
+	reqs := createReqs(t, 5)
+	withIdentity(reqs, "h-0", "h-1", "h-1", "h-stored", "")
+	o.createBatch(reqs)
+	ok := 0
+	for i, r := range reqs {
+		var dup *taskertype.DuplicateTaskError
+		switch {
+		case r.err == nil:
+			ok++
+		case i == 3 && errors.As(r.err, &dup):
+			if dup.ExistingID != stored[0].task.ID {
+				t.Errorf("duplicate of the stored task names %s, want %s", dup.ExistingID, stored[0].task.ID)
+			}
+		case (i == 1 || i == 2) && errors.As(r.err, &dup):
+			other := reqs[3-i]
+			if other.err != nil || dup.ExistingID != other.task.ID {
+				t.Errorf("duplicate within the group names %s; the other: %v %s", dup.ExistingID, other.err, other.task.ID)
+			}
+		default:
+			t.Errorf("request %d: %v", i, r.err)
+		}
+	}
+	if ok != 3 {
+		t.Errorf("%d created, want 3 (h-0, one of h-1, the one without identity)", ok)
+	}
+	tasks, err := lc.TaskList(t.Context(), &store.TaskListParams{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tasks) != 4 {
+		t.Errorf("%d tasks stored, want 4", len(tasks))
+	}
+}
+
+// A group commit with identities whose answer was lost: each task is
+// found stored and reported created, none as a duplicate of itself.
+func TestCreateAfterLostCommitWithIdentity(t *testing.T) {
+	for _, n := range []int{1, 3} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			o, lc := newCreateTest(t)
+			reqs := createReqs(t, n)
+			withIdentity(reqs, "a", "b", "c")
+			lc.single.Store(n == 1)
+			lc.armed.Store(true)
+			o.createBatch(reqs)
+			if lc.lost.Load() != 1 {
+				t.Fatalf("%d commits lost, want 1", lc.lost.Load())
+			}
+			for _, r := range reqs {
+				if r.err != nil {
+					t.Errorf("task %s: %v, want it created", r.task.ID, r.err)
+				}
+			}
+		})
+	}
+}
+
+// The identity path of an ambiguous commit: the task that holds the
+// identity is this very one (stored by the commit whose answer was lost):
+// created; another task: a duplicate carrying the stored id.
+func TestDuplicateIsItselfAfterALostCommit(t *testing.T) {
+	o, _ := newCreateTest(t)
+	reqs := createReqs(t, 2)
+	withIdentity(reqs, "same", "same")
+	o.createBatch(reqs[:1])
+	if reqs[0].err != nil {
+		t.Fatal(reqs[0].err)
+	}
+	again := *reqs[0]
+	taskCopy := *reqs[0].task
+	again.task = &taskCopy
+	if err := o.duplicate(&again, store.ErrIdentityTaken); err != nil {
+		t.Errorf("the task itself holds the identity: %v, want it created", err)
+	}
+	err := o.duplicate(reqs[1], store.ErrIdentityTaken)
+	var dup *taskertype.DuplicateTaskError
+	if !errors.As(err, &dup) || dup.ExistingID != reqs[0].task.ID || !errors.Is(err, taskertype.ErrDuplicateTask) {
+		t.Errorf("another task with the identity: %v, want a DuplicateTaskError naming %s", err, reqs[0].task.ID)
+	}
+}
