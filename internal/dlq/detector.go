@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/tasker-go/tasker/internal/background"
 	"github.com/tasker-go/tasker/internal/events"
 	"github.com/tasker-go/tasker/internal/transition"
 	"github.com/tasker-go/tasker/store"
@@ -228,9 +228,7 @@ type Report struct {
 type Detector struct {
 	cfg Config
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	run background.Run // the periodic runs, between Start and Stop
 }
 
 // New checks cfg and returns a detector that is not running.
@@ -245,15 +243,7 @@ func New(cfg Config) (*Detector, error) {
 // Start runs the detector every Interval until Stop; the first run comes
 // after one Interval. Starting a started detector does nothing.
 func (d *Detector) Start(ctx context.Context) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.cancel != nil {
-		return
-	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	d.cancel, d.done = cancel, make(chan struct{})
-	go func() {
-		defer close(d.done)
+	d.run.Start(ctx, func(runCtx context.Context) {
 		t := time.NewTicker(d.cfg.Interval)
 		defer t.Stop()
 		for {
@@ -266,25 +256,15 @@ func (d *Detector) Start(ctx context.Context) {
 				d.cfg.Logger.Warn("staleness detection failed; trying again next interval", "error", err)
 			}
 		}
-	}()
+	})
 }
 
 // Stop stops the detector and waits for a run in progress, or for ctx.
 func (d *Detector) Stop(ctx context.Context) error {
-	d.mu.Lock()
-	cancel, done := d.cancel, d.done
-	d.cancel = nil
-	d.mu.Unlock()
-	if cancel == nil {
-		return nil
+	if err := d.run.Stop(ctx); err != nil {
+		return fmt.Errorf("staleness detector: stop: %w", err)
 	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("staleness detector: stop: %w", ctx.Err())
-	}
+	return nil
 }
 
 // RunOnce runs one detection: when it gets the lock, it finds the stale

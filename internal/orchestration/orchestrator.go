@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/tasker-go/tasker/internal/background"
 	"github.com/tasker-go/tasker/internal/consumer"
 	"github.com/tasker-go/tasker/internal/dlq"
 	"github.com/tasker-go/tasker/internal/events"
@@ -185,10 +186,8 @@ type Orchestrator struct {
 	// command, a creation) and remembers when it last processed one.
 	events  *stats.Latency
 	creates group.Committer[*createReq]
-	ensured sync.Map // namespaces whose step queue exists: one entry per namespace
-	mu      sync.Mutex
-	cancel  context.CancelFunc
-	done    chan struct{}
+	ensured sync.Map       // namespaces whose step queue exists: one entry per namespace
+	run     background.Run // the consumer loops, between Start and Stop
 
 	// deadLettered counts the messages this orchestrator set aside.
 	deadLettered atomic.Uint64
@@ -224,9 +223,7 @@ func (o *Orchestrator) SetLocalWorker(w LocalWorker) { o.local.Store(&w) }
 // Start ensures the orchestration queues exist and starts consuming them.
 // Starting a started orchestrator does nothing.
 func (o *Orchestrator) Start(ctx context.Context) error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.cancel != nil {
+	if o.run.Running() {
 		return nil
 	}
 	for _, name := range []string{queue.ResultsQueue, queue.TasksQueue} {
@@ -234,37 +231,27 @@ func (o *Orchestrator) Start(ctx context.Context) error {
 			return fmt.Errorf("orchestration: ensure queue %s: %w", name, err)
 		}
 	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	o.cancel, o.done = cancel, make(chan struct{})
 	loops := []*consumer.Loop{
 		o.loop(queue.ResultsQueue, o.processResult),
 		o.loop(queue.TasksQueue, o.processTaskCommand),
 	}
-	var wg sync.WaitGroup
-	for _, l := range loops {
-		wg.Go(func() { l.Run(runCtx) })
-	}
-	go func() { wg.Wait(); close(o.done) }()
+	o.run.Start(ctx, func(ctx context.Context) {
+		var wg sync.WaitGroup
+		for _, l := range loops {
+			wg.Go(func() { l.Run(ctx) })
+		}
+		wg.Wait()
+	})
 	return nil
 }
 
 // Stop stops consuming and waits for the batch in hand to be processed, or
 // for ctx to end. Messages not yet acknowledged are delivered again later.
 func (o *Orchestrator) Stop(ctx context.Context) error {
-	o.mu.Lock()
-	cancel, done := o.cancel, o.done
-	o.cancel = nil
-	o.mu.Unlock()
-	if cancel == nil {
-		return nil
+	if err := o.run.Stop(ctx); err != nil {
+		return fmt.Errorf("orchestration: stop: %w", err)
 	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("orchestration: stop: %w", ctx.Err())
-	}
+	return nil
 }
 
 func (o *Orchestrator) loop(name string, process processFunc) *consumer.Loop {
