@@ -59,7 +59,10 @@ func TestKilledBatchWorkerResumesFromItsCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Wait for the third checkpoint, then kill the worker process.
+	// Wait for the third checkpoint, then kill the worker process in the
+	// middle of a run: the step in progress, started less than half a run
+	// (150ms) ago. Killed between a yield and the next claim, the worker
+	// would hold no attempt to lose.
 	deadline := time.Now().Add(time.Minute)
 	for {
 		info, err := eng.Task(ctx, task.ID)
@@ -69,18 +72,20 @@ func TestKilledBatchWorkerResumesFromItsCheckpoint(t *testing.T) {
 		var cp struct {
 			Checkpoint *taskertype.Checkpoint `json:"checkpoint"`
 		}
+		midRun := false
 		for _, s := range info.Steps {
 			if s.Name == "sum_001" && s.State != taskertype.StepComplete && len(s.Result) > 0 {
 				_ = json.Unmarshal(s.Result, &cp)
+				midRun = s.State == taskertype.StepInProgress && time.Since(s.StartedAt) < 75*time.Millisecond
 			}
 		}
-		if cp.Checkpoint != nil && cp.Checkpoint.Yields >= 3 {
+		if cp.Checkpoint != nil && cp.Checkpoint.Yields >= 3 && midRun {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no third checkpoint after a minute:\n%s\n%s", serve.logs, doomed.logs)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 	doomed.cmd.Process.Signal(syscall.SIGKILL)
 	doomed.cmd.Wait()
