@@ -20,6 +20,7 @@ import (
 	"github.com/tasker-go/tasker/internal/events"
 	"github.com/tasker-go/tasker/internal/orchestration"
 	"github.com/tasker-go/tasker/internal/resilience"
+	"github.com/tasker-go/tasker/internal/stats"
 	"github.com/tasker-go/tasker/internal/templatecache"
 	"github.com/tasker-go/tasker/internal/worker"
 	"github.com/tasker-go/tasker/queue"
@@ -200,12 +201,14 @@ type Engine struct {
 	store    store.Store
 	queue    queue.Queue
 	rawQueue queue.Queue        // the provider itself, without its circuit breaker
+	rawStore store.Store        // the store itself, without its circuit breaker
 	owned    *storesqlite.Store // the embedded backend, when it is the one
 	// manyWriters: the store runs write transactions at once (PostgreSQL).
 	manyWriters bool
 	closer      io.Closer // the backend the engine opened, closed with it
 	templates   *template.Registry
 	bus         *events.Bus
+	outcomes    *stats.Outcomes         // task and step outcomes, from bus
 	domain      *domainevents.Publisher // publishes the steps' declared domain events
 	orch        *orchestration.Orchestrator
 	pull        *dispatch.Channel
@@ -261,8 +264,9 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg: cfg, log: cfg.Logger, clock: cfg.Clock, store: cfg.Store, queue: cfg.Queue,
-		templates: template.NewRegistry(), bus: events.NewBus(), handlers: map[string]Handler{},
+		templates: template.NewRegistry(), bus: events.NewBus(), outcomes: stats.NewOutcomes(), handlers: map[string]Handler{},
 	}
+	e.bus.Observe(e.outcomes.Observe)
 	for _, t := range cfg.Templates {
 		if err := e.templates.Add(t); err != nil {
 			return nil, fmt.Errorf("tasker: %w", err)
@@ -290,7 +294,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		cfg.IdlePoll = time.Minute
 		e.cfg.IdlePoll = cfg.IdlePoll
 	}
-	e.rawQueue = e.queue
+	e.rawQueue, e.rawStore = e.queue, e.store
 	// Both backends answer a task's steps without a read: the embedded one
 	// from its row cache, PostgreSQL from the rows a transaction's
 	// Prefetch holds. Orchestration then runs without a state manager.

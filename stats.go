@@ -46,6 +46,16 @@ type Stats struct {
 	// DomainEvents counts the domain events this process published,
 	// refused (schema), dropped (full subscription buffers) and consumed.
 	DomainEvents DomainEventStats
+	// Tasks counts, by namespace, the tasks this process created and the
+	// ones it finished, by terminal state (from the event bus, before any
+	// subscriber could drop an event).
+	Tasks []stats.TaskCounts
+	// Steps counts, by namespace and handler, the step attempts this
+	// process's orchestration judged, with their run times.
+	Steps []stats.StepCounts
+	// Pools are the database connection pools of the backend the engine
+	// opened (none when Config.Store was given).
+	Pools []PoolStats
 }
 
 // AdmissionStats counts CreateTask's back-pressure decisions.
@@ -72,6 +82,8 @@ func (e *Engine) Stats() Stats {
 	}
 	s.DeadLettered = e.orch.DeadLettered()
 	s.DomainEvents = e.domain.Stats()
+	s.Tasks, s.Steps = e.outcomes.Tasks(), e.outcomes.Steps()
+	s.Pools = e.pools()
 	for _, b := range e.breakers {
 		s.Breakers = append(s.Breakers, b.Stats())
 	}

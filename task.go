@@ -216,6 +216,11 @@ func (e *Engine) Transitions(ctx context.Context, id uuid.UUID) ([]*Transition, 
 	return e.store.TransitionList(ctx, &store.TransitionListParams{TaskID: id})
 }
 
+// StepTransitions returns one step's transitions, oldest first.
+func (e *Engine) StepTransitions(ctx context.Context, taskID, stepID uuid.UUID) ([]*Transition, error) {
+	return e.store.TransitionList(ctx, &store.TransitionListParams{TaskID: taskID, StepID: stepID})
+}
+
 // CancelTask cancels an unfinished task and its unfinished steps.
 func (e *Engine) CancelTask(ctx context.Context, id uuid.UUID) error {
 	return e.orch.CancelTask(ctx, id)

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tasker-go/tasker/internal/api/gen"
@@ -103,8 +104,8 @@ type unavailable struct{ r gen.ReadinessResponse }
 
 func (u *unavailable) Error() string { return "not ready: " + u.r.Status }
 
-// DetailedHealth reports the checks with the dispatch channel's and the
-// queues' figures.
+// DetailedHealth reports the checks with the dispatch channel's
+// saturation, the database pools' utilization and the queues' depths.
 func (s *Server) DetailedHealth(ctx context.Context, _ gen.DetailedHealthRequestObject) (gen.DetailedHealthResponseObject, error) {
 	p := s.check(ctx)
 	st := s.eng.Stats()
@@ -119,11 +120,50 @@ func (s *Server) DetailedHealth(ctx context.Context, _ gen.DetailedHealthRequest
 	if pull.Capacity > 0 && pull.InFlight*10 >= pull.Capacity*9 {
 		sat.Status = "degraded"
 	}
-	notYet := "not measured by this server yet (docs/api.md)"
-	unknown := gen.HealthCheck{Status: "unknown", Message: &notYet}
-	return gen.DetailedHealth200JSONResponse{Status: status, Timestamp: s.stamp(), Info: s.info(p), Checks: gen.DetailedHealthChecks{
+	info := s.info(p)
+	pools := gen.HealthCheck{Status: "healthy"}
+	var parts []string
+	for _, pl := range st.Pools {
+		parts = append(parts, fmt.Sprintf("%s: %d of %d in use, %d idle, %d waits", pl.Name, pl.InUse, pl.MaxConns, pl.Idle, pl.Waits))
+		if pl.MaxConns > 0 && pl.InUse*10 >= pl.MaxConns*9 && pl.MaxConns > 1 {
+			pools.Status = "degraded"
+		}
+		info.WebDatabasePoolSize += int32(pl.MaxConns)
+	}
+	info.OrchestrationDatabasePoolSize = info.WebDatabasePoolSize
+	if len(parts) == 0 {
+		pools.Status = "unknown"
+		parts = append(parts, "the engine was given its store: its pools are not the engine's to read")
+	}
+	pm := strings.Join(parts, "; ")
+	pools.Message = &pm
+	depth := s.queueDepthCheck(ctx)
+	notHere := "no separate orchestration system or command processor in this server: the engine runs in-process (see orchestration_database)"
+	unknown := gen.HealthCheck{Status: "unknown", Message: &notHere}
+	return gen.DetailedHealth200JSONResponse{Status: status, Timestamp: s.stamp(), Info: info, Checks: gen.DetailedHealthChecks{
 		OrchestrationDatabase: p.db, WebDatabase: p.db, CircuitBreaker: p.breakers,
 		OrchestrationSystem: unknown, CommandProcessor: unknown,
-		ChannelSaturation: sat, PoolUtilization: unknown, QueueDepth: unknown,
+		ChannelSaturation: sat, PoolUtilization: pools, QueueDepth: depth,
 	}}, nil
+}
+
+// queueDepthCheck reads every queue's depth.
+func (s *Server) queueDepthCheck(ctx context.Context) gen.HealthCheck {
+	ctx, cancel := context.WithTimeout(ctx, s.qdepth)
+	defer cancel()
+	start := s.clock.Now()
+	depths, err := s.eng.QueueDepths(ctx)
+	c := gen.HealthCheck{Status: "healthy", DurationMs: max(0, s.clock.Now().Sub(start).Milliseconds())}
+	if err != nil {
+		msg := err.Error()
+		c.Status, c.Message = "unhealthy", &msg
+		return c
+	}
+	parts := make([]string, len(depths))
+	for i, d := range depths {
+		parts[i] = fmt.Sprintf("%s=%d", d.Queue, d.Depth)
+	}
+	msg := strings.Join(parts, ", ")
+	c.Message = &msg
+	return c
 }

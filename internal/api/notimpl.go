@@ -9,18 +9,10 @@ import (
 // The routes of tasker-core's spec this server does not serve yet answer
 // 501 (errNotImplemented) with an ApiError saying so; docs/api.md lists them.
 
-func (s *Server) GetConfig(context.Context, gen.GetConfigRequestObject) (gen.GetConfigResponseObject, error) {
-	return nil, errNotImplemented
-}
-
 func (s *Server) GetBottlenecks(context.Context, gen.GetBottlenecksRequestObject) (gen.GetBottlenecksResponseObject, error) {
 	return nil, errNotImplemented
 }
 
 func (s *Server) GetPerformanceMetrics(context.Context, gen.GetPerformanceMetricsRequestObject) (gen.GetPerformanceMetricsResponseObject, error) {
-	return nil, errNotImplemented
-}
-
-func (s *Server) GetStepAudit(context.Context, gen.GetStepAuditRequestObject) (gen.GetStepAuditResponseObject, error) {
 	return nil, errNotImplemented
 }

@@ -4,6 +4,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"github.com/tasker-go/tasker"
 	specfile "github.com/tasker-go/tasker/api"
 	"github.com/tasker-go/tasker/internal/api/gen"
+	"github.com/tasker-go/tasker/internal/auth"
 	"github.com/tasker-go/tasker/taskertype"
 )
 
@@ -42,6 +44,15 @@ type Config struct {
 	MaxBodyBytes int64
 	// Version is reported by the health routes; empty means "dev".
 	Version string
+	// Auth, when set, checks every route's credentials and permission
+	// (docs/api.md); nil leaves the API open, as tasker-core's default.
+	Auth *auth.Authenticator
+	// QueueDepthTimeout bounds the queue depth reads of a /metrics scrape
+	// and of /health/detailed. Zero means 2s.
+	QueueDepthTimeout time.Duration
+	// Settings is what GET /config reports of the process's configuration
+	// beyond the engine's; the zero value reports the defaults.
+	Settings Settings
 }
 
 // DefaultMaxBodyBytes is the body limit when Config.MaxBodyBytes is zero.
@@ -55,6 +66,10 @@ type Server struct {
 	maxBody int64
 	version string
 	spec    []byte // the spec as JSON
+	auth    *auth.Authenticator
+	metrics *metrics
+	qdepth  time.Duration
+	set     Settings
 }
 
 // New returns a Server, or an error naming what is wrong with cfg.
@@ -65,7 +80,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxBodyBytes < 0 {
 		return nil, fmt.Errorf("api: MaxBodyBytes %d: give a positive limit, or 0 for the default of 1 MiB", cfg.MaxBodyBytes)
 	}
-	s := &Server{eng: cfg.Engine, log: cfg.Logger, clock: cfg.Clock, maxBody: cfg.MaxBodyBytes, version: cfg.Version}
+	if cfg.QueueDepthTimeout < 0 {
+		return nil, fmt.Errorf("api: QueueDepthTimeout %s: give a positive duration, or 0 for 2s", cfg.QueueDepthTimeout)
+	}
+	s := &Server{eng: cfg.Engine, log: cfg.Logger, clock: cfg.Clock, maxBody: cfg.MaxBodyBytes, version: cfg.Version,
+		auth: cfg.Auth, qdepth: cmp.Or(cfg.QueueDepthTimeout, 2*time.Second), set: cfg.Settings}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -83,6 +102,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.spec = spec
+	s.metrics = newMetrics(s.eng, s.qdepth)
 	return s, nil
 }
 
@@ -114,7 +134,8 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(s.spec)
 	})
-	return s.recoverPanics(s.limitBody(mux))
+	mux.Handle("GET /metrics", s.metrics.handler())
+	return withRoute(mux, s.instrument(s.recoverPanics(s.authorize(s.limitBody(mux)))))
 }
 
 type requestIDKey struct{}

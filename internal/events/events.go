@@ -37,6 +37,14 @@ type Event struct {
 	Attempt  int
 	// Failure is set on the step transitions that record a failed attempt.
 	Failure *taskertype.StepFailure
+	// Namespace is the task's namespace when the publisher knew it (every
+	// task transition, and the step transitions orchestration judges).
+	Namespace string
+	// Handler is the step's handler; "" for task events.
+	Handler string
+	// Duration is the last attempt's run time (its finish minus its start)
+	// on step transitions after an attempt ended; 0 otherwise.
+	Duration time.Duration
 }
 
 // Filter selects events. The zero Filter selects all.
@@ -73,6 +81,8 @@ type Bus struct {
 	byTask *xsync.Map[uuid.UUID, []*Subscription]
 	tasks  atomic.Int64 // tasks with subscribers: skips the lookup when 0
 	n      atomic.Int64
+	// observer sees every event synchronously (the engine's counters).
+	observer atomic.Pointer[func(*Event)]
 }
 
 // NewBus returns a bus without subscribers.
@@ -104,8 +114,16 @@ func (b *Bus) Subscribe(f Filter, size int) (*Subscription, error) {
 	return s, nil
 }
 
+// Observe makes fn see every event published from now on, synchronously,
+// before the subscribers: fn must be quick and must not block (the
+// engine's counters). A later call replaces fn.
+func (b *Bus) Observe(fn func(*Event)) { b.observer.Store(&fn) }
+
 // Publish hands e to every matching subscriber without waiting.
 func (b *Bus) Publish(e Event) {
+	if fn := b.observer.Load(); fn != nil {
+		(*fn)(&e)
+	}
 	for _, s := range *b.all.Load() {
 		s.offer(&e)
 	}

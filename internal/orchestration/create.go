@@ -202,6 +202,7 @@ func (o *Orchestrator) createTx(ctx context.Context, reqs []*createReq) error {
 				return err
 			}
 			t.State, t.CreatedAt, t.UpdatedAt = taskertype.TaskPending, now, now
+			rec.Created(&t, now)
 			fresh := make([]*taskertype.Step, len(r.steps))
 			for i, s := range r.steps {
 				c := *s

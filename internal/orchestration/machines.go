@@ -52,6 +52,7 @@ func (o *Orchestrator) lockTask(ctx context.Context, tx store.Tx, rec *transitio
 	if err != nil {
 		return nil, nil, err
 	}
+	rec.NoteTask(task)
 	var steps []*taskertype.Step
 	if o.machines == nil {
 		steps, err = tx.StepList(ctx, id)

@@ -21,8 +21,28 @@ import (
 type Recorder struct {
 	Processor string
 	pending   []events.Event
-	revisions map[uuid.UUID]int64 // revision bumps made, by task
-	after     []func()            // run once the transaction committed
+	revisions map[uuid.UUID]int64  // revision bumps made, by task
+	after     []func()             // run once the transaction committed
+	ns        map[uuid.UUID]string // the namespaces of the tasks seen (NoteTask)
+}
+
+// NoteTask tells the recorder task's namespace, which the events of its
+// steps then carry.
+func (r *Recorder) NoteTask(task *taskertype.Task) {
+	if r.ns == nil {
+		r.ns = make(map[uuid.UUID]string)
+	}
+	r.ns[task.ID] = task.Namespace
+}
+
+// Created records the creation of task (stored by the caller) so that it
+// is announced as the task's first transition, "" → pending.
+func (r *Recorder) Created(task *taskertype.Task, at time.Time) {
+	r.NoteTask(task)
+	r.pending = append(r.pending, events.Event{
+		Kind: events.KindTaskTransition, TaskID: task.ID, To: string(taskertype.TaskPending),
+		Event: string(taskertype.TaskEventCreate), At: at, Namespace: task.Namespace,
+	})
 }
 
 // Reset forgets the transitions recorded so far (the transaction is being
@@ -30,6 +50,7 @@ type Recorder struct {
 func (r *Recorder) Reset() {
 	r.pending, r.after = r.pending[:0], r.after[:0]
 	clear(r.revisions)
+	clear(r.ns)
 }
 
 // Revisions returns how much the transitions recorded so far raised the
@@ -62,7 +83,9 @@ func (r *Recorder) Task(ctx context.Context, tx store.Tx, task *taskertype.Task,
 	r.bump(task.ID)
 	r.pending = append(r.pending, events.Event{
 		Kind: events.KindTaskTransition, TaskID: task.ID, From: string(task.State), To: string(to), Event: string(ev), At: at,
+		Namespace: task.Namespace,
 	})
+	r.NoteTask(task)
 	task.State, task.UpdatedAt = to, at
 	if to.Terminal() {
 		task.FinishedAt = at
@@ -104,6 +127,10 @@ func (r *Recorder) StepOfAttempt(ctx context.Context, tx store.Tx, step *taskert
 	e := events.Event{
 		Kind: events.KindStepTransition, TaskID: step.TaskID, StepID: step.ID, StepName: step.Name,
 		From: string(step.State), To: string(to), Event: string(ev), At: at, Attempt: next.Attempts,
+		Namespace: r.ns[step.TaskID], Handler: next.Handler,
+	}
+	if !next.StartedAt.IsZero() && next.FinishedAt.After(next.StartedAt) {
+		e.Duration = next.FinishedAt.Sub(next.StartedAt)
 	}
 	if to == taskertype.StepEnqueuedAsErrorForOrchestration || to == taskertype.StepError || to == taskertype.StepWaitingForRetry {
 		e.Failure = next.Failure
