@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"github.com/tasker-go/tasker/internal/resilience"
 	"github.com/tasker-go/tasker/internal/sqlitedb"
 	"github.com/tasker-go/tasker/queue"
+	"github.com/tasker-go/tasker/taskertype"
 )
 
 // PoolStats describes one database connection pool the engine opened.
@@ -57,8 +59,9 @@ type QueueDepth struct {
 }
 
 // QueueDepths counts the messages waiting in the orchestration queues and
-// in the step queue of each registered template's namespace, in that order.
-// It reads the queue backend once per queue.
+// in the step queue of each registered template's namespace, in that order,
+// leaving out those the backend has not created yet. It reads the queue
+// backend once per queue.
 func (e *Engine) QueueDepths(ctx context.Context) ([]QueueDepth, error) {
 	names := []string{queue.TasksQueue, queue.ResultsQueue}
 	var nss []string
@@ -74,6 +77,9 @@ func (e *Engine) QueueDepths(ctx context.Context) ([]QueueDepth, error) {
 	out := make([]QueueDepth, 0, len(names))
 	for _, n := range names {
 		d, err := e.queue.QueueDepth(ctx, n)
+		if errors.Is(err, taskertype.ErrNotFound) {
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("queue depth of %s: %w", n, err)
 		}

@@ -80,6 +80,17 @@ type Store interface {
 	// TaskStaleList returns the stuck tasks of one template version (see
 	// TaskStaleListParams).
 	TaskStaleList(ctx context.Context, p *TaskStaleListParams) ([]*taskertype.Task, error)
+	// PerformanceStats counts the tasks created since p.Since by what they
+	// became, with their average run times (analytics).
+	PerformanceStats(ctx context.Context, p *PerformanceParams) (*Performance, error)
+	// SlowSteps returns the steps slowest on average, by template version
+	// and step name (analytics).
+	SlowSteps(ctx context.Context, p *SlowParams) ([]*SlowStep, error)
+	// SlowTasks returns the template versions whose finished tasks were
+	// slowest on average (analytics).
+	SlowTasks(ctx context.Context, p *SlowParams) ([]*SlowTask, error)
+	// StateCounts counts every task and step by state (analytics).
+	StateCounts(ctx context.Context) (*StateCounts, error)
 	// LockTry takes the lock name, shared by every process of the
 	// database, if no one holds it: held says whether it was taken, and
 	// release (non-nil when held) lets it go. A process that dies lets go

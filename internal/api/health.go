@@ -65,7 +65,7 @@ func (s *Server) info(p probe) gen.HealthInfo {
 	if !p.ready {
 		state = "degraded"
 	}
-	return gen.HealthInfo{CircuitBreakerState: p.breakerState, Environment: "", OperationalState: state, Version: s.version}
+	return gen.HealthInfo{CircuitBreakerState: p.breakerState, Environment: s.environment(), OperationalState: state, Version: s.version}
 }
 
 func (s *Server) readiness(ctx context.Context) (gen.ReadinessResponse, bool) {

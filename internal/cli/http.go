@@ -11,13 +11,35 @@ import (
 
 	"github.com/tasker-go/tasker"
 	"github.com/tasker-go/tasker/internal/api"
+	"github.com/tasker-go/tasker/internal/auth"
 	"github.com/tasker-go/tasker/template"
 )
 
 // httpServe holds serve's API flags.
 type httpServe struct {
-	addr    string // --http; "" means no API
-	maxBody int64  // --max-body-bytes
+	addr       string // --http; "" means no API
+	maxBody    int64  // --max-body-bytes
+	authConfig string // --auth-config; "" means no auth
+	env        string // --environment
+	auth       *auth.Authenticator
+	mode       string // the deployment mode GET /config reports
+}
+
+// load reads the auth config file, if any.
+func (h *httpServe) load() error {
+	if h.authConfig == "" {
+		return nil
+	}
+	cfg, err := auth.LoadConfig(h.authConfig)
+	if err != nil {
+		return usageError{fmt.Errorf("--auth-config: %w", err)}
+	}
+	a, err := auth.New(cfg, nil)
+	if err != nil {
+		return usageError{fmt.Errorf("--auth-config %s: %w", h.authConfig, err)}
+	}
+	h.auth = a
+	return nil
 }
 
 type httpKey struct{}
@@ -47,7 +69,8 @@ func (g *globals) startHTTP(ctx context.Context, eng *tasker.Engine) (*web, erro
 	if h == nil || h.addr == "" {
 		return w, nil
 	}
-	s, err := api.New(api.Config{Engine: eng, Logger: g.logger(), MaxBodyBytes: h.maxBody})
+	s, err := api.New(api.Config{Engine: eng, Logger: g.logger(), MaxBodyBytes: h.maxBody, Auth: h.auth,
+		Settings: api.Settings{Environment: h.env, DeploymentMode: h.mode}})
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +85,11 @@ func (g *globals) startHTTP(ctx context.Context, eng *tasker.Engine) (*web, erro
 		}
 	}()
 	g.logger().Info("http api listening", "addr", ln.Addr().String())
-	fmt.Fprintf(g.stderr, "tasker: REST API on http://%s (docs/api.md)\n", ln.Addr())
+	authNote := "no auth (--auth-config turns it on)"
+	if h.auth != nil {
+		authNote = "auth from " + h.authConfig
+	}
+	fmt.Fprintf(g.stderr, "tasker: REST API on http://%s, %s (docs/api.md)\n", ln.Addr(), authNote)
 	return w, nil
 }
 

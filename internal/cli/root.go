@@ -100,7 +100,7 @@ func newRoot(stdout, stderr io.Writer, code *int) *cobra.Command {
 	}
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log what the engine does (to stderr)")
 	root.AddCommand(newRunCmd(g), newResumeCmd(g), newTemplateCmd(g), newTaskCmd(g), newBenchCmd(g),
-		newMigrateCmd(g), newServeCmd(g), newWorkerCmd(g), newDeadLettersCmd(g), newDLQCmd(g))
+		newMigrateCmd(g), newServeCmd(g), newWorkerCmd(g), newDeadLettersCmd(g), newDLQCmd(g), newAuthCmd(g))
 	return root
 }
 

@@ -100,6 +100,9 @@ tasks and those named with --namespace.`,
 			if web.maxBody <= 0 {
 				return usageError{fmt.Errorf("--max-body-bytes %d: give a positive number of bytes", web.maxBody)}
 			}
+			if err := web.load(); err != nil {
+				return err
+			}
 			cfg := b.config(g)
 			if templatesDir != "" {
 				tpls, err := template.Loader{}.LoadPaths(templatesDir)
@@ -115,12 +118,15 @@ tasks and those named with --namespace.`,
 				}
 				if !workers {
 					cfg.DisableWorkers = true
+					web.mode = "api_orchestration"
 					return g.serveUntilDone(ctx, cfg, nil, shutdown, "orchestration")
 				}
 				cfg.WorkerNamespaces = templateNamespaces(cfg.Templates, namespaces)
 				cfg.MaxResultBytes = maxResult
+				web.mode = "all_in_one"
 				return g.serveUntilDone(ctx, cfg, demo.Handlers(), shutdown, "orchestration and workers")
 			}
+			web.mode = "all_in_one"
 			cfg.MaxResultBytes = maxResult
 			return g.serveEmbedded(ctx, cfg, templateNamespaces(cfg.Templates, namespaces), shutdown)
 		},
@@ -130,6 +136,8 @@ tasks and those named with --namespace.`,
 	cmd.Flags().StringSliceVarP(&namespaces, "namespace", "n", nil, "embedded backend only: a namespace whose steps to run besides those of the unfinished tasks (repeatable)")
 	cmd.Flags().StringVar(&web.addr, "http", "127.0.0.1:8080", "serve the REST API (tasker-core's, docs/api.md) on this address; '' turns it off")
 	cmd.Flags().Int64Var(&web.maxBody, "max-body-bytes", api.DefaultMaxBodyBytes, "largest request body the API accepts; a larger one is answered 413")
+	cmd.Flags().StringVar(&web.authConfig, "auth-config", "", "turn API auth on with this YAML (or JSON) file: API keys and JWT verification, docs/api.md (default: no auth)")
+	cmd.Flags().StringVar(&web.env, "environment", os.Getenv("TASKER_ENV"), "the deployment's name, reported by GET /config and the health routes (env TASKER_ENV)")
 	cmd.Flags().StringVar(&templatesDir, "templates", "", "register every template (*.yaml, *.yml) in this directory; with --workers their namespaces are served")
 	cmd.Flags().BoolVar(&workers, "workers", false, "on PostgreSQL, also run the built-in demo Go workers in this process, for the namespaces of --templates and --namespace (the embedded backend always runs them)")
 	maxResultFlag(cmd, &maxResult)

@@ -93,6 +93,7 @@ var cases = []struct {
 	{"stale task queries follow the times and states given", testStaleLists},
 	{"a lock is held once until released", testLockTry},
 	{"a task's request fields read back; its identity hash is unique and found by TaskList", testRequestAndIdentity},
+	{"analytics: performance over a window, the slowest steps and tasks, counts by state", testAnalytics},
 }
 
 type env struct {

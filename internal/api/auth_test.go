@@ -1,0 +1,296 @@
+package api_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"go.yaml.in/yaml/v3"
+
+	specfile "github.com/tasker-go/tasker/api"
+	"github.com/tasker-go/tasker/internal/api"
+	"github.com/tasker-go/tasker/internal/auth"
+)
+
+// specRoute is one operation of the spec.
+type specRoute struct {
+	method, path, perm string
+}
+
+func (r specRoute) pattern() string { return r.method + " " + r.path }
+
+// specRoutes reads every operation of api/openapi.yaml with its
+// x-required-permission.
+func specRoutes(t *testing.T) []specRoute {
+	t.Helper()
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Perm string `yaml:"x-required-permission"`
+		} `yaml:"paths"`
+	}
+	if err := yaml.Unmarshal(specfile.OpenAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var out []specRoute
+	for path, ops := range doc.Paths {
+		for method, op := range ops {
+			switch method {
+			case "get", "post", "put", "patch", "delete":
+				out = append(out, specRoute{strings.ToUpper(method), path, op.Perm})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b specRoute) int { return strings.Compare(a.pattern(), b.pattern()) })
+	if len(out) < 25 {
+		t.Fatalf("the spec has %d operations: the test read it wrong", len(out))
+	}
+	return out
+}
+
+// The auth middleware is keyed by route pattern: a route of the spec
+// without an entry would be refused to everyone, and one with the wrong
+// permission would let the wrong callers in.
+func TestEveryRouteHasAccess(t *testing.T) {
+	routes := specRoutes(t)
+	inSpec := map[string]bool{}
+	for _, r := range routes {
+		inSpec[r.pattern()] = true
+		perm, group, ok := api.RouteAccess(r.pattern())
+		switch {
+		case !ok:
+			t.Errorf("%s has no entry in routeAccess (internal/api/routes.go): add its permission", r.pattern())
+		case r.perm != "" && perm != r.perm:
+			t.Errorf("%s needs %q in the spec (x-required-permission), %q in routeAccess", r.pattern(), r.perm, perm)
+		case r.perm == "" && group != string(auth.GroupHealth):
+			t.Errorf("%s has no permission in the spec: only health routes may, but routeAccess says %q/%q", r.pattern(), perm, group)
+		}
+		if perm != "" && !auth.Known(perm) {
+			t.Errorf("%s: permission %q is not in the vocabulary", r.pattern(), perm)
+		}
+	}
+	// Entries outside the spec: the routes served beside it, and our
+	// additions to the spec while they are on their way into it.
+	extra := []string{"GET /metrics", "GET /api-docs/openapi.json", "GET /v1/tasks/{uuid}/events", "POST /v1/templates"}
+	for _, p := range api.RoutePatterns() {
+		if !inSpec[p] && !slices.Contains(extra, p) {
+			t.Errorf("routeAccess has %s, which is neither in the spec nor a known extra route", p)
+		}
+	}
+}
+
+// authFixture is a server with auth on: a key pair for tokens and two API
+// keys.
+type authFixture struct {
+	c             *client
+	priv, other   []byte // the server's signing key, and another
+	keyAll        string // an API key holding *
+	keyTasksRead  string // an API key holding tasks:read only
+	dir           string
+	authenticator *auth.Authenticator
+}
+
+func newAuthFixture(t *testing.T, backend string) *authFixture {
+	t.Helper()
+	f := &authFixture{dir: t.TempDir()}
+	kp, err := auth.GenerateKeyPair("ES256", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := auth.GenerateKeyPair("ES256", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.priv, f.other = kp.Private, other.Private
+	if err := os.WriteFile(filepath.Join(f.dir, "pub.pem"), kp.Public, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var sumAll, sumRead string
+	f.keyAll, sumAll, _ = auth.NewAPIKey()
+	f.keyTasksRead, sumRead, _ = auth.NewAPIKey()
+	cfg := "jwt_public_key_path: pub.pem\njwt_issuer: tasker-core\njwt_audience: tasker-api\napi_keys:\n" +
+		"  - sha256: " + sumAll + "\n    permissions: ['*']\n    description: admin\n" +
+		"  - sha256: " + sumRead + "\n    permissions: [tasks:read]\n    description: reader\n"
+	path := filepath.Join(f.dir, "auth.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ac, err := auth.LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.authenticator, err = auth.New(ac, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.c, _ = newClient(t, backend, api.Config{Auth: f.authenticator})
+	return f
+}
+
+func (f *authFixture) token(t *testing.T, key []byte, perms []string, issued time.Time, ttl time.Duration) string {
+	t.Helper()
+	tok, err := auth.GenerateToken(key, auth.TokenSpec{Subject: "test", Issuer: "tasker-core", Audience: "tasker-api",
+		Permissions: perms, IssuedAt: issued, TTL: ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// as sends a request with header set to value ("" sends none).
+func (f *authFixture) as(header, value, method, path string, body any) (int, []byte, http.Header) {
+	f.c.header = http.Header{}
+	if value != "" {
+		f.c.header.Set(header, value)
+	}
+	st, out := f.c.do(method, path, body)
+	return st, out, f.c.lastHeader
+}
+
+// past sends a request with header set to value and says whether it got
+// past auth (neither 401 nor 403). What the handler then answers is
+// TestAPI's to check, so it is not validated here.
+func (f *authFixture) past(t *testing.T, header, value, method, path string, body any) (bool, int) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = strings.NewReader("{}")
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, f.c.srv.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(header, value)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := f.c.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode != 401 && resp.StatusCode != 403, resp.StatusCode
+}
+
+// concrete fills a pattern's parameters.
+func concrete(path string) string {
+	r := strings.NewReplacer("{uuid}", uuid.NewString(), "{step_uuid}", uuid.NewString(), "{task_uuid}", uuid.NewString(),
+		"{dlq_entry_uuid}", uuid.NewString(), "{namespace}", "demo", "{name}", "linear_workflow", "{version}", "1.0.0")
+	return r.Replace(path)
+}
+
+// otherPermission is a permission that does not grant perm.
+func otherPermission(perm string) string {
+	for _, p := range auth.Permissions {
+		if !auth.Allows([]string{p.Name}, perm) {
+			return p.Name
+		}
+	}
+	panic("every permission grants " + perm)
+}
+
+// The auth matrix: every route of the spec, without credentials, with a
+// token of another key, an expired token, a token of the wrong permission,
+// the right one, and API keys. Each answer is validated against the spec
+// (which lists 401 and 403 with ApiError on every protected route).
+func TestAuthMatrix(t *testing.T) {
+	for _, backend := range backends(t) {
+		t.Run(backend, func(t *testing.T) {
+			f := newAuthFixture(t, backend)
+			now := time.Now()
+			for _, r := range specRoutes(t) {
+				path := concrete(r.path)
+				var body any
+				if r.method == "POST" || r.method == "PATCH" {
+					body = map[string]any{}
+				}
+				perm, _, _ := api.RouteAccess(r.pattern())
+				if perm == "" { // a health route: public by default
+					if st, out, _ := f.as("", "", r.method, path, body); st == 401 || st == 403 {
+						t.Errorf("%s without credentials: %d %s, want the public answer", r.pattern(), st, out)
+					}
+					continue
+				}
+				want401 := map[string]string{
+					"no credentials":            "",
+					"another key's token":       "Bearer " + f.token(t, f.other, []string{perm}, now, time.Hour),
+					"an expired token":          "Bearer " + f.token(t, f.priv, []string{perm}, now.Add(-2*time.Hour), time.Hour),
+					"a malformed header":        "Basic dXNlcjpwYXNz",
+					"a token that is not a JWT": "Bearer not-a-jwt",
+				}
+				for name, h := range want401 {
+					st, out, hdr := f.as("Authorization", h, r.method, path, body)
+					if st != 401 || !strings.Contains(string(out), `"AuthenticationError"`) || !strings.HasPrefix(hdr.Get("WWW-Authenticate"), "Bearer") {
+						t.Errorf("%s with %s: %d %s (WWW-Authenticate %q), want 401 AuthenticationError with a Bearer challenge",
+							r.pattern(), name, st, out, hdr.Get("WWW-Authenticate"))
+					}
+				}
+				if st, out, _ := f.as("X-API-Key", "tsk_wrong", r.method, path, body); st != 401 {
+					t.Errorf("%s with an unknown API key: %d %s, want 401", r.pattern(), st, out)
+				}
+				wrong := otherPermission(perm)
+				st, out, _ := f.as("Authorization", "Bearer "+f.token(t, f.priv, []string{wrong}, now, time.Hour), r.method, path, body)
+				if st != 403 || !strings.Contains(string(out), `"AuthorizationError"`) || !strings.Contains(string(out), perm) {
+					t.Errorf("%s with a token holding %s only: %d %s, want 403 AuthorizationError naming %s", r.pattern(), wrong, st, out, perm)
+				}
+				res, _, _ := strings.Cut(perm, ":")
+				for name, h := range map[string]string{
+					"the permission":        "Bearer " + f.token(t, f.priv, []string{perm}, now, time.Hour),
+					"its resource wildcard": "Bearer " + f.token(t, f.priv, []string{res + ":*"}, now, time.Hour),
+					"every permission (*)":  "Bearer " + f.token(t, f.priv, []string{"*"}, now, time.Hour),
+				} {
+					if ok, st := f.past(t, "Authorization", h, r.method, path, body); !ok {
+						t.Errorf("%s with a token holding %s: %d, want past auth", r.pattern(), name, st)
+					}
+				}
+				if ok, st := f.past(t, "X-API-Key", f.keyAll, r.method, path, body); !ok {
+					t.Errorf("%s with the admin API key: %d, want past auth", r.pattern(), st)
+				}
+				if perm == "tasks:read" {
+					if ok, st := f.past(t, "X-API-Key", f.keyTasksRead, r.method, path, body); !ok {
+						t.Errorf("%s with the tasks:read API key: %d, want past auth", r.pattern(), st)
+					}
+				} else if st, out, _ := f.as("X-API-Key", f.keyTasksRead, r.method, path, body); st != 403 {
+					t.Errorf("%s with the tasks:read API key: %d %s, want 403", r.pattern(), st, out)
+				}
+			}
+			t.Run("metrics and docs stay public", func(t *testing.T) {
+				for _, p := range []string{"/metrics", "/api-docs/openapi.json"} {
+					if ok, st := f.past(t, "X-Nothing", "x", "GET", p, nil); !ok || st != 200 {
+						t.Errorf("GET %s without credentials: %d, want 200", p, st)
+					}
+				}
+			})
+		})
+	}
+}
+
+// The check reads headers only, before the body is decoded: a request
+// without credentials, or without the permission, and with a malformed
+// body is refused 401 or 403, not 400.
+func TestAuthBeforeBody(t *testing.T) {
+	f := newAuthFixture(t, "sqlite")
+	st, out, _ := f.as("", "", "POST", "/v1/tasks", "{not json")
+	if st != 401 {
+		t.Fatalf("POST /v1/tasks without credentials and a malformed body: %d %s, want 401", st, out)
+	}
+	tok := f.token(t, f.priv, []string{"tasks:read"}, time.Now(), time.Hour)
+	if st, out, _ = f.as("Authorization", "Bearer "+tok, "POST", "/v1/tasks", "{not json"); st != 403 {
+		t.Fatalf("POST /v1/tasks without tasks:create and a malformed body: %d %s, want 403", st, out)
+	}
+	var e struct {
+		AuthenticationError struct {
+			Reason         string
+			FailureContext struct{ Reason, Severity string } `json:"failure_context"`
+		}
+	}
+	_, out, _ = f.as("", "", "GET", "/v1/tasks", nil)
+	if err := json.Unmarshal(out, &e); err != nil || e.AuthenticationError.FailureContext.Reason != "Missing" {
+		t.Errorf("401 body %s: want failure_context.reason Missing (%v)", out, err)
+	}
+}

@@ -1,0 +1,137 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/tasker-go/tasker/store"
+)
+
+// PerformanceStats implements store.Store.
+func (s *Store) PerformanceStats(ctx context.Context, p *store.PerformanceParams) (*store.Performance, error) {
+	const op = "performance stats"
+	if err := s.check(op); err != nil {
+		return nil, err
+	}
+	var out store.Performance
+	err := s.db.Pool.QueryRow(ctx, `SELECT count(*),
+			count(*) FILTER (WHERE finished_at IS NULL),
+			count(*) FILTER (WHERE state = 'complete'),
+			count(*) FILTER (WHERE state = 'error'),
+			coalesce(avg(extract(epoch FROM finished_at - created_at)) FILTER (WHERE state = 'complete'), 0)::float8
+		FROM tasks WHERE created_at >= $1`, p.Since).Scan(&out.Tasks, &out.Unfinished, &out.Complete, &out.Error, &out.TaskSeconds)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", op, err)
+	}
+	err = s.db.Pool.QueryRow(ctx, `SELECT count(*), coalesce(avg(extract(epoch FROM finished_at - started_at)), 0)::float8
+		FROM steps WHERE finished_at >= $1 AND started_at IS NOT NULL`, p.Since).Scan(&out.Steps, &out.StepSeconds)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", op, err)
+	}
+	return &out, nil
+}
+
+// SlowSteps implements store.Store.
+func (s *Store) SlowSteps(ctx context.Context, p *store.SlowParams) ([]*store.SlowStep, error) {
+	const op = "slow steps"
+	if err := s.check(op); err != nil {
+		return nil, err
+	}
+	rows, err := s.db.Pool.Query(ctx, `SELECT t.namespace, t.name, t.version, st.name,
+			avg(extract(epoch FROM st.finished_at - st.started_at))::float8,
+			max(extract(epoch FROM st.finished_at - st.started_at))::float8,
+			count(*), count(*) FILTER (WHERE st.state = 'error'), max(st.finished_at)
+		FROM steps st JOIN tasks t ON t.id = st.task_id
+		WHERE st.started_at IS NOT NULL AND st.finished_at IS NOT NULL
+		GROUP BY t.namespace, t.name, t.version, st.name
+		HAVING count(*) >= $1
+		ORDER BY 5 DESC, 1, 2, 3, 4 LIMIT $2`, p.MinExecutions, p.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", op, err)
+	}
+	defer rows.Close()
+	var out []*store.SlowStep
+	for rows.Next() {
+		var r store.SlowStep
+		var last pgtype.Timestamptz
+		if err := rows.Scan(&r.Namespace, &r.Task, &r.Version, &r.Step, &r.AvgSeconds, &r.MaxSeconds,
+			&r.Executions, &r.Errors, &last); err != nil {
+			return nil, fmt.Errorf("store: %s: %w", op, err)
+		}
+		r.LastFinished = last.Time.UTC()
+		out = append(out, &r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: %s: %w", op, err)
+	}
+	return out, nil
+}
+
+// SlowTasks implements store.Store.
+func (s *Store) SlowTasks(ctx context.Context, p *store.SlowParams) ([]*store.SlowTask, error) {
+	const op = "slow tasks"
+	if err := s.check(op); err != nil {
+		return nil, err
+	}
+	rows, err := s.db.Pool.Query(ctx, `SELECT t.namespace, t.name, t.version,
+			avg(extract(epoch FROM t.finished_at - t.created_at))::float8,
+			max(extract(epoch FROM t.finished_at - t.created_at))::float8,
+			avg((SELECT count(*) FROM steps st WHERE st.task_id = t.id))::float8,
+			count(*), count(*) FILTER (WHERE t.state = 'error'), max(t.finished_at)
+		FROM tasks t WHERE t.finished_at IS NOT NULL
+		GROUP BY t.namespace, t.name, t.version
+		HAVING count(*) >= $1
+		ORDER BY 4 DESC, 1, 2, 3 LIMIT $2`, p.MinExecutions, p.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", op, err)
+	}
+	defer rows.Close()
+	var out []*store.SlowTask
+	for rows.Next() {
+		var r store.SlowTask
+		var last pgtype.Timestamptz
+		if err := rows.Scan(&r.Namespace, &r.Task, &r.Version, &r.AvgSeconds, &r.MaxSeconds, &r.AvgSteps,
+			&r.Executions, &r.Errors, &last); err != nil {
+			return nil, fmt.Errorf("store: %s: %w", op, err)
+		}
+		r.LastFinished = last.Time.UTC()
+		out = append(out, &r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: %s: %w", op, err)
+	}
+	return out, nil
+}
+
+// StateCounts implements store.Store.
+func (s *Store) StateCounts(ctx context.Context) (*store.StateCounts, error) {
+	const op = "state counts"
+	if err := s.check(op); err != nil {
+		return nil, err
+	}
+	out := &store.StateCounts{Tasks: map[string]int64{}, Steps: map[string]int64{}}
+	rows, err := s.db.Pool.Query(ctx, `SELECT 'task', state, count(*) FROM tasks GROUP BY state
+		UNION ALL SELECT 'step', state, count(*) FROM steps GROUP BY state`)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", op, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var kind, state string
+		var n int64
+		if err := rows.Scan(&kind, &state, &n); err != nil {
+			return nil, fmt.Errorf("store: %s: %w", op, err)
+		}
+		if kind == "task" {
+			out.Tasks[state] = n
+		} else {
+			out.Steps[state] = n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: %s: %w", op, err)
+	}
+	return out, nil
+}
