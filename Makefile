@@ -32,6 +32,7 @@ fuzz:
 	go test ./internal/wire -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 60s
 	go test ./internal/cli/contextflag -run '^$$' -fuzz '^FuzzParseContext$$' -fuzztime 60s
 	go test ./internal/api -run '^$$' -fuzz '^FuzzRequestBodies$$' -fuzztime 60s
+	go test ./internal/auth -run '^$$' -fuzz '^FuzzAuthenticate$$' -fuzztime 60s
 	go test ./internal/dynamic -run '^$$' -fuzz '^FuzzParseOutcome$$' -fuzztime 60s
 	go test ./internal/dynamic -run '^$$' -fuzz '^FuzzBatchPlan$$' -fuzztime 60s
 	go test ./internal/domainevents -run '^$$' -fuzz '^FuzzCheckPattern$$' -fuzztime 60s

@@ -15,7 +15,7 @@ import (
 )
 
 // fixture writes a key pair and returns its paths.
-func fixture(t *testing.T, alg string) (dir string, kp auth.KeyPair) {
+func fixture(t testing.TB, alg string) (dir string, kp auth.KeyPair) {
 	t.Helper()
 	kp, err := auth.GenerateKeyPair(alg, 2048)
 	if err != nil {
@@ -30,7 +30,12 @@ func fixture(t *testing.T, alg string) (dir string, kp auth.KeyPair) {
 	return dir, kp
 }
 
-func authenticator(t *testing.T, cfgYAML string, dir string, clock auth.Clock) *auth.Authenticator {
+func authenticatorTB(t testing.TB, cfgYAML, dir string) *auth.Authenticator {
+	t.Helper()
+	return authenticator(t, cfgYAML, dir, nil)
+}
+
+func authenticator(t testing.TB, cfgYAML string, dir string, clock auth.Clock) *auth.Authenticator {
 	t.Helper()
 	path := filepath.Join(dir, "auth.yaml")
 	if err := os.WriteFile(path, []byte(cfgYAML), 0o600); err != nil {
