@@ -1,11 +1,16 @@
 package cli
 
 import (
+	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/tasker-go/tasker/internal/auth"
 )
 
 func TestAuthCommands(t *testing.T) {
@@ -71,5 +76,65 @@ func TestAuthCommands(t *testing.T) {
 	code, _, stderr = runCLI(t, "serve", "--db", filepath.Join(dir, "t.db"), "--auth-config", bad)
 	if code != ExitBadInput || !strings.Contains(stderr, "jwt_issuer is empty") {
 		t.Errorf("serve with a bad auth config: %d %s, want 2 naming jwt_issuer", code, stderr)
+	}
+}
+
+// tasker serve --auth-config: the real process refuses a request without
+// the key, answers one with it, and keeps health and metrics public.
+func TestServeWithAuth(t *testing.T) {
+	dir := t.TempDir()
+	key, sum, err := auth.NewAPIKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "auth.yaml")
+	if err := os.WriteFile(cfg, []byte("api_keys:\n  - sha256: "+sum+"\n    permissions: [tasks:list]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(t.Context())
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, []string{"serve", "--db", filepath.Join(dir, "t.db"), "--http", "127.0.0.1:0", "--auth-config", cfg}, &syncBuffer{}, &stderr)
+	}()
+	defer func() {
+		stop()
+		if code := <-done; code != 0 {
+			t.Errorf("serve ended with %d: %s", code, stderr.String())
+		}
+	}()
+	addrRE := regexp.MustCompile(`REST API on (http://[0-9.:]+), auth from `)
+	var base string
+	for deadline := time.Now().Add(20 * time.Second); base == ""; {
+		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
+			base = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no API address announced with auth:\n%s", stderr.String())
+		} else {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	get := func(path, apiKey string) int {
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", base+path, nil)
+		if apiKey != "" {
+			req.Header.Set("X-API-Key", apiKey)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		path, key string
+		want      int
+	}{
+		{"/v1/tasks", "", 401}, {"/v1/tasks", "tsk_other", 401}, {"/v1/tasks", key, 200},
+		{"/v1/templates", key, 403}, {"/health", "", 200}, {"/metrics", "", 200},
+	} {
+		if got := get(c.path, c.key); got != c.want {
+			t.Errorf("GET %s (key %v): %d, want %d", c.path, c.key != "", got, c.want)
+		}
 	}
 }
