@@ -4,6 +4,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -42,6 +43,12 @@ type Config struct {
 	MaxBodyBytes int64
 	// Version is reported by the health routes; empty means "dev".
 	Version string
+	// MaxEventStreams bounds the open event streams (zero:
+	// DefaultMaxEventStreams); EventBuffer is each one's bus buffer (zero:
+	// DefaultEventBuffer); Heartbeat and EventPoll their comment and store
+	// read intervals (zero: DefaultHeartbeat, DefaultEventPoll).
+	MaxEventStreams, EventBuffer int
+	Heartbeat, EventPoll         time.Duration
 }
 
 // DefaultMaxBodyBytes is the body limit when Config.MaxBodyBytes is zero.
@@ -55,6 +62,12 @@ type Server struct {
 	maxBody int64
 	version string
 	spec    []byte // the spec as JSON
+
+	streams              chan struct{} // a token per open event stream
+	eventBuffer          int
+	heartbeat, eventPoll time.Duration
+	closing              context.Context // done once CloseStreams is called
+	closeStreams         context.CancelFunc
 }
 
 // New returns a Server, or an error naming what is wrong with cfg.
@@ -78,6 +91,14 @@ func New(cfg Config) (*Server, error) {
 	if s.version == "" {
 		s.version = "dev"
 	}
+	if cfg.MaxEventStreams < 0 || cfg.EventBuffer < 0 || cfg.Heartbeat < 0 || cfg.EventPoll < 0 {
+		return nil, errors.New("api: MaxEventStreams, EventBuffer, Heartbeat and EventPoll must not be negative (0 means the default)")
+	}
+	s.streams = make(chan struct{}, cmp.Or(cfg.MaxEventStreams, DefaultMaxEventStreams))
+	s.eventBuffer = cmp.Or(cfg.EventBuffer, DefaultEventBuffer)
+	s.heartbeat = cmp.Or(cfg.Heartbeat, DefaultHeartbeat)
+	s.eventPoll = cmp.Or(cfg.EventPoll, DefaultEventPoll)
+	s.closing, s.closeStreams = context.WithCancel(context.Background())
 	spec, err := specJSON()
 	if err != nil {
 		return nil, err
@@ -85,6 +106,11 @@ func New(cfg Config) (*Server, error) {
 	s.spec = spec
 	return s, nil
 }
+
+// CloseStreams ends the open event streams (and refuses none: a stream
+// opened after it ends at once). Give it to http.Server.RegisterOnShutdown:
+// Shutdown does not end a request that never goes idle.
+func (s *Server) CloseStreams() { s.closeStreams() }
 
 // specJSON converts the embedded YAML spec to JSON.
 func specJSON() ([]byte, error) {
@@ -110,6 +136,8 @@ func (s *Server) Handler() http.Handler {
 		BaseRouter:       mux,
 		ErrorHandlerFunc: s.requestError,
 	})
+	mux.HandleFunc("GET /v1/tasks/{uuid}/events", s.streamTaskEvents)
+	mux.HandleFunc("POST /v1/templates", s.validateTemplate)
 	mux.HandleFunc("GET /api-docs/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(s.spec)
