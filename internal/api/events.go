@@ -44,7 +44,8 @@ type known struct {
 // every transition of the task as it commits, until it reaches a terminal
 // state. It subscribes to the bus before it reads the snapshot, so nothing
 // committed in between is missed; a transition the poll saw first is not
-// sent twice (its time is not after what the client was told).
+// sent twice (its time is before what the client was told, or the same with
+// the same state).
 func (s *Server) streamTaskEvents(w http.ResponseWriter, r *http.Request) {
 	id, err := parseUUID("task uuid", r.PathValue("uuid"))
 	if err != nil {
@@ -175,7 +176,9 @@ func (st *stream) busEvent(e tasker.Event) error {
 		k = &kk
 		defer func() { st.steps[e.StepID] = kk }()
 	}
-	if !k.at.IsZero() && !e.At.After(k.at) {
+	// Told already: an earlier time, or this state at the same time (a
+	// transaction stamps its transitions with one time).
+	if e.At.Before(k.at) || (e.At.Equal(k.at) && e.To == k.state) {
 		return nil
 	}
 	*k = known{e.To, e.At}
@@ -201,7 +204,7 @@ func (st *stream) busEvent(e tasker.Event) error {
 func (st *stream) observe(info *tasker.TaskInfo) error {
 	for _, s := range info.Steps {
 		k := st.steps[s.ID]
-		if k.state == string(s.State) || !s.UpdatedAt.After(k.at) {
+		if k.state == string(s.State) || s.UpdatedAt.Before(k.at) {
 			continue
 		}
 		sid, name := s.ID, s.Name
@@ -217,7 +220,7 @@ func (st *stream) observe(info *tasker.TaskInfo) error {
 		}
 	}
 	t := info.Task
-	if st.task.state != string(t.State) && t.UpdatedAt.After(st.task.at) {
+	if st.task.state != string(t.State) && !t.UpdatedAt.Before(st.task.at) {
 		ev := gen.TaskTransitionEvent{Kind: tasker.EventTaskTransition, TaskUuid: t.ID, FromState: st.task.state, ToState: string(t.State),
 			Event: "observed", At: t.UpdatedAt.UTC()}
 		st.task = known{string(t.State), t.UpdatedAt}
