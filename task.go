@@ -210,6 +210,35 @@ func (e *Engine) Tasks(ctx context.Context, limit int, states ...TaskState) ([]*
 	return e.store.TaskList(ctx, &store.TaskListParams{States: states, Limit: limit})
 }
 
+// TaskPageParams selects a page of tasks, newest first.
+type TaskPageParams struct {
+	States    []TaskState // empty: every state
+	Namespace string      // "": every namespace
+	Limit     int         // 1 or more
+	Offset    int         // tasks skipped first
+}
+
+// TaskPage answers a page of tasks, newest first, and how many tasks the
+// filter keeps in all.
+func (e *Engine) TaskPage(ctx context.Context, p TaskPageParams) ([]*Task, int64, error) {
+	lp := &store.TaskListParams{States: p.States, Namespace: p.Namespace, Limit: p.Limit, Offset: p.Offset}
+	if p.Limit < 1 {
+		return nil, 0, fmt.Errorf("tasker: task page: %w: limit %d: give 1 or more", taskertype.ErrInvalid, p.Limit)
+	}
+	total, err := e.store.TaskCount(ctx, lp)
+	if err != nil {
+		return nil, 0, fmt.Errorf("tasker: %w", err)
+	}
+	if int64(p.Offset) >= total {
+		return nil, total, nil
+	}
+	ts, err := e.store.TaskList(ctx, lp)
+	if err != nil {
+		return nil, 0, fmt.Errorf("tasker: %w", err)
+	}
+	return ts, total, nil
+}
+
 // Transitions returns every stored state change of a task and its steps,
 // in the order applied.
 func (e *Engine) Transitions(ctx context.Context, id uuid.UUID) ([]*Transition, error) {

@@ -5646,6 +5646,8 @@ type UpdateDlqInvestigationResult struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *UpdateInvestigationResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ApiError
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *ApiError
 	// JSON403 the response for an HTTP 403 `application/json` response
@@ -5659,6 +5661,11 @@ type UpdateDlqInvestigationResult struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r UpdateDlqInvestigationResult) GetJSON200() *UpdateInvestigationResponse {
 	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r UpdateDlqInvestigationResult) GetJSON400() *ApiError {
+	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
@@ -6475,6 +6482,8 @@ type ResolveStepManuallyResult struct {
 	JSON403 *ApiError
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *ApiError
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *ApiError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ApiError
 }
@@ -6502,6 +6511,11 @@ func (r ResolveStepManuallyResult) GetJSON403() *ApiError {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r ResolveStepManuallyResult) GetJSON404() *ApiError {
 	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r ResolveStepManuallyResult) GetJSON409() *ApiError {
+	return r.JSON409
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
@@ -7899,6 +7913,13 @@ func ParseUpdateDlqInvestigationResult(rsp *http.Response) (*UpdateDlqInvestigat
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ApiError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest ApiError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -8567,6 +8588,13 @@ func ParseResolveStepManuallyResult(rsp *http.Response) (*ResolveStepManuallyRes
 			return nil, err
 		}
 		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ApiError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest ApiError

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -20,6 +21,7 @@ import (
 	"github.com/tasker-go/tasker"
 	specfile "github.com/tasker-go/tasker/api"
 	"github.com/tasker-go/tasker/internal/api/gen"
+	"github.com/tasker-go/tasker/internal/resilience"
 	"github.com/tasker-go/tasker/taskertype"
 )
 
@@ -142,7 +144,7 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(s.spec)
 	})
-	return s.recoverPanics(s.limitBody(mux))
+	return s.recoverPanics(s.limitBody(s.strictFields(mux)))
 }
 
 type requestIDKey struct{}
@@ -224,6 +226,7 @@ func (s *Server) responseError(w http.ResponseWriter, r *http.Request, err error
 	var br *badRequest
 	var mb *http.MaxBytesError
 	var un *unavailable
+	var cf *conflict
 	switch {
 	case errors.As(err, &un):
 		writeUnit(w, http.StatusServiceUnavailable, "ServiceUnavailable")
@@ -234,6 +237,13 @@ func (s *Server) responseError(w http.ResponseWriter, r *http.Request, err error
 		s.requestError(w, r, err)
 	case errors.As(err, &br):
 		writeError(w, http.StatusBadRequest, "BadRequest", br.msg)
+	case errors.As(err, &cf):
+		writeError(w, http.StatusConflict, "Conflict", err.Error())
+	case errors.Is(err, resilience.ErrOpen):
+		// A circuit breaker in front of the database or the queue is
+		// open: come back once it may close.
+		w.Header().Set("Retry-After", strconv.Itoa(s.breakerRetry()))
+		writeBackpressure(w, err.Error(), int64(s.breakerRetry()))
 	case errors.Is(err, taskertype.ErrNotFound):
 		writeError(w, http.StatusNotFound, "NotFound", err.Error())
 	case errors.Is(err, taskertype.ErrDuplicateTask):
@@ -253,6 +263,12 @@ func (s *Server) responseError(w http.ResponseWriter, r *http.Request, err error
 		s.log.ErrorContext(r.Context(), "api request failed", "request_id", requestID(r.Context()), "method", r.Method, "path", r.URL.Path, "error", err)
 		writeUnit(w, http.StatusInternalServerError, "Internal")
 	}
+}
+
+// breakerRetry is the Retry-After of an open breaker, in seconds: the
+// breakers' default open period.
+func (s *Server) breakerRetry() int {
+	return max(1, int(resilience.DefaultOpenFor/time.Second))
 }
 
 // writeError writes the spec's ApiError form {"Kind": {"message": msg}}.

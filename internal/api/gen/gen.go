@@ -3530,6 +3530,28 @@ func (response UpdateDlqInvestigation200JSONResponse) VisitUpdateDlqInvestigatio
 	return err
 }
 
+type UpdateDlqInvestigation400JSONResponse ApiError
+
+func (t UpdateDlqInvestigation400JSONResponse) MarshalJSON() ([]byte, error) {
+	return ApiError(t).MarshalJSON()
+}
+
+func (t *UpdateDlqInvestigation400JSONResponse) UnmarshalJSON(b []byte) error {
+	return (*ApiError)(t).UnmarshalJSON(b)
+}
+
+func (response UpdateDlqInvestigation400JSONResponse) VisitUpdateDlqInvestigationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateDlqInvestigation401JSONResponse ApiError
 
 func (t UpdateDlqInvestigation401JSONResponse) MarshalJSON() ([]byte, error) {
@@ -4826,6 +4848,28 @@ func (response ResolveStepManually404JSONResponse) VisitResolveStepManuallyRespo
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResolveStepManually409JSONResponse ApiError
+
+func (t ResolveStepManually409JSONResponse) MarshalJSON() ([]byte, error) {
+	return ApiError(t).MarshalJSON()
+}
+
+func (t *ResolveStepManually409JSONResponse) UnmarshalJSON(b []byte) error {
+	return (*ApiError)(t).UnmarshalJSON(b)
+}
+
+func (response ResolveStepManually409JSONResponse) VisitResolveStepManuallyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
 }
