@@ -205,6 +205,16 @@ func (e *Engine) Task(ctx context.Context, id uuid.UUID) (*TaskInfo, error) {
 	return &TaskInfo{Task: t, Steps: steps}, nil
 }
 
+// Steps returns a task's steps as stored, in template order (none for a
+// task that does not exist).
+func (e *Engine) Steps(ctx context.Context, id uuid.UUID) ([]*Step, error) {
+	steps, err := e.store.StepList(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("tasker: %w", err)
+	}
+	return steps, nil
+}
+
 // Tasks lists tasks, newest first, optionally only those in some states.
 func (e *Engine) Tasks(ctx context.Context, limit int, states ...TaskState) ([]*Task, error) {
 	return e.store.TaskList(ctx, &store.TaskListParams{States: states, Limit: limit})

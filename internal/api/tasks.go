@@ -68,11 +68,13 @@ func (s *Server) CreateTask(ctx context.Context, req gen.CreateTaskRequestObject
 	if err != nil {
 		return nil, err
 	}
-	info, err := s.eng.Task(ctx, t.ID)
+	// The task as created (CreateTask answers it), with its steps: one
+	// read, not two.
+	steps, err := s.eng.Steps(ctx, t.ID)
 	if err != nil {
 		return nil, err
 	}
-	return gen.CreateTask201JSONResponse(taskResponse(info.Task, info.Steps)), nil
+	return gen.CreateTask201JSONResponse(taskResponse(t, steps)), nil
 }
 
 func jsonKind(v any) string {
