@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -69,9 +68,10 @@ func connProblem(err error) (bool, string) {
 		}
 		return false, ""
 	}
+	// A request that got no answer: net/http's *url.Error (a database's
+	// connection errors are not this, and keep their exit code).
 	var ue *url.Error
-	var ne net.Error
-	if errors.As(err, &ue) || errors.As(err, &ne) {
+	if errors.As(err, &ue) {
 		return true, "is 'tasker serve' running there? check --server (or TASKER_SERVER) and that the address is reachable"
 	}
 	return false, ""

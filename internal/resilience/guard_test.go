@@ -69,6 +69,11 @@ func (s *downStore) TaskList(context.Context, *store.TaskListParams) ([]*taskert
 	return nil, s.err
 }
 
+func (s *downStore) TaskCount(context.Context, *store.TaskListParams) (int64, error) {
+	s.calls++
+	return 0, s.err
+}
+
 func (s *downStore) StepList(context.Context, uuid.UUID) ([]*taskertype.Step, error) {
 	s.calls++
 	return nil, s.err
@@ -117,6 +122,7 @@ func TestGuardStoreOpensAndRefusesEveryMethod(t *testing.T) {
 	calls := []func() error{
 		func() error { _, err := s.TaskGet(ctx, uuid.New()); return err },
 		func() error { _, err := s.TaskList(ctx, &store.TaskListParams{}); return err },
+		func() error { _, err := s.TaskCount(ctx, &store.TaskListParams{}); return err },
 		func() error { _, err := s.StepList(ctx, uuid.New()); return err },
 		func() error { _, err := s.TransitionList(ctx, &store.TransitionListParams{}); return err },
 		func() error { return s.InTx(ctx, func(store.Tx) error { return nil }) },
