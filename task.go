@@ -206,9 +206,48 @@ func (e *Engine) Task(ctx context.Context, id uuid.UUID) (*TaskInfo, error) {
 	return &TaskInfo{Task: t, Steps: steps}, nil
 }
 
+// Steps returns a task's steps as stored, in template order (none for a
+// task that does not exist).
+func (e *Engine) Steps(ctx context.Context, id uuid.UUID) ([]*Step, error) {
+	steps, err := e.store.StepList(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("tasker: %w", err)
+	}
+	return steps, nil
+}
+
 // Tasks lists tasks, newest first, optionally only those in some states.
 func (e *Engine) Tasks(ctx context.Context, limit int, states ...TaskState) ([]*Task, error) {
 	return e.store.TaskList(ctx, &store.TaskListParams{States: states, Limit: limit})
+}
+
+// TaskPageParams selects a page of tasks, newest first.
+type TaskPageParams struct {
+	States    []TaskState // empty: every state
+	Namespace string      // "": every namespace
+	Limit     int         // 1 or more
+	Offset    int         // tasks skipped first
+}
+
+// TaskPage answers a page of tasks, newest first, and how many tasks the
+// filter keeps in all.
+func (e *Engine) TaskPage(ctx context.Context, p TaskPageParams) ([]*Task, int64, error) {
+	lp := &store.TaskListParams{States: p.States, Namespace: p.Namespace, Limit: p.Limit, Offset: p.Offset}
+	if p.Limit < 1 {
+		return nil, 0, fmt.Errorf("tasker: task page: %w: limit %d: give 1 or more", taskertype.ErrInvalid, p.Limit)
+	}
+	total, err := e.store.TaskCount(ctx, lp)
+	if err != nil {
+		return nil, 0, fmt.Errorf("tasker: %w", err)
+	}
+	if int64(p.Offset) >= total {
+		return nil, total, nil
+	}
+	ts, err := e.store.TaskList(ctx, lp)
+	if err != nil {
+		return nil, 0, fmt.Errorf("tasker: %w", err)
+	}
+	return ts, total, nil
 }
 
 // Transitions returns every stored state change of a task and its steps,

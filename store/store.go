@@ -28,6 +28,9 @@ type Store interface {
 	TaskGet(ctx context.Context, id uuid.UUID) (*taskertype.Task, error)
 	// TaskList returns tasks, newest first.
 	TaskList(ctx context.Context, p *TaskListParams) ([]*taskertype.Task, error)
+	// TaskCount counts the tasks TaskList would page through with p
+	// (States and Namespace; Limit, Offset and IdentityHash are ignored).
+	TaskCount(ctx context.Context, p *TaskListParams) (int64, error)
 	// StepList returns the steps of a task in template order, DependsOn filled.
 	StepList(ctx context.Context, taskID uuid.UUID) ([]*taskertype.Step, error)
 	// TransitionList returns the stored transitions of a task and of its
@@ -173,6 +176,10 @@ type TaskListParams struct {
 	States []taskertype.TaskState
 	// Limit bounds the answer; zero means 100.
 	Limit int
+	// Offset skips this many tasks of the order first (a page).
+	Offset int
+	// Namespace, if set, keeps only this namespace's tasks.
+	Namespace string
 	// IdentityHash, if set, keeps only the task with this identity hash
 	// (taskertype.TaskRequest.IdentityHash): at most one, since it is
 	// unique. States is ignored then.

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,6 +22,7 @@ import (
 	specfile "github.com/tasker-go/tasker/api"
 	"github.com/tasker-go/tasker/internal/api/gen"
 	"github.com/tasker-go/tasker/internal/auth"
+	"github.com/tasker-go/tasker/internal/resilience"
 	"github.com/tasker-go/tasker/taskertype"
 )
 
@@ -53,6 +55,12 @@ type Config struct {
 	// Settings is what GET /config reports of the process's configuration
 	// beyond the engine's; the zero value reports the defaults.
 	Settings Settings
+	// MaxEventStreams bounds the open event streams (zero:
+	// DefaultMaxEventStreams); EventBuffer is each one's bus buffer (zero:
+	// DefaultEventBuffer); Heartbeat and EventPoll their comment and store
+	// read intervals (zero: DefaultHeartbeat, DefaultEventPoll).
+	MaxEventStreams, EventBuffer int
+	Heartbeat, EventPoll         time.Duration
 }
 
 // DefaultMaxBodyBytes is the body limit when Config.MaxBodyBytes is zero.
@@ -70,6 +78,12 @@ type Server struct {
 	metrics *metrics
 	qdepth  time.Duration
 	set     Settings
+
+	streams              chan struct{} // a token per open event stream
+	eventBuffer          int
+	heartbeat, eventPoll time.Duration
+	closing              context.Context // done once CloseStreams is called
+	closeStreams         context.CancelFunc
 }
 
 // New returns a Server, or an error naming what is wrong with cfg.
@@ -97,6 +111,14 @@ func New(cfg Config) (*Server, error) {
 	if s.version == "" {
 		s.version = "dev"
 	}
+	if cfg.MaxEventStreams < 0 || cfg.EventBuffer < 0 || cfg.Heartbeat < 0 || cfg.EventPoll < 0 {
+		return nil, errors.New("api: MaxEventStreams, EventBuffer, Heartbeat and EventPoll must not be negative (0 means the default)")
+	}
+	s.streams = make(chan struct{}, cmp.Or(cfg.MaxEventStreams, DefaultMaxEventStreams))
+	s.eventBuffer = cmp.Or(cfg.EventBuffer, DefaultEventBuffer)
+	s.heartbeat = cmp.Or(cfg.Heartbeat, DefaultHeartbeat)
+	s.eventPoll = cmp.Or(cfg.EventPoll, DefaultEventPoll)
+	s.closing, s.closeStreams = context.WithCancel(context.Background())
 	spec, err := specJSON()
 	if err != nil {
 		return nil, err
@@ -105,6 +127,11 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = newMetrics(s.eng, s.qdepth)
 	return s, nil
 }
+
+// CloseStreams ends the open event streams (and refuses none: a stream
+// opened after it ends at once). Give it to http.Server.RegisterOnShutdown:
+// Shutdown does not end a request that never goes idle.
+func (s *Server) CloseStreams() { s.closeStreams() }
 
 // specJSON converts the embedded YAML spec to JSON.
 func specJSON() ([]byte, error) {
@@ -130,12 +157,15 @@ func (s *Server) Handler() http.Handler {
 		BaseRouter:       mux,
 		ErrorHandlerFunc: s.requestError,
 	})
+	mux.HandleFunc("GET /v1/tasks/{uuid}/events", s.streamTaskEvents)
+	mux.HandleFunc("POST /v1/templates", s.validateTemplate)
 	mux.HandleFunc("GET /api-docs/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(s.spec)
 	})
 	mux.Handle("GET /metrics", s.metrics.handler())
-	return withRoute(mux, s.instrument(s.recoverPanics(s.authorize(s.limitBody(mux)))))
+	// Credentials and permission are checked before the body is read.
+	return withRoute(mux, s.instrument(s.recoverPanics(s.authorize(s.limitBody(s.strictFields(mux))))))
 }
 
 type requestIDKey struct{}
@@ -217,6 +247,7 @@ func (s *Server) responseError(w http.ResponseWriter, r *http.Request, err error
 	var br *badRequest
 	var mb *http.MaxBytesError
 	var un *unavailable
+	var cf *conflict
 	switch {
 	case errors.As(err, &un):
 		writeUnit(w, http.StatusServiceUnavailable, "ServiceUnavailable")
@@ -227,6 +258,13 @@ func (s *Server) responseError(w http.ResponseWriter, r *http.Request, err error
 		s.requestError(w, r, err)
 	case errors.As(err, &br):
 		writeError(w, http.StatusBadRequest, "BadRequest", br.msg)
+	case errors.As(err, &cf):
+		writeError(w, http.StatusConflict, "Conflict", err.Error())
+	case errors.Is(err, resilience.ErrOpen):
+		// A circuit breaker in front of the database or the queue is
+		// open: come back once it may close.
+		w.Header().Set("Retry-After", strconv.Itoa(s.breakerRetry()))
+		writeBackpressure(w, err.Error(), int64(s.breakerRetry()))
 	case errors.Is(err, taskertype.ErrNotFound):
 		writeError(w, http.StatusNotFound, "NotFound", err.Error())
 	case errors.Is(err, taskertype.ErrDuplicateTask):
@@ -246,6 +284,12 @@ func (s *Server) responseError(w http.ResponseWriter, r *http.Request, err error
 		s.log.ErrorContext(r.Context(), "api request failed", "request_id", requestID(r.Context()), "method", r.Method, "path", r.URL.Path, "error", err)
 		writeUnit(w, http.StatusInternalServerError, "Internal")
 	}
+}
+
+// breakerRetry is the Retry-After of an open breaker, in seconds: the
+// breakers' default open period.
+func (s *Server) breakerRetry() int {
+	return max(1, int(resilience.DefaultOpenFor/time.Second))
 }
 
 // writeError writes the spec's ApiError form {"Kind": {"message": msg}}.

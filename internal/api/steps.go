@@ -3,7 +3,10 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+
+	"github.com/google/uuid"
 
 	"github.com/tasker-go/tasker/internal/api/gen"
 	"github.com/tasker-go/tasker/taskertype"
@@ -54,9 +57,8 @@ func (s *Server) ResolveStepManually(ctx context.Context, req gen.ResolveStepMan
 		if err != nil || a.ResetBy == "" || a.Reason == "" {
 			return nil, badf("reset_for_retry needs reset_by and reason (strings)")
 		}
-		err = s.eng.ResetStep(ctx, id, name)
-		if err != nil {
-			return nil, err
+		if err := s.eng.ResetStep(ctx, id, name); err != nil {
+			return nil, s.refused(ctx, id, err)
 		}
 	case string(gen.ResolveManually):
 		a, err := req.Body.AsStepManualAction1()
@@ -64,7 +66,7 @@ func (s *Server) ResolveStepManually(ctx context.Context, req gen.ResolveStepMan
 			return nil, badf("resolve_manually needs resolved_by and reason (strings)")
 		}
 		if err := s.eng.ResolveStep(ctx, id, name); err != nil {
-			return nil, err
+			return nil, s.refused(ctx, id, err)
 		}
 	case string(gen.CompleteManually):
 		var a struct {
@@ -78,7 +80,7 @@ func (s *Server) ResolveStepManually(ctx context.Context, req gen.ResolveStepMan
 			return nil, badf("complete_manually needs completed_by, reason and completion_data.result (the result dependents read)")
 		}
 		if err := s.eng.CompleteStep(ctx, id, name, a.CompletionData.Result); err != nil {
-			return nil, err
+			return nil, s.refused(ctx, id, err)
 		}
 	default:
 		return nil, badf("action_type %q: use reset_for_retry, resolve_manually or complete_manually", head.ActionType)
@@ -93,4 +95,25 @@ func (s *Server) ResolveStepManually(ctx context.Context, req gen.ResolveStepMan
 		}
 	}
 	return nil, fmt.Errorf("step %s of task %s: %w", sid, id, taskertype.ErrNotFound)
+}
+
+// conflict is a request the task's state refuses: 409.
+type conflict struct{ err error }
+
+func (c *conflict) Error() string { return c.err.Error() }
+func (c *conflict) Unwrap() error { return c.err }
+
+// refused turns the engine's refusal of a manual action on a finished task
+// (ErrInvalid: "task ... is complete: its steps can no longer change")
+// into a 409 naming the state, as the state machine's own refusals are;
+// other errors pass as they are.
+func (s *Server) refused(ctx context.Context, id uuid.UUID, err error) error {
+	if !errors.Is(err, taskertype.ErrInvalid) {
+		return err
+	}
+	info, rerr := s.eng.Task(ctx, id)
+	if rerr != nil || !info.Task.State.Terminal() {
+		return err
+	}
+	return &conflict{err}
 }

@@ -19,10 +19,10 @@ import (
 const (
 	defaultPerPage = 25
 	maxPerPage     = 100
-	// maxListWindow bounds the tasks a list reads to filter and page: the
-	// store lists by state and newest first, without an offset or a count
-	// (docs/api.md).
-	maxListWindow = 10000
+	// maxOffset bounds how deep a page may start: an offset is walked on
+	// the index, so a page a million tasks deep costs a million index
+	// entries (docs/api.md).
+	maxOffset = 1_000_000
 )
 
 func parseUUID(field, s string) (uuid.UUID, error) {
@@ -68,11 +68,13 @@ func (s *Server) CreateTask(ctx context.Context, req gen.CreateTaskRequestObject
 	if err != nil {
 		return nil, err
 	}
-	info, err := s.eng.Task(ctx, t.ID)
+	// The task as created (CreateTask answers it), with its steps: one
+	// read, not two.
+	steps, err := s.eng.Steps(ctx, t.ID)
 	if err != nil {
 		return nil, err
 	}
-	return gen.CreateTask201JSONResponse(taskResponse(info.Task, info.Steps)), nil
+	return gen.CreateTask201JSONResponse(taskResponse(t, steps)), nil
 }
 
 func jsonKind(v any) string {
@@ -135,9 +137,6 @@ func (s *Server) ListTasks(ctx context.Context, req gen.ListTasksRequestObject) 
 		}
 		perPage = *p.PerPage
 	}
-	if int64(page)*int64(perPage) > maxListWindow {
-		return nil, badf("page %d of %d tasks reaches beyond the newest %d tasks this server pages through: narrow the list with status or namespace", page, perPage, maxListWindow)
-	}
 	var states []tasker.TaskState
 	if p.Status != nil && *p.Status != "" {
 		st := taskertype.TaskState(*p.Status)
@@ -147,26 +146,29 @@ func (s *Server) ListTasks(ctx context.Context, req gen.ListTasksRequestObject) 
 		states = append(states, st)
 	}
 	if p.Initiator != nil || p.SourceSystem != nil {
-		return nil, badf("the initiator and source_system filters are not supported: this server does not record them yet (docs/api.md)")
+		return nil, badf("the initiator and source_system filters are not supported: this server does not index them (docs/api.md)")
 	}
-	all, err := s.eng.Tasks(ctx, maxListWindow, states...)
+	offset := int64(page-1) * int64(perPage)
+	if offset > maxOffset {
+		return nil, badf("page %d of %d tasks starts beyond the first %d tasks this server pages through: narrow the list with status or namespace", page, perPage, maxOffset)
+	}
+	pp := tasker.TaskPageParams{States: states, Limit: int(perPage), Offset: int(offset)}
+	if p.Namespace != nil {
+		pp.Namespace = *p.Namespace
+	}
+	tasks, total, err := s.eng.TaskPage(ctx, pp)
 	if err != nil {
 		return nil, err
 	}
-	if p.Namespace != nil && *p.Namespace != "" {
-		all = slices.DeleteFunc(all, func(t *tasker.Task) bool { return t.Namespace != *p.Namespace })
-	}
-	total := int64(len(all))
-	from := min(int64(page-1)*int64(perPage), total)
-	to := min(from+int64(perPage), total)
 	out := gen.TaskListResponse{Tasks: []gen.TaskResponse{}}
-	for _, t := range all[from:to] {
+	for _, t := range tasks {
 		info, err := s.eng.Task(ctx, t.ID)
 		if err != nil {
 			return nil, err
 		}
 		out.Tasks = append(out.Tasks, taskResponse(info.Task, info.Steps))
 	}
+	to := offset + int64(len(tasks))
 	pages := int32((total + int64(perPage) - 1) / int64(perPage))
 	out.Pagination = gen.PaginationInfo{Page: page, PerPage: perPage, TotalCount: total, TotalPages: pages,
 		HasNext: to < total, HasPrevious: page > 1}

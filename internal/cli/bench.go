@@ -97,6 +97,7 @@ task. --json prints the figures as JSON.`,
 	cmd.Flags().StringVar(&burn.CPUProfile, "cpuprofile", "", "with --burn-down: write a CPU profile of the drain to this file")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "with --burn-down: print the figures as JSON")
 	cmd.Flags().DurationVar(&o.Idle, "idle", 10*time.Second, "with --database-url: how long to count the idle engine's round trips after each shape")
+	cmd.AddCommand(newBenchAPICmd(g))
 	return cmd
 }
 
@@ -147,3 +148,72 @@ func runBurnDown(cmd *cobra.Command, g *globals, o bench.BurnDownOptions, shapes
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
+
+func newBenchAPICmd(g *globals) *cobra.Command {
+	var o bench.APIOptions
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "api",
+		Short: "Measure the REST API: POST /v1/tasks and GET /v1/tasks/{uuid} against the in-process CreateTask",
+		Long: `Serve the API of an engine on a fresh database (embedded, or PostgreSQL with
+--database-url, in a temporary schema) on a loopback port, and measure with 1
+and 32 concurrent clients (--clients): the in-process Engine.CreateTask (the
+floor), POST /v1/tasks and GET /v1/tasks/{uuid}, taking turns for --rounds
+rounds of --duration in all per mode. Reports p50, p95 and calls per second,
+and the ratio of the HTTP create's p50 to the in-process one's. The created
+single-step tasks run (a noop step) in the same process, as in a server.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.Duration <= 0 || o.Rounds < 1 {
+				return usageError{fmt.Errorf("--duration must be positive and --rounds at least 1")}
+			}
+			for _, n := range o.Clients {
+				if n < 1 || n > 1024 {
+					return usageError{fmt.Errorf("--clients %d: give 1 to 1024", n)}
+				}
+			}
+			dir, err := os.MkdirTemp(o.Dir, "tasker-bench-api-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			o.Dir = dir
+			o.Logger = g.logger()
+			rs, err := bench.RunAPI(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return g.printJSON(rs)
+			}
+			backend := "sqlite"
+			if o.DatabaseURL != "" {
+				backend = "postgres"
+			}
+			tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintln(tw, "BACKEND\tCLIENTS\tMODE\tCALLS\tCALLS/S\tP50\tP95\tP50 / IN-PROCESS\t")
+			floor := map[int]time.Duration{}
+			for _, r := range rs {
+				if r.Mode == bench.ModeInProcess {
+					floor[r.Clients] = r.P50
+				}
+			}
+			for _, r := range rs {
+				ratio := "-"
+				if r.Mode == bench.ModeHTTPCreate && floor[r.Clients] > 0 {
+					ratio = fmt.Sprintf("%.2fx", float64(r.P50)/float64(floor[r.Clients]))
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%.0f\t%s\t%s\t%s\t\n", backend, r.Clients, r.Mode, r.Ops, r.PerSec,
+					r.P50.Round(time.Microsecond), r.P95.Round(time.Microsecond), ratio)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().IntSliceVar(&o.Clients, "clients", []int{1, 32}, "concurrent clients to measure with")
+	cmd.Flags().DurationVar(&o.Duration, "duration", 3*time.Second, "time per mode and concurrency, over all rounds")
+	cmd.Flags().IntVar(&o.Rounds, "rounds", 3, "times the modes take turns")
+	cmd.Flags().StringVar(&o.Dir, "dir", "", "directory for the temporary database (default: the system's)")
+	cmd.Flags().StringVar(&o.DatabaseURL, "database-url", "", "run on this PostgreSQL database, in a temporary schema")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the figures as JSON")
+	return cmd
+}

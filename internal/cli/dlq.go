@@ -11,6 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tasker-go/tasker"
+	"github.com/tasker-go/tasker/client"
+	"github.com/tasker-go/tasker/client/oapi"
 	"github.com/tasker-go/tasker/taskertype"
 )
 
@@ -21,7 +23,7 @@ stuck, tasks that ran out of retries, tasks sent there by an operator. It
 never requeues anything: fix a task with 'tasker task reset|resolve-step|...'
 and record what was done with 'tasker dlq update'. Messages the orchestration
 queues set aside are another thing: 'tasker dead-letters'.`}
-	cmd.AddCommand(newDLQListCmd(g), newDLQShowCmd(g), newDLQUpdateCmd(g), newDLQStatsCmd(g))
+	cmd.AddCommand(newDLQListCmd(g), newDLQShowCmd(g), newDLQUpdateCmd(g), newDLQStatsCmd(g), newDLQQueueCmd(g), newDLQStalenessCmd(g))
 	return cmd
 }
 
@@ -33,11 +35,15 @@ func (g *globals) openForDLQ(cmd *cobra.Command, db, url string) (*tasker.Engine
 func newDLQListCmd(g *globals) *cobra.Command {
 	var db, url, status, reason, task string
 	var limit, offset int
+	var r remote
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List DLQ entries, newest first",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if r.on() {
+				return g.remoteDLQList(cmd, &r, status, reason, task, limit, offset)
+			}
 			p := tasker.DLQListParams{Status: taskertype.DLQResolutionStatus(status), Reason: taskertype.DLQReason(reason),
 				Limit: limit, Offset: offset}
 			if p.Status != "" && !p.Status.Valid() {
@@ -80,11 +86,13 @@ func newDLQListCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&task, "task", "", "only the entries of this task")
 	cmd.Flags().IntVarP(&limit, "limit", "n", 50, "how many entries to list (1..1000)")
 	cmd.Flags().IntVar(&offset, "offset", 0, "skip this many entries first")
+	remoteFlags(cmd, &r)
 	return cmd
 }
 
 func newDLQShowCmd(g *globals) *cobra.Command {
 	var db, url, task string
+	var r remote
 	cmd := &cobra.Command{
 		Use:   "show [ENTRY-ID]",
 		Short: "Show a DLQ entry with its task snapshot as JSON (--task: the latest entry of a task)",
@@ -99,6 +107,22 @@ func newDLQShowCmd(g *globals) *cobra.Command {
 			id, err := uuid.Parse(raw)
 			if err != nil {
 				return usageError{fmt.Errorf("%s %q is not a UUID", what, raw)}
+			}
+			if r.on() {
+				if task == "" {
+					return usageError{fmt.Errorf("with --server give --task TASK-ID: the API answers a task's entry, not one by entry ID")}
+				}
+				c, err := r.client(cmd)
+				if err != nil {
+					return err
+				}
+				ctx, cancel := requestCtx(cmd)
+				defer cancel()
+				e, err := c.TaskDLQ(ctx, id.String())
+				if err != nil {
+					return err
+				}
+				return g.printJSON(e)
 			}
 			eng, err := g.openForDLQ(cmd, db, url)
 			if err != nil {
@@ -119,6 +143,7 @@ func newDLQShowCmd(g *globals) *cobra.Command {
 	}
 	backendFlagsDL(cmd, &db, &url)
 	cmd.Flags().StringVar(&task, "task", "", "show the latest entry of this task")
+	remoteFlags(cmd, &r)
 	return cmd
 }
 
@@ -167,6 +192,7 @@ func writeEntry(g *globals, e *tasker.DLQEntry) error {
 
 func newDLQUpdateCmd(g *globals) *cobra.Command {
 	var db, url, status, notes, by string
+	var r remote
 	cmd := &cobra.Command{
 		Use:   "update ENTRY-ID",
 		Short: "Record what was done about an investigation: --status, --notes, --resolved-by (the task is not changed)",
@@ -193,6 +219,24 @@ func newDLQUpdateCmd(g *globals) *cobra.Command {
 			if p.Status == nil && p.Notes == nil && p.ResolvedBy == nil {
 				return usageError{fmt.Errorf("nothing to change: give --status, --notes or --resolved-by")}
 			}
+			if r.on() {
+				c, err := r.client(cmd)
+				if err != nil {
+					return err
+				}
+				u := client.DLQUpdate{ResolutionNotes: p.Notes, ResolvedBy: p.ResolvedBy}
+				if p.Status != nil {
+					st := oapi.DlqResolutionStatus(pascal(string(*p.Status)))
+					u.ResolutionStatus = &st
+				}
+				ctx, cancel := requestCtx(cmd)
+				defer cancel()
+				res, err := c.UpdateDLQEntry(ctx, id.String(), u)
+				if err != nil {
+					return err
+				}
+				return g.printJSON(res)
+			}
 			eng, err := g.openForDLQ(cmd, db, url)
 			if err != nil {
 				return err
@@ -209,16 +253,36 @@ func newDLQUpdateCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&status, "status", "", "manually_resolved, permanently_failed or cancelled (only a pending entry moves)")
 	cmd.Flags().StringVar(&notes, "notes", "", "investigation notes")
 	cmd.Flags().StringVar(&by, "resolved-by", "", "who acted, e.g. an e-mail address")
+	remoteFlags(cmd, &r)
 	return cmd
 }
 
 func newDLQStatsCmd(g *globals) *cobra.Command {
 	var db, url string
+	var r remote
 	cmd := &cobra.Command{
 		Use:   "stats",
 		Short: "Count the DLQ entries by reason and status",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if r.on() {
+				c, err := r.client(cmd)
+				if err != nil {
+					return err
+				}
+				ctx, cancel := requestCtx(cmd)
+				defer cancel()
+				stats, err := c.DLQStats(ctx)
+				if err != nil {
+					return err
+				}
+				tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "REASON\tTOTAL\tPENDING\tMANUALLY RESOLVED\tPERMANENTLY FAILED\tCANCELLED")
+				for _, s := range stats {
+					fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\n", s.DlqReason, s.TotalEntries, s.Pending, s.ManuallyResolved, s.PermanentFailures, s.Cancelled)
+				}
+				return tw.Flush()
+			}
 			eng, err := g.openForDLQ(cmd, db, url)
 			if err != nil {
 				return err
@@ -239,5 +303,6 @@ func newDLQStatsCmd(g *globals) *cobra.Command {
 		},
 	}
 	backendFlagsDL(cmd, &db, &url)
+	remoteFlags(cmd, &r)
 	return cmd
 }

@@ -79,6 +79,7 @@ func (g *globals) startHTTP(ctx context.Context, eng *tasker.Engine) (*web, erro
 		return nil, fmt.Errorf("--http %s: %w: pick a free address, or --http '' for no API", h.addr, err)
 	}
 	w.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	w.srv.RegisterOnShutdown(s.CloseStreams)
 	go func() {
 		if err := w.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			w.failed <- fmt.Errorf("http server on %s: %w", ln.Addr(), err)

@@ -24,6 +24,8 @@ const (
 	ExitOK       = 0 // the command did what was asked; a task completed
 	ExitFailed   = 1 // a task ended in a state other than complete, or the engine failed
 	ExitBadInput = 2 // the input was wrong: arguments, files, JSON, templates
+	// ExitConn (3, remote.go): the server could not be reached, or refused
+	// the credentials.
 )
 
 // usageError is a mistake in the command line itself.
@@ -54,6 +56,12 @@ func errorLine(err error) string {
 }
 
 func exitCode(err error) int {
+	if conn, _ := connProblem(err); conn {
+		return ExitConn
+	}
+	if code := apiExitCode(err); code != 0 {
+		return code
+	}
 	var ue usageError
 	switch {
 	case errors.As(err, &ue), errors.Is(err, taskertype.ErrInvalid), errors.Is(err, taskertype.ErrNotFound),
@@ -67,6 +75,9 @@ func exitCode(err error) int {
 }
 
 func hintFor(err error) string {
+	if conn, hint := connProblem(err); conn {
+		return hint
+	}
 	switch {
 	case strings.HasPrefix(err.Error(), "unknown command"):
 		return "run 'tasker --help' for the commands"

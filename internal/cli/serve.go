@@ -271,10 +271,15 @@ func newCreateCmd(g *globals) *cobra.Command {
 	var wait bool
 	var maxContext int
 	var req requestFlags
+	var r remote
 	cmd := &cobra.Command{
-		Use:   "create TEMPLATE_FILE",
-		Short: "Create a task in a database for the serving processes to run",
-		Args:  exactArgs(1),
+		Use:   "create TEMPLATE_FILE | --server URL NAMESPACE/NAME[@VERSION]",
+		Short: "Create a task in a database for the serving processes to run, or through a server's API (--server)",
+		Long: `Create a task. Without --server, in the database (--db or --database-url) from
+the template file given, for the serving processes to run. With --server (or
+TASKER_SERVER), through that server's REST API from a template it has
+registered: give NAMESPACE/NAME[@VERSION], or a template file to take them from.`,
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
@@ -282,6 +287,9 @@ func newCreateCmd(g *globals) *cobra.Command {
 			raw, err := parseContext(taskCtx)
 			if err != nil {
 				return err
+			}
+			if r.on() {
+				return g.remoteCreate(cmd, &r, args[0], environment, raw, &req, wait, output)
 			}
 			tpl, err := g.loadTemplateFile(args[0], environment)
 			if err != nil {
@@ -315,6 +323,7 @@ func newCreateCmd(g *globals) *cobra.Command {
 		},
 	}
 	backendFlags(cmd, &b)
+	remoteFlags(cmd, &r)
 	cmd.Flags().StringVarP(&taskCtx, "context", "c", "{}", "the task's context, a JSON object")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the task to finish and print its summary")
 	req.register(cmd)

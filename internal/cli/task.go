@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"text/tabwriter"
 
@@ -11,14 +12,22 @@ import (
 )
 
 func newTaskCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "task", Short: "Inspect the tasks of a database"}
+	cmd := &cobra.Command{Use: "task", Short: "Create, inspect and repair tasks: in a database, or through a server's API (--server)",
+		Long: `Create, inspect and repair tasks. show, list and create open the database
+(--db, --database-url) unless --server (or TASKER_SERVER) names a 'tasker
+serve' to go through; the other commands go through a server's REST API.
+Exit codes: 0 ok, 1 failed (a task not complete, a server error), 2 bad input
+(arguments, an unknown task, a refused action), 3 the server could not be
+reached or refused the credentials (--token, TASKER_TOKEN).`}
 	var db database
 	var output string
 	var transitions bool
+	var showRemote remote
 	show := &cobra.Command{
-		Use:   "show TASK_ID",
-		Short: "Show a task, its steps and optionally its transition log",
-		Args:  exactArgs(1),
+		Use:     "show TASK_ID",
+		Aliases: []string{"get"},
+		Short:   "Show a task, its steps and optionally its transition log (alias: get)",
+		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
@@ -26,6 +35,23 @@ func newTaskCmd(g *globals) *cobra.Command {
 			ids, err := parseTaskIDs(args)
 			if err != nil {
 				return err
+			}
+			if showRemote.on() {
+				if transitions {
+					return usageError{errors.New("--transitions reads the database: the API has no transition log (use 'tasker task watch' or 'tasker task audit')")}
+				}
+				c, err := showRemote.client(cmd)
+				if err != nil {
+					return err
+				}
+				ctx, cancel := requestCtx(cmd)
+				defer cancel()
+				t, err := c.GetTask(ctx, ids[0].String())
+				if err != nil {
+					return err
+				}
+				g.taskExit(t.Status)
+				return g.printTask(t, output)
 			}
 			return g.withEngine(cmd.Context(), db, func(eng *tasker.Engine) error {
 				if err := g.summarize(cmd.Context(), eng, ids, output); err != nil {
@@ -64,16 +90,25 @@ func newTaskCmd(g *globals) *cobra.Command {
 		},
 	}
 	databaseFlags(show, &db)
+	remoteFlags(show, &showRemote)
 	outputFlag(show, &output)
 	show.Flags().BoolVar(&transitions, "transitions", false, "also print the transition log")
 
 	var listDB database
 	var limit int
+	var lr remote
+	var lo listOpts
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List the newest tasks",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if lr.on() {
+				return g.remoteList(cmd, &lr, lo, limit)
+			}
+			if lo.page != 0 || lo.namespace != "" || lo.status != "" || lo.output != "text" {
+				return usageError{errors.New("--page, --namespace, --status and --output go with --server: without it the newest tasks of the database are listed")}
+			}
 			return g.withEngine(cmd.Context(), listDB, func(eng *tasker.Engine) error {
 				ts, err := eng.Tasks(cmd.Context(), limit)
 				if err != nil {
@@ -89,8 +124,14 @@ func newTaskCmd(g *globals) *cobra.Command {
 		},
 	}
 	databaseFlags(list, &listDB)
-	list.Flags().IntVarP(&limit, "limit", "n", 20, "how many tasks to list")
+	list.Flags().IntVarP(&limit, "limit", "n", 20, "how many tasks to list (with --server: per page, at most 100)")
+	remoteFlags(list, &lr)
+	list.Flags().IntVar(&lo.page, "page", 0, "with --server: the page, from 1")
+	list.Flags().StringVar(&lo.namespace, "namespace", "", "with --server: only this namespace's tasks")
+	list.Flags().StringVar(&lo.status, "status", "", "with --server: only tasks in this state")
+	list.Flags().StringVarP(&lo.output, "output", "o", "text", "with --server: text or json")
 	cmd.AddCommand(show, list, newCreateCmd(g))
+	cmd.AddCommand(remoteTaskCmds(g)...)
 	return cmd
 }
 

@@ -13,7 +13,7 @@ import (
 
 func newTemplateCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "template", Short: "Work with task templates"}
-	cmd.AddCommand(newTemplateValidateCmd(g), newTemplateShowCmd(g))
+	cmd.AddCommand(newTemplateValidateCmd(g), newTemplateShowCmd(g), newTemplateListCmd(g), newTemplateGetCmd(g))
 	return cmd
 }
 

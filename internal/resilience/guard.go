@@ -56,6 +56,10 @@ func (g *guardedStore) TaskList(ctx context.Context, p *store.TaskListParams) ([
 	return call(ctx, g.b, func() ([]*taskertype.Task, error) { return g.s.TaskList(ctx, p) })
 }
 
+func (g *guardedStore) TaskCount(ctx context.Context, p *store.TaskListParams) (int64, error) {
+	return call(ctx, g.b, func() (int64, error) { return g.s.TaskCount(ctx, p) })
+}
+
 func (g *guardedStore) StepList(ctx context.Context, taskID uuid.UUID) ([]*taskertype.Step, error) {
 	return call(ctx, g.b, func() ([]*taskertype.Step, error) { return g.s.StepList(ctx, taskID) })
 }

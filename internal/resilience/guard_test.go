@@ -69,6 +69,11 @@ func (s *downStore) TaskList(context.Context, *store.TaskListParams) ([]*taskert
 	return nil, s.err
 }
 
+func (s *downStore) TaskCount(context.Context, *store.TaskListParams) (int64, error) {
+	s.calls++
+	return 0, s.err
+}
+
 func (s *downStore) StepList(context.Context, uuid.UUID) ([]*taskertype.Step, error) {
 	s.calls++
 	return nil, s.err
@@ -111,12 +116,13 @@ func (s *downStore) Close() error { s.calls++; return nil }
 
 func TestGuardStoreOpensAndRefusesEveryMethod(t *testing.T) {
 	ctx := t.Context()
-	b, clock := newBreaker(t, BreakerConfig{FailureThreshold: 8, OpenFor: time.Second})
+	b, clock := newBreaker(t, BreakerConfig{FailureThreshold: 9, OpenFor: time.Second})
 	down := &downStore{err: errDown}
 	s := GuardStore(down, b)
 	calls := []func() error{
 		func() error { _, err := s.TaskGet(ctx, uuid.New()); return err },
 		func() error { _, err := s.TaskList(ctx, &store.TaskListParams{}); return err },
+		func() error { _, err := s.TaskCount(ctx, &store.TaskListParams{}); return err },
 		func() error { _, err := s.StepList(ctx, uuid.New()); return err },
 		func() error { _, err := s.TransitionList(ctx, &store.TransitionListParams{}); return err },
 		func() error { return s.InTx(ctx, func(store.Tx) error { return nil }) },
@@ -129,7 +135,7 @@ func TestGuardStoreOpensAndRefusesEveryMethod(t *testing.T) {
 			t.Fatalf("call %d: %v, want the backend's error", i, err)
 		}
 	}
-	if b.State() != StateOpen || down.calls != 8 {
+	if b.State() != StateOpen || down.calls != 9 {
 		t.Fatalf("state %s after %d calls", b.State(), down.calls)
 	}
 	for i, c := range calls {
@@ -137,10 +143,10 @@ func TestGuardStoreOpensAndRefusesEveryMethod(t *testing.T) {
 			t.Fatalf("open, call %d: %v, want ErrOpen", i, err)
 		}
 	}
-	if down.calls != 8 {
-		t.Fatalf("an open breaker let %d calls through", down.calls-8)
+	if down.calls != 9 {
+		t.Fatalf("an open breaker let %d calls through", down.calls-9)
 	}
-	if err := s.Close(); err != nil || down.calls != 9 {
+	if err := s.Close(); err != nil || down.calls != 10 {
 		t.Fatal("Close is not guarded: it must reach the store while the breaker is open")
 	}
 	// The trial goes through and closes it.

@@ -17,6 +17,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync/atomic"
 
 	"github.com/google/uuid"
@@ -214,9 +215,20 @@ func (s *Store) TaskList(ctx context.Context, p *store.TaskListParams) ([]*taske
 	case limit < 0:
 		return nil, invalid(op, "negative limit %d", p.Limit)
 	}
+	if p.Offset < 0 {
+		return nil, invalid(op, "negative offset %d", p.Offset)
+	}
 	var rows pgx.Rows
 	var err error
 	switch {
+	case p.IdentityHash == "" && (p.Offset > 0 || p.Namespace != ""):
+		where, args, werr := taskWhere(op, p)
+		if werr != nil {
+			return nil, werr
+		}
+		n := len(args)
+		rows, err = s.db.Pool.Query(ctx, `SELECT `+taskCols+`, context, `+requestCols+` FROM tasks`+where+
+			fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT $%d OFFSET $%d`, n+1, n+2), append(args, limit, p.Offset)...)
 	case p.IdentityHash != "":
 		rows, err = s.db.Pool.Query(ctx, `SELECT `+taskCols+`, context, `+requestCols+` FROM tasks WHERE identity_hash = $1`, p.IdentityHash)
 	case len(p.States) == 0:
@@ -255,6 +267,57 @@ func (s *Store) TaskList(ctx context.Context, p *store.TaskListParams) ([]*taske
 		return nil, fmt.Errorf("store: %s: %w", op, err)
 	}
 	return tasks, nil
+}
+
+// taskWhere is the WHERE clause of a page of tasks (or "") and its
+// arguments, $1 on.
+func taskWhere(op string, p *store.TaskListParams) (string, []any, error) {
+	var conds []string
+	var args []any
+	if len(p.States) > 0 {
+		states := make([]string, 0, len(p.States))
+		unfinished := true
+		for _, st := range p.States {
+			if !st.Valid() {
+				return "", nil, invalid(op, "unknown task state %q", st)
+			}
+			states = append(states, string(st))
+			unfinished = unfinished && !st.Terminal()
+		}
+		args = append(args, states)
+		conds = append(conds, fmt.Sprintf("state = ANY($%d)", len(args)))
+		if unfinished {
+			conds = append(conds, "finished_at IS NULL")
+		}
+	}
+	if p.Namespace != "" {
+		args = append(args, p.Namespace)
+		conds = append(conds, fmt.Sprintf("namespace = $%d", len(args)))
+	}
+	if len(conds) == 0 {
+		return "", nil, nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args, nil
+}
+
+// TaskCount implements store.Store.
+func (s *Store) TaskCount(ctx context.Context, p *store.TaskListParams) (int64, error) {
+	const op = "task count"
+	if err := s.check(op); err != nil {
+		return 0, err
+	}
+	if p == nil {
+		p = &store.TaskListParams{}
+	}
+	where, args, err := taskWhere(op, p)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	if err := s.db.Pool.QueryRow(ctx, `SELECT count(*) FROM tasks`+where, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: %s: %w", op, err)
+	}
+	return n, nil
 }
 
 // The steps of a task in template order, DependsOn filled: one query, the

@@ -245,6 +245,17 @@ func (s *Store) TaskList(ctx context.Context, p *store.TaskListParams) ([]*taske
 	if p.IdentityHash != "" {
 		return s.taskList(ctx, s.taskByIdentity, p.IdentityHash)
 	}
+	if p.Offset < 0 {
+		return nil, invalid("task list", "negative offset %d", p.Offset)
+	}
+	if p.Offset > 0 || p.Namespace != "" {
+		where, args, err := taskWhere(p)
+		if err != nil {
+			return nil, err
+		}
+		return s.taskListQuery(ctx, `SELECT `+taskColumns+` FROM tasks`+where+` ORDER BY id DESC LIMIT ? OFFSET ?`,
+			append(args, limit, p.Offset)...)
+	}
 	if len(p.States) == 0 {
 		return s.taskList(ctx, s.taskListAll, limit)
 	}
@@ -270,11 +281,72 @@ func (s *Store) TaskList(ctx context.Context, p *store.TaskListParams) ([]*taske
 	return s.taskList(ctx, st, string(list), limit)
 }
 
+// taskWhere is the WHERE clause of a page of tasks (or "") and its
+// arguments.
+func taskWhere(p *store.TaskListParams) (string, []any, error) {
+	var conds []string
+	var args []any
+	if len(p.States) > 0 {
+		states := make([]string, 0, len(p.States))
+		for _, st := range p.States {
+			if !st.Valid() {
+				return "", nil, invalid("task list", "unknown task state %q", st)
+			}
+			states = append(states, string(st))
+		}
+		list, err := json.Marshal(states)
+		if err != nil {
+			return "", nil, fmt.Errorf("store: task list: %w", err)
+		}
+		conds = append(conds, `state IN (SELECT value FROM json_each(?))`)
+		args = append(args, string(list))
+	}
+	if p.Namespace != "" {
+		conds = append(conds, `namespace = ?`)
+		args = append(args, p.Namespace)
+	}
+	if len(conds) == 0 {
+		return "", nil, nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args, nil
+}
+
+// TaskCount implements store.Store: a count over the readers.
+func (s *Store) TaskCount(ctx context.Context, p *store.TaskListParams) (int64, error) {
+	if err := s.check("task count"); err != nil {
+		return 0, err
+	}
+	if p == nil {
+		p = &store.TaskListParams{}
+	}
+	where, args, err := taskWhere(p)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	if err := s.db.R.QueryRowContext(ctx, `SELECT count(*) FROM tasks`+where, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: task count: %w", err)
+	}
+	return n, nil
+}
+
+func (s *Store) taskListQuery(ctx context.Context, query string, args ...any) ([]*taskertype.Task, error) {
+	rows, err := s.db.R.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: task list: %w", err)
+	}
+	return scanTasks(rows)
+}
+
 func (s *Store) taskList(ctx context.Context, st *sql.Stmt, args ...any) ([]*taskertype.Task, error) {
 	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: task list: %w", err)
 	}
+	return scanTasks(rows)
+}
+
+func scanTasks(rows *sql.Rows) ([]*taskertype.Task, error) {
 	defer rows.Close()
 	var tasks []*taskertype.Task
 	for rows.Next() {

@@ -78,6 +78,7 @@ var cases = []struct {
 	{"transitions are listed in the order they were applied", testTransitionOrder},
 	{"step inputs carry the context and the dependency results by name", testStepInputs},
 	{"task list filters by state and lists the newest first", testTaskList},
+	{"task list pages by offset and namespace; task count counts the same filter", testTaskPages},
 	{"concurrent transactions on one task serialize", testConcurrentCAS},
 	{"a panic in fn rolls back and re-panics", testPanic},
 	{"a claim and an acknowledgement in a transaction hold only if it commits", testTxClaimAck},

@@ -222,6 +222,60 @@ func (e DlqResolutionStatus) Valid() bool {
 	}
 }
 
+// Defines values for ExecutionStatus.
+const (
+	AllComplete            ExecutionStatus = "all_complete"
+	BlockedByFailures      ExecutionStatus = "blocked_by_failures"
+	HasReadySteps          ExecutionStatus = "has_ready_steps"
+	Processing             ExecutionStatus = "processing"
+	WaitingForDependencies ExecutionStatus = "waiting_for_dependencies"
+)
+
+// Valid indicates whether the value is a known member of the ExecutionStatus enum.
+func (e ExecutionStatus) Valid() bool {
+	switch e {
+	case AllComplete:
+		return true
+	case BlockedByFailures:
+		return true
+	case HasReadySteps:
+		return true
+	case Processing:
+		return true
+	case WaitingForDependencies:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RecommendedAction.
+const (
+	ExecuteReadySteps   RecommendedAction = "execute_ready_steps"
+	FinalizeTask        RecommendedAction = "finalize_task"
+	HandleFailures      RecommendedAction = "handle_failures"
+	WaitForCompletion   RecommendedAction = "wait_for_completion"
+	WaitForDependencies RecommendedAction = "wait_for_dependencies"
+)
+
+// Valid indicates whether the value is a known member of the RecommendedAction enum.
+func (e RecommendedAction) Valid() bool {
+	switch e {
+	case ExecuteReadySteps:
+		return true
+	case FinalizeTask:
+		return true
+	case HandleFailures:
+		return true
+	case WaitForCompletion:
+		return true
+	case WaitForDependencies:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for StalenessHealthStatus.
 const (
 	Healthy StalenessHealthStatus = "healthy"
@@ -564,6 +618,10 @@ type DlqStats struct {
 	TotalEntries      int64      `json:"total_entries"`
 }
 
+// ExecutionStatus Execution status returned by the SQL get_task_execution_context function
+// Matches the execution_status values from the SQL function
+type ExecutionStatus string
+
 // HealthCheck Individual health check result
 type HealthCheck struct {
 	DurationMs int64   `json:"duration_ms"`
@@ -729,6 +787,10 @@ type ReadinessResponse struct {
 	Status    string     `json:"status"`
 	Timestamp string     `json:"timestamp"`
 }
+
+// RecommendedAction Recommended action returned by the SQL get_task_execution_context function
+// Matches the recommended_action values from the SQL function
+type RecommendedAction string
 
 // ResourceUtilization Resource utilization metrics
 type ResourceUtilization struct {
@@ -1151,6 +1213,32 @@ type SystemHealthCounts struct {
 	WaitingForRetryTasks                 int64 `json:"waiting_for_retry_tasks"`
 }
 
+// TaskExecutionContext Represents computed task execution context and statistics.
+//
+// **UNIFIED VERSION**: Uses proper ExecutionStatus and RecommendedAction enums
+// instead of raw strings for type safety.
+//
+// **IMPORTANT**: This is NOT a database table - it's the result of calling
+// `get_task_execution_context()` or `get_task_execution_contexts_batch()` SQL functions.
+type TaskExecutionContext struct {
+	CompletedSteps       int64  `json:"completed_steps"`
+	CompletionPercentage string `json:"completion_percentage"`
+	EnqueuedSteps        int64  `json:"enqueued_steps"`
+
+	// ExecutionStatus Proper typed execution status (was raw string)
+	ExecutionStatus   ExecutionStatus    `json:"execution_status"`
+	FailedSteps       int64              `json:"failed_steps"`
+	HealthStatus      string             `json:"health_status"`
+	InProgressSteps   int64              `json:"in_progress_steps"`
+	NamedTaskUuid     openapi_types.UUID `json:"named_task_uuid"`
+	PendingSteps      int64              `json:"pending_steps"`
+	ReadySteps        int64              `json:"ready_steps"`
+	RecommendedAction *RecommendedAction `json:"recommended_action,omitempty"`
+	Status            string             `json:"status"`
+	TaskUuid          openapi_types.UUID `json:"task_uuid"`
+	TotalSteps        int64              `json:"total_steps"`
+}
+
 // TaskListResponse Task list response with pagination
 type TaskListResponse struct {
 	// Pagination Pagination metadata
@@ -1249,6 +1337,28 @@ type TaskResponse struct {
 	Version              string                `json:"version"`
 }
 
+// TaskTransitionEvent Tasker addition: one committed state change of a task (step_uuid null) or of one of its steps, as sent by GET /v1/tasks/{uuid}/events
+type TaskTransitionEvent struct {
+	At      time.Time `json:"at"`
+	Attempt *int32    `json:"attempt,omitempty"`
+
+	// Error The failure's message, on a transition that records a failed attempt
+	Error *string `json:"error,omitempty"`
+
+	// Event The state machine's event
+	Event string `json:"event"`
+
+	// FromState The state left ("" for the first)
+	FromState string `json:"from_state"`
+
+	// Kind task.transition or step.transition
+	Kind     string              `json:"kind"`
+	StepName *string             `json:"step_name,omitempty"`
+	StepUuid *openapi_types.UUID `json:"step_uuid,omitempty"`
+	TaskUuid openapi_types.UUID  `json:"task_uuid"`
+	ToState  string              `json:"to_state"`
+}
+
 // TemplateDetail Detailed information about a single template
 //
 // Returned when fetching a specific template by namespace/name/version.
@@ -1286,6 +1396,22 @@ type TemplateListResponse struct {
 	TotalCount int `json:"total_count"`
 }
 
+// TemplateProblem Tasker addition: one problem, or warning, found in a posted template
+type TemplateProblem struct {
+	// Field e.g. depends_on, retry.max_attempts
+	Field *string `json:"field,omitempty"`
+
+	// Hint What to do
+	Hint *string `json:"hint,omitempty"`
+
+	// Line 1-based line in the posted document
+	Line    *int32 `json:"line,omitempty"`
+	Message string `json:"message"`
+
+	// Step The step's name; null for the template itself
+	Step *string `json:"step,omitempty"`
+}
+
 // TemplateSummary Summary information about a template
 //
 // Used in list responses to provide an overview of available templates.
@@ -1304,6 +1430,22 @@ type TemplateSummary struct {
 
 	// Version Template version
 	Version string `json:"version"`
+}
+
+// TemplateValidationResponse Tasker addition: the result of POST /v1/templates
+type TemplateValidationResponse struct {
+	// Dialect tasker or tasker-core
+	Dialect   *string           `json:"dialect,omitempty"`
+	Errors    []TemplateProblem `json:"errors"`
+	Name      *string           `json:"name,omitempty"`
+	Namespace *string           `json:"namespace,omitempty"`
+
+	// Registered Whether this request registered the template
+	Registered bool              `json:"registered"`
+	StepCount  *int32            `json:"step_count,omitempty"`
+	Valid      bool              `json:"valid"`
+	Version    *string           `json:"version,omitempty"`
+	Warnings   []TemplateProblem `json:"warnings"`
 }
 
 // UpdateInvestigationRequest Request body for updating DLQ investigation status
@@ -3388,6 +3530,28 @@ func (response UpdateDlqInvestigation200JSONResponse) VisitUpdateDlqInvestigatio
 	return err
 }
 
+type UpdateDlqInvestigation400JSONResponse ApiError
+
+func (t UpdateDlqInvestigation400JSONResponse) MarshalJSON() ([]byte, error) {
+	return ApiError(t).MarshalJSON()
+}
+
+func (t *UpdateDlqInvestigation400JSONResponse) UnmarshalJSON(b []byte) error {
+	return (*ApiError)(t).UnmarshalJSON(b)
+}
+
+func (response UpdateDlqInvestigation400JSONResponse) VisitUpdateDlqInvestigationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateDlqInvestigation401JSONResponse ApiError
 
 func (t UpdateDlqInvestigation401JSONResponse) MarshalJSON() ([]byte, error) {
@@ -4047,6 +4211,28 @@ func (response CreateTask403JSONResponse) VisitCreateTaskResponse(w http.Respons
 	return err
 }
 
+type CreateTask409JSONResponse ApiError
+
+func (t CreateTask409JSONResponse) MarshalJSON() ([]byte, error) {
+	return ApiError(t).MarshalJSON()
+}
+
+func (t *CreateTask409JSONResponse) UnmarshalJSON(b []byte) error {
+	return (*ApiError)(t).UnmarshalJSON(b)
+}
+
+func (response CreateTask409JSONResponse) VisitCreateTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateTask503JSONResponse ApiError
 
 func (t CreateTask503JSONResponse) MarshalJSON() ([]byte, error) {
@@ -4662,6 +4848,28 @@ func (response ResolveStepManually404JSONResponse) VisitResolveStepManuallyRespo
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResolveStepManually409JSONResponse ApiError
+
+func (t ResolveStepManually409JSONResponse) MarshalJSON() ([]byte, error) {
+	return ApiError(t).MarshalJSON()
+}
+
+func (t *ResolveStepManually409JSONResponse) UnmarshalJSON(b []byte) error {
+	return (*ApiError)(t).UnmarshalJSON(b)
+}
+
+func (response ResolveStepManually409JSONResponse) VisitResolveStepManuallyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
 }

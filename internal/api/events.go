@@ -1,0 +1,251 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tasker-go/tasker"
+	"github.com/tasker-go/tasker/internal/api/gen"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+// Event stream defaults (Config fields override them).
+const (
+	// DefaultMaxEventStreams bounds the open GET /v1/tasks/{uuid}/events
+	// streams; one more is answered 503.
+	DefaultMaxEventStreams = 1000
+	// DefaultEventBuffer is each stream's bus subscription buffer. A client
+	// that falls this many transitions behind is sent a "dropped" event and
+	// cut off: the bus never waits for it.
+	DefaultEventBuffer = 256
+	// DefaultHeartbeat is how often an idle stream sends a comment line.
+	DefaultHeartbeat = 15 * time.Second
+	// DefaultEventPoll is how often a stream reads the task from the store:
+	// the bus carries only this process's commits, so on PostgreSQL the
+	// transitions other processes commit are seen this way.
+	DefaultEventPoll = time.Second
+	// eventWriteTimeout bounds one write to a stream's client.
+	eventWriteTimeout = 10 * time.Second
+)
+
+// known is what a stream has told its client about one task or step.
+type known struct {
+	state string
+	at    time.Time
+}
+
+// streamTaskEvents serves GET /v1/tasks/{uuid}/events: a snapshot, then
+// every transition of the task as it commits, until it reaches a terminal
+// state. It subscribes to the bus before it reads the snapshot, so nothing
+// committed in between is missed; a transition the poll saw first is not
+// sent twice (its time is before what the client was told, or the same with
+// the same state).
+func (s *Server) streamTaskEvents(w http.ResponseWriter, r *http.Request) {
+	id, err := parseUUID("task uuid", r.PathValue("uuid"))
+	if err != nil {
+		s.responseError(w, r, err)
+		return
+	}
+	select {
+	case s.streams <- struct{}{}:
+		defer func() { <-s.streams }()
+	default:
+		w.Header().Set("Retry-After", "5")
+		writeBackpressure(w, fmt.Sprintf("%d event streams are open, the most this server keeps: retry later", cap(s.streams)), 5)
+		return
+	}
+	sub, err := s.eng.Subscribe(tasker.EventFilter{TaskID: id}, s.eventBuffer)
+	if err != nil {
+		s.responseError(w, r, err)
+		return
+	}
+	defer sub.Close()
+	info, err := s.eng.Task(r.Context(), id)
+	if err != nil {
+		s.responseError(w, r, err)
+		return
+	}
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+
+	st := &stream{w: w, rc: rc, steps: map[uuid.UUID]known{}}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	stop := context.AfterFunc(s.closing, cancel)
+	defer stop()
+
+	if err := st.send("snapshot", taskResponse(info.Task, info.Steps)); err != nil {
+		return
+	}
+	st.learn(info)
+	if info.Task.State.Terminal() {
+		_ = st.send("end", map[string]string{"task_uuid": id.String(), "status": string(info.Task.State)})
+		return
+	}
+	heartbeat := time.NewTicker(s.heartbeat)
+	defer heartbeat.Stop()
+	poll := time.NewTicker(s.eventPoll)
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-sub.C():
+			if err := st.busEvent(e); err != nil {
+				return
+			}
+			if sub.Dropped() > 0 {
+				_ = st.send("dropped", map[string]any{"task_uuid": id.String(),
+					"message": fmt.Sprintf("the client fell more than %d transitions behind: reconnect for a new snapshot", s.eventBuffer)})
+				return
+			}
+		case <-poll.C:
+			// Take what the bus already holds first, so that the poll's
+			// differences are only what the bus did not carry.
+			if err := st.drain(sub); err != nil {
+				return
+			}
+			info, err := s.eng.Task(ctx, id)
+			if err != nil {
+				if !errors.Is(err, context.Canceled) {
+					s.log.WarnContext(ctx, "event stream: read the task", "task", id, "error", err)
+				}
+				return
+			}
+			if err := st.observe(info); err != nil {
+				return
+			}
+		case <-heartbeat.C:
+			if err := st.comment("heartbeat"); err != nil {
+				return
+			}
+			continue
+		}
+		if st.task.state != "" && taskertype.TaskState(st.task.state).Terminal() {
+			_ = st.send("end", map[string]string{"task_uuid": id.String(), "status": st.task.state})
+			return
+		}
+	}
+}
+
+// stream writes one client's events and remembers what it told it.
+type stream struct {
+	w     http.ResponseWriter
+	rc    *http.ResponseController
+	task  known
+	steps map[uuid.UUID]known // bounded by the task's steps
+	n     int
+}
+
+func (st *stream) learn(info *tasker.TaskInfo) {
+	st.task = known{string(info.Task.State), info.Task.UpdatedAt}
+	for _, s := range info.Steps {
+		st.steps[s.ID] = known{string(s.State), s.UpdatedAt}
+	}
+}
+
+func (st *stream) drain(sub *tasker.Subscription) error {
+	for {
+		select {
+		case e := <-sub.C():
+			if err := st.busEvent(e); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+	}
+}
+
+// busEvent sends a transition the bus delivered, unless the client was
+// already told of it (or of a later state) by a poll.
+func (st *stream) busEvent(e tasker.Event) error {
+	k := &st.task
+	if e.Kind == tasker.EventStepTransition {
+		kk := st.steps[e.StepID]
+		k = &kk
+		defer func() { st.steps[e.StepID] = kk }()
+	}
+	// Told already: an earlier time, or this state at the same time (a
+	// transaction stamps its transitions with one time).
+	if e.At.Before(k.at) || (e.At.Equal(k.at) && e.To == k.state) {
+		return nil
+	}
+	*k = known{e.To, e.At}
+	ev := gen.TaskTransitionEvent{Kind: e.Kind, TaskUuid: e.TaskID, FromState: e.From, ToState: e.To, Event: e.Event, At: e.At.UTC()}
+	if e.Kind == tasker.EventStepTransition {
+		sid, name := e.StepID, e.StepName
+		ev.StepUuid, ev.StepName = &sid, &name
+		if e.Attempt > 0 {
+			a := int32(e.Attempt)
+			ev.Attempt = &a
+		}
+	}
+	if e.Failure != nil {
+		msg := e.Failure.Message
+		ev.Error = &msg
+	}
+	return st.send("transition", ev)
+}
+
+// observe sends, as transitions with event "observed", the differences
+// between the task as stored and what the client was told: the changes
+// other processes committed.
+func (st *stream) observe(info *tasker.TaskInfo) error {
+	for _, s := range info.Steps {
+		k := st.steps[s.ID]
+		if k.state == string(s.State) || s.UpdatedAt.Before(k.at) {
+			continue
+		}
+		sid, name := s.ID, s.Name
+		ev := gen.TaskTransitionEvent{Kind: tasker.EventStepTransition, TaskUuid: s.TaskID, StepUuid: &sid, StepName: &name,
+			FromState: k.state, ToState: string(s.State), Event: "observed", At: s.UpdatedAt.UTC()}
+		if s.Attempts > 0 {
+			a := int32(s.Attempts)
+			ev.Attempt = &a
+		}
+		st.steps[s.ID] = known{string(s.State), s.UpdatedAt}
+		if err := st.send("transition", ev); err != nil {
+			return err
+		}
+	}
+	t := info.Task
+	if st.task.state != string(t.State) && !t.UpdatedAt.Before(st.task.at) {
+		ev := gen.TaskTransitionEvent{Kind: tasker.EventTaskTransition, TaskUuid: t.ID, FromState: st.task.state, ToState: string(t.State),
+			Event: "observed", At: t.UpdatedAt.UTC()}
+		st.task = known{string(t.State), t.UpdatedAt}
+		return st.send("transition", ev)
+	}
+	return nil
+}
+
+func (st *stream) send(event string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	st.n++
+	return st.write(fmt.Appendf(nil, "id: %d\nevent: %s\ndata: %s\n\n", st.n, event, b))
+}
+
+func (st *stream) comment(text string) error { return st.write([]byte(": " + text + "\n\n")) }
+
+// write sends b within eventWriteTimeout: a client that does not read is
+// cut off, not waited for.
+func (st *stream) write(b []byte) error {
+	_ = st.rc.SetWriteDeadline(time.Now().Add(eventWriteTimeout))
+	if _, err := st.w.Write(b); err != nil {
+		return err
+	}
+	return st.rc.Flush()
+}
