@@ -260,6 +260,14 @@ type Counters struct {
 	BrokerMessages int64
 }
 
+// BatchSender is a Queue that publishes many messages with one wait for
+// the broker: the transactional outbox's relay uses it when it can.
+type BatchSender interface {
+	// MessageSendBatch sends every message, or returns an error (some may
+	// have been sent: the caller sends them all again).
+	MessageSendBatch(ctx context.Context, msgs []*SendParams) error
+}
+
 // CounterReporter is implemented by providers that count their messages
 // per queue (RabbitMQ).
 type CounterReporter interface {

@@ -728,3 +728,83 @@ func (q *Queue) WakeupStats() queue.WakeupStats {
 	}
 	return w
 }
+
+// QueueCheck returns nil if the queue exists (ensured by this process or
+// found on the broker), and an error wrapping taskertype.ErrNotFound if
+// not: the outbox's check before it accepts a message.
+func (q *Queue) QueueCheck(ctx context.Context, name string) error {
+	if err := queue.CheckName("check", name); err != nil {
+		return err
+	}
+	_, err := q.known(ctx, "send", name)
+	return err
+}
+
+// MessageSendBatch implements queue.BatchSender: the messages without a
+// delay are published one after the other and their confirms waited for
+// together; delayed ones go one by one through their delay queues. On an
+// error some may have been sent.
+func (q *Queue) MessageSendBatch(ctx context.Context, msgs []*queue.SendParams) error {
+	now := q.clock.Now()
+	type pending struct {
+		s   *qstate
+		msg amqp.Publishing
+		key string
+	}
+	var batch []pending
+	for _, p := range msgs {
+		if err := p.Validate(); err != nil {
+			return err
+		}
+		s, err := q.known(ctx, "send", p.Queue)
+		if err != nil {
+			return err
+		}
+		m := &queue.Message{ID: q.ids.next(), Queue: p.Queue, Body: p.Body, EnqueuedAt: now}
+		if p.Delay > 0 {
+			if err := q.send(ctx, s, m, p.Delay, now); err != nil {
+				return err
+			}
+			s.ctr.sent.Add(1)
+			continue
+		}
+		batch = append(batch, pending{s: s, msg: publishing(m, time.Time{}), key: q.bn(p.Queue)})
+	}
+	for len(batch) > 0 {
+		_, pub, _, err := q.connection(ctx)
+		if err != nil {
+			return err
+		}
+		dcs := make([]*amqp.DeferredConfirmation, 0, len(batch))
+		for _, b := range batch {
+			dc, err := pub.PublishWithDeferredConfirmWithContext(ctx, "", b.key, false, false, b.msg)
+			if err != nil {
+				break
+			}
+			dcs = append(dcs, dc)
+		}
+		var failed []pending
+		for i, b := range batch {
+			ok := false
+			if i < len(dcs) {
+				ok, err = dcs[i].WaitContext(ctx)
+				if err != nil {
+					return fmt.Errorf("rabbitmq: publish to %q: %w", b.key, err)
+				}
+			}
+			if ok {
+				b.s.ctr.sent.Add(1)
+			} else {
+				failed = append(failed, b)
+			}
+		}
+		if len(failed) > 0 && !pub.IsClosed() {
+			return fmt.Errorf("rabbitmq: publish: the broker refused %d of %d messages (nack)", len(failed), len(batch))
+		}
+		if len(failed) > 0 {
+			q.waitLost(ctx, pub)
+		}
+		batch = failed
+	}
+	return nil
+}

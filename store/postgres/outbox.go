@@ -1,0 +1,232 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tasker-go/tasker/internal/background"
+	"github.com/tasker-go/tasker/internal/pgdb"
+	"github.com/tasker-go/tasker/queue"
+)
+
+// OutboxConfig configures the transactional outbox of a store whose queue
+// lives elsewhere (a broker): Tx.MessageSend writes into the table
+// message_outbox, in the transaction, and a relay publishes to Queue after
+// the commit. docs/rabbitmq.md.
+type OutboxConfig struct {
+	// Queue receives the messages. Required to turn the outbox on. If it
+	// implements queue.BatchSender, a batch is published with one wait
+	// for the broker's confirms.
+	Queue queue.Queue
+	// Batch bounds the rows one relay round leases and publishes. Default
+	// 256.
+	Batch int
+	// Lease is how long a relay holds the rows it publishes: if it dies,
+	// another relay publishes them after the lease. Default 10s.
+	Lease time.Duration
+	// Sweep is how often a relay looks for rows that no commit of this
+	// process woke it for (another process died after its commit, or a
+	// publish failed). Default 2s.
+	Sweep time.Duration
+}
+
+func (c OutboxConfig) withDefaults() OutboxConfig {
+	c.Batch = cmp.Or(c.Batch, 256)
+	c.Lease = cmp.Or(c.Lease, 10*time.Second)
+	c.Sweep = cmp.Or(c.Sweep, 2*time.Second)
+	return c
+}
+
+// QueueChecker is a queue that can tell whether a queue exists without
+// sending to it: the outbox refuses a message to a queue never ensured,
+// as the co-located queue does.
+type QueueChecker interface {
+	QueueCheck(ctx context.Context, name string) error
+}
+
+// OutboxStats counts a relay's work.
+type OutboxStats struct {
+	// Published: rows published and deleted; Rounds: relay rounds that
+	// leased at least one row; Failures: rounds whose publish or delete
+	// failed (their rows go again after the lease).
+	Published, Rounds, Failures uint64
+}
+
+// relay publishes the outbox's rows. Its rounds lease rows with FOR UPDATE
+// SKIP LOCKED and database time, so relays of several processes take
+// disjoint rows; a row published but not deleted (the process died
+// between) is published again after its lease: the engine's
+// compare-and-set transitions absorb the duplicate.
+type relay struct {
+	cfg  OutboxConfig
+	db   *pgdb.DB
+	log  *slog.Logger
+	wake chan struct{} // buffer 1: commits that wrote rows
+	run  background.Run
+
+	published, rounds, failures atomic.Uint64
+}
+
+func newRelay(db *pgdb.DB, log *slog.Logger, cfg OutboxConfig) *relay {
+	return &relay{cfg: cfg.withDefaults(), db: db, log: log, wake: make(chan struct{}, 1)}
+}
+
+// signal wakes the relay after a commit that wrote rows.
+func (r *relay) signal() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *relay) start() {
+	r.run.Start(context.Background(), r.loop)
+}
+
+func (r *relay) stop(ctx context.Context) error { return r.run.Stop(ctx) }
+
+func (r *relay) loop(ctx context.Context) {
+	sweep := time.NewTicker(r.cfg.Sweep)
+	defer sweep.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.wake:
+		case <-sweep.C:
+		}
+		for ctx.Err() == nil {
+			n, err := r.round(ctx)
+			if err != nil {
+				r.failures.Add(1)
+				if ctx.Err() == nil {
+					r.log.Warn("store: outbox relay: rows go again after their lease", slog.Any("error", err))
+				}
+				break
+			}
+			if n < r.cfg.Batch {
+				break
+			}
+		}
+	}
+}
+
+type outboxRow struct {
+	id    int64
+	queue string
+	body  []byte
+	delay time.Duration // what remains of the delay, counted from the commit
+}
+
+// round leases up to Batch rows, publishes them and deletes them. It
+// returns how many it leased.
+func (r *relay) round(ctx context.Context) (int, error) {
+	var rows []outboxRow
+	pgRows, err := r.db.Pool.Query(ctx, `
+		UPDATE message_outbox o SET lease_until = now() + $2 * interval '1 microsecond'
+		WHERE o.id IN (SELECT id FROM message_outbox WHERE lease_until <= now() ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+		RETURNING o.id, o.queue_name, o.body,
+			GREATEST(0, o.delay_us - (extract(epoch FROM now() - o.created_at) * 1000000)::bigint)`,
+		r.cfg.Batch, r.cfg.Lease.Microseconds())
+	if err != nil {
+		return 0, fmt.Errorf("lease rows: %w", err)
+	}
+	rows, err = pgx.CollectRows(pgRows, func(row pgx.CollectableRow) (outboxRow, error) {
+		var o outboxRow
+		var us int64
+		err := row.Scan(&o.id, &o.queue, &o.body, &us)
+		o.delay = time.Duration(us) * time.Microsecond
+		return o, err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("lease rows: %w", err)
+	}
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	r.rounds.Add(1)
+	slices.SortFunc(rows, func(a, b outboxRow) int { return cmp.Compare(a.id, b.id) })
+	msgs := make([]*queue.SendParams, len(rows))
+	ids := make([]int64, len(rows))
+	for i, o := range rows {
+		msgs[i] = &queue.SendParams{Queue: o.queue, Body: o.body, Delay: o.delay}
+		ids[i] = o.id
+	}
+	if err := r.publish(ctx, msgs); err != nil {
+		return len(rows), fmt.Errorf("publish %d rows: %w", len(rows), err)
+	}
+	if _, err := r.db.Pool.Exec(ctx, `DELETE FROM message_outbox WHERE id = ANY($1)`, ids); err != nil {
+		return len(rows), fmt.Errorf("delete %d published rows (they will be published again): %w", len(rows), err)
+	}
+	r.published.Add(uint64(len(rows)))
+	return len(rows), nil
+}
+
+func (r *relay) publish(ctx context.Context, msgs []*queue.SendParams) error {
+	if b, ok := r.cfg.Queue.(queue.BatchSender); ok {
+		return b.MessageSendBatch(ctx, msgs)
+	}
+	var errs []error
+	for _, m := range msgs {
+		if _, err := r.cfg.Queue.MessageSend(ctx, m); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (r *relay) stats() OutboxStats {
+	return OutboxStats{Published: r.published.Load(), Rounds: r.rounds.Load(), Failures: r.failures.Load()}
+}
+
+// OutboxStats returns the counts of this store's relay; zero without an
+// outbox.
+func (s *Store) OutboxStats() OutboxStats {
+	if s.relay == nil {
+		return OutboxStats{}
+	}
+	return s.relay.stats()
+}
+
+// insertOutbox is the statement that writes a transaction's messages into
+// the outbox.
+func insertOutbox(msgs []queue.SendParams) pgdb.Stmt {
+	names, bodies, delays := make([]string, len(msgs)), make([][]byte, len(msgs)), make([]int64, len(msgs))
+	for i, m := range msgs {
+		names[i], bodies[i], delays[i] = m.Queue, m.Body, m.Delay.Microseconds()
+		if bodies[i] == nil {
+			bodies[i] = []byte{}
+		}
+	}
+	return pgdb.Stmt{
+		SQL:  `INSERT INTO message_outbox (queue_name, body, delay_us) SELECT * FROM unnest($1::text[], $2::bytea[], $3::bigint[])`,
+		Args: []any{names, bodies, delays},
+		Err:  func(err error) error { return fmt.Errorf("store: write the outbox: %w", err) },
+	}
+}
+
+// relaySend writes p into the outbox with the commit, after checking that
+// its queue exists (once per queue and process).
+func (x *tx) relaySend(ctx context.Context, p *queue.SendParams) error {
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if _, ok := x.s.known.Load(p.Queue); !ok {
+		if c, ok := x.s.relay.cfg.Queue.(QueueChecker); ok {
+			if err := c.QueueCheck(ctx, p.Queue); err != nil {
+				return fmt.Errorf("store: message send: %w", err)
+			}
+		}
+		x.s.known.Store(p.Queue, struct{}{})
+	}
+	x.relayed = append(x.relayed, queue.SendParams{Queue: p.Queue, Body: p.Body, Delay: p.Delay})
+	return nil
+}
