@@ -15,6 +15,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tasker-go/tasker/internal/pgdb/pgtest"
+	"github.com/tasker-go/tasker/queue/rabbitmq"
+	"github.com/tasker-go/tasker/queue/rabbitmq/amqptest"
+	storepg "github.com/tasker-go/tasker/store/postgres"
 	"github.com/tasker-go/tasker/internal/statemanager"
 	"github.com/tasker-go/tasker/internal/testclock"
 
@@ -39,6 +42,9 @@ func backends() []string {
 	b := []string{"sqlite"}
 	if os.Getenv(pgtest.EnvURL) != "" {
 		b = append(b, "postgres")
+		if os.Getenv(amqptest.EnvURL) != "" {
+			b = append(b, "rabbitmq")
+		}
 	}
 	return b
 }
@@ -56,6 +62,19 @@ func database(t *testing.T, backend string) tasker.Config {
 	if backend == "postgres" {
 		_, url := pgtest.Schema(t)
 		return tasker.Config{DatabaseURL: url, AutoMigrate: true, DefaultIdentityStrategy: tasker.IdentityAlwaysUnique}
+	}
+	if backend == "rabbitmq" {
+		// PostgreSQL for the store, RabbitMQ for the queues (under a
+		// prefix of the test's own), the store's messages through its
+		// outbox: what --messaging rabbitmq opens.
+		_, url := pgtest.Schema(t)
+		q := amqptest.Open(t, rabbitmq.Config{Prefetch: 100})
+		st, err := storepg.Open(t.Context(), storepg.Config{URL: url, AutoMigrate: true, Outbox: storepg.OutboxConfig{Queue: q}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		return tasker.Config{Store: st, Queue: q, DefaultIdentityStrategy: tasker.IdentityAlwaysUnique}
 	}
 	// The tests create the same task more than once as separate tasks: the
 	// identity tests (identity_test.go) set the default back to strict.

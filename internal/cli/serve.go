@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -25,6 +26,8 @@ type backend struct {
 	claim       time.Duration
 	maxQueued   int
 	replace     bool          // --replace-templates
+	messaging   string        // --messaging: postgres or rabbitmq
+	amqpURL     string        // --amqp-url
 	clockOffset time.Duration // for tests: skews the engine's clock
 }
 
@@ -37,6 +40,7 @@ func (c offsetClock) Now() time.Time { return time.Now().Add(c.d) }
 func backendFlags(cmd *cobra.Command, b *backend) {
 	databaseFlags(cmd, &b.database)
 	cmd.Flags().BoolVar(&b.autoMigrate, "migrate", false, "apply the PostgreSQL schema migrations first")
+	messagingFlags(cmd, &b.messaging, &b.amqpURL)
 	cmd.Flags().DurationVar(&b.claim, "claim-timeout", 0, "how long a claimed message stays hidden: a dead process's work comes back after it; workers renew the claims of running steps every third of it (default 30s)")
 	cmd.Flags().BoolVar(&b.replace, "replace-templates", false, "a template whose definition differs from the one stored under its version replaces it (logged; tasks created before keep their steps; other processes see it after their template cache's TTL, 1m) instead of being refused")
 	cmd.Flags().IntVar(&b.maxQueued, "max-queued-steps", 0, "refuse new tasks while their namespace's queue holds this many steps waiting for a worker (default 10000; negative: no bound)")
@@ -47,11 +51,20 @@ func backendFlags(cmd *cobra.Command, b *backend) {
 
 func (b *backend) config(g *globals) tasker.Config {
 	cfg := tasker.Config{DatabasePath: b.db, DatabaseURL: b.url, AutoMigrate: b.autoMigrate, ClaimTimeout: b.claim,
-		MaxQueuedSteps: b.maxQueued, ReplaceTemplates: b.replace, Logger: g.logger()}
+		MaxQueuedSteps: b.maxQueued, ReplaceTemplates: b.replace, Logger: g.logger(),
+		Messaging: b.messaging, AMQPURL: b.amqpURL}
 	if b.clockOffset != 0 {
 		cfg.Clock = offsetClock{b.clockOffset}
 	}
 	return cfg
+}
+
+// messagingFlags registers --messaging and --amqp-url.
+func messagingFlags(cmd *cobra.Command, messaging, amqpURL *string) {
+	cmd.Flags().StringVar(messaging, "messaging", cmp.Or(os.Getenv("TASKER_MESSAGING"), tasker.MessagingPostgres),
+		"where the queues live with --database-url: postgres (the database's own) or rabbitmq (the broker at --amqp-url; env TASKER_MESSAGING)")
+	cmd.Flags().StringVar(amqpURL, "amqp-url", os.Getenv("TASKER_AMQP_URL"),
+		"the RabbitMQ broker of --messaging rabbitmq, e.g. amqp://guest:guest@127.0.0.1:5672/ (env TASKER_AMQP_URL)")
 }
 
 func newMigrateCmd(g *globals) *cobra.Command {

@@ -99,8 +99,14 @@ func (q *Queue) QueueEnsure(ctx context.Context, name string) error {
 		return fmt.Errorf("rabbitmq: ensure queue %q: %w: a queue declared before with other arguments must be deleted first", name, err)
 	}
 	q.mu.Lock()
-	q.stateLocked(name).ensured = true
+	s := q.stateLocked(name)
+	s.ensured = true
+	consume := len(s.subs) > 0 && s.tag == "" && !q.closed
+	gen := q.gen
 	q.mu.Unlock()
+	if consume { // subscribed before it was ensured
+		q.wg.Go(func() { q.startConsumer(s, gen) })
+	}
 	return nil
 }
 
@@ -599,7 +605,9 @@ func (q *Queue) Subscribe(name string) (<-chan struct{}, func()) {
 	q.mu.Lock()
 	s := q.stateLocked(name)
 	s.subs[sub] = struct{}{}
-	first := len(s.subs) == 1 && !q.closed
+	// A name never ensured (such as queue.StepsStoppedChannel, which is
+	// no queue) has no consumer: QueueEnsure starts it if it comes.
+	first := len(s.subs) == 1 && !q.closed && s.ensured
 	gen := q.gen
 	q.mu.Unlock()
 	if first {
@@ -643,7 +651,7 @@ func (q *Queue) startConsumer(s *qstate, gen uint64) {
 		return
 	}
 	q.mu.Lock()
-	if len(s.subs) == 0 || s.tag != "" || q.gen != gen || s.ch != ch {
+	if len(s.subs) == 0 || !s.ensured || s.tag != "" || q.gen != gen || s.ch != ch {
 		q.mu.Unlock()
 		return
 	}

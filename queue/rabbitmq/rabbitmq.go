@@ -176,7 +176,7 @@ func (q *Queue) connected(conn *amqp.Connection, pub *amqp.Channel) {
 	close(q.up)
 	var consume []*qstate
 	for _, s := range q.queues {
-		if len(s.subs) > 0 {
+		if len(s.subs) > 0 && s.ensured {
 			consume = append(consume, s)
 		}
 		q.signalLocked(s) // what was held comes back: look again

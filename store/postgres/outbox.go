@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +33,11 @@ type OutboxConfig struct {
 	// Lease is how long a relay holds the rows it publishes: if it dies,
 	// another relay publishes them after the lease. Default 10s.
 	Lease time.Duration
+	// Parallel bounds the relay's rounds in flight: a round waits for
+	// the broker's confirms (milliseconds for persistent messages that a
+	// consumer takes at once), and the commits meanwhile start rounds of
+	// their own on the rows the first did not lease. Default 4.
+	Parallel int
 	// Sweep is how often a relay looks for rows that no commit of this
 	// process woke it for (another process died after its commit, or a
 	// publish failed). Default 2s.
@@ -42,6 +48,7 @@ func (c OutboxConfig) withDefaults() OutboxConfig {
 	c.Batch = cmp.Or(c.Batch, 256)
 	c.Lease = cmp.Or(c.Lease, 10*time.Second)
 	c.Sweep = cmp.Or(c.Sweep, 2*time.Second)
+	c.Parallel = cmp.Or(c.Parallel, 4)
 	return c
 }
 
@@ -54,10 +61,11 @@ type QueueChecker interface {
 
 // OutboxStats counts a relay's work.
 type OutboxStats struct {
-	// Published: rows published and deleted; Rounds: relay rounds that
-	// leased at least one row; Failures: rounds whose publish or delete
-	// failed (their rows go again after the lease).
-	Published, Rounds, Failures uint64
+	// Published: rows published and deleted; Rounds: sweeps that found
+	// rows whose lease had ended; Failures: publishes or deletes that
+	// failed (their rows go again after the lease); Overflows: commits
+	// whose rows waited for a sweep because the relay was that far behind.
+	Published, Rounds, Failures, Overflows uint64
 }
 
 // relay publishes the outbox's rows. Its rounds lease rows with FOR UPDATE
@@ -69,21 +77,32 @@ type relay struct {
 	cfg  OutboxConfig
 	db   *pgdb.DB
 	log  *slog.Logger
-	wake chan struct{} // buffer 1: commits that wrote rows
+	jobs chan job // commits' rows, leased by their transaction: bounded
 	run  background.Run
 
-	published, rounds, failures atomic.Uint64
+	published, rounds, failures, overflows atomic.Uint64
+}
+
+// job is what one commit wrote to the outbox: its rows' ids (leased by
+// the transaction that wrote them) and their messages.
+type job struct {
+	ids  []int64
+	msgs []*queue.SendParams
 }
 
 func newRelay(db *pgdb.DB, log *slog.Logger, cfg OutboxConfig) *relay {
-	return &relay{cfg: cfg.withDefaults(), db: db, log: log, wake: make(chan struct{}, 1)}
+	cfg = cfg.withDefaults()
+	return &relay{cfg: cfg, db: db, log: log, jobs: make(chan job, 1024)}
 }
 
-// signal wakes the relay after a commit that wrote rows.
-func (r *relay) signal() {
+// handoff gives the relay the rows a commit wrote, to publish at once.
+// It never blocks the commit: when the relay is that far behind, the rows
+// wait for the sweep after their lease.
+func (r *relay) handoff(j job) {
 	select {
-	case r.wake <- struct{}{}:
+	case r.jobs <- j:
 	default:
+		r.overflows.Add(1)
 	}
 }
 
@@ -93,28 +112,80 @@ func (r *relay) start() {
 
 func (r *relay) stop(ctx context.Context) error { return r.run.Stop(ctx) }
 
+// loop runs Parallel publishers of the commits' jobs, and sweeps for rows
+// whose lease ended (their relay died, or failed) every Sweep.
 func (r *relay) loop(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for range r.cfg.Parallel {
+		wg.Go(func() { r.publisher(ctx) })
+	}
 	sweep := time.NewTicker(r.cfg.Sweep)
 	defer sweep.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-r.wake:
 		case <-sweep.C:
 		}
-		for ctx.Err() == nil {
-			n, err := r.round(ctx)
-			if err != nil {
-				r.failures.Add(1)
-				if ctx.Err() == nil {
-					r.log.Warn("store: outbox relay: rows go again after their lease", slog.Any("error", err))
-				}
-				break
+		r.drain(ctx)
+	}
+}
+
+// publisher publishes the jobs the commits hand off, several at once when
+// they queue up (up to Batch messages), then deletes their rows.
+func (r *relay) publisher(ctx context.Context) {
+	for {
+		var j job
+		select {
+		case <-ctx.Done():
+			return
+		case j = <-r.jobs:
+		}
+	more:
+		for len(j.msgs) < r.cfg.Batch {
+			select {
+			case next := <-r.jobs:
+				j.ids, j.msgs = append(j.ids, next.ids...), append(j.msgs, next.msgs...)
+			default:
+				break more
 			}
-			if n < r.cfg.Batch {
-				break
+		}
+		if err := r.publishDelete(ctx, j.ids, j.msgs); err != nil {
+			r.failures.Add(1)
+			if ctx.Err() == nil {
+				r.log.Warn("store: outbox relay: rows go again after their lease", slog.Any("error", err))
 			}
+		}
+	}
+}
+
+// publishDelete publishes msgs and deletes the rows ids once the broker
+// confirmed them all.
+func (r *relay) publishDelete(ctx context.Context, ids []int64, msgs []*queue.SendParams) error {
+	if err := r.publish(ctx, msgs); err != nil {
+		return fmt.Errorf("publish %d rows: %w", len(ids), err)
+	}
+	if _, err := r.db.Pool.Exec(ctx, `DELETE FROM message_outbox WHERE id = ANY($1)`, ids); err != nil {
+		return fmt.Errorf("delete %d published rows (they will be published again): %w", len(ids), err)
+	}
+	r.published.Add(uint64(len(ids)))
+	return nil
+}
+
+// drain runs rounds until one leases less than a full batch.
+func (r *relay) drain(ctx context.Context) {
+	for ctx.Err() == nil {
+		n, err := r.round(ctx)
+		if err != nil {
+			r.failures.Add(1)
+			if ctx.Err() == nil {
+				r.log.Warn("store: outbox relay: rows go again after their lease", slog.Any("error", err))
+			}
+			return
+		}
+		if n < r.cfg.Batch {
+			return
 		}
 	}
 }
@@ -160,14 +231,7 @@ func (r *relay) round(ctx context.Context) (int, error) {
 		msgs[i] = &queue.SendParams{Queue: o.queue, Body: o.body, Delay: o.delay}
 		ids[i] = o.id
 	}
-	if err := r.publish(ctx, msgs); err != nil {
-		return len(rows), fmt.Errorf("publish %d rows: %w", len(rows), err)
-	}
-	if _, err := r.db.Pool.Exec(ctx, `DELETE FROM message_outbox WHERE id = ANY($1)`, ids); err != nil {
-		return len(rows), fmt.Errorf("delete %d published rows (they will be published again): %w", len(rows), err)
-	}
-	r.published.Add(uint64(len(rows)))
-	return len(rows), nil
+	return len(rows), r.publishDelete(ctx, ids, msgs)
 }
 
 func (r *relay) publish(ctx context.Context, msgs []*queue.SendParams) error {
@@ -184,7 +248,7 @@ func (r *relay) publish(ctx context.Context, msgs []*queue.SendParams) error {
 }
 
 func (r *relay) stats() OutboxStats {
-	return OutboxStats{Published: r.published.Load(), Rounds: r.rounds.Load(), Failures: r.failures.Load()}
+	return OutboxStats{Published: r.published.Load(), Rounds: r.rounds.Load(), Failures: r.failures.Load(), Overflows: r.overflows.Load()}
 }
 
 // OutboxStats returns the counts of this store's relay; zero without an
@@ -197,8 +261,9 @@ func (s *Store) OutboxStats() OutboxStats {
 }
 
 // insertOutbox is the statement that writes a transaction's messages into
-// the outbox.
-func insertOutbox(msgs []queue.SendParams) pgdb.Stmt {
+// the outbox, leased for lease by this process's relay, which publishes
+// them when the transaction commits; their ids are appended to *ids.
+func insertOutbox(msgs []*queue.SendParams, lease time.Duration, ids *[]int64) pgdb.Stmt {
 	names, bodies, delays := make([]string, len(msgs)), make([][]byte, len(msgs)), make([]int64, len(msgs))
 	for i, m := range msgs {
 		names[i], bodies[i], delays[i] = m.Queue, m.Body, m.Delay.Microseconds()
@@ -207,9 +272,16 @@ func insertOutbox(msgs []queue.SendParams) pgdb.Stmt {
 		}
 	}
 	return pgdb.Stmt{
-		SQL:  `INSERT INTO message_outbox (queue_name, body, delay_us) SELECT * FROM unnest($1::text[], $2::bytea[], $3::bigint[])`,
-		Args: []any{names, bodies, delays},
-		Err:  func(err error) error { return fmt.Errorf("store: write the outbox: %w", err) },
+		SQL: `INSERT INTO message_outbox (queue_name, body, delay_us, lease_until)
+			SELECT q, b, d, now() + $4 * interval '1 microsecond' FROM unnest($1::text[], $2::bytea[], $3::bigint[]) AS u(q, b, d)
+			RETURNING id`,
+		Args: []any{names, bodies, delays, lease.Microseconds()},
+		Query: func(rows pgx.Rows) error {
+			got, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+			*ids = append(*ids, got...)
+			return err
+		},
+		Err: func(err error) error { return fmt.Errorf("store: write the outbox: %w", err) },
 	}
 }
 
@@ -227,6 +299,6 @@ func (x *tx) relaySend(ctx context.Context, p *queue.SendParams) error {
 		}
 		x.s.known.Store(p.Queue, struct{}{})
 	}
-	x.relayed = append(x.relayed, queue.SendParams{Queue: p.Queue, Body: p.Body, Delay: p.Delay})
+	x.relayed = append(x.relayed, &queue.SendParams{Queue: p.Queue, Body: p.Body, Delay: p.Delay})
 	return nil
 }

@@ -24,7 +24,7 @@ import (
 func openOutboxStore(t testing.TB, dbURL string, clock taskertype.Clock, q queue.Queue, sweep time.Duration) *storepg.Store {
 	t.Helper()
 	s, err := storepg.Open(context.Background(), storepg.Config{URL: dbURL, Clock: clock, AutoMigrate: true, MaxConns: 10,
-		Outbox: storepg.OutboxConfig{Queue: q, Sweep: sweep, Batch: 50}})
+		Outbox: storepg.OutboxConfig{Queue: q, Sweep: sweep, Batch: 50, Lease: 300 * time.Millisecond}})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

@@ -64,7 +64,8 @@ type tx struct {
 	outbox []outgoing         // messages to insert at the next round trip
 	// relayed: messages for the outbox (Config.Outbox), written at the
 	// commit.
-	relayed []queue.SendParams
+	relayed  []*queue.SendParams
+	relayIDs []int64 // the outbox rows written, filled at the commit
 }
 
 // outgoing is a message sent in the transaction, not inserted yet.
@@ -142,7 +143,7 @@ func (s *Store) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
 	}
 	s.q.NotifySent(last.sent...)
 	if len(last.relayed) > 0 {
-		s.relay.signal()
+		s.relay.handoff(job{ids: last.relayIDs, msgs: last.relayed})
 	}
 	return nil
 }
@@ -241,7 +242,7 @@ func (x *tx) prepareCommit() {
 	x.flushRows()
 	x.flushSends()
 	if len(x.relayed) > 0 {
-		x.t.Add(insertOutbox(x.relayed))
+		x.t.Add(insertOutbox(x.relayed, x.s.relay.cfg.Lease, &x.relayIDs))
 	}
 	var dirty []*taskertype.Task
 	for _, r := range x.tasks {
