@@ -50,6 +50,10 @@ type Config struct {
 	// AMQPURL is the RabbitMQ broker of MessagingRabbitMQ, e.g.
 	// "amqp://guest:guest@127.0.0.1:5672/".
 	AMQPURL string
+	// AMQPPrefix is put before every name the engine declares on the
+	// broker, so that several installations share a virtual host.
+	// Default none.
+	AMQPPrefix string
 	// AutoMigrate applies the PostgreSQL schema migrations at Open (they
 	// are safe to run from several processes at once); otherwise run
 	// `tasker migrate` first.

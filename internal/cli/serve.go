@@ -28,6 +28,7 @@ type backend struct {
 	replace     bool          // --replace-templates
 	messaging   string        // --messaging: postgres or rabbitmq
 	amqpURL     string        // --amqp-url
+	amqpPrefix  string        // --amqp-prefix
 	clockOffset time.Duration // for tests: skews the engine's clock
 }
 
@@ -41,6 +42,8 @@ func backendFlags(cmd *cobra.Command, b *backend) {
 	databaseFlags(cmd, &b.database)
 	cmd.Flags().BoolVar(&b.autoMigrate, "migrate", false, "apply the PostgreSQL schema migrations first")
 	messagingFlags(cmd, &b.messaging, &b.amqpURL)
+	cmd.Flags().StringVar(&b.amqpPrefix, "amqp-prefix", os.Getenv("TASKER_AMQP_PREFIX"),
+		"with --messaging rabbitmq: put this before every name declared on the broker, so that several installations share a virtual host (env TASKER_AMQP_PREFIX)")
 	cmd.Flags().DurationVar(&b.claim, "claim-timeout", 0, "how long a claimed message stays hidden: a dead process's work comes back after it; workers renew the claims of running steps every third of it (default 30s)")
 	cmd.Flags().BoolVar(&b.replace, "replace-templates", false, "a template whose definition differs from the one stored under its version replaces it (logged; tasks created before keep their steps; other processes see it after their template cache's TTL, 1m) instead of being refused")
 	cmd.Flags().IntVar(&b.maxQueued, "max-queued-steps", 0, "refuse new tasks while their namespace's queue holds this many steps waiting for a worker (default 10000; negative: no bound)")
@@ -52,7 +55,7 @@ func backendFlags(cmd *cobra.Command, b *backend) {
 func (b *backend) config(g *globals) tasker.Config {
 	cfg := tasker.Config{DatabasePath: b.db, DatabaseURL: b.url, AutoMigrate: b.autoMigrate, ClaimTimeout: b.claim,
 		MaxQueuedSteps: b.maxQueued, ReplaceTemplates: b.replace, Logger: g.logger(),
-		Messaging: b.messaging, AMQPURL: b.amqpURL}
+		Messaging: b.messaging, AMQPURL: b.amqpURL, AMQPPrefix: b.amqpPrefix}
 	if b.clockOffset != 0 {
 		cfg.Clock = offsetClock{b.clockOffset}
 	}
