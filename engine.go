@@ -214,6 +214,7 @@ type Engine struct {
 	store    store.Store
 	queue    queue.Queue
 	rawQueue queue.Queue        // the provider itself, without its circuit breaker
+	rawStore store.Store        // the store itself, without its circuit breaker
 	owned    *storesqlite.Store // the embedded backend, when it is the one
 	// manyWriters: the store runs write transactions at once (PostgreSQL).
 	manyWriters bool
@@ -312,7 +313,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		cfg.IdlePoll = time.Minute
 		e.cfg.IdlePoll = cfg.IdlePoll
 	}
-	e.rawQueue = e.queue
+	e.rawQueue, e.rawStore = e.queue, e.store
 	// Both backends answer a task's steps without a read: the embedded one
 	// from its row cache, PostgreSQL from the rows a transaction's
 	// Prefetch holds. Orchestration then runs without a state manager.

@@ -251,6 +251,10 @@ func (r *relay) stats() OutboxStats {
 	return OutboxStats{Published: r.published.Load(), Rounds: r.rounds.Load(), Failures: r.failures.Load(), Overflows: r.overflows.Load()}
 }
 
+// HasOutbox reports whether the store sends its messages through the
+// outbox (Config.Outbox).
+func (s *Store) HasOutbox() bool { return s.relay != nil }
+
 // OutboxStats returns the counts of this store's relay; zero without an
 // outbox.
 func (s *Store) OutboxStats() OutboxStats {
