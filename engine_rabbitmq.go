@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/tasker-go/tasker/internal/worker"
+	"github.com/tasker-go/tasker/queue"
 	"github.com/tasker-go/tasker/queue/rabbitmq"
 	storepg "github.com/tasker-go/tasker/store/postgres"
 	"github.com/tasker-go/tasker/taskertype"
@@ -60,6 +61,15 @@ func (e *Engine) openRabbitMQ(ctx context.Context) error {
 	if err != nil {
 		_ = q.Close()
 		return fmt.Errorf("tasker: %w", err)
+	}
+	// The orchestration queues exist from the start, so that a process
+	// that only reads (tasker dead-letters) knows their dead letters.
+	for _, name := range []string{queue.ResultsQueue, queue.TasksQueue} {
+		if err := q.QueueEnsure(ctx, name); err != nil {
+			_ = st.Close()
+			_ = q.Close()
+			return fmt.Errorf("tasker: %w", err)
+		}
 	}
 	e.closer, e.store, e.queue = closers{st, q}, st, q
 	return nil
