@@ -1,6 +1,7 @@
 package rabbitmq
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -21,6 +22,7 @@ const (
 	hReads    = "x-tasker-reads"
 	hEnqueued = "x-tasker-enqueued"
 	hDue      = "x-tasker-due"
+	hPriority = "x-tasker-priority"
 )
 
 // qstate is what this process holds of one queue. Guarded by Queue.mu.
@@ -43,7 +45,16 @@ type held struct {
 	ch  *amqp.Channel
 	tag uint64
 	due time.Time // zero: not delayed
+	// key orders claims: when the message became visible (sent, due, its
+	// claim expired, released) less its priority's worth of waiting
+	// (queue.PriorityOffset), in microseconds.
+	key int64
 	msg queue.Message
+}
+
+// setVisible sets when h became visible, and so its claim order.
+func (q *Queue) setVisible(h *held, at time.Time) {
+	h.key = at.UnixMicro() - queue.PriorityOffset(h.msg.Priority, q.cfg.PriorityAging)
 }
 
 type subscriber struct{ ch chan struct{} }
@@ -158,7 +169,7 @@ func headerInt(h amqp.Table, k string) int64 {
 
 // publishing builds the AMQP message of m: persistent, with its headers.
 func publishing(m *queue.Message, due time.Time) amqp.Publishing {
-	h := amqp.Table{hID: m.ID, hReads: int64(m.ReadCount), hEnqueued: micros(m.EnqueuedAt)}
+	h := amqp.Table{hID: m.ID, hReads: int64(m.ReadCount), hEnqueued: micros(m.EnqueuedAt), hPriority: int64(m.Priority)}
 	if !due.IsZero() {
 		h[hDue] = micros(due)
 	}
@@ -176,7 +187,7 @@ func (q *Queue) MessageSend(ctx context.Context, p *queue.SendParams) (int64, er
 		return 0, err
 	}
 	now := q.clock.Now()
-	m := &queue.Message{ID: q.ids.next(), Queue: p.Queue, Body: p.Body, EnqueuedAt: now}
+	m := &queue.Message{ID: q.ids.next(), Queue: p.Queue, Body: p.Body, EnqueuedAt: now, Priority: p.Priority}
 	if err := q.send(ctx, s, m, p.Delay, now); err != nil {
 		return 0, err
 	}
@@ -254,6 +265,7 @@ func (q *Queue) delivery(s *qstate, ch *amqp.Channel, d *amqp.Delivery) *held {
 		ID: headerInt(d.Headers, hID), Queue: s.name, Body: d.Body,
 		ReadCount:  int(headerInt(d.Headers, hReads)),
 		EnqueuedAt: time.UnixMicro(headerInt(d.Headers, hEnqueued)).UTC(),
+		Priority:   int(headerInt(d.Headers, hPriority)),
 	}}
 	if h.msg.ID == 0 { // published by another client: give it an id
 		h.msg.ID = q.ids.next()
@@ -265,9 +277,12 @@ func (q *Queue) delivery(s *qstate, ch *amqp.Channel, d *amqp.Delivery) *held {
 		h.msg.ReadCount++
 		s.ctr.redelivered.Add(1)
 	}
+	visible := h.msg.EnqueuedAt
 	if due := headerInt(d.Headers, hDue); due != 0 {
 		h.due = time.UnixMicro(due).UTC()
+		visible = h.due
 	}
+	q.setVisible(h, visible)
 	s.ctr.received.Add(1)
 	return h
 }
@@ -322,16 +337,14 @@ func (q *Queue) claimChannel(ctx context.Context, s *qstate) (*amqp.Channel, err
 	return ch, nil
 }
 
-// insertReady puts h among the ready deliveries of s, in id order.
+// insertReady puts h among the ready deliveries of s, in claim order:
+// by key (visibility less priority), then id.
 func (s *qstate) insertReady(h *held) {
-	i, _ := slices.BinarySearchFunc(s.ready, h.msg.ID, func(a *held, id int64) int {
-		switch {
-		case a.msg.ID < id:
-			return -1
-		case a.msg.ID > id:
-			return 1
+	i, _ := slices.BinarySearchFunc(s.ready, h, func(a, b *held) int {
+		if c := cmp.Compare(a.key, b.key); c != 0 {
+			return c
 		}
-		return 0
+		return cmp.Compare(a.msg.ID, b.msg.ID)
 	})
 	s.ready = slices.Insert(s.ready, i, h)
 }
@@ -343,6 +356,7 @@ func (q *Queue) expireLocked(s *qstate, now time.Time) {
 	for id, h := range s.claimed {
 		if !now.Before(h.msg.VisibleAt) {
 			delete(s.claimed, id)
+			q.setVisible(h, h.msg.VisibleAt)
 			s.insertReady(h)
 			n++
 		}
@@ -376,6 +390,9 @@ func (q *Queue) MessageClaim(ctx context.Context, p *queue.ClaimParams) ([]*queu
 		return nil, err
 	}
 	now := q.clock.Now()
+	if err := q.fill(ctx, s, p.Max, now); err != nil {
+		return nil, err
+	}
 	var out []*queue.Message
 	q.mu.Lock()
 	q.expireLocked(s, now)
@@ -385,40 +402,46 @@ func (q *Queue) MessageClaim(ctx context.Context, p *queue.ClaimParams) ([]*queu
 		out = append(out, s.claimLocked(h, now, p.VisibilityTimeout))
 	}
 	q.mu.Unlock()
-	for len(out) < p.Max {
+	return out, nil
+}
+
+// fill takes, with basic.get, what the broker holds ready for s into the
+// deliveries held here, so that a claim hands them out in claim order
+// (priority, then visibility): until the broker has none, and while this
+// process holds fewer than Prefetch (at least want ready).
+func (q *Queue) fill(ctx context.Context, s *qstate, want int, now time.Time) error {
+	for {
+		q.mu.Lock()
+		held := len(s.ready) + len(s.claimed)
+		enough := held >= q.cfg.Prefetch && len(s.ready) >= want
+		q.mu.Unlock()
+		if enough {
+			return nil
+		}
 		ch, err := q.claimChannel(ctx, s)
 		if err != nil {
-			if len(out) > 0 {
-				break
-			}
-			return nil, err
+			return err
 		}
 		d, ok, err := ch.Get(q.bn(s.name), false)
 		if err != nil {
-			if len(out) > 0 {
-				break
-			}
-			return nil, notFound(err, "claim", s.name)
+			return notFound(err, "claim", s.name)
 		}
 		if !ok {
-			break
+			return nil
 		}
 		h := q.delivery(s, ch, &d)
 		if !h.due.IsZero() && now.Before(h.due) {
 			if err := q.reroute(ctx, s, h, now); err != nil {
-				return out, err
+				return err
 			}
 			continue
 		}
 		q.mu.Lock()
-		if s.ch != ch { // the connection was lost meanwhile: requeued
-			q.mu.Unlock()
-			continue
+		if s.ch == ch { // else the connection was lost meanwhile: requeued
+			s.insertReady(h)
 		}
-		out = append(out, s.claimLocked(h, now, p.VisibilityTimeout))
 		q.mu.Unlock()
 	}
-	return out, nil
 }
 
 // findLocked returns the held delivery a receipt names: claimed, or ready
@@ -501,6 +524,7 @@ func (q *Queue) MessageNack(ctx context.Context, p *queue.NackParams) error {
 	}
 	s.takeLocked(h, claimed)
 	if p.Delay <= 0 {
+		q.setVisible(h, q.clock.Now())
 		s.insertReady(h)
 		q.signalLocked(s)
 		q.mu.Unlock()
@@ -768,7 +792,7 @@ func (q *Queue) MessageSendBatch(ctx context.Context, msgs []*queue.SendParams) 
 		if err != nil {
 			return err
 		}
-		m := &queue.Message{ID: q.ids.next(), Queue: p.Queue, Body: p.Body, EnqueuedAt: now}
+		m := &queue.Message{ID: q.ids.next(), Queue: p.Queue, Body: p.Body, EnqueuedAt: now, Priority: p.Priority}
 		if p.Delay > 0 {
 			if err := q.send(ctx, s, m, p.Delay, now); err != nil {
 				return err

@@ -38,8 +38,9 @@ func (q *Queue) MessageDeadLetter(ctx context.Context, p *queue.DeadLetterParams
 
 // browsed is a dead letter read from a _dlq on a browsing channel.
 type browsed struct {
-	d   *queue.DeadLetter
-	tag uint64
+	d    *queue.DeadLetter
+	tag  uint64
+	prio int // the message's priority, kept when it is requeued
 }
 
 // browse reads up to MaxBrowse dead letters of a queue on a channel of its
@@ -58,7 +59,7 @@ func (q *Queue) browse(ctx context.Context, name string, fn func(ch *amqp.Channe
 			if !ok {
 				break
 			}
-			ds = append(ds, browsed{tag: m.DeliveryTag, d: &queue.DeadLetter{
+			ds = append(ds, browsed{tag: m.DeliveryTag, prio: int(headerInt(m.Headers, hPriority)), d: &queue.DeadLetter{
 				ID: headerInt(m.Headers, hDeadID), Queue: name, MessageID: headerInt(m.Headers, hID), Body: m.Body,
 				ReadCount:  int(headerInt(m.Headers, hReads)),
 				EnqueuedAt: time.UnixMicro(headerInt(m.Headers, hEnqueued)).UTC(),
@@ -130,7 +131,7 @@ func (q *Queue) DeadLetterRequeue(ctx context.Context, p *queue.DeadLetterRequeu
 					continue
 				}
 				now := q.clock.Now()
-				m := &queue.Message{ID: q.ids.next(), Queue: name, Body: b.d.Body, EnqueuedAt: now}
+				m := &queue.Message{ID: q.ids.next(), Queue: name, Body: b.d.Body, EnqueuedAt: now, Priority: b.prio}
 				if err := q.publish(ctx, "", q.bn(name), publishing(m, time.Time{})); err != nil {
 					return err
 				}

@@ -44,6 +44,11 @@ type Config struct {
 	// so that several installations, or tests, share a virtual host.
 	// Default none: the engine's names as they are.
 	Prefix string
+	// PriorityAging is the waiting one point of SendParams.Priority is
+	// worth in claim order (queue.SendParams.Priority). Claims order the
+	// deliveries this process holds (up to Prefetch): the broker itself
+	// delivers in its queue's order. Default queue.DefaultPriorityAging.
+	PriorityAging time.Duration
 	// MaxBrowse bounds the dead letters that DeadLetterList,
 	// DeadLetterRequeue and DeadLetterPurge read from one queue's _dlq.
 	// Default 10,000.
@@ -62,6 +67,7 @@ func (c Config) withDefaults() Config {
 	c.ReconnectMin = cmp.Or(c.ReconnectMin, 100*time.Millisecond)
 	c.ReconnectMax = cmp.Or(c.ReconnectMax, 5*time.Second)
 	c.MaxBrowse = cmp.Or(c.MaxBrowse, 10_000)
+	c.PriorityAging = cmp.Or(c.PriorityAging, queue.DefaultPriorityAging)
 	return c
 }
 
@@ -118,6 +124,9 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 	}
 	if _, err := amqp.ParseURI(cfg.URL); err != nil {
 		return nil, fmt.Errorf("rabbitmq: %w: URL %s: %v: want amqp://user:password@host:port/vhost", taskertype.ErrInvalid, RedactURL(cfg.URL), err)
+	}
+	if err := queue.CheckPriorityAging(cfg.PriorityAging); err != nil {
+		return nil, err
 	}
 	cfg = cfg.withDefaults()
 	q := &Queue{

@@ -191,10 +191,11 @@ func (r *relay) drain(ctx context.Context) {
 }
 
 type outboxRow struct {
-	id    int64
-	queue string
-	body  []byte
-	delay time.Duration // what remains of the delay, counted from the commit
+	id       int64
+	queue    string
+	body     []byte
+	priority int
+	delay    time.Duration // what remains of the delay, counted from the commit
 }
 
 // round leases up to Batch rows, publishes them and deletes them. It
@@ -204,7 +205,7 @@ func (r *relay) round(ctx context.Context) (int, error) {
 	pgRows, err := r.db.Pool.Query(ctx, `
 		UPDATE message_outbox o SET lease_until = now() + $2 * interval '1 microsecond'
 		WHERE o.id IN (SELECT id FROM message_outbox WHERE lease_until <= now() ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-		RETURNING o.id, o.queue_name, o.body,
+		RETURNING o.id, o.queue_name, o.body, o.priority,
 			GREATEST(0, o.delay_us - (extract(epoch FROM now() - o.created_at) * 1000000)::bigint)`,
 		r.cfg.Batch, r.cfg.Lease.Microseconds())
 	if err != nil {
@@ -213,7 +214,7 @@ func (r *relay) round(ctx context.Context) (int, error) {
 	rows, err = pgx.CollectRows(pgRows, func(row pgx.CollectableRow) (outboxRow, error) {
 		var o outboxRow
 		var us int64
-		err := row.Scan(&o.id, &o.queue, &o.body, &us)
+		err := row.Scan(&o.id, &o.queue, &o.body, &o.priority, &us)
 		o.delay = time.Duration(us) * time.Microsecond
 		return o, err
 	})
@@ -228,7 +229,7 @@ func (r *relay) round(ctx context.Context) (int, error) {
 	msgs := make([]*queue.SendParams, len(rows))
 	ids := make([]int64, len(rows))
 	for i, o := range rows {
-		msgs[i] = &queue.SendParams{Queue: o.queue, Body: o.body, Delay: o.delay}
+		msgs[i] = &queue.SendParams{Queue: o.queue, Body: o.body, Delay: o.delay, Priority: o.priority}
 		ids[i] = o.id
 	}
 	return len(rows), r.publishDelete(ctx, ids, msgs)
@@ -268,18 +269,19 @@ func (s *Store) OutboxStats() OutboxStats {
 // the outbox, leased for lease by this process's relay, which publishes
 // them when the transaction commits; their ids are appended to *ids.
 func insertOutbox(msgs []*queue.SendParams, lease time.Duration, ids *[]int64) pgdb.Stmt {
-	names, bodies, delays := make([]string, len(msgs)), make([][]byte, len(msgs)), make([]int64, len(msgs))
+	names, bodies, delays, prios := make([]string, len(msgs)), make([][]byte, len(msgs)), make([]int64, len(msgs)), make([]int32, len(msgs))
 	for i, m := range msgs {
-		names[i], bodies[i], delays[i] = m.Queue, m.Body, m.Delay.Microseconds()
+		names[i], bodies[i], delays[i], prios[i] = m.Queue, m.Body, m.Delay.Microseconds(), int32(m.Priority)
 		if bodies[i] == nil {
 			bodies[i] = []byte{}
 		}
 	}
 	return pgdb.Stmt{
-		SQL: `INSERT INTO message_outbox (queue_name, body, delay_us, lease_until)
-			SELECT q, b, d, now() + $4 * interval '1 microsecond' FROM unnest($1::text[], $2::bytea[], $3::bigint[]) AS u(q, b, d)
+		SQL: `INSERT INTO message_outbox (queue_name, body, delay_us, priority, lease_until)
+			SELECT q, b, d, p, now() + $5 * interval '1 microsecond'
+			FROM unnest($1::text[], $2::bytea[], $3::bigint[], $4::integer[]) AS u(q, b, d, p)
 			RETURNING id`,
-		Args: []any{names, bodies, delays, lease.Microseconds()},
+		Args: []any{names, bodies, delays, prios, lease.Microseconds()},
 		Query: func(rows pgx.Rows) error {
 			got, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 			*ids = append(*ids, got...)
@@ -303,6 +305,6 @@ func (x *tx) relaySend(ctx context.Context, p *queue.SendParams) error {
 		}
 		x.s.known.Store(p.Queue, struct{}{})
 	}
-	x.relayed = append(x.relayed, &queue.SendParams{Queue: p.Queue, Body: p.Body, Delay: p.Delay})
+	x.relayed = append(x.relayed, &queue.SendParams{Queue: p.Queue, Body: p.Body, Delay: p.Delay, Priority: p.Priority})
 	return nil
 }

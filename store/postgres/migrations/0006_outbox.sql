@@ -11,6 +11,7 @@ CREATE TABLE message_outbox (
     queue_name  text        NOT NULL,
     body        bytea       NOT NULL,
     delay_us    bigint      NOT NULL DEFAULT 0 CHECK (delay_us >= 0),
+    priority    integer     NOT NULL DEFAULT 0,
     created_at  timestamptz NOT NULL DEFAULT now(),
     lease_until timestamptz NOT NULL DEFAULT '-infinity'
 );
