@@ -52,7 +52,7 @@ func (e *Engine) openRabbitMQ(ctx context.Context) error {
 	// A queue's consumer holds at most as many deliveries as the workers
 	// have slots.
 	prefetch := cmp.Or(cfg.WorkerConcurrency, worker.DefaultConcurrency())
-	q, err := rabbitmq.Open(ctx, rabbitmq.Config{URL: cfg.AMQPURL, Prefix: cfg.AMQPPrefix, Prefetch: prefetch, Logger: cfg.Logger, Clock: cfg.Clock})
+	q, err := rabbitmq.Open(ctx, rabbitmq.Config{URL: cfg.AMQPURL, Prefix: cfg.AMQPPrefix, Prefetch: prefetch, PriorityAging: cfg.PriorityAging, Logger: cfg.Logger, Clock: cfg.Clock})
 	if err != nil {
 		return fmt.Errorf("tasker: %w", err)
 	}

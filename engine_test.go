@@ -15,9 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tasker-go/tasker/internal/pgdb/pgtest"
-	"github.com/tasker-go/tasker/queue/rabbitmq"
 	"github.com/tasker-go/tasker/queue/rabbitmq/amqptest"
-	storepg "github.com/tasker-go/tasker/store/postgres"
 	"github.com/tasker-go/tasker/internal/statemanager"
 	"github.com/tasker-go/tasker/internal/testclock"
 
@@ -68,13 +66,10 @@ func database(t *testing.T, backend string) tasker.Config {
 		// prefix of the test's own), the store's messages through its
 		// outbox: what --messaging rabbitmq opens.
 		_, url := pgtest.Schema(t)
-		q := amqptest.Open(t, rabbitmq.Config{Prefetch: 100})
-		st, err := storepg.Open(t.Context(), storepg.Config{URL: url, AutoMigrate: true, Outbox: storepg.OutboxConfig{Queue: q}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = st.Close() })
-		return tasker.Config{Store: st, Queue: q, DefaultIdentityStrategy: tasker.IdentityAlwaysUnique}
+		prefix := amqptest.Prefix()
+		amqptest.DeletePrefix(t, prefix)
+		return tasker.Config{DatabaseURL: url, AutoMigrate: true, Messaging: tasker.MessagingRabbitMQ, AMQPURL: amqptest.URL(t), AMQPPrefix: prefix,
+			DefaultIdentityStrategy: tasker.IdentityAlwaysUnique}
 	}
 	// The tests create the same task more than once as separate tasks: the
 	// identity tests (identity_test.go) set the default back to strict.

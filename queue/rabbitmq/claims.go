@@ -408,12 +408,12 @@ func (q *Queue) MessageClaim(ctx context.Context, p *queue.ClaimParams) ([]*queu
 // fill takes, with basic.get, what the broker holds ready for s into the
 // deliveries held here, so that a claim hands them out in claim order
 // (priority, then visibility): until the broker has none, and while this
-// process holds fewer than Prefetch (at least want ready).
+// process holds fewer than Prefetch+Lookahead (at least want ready).
 func (q *Queue) fill(ctx context.Context, s *qstate, want int, now time.Time) error {
 	for {
 		q.mu.Lock()
 		held := len(s.ready) + len(s.claimed)
-		enough := held >= q.cfg.Prefetch && len(s.ready) >= want
+		enough := held >= q.cfg.Prefetch+q.cfg.Lookahead && len(s.ready) >= want
 		q.mu.Unlock()
 		if enough {
 			return nil

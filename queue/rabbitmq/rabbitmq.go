@@ -46,9 +46,16 @@ type Config struct {
 	Prefix string
 	// PriorityAging is the waiting one point of SendParams.Priority is
 	// worth in claim order (queue.SendParams.Priority). Claims order the
-	// deliveries this process holds (up to Prefetch): the broker itself
-	// delivers in its queue's order. Default queue.DefaultPriorityAging.
+	// deliveries this process holds: the broker itself delivers in its
+	// queue's order. Default queue.DefaultPriorityAging.
 	PriorityAging time.Duration
+	// Lookahead is how many deliveries beyond Prefetch a claim takes from
+	// the broker (basic.get) to hand them out by priority: the order of
+	// claims is exact among the Prefetch+Lookahead messages at the head of
+	// the queue. What a process holds and has not claimed, other
+	// processes cannot take (until it claims, releases or dies). Default
+	// 32; negative: none.
+	Lookahead int
 	// MaxBrowse bounds the dead letters that DeadLetterList,
 	// DeadLetterRequeue and DeadLetterPurge read from one queue's _dlq.
 	// Default 10,000.
@@ -68,6 +75,7 @@ func (c Config) withDefaults() Config {
 	c.ReconnectMax = cmp.Or(c.ReconnectMax, 5*time.Second)
 	c.MaxBrowse = cmp.Or(c.MaxBrowse, 10_000)
 	c.PriorityAging = cmp.Or(c.PriorityAging, queue.DefaultPriorityAging)
+	c.Lookahead = max(cmp.Or(c.Lookahead, 32), 0)
 	return c
 }
 

@@ -8,7 +8,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"os/exec"
+	"strings"
 	"testing"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/tasker-go/tasker/queue/rabbitmq"
 )
@@ -56,4 +60,57 @@ func Open(t testing.TB, cfg rabbitmq.Config) *rabbitmq.Queue {
 		}
 	})
 	return q
+}
+
+// DeletePrefix deletes, at the end of the test, every queue and exchange
+// of the local broker whose name starts with prefix: those an engine
+// opened by the test declared, whatever their names. It lists them with
+// rabbitmqctl (the broker's own tool, on the machine where CI runs it) and
+// deletes them over AMQP.
+func DeletePrefix(t testing.TB, prefix string) {
+	t.Helper()
+	u := URL(t)
+	t.Cleanup(func() {
+		list := func(what string) []string {
+			out, err := exec.Command("rabbitmqctl", what, "--no-table-headers", "-q", "name").Output()
+			if err != nil {
+				t.Logf("rabbitmqctl %s: %v: the test's broker names (prefix %s) are left", what, err, prefix)
+				return nil
+			}
+			var names []string
+			for _, n := range strings.Fields(string(out)) {
+				if strings.HasPrefix(n, prefix) {
+					names = append(names, n)
+				}
+			}
+			return names
+		}
+		queues, exchanges := list("list_queues"), list("list_exchanges")
+		if len(queues)+len(exchanges) == 0 {
+			return
+		}
+		conn, err := amqp.Dial(u)
+		if err != nil {
+			t.Errorf("delete the test's broker names: %v", err)
+			return
+		}
+		defer conn.Close()
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Errorf("delete the test's broker names: %v", err)
+			return
+		}
+		for _, n := range queues {
+			if _, err := ch.QueueDelete(n, false, false, false); err != nil {
+				t.Errorf("delete queue %s: %v", n, err)
+				return
+			}
+		}
+		for _, n := range exchanges {
+			if err := ch.ExchangeDelete(n, false, false); err != nil {
+				t.Errorf("delete exchange %s: %v", n, err)
+				return
+			}
+		}
+	})
 }
