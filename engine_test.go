@@ -848,7 +848,17 @@ func TestFullQueueRefusesNewTasks(t *testing.T) {
 			}
 		}
 		// The first steps are enqueued in the creating transaction: the
-		// queue holds 2 now.
+		// queue holds 2 now. Behind an outbox (RabbitMQ) they reach the
+		// broker after the commit: the relay says when it published them.
+		if backend == "rabbitmq" {
+			deadline := time.Now().Add(10 * time.Second)
+			for o := eng.Stats().Outbox; o == nil || o.Published < 2; o = eng.Stats().Outbox {
+				if time.Now().After(deadline) {
+					t.Fatalf("the outbox published %+v within 10s, want the 2 step messages", o)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
 		err = create()
 		if !errors.Is(err, taskertype.ErrQueueFull) {
 			t.Fatalf("a third task: %v, want ErrQueueFull", err)

@@ -78,6 +78,10 @@ type relay struct {
 	db   *pgdb.DB
 	log  *slog.Logger
 	jobs chan job // commits' rows, leased by their transaction: bounded
+	// deletes carries the ids of published rows to the deleter, which
+	// deletes them in batches: bounded; when full, a publisher deletes its
+	// own.
+	deletes chan []int64
 	run  background.Run
 
 	published, rounds, failures, overflows atomic.Uint64
@@ -92,7 +96,7 @@ type job struct {
 
 func newRelay(db *pgdb.DB, log *slog.Logger, cfg OutboxConfig) *relay {
 	cfg = cfg.withDefaults()
-	return &relay{cfg: cfg, db: db, log: log, jobs: make(chan job, 1024)}
+	return &relay{cfg: cfg, db: db, log: log, jobs: make(chan job, 1024), deletes: make(chan []int64, 256)}
 }
 
 // handoff gives the relay the rows a commit wrote, to publish at once.
@@ -120,6 +124,7 @@ func (r *relay) loop(ctx context.Context) {
 	for range r.cfg.Parallel {
 		wg.Go(func() { r.publisher(ctx) })
 	}
+	wg.Go(func() { r.deleter(ctx) })
 	sweep := time.NewTicker(r.cfg.Sweep)
 	defer sweep.Stop()
 	for {
@@ -139,6 +144,7 @@ func (r *relay) publisher(ctx context.Context) {
 		var j job
 		select {
 		case <-ctx.Done():
+			r.drainJobs(ctx)
 			return
 		case j = <-r.jobs:
 		}
@@ -160,12 +166,102 @@ func (r *relay) publisher(ctx context.Context) {
 	}
 }
 
+// drainJobs publishes, when the relay stops (the process closes its
+// store), the commits handed off and not yet published, for at most
+// stopDrain: else they would wait for another relay's sweep after their
+// lease.
+func (r *relay) drainJobs(ctx context.Context) {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopDrain)
+	defer cancel()
+	for dctx.Err() == nil {
+		select {
+		case j := <-r.jobs:
+			// The deleter may have stopped: delete here.
+			err := r.publish(dctx, j.msgs)
+			if err == nil {
+				err = r.delete(dctx, j.ids)
+			}
+			if err != nil {
+				r.failures.Add(1)
+			}
+		default:
+			return
+		}
+	}
+}
+
+// stopDrain bounds the publishing a stopping relay does.
+const stopDrain = 5 * time.Second
+
 // publishDelete publishes msgs and deletes the rows ids once the broker
 // confirmed them all.
 func (r *relay) publishDelete(ctx context.Context, ids []int64, msgs []*queue.SendParams) error {
 	if err := r.publish(ctx, msgs); err != nil {
 		return fmt.Errorf("publish %d rows: %w", len(ids), err)
 	}
+	select {
+	case r.deletes <- ids:
+		return nil
+	default:
+		return r.delete(ctx, ids)
+	}
+}
+
+// deleteEvery bounds how long a published row waits for its delete: far
+// below the lease, so that it is not published again meanwhile.
+const deleteEvery = 10 * time.Millisecond
+
+// deleter deletes the published rows in batches: one statement for all
+// the rows published in deleteEvery (or 1024 of them), not one per commit.
+func (r *relay) deleter(ctx context.Context) {
+	var pending []int64
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	flush := func(ctx context.Context) {
+		if len(pending) == 0 {
+			return
+		}
+		if err := r.delete(ctx, pending); err != nil {
+			r.failures.Add(1)
+			r.log.Warn("store: outbox relay: rows go again after their lease", slog.Any("error", err))
+		}
+		pending = pending[:0]
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			// What was published is deleted still, briefly: else it is
+			// published again after its lease (harmless, but noise).
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			for {
+				select {
+				case ids := <-r.deletes:
+					pending = append(pending, ids...)
+					continue
+				default:
+				}
+				break
+			}
+			flush(dctx)
+			cancel()
+			return
+		case ids := <-r.deletes:
+			if len(pending) == 0 {
+				timer.Reset(deleteEvery)
+			}
+			pending = append(pending, ids...)
+			if len(pending) >= 1024 {
+				timer.Stop()
+				flush(ctx)
+			}
+		case <-timer.C:
+			flush(ctx)
+		}
+	}
+}
+
+// delete deletes published rows.
+func (r *relay) delete(ctx context.Context, ids []int64) error {
 	if _, err := r.db.Pool.Exec(ctx, `DELETE FROM message_outbox WHERE id = ANY($1)`, ids); err != nil {
 		return fmt.Errorf("delete %d published rows (they will be published again): %w", len(ids), err)
 	}
