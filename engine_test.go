@@ -15,9 +15,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tasker-go/tasker/internal/pgdb/pgtest"
-	"github.com/tasker-go/tasker/queue/rabbitmq/amqptest"
 	"github.com/tasker-go/tasker/internal/statemanager"
 	"github.com/tasker-go/tasker/internal/testclock"
+	"github.com/tasker-go/tasker/queue/rabbitmq/amqptest"
 
 	"github.com/tasker-go/tasker"
 	"github.com/tasker-go/tasker/internal/demo"

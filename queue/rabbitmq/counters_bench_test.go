@@ -86,7 +86,9 @@ func (c *rwAtomics) read() (n uint64) {
 	return n
 }
 
-type xsyncAtomics struct{ m *xsync.Map[string, *queueCounters] }
+type xsyncAtomics struct {
+	m *xsync.Map[string, *queueCounters]
+}
 
 func (c *xsyncAtomics) bump(i int) {
 	q, _ := c.m.Load(benchQueues[i])

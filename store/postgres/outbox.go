@@ -82,7 +82,7 @@ type relay struct {
 	// deletes them in batches: bounded; when full, a publisher deletes its
 	// own.
 	deletes chan []int64
-	run  background.Run
+	run     background.Run
 
 	published, rounds, failures, overflows atomic.Uint64
 }
