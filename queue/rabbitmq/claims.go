@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -38,6 +39,11 @@ type qstate struct {
 	claimed map[int64]*held
 	subs    map[*subscriber]struct{}
 	delays  map[int64]time.Time // delay levels declared (ms) → when
+	// rpc serializes the synchronous methods (basic.get, basic.consume,
+	// basic.cancel) on the claim channel: AMQP allows one in flight per
+	// channel, and the client matches replies to calls in order. It
+	// guards no state, and it is the only lock held across a network call.
+	rpc sync.Mutex
 }
 
 // held is a delivery this process holds: claimed, or ready to be.
@@ -422,7 +428,9 @@ func (q *Queue) fill(ctx context.Context, s *qstate, want int, now time.Time) er
 		if err != nil {
 			return err
 		}
+		s.rpc.Lock()
 		d, ok, err := ch.Get(q.bn(s.name), false)
+		s.rpc.Unlock()
 		if err != nil {
 			return notFound(err, "claim", s.name)
 		}
@@ -657,7 +665,9 @@ func (q *Queue) Subscribe(name string) (<-chan struct{}, func()) {
 		}
 		q.mu.Unlock()
 		if ch != nil {
+			s.rpc.Lock()
 			_ = ch.Cancel(tag, false)
+			s.rpc.Unlock()
 			for _, h := range release {
 				_ = h.ch.Nack(h.tag, false, true)
 			}
@@ -682,7 +692,9 @@ func (q *Queue) startConsumer(s *qstate, gen uint64) {
 	tag := "tasker-" + strconv.FormatInt(q.ids.next(), 36)
 	s.tag = tag
 	q.mu.Unlock()
+	s.rpc.Lock()
 	deliveries, err := ch.Consume(q.bn(s.name), tag, false, false, false, false, nil)
+	s.rpc.Unlock()
 	if err != nil {
 		q.log.Warn("rabbitmq: consume", "queue", s.name, "error", err)
 		q.mu.Lock()

@@ -25,6 +25,11 @@
 // to two holders at once: the broker delivers it to one channel, and this
 // process hands it to one claim at a time.
 //
+// The provider's mutex guards memory only; no network call is made under
+// it. The one lock held across a call is a queue's rpc mutex, which
+// serializes the synchronous methods on its claim channel (AMQP allows one
+// in flight per channel) and guards nothing else.
+//
 // Wake-ups come from consumers: a queue with subscribers has a consumer
 // with a prefetch of Config.Prefetch (set it to the worker's slots), and
 // each delivery that arrives signals the subscribers. Claims take the
