@@ -51,9 +51,9 @@ type held struct {
 	ch  *amqp.Channel
 	tag uint64
 	due time.Time // zero: not delayed
-	// key orders claims: when the message became visible (sent, due, its
-	// claim expired, released) less its priority's worth of waiting
-	// (queue.PriorityOffset), in microseconds.
+	// key orders claims: when the message became visible (sent, or due)
+	// less its priority's worth of waiting (queue.PriorityOffset), in
+	// microseconds; a release or an expired claim keeps it.
 	key int64
 	msg queue.Message
 }
@@ -362,8 +362,7 @@ func (q *Queue) expireLocked(s *qstate, now time.Time) {
 	for id, h := range s.claimed {
 		if !now.Before(h.msg.VisibleAt) {
 			delete(s.claimed, id)
-			q.setVisible(h, h.msg.VisibleAt)
-			s.insertReady(h)
+			s.insertReady(h) // it keeps its claim order, as it would on PostgreSQL
 			n++
 		}
 	}
@@ -532,8 +531,7 @@ func (q *Queue) MessageNack(ctx context.Context, p *queue.NackParams) error {
 	}
 	s.takeLocked(h, claimed)
 	if p.Delay <= 0 {
-		q.setVisible(h, q.clock.Now())
-		s.insertReady(h)
+		s.insertReady(h) // it keeps its claim order
 		q.signalLocked(s)
 		q.mu.Unlock()
 		s.ctr.nacked.Add(1)
