@@ -42,6 +42,20 @@ type Config struct {
 	// database), e.g. "postgres://user@host:5432/db?sslmode=disable".
 	// Ignored when Store is set.
 	DatabaseURL string
+	// Messaging selects where the queues live with DatabaseURL:
+	// MessagingPostgres ("" or "postgres": in the store's database, a
+	// state change and its message commit together) or MessagingRabbitMQ
+	// ("rabbitmq": on the broker at AMQPURL; the messages of a transaction
+	// go through a transactional outbox in the database,
+	// docs/rabbitmq.md). Ignored when Store is set.
+	Messaging string
+	// AMQPURL is the RabbitMQ broker of MessagingRabbitMQ, e.g.
+	// "amqp://guest:guest@127.0.0.1:5672/".
+	AMQPURL string
+	// AMQPPrefix is put before every name the engine declares on the
+	// broker, so that several installations share a virtual host.
+	// Default none.
+	AMQPPrefix string
 	// AutoMigrate applies the PostgreSQL schema migrations at Open (they
 	// are safe to run from several processes at once); otherwise run
 	// `tasker migrate` first.
@@ -242,6 +256,9 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if (cfg.Store == nil) != (cfg.Queue == nil) {
 		return nil, errors.New("tasker: Config.Store and Config.Queue go together: set both, or neither for the embedded SQLite backend")
 	}
+	if err := checkMessaging(&cfg); err != nil {
+		return nil, err
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -285,6 +302,11 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	for _, t := range cfg.Templates {
 		if err := e.templates.Add(t); err != nil {
 			return nil, fmt.Errorf("tasker: %w", err)
+		}
+	}
+	if e.store == nil && cfg.Messaging == MessagingRabbitMQ {
+		if err := e.openRabbitMQ(ctx); err != nil {
+			return nil, err
 		}
 	}
 	if e.store == nil && cfg.DatabaseURL != "" {

@@ -17,6 +17,7 @@ import (
 	"github.com/tasker-go/tasker/internal/pgdb/pgtest"
 	"github.com/tasker-go/tasker/internal/statemanager"
 	"github.com/tasker-go/tasker/internal/testclock"
+	"github.com/tasker-go/tasker/queue/rabbitmq/amqptest"
 
 	"github.com/tasker-go/tasker"
 	"github.com/tasker-go/tasker/internal/demo"
@@ -39,6 +40,9 @@ func backends() []string {
 	b := []string{"sqlite"}
 	if os.Getenv(pgtest.EnvURL) != "" {
 		b = append(b, "postgres")
+		if os.Getenv(amqptest.EnvURL) != "" {
+			b = append(b, "rabbitmq")
+		}
 	}
 	return b
 }
@@ -56,6 +60,16 @@ func database(t *testing.T, backend string) tasker.Config {
 	if backend == "postgres" {
 		_, url := pgtest.Schema(t)
 		return tasker.Config{DatabaseURL: url, AutoMigrate: true, DefaultIdentityStrategy: tasker.IdentityAlwaysUnique}
+	}
+	if backend == "rabbitmq" {
+		// PostgreSQL for the store, RabbitMQ for the queues (under a
+		// prefix of the test's own), the store's messages through its
+		// outbox: what --messaging rabbitmq opens.
+		_, url := pgtest.Schema(t)
+		prefix := amqptest.Prefix()
+		amqptest.DeletePrefix(t, prefix)
+		return tasker.Config{DatabaseURL: url, AutoMigrate: true, Messaging: tasker.MessagingRabbitMQ, AMQPURL: amqptest.URL(t), AMQPPrefix: prefix,
+			DefaultIdentityStrategy: tasker.IdentityAlwaysUnique}
 	}
 	// The tests create the same task more than once as separate tasks: the
 	// identity tests (identity_test.go) set the default back to strict.
@@ -834,7 +848,17 @@ func TestFullQueueRefusesNewTasks(t *testing.T) {
 			}
 		}
 		// The first steps are enqueued in the creating transaction: the
-		// queue holds 2 now.
+		// queue holds 2 now. Behind an outbox (RabbitMQ) they reach the
+		// broker after the commit: the relay says when it published them.
+		if backend == "rabbitmq" {
+			deadline := time.Now().Add(10 * time.Second)
+			for o := eng.Stats().Outbox; o == nil || o.Published < 2; o = eng.Stats().Outbox {
+				if time.Now().After(deadline) {
+					t.Fatalf("the outbox published %+v within 10s, want the 2 step messages", o)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
 		err = create()
 		if !errors.Is(err, taskertype.ErrQueueFull) {
 			t.Fatalf("a third task: %v, want ErrQueueFull", err)

@@ -7,6 +7,7 @@ import (
 	"github.com/tasker-go/tasker/internal/templatecache"
 	"github.com/tasker-go/tasker/internal/worker"
 	"github.com/tasker-go/tasker/queue"
+	storepg "github.com/tasker-go/tasker/store/postgres"
 )
 
 // Stats is a snapshot of the engine's in-process structures: what they hold
@@ -37,6 +38,15 @@ type Stats struct {
 	// reconnects, and the fallback polls. Nil when the provider does not
 	// report them.
 	Wakeups *queue.WakeupStats
+	// Queues are the provider's counts per queue (TAS-163 #10): messages
+	// sent, received, acknowledged, released and redelivered through this
+	// process, and the broker's count of ready messages. Nil when the
+	// provider does not count them (RabbitMQ does).
+	Queues []queue.Counters
+	// Outbox is the transactional outbox's relay, when the store sends
+	// its messages through one (PostgreSQL with RabbitMQ messaging); nil
+	// otherwise.
+	Outbox *storepg.OutboxStats
 	// Admission is the back-pressure on new tasks (MaxQueuedSteps).
 	Admission AdmissionStats
 	// DeadLettered counts the orchestration messages this engine set
@@ -96,6 +106,13 @@ func (e *Engine) Stats() Stats {
 	if r, ok := e.rawQueue.(queue.WakeupReporter); ok {
 		ws := r.WakeupStats()
 		s.Wakeups = &ws
+	}
+	if r, ok := e.rawQueue.(queue.CounterReporter); ok {
+		s.Queues = r.Counters()
+	}
+	if pg, ok := e.rawStore.(*storepg.Store); ok && pg.HasOutbox() {
+		o := pg.OutboxStats()
+		s.Outbox = &o
 	}
 	if e.admit != nil {
 		s.Admission.Admitted, s.Admission.Refused = e.admit.Counts()

@@ -290,6 +290,40 @@ type Capabilities struct {
 	// found without each consumer polling. Consumers then keep only a slow
 	// poll of their own as a last resort.
 	PollsSubscribed bool
+	// BrokerClock: delays (SendParams.Delay, NackParams.Delay) run on a
+	// broker's timers, in real time, not on the clock the provider was
+	// given; and the provider knows only this process's claims, so
+	// Stats.Claimed counts those and Stats.OldestAge is 0 (RabbitMQ).
+	// Visibility timeouts still run on the given clock.
+	BrokerClock bool
+}
+
+// Counters counts the messages of one queue that went through this
+// process (TAS-163 #10), and what the broker holds.
+type Counters struct {
+	Queue string
+	// Sent: published by this process; Received: delivered to it (by a
+	// consumer or a get); Acked: acknowledged; Nacked: released, with a
+	// delay or without; Redelivered: delivered or claimed again after an
+	// earlier delivery of the same message.
+	Sent, Received, Acked, Nacked, Redelivered uint64
+	// BrokerMessages is the broker's count of ready messages at its last
+	// look (a passive declare, every few seconds); -1 before the first.
+	BrokerMessages int64
+}
+
+// BatchSender is a Queue that publishes many messages with one wait for
+// the broker: the transactional outbox's relay uses it when it can.
+type BatchSender interface {
+	// MessageSendBatch sends every message, or returns an error (some may
+	// have been sent: the caller sends them all again).
+	MessageSendBatch(ctx context.Context, msgs []*SendParams) error
+}
+
+// CounterReporter is implemented by providers that count their messages
+// per queue (RabbitMQ).
+type CounterReporter interface {
+	Counters() []Counters
 }
 
 // DepthEstimator is a Queue that can estimate the size of a queue for far

@@ -17,6 +17,9 @@ import (
 	"github.com/tasker-go/tasker"
 	"github.com/tasker-go/tasker/examples"
 	"github.com/tasker-go/tasker/internal/pgdb/pgtest"
+	"github.com/tasker-go/tasker/queue"
+	"github.com/tasker-go/tasker/queue/rabbitmq"
+	"github.com/tasker-go/tasker/queue/rabbitmq/amqptest"
 	"github.com/tasker-go/tasker/template"
 )
 
@@ -140,6 +143,41 @@ func TestClusterOfProcessesRunsEveryTaskOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs processes")
 	}
+	runCluster(t, tasker.Config{})
+}
+
+// TestClusterOfProcessesRunsEveryTaskOnceOnRabbitMQ is the same cluster with
+// its queues on RabbitMQ (under a prefix of the test's own), the store's
+// messages through the outbox.
+func TestClusterOfProcessesRunsEveryTaskOnceOnRabbitMQ(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs processes")
+	}
+	cfg := rabbitConfig(t)
+	runCluster(t, cfg)
+}
+
+// rabbitConfig sets the environment of the processes the test starts to
+// RabbitMQ messaging under a prefix of the test's own, and returns the
+// client's Config fields that match; the broker names are deleted after.
+func rabbitConfig(t *testing.T) tasker.Config {
+	t.Helper()
+	cfg := tasker.Config{Messaging: tasker.MessagingRabbitMQ, AMQPURL: amqptest.URL(t), AMQPPrefix: amqptest.Prefix()}
+	t.Setenv("TASKER_MESSAGING", cfg.Messaging)
+	t.Setenv("TASKER_AMQP_URL", cfg.AMQPURL)
+	t.Setenv("TASKER_AMQP_PREFIX", cfg.AMQPPrefix)
+	t.Cleanup(func() {
+		// A queue handle that knows the names, to delete them.
+		q := amqptest.Open(t, rabbitmq.Config{Prefix: cfg.AMQPPrefix})
+		for _, name := range []string{queue.ResultsQueue, queue.TasksQueue, queue.StepQueue("demo"), "demo_domain_events"} {
+			_ = q.QueueEnsure(context.Background(), name)
+		}
+	})
+	return cfg
+}
+
+// runCluster runs the cluster test with the messaging of base.
+func runCluster(t *testing.T, base tasker.Config) {
 	_, url := pgtest.Schema(t)
 	bin := buildBinary(t, t.TempDir())
 	if out, err := exec.Command(bin, "migrate", "--database-url", url).CombinedOutput(); err != nil {
@@ -165,8 +203,10 @@ func TestClusterOfProcessesRunsEveryTaskOnce(t *testing.T) {
 		tpls = append(tpls, tpl)
 	}
 	ctx := context.Background()
-	eng, err := tasker.Open(ctx, tasker.Config{DatabaseURL: url, Templates: tpls, DisableOrchestration: true, DisableWorkers: true,
-		DefaultIdentityStrategy: tasker.IdentityAlwaysUnique}) // the same task many times
+	client := base
+	client.DatabaseURL, client.Templates, client.DisableOrchestration, client.DisableWorkers = url, tpls, true, true
+	client.DefaultIdentityStrategy = tasker.IdentityAlwaysUnique // the same task many times
+	eng, err := tasker.Open(ctx, client)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,20 @@ func TestClusterSurvivesKilledProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs processes")
 	}
+	runKilled(t, tasker.Config{})
+}
+
+// TestClusterSurvivesKilledProcessesOnRabbitMQ is the same on RabbitMQ: the
+// killed worker held unacknowledged deliveries; the broker requeues them
+// when its connection drops, and the surviving worker runs them.
+func TestClusterSurvivesKilledProcessesOnRabbitMQ(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs processes")
+	}
+	runKilled(t, rabbitConfig(t))
+}
+
+func runKilled(t *testing.T, base tasker.Config) {
 	_, url := pgtest.Schema(t)
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)
@@ -54,8 +68,10 @@ steps:
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	eng, err := tasker.Open(ctx, tasker.Config{DatabaseURL: url, Templates: []*template.Template{tpl}, DisableOrchestration: true, DisableWorkers: true,
-		DefaultIdentityStrategy: tasker.IdentityAlwaysUnique}) // the same task many times
+	client := base
+	client.DatabaseURL, client.Templates, client.DisableOrchestration, client.DisableWorkers = url, []*template.Template{tpl}, true, true
+	client.DefaultIdentityStrategy = tasker.IdentityAlwaysUnique // the same task many times
+	eng, err := tasker.Open(ctx, client)
 	if err != nil {
 		t.Fatal(err)
 	}

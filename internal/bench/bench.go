@@ -22,6 +22,8 @@ import (
 	"github.com/tasker-go/tasker/examples"
 	"github.com/tasker-go/tasker/internal/demo"
 	"github.com/tasker-go/tasker/internal/pgdb"
+	"github.com/tasker-go/tasker/internal/worker"
+	"github.com/tasker-go/tasker/queue/rabbitmq"
 	storepg "github.com/tasker-go/tasker/store/postgres"
 	"github.com/tasker-go/tasker/template"
 )
@@ -73,6 +75,10 @@ type Backend struct {
 	// DatabaseURL selects PostgreSQL instead: a fresh schema of this
 	// database, migrated at the start and dropped at the end.
 	DatabaseURL string
+	// AMQPURL, with DatabaseURL, puts the queues on this RabbitMQ broker
+	// (under a prefix of the run's own, deleted at the end), the store's
+	// messages going through its outbox.
+	AMQPURL string
 }
 
 // Options configures a run.
@@ -162,12 +168,21 @@ func Open(ctx context.Context, b Backend, logger *slog.Logger, shapes ...*templa
 	if b.DatabaseURL == "" {
 		cfg.DatabasePath = filepath.Join(b.Dir, fmt.Sprintf("bench-%d.db", time.Now().UnixNano()))
 	} else {
-		st, drop, err := openPostgres(ctx, b.DatabaseURL, logger)
-		if err != nil {
-			return nil, err
+		if b.AMQPURL != "" {
+			st, q, drop, err := openRabbitMQ(ctx, b.DatabaseURL, b.AMQPURL, logger)
+			if err != nil {
+				return nil, err
+			}
+			out.pg, out.drop = st, drop
+			cfg.Store, cfg.Queue = st, q
+		} else {
+			st, drop, err := openPostgres(ctx, b.DatabaseURL, logger, storepg.OutboxConfig{})
+			if err != nil {
+				return nil, err
+			}
+			out.pg, out.drop = st, drop
+			cfg.Store, cfg.Queue = st, st.Queue()
 		}
-		out.pg, out.drop = st, drop
-		cfg.Store, cfg.Queue = st, st.Queue()
 	}
 	eng, err := tasker.Open(ctx, cfg)
 	if err != nil {
@@ -188,7 +203,7 @@ func Open(ctx context.Context, b Backend, logger *slog.Logger, shapes ...*templa
 
 // openPostgres creates a schema of its own in the database and opens a
 // migrated store on it; drop closes the store and drops the schema.
-func openPostgres(ctx context.Context, dbURL string, logger *slog.Logger) (*storepg.Store, func() error, error) {
+func openPostgres(ctx context.Context, dbURL string, logger *slog.Logger, outbox storepg.OutboxConfig) (*storepg.Store, func() error, error) {
 	admin, err := pgdb.Open(ctx, pgdb.Options{URL: dbURL, Logger: logger, MaxConns: 1})
 	if err != nil {
 		return nil, nil, err
@@ -210,11 +225,32 @@ func openPostgres(ctx context.Context, dbURL string, logger *slog.Logger) (*stor
 	u, err := pgdb.WithSearchPath(dbURL, schema)
 	if err == nil {
 		var st *storepg.Store
-		if st, err = storepg.Open(ctx, storepg.Config{URL: u, Logger: logger, AutoMigrate: true}); err == nil {
+		if st, err = storepg.Open(ctx, storepg.Config{URL: u, Logger: logger, AutoMigrate: true, Outbox: outbox}); err == nil {
 			return st, func() error { st.Close(); return drop() }, nil
 		}
 	}
 	return nil, nil, errors.Join(err, drop())
+}
+
+// openRabbitMQ opens the queues on a RabbitMQ broker under a prefix of
+// their own, and a store on a schema of its own whose outbox relays there;
+// drop closes both and deletes the schema and the broker's queues.
+func openRabbitMQ(ctx context.Context, dbURL, amqpURL string, logger *slog.Logger) (*storepg.Store, *rabbitmq.Queue, func() error, error) {
+	q, err := rabbitmq.Open(ctx, rabbitmq.Config{URL: amqpURL, Logger: logger, Prefetch: worker.DefaultConcurrency(),
+		Prefix: fmt.Sprintf("bench%d_", time.Now().UnixNano())})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	st, drop, err := openPostgres(ctx, dbURL, logger, storepg.OutboxConfig{Queue: q})
+	if err != nil {
+		return nil, nil, nil, errors.Join(err, q.Close())
+	}
+	return st, q, func() error {
+		err := drop() // closes the store: its relay stops
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return errors.Join(err, q.DeleteTopology(dctx), q.Close())
+	}, nil
 }
 
 // RoundTrips counts the round trips to the database so far, and reports

@@ -18,6 +18,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 	var shapes string
 	var burn bench.BurnDownOptions
 	var asJSON bool
+	var messaging string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure end-to-end latency and throughput",
@@ -26,7 +27,8 @@ with a trivial handler on a fresh embedded database: first one task at a time (l
 creation to completion), then with many tasks in flight (tasks/s and steps/s).
 
 With --database-url, run on PostgreSQL instead, in a schema created for the
-run and dropped after it, and count the round trips to the database: per step
+run and dropped after it (with --messaging rabbitmq --amqp-url URL, the queues
+on that RabbitMQ broker, under a prefix of the run's own), and count the round trips to the database: per step
 one task at a time (RT/STEP) and at saturation (RT/STEP SAT), the bench's own
 task creations and waits included, and per second while the engine is idle
 (IDLE RT/S, over --idle after each shape).
@@ -43,6 +45,19 @@ task. --json prints the figures as JSON.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if burn.CPUProfile != "" && !cmd.Flags().Changed("burn-down") {
 				return usageError{fmt.Errorf("--cpuprofile profiles a burn-down: give --burn-down N too")}
+			}
+			switch messaging {
+			case "", "postgres":
+				o.AMQPURL = ""
+			case "rabbitmq":
+				if o.DatabaseURL == "" || o.AMQPURL == "" {
+					return usageError{fmt.Errorf("--messaging rabbitmq needs --database-url (the store and its outbox) and --amqp-url (or TASKER_AMQP_URL)")}
+				}
+				if cmd.Flags().Changed("burn-down") {
+					return usageError{fmt.Errorf("--burn-down runs on the database's own queues: drop --messaging rabbitmq")}
+				}
+			default:
+				return usageError{fmt.Errorf("--messaging %q: use postgres or rabbitmq", messaging)}
 			}
 			if cmd.Flags().Changed("burn-down") {
 				burn.Backend = o.Backend
@@ -92,6 +107,7 @@ task. --json prints the figures as JSON.`,
 	cmd.Flags().DurationVar(&o.Saturation, "duration", 3*time.Second, "how long each shape runs at saturation")
 	cmd.Flags().StringVar(&o.Dir, "dir", "", "directory for the temporary database (default: the system's)")
 	cmd.Flags().StringVar(&o.DatabaseURL, "database-url", "", "run on this PostgreSQL database, in a temporary schema")
+	messagingFlags(cmd, &messaging, &o.AMQPURL)
 	cmd.Flags().IntVar(&burn.Tasks, "burn-down", 0, "measure the drain of a backlog of this many tasks instead")
 	cmd.Flags().IntVar(&burn.WorkerConcurrency, "worker-concurrency", 0, "with --burn-down: the draining engine's worker concurrency (default: the engine's)")
 	cmd.Flags().StringVar(&burn.CPUProfile, "cpuprofile", "", "with --burn-down: write a CPU profile of the drain to this file")

@@ -16,6 +16,7 @@ import (
 func newDeadLettersCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "dead-letters", Short: "Inspect, send back or purge the orchestration messages set aside because processing them kept failing"}
 	var db, url, queueName string
+	var bf brokerFlags
 	var limit int
 	list := &cobra.Command{
 		Use:   "list",
@@ -26,7 +27,7 @@ func newDeadLettersCmd(g *globals) *cobra.Command {
 				return usageError{fmt.Errorf("--limit %d: give a positive number of dead letters to list", limit)}
 			}
 			ctx := cmd.Context()
-			eng, err := tasker.Open(ctx, tasker.Config{DatabasePath: db, DatabaseURL: url, Logger: g.logger()})
+			eng, err := tasker.Open(ctx, bf.apply(tasker.Config{DatabasePath: db, DatabaseURL: url, Logger: g.logger()}))
 			if err != nil {
 				return err
 			}
@@ -47,6 +48,7 @@ func newDeadLettersCmd(g *globals) *cobra.Command {
 	dbFlag(list, &db)
 	list.Flags().StringVar(&url, "database-url", os.Getenv("TASKER_DATABASE_URL"),
 		"PostgreSQL URL (env TASKER_DATABASE_URL); when set, --db is ignored")
+	bf.register(list)
 	list.Flags().StringVar(&queueName, "queue", "", "list only the dead letters of this queue (e.g. orchestration_results)")
 	list.Flags().IntVarP(&limit, "limit", "n", 20, "how many dead letters to list")
 	cmd.AddCommand(list, newDeadLettersRetryCmd(g), newDeadLettersPurgeCmd(g))
@@ -58,6 +60,7 @@ const maxRetryAll = 10_000
 
 func newDeadLettersRetryCmd(g *globals) *cobra.Command {
 	var db, url, queueName string
+	var bf brokerFlags
 	var all bool
 	cmd := &cobra.Command{
 		Use:   "retry [ID...]",
@@ -83,7 +86,7 @@ its task waiting until its message is sent back (or the task is cancelled).`,
 				ids = append(ids, id)
 			}
 			ctx := cmd.Context()
-			eng, err := tasker.Open(ctx, tasker.Config{DatabasePath: db, DatabaseURL: url, Logger: g.logger()})
+			eng, err := tasker.Open(ctx, bf.apply(tasker.Config{DatabasePath: db, DatabaseURL: url, Logger: g.logger()}))
 			if err != nil {
 				return err
 			}
@@ -113,6 +116,7 @@ its task waiting until its message is sent back (or the task is cancelled).`,
 		},
 	}
 	backendFlagsDL(cmd, &db, &url)
+	bf.register(cmd)
 	cmd.Flags().BoolVar(&all, "all", false, "send back every dead letter (with --queue, every one of that queue)")
 	cmd.Flags().StringVar(&queueName, "queue", "", "with --all: only the dead letters of this queue")
 	return cmd
@@ -120,6 +124,7 @@ its task waiting until its message is sent back (or the task is cancelled).`,
 
 func newDeadLettersPurgeCmd(g *globals) *cobra.Command {
 	var db, url, queueName string
+	var bf brokerFlags
 	var olderThan time.Duration
 	cmd := &cobra.Command{
 		Use:   "purge --older-than DURATION",
@@ -130,7 +135,7 @@ func newDeadLettersPurgeCmd(g *globals) *cobra.Command {
 				return usageError{fmt.Errorf("--older-than %v: give a positive duration, e.g. --older-than 720h", olderThan)}
 			}
 			ctx := cmd.Context()
-			eng, err := tasker.Open(ctx, tasker.Config{DatabasePath: db, DatabaseURL: url, Logger: g.logger()})
+			eng, err := tasker.Open(ctx, bf.apply(tasker.Config{DatabasePath: db, DatabaseURL: url, Logger: g.logger()}))
 			if err != nil {
 				return err
 			}
@@ -144,6 +149,7 @@ func newDeadLettersPurgeCmd(g *globals) *cobra.Command {
 		},
 	}
 	backendFlagsDL(cmd, &db, &url)
+	bf.register(cmd)
 	cmd.Flags().DurationVar(&olderThan, "older-than", 0, "delete the dead letters set aside longer ago than this (required), e.g. 720h")
 	cmd.Flags().StringVar(&queueName, "queue", "", "only the dead letters of this queue")
 	return cmd
@@ -154,6 +160,22 @@ func backendFlagsDL(cmd *cobra.Command, db, url *string) {
 	dbFlag(cmd, db)
 	cmd.Flags().StringVar(url, "database-url", os.Getenv("TASKER_DATABASE_URL"),
 		"PostgreSQL URL (env TASKER_DATABASE_URL); when set, --db is ignored")
+}
+
+// brokerFlags are --messaging, --amqp-url and --amqp-prefix of a command
+// that reads the dead letters, which live on the broker with RabbitMQ
+// messaging.
+type brokerFlags struct{ messaging, url, prefix string }
+
+func (b *brokerFlags) register(cmd *cobra.Command) {
+	messagingFlags(cmd, &b.messaging, &b.url)
+	cmd.Flags().StringVar(&b.prefix, "amqp-prefix", os.Getenv("TASKER_AMQP_PREFIX"),
+		"with --messaging rabbitmq: the prefix of the installation's names on the broker (env TASKER_AMQP_PREFIX)")
+}
+
+func (b *brokerFlags) apply(cfg tasker.Config) tasker.Config {
+	cfg.Messaging, cfg.AMQPURL, cfg.AMQPPrefix = b.messaging, b.url, b.prefix
+	return cfg
 }
 
 // oneLine puts s on one line of at most n characters, for a table cell.

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -26,6 +27,9 @@ type backend struct {
 	maxQueued   int
 	aging       time.Duration
 	replace     bool          // --replace-templates
+	messaging   string        // --messaging: postgres or rabbitmq
+	amqpURL     string        // --amqp-url
+	amqpPrefix  string        // --amqp-prefix
 	clockOffset time.Duration // for tests: skews the engine's clock
 }
 
@@ -38,6 +42,9 @@ func (c offsetClock) Now() time.Time { return time.Now().Add(c.d) }
 func backendFlags(cmd *cobra.Command, b *backend) {
 	databaseFlags(cmd, &b.database)
 	cmd.Flags().BoolVar(&b.autoMigrate, "migrate", false, "apply the PostgreSQL schema migrations first")
+	messagingFlags(cmd, &b.messaging, &b.amqpURL)
+	cmd.Flags().StringVar(&b.amqpPrefix, "amqp-prefix", os.Getenv("TASKER_AMQP_PREFIX"),
+		"with --messaging rabbitmq: put this before every name declared on the broker, so that several installations share a virtual host (env TASKER_AMQP_PREFIX)")
 	cmd.Flags().DurationVar(&b.claim, "claim-timeout", 0, "how long a claimed message stays hidden: a dead process's work comes back after it; workers renew the claims of running steps every third of it (default 30s)")
 	cmd.Flags().BoolVar(&b.replace, "replace-templates", false, "a template whose definition differs from the one stored under its version replaces it (logged; tasks created before keep their steps; other processes see it after their template cache's TTL, 1m) instead of being refused")
 	cmd.Flags().DurationVar(&b.aging, "priority-aging", 0, "the waiting one point of task priority is worth when workers claim steps (default 10s; 1ms to 1h; the same for every process of a database)")
@@ -49,11 +56,20 @@ func backendFlags(cmd *cobra.Command, b *backend) {
 
 func (b *backend) config(g *globals) tasker.Config {
 	cfg := tasker.Config{DatabasePath: b.db, DatabaseURL: b.url, AutoMigrate: b.autoMigrate, ClaimTimeout: b.claim,
-		MaxQueuedSteps: b.maxQueued, PriorityAging: b.aging, ReplaceTemplates: b.replace, Logger: g.logger()}
+		MaxQueuedSteps: b.maxQueued, PriorityAging: b.aging, ReplaceTemplates: b.replace, Logger: g.logger(),
+		Messaging: b.messaging, AMQPURL: b.amqpURL, AMQPPrefix: b.amqpPrefix}
 	if b.clockOffset != 0 {
 		cfg.Clock = offsetClock{b.clockOffset}
 	}
 	return cfg
+}
+
+// messagingFlags registers --messaging and --amqp-url.
+func messagingFlags(cmd *cobra.Command, messaging, amqpURL *string) {
+	cmd.Flags().StringVar(messaging, "messaging", cmp.Or(os.Getenv("TASKER_MESSAGING"), tasker.MessagingPostgres),
+		"where the queues live with --database-url: postgres (the database's own) or rabbitmq (the broker at --amqp-url; env TASKER_MESSAGING)")
+	cmd.Flags().StringVar(amqpURL, "amqp-url", os.Getenv("TASKER_AMQP_URL"),
+		"the RabbitMQ broker of --messaging rabbitmq, e.g. amqp://guest:guest@127.0.0.1:5672/ (env TASKER_AMQP_URL)")
 }
 
 func newMigrateCmd(g *globals) *cobra.Command {

@@ -42,12 +42,46 @@ func (o *Orchestrator) round(ctx context.Context, name string, max int, process 
 		func() (int, error) { return o.roundInTx(ctx, name, max, process) },
 		func() (int, error) {
 			msgs, err := o.queue.MessageClaim(ctx, &queue.ClaimParams{Queue: name, Max: max, VisibilityTimeout: o.cfg.VisibilityTimeout})
-			if err != nil {
+			if err != nil || len(msgs) == 0 {
 				return 0, err
 			}
-			o.handleBatch(ctx, name, msgs, process)
+			if o.txQueue || o.batchTx(ctx, name, msgs, process) != nil {
+				o.handleBatch(ctx, name, msgs, process)
+			}
 			return len(msgs), nil
 		})
+}
+
+// batchTx processes claimed messages of a queue that does not share the
+// store's database (a broker) in one transaction, as roundInTx does, and
+// acknowledges them after its commit: a duplicate from an acknowledgement
+// lost is absorbed by the transitions' compare-and-set. An error (the
+// transaction rolled back) leaves the messages claimed, for handleBatch
+// to process one by one.
+func (o *Orchestrator) batchTx(ctx context.Context, name string, msgs []*queue.Message, process processFunc) error {
+	err := o.tx(context.WithoutCancel(ctx), func(tx store.Tx, rec *transition.Recorder) error {
+		if _, err := tx.Prefetch(ctx, &store.PrefetchParams{TaskIDs: wire.Tasks(msgs)}); err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			if err := process(ctx, tx, rec, m); err != nil {
+				return consumer.Failed(m, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		o.log.Debug("a batch failed; handling its messages one by one", "queue", name, "error", err)
+		return err
+	}
+	receipts := make([]queue.Receipt, len(msgs))
+	for i, m := range msgs {
+		receipts[i] = m.Receipt()
+	}
+	if err := o.queue.MessageAck(ctx, &queue.AckParams{Queue: name, Receipts: receipts}); err != nil {
+		o.log.Warn("acknowledge failed; processed messages will be redelivered", "queue", name, "count", len(receipts), "error", err)
+	}
+	return nil
 }
 
 func (o *Orchestrator) roundInTx(ctx context.Context, name string, max int, process processFunc) (int, error) {

@@ -77,6 +77,9 @@ func (w *Worker) round(ctx context.Context, name string, max int) (int, error) {
 			if err != nil {
 				return 0, err
 			}
+			if !w.txQueue && len(msgs) > 0 && w.startBatch(ctx, name, msgs, at) {
+				return len(msgs), nil
+			}
 			w.steps.Add(len(msgs))
 			for _, m := range msgs {
 				go func() {
@@ -125,12 +128,52 @@ func (w *Worker) claimTx(ctx context.Context, tx store.Tx, rec *transition.Recor
 	if err != nil {
 		return err
 	}
+	ack, err := w.startMsgsTx(ctx, tx, rec, msgs, skipBusy, c)
+	if err != nil || len(ack) == 0 {
+		return err
+	}
+	return tx.MessageAck(ctx, &queue.AckParams{Queue: name, Receipts: ack})
+}
+
+// startBatch starts the steps of messages claimed from a queue that does
+// not share the store's database (a broker) in one transaction, as
+// roundInTx does, acknowledges those that start no step after its commit,
+// and runs the started ones. It reports false, having changed nothing, if
+// the transaction failed: the caller then takes the messages one by one.
+func (w *Worker) startBatch(ctx context.Context, name string, msgs []*queue.Message, at time.Time) bool {
+	var (
+		c   claimed
+		ack []queue.Receipt
+	)
+	err := transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
+		c = claimed{at: at}
+		var err error
+		ack, err = w.startMsgsTx(ctx, tx, rec, msgs, false, &c)
+		return err
+	})
+	if err != nil {
+		w.log.Debug("a batch of step messages failed; taking them one by one", "queue", name, "error", err)
+		return false
+	}
+	if len(ack) > 0 {
+		w.finish(name, func(ctx context.Context) error {
+			return w.queue.MessageAck(ctx, &queue.AckParams{Queue: name, Receipts: ack})
+		})
+	}
+	w.launch(ctx, name, &c)
+	return true
+}
+
+// startMsgsTx starts the steps of claimed messages in tx, filling c; it
+// returns the receipts to acknowledge with the commit (messages that start
+// no step: duplicates, skipped).
+func (w *Worker) startMsgsTx(ctx context.Context, tx store.Tx, rec *transition.Recorder, msgs []*queue.Message, skipBusy bool, c *claimed) ([]queue.Receipt, error) {
 	c.n = len(msgs)
 	// The claimed steps, their tasks' contexts and their dependencies'
 	// results in one round trip: starting each costs none.
 	missed, err := tx.Prefetch(ctx, &store.PrefetchParams{ContextsOf: wire.Tasks(msgs), SkipLocked: skipBusy})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var ack []queue.Receipt
 	for _, m := range msgs {
@@ -149,16 +192,13 @@ func (w *Worker) claimTx(ctx context.Context, tx store.Tx, rec *transition.Recor
 		case errors.Is(err, errSkip), err == nil && j == nil:
 			ack = append(ack, m.Receipt())
 		case err != nil:
-			return consumer.Failed(m, err)
+			return nil, consumer.Failed(m, err)
 		default:
 			c.jobs = append(c.jobs, j)
 		}
 	}
 	c.settled = len(ack)
-	if len(ack) == 0 {
-		return nil
-	}
-	return tx.MessageAck(ctx, &queue.AckParams{Queue: name, Receipts: ack})
+	return ack, nil
 }
 
 // launch acts on a committed claim: it archives the poison, gives back the

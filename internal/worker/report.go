@@ -48,14 +48,16 @@ type report struct {
 // when the outcome is stored, or after it was given up on; it runs even while
 // the worker shuts down.
 //
-// When the queue shares the store's database, outcomes are group-committed
-// (package group): many steps finishing together cost one transaction, and a
-// lone step pays no hand-off to another goroutine. The same transaction
-// claims and starts the next steps of the group's queues with the slots the
-// group freed, so a chain of steps costs one transaction per step (a step of
-// a task another transaction holds starts in a transaction of its own).
+// Outcomes are group-committed (package group): many steps finishing
+// together cost one transaction, and a lone step pays no hand-off to
+// another goroutine. When the queue shares the store's database, the same
+// transaction acknowledges their messages and claims and starts the next
+// steps of the group's queues with the slots the group freed, so a chain of
+// steps costs one transaction per step (a step of a task another
+// transaction holds starts in a transaction of its own); a broker's
+// messages are acknowledged after the commit.
 func (w *Worker) report(r *report) {
-	if !w.txQueue || r.out.released {
+	if r.out.released {
 		ctx, cancel := context.WithTimeout(context.Background(), reportBudget)
 		defer cancel()
 		w.storeOne(ctx, r)
@@ -73,10 +75,20 @@ func (w *Worker) report(r *report) {
 func (w *Worker) storeBatch(batch []*report) {
 	ctx, cancel := context.WithTimeout(context.Background(), reportBudget)
 	defer cancel()
+	// The next steps are claimed in the transaction only from a queue in
+	// the store's database; a broker's are acknowledged after the commit.
 	room := 0
-	if w.claims.enter() {
+	if w.txQueue && w.claims.enter() {
 		defer w.claims.leave()
 		room = w.tryAcquire(w.cfg.ClaimBatch)
+	}
+	var queues []string
+	acks := map[string][]queue.Receipt{}
+	for _, r := range batch {
+		if _, ok := acks[r.m.Queue]; !ok {
+			queues = append(queues, r.m.Queue)
+		}
+		acks[r.m.Queue] = append(acks[r.m.Queue], r.m.Receipt())
 	}
 	settled := false
 	defer func() {
@@ -95,15 +107,10 @@ func (w *Worker) storeBatch(batch []*report) {
 		// one waiting for a message another worker claimed again (its
 		// claim had expired) then waits before this transaction holds
 		// any task that worker may be waiting for.
-		var queues []string
-		acks := map[string][]queue.Receipt{}
-		for _, r := range batch {
-			if _, ok := acks[r.m.Queue]; !ok {
-				queues = append(queues, r.m.Queue)
-			}
-			acks[r.m.Queue] = append(acks[r.m.Queue], r.m.Receipt())
-		}
 		for _, q := range queues {
+			if !w.txQueue {
+				break
+			}
 			if err := tx.MessageAck(ctx, &queue.AckParams{Queue: q, Receipts: acks[q]}); err != nil {
 				return err
 			}
@@ -154,6 +161,13 @@ func (w *Worker) storeBatch(batch []*report) {
 			}()
 		}
 		return
+	}
+	if !w.txQueue {
+		for _, q := range queues {
+			w.finish(q, func(ctx context.Context) error {
+				return w.queue.MessageAck(ctx, &queue.AckParams{Queue: q, Receipts: acks[q]})
+			})
+		}
 	}
 	used := 0
 	for i := range next {

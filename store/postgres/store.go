@@ -18,7 +18,9 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -69,12 +71,20 @@ type Config struct {
 	// Queue configures the co-located queue; its URL, Logger and
 	// AutoMigrate are this Config's.
 	Queue queuepg.Config
+	// Outbox, when its Queue is set, sends the messages of transactions to
+	// that queue (a broker) through the transactional outbox instead of
+	// the co-located queue: Tx.MessageClaim, MessageAck and Notify are
+	// then unsupported (errors.ErrUnsupported), as the broker's
+	// Capabilities().SharesStoreDatabase says.
+	Outbox OutboxConfig
 }
 
 // Store implements store.Store on PostgreSQL.
 type Store struct {
 	db     *pgdb.DB
 	q      *queuepg.Queue
+	relay  *relay   // nil without an outbox
+	known  sync.Map // queue names the outbox's queue said exist
 	clock  taskertype.Clock
 	closed atomic.Bool
 }
@@ -115,6 +125,14 @@ func newStore(ctx context.Context, db *pgdb.DB, cfg Config) (*Store, error) {
 	s := &Store{db: db, q: q, clock: cfg.Clock}
 	if s.clock == nil {
 		s.clock = taskertype.SystemClock{}
+	}
+	if cfg.Outbox.Queue != nil {
+		log := cfg.Logger
+		if log == nil {
+			log = slog.New(slog.DiscardHandler)
+		}
+		s.relay = newRelay(db, log, cfg.Outbox)
+		s.relay.start()
 	}
 	return s, nil
 }
@@ -161,6 +179,11 @@ func (s *Store) RoundTrips() uint64 { return s.db.RoundTrips() }
 func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
+	}
+	if s.relay != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = s.relay.stop(ctx) // rows not published stay for the next relay
+		cancel()
 	}
 	err := s.q.Close()
 	s.db.Close()

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -61,6 +62,10 @@ type tx struct {
 	trans  []transitionRow
 	sent   []queue.SendParams // Queue and Delay only, for the wake-ups
 	outbox []outgoing         // messages to insert at the next round trip
+	// relayed: messages for the outbox (Config.Outbox), written at the
+	// commit.
+	relayed  []*queue.SendParams
+	relayIDs []int64 // the outbox rows written, filled at the commit
 }
 
 // outgoing is a message sent in the transaction, not inserted yet.
@@ -137,6 +142,9 @@ func (s *Store) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
 		return err
 	}
 	s.q.NotifySent(last.sent...)
+	if len(last.relayed) > 0 {
+		s.relay.handoff(job{ids: last.relayIDs, msgs: last.relayed})
+	}
 	return nil
 }
 
@@ -233,6 +241,9 @@ func (x *tx) flushSends() {
 func (x *tx) prepareCommit() {
 	x.flushRows()
 	x.flushSends()
+	if len(x.relayed) > 0 {
+		x.t.Add(insertOutbox(x.relayed, x.s.relay.cfg.Lease, &x.relayIDs))
+	}
 	var dirty []*taskertype.Task
 	for _, r := range x.tasks {
 		if r.dirty {
@@ -756,6 +767,9 @@ func (x *tx) MessageSend(ctx context.Context, p *queue.SendParams) error {
 	if err := x.check(op); err != nil {
 		return err
 	}
+	if x.s.relay != nil {
+		return x.relaySend(ctx, p)
+	}
 	msg, err := x.s.q.Outgoing(p)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
@@ -776,6 +790,9 @@ func (x *tx) Notify(ctx context.Context, name string) error {
 	if err := x.check("notify"); err != nil {
 		return err
 	}
+	if x.s.relay != nil {
+		return fmt.Errorf("store: notify %s: the queue is a broker, reached through the outbox: %w", name, errors.ErrUnsupported)
+	}
 	x.sent = append(x.sent, queue.SendParams{Queue: name})
 	return nil
 }
@@ -786,6 +803,9 @@ func (x *tx) MessageClaim(ctx context.Context, p *queue.ClaimParams) ([]*queue.M
 	const op = "message claim"
 	if err := x.check(op); err != nil {
 		return nil, err
+	}
+	if x.s.relay != nil {
+		return nil, fmt.Errorf("store: %s: the queue is a broker, not in this database: claim through it: %w", op, errors.ErrUnsupported)
 	}
 	var msgs []*queue.Message
 	stmt, err := x.s.q.ClaimStmt(p, &msgs)
@@ -813,6 +833,9 @@ func (x *tx) MessageAck(ctx context.Context, p *queue.AckParams) error {
 	const op = "message ack"
 	if err := x.check(op); err != nil {
 		return err
+	}
+	if x.s.relay != nil {
+		return fmt.Errorf("store: %s: the queue is a broker, not in this database: acknowledge through it: %w", op, errors.ErrUnsupported)
 	}
 	stmt, ok, err := x.s.q.AckStmt(p)
 	if err != nil {

@@ -1303,6 +1303,15 @@ func testNotify(t *testing.T, e *env) {
 	if !e.q.Capabilities().Wakeups {
 		t.Skip("the queue has no wake-ups")
 	}
+	if !e.q.Capabilities().SharesStoreDatabase {
+		// A queue elsewhere (a broker behind the outbox): the store cannot
+		// wake its subscribers at its commit, and says so.
+		err := e.s.InTx(t.Context(), func(tx store.Tx) error { return tx.Notify(t.Context(), queue.StepsStoppedChannel) })
+		if !errors.Is(err, errors.ErrUnsupported) {
+			t.Fatalf("Notify in a store whose queue is elsewhere: %v, want errors.ErrUnsupported", err)
+		}
+		return
+	}
 	wake, cancel := e.q.Subscribe(queue.StepsStoppedChannel)
 	defer cancel()
 	notify := func(tx store.Tx) error { return tx.Notify(t.Context(), queue.StepsStoppedChannel) }
