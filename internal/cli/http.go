@@ -18,6 +18,9 @@ import (
 type httpServe struct {
 	addr    string // --http; "" means no API
 	maxBody int64  // --max-body-bytes
+	// Pull workers: --pull-complete-timeout, --pull-capacity.
+	pullComplete time.Duration
+	pullCapacity int
 }
 
 type httpKey struct{}
