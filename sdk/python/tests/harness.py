@@ -86,6 +86,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.log.close()
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -154,9 +155,10 @@ class WorkerProc:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                return self.proc.wait(30)
+                self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+        self.log.close()
         return self.proc.wait()
 
     def kill(self) -> None:

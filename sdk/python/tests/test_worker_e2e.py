@@ -64,7 +64,8 @@ class FaultTest(unittest.TestCase):
     """Every failure kind; a worker killed mid-step; the server restarted."""
 
     def setUp(self):
-        self.server = Server([os.path.join(FIXTURES, "faults.yaml")], complete_timeout="2s").start()
+        self.server = Server([os.path.join(FIXTURES, "outcomes.yaml"), os.path.join(FIXTURES, "slow.yaml")],
+                             complete_timeout="2s").start()
         self.log = tempfile.mktemp(prefix="fault-log-")
         self.workers = []
 
