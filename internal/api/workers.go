@@ -278,6 +278,16 @@ func (s *Server) PollWorkerEvents(ctx context.Context, req gen.PollWorkerEventsR
 	for _, ev := range events {
 		s.workers.hold(ev.ID, req.WorkerId, ev.Batch != nil)
 	}
+	if _, still := s.workers.get(req.WorkerId, s.clock.Now()); !still {
+		// Deregistered (or expired) during the wait: nobody may complete
+		// these events, so their steps must not wait for the timeout.
+		ids := make([]uuid.UUID, len(events))
+		for i, ev := range events {
+			ids[i] = ev.ID
+		}
+		s.releaseEvents(req.WorkerId, ids, "was deregistered while it polled")
+		return nil, workerNotFound(req.WorkerId)
+	}
 	if ctx.Err() != nil {
 		// The worker went away while we polled: its steps must not wait
 		// for the complete timeout.

@@ -1,15 +1,13 @@
-"""The worker runtime: a poller, a bounded pool of handler threads, a
-completer that batches completions, and a heartbeat."""
+"""The worker runtime: concurrency threads, each polling for one step at a
+time and sending its completion with its next poll, and a heartbeat."""
 from __future__ import annotations
 
 import logging
 import os
-import queue
 import random
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional
 
 from tasker_core.handler import HandlerRegistry
@@ -38,7 +36,7 @@ class Backoff:
 class Worker:
     """Pulls the steps of namespaces whose handlers the registry has, and runs them.
 
-    concurrency bounds the steps run at once (the thread pool) and so the
+    concurrency bounds the steps run at once (one thread each) and so the
     events polled: the worker never holds an event it has no thread for.
     """
 
@@ -60,9 +58,7 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
         self.poll_timeout_ms = poll_timeout_ms
         self.shutdown_timeout = shutdown_timeout
-        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="tasker-step")
-        self._slots = threading.Semaphore(concurrency)
-        self._done: "queue.Queue[Dict[str, Any]]" = queue.Queue()  # bounded by concurrency: one per held event
+        self._stop_deadline = float("inf")
         self._held: Dict[str, float] = {}
         self._held_lock = threading.Lock()
         self._stop = threading.Event()
@@ -98,7 +94,7 @@ class Worker:
         self._registered.clear()
 
     # --- threads
-    def _run_step(self, ev: Dict[str, Any]) -> None:
+    def _step(self, ev: Dict[str, Any]) -> Dict[str, Any]:
         try:
             c = execute(self.registry, ev)
         except BaseException as exc:  # noqa: BLE001 - a claimed step always produces a result
@@ -109,93 +105,62 @@ class Worker:
             e = c.get("error") or {}
             log.warning("step %s (handler %s, attempt %s) failed: %s: %s", ev.get("step_name"), ev.get("handler_name"),
                         ev.get("attempt"), e.get("error_type"), e.get("message"))
-        self._done.put(c)
+        c.pop("_elapsed_ms", None)
+        return c
 
-    def _poller(self) -> None:
+    def _runner(self) -> None:
+        """One of concurrency threads: each poll carries the completion of
+        the step the thread just ran and waits for its next step, so a step
+        costs one round trip and no hand-off between threads."""
         b = Backoff()
-        while not self._stop.is_set():
+        done: List[Dict[str, Any]] = []
+        while True:
+            stopping = self._stop.is_set()
+            if stopping and not done:
+                return
             if not self._registered.is_set():
                 try:
                     self._register()
                 except TransportError:
                     return
-            # Wait for a free thread: never hold an event nobody runs.
-            if not self._slots.acquire(timeout=0.5):
-                continue
-            free = 1
-            while free < self.concurrency and self._slots.acquire(blocking=False):
-                free += 1
             try:
-                events, _ = self.transport.poll(self.worker_id, free, self.poll_timeout_ms, [])
+                events, answers = self.transport.poll(self.worker_id, 0 if stopping else 1,
+                                                      0 if stopping else self.poll_timeout_ms, done)
                 b.reset()
             except NotRegistered:
-                for _ in range(free):
-                    self._slots.release()
+                if done:
+                    # The server restarted: these events died with it (their steps are retried).
+                    log.warning("the server forgot this worker; %d completions dropped", len(done))
+                    self._forget(done)
+                    done = []
                 self._lost_registration()
                 continue
             except TransportError as exc:
-                for _ in range(free):
-                    self._slots.release()
                 d = b.next()
                 log.warning("poll failed (%s); again in %.1fs", exc, d)
-                self._stop.wait(d)
-                continue
-            for _ in range(free - len(events)):
-                self._slots.release()
-            now = time.monotonic()
-            with self._held_lock:
-                for ev in events:
-                    self._held[ev["event_id"]] = now
-            for ev in events:
-                self._pool.submit(self._run_step, ev)
-
-    def _completer(self) -> None:
-        b = Backoff()
-        pending: List[Dict[str, Any]] = []
-        while True:
-            if not pending:
-                try:
-                    pending.append(self._done.get(timeout=0.2))
-                except queue.Empty:
-                    if self._stop.is_set() and self._idle():
-                        return
-                    continue
-            while True:
-                try:
-                    pending.append(self._done.get_nowait())
-                except queue.Empty:
-                    break
-            batch = [{k: v for k, v in c.items() if not k.startswith("_")} for c in pending]
-            try:
-                _, answers = self.transport.poll(self.worker_id, 0, 0, batch)
-                b.reset()
-            except NotRegistered:
-                # The server restarted: these events died with it.
-                log.warning("the server forgot this worker; %d completions dropped (their steps are retried)",
-                            len(pending))
-                self._forget(pending)
-                pending = []
-                self._lost_registration()
-                continue
-            except TransportError as exc:
-                d = b.next()
-                log.warning("completion failed (%s); again in %.1fs", exc, d)
+                if stopping and time.monotonic() > self._stop_deadline:
+                    return
                 time.sleep(d)
                 continue
             for a in answers:
-                if a.get("status") != "accepted":
+                if a.get("status") == "accepted":
+                    self.completed += 1
+                else:
                     log.warning("completion of event %s: %s: %s", a.get("event_id"), a.get("status"),
                                 a.get("message"))
-            self.completed += sum(1 for a in answers if a.get("status") == "accepted")
-            self._forget(pending)
-            pending = []
+            self._forget(done)
+            done = []
+            if not events:
+                continue
+            with self._held_lock:
+                for ev in events:
+                    self._held[ev["event_id"]] = time.monotonic()
+            done = [self._step(ev) for ev in events]
 
     def _forget(self, done: List[Dict[str, Any]]) -> None:
         with self._held_lock:
             for c in done:
                 self._held.pop(c["event_id"], None)
-        for _ in done:
-            self._slots.release()
 
     def _idle(self) -> bool:
         with self._held_lock:
@@ -217,8 +182,9 @@ class Worker:
     # --- lifecycle
     def start(self) -> None:
         self._register()
-        self._threads = [threading.Thread(target=f, name=f"tasker-{f.__name__.strip('_')}", daemon=True)
-                         for f in (self._poller, self._completer, self._heartbeat)]
+        self._threads = [threading.Thread(target=self._runner, name=f"tasker-step-{i}", daemon=True)
+                         for i in range(self.concurrency)]
+        self._threads.append(threading.Thread(target=self._heartbeat, name="tasker-heartbeat", daemon=True))
         for t in self._threads:
             t.start()
 
@@ -226,19 +192,22 @@ class Worker:
         """Stops polling, lets running steps finish (up to shutdown_timeout),
         sends their completions, then deregisters: the server fails what is
         still held as retryable, so those steps run again elsewhere."""
-        self._stop.set()
         deadline = time.monotonic() + self.shutdown_timeout
+        self._stop_deadline = deadline
+        self._stop.set()
         while not self._idle() and time.monotonic() < deadline:
             time.sleep(0.05)
-        for t in self._threads:
-            t.join(timeout=max(0.1, deadline - time.monotonic()))
+        # Threads still in a long poll come back with 404 once deregistered;
+        # the server fails what is still held as retryable.
         try:
             out = self.transport.deregister(self.worker_id)
             if out.get("released"):
                 log.warning("released %d steps still running at shutdown", out["released"])
         except TransportError as exc:
             log.warning("deregister failed: %s", exc)
-        self._pool.shutdown(wait=False)
+        end = time.monotonic() + 2.0
+        for t in self._threads:
+            t.join(timeout=max(0.0, end - time.monotonic()))
         self.transport.close()
 
     def run_forever(self) -> None:
