@@ -38,6 +38,8 @@ type Message struct {
 	EnqueuedAt time.Time
 	// VisibleAt is when this claim expires and the message may be claimed again.
 	VisibleAt time.Time
+	// Priority is the message's SendParams.Priority.
+	Priority int
 }
 
 // SendParams describes one message to send.
@@ -46,9 +48,47 @@ type SendParams struct {
 	Body  []byte
 	// Delay keeps the message invisible for this long after it is sent.
 	Delay time.Duration
+	// Priority orders claims: higher is claimed first, and waiting ages a
+	// message, so that low priority never starves. A message counts as
+	// visible from its visibility time less Priority times the provider's
+	// aging step (DefaultPriorityAging unless configured): a message of
+	// priority p is claimed before one of priority q < p that became
+	// visible less than (p-q) steps earlier, and after one that has waited
+	// longer. A 32-bit integer, as tasker-core's task priority; default 0.
+	Priority int
 }
 
-// ClaimParams asks for up to Max visible messages of Queue, oldest first.
+// DefaultPriorityAging is the waiting one point of SendParams.Priority is
+// worth, unless a provider is configured otherwise: a message of priority
+// 3 goes ahead of priority-0 messages that became visible up to 30s before
+// it, and behind those that have waited longer.
+const DefaultPriorityAging = 10 * time.Second
+
+// MaxPriorityAging bounds a provider's aging step: the largest step whose
+// product with any 32-bit priority, in microseconds, fits in an int64.
+const MaxPriorityAging = time.Hour
+
+// PriorityOffset is how much earlier than its visibility a message of
+// priority prio counts as visible in claim order, with aging step aging
+// (at most MaxPriorityAging), in microseconds. Providers store the
+// visibility time less it (the message's sort key) when the message is sent
+// and claim in the order of that key.
+func PriorityOffset(prio int, aging time.Duration) int64 {
+	return int64(prio) * aging.Microseconds()
+}
+
+// CheckPriorityAging checks a provider's configured aging step: zero
+// (DefaultPriorityAging) or positive and at most MaxPriorityAging. Its
+// errors wrap taskertype.ErrInvalid.
+func CheckPriorityAging(aging time.Duration) error {
+	if aging < 0 || aging > MaxPriorityAging {
+		return invalid("config", "priority aging %v: want a positive duration of at most %v (0 means %v)", aging, MaxPriorityAging, DefaultPriorityAging)
+	}
+	return nil
+}
+
+// ClaimParams asks for up to Max visible messages of Queue, in claim order:
+// by SortKey (the oldest first when priorities are equal).
 type ClaimParams struct {
 	Queue string
 	// Max is the most messages to return; at least 1.
