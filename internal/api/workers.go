@@ -299,10 +299,73 @@ func (s *Server) PollWorkerEvents(ctx context.Context, req gen.PollWorkerEventsR
 		return nil, ctx.Err()
 	}
 	out.Events = make([]gen.WorkerEvent, len(events))
+	tasks := map[uuid.UUID]*tasker.TaskInfo{}
 	for i, ev := range events {
 		out.Events[i] = wireEvent(ev)
+		s.addAncestry(ctx, &out.Events[i], ev, tasks)
 	}
 	return out, nil
+}
+
+// addAncestry gives an event what tasker-core's handlers receive beyond
+// the step's input: the results of every completed ancestor (not only the
+// direct dependencies) and the task's correlation ids. One read of the
+// task per task in the poll; when it fails the event keeps its direct
+// dependencies (the step's own input, which is the truth for them).
+func (s *Server) addAncestry(ctx context.Context, we *gen.WorkerEvent, ev *tasker.PullEvent, tasks map[uuid.UUID]*tasker.TaskInfo) {
+	info, ok := tasks[ev.TaskID]
+	if !ok {
+		var err error
+		if info, err = s.eng.Task(ctx, ev.TaskID); err != nil {
+			s.log.Warn("pull event: read its task for the ancestors' results", "task_id", ev.TaskID, "error", err)
+			info = nil
+		}
+		tasks[ev.TaskID] = info
+	}
+	if info == nil {
+		return
+	}
+	if id := info.Task.Request.CorrelationID; id != uuid.Nil {
+		we.CorrelationId = &id
+	}
+	if id := info.Task.Request.ParentCorrelationID; id != uuid.Nil {
+		we.ParentCorrelationId = &id
+	}
+	byID := make(map[uuid.UUID]*tasker.Step, len(info.Steps))
+	var self *tasker.Step
+	for _, st := range info.Steps {
+		byID[st.ID] = st
+		if st.ID == ev.StepID {
+			self = st
+		}
+	}
+	if self == nil {
+		return
+	}
+	// Walk up the DAG; the direct dependencies' results came with the
+	// step's input and are kept as they are.
+	seen := map[uuid.UUID]bool{}
+	queue := append([]uuid.UUID(nil), self.DependsOn...)
+	for len(queue) > 0 {
+		id := queue[0]
+		queue = queue[1:]
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		st := byID[id]
+		if st == nil {
+			continue
+		}
+		queue = append(queue, st.DependsOn...)
+		if _, direct := we.DependencyResults[st.Name]; direct || st.State != taskertype.StepComplete || len(st.Result) == 0 {
+			continue
+		}
+		if len(we.DependencyResults) == 0 {
+			we.DependencyResults = map[string]json.RawMessage{}
+		}
+		we.DependencyResults[st.Name] = st.Result
+	}
 }
 
 // wireEvent converts an event for the wire. The task context and the

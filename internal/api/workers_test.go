@@ -31,6 +31,9 @@ steps:
     handler: py.b
     depends_on: [a]
     retry: {max_attempts: 2, backoff: none}
+  - name: c
+    handler: py.b
+    depends_on: [b]
 ---
 name: py_decision
 namespace: py
@@ -117,6 +120,7 @@ type wireEvent struct {
 	Deps           map[string]json.RawMessage `json:"dependency_results"`
 	Attempt        int                        `json:"attempt"`
 	MaxAttempts    int                        `json:"max_attempts"`
+	Correlation    string                     `json:"correlation_id"`
 	Batch          *struct {
 		Cursor struct {
 			BatchID string `json:"batch_id"`
@@ -239,6 +243,17 @@ func TestPullWorkerRunsATaskOverHTTP(t *testing.T) {
 			if res.Status != "accepted" {
 				t.Errorf("b: %+v", res)
 			}
+			// c sees every completed ancestor, as tasker-core's handlers do,
+			// and the task's correlation id.
+			r = c.poll("w1", 1, 10000)
+			if len(r.Events) != 1 || r.Events[0].StepName != "c" {
+				t.Fatalf("after b: %+v", r.Events)
+			}
+			cev := r.Events[0]
+			if string(cev.Deps["a"]) != `{"n":21}` || string(cev.Deps["b"]) != `{"done":true}` || cev.Correlation != "0190d2c4-7bd6-7c1f-9d0e-3c8f1a2b4c5d" {
+				t.Errorf("event c: deps %v, correlation %q", cev.Deps, cev.Correlation)
+			}
+			c.poll("w1", 0, 0, map[string]any{"event_id": cev.EventID, "outcome": "success"})
 			c.waitStatus(task, "complete")
 			var m struct {
 				Completed int64 `json:"completed"`
@@ -248,7 +263,7 @@ func TestPullWorkerRunsATaskOverHTTP(t *testing.T) {
 				} `json:"workers"`
 			}
 			c.json("GET", "/v1/workers/metrics", nil, 200, &m)
-			if m.Completed != 2 || m.InFlight != 0 || len(m.Workers) != 2 {
+			if m.Completed != 3 || m.InFlight != 0 || len(m.Workers) != 2 {
 				t.Errorf("metrics %+v", m)
 			}
 			c.json("DELETE", "/v1/workers/w2", nil, 200, nil)

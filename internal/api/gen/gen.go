@@ -1442,7 +1442,10 @@ type WorkerEvent struct {
 	// Checkpoint The last checkpoint the step yielded (cursor, items_processed, accumulated_results, at, yields); null if none.
 	Checkpoint *json.RawMessage `json:"checkpoint,omitempty"`
 
-	// DependencyResults The result of each dependency step, by step name, as its handler returned it.
+	// CorrelationId The task's correlation id.
+	CorrelationId *openapi_types.UUID `json:"correlation_id,omitempty"`
+
+	// DependencyResults The result of every completed ancestor step (its dependencies, theirs, and so on, as tasker-core gives them), by step name, as its handler returned it.
 	DependencyResults map[string]json.RawMessage `json:"dependency_results"`
 	DispatchedAt      time.Time                  `json:"dispatched_at"`
 	EventId           openapi_types.UUID         `json:"event_id"`
@@ -1452,11 +1455,14 @@ type WorkerEvent struct {
 	HandlerName   string  `json:"handler_name"`
 
 	// Initialization The step's handler.initialization (config) from its template; null for none.
-	Initialization *json.RawMessage   `json:"initialization,omitempty"`
-	MaxAttempts    int                `json:"max_attempts"`
-	Namespace      string             `json:"namespace"`
-	StepName       string             `json:"step_name"`
-	StepUuid       openapi_types.UUID `json:"step_uuid"`
+	Initialization *json.RawMessage `json:"initialization,omitempty"`
+	MaxAttempts    int              `json:"max_attempts"`
+	Namespace      string           `json:"namespace"`
+
+	// ParentCorrelationId The task's parent correlation id, when it has one.
+	ParentCorrelationId *openapi_types.UUID `json:"parent_correlation_id,omitempty"`
+	StepName            string              `json:"step_name"`
+	StepUuid            openapi_types.UUID  `json:"step_uuid"`
 
 	// TaskContext The task's context, as given when the task was created.
 	TaskContext json.RawMessage    `json:"task_context"`

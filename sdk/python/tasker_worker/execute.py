@@ -42,7 +42,8 @@ def build_context(ev: Dict[str, Any]) -> StepContext:
     attempt = int(ev.get("attempt") or 1)
     tss = {
         "task": {"task": {"task_uuid": ev["task_uuid"], "context": ev.get("task_context"),
-                          "correlation_id": ev.get("correlation_id")},
+                          "correlation_id": ev.get("correlation_id"),
+                          "parent_correlation_id": ev.get("parent_correlation_id")},
                  "namespace_name": ev.get("namespace"), "task_name": None, "task_version": None},
         "workflow_step": {"workflow_step_uuid": ev["step_uuid"], "task_uuid": ev["task_uuid"],
                           "name": ev.get("step_name"), "template_step_name": ev.get("step_name"),
@@ -54,7 +55,9 @@ def build_context(ev: Dict[str, Any]) -> StepContext:
                                         "method": ev.get("handler_method")}},
     }
     event = FfiStepEvent(event_id=ev["event_id"], task_uuid=ev["task_uuid"], step_uuid=ev["step_uuid"],
-                         correlation_id=ev.get("correlation_id") or ev["task_uuid"], task_sequence_step=tss)
+                         correlation_id=ev.get("correlation_id") or ev["task_uuid"], task_sequence_step=tss,
+                         task_correlation_id=ev.get("correlation_id"),
+                         parent_correlation_id=ev.get("parent_correlation_id"))
     return StepContext.from_ffi_event(event, ev.get("handler_name", ""))
 
 
