@@ -78,7 +78,7 @@ type registry struct {
 	finished    map[uuid.UUID]string
 	ring        []uuid.UUID
 	ringNext    int
-	lastSweep   time.Time
+	lastSweep   atomic.Int64 // Unix nanoseconds: sweeps run at most once a second
 }
 
 func newRegistry(cfg registryConfig, m tasker.PullMetrics, completeTimeout time.Duration, isPending func(uuid.UUID) bool) *registry {
@@ -255,12 +255,13 @@ func (r *registry) sweepHeld() {
 // the events they held) and forgets held events no longer pending; at most
 // once a second unless forced.
 func (r *registry) sweep(now time.Time, force bool) {
-	r.mu.Lock()
-	if !force && now.Sub(r.lastSweep) < time.Second {
-		r.mu.Unlock()
+	// serves calls this for every step handed to a pull worker: the check
+	// is one atomic load, no lock.
+	if last := r.lastSweep.Load(); !force && (now.UnixNano()-last < int64(time.Second) || !r.lastSweep.CompareAndSwap(last, now.UnixNano())) {
 		return
 	}
-	r.lastSweep = now
+	r.lastSweep.Store(now.UnixNano())
+	r.mu.Lock()
 	type gone struct {
 		id  string
 		ids []uuid.UUID
