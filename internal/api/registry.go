@@ -284,7 +284,7 @@ func (r *registry) sweep(now time.Time, force bool) {
 }
 
 // list returns the registered workers, by id.
-func (r *registry) list(now time.Time) []gen.WorkerInfo {
+func (r *registry) list() []gen.WorkerInfo {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	counts := map[string]int{}
@@ -293,7 +293,7 @@ func (r *registry) list(now time.Time) []gen.WorkerInfo {
 	}
 	out := make([]gen.WorkerInfo, 0, len(r.workers))
 	for _, w := range r.workers {
-		out = append(out, workerInfo(w, counts[w.id], now))
+		out = append(out, workerInfo(w, counts[w.id]))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].WorkerId < out[j].WorkerId })
 	return out

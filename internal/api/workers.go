@@ -59,14 +59,13 @@ func workerNotFound(id string) error {
 }
 
 // workerInfo converts a registered worker for the metrics answer.
-func workerInfo(w *pullWorker, held int, now time.Time) gen.WorkerInfo {
+func workerInfo(w *pullWorker, held int) gen.WorkerInfo {
 	info := gen.WorkerInfo{WorkerId: w.id, Namespaces: w.namespaces, Handlers: w.handlers, Held: held,
 		LastSeen: time.Unix(0, w.lastSeen.Load()).UTC()}
 	if w.concurrency > 0 {
 		c := w.concurrency
 		info.Concurrency = &c
 	}
-	_ = now
 	return info
 }
 
@@ -151,7 +150,7 @@ func (s *Server) GetWorkerMetrics(context.Context, gen.GetWorkerMetricsRequestOb
 		Queued: m.Queued, Pending: m.Pending, InFlight: m.InFlight, Capacity: m.Capacity,
 		OldestPendingAgeMs: m.OldestAge.Milliseconds(), Starving: m.Starving,
 		Completed: int64(m.Completed), TimedOut: int64(m.TimedOut), Abandoned: int64(m.Abandoned),
-		Workers: s.workers.list(now),
+		Workers: s.workers.list(),
 	}, nil
 }
 

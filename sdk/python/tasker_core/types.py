@@ -6,7 +6,6 @@ pydantic models (docs/workers.md, "tasker-core compatibility").
 from __future__ import annotations
 
 import enum
-import math
 import uuid as _uuid
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
@@ -462,6 +461,3 @@ class StepExecutionResult:
         self.worker_id = worker_id
         self.correlation_id = correlation_id
 
-
-def _ceil_div(a: int, b: int) -> int:
-    return int(math.ceil(a / b))
