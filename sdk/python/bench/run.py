@@ -2,6 +2,9 @@
 
     python3 sdk/python/bench/run.py [--tasks 300] [--rounds 3] [--database-url URL]
 
+--database-url runs on PostgreSQL, in a schema made for the run (search_path)
+and dropped after it (needs psql).
+
 Starts `tasker serve` (built from the tree, or $TASKER_BIN) with no-op
 templates in one namespace: single/linear/diamond served by the built-in Go
 handler demo.noop, and the same shapes served by bench_handlers.Noop in a
@@ -16,6 +19,7 @@ Prints medians over the rounds.
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -71,9 +75,23 @@ def main():
     p.add_argument("--latency-tasks", type=int, default=30)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--database-url", default=None)
     a = p.parse_args()
     tpls = [os.path.join(HERE, f"{k}_{s}.yaml") for k in ("go", "py") for s in SHAPES]
-    server = Server(tpls, complete_timeout="1m").start()
+    url, schema = a.database_url, None
+    if url:
+        schema = f"pybench_{os.getpid()}"
+        subprocess.run(["psql", a.database_url, "-qc", f"CREATE SCHEMA {schema}"], check=True)
+        url += ("&" if "?" in url else "?") + "search_path=" + schema
+    try:
+        run(a, tpls, url)
+    finally:
+        if schema:
+            subprocess.run(["psql", a.database_url, "-qc", f"SET client_min_messages = warning; DROP SCHEMA {schema} CASCADE"], check=True)
+
+
+def run(a, tpls, url):
+    server = Server(tpls, complete_timeout="1m", database_url=url).start()
     worker = WorkerProc(server.url, ["bench"], os.path.join(HERE, "bench_handlers"), concurrency=a.concurrency)
     worker.wait_registered(server)
     res = {}

@@ -44,7 +44,9 @@ def free_port() -> int:
 
 class Server:
     def __init__(self, templates: List[str], db: Optional[str] = None, complete_timeout: str = "3s",
-                 port: Optional[int] = None) -> None:
+                 port: Optional[int] = None, database_url: Optional[str] = None) -> None:
+        # database_url: PostgreSQL (migrated, the engine's workers in the serve process).
+        self.database_url = database_url
         self.dir = tempfile.mkdtemp(prefix="tasker-serve-")
         self.db = db or os.path.join(self.dir, "t.db")
         self.port = port or free_port()
@@ -59,7 +61,9 @@ class Server:
 
     def start(self) -> "Server":
         self.log = open(os.path.join(self.dir, "serve.log"), "ab")
-        self.proc = subprocess.Popen([tasker_bin(), "serve", "--db", self.db, "--templates", self.tpl_dir,
+        backend = (["--database-url", self.database_url, "--migrate", "--workers"] if self.database_url
+                   else ["--db", self.db])
+        self.proc = subprocess.Popen([tasker_bin(), "serve", *backend, "--templates", self.tpl_dir,
                                       "--http", f"127.0.0.1:{self.port}",
                                       "--pull-complete-timeout", self.complete_timeout],
                                      stdout=self.log, stderr=self.log)
