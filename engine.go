@@ -97,8 +97,11 @@ type Config struct {
 	// of a task of priority p goes ahead of steps of priority q < p that
 	// became ready less than (p-q)×PriorityAging before it, and behind those
 	// that have waited longer, so low priority never starves. Applies to the
-	// built-in backends (a Config.Queue of your own has its own setting); at
-	// most an hour. Default 10s (queue.DefaultPriorityAging).
+	// built-in backends (a Config.Queue of your own has its own setting);
+	// 1ms to 1h, and a gap is worth at most a day of waiting
+	// (queue.MaxPriorityBoost). Every process of a database should use the
+	// same value: each stamps the messages it sends. Default 10s
+	// (queue.DefaultPriorityAging).
 	PriorityAging time.Duration
 	// IdlePoll is how often idle consumers look for work when no wake-up
 	// arrives. Default 1s, or 1m when the queue polls for its subscribers

@@ -85,8 +85,9 @@ type Config struct {
 	// negative turns it off.
 	PollInterval time.Duration
 	// PriorityAging is the waiting one point of a message's priority is
-	// worth in claim order (queue.SendParams.Priority); at most
-	// queue.MaxPriorityAging. Default queue.DefaultPriorityAging.
+	// worth in claim order (queue.SendParams.Priority): from
+	// queue.MinPriorityAging to queue.MaxPriorityAging. Default
+	// queue.DefaultPriorityAging.
 	PriorityAging time.Duration
 }
 
@@ -286,6 +287,7 @@ func (q *Queue) QueueEnsure(ctx context.Context, name string) error {
 	err := q.db.InTx(ctx, func(t *pgdb.Tx) error {
 		t.Add(pgdb.Stmt{SQL: ensureLock})
 		t.Add(pgdb.Stmt{SQL: s.create})
+		t.Add(pgdb.Stmt{SQL: s.addColumns})
 		t.Add(pgdb.Stmt{SQL: s.createSortIndex})
 		t.Add(pgdb.Stmt{SQL: s.createArchive})
 		t.Add(pgdb.Stmt{SQL: `INSERT INTO tasker_queues (name, queue_table, archive_table, created_at) VALUES ($1, $2, $3, coalesce($4::timestamptz, clock_timestamp()))

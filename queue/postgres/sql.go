@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"crypto/md5"
 	"fmt"
 	"hash/fnv"
 
@@ -23,15 +24,11 @@ func tableName(prefix, name string) string {
 	return prefix + name[:maxIdent-len(prefix)-len(sum)] + sum
 }
 
-// sortIndexName is the claim-order index of a queue's table: "qs" and the
-// table's name after its "q", cut to an identifier's length, as migration
-// 0003 names it in SQL (left('qs' || substr(queue_table, 2), 63)).
+// sortIndexName is the claim-order index of a queue's table: "qs_" and the
+// MD5 of the table's name, unique per table whatever the length of the name,
+// as migration 0003 names it in SQL ('qs_' || md5(queue_table)).
 func sortIndexName(table string) string {
-	n := "qs" + table[1:]
-	if len(n) > maxIdent {
-		n = n[:maxIdent]
-	}
-	return n
+	return fmt.Sprintf("qs_%x", md5.Sum([]byte(table)))
 }
 
 // stmts are the statements of one queue: its table names are part of the
@@ -43,6 +40,7 @@ type stmts struct {
 
 	create, createArchive string
 	createSortIndex       string
+	addColumns            string
 	send, sendID          string
 	sendNotify            string
 	claim                 string
@@ -79,8 +77,17 @@ func newStmts(name string) *stmts {
 		claimed     boolean     NOT NULL DEFAULT false,
 		message     bytea       NOT NULL,
 		priority    integer     NOT NULL DEFAULT 0,
-		sort_at     timestamptz NOT NULL
+		sort_at     timestamptz NOT NULL DEFAULT '1970-01-01 00:00:00+00'
 	) WITH (fillfactor = 70)`)
+	// A table an older binary created after migration 0003 lacks the
+	// columns: they are added, without a rewrite (constant defaults), and
+	// without the table's lock when they exist.
+	s.addColumns = f(`DO $$ BEGIN
+		IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '%[1]s'::regclass AND attname = 'sort_at' AND NOT attisdropped) THEN
+			ALTER TABLE %[1]s ADD COLUMN IF NOT EXISTS priority integer NOT NULL DEFAULT 0;
+			ALTER TABLE %[1]s ADD COLUMN IF NOT EXISTS sort_at timestamptz NOT NULL DEFAULT '1970-01-01 00:00:00+00';
+		END IF;
+	END $$`)
 	s.createSortIndex = fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (sort_at, msg_id)`, s.sortIndex, s.table)
 	s.createArchive = f(`CREATE TABLE IF NOT EXISTS %[2]s (
 		msg_id      bigint      PRIMARY KEY,

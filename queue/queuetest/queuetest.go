@@ -267,16 +267,29 @@ func testPriorityAging(t *testing.T, e *env) {
 		t.Fatalf("claimed %v, want %v (a delayed message ages from its visibility)", got, want)
 	}
 
+	// However far apart priorities are, a gap is worth at most
+	// queue.MaxPriorityBoost of waiting: nothing starves.
+	e.ensure(t, "t")
+	e.sendPrio(t, "t", "waited", math.MinInt32, 0)
+	e.clock.Advance(queue.MaxPriorityBoost*2 + time.Second)
+	e.sendPrio(t, "t", "top", math.MaxInt32, 0)
+	got = bodies(e.claim(t, "t", 2, time.Minute))
+	want = []string{fmt.Sprintf("waited/%d", math.MinInt32), fmt.Sprintf("top/%d", math.MaxInt32)}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("claimed %v, want %v (a priority gap is worth at most %v of waiting)", got, want, queue.MaxPriorityBoost)
+	}
+
 	for _, prio := range []int{math.MaxInt32 + 1, math.MinInt32 - 1} {
 		_, err := e.q.MessageSend(e.ctx, &queue.SendParams{Queue: "q", Body: []byte("x"), Priority: prio})
 		if !errors.Is(err, taskertype.ErrInvalid) {
 			t.Errorf("send with priority %d: %v, want ErrInvalid", prio, err)
 		}
 	}
-	for _, prio := range []int{math.MaxInt32, math.MinInt32} {
-		e.sendPrio(t, "q", "edge", prio, 0)
+	e.ensure(t, "u")
+	for _, prio := range []int{math.MinInt32, math.MaxInt32} {
+		e.sendPrio(t, "u", "edge", prio, 0)
 	}
-	got = bodies(e.claim(t, "q", 2, time.Minute))
+	got = bodies(e.claim(t, "u", 2, time.Minute))
 	want = []string{fmt.Sprintf("edge/%d", math.MaxInt32), fmt.Sprintf("edge/%d", math.MinInt32)}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("claimed %v, want %v (the 32-bit extremes)", got, want)

@@ -51,8 +51,9 @@ type Config struct {
 	// Clock sets enqueue and visibility times; nil means the wall clock.
 	Clock taskertype.Clock
 	// PriorityAging is the waiting one point of a message's priority is
-	// worth in claim order (queue.SendParams.Priority); at most
-	// queue.MaxPriorityAging. Default queue.DefaultPriorityAging.
+	// worth in claim order (queue.SendParams.Priority): from
+	// queue.MinPriorityAging to queue.MaxPriorityAging. Default
+	// queue.DefaultPriorityAging.
 	PriorityAging time.Duration
 }
 
@@ -148,19 +149,27 @@ func New(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Queue, error) {
 		RETURNING id`)
 	q.sendNoID = p.W(`INSERT INTO queue_messages (queue, body, read_ct, enqueued_at, vt, claimed, priority, sort_at)
 		SELECT ?1, ?2, 0, ?3, ?4, 0, ?5, ?6 WHERE EXISTS (SELECT 1 FROM queue_queues WHERE name = ?1)`)
-	// The inner SELECT walks the index (queue, sort_at, vt) from its start
-	// and stops after ?4 visible rows, passing over the messages claimed or
-	// delayed (vt in the future) without reading them: the cost of a claim
-	// grows with the messages in flight, not with the backlog. Messages come
-	// out in claim order (queue.SendParams.Priority): by the time they
-	// became visible, less their priority's worth of waiting.
+	// The claim takes up to ?4 messages in claim order
+	// (queue.SendParams.Priority: by the time they became visible, less
+	// their priority's worth of waiting) from two walks of ?4 at most: the
+	// messages not claimed, on queue_messages_ready in claim order (the
+	// delayed ones it passes over are told apart by the vt it holds), and
+	// the claims that expired, at the start of queue_messages_held. Neither
+	// reads more than it takes, plus the delayed messages that sort ahead:
+	// the cost of a claim does not grow with the backlog nor with the
+	// messages in flight (migration 0003).
 	// The limit is written (?4 + 0), not ?4: this SQLite is built with STAT4,
 	// whose planner looks at a bare LIMIT parameter and so recompiles the
 	// statement whenever the limit changes (measured: 95µs a claim instead
 	// of 35µs when claims alternate between limits).
 	q.claim = p.W(`UPDATE queue_messages SET vt = ?1, read_ct = read_ct + 1, claimed = 1
-		WHERE id IN (SELECT id FROM queue_messages INDEXED BY queue_messages_queue_sort
-			WHERE queue = ?2 AND vt <= ?3 ORDER BY sort_at, id LIMIT (?4 + 0))
+		WHERE id IN (SELECT id FROM (
+				SELECT id, sort_at, vt FROM (SELECT id, sort_at, vt FROM queue_messages INDEXED BY queue_messages_ready
+					WHERE queue = ?2 AND claimed = 0 AND vt <= ?3 ORDER BY sort_at, vt, id LIMIT (?4 + 0))
+				UNION ALL
+				SELECT id, sort_at, vt FROM (SELECT id, sort_at, vt FROM queue_messages INDEXED BY queue_messages_held
+					WHERE queue = ?2 AND claimed = 1 AND vt <= ?3 ORDER BY vt LIMIT (?4 + 0)))
+			ORDER BY sort_at, vt, id LIMIT (?4 + 0))
 		RETURNING id, body, read_ct, enqueued_at, priority, sort_at`)
 	// "+queue" keeps the planner from walking the queue's index: the ids
 	// find the rows through the primary key, whatever the backlog.
@@ -181,7 +190,9 @@ func New(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Queue, error) {
 		AND id IN (SELECT json_extract(value, '$[0]') FROM json_each(?2))
 		AND (id, read_ct) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?2))`)
 	q.release = p.W(`UPDATE queue_messages SET vt = ?1, claimed = 0 WHERE claimed = 1 AND vt > ?1 RETURNING queue`)
-	q.nextDue = p.R(`SELECT MIN(vt) FROM queue_messages WHERE queue = ?1 AND vt > ?2 AND claimed = 0`)
+	// The next delayed message: a walk of the queue's messages not claimed
+	// (the index holds vt); it runs when a delay timer fires.
+	q.nextDue = p.R(`SELECT MIN(vt) FROM queue_messages INDEXED BY queue_messages_ready WHERE queue = ?1 AND claimed = 0 AND vt > ?2`)
 	q.stats = p.R(`SELECT m.visible, m.claimed, m.delayed, m.oldest,
 			(SELECT COUNT(*) FROM queue_archive a WHERE a.queue = ?1)
 		FROM queue_queues q, (

@@ -5,21 +5,24 @@
 -- first and one that has waited long enough goes before it.
 --
 -- Queues created before this migration get the columns here (QueueEnsure
--- creates them with new tables): their messages keep priority 0 and sort
--- by the time they are (or became) visible, the order claims had before.
--- The index is named as the queue's code names it: left('qs' ||
--- substr(queue_table, 2), 63).
+-- creates them with new tables, and adds them to a table an older binary
+-- created). The columns come with constant defaults, which PostgreSQL adds
+-- without rewriting the table: the messages waiting keep priority 0 and sort
+-- at the epoch, ahead of every new message, in the order they had (msg_id);
+-- a process still running the previous binary keeps sending (its messages
+-- sort there too) until it is upgraded. The index build holds off writes to
+-- each queue table while it reads it.
+--
+-- The index is named 'qs_' || md5(queue table), as the queue's code names it
+-- (sortIndexName): unique per table, whatever the length of its name.
 DO $$
 DECLARE
     r record;
 BEGIN
     FOR r IN SELECT queue_table FROM tasker_queues LOOP
         EXECUTE format('ALTER TABLE %I ADD COLUMN IF NOT EXISTS priority integer NOT NULL DEFAULT 0', r.queue_table);
-        EXECUTE format('ALTER TABLE %I ADD COLUMN IF NOT EXISTS sort_at timestamptz', r.queue_table);
-        EXECUTE format('UPDATE %I SET sort_at = vt WHERE sort_at IS NULL', r.queue_table);
-        EXECUTE format('ALTER TABLE %I ALTER COLUMN sort_at SET NOT NULL', r.queue_table);
-        EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %I (sort_at, msg_id)',
-            left('qs' || substr(r.queue_table, 2), 63), r.queue_table);
+        EXECUTE format('ALTER TABLE %I ADD COLUMN IF NOT EXISTS sort_at timestamptz NOT NULL DEFAULT ''1970-01-01 00:00:00+00''', r.queue_table);
+        EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %I (sort_at, msg_id)', 'qs_' || md5(r.queue_table), r.queue_table);
     END LOOP;
 END
 $$;
