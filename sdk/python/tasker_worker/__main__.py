@@ -21,6 +21,9 @@ def main(argv=None) -> int:
     p.add_argument("--server", required=True, help="URL of tasker serve's API, e.g. http://127.0.0.1:8080")
     p.add_argument("--namespace", "-n", action="append", required=True, help="namespace to serve (repeatable)")
     p.add_argument("--handlers", required=True, help="the handlers' package directory; every module is imported")
+    p.add_argument("--handler", action="append", default=[], metavar="CALLABLE",
+                   help="also serve this template handler.callable, resolved as tasker-core does: a registered "
+                        "name, or module.path.ClassName imported (repeatable)")
     p.add_argument("--concurrency", type=int, default=int(os.environ.get("TASKER_WORKER_CONCURRENCY", "16")),
                    help="steps run at once (threads; default 16)")
     p.add_argument("--worker-id", default=None, help="default: host-pid")
@@ -32,8 +35,15 @@ def main(argv=None) -> int:
     registry = HandlerRegistry.instance()
     try:
         n = load_handlers(a.handlers, registry)
+        names = registry.list_handlers()
+        for callable_ in a.handler:
+            if registry.resolve_class(callable_) is None:
+                raise ValueError(f"--handler {callable_}: neither a registered handler_name nor an importable "
+                                 f"module.path.ClassName")
+            if callable_ not in names:
+                names.append(callable_)
         w = Worker(HTTPTransport(a.server), registry, a.namespace, concurrency=a.concurrency,
-                   worker_id=a.worker_id, shutdown_timeout=a.shutdown_timeout)
+                   worker_id=a.worker_id, shutdown_timeout=a.shutdown_timeout, handlers=names)
     except (ValueError, ImportError) as exc:
         print(f"tasker_worker: {exc}", file=sys.stderr)
         return 2

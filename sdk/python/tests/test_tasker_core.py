@@ -153,6 +153,13 @@ class HandlersTest(unittest.TestCase):
         self.assertEqual((r.error_type, r.retryable, r.error_message),
                          ("handler_not_found", False, "Handler not found: missing"))
 
+    def test_class_lookup(self):
+        # A callable that is an import path resolves without registration (tasker-core's class_lookup).
+        r = run_handler(HandlerRegistry(), event(handler_name="tests.fixtures.fault_handlers.Echo",
+                                                 task_context={"mode": "m"}))
+        self.assertEqual(r.result, {"echo": "m", "result": "nested"})
+        self.assertIsNone(HandlerRegistry().resolve_class("tests.fixtures.fault_handlers.lowercase"))
+
     def test_decisions_and_batches(self):
         r = self.run_("route")
         self.assertEqual(r.result, {"decision_point_outcome": {"type": "create_steps", "step_names": ["x"]},
