@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tasker-go/tasker/internal/admission"
@@ -159,6 +160,12 @@ type Config struct {
 	// Pull configures the dispatch channel that hands steps to pull
 	// workers (see RegisterPullHandler).
 	Pull PullConfig
+	// PullUnregistered hands every step whose handler no Go handler is
+	// registered under to the pull workers, as RegisterPullHandler would
+	// under the step's handler name: a pull worker then says which
+	// handlers it serves when it polls (internal/api's /v1/workers routes).
+	// False: such a step fails with no_handler.
+	PullUnregistered bool
 	// CircuitBreaker configures the breakers in front of the store and the
 	// queue: when a backend keeps failing, calls fail fast for a while
 	// instead of piling up.
@@ -238,9 +245,10 @@ type Engine struct {
 	domain      *domainevents.Publisher // publishes the steps' declared domain events
 	orch        *orchestration.Orchestrator
 	pull        *dispatch.Channel
-	tmpl        *templatecache.Manager // the template manager: a cache in front of templates
-	admit       *admission.Gate        // nil: no bound on queued steps
-	breakers    []*resilience.Breaker  // the queue's and the store's: fixed at start-up, no registry
+	pullServes  atomic.Pointer[func(name string) bool] // ServePullHandlers
+	tmpl        *templatecache.Manager                 // the template manager: a cache in front of templates
+	admit       *admission.Gate                        // nil: no bound on queued steps
+	breakers    []*resilience.Breaker                  // the queue's and the store's: fixed at start-up, no registry
 
 	mu       sync.Mutex // guards the fields below
 	handlers map[string]Handler
@@ -532,6 +540,9 @@ func (e *Engine) startWorker(ctx context.Context) error {
 		LeaseQueue:   e.rawQueue,
 		CancelCheck:  e.cfg.CancelCheck,
 		StepSettings: e.stepSettings,
+	}
+	if e.cfg.PullUnregistered {
+		wc.Fallback = e.pullFallback
 	}
 	if e.manyWriters {
 		// One transaction storing outcomes per CPU, up to 8: while one

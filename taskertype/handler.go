@@ -35,6 +35,9 @@ type StepInput struct {
 	// Attempt counts from 1. A release (a worker stopping) or a reset
 	// lowers it again, so it does not name one attempt: AttemptID does.
 	Attempt int
+	// MaxAttempts is the bound of the step's retry policy, the first
+	// attempt included: Attempt == MaxAttempts is the last try.
+	MaxAttempts int
 	// AttemptID names this attempt, and no other, of the step: it is the
 	// fencing token the store checks before it records the attempt's
 	// outcome. Two attempts of one step may overlap in rare faults (a

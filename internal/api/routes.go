@@ -52,6 +52,13 @@ var routeAccess = map[string]access{
 	// the task; posting a template validates it.
 	"GET /v1/tasks/{uuid}/events": {perm: "tasks:read"},
 	"POST /v1/templates":          {perm: "templates:validate"},
+	// Pull workers (issue 12, docs/workers.md): tasker-core's worker:*.
+	"POST /v1/workers":                                        {perm: "worker:*"},
+	"GET /v1/workers/metrics":                                 {perm: "worker:*"},
+	"DELETE /v1/workers/{worker_id}":                          {perm: "worker:*"},
+	"POST /v1/workers/{worker_id}/poll":                       {perm: "worker:*"},
+	"POST /v1/workers/{worker_id}/events/{event_id}/complete": {perm: "worker:*"},
+	"POST /v1/workers/{worker_id}/heartbeat":                  {perm: "worker:*"},
 }
 
 type patternKey struct{}

@@ -61,6 +61,16 @@ type Config struct {
 	// read intervals (zero: DefaultHeartbeat, DefaultEventPoll).
 	MaxEventStreams, EventBuffer int
 	Heartbeat, EventPoll         time.Duration
+	// MaxWorkers bounds the pull workers registered at once
+	// (/v1/workers); zero means 1024.
+	MaxWorkers int
+	// MaxPollTimeout caps how long a worker's poll waits for an event;
+	// zero means 30s.
+	MaxPollTimeout time.Duration
+	// WorkerTTL: a pull worker that neither polls, completes nor
+	// heartbeats for this long is deregistered and the events it holds
+	// fail as retryable. Zero means twice MaxPollTimeout, at least 1m.
+	WorkerTTL time.Duration
 }
 
 // DefaultMaxBodyBytes is the body limit when Config.MaxBodyBytes is zero.
@@ -84,6 +94,8 @@ type Server struct {
 	heartbeat, eventPoll time.Duration
 	closing              context.Context // done once CloseStreams is called
 	closeStreams         context.CancelFunc
+
+	workers *registry // the pull workers (workers.go)
 }
 
 // New returns a Server, or an error naming what is wrong with cfg.
@@ -125,6 +137,24 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.spec = spec
 	s.metrics = newMetrics(s.eng, s.qdepth)
+	if cfg.MaxWorkers < 0 || cfg.MaxPollTimeout < 0 || cfg.WorkerTTL < 0 {
+		return nil, fmt.Errorf("api: MaxWorkers %d, MaxPollTimeout %v, WorkerTTL %v: give positive values, or 0 for the defaults", cfg.MaxWorkers, cfg.MaxPollTimeout, cfg.WorkerTTL)
+	}
+	rc := registryConfig{maxWorkers: cmp.Or(cfg.MaxWorkers, defaultMaxWorkers), maxPoll: cmp.Or(cfg.MaxPollTimeout, defaultPollTimeout), ttl: cfg.WorkerTTL}
+	if rc.ttl == 0 {
+		rc.ttl = max(2*rc.maxPoll, time.Minute)
+	}
+	ch := s.eng.Pull()
+	m := ch.Metrics()
+	rc.remember = max(4*m.Capacity, 1024)
+	s.workers = newRegistry(rc, m, ch.CompleteTimeout(), ch.IsPending)
+	s.workers.release = func(worker string, ids []uuid.UUID) {
+		n := s.releaseEvents(worker, ids, "expired (no poll, completion or heartbeat within the registration ttl)")
+		s.log.Warn("pull worker expired", "worker_id", worker, "released", n, "ttl", rc.ttl)
+	}
+	// Steps whose handler no Go handler has go to the pull workers while
+	// a registered worker serves that handler (Config.PullUnregistered).
+	s.eng.ServePullHandlers(func(name string) bool { return s.workers.serves(name, s.clock.Now()) })
 	return s, nil
 }
 
@@ -248,7 +278,10 @@ func (s *Server) responseError(w http.ResponseWriter, r *http.Request, err error
 	var mb *http.MaxBytesError
 	var un *unavailable
 	var cf *conflict
+	var se *statusError
 	switch {
+	case errors.As(err, &se):
+		writeError(w, se.status, se.kind, se.msg)
 	case errors.As(err, &un):
 		writeUnit(w, http.StatusServiceUnavailable, "ServiceUnavailable")
 	case errors.Is(err, errNotImplemented):

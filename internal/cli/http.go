@@ -23,6 +23,9 @@ type httpServe struct {
 	env        string // --environment
 	auth       *auth.Authenticator
 	mode       string // the deployment mode GET /config reports
+	// Pull workers: --pull-complete-timeout, --pull-capacity.
+	pullComplete time.Duration
+	pullCapacity int
 }
 
 // load reads the auth config file, if any.

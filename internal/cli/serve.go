@@ -122,6 +122,13 @@ tasks and those named with --namespace.`,
 				return err
 			}
 			cfg := b.config(g)
+			if web.addr != "" {
+				// Pull workers over HTTP (docs/workers.md): a step whose
+				// handler is not built in goes to the registered workers
+				// that serve it.
+				cfg.PullUnregistered = true
+				cfg.Pull = tasker.PullConfig{Capacity: web.pullCapacity, CompleteTimeout: web.pullComplete}
+			}
 			if templatesDir != "" {
 				tpls, err := template.Loader{}.LoadPaths(templatesDir)
 				if err != nil {
@@ -156,6 +163,8 @@ tasks and those named with --namespace.`,
 	cmd.Flags().Int64Var(&web.maxBody, "max-body-bytes", api.DefaultMaxBodyBytes, "largest request body the API accepts; a larger one is answered 413")
 	cmd.Flags().StringVar(&web.authConfig, "auth-config", "", "turn API auth on with this YAML (or JSON) file: API keys and JWT verification, docs/api.md (default: no auth)")
 	cmd.Flags().StringVar(&web.env, "environment", os.Getenv("TASKER_ENV"), "the deployment's name, reported by GET /config and the health routes (env TASKER_ENV)")
+	cmd.Flags().DurationVar(&web.pullComplete, "pull-complete-timeout", 0, "how long a pull worker (docs/workers.md) may hold a step without completing it or sending a heartbeat; then the step fails as retryable (default 5m)")
+	cmd.Flags().IntVar(&web.pullCapacity, "pull-capacity", 0, "most steps handed to pull workers at once, queued or held (default: the worker concurrency)")
 	cmd.Flags().StringVar(&templatesDir, "templates", "", "register every template (*.yaml, *.yml) in this directory; with --workers their namespaces are served")
 	cmd.Flags().BoolVar(&workers, "workers", false, "on PostgreSQL, also run the built-in demo Go workers in this process, for the namespaces of --templates and --namespace (the embedded backend always runs them)")
 	maxResultFlag(cmd, &maxResult)
@@ -248,6 +257,9 @@ func (g *globals) serveUntilDone(ctx context.Context, cfg tasker.Config, handler
 			return err
 		}
 	}
+	// No step goes to pull workers before the API's registry of them
+	// is up: it replaces this.
+	eng.ServePullHandlers(func(string) bool { return false })
 	if err := eng.Start(ctx); err != nil {
 		_ = eng.Stop(context.Background())
 		return err

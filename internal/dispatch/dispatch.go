@@ -83,12 +83,17 @@ type Event struct {
 	StepName       string
 	Handler        string // the name given to HandlerFor; "" through Handler
 	Attempt        int
+	MaxAttempts    int       // the step's retry policy's bound, the first attempt included; 0 if unknown
+	AttemptID      uuid.UUID // the attempt's fencing token (StepInput.AttemptID)
 	Context        json.RawMessage
 	Results        map[string]json.RawMessage
 	Config         json.RawMessage // the step's configuration from its template; nil for none
 	Method         string          // the entry point the template names; "" for the default
-	DispatchedAt   time.Time       // when Handle queued it
-	PolledAt       time.Time       // zero until polled
+	// Batch is the batch worker's cursor range, settings and last
+	// checkpoint (StepInput.Batch); nil for every other step.
+	Batch        *taskertype.BatchInput
+	DispatchedAt time.Time // when Handle queued it
+	PolledAt     time.Time // zero until polled
 }
 
 // Result is a pull worker's outcome for an event. The channel keeps Output
@@ -125,6 +130,10 @@ const (
 type entry struct {
 	ev    Event
 	state atomic.Int32
+	// touched is when a pull worker last said it still holds the event
+	// (Extend), in Unix nanoseconds; 0 until then. The complete timeout
+	// runs from the later of it and PolledAt.
+	touched atomic.Int64
 	// done carries the outcome from the winner of the transition to done
 	// (Complete or CleanupTimeouts) to Handle. Buffered: a send never blocks.
 	done chan outcome
@@ -180,6 +189,11 @@ type Channel struct {
 	closeOnce sync.Once
 	draining  chan struct{} // closed by Drain
 	drainOnce sync.Once
+
+	// waiters wakes every PollWaitMatch when an event is queued: each
+	// takes only the events its filter accepts, so one token (notify)
+	// could wake the wrong one.
+	waiters broadcaster
 
 	completed, timedOut, abandoned atomic.Uint64
 
@@ -260,8 +274,9 @@ func (c *Channel) handle(ctx context.Context, name string, in *taskertype.StepIn
 		ev: Event{
 			ID: id, TaskID: in.TaskID, StepID: in.StepID,
 			Namespace: in.Namespace, StepName: in.StepName, Handler: name,
-			Attempt: in.Attempt, Context: in.Context, Results: in.Results,
-			Config: in.Config, Method: in.Method,
+			Attempt: in.Attempt, MaxAttempts: in.MaxAttempts, AttemptID: in.AttemptID,
+			Context: in.Context, Results: in.Results,
+			Config: in.Config, Method: in.Method, Batch: in.Batch,
 			DispatchedAt: c.clock.Now(),
 		},
 		done: make(chan outcome, 1),
@@ -273,6 +288,7 @@ func (c *Channel) handle(ctx context.Context, name string, in *taskertype.StepIn
 		return nil, errClosed
 	}
 	c.signal()
+	c.waiters.wake()
 
 	draining := c.draining
 wait:
@@ -514,7 +530,7 @@ func (c *Channel) CleanupTimeouts() int {
 	now := c.clock.Now()
 	var overdue []*entry
 	c.pending.rangeAll(func(_ uuid.UUID, e *entry) bool {
-		if e.state.Load() == statePending && now.Sub(e.ev.PolledAt) > c.cfg.CompleteTimeout {
+		if e.state.Load() == statePending && now.Sub(e.heldSince()) > c.cfg.CompleteTimeout {
 			overdue = append(overdue, e)
 		}
 		return true

@@ -71,3 +71,13 @@ func (p *pendingMap) rangeAll(f func(uuid.UUID, *entry) bool) {
 		}
 	}
 }
+
+// rangeOne calls f with the entry of id, if there is one, under the lock:
+// f must not block, nor call the map's other methods.
+func (p *pendingMap) rangeOne(id uuid.UUID, f func(e *entry)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e, ok := p.m[id]; ok {
+		f(e)
+	}
+}

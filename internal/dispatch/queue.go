@@ -76,3 +76,17 @@ func (q *fifo) close() {
 	q.closed = true
 	q.mu.Unlock()
 }
+
+// takeFirst unlinks the oldest entry that ok accepts (nil if none). The
+// walk is bounded by the queue's length, itself bounded by Capacity.
+func (q *fifo) takeFirst(ok func(e *entry) bool) *entry {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for e := q.head; e != nil; e = e.next {
+		if ok(e) {
+			q.unlinkLocked(e)
+			return e
+		}
+	}
+	return nil
+}

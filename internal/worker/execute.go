@@ -399,7 +399,7 @@ func (w *Worker) startTx(ctx context.Context, tx store.Tx, rec *transition.Recor
 		}
 		return &job{m: m, step: s, in: &taskertype.StepInput{
 			TaskID: s.TaskID, StepID: s.ID, StepName: s.Name, Namespace: namespaceOf(m.Queue),
-			Attempt: s.Attempts, AttemptID: s.AttemptID, Context: inputs.Context, Results: inputs.Results,
+			Attempt: s.Attempts, MaxAttempts: s.Retry.MaxAttempts, AttemptID: s.AttemptID, Context: inputs.Context, Results: inputs.Results,
 		}, claimedAt: claimedAt, template: msg.Template, version: msg.Version}, nil
 	case s.State == taskertype.StepInProgress && m.ReadCount > 1 && w.leases.runs(s.ID, s.AttemptID):
 		adopted := *s
@@ -472,6 +472,10 @@ func (w *Worker) settings(ctx context.Context, j *job) *outcome {
 // retry never starts beside a handler still within its grace.
 func (w *Worker) run(stop, actx context.Context, step *taskertype.Step, in *taskertype.StepInput, release func()) *outcome {
 	h, ok := w.handlers[step.Handler]
+	if !ok && w.cfg.Fallback != nil {
+		h = w.cfg.Fallback(step.Handler)
+		ok = h != nil
+	}
 	if !ok {
 		return &outcome{failure: &taskertype.StepFailure{
 			Kind: taskertype.FailureNoHandler, Retryable: true, Attempt: step.Attempts,

@@ -96,6 +96,11 @@ type Config struct {
 	// own transaction instead of the worker sending a result message to
 	// orchestration. Set it only when this process runs orchestration.
 	Results ResultProcessor
+	// Fallback, when set, gives the handler of a step whose handler name
+	// no entry of Handlers has (nil: none, and the attempt fails with
+	// no_handler). The engine sets it to hand such steps to pull workers
+	// (Config.PullUnregistered).
+	Fallback func(name string) taskertype.Handler
 }
 
 // StepRef names a step for Config.StepSettings: its task, namespace and

@@ -342,6 +342,51 @@ func (e StepManualAction2ActionType) Valid() bool {
 	}
 }
 
+// Defines values for WorkerCompletionOutcome.
+const (
+	CheckpointYield WorkerCompletionOutcome = "checkpoint_yield"
+	Failure         WorkerCompletionOutcome = "failure"
+	Success         WorkerCompletionOutcome = "success"
+)
+
+// Valid indicates whether the value is a known member of the WorkerCompletionOutcome enum.
+func (e WorkerCompletionOutcome) Valid() bool {
+	switch e {
+	case CheckpointYield:
+		return true
+	case Failure:
+		return true
+	case Success:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WorkerCompletionResultStatus.
+const (
+	WorkerCompletionResultStatusAccepted WorkerCompletionResultStatus = "accepted"
+	WorkerCompletionResultStatusConflict WorkerCompletionResultStatus = "conflict"
+	WorkerCompletionResultStatusInvalid  WorkerCompletionResultStatus = "invalid"
+	WorkerCompletionResultStatusNotFound WorkerCompletionResultStatus = "not_found"
+)
+
+// Valid indicates whether the value is a known member of the WorkerCompletionResultStatus enum.
+func (e WorkerCompletionResultStatus) Valid() bool {
+	switch e {
+	case WorkerCompletionResultStatusAccepted:
+		return true
+	case WorkerCompletionResultStatusConflict:
+		return true
+	case WorkerCompletionResultStatusInvalid:
+		return true
+	case WorkerCompletionResultStatusNotFound:
+		return true
+	default:
+		return false
+	}
+}
+
 // ApiError Web API specific errors with HTTP status code mappings
 type ApiError struct {
 	union json.RawMessage
@@ -1468,6 +1513,185 @@ type UpdateInvestigationResponse struct {
 	Success      bool               `json:"success"`
 }
 
+// WorkerChannelMetrics defines model for WorkerChannelMetrics.
+type WorkerChannelMetrics struct {
+	Abandoned          int64        `json:"abandoned"`
+	Capacity           int          `json:"capacity"`
+	Completed          int64        `json:"completed"`
+	InFlight           int          `json:"in_flight"`
+	OldestPendingAgeMs int64        `json:"oldest_pending_age_ms"`
+	Pending            int          `json:"pending"`
+	Queued             int          `json:"queued"`
+	Starving           int          `json:"starving"`
+	TimedOut           int64        `json:"timed_out"`
+	Workers            []WorkerInfo `json:"workers"`
+}
+
+// WorkerCheckpoint defines model for WorkerCheckpoint.
+type WorkerCheckpoint struct {
+	// AccumulatedResults Carried to the next run (any JSON value).
+	AccumulatedResults *json.RawMessage `json:"accumulated_results,omitempty"`
+
+	// Cursor Where the next run starts (any JSON value).
+	Cursor         json.RawMessage `json:"cursor"`
+	ItemsProcessed *int64          `json:"items_processed,omitempty"`
+}
+
+// WorkerCompletion defines model for WorkerCompletion.
+type WorkerCompletion struct {
+	Checkpoint *WorkerCheckpoint `json:"checkpoint,omitempty"`
+	Error      *WorkerStepError  `json:"error,omitempty"`
+
+	// EventId Required inside a poll's completions; the path gives it on the complete route.
+	EventId *openapi_types.UUID     `json:"event_id,omitempty"`
+	Outcome WorkerCompletionOutcome `json:"outcome"`
+
+	// Result On success, the step's result. Decisions and batch plans are results holding decision_point_outcome or batch_processing_outcome.
+	Result *json.RawMessage `json:"result,omitempty"`
+}
+
+// WorkerCompletionOutcome defines model for WorkerCompletion.Outcome.
+type WorkerCompletionOutcome string
+
+// WorkerCompletionResult defines model for WorkerCompletionResult.
+type WorkerCompletionResult struct {
+	EventId string                       `json:"event_id"`
+	Message *string                      `json:"message,omitempty"`
+	Status  WorkerCompletionResultStatus `json:"status"`
+}
+
+// WorkerCompletionResultStatus defines model for WorkerCompletionResult.Status.
+type WorkerCompletionResultStatus string
+
+// WorkerDeregistered defines model for WorkerDeregistered.
+type WorkerDeregistered struct {
+	// Released Events the worker held, failed as retryable.
+	Released int    `json:"released"`
+	WorkerId string `json:"worker_id"`
+}
+
+// WorkerEvent defines model for WorkerEvent.
+type WorkerEvent struct {
+	// Attempt 1 on the first attempt.
+	Attempt int `json:"attempt"`
+
+	// AttemptId Names this attempt only; use it as the idempotency key of side effects.
+	AttemptId *openapi_types.UUID `json:"attempt_id,omitempty"`
+
+	// Batch For a batch worker, an object: cursor, batch_metadata, is_no_op, template_step_name, checkpoint; null otherwise.
+	Batch *json.RawMessage `json:"batch,omitempty"`
+
+	// Checkpoint The last checkpoint the step yielded (cursor, items_processed, accumulated_results, at, yields); null if none.
+	Checkpoint *json.RawMessage `json:"checkpoint,omitempty"`
+
+	// CorrelationId The task's correlation id.
+	CorrelationId *openapi_types.UUID `json:"correlation_id,omitempty"`
+
+	// DependencyResults The result of every completed ancestor step (its dependencies, theirs, and so on, as tasker-core gives them), by step name, as its handler returned it.
+	DependencyResults map[string]json.RawMessage `json:"dependency_results"`
+	DispatchedAt      time.Time                  `json:"dispatched_at"`
+	EventId           openapi_types.UUID         `json:"event_id"`
+
+	// HandlerMethod The entry point the template names (handler.method); empty for the default.
+	HandlerMethod *string `json:"handler_method,omitempty"`
+	HandlerName   string  `json:"handler_name"`
+
+	// Initialization The step's handler.initialization (config) from its template; null for none.
+	Initialization *json.RawMessage `json:"initialization,omitempty"`
+	MaxAttempts    int              `json:"max_attempts"`
+	Namespace      string           `json:"namespace"`
+
+	// ParentCorrelationId The task's parent correlation id, when it has one.
+	ParentCorrelationId *openapi_types.UUID `json:"parent_correlation_id,omitempty"`
+	StepName            string              `json:"step_name"`
+	StepUuid            openapi_types.UUID  `json:"step_uuid"`
+
+	// TaskContext The task's context, as given when the task was created.
+	TaskContext json.RawMessage    `json:"task_context"`
+	TaskUuid    openapi_types.UUID `json:"task_uuid"`
+}
+
+// WorkerHeartbeat defines model for WorkerHeartbeat.
+type WorkerHeartbeat struct {
+	// EventIds Extend only these; omitted means every event the worker holds.
+	EventIds *[]openapi_types.UUID `json:"event_ids,omitempty"`
+}
+
+// WorkerHeartbeatResult defines model for WorkerHeartbeatResult.
+type WorkerHeartbeatResult struct {
+	Extended int `json:"extended"`
+
+	// Lost Events named (or held) that are no longer the worker's (completed, timed out).
+	Lost     []string `json:"lost"`
+	WorkerId string   `json:"worker_id"`
+}
+
+// WorkerInfo defines model for WorkerInfo.
+type WorkerInfo struct {
+	Concurrency *int      `json:"concurrency,omitempty"`
+	Handlers    []string  `json:"handlers"`
+	Held        int       `json:"held"`
+	LastSeen    time.Time `json:"last_seen"`
+	Namespaces  []string  `json:"namespaces"`
+	WorkerId    string    `json:"worker_id"`
+}
+
+// WorkerPollRequest defines model for WorkerPollRequest.
+type WorkerPollRequest struct {
+	Completions *[]WorkerCompletion `json:"completions,omitempty"`
+
+	// MaxEvents At most this many events (default 1, at most 1000).
+	MaxEvents *int `json:"max_events,omitempty"`
+
+	// TimeoutMs How long to wait for the first event (default 0, no wait).
+	TimeoutMs *int `json:"timeout_ms,omitempty"`
+}
+
+// WorkerPollResponse defines model for WorkerPollResponse.
+type WorkerPollResponse struct {
+	Completions []WorkerCompletionResult `json:"completions"`
+	Events      []WorkerEvent            `json:"events"`
+}
+
+// WorkerRegistered defines model for WorkerRegistered.
+type WorkerRegistered struct {
+	// CompleteTimeoutMs An event not completed (nor heartbeated) within this fails as retryable.
+	CompleteTimeoutMs int `json:"complete_timeout_ms"`
+
+	// MaxPollTimeoutMs The longest wait a poll gets; a longer timeout_ms is cut to it.
+	MaxPollTimeoutMs int `json:"max_poll_timeout_ms"`
+
+	// RegistrationTtlMs A worker that neither polls nor heartbeats for this long is deregistered.
+	RegistrationTtlMs int    `json:"registration_ttl_ms"`
+	WorkerId          string `json:"worker_id"`
+}
+
+// WorkerRegistration defines model for WorkerRegistration.
+type WorkerRegistration struct {
+	// Concurrency Steps the worker runs at once; informational (the worker bounds its polls).
+	Concurrency *int `json:"concurrency,omitempty"`
+
+	// Handlers Handler names the worker runs (a step's handler.callable in tasker-core's dialect).
+	Handlers   []string `json:"handlers"`
+	Namespaces []string `json:"namespaces"`
+
+	// WorkerId Chosen by the worker, unique among the live ones (1 to 200 characters).
+	WorkerId string `json:"worker_id"`
+}
+
+// WorkerStepError defines model for WorkerStepError.
+type WorkerStepError struct {
+	ErrorType *string                 `json:"error_type,omitempty"`
+	Message   string                  `json:"message"`
+	Metadata  *map[string]interface{} `json:"metadata,omitempty"`
+
+	// RetryAfterSeconds Delay before the retry, replacing the backoff.
+	RetryAfterSeconds *float32 `json:"retry_after_seconds,omitempty"`
+
+	// Retryable Default true.
+	Retryable *bool `json:"retryable,omitempty"`
+}
+
 // GetBottlenecksParams defines parameters for GetBottlenecks.
 type GetBottlenecksParams struct {
 	// Limit Maximum number of slow steps to return (default: 10)
@@ -1542,6 +1766,18 @@ type CreateTaskJSONRequestBody = TaskRequest
 
 // ResolveStepManuallyJSONRequestBody defines body for ResolveStepManually for application/json ContentType.
 type ResolveStepManuallyJSONRequestBody = StepManualAction
+
+// RegisterWorkerJSONRequestBody defines body for RegisterWorker for application/json ContentType.
+type RegisterWorkerJSONRequestBody = WorkerRegistration
+
+// CompleteWorkerEventJSONRequestBody defines body for CompleteWorkerEvent for application/json ContentType.
+type CompleteWorkerEventJSONRequestBody = WorkerCompletion
+
+// HeartbeatWorkerJSONRequestBody defines body for HeartbeatWorker for application/json ContentType.
+type HeartbeatWorkerJSONRequestBody = WorkerHeartbeat
+
+// PollWorkerEventsJSONRequestBody defines body for PollWorkerEvents for application/json ContentType.
+type PollWorkerEventsJSONRequestBody = WorkerPollRequest
 
 // AsApiError0 returns the union data inside the ApiError as a ApiError0
 func (t ApiError) AsApiError0() (ApiError0, error) {
@@ -2108,6 +2344,24 @@ type ServerInterface interface {
 	// GetTemplate Get a specific template by namespace, name, and version
 	// (GET /v1/templates/{namespace}/{name}/{version})
 	GetTemplate(w http.ResponseWriter, r *http.Request, namespace string, name string, version string)
+	// RegisterWorker Register a pull worker
+	// (POST /v1/workers)
+	RegisterWorker(w http.ResponseWriter, r *http.Request)
+	// GetWorkerMetrics The dispatch channel's metrics and the registered workers
+	// (GET /v1/workers/metrics)
+	GetWorkerMetrics(w http.ResponseWriter, r *http.Request)
+	// DeregisterWorker Deregister a pull worker
+	// (DELETE /v1/workers/{worker_id})
+	DeregisterWorker(w http.ResponseWriter, r *http.Request, workerId string)
+	// CompleteWorkerEvent Complete one event
+	// (POST /v1/workers/{worker_id}/events/{event_id}/complete)
+	CompleteWorkerEvent(w http.ResponseWriter, r *http.Request, workerId string, eventId openapi_types.UUID)
+	// HeartbeatWorker Say the worker is alive and still working on its events
+	// (POST /v1/workers/{worker_id}/heartbeat)
+	HeartbeatWorker(w http.ResponseWriter, r *http.Request, workerId string)
+	// PollWorkerEvents Complete events and long-poll for new ones
+	// (POST /v1/workers/{worker_id}/poll)
+	PollWorkerEvents(w http.ResponseWriter, r *http.Request, workerId string)
 }
 
 // ServerInterfaceWrapper converts contexts to parameters.
@@ -2859,6 +3113,147 @@ func (siw *ServerInterfaceWrapper) GetTemplate(w http.ResponseWriter, r *http.Re
 	handler.ServeHTTP(w, r)
 }
 
+// RegisterWorker operation middleware
+func (siw *ServerInterfaceWrapper) RegisterWorker(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RegisterWorker(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetWorkerMetrics operation middleware
+func (siw *ServerInterfaceWrapper) GetWorkerMetrics(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetWorkerMetrics(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// DeregisterWorker operation middleware
+func (siw *ServerInterfaceWrapper) DeregisterWorker(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "worker_id" -------------
+	var workerId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "worker_id", r.PathValue("worker_id"), &workerId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "worker_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.DeregisterWorker(w, r, workerId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CompleteWorkerEvent operation middleware
+func (siw *ServerInterfaceWrapper) CompleteWorkerEvent(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "worker_id" -------------
+	var workerId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "worker_id", r.PathValue("worker_id"), &workerId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "worker_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "event_id" -------------
+	var eventId openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "event_id", r.PathValue("event_id"), &eventId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "event_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CompleteWorkerEvent(w, r, workerId, eventId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// HeartbeatWorker operation middleware
+func (siw *ServerInterfaceWrapper) HeartbeatWorker(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "worker_id" -------------
+	var workerId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "worker_id", r.PathValue("worker_id"), &workerId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "worker_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.HeartbeatWorker(w, r, workerId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// PollWorkerEvents operation middleware
+func (siw *ServerInterfaceWrapper) PollWorkerEvents(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "worker_id" -------------
+	var workerId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "worker_id", r.PathValue("worker_id"), &workerId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "worker_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.PollWorkerEvents(w, r, workerId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 type UnescapedCookieParamError struct {
 	ParamName string
 	Err       error
@@ -3004,6 +3399,12 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/tasks/{uuid}/workflow_steps/{step_uuid}/audit", wrapper.GetStepAudit)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/templates", wrapper.ListTemplates)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/templates/{namespace}/{name}/{version}", wrapper.GetTemplate)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/workers", wrapper.RegisterWorker)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/workers/metrics", wrapper.GetWorkerMetrics)
+	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/v1/workers/{worker_id}", wrapper.DeregisterWorker)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/workers/{worker_id}/poll", wrapper.PollWorkerEvents)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/workers/{worker_id}/events/{event_id}/complete", wrapper.CompleteWorkerEvent)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/workers/{worker_id}/heartbeat", wrapper.HeartbeatWorker)
 
 	return m
 }
@@ -5229,6 +5630,603 @@ func (response GetTemplate503JSONResponse) VisitGetTemplateResponse(w http.Respo
 	return err
 }
 
+type RegisterWorkerRequestObject struct {
+	Body *RegisterWorkerJSONRequestBody
+}
+
+type RegisterWorkerResponseObject interface {
+	VisitRegisterWorkerResponse(w http.ResponseWriter) error
+}
+
+type RegisterWorker200JSONResponse WorkerRegistered
+
+func (response RegisterWorker200JSONResponse) VisitRegisterWorkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegisterWorker400JSONResponse ApiError
+
+func (t RegisterWorker400JSONResponse) MarshalJSON() ([]byte, error) {
+	return ApiError(t).MarshalJSON()
+}
+
+func (t *RegisterWorker400JSONResponse) UnmarshalJSON(b []byte) error {
+	return (*ApiError)(t).UnmarshalJSON(b)
+}
+
+func (response RegisterWorker400JSONResponse) VisitRegisterWorkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegisterWorker401JSONResponse ApiError
+
+func (t RegisterWorker401JSONResponse) MarshalJSON() ([]byte, error) {
+	return ApiError(t).MarshalJSON()
+}
+
+func (t *RegisterWorker401JSONResponse) UnmarshalJSON(b []byte) error {
+	return (*ApiError)(t).UnmarshalJSON(b)
+}
+
+func (response RegisterWorker401JSONResponse) VisitRegisterWorkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegisterWorker403JSONResponse ApiError
+
+func (t RegisterWorker403JSONResponse) MarshalJSON() ([]byte, error) {
+	return ApiError(t).MarshalJSON()
+}
+
+func (t *RegisterWorker403JSONResponse) UnmarshalJSON(b []byte) error {
+	return (*ApiError)(t).UnmarshalJSON(b)
+}
+
+func (response RegisterWorker403JSONResponse) VisitRegisterWorkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegisterWorker503JSONResponse ApiError
+
+func (t RegisterWorker503JSONResponse) MarshalJSON() ([]byte, error) {
+	return ApiError(t).MarshalJSON()
+}
+
+func (t *RegisterWorker503JSONResponse) UnmarshalJSON(b []byte) error {
+	return (*ApiError)(t).UnmarshalJSON(b)
+}
+
+func (response RegisterWorker503JSONResponse) VisitRegisterWorkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWorkerMetricsRequestObject struct {
+}
+
+type GetWorkerMetricsResponseObject interface {
+	VisitGetWorkerMetricsResponse(w http.ResponseWriter) error
+}
+
+type GetWorkerMetrics200JSONResponse WorkerChannelMetrics
+
+func (response GetWorkerMetrics200JSONResponse) VisitGetWorkerMetricsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWorkerMetrics401JSONResponse ApiError
+
+func (t GetWorkerMetrics401JSONResponse) MarshalJSON() ([]byte, error) {
+	return ApiError(t).MarshalJSON()
+}
+
+func (t *GetWorkerMetrics401JSONResponse) UnmarshalJSON(b []byte) error {
+	return (*ApiError)(t).UnmarshalJSON(b)
+}
+
+func (response GetWorkerMetrics401JSONResponse) VisitGetWorkerMetricsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWorkerMetrics403JSONResponse ApiError
+
+func (t GetWorkerMetrics403JSONResponse) MarshalJSON() ([]byte, error) {
+	return ApiError(t).MarshalJSON()
+}
+
+func (t *GetWorkerMetrics403JSONResponse) UnmarshalJSON(b []byte) error {
+	return (*ApiError)(t).UnmarshalJSON(b)
+}
+
+func (response GetWorkerMetrics403JSONResponse) VisitGetWorkerMetricsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeregisterWorkerRequestObject struct {
+	WorkerId string `json:"worker_id"`
+}
+
+type DeregisterWorkerResponseObject interface {
+	VisitDeregisterWorkerResponse(w http.ResponseWriter) error
+}
+
+type DeregisterWorker200JSONResponse WorkerDeregistered
+
+func (response DeregisterWorker200JSONResponse) VisitDeregisterWorkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeregisterWorker401JSONResponse ApiError
+
+func (t DeregisterWorker401JSONResponse) MarshalJSON() ([]byte, error) {
+	return ApiError(t).MarshalJSON()
+}
+
+func (t *DeregisterWorker401JSONResponse) UnmarshalJSON(b []byte) error {
+	return (*ApiError)(t).UnmarshalJSON(b)
+}
+
+func (response DeregisterWorker401JSONResponse) VisitDeregisterWorkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeregisterWorker403JSONResponse ApiError
+
+func (t DeregisterWorker403JSONResponse) MarshalJSON() ([]byte, error) {
+	return ApiError(t).MarshalJSON()
+}
+
+func (t *DeregisterWorker403JSONResponse) UnmarshalJSON(b []byte) error {
+	return (*ApiError)(t).UnmarshalJSON(b)
+}
+
+func (response DeregisterWorker403JSONResponse) VisitDeregisterWorkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeregisterWorker404JSONResponse ApiError
+
+func (t DeregisterWorker404JSONResponse) MarshalJSON() ([]byte, error) {
+	return ApiError(t).MarshalJSON()
+}
+
+func (t *DeregisterWorker404JSONResponse) UnmarshalJSON(b []byte) error {
+	return (*ApiError)(t).UnmarshalJSON(b)
+}
+
+func (response DeregisterWorker404JSONResponse) VisitDeregisterWorkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompleteWorkerEventRequestObject struct {
+	WorkerId string             `json:"worker_id"`
+	EventId  openapi_types.UUID `json:"event_id"`
+	Body     *CompleteWorkerEventJSONRequestBody
+}
+
+type CompleteWorkerEventResponseObject interface {
+	VisitCompleteWorkerEventResponse(w http.ResponseWriter) error
+}
+
+type CompleteWorkerEvent200JSONResponse WorkerCompletionResult
+
+func (response CompleteWorkerEvent200JSONResponse) VisitCompleteWorkerEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompleteWorkerEvent400JSONResponse ApiError
+
+func (t CompleteWorkerEvent400JSONResponse) MarshalJSON() ([]byte, error) {
+	return ApiError(t).MarshalJSON()
+}
+
+func (t *CompleteWorkerEvent400JSONResponse) UnmarshalJSON(b []byte) error {
+	return (*ApiError)(t).UnmarshalJSON(b)
+}
+
+func (response CompleteWorkerEvent400JSONResponse) VisitCompleteWorkerEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompleteWorkerEvent401JSONResponse ApiError
+
+func (t CompleteWorkerEvent401JSONResponse) MarshalJSON() ([]byte, error) {
+	return ApiError(t).MarshalJSON()
+}
+
+func (t *CompleteWorkerEvent401JSONResponse) UnmarshalJSON(b []byte) error {
+	return (*ApiError)(t).UnmarshalJSON(b)
+}
+
+func (response CompleteWorkerEvent401JSONResponse) VisitCompleteWorkerEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompleteWorkerEvent403JSONResponse ApiError
+
+func (t CompleteWorkerEvent403JSONResponse) MarshalJSON() ([]byte, error) {
+	return ApiError(t).MarshalJSON()
+}
+
+func (t *CompleteWorkerEvent403JSONResponse) UnmarshalJSON(b []byte) error {
+	return (*ApiError)(t).UnmarshalJSON(b)
+}
+
+func (response CompleteWorkerEvent403JSONResponse) VisitCompleteWorkerEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompleteWorkerEvent404JSONResponse ApiError
+
+func (t CompleteWorkerEvent404JSONResponse) MarshalJSON() ([]byte, error) {
+	return ApiError(t).MarshalJSON()
+}
+
+func (t *CompleteWorkerEvent404JSONResponse) UnmarshalJSON(b []byte) error {
+	return (*ApiError)(t).UnmarshalJSON(b)
+}
+
+func (response CompleteWorkerEvent404JSONResponse) VisitCompleteWorkerEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompleteWorkerEvent409JSONResponse ApiError
+
+func (t CompleteWorkerEvent409JSONResponse) MarshalJSON() ([]byte, error) {
+	return ApiError(t).MarshalJSON()
+}
+
+func (t *CompleteWorkerEvent409JSONResponse) UnmarshalJSON(b []byte) error {
+	return (*ApiError)(t).UnmarshalJSON(b)
+}
+
+func (response CompleteWorkerEvent409JSONResponse) VisitCompleteWorkerEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type HeartbeatWorkerRequestObject struct {
+	WorkerId string `json:"worker_id"`
+	Body     *HeartbeatWorkerJSONRequestBody
+}
+
+type HeartbeatWorkerResponseObject interface {
+	VisitHeartbeatWorkerResponse(w http.ResponseWriter) error
+}
+
+type HeartbeatWorker200JSONResponse WorkerHeartbeatResult
+
+func (response HeartbeatWorker200JSONResponse) VisitHeartbeatWorkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type HeartbeatWorker401JSONResponse ApiError
+
+func (t HeartbeatWorker401JSONResponse) MarshalJSON() ([]byte, error) {
+	return ApiError(t).MarshalJSON()
+}
+
+func (t *HeartbeatWorker401JSONResponse) UnmarshalJSON(b []byte) error {
+	return (*ApiError)(t).UnmarshalJSON(b)
+}
+
+func (response HeartbeatWorker401JSONResponse) VisitHeartbeatWorkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type HeartbeatWorker403JSONResponse ApiError
+
+func (t HeartbeatWorker403JSONResponse) MarshalJSON() ([]byte, error) {
+	return ApiError(t).MarshalJSON()
+}
+
+func (t *HeartbeatWorker403JSONResponse) UnmarshalJSON(b []byte) error {
+	return (*ApiError)(t).UnmarshalJSON(b)
+}
+
+func (response HeartbeatWorker403JSONResponse) VisitHeartbeatWorkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type HeartbeatWorker404JSONResponse ApiError
+
+func (t HeartbeatWorker404JSONResponse) MarshalJSON() ([]byte, error) {
+	return ApiError(t).MarshalJSON()
+}
+
+func (t *HeartbeatWorker404JSONResponse) UnmarshalJSON(b []byte) error {
+	return (*ApiError)(t).UnmarshalJSON(b)
+}
+
+func (response HeartbeatWorker404JSONResponse) VisitHeartbeatWorkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PollWorkerEventsRequestObject struct {
+	WorkerId string `json:"worker_id"`
+	Body     *PollWorkerEventsJSONRequestBody
+}
+
+type PollWorkerEventsResponseObject interface {
+	VisitPollWorkerEventsResponse(w http.ResponseWriter) error
+}
+
+type PollWorkerEvents200JSONResponse WorkerPollResponse
+
+func (response PollWorkerEvents200JSONResponse) VisitPollWorkerEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PollWorkerEvents400JSONResponse ApiError
+
+func (t PollWorkerEvents400JSONResponse) MarshalJSON() ([]byte, error) {
+	return ApiError(t).MarshalJSON()
+}
+
+func (t *PollWorkerEvents400JSONResponse) UnmarshalJSON(b []byte) error {
+	return (*ApiError)(t).UnmarshalJSON(b)
+}
+
+func (response PollWorkerEvents400JSONResponse) VisitPollWorkerEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PollWorkerEvents401JSONResponse ApiError
+
+func (t PollWorkerEvents401JSONResponse) MarshalJSON() ([]byte, error) {
+	return ApiError(t).MarshalJSON()
+}
+
+func (t *PollWorkerEvents401JSONResponse) UnmarshalJSON(b []byte) error {
+	return (*ApiError)(t).UnmarshalJSON(b)
+}
+
+func (response PollWorkerEvents401JSONResponse) VisitPollWorkerEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PollWorkerEvents403JSONResponse ApiError
+
+func (t PollWorkerEvents403JSONResponse) MarshalJSON() ([]byte, error) {
+	return ApiError(t).MarshalJSON()
+}
+
+func (t *PollWorkerEvents403JSONResponse) UnmarshalJSON(b []byte) error {
+	return (*ApiError)(t).UnmarshalJSON(b)
+}
+
+func (response PollWorkerEvents403JSONResponse) VisitPollWorkerEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PollWorkerEvents404JSONResponse ApiError
+
+func (t PollWorkerEvents404JSONResponse) MarshalJSON() ([]byte, error) {
+	return ApiError(t).MarshalJSON()
+}
+
+func (t *PollWorkerEvents404JSONResponse) UnmarshalJSON(b []byte) error {
+	return (*ApiError)(t).UnmarshalJSON(b)
+}
+
+func (response PollWorkerEvents404JSONResponse) VisitPollWorkerEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// GetConfig Get orchestration configuration: GET /config
@@ -5306,6 +6304,24 @@ type StrictServerInterface interface {
 	// GetTemplate Get a specific template by namespace, name, and version
 	// (GET /v1/templates/{namespace}/{name}/{version})
 	GetTemplate(ctx context.Context, request GetTemplateRequestObject) (GetTemplateResponseObject, error)
+	// RegisterWorker Register a pull worker
+	// (POST /v1/workers)
+	RegisterWorker(ctx context.Context, request RegisterWorkerRequestObject) (RegisterWorkerResponseObject, error)
+	// GetWorkerMetrics The dispatch channel's metrics and the registered workers
+	// (GET /v1/workers/metrics)
+	GetWorkerMetrics(ctx context.Context, request GetWorkerMetricsRequestObject) (GetWorkerMetricsResponseObject, error)
+	// DeregisterWorker Deregister a pull worker
+	// (DELETE /v1/workers/{worker_id})
+	DeregisterWorker(ctx context.Context, request DeregisterWorkerRequestObject) (DeregisterWorkerResponseObject, error)
+	// CompleteWorkerEvent Complete one event
+	// (POST /v1/workers/{worker_id}/events/{event_id}/complete)
+	CompleteWorkerEvent(ctx context.Context, request CompleteWorkerEventRequestObject) (CompleteWorkerEventResponseObject, error)
+	// HeartbeatWorker Say the worker is alive and still working on its events
+	// (POST /v1/workers/{worker_id}/heartbeat)
+	HeartbeatWorker(ctx context.Context, request HeartbeatWorkerRequestObject) (HeartbeatWorkerResponseObject, error)
+	// PollWorkerEvents Complete events and long-poll for new ones
+	// (POST /v1/workers/{worker_id}/poll)
+	PollWorkerEvents(ctx context.Context, request PollWorkerEventsRequestObject) (PollWorkerEventsResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx context.Context, w http.ResponseWriter, r *http.Request, request any) (any, error)
@@ -5998,6 +7014,187 @@ func (sh *strictHandler) GetTemplate(w http.ResponseWriter, r *http.Request, nam
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(GetTemplateResponseObject); ok {
 		if err := validResponse.VisitGetTemplateResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RegisterWorker operation middleware
+func (sh *strictHandler) RegisterWorker(w http.ResponseWriter, r *http.Request) {
+	var request RegisterWorkerRequestObject
+
+	var body RegisterWorkerJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RegisterWorker(ctx, request.(RegisterWorkerRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RegisterWorker")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RegisterWorkerResponseObject); ok {
+		if err := validResponse.VisitRegisterWorkerResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetWorkerMetrics operation middleware
+func (sh *strictHandler) GetWorkerMetrics(w http.ResponseWriter, r *http.Request) {
+	var request GetWorkerMetricsRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetWorkerMetrics(ctx, request.(GetWorkerMetricsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetWorkerMetrics")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetWorkerMetricsResponseObject); ok {
+		if err := validResponse.VisitGetWorkerMetricsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// DeregisterWorker operation middleware
+func (sh *strictHandler) DeregisterWorker(w http.ResponseWriter, r *http.Request, workerId string) {
+	var request DeregisterWorkerRequestObject
+
+	request.WorkerId = workerId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.DeregisterWorker(ctx, request.(DeregisterWorkerRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeregisterWorker")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(DeregisterWorkerResponseObject); ok {
+		if err := validResponse.VisitDeregisterWorkerResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CompleteWorkerEvent operation middleware
+func (sh *strictHandler) CompleteWorkerEvent(w http.ResponseWriter, r *http.Request, workerId string, eventId openapi_types.UUID) {
+	var request CompleteWorkerEventRequestObject
+
+	request.WorkerId = workerId
+	request.EventId = eventId
+
+	var body CompleteWorkerEventJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CompleteWorkerEvent(ctx, request.(CompleteWorkerEventRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CompleteWorkerEvent")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CompleteWorkerEventResponseObject); ok {
+		if err := validResponse.VisitCompleteWorkerEventResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// HeartbeatWorker operation middleware
+func (sh *strictHandler) HeartbeatWorker(w http.ResponseWriter, r *http.Request, workerId string) {
+	var request HeartbeatWorkerRequestObject
+
+	request.WorkerId = workerId
+
+	var body HeartbeatWorkerJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.HeartbeatWorker(ctx, request.(HeartbeatWorkerRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "HeartbeatWorker")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(HeartbeatWorkerResponseObject); ok {
+		if err := validResponse.VisitHeartbeatWorkerResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// PollWorkerEvents operation middleware
+func (sh *strictHandler) PollWorkerEvents(w http.ResponseWriter, r *http.Request, workerId string) {
+	var request PollWorkerEventsRequestObject
+
+	request.WorkerId = workerId
+
+	var body PollWorkerEventsJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.PollWorkerEvents(ctx, request.(PollWorkerEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "PollWorkerEvents")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(PollWorkerEventsResponseObject); ok {
+		if err := validResponse.VisitPollWorkerEventsResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {

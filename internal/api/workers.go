@@ -1,0 +1,506 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tasker-go/tasker"
+	"github.com/tasker-go/tasker/internal/api/gen"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+// The pull-worker routes (/v1/workers/..., docs/workers.md): a worker in
+// any language registers the namespaces and handlers it serves, polls the
+// engine's dispatch channel over HTTP for the steps it may run, and
+// completes them. Every event passes through the channel, whose semaphore
+// bounds the events in flight whatever the workers do.
+
+// Limits of the worker routes.
+const (
+	maxPollEvents      = 1000 // events one poll may ask for
+	maxWorkerIDLen     = 200
+	maxWorkerNames     = 1000 // namespaces or handlers of one registration
+	defaultMaxWorkers  = 1024
+	defaultPollTimeout = 30 * time.Second
+)
+
+// The wire's enums, spelled here: the generated names change when another
+// enum of the spec shares a value.
+const (
+	stAccepted    gen.WorkerCompletionResultStatus = "accepted"
+	stNotFound    gen.WorkerCompletionResultStatus = "not_found"
+	stConflict    gen.WorkerCompletionResultStatus = "conflict"
+	stInvalid     gen.WorkerCompletionResultStatus = "invalid"
+	outSuccess    gen.WorkerCompletionOutcome      = "success"
+	outFailure    gen.WorkerCompletionOutcome      = "failure"
+	outCheckpoint gen.WorkerCompletionOutcome      = "checkpoint_yield"
+)
+
+// statusError is an error a handler answers with its own status.
+type statusError struct {
+	status int
+	kind   string
+	msg    string
+}
+
+func (e *statusError) Error() string { return e.msg }
+
+func workerNotFound(id string) error {
+	return &statusError{http.StatusNotFound, "NotFound",
+		fmt.Sprintf("no worker is registered under %q (the server restarted, or the registration expired after no poll or heartbeat): register it again with POST /v1/workers", id)}
+}
+
+// workerInfo converts a registered worker for the metrics answer.
+func workerInfo(w *pullWorker, held int) gen.WorkerInfo {
+	info := gen.WorkerInfo{WorkerId: w.id, Namespaces: w.namespaces, Handlers: w.handlers, Held: held,
+		LastSeen: time.Unix(0, w.lastSeen.Load()).UTC()}
+	if w.concurrency > 0 {
+		c := w.concurrency
+		info.Concurrency = &c
+	}
+	return info
+}
+
+// RegisterWorker implements POST /v1/workers.
+func (s *Server) RegisterWorker(_ context.Context, req gen.RegisterWorkerRequestObject) (gen.RegisterWorkerResponseObject, error) {
+	b := req.Body
+	if b == nil {
+		return nil, badf("no registration: send {\"worker_id\", \"namespaces\", \"handlers\"}")
+	}
+	if err := validWorker(b); err != nil {
+		return nil, err
+	}
+	conc := 0
+	if b.Concurrency != nil {
+		if *b.Concurrency < 0 {
+			return nil, badf("concurrency %d: give the steps the worker runs at once, a positive number", *b.Concurrency)
+		}
+		conc = *b.Concurrency
+	}
+	if _, err := s.workers.register(b.WorkerId, b.Namespaces, b.Handlers, conc, s.clock.Now()); err != nil {
+		return nil, err
+	}
+	s.log.Info("pull worker registered", "worker_id", b.WorkerId, "namespaces", b.Namespaces, "handlers", b.Handlers, "concurrency", conc)
+	return gen.RegisterWorker200JSONResponse{
+		WorkerId:          b.WorkerId,
+		MaxPollTimeoutMs:  int(s.workers.cfg.maxPoll.Milliseconds()),
+		CompleteTimeoutMs: int(s.workers.completeTimeout.Milliseconds()),
+		RegistrationTtlMs: int(s.workers.cfg.ttl.Milliseconds()),
+	}, nil
+}
+
+func validWorker(b *gen.WorkerRegistration) error {
+	switch {
+	case b.WorkerId == "" || len(b.WorkerId) > maxWorkerIDLen || strings.ContainsAny(b.WorkerId, "/?#"):
+		return badf("worker_id %q: give a name of 1 to %d characters without '/', '?' or '#', unique among the live workers (e.g. host-pid)", b.WorkerId, maxWorkerIDLen)
+	case len(b.Namespaces) == 0:
+		return badf("worker %q names no namespace: list the namespaces whose steps it runs in \"namespaces\"", b.WorkerId)
+	case len(b.Handlers) == 0:
+		return badf("worker %q names no handler: list the handler names it runs in \"handlers\"", b.WorkerId)
+	case len(b.Namespaces) > maxWorkerNames || len(b.Handlers) > maxWorkerNames:
+		return badf("worker %q lists %d namespaces and %d handlers: at most %d of each", b.WorkerId, len(b.Namespaces), len(b.Handlers), maxWorkerNames)
+	}
+	for _, n := range append(append([]string(nil), b.Namespaces...), b.Handlers...) {
+		if n == "" {
+			return badf("worker %q lists an empty namespace or handler name", b.WorkerId)
+		}
+	}
+	return nil
+}
+
+// DeregisterWorker implements DELETE /v1/workers/{worker_id}.
+func (s *Server) DeregisterWorker(_ context.Context, req gen.DeregisterWorkerRequestObject) (gen.DeregisterWorkerResponseObject, error) {
+	held, ok := s.workers.deregister(req.WorkerId)
+	if !ok {
+		return nil, workerNotFound(req.WorkerId)
+	}
+	released := s.releaseEvents(req.WorkerId, held, "deregistered")
+	s.log.Info("pull worker deregistered", "worker_id", req.WorkerId, "released", released)
+	return gen.DeregisterWorker200JSONResponse{WorkerId: req.WorkerId, Released: released}, nil
+}
+
+// releaseEvents fails the events a worker held, retryably; it returns how
+// many it failed.
+func (s *Server) releaseEvents(worker string, ids []uuid.UUID, why string) int {
+	ch := s.eng.Pull()
+	n := 0
+	for _, id := range ids {
+		if ch.Complete(id, tasker.PullResult{Error: fmt.Sprintf("pull worker %q %s before it completed the step", worker, why)}) {
+			n++
+		}
+		s.workers.finish(id, "released: its worker "+why)
+	}
+	return n
+}
+
+// GetWorkerMetrics implements GET /v1/workers/metrics.
+func (s *Server) GetWorkerMetrics(context.Context, gen.GetWorkerMetricsRequestObject) (gen.GetWorkerMetricsResponseObject, error) {
+	m := s.eng.Pull().Metrics()
+	now := s.clock.Now()
+	s.workers.sweep(now, true)
+	return gen.GetWorkerMetrics200JSONResponse{
+		Queued: m.Queued, Pending: m.Pending, InFlight: m.InFlight, Capacity: m.Capacity,
+		OldestPendingAgeMs: m.OldestAge.Milliseconds(), Starving: m.Starving,
+		Completed: int64(m.Completed), TimedOut: int64(m.TimedOut), Abandoned: int64(m.Abandoned),
+		Workers: s.workers.list(),
+	}, nil
+}
+
+// HeartbeatWorker implements POST /v1/workers/{worker_id}/heartbeat.
+func (s *Server) HeartbeatWorker(_ context.Context, req gen.HeartbeatWorkerRequestObject) (gen.HeartbeatWorkerResponseObject, error) {
+	now := s.clock.Now()
+	held, ok := s.workers.touch(req.WorkerId, now)
+	if !ok {
+		return nil, workerNotFound(req.WorkerId)
+	}
+	ids := held
+	if req.Body != nil && req.Body.EventIds != nil {
+		ids = ids[:0:0]
+		for _, id := range *req.Body.EventIds {
+			ids = append(ids, id)
+		}
+	}
+	ch := s.eng.Pull()
+	out := gen.HeartbeatWorker200JSONResponse{WorkerId: req.WorkerId, Lost: []string{}}
+	for _, id := range ids {
+		if s.workers.holder(id) == req.WorkerId && ch.Extend(id) {
+			out.Extended++
+		} else {
+			out.Lost = append(out.Lost, id.String())
+		}
+	}
+	return out, nil
+}
+
+// CompleteWorkerEvent implements POST /v1/workers/{worker_id}/events/{event_id}/complete.
+func (s *Server) CompleteWorkerEvent(_ context.Context, req gen.CompleteWorkerEventRequestObject) (gen.CompleteWorkerEventResponseObject, error) {
+	if req.Body == nil {
+		return nil, badf("no completion: send {\"outcome\": \"success\", \"result\": ...} or a failure")
+	}
+	now := s.clock.Now()
+	if _, ok := s.workers.touch(req.WorkerId, now); !ok {
+		return nil, workerNotFound(req.WorkerId)
+	}
+	if req.Body.EventId != nil && *req.Body.EventId != req.EventId {
+		return nil, badf("the body's event_id %s is not the path's %s: leave it out, or send the same", *req.Body.EventId, req.EventId)
+	}
+	r := s.complete(req.WorkerId, req.EventId, req.Body)
+	switch r.Status {
+	case stAccepted:
+		return gen.CompleteWorkerEvent200JSONResponse(r), nil
+	case stNotFound:
+		return nil, &statusError{http.StatusNotFound, "NotFound", *r.Message}
+	case stConflict:
+		return nil, &statusError{http.StatusConflict, "Conflict", *r.Message}
+	}
+	return nil, badf("%s", *r.Message)
+}
+
+// PollWorkerEvents implements POST /v1/workers/{worker_id}/poll: the
+// completions first, then a long poll.
+func (s *Server) PollWorkerEvents(ctx context.Context, req gen.PollWorkerEventsRequestObject) (gen.PollWorkerEventsResponseObject, error) {
+	b := req.Body
+	if b == nil {
+		b = &gen.WorkerPollRequest{}
+	}
+	now := s.clock.Now()
+	w, ok := s.workers.get(req.WorkerId, now)
+	if !ok {
+		return nil, workerNotFound(req.WorkerId)
+	}
+	maxEvents, timeout := 1, time.Duration(0)
+	if b.MaxEvents != nil {
+		if *b.MaxEvents < 0 || *b.MaxEvents > maxPollEvents {
+			return nil, badf("max_events %d: give 0 to %d", *b.MaxEvents, maxPollEvents)
+		}
+		maxEvents = *b.MaxEvents
+	}
+	if b.TimeoutMs != nil {
+		if *b.TimeoutMs < 0 {
+			return nil, badf("timeout_ms %d: give how long to wait for an event, 0 or more milliseconds", *b.TimeoutMs)
+		}
+		timeout = min(time.Duration(*b.TimeoutMs)*time.Millisecond, s.workers.cfg.maxPoll)
+	}
+	out := gen.PollWorkerEvents200JSONResponse{Completions: []gen.WorkerCompletionResult{}, Events: []gen.WorkerEvent{}}
+	if b.Completions != nil {
+		for i := range *b.Completions {
+			c := &(*b.Completions)[i]
+			if c.EventId == nil {
+				msg := fmt.Sprintf("completion %d has no event_id: each completion in a poll names its event", i)
+				out.Completions = append(out.Completions, gen.WorkerCompletionResult{EventId: "", Status: stInvalid, Message: &msg})
+				continue
+			}
+			out.Completions = append(out.Completions, s.complete(req.WorkerId, *c.EventId, c))
+		}
+	}
+	if maxEvents == 0 {
+		return out, nil
+	}
+	ch := s.eng.Pull()
+	var first *tasker.PullEvent
+	if timeout > 0 {
+		pctx, cancel := context.WithTimeout(ctx, timeout)
+		ev, err := ch.PollWaitMatch(pctx, w.match)
+		cancel()
+		switch {
+		case err == nil:
+			first = ev
+		case ctx.Err() != nil:
+			return nil, ctx.Err() // the worker went away: nothing was taken
+		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, taskertype.ErrClosed):
+			// No event within the timeout, or the engine is stopping.
+		default:
+			return nil, err
+		}
+	} else if ev, ok := ch.PollMatch(w.match); ok {
+		first = ev
+	}
+	if first == nil {
+		return out, nil
+	}
+	events := []*tasker.PullEvent{first}
+	for len(events) < maxEvents {
+		ev, ok := ch.PollMatch(w.match)
+		if !ok {
+			break
+		}
+		events = append(events, ev)
+	}
+	for _, ev := range events {
+		s.workers.hold(ev.ID, req.WorkerId, ev.Batch != nil)
+	}
+	if _, still := s.workers.get(req.WorkerId, s.clock.Now()); !still {
+		// Deregistered (or expired) during the wait: nobody may complete
+		// these events, so their steps must not wait for the timeout.
+		ids := make([]uuid.UUID, len(events))
+		for i, ev := range events {
+			ids[i] = ev.ID
+		}
+		s.releaseEvents(req.WorkerId, ids, "was deregistered while it polled")
+		return nil, workerNotFound(req.WorkerId)
+	}
+	if ctx.Err() != nil {
+		// The worker went away while we polled: its steps must not wait
+		// for the complete timeout.
+		ids := make([]uuid.UUID, len(events))
+		for i, ev := range events {
+			ids[i] = ev.ID
+		}
+		s.releaseEvents(req.WorkerId, ids, "went away")
+		return nil, ctx.Err()
+	}
+	out.Events = make([]gen.WorkerEvent, len(events))
+	tasks := map[uuid.UUID]*tasker.TaskInfo{}
+	for i, ev := range events {
+		out.Events[i] = wireEvent(ev)
+		s.addAncestry(ctx, &out.Events[i], ev, tasks)
+	}
+	return out, nil
+}
+
+// addAncestry gives an event what tasker-core's handlers receive beyond
+// the step's input: the results of every completed ancestor (not only the
+// direct dependencies) and the task's correlation ids. One read of the
+// task per task in the poll; when it fails the event keeps its direct
+// dependencies (the step's own input, which is the truth for them).
+func (s *Server) addAncestry(ctx context.Context, we *gen.WorkerEvent, ev *tasker.PullEvent, tasks map[uuid.UUID]*tasker.TaskInfo) {
+	info, ok := tasks[ev.TaskID]
+	if !ok {
+		var err error
+		if info, err = s.eng.Task(ctx, ev.TaskID); err != nil {
+			s.log.Warn("pull event: read its task for the ancestors' results", "task_id", ev.TaskID, "error", err)
+			info = nil
+		}
+		tasks[ev.TaskID] = info
+	}
+	if info == nil {
+		return
+	}
+	if id := info.Task.Request.CorrelationID; id != uuid.Nil {
+		we.CorrelationId = &id
+	}
+	if id := info.Task.Request.ParentCorrelationID; id != uuid.Nil {
+		we.ParentCorrelationId = &id
+	}
+	byID := make(map[uuid.UUID]*tasker.Step, len(info.Steps))
+	var self *tasker.Step
+	for _, st := range info.Steps {
+		byID[st.ID] = st
+		if st.ID == ev.StepID {
+			self = st
+		}
+	}
+	if self == nil {
+		return
+	}
+	// Walk up the DAG; the direct dependencies' results came with the
+	// step's input and are kept as they are.
+	seen := map[uuid.UUID]bool{}
+	queue := append([]uuid.UUID(nil), self.DependsOn...)
+	for len(queue) > 0 {
+		id := queue[0]
+		queue = queue[1:]
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		st := byID[id]
+		if st == nil {
+			continue
+		}
+		queue = append(queue, st.DependsOn...)
+		if _, direct := we.DependencyResults[st.Name]; direct || st.State != taskertype.StepComplete || len(st.Result) == 0 {
+			continue
+		}
+		if len(we.DependencyResults) == 0 {
+			we.DependencyResults = map[string]json.RawMessage{}
+		}
+		we.DependencyResults[st.Name] = st.Result
+	}
+}
+
+// wireEvent converts an event for the wire. The task context and the
+// results are passed through as the JSON they are.
+func wireEvent(ev *tasker.PullEvent) gen.WorkerEvent {
+	we := gen.WorkerEvent{
+		EventId: ev.ID, TaskUuid: ev.TaskID, StepUuid: ev.StepID, StepName: ev.StepName,
+		Namespace: ev.Namespace, HandlerName: ev.Handler, Attempt: ev.Attempt, MaxAttempts: ev.MaxAttempts,
+		TaskContext: ev.Context, DependencyResults: ev.Results, DispatchedAt: ev.DispatchedAt.UTC(),
+	}
+	if len(we.TaskContext) == 0 {
+		we.TaskContext = json.RawMessage("{}")
+	}
+	if we.DependencyResults == nil {
+		we.DependencyResults = map[string]json.RawMessage{}
+	}
+	if ev.AttemptID != uuid.Nil {
+		id := ev.AttemptID
+		we.AttemptId = &id
+	}
+	if ev.Method != "" {
+		m := ev.Method
+		we.HandlerMethod = &m
+	}
+	if len(ev.Config) > 0 {
+		c := ev.Config
+		we.Initialization = &c
+	}
+	if ev.Batch != nil {
+		if raw, err := json.Marshal(ev.Batch); err == nil {
+			r := json.RawMessage(raw)
+			we.Batch = &r
+		}
+		if cp := ev.Batch.Checkpoint; cp != nil {
+			if raw, err := json.Marshal(cp); err == nil {
+				r := json.RawMessage(raw)
+				we.Checkpoint = &r
+			}
+		}
+	}
+	return we
+}
+
+// complete applies one completion; its answer says what happened.
+func (s *Server) complete(worker string, id uuid.UUID, c *gen.WorkerCompletion) gen.WorkerCompletionResult {
+	answer := func(st gen.WorkerCompletionResultStatus, format string, args ...any) gen.WorkerCompletionResult {
+		msg := fmt.Sprintf(format, args...)
+		return gen.WorkerCompletionResult{EventId: id.String(), Status: st, Message: &msg}
+	}
+	h, state := s.workers.lookup(id)
+	switch {
+	case state == eventUnknown:
+		return answer(stNotFound, "event %s is unknown: it was never handed out by this server (or so long ago it is forgotten); nothing changed", id)
+	case state == eventFinished:
+		return answer(stConflict, "event %s is already %s; nothing changed", id, h.finished)
+	case h.worker != worker:
+		return answer(stConflict, "event %s is held by worker %q, not %q; nothing changed", id, h.worker, worker)
+	}
+	r, err := pullResult(c, h.batch)
+	if err != nil {
+		return answer(stInvalid, "event %s: %v; nothing changed, complete it again with a valid outcome", id, err)
+	}
+	if !s.eng.Pull().Complete(id, r) {
+		s.workers.finish(id, "timed out or abandoned (its step ended without it)")
+		return answer(stConflict, "event %s was no longer pending: it timed out (complete it within complete_timeout_ms, or heartbeat) or its step ended; nothing changed", id)
+	}
+	s.workers.finish(id, "completed")
+	return gen.WorkerCompletionResult{EventId: id.String(), Status: stAccepted}
+}
+
+// pullResult converts a wire completion; an error names what is wrong.
+func pullResult(c *gen.WorkerCompletion, batch bool) (tasker.PullResult, error) {
+	switch c.Outcome {
+	case outSuccess:
+		if c.Result == nil || len(*c.Result) == 0 {
+			return tasker.PullResult{Output: json.RawMessage("{}")}, nil
+		}
+		return tasker.PullResult{Output: *c.Result}, nil
+	case outFailure:
+		e := c.Error
+		if e == nil || e.Message == "" {
+			return tasker.PullResult{}, errors.New(`a failure needs "error": {"message": ..., "error_type": ..., "retryable": ...}`)
+		}
+		msg := e.Message
+		if e.ErrorType != nil && *e.ErrorType != "" {
+			msg = *e.ErrorType + ": " + msg
+		}
+		if e.Metadata != nil && len(*e.Metadata) > 0 {
+			if raw, err := json.Marshal(*e.Metadata); err == nil {
+				msg += " " + string(raw)
+			}
+		}
+		r := tasker.PullResult{Error: msg, Permanent: e.Retryable != nil && !*e.Retryable}
+		if e.RetryAfterSeconds != nil {
+			if *e.RetryAfterSeconds < 0 {
+				return tasker.PullResult{}, fmt.Errorf("retry_after_seconds %v: give a delay of 0 seconds or more", *e.RetryAfterSeconds)
+			}
+			r.RetryAfter = time.Duration(float64(*e.RetryAfterSeconds) * float64(time.Second))
+		}
+		return r, nil
+	case outCheckpoint:
+		cp := c.Checkpoint
+		switch {
+		case !batch:
+			return tasker.PullResult{}, errors.New("a checkpoint_yield is only for batch workers (events with a batch), and this step is none: complete it with a success or a failure")
+		case cp == nil || len(cp.Cursor) == 0 || string(cp.Cursor) == "null":
+			return tasker.PullResult{}, errors.New(`a checkpoint_yield needs "checkpoint": {"cursor": <where the next run starts>, "items_processed": n}`)
+		case cp.ItemsProcessed != nil && *cp.ItemsProcessed < 0:
+			return tasker.PullResult{}, fmt.Errorf("items_processed %d: it counts the items processed so far, never negative", *cp.ItemsProcessed)
+		}
+		wire := map[string]any{"type": "checkpoint_yield", "cursor": cp.Cursor, "items_processed": int64(0)}
+		if cp.ItemsProcessed != nil {
+			wire["items_processed"] = *cp.ItemsProcessed
+		}
+		if cp.AccumulatedResults != nil && len(*cp.AccumulatedResults) > 0 {
+			wire["accumulated_results"] = *cp.AccumulatedResults
+		}
+		raw, err := json.Marshal(wire)
+		if err != nil {
+			return tasker.PullResult{}, fmt.Errorf("the checkpoint is not valid JSON: %w", err)
+		}
+		return tasker.PullResult{Output: raw}, nil
+	}
+	return tasker.PullResult{}, fmt.Errorf("outcome %q: give success, failure or checkpoint_yield", c.Outcome)
+}
+
+// sortedCopy returns names sorted, without duplicates.
+func sortedCopy(names []string) []string {
+	out := append([]string(nil), names...)
+	sort.Strings(out)
+	j := 0
+	for i, n := range out {
+		if i == 0 || n != out[j-1] {
+			out[j] = n
+			j++
+		}
+	}
+	return out[:j]
+}

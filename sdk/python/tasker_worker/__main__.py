@@ -1,0 +1,65 @@
+"""python3 -m tasker_worker --server URL --namespace NS [--namespace NS2 ...] --handlers DIR"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+from tasker_core.handler import HandlerRegistry
+
+from .discovery import load_handlers
+from .runtime import Worker
+from .transport import HTTPTransport
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python3 -m tasker_worker",
+                                description="Run tasker-core style Python handlers for tasker serve (docs/workers.md).")
+    p.add_argument("--server", required=True, help="URL of tasker serve's API, e.g. http://127.0.0.1:8080")
+    p.add_argument("--namespace", "-n", action="append", required=True, help="namespace to serve (repeatable)")
+    p.add_argument("--handlers", required=True, help="the handlers' package directory; every module is imported")
+    p.add_argument("--handler", action="append", default=[], metavar="CALLABLE",
+                   help="also serve this template handler.callable, resolved as tasker-core does: a registered "
+                        "name, or module.path.ClassName imported (repeatable)")
+    p.add_argument("--concurrency", type=int, default=int(os.environ.get("TASKER_WORKER_CONCURRENCY", "16")),
+                   help="steps run at once (threads; default 16)")
+    p.add_argument("--worker-id", default=None, help="default: host-pid")
+    p.add_argument("--shutdown-timeout", type=float, default=30.0,
+                   help="seconds a stop waits for running steps before releasing them (default 30)")
+    p.add_argument("--log-level", default=os.environ.get("TASKER_LOG_LEVEL", "INFO"))
+    a = p.parse_args(argv)
+    logging.basicConfig(level=a.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    registry = HandlerRegistry.instance()
+    try:
+        n = load_handlers(a.handlers, registry)
+        names = registry.list_handlers()
+        for callable_ in a.handler:
+            if registry.resolve_class(callable_) is None:
+                raise ValueError(f"--handler {callable_}: neither a registered handler_name nor an importable "
+                                 f"module.path.ClassName")
+            if callable_ not in names:
+                names.append(callable_)
+        w = Worker(HTTPTransport(a.server), registry, a.namespace, concurrency=a.concurrency,
+                   worker_id=a.worker_id, shutdown_timeout=a.shutdown_timeout, handlers=names)
+    except (ValueError, ImportError) as exc:
+        print(f"tasker_worker: {exc}", file=sys.stderr)
+        return 2
+    logging.getLogger("tasker_worker").info("%d handlers from %s", n, a.handlers)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    w.start()
+    print(f"tasker_worker: {w.worker_id} running for {', '.join(a.namespace)} against {a.server}; "
+          f"stop with SIGTERM", file=sys.stderr, flush=True)
+    while not stop.wait(0.5):
+        pass
+    w.stop()
+    print(f"tasker_worker: stopped ({w.completed} steps completed)", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""One step: a wire event becomes a StepContext, the handler runs, its
+StepHandlerResult becomes a wire completion (docs/workers.md)."""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+import traceback
+from typing import Any, Dict, Optional
+
+from tasker_core.handler import HandlerRegistry, instantiate
+from tasker_core.types import FfiStepEvent, StepContext, StepHandlerResult
+
+
+def _envelope(result: Any) -> Dict[str, Any]:
+    """A dependency result wrapped as tasker-core stores it, so that
+    get_dependency_result unwraps it even when it has its own "result" key."""
+    return {"step_uuid": None, "success": True, "status": "completed", "result": result,
+            "metadata": {"execution_time_ms": 0, "retryable": False}, "error": None,
+            "orchestration_metadata": None}
+
+
+def _checkpoint(cp: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """The engine's checkpoint in tasker-core's stored form."""
+    if not isinstance(cp, dict):
+        return None
+    out = {"cursor": cp.get("cursor"), "items_processed": cp.get("items_processed", 0),
+           "accumulated_results": cp.get("accumulated_results"), "timestamp": cp.get("at"),
+           "history": []}
+    return out
+
+
+def build_context(ev: Dict[str, Any]) -> StepContext:
+    init = ev.get("initialization") or {}
+    batch = ev.get("batch")
+    inputs: Dict[str, Any] = dict(init) if isinstance(init, dict) else {}
+    if isinstance(batch, dict):
+        inputs.update({"cursor": batch.get("cursor"), "batch_metadata": batch.get("batch_metadata"),
+                       "is_no_op": bool(batch.get("is_no_op")),
+                       "__template_step_name": batch.get("template_step_name")})
+    deps = {name: _envelope(r) for name, r in (ev.get("dependency_results") or {}).items()}
+    attempt = int(ev.get("attempt") or 1)
+    tss = {
+        "task": {"task": {"task_uuid": ev["task_uuid"], "context": ev.get("task_context"),
+                          "correlation_id": ev.get("correlation_id"),
+                          "parent_correlation_id": ev.get("parent_correlation_id")},
+                 "namespace_name": ev.get("namespace"), "task_name": None, "task_version": None},
+        "workflow_step": {"workflow_step_uuid": ev["step_uuid"], "task_uuid": ev["task_uuid"],
+                          "name": ev.get("step_name"), "template_step_name": ev.get("step_name"),
+                          "attempts": attempt - 1, "max_attempts": ev.get("max_attempts") or 3,
+                          "inputs": inputs, "checkpoint": _checkpoint(ev.get("checkpoint"))},
+        "dependency_results": deps,
+        "step_definition": {"name": ev.get("step_name"),
+                            "handler": {"callable": ev.get("handler_name"), "initialization": init,
+                                        "method": ev.get("handler_method")}},
+    }
+    event = FfiStepEvent(event_id=ev["event_id"], task_uuid=ev["task_uuid"], step_uuid=ev["step_uuid"],
+                         correlation_id=ev.get("correlation_id") or ev["task_uuid"], task_sequence_step=tss,
+                         task_correlation_id=ev.get("correlation_id"),
+                         parent_correlation_id=ev.get("parent_correlation_id"))
+    return StepContext.from_ffi_event(event, ev.get("handler_name", ""))
+
+
+def run_handler(registry: HandlerRegistry, ev: Dict[str, Any]) -> StepHandlerResult:
+    """Runs the event's handler as tasker-core does; never raises."""
+    key = ev.get("handler_name") or ev.get("step_name") or "unknown_handler"
+    cls = registry.resolve_class(key)
+    if cls is None:
+        return StepHandlerResult.failure(f"Handler not found: {key}", "handler_not_found", False)
+    try:
+        handler = instantiate(cls, ev.get("initialization") or {})
+    except Exception as exc:  # noqa: BLE001
+        return StepHandlerResult.failure(f"Handler not found: {key} ({exc})", "handler_not_found", False)
+    ctx = build_context(ev)
+    ctx.handler_name = handler.name
+    try:
+        out = handler.call(ctx)
+        if inspect.iscoroutine(out):
+            out = asyncio.run(out)
+    except Exception as exc:  # noqa: BLE001 - Quirk kept: always retryable, even PermanentError
+        return StepHandlerResult.failure(str(exc), type(exc).__name__, True,
+                                         {"traceback": traceback.format_exc()})
+    if not isinstance(out, StepHandlerResult):
+        # tasker-core fails to submit such a completion and the step stalls
+        # until its timeout; here it fails at once, not retryable.
+        return StepHandlerResult.failure(
+            f"handler {key} returned {type(out).__name__}, not a StepHandlerResult: return self.success(...) or "
+            f"self.failure(...)", "invalid_handler_result", False)
+    return out
+
+
+def completion(ev: Dict[str, Any], r: StepHandlerResult) -> Dict[str, Any]:
+    """The wire completion of a handler's result."""
+    eid = ev["event_id"]
+    if r.is_success:
+        result = r.result if r.result is not None else {}
+        if (r.metadata or {}).get("checkpoint_yield") is True and isinstance(result, dict):
+            cp: Dict[str, Any] = {"cursor": result.get("cursor"),
+                                  "items_processed": int(result.get("items_processed", 0) or 0)}
+            if result.get("accumulated_results") is not None:
+                cp["accumulated_results"] = result["accumulated_results"]
+            return {"event_id": eid, "outcome": "checkpoint_yield", "checkpoint": cp}
+        return {"event_id": eid, "outcome": "success", "result": result}
+    meta = dict(r.metadata or {})
+    err: Dict[str, Any] = {"error_type": r.error_type or "unknown", "message": r.error_message or "Unknown error",
+                           "retryable": bool(r.retryable)}
+    ra = meta.get("retry_after", meta.get("retry_after_seconds"))
+    if isinstance(ra, (int, float)) and not isinstance(ra, bool) and ra >= 0:
+        err["retry_after_seconds"] = ra
+    meta.pop("traceback", None)  # kept out of the step's record, as tasker-core drops it
+    if meta:
+        err["metadata"] = meta
+    return {"event_id": eid, "outcome": "failure", "error": err}
+
+
+def execute(registry: HandlerRegistry, ev: Dict[str, Any]) -> Dict[str, Any]:
+    t0 = time.monotonic()
+    r = run_handler(registry, ev)
+    c = completion(ev, r)
+    c["_elapsed_ms"] = int((time.monotonic() - t0) * 1000)
+    return c

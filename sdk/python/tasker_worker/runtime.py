@@ -1,0 +1,216 @@
+"""The worker runtime: concurrency threads, each polling for one step at a
+time and sending its completion with its next poll, and a heartbeat."""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from typing import Any, Dict, List, Optional
+
+from tasker_core.handler import HandlerRegistry
+
+from .execute import execute
+from .transport import NotRegistered, Transport, TransportError
+
+log = logging.getLogger("tasker_worker")
+
+
+class Backoff:
+    """Exponential backoff with jitter, from first to cap seconds."""
+
+    def __init__(self, first: float = 0.1, cap: float = 5.0) -> None:
+        self.first, self.cap, self.n = first, cap, 0
+
+    def next(self) -> float:
+        d = min(self.cap, self.first * (2 ** self.n))
+        self.n += 1
+        return d * (0.5 + random.random() / 2)
+
+    def reset(self) -> None:
+        self.n = 0
+
+
+class Worker:
+    """Pulls the steps of namespaces whose handlers the registry has, and runs them.
+
+    concurrency bounds the steps run at once (one thread each) and so the
+    events polled: the worker never holds an event it has no thread for.
+    """
+
+    def __init__(self, transport: Transport, registry: HandlerRegistry, namespaces: List[str],
+                 concurrency: int = 8, worker_id: Optional[str] = None, handlers: Optional[List[str]] = None,
+                 poll_timeout_ms: int = 20000, shutdown_timeout: float = 30.0) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency {concurrency}: give the steps run at once, at least 1")
+        if not namespaces:
+            raise ValueError("no namespace: give the namespaces whose steps this worker runs")
+        self.transport = transport
+        self.registry = registry
+        self.namespaces = list(namespaces)
+        self.handlers = list(handlers if handlers is not None else registry.list_handlers())
+        if not self.handlers:
+            raise ValueError("no handler: the handler modules define no StepHandler with a handler_name "
+                             "and no decorated function")
+        self.concurrency = concurrency
+        self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.poll_timeout_ms = poll_timeout_ms
+        self.shutdown_timeout = shutdown_timeout
+        self._stop_deadline = float("inf")
+        self._held: Dict[str, float] = {}
+        self._held_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._registered = threading.Event()
+        self._reg_lock = threading.Lock()
+        self._complete_timeout = 300.0
+        self.completed = 0
+
+    # --- registration
+    def _register(self) -> None:
+        with self._reg_lock:
+            if self._registered.is_set():
+                return
+            b = Backoff()
+            while True:
+                try:
+                    info = self.transport.register(self.worker_id, self.namespaces, self.handlers, self.concurrency)
+                    self._complete_timeout = info.get("complete_timeout_ms", 300000) / 1000.0
+                    self.poll_timeout_ms = min(self.poll_timeout_ms, info.get("max_poll_timeout_ms", 30000))
+                    self._registered.set()
+                    log.info("registered worker %s: namespaces %s, handlers %s", self.worker_id, self.namespaces,
+                             self.handlers)
+                    return
+                except TransportError as exc:
+                    if self._stop.is_set():
+                        raise
+                    d = b.next()
+                    log.warning("cannot register with the server (%s); again in %.1fs", exc, d)
+                    time.sleep(d)
+
+    def _lost_registration(self) -> None:
+        """The server forgot us (it restarted): the events we hold are gone with it."""
+        self._registered.clear()
+
+    # --- threads
+    def _step(self, ev: Dict[str, Any]) -> Dict[str, Any]:
+        try:
+            c = execute(self.registry, ev)
+        except BaseException as exc:  # noqa: BLE001 - a claimed step always produces a result
+            c = {"event_id": ev["event_id"], "outcome": "failure",
+                 "error": {"error_type": "worker_error", "message": f"worker failed to run the step: {exc}",
+                           "retryable": True}}
+        if c.get("outcome") == "failure":
+            e = c.get("error") or {}
+            log.warning("step %s (handler %s, attempt %s) failed: %s: %s", ev.get("step_name"), ev.get("handler_name"),
+                        ev.get("attempt"), e.get("error_type"), e.get("message"))
+        c.pop("_elapsed_ms", None)
+        return c
+
+    def _runner(self) -> None:
+        """One of concurrency threads: each poll carries the completion of
+        the step the thread just ran and waits for its next step, so a step
+        costs one round trip and no hand-off between threads."""
+        b = Backoff()
+        done: List[Dict[str, Any]] = []
+        while True:
+            stopping = self._stop.is_set()
+            if stopping and not done:
+                return
+            if not self._registered.is_set():
+                try:
+                    self._register()
+                except TransportError:
+                    return
+            try:
+                events, answers = self.transport.poll(self.worker_id, 0 if stopping else 1,
+                                                      0 if stopping else self.poll_timeout_ms, done)
+                b.reset()
+            except NotRegistered:
+                if done:
+                    # The server restarted: these events died with it (their steps are retried).
+                    log.warning("the server forgot this worker; %d completions dropped", len(done))
+                    self._forget(done)
+                    done = []
+                self._lost_registration()
+                continue
+            except TransportError as exc:
+                d = b.next()
+                log.warning("poll failed (%s); again in %.1fs", exc, d)
+                if stopping and time.monotonic() > self._stop_deadline:
+                    return
+                time.sleep(d)
+                continue
+            for a in answers:
+                if a.get("status") == "accepted":
+                    self.completed += 1
+                else:
+                    log.warning("completion of event %s: %s: %s", a.get("event_id"), a.get("status"),
+                                a.get("message"))
+            self._forget(done)
+            done = []
+            if not events:
+                continue
+            with self._held_lock:
+                for ev in events:
+                    self._held[ev["event_id"]] = time.monotonic()
+            done = [self._step(ev) for ev in events]
+
+    def _forget(self, done: List[Dict[str, Any]]) -> None:
+        with self._held_lock:
+            for c in done:
+                self._held.pop(c["event_id"], None)
+
+    def _idle(self) -> bool:
+        with self._held_lock:
+            return not self._held
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(max(0.2, min(self._complete_timeout / 3, 10.0))):
+            with self._held_lock:
+                ids = list(self._held)
+            if not ids or not self._registered.is_set():
+                continue
+            try:
+                self.transport.heartbeat(self.worker_id, ids)
+            except NotRegistered:
+                self._lost_registration()
+            except TransportError as exc:
+                log.warning("heartbeat failed: %s", exc)
+
+    # --- lifecycle
+    def start(self) -> None:
+        self._register()
+        self._threads = [threading.Thread(target=self._runner, name=f"tasker-step-{i}", daemon=True)
+                         for i in range(self.concurrency)]
+        self._threads.append(threading.Thread(target=self._heartbeat, name="tasker-heartbeat", daemon=True))
+        for t in self._threads:
+            t.start()
+
+    def stop(self) -> None:
+        """Stops polling, lets running steps finish (up to shutdown_timeout),
+        sends their completions, then deregisters: the server fails what is
+        still held as retryable, so those steps run again elsewhere."""
+        deadline = time.monotonic() + self.shutdown_timeout
+        self._stop_deadline = deadline
+        self._stop.set()
+        while not self._idle() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # Threads still in a long poll come back with 404 once deregistered;
+        # the server fails what is still held as retryable.
+        try:
+            out = self.transport.deregister(self.worker_id)
+            if out.get("released"):
+                log.warning("released %d steps still running at shutdown", out["released"])
+        except TransportError as exc:
+            log.warning("deregister failed: %s", exc)
+        end = time.monotonic() + 2.0
+        for t in self._threads:
+            t.join(timeout=max(0.0, end - time.monotonic()))
+        self.transport.close()
+
+    def run_forever(self) -> None:
+        self.start()
+        while not self._stop.is_set():
+            self._stop.wait(0.5)

@@ -1,0 +1,154 @@
+"""Transports: how a worker talks to the engine.
+
+``Transport`` is the interface the runtime uses; ``HTTPTransport`` speaks the
+/v1/workers protocol of ``tasker serve`` (docs/workers.md). An in-process
+transport (ctypes over libtasker) implements the same five methods.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import urllib.parse
+from typing import Any, Dict, List, Optional, Tuple
+
+
+class TransportError(Exception):
+    """The engine could not be reached, or answered something unexpected."""
+
+
+class NotRegistered(TransportError):
+    """The engine does not know this worker (it restarted, or the registration expired)."""
+
+
+class Transport:
+    """What a worker runtime needs from the engine. Every method is thread-safe."""
+
+    def register(self, worker_id: str, namespaces: List[str], handlers: List[str], concurrency: int) -> Dict[str, Any]:
+        raise NotImplementedError
+
+    def poll(self, worker_id: str, max_events: int, timeout_ms: int,
+             completions: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+        """Sends completions, then waits up to timeout_ms for up to max_events events."""
+        raise NotImplementedError
+
+    def heartbeat(self, worker_id: str, event_ids: Optional[List[str]] = None) -> Dict[str, Any]:
+        raise NotImplementedError
+
+    def deregister(self, worker_id: str) -> Dict[str, Any]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class HTTPTransport(Transport):
+    """The /v1/workers routes over HTTP/1.1 keep-alive, one connection per calling thread."""
+
+    def __init__(self, server: str, timeout: float = 60.0, headers: Optional[Dict[str, str]] = None) -> None:
+        u = urllib.parse.urlsplit(server if "//" in server else "http://" + server)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise ValueError(f"--server {server!r}: give the URL of tasker serve's API, e.g. http://127.0.0.1:8080")
+        self.scheme, self.host, self.port = u.scheme, u.hostname, u.port
+        self.base = u.path.rstrip("/")
+        self.timeout = timeout
+        self.headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        self.headers.update(headers or {})
+        self._local = threading.local()
+
+    def _conn(self) -> http.client.HTTPConnection:
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
+            c = cls(self.host, self.port, timeout=self.timeout)
+            self._local.conn = c
+        return c
+
+    def _drop(self) -> None:
+        c = getattr(self._local, "conn", None)
+        if c is not None:
+            c.close()
+            self._local.conn = None
+
+    def _call(self, method: str, path: str, body: Any = None, timeout: Optional[float] = None) -> Tuple[int, Any]:
+        data = None if body is None else json.dumps(body, separators=(",", ":"), default=_json_default).encode()
+        for attempt in (0, 1):
+            c = self._conn()
+            if timeout is not None:
+                c.timeout = timeout
+                if c.sock is not None:
+                    c.sock.settimeout(timeout)
+            try:
+                c.request(method, self.base + path, body=data, headers=self.headers)
+                resp = c.getresponse()
+                raw = resp.read()
+                status = resp.status
+            except (http.client.HTTPException, OSError) as exc:
+                self._drop()
+                # A kept-alive connection the server closed meanwhile: one retry on a fresh one.
+                if attempt == 0 and isinstance(exc, (http.client.RemoteDisconnected, BrokenPipeError,
+                                                     ConnectionResetError)):
+                    continue
+                raise TransportError(f"{method} {path}: {exc}") from exc
+            try:
+                return status, json.loads(raw) if raw else None
+            except ValueError as exc:
+                raise TransportError(f"{method} {path}: answer {status} is not JSON: {raw[:200]!r}") from exc
+        raise TransportError(f"{method} {path}: no answer")
+
+    @staticmethod
+    def _fail(method: str, path: str, status: int, body: Any) -> TransportError:
+        msg = f"{method} {path}: {status} {body}"
+        return NotRegistered(msg) if status == 404 else TransportError(msg)
+
+    def register(self, worker_id: str, namespaces: List[str], handlers: List[str], concurrency: int) -> Dict[str, Any]:
+        st, body = self._call("POST", "/v1/workers", {"worker_id": worker_id, "namespaces": namespaces,
+                                                       "handlers": handlers, "concurrency": concurrency})
+        if st != 200:
+            raise TransportError(f"register: {st} {body}")
+        return body
+
+    def poll(self, worker_id: str, max_events: int, timeout_ms: int,
+             completions: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+        path = f"/v1/workers/{urllib.parse.quote(worker_id, safe='')}/poll"
+        req: Dict[str, Any] = {"max_events": max_events, "timeout_ms": timeout_ms}
+        if completions:
+            req["completions"] = completions
+        st, body = self._call("POST", path, req, timeout=self.timeout + timeout_ms / 1000.0)
+        if st != 200:
+            raise self._fail("POST", path, st, body)
+        return body.get("events") or [], body.get("completions") or []
+
+    def heartbeat(self, worker_id: str, event_ids: Optional[List[str]] = None) -> Dict[str, Any]:
+        path = f"/v1/workers/{urllib.parse.quote(worker_id, safe='')}/heartbeat"
+        st, body = self._call("POST", path, {} if event_ids is None else {"event_ids": event_ids})
+        if st != 200:
+            raise self._fail("POST", path, st, body)
+        return body
+
+    def deregister(self, worker_id: str) -> Dict[str, Any]:
+        path = f"/v1/workers/{urllib.parse.quote(worker_id, safe='')}"
+        st, body = self._call("DELETE", path)
+        if st != 200:
+            raise self._fail("DELETE", path, st, body)
+        return body
+
+    def close(self) -> None:
+        self._drop()
+
+
+def _json_default(v: Any) -> Any:
+    import datetime
+    import uuid
+    if isinstance(v, datetime.datetime):
+        s = v.isoformat()
+        return s[:-6] + "Z" if s.endswith("+00:00") else s
+    if isinstance(v, (datetime.date, datetime.time)):
+        return v.isoformat()
+    if isinstance(v, uuid.UUID):
+        return str(v)
+    if isinstance(v, (set, frozenset)):
+        return list(v)
+    if hasattr(v, "model_dump"):
+        return v.model_dump(mode="json")
+    raise TypeError(f"{type(v).__name__} is not JSON serializable")
