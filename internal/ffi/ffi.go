@@ -6,7 +6,8 @@
 // with no socket: the pull-worker protocol (/v1/workers/...), its bounds and
 // its errors are the same as over HTTP (docs/workers.md), and so are task
 // creation and reads. Errors come back as values, never as a crash of the
-// host: a bad config, an unknown handle and a panic are each a JSON error.
+// host: a bad config, an unknown handle and a panic in a call are each a
+// JSON error (docs/libtasker.md says what remains fatal).
 // A Host is safe for concurrent use from any thread.
 package ffi
 
@@ -298,12 +299,19 @@ func (h *Host) Stop(handle int64, timeout time.Duration) (out []byte) {
 	if in == nil {
 		return errJSON(KindUnknownHandle, "handle %d: no engine is open under it (stopped already?)", handle)
 	}
-	in.cancel()
-	in.calls.Wait()
+	in.cancel() // the long polls in progress return
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	calls := make(chan struct{})
+	go func() { in.calls.Wait(); close(calls) }()
+	select {
+	case <-calls:
+	case <-ctx.Done():
+		// A call still runs (a completion storing its outcome): the
+		// engine's stop waits for what it must, within the same timeout.
+	}
 	if err := in.eng.Stop(ctx); err != nil {
-		return errJSON(KindInternal, "stop: %v", err)
+		return errJSON(KindInternal, "stop: %v (the handle is gone; the engine stops in the background)", err)
 	}
 	return []byte(`{"stopped":true}`)
 }

@@ -200,3 +200,18 @@ func TestStopEndsLongPolls(t *testing.T) {
 		}
 	}
 }
+
+// At most MaxEngines are open at once; stopping one frees its slot.
+func TestEnginesAreBounded(t *testing.T) {
+	h := ffi.NewHost()
+	var handles []int64
+	for range ffi.MaxEngines {
+		handles = append(handles, openEngine(t, h, ""))
+	}
+	dir := t.TempDir()
+	if r := decode(t, h.Open([]byte(fmt.Sprintf(`{"database_path": %q}`, filepath.Join(dir, "x.db"))))); r.Error == nil || r.Error.Kind != ffi.KindLimit {
+		t.Fatalf("open beyond %d: %+v, want limit", ffi.MaxEngines, r)
+	}
+	h.Stop(handles[0], 10*time.Second)
+	openEngine(t, h, "")
+}
