@@ -1,6 +1,6 @@
 # Shortcuts; the README's two commands need none of them.
 
-.PHONY: test bench bench-river bench-structures fuzz ci
+.PHONY: test bench bench-river bench-structures fuzz ci libtasker
 
 test:
 	go test -race ./...
@@ -40,3 +40,8 @@ fuzz:
 
 ci:
 	bash .ci/run
+
+# The C ABI as a shared library and its header (docs/libtasker.md): a host
+# process (Python through ctypes, ...) embeds the engine and runs handlers.
+libtasker:
+	CGO_ENABLED=1 go build -buildmode=c-shared -o libtasker.so ./cmd/libtasker

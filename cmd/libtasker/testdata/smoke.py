@@ -1,0 +1,127 @@
+"""Drives libtasker.so through ctypes as a Python host would.
+
+Usage: python3 smoke.py LIBTASKER_SO WORKDIR. Exits non-zero with a message
+on the first check that fails.
+"""
+import ctypes
+import json
+import os
+import sys
+import threading
+import time
+
+lib = ctypes.CDLL(sys.argv[1])
+work = sys.argv[2]
+for name, args in [("tasker_open", [ctypes.c_char_p]),
+                   ("tasker_call", [ctypes.c_longlong, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p]),
+                   ("tasker_cleanup_timeouts", [ctypes.c_longlong]),
+                   ("tasker_stop", [ctypes.c_longlong, ctypes.c_longlong])]:
+    fn = getattr(lib, name)
+    fn.argtypes = args
+    fn.restype = ctypes.c_void_p  # freed with tasker_free
+lib.tasker_free.argtypes = [ctypes.c_void_p]
+lib.tasker_free.restype = None
+
+
+def take(ptr):
+    try:
+        return json.loads(ctypes.string_at(ptr).decode())
+    finally:
+        lib.tasker_free(ptr)
+
+
+def call(h, method, path, body=None):
+    raw = None if body is None else json.dumps(body).encode()
+    r = take(lib.tasker_call(h, method.encode(), path.encode(), raw))
+    if "error" in r:
+        sys.exit("%s %s: %s" % (method, path, r["error"]))
+    return r["status"], r["body"]
+
+
+def check(cond, msg):
+    if not cond:
+        sys.exit(msg)
+
+
+TEMPLATE = """name: pair
+namespace: ffi
+version: 1.0.0
+steps:
+  - {name: double, handler: ffi.double}
+  - {name: add_one, handler: ffi.add_one, depends_on: [double]}
+"""
+with open(os.path.join(work, "pair.yaml"), "w") as f:
+    f.write(TEMPLATE)
+
+# Bad input is an error value, never a crash.
+for bad in [b"{", b'{"no_such_field": 1}', b'{"templates": ["/does/not/exist"]}']:
+    r = take(lib.tasker_open(bad))
+    check("error" in r and r["error"]["message"], "open(%r) answered %r, want an error" % (bad, r))
+r = take(lib.tasker_call(12345, b"GET", b"/health", None))
+check(r.get("error", {}).get("kind") == "unknown_handle", "unknown handle answered %r" % r)
+
+cfg = {"database_path": os.path.join(work, "t.db"), "templates": [work], "complete_timeout_ms": 3000}
+h = take(lib.tasker_open(json.dumps(cfg).encode()))["handle"]
+status, _ = call(h, "POST", "/v1/workers", {"worker_id": "py", "namespaces": ["ffi"],
+                                          "handlers": ["ffi.double", "ffi.add_one"], "concurrency": 4})
+check(status in (200, 201), "register: %d" % status)
+
+# Ten tasks, completed by four host threads that poll and complete at once.
+tasks = []
+for i in range(10):
+    status, body = call(h, "POST", "/v1/tasks", {"namespace": "ffi", "name": "pair", "version": "1.0.0",
+                                                "context": {"n": i}, "initiator": "smoke", "source_system": "py",
+                                                "reason": "test", "tags": []})
+    check(status in (200, 201), "create: %d %r" % (status, body))
+    tasks.append((body["task_uuid"], i))
+
+errors = []
+
+
+def worker():
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        status, body = call(h, "POST", "/v1/workers/py/poll", {"max_events": 2, "timeout_ms": 200})
+        if status != 200:
+            errors.append("poll: %d %r" % (status, body))
+            return
+        for ev in body["events"]:
+            if ev["handler_name"] == "ffi.double":
+                out = {"value": ev["task_context"]["n"] * 2}
+            else:
+                out = {"value": ev["dependency_results"]["double"]["value"] + 1}
+            st, b = call(h, "POST", "/v1/workers/py/events/%s/complete" % ev["event_id"],
+                         {"outcome": "success", "result": out})
+            if st != 200:
+                errors.append("complete: %d %r" % (st, b))
+        if all_done():
+            return
+
+
+def all_done():
+    for tid, _ in tasks:
+        _, body = call(h, "GET", "/v1/tasks/" + tid)
+        if body.get("status") != "complete":
+            return False
+    return True
+
+
+threads = [threading.Thread(target=worker) for _ in range(4)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+check(not errors, "worker errors: %r" % errors)
+check(all_done(), "not every task completed")
+for tid, n in tasks:
+    _, steps = call(h, "GET", "/v1/tasks/%s/workflow_steps" % tid)
+    last = [s for s in steps if s["name"] == "add_one"][0]
+    check((last.get("results") or {}).get("value") == 2 * n + 1, "task %s: step add_one %r, want value %d" % (tid, last, 2 * n + 1))
+
+r = take(lib.tasker_cleanup_timeouts(h))
+check("expired" in r, "cleanup answered %r" % r)
+r = take(lib.tasker_stop(h, 10000))
+check(r.get("stopped") is True, "stop answered %r" % r)
+r = take(lib.tasker_stop(h, 10000))
+check(r.get("error", {}).get("kind") == "unknown_handle", "second stop answered %r" % r)
+print("ok")

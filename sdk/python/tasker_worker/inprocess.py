@@ -1,0 +1,129 @@
+"""The in-process transport: the engine embedded through libtasker (ctypes).
+
+``InProcessTransport`` speaks the same /v1/workers protocol as
+``HTTPTransport`` (docs/workers.md), through ``tasker_call`` of the C ABI
+(docs/libtasker.md): no socket, no HTTP, the same bounds and errors. The
+engine lives in this process; ``close`` stops it.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import threading
+import urllib.parse
+from typing import Any, Dict, List, Optional, Tuple
+
+from .transport import NotRegistered, Transport, TransportError, _json_default
+
+
+def find_library(path: Optional[str] = None) -> str:
+    """The libtasker shared library: path, else $TASKER_LIB, else ./libtasker.so."""
+    lib = path or os.environ.get("TASKER_LIB") or os.path.join(os.getcwd(), "libtasker.so")
+    if not os.path.exists(lib):
+        raise ValueError(f"libtasker {lib!r} does not exist: build it with `make libtasker` and give its path "
+                         f"(--lib or TASKER_LIB)")
+    return lib
+
+
+class Library:
+    """The C ABI's functions, typed. One per process is enough; it is thread-safe."""
+
+    _lock = threading.Lock()
+    _loaded: Dict[str, "Library"] = {}
+
+    def __init__(self, path: str) -> None:
+        self.lib = ctypes.CDLL(path)
+        for name, args in (("tasker_open", [ctypes.c_char_p]),
+                           ("tasker_call", [ctypes.c_longlong, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p]),
+                           ("tasker_cleanup_timeouts", [ctypes.c_longlong]),
+                           ("tasker_stop", [ctypes.c_longlong, ctypes.c_longlong])):
+            fn = getattr(self.lib, name)
+            fn.argtypes = args
+            fn.restype = ctypes.c_void_p  # the caller frees it with tasker_free
+        self.lib.tasker_free.argtypes = [ctypes.c_void_p]
+        self.lib.tasker_free.restype = None
+
+    @classmethod
+    def load(cls, path: str) -> "Library":
+        with cls._lock:
+            lib = cls._loaded.get(path)
+            if lib is None:
+                lib = cls._loaded[path] = Library(path)
+            return lib
+
+    def take(self, ptr: int) -> Any:
+        if not ptr:
+            raise TransportError("libtasker returned nothing")
+        try:
+            out = json.loads(ctypes.string_at(ptr).decode())
+        finally:
+            self.lib.tasker_free(ptr)
+        if isinstance(out, dict) and "error" in out:
+            err = out["error"]
+            raise TransportError(f"libtasker: {err.get('kind')}: {err.get('message')}")
+        return out
+
+
+class InProcessTransport(Transport):
+    """Opens an engine in this process with config (tasker_open's JSON) and
+    talks to it through tasker_call. Releasing the GIL during each call (ctypes
+    does), a long poll on one thread does not block the handlers on others."""
+
+    def __init__(self, config: Dict[str, Any], lib_path: Optional[str] = None) -> None:
+        self.lib = Library.load(find_library(lib_path))
+        self.handle = self.lib.take(self.lib.lib.tasker_open(json.dumps(config).encode()))["handle"]
+        self._closed = False
+
+    def call(self, method: str, path: str, body: Any = None) -> Tuple[int, Any]:
+        """One request to the engine's API (docs/api.md), in process."""
+        data = None if body is None else json.dumps(body, separators=(",", ":"), default=_json_default).encode()
+        out = self.lib.take(self.lib.lib.tasker_call(self.handle, method.encode(), path.encode(), data))
+        return out["status"], out["body"]
+
+    @staticmethod
+    def _fail(method: str, path: str, status: int, body: Any) -> TransportError:
+        msg = f"{method} {path}: {status} {body}"
+        return NotRegistered(msg) if status == 404 else TransportError(msg)
+
+    def register(self, worker_id: str, namespaces: List[str], handlers: List[str], concurrency: int) -> Dict[str, Any]:
+        st, body = self.call("POST", "/v1/workers", {"worker_id": worker_id, "namespaces": namespaces,
+                                                     "handlers": handlers, "concurrency": concurrency})
+        if st != 200:
+            raise TransportError(f"register: {st} {body}")
+        return body
+
+    def poll(self, worker_id: str, max_events: int, timeout_ms: int,
+             completions: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+        path = f"/v1/workers/{urllib.parse.quote(worker_id, safe='')}/poll"
+        req: Dict[str, Any] = {"max_events": max_events, "timeout_ms": timeout_ms}
+        if completions:
+            req["completions"] = completions
+        st, body = self.call("POST", path, req)
+        if st != 200:
+            raise self._fail("POST", path, st, body)
+        return body.get("events") or [], body.get("completions") or []
+
+    def heartbeat(self, worker_id: str, event_ids: Optional[List[str]] = None) -> Dict[str, Any]:
+        path = f"/v1/workers/{urllib.parse.quote(worker_id, safe='')}/heartbeat"
+        st, body = self.call("POST", path, {} if event_ids is None else {"event_ids": event_ids})
+        if st != 200:
+            raise self._fail("POST", path, st, body)
+        return body
+
+    def deregister(self, worker_id: str) -> Dict[str, Any]:
+        path = f"/v1/workers/{urllib.parse.quote(worker_id, safe='')}"
+        st, body = self.call("DELETE", path)
+        if st != 200:
+            raise self._fail("DELETE", path, st, body)
+        return body
+
+    def cleanup_timeouts(self) -> int:
+        """Fails as retryable, now, the steps held past the complete timeout."""
+        return self.lib.take(self.lib.lib.tasker_cleanup_timeouts(self.handle))["expired"]
+
+    def close(self, timeout_ms: int = 30000) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.lib.take(self.lib.lib.tasker_stop(self.handle, timeout_ms))
