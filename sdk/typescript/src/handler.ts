@@ -70,8 +70,8 @@ export class StepHandlerResult {
   }
 
   /** The step succeeded with result (a JSON value; default {}). */
-  static success(result: Json = {}, metadata: Record<string, Json> = {}): StepHandlerResult {
-    return new StepHandlerResult("success", result ?? {}, null, null, true, null, metadata);
+  static success(result: unknown = {}, metadata: Record<string, Json> = {}): StepHandlerResult {
+    return new StepHandlerResult("success", (result ?? {}) as Json, null, null, true, null, metadata);
   }
 
   /** The step failed: retried while attempts remain unless retryable is false. */
@@ -309,8 +309,11 @@ export class StepContext {
   }
 }
 
-/** A handler's return: a result, or any JSON value (a success with it). */
-export type HandlerReturn = StepHandlerResult | Json | undefined | void;
+/**
+ * A handler's return: a StepHandlerResult, or any other value that
+ * JSON.stringify accepts (a success with it as the result; undefined is {}).
+ */
+export type HandlerReturn = unknown;
 
 /** A class-based handler: set handlerName, implement call. */
 export abstract class StepHandler {
@@ -321,7 +324,7 @@ export abstract class StepHandler {
   get name(): string {
     return (this.constructor as typeof StepHandler).handlerName || this.constructor.name;
   }
-  success(result: Json = {}, metadata: Record<string, Json> = {}): StepHandlerResult {
+  success(result: unknown = {}, metadata: Record<string, Json> = {}): StepHandlerResult {
     return StepHandlerResult.success(result, metadata);
   }
   failure(message: string, opts: FailureOptions = {}): StepHandlerResult {
@@ -361,14 +364,14 @@ export function asHandler(v: unknown): Handler | undefined {
 
 /** Converts what a handler returned (or threw) into the event's completion. */
 export function toCompletion(eventId: string, ret: HandlerReturn | undefined, thrown?: { error: unknown }): WireCompletion {
-  if (thrown) return { event_id: eventId, outcome: "failure", error: errorOf(thrown.error) };
+  if (thrown) return sendable({ event_id: eventId, outcome: "failure", error: errorOf(thrown.error) });
   if (ret instanceof StepHandlerResult) {
     switch (ret.kind) {
       case "success":
-        return { event_id: eventId, outcome: "success", result: ret.result };
+        return sendable({ event_id: eventId, outcome: "success", result: ret.result });
       case "checkpoint_yield": {
         const r = ret.result as { cursor: Json; items_processed: number; accumulated_results?: Json };
-        return { event_id: eventId, outcome: "checkpoint_yield", checkpoint: { ...r } };
+        return sendable({ event_id: eventId, outcome: "checkpoint_yield", checkpoint: { ...r } });
       }
       case "failure": {
         const e: { message: string; error_type?: string; retryable: boolean; retry_after_seconds?: number; metadata?: Record<string, Json> } = {
@@ -378,17 +381,25 @@ export function toCompletion(eventId: string, ret: HandlerReturn | undefined, th
         };
         if (ret.retryAfter !== null) e.retry_after_seconds = ret.retryAfter;
         if (Object.keys(ret.metadata).length > 0) e.metadata = ret.metadata;
-        return { event_id: eventId, outcome: "failure", error: e };
+        return sendable({ event_id: eventId, outcome: "failure", error: e });
       }
     }
   }
   if (ret === undefined || ret === null) return { event_id: eventId, outcome: "success", result: {} };
+  return sendable({ event_id: eventId, outcome: "success", result: ret as Json });
+}
+
+/**
+ * Checks that a completion can be sent: its JSON form exists (no BigInt,
+ * no cycle). A completion that cannot becomes a permanent failure saying why.
+ */
+export function sendable(c: WireCompletion): WireCompletion {
   try {
-    // A plain value: its JSON form is the result (a Date becomes a string, ...).
-    return { event_id: eventId, outcome: "success", result: JSON.parse(JSON.stringify(ret)) as Json };
+    if (JSON.stringify(c) !== undefined) return c;
   } catch (err) {
-    return { event_id: eventId, outcome: "failure", error: { message: `the handler's result is not JSON: ${String(err)}`, error_type: "invalid_result", retryable: false } };
+    return { event_id: c.event_id, outcome: "failure", error: { message: `the handler's result is not JSON: ${String(err)}`, error_type: "invalid_result", retryable: false } };
   }
+  return c;
 }
 
 function errorOf(err: unknown) {

@@ -77,6 +77,9 @@ export class Worker {
 
   private readonly running = new Map<string, Promise<void>>();
   private outbox: WireCompletion[] = [];
+  // Completions sent in a call that failed or was aborted: the server may
+  // have applied them, so a "conflict" when they are sent again is expected.
+  private readonly uncertain = new Set<string>();
   private registered: Registered | null = null;
   private longPolling = false;
   private flushing = false;
@@ -153,7 +156,7 @@ export class Worker {
         try {
           resp = await this.client.poll(this.workerId, free, Math.min(this.pollTimeoutMs, this.registered!.max_poll_timeout_ms), completions, this.stopCtl.signal);
         } catch (err) {
-          this.outbox.unshift(...completions); // sent again: an applied one is answered conflict
+          this.requeue(completions); // sent again: an applied one is answered conflict
           throw err;
         } finally {
           this.longPolling = false;
@@ -220,7 +223,7 @@ export class Worker {
           const resp = await this.client.poll(this.workerId, 0, 0, completions);
           this.onResults(resp.completions);
         } catch (err) {
-          this.outbox.unshift(...completions); // the main loop delivers them
+          this.requeue(completions); // the main loop delivers them
           this.log.debug("flushing completions failed; they go with the next poll", { error: String(err) });
           return;
         }
@@ -232,6 +235,7 @@ export class Worker {
 
   private onResults(results: CompletionResult[]): void {
     for (const r of results) {
+      const resent = this.uncertain.delete(r.event_id);
       if (r.status === "accepted") {
         this.stats.completionsAccepted++;
         continue;
@@ -243,6 +247,8 @@ export class Worker {
         // gets a result, a permanent failure saying why.
         this.log.error("the server refused a completion as invalid; failing the step", { event_id: r.event_id, message: r.message });
         if (r.event_id) this.outbox.push({ event_id: r.event_id, outcome: "failure", error: { message: `the worker's completion was refused: ${r.message ?? "invalid"}`, error_type: "invalid_result", retryable: false } });
+      } else if (resent && r.status === "conflict") {
+        this.log.debug("a completion sent again had been applied already", { event_id: r.event_id });
       } else {
         this.log.warn("a completion was not applied", { event_id: r.event_id, status: r.status, message: r.message });
       }
@@ -283,7 +289,7 @@ export class Worker {
         try {
           this.onResults((await this.client.poll(this.workerId, 0, 0, completions)).completions);
         } catch (err) {
-          this.outbox.unshift(...completions);
+          this.requeue(completions);
           this.log.warn("sending the last completions failed", { error: String(err), left: this.outbox.length });
           await sleep(this.backoffInitialMs);
         }
@@ -296,6 +302,11 @@ export class Worker {
       }
     }
     this.registered = null;
+  }
+
+  private requeue(completions: WireCompletion[]): void {
+    for (const c of completions) this.uncertain.add(c.event_id);
+    this.outbox.unshift(...completions);
   }
 
   private takeOutbox(): WireCompletion[] {
