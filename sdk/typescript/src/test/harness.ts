@@ -116,6 +116,21 @@ export class Server {
     return JSON.parse(text) as T;
   }
 
+  /**
+   * Waits until a worker serving handler is registered: a step whose
+   * handler no worker serves fails (no_handler, retryable) and spends an attempt.
+   */
+  async waitWorker(handler: string, timeoutMs = 15_000): Promise<void> {
+    await eventually(`a worker serving ${handler} to register`, async () => {
+      try {
+        const m = await this.api<{ workers: Array<{ handlers: string[] }> }>("GET", "/v1/workers/metrics");
+        return m.workers.some((w) => w.handlers.includes(handler));
+      } catch {
+        return false;
+      }
+    }, timeoutMs);
+  }
+
   async createTask(name: string, context: unknown): Promise<string> {
     const r = await this.api<{ task_uuid: string }>("POST", "/v1/tasks", {
       namespace: "tsdk", name, version: "1.0.0", context, initiator: "ts-test", reason: "test", source_system: "node-test", tags: [],

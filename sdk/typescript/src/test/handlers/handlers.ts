@@ -24,8 +24,9 @@ export class AddHandler extends StepHandler {
   static override handlerName = "ts.add";
   call(ctx: StepContext) {
     count("ts.add");
-    const deps = ctx.getDependencyResultKeys();
-    const base = deps.length > 0 ? ctx.getDependencyField<number>(deps[0]!, "value") : ctx.getInput<number>("value");
+    const deps = ctx.getDependencyResultKeys().sort();
+    const dep = deps.find((k) => typeof ctx.getDependencyField(k, "value") === "number");
+    const base = dep !== undefined ? ctx.getDependencyField<number>(dep, "value") : ctx.getInput<number>("value");
     if (typeof base !== "number") throw new PermanentError("ts.add needs a number: context {value: n} or a dependency result {value: n}", { errorType: "validation_error" });
     return this.success({ value: base + (ctx.getConfig<number>("addend") ?? 1) });
   }
@@ -55,7 +56,7 @@ export class RejectHandler extends StepHandler {
 export const route = stepHandler("ts.route", (ctx) => {
   count("ts.route");
   const v = ctx.getDependencyField<number>("validate", "value")!;
-  return v < 100 ? StepHandlerResult.decision(["small"], { v }) : StepHandlerResult.decision(["small", "big"], { v });
+  return StepHandlerResult.decision(v < 100 ? ["small"] : ["small", "big"], { v }, { value: v });
 });
 
 export const sum = stepHandler("ts.sum", (ctx) => {
