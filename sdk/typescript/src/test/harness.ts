@@ -45,6 +45,8 @@ export interface ServerOptions {
   port?: number;
   templates?: string;
   args?: string[];
+  /** The tests' short timeouts (complete and claim 2s); default true. */
+  shortTimeouts?: boolean;
 }
 
 /** A running `tasker serve`. */
@@ -66,7 +68,8 @@ export class Server {
   }
 
   static async start(opts: ServerOptions = {}): Promise<Server> {
-    const s = new Server(opts.port ?? (await freePort()), opts.dir, opts.templates ?? fixtures, opts.args ?? []);
+    const short = opts.shortTimeouts === false ? [] : ["--pull-complete-timeout", "2s", "--claim-timeout", "2s"];
+    const s = new Server(opts.port ?? (await freePort()), opts.dir, opts.templates ?? fixtures, [...short, ...(opts.args ?? [])]);
     await s.spawn();
     return s;
   }
@@ -75,7 +78,7 @@ export class Server {
     this.proc = spawn(
       taskerBin(),
       ["serve", "--db", join(this.dir, "tasker.db"), "--templates", this.templates, "--http", `127.0.0.1:${this.port}`,
-        "--pull-complete-timeout", "2s", "--claim-timeout", "2s", "--shutdown-timeout", "5s", ...this.args],
+        "--shutdown-timeout", "5s", ...this.args],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     this.proc.stdout!.on("data", (d) => (this.log += d));
@@ -131,9 +134,9 @@ export class Server {
     }, timeoutMs);
   }
 
-  async createTask(name: string, context: unknown): Promise<string> {
+  async createTask(name: string, context: unknown, namespace = "tsdk"): Promise<string> {
     const r = await this.api<{ task_uuid: string }>("POST", "/v1/tasks", {
-      namespace: "tsdk", name, version: "1.0.0", context, initiator: "ts-test", reason: "test", source_system: "node-test", tags: [],
+      namespace, name, version: "1.0.0", context, initiator: "ts-test", reason: "test", source_system: "node-test", tags: [],
     });
     return r.task_uuid;
   }
