@@ -166,6 +166,12 @@ export class Worker {
         backoff = this.backoffInitialMs;
       } catch (err) {
         if (this.stopping) break;
+        if (err instanceof HttpError && err.status === 413) {
+          // A completion is over the server's body limit: send them one by
+          // one, so that only the too-large ones fail.
+          await this.deliverOneByOne().catch((e2) => this.log.warn("sending completions one by one failed; retrying", { error: String(e2) }));
+          continue;
+        }
         if (err instanceof HttpError && err.status === 404) {
           this.log.warn("the server does not know this worker (it restarted, or the registration expired): registering again", { worker_id: this.workerId });
           this.registered = null;
@@ -233,6 +239,27 @@ export class Worker {
     }
   }
 
+  /** Sends the waiting completions on the complete route, one at a time. */
+  private async deliverOneByOne(): Promise<void> {
+    const batch = this.takeOutbox();
+    for (let i = 0; i < batch.length; i++) {
+      const c = batch[i]!;
+      try {
+        this.onResults([await this.client.complete(this.workerId, c, this.stopCtl.signal)]);
+      } catch (err) {
+        if (err instanceof HttpError && err.status === 413) {
+          this.log.error("a step's completion is larger than the server accepts; failing the step", { event_id: c.event_id, error: err.message });
+          this.outbox.push({ event_id: c.event_id, outcome: "failure", error: { message: `the step's result is larger than the server accepts (--max-body-bytes): ${err.message}`, error_type: "result_too_large", retryable: false } });
+        } else if (err instanceof HttpError && (err.status === 409 || (err.status === 404 && err.message.includes("event")))) {
+          this.onResults([{ event_id: c.event_id, status: err.status === 409 ? "conflict" : "not_found", message: err.message }]);
+        } else {
+          this.requeue(batch.slice(i));
+          throw err;
+        }
+      }
+    }
+  }
+
   private onResults(results: CompletionResult[]): void {
     for (const r of results) {
       const resent = this.uncertain.delete(r.event_id);
@@ -240,7 +267,7 @@ export class Worker {
         this.stats.completionsAccepted++;
         continue;
       }
-      this.stats.completionsRefused++;
+      if (!(resent && r.status === "conflict")) this.stats.completionsRefused++;
       if (r.status === "invalid") {
         // The handler returned something the server refuses (say a
         // checkpoint from a step that is no batch worker): the step still

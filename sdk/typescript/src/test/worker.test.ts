@@ -180,8 +180,28 @@ test("the server restarted under a running worker: it re-registers and runs the 
   }
 });
 
+test("a result over the server's body limit fails its step for good; the other completions still go through", async () => {
+  const small = await Server.start({ args: ["--max-body-bytes", "4096"] });
+  const log = memoryLogger();
+  const w = new Worker({ server: small.url, namespaces: ["tsdk"], handlers, concurrency: 4, pollTimeoutMs: 1000, backoffInitialMs: 50, logger: log });
+  const done = w.run();
+  try {
+    await small.waitWorker("ts.big");
+    const ids = await Promise.all([small.createTask("ts_big", { size: 10_000 }), small.createTask("ts_big", { size: 10 })]);
+    const [tooBig, ok] = await Promise.all(ids.map((id) => small.waitTask(id)));
+    assert.equal(tooBig!.task.status, "error");
+    assert.equal(tooBig!.steps.big.attempts, 1, "not retried");
+    assert.equal(ok!.task.status, "complete");
+    assert.ok(log.records.some((r) => /larger than the server accepts/.test(r.msg)));
+  } finally {
+    await w.stop();
+    await done;
+    await small.close();
+  }
+});
+
 test("loadHandlers finds both styles in a directory; bad directories are refused with what to do", async () => {
   const hs = await loadHandlers(handlersDir);
-  assert.deepEqual(hs.map((h) => h.handlerName).sort(), ["ts.add", "ts.batch_total", "ts.batch_work", "ts.double", "ts.flaky", "ts.plan", "ts.reject", "ts.route", "ts.slow", "ts.sum"]);
+  assert.deepEqual(hs.map((h) => h.handlerName).sort(), ["ts.add", "ts.batch_total", "ts.batch_work", "ts.big", "ts.double", "ts.flaky", "ts.plan", "ts.reject", "ts.route", "ts.slow", "ts.sum"]);
   await assert.rejects(loadHandlers(join(handlersDir, "nope")), /cannot read the directory/);
 });

@@ -103,3 +103,6 @@ export const slow = stepHandler("ts.slow", async (ctx) => {
   }
   return { attempt: ctx.retryCount + 1, pid: process.pid };
 });
+
+/** A result of size bytes (context {size}), for the body limit. */
+export const big = stepHandler("ts.big", (ctx) => ({ blob: "x".repeat(ctx.getInputOr<number>("size", 10)) }));
