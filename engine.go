@@ -24,6 +24,7 @@ import (
 	"github.com/tasker-go/tasker/internal/templatecache"
 	"github.com/tasker-go/tasker/internal/worker"
 	"github.com/tasker-go/tasker/queue"
+	queuepg "github.com/tasker-go/tasker/queue/postgres"
 	"github.com/tasker-go/tasker/store"
 	storepg "github.com/tasker-go/tasker/store/postgres"
 	storesqlite "github.com/tasker-go/tasker/store/sqlite"
@@ -91,6 +92,17 @@ type Config struct {
 	// ProcessorName names this process in the transition log. Default
 	// "host:pid".
 	ProcessorName string
+	// PriorityAging is the waiting one point of a task's priority
+	// (CreateParams.Priority) is worth when workers claim its steps: a step
+	// of a task of priority p goes ahead of steps of priority q < p that
+	// became ready less than (p-q)×PriorityAging before it, and behind those
+	// that have waited longer, so low priority never starves. Applies to the
+	// built-in backends (a Config.Queue of your own has its own setting);
+	// 1ms to 1h, and a gap is worth at most a day of waiting
+	// (queue.MaxPriorityBoost). Every process of a database should use the
+	// same value: each stamps the messages it sends. Default 10s
+	// (queue.DefaultPriorityAging).
+	PriorityAging time.Duration
 	// IdlePoll is how often idle consumers look for work when no wake-up
 	// arrives. Default 1s, or 1m when the queue polls for its subscribers
 	// itself (queue.Capabilities.PollsSubscribed, as PostgreSQL's does), so
@@ -267,6 +279,9 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.MaxDeliveries < 0 {
 		return nil, fmt.Errorf("tasker: MaxDeliveries must not be negative, got %d: give the deliveries before a failing message is set aside, or 0 for the default (5)", cfg.MaxDeliveries)
 	}
+	if err := queue.CheckPriorityAging(cfg.PriorityAging); err != nil {
+		return nil, fmt.Errorf("tasker: Config.PriorityAging (--priority-aging): %w", err)
+	}
 	e := &Engine{
 		cfg: cfg, log: cfg.Logger, clock: cfg.Clock, store: cfg.Store, queue: cfg.Queue,
 		templates: template.NewRegistry(), bus: events.NewBus(), handlers: map[string]Handler{},
@@ -277,7 +292,8 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		}
 	}
 	if e.store == nil && cfg.DatabaseURL != "" {
-		st, err := storepg.Open(ctx, storepg.Config{URL: cfg.DatabaseURL, Logger: cfg.Logger, Clock: cfg.Clock, AutoMigrate: cfg.AutoMigrate})
+		st, err := storepg.Open(ctx, storepg.Config{URL: cfg.DatabaseURL, Logger: cfg.Logger, Clock: cfg.Clock, AutoMigrate: cfg.AutoMigrate,
+			Queue: queuepg.Config{PriorityAging: cfg.PriorityAging}})
 		if err != nil {
 			return nil, fmt.Errorf("tasker: %w", err)
 		}
@@ -288,7 +304,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		if path == "" {
 			path = "tasker.db"
 		}
-		st, err := storesqlite.Open(ctx, storesqlite.Config{Path: path, Logger: cfg.Logger, Clock: cfg.Clock})
+		st, err := storesqlite.Open(ctx, storesqlite.Config{Path: path, Logger: cfg.Logger, Clock: cfg.Clock, PriorityAging: cfg.PriorityAging})
 		if err != nil {
 			return nil, fmt.Errorf("tasker: %w", err)
 		}

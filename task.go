@@ -29,7 +29,8 @@ type CreateTaskParams struct {
 	// docs/identity.md), stored with the task; all optional.
 
 	// Priority: higher is more urgent (a 32-bit integer; default 0).
-	// Stored; claiming by priority comes next.
+	// Workers claim the steps of higher-priority tasks first; waiting ages
+	// a step, a point per Config.PriorityAging (docs/identity.md).
 	Priority int
 	// CorrelationID ties the task to a request across systems; uuid.Nil
 	// makes one (a UUIDv7).

@@ -38,6 +38,8 @@ type Message struct {
 	EnqueuedAt time.Time
 	// VisibleAt is when this claim expires and the message may be claimed again.
 	VisibleAt time.Time
+	// Priority is the message's SendParams.Priority.
+	Priority int
 }
 
 // SendParams describes one message to send.
@@ -46,9 +48,59 @@ type SendParams struct {
 	Body  []byte
 	// Delay keeps the message invisible for this long after it is sent.
 	Delay time.Duration
+	// Priority orders claims: higher is claimed first, and waiting ages a
+	// message, so that low priority never starves. A message's sort key is
+	// set when it is sent: the time it becomes visible less Priority times
+	// the provider's aging step (DefaultPriorityAging unless configured),
+	// that offset bounded by MaxPriorityBoost either way. A message of
+	// priority p is claimed before one of priority q < p that became
+	// visible less than (p-q) steps earlier (at most MaxPriorityBoost), and
+	// after one that has waited longer. A released or expired message keeps
+	// its key. A 32-bit integer, as tasker-core's task priority; default 0.
+	Priority int
 }
 
-// ClaimParams asks for up to Max visible messages of Queue, oldest first.
+// DefaultPriorityAging is the waiting one point of SendParams.Priority is
+// worth, unless a provider is configured otherwise: a message of priority
+// 3 goes ahead of priority-0 messages that became visible up to 30s before
+// it, and behind those that have waited longer.
+const DefaultPriorityAging = 10 * time.Second
+
+// MinPriorityAging and MaxPriorityAging bound a provider's aging step.
+const (
+	MinPriorityAging = time.Millisecond
+	MaxPriorityAging = time.Hour
+)
+
+// MaxPriorityBoost bounds the waiting any priority gap is worth: a message
+// never waits behind higher-priority messages that became visible more than
+// a day after it, so nothing starves however far apart priorities are.
+const MaxPriorityBoost = 24 * time.Hour
+
+// PriorityOffset is how much earlier than its visibility a message of
+// priority prio counts as visible in claim order, with aging step aging, in
+// microseconds: prio steps, at most MaxPriorityBoost either way. Providers
+// store the visibility time less it (the message's sort key) when the
+// message is sent and claim in the order of that key.
+func PriorityOffset(prio int, aging time.Duration) int64 {
+	bound := MaxPriorityBoost.Microseconds()
+	o := int64(prio) * aging.Microseconds() // |prio| < 2^31, aging <= 1h: no overflow
+	return min(max(o, -bound), bound)
+}
+
+// CheckPriorityAging checks a provider's configured aging step: zero
+// (DefaultPriorityAging), or from MinPriorityAging to MaxPriorityAging. Its
+// errors wrap taskertype.ErrInvalid.
+func CheckPriorityAging(aging time.Duration) error {
+	if aging != 0 && (aging < MinPriorityAging || aging > MaxPriorityAging) {
+		return invalid("config", "priority aging %v: want %v to %v (0 means %v)", aging, MinPriorityAging, MaxPriorityAging, DefaultPriorityAging)
+	}
+	return nil
+}
+
+// ClaimParams asks for up to Max visible messages of Queue, in claim order:
+// by sort key (SendParams.Priority), the oldest first when priorities are
+// equal.
 type ClaimParams struct {
 	Queue string
 	// Max is the most messages to return; at least 1.

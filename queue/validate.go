@@ -2,6 +2,7 @@ package queue
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 
 	"github.com/tasker-go/tasker/taskertype"
@@ -41,6 +42,9 @@ func (p *SendParams) Validate() error {
 	}
 	if p.Delay < 0 {
 		return invalid("send", "queue %q: negative delay %v", p.Queue, p.Delay)
+	}
+	if p.Priority < math.MinInt32 || p.Priority > math.MaxInt32 {
+		return invalid("send", "queue %q: priority %d is out of range %d..%d (a 32-bit integer)", p.Queue, p.Priority, math.MinInt32, math.MaxInt32)
 	}
 	return nil
 }

@@ -67,8 +67,8 @@ func (e *DuplicateTaskError) Is(target error) bool { return target == ErrDuplica
 // TaskRequest holds what a task's creator said about it beyond the template
 // and context: tasker-core's TaskRequest fields, and the task's identity.
 type TaskRequest struct {
-	// Priority: higher runs first (tasker-core's; default 0). Stored;
-	// claiming by priority comes next (docs/identity.md).
+	// Priority: higher is claimed first, with aging (tasker-core's;
+	// default 0; docs/identity.md).
 	Priority int
 	// CorrelationID ties the task to a request across systems; made (a
 	// UUIDv7) when the creator gives none.

@@ -187,7 +187,7 @@ func (s *Server) GetStalenessMonitoring(ctx context.Context, req gen.GetStalenes
 		out = append(out, gen.StalenessMonitoring{TaskUuid: t.Task.ID, NamespaceName: &ns, TaskName: &name,
 			CurrentState: string(t.Task.State), HealthStatus: gen.StalenessHealthStatus(t.Health),
 			TimeInStateMinutes: int32(t.TimeInState.Minutes()), TaskAgeMinutes: int32(t.TaskAge.Minutes()),
-			StalenessThresholdMinutes: int32(t.Threshold.Minutes())})
+			StalenessThresholdMinutes: int32(t.Threshold.Minutes()), Priority: int32(t.Task.Request.Priority)})
 	}
 	return out, nil
 }

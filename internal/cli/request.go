@@ -23,7 +23,7 @@ type requestFlags struct {
 
 func (r *requestFlags) register(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.IntVar(&r.priority, "priority", 0, "the task's priority: higher is more urgent (stored; claiming by priority comes next)")
+	f.IntVar(&r.priority, "priority", 0, "the task's priority: higher is claimed first; waiting ages a task (Config.PriorityAging, default 10s a point)")
 	f.StringVar(&r.correlation, "correlation-id", "", "a UUID tying the task to a request across systems (default: a new one)")
 	f.StringVar(&r.parent, "parent-correlation-id", "", "the correlation id of the workflow that started this one")
 	f.StringVar(&r.initiator, "initiator", "", "who asked for the task")

@@ -24,6 +24,7 @@ type backend struct {
 	autoMigrate bool
 	claim       time.Duration
 	maxQueued   int
+	aging       time.Duration
 	replace     bool          // --replace-templates
 	clockOffset time.Duration // for tests: skews the engine's clock
 }
@@ -39,6 +40,7 @@ func backendFlags(cmd *cobra.Command, b *backend) {
 	cmd.Flags().BoolVar(&b.autoMigrate, "migrate", false, "apply the PostgreSQL schema migrations first")
 	cmd.Flags().DurationVar(&b.claim, "claim-timeout", 0, "how long a claimed message stays hidden: a dead process's work comes back after it; workers renew the claims of running steps every third of it (default 30s)")
 	cmd.Flags().BoolVar(&b.replace, "replace-templates", false, "a template whose definition differs from the one stored under its version replaces it (logged; tasks created before keep their steps; other processes see it after their template cache's TTL, 1m) instead of being refused")
+	cmd.Flags().DurationVar(&b.aging, "priority-aging", 0, "the waiting one point of task priority is worth when workers claim steps (default 10s; 1ms to 1h; the same for every process of a database)")
 	cmd.Flags().IntVar(&b.maxQueued, "max-queued-steps", 0, "refuse new tasks while their namespace's queue holds this many steps waiting for a worker (default 10000; negative: no bound)")
 	// For the fault tests only: a process whose clock is wrong.
 	cmd.Flags().DurationVar(&b.clockOffset, "clock-offset", 0, "for tests: add this to the engine's clock")
@@ -47,7 +49,7 @@ func backendFlags(cmd *cobra.Command, b *backend) {
 
 func (b *backend) config(g *globals) tasker.Config {
 	cfg := tasker.Config{DatabasePath: b.db, DatabaseURL: b.url, AutoMigrate: b.autoMigrate, ClaimTimeout: b.claim,
-		MaxQueuedSteps: b.maxQueued, ReplaceTemplates: b.replace, Logger: g.logger()}
+		MaxQueuedSteps: b.maxQueued, PriorityAging: b.aging, ReplaceTemplates: b.replace, Logger: g.logger()}
 	if b.clockOffset != 0 {
 		cfg.Clock = offsetClock{b.clockOffset}
 	}

@@ -286,7 +286,7 @@ func (o *Orchestrator) apply(ctx context.Context, tx store.Tx, rec *transition.R
 		}
 	}
 	if !p.WakeAt.IsZero() {
-		return o.scheduleRetryDue(ctx, tx, task.ID, p.WakeAt.Sub(now))
+		return o.scheduleRetryDue(ctx, tx, task, p.WakeAt.Sub(now))
 	}
 	return nil
 }
@@ -308,8 +308,11 @@ func (o *Orchestrator) moveSteps(ctx context.Context, tx store.Tx, rec *transiti
 		if err := rec.Step(ctx, tx, s, taskertype.StepEventEnqueue, now, nil); err != nil {
 			return err
 		}
+		// The task's priority orders the claims of its steps (and of their
+		// results, which carry the message's priority on).
 		if err := tx.MessageSend(ctx, &queue.SendParams{
 			Queue: stepQueue, Body: wire.Encode(wire.StepMessage{TaskID: task.ID, StepID: s.ID, Template: task.Name, Version: task.Version}),
+			Priority: task.Request.Priority,
 		}); err != nil {
 			return fmt.Errorf("enqueue step %q on %s: %w", s.Name, stepQueue, err)
 		}
@@ -317,11 +320,12 @@ func (o *Orchestrator) moveSteps(ctx context.Context, tx store.Tx, rec *transiti
 	return nil
 }
 
-func (o *Orchestrator) scheduleRetryDue(ctx context.Context, tx store.Tx, taskID uuid.UUID, delay time.Duration) error {
+func (o *Orchestrator) scheduleRetryDue(ctx context.Context, tx store.Tx, task *taskertype.Task, delay time.Duration) error {
 	return tx.MessageSend(ctx, &queue.SendParams{
-		Queue: queue.TasksQueue,
-		Body:  wire.Encode(wire.TaskMessage{Kind: wire.KindRetryDue, TaskID: taskID}),
-		Delay: max(delay, 0),
+		Queue:    queue.TasksQueue,
+		Body:     wire.Encode(wire.TaskMessage{Kind: wire.KindRetryDue, TaskID: task.ID}),
+		Delay:    max(delay, 0),
+		Priority: task.Request.Priority,
 	})
 }
 

@@ -215,7 +215,7 @@ func (o *Orchestrator) judgeFailure(ctx context.Context, tx store.Tx, rec *trans
 	if err := rec.Step(ctx, tx, step, taskertype.StepEventScheduleRetry, now, func(s *taskertype.Step) { s.NextRetryAt = at }); err != nil {
 		return err
 	}
-	return o.scheduleRetryDue(ctx, tx, step.TaskID, d.Delay)
+	return o.scheduleRetryDue(ctx, tx, task, d.Delay)
 }
 
 // processTaskCommand handles a task-level command, such as a retry coming due.

@@ -383,7 +383,7 @@ func (w *Worker) startTx(ctx context.Context, tx store.Tx, rec *transition.Recor
 			Kind: taskertype.FailureLost, Retryable: true, Attempt: s.Attempts,
 			Message: fmt.Sprintf("attempt %d started at %s never reported: its worker stopped or was killed", s.Attempts, s.StartedAt.Format(time.RFC3339Nano)),
 		}
-		return nil, w.recordOutcome(ctx, tx, rec, s, s.AttemptID, &outcome{failure: f}, now, true)
+		return nil, w.recordOutcome(ctx, tx, rec, s, s.AttemptID, &outcome{failure: f}, now, true, m.Priority)
 	}
 	return nil, errSkip
 }
@@ -577,10 +577,11 @@ func encodeResult(v any) (json.RawMessage, error) {
 }
 
 // recordOutcome applies an attempt's outcome to a step in progress and, if
-// send, tells orchestration with a result message.
+// send, tells orchestration with a result message of priority prio (the
+// step message's).
 // The write is fenced by attempt, the attempt's ID: it fails as stale if
 // the store's step runs another attempt.
-func (w *Worker) recordOutcome(ctx context.Context, tx store.Tx, rec *transition.Recorder, s *taskertype.Step, attempt uuid.UUID, out *outcome, now time.Time, send bool) error {
+func (w *Worker) recordOutcome(ctx context.Context, tx store.Tx, rec *transition.Recorder, s *taskertype.Step, attempt uuid.UUID, out *outcome, now time.Time, send bool, prio int) error {
 	if out.released && out.checkpoint != nil {
 		cp, err := checkpointResult(s.Result, out.checkpoint, now)
 		if err != nil {
@@ -609,8 +610,9 @@ func (w *Worker) recordOutcome(ctx context.Context, tx store.Tx, rec *transition
 		return err
 	}
 	return tx.MessageSend(ctx, &queue.SendParams{
-		Queue: queue.ResultsQueue,
-		Body:  wire.Encode(wire.ResultMessage{TaskID: s.TaskID, StepID: s.ID}),
+		Queue:    queue.ResultsQueue,
+		Body:     wire.Encode(wire.ResultMessage{TaskID: s.TaskID, StepID: s.ID}),
+		Priority: prio,
 	})
 }
 

@@ -178,7 +178,7 @@ func (w *Worker) recordTx(ctx context.Context, tx store.Tx, rec *transition.Reco
 			cur.Attempts != r.step.Attempts || cur.StartedAt.UnixMicro() != r.step.StartedAt.UnixMicro() {
 			return errSkip
 		}
-		return w.recordOutcome(ctx, tx, rec, cur, r.step.AttemptID, r.out, w.clock.Now(), !inline)
+		return w.recordOutcome(ctx, tx, rec, cur, r.step.AttemptID, r.out, w.clock.Now(), !inline, r.m.Priority)
 	}
 	if inline {
 		// Orchestration locks the task, then hands the step to record.
@@ -207,7 +207,7 @@ func (w *Worker) storeOne(ctx context.Context, r *report) {
 				return err
 			}
 			if yieldInTx {
-				if err := tx.MessageSend(ctx, &queue.SendParams{Queue: m.Queue, Body: m.Body}); err != nil {
+				if err := tx.MessageSend(ctx, &queue.SendParams{Queue: m.Queue, Body: m.Body, Priority: m.Priority}); err != nil {
 					return err
 				}
 			}

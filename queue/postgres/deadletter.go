@@ -25,9 +25,9 @@ func (q *Queue) MessageDeadLetter(ctx context.Context, p *queue.DeadLetterParams
 		return err
 	}
 	sql := fmt.Sprintf(`WITH d AS (DELETE FROM %s WHERE msg_id = $1 AND read_ct = $2
-			RETURNING msg_id, read_ct, enqueued_at, message)
-		INSERT INTO tasker_dead_letters (queue, msg_id, read_ct, enqueued_at, dead_at, reason, message)
-		SELECT $3, msg_id, read_ct, enqueued_at, coalesce($4::timestamptz, clock_timestamp()), $5, message FROM d`, q.stmtsOf(p.Queue).table)
+			RETURNING msg_id, read_ct, enqueued_at, message, priority)
+		INSERT INTO tasker_dead_letters (queue, msg_id, read_ct, enqueued_at, dead_at, reason, message, priority)
+		SELECT $3, msg_id, read_ct, enqueued_at, coalesce($4::timestamptz, clock_timestamp()), $5, message, priority FROM d`, q.stmtsOf(p.Queue).table)
 	ct, err := q.db.Pool.Exec(ctx, sql, p.Receipt.ID, int32(p.Receipt.ReadCount), p.Queue, q.now(), p.Reason)
 	return updatedOne("dead letter", p.Queue, p.Receipt, ct, err)
 }
@@ -85,14 +85,16 @@ func (q *Queue) DeadLetterRequeue(ctx context.Context, p *queue.DeadLetterRequeu
 		id   int64
 	)
 	err := pgx.BeginFunc(ctx, q.db.Pool, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `DELETE FROM tasker_dead_letters WHERE id = $1 RETURNING queue, message`, p.ID).Scan(&sent.Queue, &sent.Body)
+		var prio int32
+		err := tx.QueryRow(ctx, `DELETE FROM tasker_dead_letters WHERE id = $1 RETURNING queue, message, priority`, p.ID).Scan(&sent.Queue, &sent.Body, &prio)
+		sent.Priority = int(prio)
 		if pgdb.IsNoRows(err) {
 			return fmt.Errorf("no dead letter has that id (tasker dead-letters list shows them): %w", taskertype.ErrNotFound)
 		}
 		if err != nil {
 			return err
 		}
-		err = tx.QueryRow(ctx, q.stmtsOf(sent.Queue).sendNotify, q.now(), int64(0), bodyOf(&sent), q.channel, sent.Queue).Scan(&id)
+		err = tx.QueryRow(ctx, q.stmtsOf(sent.Queue).sendNotify, q.sendArgs(&sent, q.channel, sent.Queue)...).Scan(&id)
 		if pgdb.IsUndefinedTable(err) {
 			return errNoQueue("dead letter requeue", sent.Queue)
 		}

@@ -84,6 +84,11 @@ type Config struct {
 	// and for claims that expired because their process died. Default 3s;
 	// negative turns it off.
 	PollInterval time.Duration
+	// PriorityAging is the waiting one point of a message's priority is
+	// worth in claim order (queue.SendParams.Priority): from
+	// queue.MinPriorityAging to queue.MaxPriorityAging. Default
+	// queue.DefaultPriorityAging.
+	PriorityAging time.Duration
 }
 
 // Queue implements queue.Queue on PostgreSQL.
@@ -91,6 +96,7 @@ type Queue struct {
 	db        *pgdb.DB
 	ownsDB    bool
 	testClock taskertype.Clock // nil: the database's clock
+	aging     time.Duration    // Config.PriorityAging, defaulted
 	logger    *slog.Logger
 	cfg       Config
 	channel   string // the notification channel of this schema's queues
@@ -145,6 +151,9 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 // it applies or checks the queue's migrations (cfg.AutoMigrate). Close
 // leaves the pool open.
 func New(ctx context.Context, db *pgdb.DB, cfg Config) (*Queue, error) {
+	if err := queue.CheckPriorityAging(cfg.PriorityAging); err != nil {
+		return nil, err
+	}
 	if cfg.AutoMigrate {
 		if err := db.Migrate(ctx, Component, Migrations); err != nil {
 			return nil, fmt.Errorf("queue: %w", err)
@@ -166,6 +175,7 @@ func New(ctx context.Context, db *pgdb.DB, cfg Config) (*Queue, error) {
 		cfg:       cfg,
 		channel:   channelName(*schema),
 		demux:     newDemux(),
+		aging:     cmp.Or(cfg.PriorityAging, queue.DefaultPriorityAging),
 	}
 	q.cfg.ReconnectMin = cmp.Or(cfg.ReconnectMin, 100*time.Millisecond)
 	q.cfg.ReconnectMax = max(cmp.Or(cfg.ReconnectMax, 10*time.Second), q.cfg.ReconnectMin)
@@ -277,6 +287,8 @@ func (q *Queue) QueueEnsure(ctx context.Context, name string) error {
 	err := q.db.InTx(ctx, func(t *pgdb.Tx) error {
 		t.Add(pgdb.Stmt{SQL: ensureLock})
 		t.Add(pgdb.Stmt{SQL: s.create})
+		t.Add(pgdb.Stmt{SQL: s.addColumns})
+		t.Add(pgdb.Stmt{SQL: s.createSortIndex})
 		t.Add(pgdb.Stmt{SQL: s.createArchive})
 		t.Add(pgdb.Stmt{SQL: `INSERT INTO tasker_queues (name, queue_table, archive_table, created_at) VALUES ($1, $2, $3, coalesce($4::timestamptz, clock_timestamp()))
 			ON CONFLICT (name) DO NOTHING`,
@@ -298,6 +310,11 @@ func bodyOf(p *queue.SendParams) []byte {
 	return p.Body
 }
 
+// sendArgs are the arguments of the send statements for p, then more.
+func (q *Queue) sendArgs(p *queue.SendParams, more ...any) []any {
+	return append([]any{q.now(), p.Delay.Microseconds(), bodyOf(p), int32(p.Priority), queue.PriorityOffset(p.Priority, q.aging)}, more...)
+}
+
 // MessageSend implements queue.Queue: one statement, which also notifies the
 // other processes when the message is visible at once.
 func (q *Queue) MessageSend(ctx context.Context, p *queue.SendParams) (int64, error) {
@@ -310,9 +327,9 @@ func (q *Queue) MessageSend(ctx context.Context, p *queue.SendParams) (int64, er
 	s := q.stmtsOf(p.Queue)
 	var row pgx.Row
 	if p.Delay == 0 {
-		row = q.db.Pool.QueryRow(ctx, s.sendNotify, q.now(), int64(0), bodyOf(p), q.channel, p.Queue)
+		row = q.db.Pool.QueryRow(ctx, s.sendNotify, q.sendArgs(p, q.channel, p.Queue)...)
 	} else {
-		row = q.db.Pool.QueryRow(ctx, s.sendID, q.now(), p.Delay.Microseconds(), bodyOf(p))
+		row = q.db.Pool.QueryRow(ctx, s.sendID, q.sendArgs(p)...)
 	}
 	var id int64
 	if err := row.Scan(&id); err != nil {
@@ -360,20 +377,32 @@ func (q *Queue) claimErr(p *queue.ClaimParams, err error) error {
 func (q *Queue) claimQuery(p *queue.ClaimParams) (string, []any, func(pgx.Rows) ([]*queue.Message, error)) {
 	scan := func(rows pgx.Rows) ([]*queue.Message, error) {
 		defer rows.Close()
-		var msgs []*queue.Message
+		type claimed struct {
+			m      *queue.Message
+			sortAt time.Time
+		}
+		var got []claimed
 		for rows.Next() {
 			m := &queue.Message{Queue: p.Queue}
-			if err := rows.Scan(&m.ID, &m.ReadCount, &m.EnqueuedAt, &m.Body, &m.VisibleAt); err != nil {
+			var prio int32
+			var sortAt time.Time
+			if err := rows.Scan(&m.ID, &m.ReadCount, &m.EnqueuedAt, &m.Body, &m.VisibleAt, &prio, &sortAt); err != nil {
 				return nil, err
 			}
-			m.EnqueuedAt, m.VisibleAt = m.EnqueuedAt.UTC(), m.VisibleAt.UTC()
-			msgs = append(msgs, m)
+			m.EnqueuedAt, m.VisibleAt, m.Priority = m.EnqueuedAt.UTC(), m.VisibleAt.UTC(), int(prio)
+			got = append(got, claimed{m, sortAt})
 		}
 		if err := rows.Err(); err != nil {
 			return nil, err
 		}
-		// RETURNING promises no order.
-		slices.SortFunc(msgs, func(a, b *queue.Message) int { return cmp.Compare(a.ID, b.ID) })
+		// RETURNING promises no order: the claim's is sort_at's.
+		slices.SortFunc(got, func(a, b claimed) int {
+			return cmp.Or(a.sortAt.Compare(b.sortAt), cmp.Compare(a.m.ID, b.m.ID))
+		})
+		msgs := make([]*queue.Message, len(got))
+		for i, c := range got {
+			msgs[i] = c.m
+		}
 		return msgs, nil
 	}
 	return q.stmtsOf(p.Queue).claim, []any{q.now(), p.VisibilityTimeout.Microseconds(), p.Max}, scan

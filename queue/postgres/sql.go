@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"crypto/md5"
 	"fmt"
 	"hash/fnv"
 
@@ -23,13 +24,23 @@ func tableName(prefix, name string) string {
 	return prefix + name[:maxIdent-len(prefix)-len(sum)] + sum
 }
 
+// sortIndexName is the claim-order index of a queue's table: "qs_" and the
+// MD5 of the table's name, unique per table whatever the length of the name,
+// as migration 0003 names it in SQL ('qs_' || md5(queue_table)).
+func sortIndexName(table string) string {
+	return fmt.Sprintf("qs_%x", md5.Sum([]byte(table)))
+}
+
 // stmts are the statements of one queue: its table names are part of the
 // text, so each queue has its own, built once (Queue.stmts).
 type stmts struct {
 	name           string
 	table, archive string // sanitized identifiers
+	sortIndex      string // sanitized: the claim order's index
 
 	create, createArchive string
+	createSortIndex       string
+	addColumns            string
 	send, sendID          string
 	sendNotify            string
 	claim                 string
@@ -49,19 +60,35 @@ func newStmts(name string) *stmts {
 		table:   pgx.Identifier{tableName("q_", name)}.Sanitize(),
 		archive: pgx.Identifier{tableName("a_", name)}.Sanitize(),
 	}
+	s.sortIndex = pgx.Identifier{sortIndexName(tableName("q_", name))}.Sanitize()
 	f := func(format string) string { return fmt.Sprintf(format, s.table, s.archive) }
 	// vt is when the message becomes visible (again); claimed tells a
 	// claimed message from a delayed one while vt is in the future.
-	// fillfactor leaves room on each page so that a claim, a release or an
-	// extension, which change no indexed column, is a HOT update.
+	// sort_at orders claims: the time the message became visible less its
+	// priority's worth of waiting (queue.SendParams.Priority); it is set
+	// once, at the send. fillfactor leaves room on each page so that a
+	// claim, a release or an extension, which change no indexed column, is
+	// a HOT update.
 	s.create = f(`CREATE TABLE IF NOT EXISTS %[1]s (
 		msg_id      bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 		read_ct     integer     NOT NULL DEFAULT 0,
 		enqueued_at timestamptz NOT NULL,
 		vt          timestamptz NOT NULL,
 		claimed     boolean     NOT NULL DEFAULT false,
-		message     bytea       NOT NULL
+		message     bytea       NOT NULL,
+		priority    integer     NOT NULL DEFAULT 0,
+		sort_at     timestamptz NOT NULL DEFAULT '1970-01-01 00:00:00+00'
 	) WITH (fillfactor = 70)`)
+	// A table an older binary created after migration 0003 lacks the
+	// columns: they are added, without a rewrite (constant defaults), and
+	// without the table's lock when they exist.
+	s.addColumns = f(`DO $$ BEGIN
+		IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '%[1]s'::regclass AND attname = 'sort_at' AND NOT attisdropped) THEN
+			ALTER TABLE %[1]s ADD COLUMN IF NOT EXISTS priority integer NOT NULL DEFAULT 0;
+			ALTER TABLE %[1]s ADD COLUMN IF NOT EXISTS sort_at timestamptz NOT NULL DEFAULT '1970-01-01 00:00:00+00';
+		END IF;
+	END $$`)
+	s.createSortIndex = fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (sort_at, msg_id)`, s.sortIndex, s.table)
 	s.createArchive = f(`CREATE TABLE IF NOT EXISTS %[2]s (
 		msg_id      bigint      PRIMARY KEY,
 		read_ct     integer     NOT NULL,
@@ -77,21 +104,25 @@ func newStmts(name string) *stmts {
 	// another still holds. Durations travel as microseconds.
 	const c = `WITH c AS (SELECT coalesce($1::timestamptz, clock_timestamp()) AS now) `
 	g := func(format string) string { return c + f(format) }
-	s.send = g(`INSERT INTO %[1]s (enqueued_at, vt, message) SELECT c.now, c.now + $2::bigint * interval '1 microsecond', $3 FROM c`)
-	s.sendMany = g(`INSERT INTO %[1]s (enqueued_at, vt, message)
-		SELECT coalesce(e, c.now), coalesce(e, c.now) + d * interval '1 microsecond', m
-		FROM c, unnest($2::timestamptz[], $3::bigint[], $4::bytea[]) WITH ORDINALITY AS u(e, d, m, n) ORDER BY n`)
+	// $2 is the delay, $4 the priority and $5 its offset (queue.PriorityOffset),
+	// in microseconds.
+	const row = `c.now, c.now + $2::bigint * interval '1 microsecond', $3, $4::integer, c.now + ($2::bigint - $5::bigint) * interval '1 microsecond'`
+	s.send = g(`INSERT INTO %[1]s (enqueued_at, vt, message, priority, sort_at) SELECT ` + row + ` FROM c`)
+	s.sendMany = g(`INSERT INTO %[1]s (enqueued_at, vt, message, priority, sort_at)
+		SELECT coalesce(e, c.now), coalesce(e, c.now) + d * interval '1 microsecond', m, p, coalesce(e, c.now) + (d - o) * interval '1 microsecond'
+		FROM c, unnest($2::timestamptz[], $3::bigint[], $4::bytea[], $5::integer[], $6::bigint[]) WITH ORDINALITY AS u(e, d, m, p, o, n) ORDER BY n`)
 	s.sendID = s.send + ` RETURNING msg_id`
 	// The notification goes with the insert: PostgreSQL delivers it when
 	// the transaction commits, and not at all if it rolls back.
-	s.sendNotify = c + f(`, m AS (INSERT INTO %[1]s (enqueued_at, vt, message) SELECT c.now, c.now + $2::bigint * interval '1 microsecond', $3 FROM c RETURNING msg_id)
-		SELECT m.msg_id FROM m, pg_notify($4, $5)`)
-	// The claim: the oldest visible messages, skipping those another
-	// transaction is claiming at this instant (SKIP LOCKED), so concurrent
-	// claimers neither wait for each other nor take the same message.
+	s.sendNotify = c + f(`, m AS (INSERT INTO %[1]s (enqueued_at, vt, message, priority, sort_at) SELECT `+row+` FROM c RETURNING msg_id)
+		SELECT m.msg_id FROM m, pg_notify($6, $7)`)
+	// The claim: the first visible messages in claim order (sort_at, on its
+	// index), skipping those another transaction is claiming at this
+	// instant (SKIP LOCKED), so concurrent claimers neither wait for each
+	// other nor take the same message.
 	s.claim = g(`UPDATE %[1]s SET vt = (SELECT now FROM c) + $2::bigint * interval '1 microsecond', read_ct = read_ct + 1, claimed = true
-		WHERE msg_id IN (SELECT msg_id FROM %[1]s WHERE vt <= (SELECT now FROM c) ORDER BY msg_id LIMIT $3 FOR UPDATE SKIP LOCKED)
-		RETURNING msg_id, read_ct, enqueued_at, message, vt`)
+		WHERE msg_id IN (SELECT msg_id FROM %[1]s WHERE vt <= (SELECT now FROM c) ORDER BY sort_at, msg_id LIMIT $3 FOR UPDATE SKIP LOCKED)
+		RETURNING msg_id, read_ct, enqueued_at, message, vt, priority, sort_at`)
 	// A receipt is (msg_id, read_ct): a message claimed again since has
 	// another read_ct and is left alone. $2 and $3 are the receipts' ids and
 	// read counts; "msg_id = ANY($2)" lets the planner use the primary key.

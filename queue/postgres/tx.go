@@ -36,9 +36,9 @@ func (q *Queue) SendTx(ctx context.Context, tx pgx.Tx, p *queue.SendParams) (int
 	s := q.stmtsOf(p.Queue)
 	var row pgx.Row
 	if p.Delay == 0 {
-		row = tx.QueryRow(ctx, s.sendNotify, q.now(), int64(0), bodyOf(p), q.channel, p.Queue)
+		row = tx.QueryRow(ctx, s.sendNotify, q.sendArgs(p, q.channel, p.Queue)...)
 	} else {
-		row = tx.QueryRow(ctx, s.sendID, q.now(), p.Delay.Microseconds(), bodyOf(p))
+		row = tx.QueryRow(ctx, s.sendID, q.sendArgs(p)...)
 	}
 	var id int64
 	if err := row.Scan(&id); err != nil {
@@ -134,9 +134,11 @@ func (q *Queue) LookupStmt(name string, found *bool) pgdb.Stmt {
 // times are the database's when the statement runs, or the test clock's
 // when it was sent.
 type Outgoing struct {
-	At    *time.Time // the test clock's time when sent; nil: the database's
-	Delay time.Duration
-	Body  []byte
+	At       *time.Time // the test clock's time when sent; nil: the database's
+	Delay    time.Duration
+	Body     []byte
+	Priority int32
+	Offset   int64 // queue.PriorityOffset of Priority, in microseconds
 }
 
 // Outgoing checks p and returns the message to buffer for SendManyStmt.
@@ -147,7 +149,7 @@ func (q *Queue) Outgoing(p *queue.SendParams) (Outgoing, error) {
 	if err := p.Validate(); err != nil {
 		return Outgoing{}, err
 	}
-	return Outgoing{At: q.now(), Delay: p.Delay, Body: bodyOf(p)}, nil
+	return Outgoing{At: q.now(), Delay: p.Delay, Body: bodyOf(p), Priority: int32(p.Priority), Offset: queue.PriorityOffset(p.Priority, q.aging)}, nil
 }
 
 // SendManyStmt is the statement that inserts msgs into queue name in one
@@ -158,13 +160,15 @@ func (q *Queue) SendManyStmt(name string, msgs []Outgoing) pgdb.Stmt {
 	errf := func(err error) error { return fmt.Errorf("queue: send to %q: %w", name, err) }
 	if len(msgs) == 1 {
 		m := msgs[0]
-		return pgdb.Stmt{SQL: q.stmtsOf(name).send, Args: []any{m.At, m.Delay.Microseconds(), m.Body}, Err: errf}
+		return pgdb.Stmt{SQL: q.stmtsOf(name).send, Args: []any{m.At, m.Delay.Microseconds(), m.Body, m.Priority, m.Offset}, Err: errf}
 	}
-	at, delays, bodies := make([]*time.Time, len(msgs)), make([]int64, len(msgs)), make([][]byte, len(msgs))
+	n := len(msgs)
+	at, delays, bodies := make([]*time.Time, n), make([]int64, n), make([][]byte, n)
+	prios, offsets := make([]int32, n), make([]int64, n)
 	for i, m := range msgs {
-		at[i], delays[i], bodies[i] = m.At, m.Delay.Microseconds(), m.Body
+		at[i], delays[i], bodies[i], prios[i], offsets[i] = m.At, m.Delay.Microseconds(), m.Body, m.Priority, m.Offset
 	}
-	return pgdb.Stmt{SQL: q.stmtsOf(name).sendMany, Args: []any{q.now(), at, delays, bodies}, Err: errf}
+	return pgdb.Stmt{SQL: q.stmtsOf(name).sendMany, Args: []any{q.now(), at, delays, bodies, prios, offsets}, Err: errf}
 }
 
 // ClaimStmt is the statement that claims messages as p asks, in a

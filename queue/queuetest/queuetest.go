@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -70,6 +71,8 @@ var cases = []struct {
 }{
 	{"a sent message is claimed with its body and then acknowledged", testSendClaimAck},
 	{"a claim returns at most Max messages, oldest first", testClaimMaxAndOrder},
+	{"higher priority is claimed first, and a message that waited longer than its priority gap goes before", testPriorityAging},
+	{"a requeued dead letter keeps its priority", testDeadLetterKeepsPriority},
 	{"a claimed message is invisible until its visibility timeout passes and is then delivered again", testRedelivery},
 	{"a message sent with a delay becomes visible when the delay passes", testSendDelay},
 	{"a message released with a delay comes back when the delay passes", testNackDelay},
@@ -203,6 +206,116 @@ func testClaimMaxAndOrder(t *testing.T, e *env) {
 		}
 	}
 	e.claimNone(t, "q")
+}
+
+func (e *env) sendPrio(t *testing.T, name, body string, prio int, delay time.Duration) {
+	t.Helper()
+	if _, err := e.q.MessageSend(e.ctx, &queue.SendParams{Queue: name, Body: []byte(body), Priority: prio, Delay: delay}); err != nil {
+		t.Fatalf("MessageSend(%q, %q, priority %d): %v", name, body, prio, err)
+	}
+}
+
+func bodies(msgs []*queue.Message) []string {
+	var out []string
+	for _, m := range msgs {
+		out = append(out, fmt.Sprintf("%s/%d", m.Body, m.Priority))
+	}
+	return out
+}
+
+// testPriorityAging: the claim order is by the time a message became
+// visible less its priority's worth of waiting (queue.DefaultPriorityAging
+// a point), then by send order.
+func testPriorityAging(t *testing.T, e *env) {
+	e.ensure(t, "q")
+	step := queue.DefaultPriorityAging
+	e.sendPrio(t, "q", "low", 0, 0)
+	e.sendPrio(t, "q", "high", 2, 0)
+	e.sendPrio(t, "q", "mid", 1, 0)
+	e.sendPrio(t, "q", "high2", 2, 0)
+	e.sendPrio(t, "q", "neg", -1, 0)
+	got := bodies(append(e.claim(t, "q", 2, time.Minute), e.claim(t, "q", 5, time.Minute)...))
+	want := []string{"high/2", "high2/2", "mid/1", "low/0", "neg/-1"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("claimed %v, want %v (by priority, then send order)", got, want)
+	}
+
+	// Aging: "old" (priority 0) waits 2.5 steps. "young" (priority 2) sent
+	// then counts as visible half a step after it, so goes after; "urgent"
+	// (priority 3) counts as visible half a step before it, so goes first.
+	e.ensure(t, "r")
+	e.sendPrio(t, "r", "old", 0, 0)
+	e.clock.Advance(step * 5 / 2)
+	e.sendPrio(t, "r", "young", 2, 0)
+	e.sendPrio(t, "r", "urgent", 3, 0)
+	got = bodies(e.claim(t, "r", 3, time.Minute))
+	want = []string{"urgent/3", "old/0", "young/2"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("claimed %v, want %v (a message ages a priority point per %v waited)", got, want, step)
+	}
+
+	// A delayed message ages from when it becomes visible: "later"
+	// (priority 1) is visible in 3 steps and then counts as visible 2
+	// steps from now, after "now" (priority 0) sent at once.
+	e.ensure(t, "s")
+	e.sendPrio(t, "s", "later", 1, 3*step)
+	e.sendPrio(t, "s", "now", 0, 0)
+	e.clock.Advance(3 * step)
+	got = bodies(e.claim(t, "s", 2, time.Minute))
+	want = []string{"now/0", "later/1"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("claimed %v, want %v (a delayed message ages from its visibility)", got, want)
+	}
+
+	// However far apart priorities are, a gap is worth at most
+	// queue.MaxPriorityBoost of waiting: nothing starves.
+	e.ensure(t, "t")
+	e.sendPrio(t, "t", "waited", math.MinInt32, 0)
+	e.clock.Advance(queue.MaxPriorityBoost*2 + time.Second)
+	e.sendPrio(t, "t", "top", math.MaxInt32, 0)
+	got = bodies(e.claim(t, "t", 2, time.Minute))
+	want = []string{fmt.Sprintf("waited/%d", math.MinInt32), fmt.Sprintf("top/%d", math.MaxInt32)}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("claimed %v, want %v (a priority gap is worth at most %v of waiting)", got, want, queue.MaxPriorityBoost)
+	}
+
+	for _, prio := range []int{math.MaxInt32 + 1, math.MinInt32 - 1} {
+		_, err := e.q.MessageSend(e.ctx, &queue.SendParams{Queue: "q", Body: []byte("x"), Priority: prio})
+		if !errors.Is(err, taskertype.ErrInvalid) {
+			t.Errorf("send with priority %d: %v, want ErrInvalid", prio, err)
+		}
+	}
+	e.ensure(t, "u")
+	for _, prio := range []int{math.MinInt32, math.MaxInt32} {
+		e.sendPrio(t, "u", "edge", prio, 0)
+	}
+	got = bodies(e.claim(t, "u", 2, time.Minute))
+	want = []string{fmt.Sprintf("edge/%d", math.MaxInt32), fmt.Sprintf("edge/%d", math.MinInt32)}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("claimed %v, want %v (the 32-bit extremes)", got, want)
+	}
+}
+
+func testDeadLetterKeepsPriority(t *testing.T, e *env) {
+	e.ensure(t, "q")
+	e.sendPrio(t, "q", "dead", 5, 0)
+	m := e.claimOne(t, "q", time.Minute)
+	if err := e.q.MessageDeadLetter(e.ctx, &queue.DeadLetterParams{Queue: "q", Receipt: m.Receipt(), Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	dls, err := e.q.DeadLetterList(e.ctx, &queue.DeadLetterListParams{Queue: "q"})
+	if err != nil || len(dls) != 1 {
+		t.Fatalf("DeadLetterList: %v, %d dead letters, want 1", err, len(dls))
+	}
+	e.sendPrio(t, "q", "plain", 0, 0)
+	if _, err := e.q.DeadLetterRequeue(e.ctx, &queue.DeadLetterRequeueParams{ID: dls[0].ID}); err != nil {
+		t.Fatal(err)
+	}
+	got := bodies(e.claim(t, "q", 2, time.Minute))
+	want := []string{"dead/5", "plain/0"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("claimed %v, want %v (a requeued dead letter keeps its priority)", got, want)
+	}
 }
 
 func testRedelivery(t *testing.T, e *env) {

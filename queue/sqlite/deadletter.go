@@ -22,13 +22,13 @@ func (q *Queue) prepareDeadLetters(p *sqlitedb.Preparer) {
 	// The copy matches the receipt of the current claim: a message claimed
 	// again since is left alone. MessageDeadLetter then deletes what it
 	// copied, in the same transaction.
-	q.dead.copy = p.W(`INSERT INTO queue_dead_letters (queue, msg_id, body, read_ct, enqueued_at, dead_at, reason)
-		SELECT queue, id, body, read_ct, enqueued_at, ?4, ?5 FROM queue_messages
+	q.dead.copy = p.W(`INSERT INTO queue_dead_letters (queue, msg_id, body, read_ct, enqueued_at, dead_at, reason, priority)
+		SELECT queue, id, body, read_ct, enqueued_at, ?4, ?5, priority FROM queue_messages
 		WHERE id = ?2 AND read_ct = ?3 AND +queue = ?1`)
 	const cols = `id, queue, msg_id, body, read_ct, enqueued_at, dead_at, reason`
 	q.dead.list = p.R(`SELECT ` + cols + ` FROM queue_dead_letters ORDER BY id DESC LIMIT ?1`)
 	q.dead.listQueue = p.R(`SELECT ` + cols + ` FROM queue_dead_letters WHERE queue = ?1 ORDER BY id DESC LIMIT ?2`)
-	q.dead.take = p.W(`DELETE FROM queue_dead_letters WHERE id = ?1 RETURNING queue, body`)
+	q.dead.take = p.W(`DELETE FROM queue_dead_letters WHERE id = ?1 RETURNING queue, body, priority`)
 	q.dead.purge = p.W(`DELETE FROM queue_dead_letters WHERE dead_at < ?1 AND (?2 = '' OR queue = ?2)`)
 }
 
@@ -48,7 +48,7 @@ func (q *Queue) DeadLetterRequeue(ctx context.Context, p *queue.DeadLetterRequeu
 			return 0, err
 		}
 		defer tx.Rollback()
-		if err := tx.StmtContext(ctx, q.dead.take).QueryRowContext(ctx, p.ID).Scan(&sent.Queue, &sent.Body); err != nil {
+		if err := tx.StmtContext(ctx, q.dead.take).QueryRowContext(ctx, p.ID).Scan(&sent.Queue, &sent.Body, &sent.Priority); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
 				return 0, fmt.Errorf("no dead letter has that id (tasker dead-letters list shows them): %w", taskertype.ErrNotFound)
 			}

@@ -16,15 +16,17 @@ import (
 
 // The columns read, in the order scanTask and scanStep take them.
 const (
-	taskCols = `id, namespace, name, version, state, revision, created_at, updated_at, finished_at`
+	// taskCols end with the priority, which orders the claims of the task's
+	// messages: orchestration needs it wherever it reads a task.
+	taskCols = `id, namespace, name, version, state, revision, created_at, updated_at, finished_at, priority`
 	stepCols = `id, task_id, name, handler, position, depends_on, state, attempts,
 		retryable, max_attempts, backoff, backoff_base_us, backoff_cap_us, jitter, timeout_us,
 		next_retry_at, result, failure, created_at, updated_at, started_at, finished_at, attempt_id`
 	transitionCols = `id, task_id, step_id, from_state, to_state, event, at, processor`
-	// requestCols are the task request's columns (migration 0005), read
+	// requestCols are the rest of the task request's columns (migration 0005), read
 	// after the context by scanTaskRequest: only TaskGet and TaskList need
 	// them.
-	requestCols = `priority, correlation_id, parent_correlation_id, initiator, source_system, reason, tags,
+	requestCols = `correlation_id, parent_correlation_id, initiator, source_system, reason, tags,
 		identity_hash, idempotency_key`
 )
 
@@ -38,8 +40,8 @@ func scanTaskRequest(row pgx.Row) (*taskertype.Task, error) {
 		priority     int32
 	)
 	rq := &t.Request
-	if err := row.Scan(&t.ID, &t.Namespace, &t.Name, &t.Version, &t.State, &t.Revision, &t.CreatedAt, &t.UpdatedAt, &finished,
-		(*[]byte)(&t.Context), &priority, &corr, &parent, &rq.Initiator, &rq.SourceSystem, &rq.Reason, &rq.Tags,
+	if err := row.Scan(&t.ID, &t.Namespace, &t.Name, &t.Version, &t.State, &t.Revision, &t.CreatedAt, &t.UpdatedAt, &finished, &priority,
+		(*[]byte)(&t.Context), &corr, &parent, &rq.Initiator, &rq.SourceSystem, &rq.Reason, &rq.Tags,
 		&hash, &key); err != nil {
 		return nil, err
 	}
@@ -104,8 +106,9 @@ func scanTask(row pgx.Row, withContext bool) (*taskertype.Task, error) {
 	var (
 		t        taskertype.Task
 		finished *time.Time
+		priority int32
 	)
-	dest := []any{&t.ID, &t.Namespace, &t.Name, &t.Version, &t.State, &t.Revision, &t.CreatedAt, &t.UpdatedAt, &finished}
+	dest := []any{&t.ID, &t.Namespace, &t.Name, &t.Version, &t.State, &t.Revision, &t.CreatedAt, &t.UpdatedAt, &finished, &priority}
 	if withContext {
 		dest = append(dest, (*[]byte)(&t.Context))
 	}
@@ -113,6 +116,7 @@ func scanTask(row pgx.Row, withContext bool) (*taskertype.Task, error) {
 		return nil, err
 	}
 	t.CreatedAt, t.UpdatedAt, t.FinishedAt = t.CreatedAt.UTC(), t.UpdatedAt.UTC(), timeOf(finished)
+	t.Request.Priority = int(priority)
 	return &t, nil
 }
 

@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -56,6 +57,8 @@ type Config struct {
 	// Clock is given to the queue, and dates a transition or a creation
 	// whose At is zero. Nil means the wall clock.
 	Clock taskertype.Clock
+	// PriorityAging is the queue's (queuesqlite.Config.PriorityAging).
+	PriorityAging time.Duration
 }
 
 // Store implements store.Store on SQLite.
@@ -123,7 +126,7 @@ func newStore(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Store, error) 
 	if err := db.Migrate(ctx, Component, Migrations); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	q, err := queuesqlite.New(ctx, db, queuesqlite.Config{Logger: cfg.Logger, Clock: cfg.Clock})
+	q, err := queuesqlite.New(ctx, db, queuesqlite.Config{Logger: cfg.Logger, Clock: cfg.Clock, PriorityAging: cfg.PriorityAging})
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}

@@ -1,0 +1,125 @@
+package postgres_test
+
+import (
+	"io/fs"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/tasker-go/tasker/internal/pgdb"
+	"github.com/tasker-go/tasker/internal/pgdb/pgtest"
+	"github.com/tasker-go/tasker/queue"
+	queuepg "github.com/tasker-go/tasker/queue/postgres"
+)
+
+// A queue created before migration 0003 (claims by priority) keeps its
+// messages through it: they get priority 0 and sort at the epoch, first, in
+// the order they had. A process still on the previous binary keeps sending
+// to the migrated table, and a queue table it creates after the migration
+// gets the columns and the index from QueueEnsure.
+func TestMigrationToPriorityKeepsMessages(t *testing.T) {
+	ctx := t.Context()
+	_, dbURL := pgtest.Schema(t)
+	db, err := pgdb.Open(ctx, pgdb.Options{URL: dbURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	// The schema as it was: migrations 0001 and 0002, and a queue table
+	// as QueueEnsure created it then, holding two messages.
+	old := fstest.MapFS{}
+	for _, name := range []string{"0001_queues.sql", "0002_dead_letters.sql"} {
+		b, err := fs.ReadFile(queuepg.Migrations, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old[name] = &fstest.MapFile{Data: b}
+	}
+	if err := db.Migrate(ctx, queuepg.Component, old); err != nil {
+		t.Fatal(err)
+	}
+	for _, sql := range []string{
+		`CREATE TABLE q_old (msg_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, read_ct integer NOT NULL DEFAULT 0,
+			enqueued_at timestamptz NOT NULL, vt timestamptz NOT NULL, claimed boolean NOT NULL DEFAULT false, message bytea NOT NULL)`,
+		`CREATE TABLE a_old (msg_id bigint PRIMARY KEY, read_ct integer NOT NULL, enqueued_at timestamptz NOT NULL,
+			vt timestamptz NOT NULL, message bytea NOT NULL, archived_at timestamptz NOT NULL)`,
+		`INSERT INTO tasker_queues VALUES ('old', 'q_old', 'a_old', now())`,
+		`INSERT INTO q_old (enqueued_at, vt, message) VALUES (now(), now() - interval '2 seconds', 'first'), (now(), now() - interval '1 second', 'second')`,
+	} {
+		if _, err := db.Pool.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q, err := queuepg.New(ctx, db, queuepg.Config{AutoMigrate: true, PollInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	// The previous binary's send, and its QueueEnsure of a new queue.
+	for _, sql := range []string{
+		`INSERT INTO q_old (enqueued_at, vt, message) VALUES (now(), now(), 'third')`,
+		`CREATE TABLE q_late (msg_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, read_ct integer NOT NULL DEFAULT 0,
+			enqueued_at timestamptz NOT NULL, vt timestamptz NOT NULL, claimed boolean NOT NULL DEFAULT false, message bytea NOT NULL)`,
+		`CREATE TABLE a_late (msg_id bigint PRIMARY KEY, read_ct integer NOT NULL, enqueued_at timestamptz NOT NULL,
+			vt timestamptz NOT NULL, message bytea NOT NULL, archived_at timestamptz NOT NULL)`,
+		`INSERT INTO tasker_queues VALUES ('late', 'q_late', 'a_late', now())`,
+	} {
+		if _, err := db.Pool.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"old", "late"} {
+		if err := q.QueueEnsure(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+			WHERE i.indrelid = ('q_' || $1)::regclass AND c.relname LIKE 'qs\_%'`, name).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("queue %s: %d claim-order indexes (%v), want 1", name, n, err)
+		}
+	}
+	if _, err := q.MessageSend(ctx, &queue.SendParams{Queue: "late", Body: []byte("x"), Priority: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.MessageSend(ctx, &queue.SendParams{Queue: "old", Body: []byte("urgent"), Priority: 1}); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := q.MessageClaim(ctx, &queue.ClaimParams{Queue: "old", Max: 10, VisibilityTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range msgs {
+		got = append(got, string(m.Body))
+	}
+	if want := []string{"first", "second", "third", "urgent"}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("claimed %v, want %v", got, want)
+	}
+}
+
+// Queues whose names differ only past an identifier's length each get their
+// own claim-order index (its name is a hash of the table's).
+func TestLongQueueNamesEachGetTheirIndex(t *testing.T) {
+	ctx := t.Context()
+	_, dbURL := pgtest.Schema(t)
+	q, err := queuepg.Open(ctx, queuepg.Config{URL: dbURL, AutoMigrate: true, PollInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	base := strings.Repeat("a", 60)
+	for _, name := range []string{base + "1", base + "2", "worker_" + strings.Repeat("b", 120)} {
+		if err := q.QueueEnsure(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var tables, indexes int
+	if err := q.DB().Pool.QueryRow(ctx, `SELECT count(DISTINCT i.indrelid), count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+		WHERE c.relname LIKE 'qs\_%' AND c.relnamespace = current_schema()::regnamespace`).Scan(&tables, &indexes); err != nil {
+		t.Fatal(err)
+	}
+	if tables != 3 || indexes != 3 {
+		t.Fatalf("%d claim-order indexes on %d tables, want one on each of 3", indexes, tables)
+	}
+}
