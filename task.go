@@ -129,8 +129,8 @@ func encodeContext(v any) (json.RawMessage, error) {
 
 func (e *Engine) checkHandlers(tpl *template.Template) error {
 	if e.cfg.DisableWorkers || e.cfg.PullUnregistered {
-		// The workers are elsewhere, or any handler may be served by a
-		// pull worker, now or once one registers.
+		// The workers are elsewhere, or pull workers serve the handlers no
+		// Go handler has (a step nobody serves fails with no_handler).
 		return nil
 	}
 	e.mu.Lock()
