@@ -1,7 +1,11 @@
-"""python3 -m tasker_worker --server URL --namespace NS [--namespace NS2 ...] --handlers DIR"""
+"""python3 -m tasker_worker --server URL --namespace NS [--namespace NS2 ...] --handlers DIR
+
+or, with the engine in this process through libtasker (docs/libtasker.md):
+python3 -m tasker_worker --in-process --config FILE [--lib libtasker.so] --namespace NS --handlers DIR"""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -12,13 +16,18 @@ from tasker_core.handler import HandlerRegistry
 
 from .discovery import load_handlers
 from .runtime import Worker
-from .transport import HTTPTransport
+from .transport import HTTPTransport, TransportError
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python3 -m tasker_worker",
                                 description="Run tasker-core style Python handlers for tasker serve (docs/workers.md).")
-    p.add_argument("--server", required=True, help="URL of tasker serve's API, e.g. http://127.0.0.1:8080")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--server", help="URL of tasker serve's API, e.g. http://127.0.0.1:8080")
+    where.add_argument("--in-process", action="store_true",
+                       help="embed the engine in this process through libtasker (needs --config)")
+    p.add_argument("--config", help="with --in-process: tasker_open's JSON config file (docs/libtasker.md)")
+    p.add_argument("--lib", default=None, help="with --in-process: libtasker.so (default $TASKER_LIB, ./libtasker.so)")
     p.add_argument("--namespace", "-n", action="append", required=True, help="namespace to serve (repeatable)")
     p.add_argument("--handlers", required=True, help="the handlers' package directory; every module is imported")
     p.add_argument("--handler", action="append", default=[], metavar="CALLABLE",
@@ -42,9 +51,17 @@ def main(argv=None) -> int:
                                  f"module.path.ClassName")
             if callable_ not in names:
                 names.append(callable_)
-        w = Worker(HTTPTransport(a.server), registry, a.namespace, concurrency=a.concurrency,
+        if a.in_process:
+            if not a.config:
+                raise ValueError("--in-process needs --config FILE: the engine's JSON config (docs/libtasker.md)")
+            from .inprocess import InProcessTransport
+            with open(a.config) as f:
+                transport = InProcessTransport(json.load(f), lib_path=a.lib)
+        else:
+            transport = HTTPTransport(a.server)
+        w = Worker(transport, registry, a.namespace, concurrency=a.concurrency,
                    worker_id=a.worker_id, shutdown_timeout=a.shutdown_timeout, handlers=names)
-    except (ValueError, ImportError) as exc:
+    except (ValueError, ImportError, OSError, TransportError) as exc:
         print(f"tasker_worker: {exc}", file=sys.stderr)
         return 2
     logging.getLogger("tasker_worker").info("%d handlers from %s", n, a.handlers)
@@ -52,7 +69,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     w.start()
-    print(f"tasker_worker: {w.worker_id} running for {', '.join(a.namespace)} against {a.server}; "
+    print(f"tasker_worker: {w.worker_id} running for {', '.join(a.namespace)} against {a.server or 'the engine in this process'}; "
           f"stop with SIGTERM", file=sys.stderr, flush=True)
     while not stop.wait(0.5):
         pass
