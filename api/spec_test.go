@@ -3,6 +3,7 @@ package api_test
 import (
 	"os"
 	"reflect"
+	"slices"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
@@ -44,6 +45,14 @@ func TestOurSpecExtendsTaskerCoreUnchanged(t *testing.T) {
 					if !reflect.DeepEqual(ok[name], c) {
 						t.Errorf("components.%s.%s differs from tasker-core's (or is missing): restore it in api/openapi.yaml", kind, name)
 					}
+				}
+			}
+		case "tags":
+			// Ours may add tags (workers); theirs are kept as they are.
+			ot, _ := ours["tags"].([]any)
+			for _, tag := range v.([]any) {
+				if !slices.ContainsFunc(ot, func(o any) bool { return reflect.DeepEqual(o, tag) }) {
+					t.Errorf("tag %v of tasker-core's is missing or changed: restore it in api/openapi.yaml", tag)
 				}
 			}
 		default:

@@ -294,3 +294,25 @@ func TestAuthBeforeBody(t *testing.T) {
 		t.Errorf("401 body %s: want failure_context.reason Missing (%v)", out, err)
 	}
 }
+
+// Validating a template needs templates:validate; registering it (which
+// changes what tasks created without a version run) needs templates:register.
+func TestRegisterTemplateNeedsItsPermission(t *testing.T) {
+	f := newAuthFixture(t, "sqlite")
+	doc, err := os.ReadFile(filepath.Join("..", "..", "examples", "linear.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := strings.Replace(string(doc), "version: 1.0.0", "version: 99.0.0", 1)
+	validate := f.token(t, f.priv, []string{"templates:validate"}, time.Now(), time.Hour)
+	if st, out, _ := f.as("Authorization", "Bearer "+validate, "POST", "/v1/templates", body); st != 200 {
+		t.Fatalf("validate with templates:validate: %d %s, want 200", st, out)
+	}
+	if st, out, _ := f.as("Authorization", "Bearer "+validate, "POST", "/v1/templates?register=true", body); st != 403 || !strings.Contains(string(out), "templates:register") {
+		t.Fatalf("register with templates:validate only: %d %s, want 403 naming templates:register", st, out)
+	}
+	both := f.token(t, f.priv, []string{"templates:validate", "templates:register"}, time.Now(), time.Hour)
+	if st, out, _ := f.as("Authorization", "Bearer "+both, "POST", "/v1/templates?register=true", body); st != 201 {
+		t.Fatalf("register with templates:register: %d %s, want 201", st, out)
+	}
+}

@@ -101,8 +101,9 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 			if status == 0 {
 				status = http.StatusOK
 			}
-			s.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
-			s.metrics.latency.WithLabelValues(route, r.Method).Observe(s.clock.Now().Sub(start).Seconds())
+			m := methodLabel(r.Method)
+			s.metrics.requests.WithLabelValues(route, m, strconv.Itoa(status)).Inc()
+			s.metrics.latency.WithLabelValues(route, m).Observe(s.clock.Now().Sub(start).Seconds())
 		}()
 		next.ServeHTTP(sw, r)
 	})
@@ -240,6 +241,9 @@ func statsMetrics(v reflect.Value, name string, labels, values []string, ch chan
 		for i := range v.Len() {
 			e := v.Index(i)
 			n := e.FieldByName("Name")
+			if !n.IsValid() {
+				n = e.FieldByName("Queue") // queue.Counters
+			}
 			if !n.IsValid() || n.Kind() != reflect.String {
 				return
 			}
@@ -280,4 +284,14 @@ func snake(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// methodLabel folds a request's method into a fixed set: a client sends
+// any token it likes as the method, and each would be a new series.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodHead, http.MethodOptions:
+		return m
+	}
+	return "other"
 }

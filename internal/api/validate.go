@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/tasker-go/tasker/internal/api/gen"
+	"github.com/tasker-go/tasker/internal/auth"
 	"github.com/tasker-go/tasker/store"
 	"github.com/tasker-go/tasker/template"
 )
@@ -44,6 +45,16 @@ func (s *Server) validateTemplate(w http.ResponseWriter, r *http.Request) {
 	register, err := boolParam(r, "register")
 	if err != nil {
 		s.responseError(w, r, err)
+		return
+	}
+	// Validating needs templates:validate (the route's); registering
+	// changes what later tasks run, so it needs templates:register too
+	// (a Tasker permission; templates:* and * hold it).
+	if p := auth.PrincipalFrom(r.Context()); register && p != nil && !p.Allows(auth.PermTemplatesRegister) {
+		s.metrics.authFailure(auth.ReasonForbidden)
+		writeAuthError(w, http.StatusForbidden, "AuthorizationError",
+			fmt.Sprintf("POST /v1/templates?register=true needs the permission %s, which %s does not hold (templates:validate only validates)",
+				auth.PermTemplatesRegister, p.Subject), auth.ReasonForbidden)
 		return
 	}
 	strict, err := boolParam(r, "strict")

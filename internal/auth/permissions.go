@@ -10,6 +10,10 @@ import (
 	"strings"
 )
 
+// PermTemplatesRegister lets POST /v1/templates?register=true register the
+// template it validates: Tasker's addition to tasker-core's vocabulary.
+const PermTemplatesRegister = "templates:register"
+
 // Permissions is tasker-core's vocabulary of resource:action permissions,
 // grouped by resource in this order.
 var Permissions = []Permission{
@@ -25,6 +29,7 @@ var Permissions = []Permission{
 	{"dlq:stats", "read DLQ statistics"},
 	{"templates:read", "read templates"},
 	{"templates:validate", "validate a template"},
+	{PermTemplatesRegister, "register a posted template (Tasker's: POST /v1/templates?register=true)"},
 	{"system:config_read", "read the running configuration"},
 	{"system:handlers_read", "read the handler registry"},
 	{"system:analytics_read", "read analytics"},

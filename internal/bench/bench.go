@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -166,7 +167,11 @@ func Open(ctx context.Context, b Backend, logger *slog.Logger, shapes ...*templa
 	cfg := tasker.Config{Templates: shapes, Logger: logger}
 	out := &Bench{}
 	if b.DatabaseURL == "" {
-		cfg.DatabasePath = filepath.Join(b.Dir, fmt.Sprintf("bench-%d.db", time.Now().UnixNano()))
+		dir := b.Dir
+		if dir == "" {
+			dir = os.TempDir() // never the working directory
+		}
+		cfg.DatabasePath = filepath.Join(dir, fmt.Sprintf("bench-%d.db", time.Now().UnixNano()))
 	} else {
 		if b.AMQPURL != "" {
 			st, q, drop, err := openRabbitMQ(ctx, b.DatabaseURL, b.AMQPURL, logger)
