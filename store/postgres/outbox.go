@@ -64,7 +64,8 @@ type OutboxStats struct {
 	// Published: rows published and deleted; Rounds: sweeps that found
 	// rows whose lease had ended; Failures: publishes or deletes that
 	// failed (their rows go again after the lease); Overflows: commits
-	// whose rows waited for a sweep because the relay was that far behind.
+	// whose rows waited for a sweep because the relay was that far behind
+	// (its hand-off queue full, or the rows older than half their lease).
 	Published, Rounds, Failures, Overflows uint64
 }
 
@@ -92,7 +93,14 @@ type relay struct {
 type job struct {
 	ids  []int64
 	msgs []*queue.SendParams
+	at   time.Time // when the commit handed it off: its lease began just before
 }
+
+// late says whether j waited so long for the publisher that its lease may
+// end before its publish does: it is left to the sweep, which leases the
+// rows anew, rather than published by a relay that may no longer hold them
+// (and then also by the sweep).
+func (r *relay) late(j job) bool { return time.Since(j.at) > r.cfg.Lease/2 }
 
 func newRelay(db *pgdb.DB, log *slog.Logger, cfg OutboxConfig) *relay {
 	cfg = cfg.withDefaults()
@@ -103,6 +111,7 @@ func newRelay(db *pgdb.DB, log *slog.Logger, cfg OutboxConfig) *relay {
 // It never blocks the commit: when the relay is that far behind, the rows
 // wait for the sweep after their lease.
 func (r *relay) handoff(j job) {
+	j.at = time.Now()
 	select {
 	case r.jobs <- j:
 	default:
@@ -148,10 +157,18 @@ func (r *relay) publisher(ctx context.Context) {
 			return
 		case j = <-r.jobs:
 		}
+		if r.late(j) {
+			r.overflows.Add(1)
+			continue
+		}
 	more:
 		for len(j.msgs) < r.cfg.Batch {
 			select {
 			case next := <-r.jobs:
+				if r.late(next) {
+					r.overflows.Add(1)
+					continue
+				}
 				j.ids, j.msgs = append(j.ids, next.ids...), append(j.msgs, next.msgs...)
 			default:
 				break more
@@ -176,6 +193,10 @@ func (r *relay) drainJobs(ctx context.Context) {
 	for dctx.Err() == nil {
 		select {
 		case j := <-r.jobs:
+			if r.late(j) {
+				r.overflows.Add(1)
+				continue
+			}
 			// The deleter may have stopped: delete here.
 			err := r.publish(dctx, j.msgs)
 			if err == nil {
@@ -374,7 +395,7 @@ func insertOutbox(msgs []*queue.SendParams, lease time.Duration, ids *[]int64) p
 	}
 	return pgdb.Stmt{
 		SQL: `INSERT INTO message_outbox (queue_name, body, delay_us, priority, lease_until)
-			SELECT q, b, d, p, now() + $5 * interval '1 microsecond'
+			SELECT q, b, d, p, clock_timestamp() + $5 * interval '1 microsecond'
 			FROM unnest($1::text[], $2::bytea[], $3::bigint[], $4::integer[]) AS u(q, b, d, p)
 			RETURNING id`,
 		Args: []any{names, bodies, delays, prios, lease.Microseconds()},
