@@ -537,6 +537,10 @@ func (c *Channel) CleanupTimeouts() int {
 	})
 	n := 0
 	for _, e := range overdue {
+		// A heartbeat (Extend) since the walk saved it.
+		if c.clock.Now().Sub(e.heldSince()) <= c.cfg.CompleteTimeout {
+			continue
+		}
 		// Same order as Complete: out of the map, then the swap; a
 		// completion or abandonment racing us wins one of the two.
 		if _, ok := c.pending.remove(e.ev.ID); !ok || !e.state.CompareAndSwap(statePending, stateDone) {
