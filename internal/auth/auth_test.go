@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -202,7 +203,8 @@ func TestAllows(t *testing.T) {
 			t.Errorf("Allows(%v, %s) = %v, want %v", c.granted, c.required, got, c.want)
 		}
 	}
-	if len(auth.Permissions) != 17 {
-		t.Errorf("the vocabulary has %d permissions, tasker-core's has 17", len(auth.Permissions))
+	// tasker-core's 17, and Tasker's templates:register.
+	if len(auth.Permissions) != 18 || !slices.ContainsFunc(auth.Permissions, func(p auth.Permission) bool { return p.Name == auth.PermTemplatesRegister }) {
+		t.Errorf("the vocabulary has %d permissions, want tasker-core's 17 and %s", len(auth.Permissions), auth.PermTemplatesRegister)
 	}
 }
