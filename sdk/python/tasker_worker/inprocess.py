@@ -11,10 +11,9 @@ import ctypes
 import json
 import os
 import threading
-import urllib.parse
 from typing import Any, Dict, List, Optional, Tuple
 
-from .transport import NotRegistered, Transport, TransportError, _json_default
+from .transport import Transport, TransportError, _json_default
 
 
 def find_library(path: Optional[str] = None) -> str:
@@ -81,42 +80,11 @@ class InProcessTransport(Transport):
         out = self.lib.take(self.lib.lib.tasker_call(self.handle, method.encode(), path.encode(), data))
         return out["status"], out["body"]
 
-    @staticmethod
-    def _fail(method: str, path: str, status: int, body: Any) -> TransportError:
-        msg = f"{method} {path}: {status} {body}"
-        return NotRegistered(msg) if status == 404 else TransportError(msg)
-
-    def register(self, worker_id: str, namespaces: List[str], handlers: List[str], concurrency: int) -> Dict[str, Any]:
-        st, body = self.call("POST", "/v1/workers", {"worker_id": worker_id, "namespaces": namespaces,
-                                                     "handlers": handlers, "concurrency": concurrency})
-        if st != 200:
-            raise TransportError(f"register: {st} {body}")
-        return body
-
-    def poll(self, worker_id: str, max_events: int, timeout_ms: int,
-             completions: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
-        path = f"/v1/workers/{urllib.parse.quote(worker_id, safe='')}/poll"
-        req: Dict[str, Any] = {"max_events": max_events, "timeout_ms": timeout_ms}
-        if completions:
-            req["completions"] = completions
-        st, body = self.call("POST", path, req)
-        if st != 200:
-            raise self._fail("POST", path, st, body)
-        return body.get("events") or [], body.get("completions") or []
-
-    def heartbeat(self, worker_id: str, event_ids: Optional[List[str]] = None) -> Dict[str, Any]:
-        path = f"/v1/workers/{urllib.parse.quote(worker_id, safe='')}/heartbeat"
-        st, body = self.call("POST", path, {} if event_ids is None else {"event_ids": event_ids})
-        if st != 200:
-            raise self._fail("POST", path, st, body)
-        return body
-
-    def deregister(self, worker_id: str) -> Dict[str, Any]:
-        path = f"/v1/workers/{urllib.parse.quote(worker_id, safe='')}"
-        st, body = self.call("DELETE", path)
-        if st != 200:
-            raise self._fail("DELETE", path, st, body)
-        return body
+    def request(self, method: str, path: str, body: Any = None,
+                timeout: Optional[float] = None) -> Tuple[int, Any]:
+        # The call blocks its thread, without the GIL, for as long as the
+        # request says (a long poll's timeout_ms): nothing to add here.
+        return self.call(method, path, body)
 
     def cleanup_timeouts(self) -> int:
         """Fails as retryable, now, the steps held past the complete timeout."""

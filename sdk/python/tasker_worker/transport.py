@@ -22,21 +22,56 @@ class NotRegistered(TransportError):
 
 
 class Transport:
-    """What a worker runtime needs from the engine. Every method is thread-safe."""
+    """What a worker runtime needs from the engine: the /v1/workers protocol
+    (docs/workers.md) over ``request``, which each transport implements.
+    Every method is thread-safe."""
+
+    def request(self, method: str, path: str, body: Any = None,
+                timeout: Optional[float] = None) -> Tuple[int, Any]:
+        """Sends one request of the API; returns the status and the decoded JSON body."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _fail(method: str, path: str, status: int, body: Any) -> TransportError:
+        msg = f"{method} {path}: {status} {body}"
+        return NotRegistered(msg) if status == 404 else TransportError(msg)
+
+    @staticmethod
+    def _worker_path(worker_id: str, rest: str = "") -> str:
+        return f"/v1/workers/{urllib.parse.quote(worker_id, safe='')}{rest}"
 
     def register(self, worker_id: str, namespaces: List[str], handlers: List[str], concurrency: int) -> Dict[str, Any]:
-        raise NotImplementedError
+        st, body = self.request("POST", "/v1/workers", {"worker_id": worker_id, "namespaces": namespaces,
+                                                       "handlers": handlers, "concurrency": concurrency})
+        if st != 200:
+            raise TransportError(f"register: {st} {body}")
+        return body
 
     def poll(self, worker_id: str, max_events: int, timeout_ms: int,
              completions: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
         """Sends completions, then waits up to timeout_ms for up to max_events events."""
-        raise NotImplementedError
+        path = self._worker_path(worker_id, "/poll")
+        req: Dict[str, Any] = {"max_events": max_events, "timeout_ms": timeout_ms}
+        if completions:
+            req["completions"] = completions
+        st, body = self.request("POST", path, req, timeout=timeout_ms / 1000.0)
+        if st != 200:
+            raise self._fail("POST", path, st, body)
+        return body.get("events") or [], body.get("completions") or []
 
     def heartbeat(self, worker_id: str, event_ids: Optional[List[str]] = None) -> Dict[str, Any]:
-        raise NotImplementedError
+        path = self._worker_path(worker_id, "/heartbeat")
+        st, body = self.request("POST", path, {} if event_ids is None else {"event_ids": event_ids})
+        if st != 200:
+            raise self._fail("POST", path, st, body)
+        return body
 
     def deregister(self, worker_id: str) -> Dict[str, Any]:
-        raise NotImplementedError
+        path = self._worker_path(worker_id)
+        st, body = self.request("DELETE", path)
+        if st != 200:
+            raise self._fail("DELETE", path, st, body)
+        return body
 
     def close(self) -> None:
         pass
@@ -96,42 +131,10 @@ class HTTPTransport(Transport):
                 raise TransportError(f"{method} {path}: answer {status} is not JSON: {raw[:200]!r}") from exc
         raise TransportError(f"{method} {path}: no answer")
 
-    @staticmethod
-    def _fail(method: str, path: str, status: int, body: Any) -> TransportError:
-        msg = f"{method} {path}: {status} {body}"
-        return NotRegistered(msg) if status == 404 else TransportError(msg)
-
-    def register(self, worker_id: str, namespaces: List[str], handlers: List[str], concurrency: int) -> Dict[str, Any]:
-        st, body = self._call("POST", "/v1/workers", {"worker_id": worker_id, "namespaces": namespaces,
-                                                       "handlers": handlers, "concurrency": concurrency})
-        if st != 200:
-            raise TransportError(f"register: {st} {body}")
-        return body
-
-    def poll(self, worker_id: str, max_events: int, timeout_ms: int,
-             completions: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
-        path = f"/v1/workers/{urllib.parse.quote(worker_id, safe='')}/poll"
-        req: Dict[str, Any] = {"max_events": max_events, "timeout_ms": timeout_ms}
-        if completions:
-            req["completions"] = completions
-        st, body = self._call("POST", path, req, timeout=self.timeout + timeout_ms / 1000.0)
-        if st != 200:
-            raise self._fail("POST", path, st, body)
-        return body.get("events") or [], body.get("completions") or []
-
-    def heartbeat(self, worker_id: str, event_ids: Optional[List[str]] = None) -> Dict[str, Any]:
-        path = f"/v1/workers/{urllib.parse.quote(worker_id, safe='')}/heartbeat"
-        st, body = self._call("POST", path, {} if event_ids is None else {"event_ids": event_ids})
-        if st != 200:
-            raise self._fail("POST", path, st, body)
-        return body
-
-    def deregister(self, worker_id: str) -> Dict[str, Any]:
-        path = f"/v1/workers/{urllib.parse.quote(worker_id, safe='')}"
-        st, body = self._call("DELETE", path)
-        if st != 200:
-            raise self._fail("DELETE", path, st, body)
-        return body
+    def request(self, method: str, path: str, body: Any = None,
+                timeout: Optional[float] = None) -> Tuple[int, Any]:
+        # A long poll waits up to its timeout on top of the connection's.
+        return self._call(method, path, body, timeout=None if timeout is None else self.timeout + timeout)
 
     def close(self) -> None:
         self._drop()
