@@ -420,8 +420,11 @@ func receiptArgs(rs []queue.Receipt) ([]int64, []int32) {
 // ackQuery returns the statement that acknowledges receipts: it deletes
 // them, or archives them with Config.ArchiveOnAck.
 func (q *Queue) ackQuery(name string, rs []queue.Receipt) (string, []any) {
-	ids, reads := receiptArgs(rs)
 	s := q.stmtsOf(name)
+	if len(rs) == 1 && !q.cfg.ArchiveOnAck {
+		return s.deleteOne, []any{rs[0].ID, int32(rs[0].ReadCount)}
+	}
+	ids, reads := receiptArgs(rs)
 	if q.cfg.ArchiveOnAck {
 		return s.archiveMsgs, []any{q.now(), ids, reads}
 	}

@@ -38,20 +38,20 @@ type stmts struct {
 	table, archive string // sanitized identifiers
 	sortIndex      string // sanitized: the claim order's index
 
-	create, createArchive string
-	createSortIndex       string
-	addColumns            string
-	send, sendID          string
-	sendNotify            string
-	claim                 string
-	sendMany              string
-	archiveMsgs, delete   string
-	nack, nackNotify      string
-	extend                string
-	stats, depth          string
-	estimate              string
-	fire                  string
-	purge                 string
+	create, createArchive          string
+	createSortIndex                string
+	addColumns                     string
+	send, sendID                   string
+	sendNotify                     string
+	claim                          string
+	sendMany                       string
+	archiveMsgs, delete, deleteOne string
+	nack, nackNotify               string
+	extend                         string
+	stats, depth                   string
+	estimate                       string
+	fire                           string
+	purge                          string
 }
 
 func newStmts(name string) *stmts {
@@ -132,6 +132,10 @@ func newStmts(name string) *stmts {
 		INSERT INTO %[2]s (msg_id, read_ct, enqueued_at, vt, message, archived_at)
 		SELECT msg_id, read_ct, enqueued_at, vt, message, c.now FROM d, c`)
 	s.delete = f(`DELETE FROM %[1]s WHERE msg_id = ANY($1) AND (msg_id, read_ct) IN (SELECT * FROM unnest($1::bigint[], $2::integer[]))`)
+	// One receipt, the usual case one task at a time: PostgreSQL plans the
+	// array form above at every bind (~0.18 ms on this machine, more than
+	// its execution), while this one settles on its generic plan.
+	s.deleteOne = f(`DELETE FROM %[1]s WHERE msg_id = $1 AND read_ct = $2`)
 	const release = `UPDATE %[1]s SET vt = (SELECT now FROM c) + $4::bigint * interval '1 microsecond', claimed = false WHERE msg_id = $2 AND read_ct = $3`
 	s.nack = g(release)
 	s.nackNotify = g(`, u AS (` + release + ` RETURNING 1)
