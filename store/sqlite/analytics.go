@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/tasker-go/tasker/internal/rowscan"
 	"github.com/tasker-go/tasker/internal/sqlitedb"
 	"github.com/tasker-go/tasker/store"
 )
@@ -53,21 +54,13 @@ func (s *Store) SlowSteps(ctx context.Context, p *store.SlowParams) ([]*store.Sl
 		return nil, fmt.Errorf("store: %s: %w", op, err)
 	}
 	defer rows.Close()
-	var out []*store.SlowStep
-	for rows.Next() {
+	return rowscan.All(op, rows, func(rows rowscan.Rows) (*store.SlowStep, error) {
 		var r store.SlowStep
 		var last int64
-		if err := rows.Scan(&r.Namespace, &r.Task, &r.Version, &r.Step, &r.AvgSeconds, &r.MaxSeconds,
-			&r.Executions, &r.Errors, &last); err != nil {
-			return nil, fmt.Errorf("store: %s: %w", op, err)
-		}
+		err := rows.Scan(&r.Namespace, &r.Task, &r.Version, &r.Step, &r.AvgSeconds, &r.MaxSeconds, &r.Executions, &r.Errors, &last)
 		r.LastFinished = sqlitedb.Time(last)
-		out = append(out, &r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: %s: %w", op, err)
-	}
-	return out, nil
+		return &r, err
+	})
 }
 
 // SlowTasks implements store.Store.
@@ -88,21 +81,13 @@ func (s *Store) SlowTasks(ctx context.Context, p *store.SlowParams) ([]*store.Sl
 		return nil, fmt.Errorf("store: %s: %w", op, err)
 	}
 	defer rows.Close()
-	var out []*store.SlowTask
-	for rows.Next() {
+	return rowscan.All(op, rows, func(rows rowscan.Rows) (*store.SlowTask, error) {
 		var r store.SlowTask
 		var last int64
-		if err := rows.Scan(&r.Namespace, &r.Task, &r.Version, &r.AvgSeconds, &r.MaxSeconds, &r.AvgSteps,
-			&r.Executions, &r.Errors, &last); err != nil {
-			return nil, fmt.Errorf("store: %s: %w", op, err)
-		}
+		err := rows.Scan(&r.Namespace, &r.Task, &r.Version, &r.AvgSeconds, &r.MaxSeconds, &r.AvgSteps, &r.Executions, &r.Errors, &last)
 		r.LastFinished = sqlitedb.Time(last)
-		out = append(out, &r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: %s: %w", op, err)
-	}
-	return out, nil
+		return &r, err
+	})
 }
 
 // StateCounts implements store.Store.
@@ -118,20 +103,19 @@ func (s *Store) StateCounts(ctx context.Context) (*store.StateCounts, error) {
 		return nil, fmt.Errorf("store: %s: %w", op, err)
 	}
 	defer rows.Close()
-	for rows.Next() {
+	_, err = rowscan.All(op, rows, func(rows rowscan.Rows) (struct{}, error) {
 		var kind, state string
 		var n int64
-		if err := rows.Scan(&kind, &state, &n); err != nil {
-			return nil, fmt.Errorf("store: %s: %w", op, err)
-		}
+		err := rows.Scan(&kind, &state, &n)
 		if kind == "task" {
 			out.Tasks[state] = n
 		} else {
 			out.Steps[state] = n
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: %s: %w", op, err)
+		return struct{}{}, err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

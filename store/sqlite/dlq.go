@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/tasker-go/tasker/internal/rowscan"
 	"github.com/tasker-go/tasker/internal/sqlitedb"
 	"github.com/tasker-go/tasker/store"
 	"github.com/tasker-go/tasker/taskertype"
@@ -264,18 +265,11 @@ func (s *Store) TaskStaleTemplates(ctx context.Context, p *store.TaskStaleTempla
 		return nil, fmt.Errorf("store: %s: %w", op, err)
 	}
 	defer rows.Close()
-	var out []store.TemplateKey
-	for rows.Next() {
+	return rowscan.All(op, rows, func(rows rowscan.Rows) (store.TemplateKey, error) {
 		var k store.TemplateKey
-		if err := rows.Scan(&k.Namespace, &k.Name, &k.Version); err != nil {
-			return nil, fmt.Errorf("store: %s: %w", op, err)
-		}
-		out = append(out, k)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: %s: %w", op, err)
-	}
-	return out, nil
+		err := rows.Scan(&k.Namespace, &k.Name, &k.Version)
+		return k, err
+	})
 }
 
 // TaskStaleList implements store.Store.

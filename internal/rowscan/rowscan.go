@@ -1,0 +1,30 @@
+// Package rowscan reads result sets the same way on both store backends:
+// pgx's rows and database/sql's have the three methods a scan loop needs.
+package rowscan
+
+import "fmt"
+
+// Rows is what a scan loop needs of a result set; pgx.Rows and *sql.Rows
+// both have it. The caller closes the rows.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// All scans every row with scan and returns the values in order. An error
+// of the scan or of the result set is wrapped as "store: op: err".
+func All[T any](op string, rows Rows, scan func(Rows) (T, error)) ([]T, error) {
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: %s: %w", op, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: %s: %w", op, err)
+	}
+	return out, nil
+}
