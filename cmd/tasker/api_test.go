@@ -190,8 +190,20 @@ func TestAPIOverARealServer(t *testing.T) {
 				if code, _, errs = runCLI(t, "task", "get", "--server", "http://127.0.0.1:1", task.TaskUuid); code != 3 || !strings.Contains(errs, "hint:") {
 					t.Errorf("no server: exit %d, %s; want 3 with a hint", code, errs)
 				}
-				if code, _, _ = runCLI(t, "template", "list", "--server", srv.base); code != 0 {
-					t.Errorf("template list: exit %d", code)
+				if code, out, _ = runCLI(t, "template", "list", "--server", srv.base); code != 0 || !strings.Contains(out, "demo/linear_workflow@1.0.0") {
+					t.Errorf("template list: exit %d, %s", code, out)
+				}
+				code, out, _ = runCLI(t, "template", "get", "--server", srv.base, "demo/linear_workflow@1.0.0")
+				if code != 0 || !strings.Contains(out, "demo/linear_workflow@1.0.0\n") || !strings.Contains(out, "add_three") {
+					t.Errorf("template get: exit %d, %s", code, out)
+				}
+				if code, out, _ = runCLI(t, "template", "get", "--server", srv.base, "demo/linear_workflow@1.0.0", "-o", "json"); code != 0 || !json.Valid([]byte(out)) {
+					t.Errorf("template get -o json: exit %d, %s", code, out)
+				}
+				for _, sub := range []string{"queue", "staleness"} {
+					if code, out, errs = runCLI(t, "dlq", sub, "--server", srv.base); code != 0 {
+						t.Errorf("dlq %s: exit %d, %s %s", sub, code, out, errs)
+					}
 				}
 			})
 		})

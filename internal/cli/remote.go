@@ -227,3 +227,29 @@ func templateKey(s string) (ns, name, version string, err error) {
 func requestCtx(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(cmd.Context(), time.Minute)
 }
+
+// remoteRead is a read through --server: it checks -o, calls fetch with the
+// client and a request's context, then prints the answer as JSON or as the
+// table that table writes.
+func remoteRead[T any](g *globals, cmd *cobra.Command, r *remote, output string,
+	fetch func(context.Context, *client.Client) (T, error), table func(*tabwriter.Writer, T)) error {
+	if err := checkOutput(output); err != nil {
+		return err
+	}
+	c, err := r.client(cmd)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := requestCtx(cmd)
+	defer cancel()
+	v, err := fetch(ctx, c)
+	if err != nil {
+		return err
+	}
+	if output == "json" {
+		return g.printJSON(v)
+	}
+	tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
+	table(tw, v)
+	return tw.Flush()
+}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -73,28 +74,14 @@ func newDLQQueueCmd(g *globals) *cobra.Command {
 		Short: "The pending investigations by priority (through --server)",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, err := r.client(cmd)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := requestCtx(cmd)
-			defer cancel()
-			q, err := c.DLQInvestigationQueue(ctx, limit)
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				return g.printJSON(q)
-			}
-			tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ENTRY\tTASK\tREASON\tPRIORITY\tMINUTES IN DLQ")
-			for _, e := range q {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f\t%.1f\n", e.DlqEntryUuid, e.TaskUuid, e.DlqReason, e.PriorityScore, e.MinutesInDlq)
-			}
-			return tw.Flush()
+			return remoteRead(g, cmd, &r, output, func(ctx context.Context, c *client.Client) ([]client.DLQInvestigation, error) {
+				return c.DLQInvestigationQueue(ctx, limit)
+			}, func(tw *tabwriter.Writer, q []client.DLQInvestigation) {
+				fmt.Fprintln(tw, "ENTRY\tTASK\tREASON\tPRIORITY\tMINUTES IN DLQ")
+				for _, e := range q {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f\t%.1f\n", e.DlqEntryUuid, e.TaskUuid, e.DlqReason, e.PriorityScore, e.MinutesInDlq)
+				}
+			})
 		},
 	}
 	remoteFlags(cmd, &r)
@@ -112,28 +99,14 @@ func newDLQStalenessCmd(g *globals) *cobra.Command {
 		Short: "Unfinished tasks by how long they have sat in their state (through --server)",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, err := r.client(cmd)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := requestCtx(cmd)
-			defer cancel()
-			s, err := c.DLQStaleness(ctx, limit)
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				return g.printJSON(s)
-			}
-			tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TASK\tSTATE\tHEALTH\tMINUTES IN STATE\tTHRESHOLD")
-			for _, e := range s {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", e.TaskUuid, e.CurrentState, e.HealthStatus, e.TimeInStateMinutes, e.StalenessThresholdMinutes)
-			}
-			return tw.Flush()
+			return remoteRead(g, cmd, &r, output, func(ctx context.Context, c *client.Client) ([]client.StalenessMonitoring, error) {
+				return c.DLQStaleness(ctx, limit)
+			}, func(tw *tabwriter.Writer, s []client.StalenessMonitoring) {
+				fmt.Fprintln(tw, "TASK\tSTATE\tHEALTH\tMINUTES IN STATE\tTHRESHOLD")
+				for _, e := range s {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", e.TaskUuid, e.CurrentState, e.HealthStatus, e.TimeInStateMinutes, e.StalenessThresholdMinutes)
+				}
+			})
 		},
 	}
 	remoteFlags(cmd, &r)
@@ -151,32 +124,18 @@ func newTemplateListCmd(g *globals) *cobra.Command {
 		Short: "List the templates a server has registered (through --server)",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			c, err := r.client(cmd)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := requestCtx(cmd)
-			defer cancel()
-			l, err := c.ListTemplates(ctx, ns)
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				return g.printJSON(l)
-			}
-			tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TEMPLATE\tSTEPS\tDESCRIPTION")
-			for _, t := range l.Templates {
-				d := ""
-				if t.Description != nil {
-					d = truncate(*t.Description, 60)
+			return remoteRead(g, cmd, &r, output, func(ctx context.Context, c *client.Client) (*client.TemplateList, error) {
+				return c.ListTemplates(ctx, ns)
+			}, func(tw *tabwriter.Writer, l *client.TemplateList) {
+				fmt.Fprintln(tw, "TEMPLATE\tSTEPS\tDESCRIPTION")
+				for _, t := range l.Templates {
+					d := ""
+					if t.Description != nil {
+						d = truncate(*t.Description, 60)
+					}
+					fmt.Fprintf(tw, "%s/%s@%s\t%d\t%s\n", t.Namespace, t.Name, t.Version, t.StepCount, d)
 				}
-				fmt.Fprintf(tw, "%s/%s@%s\t%d\t%s\n", t.Namespace, t.Name, t.Version, t.StepCount, d)
-			}
-			return tw.Flush()
+			})
 		},
 	}
 	remoteFlags(cmd, &r)
@@ -203,30 +162,19 @@ func newTemplateGetCmd(g *globals) *cobra.Command {
 			if version == "" {
 				return usageError{fmt.Errorf("template %q: give the version too, NAMESPACE/NAME@VERSION", args[0])}
 			}
-			c, err := r.client(cmd)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := requestCtx(cmd)
-			defer cancel()
-			t, err := c.GetTemplate(ctx, ns, name, version)
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				return g.printJSON(t)
-			}
-			fmt.Fprintf(g.stdout, "%s/%s@%s\n", t.Namespace, t.Name, t.Version)
-			tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "STEP\tRETRYABLE\tMAX ATTEMPTS\tDESCRIPTION")
-			for _, s := range t.Steps {
-				d := ""
-				if s.Description != nil {
-					d = *s.Description
+			return remoteRead(g, cmd, &r, output, func(ctx context.Context, c *client.Client) (*client.TemplateDetail, error) {
+				return c.GetTemplate(ctx, ns, name, version)
+			}, func(tw *tabwriter.Writer, t *client.TemplateDetail) {
+				fmt.Fprintf(tw, "%s/%s@%s\n", t.Namespace, t.Name, t.Version)
+				fmt.Fprintln(tw, "STEP\tRETRYABLE\tMAX ATTEMPTS\tDESCRIPTION")
+				for _, s := range t.Steps {
+					d := ""
+					if s.Description != nil {
+						d = *s.Description
+					}
+					fmt.Fprintf(tw, "%s\t%v\t%d\t%s\n", s.Name, s.DefaultRetryable, s.DefaultMaxAttempts, d)
 				}
-				fmt.Fprintf(tw, "%s\t%v\t%d\t%s\n", s.Name, s.DefaultRetryable, s.DefaultMaxAttempts, d)
-			}
-			return tw.Flush()
+			})
 		},
 	}
 	remoteFlags(cmd, &r)
