@@ -675,7 +675,8 @@ func (q *Queue) MessageSendBatch(ctx context.Context, msgs []*queue.SendParams) 
 		}
 		dcs := make([]*amqp.DeferredConfirmation, 0, len(batch))
 		for _, b := range batch {
-			dc, err := pub.PublishWithDeferredConfirmWithContext(ctx, "", b.key, false, false, b.msg)
+			q.stamp(&b.msg)
+			dc, err := pub.ch.PublishWithDeferredConfirmWithContext(ctx, "", b.key, true, false, b.msg)
 			if err != nil {
 				break
 			}
@@ -689,6 +690,12 @@ func (q *Queue) MessageSendBatch(ctx context.Context, msgs []*queue.SendParams) 
 				if err != nil {
 					return fmt.Errorf("rabbitmq: publish to %q: %w", b.key, err)
 				}
+				if ok && pub.ret.returned(headerInt(b.msg.Headers, hPub)) {
+					// The others of the batch may have gone: the
+					// caller publishes the batch again (duplicates are
+					// absorbed), once the queue is back.
+					return q.returned(ctx, "", b.key)
+				}
 			}
 			if ok {
 				b.s.ctr.sent.Add(1)
@@ -696,7 +703,7 @@ func (q *Queue) MessageSendBatch(ctx context.Context, msgs []*queue.SendParams) 
 				failed = append(failed, b)
 			}
 		}
-		if len(failed) > 0 && !pub.IsClosed() {
+		if len(failed) > 0 && !pub.ch.IsClosed() {
 			return fmt.Errorf("rabbitmq: publish: the broker refused %d of %d messages (nack)", len(failed), len(batch))
 		}
 		if len(failed) > 0 {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -101,10 +102,11 @@ type Queue struct {
 	safeURL string
 	ids     *ids
 	stats   *counters
+	tokens  atomic.Int64 // the last publish token (hPub)
 
 	mu     sync.Mutex
 	conn   *amqp.Connection // nil while disconnected
-	pub    *amqp.Channel    // confirm mode; publishes of every queue
+	pub    *publisher       // confirm mode; publishes of every queue
 	up     chan struct{}    // closed while connected; replaced when lost
 	gen    uint64           // connection generation, grows at each connect
 	queues map[string]*qstate
@@ -152,7 +154,7 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 }
 
 // dial connects and opens the publishing channel in confirm mode.
-func (q *Queue) dial(ctx context.Context) (*amqp.Connection, *amqp.Channel, error) {
+func (q *Queue) dial(ctx context.Context) (*amqp.Connection, *publisher, error) {
 	dctx, cancel := context.WithTimeout(ctx, q.cfg.DialTimeout)
 	defer cancel()
 	conn, err := amqp.DialConfig(q.cfg.URL, amqp.Config{
@@ -165,10 +167,7 @@ func (q *Queue) dial(ctx context.Context) (*amqp.Connection, *amqp.Channel, erro
 	if err != nil {
 		return nil, nil, fmt.Errorf("rabbitmq: cannot reach the broker at %s: %w: check that RabbitMQ runs there and that the user and password are right", q.safeURL, err)
 	}
-	pub, err := conn.Channel()
-	if err == nil {
-		err = pub.Confirm(false)
-	}
+	pub, err := newPublisher(conn)
 	if err != nil {
 		_ = conn.Close()
 		return nil, nil, fmt.Errorf("rabbitmq: open the publishing channel on %s: %w", q.safeURL, err)
@@ -179,7 +178,7 @@ func (q *Queue) dial(ctx context.Context) (*amqp.Connection, *amqp.Channel, erro
 // connected installs a new connection and starts watching it: when it is
 // lost, the deliveries it held are forgotten (the broker requeues them)
 // and a goroutine connects again with backoff.
-func (q *Queue) connected(conn *amqp.Connection, pub *amqp.Channel) {
+func (q *Queue) connected(conn *amqp.Connection, pub *publisher) {
 	lost := conn.NotifyClose(make(chan *amqp.Error, 1))
 	q.mu.Lock()
 	if q.closed {
@@ -248,7 +247,7 @@ func (q *Queue) lost(gen uint64, cause *amqp.Error) {
 
 // connection waits until the broker is connected and returns the
 // connection, its publishing channel and its generation.
-func (q *Queue) connection(ctx context.Context) (*amqp.Connection, *amqp.Channel, uint64, error) {
+func (q *Queue) connection(ctx context.Context) (*amqp.Connection, *publisher, uint64, error) {
 	for {
 		q.mu.Lock()
 		if q.closed {
@@ -268,30 +267,36 @@ func (q *Queue) connection(ctx context.Context) (*amqp.Connection, *amqp.Channel
 	}
 }
 
-// publish publishes msg with a publisher confirm, and publishes again on
-// the new connection when the connection is lost before the confirm: a
-// message may then arrive twice (the engine's compare-and-set transitions
-// absorb it), never not at all once publish returns nil.
+// publish publishes msg, mandatory, with a publisher confirm, and
+// publishes again on the new connection when the connection is lost
+// before the confirm: a message may then arrive twice (the engine's
+// compare-and-set transitions absorb it), never not at all once publish
+// returns nil. A message no queue took (the broker returned it) is an
+// error wrapping ErrReturned, after the queue was declared again.
 func (q *Queue) publish(ctx context.Context, exchange, key string, msg amqp.Publishing) error {
 	for {
 		_, pub, _, err := q.connection(ctx)
 		if err != nil {
 			return err
 		}
-		dc, err := pub.PublishWithDeferredConfirmWithContext(ctx, exchange, key, false, false, msg)
+		token := q.stamp(&msg)
+		dc, err := pub.ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, true, false, msg)
 		if err == nil {
 			var ok bool
 			if ok, err = dc.WaitContext(ctx); err == nil && ok {
+				if pub.ret.returned(token) {
+					return q.returned(ctx, exchange, key)
+				}
 				return nil
 			}
-			if err == nil && !pub.IsClosed() {
+			if err == nil && !pub.ch.IsClosed() {
 				return fmt.Errorf("rabbitmq: publish to %q: the broker refused the message (nack)", key)
 			}
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("rabbitmq: publish to %q: %w", key, ctx.Err())
 		}
-		if !pub.IsClosed() {
+		if !pub.ch.IsClosed() {
 			return fmt.Errorf("rabbitmq: publish to %q: %w", key, err)
 		}
 		// The channel closed under the publish: once connected again,
@@ -300,9 +305,34 @@ func (q *Queue) publish(ctx context.Context, exchange, key string, msg amqp.Publ
 	}
 }
 
+// stamp gives msg a new publish token (hPub) and returns it.
+func (q *Queue) stamp(msg *amqp.Publishing) int64 {
+	t := q.tokens.Add(1)
+	if msg.Headers == nil {
+		msg.Headers = amqp.Table{}
+	}
+	msg.Headers[hPub] = t
+	return t
+}
+
+// returned is the error of a publish to exchange/key that the broker
+// returned: it declares the queue again first, so that the publish made
+// again (the outbox keeps its row and retries) delivers.
+func (q *Queue) returned(ctx context.Context, exchange, key string) error {
+	to := key
+	if exchange != "" {
+		to = "exchange " + exchange
+	}
+	if err := q.redeclare(ctx, exchange, key); err != nil {
+		return fmt.Errorf("rabbitmq: publish to %q: %w; declaring the queue again failed too: %v", to, ErrReturned, err)
+	}
+	q.log.Warn("rabbitmq: the broker returned a message no queue took; its queue was declared again", slog.String("to", to))
+	return fmt.Errorf("rabbitmq: publish to %q: %w: the queue was missing (deleted behind the engine's back?) and was declared again: publish again", to, ErrReturned)
+}
+
 // waitLost waits, briefly, until the provider saw the loss of the
 // connection that ch belonged to, so that connection returns a new one.
-func (q *Queue) waitLost(ctx context.Context, ch *amqp.Channel) {
+func (q *Queue) waitLost(ctx context.Context, ch *publisher) {
 	for range 50 {
 		q.mu.Lock()
 		same := q.pub == ch
@@ -324,10 +354,7 @@ func (q *Queue) waitLost(ctx context.Context, ch *amqp.Channel) {
 	if conn == nil {
 		return
 	}
-	pub, err := conn.Channel()
-	if err == nil {
-		err = pub.Confirm(false)
-	}
+	pub, err := newPublisher(conn)
 	if err != nil {
 		return
 	}
@@ -338,7 +365,7 @@ func (q *Queue) waitLost(ctx context.Context, ch *amqp.Channel) {
 	}
 	q.mu.Unlock()
 	if pub != nil {
-		_ = pub.Close()
+		_ = pub.ch.Close()
 	}
 }
 
