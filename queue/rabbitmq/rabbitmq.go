@@ -103,6 +103,7 @@ type Queue struct {
 	ids     *ids
 	stats   *counters
 	tokens  atomic.Int64 // the last publish token (hPub)
+	handles atomic.Int64 // the last delivery handle (queue.Message.Handle)
 
 	mu     sync.Mutex
 	conn   *amqp.Connection // nil while disconnected

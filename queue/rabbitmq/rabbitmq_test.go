@@ -86,3 +86,68 @@ func TestAPublishNoQueueTakesIsAnErrorAndThePublishAgainDelivers(t *testing.T) {
 		}
 	}
 }
+
+// TestTwoDeliveriesOfOneMessageIDAreNeverTakenForEachOther: two processes
+// that made the same message id (a collision of the 63-bit ids) sent two
+// messages; the claims of both are held apart, by their handles.
+func TestTwoDeliveriesOfOneMessageIDAreNeverTakenForEachOther(t *testing.T) {
+	prefix := amqptest.Prefix()
+	q := amqptest.Open(t, rabbitmq.Config{Prefix: prefix})
+	ctx := t.Context()
+	if err := q.QueueEnsure(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := amqp.Dial(amqptest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = 4242
+	for _, body := range []string{"a", "b"} {
+		err := ch.PublishWithContext(ctx, "", prefix+"q", false, false, amqp.Publishing{Body: []byte(body),
+			Headers: amqp.Table{"x-tasker-id": int64(id), "x-tasker-enqueued": time.Now().UnixMicro()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []*queue.Message
+	for deadline := time.Now().Add(5 * time.Second); len(got) < 2 && time.Now().Before(deadline); {
+		m, err := q.MessageClaim(ctx, &queue.ClaimParams{Queue: "q", Max: 2, VisibilityTimeout: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, m...)
+	}
+	if len(got) != 2 || got[0].ID != id || got[1].ID != id || got[0].Receipt() == got[1].Receipt() {
+		t.Fatalf("claimed %+v, want two messages of id %d with distinct receipts", got, id)
+	}
+	a, b := got[0], got[1]
+	if string(a.Body) != "a" {
+		a, b = b, a
+	}
+	if s, err := q.QueueStats(ctx, "q"); err != nil || s.Claimed != 2 {
+		t.Fatalf("stats %+v (%v), want 2 claimed", s, err)
+	}
+	// Acknowledging a takes a, not b: b's claim is still held, and b
+	// released comes back.
+	if err := q.MessageAck(ctx, &queue.AckParams{Queue: "q", Receipts: []queue.Receipt{a.Receipt()}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.MessageExtend(ctx, &queue.ExtendParams{Queue: "q", Receipt: b.Receipt(), VisibilityTimeout: time.Minute}); err != nil {
+		t.Fatalf("extend b after a was acknowledged: %v, want its claim still held", err)
+	}
+	if err := q.MessageNack(ctx, &queue.NackParams{Queue: "q", Receipt: b.Receipt()}); err != nil {
+		t.Fatalf("release b: %v", err)
+	}
+	again, err := q.MessageClaim(ctx, &queue.ClaimParams{Queue: "q", Max: 2, VisibilityTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again) != 1 || string(again[0].Body) != "b" {
+		t.Fatalf("claimed %+v after a was acknowledged and b released, want b alone", again)
+	}
+}
