@@ -129,7 +129,9 @@ type Receipt struct {
 }
 
 // Receipt returns the receipt of this claim of m.
-func (m *Message) Receipt() Receipt { return Receipt{ID: m.ID, ReadCount: m.ReadCount, Handle: m.Handle} }
+func (m *Message) Receipt() Receipt {
+	return Receipt{ID: m.ID, ReadCount: m.ReadCount, Handle: m.Handle}
+}
 
 // AckParams acknowledges claimed messages: they are deleted. A receipt that
 // matches no message (acknowledged already, or claimed again since) is

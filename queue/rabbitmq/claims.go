@@ -32,10 +32,10 @@ type qstate struct {
 	ensured bool // declared (or seen) by this process
 	ctr     *queueCounters
 
-	ch      *amqp.Channel // the claim channel (gets, consumer, acks); nil if none
-	chGen   uint64        // the connection generation of ch
-	tag     string        // the consumer's tag; "" without a consumer
-	ready   []*held       // deliveries held here, not claimed, in claim order
+	ch      *amqp.Channel   // the claim channel (gets, consumer, acks); nil if none
+	chGen   uint64          // the connection generation of ch
+	tag     string          // the consumer's tag; "" without a consumer
+	ready   []*held         // deliveries held here, not claimed, in claim order
 	claimed map[int64]*held // by handle (queue.Message.Handle)
 	subs    map[*subscriber]struct{}
 	delays  map[int64]time.Time // delay levels declared (ms) → when
