@@ -107,6 +107,7 @@ type Queue struct {
 
 	mu     sync.Mutex
 	conn   *amqp.Connection // nil while disconnected
+	raw    net.Conn         // conn's socket (DropConnection)
 	pub    *publisher       // confirm mode; publishes of every queue
 	up     chan struct{}    // closed while connected; replaced when lost
 	gen    uint64           // connection generation, grows at each connect
@@ -144,42 +145,45 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 		cfg: cfg, log: cfg.Logger, clock: cfg.Clock, safeURL: RedactURL(cfg.URL),
 		ids: newIDs(), stats: newCounters(), queues: make(map[string]*qstate), up: make(chan struct{}),
 	}
-	conn, pub, err := q.dial(ctx)
+	conn, pub, raw, err := q.dial(ctx)
 	if err != nil {
 		return nil, err
 	}
 	q.ctx, q.cancel = context.WithCancel(context.Background())
-	q.connected(conn, pub)
+	q.connected(conn, pub, raw)
 	q.wg.Go(q.expireLoop)
 	return q, nil
 }
 
 // dial connects and opens the publishing channel in confirm mode.
-func (q *Queue) dial(ctx context.Context) (*amqp.Connection, *publisher, error) {
+func (q *Queue) dial(ctx context.Context) (*amqp.Connection, *publisher, net.Conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, q.cfg.DialTimeout)
 	defer cancel()
+	var raw net.Conn
 	conn, err := amqp.DialConfig(q.cfg.URL, amqp.Config{
 		Dial: func(network, addr string) (net.Conn, error) {
 			var d net.Dialer
-			return d.DialContext(dctx, network, addr)
+			c, err := d.DialContext(dctx, network, addr)
+			raw = c
+			return c, err
 		},
 		Properties: amqp.Table{"connection_name": "tasker"},
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("rabbitmq: cannot reach the broker at %s: %w: check that RabbitMQ runs there and that the user and password are right", q.safeURL, err)
+		return nil, nil, nil, fmt.Errorf("rabbitmq: cannot reach the broker at %s: %w: check that RabbitMQ runs there and that the user and password are right", q.safeURL, err)
 	}
 	pub, err := newPublisher(conn)
 	if err != nil {
 		_ = conn.Close()
-		return nil, nil, fmt.Errorf("rabbitmq: open the publishing channel on %s: %w", q.safeURL, err)
+		return nil, nil, nil, fmt.Errorf("rabbitmq: open the publishing channel on %s: %w", q.safeURL, err)
 	}
-	return conn, pub, nil
+	return conn, pub, raw, nil
 }
 
 // connected installs a new connection and starts watching it: when it is
 // lost, the deliveries it held are forgotten (the broker requeues them)
 // and a goroutine connects again with backoff.
-func (q *Queue) connected(conn *amqp.Connection, pub *publisher) {
+func (q *Queue) connected(conn *amqp.Connection, pub *publisher, raw net.Conn) {
 	lost := conn.NotifyClose(make(chan *amqp.Error, 1))
 	q.mu.Lock()
 	if q.closed {
@@ -187,7 +191,7 @@ func (q *Queue) connected(conn *amqp.Connection, pub *publisher) {
 		_ = conn.Close()
 		return
 	}
-	q.conn, q.pub = conn, pub
+	q.conn, q.pub, q.raw = conn, pub, raw
 	q.gen++
 	gen := q.gen
 	close(q.up)
@@ -218,7 +222,7 @@ func (q *Queue) lost(gen uint64, cause *amqp.Error) {
 		q.mu.Unlock()
 		return
 	}
-	q.conn, q.pub = nil, nil
+	q.conn, q.pub, q.raw = nil, nil, nil
 	q.up = make(chan struct{})
 	for _, s := range q.queues {
 		s.dropLocked()
@@ -232,13 +236,13 @@ func (q *Queue) lost(gen uint64, cause *amqp.Error) {
 			return
 		case <-time.After(wait):
 		}
-		conn, pub, err := q.dial(q.ctx)
+		conn, pub, raw, err := q.dial(q.ctx)
 		if err == nil {
 			q.mu.Lock()
 			q.reconnects++
 			q.mu.Unlock()
 			q.log.Info("rabbitmq: connected again", slog.String("url", q.safeURL))
-			q.connected(conn, pub)
+			q.connected(conn, pub, raw)
 			return
 		}
 		q.log.Debug("rabbitmq: connect again", slog.Any("error", err), slog.Duration("next_in", wait))
@@ -392,6 +396,19 @@ func notFound(err error, op, name string) error {
 		return fmt.Errorf("rabbitmq: %s: queue %q does not exist: call QueueEnsure first: %w", op, name, taskertype.ErrNotFound)
 	}
 	return fmt.Errorf("rabbitmq: %s %q: %w", op, name, err)
+}
+
+// DropConnection closes the connection to the broker as a network failure
+// would: its socket, without AMQP's closing handshake. The broker gives
+// back the deliveries this process held, and the queue connects again
+// (Config.ReconnectMin). For tests of what a drop does to running steps.
+func (q *Queue) DropConnection() {
+	q.mu.Lock()
+	raw := q.raw
+	q.mu.Unlock()
+	if raw != nil {
+		_ = raw.Close()
+	}
 }
 
 // Capabilities implements queue.Queue: wake-ups come from the consumers
