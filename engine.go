@@ -538,6 +538,7 @@ func (e *Engine) startWorker(ctx context.Context) error {
 		// Claims are renewed past the queue's circuit breaker: a breaker
 		// open during a blip must not let them lapse.
 		LeaseQueue:   e.rawQueue,
+		LeaseStore:   e.rawStore,
 		CancelCheck:  e.cfg.CancelCheck,
 		StepSettings: e.stepSettings,
 	}

@@ -40,6 +40,11 @@ type Message struct {
 	VisibleAt time.Time
 	// Priority is the message's SendParams.Priority.
 	Priority int
+	// Handle is the provider's own name for the delivery it holds, unique
+	// in the process, or 0 when the provider needs none: a provider whose
+	// message ids may collide across processes (RabbitMQ) finds the
+	// delivery of a receipt by it, never by the message id.
+	Handle int64
 }
 
 // SendParams describes one message to send.
@@ -117,10 +122,16 @@ type ClaimParams struct {
 type Receipt struct {
 	ID        int64
 	ReadCount int
+	// Handle is the claimed message's Handle: a provider that sets it
+	// finds the claim by it; a receipt made by hand without it is found
+	// by ID.
+	Handle int64
 }
 
 // Receipt returns the receipt of this claim of m.
-func (m *Message) Receipt() Receipt { return Receipt{ID: m.ID, ReadCount: m.ReadCount} }
+func (m *Message) Receipt() Receipt {
+	return Receipt{ID: m.ID, ReadCount: m.ReadCount, Handle: m.Handle}
+}
 
 // AckParams acknowledges claimed messages: they are deleted. A receipt that
 // matches no message (acknowledged already, or claimed again since) is

@@ -40,6 +40,11 @@ type Store interface {
 	// that exists, in no order, in one read that holds nothing: a worker
 	// checks with it that the attempts it runs are still wanted.
 	StepAttempts(ctx context.Context, ids []uuid.UUID) ([]StepAttempt, error)
+	// StepLeaseExtend renews the store lease of a running attempt (see
+	// Tx.StepLeaseHold) to p.Lease from the database's now. A step that
+	// is not in progress with attempt p.AttemptID is an error wrapping
+	// taskertype.ErrNotFound.
+	StepLeaseExtend(ctx context.Context, p *StepLeaseParams) error
 	// InTx runs fn in one write transaction: everything fn does through tx,
 	// messages included, commits together when fn returns nil and not at all
 	// otherwise. fn may run more than once if the backend must retry the
@@ -127,6 +132,18 @@ type Tx interface {
 	// StepInputs returns what a handler needs: the task's context and the
 	// results of the step's dependencies.
 	StepInputs(ctx context.Context, stepID uuid.UUID) (*StepInputs, error)
+	// StepLeaseHold gives the attempt a step runs a store lease of p.Lease
+	// from the database's now, written with the commit (no round trip of
+	// its own): a worker whose queue does not share the store's database
+	// takes it when it starts the step, and renews it
+	// (Store.StepLeaseExtend) with its claim. The step must be in progress
+	// with attempt p.AttemptID by the commit; otherwise nothing is
+	// written.
+	StepLeaseHold(ctx context.Context, p *StepLeaseParams) error
+	// StepLeaseLeft returns how long the store lease of attempt attemptID
+	// of a step still runs by the database's clock: 0 when it ended, was
+	// never taken, or the step runs another attempt or none.
+	StepLeaseLeft(ctx context.Context, stepID, attemptID uuid.UUID) (time.Duration, error)
 	// Prefetch reads many tasks and all their steps at once and holds them
 	// as TaskGetForUpdate and StepGet would, so that the reads of them that
 	// follow in this transaction cost nothing: one round trip for a batch
@@ -257,6 +274,26 @@ type PrefetchParams struct {
 	// SkipLocked skips the tasks another transaction holds, instead of
 	// waiting for them, and returns them.
 	SkipLocked bool
+}
+
+// StepLeaseParams names a running attempt and the length of its store
+// lease (Tx.StepLeaseHold, Store.StepLeaseExtend).
+type StepLeaseParams struct {
+	StepID, AttemptID uuid.UUID
+	// Lease is how long the lease runs from the database's now; more than
+	// zero.
+	Lease time.Duration
+}
+
+// Validate checks p; its errors wrap taskertype.ErrInvalid.
+func (p *StepLeaseParams) Validate() error {
+	if p.StepID == uuid.Nil || p.AttemptID == uuid.Nil {
+		return invalid("step lease", "step %s, attempt %s: name both the step and its running attempt", p.StepID, p.AttemptID)
+	}
+	if p.Lease <= 0 {
+		return invalid("step lease", "step %s: lease %v: want more than zero", p.StepID, p.Lease)
+	}
+	return nil
 }
 
 // StepAttempt is where a step stands: its state and its last attempt.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -85,6 +86,11 @@ func (g *guardedStore) StepAttempts(ctx context.Context, ids []uuid.UUID) ([]sto
 	return call(ctx, g.b, func() ([]store.StepAttempt, error) { return g.s.StepAttempts(ctx, ids) })
 }
 
+func (g *guardedStore) StepLeaseExtend(ctx context.Context, p *store.StepLeaseParams) error {
+	_, err := call(ctx, g.b, func() (struct{}, error) { return struct{}{}, g.s.StepLeaseExtend(ctx, p) })
+	return err
+}
+
 func (g *guardedStore) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
 	gen, err := g.b.allow()
 	if err != nil {
@@ -160,6 +166,15 @@ func (t *guardedTx) StepTransition(ctx context.Context, p *store.StepTransitionP
 
 func (t *guardedTx) StepCreate(ctx context.Context, p *store.StepCreateParams) error {
 	return t.note(t.tx.StepCreate(ctx, p))
+}
+
+func (t *guardedTx) StepLeaseHold(ctx context.Context, p *store.StepLeaseParams) error {
+	return t.note(t.tx.StepLeaseHold(ctx, p))
+}
+
+func (t *guardedTx) StepLeaseLeft(ctx context.Context, stepID, attemptID uuid.UUID) (time.Duration, error) {
+	v, err := t.tx.StepLeaseLeft(ctx, stepID, attemptID)
+	return v, t.note(err)
 }
 
 func (t *guardedTx) StepInputs(ctx context.Context, stepID uuid.UUID) (*store.StepInputs, error) {

@@ -89,6 +89,11 @@ func (s *downStore) StepAttempts(context.Context, []uuid.UUID) ([]store.StepAtte
 	return nil, s.err
 }
 
+func (s *downStore) StepLeaseExtend(context.Context, *store.StepLeaseParams) error {
+	s.calls++
+	return s.err
+}
+
 func (s *downStore) InTx(ctx context.Context, fn func(store.Tx) error) error {
 	s.calls++
 	if s.err != nil {

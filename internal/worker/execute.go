@@ -59,6 +59,11 @@ type job struct {
 	// attempt takes the claim once the transaction commits. Nothing else
 	// is set.
 	adopted bool
+	// parked: m is a redelivery of a step whose running attempt (in
+	// another process) still holds its store lease for this long; m is
+	// released to come back once that lease can have ended (park).
+	// Nothing else is set.
+	parked time.Duration
 	// template and version name the task's template, as m does ("" when
 	// it does not).
 	template, version string
@@ -114,6 +119,7 @@ type claimed struct {
 	poison  []queue.Receipt
 	settled int
 	adopted int
+	parked  []*job
 	at      time.Time
 }
 
@@ -189,6 +195,8 @@ func (w *Worker) startMsgsTx(ctx context.Context, tx store.Tx, rec *transition.R
 			c.poison = append(c.poison, m.Receipt())
 		case j != nil && j.adopted:
 			c.adopted++
+		case j != nil && j.parked > 0:
+			c.parked = append(c.parked, j)
 		case errors.Is(err, errSkip), err == nil && j == nil:
 			ack = append(ack, m.Receipt())
 		case err != nil:
@@ -210,7 +218,10 @@ func (w *Worker) launch(ctx context.Context, name string, c *claimed) {
 			return w.queue.MessageArchive(ctx, &queue.ArchiveParams{Queue: name, Receipts: c.poison})
 		})
 	}
-	w.release(len(c.poison) + c.settled + c.adopted)
+	for _, j := range c.parked {
+		w.park(j)
+	}
+	w.release(len(c.poison) + c.settled + c.adopted + len(c.parked))
 	w.steps.Add(len(c.jobs) + len(c.later))
 	for _, j := range c.jobs {
 		go func() {
@@ -239,6 +250,8 @@ func (w *Worker) execute(ctx context.Context, m *queue.Message, claimedAt time.T
 	switch {
 	case err == nil && j != nil && j.adopted:
 		// The running attempt holds the message now.
+	case err == nil && j != nil && j.parked > 0:
+		w.park(j)
 	case errors.Is(err, errPoison):
 		w.log.Error("archiving a malformed step message", "queue", m.Queue, "message_id", m.ID, "error", err)
 		w.finish(m.Queue, func(ctx context.Context) error {
@@ -359,13 +372,16 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 }
 
 // startTx moves the step of m, claimed at claimedAt, from enqueued to
-// in_progress with a new attempt ID and loads its inputs. If the step is
-// already in progress and m is a redelivery, the worker that had it is
-// gone: the attempt is reported as lost and the job is nil; unless this
-// worker runs that attempt itself (its claim lapsed during a blip): the
-// attempt then takes the new claim once tx commits (the job is adopted,
-// and nothing is written). errSkip: m is a duplicate; errPoison: m is
-// malformed.
+// in_progress with a new attempt ID and loads its inputs (and, with
+// storeLease, gives the attempt its store lease). If the step is already in
+// progress and m is a redelivery, the worker that had it is gone: the
+// attempt is reported as lost and the job is nil; unless this worker runs
+// that attempt itself (its claim lapsed during a blip): the attempt then
+// takes the new claim once tx commits (the job is adopted, and nothing is
+// written); or, with storeLease, unless the attempt's store lease still
+// runs (its worker lost its connection to the broker, not its life): the
+// job is parked, and nothing is written. errSkip: m is a duplicate;
+// errPoison: m is malformed.
 func (w *Worker) startTx(ctx context.Context, tx store.Tx, rec *transition.Recorder, m *queue.Message, claimedAt time.Time) (*job, error) {
 	msg, err := wire.DecodeStepMessage(m.Body)
 	if err != nil {
@@ -393,6 +409,12 @@ func (w *Worker) startTx(ctx context.Context, tx store.Tx, rec *transition.Recor
 		}); err != nil {
 			return nil, err
 		}
+		if w.storeLease {
+			// With the commit: no round trip of its own.
+			if err := tx.StepLeaseHold(ctx, &store.StepLeaseParams{StepID: s.ID, AttemptID: attemptID, Lease: w.cfg.VisibilityTimeout}); err != nil {
+				return nil, err
+			}
+		}
 		inputs, err := tx.StepInputs(ctx, stepID)
 		if err != nil {
 			return nil, err
@@ -419,6 +441,18 @@ func (w *Worker) startTx(ctx context.Context, tx store.Tx, rec *transition.Recor
 		})
 		return &job{m: m, adopted: true}, nil
 	case s.State == taskertype.StepInProgress && m.ReadCount > 1:
+		if w.storeLease {
+			// The message came back while the attempt may still run
+			// elsewhere (its holder's connection dropped): the store
+			// lease, in database time, says whether it does.
+			left, err := tx.StepLeaseLeft(ctx, s.ID, s.AttemptID)
+			if err != nil {
+				return nil, err
+			}
+			if left > 0 {
+				return &job{m: m, parked: left}, nil
+			}
+		}
 		f := &taskertype.StepFailure{
 			Kind: taskertype.FailureLost, Retryable: true, Attempt: s.Attempts,
 			Message: fmt.Sprintf("attempt %d started at %s never reported: its worker stopped or was killed", s.Attempts, s.StartedAt.Format(time.RFC3339Nano)),
@@ -426,6 +460,25 @@ func (w *Worker) startTx(ctx context.Context, tx store.Tx, rec *transition.Recor
 		return nil, w.recordOutcome(ctx, tx, rec, s, s.AttemptID, &outcome{failure: f}, now, true, m.Priority)
 	}
 	return nil, errSkip
+}
+
+// parkMargin is how long past the end of a running attempt's store lease a
+// parked message comes back: the attempt renews its lease a third of a
+// lease before it ends, so by then it has renewed it or lost it.
+const parkMargin = 100 * time.Millisecond
+
+// park releases j's message to come back once the store lease of the
+// attempt running its step elsewhere can have ended: if the attempt
+// renewed it by then, the message is parked again; if it lapsed, the
+// attempt is recorded as lost then; if the attempt's outcome was stored,
+// the message finds the step moved on and is acknowledged.
+func (w *Worker) park(j *job) {
+	m := j.m
+	w.log.Info("a running step's message was delivered again while its attempt still holds its store lease elsewhere; releasing it until the lease can have ended",
+		"queue", m.Queue, "message_id", m.ID, "lease_left", j.parked)
+	w.finish(m.Queue, func(ctx context.Context) error {
+		return w.queue.MessageNack(ctx, &queue.NackParams{Queue: m.Queue, Receipt: m.Receipt(), Delay: j.parked + parkMargin})
+	})
 }
 
 func namespaceOf(queueName string) string {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tasker-go/tasker/internal/events"
 	"github.com/tasker-go/tasker/queue"
+	"github.com/tasker-go/tasker/store"
 	"github.com/tasker-go/tasker/taskertype"
 )
 
@@ -360,6 +361,8 @@ func (w *Worker) renew(ctx context.Context, as []*attempt, sem chan struct{}, re
 			err := w.extendClaim(ctx, a, m, renewed)
 			switch {
 			case err == nil:
+			case errors.Is(err, errStoreLeaseGone):
+				// check cancelled the attempt if the step moved on.
 			case errors.Is(err, taskertype.ErrNotFound) && w.leases.isStoring(a):
 				// The outcome's transaction acknowledged the message.
 			case errors.Is(err, taskertype.ErrNotFound):
@@ -388,17 +391,35 @@ func (w *Worker) lapsed(a *attempt, m *queue.Message, err error) {
 // extendClaim renews a's claim m, last taken or renewed at renewed, for a
 // whole lease and records it. The call may take until the claim would be
 // declared lost (lostAfter), no longer.
+//
+// With a store lease (storeLease), the store lease is renewed too, and it
+// decides: a queue claim that is gone (the connection that held the
+// delivery dropped, and the broker gave it back) is no loss while the
+// store lease renews, since another process that takes the message parks
+// it; a store that says the step no longer runs this attempt has the
+// attempt checked (check cancels it as superseded).
 func (w *Worker) extendClaim(ctx context.Context, a *attempt, m *queue.Message, renewed time.Time) error {
 	lease := w.cfg.VisibilityTimeout
 	at := time.Now() // before the call: the lease runs from no earlier
 	ctx, cancel := context.WithDeadline(ctx, renewed.Add(lostAfter(lease)))
 	defer cancel()
 	err := w.leaseQueue.MessageExtend(ctx, &queue.ExtendParams{Queue: m.Queue, Receipt: m.Receipt(), VisibilityTimeout: lease})
+	if w.storeLease && (err == nil || errors.Is(err, taskertype.ErrNotFound)) {
+		err = w.leaseStore.StepLeaseExtend(ctx, &store.StepLeaseParams{StepID: a.step.ID, AttemptID: a.step.AttemptID, Lease: lease})
+		if errors.Is(err, taskertype.ErrNotFound) {
+			w.check(ctx, []*attempt{a})
+			return errStoreLeaseGone
+		}
+	}
 	if err == nil {
 		w.leases.renewedAt(a, m, at)
 	}
 	return err
 }
+
+// errStoreLeaseGone: the store says the step no longer runs the attempt
+// whose store lease was renewed. Not a loss of the claim: check decides.
+var errStoreLeaseGone = errors.New("the step no longer runs this attempt: its store lease cannot be renewed")
 
 // check cancels the handlers of the attempts whose step moved on: not in
 // progress any more, or in progress with another attempt. A failed read is

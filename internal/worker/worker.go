@@ -45,6 +45,11 @@ type Config struct {
 	// engine gives the queue without its circuit breaker, so that renewals
 	// go on while the breaker is open.
 	LeaseQueue queue.Queue
+	// LeaseStore renews the store leases of running attempts, taken when
+	// the queue does not share the store's database (see storeLease).
+	// Default Store. The engine gives the store without its circuit
+	// breaker, as it does LeaseQueue.
+	LeaseStore store.Store
 	Bus        *events.Bus
 	// Logger defaults to discarding.
 	Logger *slog.Logger
@@ -172,6 +177,9 @@ func (c Config) withDefaults() Config {
 	if c.LeaseQueue == nil {
 		c.LeaseQueue = c.Queue
 	}
+	if c.LeaseStore == nil {
+		c.LeaseStore = c.Store
+	}
 	if c.VisibilityTimeout == 0 {
 		c.VisibilityTimeout = 30 * time.Second
 	}
@@ -229,7 +237,18 @@ type Worker struct {
 	// txQueue: the queue shares the store's database, so claims and
 	// acknowledgements go in the store's transactions.
 	txQueue bool
-	slots   chan struct{} // one token per running step
+	// storeLease: the queue does not share the store's database (a
+	// broker), so a claim can vanish while its handler runs (a connection
+	// drop gives the broker's deliveries back at once). Each attempt then
+	// holds a lease in the store too, taken with its start and renewed
+	// with its claim, in database time: a redelivered message of a step
+	// whose attempt's store lease runs is parked until the lease can have
+	// ended instead of recording the attempt lost, and the attempt's loss
+	// of its queue claim alone is no loss. Without it (PostgreSQL, SQLite
+	// queues) the claim's visibility timeout is the lease and nothing is
+	// written.
+	storeLease bool
+	slots      chan struct{} // one token per running step
 	// reporting holds one token per outcome being stored: with slots, it
 	// bounds the steps between claim and stored outcome to twice the slots.
 	reporting chan struct{}
@@ -244,6 +263,7 @@ type Worker struct {
 
 	leases     *leases     // the running attempts and their claims
 	leaseQueue queue.Queue // renews claims (Config.LeaseQueue)
+	leaseStore store.Store // renews store leases (Config.LeaseStore)
 	// stopping is set once Stop (or PrepareStop) was called: from then on
 	// a handler may give its step back (taskertype.ErrReleased).
 	stopping  atomic.Bool
@@ -283,7 +303,9 @@ func New(cfg Config) (*Worker, error) {
 	w := &Worker{
 		cfg: cfg, log: cfg.Logger, store: cfg.Store, queue: cfg.Queue, clock: cfg.Clock,
 		handlers: handlers, slots: make(chan struct{}, cfg.Concurrency), reporting: make(chan struct{}, cfg.Concurrency), queues: queues,
-		txQueue: cfg.Queue.Capabilities().SharesStoreDatabase,
+		txQueue:    cfg.Queue.Capabilities().SharesStoreDatabase,
+		storeLease: !cfg.Queue.Capabilities().SharesStoreDatabase,
+		leaseStore: cfg.LeaseStore,
 		// An attempt holds a slot or a reporting token (see work).
 		leases: newLeases(2 * cfg.Concurrency), leaseQueue: cfg.LeaseQueue,
 	}

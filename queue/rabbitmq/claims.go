@@ -32,11 +32,11 @@ type qstate struct {
 	ensured bool // declared (or seen) by this process
 	ctr     *queueCounters
 
-	ch      *amqp.Channel // the claim channel (gets, consumer, acks); nil if none
-	chGen   uint64        // the connection generation of ch
-	tag     string        // the consumer's tag; "" without a consumer
-	ready   []*held       // deliveries held here, not claimed, by id
-	claimed map[int64]*held
+	ch      *amqp.Channel   // the claim channel (gets, consumer, acks); nil if none
+	chGen   uint64          // the connection generation of ch
+	tag     string          // the consumer's tag; "" without a consumer
+	ready   []*held         // deliveries held here, not claimed, in claim order
+	claimed map[int64]*held // by handle (queue.Message.Handle)
 	subs    map[*subscriber]struct{}
 	delays  map[int64]time.Time // delay levels declared (ms) → when
 	// rpc serializes the synchronous methods (basic.get, basic.consume,
@@ -273,6 +273,7 @@ func (q *Queue) delivery(s *qstate, ch *amqp.Channel, d *amqp.Delivery) *held {
 		EnqueuedAt: time.UnixMicro(headerInt(d.Headers, hEnqueued)).UTC(),
 		Priority:   int(headerInt(d.Headers, hPriority)),
 	}}
+	h.msg.Handle = q.handles.Add(1)
 	if h.msg.ID == 0 { // published by another client: give it an id
 		h.msg.ID = q.ids.next()
 		h.msg.EnqueuedAt = q.clock.Now()
@@ -359,9 +360,9 @@ func (s *qstate) insertReady(h *held) {
 // passed, and wakes the subscribers if there were any.
 func (q *Queue) expireLocked(s *qstate, now time.Time) {
 	n := 0
-	for id, h := range s.claimed {
+	for handle, h := range s.claimed {
 		if !now.Before(h.msg.VisibleAt) {
-			delete(s.claimed, id)
+			delete(s.claimed, handle)
 			s.insertReady(h) // it keeps its claim order, as it would on PostgreSQL
 			n++
 		}
@@ -378,7 +379,7 @@ func (s *qstate) claimLocked(h *held, now time.Time, vt time.Duration) *queue.Me
 		s.ctr.redelivered.Add(1)
 	}
 	h.msg.VisibleAt = now.Add(vt)
-	s.claimed[h.msg.ID] = h
+	s.claimed[h.msg.Handle] = h
 	m := h.msg
 	return &m
 }
@@ -452,13 +453,28 @@ func (q *Queue) fill(ctx context.Context, s *qstate, want int, now time.Time) er
 }
 
 // findLocked returns the held delivery a receipt names: claimed, or ready
-// again after its claim expired and not claimed since.
+// again after its claim expired and not claimed since. A receipt of a
+// claimed message (queue.Message.Receipt) names its delivery by handle,
+// so two deliveries of the same message id (two processes made the same
+// id) are never taken for each other; a receipt made by hand, without a
+// handle, is matched by id.
 func (s *qstate) findLocked(r queue.Receipt) (h *held, claimed bool) {
-	if h := s.claimed[r.ID]; h != nil && h.msg.ReadCount == r.ReadCount {
-		return h, true
+	match := func(h *held) bool {
+		return h.msg.ID == r.ID && h.msg.ReadCount == r.ReadCount && (r.Handle == 0 || h.msg.Handle == r.Handle)
+	}
+	if r.Handle != 0 {
+		if h := s.claimed[r.Handle]; h != nil && match(h) {
+			return h, true
+		}
+	} else {
+		for _, h := range s.claimed {
+			if match(h) {
+				return h, true
+			}
+		}
 	}
 	for _, h := range s.ready {
-		if h.msg.ID == r.ID && h.msg.ReadCount == r.ReadCount {
+		if match(h) {
 			return h, false
 		}
 	}
@@ -468,7 +484,7 @@ func (s *qstate) findLocked(r queue.Receipt) (h *held, claimed bool) {
 // takeLocked removes h from s.
 func (s *qstate) takeLocked(h *held, claimed bool) {
 	if claimed {
-		delete(s.claimed, h.msg.ID)
+		delete(s.claimed, h.msg.Handle)
 		return
 	}
 	s.ready = slices.DeleteFunc(s.ready, func(x *held) bool { return x == h })
@@ -546,7 +562,7 @@ func (q *Queue) MessageNack(ctx context.Context, p *queue.NackParams) error {
 	if err != nil {
 		q.mu.Lock()
 		if s.ch == h.ch {
-			s.claimed[h.msg.ID] = h
+			s.claimed[h.msg.Handle] = h
 		}
 		q.mu.Unlock()
 		return fmt.Errorf("rabbitmq: nack with delay: %w", err)
@@ -572,7 +588,7 @@ func (q *Queue) MessageExtend(ctx context.Context, p *queue.ExtendParams) error 
 	}
 	if !claimed {
 		s.takeLocked(h, false)
-		s.claimed[h.msg.ID] = h
+		s.claimed[h.msg.Handle] = h
 	}
 	h.msg.VisibleAt = now.Add(p.VisibilityTimeout)
 	return nil
@@ -604,7 +620,7 @@ func (q *Queue) setAside(ctx context.Context, op string, s *qstate, receipts []q
 			q.mu.Lock()
 			for _, h := range take[i:] {
 				if s.ch == h.ch {
-					s.claimed[h.msg.ID] = h
+					s.claimed[h.msg.Handle] = h
 				}
 			}
 			q.mu.Unlock()
@@ -675,7 +691,8 @@ func (q *Queue) MessageSendBatch(ctx context.Context, msgs []*queue.SendParams) 
 		}
 		dcs := make([]*amqp.DeferredConfirmation, 0, len(batch))
 		for _, b := range batch {
-			dc, err := pub.PublishWithDeferredConfirmWithContext(ctx, "", b.key, false, false, b.msg)
+			q.stamp(&b.msg)
+			dc, err := pub.ch.PublishWithDeferredConfirmWithContext(ctx, "", b.key, true, false, b.msg)
 			if err != nil {
 				break
 			}
@@ -689,6 +706,12 @@ func (q *Queue) MessageSendBatch(ctx context.Context, msgs []*queue.SendParams) 
 				if err != nil {
 					return fmt.Errorf("rabbitmq: publish to %q: %w", b.key, err)
 				}
+				if ok && pub.ret.returned(headerInt(b.msg.Headers, hPub)) {
+					// The others of the batch may have gone: the
+					// caller publishes the batch again (duplicates are
+					// absorbed), once the queue is back.
+					return q.returned(ctx, "", b.key)
+				}
 			}
 			if ok {
 				b.s.ctr.sent.Add(1)
@@ -696,7 +719,7 @@ func (q *Queue) MessageSendBatch(ctx context.Context, msgs []*queue.SendParams) 
 				failed = append(failed, b)
 			}
 		}
-		if len(failed) > 0 && !pub.IsClosed() {
+		if len(failed) > 0 && !pub.ch.IsClosed() {
 			return fmt.Errorf("rabbitmq: publish: the broker refused %d of %d messages (nack)", len(failed), len(batch))
 		}
 		if len(failed) > 0 {

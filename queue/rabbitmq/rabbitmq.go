@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -101,10 +102,13 @@ type Queue struct {
 	safeURL string
 	ids     *ids
 	stats   *counters
+	tokens  atomic.Int64 // the last publish token (hPub)
+	handles atomic.Int64 // the last delivery handle (queue.Message.Handle)
 
 	mu     sync.Mutex
 	conn   *amqp.Connection // nil while disconnected
-	pub    *amqp.Channel    // confirm mode; publishes of every queue
+	raw    net.Conn         // conn's socket (DropConnection)
+	pub    *publisher       // confirm mode; publishes of every queue
 	up     chan struct{}    // closed while connected; replaced when lost
 	gen    uint64           // connection generation, grows at each connect
 	queues map[string]*qstate
@@ -141,45 +145,45 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 		cfg: cfg, log: cfg.Logger, clock: cfg.Clock, safeURL: RedactURL(cfg.URL),
 		ids: newIDs(), stats: newCounters(), queues: make(map[string]*qstate), up: make(chan struct{}),
 	}
-	conn, pub, err := q.dial(ctx)
+	conn, pub, raw, err := q.dial(ctx)
 	if err != nil {
 		return nil, err
 	}
 	q.ctx, q.cancel = context.WithCancel(context.Background())
-	q.connected(conn, pub)
+	q.connected(conn, pub, raw)
 	q.wg.Go(q.expireLoop)
 	return q, nil
 }
 
 // dial connects and opens the publishing channel in confirm mode.
-func (q *Queue) dial(ctx context.Context) (*amqp.Connection, *amqp.Channel, error) {
+func (q *Queue) dial(ctx context.Context) (*amqp.Connection, *publisher, net.Conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, q.cfg.DialTimeout)
 	defer cancel()
+	var raw net.Conn
 	conn, err := amqp.DialConfig(q.cfg.URL, amqp.Config{
 		Dial: func(network, addr string) (net.Conn, error) {
 			var d net.Dialer
-			return d.DialContext(dctx, network, addr)
+			c, err := d.DialContext(dctx, network, addr)
+			raw = c
+			return c, err
 		},
 		Properties: amqp.Table{"connection_name": "tasker"},
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("rabbitmq: cannot reach the broker at %s: %w: check that RabbitMQ runs there and that the user and password are right", q.safeURL, err)
+		return nil, nil, nil, fmt.Errorf("rabbitmq: cannot reach the broker at %s: %w: check that RabbitMQ runs there and that the user and password are right", q.safeURL, err)
 	}
-	pub, err := conn.Channel()
-	if err == nil {
-		err = pub.Confirm(false)
-	}
+	pub, err := newPublisher(conn)
 	if err != nil {
 		_ = conn.Close()
-		return nil, nil, fmt.Errorf("rabbitmq: open the publishing channel on %s: %w", q.safeURL, err)
+		return nil, nil, nil, fmt.Errorf("rabbitmq: open the publishing channel on %s: %w", q.safeURL, err)
 	}
-	return conn, pub, nil
+	return conn, pub, raw, nil
 }
 
 // connected installs a new connection and starts watching it: when it is
 // lost, the deliveries it held are forgotten (the broker requeues them)
 // and a goroutine connects again with backoff.
-func (q *Queue) connected(conn *amqp.Connection, pub *amqp.Channel) {
+func (q *Queue) connected(conn *amqp.Connection, pub *publisher, raw net.Conn) {
 	lost := conn.NotifyClose(make(chan *amqp.Error, 1))
 	q.mu.Lock()
 	if q.closed {
@@ -187,7 +191,7 @@ func (q *Queue) connected(conn *amqp.Connection, pub *amqp.Channel) {
 		_ = conn.Close()
 		return
 	}
-	q.conn, q.pub = conn, pub
+	q.conn, q.pub, q.raw = conn, pub, raw
 	q.gen++
 	gen := q.gen
 	close(q.up)
@@ -218,7 +222,7 @@ func (q *Queue) lost(gen uint64, cause *amqp.Error) {
 		q.mu.Unlock()
 		return
 	}
-	q.conn, q.pub = nil, nil
+	q.conn, q.pub, q.raw = nil, nil, nil
 	q.up = make(chan struct{})
 	for _, s := range q.queues {
 		s.dropLocked()
@@ -232,13 +236,13 @@ func (q *Queue) lost(gen uint64, cause *amqp.Error) {
 			return
 		case <-time.After(wait):
 		}
-		conn, pub, err := q.dial(q.ctx)
+		conn, pub, raw, err := q.dial(q.ctx)
 		if err == nil {
 			q.mu.Lock()
 			q.reconnects++
 			q.mu.Unlock()
 			q.log.Info("rabbitmq: connected again", slog.String("url", q.safeURL))
-			q.connected(conn, pub)
+			q.connected(conn, pub, raw)
 			return
 		}
 		q.log.Debug("rabbitmq: connect again", slog.Any("error", err), slog.Duration("next_in", wait))
@@ -248,7 +252,7 @@ func (q *Queue) lost(gen uint64, cause *amqp.Error) {
 
 // connection waits until the broker is connected and returns the
 // connection, its publishing channel and its generation.
-func (q *Queue) connection(ctx context.Context) (*amqp.Connection, *amqp.Channel, uint64, error) {
+func (q *Queue) connection(ctx context.Context) (*amqp.Connection, *publisher, uint64, error) {
 	for {
 		q.mu.Lock()
 		if q.closed {
@@ -268,30 +272,36 @@ func (q *Queue) connection(ctx context.Context) (*amqp.Connection, *amqp.Channel
 	}
 }
 
-// publish publishes msg with a publisher confirm, and publishes again on
-// the new connection when the connection is lost before the confirm: a
-// message may then arrive twice (the engine's compare-and-set transitions
-// absorb it), never not at all once publish returns nil.
+// publish publishes msg, mandatory, with a publisher confirm, and
+// publishes again on the new connection when the connection is lost
+// before the confirm: a message may then arrive twice (the engine's
+// compare-and-set transitions absorb it), never not at all once publish
+// returns nil. A message no queue took (the broker returned it) is an
+// error wrapping ErrReturned, after the queue was declared again.
 func (q *Queue) publish(ctx context.Context, exchange, key string, msg amqp.Publishing) error {
 	for {
 		_, pub, _, err := q.connection(ctx)
 		if err != nil {
 			return err
 		}
-		dc, err := pub.PublishWithDeferredConfirmWithContext(ctx, exchange, key, false, false, msg)
+		token := q.stamp(&msg)
+		dc, err := pub.ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, true, false, msg)
 		if err == nil {
 			var ok bool
 			if ok, err = dc.WaitContext(ctx); err == nil && ok {
+				if pub.ret.returned(token) {
+					return q.returned(ctx, exchange, key)
+				}
 				return nil
 			}
-			if err == nil && !pub.IsClosed() {
+			if err == nil && !pub.ch.IsClosed() {
 				return fmt.Errorf("rabbitmq: publish to %q: the broker refused the message (nack)", key)
 			}
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("rabbitmq: publish to %q: %w", key, ctx.Err())
 		}
-		if !pub.IsClosed() {
+		if !pub.ch.IsClosed() {
 			return fmt.Errorf("rabbitmq: publish to %q: %w", key, err)
 		}
 		// The channel closed under the publish: once connected again,
@@ -300,9 +310,34 @@ func (q *Queue) publish(ctx context.Context, exchange, key string, msg amqp.Publ
 	}
 }
 
+// stamp gives msg a new publish token (hPub) and returns it.
+func (q *Queue) stamp(msg *amqp.Publishing) int64 {
+	t := q.tokens.Add(1)
+	if msg.Headers == nil {
+		msg.Headers = amqp.Table{}
+	}
+	msg.Headers[hPub] = t
+	return t
+}
+
+// returned is the error of a publish to exchange/key that the broker
+// returned: it declares the queue again first, so that the publish made
+// again (the outbox keeps its row and retries) delivers.
+func (q *Queue) returned(ctx context.Context, exchange, key string) error {
+	to := key
+	if exchange != "" {
+		to = "exchange " + exchange
+	}
+	if err := q.redeclare(ctx, exchange, key); err != nil {
+		return fmt.Errorf("rabbitmq: publish to %q: %w; declaring the queue again failed too: %v", to, ErrReturned, err)
+	}
+	q.log.Warn("rabbitmq: the broker returned a message no queue took; its queue was declared again", slog.String("to", to))
+	return fmt.Errorf("rabbitmq: publish to %q: %w: the queue was missing (deleted behind the engine's back?) and was declared again: publish again", to, ErrReturned)
+}
+
 // waitLost waits, briefly, until the provider saw the loss of the
 // connection that ch belonged to, so that connection returns a new one.
-func (q *Queue) waitLost(ctx context.Context, ch *amqp.Channel) {
+func (q *Queue) waitLost(ctx context.Context, ch *publisher) {
 	for range 50 {
 		q.mu.Lock()
 		same := q.pub == ch
@@ -324,10 +359,7 @@ func (q *Queue) waitLost(ctx context.Context, ch *amqp.Channel) {
 	if conn == nil {
 		return
 	}
-	pub, err := conn.Channel()
-	if err == nil {
-		err = pub.Confirm(false)
-	}
+	pub, err := newPublisher(conn)
 	if err != nil {
 		return
 	}
@@ -338,7 +370,7 @@ func (q *Queue) waitLost(ctx context.Context, ch *amqp.Channel) {
 	}
 	q.mu.Unlock()
 	if pub != nil {
-		_ = pub.Close()
+		_ = pub.ch.Close()
 	}
 }
 
@@ -364,6 +396,19 @@ func notFound(err error, op, name string) error {
 		return fmt.Errorf("rabbitmq: %s: queue %q does not exist: call QueueEnsure first: %w", op, name, taskertype.ErrNotFound)
 	}
 	return fmt.Errorf("rabbitmq: %s %q: %w", op, name, err)
+}
+
+// DropConnection closes the connection to the broker as a network failure
+// would: its socket, without AMQP's closing handshake. The broker gives
+// back the deliveries this process held, and the queue connects again
+// (Config.ReconnectMin). For tests of what a drop does to running steps.
+func (q *Queue) DropConnection() {
+	q.mu.Lock()
+	raw := q.raw
+	q.mu.Unlock()
+	if raw != nil {
+		_ = raw.Close()
+	}
 }
 
 // Capabilities implements queue.Queue: wake-ups come from the consumers

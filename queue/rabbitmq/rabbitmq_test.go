@@ -1,9 +1,11 @@
 package rabbitmq_test
 
 import (
+	"errors"
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/goleak"
 
 	"github.com/tasker-go/tasker/queue"
@@ -25,4 +27,127 @@ func TestConformance(t *testing.T) {
 			return amqptest.Open(t, rabbitmq.Config{Clock: clock, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond})
 		},
 	})
+}
+
+// deleteQueue deletes a queue on the broker behind the provider's back, as
+// an operator would.
+func deleteQueue(t *testing.T, name string) {
+	t.Helper()
+	conn, err := amqp.Dial(amqptest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDelete(name, false, false, false); err != nil {
+		t.Fatalf("delete queue %s: %v", name, err)
+	}
+}
+
+func TestAPublishNoQueueTakesIsAnErrorAndThePublishAgainDelivers(t *testing.T) {
+	prefix := amqptest.Prefix()
+	q := amqptest.Open(t, rabbitmq.Config{Prefix: prefix})
+	ctx := t.Context()
+	if err := q.QueueEnsure(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	send := func(body string) error {
+		_, err := q.MessageSend(ctx, &queue.SendParams{Queue: "q", Body: []byte(body)})
+		return err
+	}
+	batch := func(body string) error {
+		return q.MessageSendBatch(ctx, []*queue.SendParams{{Queue: "q", Body: []byte(body)}})
+	}
+	for _, c := range []struct {
+		how  string
+		send func(string) error
+	}{{"one by one", send}, {"in a batch", batch}} {
+		deleteQueue(t, prefix+"q")
+		if err := c.send("dropped"); !errors.Is(err, rabbitmq.ErrReturned) {
+			t.Fatalf("%s: a publish to a deleted queue: %v, want ErrReturned", c.how, err)
+		}
+		// The provider declared the queue again: the publish made again
+		// (as the outbox makes it) delivers.
+		if err := c.send("again " + c.how); err != nil {
+			t.Fatalf("%s: the publish made again: %v", c.how, err)
+		}
+		got, err := q.MessageClaim(ctx, &queue.ClaimParams{Queue: "q", Max: 10, VisibilityTimeout: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || string(got[0].Body) != "again "+c.how {
+			t.Fatalf("%s: claimed %d messages (%v), want the one published again", c.how, len(got), got)
+		}
+		if err := q.MessageAck(ctx, &queue.AckParams{Queue: "q", Receipts: []queue.Receipt{got[0].Receipt()}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestTwoDeliveriesOfOneMessageIDAreNeverTakenForEachOther: two processes
+// that made the same message id (a collision of the 63-bit ids) sent two
+// messages; the claims of both are held apart, by their handles.
+func TestTwoDeliveriesOfOneMessageIDAreNeverTakenForEachOther(t *testing.T) {
+	prefix := amqptest.Prefix()
+	q := amqptest.Open(t, rabbitmq.Config{Prefix: prefix})
+	ctx := t.Context()
+	if err := q.QueueEnsure(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := amqp.Dial(amqptest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = 4242
+	for _, body := range []string{"a", "b"} {
+		err := ch.PublishWithContext(ctx, "", prefix+"q", false, false, amqp.Publishing{Body: []byte(body),
+			Headers: amqp.Table{"x-tasker-id": int64(id), "x-tasker-enqueued": time.Now().UnixMicro()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []*queue.Message
+	for deadline := time.Now().Add(5 * time.Second); len(got) < 2 && time.Now().Before(deadline); {
+		m, err := q.MessageClaim(ctx, &queue.ClaimParams{Queue: "q", Max: 2, VisibilityTimeout: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, m...)
+	}
+	if len(got) != 2 || got[0].ID != id || got[1].ID != id || got[0].Receipt() == got[1].Receipt() {
+		t.Fatalf("claimed %+v, want two messages of id %d with distinct receipts", got, id)
+	}
+	a, b := got[0], got[1]
+	if string(a.Body) != "a" {
+		a, b = b, a
+	}
+	if s, err := q.QueueStats(ctx, "q"); err != nil || s.Claimed != 2 {
+		t.Fatalf("stats %+v (%v), want 2 claimed", s, err)
+	}
+	// Acknowledging a takes a, not b: b's claim is still held, and b
+	// released comes back.
+	if err := q.MessageAck(ctx, &queue.AckParams{Queue: "q", Receipts: []queue.Receipt{a.Receipt()}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.MessageExtend(ctx, &queue.ExtendParams{Queue: "q", Receipt: b.Receipt(), VisibilityTimeout: time.Minute}); err != nil {
+		t.Fatalf("extend b after a was acknowledged: %v, want its claim still held", err)
+	}
+	if err := q.MessageNack(ctx, &queue.NackParams{Queue: "q", Receipt: b.Receipt()}); err != nil {
+		t.Fatalf("release b: %v", err)
+	}
+	again, err := q.MessageClaim(ctx, &queue.ClaimParams{Queue: "q", Max: 2, VisibilityTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again) != 1 || string(again[0].Body) != "b" {
+		t.Fatalf("claimed %+v after a was acknowledged and b released, want b alone", again)
+	}
 }

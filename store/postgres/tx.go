@@ -66,6 +66,9 @@ type tx struct {
 	// commit.
 	relayed  []*queue.SendParams
 	relayIDs []int64 // the outbox rows written, filled at the commit
+	// leases: the store leases of attempts started here
+	// (StepLeaseHold), written at the commit after the steps.
+	leases []store.StepLeaseParams
 }
 
 // outgoing is a message sent in the transaction, not inserted yet.
@@ -241,6 +244,9 @@ func (x *tx) flushSends() {
 func (x *tx) prepareCommit() {
 	x.flushRows()
 	x.flushSends()
+	if len(x.leases) > 0 {
+		x.t.Add(holdLeasesStmt(x.leases))
+	}
 	if len(x.relayed) > 0 {
 		x.t.Add(insertOutbox(x.relayed, x.s.relay.cfg.Lease, &x.relayIDs))
 	}

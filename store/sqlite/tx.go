@@ -33,7 +33,10 @@ type tx struct {
 	rows  map[uuid.UUID]*taskRows // the tasks this transaction touched, by ID
 	sent  []queue.SendParams      // Queue and Delay only, for the wake-ups
 	stmts []boundStmt             // see stmt
-	done  bool
+	// leases: the store leases of attempts started here
+	// (StepLeaseHold), written after the steps.
+	leases []store.StepLeaseParams
+	done   bool
 }
 
 // StmtContext implements queuesqlite.Tx: the co-located queue's statements
@@ -78,6 +81,9 @@ func (s *Store) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
 		return err
 	}
 	if err := t.flushRows(); err != nil {
+		return err
+	}
+	if err := t.flushLeases(); err != nil {
 		return err
 	}
 	if err := t.flushTransitions(); err != nil {

@@ -88,6 +88,7 @@ var cases = []struct {
 	{"prefetch changes no answer, skips unknown tasks and keeps what the transaction changed", testPrefetch},
 	{"templates are stored once per version, read back by version or latest, and changed only by a put with Replace", testTemplates},
 	{"an attempt's outcome is stored only while the step carries its attempt ID", testAttemptFence},
+	{"an attempt's store lease is held with its start, runs by the database's clock and is renewed only while the step runs it", testStepLease},
 	{"a notification wakes the subscribers of its name once the transaction commits, never on a rollback", testNotify},
 	{"a step started in the transaction that created it keeps its attempt ID", testAttemptInCreatingTx},
 	{"DLQ entries: one pending per task, read back, updated once out of pending, listed, counted", testDLQ},
