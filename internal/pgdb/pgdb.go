@@ -154,14 +154,6 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	if _, ok := cfg.ConnConfig.RuntimeParams["enable_seqscan"]; !ok {
 		cfg.ConnConfig.RuntimeParams["enable_seqscan"] = "off"
 	}
-	// For the same reason each statement is planned once per connection:
-	// a custom plan for each execution (PostgreSQL's first five, and every
-	// one of a statement whose array arguments make its generic plan look
-	// dear) costs more at bind than the statement costs to run. The URL may
-	// set plan_cache_mode=auto to undo this.
-	if _, ok := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; !ok {
-		cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
-	}
 	db := &DB{Logger: logger, Where: where(cfg.ConnConfig)}
 	cfg.ConnConfig.Tracer = &db.trips
 	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
