@@ -178,11 +178,7 @@ func rabbitConfig(t *testing.T) tasker.Config {
 
 // runCluster runs the cluster test with the messaging of base.
 func runCluster(t *testing.T, base tasker.Config) {
-	_, url := pgtest.Schema(t)
-	bin := buildBinary(t, t.TempDir())
-	if out, err := exec.Command(bin, "migrate", "--database-url", url).CombinedOutput(); err != nil {
-		t.Fatalf("migrate: %v\n%s", err, out)
-	}
+	bin, url := migratedDatabase(t)
 	var procs []*process
 	for range 2 {
 		procs = append(procs, start(t, bin, url, "serve"))
@@ -203,14 +199,7 @@ func runCluster(t *testing.T, base tasker.Config) {
 		tpls = append(tpls, tpl)
 	}
 	ctx := context.Background()
-	client := base
-	client.DatabaseURL, client.Templates, client.DisableOrchestration, client.DisableWorkers = url, tpls, true, true
-	client.DefaultIdentityStrategy = tasker.IdentityAlwaysUnique // the same task many times
-	eng, err := tasker.Open(ctx, client)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Stop(ctx)
+	eng := clientEngine(t, base, url, tpls...)
 	const tasks = 500
 	ids := make([]uuid.UUID, 0, tasks)
 	for i := range tasks {
@@ -265,4 +254,83 @@ func runCluster(t *testing.T, base tasker.Config) {
 		t.Errorf("work was done by %d workers and %d orchestrators (%v), want both of each", workers, orchestrators, processors)
 	}
 	fmt.Fprintf(os.Stderr, "cluster: %d tasks, processors %v\n", tasks, processors)
+}
+
+// migratedDatabase makes a schema of its own, builds the tasker command and
+// migrates the schema with it: the binary and the schema's URL.
+func migratedDatabase(t *testing.T) (bin, url string) {
+	t.Helper()
+	_, url = pgtest.Schema(t)
+	bin = buildBinary(t, t.TempDir())
+	if out, err := exec.Command(bin, "migrate", "--database-url", url).CombinedOutput(); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	return bin, url
+}
+
+// clientEngine opens an engine on url that creates tasks and runs nothing
+// (base's other settings kept); it stops when the test ends.
+func clientEngine(t *testing.T, base tasker.Config, url string, tpls ...*template.Template) *tasker.Engine {
+	t.Helper()
+	client := base
+	client.DatabaseURL, client.Templates, client.DisableOrchestration, client.DisableWorkers = url, tpls, true, true
+	client.DefaultIdentityStrategy = tasker.IdentityAlwaysUnique // the same task many times
+	eng, err := tasker.Open(context.Background(), client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = eng.Stop(context.Background()) })
+	return eng
+}
+
+// sleepChain is a template of steps demo.sleep, each after the one before,
+// with the defaults given (YAML lines under "defaults:").
+func sleepChain(t *testing.T, steps int, defaults string) *template.Template {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("name: chain\nnamespace: demo\nversion: 1.0.0\ndefaults:\n" + defaults + "steps:\n")
+	for i := range steps {
+		name := string(rune('a' + i))
+		if i == 0 {
+			fmt.Fprintf(&b, "  - {name: %s, handler: demo.sleep}\n", name)
+		} else {
+			fmt.Fprintf(&b, "  - {name: %s, handler: demo.sleep, depends_on: [%c]}\n", name, rune('a'+i-1))
+		}
+	}
+	tpl, err := template.Parse("chain.yaml", []byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tpl
+}
+
+// createChains creates n tasks of sleepChain's template whose steps sleep
+// sleepMS each.
+func createChains(t *testing.T, eng *tasker.Engine, n, sleepMS int) []uuid.UUID {
+	t.Helper()
+	ids := make([]uuid.UUID, 0, n)
+	for range n {
+		task, err := eng.CreateTask(context.Background(), tasker.CreateTaskParams{Namespace: "demo", Name: "chain", Context: map[string]int{"sleep_ms": sleepMS}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, task.ID)
+	}
+	return ids
+}
+
+// completedOnce checks that every step of the tasks completed exactly once.
+func completedOnce(t *testing.T, eng *tasker.Engine, ids []uuid.UUID) {
+	t.Helper()
+	eachStep(t, eng, ids, func(id uuid.UUID, s *tasker.Step, log []*tasker.Transition) {
+		n := 0
+		for _, tr := range log {
+			if tr.Event == "complete" {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("task %s step %s completed %d times", id, s.Name, n)
+		}
+	})
 }

@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,8 +10,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tasker-go/tasker"
-	"github.com/tasker-go/tasker/internal/pgdb/pgtest"
-	"github.com/tasker-go/tasker/template"
 )
 
 // TestClusterSurvivesKilledProcesses kills a worker with steps in flight and
@@ -40,51 +35,17 @@ func TestClusterSurvivesKilledProcessesOnRabbitMQ(t *testing.T) {
 }
 
 func runKilled(t *testing.T, base tasker.Config) {
-	_, url := pgtest.Schema(t)
-	dir := t.TempDir()
-	bin := buildBinary(t, dir)
-	if out, err := exec.Command(bin, "migrate", "--database-url", url).CombinedOutput(); err != nil {
-		t.Fatalf("migrate: %v\n%s", err, out)
-	}
+	bin, url := migratedDatabase(t)
 	claim := []string{"--claim-timeout", "2s"}
 	doomedServe := start(t, bin, url, append([]string{"serve"}, claim...)...)
 	serve := start(t, bin, url, append([]string{"serve"}, claim...)...)
 	doomedWorker := start(t, bin, url, append([]string{"worker", "--namespace", "demo"}, claim...)...)
 	worker := start(t, bin, url, append([]string{"worker", "--namespace", "demo"}, claim...)...)
 
-	tpl, err := template.Parse("chain.yaml", []byte(`name: chain
-namespace: demo
-version: 1.0.0
-defaults:
-  timeout: 1s
-  retry: {max_attempts: 3, backoff: none}
-steps:
-  - {name: a, handler: demo.sleep}
-  - {name: b, handler: demo.sleep, depends_on: [a]}
-  - {name: c, handler: demo.sleep, depends_on: [b]}
-  - {name: d, handler: demo.sleep, depends_on: [c]}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	client := base
-	client.DatabaseURL, client.Templates, client.DisableOrchestration, client.DisableWorkers = url, []*template.Template{tpl}, true, true
-	client.DefaultIdentityStrategy = tasker.IdentityAlwaysUnique // the same task many times
-	eng, err := tasker.Open(ctx, client)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Stop(ctx)
+	tpl := sleepChain(t, 4, "  timeout: 1s\n  retry: {max_attempts: 3, backoff: none}\n")
+	eng := clientEngine(t, base, url, tpl)
 	const tasks = 40
-	var ids []uuid.UUID
-	for range tasks {
-		task, err := eng.CreateTask(ctx, tasker.CreateTaskParams{Namespace: "demo", Name: "chain", Context: map[string]int{"sleep_ms": 200}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, task.ID)
-	}
+	ids := createChains(t, eng, tasks, 200)
 	time.Sleep(600 * time.Millisecond) // steps in flight, tasks half done
 	for _, p := range []*process{doomedWorker, doomedServe} {
 		p.cmd.Process.Signal(syscall.SIGKILL)
@@ -95,7 +56,7 @@ steps:
 	serve.stop(t)
 	worker.stop(t)
 
-	if all, err := eng.Tasks(ctx, 2*tasks); err != nil || len(all) != tasks {
+	if all, err := eng.Tasks(context.Background(), 2*tasks); err != nil || len(all) != tasks {
 		t.Errorf("%d tasks in the store (%v), want %d", len(all), err, tasks)
 	}
 	var lost int
@@ -118,5 +79,4 @@ steps:
 	if !strings.Contains(serve.logs.String(), "running") {
 		t.Logf("serve logs:\n%s", serve.logs)
 	}
-	_ = os.Remove(filepath.Join(dir, "tasker"))
 }
