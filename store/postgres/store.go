@@ -26,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tasker-go/tasker/internal/pgdb"
+	"github.com/tasker-go/tasker/internal/rowscan"
 	queuepg "github.com/tasker-go/tasker/queue/postgres"
 	"github.com/tasker-go/tasker/store"
 	"github.com/tasker-go/tasker/taskertype"
@@ -278,18 +279,7 @@ func (s *Store) TaskList(ctx context.Context, p *store.TaskListParams) ([]*taske
 		return nil, fmt.Errorf("store: %s: %w", op, err)
 	}
 	defer rows.Close()
-	var tasks []*taskertype.Task
-	for rows.Next() {
-		t, err := scanTaskRequest(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: %s: %w", op, err)
-		}
-		tasks = append(tasks, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: %s: %w", op, err)
-	}
-	return tasks, nil
+	return rowscan.All(op, rows, func(rows rowscan.Rows) (*taskertype.Task, error) { return scanTaskRequest(rows) })
 }
 
 // taskWhere is the WHERE clause of a page of tasks (or "") and its

@@ -124,18 +124,7 @@ func (s *Store) DLQList(ctx context.Context, p *store.DLQListParams) ([]*taskert
 		return nil, fmt.Errorf("store: %s: %w", op, err)
 	}
 	defer rows.Close()
-	var out []*taskertype.DLQEntry
-	for rows.Next() {
-		e, err := scanDLQ(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: %s: %w", op, err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: %s: %w", op, err)
-	}
-	return out, nil
+	return rowscan.All(op, rows, func(rows rowscan.Rows) (*taskertype.DLQEntry, error) { return scanDLQ(rows) })
 }
 
 // DLQGet implements store.Store.
