@@ -1,11 +1,13 @@
 package api_test
 
 import (
+	"bufio"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -259,6 +261,7 @@ func TestAuthMatrix(t *testing.T) {
 					t.Errorf("%s with the tasks:read API key: %d %s, want 403", r.pattern(), st, out)
 				}
 			}
+			t.Run("the task context needs tasks:context_read", func(t *testing.T) { contextMatrix(t, f) })
 			t.Run("metrics and docs stay public", func(t *testing.T) {
 				for _, p := range []string{"/metrics", "/api-docs/openapi.json"} {
 					if ok, st := f.past(t, "X-Nothing", "x", "GET", p, nil); !ok || st != 200 {
@@ -314,5 +317,132 @@ func TestRegisterTemplateNeedsItsPermission(t *testing.T) {
 	both := f.token(t, f.priv, []string{"templates:validate", "templates:register"}, time.Now(), time.Hour)
 	if st, out, _ := f.as("Authorization", "Bearer "+both, "POST", "/v1/templates?register=true", body); st != 201 {
 		t.Fatalf("register with templates:register: %d %s, want 201", st, out)
+	}
+}
+
+var contextSecret = map[string]any{"value": float64(7), "card": "4111-1111"}
+
+// contextBody is a create request whose context is contextSecret, in the
+// idle namespace (no worker: the task stays unfinished, to be cancelled).
+func contextBody() map[string]any {
+	b := createBody("linear_workflow", contextSecret)
+	b["namespace"] = "idle"
+	b["idempotency_key"] = uuid.NewString()
+	return b
+}
+
+// contextMatrix (a part of TestAuthMatrix): with auth on, a task's context
+// is answered only to a caller holding tasks:context_read. The create,
+// get, list and cancel answers and the event stream's snapshot carry {}
+// (and X-Tasker-Context-Redacted) to the others, and every answer still
+// validates against the spec.
+func contextMatrix(t *testing.T, f *authFixture) {
+	secret, body := contextSecret, contextBody
+	contexts := func(t *testing.T, method, path string, out []byte) []any {
+		t.Helper()
+		if method == "GET" && path == "/v1/tasks?namespace=idle" {
+			var l struct{ Tasks []struct{ Context any } }
+			if err := json.Unmarshal(out, &l); err != nil || len(l.Tasks) == 0 {
+				t.Fatalf("list: %v: %s", err, out)
+			}
+			var cs []any
+			for _, x := range l.Tasks {
+				cs = append(cs, x.Context)
+			}
+			return cs
+		}
+		var one struct{ Context any }
+		if err := json.Unmarshal(out, &one); err != nil {
+			t.Fatalf("%s %s: %v: %s", method, path, err, out)
+		}
+		return []any{one.Context}
+	}
+	now := time.Now()
+	base := []string{"tasks:create", "tasks:read", "tasks:list", "tasks:cancel"}
+	for _, c := range []struct {
+		name   string
+		header string
+		value  string
+		shown  bool
+	}{
+		{"a token without tasks:context_read", "Authorization", "Bearer " + f.token(t, f.priv, base, now, time.Hour), false},
+		{"a token with tasks:context_read", "Authorization", "Bearer " + f.token(t, f.priv, append(slices.Clone(base), "tasks:context_read"), now, time.Hour), true},
+		{"a token with tasks:*", "Authorization", "Bearer " + f.token(t, f.priv, []string{"tasks:*"}, now, time.Hour), true},
+		{"the admin API key (*)", "X-API-Key", f.keyAll, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st, out, hdr := f.as(c.header, c.value, "POST", "/v1/tasks", body())
+			if st != 201 {
+				t.Fatalf("create: %d %s", st, out)
+			}
+			var created taskResp
+			if err := json.Unmarshal(out, &created); err != nil {
+				t.Fatal(err)
+			}
+			check := func(what string, out []byte, hdr http.Header, cs []any) {
+				t.Helper()
+				for _, got := range cs {
+					want := any(secret)
+					if !c.shown {
+						want = map[string]any{}
+					}
+					if !reflect.DeepEqual(got, want) {
+						t.Errorf("%s: context %v, want %v: %s", what, got, want, out)
+					}
+				}
+				if red := hdr.Get(api.HeaderContextRedacted) == "true"; red == c.shown {
+					t.Errorf("%s: %s %q, want it set only when the context is redacted", what, api.HeaderContextRedacted, hdr.Get(api.HeaderContextRedacted))
+				}
+			}
+			check("create", out, hdr, contexts(t, "POST", "/v1/tasks", out))
+			for _, path := range []string{"/v1/tasks/" + created.TaskUUID, "/v1/tasks?namespace=idle"} {
+				st, out, hdr := f.as(c.header, c.value, "GET", path, nil)
+				if st != 200 {
+					t.Fatalf("GET %s: %d %s", path, st, out)
+				}
+				check("GET "+path, out, hdr, contexts(t, "GET", path, out))
+			}
+			// The event stream's snapshot is the task's answer.
+			req, _ := http.NewRequestWithContext(t.Context(), "GET", f.c.srv.URL+"/v1/tasks/"+created.TaskUUID+"/events", nil)
+			req.Header.Set(c.header, c.value)
+			resp, err := f.c.srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc := bufio.NewScanner(resp.Body)
+			sc.Buffer(nil, 1<<20)
+			for sc.Scan() {
+				if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+					check("the event stream's snapshot", []byte(data), resp.Header, contexts(t, "GET", "events", []byte(data)))
+					break
+				}
+			}
+			resp.Body.Close()
+			st, out, hdr = f.as(c.header, c.value, "DELETE", "/v1/tasks/"+created.TaskUUID, nil)
+			if st != 200 {
+				t.Fatalf("cancel: %d %s", st, out)
+			}
+			check("cancel", out, hdr, contexts(t, "DELETE", "", out))
+		})
+	}
+}
+
+// With auth off, a task's context is always answered (contextMatrix has
+// auth on).
+func TestContextWithAuthOff(t *testing.T) {
+	secret, body := contextSecret, contextBody
+	c, _ := newClient(t, "sqlite", api.Config{})
+	var created struct {
+		TaskUUID string `json:"task_uuid"`
+		Context  any
+	}
+	c.json("POST", "/v1/tasks", body(), 201, &created)
+	if !reflect.DeepEqual(created.Context, any(secret)) || c.lastHeader.Get(api.HeaderContextRedacted) != "" {
+		t.Fatalf("create with auth off: context %v, %s %q", created.Context, api.HeaderContextRedacted, c.lastHeader.Get(api.HeaderContextRedacted))
+	}
+	var got struct{ Context any }
+	c.json("GET", "/v1/tasks/"+created.TaskUUID, nil, 200, &got)
+	if !reflect.DeepEqual(got.Context, any(secret)) {
+		t.Fatalf("GET with auth off: context %v, want %v", got.Context, secret)
 	}
 }

@@ -12,8 +12,45 @@ import (
 
 	"github.com/tasker-go/tasker"
 	"github.com/tasker-go/tasker/internal/api/gen"
+	"github.com/tasker-go/tasker/internal/auth"
 	"github.com/tasker-go/tasker/taskertype"
 )
+
+// permContextRead is the permission a caller needs, with auth on, to read
+// a task's context in the task answers (tasker-core's tasks:context_read).
+const permContextRead = "tasks:context_read"
+
+// contextRoutes are the routes whose answers carry task contexts: with
+// auth on, a caller without permContextRead gets them redacted.
+var contextRoutes = map[string]bool{
+	"POST /v1/tasks":              true,
+	"GET /v1/tasks":               true,
+	"GET /v1/tasks/{uuid}":        true,
+	"DELETE /v1/tasks/{uuid}":     true,
+	"GET /v1/tasks/{uuid}/events": true,
+}
+
+// showContext says whether the request's caller may read task contexts:
+// always with auth off; with auth on, when its principal holds
+// tasks:context_read (or a wildcard of it).
+func (s *Server) showContext(ctx context.Context) bool {
+	if s.auth == nil {
+		return true
+	}
+	p := auth.PrincipalFrom(ctx)
+	return p != nil && p.Allows(permContextRead)
+}
+
+// task is taskResponse for the request's caller: the context is an empty
+// object when the caller may not read it (docs/api.md), so the answer
+// still has the spec's required context.
+func (s *Server) task(ctx context.Context, t *tasker.Task, steps []*tasker.Step) gen.TaskResponse {
+	out := taskResponse(t, steps)
+	if !s.showContext(ctx) {
+		out.Context = map[string]any{}
+	}
+	return out
+}
 
 // Pagination of GET /v1/tasks.
 const (
@@ -74,7 +111,7 @@ func (s *Server) CreateTask(ctx context.Context, req gen.CreateTaskRequestObject
 	if err != nil {
 		return nil, err
 	}
-	return gen.CreateTask201JSONResponse(taskResponse(t, steps)), nil
+	return gen.CreateTask201JSONResponse(s.task(ctx, t, steps)), nil
 }
 
 func jsonKind(v any) string {
@@ -101,7 +138,7 @@ func (s *Server) GetTask(ctx context.Context, req gen.GetTaskRequestObject) (gen
 	if err != nil {
 		return nil, err
 	}
-	return gen.GetTask200JSONResponse(taskResponse(info.Task, info.Steps)), nil
+	return gen.GetTask200JSONResponse(s.task(ctx, info.Task, info.Steps)), nil
 }
 
 // CancelTask cancels an unfinished task and answers it as it is now.
@@ -117,7 +154,7 @@ func (s *Server) CancelTask(ctx context.Context, req gen.CancelTaskRequestObject
 	if err != nil {
 		return nil, err
 	}
-	return gen.CancelTask200JSONResponse(taskResponse(info.Task, info.Steps)), nil
+	return gen.CancelTask200JSONResponse(s.task(ctx, info.Task, info.Steps)), nil
 }
 
 // ListTasks lists tasks newest first, filtered by status and namespace, a
@@ -166,7 +203,7 @@ func (s *Server) ListTasks(ctx context.Context, req gen.ListTasksRequestObject) 
 		if err != nil {
 			return nil, err
 		}
-		out.Tasks = append(out.Tasks, taskResponse(info.Task, info.Steps))
+		out.Tasks = append(out.Tasks, s.task(ctx, info.Task, info.Steps))
 	}
 	to := offset + int64(len(tasks))
 	pages := int32((total + int64(perPage) - 1) / int64(perPage))
