@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	"go.yaml.in/yaml/v3"
 
@@ -262,6 +263,7 @@ func TestAuthMatrix(t *testing.T) {
 				}
 			}
 			t.Run("the task context needs tasks:context_read", func(t *testing.T) { contextMatrix(t, f) })
+			t.Run("a pull worker answers only to its principal", func(t *testing.T) { workerMatrix(t, f) })
 			t.Run("metrics and docs stay public", func(t *testing.T) {
 				for _, p := range []string{"/metrics", "/api-docs/openapi.json"} {
 					if ok, st := f.past(t, "X-Nothing", "x", "GET", p, nil); !ok || st != 200 {
@@ -444,5 +446,89 @@ func TestContextWithAuthOff(t *testing.T) {
 	c.json("GET", "/v1/tasks/"+created.TaskUUID, nil, 200, &got)
 	if !reflect.DeepEqual(got.Context, any(secret)) {
 		t.Fatalf("GET with auth off: context %v, want %v", got.Context, secret)
+	}
+}
+
+// workerMatrix (a part of TestAuthMatrix): with auth on, a pull worker
+// belongs to the principal that registered it. Another principal holding
+// worker:* is refused 403 naming the worker on every route that acts on
+// it, and may not register its id until the owner lets it go.
+func workerMatrix(t *testing.T, f *authFixture) {
+	now := time.Now()
+	as := func(sub string) string {
+		tok, err := auth.GenerateToken(f.priv, auth.TokenSpec{Subject: sub, Issuer: "tasker-core", Audience: "tasker-api",
+			Permissions: []string{"worker:*"}, IssuedAt: now, TTL: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "Bearer " + tok
+	}
+	alice, bob := as("alice"), as("bob")
+	id := "w-" + uuid.NewString()[:8]
+	reg := map[string]any{"worker_id": id, "namespaces": []string{"demo"}, "handlers": []string{"nobody_serves_this"}}
+	call := func(who, method, path string, body any) (int, string) {
+		t.Helper()
+		st, out, _ := f.as("Authorization", who, method, path, body)
+		return st, string(out)
+	}
+	if st, out := call(alice, "POST", "/v1/workers", reg); st != 200 {
+		t.Fatalf("alice registers %s: %d %s", id, st, out)
+	}
+	routes := []struct {
+		method, path string
+		body         any
+		own          int // alice's answer
+	}{
+		{"POST", "/v1/workers", reg, 200}, // re-registering her own worker replaces it
+		{"POST", "/v1/workers/" + id + "/poll", map[string]any{"max_events": 0}, 200},
+		{"POST", "/v1/workers/" + id + "/heartbeat", map[string]any{}, 200},
+		{"POST", "/v1/workers/" + id + "/events/" + uuid.NewString() + "/complete", map[string]any{"outcome": "success", "result": map[string]any{}}, 404},
+	}
+	for _, r := range routes {
+		st, out := call(bob, r.method, r.path, r.body)
+		if st != 403 || !strings.Contains(out, `"AuthorizationError"`) || !strings.Contains(out, id) {
+			t.Errorf("bob: %s %s on alice's worker: %d %s, want 403 AuthorizationError naming %s", r.method, r.path, st, out, id)
+		}
+		if st, out := call(alice, r.method, r.path, r.body); st != r.own {
+			t.Errorf("alice: %s %s on her worker: %d %s, want %d", r.method, r.path, st, out, r.own)
+		}
+	}
+	if st, out := call(bob, "DELETE", "/v1/workers/"+id, nil); st != 403 || !strings.Contains(out, id) {
+		t.Errorf("bob deregisters alice's worker: %d %s, want 403 naming it", st, out)
+	}
+	// The admin key holds every permission, but it is another principal.
+	if st, out, _ := f.as("X-API-Key", f.keyAll, "POST", "/v1/workers/"+id+"/heartbeat", map[string]any{}); st != 403 {
+		t.Errorf("the admin API key heartbeats alice's worker: %d %s, want 403", st, out)
+	}
+	var m struct {
+		Workers []struct {
+			WorkerID string `json:"worker_id"`
+		}
+	}
+	if st, out := call(bob, "GET", "/v1/workers/metrics", nil); st != 200 || json.Unmarshal([]byte(out), &m) != nil || len(m.Workers) == 0 {
+		t.Errorf("bob reads the workers' metrics: %d %s, want 200 listing alice's worker", st, out)
+	}
+	if st, out := call(alice, "DELETE", "/v1/workers/"+id, nil); st != 200 {
+		t.Fatalf("alice deregisters her worker: %d %s", st, out)
+	}
+	if st, out := call(bob, "POST", "/v1/workers", reg); st != 200 {
+		t.Errorf("bob registers the id alice let go: %d %s, want 200", st, out)
+	}
+	if st, out := call(alice, "POST", "/v1/workers/"+id+"/poll", map[string]any{"max_events": 0}); st != 403 {
+		t.Errorf("alice polls the id bob now holds: %d %s, want 403", st, out)
+	}
+	// A token without sub names no principal, so it can own no worker.
+	key, _, err := auth.ParsePrivateKeyPEM(f.priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"iss": "tasker-core", "aud": "tasker-api",
+		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "permissions": []string{"worker:*"}}).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg["worker_id"] = "anonymous"
+	if st, out := call("Bearer "+tok, "POST", "/v1/workers", reg); st != 403 || !strings.Contains(out, "sub") {
+		t.Errorf("a token without sub registers a worker: %d %s, want 403 asking for a subject", st, out)
 	}
 }
