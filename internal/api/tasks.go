@@ -97,7 +97,7 @@ func (s *Server) CreateTask(ctx context.Context, req gen.CreateTaskRequestObject
 	if b.IdempotencyKey != nil {
 		p.IdempotencyKey = *b.IdempotencyKey
 	}
-	t, err := s.eng.CreateTask(ctx, p)
+	info, err := s.eng.CreateTaskInfo(ctx, p)
 	if errors.Is(err, taskertype.ErrNotFound) {
 		// The spec answers an unknown template 400 (it lists no 404 here).
 		return nil, &badRequest{err.Error()}
@@ -105,13 +105,8 @@ func (s *Server) CreateTask(ctx context.Context, req gen.CreateTaskRequestObject
 	if err != nil {
 		return nil, err
 	}
-	// The task as created (CreateTask answers it), with its steps: one
-	// read, not two.
-	steps, err := s.eng.Steps(ctx, t.ID)
-	if err != nil {
-		return nil, err
-	}
-	return gen.CreateTask201JSONResponse(s.task(ctx, t, steps)), nil
+	// The task and its steps as the create committed them: no read.
+	return gen.CreateTask201JSONResponse(s.task(ctx, info.Task, info.Steps)), nil
 }
 
 func jsonKind(v any) string {
@@ -279,11 +274,16 @@ func index(steps []*tasker.Step) map[uuid.UUID]*tasker.Step {
 	return m
 }
 
+// wireTime is t as the answers give it: UTC, at the microsecond both
+// stores keep, so that an answer built from what a transaction wrote (the
+// create's) and one read back agree.
+func wireTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
 func timePtr(t time.Time) *time.Time {
 	if t.IsZero() {
 		return nil
 	}
-	t = t.UTC()
+	t = wireTime(t)
 	return &t
 }
 
@@ -291,7 +291,7 @@ func stringTime(t time.Time) *string {
 	if t.IsZero() {
 		return nil
 	}
-	s := t.UTC().Format(time.RFC3339Nano)
+	s := wireTime(t).Format(time.RFC3339Nano)
 	return &s
 }
 
@@ -306,7 +306,7 @@ func stepResponse(st *tasker.Step, all []*tasker.Step) gen.StepResponse {
 	r := stepReadiness(st, index(all))
 	out := gen.StepResponse{
 		Attempts: int32(st.Attempts), CompletedParents: r.completedParents, TotalParents: r.totalParents,
-		CreatedAt: st.CreatedAt.UTC().Format(time.RFC3339Nano), UpdatedAt: st.UpdatedAt.UTC().Format(time.RFC3339Nano),
+		CreatedAt: wireTime(st.CreatedAt).Format(time.RFC3339Nano), UpdatedAt: wireTime(st.UpdatedAt).Format(time.RFC3339Nano),
 		CurrentState: string(st.State), DependenciesSatisfied: r.depsSatisfied, ReadyForExecution: r.ready,
 		RetryEligible: r.retry, MaxAttempts: int32(st.Retry.MaxAttempts), Name: st.Name,
 		StepUuid: st.ID.String(), TaskUuid: st.TaskID.String(), NextRetryAt: stringTime(st.NextRetryAt),
@@ -326,7 +326,7 @@ func taskResponse(t *tasker.Task, steps []*tasker.Step) gen.TaskResponse {
 	byID := index(steps)
 	out := gen.TaskResponse{
 		TaskUuid: t.ID.String(), Namespace: t.Namespace, Name: t.Name, Version: t.Version, Status: string(t.State),
-		Context: rawJSON(t.Context), CreatedAt: t.CreatedAt.UTC(), UpdatedAt: t.UpdatedAt.UTC(),
+		Context: rawJSON(t.Context), CreatedAt: wireTime(t.CreatedAt), UpdatedAt: wireTime(t.UpdatedAt),
 		CompletedAt: timePtr(t.FinishedAt), TotalSteps: int64(len(steps)), Steps: []gen.StepReadinessStatus{},
 	}
 	// The request's fields (docs/identity.md).
