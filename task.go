@@ -60,31 +60,56 @@ type CreateTaskParams struct {
 // (DisableOrchestration) may create tasks too: the orchestrators of other
 // processes take them from there.
 func (e *Engine) CreateTask(ctx context.Context, p CreateTaskParams) (*Task, error) {
+	task, _, err := e.createTask(ctx, p)
+	return task, err
+}
+
+// CreateTaskInfo is CreateTask that also answers the task's steps as its
+// create transaction left them (created, the ready ones enqueued), without
+// reading the store: the answer of a create, as the REST API gives it. A
+// worker may have claimed, run or finished steps since (or, with an
+// in-process worker, in the same transaction); Task reads what is stored
+// now.
+func (e *Engine) CreateTaskInfo(ctx context.Context, p CreateTaskParams) (*TaskInfo, error) {
+	task, steps, err := e.createTask(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if steps == nil {
+		// Found stored after a commit whose answer was lost: read them.
+		if steps, err = e.Steps(ctx, task.ID); err != nil {
+			return nil, err
+		}
+	}
+	return &TaskInfo{Task: task, Steps: steps}, nil
+}
+
+func (e *Engine) createTask(ctx context.Context, p CreateTaskParams) (*Task, []*Step, error) {
 	tpl, err := e.tmpl.Get(ctx, p.Namespace, p.Name, p.Version)
 	if err != nil {
-		return nil, fmt.Errorf("tasker: create task: %w", err)
+		return nil, nil, fmt.Errorf("tasker: create task: %w", err)
 	}
 	raw, err := encodeContext(p.Context)
 	if err != nil {
-		return nil, fmt.Errorf("tasker: create task from %s: %w", tpl.Key(), err)
+		return nil, nil, fmt.Errorf("tasker: create task from %s: %w", tpl.Key(), err)
 	}
 	if limit := e.cfg.MaxContextBytes; limit > 0 && len(raw) > limit {
-		return nil, fmt.Errorf("tasker: create task from %s: %w: the context is %d bytes of JSON, more than the limit of %d: pass a smaller context (large data belongs elsewhere, passed by reference), or raise the limit (Config.MaxContextBytes, or --max-context-bytes)",
+		return nil, nil, fmt.Errorf("tasker: create task from %s: %w: the context is %d bytes of JSON, more than the limit of %d: pass a smaller context (large data belongs elsewhere, passed by reference), or raise the limit (Config.MaxContextBytes, or --max-context-bytes)",
 			tpl.Key(), taskertype.ErrInvalid, len(raw), limit)
 	}
 	if err := tpl.ValidateContext(raw); err != nil {
-		return nil, fmt.Errorf("tasker: create task from %s: %w", tpl.Key(), err)
+		return nil, nil, fmt.Errorf("tasker: create task from %s: %w", tpl.Key(), err)
 	}
 	request, err := taskRequest(tpl, e.cfg.DefaultIdentityStrategy, &p, raw)
 	if err != nil {
-		return nil, fmt.Errorf("tasker: create task from %s: %w", tpl.Key(), err)
+		return nil, nil, fmt.Errorf("tasker: create task from %s: %w", tpl.Key(), err)
 	}
 	if err := e.checkHandlers(tpl); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if e.admit != nil {
 		if err := e.admit.Admit(ctx, tpl.Namespace); err != nil {
-			return nil, fmt.Errorf("tasker: create task from %s: %w", tpl.Key(), err)
+			return nil, nil, fmt.Errorf("tasker: create task from %s: %w", tpl.Key(), err)
 		}
 	}
 	spec := &orchestration.TaskSpec{Namespace: tpl.Namespace, Name: tpl.Name, Version: tpl.Version, Context: raw, Positioned: true, Request: request}
@@ -96,11 +121,11 @@ func (e *Engine) CreateTask(ctx context.Context, p CreateTaskParams) (*Task, err
 			Name: s.Name, Handler: s.Handler, DependsOn: s.DependsOn, Retry: s.Retry, Timeout: s.Timeout, Position: i,
 		})
 	}
-	task, err := e.orch.CreateTask(ctx, spec)
+	task, steps, err := e.orch.CreateTaskSteps(ctx, spec)
 	if err != nil {
-		return nil, fmt.Errorf("tasker: %w", err)
+		return nil, nil, fmt.Errorf("tasker: %w", err)
 	}
-	return task, nil
+	return task, steps, nil
 }
 
 func encodeContext(v any) (json.RawMessage, error) {

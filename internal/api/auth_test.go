@@ -1,16 +1,19 @@
 package api_test
 
 import (
+	"bufio"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	"go.yaml.in/yaml/v3"
 
@@ -259,6 +262,8 @@ func TestAuthMatrix(t *testing.T) {
 					t.Errorf("%s with the tasks:read API key: %d %s, want 403", r.pattern(), st, out)
 				}
 			}
+			t.Run("the task context needs tasks:context_read", func(t *testing.T) { contextMatrix(t, f) })
+			t.Run("a pull worker answers only to its principal", func(t *testing.T) { workerMatrix(t, f) })
 			t.Run("metrics and docs stay public", func(t *testing.T) {
 				for _, p := range []string{"/metrics", "/api-docs/openapi.json"} {
 					if ok, st := f.past(t, "X-Nothing", "x", "GET", p, nil); !ok || st != 200 {
@@ -314,5 +319,216 @@ func TestRegisterTemplateNeedsItsPermission(t *testing.T) {
 	both := f.token(t, f.priv, []string{"templates:validate", "templates:register"}, time.Now(), time.Hour)
 	if st, out, _ := f.as("Authorization", "Bearer "+both, "POST", "/v1/templates?register=true", body); st != 201 {
 		t.Fatalf("register with templates:register: %d %s, want 201", st, out)
+	}
+}
+
+var contextSecret = map[string]any{"value": float64(7), "card": "4111-1111"}
+
+// contextBody is a create request whose context is contextSecret, in the
+// idle namespace (no worker: the task stays unfinished, to be cancelled).
+func contextBody() map[string]any {
+	b := createBody("linear_workflow", contextSecret)
+	b["namespace"] = "idle"
+	b["idempotency_key"] = uuid.NewString()
+	return b
+}
+
+// contextMatrix (a part of TestAuthMatrix): with auth on, a task's context
+// is answered only to a caller holding tasks:context_read. The create,
+// get, list and cancel answers and the event stream's snapshot carry {}
+// (and X-Tasker-Context-Redacted) to the others, and every answer still
+// validates against the spec.
+func contextMatrix(t *testing.T, f *authFixture) {
+	secret, body := contextSecret, contextBody
+	contexts := func(t *testing.T, method, path string, out []byte) []any {
+		t.Helper()
+		if method == "GET" && path == "/v1/tasks?namespace=idle" {
+			var l struct{ Tasks []struct{ Context any } }
+			if err := json.Unmarshal(out, &l); err != nil || len(l.Tasks) == 0 {
+				t.Fatalf("list: %v: %s", err, out)
+			}
+			var cs []any
+			for _, x := range l.Tasks {
+				cs = append(cs, x.Context)
+			}
+			return cs
+		}
+		var one struct{ Context any }
+		if err := json.Unmarshal(out, &one); err != nil {
+			t.Fatalf("%s %s: %v: %s", method, path, err, out)
+		}
+		return []any{one.Context}
+	}
+	now := time.Now()
+	base := []string{"tasks:create", "tasks:read", "tasks:list", "tasks:cancel"}
+	for _, c := range []struct {
+		name   string
+		header string
+		value  string
+		shown  bool
+	}{
+		{"a token without tasks:context_read", "Authorization", "Bearer " + f.token(t, f.priv, base, now, time.Hour), false},
+		{"a token with tasks:context_read", "Authorization", "Bearer " + f.token(t, f.priv, append(slices.Clone(base), "tasks:context_read"), now, time.Hour), true},
+		{"a token with tasks:*", "Authorization", "Bearer " + f.token(t, f.priv, []string{"tasks:*"}, now, time.Hour), true},
+		{"the admin API key (*)", "X-API-Key", f.keyAll, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st, out, hdr := f.as(c.header, c.value, "POST", "/v1/tasks", body())
+			if st != 201 {
+				t.Fatalf("create: %d %s", st, out)
+			}
+			var created taskResp
+			if err := json.Unmarshal(out, &created); err != nil {
+				t.Fatal(err)
+			}
+			check := func(what string, out []byte, hdr http.Header, cs []any) {
+				t.Helper()
+				for _, got := range cs {
+					want := any(secret)
+					if !c.shown {
+						want = map[string]any{}
+					}
+					if !reflect.DeepEqual(got, want) {
+						t.Errorf("%s: context %v, want %v: %s", what, got, want, out)
+					}
+				}
+				if red := hdr.Get(api.HeaderContextRedacted) == "true"; red == c.shown {
+					t.Errorf("%s: %s %q, want it set only when the context is redacted", what, api.HeaderContextRedacted, hdr.Get(api.HeaderContextRedacted))
+				}
+			}
+			check("create", out, hdr, contexts(t, "POST", "/v1/tasks", out))
+			for _, path := range []string{"/v1/tasks/" + created.TaskUUID, "/v1/tasks?namespace=idle"} {
+				st, out, hdr := f.as(c.header, c.value, "GET", path, nil)
+				if st != 200 {
+					t.Fatalf("GET %s: %d %s", path, st, out)
+				}
+				check("GET "+path, out, hdr, contexts(t, "GET", path, out))
+			}
+			// The event stream's snapshot is the task's answer.
+			req, _ := http.NewRequestWithContext(t.Context(), "GET", f.c.srv.URL+"/v1/tasks/"+created.TaskUUID+"/events", nil)
+			req.Header.Set(c.header, c.value)
+			resp, err := f.c.srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc := bufio.NewScanner(resp.Body)
+			sc.Buffer(nil, 1<<20)
+			for sc.Scan() {
+				if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+					check("the event stream's snapshot", []byte(data), resp.Header, contexts(t, "GET", "events", []byte(data)))
+					break
+				}
+			}
+			resp.Body.Close()
+			st, out, hdr = f.as(c.header, c.value, "DELETE", "/v1/tasks/"+created.TaskUUID, nil)
+			if st != 200 {
+				t.Fatalf("cancel: %d %s", st, out)
+			}
+			check("cancel", out, hdr, contexts(t, "DELETE", "", out))
+		})
+	}
+}
+
+// With auth off, a task's context is always answered (contextMatrix has
+// auth on).
+func TestContextWithAuthOff(t *testing.T) {
+	secret, body := contextSecret, contextBody
+	c, _ := newClient(t, "sqlite", api.Config{})
+	var created struct {
+		TaskUUID string `json:"task_uuid"`
+		Context  any
+	}
+	c.json("POST", "/v1/tasks", body(), 201, &created)
+	if !reflect.DeepEqual(created.Context, any(secret)) || c.lastHeader.Get(api.HeaderContextRedacted) != "" {
+		t.Fatalf("create with auth off: context %v, %s %q", created.Context, api.HeaderContextRedacted, c.lastHeader.Get(api.HeaderContextRedacted))
+	}
+	var got struct{ Context any }
+	c.json("GET", "/v1/tasks/"+created.TaskUUID, nil, 200, &got)
+	if !reflect.DeepEqual(got.Context, any(secret)) {
+		t.Fatalf("GET with auth off: context %v, want %v", got.Context, secret)
+	}
+}
+
+// workerMatrix (a part of TestAuthMatrix): with auth on, a pull worker
+// belongs to the principal that registered it. Another principal holding
+// worker:* is refused 403 naming the worker on every route that acts on
+// it, and may not register its id until the owner lets it go.
+func workerMatrix(t *testing.T, f *authFixture) {
+	now := time.Now()
+	as := func(sub string) string {
+		tok, err := auth.GenerateToken(f.priv, auth.TokenSpec{Subject: sub, Issuer: "tasker-core", Audience: "tasker-api",
+			Permissions: []string{"worker:*"}, IssuedAt: now, TTL: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "Bearer " + tok
+	}
+	alice, bob := as("alice"), as("bob")
+	id := "w-" + uuid.NewString()[:8]
+	reg := map[string]any{"worker_id": id, "namespaces": []string{"demo"}, "handlers": []string{"nobody_serves_this"}}
+	call := func(who, method, path string, body any) (int, string) {
+		t.Helper()
+		st, out, _ := f.as("Authorization", who, method, path, body)
+		return st, string(out)
+	}
+	if st, out := call(alice, "POST", "/v1/workers", reg); st != 200 {
+		t.Fatalf("alice registers %s: %d %s", id, st, out)
+	}
+	routes := []struct {
+		method, path string
+		body         any
+		own          int // alice's answer
+	}{
+		{"POST", "/v1/workers", reg, 200}, // re-registering her own worker replaces it
+		{"POST", "/v1/workers/" + id + "/poll", map[string]any{"max_events": 0}, 200},
+		{"POST", "/v1/workers/" + id + "/heartbeat", map[string]any{}, 200},
+		{"POST", "/v1/workers/" + id + "/events/" + uuid.NewString() + "/complete", map[string]any{"outcome": "success", "result": map[string]any{}}, 404},
+	}
+	for _, r := range routes {
+		st, out := call(bob, r.method, r.path, r.body)
+		if st != 403 || !strings.Contains(out, `"AuthorizationError"`) || !strings.Contains(out, id) {
+			t.Errorf("bob: %s %s on alice's worker: %d %s, want 403 AuthorizationError naming %s", r.method, r.path, st, out, id)
+		}
+		if st, out := call(alice, r.method, r.path, r.body); st != r.own {
+			t.Errorf("alice: %s %s on her worker: %d %s, want %d", r.method, r.path, st, out, r.own)
+		}
+	}
+	if st, out := call(bob, "DELETE", "/v1/workers/"+id, nil); st != 403 || !strings.Contains(out, id) {
+		t.Errorf("bob deregisters alice's worker: %d %s, want 403 naming it", st, out)
+	}
+	// The admin key holds every permission, but it is another principal.
+	if st, out, _ := f.as("X-API-Key", f.keyAll, "POST", "/v1/workers/"+id+"/heartbeat", map[string]any{}); st != 403 {
+		t.Errorf("the admin API key heartbeats alice's worker: %d %s, want 403", st, out)
+	}
+	var m struct {
+		Workers []struct {
+			WorkerID string `json:"worker_id"`
+		}
+	}
+	if st, out := call(bob, "GET", "/v1/workers/metrics", nil); st != 200 || json.Unmarshal([]byte(out), &m) != nil || len(m.Workers) == 0 {
+		t.Errorf("bob reads the workers' metrics: %d %s, want 200 listing alice's worker", st, out)
+	}
+	if st, out := call(alice, "DELETE", "/v1/workers/"+id, nil); st != 200 {
+		t.Fatalf("alice deregisters her worker: %d %s", st, out)
+	}
+	if st, out := call(bob, "POST", "/v1/workers", reg); st != 200 {
+		t.Errorf("bob registers the id alice let go: %d %s, want 200", st, out)
+	}
+	if st, out := call(alice, "POST", "/v1/workers/"+id+"/poll", map[string]any{"max_events": 0}); st != 403 {
+		t.Errorf("alice polls the id bob now holds: %d %s, want 403", st, out)
+	}
+	// A token without sub names no principal, so it can own no worker.
+	key, _, err := auth.ParsePrivateKeyPEM(f.priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"iss": "tasker-core", "aud": "tasker-api",
+		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "permissions": []string{"worker:*"}}).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg["worker_id"] = "anonymous"
+	if st, out := call("Bearer "+tok, "POST", "/v1/workers", reg); st != 403 || !strings.Contains(out, "sub") {
+		t.Errorf("a token without sub registers a worker: %d %s, want 403 asking for a subject", st, out)
 	}
 }

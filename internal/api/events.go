@@ -84,7 +84,7 @@ func (s *Server) streamTaskEvents(w http.ResponseWriter, r *http.Request) {
 	stop := context.AfterFunc(s.closing, cancel)
 	defer stop()
 
-	if err := st.send("snapshot", taskResponse(info.Task, info.Steps)); err != nil {
+	if err := st.send("snapshot", s.task(r.Context(), info.Task, info.Steps)); err != nil {
 		return
 	}
 	st.learn(info)

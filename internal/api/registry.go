@@ -28,6 +28,7 @@ type registryConfig struct {
 // registration and never change (a new registration replaces the value).
 type pullWorker struct {
 	id                   string
+	owner                string // the registering principal's auth.Principal.ID; "" with auth off
 	namespaces, handlers []string
 	concurrency          int
 	ns, hs               map[string]struct{}
@@ -90,11 +91,12 @@ func newRegistry(cfg registryConfig, m tasker.PullMetrics, completeTimeout time.
 	}
 }
 
-// register adds (or replaces) worker id. Replacing keeps the events the
-// old registration holds: the same worker may complete them.
-func (r *registry) register(id string, namespaces, handlers []string, conc int, now time.Time) (*pullWorker, error) {
+// register adds (or replaces) worker id for owner. Replacing keeps the
+// events the old registration holds: the same worker may complete them.
+// Only the owner of a registered id may replace it.
+func (r *registry) register(id, owner string, namespaces, handlers []string, conc int, now time.Time) (*pullWorker, error) {
 	r.sweep(now, false)
-	w := &pullWorker{id: id, namespaces: sortedCopy(namespaces), handlers: sortedCopy(handlers), concurrency: conc,
+	w := &pullWorker{id: id, owner: owner, namespaces: sortedCopy(namespaces), handlers: sortedCopy(handlers), concurrency: conc,
 		ns: map[string]struct{}{}, hs: map[string]struct{}{}}
 	for _, n := range w.namespaces {
 		w.ns[n] = struct{}{}
@@ -106,6 +108,9 @@ func (r *registry) register(id string, namespaces, handlers []string, conc int, 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old, replacing := r.workers[id]
+	if replacing && old.owner != owner {
+		return nil, workerForbidden(id)
+	}
 	if !replacing && len(r.workers) >= r.cfg.maxWorkers {
 		return nil, &statusError{http.StatusServiceUnavailable, "ServiceUnavailable",
 			fmt.Sprintf("%d pull workers are registered, the most this server takes: deregister idle ones (DELETE /v1/workers/{id}) or wait for silent ones to expire", r.cfg.maxWorkers)}
@@ -128,18 +133,21 @@ func (r *registry) unrefLocked(w *pullWorker) {
 	}
 }
 
-// deregister removes worker id and returns the events it held (no longer
-// held by anyone: the caller fails them).
-func (r *registry) deregister(id string) ([]uuid.UUID, bool) {
+// deregister removes worker id, if owner's, and returns the events it held
+// (no longer held by anyone: the caller fails them).
+func (r *registry) deregister(id, owner string) ([]uuid.UUID, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	w, ok := r.workers[id]
-	if !ok {
-		return nil, false
+	switch {
+	case !ok:
+		return nil, workerNotFound(id)
+	case w.owner != owner:
+		return nil, workerForbidden(id)
 	}
 	delete(r.workers, id)
 	r.unrefLocked(w)
-	return r.heldByLocked(id), true
+	return r.heldByLocked(id), nil
 }
 
 func (r *registry) heldByLocked(worker string) []uuid.UUID {
@@ -152,26 +160,32 @@ func (r *registry) heldByLocked(worker string) []uuid.UUID {
 	return ids
 }
 
-// get returns worker id and marks it seen.
-func (r *registry) get(id string, now time.Time) (*pullWorker, bool) {
+// get returns worker id, if owner's, and marks it seen: 404 when it is not
+// registered, 403 when another principal registered it (which does not
+// mark it seen).
+func (r *registry) get(id, owner string, now time.Time) (*pullWorker, error) {
 	r.sweep(now, false)
 	r.mu.RLock()
 	w, ok := r.workers[id]
 	r.mu.RUnlock()
-	if ok {
-		w.lastSeen.Store(now.UnixNano())
+	switch {
+	case !ok:
+		return nil, workerNotFound(id)
+	case w.owner != owner:
+		return nil, workerForbidden(id)
 	}
-	return w, ok
+	w.lastSeen.Store(now.UnixNano())
+	return w, nil
 }
 
-// touch marks worker id seen and returns the events it holds.
-func (r *registry) touch(id string, now time.Time) ([]uuid.UUID, bool) {
-	if _, ok := r.get(id, now); !ok {
-		return nil, false
+// touch is get that also returns the events the worker holds.
+func (r *registry) touch(id, owner string, now time.Time) ([]uuid.UUID, error) {
+	if _, err := r.get(id, owner, now); err != nil {
+		return nil, err
 	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return r.heldByLocked(id), true
+	return r.heldByLocked(id), nil
 }
 
 // serves reports whether a registered worker serves handler name.

@@ -61,6 +61,11 @@ var routeAccess = map[string]access{
 	"POST /v1/workers/{worker_id}/heartbeat":                  {perm: "worker:*"},
 }
 
+// HeaderContextRedacted is set ("true") on the answers of the task routes
+// when auth is on and the caller does not hold tasks:context_read: their
+// task contexts are sent as {}.
+const HeaderContextRedacted = "X-Tasker-Context-Redacted"
+
 type patternKey struct{}
 
 // routePattern returns the ServeMux pattern withRoute found for the
@@ -122,6 +127,10 @@ func (s *Server) authorize(next http.Handler) http.Handler {
 			writeAuthError(w, http.StatusForbidden, "AuthorizationError",
 				fmt.Sprintf("%s needs the permission %s, which %s does not hold", pattern, need.perm, p.Subject), auth.ReasonForbidden)
 			return
+		}
+		if contextRoutes[pattern] && !p.Allows(permContextRead) {
+			// The answer's task contexts are empty objects (tasks.go).
+			w.Header().Set(HeaderContextRedacted, "true")
 		}
 		next.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
 	})

@@ -279,7 +279,11 @@ func (s *Server) responseError(w http.ResponseWriter, r *http.Request, err error
 	var un *unavailable
 	var cf *conflict
 	var se *statusError
+	var fb *forbidden
 	switch {
+	case errors.As(err, &fb):
+		s.metrics.authFailure(auth.ReasonForbidden)
+		writeAuthError(w, http.StatusForbidden, "AuthorizationError", fb.msg, auth.ReasonForbidden)
 	case errors.As(err, &se):
 		writeError(w, se.status, se.kind, se.msg)
 	case errors.As(err, &un):

@@ -12,8 +12,45 @@ import (
 
 	"github.com/tasker-go/tasker"
 	"github.com/tasker-go/tasker/internal/api/gen"
+	"github.com/tasker-go/tasker/internal/auth"
 	"github.com/tasker-go/tasker/taskertype"
 )
+
+// permContextRead is the permission a caller needs, with auth on, to read
+// a task's context in the task answers (tasker-core's tasks:context_read).
+const permContextRead = "tasks:context_read"
+
+// contextRoutes are the routes whose answers carry task contexts: with
+// auth on, a caller without permContextRead gets them redacted.
+var contextRoutes = map[string]bool{
+	"POST /v1/tasks":              true,
+	"GET /v1/tasks":               true,
+	"GET /v1/tasks/{uuid}":        true,
+	"DELETE /v1/tasks/{uuid}":     true,
+	"GET /v1/tasks/{uuid}/events": true,
+}
+
+// showContext says whether the request's caller may read task contexts:
+// always with auth off; with auth on, when its principal holds
+// tasks:context_read (or a wildcard of it).
+func (s *Server) showContext(ctx context.Context) bool {
+	if s.auth == nil {
+		return true
+	}
+	p := auth.PrincipalFrom(ctx)
+	return p != nil && p.Allows(permContextRead)
+}
+
+// task is taskResponse for the request's caller: the context is an empty
+// object when the caller may not read it (docs/api.md), so the answer
+// still has the spec's required context.
+func (s *Server) task(ctx context.Context, t *tasker.Task, steps []*tasker.Step) gen.TaskResponse {
+	out := taskResponse(t, steps)
+	if !s.showContext(ctx) {
+		out.Context = map[string]any{}
+	}
+	return out
+}
 
 // Pagination of GET /v1/tasks.
 const (
@@ -60,7 +97,7 @@ func (s *Server) CreateTask(ctx context.Context, req gen.CreateTaskRequestObject
 	if b.IdempotencyKey != nil {
 		p.IdempotencyKey = *b.IdempotencyKey
 	}
-	t, err := s.eng.CreateTask(ctx, p)
+	info, err := s.eng.CreateTaskInfo(ctx, p)
 	if errors.Is(err, taskertype.ErrNotFound) {
 		// The spec answers an unknown template 400 (it lists no 404 here).
 		return nil, &badRequest{err.Error()}
@@ -68,13 +105,8 @@ func (s *Server) CreateTask(ctx context.Context, req gen.CreateTaskRequestObject
 	if err != nil {
 		return nil, err
 	}
-	// The task as created (CreateTask answers it), with its steps: one
-	// read, not two.
-	steps, err := s.eng.Steps(ctx, t.ID)
-	if err != nil {
-		return nil, err
-	}
-	return gen.CreateTask201JSONResponse(taskResponse(t, steps)), nil
+	// The task and its steps as the create committed them: no read.
+	return gen.CreateTask201JSONResponse(s.task(ctx, info.Task, info.Steps)), nil
 }
 
 func jsonKind(v any) string {
@@ -101,7 +133,7 @@ func (s *Server) GetTask(ctx context.Context, req gen.GetTaskRequestObject) (gen
 	if err != nil {
 		return nil, err
 	}
-	return gen.GetTask200JSONResponse(taskResponse(info.Task, info.Steps)), nil
+	return gen.GetTask200JSONResponse(s.task(ctx, info.Task, info.Steps)), nil
 }
 
 // CancelTask cancels an unfinished task and answers it as it is now.
@@ -117,7 +149,7 @@ func (s *Server) CancelTask(ctx context.Context, req gen.CancelTaskRequestObject
 	if err != nil {
 		return nil, err
 	}
-	return gen.CancelTask200JSONResponse(taskResponse(info.Task, info.Steps)), nil
+	return gen.CancelTask200JSONResponse(s.task(ctx, info.Task, info.Steps)), nil
 }
 
 // ListTasks lists tasks newest first, filtered by status and namespace, a
@@ -166,7 +198,7 @@ func (s *Server) ListTasks(ctx context.Context, req gen.ListTasksRequestObject) 
 		if err != nil {
 			return nil, err
 		}
-		out.Tasks = append(out.Tasks, taskResponse(info.Task, info.Steps))
+		out.Tasks = append(out.Tasks, s.task(ctx, info.Task, info.Steps))
 	}
 	to := offset + int64(len(tasks))
 	pages := int32((total + int64(perPage) - 1) / int64(perPage))
@@ -242,11 +274,16 @@ func index(steps []*tasker.Step) map[uuid.UUID]*tasker.Step {
 	return m
 }
 
+// wireTime is t as the answers give it: UTC, at the microsecond both
+// stores keep, so that an answer built from what a transaction wrote (the
+// create's) and one read back agree.
+func wireTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
 func timePtr(t time.Time) *time.Time {
 	if t.IsZero() {
 		return nil
 	}
-	t = t.UTC()
+	t = wireTime(t)
 	return &t
 }
 
@@ -254,7 +291,7 @@ func stringTime(t time.Time) *string {
 	if t.IsZero() {
 		return nil
 	}
-	s := t.UTC().Format(time.RFC3339Nano)
+	s := wireTime(t).Format(time.RFC3339Nano)
 	return &s
 }
 
@@ -269,7 +306,7 @@ func stepResponse(st *tasker.Step, all []*tasker.Step) gen.StepResponse {
 	r := stepReadiness(st, index(all))
 	out := gen.StepResponse{
 		Attempts: int32(st.Attempts), CompletedParents: r.completedParents, TotalParents: r.totalParents,
-		CreatedAt: st.CreatedAt.UTC().Format(time.RFC3339Nano), UpdatedAt: st.UpdatedAt.UTC().Format(time.RFC3339Nano),
+		CreatedAt: wireTime(st.CreatedAt).Format(time.RFC3339Nano), UpdatedAt: wireTime(st.UpdatedAt).Format(time.RFC3339Nano),
 		CurrentState: string(st.State), DependenciesSatisfied: r.depsSatisfied, ReadyForExecution: r.ready,
 		RetryEligible: r.retry, MaxAttempts: int32(st.Retry.MaxAttempts), Name: st.Name,
 		StepUuid: st.ID.String(), TaskUuid: st.TaskID.String(), NextRetryAt: stringTime(st.NextRetryAt),
@@ -289,7 +326,7 @@ func taskResponse(t *tasker.Task, steps []*tasker.Step) gen.TaskResponse {
 	byID := index(steps)
 	out := gen.TaskResponse{
 		TaskUuid: t.ID.String(), Namespace: t.Namespace, Name: t.Name, Version: t.Version, Status: string(t.State),
-		Context: rawJSON(t.Context), CreatedAt: t.CreatedAt.UTC(), UpdatedAt: t.UpdatedAt.UTC(),
+		Context: rawJSON(t.Context), CreatedAt: wireTime(t.CreatedAt), UpdatedAt: wireTime(t.UpdatedAt),
 		CompletedAt: timePtr(t.FinishedAt), TotalSteps: int64(len(steps)), Steps: []gen.StepReadinessStatus{},
 	}
 	// The request's fields (docs/identity.md).

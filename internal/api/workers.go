@@ -14,6 +14,7 @@ import (
 
 	"github.com/tasker-go/tasker"
 	"github.com/tasker-go/tasker/internal/api/gen"
+	"github.com/tasker-go/tasker/internal/auth"
 	"github.com/tasker-go/tasker/taskertype"
 )
 
@@ -53,6 +54,30 @@ type statusError struct {
 
 func (e *statusError) Error() string { return e.msg }
 
+// forbidden is a 403 a handler finds (auth passed the route's permission,
+// but the caller may not act on this resource).
+type forbidden struct{ msg string }
+
+func (e *forbidden) Error() string { return e.msg }
+
+func workerForbidden(id string) error {
+	return &forbidden{fmt.Sprintf("pull worker %q was registered by another principal: only that principal may poll, complete, heartbeat, deregister or re-register it; register a worker of your own under another worker_id", id)}
+}
+
+// workerOwner is the principal that owns the workers the request registers
+// or acts on: "" with auth off (anyone may act on any worker). With auth
+// on, a token without a sub names no one and may not.
+func (s *Server) workerOwner(ctx context.Context) (string, error) {
+	if s.auth == nil {
+		return "", nil
+	}
+	p := auth.PrincipalFrom(ctx)
+	if p == nil || p.ID == "" {
+		return "", &forbidden{"a pull worker belongs to the principal that registers it, and this token has no sub claim to name one: use a token with a subject, or an API key"}
+	}
+	return p.ID, nil
+}
+
 func workerNotFound(id string) error {
 	return &statusError{http.StatusNotFound, "NotFound",
 		fmt.Sprintf("no worker is registered under %q (the server restarted, or the registration expired after no poll or heartbeat): register it again with POST /v1/workers", id)}
@@ -70,7 +95,11 @@ func workerInfo(w *pullWorker, held int) gen.WorkerInfo {
 }
 
 // RegisterWorker implements POST /v1/workers.
-func (s *Server) RegisterWorker(_ context.Context, req gen.RegisterWorkerRequestObject) (gen.RegisterWorkerResponseObject, error) {
+func (s *Server) RegisterWorker(ctx context.Context, req gen.RegisterWorkerRequestObject) (gen.RegisterWorkerResponseObject, error) {
+	owner, err := s.workerOwner(ctx)
+	if err != nil {
+		return nil, err
+	}
 	b := req.Body
 	if b == nil {
 		return nil, badf("no registration: send {\"worker_id\", \"namespaces\", \"handlers\"}")
@@ -85,7 +114,7 @@ func (s *Server) RegisterWorker(_ context.Context, req gen.RegisterWorkerRequest
 		}
 		conc = *b.Concurrency
 	}
-	if _, err := s.workers.register(b.WorkerId, b.Namespaces, b.Handlers, conc, s.clock.Now()); err != nil {
+	if _, err := s.workers.register(b.WorkerId, owner, b.Namespaces, b.Handlers, conc, s.clock.Now()); err != nil {
 		return nil, err
 	}
 	s.log.Info("pull worker registered", "worker_id", b.WorkerId, "namespaces", b.Namespaces, "handlers", b.Handlers, "concurrency", conc)
@@ -117,10 +146,14 @@ func validWorker(b *gen.WorkerRegistration) error {
 }
 
 // DeregisterWorker implements DELETE /v1/workers/{worker_id}.
-func (s *Server) DeregisterWorker(_ context.Context, req gen.DeregisterWorkerRequestObject) (gen.DeregisterWorkerResponseObject, error) {
-	held, ok := s.workers.deregister(req.WorkerId)
-	if !ok {
-		return nil, workerNotFound(req.WorkerId)
+func (s *Server) DeregisterWorker(ctx context.Context, req gen.DeregisterWorkerRequestObject) (gen.DeregisterWorkerResponseObject, error) {
+	owner, err := s.workerOwner(ctx)
+	if err != nil {
+		return nil, err
+	}
+	held, err := s.workers.deregister(req.WorkerId, owner)
+	if err != nil {
+		return nil, err
 	}
 	released := s.releaseEvents(req.WorkerId, held, "deregistered")
 	s.log.Info("pull worker deregistered", "worker_id", req.WorkerId, "released", released)
@@ -155,11 +188,14 @@ func (s *Server) GetWorkerMetrics(context.Context, gen.GetWorkerMetricsRequestOb
 }
 
 // HeartbeatWorker implements POST /v1/workers/{worker_id}/heartbeat.
-func (s *Server) HeartbeatWorker(_ context.Context, req gen.HeartbeatWorkerRequestObject) (gen.HeartbeatWorkerResponseObject, error) {
-	now := s.clock.Now()
-	held, ok := s.workers.touch(req.WorkerId, now)
-	if !ok {
-		return nil, workerNotFound(req.WorkerId)
+func (s *Server) HeartbeatWorker(ctx context.Context, req gen.HeartbeatWorkerRequestObject) (gen.HeartbeatWorkerResponseObject, error) {
+	owner, err := s.workerOwner(ctx)
+	if err != nil {
+		return nil, err
+	}
+	held, err := s.workers.touch(req.WorkerId, owner, s.clock.Now())
+	if err != nil {
+		return nil, err
 	}
 	ids := held
 	if req.Body != nil && req.Body.EventIds != nil {
@@ -181,13 +217,16 @@ func (s *Server) HeartbeatWorker(_ context.Context, req gen.HeartbeatWorkerReque
 }
 
 // CompleteWorkerEvent implements POST /v1/workers/{worker_id}/events/{event_id}/complete.
-func (s *Server) CompleteWorkerEvent(_ context.Context, req gen.CompleteWorkerEventRequestObject) (gen.CompleteWorkerEventResponseObject, error) {
+func (s *Server) CompleteWorkerEvent(ctx context.Context, req gen.CompleteWorkerEventRequestObject) (gen.CompleteWorkerEventResponseObject, error) {
 	if req.Body == nil {
 		return nil, badf("no completion: send {\"outcome\": \"success\", \"result\": ...} or a failure")
 	}
-	now := s.clock.Now()
-	if _, ok := s.workers.touch(req.WorkerId, now); !ok {
-		return nil, workerNotFound(req.WorkerId)
+	owner, err := s.workerOwner(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.workers.get(req.WorkerId, owner, s.clock.Now()); err != nil {
+		return nil, err
 	}
 	if req.Body.EventId != nil && *req.Body.EventId != req.EventId {
 		return nil, badf("the body's event_id %s is not the path's %s: leave it out, or send the same", *req.Body.EventId, req.EventId)
@@ -211,10 +250,13 @@ func (s *Server) PollWorkerEvents(ctx context.Context, req gen.PollWorkerEventsR
 	if b == nil {
 		b = &gen.WorkerPollRequest{}
 	}
-	now := s.clock.Now()
-	w, ok := s.workers.get(req.WorkerId, now)
-	if !ok {
-		return nil, workerNotFound(req.WorkerId)
+	owner, err := s.workerOwner(ctx)
+	if err != nil {
+		return nil, err
+	}
+	w, err := s.workers.get(req.WorkerId, owner, s.clock.Now())
+	if err != nil {
+		return nil, err
 	}
 	maxEvents, timeout := 1, time.Duration(0)
 	if b.MaxEvents != nil {
@@ -277,15 +319,16 @@ func (s *Server) PollWorkerEvents(ctx context.Context, req gen.PollWorkerEventsR
 	for _, ev := range events {
 		s.workers.hold(ev.ID, req.WorkerId, ev.Batch != nil)
 	}
-	if _, still := s.workers.get(req.WorkerId, s.clock.Now()); !still {
-		// Deregistered (or expired) during the wait: nobody may complete
+	if _, err := s.workers.get(req.WorkerId, owner, s.clock.Now()); err != nil {
+		// Deregistered (or expired, and perhaps registered again by
+		// another principal) during the wait: the poller may not complete
 		// these events, so their steps must not wait for the timeout.
 		ids := make([]uuid.UUID, len(events))
 		for i, ev := range events {
 			ids[i] = ev.ID
 		}
 		s.releaseEvents(req.WorkerId, ids, "was deregistered while it polled")
-		return nil, workerNotFound(req.WorkerId)
+		return nil, err
 	}
 	if ctx.Err() != nil {
 		// The worker went away while we polled: its steps must not wait

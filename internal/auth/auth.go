@@ -63,7 +63,11 @@ type Principal struct {
 	// (else the first 8 hex digits of its hash).
 	Subject string
 	// Method is "jwt" or "api_key".
-	Method      string
+	Method string
+	// ID names the principal for what it owns (a pull worker): "jwt:" and
+	// the token's sub, or "api_key:" and the key's SHA-256. It is "" for a
+	// token without a sub, which owns nothing.
+	ID          string
 	Permissions []string
 }
 
@@ -178,7 +182,7 @@ func (a *Authenticator) apiKey(key string) (*Principal, *Failure) {
 	if name == "" {
 		name = strings.ToLower(k.SHA256)[:8]
 	}
-	return &Principal{Subject: "api-key:" + name, Method: "api_key", Permissions: k.Permissions}, nil
+	return &Principal{Subject: "api-key:" + name, Method: "api_key", ID: "api_key:" + strings.ToLower(k.SHA256), Permissions: k.Permissions}, nil
 }
 
 // Token verifies a JWT: its signature (with the configured key, by an
@@ -203,7 +207,11 @@ func (a *Authenticator) Token(token string) (*Principal, *Failure) {
 		return nil, ferr
 	}
 	sub, _ := claims.GetSubject()
-	return &Principal{Subject: sub, Method: "jwt", Permissions: perms}, nil
+	p := &Principal{Subject: sub, Method: "jwt", Permissions: perms}
+	if sub != "" {
+		p.ID = "jwt:" + sub
+	}
+	return p, nil
 }
 
 func (a *Authenticator) permissions(claims jwt.MapClaims) ([]string, *Failure) {

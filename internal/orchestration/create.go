@@ -49,19 +49,29 @@ type StepSpec struct {
 // remains. Tasks created at the same time share a transaction (group commit);
 // one that fails there is then created on its own, so that it fails alone.
 func (o *Orchestrator) CreateTask(ctx context.Context, spec *TaskSpec) (*taskertype.Task, error) {
+	task, _, err := o.CreateTaskSteps(ctx, spec)
+	return task, err
+}
+
+// CreateTaskSteps is CreateTask that also returns the task's steps as its
+// create transaction left them: created, and the ready ones enqueued (not
+// a claim of a local worker in the same transaction, which loads steps of
+// its own). The steps are nil when the task was found stored after a
+// commit whose answer was lost: read them then.
+func (o *Orchestrator) CreateTaskSteps(ctx context.Context, spec *TaskSpec) (*taskertype.Task, []*taskertype.Step, error) {
 	if err := o.ensureStepQueue(ctx, spec.Namespace); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	task, steps, err := buildTask(spec)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	req := &createReq{ctx: ctx, task: task, steps: steps}
 	o.creates.Do(req)
 	if req.err != nil {
-		return nil, fmt.Errorf("create task %s/%s@%s: %w", spec.Namespace, spec.Name, spec.Version, req.err)
+		return nil, nil, fmt.Errorf("create task %s/%s@%s: %w", spec.Namespace, spec.Name, spec.Version, req.err)
 	}
-	return req.task, nil
+	return req.task, req.created, nil
 }
 
 // createReq is one task to create in a group.
@@ -69,7 +79,10 @@ type createReq struct {
 	ctx   context.Context
 	task  *taskertype.Task // set to the created task on success
 	steps []*taskertype.Step
-	err   error
+	// created is the task's steps as the transaction that created it left
+	// them; nil when the task was found stored after a lost commit.
+	created []*taskertype.Step
+	err     error
 }
 
 // maxCreateBatch bounds the tasks created in one transaction.
@@ -188,6 +201,7 @@ func sameTask(stored, want *taskertype.Task) bool {
 func (o *Orchestrator) createTx(ctx context.Context, reqs []*createReq) error {
 	var afters []func(committed bool) // the local worker's, for the last attempt of the transaction
 	created := make([]taskertype.Task, len(reqs))
+	createdSteps := make([][]*taskertype.Step, len(reqs))
 	err := o.tx(ctx, func(tx store.Tx, rec *transition.Recorder) error {
 		for _, after := range afters {
 			after(false)
@@ -213,7 +227,7 @@ func (o *Orchestrator) createTx(ctx context.Context, reqs []*createReq) error {
 			if err := o.apply(ctx, tx, rec, &t, makePlan(t.State, fresh, "", now), now); err != nil {
 				return err
 			}
-			created[i] = t
+			created[i], createdSteps[i] = t, fresh
 			o.timed(start)
 			if !slices.Contains(namespaces, t.Namespace) {
 				namespaces = append(namespaces, t.Namespace)
@@ -242,6 +256,7 @@ func (o *Orchestrator) createTx(ctx context.Context, reqs []*createReq) error {
 	}
 	for i, r := range reqs {
 		*r.task = created[i]
+		r.created = createdSteps[i]
 	}
 	return nil
 }
