@@ -218,9 +218,6 @@ func (w *Worker) launch(ctx context.Context, name string, c *claimed) {
 			return w.queue.MessageArchive(ctx, &queue.ArchiveParams{Queue: name, Receipts: c.poison})
 		})
 	}
-	for _, j := range c.parked {
-		w.park(j)
-	}
 	w.release(len(c.poison) + c.settled + c.adopted + len(c.parked))
 	w.steps.Add(len(c.jobs) + len(c.later))
 	for _, j := range c.jobs {
@@ -233,6 +230,18 @@ func (w *Worker) launch(ctx context.Context, name string, c *claimed) {
 		go func() {
 			defer w.steps.Done()
 			w.execute(ctx, m, c.at)
+		}()
+	}
+	// Parks go after the started steps: each is a release on the broker,
+	// which may be slow just when messages come back, and the started
+	// steps' claims must not wait for it.
+	if len(c.parked) > 0 {
+		w.steps.Add(1)
+		go func() {
+			defer w.steps.Done()
+			for _, j := range c.parked {
+				w.park(j)
+			}
 		}()
 	}
 }

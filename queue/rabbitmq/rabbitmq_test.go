@@ -1,6 +1,7 @@
 package rabbitmq_test
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -84,6 +85,47 @@ func TestAPublishNoQueueTakesIsAnErrorAndThePublishAgainDelivers(t *testing.T) {
 		if err := q.MessageAck(ctx, &queue.AckParams{Queue: "q", Receipts: []queue.Receipt{got[0].Receipt()}}); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestReturnsOfAGivenUpBatchDoNotStopTheConnection: a batch to a deleted
+// queue gives up at its first return, and the returns of the rest (more
+// than the buffer holds) are swept: the connection's reader is never
+// stopped by a full buffer, so publishes and claims go on.
+func TestReturnsOfAGivenUpBatchDoNotStopTheConnection(t *testing.T) {
+	prefix := amqptest.Prefix()
+	q := amqptest.Open(t, rabbitmq.Config{Prefix: prefix})
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	if err := q.QueueEnsure(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	deleteQueue(t, prefix+"q")
+	batch := make([]*queue.SendParams, 3000) // over maxReturnsBuffered (1,024)
+	for i := range batch {
+		batch[i] = &queue.SendParams{Queue: "q", Body: []byte("dropped")}
+	}
+	if err := q.MessageSendBatch(ctx, batch); !errors.Is(err, rabbitmq.ErrReturned) {
+		t.Fatalf("a batch to a deleted queue: %v, want ErrReturned", err)
+	}
+	if _, err := q.MessageSend(ctx, &queue.SendParams{Queue: "q", Body: []byte("after")}); err != nil {
+		t.Fatalf("a publish after the returned batch: %v (the connection is stuck?)", err)
+	}
+	var bodies []string
+	for len(bodies) < 1 {
+		got, err := q.MessageClaim(ctx, &queue.ClaimParams{Queue: "q", Max: 3000, VisibilityTimeout: time.Minute})
+		if err != nil {
+			t.Fatalf("claim after the returned batch: %v (the connection is stuck?)", err)
+		}
+		for _, m := range got {
+			bodies = append(bodies, string(m.Body))
+		}
+		if ctx.Err() != nil {
+			t.Fatal("nothing to claim after the returned batch")
+		}
+	}
+	if bodies[len(bodies)-1] != "after" {
+		t.Fatalf("claimed %d messages ending %q, want the last to be the publish after the batch", len(bodies), bodies[len(bodies)-1])
 	}
 }
 

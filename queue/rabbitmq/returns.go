@@ -42,16 +42,72 @@ func newPublisher(conn *amqp.Connection) (*publisher, error) {
 		}
 		return nil, err
 	}
-	return &publisher{ch: ch, ret: &returns{
+	r := &returns{
 		ch:  ch.NotifyReturn(make(chan amqp.Return, maxReturnsBuffered)),
 		got: make(map[int64]time.Time),
-	}}, nil
+	}
+	go r.sweep(returnsSweep)
+	return &publisher{ch: ch, ret: r}, nil
+}
+
+// returnsSweep is how often returns no publish looked at are taken out of
+// the channel's buffer.
+const returnsSweep = 100 * time.Millisecond
+
+// sweep empties the buffer of returns every period until the channel
+// closes, so that returns whose publishes stopped waiting (a batch that
+// gave up at its first return, a context that ended) never fill it: a
+// full buffer would stop the connection's reader, and with it every
+// confirm and delivery of the connection. It drains under mu, as a
+// publish does, so a publish that got its confirm finds its return in
+// got or in the buffer, never in between.
+func (r *returns) sweep(period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for range t.C {
+		now := time.Now()
+		r.mu.Lock()
+		open := r.drain(now)
+		for tok, at := range r.got {
+			if now.Sub(at) > time.Minute {
+				delete(r.got, tok)
+			}
+		}
+		r.mu.Unlock()
+		if !open {
+			return
+		}
+	}
+}
+
+// drain moves the buffered returns into got; it reports whether the
+// channel is still open. mu is held. The sweep forgets the returns
+// recorded more than a minute ago: their publishes, which look within
+// milliseconds of their confirm, stopped waiting.
+func (r *returns) drain(now time.Time) bool {
+	open := true
+loop:
+	for {
+		select {
+		case x, ok := <-r.ch:
+			if !ok {
+				open = false
+				break loop
+			}
+			if t := headerInt(x.Headers, hPub); t != 0 {
+				r.got[t] = now
+			}
+		default:
+			break loop
+		}
+	}
+	return open
 }
 
 // maxReturnsBuffered is the room for returns not looked at yet. The
 // client's reader puts a return there before it reads the confirm that
-// follows it, and the publish waiting for that confirm empties it: it
-// fills only while many returns wait for their publishes to wake up.
+// follows it; the publish waiting for that confirm empties it, and so
+// does the sweep, every returnsSweep.
 const maxReturnsBuffered = 1024
 
 // returns records the tokens of the messages the broker returned on one
@@ -70,32 +126,9 @@ type returns struct {
 func (r *returns) returned(token int64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	now := time.Now()
-drain:
-	for {
-		select {
-		case x, ok := <-r.ch:
-			if !ok {
-				break drain
-			}
-			if t := headerInt(x.Headers, hPub); t != 0 {
-				r.got[t] = now
-			}
-		default:
-			break drain
-		}
-	}
+	r.drain(time.Now())
 	_, ok := r.got[token]
 	delete(r.got, token)
-	if len(r.got) > maxReturnsBuffered {
-		// The returns of publishes that stopped waiting (their context
-		// ended): their waiters look within milliseconds, not a minute.
-		for t, at := range r.got {
-			if now.Sub(at) > time.Minute {
-				delete(r.got, t)
-			}
-		}
-	}
 	return ok
 }
 

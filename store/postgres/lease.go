@@ -39,7 +39,7 @@ func holdLeasesStmt(ps []store.StepLeaseParams) pgdb.Stmt {
 		ids[i], attempts[i], leases[i] = p.StepID, p.AttemptID, p.Lease.Microseconds()
 	}
 	return pgdb.Stmt{
-		SQL: `UPDATE steps AS s SET attempt_lease_until = now() + u.lease_us * interval '1 microsecond'
+		SQL: `UPDATE steps AS s SET attempt_lease_until = clock_timestamp() + u.lease_us * interval '1 microsecond'
 			FROM unnest($1::uuid[], $2::uuid[], $3::bigint[]) AS u(id, attempt_id, lease_us)
 			WHERE s.id = u.id AND s.attempt_id = u.attempt_id`,
 		Args: []any{ids, attempts, leases},
@@ -56,7 +56,7 @@ func (x *tx) StepLeaseLeft(ctx context.Context, stepID, attemptID uuid.UUID) (ti
 	}
 	var us int64
 	err := x.query(ctx, op, readsSteps, pgdb.Stmt{
-		SQL: `SELECT COALESCE(GREATEST(EXTRACT(EPOCH FROM attempt_lease_until - now()) * 1000000, 0), 0)::bigint
+		SQL: `SELECT COALESCE(GREATEST(EXTRACT(EPOCH FROM attempt_lease_until - clock_timestamp()) * 1000000, 0), 0)::bigint
 			FROM steps WHERE id = $1 AND attempt_id = $2 AND state = $3`,
 		Args: []any{stepID, attemptID, string(taskertype.StepInProgress)},
 		Row: func(row pgx.Row) error {
@@ -80,7 +80,7 @@ func (s *Store) StepLeaseExtend(ctx context.Context, p *store.StepLeaseParams) e
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	tag, err := s.db.Pool.Exec(ctx, `UPDATE steps SET attempt_lease_until = now() + $3 * interval '1 microsecond'
+	tag, err := s.db.Pool.Exec(ctx, `UPDATE steps SET attempt_lease_until = clock_timestamp() + $3 * interval '1 microsecond'
 		WHERE id = $1 AND attempt_id = $2 AND state = $4`, p.StepID, p.AttemptID, p.Lease.Microseconds(), string(taskertype.StepInProgress))
 	if err != nil {
 		return fmt.Errorf("store: %s: step %s: %w", op, p.StepID, err)
