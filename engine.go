@@ -245,10 +245,10 @@ type Engine struct {
 	domain      *domainevents.Publisher // publishes the steps' declared domain events
 	orch        *orchestration.Orchestrator
 	pull        *dispatch.Channel
-	pullServes  atomic.Pointer[func(name string) bool] // ServePullHandlers
-	tmpl        *templatecache.Manager                 // the template manager: a cache in front of templates
-	admit       *admission.Gate                        // nil: no bound on queued steps
-	breakers    []*resilience.Breaker                  // the queue's and the store's: fixed at start-up, no registry
+	pullServes  atomic.Pointer[func(namespace, name string) bool] // ServePullHandlers
+	tmpl        *templatecache.Manager                            // the template manager: a cache in front of templates
+	admit       *admission.Gate                                   // nil: no bound on queued steps
+	breakers    []*resilience.Breaker                             // the queue's and the store's: fixed at start-up, no registry
 
 	mu       sync.Mutex // guards the fields below
 	handlers map[string]Handler
