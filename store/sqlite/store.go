@@ -168,12 +168,14 @@ func newStore(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Store, error) 
 	s.transitionsOfStep = p.R(transitionSelect + ` AND l.seq >= (SELECT coalesce(max(seq), 0) FROM transitions WHERE task_id = ?1 AND seq <= ?3)
 		AND l.seq + j.key > ?3 AND j.value ->> 0 = ?2 ORDER BY l.seq, j.key`)
 	// The completed ancestors of step ?2 of task ?1, through the edges.
+	// CROSS JOIN keeps the ancestors the outer loop: every other read is
+	// by primary key, whatever the task's size.
 	s.stepAncestors = p.R(`WITH RECURSIVE anc(id) AS (
 			SELECT from_step_id FROM step_edges WHERE to_step_id = ?2 AND task_id = ?1
 			UNION
-			SELECT e.from_step_id FROM step_edges e JOIN anc ON e.to_step_id = anc.id
+			SELECT e.from_step_id FROM anc CROSS JOIN step_edges e ON e.to_step_id = anc.id
 		)
-		SELECT s.name, s.result FROM anc JOIN steps s ON s.id = anc.id
+		SELECT s.name, s.result FROM anc CROSS JOIN steps s ON s.id = anc.id
 		WHERE s.state = ?3 AND s.result IS NOT NULL`)
 	s.prepareTemplates(p)
 	// ?1 is a JSON array of step IDs.
