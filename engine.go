@@ -164,7 +164,9 @@ type Config struct {
 	// registered under to the pull workers, as RegisterPullHandler would
 	// under the step's handler name: a pull worker then says which
 	// handlers it serves when it polls (internal/api's /v1/workers routes).
-	// False: such a step fails with no_handler.
+	// False: such a step is not started and waits, no attempt spent, for
+	// a worker that has its handler (a task that waits past its staleness
+	// threshold goes to the DLQ as worker_unavailable).
 	PullUnregistered bool
 	// CircuitBreaker configures the breakers in front of the store and the
 	// queue: when a backend keeps failing, calls fail fast for a while
