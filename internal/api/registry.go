@@ -183,6 +183,12 @@ func (r *registry) touch(id string, now time.Time) ([]uuid.UUID, bool) {
 // lookups) are checked for one that serves the namespace too.
 func (r *registry) serves(namespace, name string, now time.Time) bool {
 	r.sweep(now, false)
+	return r.servedNow(namespace, name)
+}
+
+// servedNow is serves without the sweep: for a filter called under the
+// dispatch queue's lock (the sweep may release events, which takes it).
+func (r *registry) servedNow(namespace, name string) bool {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.handlerRefs[name] == 0 {

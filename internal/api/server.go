@@ -150,7 +150,7 @@ func New(cfg Config) (*Server, error) {
 	s.workers = newRegistry(rc, m, ch.CompleteTimeout(), ch.IsPending)
 	s.workers.release = func(worker string, ids []uuid.UUID) {
 		n := s.releaseEvents(worker, ids, "expired (no poll, completion or heartbeat within the registration ttl)", false)
-		s.log.Warn("pull worker expired", "worker_id", worker, "released", n, "ttl", rc.ttl)
+		s.log.Warn("pull worker expired", "worker_id", worker, "released", n, "unserved_released", s.releaseUnserved(), "ttl", rc.ttl)
 	}
 	// Steps whose handler no Go handler has go to the pull workers while
 	// a registered worker serves that handler (Config.PullUnregistered).

@@ -123,7 +123,8 @@ func (s *Server) DeregisterWorker(_ context.Context, req gen.DeregisterWorkerReq
 		return nil, workerNotFound(req.WorkerId)
 	}
 	released := s.releaseEvents(req.WorkerId, held, "deregistered", true)
-	s.log.Info("pull worker deregistered", "worker_id", req.WorkerId, "released", released)
+	unserved := s.releaseUnserved()
+	s.log.Info("pull worker deregistered", "worker_id", req.WorkerId, "released", released, "unserved_released", unserved)
 	return gen.DeregisterWorker200JSONResponse{WorkerId: req.WorkerId, Released: released}, nil
 }
 
@@ -149,6 +150,16 @@ func (s *Server) releaseEvents(worker string, ids []uuid.UUID, why string, handB
 		s.workers.finish(id, "released: its worker "+why)
 	}
 	return n
+}
+
+// releaseUnserved gives back the queued events that no registered worker
+// serves any more (their workers left before polling them): their steps
+// then wait for a worker without spending an attempt, instead of holding a
+// slot of the channel until their timeout fails them.
+func (s *Server) releaseUnserved() int {
+	return s.eng.Pull().ReleaseQueued(func(ev *tasker.PullEvent) bool {
+		return !s.workers.servedNow(ev.Namespace, ev.Handler)
+	}, "no registered pull worker serves the step any more")
 }
 
 // GetWorkerMetrics implements GET /v1/workers/metrics.

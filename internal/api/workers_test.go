@@ -537,3 +537,45 @@ func TestPullWorkersOfTwoNamespacesWithTheSameHandler(t *testing.T) {
 		})
 	}
 }
+
+// A step handed to the channel for a worker that deregisters before it
+// polls it is given back at once: it does not hold a slot until its
+// timeout fails it, it spends no attempt, and it waits, enqueued, for the
+// next worker that serves it.
+func TestPullQueuedStepOfAWorkerThatLeftIsGivenBack(t *testing.T) {
+	c := newPullServer(t, "sqlite", tasker.PullConfig{})
+	c.register("a", "py.a")
+	task := c.createTask("py_linear", map[string]any{"value": 1})
+	queued := func() int {
+		var m struct {
+			Queued int `json:"queued"`
+		}
+		c.json("GET", "/v1/workers/metrics", nil, 200, &m)
+		return m.Queued
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for queued() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("step a never reached the channel")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.json("DELETE", "/v1/workers/a", nil, 200, nil)
+	if n := queued(); n != 0 {
+		t.Fatalf("%d events still queued after their only worker left", n)
+	}
+	for {
+		a := c.steps(task)["a"]
+		if a.State == "enqueued" && a.Attempts == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("step a after its worker left: %+v, want enqueued with no attempt spent", a)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.register("b", "py.a")
+	if r := c.poll("b", 1, 10000); len(r.Events) != 1 || r.Events[0].StepName != "a" || r.Events[0].Attempt != 1 {
+		t.Fatalf("the next worker: %+v, want step a as attempt 1", r.Events)
+	}
+}

@@ -457,6 +457,32 @@ func (c *Channel) Release(id uuid.UUID, why string) bool {
 	return true
 }
 
+// ReleaseQueued gives back, without a verdict, every queued (not yet
+// polled) event that match accepts, as Release does for a polled one: for
+// the events no pull worker serves any more. match is called under the
+// queue's lock for each queued event (at most Capacity): it must be quick
+// and must not call c. It returns how many it gave back.
+func (c *Channel) ReleaseQueued(match func(*Event) bool, why string) int {
+	var taken []*entry
+	c.queue.mu.Lock()
+	for e := c.queue.head; e != nil; {
+		next := e.next
+		// A Handle giving up, or Drain, swaps to done first and then
+		// unlinks: whoever wins the swap delivers the outcome.
+		if match(&e.ev) && e.state.CompareAndSwap(stateQueued, stateDone) {
+			c.queue.unlinkLocked(e)
+			taken = append(taken, e)
+		}
+		e = next
+	}
+	c.queue.mu.Unlock()
+	for _, e := range taken {
+		c.abandoned.Add(1)
+		e.done <- outcome{r: Result{Error: why, HandedBack: true}}
+	}
+	return len(taken)
+}
+
 // PendingCount is the number of events polled and not completed.
 func (c *Channel) PendingCount() int { return c.pending.len() }
 

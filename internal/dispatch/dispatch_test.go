@@ -747,3 +747,28 @@ func TestReleaseHandsTheStepBackWithoutAVerdict(t *testing.T) {
 		t.Errorf("metrics %+v, want nothing in flight and the release counted as abandoned", m)
 	}
 }
+
+// ReleaseQueued gives back the queued events its filter accepts, and only
+// those: their Handle returns ErrHandedBack; the others stay to be polled.
+func TestReleaseQueuedGivesBackOnlyTheMatchingEvents(t *testing.T) {
+	c := newChannel(t, Config{})
+	gone := dispatch(t.Context(), c.HandlerFor("py.gone"), stepInput("a"))
+	kept := dispatch(t.Context(), c.HandlerFor("py.kept"), stepInput("b"))
+	for c.Metrics().Queued != 2 {
+		time.Sleep(time.Millisecond)
+	}
+	if n := c.ReleaseQueued(func(ev *Event) bool { return ev.Handler == "py.gone" }, "no pull worker serves py.gone any more"); n != 1 {
+		t.Fatalf("released %d, want 1", n)
+	}
+	if r := wait(t, gone); !errors.Is(r.err, taskertype.ErrHandedBack) {
+		t.Fatalf("the released step's Handle returned %v, %v; want ErrHandedBack", r.v, r.err)
+	}
+	ev, ok := c.Poll()
+	if !ok || ev.Handler != "py.kept" {
+		t.Fatalf("poll after the release: %+v, %v; want the kept event", ev, ok)
+	}
+	c.Complete(ev.ID, Result{Output: json.RawMessage(`1`)})
+	if r := wait(t, kept); r.err != nil {
+		t.Fatalf("the kept step: %v", r.err)
+	}
+}
