@@ -164,7 +164,9 @@ type Config struct {
 	// registered under to the pull workers, as RegisterPullHandler would
 	// under the step's handler name: a pull worker then says which
 	// handlers it serves when it polls (internal/api's /v1/workers routes).
-	// False: such a step fails with no_handler.
+	// False: such a step is not started and waits, no attempt spent, for
+	// a worker that has its handler (a task that waits past its staleness
+	// threshold goes to the DLQ as worker_unavailable).
 	PullUnregistered bool
 	// CircuitBreaker configures the breakers in front of the store and the
 	// queue: when a backend keeps failing, calls fail fast for a while
@@ -245,10 +247,10 @@ type Engine struct {
 	domain      *domainevents.Publisher // publishes the steps' declared domain events
 	orch        *orchestration.Orchestrator
 	pull        *dispatch.Channel
-	pullServes  atomic.Pointer[func(name string) bool] // ServePullHandlers
-	tmpl        *templatecache.Manager                 // the template manager: a cache in front of templates
-	admit       *admission.Gate                        // nil: no bound on queued steps
-	breakers    []*resilience.Breaker                  // the queue's and the store's: fixed at start-up, no registry
+	pullServes  atomic.Pointer[func(namespace, name string) bool] // ServePullHandlers
+	tmpl        *templatecache.Manager                            // the template manager: a cache in front of templates
+	admit       *admission.Gate                                   // nil: no bound on queued steps
+	breakers    []*resilience.Breaker                             // the queue's and the store's: fixed at start-up, no registry
 
 	mu       sync.Mutex // guards the fields below
 	handlers map[string]Handler

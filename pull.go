@@ -60,15 +60,17 @@ func (e *Engine) RegisterPullHandler(name string) error {
 // Pull returns the dispatch channel of the pull workers.
 func (e *Engine) Pull() *PullChannel { return e.pull }
 
-// ServePullHandlers tells the engine which handler names pull workers
-// serve now, for Config.PullUnregistered: a step whose handler has no Go
-// handler goes to the pull workers when serves(name) is true, and fails
-// with no_handler (retryable) when it is false. Nil, the default, hands
-// every such step to them. serves is called for each such step: it must
-// be quick and safe for concurrent use. The HTTP API sets it to its
-// registry of workers, so that a worker registering its handlers is all
-// it takes.
-func (e *Engine) ServePullHandlers(serves func(name string) bool) {
+// ServePullHandlers tells the engine which handlers pull workers serve
+// now, for Config.PullUnregistered: a step of namespace whose handler has
+// no Go handler goes to the pull workers when serves(namespace, name) is
+// true; when it is false the step is not started and waits, its attempt
+// not spent, until it is true (a task that waits past its staleness
+// threshold goes to the DLQ as worker_unavailable). Nil, the default,
+// hands every such step to them. serves is called for each such step: it
+// must be quick and safe for concurrent use. The HTTP API sets it to its
+// registry of workers, so that a worker registering its namespaces and
+// handlers is all it takes.
+func (e *Engine) ServePullHandlers(serves func(namespace, name string) bool) {
 	if serves == nil {
 		e.pullServes.Store(nil)
 		return
@@ -77,9 +79,10 @@ func (e *Engine) ServePullHandlers(serves func(name string) bool) {
 }
 
 // pullFallback is the worker's handler for a step whose handler no Go
-// handler has, under Config.PullUnregistered.
-func (e *Engine) pullFallback(name string) Handler {
-	if f := e.pullServes.Load(); f != nil && !(*f)(name) {
+// handler has, under Config.PullUnregistered; nil while no pull worker
+// serves it.
+func (e *Engine) pullFallback(namespace, name string) Handler {
+	if f := e.pullServes.Load(); f != nil && !(*f)(namespace, name) {
 		return nil
 	}
 	return e.pull.HandlerFor(name)

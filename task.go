@@ -233,6 +233,33 @@ func (e *Engine) Task(ctx context.Context, id uuid.UUID) (*TaskInfo, error) {
 	return &TaskInfo{Task: t, Steps: steps}, nil
 }
 
+// TaskRecord returns a task as stored, without its steps.
+func (e *Engine) TaskRecord(ctx context.Context, id uuid.UUID) (*Task, error) {
+	t, err := e.store.TaskGet(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("tasker: %w", err)
+	}
+	return t, nil
+}
+
+// StepAncestorResults returns the results of a step's completed ancestors
+// (its dependencies, theirs, and so on) by step name, in one read of those
+// steps only, whatever the task's size.
+func (e *Engine) StepAncestorResults(ctx context.Context, taskID, stepID uuid.UUID) (map[string]json.RawMessage, error) {
+	r, err := e.store.StepAncestorResults(ctx, taskID, stepID)
+	if err != nil {
+		return nil, fmt.Errorf("tasker: %w", err)
+	}
+	return r, nil
+}
+
+// TransitionsAfter returns a task's transitions (its own and its steps')
+// whose ID is greater than after, in the order applied: pass the ID of the
+// last one read to read only what came since.
+func (e *Engine) TransitionsAfter(ctx context.Context, id uuid.UUID, after int64) ([]*Transition, error) {
+	return e.store.TransitionList(ctx, &store.TransitionListParams{TaskID: id, After: after})
+}
+
 // Steps returns a task's steps as stored, in template order (none for a
 // task that does not exist).
 func (e *Engine) Steps(ctx context.Context, id uuid.UUID) ([]*Step, error) {

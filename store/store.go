@@ -36,6 +36,12 @@ type Store interface {
 	// TransitionList returns the stored transitions of a task and of its
 	// steps in the order they were applied.
 	TransitionList(ctx context.Context, p *TransitionListParams) ([]*taskertype.Transition, error)
+	// StepAncestorResults returns the results of the completed ancestors
+	// of step stepID of task taskID (its dependencies, theirs, and so on),
+	// by step name, in one query that reads those steps only, not the
+	// task's others. A step with no completed ancestor, or that does not
+	// exist, has none.
+	StepAncestorResults(ctx context.Context, taskID, stepID uuid.UUID) (map[string]json.RawMessage, error)
 	// StepAttempts returns the state and attempt of each of the steps ids
 	// that exists, in no order, in one read that holds nothing: a worker
 	// checks with it that the attempts it runs are still wanted.
@@ -209,6 +215,9 @@ type TransitionListParams struct {
 	// StepID keeps only one step's transitions; uuid.Nil keeps the task's
 	// own and all its steps'.
 	StepID uuid.UUID
+	// After keeps only the transitions whose ID is greater: a cursor, the
+	// ID of the last transition read. 0 keeps them all.
+	After int64
 }
 
 // TaskCreateParams describes a new task.

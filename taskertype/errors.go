@@ -24,6 +24,13 @@ var (
 	// counted. Returned while the worker is not stopping, it is an ordinary
 	// retryable failure under the step's retry policy.
 	ErrReleased = errors.New("step released")
+	// ErrHandedBack: a handler gives its step back without a verdict on
+	// it, whether or not the engine is stopping: a pull worker released the
+	// event it held (it deregistered, or stopped gracefully) or never
+	// received it. The step is dispatched again at once, the attempt not
+	// counted and no backoff applied. A worker that took a step and never
+	// answered is no hand-back: its timeout counts as a failed attempt.
+	ErrHandedBack = errors.New("step handed back without a verdict")
 	// ErrQueueFull: new work is refused because a queue holds as much as
 	// its bound allows; the message says which queue and what to do.
 	ErrQueueFull = errors.New("queue full")

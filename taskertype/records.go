@@ -95,11 +95,14 @@ type FailureKind string
 
 // Failure kinds.
 const (
-	FailureHandler   FailureKind = "handler"    // the handler returned an error
-	FailurePanic     FailureKind = "panic"      // the handler panicked
-	FailureTimeout   FailureKind = "timeout"    // the attempt ran past the step's timeout
-	FailureLost      FailureKind = "lost"       // the worker running the attempt went away
-	FailureNoHandler FailureKind = "no_handler" // no handler is registered under the step's name
+	FailureHandler FailureKind = "handler" // the handler returned an error
+	FailurePanic   FailureKind = "panic"   // the handler panicked
+	FailureTimeout FailureKind = "timeout" // the attempt ran past the step's timeout
+	FailureLost    FailureKind = "lost"    // the worker running the attempt went away
+	// FailureNoHandler: no handler is registered under the step's name.
+	// No longer recorded (such a step waits for a handler without spending
+	// attempts); kept for the records of earlier versions.
+	FailureNoHandler FailureKind = "no_handler"
 )
 
 // StepFailure is what a failed attempt reports.

@@ -66,6 +66,15 @@ func (s *Server) streamTaskEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer sub.Close()
+	// The log's cursor is taken before the snapshot is read, so nothing
+	// committed in between is missed by the poll (what the snapshot shows
+	// already is not sent twice). This is the one full read of the log;
+	// each poll reads what came after the cursor.
+	log, err := s.eng.TransitionsAfter(r.Context(), id, 0)
+	if err != nil {
+		s.responseError(w, r, err)
+		return
+	}
 	info, err := s.eng.Task(r.Context(), id)
 	if err != nil {
 		s.responseError(w, r, err)
@@ -78,7 +87,10 @@ func (s *Server) streamTaskEvents(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 
-	st := &stream{w: w, rc: rc, steps: map[uuid.UUID]known{}}
+	st := &stream{w: w, rc: rc, steps: map[uuid.UUID]known{}, names: map[uuid.UUID]string{}}
+	if n := len(log); n > 0 {
+		st.cursor = log[n-1].ID
+	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	stop := context.AfterFunc(s.closing, cancel)
@@ -115,14 +127,10 @@ func (s *Server) streamTaskEvents(w http.ResponseWriter, r *http.Request) {
 			if err := st.drain(sub); err != nil {
 				return
 			}
-			info, err := s.eng.Task(ctx, id)
-			if err != nil {
+			if err := s.pollLog(ctx, st, id); err != nil {
 				if !errors.Is(err, context.Canceled) {
-					s.log.WarnContext(ctx, "event stream: read the task", "task", id, "error", err)
+					s.log.WarnContext(ctx, "event stream: read the task's transitions", "task", id, "error", err)
 				}
-				return
-			}
-			if err := st.observe(info); err != nil {
 				return
 			}
 		case <-heartbeat.C:
@@ -138,19 +146,58 @@ func (s *Server) streamTaskEvents(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// pollLog reads the transitions committed since the stream's cursor (one
+// query of those only, whatever the task's size) and sends what the client
+// was not told. A step created since the snapshot (a decision's or a batch's)
+// has its name read once, with the task's steps.
+func (s *Server) pollLog(ctx context.Context, st *stream, id uuid.UUID) error {
+	trs, err := s.eng.TransitionsAfter(ctx, id, st.cursor)
+	if err != nil {
+		return err
+	}
+	for _, tr := range trs {
+		if _, ok := st.names[tr.StepID]; tr.StepID != uuid.Nil && !ok {
+			steps, err := s.eng.Steps(ctx, id)
+			if err != nil {
+				return err
+			}
+			for _, s := range steps {
+				st.names[s.ID] = s.Name
+			}
+			break
+		}
+	}
+	if err := st.observe(id, trs); err != nil {
+		return err
+	}
+	if n := len(trs); n > 0 {
+		st.cursor = trs[n-1].ID
+	}
+	return nil
+}
+
 // stream writes one client's events and remembers what it told it.
 type stream struct {
 	w     http.ResponseWriter
 	rc    *http.ResponseController
 	task  known
-	steps map[uuid.UUID]known // bounded by the task's steps
-	n     int
+	steps map[uuid.UUID]known  // bounded by the task's steps
+	names map[uuid.UUID]string // step names, bounded by the task's steps
+	// cursor is the ID of the last transition of the log the stream read:
+	// its poll reads the later ones. On PostgreSQL, IDs are taken as
+	// transactions write and commits may land out of that order, so a
+	// transition of another process committed after a later one was read
+	// is not sent by the poll; the step's next transition (or the task's
+	// end) still is.
+	cursor int64
+	n      int
 }
 
 func (st *stream) learn(info *tasker.TaskInfo) {
 	st.task = known{string(info.Task.State), info.Task.UpdatedAt}
 	for _, s := range info.Steps {
 		st.steps[s.ID] = known{string(s.State), s.UpdatedAt}
+		st.names[s.ID] = s.Name
 	}
 }
 
@@ -198,33 +245,30 @@ func (st *stream) busEvent(e tasker.Event) error {
 	return st.send("transition", ev)
 }
 
-// observe sends, as transitions with event "observed", the differences
-// between the task as stored and what the client was told: the changes
-// other processes committed.
-func (st *stream) observe(info *tasker.TaskInfo) error {
-	for _, s := range info.Steps {
-		k := st.steps[s.ID]
-		if k.state == string(s.State) || s.UpdatedAt.Before(k.at) {
+// observe sends, as transitions with event "observed", the transitions of
+// the log (read after the cursor) that the client was not told of: the
+// changes other processes committed.
+func (st *stream) observe(taskID uuid.UUID, trs []*tasker.Transition) error {
+	for _, tr := range trs {
+		k := st.task
+		if tr.StepID != uuid.Nil {
+			k = st.steps[tr.StepID]
+		}
+		if k.state == tr.To || tr.At.Before(k.at) {
 			continue
 		}
-		sid, name := s.ID, s.Name
-		ev := gen.TaskTransitionEvent{Kind: tasker.EventStepTransition, TaskUuid: s.TaskID, StepUuid: &sid, StepName: &name,
-			FromState: k.state, ToState: string(s.State), Event: "observed", At: s.UpdatedAt.UTC()}
-		if s.Attempts > 0 {
-			a := int32(s.Attempts)
-			ev.Attempt = &a
+		ev := gen.TaskTransitionEvent{Kind: tasker.EventTaskTransition, TaskUuid: taskID, FromState: k.state, ToState: tr.To,
+			Event: "observed", At: tr.At.UTC()}
+		if tr.StepID != uuid.Nil {
+			sid, name := tr.StepID, st.names[tr.StepID]
+			ev.Kind, ev.StepUuid, ev.StepName = tasker.EventStepTransition, &sid, &name
+			st.steps[tr.StepID] = known{tr.To, tr.At}
+		} else {
+			st.task = known{tr.To, tr.At}
 		}
-		st.steps[s.ID] = known{string(s.State), s.UpdatedAt}
 		if err := st.send("transition", ev); err != nil {
 			return err
 		}
-	}
-	t := info.Task
-	if st.task.state != string(t.State) && !t.UpdatedAt.Before(st.task.at) {
-		ev := gen.TaskTransitionEvent{Kind: tasker.EventTaskTransition, TaskUuid: t.ID, FromState: st.task.state, ToState: string(t.State),
-			Event: "observed", At: t.UpdatedAt.UTC()}
-		st.task = known{string(t.State), t.UpdatedAt}
-		return st.send("transition", ev)
 	}
 	return nil
 }

@@ -37,9 +37,12 @@ type pullWorker struct {
 
 // match says whether the worker takes ev: its namespace and its handler
 // are the worker's. Called under the dispatch queue's lock: quick, no I/O.
-func (w *pullWorker) match(ev *tasker.PullEvent) bool {
-	_, okNS := w.ns[ev.Namespace]
-	_, okH := w.hs[ev.Handler]
+func (w *pullWorker) match(ev *tasker.PullEvent) bool { return w.serves(ev.Namespace, ev.Handler) }
+
+// serves says whether the worker runs handler name in namespace.
+func (w *pullWorker) serves(namespace, name string) bool {
+	_, okNS := w.ns[namespace]
+	_, okH := w.hs[name]
 	return okNS && okH
 }
 
@@ -188,12 +191,29 @@ func (r *registry) touch(id, owner string, now time.Time) ([]uuid.UUID, error) {
 	return r.heldByLocked(id), nil
 }
 
-// serves reports whether a registered worker serves handler name.
-func (r *registry) serves(name string, now time.Time) bool {
+// serves reports whether a registered worker serves handler name in
+// namespace. The count by handler answers most questions; when some worker
+// serves the handler, the workers (at most maxWorkers, each two map
+// lookups) are checked for one that serves the namespace too.
+func (r *registry) serves(namespace, name string, now time.Time) bool {
 	r.sweep(now, false)
+	return r.servedNow(namespace, name)
+}
+
+// servedNow is serves without the sweep: for a filter called under the
+// dispatch queue's lock (the sweep may release events, which takes it).
+func (r *registry) servedNow(namespace, name string) bool {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return r.handlerRefs[name] > 0
+	if r.handlerRefs[name] == 0 {
+		return false
+	}
+	for _, w := range r.workers {
+		if w.serves(namespace, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // hold records that worker holds event id.

@@ -149,12 +149,12 @@ func New(cfg Config) (*Server, error) {
 	rc.remember = max(4*m.Capacity, 1024)
 	s.workers = newRegistry(rc, m, ch.CompleteTimeout(), ch.IsPending)
 	s.workers.release = func(worker string, ids []uuid.UUID) {
-		n := s.releaseEvents(worker, ids, "expired (no poll, completion or heartbeat within the registration ttl)")
-		s.log.Warn("pull worker expired", "worker_id", worker, "released", n, "ttl", rc.ttl)
+		n := s.releaseEvents(worker, ids, "expired (no poll, completion or heartbeat within the registration ttl)", false)
+		s.log.Warn("pull worker expired", "worker_id", worker, "released", n, "unserved_released", s.releaseUnserved(), "ttl", rc.ttl)
 	}
 	// Steps whose handler no Go handler has go to the pull workers while
 	// a registered worker serves that handler (Config.PullUnregistered).
-	s.eng.ServePullHandlers(func(name string) bool { return s.workers.serves(name, s.clock.Now()) })
+	s.eng.ServePullHandlers(func(namespace, name string) bool { return s.workers.serves(namespace, name, s.clock.Now()) })
 	return s, nil
 }
 

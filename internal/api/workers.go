@@ -155,23 +155,44 @@ func (s *Server) DeregisterWorker(ctx context.Context, req gen.DeregisterWorkerR
 	if err != nil {
 		return nil, err
 	}
-	released := s.releaseEvents(req.WorkerId, held, "deregistered")
-	s.log.Info("pull worker deregistered", "worker_id", req.WorkerId, "released", released)
+	released := s.releaseEvents(req.WorkerId, held, "deregistered", true)
+	unserved := s.releaseUnserved()
+	s.log.Info("pull worker deregistered", "worker_id", req.WorkerId, "released", released, "unserved_released", unserved)
 	return gen.DeregisterWorker200JSONResponse{WorkerId: req.WorkerId, Released: released}, nil
 }
 
-// releaseEvents fails the events a worker held, retryably; it returns how
-// many it failed.
-func (s *Server) releaseEvents(worker string, ids []uuid.UUID, why string) int {
+// releaseEvents ends the events a worker held without a result; it returns
+// how many it ended. handBack: the worker gave them back (it deregistered,
+// or never received them), so their steps are dispatched again without
+// counting the attempt; false: it went silent with them (expired), and
+// they fail as retryable, counted like a timeout.
+func (s *Server) releaseEvents(worker string, ids []uuid.UUID, why string, handBack bool) int {
 	ch := s.eng.Pull()
 	n := 0
 	for _, id := range ids {
-		if ch.Complete(id, tasker.PullResult{Error: fmt.Sprintf("pull worker %q %s before it completed the step", worker, why)}) {
+		msg := fmt.Sprintf("pull worker %q %s before it completed the step", worker, why)
+		ok := false
+		if handBack {
+			ok = ch.Release(id, msg)
+		} else {
+			ok = ch.Complete(id, tasker.PullResult{Error: msg})
+		}
+		if ok {
 			n++
 		}
 		s.workers.finish(id, "released: its worker "+why)
 	}
 	return n
+}
+
+// releaseUnserved gives back the queued events that no registered worker
+// serves any more (their workers left before polling them): their steps
+// then wait for a worker without spending an attempt, instead of holding a
+// slot of the channel until their timeout fails them.
+func (s *Server) releaseUnserved() int {
+	return s.eng.Pull().ReleaseQueued(func(ev *tasker.PullEvent) bool {
+		return !s.workers.servedNow(ev.Namespace, ev.Handler)
+	}, "no registered pull worker serves the step any more")
 }
 
 // GetWorkerMetrics implements GET /v1/workers/metrics.
@@ -327,7 +348,7 @@ func (s *Server) PollWorkerEvents(ctx context.Context, req gen.PollWorkerEventsR
 		for i, ev := range events {
 			ids[i] = ev.ID
 		}
-		s.releaseEvents(req.WorkerId, ids, "was deregistered while it polled")
+		s.releaseEvents(req.WorkerId, ids, "was deregistered while it polled", true)
 		return nil, err
 	}
 	if ctx.Err() != nil {
@@ -337,11 +358,11 @@ func (s *Server) PollWorkerEvents(ctx context.Context, req gen.PollWorkerEventsR
 		for i, ev := range events {
 			ids[i] = ev.ID
 		}
-		s.releaseEvents(req.WorkerId, ids, "went away")
+		s.releaseEvents(req.WorkerId, ids, "went away", true)
 		return nil, ctx.Err()
 	}
 	out.Events = make([]gen.WorkerEvent, len(events))
-	tasks := map[uuid.UUID]*tasker.TaskInfo{}
+	tasks := map[uuid.UUID]*tasker.Task{}
 	for i, ev := range events {
 		out.Events[i] = wireEvent(ev)
 		s.addAncestry(ctx, &out.Events[i], ev, tasks)
@@ -351,62 +372,43 @@ func (s *Server) PollWorkerEvents(ctx context.Context, req gen.PollWorkerEventsR
 
 // addAncestry gives an event what tasker-core's handlers receive beyond
 // the step's input: the results of every completed ancestor (not only the
-// direct dependencies) and the task's correlation ids. One read of the
-// task per task in the poll; when it fails the event keeps its direct
-// dependencies (the step's own input, which is the truth for them).
-func (s *Server) addAncestry(ctx context.Context, we *gen.WorkerEvent, ev *tasker.PullEvent, tasks map[uuid.UUID]*tasker.TaskInfo) {
-	info, ok := tasks[ev.TaskID]
+// direct dependencies), read in one query of those steps only, and the
+// task's correlation ids (one read of the task row per task in the poll).
+// When a read fails the event keeps what it has: its direct dependencies
+// (the step's own input, which is the truth for them).
+func (s *Server) addAncestry(ctx context.Context, we *gen.WorkerEvent, ev *tasker.PullEvent, tasks map[uuid.UUID]*tasker.Task) {
+	task, ok := tasks[ev.TaskID]
 	if !ok {
 		var err error
-		if info, err = s.eng.Task(ctx, ev.TaskID); err != nil {
-			s.log.Warn("pull event: read its task for the ancestors' results", "task_id", ev.TaskID, "error", err)
-			info = nil
+		if task, err = s.eng.TaskRecord(ctx, ev.TaskID); err != nil {
+			s.log.Warn("pull event: read its task for the correlation ids", "task_id", ev.TaskID, "error", err)
+			task = nil
 		}
-		tasks[ev.TaskID] = info
+		tasks[ev.TaskID] = task
 	}
-	if info == nil {
+	if task != nil {
+		if id := task.Request.CorrelationID; id != uuid.Nil {
+			we.CorrelationId = &id
+		}
+		if id := task.Request.ParentCorrelationID; id != uuid.Nil {
+			we.ParentCorrelationId = &id
+		}
+	}
+	anc, err := s.eng.StepAncestorResults(ctx, ev.TaskID, ev.StepID)
+	if err != nil {
+		s.log.Warn("pull event: read the results of the step's ancestors", "task_id", ev.TaskID, "step_id", ev.StepID, "error", err)
 		return
 	}
-	if id := info.Task.Request.CorrelationID; id != uuid.Nil {
-		we.CorrelationId = &id
-	}
-	if id := info.Task.Request.ParentCorrelationID; id != uuid.Nil {
-		we.ParentCorrelationId = &id
-	}
-	byID := make(map[uuid.UUID]*tasker.Step, len(info.Steps))
-	var self *tasker.Step
-	for _, st := range info.Steps {
-		byID[st.ID] = st
-		if st.ID == ev.StepID {
-			self = st
-		}
-	}
-	if self == nil {
-		return
-	}
-	// Walk up the DAG; the direct dependencies' results came with the
-	// step's input and are kept as they are.
-	seen := map[uuid.UUID]bool{}
-	queue := append([]uuid.UUID(nil), self.DependsOn...)
-	for len(queue) > 0 {
-		id := queue[0]
-		queue = queue[1:]
-		if seen[id] {
+	// The direct dependencies' results came with the step's input and are
+	// kept as they are.
+	for name, r := range anc {
+		if _, direct := we.DependencyResults[name]; direct || len(r) == 0 {
 			continue
 		}
-		seen[id] = true
-		st := byID[id]
-		if st == nil {
-			continue
-		}
-		queue = append(queue, st.DependsOn...)
-		if _, direct := we.DependencyResults[st.Name]; direct || st.State != taskertype.StepComplete || len(st.Result) == 0 {
-			continue
-		}
-		if len(we.DependencyResults) == 0 {
+		if we.DependencyResults == nil {
 			we.DependencyResults = map[string]json.RawMessage{}
 		}
-		we.DependencyResults[st.Name] = st.Result
+		we.DependencyResults[name] = r
 	}
 }
 

@@ -72,9 +72,17 @@ steps:
     type: deferred_convergence
     handler: py.a
     depends_on: [sum]
+---
+name: py_one
+namespace: py2
+version: 1.0.0
+steps:
+  - name: only
+    handler: py.a
 `
 
-// newPullServer serves an engine whose py namespace is run by pull workers.
+// newPullServer serves an engine whose py and py2 namespaces are run by
+// pull workers.
 func newPullServer(t *testing.T, backend string, pull tasker.PullConfig) *client {
 	t.Helper()
 	var tpls []*template.Template
@@ -86,7 +94,7 @@ func newPullServer(t *testing.T, backend string, pull tasker.PullConfig) *client
 		tpls = append(tpls, tpl)
 	}
 	tc := tasker.Config{DatabasePath: filepath.Join(t.TempDir(), "t.db"), Templates: tpls,
-		WorkerNamespaces: []string{"py"}, PullUnregistered: true, Pull: pull}
+		WorkerNamespaces: []string{"py", "py2"}, PullUnregistered: true, Pull: pull}
 	if backend == "postgres" {
 		_, url := pgtest.Schema(t)
 		tc.DatabasePath, tc.DatabaseURL, tc.AutoMigrate = "", url, true
@@ -144,7 +152,40 @@ type pollResp struct {
 
 func (c *client) register(id string, handlers ...string) {
 	c.t.Helper()
-	c.json("POST", "/v1/workers", map[string]any{"worker_id": id, "namespaces": []string{"py"}, "handlers": handlers, "concurrency": 4}, 200, nil)
+	c.registerIn(id, []string{"py"}, handlers...)
+}
+
+func (c *client) registerIn(id string, namespaces []string, handlers ...string) {
+	c.t.Helper()
+	c.json("POST", "/v1/workers", map[string]any{"worker_id": id, "namespaces": namespaces, "handlers": handlers, "concurrency": 4}, 200, nil)
+}
+
+type stepResp struct {
+	Name        string `json:"name"`
+	State       string `json:"current_state"`
+	Attempts    int    `json:"attempts"`
+	MaxAttempts int    `json:"max_attempts"`
+}
+
+// steps returns the task's steps by name.
+func (c *client) steps(task string) map[string]stepResp {
+	c.t.Helper()
+	var ss []stepResp
+	c.json("GET", "/v1/tasks/"+task+"/workflow_steps", nil, 200, &ss)
+	out := map[string]stepResp{}
+	for _, s := range ss {
+		out[s.Name] = s
+	}
+	return out
+}
+
+func (c *client) createTaskIn(namespace, name string, ctx any) string {
+	c.t.Helper()
+	body := createBody(name, ctx)
+	body["namespace"] = namespace
+	var created taskResp
+	c.json("POST", "/v1/tasks", body, 201, &created)
+	return created.TaskUUID
 }
 
 func (c *client) poll(worker string, max, timeoutMs int, completions ...map[string]any) pollResp {
@@ -160,11 +201,7 @@ func (c *client) poll(worker string, max, timeoutMs int, completions ...map[stri
 
 func (c *client) createTask(name string, ctx any) string {
 	c.t.Helper()
-	body := createBody(name, ctx)
-	body["namespace"] = "py"
-	var created taskResp
-	c.json("POST", "/v1/tasks", body, 201, &created)
-	return created.TaskUUID
+	return c.createTaskIn("py", name, ctx)
 }
 
 // waitStatus polls the task until it reaches status or the test times out.
@@ -399,8 +436,9 @@ func TestPullWorkerThatNeverCompletesStaysBounded(t *testing.T) {
 	}
 }
 
-// Deregistering a worker fails the events it holds as retryable at once:
-// the step comes back to another worker without waiting for the timeout.
+// Deregistering a worker gives back the events it holds at once: the step
+// comes back to another worker without waiting for the timeout, and the
+// release spends no attempt.
 func TestPullWorkerDeregisterReleasesItsEvents(t *testing.T) {
 	c := newPullServer(t, "sqlite", tasker.PullConfig{})
 	c.register("a", "py.a")
@@ -415,8 +453,8 @@ func TestPullWorkerDeregisterReleasesItsEvents(t *testing.T) {
 	}
 	c.register("b", "py.a")
 	r := c.poll("b", 1, 10000)
-	if len(r.Events) != 1 || r.Events[0].StepUUID != ev.StepUUID || r.Events[0].Attempt != 2 {
-		t.Fatalf("after the release: %+v", r.Events)
+	if len(r.Events) != 1 || r.Events[0].StepUUID != ev.StepUUID || r.Events[0].Attempt != 1 {
+		t.Fatalf("after the release: %+v, want step a again as attempt 1 (a release is no failed attempt)", r.Events)
 	}
 	var hb struct {
 		Extended int      `json:"extended"`
@@ -429,5 +467,115 @@ func TestPullWorkerDeregisterReleasesItsEvents(t *testing.T) {
 	c.json("POST", "/v1/workers/b/heartbeat", map[string]any{"event_ids": []string{ev.EventID}}, 200, &hb)
 	if hb.Extended != 0 || len(hb.Lost) != 1 {
 		t.Errorf("heartbeat of a released event %+v, want it lost", hb)
+	}
+}
+
+// A step whose handler no pull worker serves yet waits, whatever time
+// passes: its message comes back without starting it, no attempt is spent,
+// and once a worker serving it registers it runs as attempt 1.
+func TestPullStepWaitsForAWorkerWithoutSpendingAttempts(t *testing.T) {
+	for _, backend := range backends(t) {
+		t.Run(backend, func(t *testing.T) {
+			c := newPullServer(t, backend, tasker.PullConfig{})
+			task := c.createTask("py_linear", map[string]any{"value": 1})
+			// Long enough for the step's message to come back several times
+			// (100ms, 200ms, 400ms...): before, each delivery failed an
+			// attempt with no_handler, and the task ran out of attempts.
+			deadline := time.Now().Add(1500 * time.Millisecond)
+			for time.Now().Before(deadline) {
+				if a := c.steps(task)["a"]; a.Attempts != 0 || a.State != "enqueued" && a.State != "pending" {
+					t.Fatalf("step a with no worker: %+v, want it waiting (enqueued), no attempt spent", a)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			c.register("late", "py.a", "py.b")
+			r := c.poll("late", 1, 10000)
+			if len(r.Events) != 1 || r.Events[0].StepName != "a" || r.Events[0].Attempt != 1 {
+				t.Fatalf("once a worker registered: %+v, want step a as attempt 1", r.Events)
+			}
+		})
+	}
+}
+
+// A worker's registration covers its namespaces only: a worker of
+// namespace py serving py.a receives no event of py.a in namespace py2,
+// and such a step is not even handed to the channel (it waits for a worker
+// of py2, without spending attempts); the worker of py2 receives it.
+func TestPullWorkersOfTwoNamespacesWithTheSameHandler(t *testing.T) {
+	for _, backend := range backends(t) {
+		t.Run(backend, func(t *testing.T) {
+			c := newPullServer(t, backend, tasker.PullConfig{})
+			c.registerIn("wpy", []string{"py"}, "py.a", "py.b")
+			other := c.createTaskIn("py2", "py_one", map[string]any{})
+			deadline := time.Now().Add(time.Second)
+			for time.Now().Before(deadline) {
+				if r := c.poll("wpy", 10, 100); len(r.Events) != 0 {
+					t.Fatalf("worker of py received %+v", r.Events)
+				}
+				var m struct {
+					Queued int `json:"queued"`
+				}
+				c.json("GET", "/v1/workers/metrics", nil, 200, &m)
+				if m.Queued != 0 {
+					t.Fatalf("%d events wait in the channel: the py2 step was handed to it though no worker of py2 serves py.a", m.Queued)
+				}
+			}
+			mine := c.createTask("py_linear", map[string]any{"value": 1})
+			if r := c.poll("wpy", 10, 10000); len(r.Events) != 1 || r.Events[0].TaskUUID != mine {
+				t.Fatalf("worker of py: %+v, want step a of its own task", r.Events)
+			}
+			if only := c.steps(other)["only"]; only.Attempts != 0 {
+				t.Fatalf("the py2 step before a py2 worker: %+v, want no attempt spent", only)
+			}
+			c.registerIn("wpy2", []string{"py2"}, "py.a")
+			r := c.poll("wpy2", 1, 10000)
+			if len(r.Events) != 1 || r.Events[0].Namespace != "py2" || r.Events[0].TaskUUID != other || r.Events[0].Attempt != 1 {
+				t.Fatalf("worker of py2: %+v, want the py2 step as attempt 1", r.Events)
+			}
+			c.poll("wpy2", 0, 0, map[string]any{"event_id": r.Events[0].EventID, "outcome": "success", "result": map[string]any{}})
+			c.waitStatus(other, "complete")
+		})
+	}
+}
+
+// A step handed to the channel for a worker that deregisters before it
+// polls it is given back at once: it does not hold a slot until its
+// timeout fails it, it spends no attempt, and it waits, enqueued, for the
+// next worker that serves it.
+func TestPullQueuedStepOfAWorkerThatLeftIsGivenBack(t *testing.T) {
+	c := newPullServer(t, "sqlite", tasker.PullConfig{})
+	c.register("a", "py.a")
+	task := c.createTask("py_linear", map[string]any{"value": 1})
+	queued := func() int {
+		var m struct {
+			Queued int `json:"queued"`
+		}
+		c.json("GET", "/v1/workers/metrics", nil, 200, &m)
+		return m.Queued
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for queued() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("step a never reached the channel")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.json("DELETE", "/v1/workers/a", nil, 200, nil)
+	if n := queued(); n != 0 {
+		t.Fatalf("%d events still queued after their only worker left", n)
+	}
+	for {
+		a := c.steps(task)["a"]
+		if a.State == "enqueued" && a.Attempts == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("step a after its worker left: %+v, want enqueued with no attempt spent", a)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.register("b", "py.a")
+	if r := c.poll("b", 1, 10000); len(r.Events) != 1 || r.Events[0].StepName != "a" || r.Events[0].Attempt != 1 {
+		t.Fatalf("the next worker: %+v, want step a as attempt 1", r.Events)
 	}
 }

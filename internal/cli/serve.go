@@ -259,7 +259,7 @@ func (g *globals) serveUntilDone(ctx context.Context, cfg tasker.Config, handler
 	}
 	// No step goes to pull workers before the API's registry of them
 	// is up: it replaces this.
-	eng.ServePullHandlers(func(string) bool { return false })
+	eng.ServePullHandlers(func(string, string) bool { return false })
 	if err := eng.Start(ctx); err != nil {
 		_ = eng.Stop(context.Background())
 		return err

@@ -17,6 +17,7 @@
 package dispatch
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -103,6 +104,10 @@ type Result struct {
 	Error      string          // non-empty: the attempt failed with this message
 	Permanent  bool            // with Error: do not retry
 	RetryAfter time.Duration   // with Error: delay before the retry (overrides backoff)
+	// HandedBack: the pull worker gives the step back without a verdict
+	// (Error says why); Handle returns an error wrapping
+	// taskertype.ErrHandedBack, so the attempt is not counted. See Release.
+	HandedBack bool
 }
 
 // Metrics is a snapshot of a Channel.
@@ -113,7 +118,7 @@ type Metrics struct {
 	OldestID             uuid.UUID
 	Starving             int // events (queued or pending) dispatched longer ago than StarvationThreshold
 	// Counters since New. Abandoned: the step's handler ctx ended before
-	// completion, or Close ended its wait.
+	// completion, Close or Drain ended its wait, or Release gave it back.
 	Completed, TimedOut, Abandoned uint64
 }
 
@@ -152,6 +157,10 @@ type outcome struct {
 func (o outcome) value() (any, error) {
 	if o.err != nil {
 		return nil, o.err
+	}
+	if r := o.r; r.HandedBack {
+		why := cmp.Or(r.Error, "the pull worker gave the step back")
+		return nil, fmt.Errorf("dispatch: %s: %w", why, taskertype.ErrHandedBack)
 	}
 	if r := o.r; r.Error != "" {
 		err := errors.New(r.Error)
@@ -431,6 +440,47 @@ func (c *Channel) Complete(id uuid.UUID, r Result) bool {
 	c.completed.Add(1)
 	e.done <- outcome{r: r}
 	return true
+}
+
+// Release gives pending event id back without a verdict: its Handle
+// returns an error wrapping taskertype.ErrHandedBack, and the worker
+// dispatches the step again without counting the attempt. why says what
+// happened (it goes into the error). Counted as abandoned. False, and
+// nothing changes, as for Complete.
+func (c *Channel) Release(id uuid.UUID, why string) bool {
+	e, ok := c.pending.remove(id)
+	if !ok || !e.state.CompareAndSwap(statePending, stateDone) {
+		return false
+	}
+	c.abandoned.Add(1)
+	e.done <- outcome{r: Result{Error: why, HandedBack: true}}
+	return true
+}
+
+// ReleaseQueued gives back, without a verdict, every queued (not yet
+// polled) event that match accepts, as Release does for a polled one: for
+// the events no pull worker serves any more. match is called under the
+// queue's lock for each queued event (at most Capacity): it must be quick
+// and must not call c. It returns how many it gave back.
+func (c *Channel) ReleaseQueued(match func(*Event) bool, why string) int {
+	var taken []*entry
+	c.queue.mu.Lock()
+	for e := c.queue.head; e != nil; {
+		next := e.next
+		// A Handle giving up, or Drain, swaps to done first and then
+		// unlinks: whoever wins the swap delivers the outcome.
+		if match(&e.ev) && e.state.CompareAndSwap(stateQueued, stateDone) {
+			c.queue.unlinkLocked(e)
+			taken = append(taken, e)
+		}
+		e = next
+	}
+	c.queue.mu.Unlock()
+	for _, e := range taken {
+		c.abandoned.Add(1)
+		e.done <- outcome{r: Result{Error: why, HandedBack: true}}
+	}
+	return len(taken)
 }
 
 // PendingCount is the number of events polled and not completed.

@@ -718,3 +718,57 @@ func TestDrainGivesBackTheStepsNoPullWorkerTook(t *testing.T) {
 		t.Fatalf("metrics %+v: want nothing in flight, 1 given back, 1 completed", m)
 	}
 }
+
+// Release gives a polled event back without a verdict: Handle returns an
+// error wrapping taskertype.ErrHandedBack (not a failure the worker
+// counts), the event can no longer be completed, and a queued event or an
+// unknown id cannot be released.
+func TestReleaseHandsTheStepBackWithoutAVerdict(t *testing.T) {
+	c := newChannel(t, Config{})
+	res := dispatch(t.Context(), c.HandlerFor("py.a"), stepInput("a"))
+	ev, err := c.PollWait(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Release(uuid.New(), "unknown") {
+		t.Error("an unknown id was released")
+	}
+	if !c.Release(ev.ID, `pull worker "w" deregistered`) {
+		t.Fatal("the polled event was not released")
+	}
+	r := wait(t, res)
+	if !errors.Is(r.err, taskertype.ErrHandedBack) || !strings.Contains(r.err.Error(), "deregistered") {
+		t.Fatalf("Handle returned %v, %v; want an error wrapping ErrHandedBack that says why", r.v, r.err)
+	}
+	if c.Complete(ev.ID, Result{}) || c.Release(ev.ID, "again") {
+		t.Error("a released event was completed or released again")
+	}
+	if m := c.Metrics(); m.InFlight != 0 || m.Abandoned != 1 || m.Completed != 0 {
+		t.Errorf("metrics %+v, want nothing in flight and the release counted as abandoned", m)
+	}
+}
+
+// ReleaseQueued gives back the queued events its filter accepts, and only
+// those: their Handle returns ErrHandedBack; the others stay to be polled.
+func TestReleaseQueuedGivesBackOnlyTheMatchingEvents(t *testing.T) {
+	c := newChannel(t, Config{})
+	gone := dispatch(t.Context(), c.HandlerFor("py.gone"), stepInput("a"))
+	kept := dispatch(t.Context(), c.HandlerFor("py.kept"), stepInput("b"))
+	for c.Metrics().Queued != 2 {
+		time.Sleep(time.Millisecond)
+	}
+	if n := c.ReleaseQueued(func(ev *Event) bool { return ev.Handler == "py.gone" }, "no pull worker serves py.gone any more"); n != 1 {
+		t.Fatalf("released %d, want 1", n)
+	}
+	if r := wait(t, gone); !errors.Is(r.err, taskertype.ErrHandedBack) {
+		t.Fatalf("the released step's Handle returned %v, %v; want ErrHandedBack", r.v, r.err)
+	}
+	ev, ok := c.Poll()
+	if !ok || ev.Handler != "py.kept" {
+		t.Fatalf("poll after the release: %+v, %v; want the kept event", ev, ok)
+	}
+	c.Complete(ev.ID, Result{Output: json.RawMessage(`1`)})
+	if r := wait(t, kept); r.err != nil {
+		t.Fatalf("the kept step: %v", r.err)
+	}
+}

@@ -206,7 +206,11 @@ type Action struct {
 	Threshold                time.Duration // the one it passed: the state's, or MaxDuration
 	Action                   template.StalenessAction
 	EntryID                  uuid.UUID // the DLQ entry made; uuid.Nil if none
-	MovedToError             bool
+	// Reason is the DLQ reason: worker_unavailable when a step of the
+	// task waited to be taken by a worker (enqueued) past the threshold,
+	// staleness_timeout otherwise. Set by the action.
+	Reason       taskertype.DLQReason
+	MovedToError bool
 	// record and fail: what the action may do (effects).
 	record, fail bool
 }
@@ -340,7 +344,7 @@ func (d *Detector) RunOnce(ctx context.Context) (Report, error) {
 			}
 			rep.Stale = append(rep.Stale, a)
 			d.cfg.Logger.Info("stale task", "task_id", a.TaskID, "namespace", a.Namespace, "template", a.Name,
-				"state", a.State, "time_in_state", a.TimeInState, "threshold", a.Threshold, "action", a.Action,
+				"state", a.State, "time_in_state", a.TimeInState, "threshold", a.Threshold, "action", a.Action, "reason", a.Reason,
 				"dlq_entry", a.EntryID, "moved_to_error", a.MovedToError)
 		}
 	}
@@ -367,6 +371,19 @@ func waitingOnTime(steps []*taskertype.Step, now time.Time) bool {
 	return false
 }
 
+// waitingForWorker reports whether a step of the task has waited to be
+// taken by a worker (enqueued) for longer than threshold: no worker serves
+// its handler (a pull worker never registered, or every one left), or none
+// had room for it all that time.
+func waitingForWorker(steps []*taskertype.Step, now time.Time, threshold time.Duration) bool {
+	for _, s := range steps {
+		if s.State == taskertype.StepEnqueued && now.Sub(s.UpdatedAt) > threshold {
+			return true
+		}
+	}
+	return false
+}
+
 // act applies the action to one task in one transaction, if the task is
 // still in the state and episode it was found in.
 func (d *Detector) act(ctx context.Context, found *taskertype.Task, a *Action, now time.Time) (bool, error) {
@@ -387,6 +404,10 @@ func (d *Detector) act(ctx context.Context, found *taskertype.Task, a *Action, n
 		if waitingOnTime(steps, now) {
 			return nil
 		}
+		a.Reason = taskertype.DLQStalenessTimeout
+		if waitingForWorker(steps, now, a.Threshold) {
+			a.Reason = taskertype.DLQWorkerUnavailable
+		}
 		if a.record {
 			id, err := uuid.NewV7()
 			if err != nil {
@@ -398,7 +419,7 @@ func (d *Detector) act(ctx context.Context, found *taskertype.Task, a *Action, n
 				"state_entered_at": task.UpdatedAt, "detector": d.cfg.Processor,
 			}
 			created, err := tx.DLQEntryCreate(ctx, &store.DLQEntryCreateParams{Entry: &taskertype.DLQEntry{
-				ID: id, TaskID: task.ID, OriginalState: task.State, Reason: taskertype.DLQStalenessTimeout, At: now,
+				ID: id, TaskID: task.ID, OriginalState: task.State, Reason: a.Reason, At: now,
 				TaskSnapshot: Snapshot(task, steps, now, map[string]any{
 					"time_in_state_minutes": meta["time_in_state_minutes"], "threshold_minutes": meta["threshold_minutes"],
 				}),

@@ -401,3 +401,51 @@ func TestATaskWaitingOnTimeItWasGivenIsNotStale(t *testing.T) {
 		t.Error("a step waiting for a retry: before it is due it waits on time, after not")
 	}
 }
+
+func TestATaskWhoseStepNoWorkerTookIsWorkerUnavailable(t *testing.T) {
+	onBackends(t, func(t *testing.T, b backend) {
+		clock := testclock.New(start)
+		st := b.open(t, clock)
+		ctx := t.Context()
+		waiting := stuck(t, st, clock, "order", taskertype.TaskStepsInProcess)
+		running := stuck(t, st, clock, "order", taskertype.TaskStepsInProcess)
+		// waiting's step is enqueued and no worker ever takes it (its
+		// handler is served by no one); running's step started and
+		// outlived its timeout.
+		for id, evs := range map[uuid.UUID][]taskertype.StepEvent{
+			waiting: {taskertype.StepEventEnqueue},
+			running: {taskertype.StepEventEnqueue, taskertype.StepEventStart},
+		} {
+			err := transition.InTx(ctx, st, nil, "test", func(tx store.Tx, rec *transition.Recorder) error {
+				steps, err := tx.StepList(ctx, id)
+				if err != nil {
+					return err
+				}
+				for _, ev := range evs {
+					if err := rec.Step(ctx, tx, steps[0], ev, clock.Now(), func(s *taskertype.Step) {
+						if ev == taskertype.StepEventStart {
+							s.Attempts, s.StartedAt = 1, clock.Now()
+						}
+					}); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		clock.Advance(31 * time.Minute)
+		rep := run(t, detector(t, st, clock, templates{}, nil))
+		if len(rep.Stale) != 2 {
+			t.Fatalf("report %+v, want both tasks", rep)
+		}
+		for id, want := range map[uuid.UUID]taskertype.DLQReason{waiting: taskertype.DLQWorkerUnavailable, running: taskertype.DLQStalenessTimeout} {
+			es := entries(t, st, id)
+			if len(es) != 1 || es[0].Reason != want {
+				t.Fatalf("task %s: entries %+v, want one with reason %s", id, es, want)
+			}
+		}
+	})
+}

@@ -111,8 +111,8 @@ type Metadata struct {
 // FailurePayload is the payload of an event published for a failed attempt.
 type FailurePayload struct {
 	ErrorMessage string `json:"error_message"`
-	// ErrorCode is the kind of failure: handler, panic, timeout, lost,
-	// no_handler.
+	// ErrorCode is the kind of failure: handler, panic, timeout, lost
+	// (no_handler in records of earlier versions).
 	ErrorCode string `json:"error_code"`
 	Retryable bool   `json:"retryable"`
 	Attempt   int    `json:"attempt"`

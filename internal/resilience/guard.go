@@ -2,6 +2,7 @@ package resilience
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -67,6 +68,10 @@ func (g *guardedStore) StepList(ctx context.Context, taskID uuid.UUID) ([]*taske
 
 func (g *guardedStore) TransitionList(ctx context.Context, p *store.TransitionListParams) ([]*taskertype.Transition, error) {
 	return call(ctx, g.b, func() ([]*taskertype.Transition, error) { return g.s.TransitionList(ctx, p) })
+}
+
+func (g *guardedStore) StepAncestorResults(ctx context.Context, taskID, stepID uuid.UUID) (map[string]json.RawMessage, error) {
+	return call(ctx, g.b, func() (map[string]json.RawMessage, error) { return g.s.StepAncestorResults(ctx, taskID, stepID) })
 }
 
 func (g *guardedStore) TemplatePut(ctx context.Context, p *store.TemplatePutParams) error {

@@ -2,6 +2,7 @@ package resilience
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -80,6 +81,11 @@ func (s *downStore) StepList(context.Context, uuid.UUID) ([]*taskertype.Step, er
 }
 
 func (s *downStore) TransitionList(context.Context, *store.TransitionListParams) ([]*taskertype.Transition, error) {
+	s.calls++
+	return nil, s.err
+}
+
+func (s *downStore) StepAncestorResults(context.Context, uuid.UUID, uuid.UUID) (map[string]json.RawMessage, error) {
 	s.calls++
 	return nil, s.err
 }

@@ -29,13 +29,48 @@ var (
 	errPoison = consumer.ErrPoison
 	// errStepTimeout is the cause of a handler context that hit its timeout.
 	errStepTimeout = errors.New("step timeout")
+	// errNoHandler: no handler serves the message's step (yet); the step is
+	// not started and the message comes back after waitDelay.
+	errNoHandler = errors.New("no handler serves the step yet")
 )
+
+// A step no handler serves waits: its message is given back with a delay
+// that doubles with each delivery, from waitDelayMin up to waitDelayMax.
+const (
+	waitDelayMin = 100 * time.Millisecond
+	waitDelayMax = 2 * time.Second
+)
+
+// waitDelay is how long the message of a step no handler serves stays
+// hidden after its readCount-th delivery.
+func waitDelay(readCount int) time.Duration {
+	d := waitDelayMin
+	for i := 1; i < readCount && d < waitDelayMax; i++ {
+		d *= 2
+	}
+	return min(d, waitDelayMax)
+}
+
+// handlerFor returns the handler of a step of namespace whose handler name
+// is name: a Go handler, else the fallback's; nil if none serves it now.
+func (w *Worker) handlerFor(namespace, name string) taskertype.Handler {
+	if h, ok := w.handlers[name]; ok {
+		return h
+	}
+	if w.cfg.Fallback != nil {
+		return w.cfg.Fallback(namespace, name)
+	}
+	return nil
+}
 
 // outcome is what one attempt produced.
 type outcome struct {
 	result   json.RawMessage
 	failure  *taskertype.StepFailure
 	released bool // the worker is shutting down; give the step back
+	// delay, with released: the step's message stays hidden this long
+	// (a step whose handler no one serves waits for one).
+	delay time.Duration
 	// checkpoint, with released: a batch worker yielded this checkpoint;
 	// it is stored and the step runs again from it.
 	checkpoint *taskertype.Checkpoint
@@ -110,13 +145,15 @@ func (w *Worker) roundInTx(ctx context.Context, name string, max int) (int, erro
 
 // claimed is what claimTx took: n messages, of which jobs are started
 // steps, later are left to start in their own transactions, poison are
-// malformed, settled were acknowledged as duplicates and adopted went to
+// malformed, waiting have no handler yet, settled were acknowledged as
+// duplicates and adopted went to
 // attempts this worker runs already. at is when the claim was asked for.
 type claimed struct {
 	n       int
 	jobs    []*job
 	later   []*queue.Message
 	poison  []queue.Receipt
+	waiting []*queue.Message // steps no handler serves yet: given back with a delay
 	settled int
 	adopted int
 	parked  []*job
@@ -193,6 +230,8 @@ func (w *Worker) startMsgsTx(ctx context.Context, tx store.Tx, rec *transition.R
 		switch {
 		case errors.Is(err, errPoison):
 			c.poison = append(c.poison, m.Receipt())
+		case errors.Is(err, errNoHandler):
+			c.waiting = append(c.waiting, m)
 		case j != nil && j.adopted:
 			c.adopted++
 		case j != nil && j.parked > 0:
@@ -218,7 +257,7 @@ func (w *Worker) launch(ctx context.Context, name string, c *claimed) {
 			return w.queue.MessageArchive(ctx, &queue.ArchiveParams{Queue: name, Receipts: c.poison})
 		})
 	}
-	w.release(len(c.poison) + c.settled + c.adopted + len(c.parked))
+	w.release(len(c.poison) + len(c.waiting) + c.settled + c.adopted + len(c.parked))
 	w.steps.Add(len(c.jobs) + len(c.later))
 	for _, j := range c.jobs {
 		go func() {
@@ -232,15 +271,18 @@ func (w *Worker) launch(ctx context.Context, name string, c *claimed) {
 			w.execute(ctx, m, c.at)
 		}()
 	}
-	// Parks go after the started steps: each is a release on the broker,
-	// which may be slow just when messages come back, and the started
-	// steps' claims must not wait for it.
-	if len(c.parked) > 0 {
+	// Parks and waits go after the started steps: each is a release on
+	// the queue, which may be slow (on a broker, just when messages come
+	// back), and the started steps' claims must not wait for it.
+	if len(c.parked)+len(c.waiting) > 0 {
 		w.steps.Add(1)
 		go func() {
 			defer w.steps.Done()
 			for _, j := range c.parked {
 				w.park(j)
+			}
+			for _, m := range c.waiting {
+				w.wait(m)
 			}
 		}()
 	}
@@ -268,6 +310,8 @@ func (w *Worker) execute(ctx context.Context, m *queue.Message, claimedAt time.T
 		})
 	case errors.Is(err, errSkip), err == nil && j == nil:
 		w.ack(m)
+	case errors.Is(err, errNoHandler):
+		w.wait(m)
 	case err != nil && ctx.Err() != nil:
 		// Stopping before the step started: give the message back now
 		// rather than leave it hidden for a whole claim timeout.
@@ -282,6 +326,25 @@ func (w *Worker) execute(ctx context.Context, m *queue.Message, claimedAt time.T
 		return
 	}
 	release()
+}
+
+// wait gives back the message of a step no handler serves yet, hidden for
+// waitDelay: the step stays enqueued, no attempt spent, until a handler
+// serves it.
+func (w *Worker) wait(m *queue.Message) {
+	d := waitDelay(m.ReadCount)
+	if m.ReadCount <= 1 {
+		// Once per step, where an operator sees it: a handler missing
+		// from every process leaves its steps waiting (the staleness
+		// detector files them as worker_unavailable in the end).
+		w.log.Warn("no handler serves a step yet; it waits for a process or pull worker that does (register the handler, or start a worker serving it)",
+			"queue", m.Queue, "message_id", m.ID)
+	} else {
+		w.log.Debug("no handler serves a step yet; it waits", "queue", m.Queue, "message_id", m.ID, "retry_in", d)
+	}
+	w.finish(m.Queue, func(ctx context.Context) error {
+		return w.queue.MessageNack(ctx, &queue.NackParams{Queue: m.Queue, Receipt: m.Receipt(), Delay: d})
+	})
 }
 
 // releaseOnce returns a function that gives one slot back, once.
@@ -406,6 +469,10 @@ func (w *Worker) startTx(ctx context.Context, tx store.Tx, rec *transition.Recor
 	}
 	now := w.clock.Now()
 	switch {
+	case s.State == taskertype.StepEnqueued && w.handlerFor(namespaceOf(m.Queue), s.Handler) == nil:
+		// Not started, nothing written: the attempt is not spent on a
+		// step nobody can run.
+		return nil, fmt.Errorf("%w: step %q, handler %q, namespace %q", errNoHandler, s.Name, s.Handler, namespaceOf(m.Queue))
 	case s.State == taskertype.StepEnqueued:
 		attemptID, err := uuid.NewV7()
 		if err != nil {
@@ -533,16 +600,11 @@ func (w *Worker) settings(ctx context.Context, j *job) *outcome {
 // once the handler returned or was given up on after the grace: a step's
 // retry never starts beside a handler still within its grace.
 func (w *Worker) run(stop, actx context.Context, step *taskertype.Step, in *taskertype.StepInput, release func()) *outcome {
-	h, ok := w.handlers[step.Handler]
-	if !ok && w.cfg.Fallback != nil {
-		h = w.cfg.Fallback(step.Handler)
-		ok = h != nil
-	}
-	if !ok {
-		return &outcome{failure: &taskertype.StepFailure{
-			Kind: taskertype.FailureNoHandler, Retryable: true, Attempt: step.Attempts,
-			Message: fmt.Sprintf("no handler %q is registered in worker %s: register it, or run a worker that has it", step.Handler, w.cfg.Processor),
-		}}
+	h := w.handlerFor(in.Namespace, step.Handler)
+	if h == nil {
+		// Its handler was there when the step started and is gone now
+		// (its pull workers left): the step waits for one, uncounted.
+		return &outcome{released: true, delay: waitDelayMin}
 	}
 	hctx, cancel := context.WithTimeoutCause(actx, step.Timeout, errStepTimeout)
 	defer cancel()
@@ -598,6 +660,10 @@ func (w *Worker) run(stop, actx context.Context, step *taskertype.Step, in *task
 			done <- &outcome{dropped: true}
 		case err != nil && (errors.Is(cause, errClaimLost) || errors.Is(cause, errOrphaned)):
 			done <- ended(cause, err.Error())
+		case !timedOut && errors.Is(err, taskertype.ErrHandedBack):
+			// Given back without a verdict (a pull worker released it):
+			// dispatched again at once, the attempt not counted.
+			done <- &outcome{released: true}
 		case timedOut && err != nil:
 			done <- timeout(": " + err.Error())
 		case timedOut:

@@ -242,7 +242,7 @@ func (w *Worker) storeOne(ctx context.Context, r *report) {
 			"task_id", step.TaskID, "step", step.Name, "error", err)
 	case r.out.released && err == nil && !yieldInTx:
 		w.finish(m.Queue, func(ctx context.Context) error {
-			return w.queue.MessageNack(ctx, &queue.NackParams{Queue: m.Queue, Receipt: m.Receipt()})
+			return w.queue.MessageNack(ctx, &queue.NackParams{Queue: m.Queue, Receipt: m.Receipt(), Delay: r.out.delay})
 		})
 	case ackInTx && err == nil:
 	default:

@@ -101,11 +101,15 @@ type Config struct {
 	// own transaction instead of the worker sending a result message to
 	// orchestration. Set it only when this process runs orchestration.
 	Results ResultProcessor
-	// Fallback, when set, gives the handler of a step whose handler name
-	// no entry of Handlers has (nil: none, and the attempt fails with
-	// no_handler). The engine sets it to hand such steps to pull workers
-	// (Config.PullUnregistered).
-	Fallback func(name string) taskertype.Handler
+	// Fallback, when set, gives the handler of a step of namespace whose
+	// handler name no entry of Handlers has; nil (as Fallback, or as its
+	// answer): no handler serves the step yet. The engine sets it to hand
+	// such steps to pull workers (Config.PullUnregistered). A step no
+	// handler serves is not started: its message comes back later
+	// (waitDelay), no attempt is spent, and the step waits until a handler
+	// serves it (the staleness detector reports a task that waits too
+	// long as worker_unavailable).
+	Fallback func(namespace, name string) taskertype.Handler
 }
 
 // StepRef names a step for Config.StepSettings: its task, namespace and

@@ -12,6 +12,7 @@ package postgres
 import (
 	"context"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -376,9 +377,9 @@ func (s *Store) TransitionList(ctx context.Context, p *store.TransitionListParam
 	if p == nil || p.TaskID == uuid.Nil {
 		return nil, invalid(op, "no task ID")
 	}
-	q, args := `SELECT `+transitionCols+` FROM transitions WHERE task_id = $1 ORDER BY id`, []any{p.TaskID}
+	q, args := `SELECT `+transitionCols+` FROM transitions WHERE task_id = $1 AND id > $2 ORDER BY id`, []any{p.TaskID, p.After}
 	if p.StepID != uuid.Nil {
-		q, args = `SELECT `+transitionCols+` FROM transitions WHERE task_id = $1 AND step_id = $2 ORDER BY id`, []any{p.TaskID, p.StepID}
+		q, args = `SELECT `+transitionCols+` FROM transitions WHERE task_id = $1 AND id > $2 AND step_id = $3 ORDER BY id`, []any{p.TaskID, p.After, p.StepID}
 	}
 	rows, err := s.db.Pool.Query(ctx, q, args...)
 	if err != nil {
@@ -412,6 +413,41 @@ func dedupe(s []string) []string {
 		}
 	}
 	return out
+}
+
+// StepAncestorResults implements store.Store: one recursive query over
+// the steps' depends_on, reading the ancestors only.
+func (s *Store) StepAncestorResults(ctx context.Context, taskID, stepID uuid.UUID) (map[string]json.RawMessage, error) {
+	const op = "step ancestor results"
+	if err := s.check(op); err != nil {
+		return nil, err
+	}
+	rows, err := s.db.Pool.Query(ctx, `WITH RECURSIVE anc(id) AS (
+			SELECT d FROM steps s, unnest(s.depends_on) d WHERE s.id = $2 AND s.task_id = $1
+			UNION
+			SELECT d FROM anc JOIN steps s ON s.id = anc.id, unnest(s.depends_on) d
+		)
+		SELECT s.name, s.result FROM anc JOIN steps s ON s.id = anc.id
+		WHERE s.state = $3 AND s.result IS NOT NULL`, taskID, stepID, string(taskertype.StepComplete))
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: step %s: %w", op, stepID, err)
+	}
+	defer rows.Close()
+	out := map[string]json.RawMessage{}
+	for rows.Next() {
+		var (
+			name   string
+			result []byte
+		)
+		if err := rows.Scan(&name, &result); err != nil {
+			return nil, fmt.Errorf("store: %s: step %s: %w", op, stepID, err)
+		}
+		out[name] = result
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: %s: step %s: %w", op, stepID, err)
+	}
+	return out, nil
 }
 
 // StepAttempts implements store.Store: one query.

@@ -75,7 +75,7 @@ type Store struct {
 	locks locks         // LockTry's, dlq.go
 
 	// Readers only.
-	taskByIdentity, taskListAll, taskListState, taskListUnfinished, transitionsOfTask, transitionsOfStep, stepAttempts *sql.Stmt
+	taskByIdentity, taskListAll, taskListState, taskListUnfinished, transitionsOfTask, transitionsOfStep, stepAttempts, stepAncestors *sql.Stmt
 }
 
 // readStmts are the statements that read; one set is prepared on each pool.
@@ -159,8 +159,24 @@ func newStore(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Store, error) 
 		WHERE state IN (SELECT value FROM json_each(?1)) ORDER BY id DESC LIMIT ?2`)
 	s.taskListUnfinished = p.R(`SELECT ` + taskColumns + ` FROM tasks
 		WHERE finished_at IS NULL AND state IN (SELECT value FROM json_each(?1)) ORDER BY id DESC LIMIT ?2`)
-	s.transitionsOfTask = p.R(transitionSelect + ` ORDER BY l.seq, j.key`)
-	s.transitionsOfStep = p.R(transitionSelect + ` AND j.value ->> 0 = ?2 ORDER BY l.seq, j.key`)
+	// ?3 is the cursor (TransitionListParams.After): a packed row holds
+	// transitions seq to seq + its entries - 1, so the rows that may hold
+	// later ones are those whose seq is past the cursor, or the one row
+	// that holds it; the entries are then filtered one by one.
+	s.transitionsOfTask = p.R(transitionSelect + ` AND l.seq >= (SELECT coalesce(max(seq), 0) FROM transitions WHERE task_id = ?1 AND seq <= ?3)
+		AND l.seq + j.key > ?3 ORDER BY l.seq, j.key`)
+	s.transitionsOfStep = p.R(transitionSelect + ` AND l.seq >= (SELECT coalesce(max(seq), 0) FROM transitions WHERE task_id = ?1 AND seq <= ?3)
+		AND l.seq + j.key > ?3 AND j.value ->> 0 = ?2 ORDER BY l.seq, j.key`)
+	// The completed ancestors of step ?2 of task ?1, through the edges.
+	// CROSS JOIN keeps the ancestors the outer loop: every other read is
+	// by primary key, whatever the task's size.
+	s.stepAncestors = p.R(`WITH RECURSIVE anc(id) AS (
+			SELECT from_step_id FROM step_edges WHERE to_step_id = ?2 AND task_id = ?1
+			UNION
+			SELECT e.from_step_id FROM anc CROSS JOIN step_edges e ON e.to_step_id = anc.id
+		)
+		SELECT s.name, s.result FROM anc CROSS JOIN steps s ON s.id = anc.id
+		WHERE s.state = ?3 AND s.result IS NOT NULL`)
 	s.prepareTemplates(p)
 	// ?1 is a JSON array of step IDs.
 	s.stepAttempts = p.R(`SELECT id, state, attempt_id FROM steps WHERE id IN (SELECT value FROM json_each(?1))`)
@@ -420,9 +436,9 @@ func (s *Store) TransitionList(ctx context.Context, p *store.TransitionListParam
 		err  error
 	)
 	if p.StepID == uuid.Nil {
-		rows, err = s.transitionsOfTask.QueryContext(ctx, p.TaskID.String())
+		rows, err = s.transitionsOfTask.QueryContext(ctx, p.TaskID.String(), nil, p.After)
 	} else {
-		rows, err = s.transitionsOfStep.QueryContext(ctx, p.TaskID.String(), p.StepID.String())
+		rows, err = s.transitionsOfStep.QueryContext(ctx, p.TaskID.String(), p.StepID.String(), p.After)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: transition list: task %s: %w", p.TaskID, err)
@@ -446,6 +462,35 @@ func (s *Store) TransitionList(ctx context.Context, p *store.TransitionListParam
 		return nil, fmt.Errorf("store: transition list: task %s: %w", p.TaskID, err)
 	}
 	return ts, nil
+}
+
+// StepAncestorResults implements store.Store: one recursive query over the
+// edges, reading the ancestors only.
+func (s *Store) StepAncestorResults(ctx context.Context, taskID, stepID uuid.UUID) (map[string]json.RawMessage, error) {
+	const op = "step ancestor results"
+	if err := s.check(op); err != nil {
+		return nil, err
+	}
+	rows, err := s.stepAncestors.QueryContext(ctx, taskID.String(), stepID.String(), string(taskertype.StepComplete))
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: step %s: %w", op, stepID, err)
+	}
+	defer rows.Close()
+	out := map[string]json.RawMessage{}
+	for rows.Next() {
+		var (
+			name   string
+			result []byte
+		)
+		if err := rows.Scan(&name, &result); err != nil {
+			return nil, fmt.Errorf("store: %s: step %s: %w", op, stepID, err)
+		}
+		out[name] = result
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: %s: step %s: %w", op, stepID, err)
+	}
+	return out, nil
 }
 
 // StepAttempts implements store.Store: one query on a reader.

@@ -77,6 +77,8 @@ var cases = []struct {
 	{"a message sent in a committed transaction wakes subscribers and can be claimed", testMessageCommitted},
 	{"transitions are listed in the order they were applied", testTransitionOrder},
 	{"step inputs carry the context and the dependency results by name", testStepInputs},
+	{"a step's ancestor results are those of its completed ancestors, by name, and no other step's", testStepAncestorResults},
+	{"transitions listed after a cursor are the later ones only", testTransitionsAfter},
 	{"task list filters by state and lists the newest first", testTaskList},
 	{"task list pages by offset and namespace; task count counts the same filter", testTaskPages},
 	{"concurrent transactions on one task serialize", testConcurrentCAS},
@@ -843,6 +845,90 @@ func testStepInputs(t *testing.T, e *env) {
 		}
 		return nil
 	})
+}
+
+func testStepAncestorResults(t *testing.T, e *env) {
+	p := diamond(t, e)
+	// e depends on d; f is unrelated and completed: not an ancestor.
+	eID, fID := newID(t), newID(t)
+	p.Steps = append(p.Steps,
+		&taskertype.Step{ID: eID, Name: "e", Handler: "handle_e", Position: 4, Retry: p.Steps[0].Retry, Timeout: time.Minute, DependsOn: []uuid.UUID{p.Steps[3].ID}},
+		&taskertype.Step{ID: fID, Name: "f", Handler: "handle_f", Position: 5, Retry: p.Steps[0].Retry, Timeout: time.Minute})
+	e.create(t, p)
+	ids := map[string]uuid.UUID{}
+	for _, s := range p.Steps {
+		ids[s.Name] = s.ID
+	}
+	run := func(name string, result json.RawMessage) {
+		e.moveStep(t, ids[name], taskertype.StepEventEnqueue, nil)
+		e.moveStep(t, ids[name], taskertype.StepEventStart, func(s *taskertype.Step) { s.Attempts = 1 })
+		e.moveStep(t, ids[name], taskertype.StepEventSucceed, func(s *taskertype.Step) { s.Result = result })
+		e.moveStep(t, ids[name], taskertype.StepEventComplete, nil)
+	}
+	run("a", json.RawMessage(`{"a": 1}`))
+	run("b", json.RawMessage(`{"b": 2}`))
+	run("d", json.RawMessage(`{"d": 4}`))
+	run("f", json.RawMessage(`{"f": 6}`))
+	// c is resolved by hand, without a result: no result to give.
+	e.moveStep(t, ids["c"], taskertype.StepEventResolveManually, nil)
+	got := func(name string) map[string]json.RawMessage {
+		t.Helper()
+		r, err := e.s.StepAncestorResults(t.Context(), p.Task.ID, ids[name])
+		if err != nil {
+			t.Fatalf("StepAncestorResults(%s): %v", name, err)
+		}
+		return r
+	}
+	r := got("e")
+	if len(r) != 3 || !jsonEqual(r["a"], []byte(`{"a": 1}`)) || !jsonEqual(r["b"], []byte(`{"b": 2}`)) || !jsonEqual(r["d"], []byte(`{"d": 4}`)) {
+		t.Errorf("ancestors of e: %s, want a, b and d (c has no result, f is no ancestor)", fmtResults(r))
+	}
+	if r := got("a"); len(r) != 0 {
+		t.Errorf("ancestors of a root step: %s, want none", fmtResults(r))
+	}
+	if r, err := e.s.StepAncestorResults(t.Context(), p.Task.ID, newID(t)); err != nil || len(r) != 0 {
+		t.Errorf("ancestors of an unknown step: %s, %v; want none, no error", fmtResults(r), err)
+	}
+}
+
+func testTransitionsAfter(t *testing.T, e *env) {
+	p := diamond(t, e)
+	e.create(t, p)
+	a := p.Steps[0].ID
+	e.moveStep(t, a, taskertype.StepEventEnqueue, nil)
+	e.moveStep(t, a, taskertype.StepEventStart, func(s *taskertype.Step) { s.Attempts = 1 })
+	all := e.transitions(t, p.Task.ID, uuid.Nil)
+	if len(all) < 3 {
+		t.Fatalf("%d transitions, want several", len(all))
+	}
+	for i, tr := range all {
+		after, err := e.s.TransitionList(t.Context(), &store.TransitionListParams{TaskID: p.Task.ID, After: tr.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := all[i+1:]
+		if len(after) != len(want) {
+			t.Fatalf("after transition %d (id %d): %d transitions, want %d", i, tr.ID, len(after), len(want))
+		}
+		for j := range want {
+			if *after[j] != *want[j] {
+				t.Errorf("after id %d, transition %d: %+v, want %+v", tr.ID, j, after[j], want[j])
+			}
+		}
+		step, err := e.s.TransitionList(t.Context(), &store.TransitionListParams{TaskID: p.Task.ID, StepID: a, After: tr.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, w := range want {
+			if w.StepID == a {
+				n++
+			}
+		}
+		if len(step) != n {
+			t.Errorf("step a's transitions after id %d: %d, want %d", tr.ID, len(step), n)
+		}
+	}
 }
 
 func fmtResults(m map[string]json.RawMessage) string {

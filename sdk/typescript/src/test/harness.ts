@@ -121,7 +121,7 @@ export class Server {
 
   /**
    * Waits until a worker serving handler is registered: a step whose
-   * handler no worker serves fails (no_handler, retryable) and spends an attempt.
+   * handler no worker serves waits for one (no attempt spent).
    */
   async waitWorker(handler: string, timeoutMs = 15_000): Promise<void> {
     await eventually(`a worker serving ${handler} to register`, async () => {
