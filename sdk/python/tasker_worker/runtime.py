@@ -62,6 +62,7 @@ class Worker:
         self._held: Dict[str, float] = {}
         self._held_lock = threading.Lock()
         self._stop = threading.Event()
+        self._gone = threading.Event()  # stop() has deregistered: poll errors are expected
         self._registered = threading.Event()
         self._reg_lock = threading.Lock()
         self._complete_timeout = 300.0
@@ -123,11 +124,21 @@ class Worker:
                     self._register()
                 except TransportError:
                     return
+            if not stopping:
+                # A step is held until its completion is on its way: the
+                # server applies a poll's completions before it waits, so
+                # stop() does not wait for this poll's long wait. Stopping,
+                # the poll does not wait and the step is held until it answers.
+                self._forget(done)
             try:
                 events, answers = self.transport.poll(self.worker_id, 0 if stopping else 1,
                                                       0 if stopping else self.poll_timeout_ms, done)
                 b.reset()
             except NotRegistered:
+                if stopping:
+                    # Deregistered by stop(): the events still held were released.
+                    self._forget(done)
+                    return
                 if done:
                     # The server restarted: these events died with it (their steps are retried).
                     log.warning("the server forgot this worker; %d completions dropped", len(done))
@@ -136,6 +147,11 @@ class Worker:
                 self._lost_registration()
                 continue
             except TransportError as exc:
+                if self._gone.is_set():
+                    # stop() deregistered and closed the transport: a long
+                    # poll ends with an error (the in-process engine's 503).
+                    log.debug("poll ended by the stop: %s", exc)
+                    return
                 d = b.next()
                 log.warning("poll failed (%s); again in %.1fs", exc, d)
                 if stopping and time.monotonic() > self._stop_deadline:
@@ -196,7 +212,7 @@ class Worker:
         self._stop_deadline = deadline
         self._stop.set()
         while not self._idle() and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.01)
         # Threads still in a long poll come back with 404 once deregistered;
         # the server fails what is still held as retryable.
         try:
@@ -205,10 +221,13 @@ class Worker:
                 log.warning("released %d steps still running at shutdown", out["released"])
         except TransportError as exc:
             log.warning("deregister failed: %s", exc)
+        self._gone.set()
+        # Closing ends the in-process engine's long polls at once; over
+        # HTTP, a thread still in a long poll is a daemon left to its end.
+        self.transport.close()
         end = time.monotonic() + 2.0
         for t in self._threads:
             t.join(timeout=max(0.0, end - time.monotonic()))
-        self.transport.close()
 
     def run_forever(self) -> None:
         self.start()

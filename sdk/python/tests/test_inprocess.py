@@ -1,5 +1,6 @@
 """The in-process transport: the engine embedded through libtasker (ctypes),
 the same handlers and runtime as over HTTP (docs/libtasker.md)."""
+import logging
 import os
 import subprocess
 import tempfile
@@ -68,6 +69,44 @@ class InProcessTest(unittest.TestCase):
         finally:
             worker.stop()
         self.assertGreater(worker.completed, 0)
+
+
+class InProcessStopTest(unittest.TestCase):
+    """A clean stop of a worker on the in-process transport (steps done,
+    threads in their long polls) logs nothing at warning level."""
+
+    def test_clean_stop_logs_no_warning(self):
+        work = tempfile.mkdtemp(prefix="inproc-stop-")
+        transport = InProcessTransport({"database_path": os.path.join(work, "t.db"),
+                                        "templates": [os.path.join(EXAMPLES, "templates")],
+                                        "complete_timeout_ms": 5000}, lib_path=libtasker())
+        registry = HandlerRegistry()
+        load_handlers(os.path.join(EXAMPLES, "order_handlers"), registry)
+        worker = Worker(transport, registry, ["py_example"], concurrency=4)
+        worker.start()
+        try:
+            st, body = transport.call("POST", "/v1/tasks", {
+                "namespace": "py_example", "name": "order_fulfillment", "version": "1.0.0", "context": ORDER,
+                "initiator": "test", "source_system": "inprocess", "reason": "test", "tags": []})
+            self.assertIn(st, (200, 201), body)
+            deadline = time.time() + 30
+            while transport.call("GET", f"/v1/tasks/{body['task_uuid']}")[1].get("status") != "complete":
+                self.assertLess(time.time(), deadline, "the task did not complete")
+                time.sleep(0.05)
+        except BaseException:
+            worker.stop()
+            raise
+        # Every thread is now in a long poll, some with the completion of
+        # their last step in it.
+        with self.assertLogs("tasker_worker", level="DEBUG") as logs:
+            t0 = time.monotonic()
+            worker.stop()
+            logging.getLogger("tasker_worker").debug("stopped")  # assertLogs needs one record
+        took = time.monotonic() - t0
+        noisy = [r.getMessage() for r in logs.records if r.levelno >= logging.WARNING]
+        self.assertEqual(noisy, [], "a clean stop logged warnings")
+        # It does not wait for the long polls (20s) that carried the last completions.
+        self.assertLess(took, 10.0)
 
 
 if __name__ == "__main__":
