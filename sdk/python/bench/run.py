@@ -15,6 +15,13 @@ Go then Python (interleaved):
   latency:    --latency-tasks tasks one at a time, p50 of completed_at -
               created_at; "added per step" is (Python p50 - Go p50) / steps.
 Prints medians over the rounds.
+
+--drain N (after the rounds, once per round and shape): the throughput of one
+Python worker process alone, not bounded by the creation of tasks. A worker id
+is registered, N Python tasks are created (their steps wait for it), then a
+worker process starts under that id; steps/s is N x steps over the span from
+the start of the worker process (its interpreter's start and imports
+included, so the figure errs low) to the last task's completion.
 """
 import argparse
 import os
@@ -69,6 +76,22 @@ def latency(server, name, n):
     return statistics.median(lat)
 
 
+def drain(server, a, shape, steps):
+    wid = f"bench-drain-{shape}"
+    server.call("POST", "/v1/workers", {"worker_id": wid, "namespaces": ["bench"],
+                                        "handlers": ["bench_handlers.Noop"], "concurrency": a.concurrency})
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(lambda _: server.create("bench", f"{shape}_py", {}), range(a.drain)))
+    t0 = time.time()
+    worker = WorkerProc(server.url, ["bench"], os.path.join(HERE, "bench_handlers"), concurrency=a.concurrency,
+                        worker_id=wid)
+    try:
+        times = finish(server, ids)
+    finally:
+        worker.stop()
+    return len(times) * steps / (max(c for _, c in times) - t0)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--tasks", type=int, default=300)
@@ -76,6 +99,7 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--database-url", default=None)
+    p.add_argument("--drain", type=int, default=0, help="backlog of Python tasks drained per round and shape")
     a = p.parse_args()
     tpls = [os.path.join(HERE, f"{k}_{s}.yaml") for k in ("go", "py") for s in SHAPES]
     url, schema = a.database_url, None
@@ -92,6 +116,7 @@ def main():
 
 def run(a, tpls, url):
     server = Server(tpls, complete_timeout="1m", database_url=url).start()
+    t0 = time.time()
     worker = WorkerProc(server.url, ["bench"], os.path.join(HERE, "bench_handlers"), concurrency=a.concurrency)
     worker.wait_registered(server)
     res = {}
@@ -106,7 +131,18 @@ def run(a, tpls, url):
                     print(f"round {r + 1} {name:14s} {tp:8.0f} steps/s  p50 {p50 * 1000:7.2f} ms/task", flush=True)
     finally:
         worker.stop()
+    drains = {}
+    try:
+        for r in range(a.rounds if a.drain else 0):
+            for shape, steps in SHAPES.items():
+                d = drain(server, a, shape, steps)
+                drains.setdefault(shape, []).append(d)
+                print(f"round {r + 1} drain {shape:8s} {d:8.0f} steps/s (one Python worker, {a.drain} tasks)",
+                      flush=True)
+    finally:
         server.stop()
+    for shape, d in drains.items():
+        print(f"drain {shape:8s} median {statistics.median(d):6.0f} steps/s  rounds {' '.join(f'{x:.0f}' for x in d)}")
     print("\nmedians over rounds:")
     print(f"{'shape':8s} {'Go steps/s':>11s} {'Py steps/s':>11s} {'ratio':>6s} {'Go p50':>9s} {'Py p50':>9s} {'added/step':>11s}")
     for shape, steps in SHAPES.items():
