@@ -11,7 +11,8 @@ threads of this process, tasker_call). Same engine, same configuration, same
 database; only the handler differs. For each round and shape, Go then Python
 (interleaved), as run.py: --tasks tasks created at once (8 threads of this
 process, through tasker_call), steps/s from the first task's created_at to the
-last completed_at; then --latency-tasks tasks one at a time, p50 of
+last completed_at, and the CPU time of this process (engine and Python) per
+step; then --latency-tasks tasks one at a time, p50 of
 completed_at - created_at. Prints medians over the rounds.
 
 --database-url runs on PostgreSQL in a schema made for the run (needs psql).
@@ -25,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -101,16 +103,20 @@ def run(a, cfg):
     worker = runtime.Worker(transport, registry, ["bench"], concurrency=a.concurrency)
     worker.start()
     engine = Engine(transport)
-    res = {}
+    res, cpus = {}, {}
     try:
         for r in range(a.rounds):
             for shape, steps in SHAPES.items():
                 for kind in ("go", "py"):
                     name = f"{shape}_{kind}"
+                    c0 = time.process_time()
                     tp = throughput(engine, name, a.tasks, steps)
+                    us = (time.process_time() - c0) * 1e6 / (a.tasks * steps)
+                    cpus.setdefault((shape, kind), []).append(us)
                     p50 = latency(engine, name, a.latency_tasks)
                     res.setdefault((shape, kind), []).append((tp, p50))
-                    print(f"round {r + 1} {name:14s} {tp:8.0f} steps/s  p50 {p50 * 1000:7.2f} ms/task", flush=True)
+                    print(f"round {r + 1} {name:14s} {tp:8.0f} steps/s  p50 {p50 * 1000:7.2f} ms/task  "
+                          f"CPU/step {us:4.0f} us", flush=True)
     finally:
         worker.stop()  # closes the transport: the engine stops
     if profs:
@@ -118,15 +124,17 @@ def run(a, cfg):
         for pr in profs[1:]:
             st.add(pr)
         st.dump_stats(a.profile)
-    print("\nmedians over rounds:")
+    print("\nmedians over rounds (CPU/step: this process's CPU time, engine and Python, in the throughput phase,"
+          " task creation and reads included, over its steps):")
     print(f"{'shape':8s} {'Go steps/s':>11s} {'Py steps/s':>11s} {'ratio':>6s} {'Go p50':>9s} {'Py p50':>9s} "
-          f"{'added/step':>11s}")
+          f"{'added/step':>11s} {'Go CPU/step':>12s} {'Py CPU/step':>12s}")
     for shape, steps in SHAPES.items():
         g, y = res[(shape, "go")], res[(shape, "py")]
         gt, yt = statistics.median(x[0] for x in g), statistics.median(x[0] for x in y)
         gl, yl = statistics.median(x[1] for x in g), statistics.median(x[1] for x in y)
         print(f"{shape:8s} {gt:11.0f} {yt:11.0f} {yt / gt:6.2f} {gl * 1000:8.2f}ms {yl * 1000:8.2f}ms "
-              f"{(yl - gl) * 1000 / steps:9.2f}ms")
+              f"{(yl - gl) * 1000 / steps:9.2f}ms {statistics.median(cpus[(shape, 'go')]):10.0f}us "
+              f"{statistics.median(cpus[(shape, 'py')]):10.0f}us")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ Go then Python (interleaved):
   throughput: --tasks tasks created at once (8 client threads), steps/s from the first create to
               the last completion (the tasks' created_at and completed_at);
   latency:    --latency-tasks tasks one at a time, p50 of completed_at -
-              created_at; "added per step" is (Python p50 - Go p50) / steps.
+              created_at; "added per step" is (Python p50 - Go p50) / steps;
+  CPU/step:   the CPU time the server process, and the Python worker process,
+              used during the throughput phase, over its steps (/proc; Linux).
 Prints medians over the rounds.
 
 --drain N (after the rounds, once per round and shape): the throughput of one
@@ -56,6 +58,13 @@ def finish(server, ids, timeout=300):
                 raise RuntimeError(f"task {t}: {r['status']}")
             time.sleep(0.01)
     return out
+
+
+def cpu(pid):
+    """CPU seconds (user + system) a process has used so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def throughput(server, name, n, steps):
@@ -119,16 +128,21 @@ def run(a, tpls, url):
     t0 = time.time()
     worker = WorkerProc(server.url, ["bench"], os.path.join(HERE, "bench_handlers"), concurrency=a.concurrency)
     worker.wait_registered(server)
-    res = {}
+    res, cpus = {}, {}
     try:
         for r in range(a.rounds):
             for shape, steps in SHAPES.items():
                 for kind in ("go", "py"):
                     name = f"{shape}_{kind}"
+                    c0 = (cpu(server.proc.pid), cpu(worker.proc.pid))
                     tp = throughput(server, name, a.tasks, steps)
+                    c1 = (cpu(server.proc.pid), cpu(worker.proc.pid))
+                    us = [(c1[i] - c0[i]) * 1e6 / (a.tasks * steps) for i in (0, 1)]
+                    cpus.setdefault((shape, kind), []).append(us)
                     p50 = latency(server, name, a.latency_tasks)
                     res.setdefault((shape, kind), []).append((tp, p50))
-                    print(f"round {r + 1} {name:14s} {tp:8.0f} steps/s  p50 {p50 * 1000:7.2f} ms/task", flush=True)
+                    print(f"round {r + 1} {name:14s} {tp:8.0f} steps/s  p50 {p50 * 1000:7.2f} ms/task  "
+                          f"CPU/step: server {us[0]:4.0f} us, Python worker {us[1]:4.0f} us", flush=True)
     finally:
         worker.stop()
     drains = {}
@@ -143,6 +157,10 @@ def run(a, tpls, url):
         server.stop()
     for shape, d in drains.items():
         print(f"drain {shape:8s} median {statistics.median(d):6.0f} steps/s  rounds {' '.join(f'{x:.0f}' for x in d)}")
+    print("\nCPU per step, medians (throughput phase; creation and reads included, the same for both):")
+    for (shape, kind), v in cpus.items():
+        print(f"{shape:8s} {kind}: server {statistics.median(x[0] for x in v):5.0f} us, "
+              f"Python worker {statistics.median(x[1] for x in v):5.0f} us")
     print("\nmedians over rounds:")
     print(f"{'shape':8s} {'Go steps/s':>11s} {'Py steps/s':>11s} {'ratio':>6s} {'Go p50':>9s} {'Py p50':>9s} {'added/step':>11s}")
     for shape, steps in SHAPES.items():
