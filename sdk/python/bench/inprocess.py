@@ -60,6 +60,7 @@ def main():
     p.add_argument("--latency-tasks", type=int, default=30)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--pollers", type=int, default=2, help="worker threads in a long poll at once (Worker's pollers)")
     p.add_argument("--database-url", default=None)
     p.add_argument("--profile", default=None, help="write the worker threads' cProfile statistics here")
     a = p.parse_args()
@@ -100,7 +101,7 @@ def run(a, cfg):
     transport = InProcessTransport(cfg)
     registry = HandlerRegistry()
     load_handlers(os.path.join(HERE, "bench_handlers"), registry)
-    worker = runtime.Worker(transport, registry, ["bench"], concurrency=a.concurrency)
+    worker = runtime.Worker(transport, registry, ["bench"], concurrency=a.concurrency, pollers=a.pollers)
     worker.start()
     engine = Engine(transport)
     res, cpus = {}, {}

@@ -42,7 +42,7 @@ class Worker:
 
     def __init__(self, transport: Transport, registry: HandlerRegistry, namespaces: List[str],
                  concurrency: int = 8, worker_id: Optional[str] = None, handlers: Optional[List[str]] = None,
-                 poll_timeout_ms: int = 20000, shutdown_timeout: float = 30.0) -> None:
+                 poll_timeout_ms: int = 20000, shutdown_timeout: float = 30.0, pollers: int = 2) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency {concurrency}: give the steps run at once, at least 1")
         if not namespaces:
@@ -55,6 +55,12 @@ class Worker:
             raise ValueError("no handler: the handler modules define no StepHandler with a handler_name "
                              "and no decorated function")
         self.concurrency = concurrency
+        if pollers < 1:
+            raise ValueError(f"pollers {pollers}: give the threads that may wait in a long poll at once, at least 1")
+        # Idle threads beyond this wait in Python, not in the engine: in
+        # process, each thread parked in a long poll costs the engine a
+        # hand-off between OS threads per event (docs/benchmarks.md).
+        self._gate = threading.BoundedSemaphore(min(pollers, concurrency))
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
         self.poll_timeout_ms = poll_timeout_ms
         self.shutdown_timeout = shutdown_timeout
@@ -130,9 +136,23 @@ class Worker:
                 # stop() does not wait for this poll's long wait. Stopping,
                 # the poll does not wait and the step is held until it answers.
                 self._forget(done)
+            # At most `pollers` threads wait in a long poll; the others send
+            # their completion with a poll that does not wait (and takes an
+            # event if one is ready), then wait here, in Python, for a turn.
+            wait_ms, gated = 0, False
+            if not stopping:
+                if self._gate.acquire(blocking=False):
+                    gated, wait_ms = True, self.poll_timeout_ms
+                elif not done:
+                    if not self._gate.acquire(timeout=0.5):
+                        continue  # look at the stop flag again
+                    gated, wait_ms = True, self.poll_timeout_ms
             try:
-                events, answers = self.transport.poll(self.worker_id, 0 if stopping else 1,
-                                                      0 if stopping else self.poll_timeout_ms, done)
+                try:
+                    events, answers = self.transport.poll(self.worker_id, 0 if stopping else 1, wait_ms, done)
+                finally:
+                    if gated:
+                        self._gate.release()
                 b.reset()
             except NotRegistered:
                 if stopping:

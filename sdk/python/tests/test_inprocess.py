@@ -4,6 +4,7 @@ import logging
 import os
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -69,6 +70,61 @@ class InProcessTest(unittest.TestCase):
         finally:
             worker.stop()
         self.assertGreater(worker.completed, 0)
+
+
+class CountingTransport(InProcessTransport):
+    """Counts the polls that wait (timeout_ms > 0) in progress at once."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.lock = threading.Lock()
+        self.waiting = self.most = 0
+
+    def poll(self, worker_id, max_events, timeout_ms, completions):
+        if timeout_ms <= 0:
+            return super().poll(worker_id, max_events, timeout_ms, completions)
+        with self.lock:
+            self.waiting += 1
+            self.most = max(self.most, self.waiting)
+        try:
+            return super().poll(worker_id, max_events, timeout_ms, completions)
+        finally:
+            with self.lock:
+                self.waiting -= 1
+
+
+class InProcessPollersTest(unittest.TestCase):
+    """With 8 threads and pollers=1, one thread at most waits in the
+    engine's long poll, and the workflow runs as with every thread polling."""
+
+    def test_one_long_poll_at_a_time(self):
+        work = tempfile.mkdtemp(prefix="inproc-pollers-")
+        transport = CountingTransport({"database_path": os.path.join(work, "t.db"),
+                                       "templates": [os.path.join(EXAMPLES, "templates")],
+                                       "complete_timeout_ms": 5000}, lib_path=libtasker())
+        registry = HandlerRegistry()
+        load_handlers(os.path.join(EXAMPLES, "order_handlers"), registry)
+        worker = Worker(transport, registry, ["py_example"], concurrency=8, pollers=1)
+        worker.start()
+        try:
+            tasks = []
+            for i in range(3):
+                st, body = transport.call("POST", "/v1/tasks", {
+                    "namespace": "py_example", "name": "order_fulfillment", "version": "1.0.0", "context": ORDER,
+                    "initiator": "test", "source_system": "inprocess", "reason": "test", "tags": [],
+                    "idempotency_key": f"pollers-{i}"})
+                self.assertIn(st, (200, 201), body)
+                tasks.append(body["task_uuid"])
+            deadline = time.time() + 30
+            for t in tasks:
+                while transport.call("GET", f"/v1/tasks/{t}")[1].get("status") != "complete":
+                    self.assertLess(time.time(), deadline, "the tasks did not complete")
+                    time.sleep(0.05)
+        finally:
+            worker.stop()
+        self.assertEqual(transport.most, 1, "more than one thread waited in a long poll at once")
+        with self.assertRaises(ValueError):
+            Worker(transport, registry, ["py_example"], pollers=0)
 
 
 class InProcessStopTest(unittest.TestCase):
