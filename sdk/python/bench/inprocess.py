@@ -60,7 +60,8 @@ def main():
     p.add_argument("--latency-tasks", type=int, default=30)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--concurrency", type=int, default=32)
-    p.add_argument("--pollers", type=int, default=2, help="worker threads in a long poll at once (Worker's pollers)")
+    p.add_argument("--pollers", type=int, default=None,
+                   help="worker threads in a long poll at once (Worker's pollers; default the transport's, 2)")
     p.add_argument("--database-url", default=None)
     p.add_argument("--profile", default=None, help="write the worker threads' cProfile statistics here")
     a = p.parse_args()

@@ -91,6 +91,13 @@ class InProcessTransport(Transport):
         # request says (a long poll's timeout_ms): nothing to add here.
         return self.call(method, path, body)
 
+    def default_pollers(self, concurrency: int) -> int:
+        # In process, each thread parked in the engine's long poll costs it a
+        # hand-off between OS threads per event (a thread entering Go from C
+        # is locked to its goroutine): two pollers, the other idle threads
+        # wait in Python (docs/benchmarks.md).
+        return min(2, concurrency)
+
     def cleanup_timeouts(self) -> int:
         """Fails as retryable, now, the steps held past the complete timeout."""
         return self.lib.take(self.lib.lib.tasker_cleanup_timeouts(self.handle))["expired"]

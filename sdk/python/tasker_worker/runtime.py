@@ -42,7 +42,8 @@ class Worker:
 
     def __init__(self, transport: Transport, registry: HandlerRegistry, namespaces: List[str],
                  concurrency: int = 8, worker_id: Optional[str] = None, handlers: Optional[List[str]] = None,
-                 poll_timeout_ms: int = 20000, shutdown_timeout: float = 30.0, pollers: int = 2) -> None:
+                 poll_timeout_ms: int = 20000, shutdown_timeout: float = 30.0,
+                 pollers: Optional[int] = None) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency {concurrency}: give the steps run at once, at least 1")
         if not namespaces:
@@ -55,11 +56,12 @@ class Worker:
             raise ValueError("no handler: the handler modules define no StepHandler with a handler_name "
                              "and no decorated function")
         self.concurrency = concurrency
+        if pollers is None:
+            pollers = transport.default_pollers(concurrency)
         if pollers < 1:
             raise ValueError(f"pollers {pollers}: give the threads that may wait in a long poll at once, at least 1")
-        # Idle threads beyond this wait in Python, not in the engine: in
-        # process, each thread parked in a long poll costs the engine a
-        # hand-off between OS threads per event (docs/benchmarks.md).
+        # Idle threads beyond this wait in Python, not in the engine
+        # (Transport.default_pollers).
         self._gate = threading.BoundedSemaphore(min(pollers, concurrency))
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
         self.poll_timeout_ms = poll_timeout_ms

@@ -123,6 +123,7 @@ class InProcessPollersTest(unittest.TestCase):
         finally:
             worker.stop()
         self.assertEqual(transport.most, 1, "more than one thread waited in a long poll at once")
+        self.assertEqual(transport.default_pollers(8), 2)  # in process, by default
         with self.assertRaises(ValueError):
             Worker(transport, registry, ["py_example"], pollers=0)
 
