@@ -27,6 +27,7 @@ import (
 
 	"github.com/tasker-go/tasker"
 	"github.com/tasker-go/tasker/internal/api"
+	"github.com/tasker-go/tasker/internal/demo"
 	"github.com/tasker-go/tasker/template"
 )
 
@@ -69,6 +70,12 @@ type Config struct {
 	MaxBodyBytes int64 `json:"max_body_bytes"`
 	// LogLevel: "" (no logs), "error", "warn", "info" or "debug", to stderr.
 	LogLevel string `json:"log_level"`
+	// DemoHandlers registers the built-in Go handlers of `tasker serve`
+	// (demo.noop, demo.square, ...; internal/demo) before the engine
+	// starts, so that a host can run Go and host handlers side by side in
+	// one engine (sdk/python/bench/inprocess.py). Default false: every
+	// step goes to the host's workers.
+	DemoHandlers bool `json:"demo_handlers"`
 }
 
 // Host holds the engines a host process opened.
@@ -125,7 +132,7 @@ func (h *Host) Open(configJSON []byte) (out []byte) {
 	dec := json.NewDecoder(bytes.NewReader(configJSON))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&cfg); err != nil {
-		return errJSON(KindInvalid, "tasker_open: the config is not valid JSON of the expected fields (database_path, database_url, migrate, templates, environment, namespaces, pull_capacity, complete_timeout_ms, worker_concurrency, no_orchestration, max_body_bytes, log_level): %v", err)
+		return errJSON(KindInvalid, "tasker_open: the config is not valid JSON of the expected fields (database_path, database_url, migrate, templates, environment, namespaces, pull_capacity, complete_timeout_ms, worker_concurrency, no_orchestration, max_body_bytes, log_level, demo_handlers): %v", err)
 	}
 	// The slot is taken before the engine opens (nil until it has), so
 	// that concurrent opens cannot exceed MaxEngines.
@@ -195,6 +202,14 @@ func open(cfg Config) (*instance, error) {
 	eng, err := tasker.Open(context.Background(), ecfg)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.DemoHandlers {
+		for name, h := range demo.Handlers() {
+			if err := eng.RegisterHandler(name, h); err != nil {
+				_ = eng.Stop(context.Background())
+				return nil, fmt.Errorf("demo_handlers: %w", err)
+			}
+		}
 	}
 	srv, err := api.New(api.Config{Engine: eng, Logger: log, MaxBodyBytes: cfg.MaxBodyBytes})
 	if err == nil {

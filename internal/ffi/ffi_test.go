@@ -215,3 +215,47 @@ func TestEnginesAreBounded(t *testing.T) {
 	h.Stop(handles[0], 10*time.Second)
 	openEngine(t, h, "")
 }
+
+// With demo_handlers, the built-in Go handlers run their steps in the
+// engine, beside the host's workers: a step of demo.noop completes with no
+// pull worker registered.
+func TestDemoHandlersRunInTheEngine(t *testing.T) {
+	h := ffi.NewHost()
+	dir := t.TempDir()
+	const noop = "name: nop\nnamespace: ffi_go\nversion: 1.0.0\nsteps:\n  - {name: only, handler: demo.noop}\n"
+	if err := os.WriteFile(filepath.Join(dir, "nop.yaml"), []byte(noop), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`{"database_path": %q, "templates": [%q], "demo_handlers": true}`, filepath.Join(dir, "t.db"), dir)
+	var opened struct {
+		Handle int64      `json:"handle"`
+		Error  *ffi.Error `json:"error"`
+	}
+	if err := json.Unmarshal(h.Open([]byte(cfg)), &opened); err != nil || opened.Error != nil || opened.Handle == 0 {
+		t.Fatalf("Open: %+v, %v", opened.Error, err)
+	}
+	t.Cleanup(func() { h.Stop(opened.Handle, 10*time.Second) })
+	r := call(t, h, opened.Handle, "POST", "/v1/tasks", `{"namespace": "ffi_go", "name": "nop", "version": "1.0.0", "context": {},
+		"initiator": "test", "source_system": "ffi", "reason": "test", "tags": []}`)
+	var task struct {
+		TaskUUID string `json:"task_uuid"`
+	}
+	if err := json.Unmarshal(r.Body, &task); err != nil || task.TaskUUID == "" {
+		t.Fatalf("create answered %d %s", r.Status, r.Body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := call(t, h, opened.Handle, "GET", "/v1/tasks/"+task.TaskUUID, "")
+		var got struct {
+			Status string `json:"status"`
+		}
+		_ = json.Unmarshal(r.Body, &got)
+		if got.Status == "complete" {
+			return
+		}
+		if got.Status == "error" || time.Now().After(deadline) {
+			t.Fatalf("the demo.noop step did not run in the engine: %s", r.Body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -35,6 +35,9 @@ def main(argv=None) -> int:
                         "name, or module.path.ClassName imported (repeatable)")
     p.add_argument("--concurrency", type=int, default=int(os.environ.get("TASKER_WORKER_CONCURRENCY", "16")),
                    help="steps run at once (threads; default 16)")
+    p.add_argument("--pollers", type=int, default=None,
+                   help="idle threads that may wait in a long poll at once; the others wait in Python "
+                        "(default: every thread over HTTP, 2 in process)")
     p.add_argument("--worker-id", default=None, help="default: host-pid")
     p.add_argument("--shutdown-timeout", type=float, default=30.0,
                    help="seconds a stop waits for running steps before releasing them (default 30)")
@@ -60,7 +63,8 @@ def main(argv=None) -> int:
         else:
             transport = HTTPTransport(a.server)
         w = Worker(transport, registry, a.namespace, concurrency=a.concurrency,
-                   worker_id=a.worker_id, shutdown_timeout=a.shutdown_timeout, handlers=names)
+                   worker_id=a.worker_id, shutdown_timeout=a.shutdown_timeout, handlers=names,
+                   pollers=a.pollers)
     except (ValueError, ImportError, OSError, TransportError) as exc:
         print(f"tasker_worker: {exc}", file=sys.stderr)
         return 2

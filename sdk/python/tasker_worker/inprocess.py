@@ -40,8 +40,13 @@ class Library:
             fn = getattr(self.lib, name)
             fn.argtypes = args
             fn.restype = ctypes.c_void_p  # the caller frees it with tasker_free
-        self.lib.tasker_free.argtypes = [ctypes.c_void_p]
-        self.lib.tasker_free.restype = None
+        # tasker_free does not block: called without releasing the GIL
+        # (PyDLL), it costs no hand-off of the GIL, which a thread pays
+        # after each call that releases it (up to sys.getswitchinterval()
+        # while other threads run Python).
+        self.free = ctypes.PyDLL(path).tasker_free
+        self.free.argtypes = [ctypes.c_void_p]
+        self.free.restype = None
 
     @classmethod
     def load(cls, path: str) -> "Library":
@@ -57,7 +62,7 @@ class Library:
         try:
             out = json.loads(ctypes.string_at(ptr).decode())
         finally:
-            self.lib.tasker_free(ptr)
+            self.free(ptr)
         if isinstance(out, dict) and "error" in out:
             err = out["error"]
             raise TransportError(f"libtasker: {err.get('kind')}: {err.get('message')}")
@@ -85,6 +90,13 @@ class InProcessTransport(Transport):
         # The call blocks its thread, without the GIL, for as long as the
         # request says (a long poll's timeout_ms): nothing to add here.
         return self.call(method, path, body)
+
+    def default_pollers(self, concurrency: int) -> int:
+        # In process, each thread parked in the engine's long poll costs it a
+        # hand-off between OS threads per event (a thread entering Go from C
+        # is locked to its goroutine): two pollers, the other idle threads
+        # wait in Python (docs/benchmarks.md).
+        return min(2, concurrency)
 
     def cleanup_timeouts(self) -> int:
         """Fails as retryable, now, the steps held past the complete timeout."""

@@ -42,7 +42,8 @@ class Worker:
 
     def __init__(self, transport: Transport, registry: HandlerRegistry, namespaces: List[str],
                  concurrency: int = 8, worker_id: Optional[str] = None, handlers: Optional[List[str]] = None,
-                 poll_timeout_ms: int = 20000, shutdown_timeout: float = 30.0) -> None:
+                 poll_timeout_ms: int = 20000, shutdown_timeout: float = 30.0,
+                 pollers: Optional[int] = None) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency {concurrency}: give the steps run at once, at least 1")
         if not namespaces:
@@ -55,6 +56,13 @@ class Worker:
             raise ValueError("no handler: the handler modules define no StepHandler with a handler_name "
                              "and no decorated function")
         self.concurrency = concurrency
+        if pollers is None:
+            pollers = transport.default_pollers(concurrency)
+        if pollers < 1:
+            raise ValueError(f"pollers {pollers}: give the threads that may wait in a long poll at once, at least 1")
+        # Idle threads beyond this wait in Python, not in the engine
+        # (Transport.default_pollers).
+        self._gate = threading.BoundedSemaphore(min(pollers, concurrency))
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
         self.poll_timeout_ms = poll_timeout_ms
         self.shutdown_timeout = shutdown_timeout
@@ -62,6 +70,7 @@ class Worker:
         self._held: Dict[str, float] = {}
         self._held_lock = threading.Lock()
         self._stop = threading.Event()
+        self._gone = threading.Event()  # stop() has deregistered: poll errors are expected
         self._registered = threading.Event()
         self._reg_lock = threading.Lock()
         self._complete_timeout = 300.0
@@ -123,11 +132,35 @@ class Worker:
                     self._register()
                 except TransportError:
                     return
+            if not stopping:
+                # A step is held until its completion is on its way: the
+                # server applies a poll's completions before it waits, so
+                # stop() does not wait for this poll's long wait. Stopping,
+                # the poll does not wait and the step is held until it answers.
+                self._forget(done)
+            # At most `pollers` threads wait in a long poll; the others send
+            # their completion with a poll that does not wait (and takes an
+            # event if one is ready), then wait here, in Python, for a turn.
+            wait_ms, gated = 0, False
+            if not stopping:
+                if self._gate.acquire(blocking=False):
+                    gated, wait_ms = True, self.poll_timeout_ms
+                elif not done:
+                    if not self._gate.acquire(timeout=0.5):
+                        continue  # look at the stop flag again
+                    gated, wait_ms = True, self.poll_timeout_ms
             try:
-                events, answers = self.transport.poll(self.worker_id, 0 if stopping else 1,
-                                                      0 if stopping else self.poll_timeout_ms, done)
+                try:
+                    events, answers = self.transport.poll(self.worker_id, 0 if stopping else 1, wait_ms, done)
+                finally:
+                    if gated:
+                        self._gate.release()
                 b.reset()
             except NotRegistered:
+                if stopping:
+                    # Deregistered by stop(): the events still held were released.
+                    self._forget(done)
+                    return
                 if done:
                     # The server restarted: these events died with it (their steps are retried).
                     log.warning("the server forgot this worker; %d completions dropped", len(done))
@@ -136,6 +169,11 @@ class Worker:
                 self._lost_registration()
                 continue
             except TransportError as exc:
+                if self._gone.is_set():
+                    # stop() deregistered and closed the transport: a long
+                    # poll ends with an error (the in-process engine's 503).
+                    log.debug("poll ended by the stop: %s", exc)
+                    return
                 d = b.next()
                 log.warning("poll failed (%s); again in %.1fs", exc, d)
                 if stopping and time.monotonic() > self._stop_deadline:
@@ -196,7 +234,7 @@ class Worker:
         self._stop_deadline = deadline
         self._stop.set()
         while not self._idle() and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.01)
         # Threads still in a long poll come back with 404 once deregistered;
         # the server fails what is still held as retryable.
         try:
@@ -205,10 +243,13 @@ class Worker:
                 log.warning("released %d steps still running at shutdown", out["released"])
         except TransportError as exc:
             log.warning("deregister failed: %s", exc)
+        self._gone.set()
+        # Closing ends the in-process engine's long polls at once; over
+        # HTTP, a thread still in a long poll is a daemon left to its end.
+        self.transport.close()
         end = time.monotonic() + 2.0
         for t in self._threads:
             t.join(timeout=max(0.0, end - time.monotonic()))
-        self.transport.close()
 
     def run_forever(self) -> None:
         self.start()

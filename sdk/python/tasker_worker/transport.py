@@ -76,6 +76,13 @@ class Transport:
     def close(self) -> None:
         pass
 
+    def default_pollers(self, concurrency: int) -> int:
+        """How many idle threads of a worker wait in a long poll at once, by
+        default. Over HTTP, all of them: a thread that finished a step sends
+        its completion in the poll that waits for its next one, one request a
+        step (fewer pollers add requests: docs/benchmarks.md)."""
+        return concurrency
+
 
 class HTTPTransport(Transport):
     """The /v1/workers routes over HTTP/1.1 keep-alive, one connection per calling thread."""

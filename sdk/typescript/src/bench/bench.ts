@@ -1,4 +1,4 @@
-// Benchmark: no-op steps run by Go handlers inside `tasker serve` against
+// Benchmark: no-op steps (single, linear, diamond) run by Go handlers inside `tasker serve` against
 // the same steps run by one TypeScript worker process over HTTP, in one
 // server (embedded SQLite), interleaved round by round.
 //   npm run build && node dist/bench/bench.js [--rounds 5] [--latency-tasks 50]
@@ -26,7 +26,7 @@ const latencyTasks = Number(values["latency-tasks"]);
 const throughputTasks = Number(values["throughput-tasks"]);
 const concurrency = Number(values.concurrency);
 
-const shapes = { single: 1, linear: 4 } as const;
+const shapes = { single: 1, linear: 4, diamond: 4 } as const;
 type Shape = keyof typeof shapes;
 type Kind = "go" | "ts";
 
