@@ -155,17 +155,19 @@ func (s *Server) DeregisterWorker(ctx context.Context, req gen.DeregisterWorkerR
 	if err != nil {
 		return nil, err
 	}
-	released := s.releaseEvents(req.WorkerId, held, "deregistered", true)
+	released := s.releaseEvents(req.WorkerId, held, "deregistered", false)
 	unserved := s.releaseUnserved()
 	s.log.Info("pull worker deregistered", "worker_id", req.WorkerId, "released", released, "unserved_released", unserved)
 	return gen.DeregisterWorker200JSONResponse{WorkerId: req.WorkerId, Released: released}, nil
 }
 
 // releaseEvents ends the events a worker held without a result; it returns
-// how many it ended. handBack: the worker gave them back (it deregistered,
-// or never received them), so their steps are dispatched again without
-// counting the attempt; false: it went silent with them (expired), and
-// they fail as retryable, counted like a timeout.
+// how many it ended. handBack: the worker never received them (it went
+// away during the poll that took them), so their steps are dispatched
+// again without counting the attempt; false: it received them and may
+// still be running them (it deregistered, or expired, with them), so they
+// fail as retryable, counted like a timeout: a step a worker keeps taking
+// and dropping runs out of attempts instead of going round forever.
 func (s *Server) releaseEvents(worker string, ids []uuid.UUID, why string, handBack bool) int {
 	ch := s.eng.Pull()
 	n := 0

@@ -437,8 +437,9 @@ func TestPullWorkerThatNeverCompletesStaysBounded(t *testing.T) {
 }
 
 // Deregistering a worker gives back the events it holds at once: the step
-// comes back to another worker without waiting for the timeout, and the
-// release spends no attempt.
+// comes back to another worker without waiting for the timeout. The worker
+// received the event and may still be running it, so the attempt counts
+// (a step taken and dropped over and over runs out of attempts).
 func TestPullWorkerDeregisterReleasesItsEvents(t *testing.T) {
 	c := newPullServer(t, "sqlite", tasker.PullConfig{})
 	c.register("a", "py.a")
@@ -453,8 +454,8 @@ func TestPullWorkerDeregisterReleasesItsEvents(t *testing.T) {
 	}
 	c.register("b", "py.a")
 	r := c.poll("b", 1, 10000)
-	if len(r.Events) != 1 || r.Events[0].StepUUID != ev.StepUUID || r.Events[0].Attempt != 1 {
-		t.Fatalf("after the release: %+v, want step a again as attempt 1 (a release is no failed attempt)", r.Events)
+	if len(r.Events) != 1 || r.Events[0].StepUUID != ev.StepUUID || r.Events[0].Attempt != 2 {
+		t.Fatalf("after the release: %+v, want step a again as attempt 2 (the deregistered worker had received it)", r.Events)
 	}
 	var hb struct {
 		Extended int      `json:"extended"`

@@ -38,7 +38,7 @@ var (
 // that doubles with each delivery, from waitDelayMin up to waitDelayMax.
 const (
 	waitDelayMin = 100 * time.Millisecond
-	waitDelayMax = 2 * time.Second
+	waitDelayMax = 10 * time.Second
 )
 
 // waitDelay is how long the message of a step no handler serves stays
@@ -341,10 +341,33 @@ func (w *Worker) wait(m *queue.Message) {
 			"queue", m.Queue, "message_id", m.ID)
 	} else {
 		w.log.Debug("no handler serves a step yet; it waits", "queue", m.Queue, "message_id", m.ID, "retry_in", d)
+		if w.taskEnded(m) {
+			// The task ended meanwhile (an operator cancelled or
+			// resolved it): nothing waits for the step.
+			w.log.Info("the task of a step no handler served has ended; its message is dropped", "queue", m.Queue, "message_id", m.ID)
+			w.ack(m)
+			return
+		}
 	}
 	w.finish(m.Queue, func(ctx context.Context) error {
 		return w.queue.MessageNack(ctx, &queue.NackParams{Queue: m.Queue, Receipt: m.Receipt(), Delay: d})
 	})
+}
+
+// taskEnded reports whether the task of a step message ended for good:
+// complete, cancelled or resolved by hand. A task in error is not: an
+// operator may reset it, and its enqueued steps must still have their
+// messages then. False when the task cannot be read (the message waits
+// again).
+func (w *Worker) taskEnded(m *queue.Message) bool {
+	msg, err := wire.DecodeStepMessage(m.Body)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	t, err := w.cfg.Store.TaskGet(ctx, msg.TaskID)
+	return err == nil && t.State.Terminal() && t.State != taskertype.TaskError
 }
 
 // releaseOnce returns a function that gives one slot back, once.

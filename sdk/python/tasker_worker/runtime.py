@@ -118,9 +118,10 @@ class Worker:
         return c
 
     def _runner(self) -> None:
-        """One of concurrency threads: each poll carries the completion of
-        the step the thread just ran and waits for its next step, so a step
-        costs one round trip and no hand-off between threads."""
+        """One of concurrency threads: a poll that does not wait carries the
+        completion of the step the thread just ran and takes its next step if
+        one is ready (one round trip per step while work is waiting, no
+        hand-off between threads); otherwise the thread waits in a long poll."""
         b = Backoff()
         done: List[Dict[str, Any]] = []
         while True:
@@ -132,23 +133,19 @@ class Worker:
                     self._register()
                 except TransportError:
                     return
-            if not stopping:
-                # A step is held until its completion is on its way: the
-                # server applies a poll's completions before it waits, so
-                # stop() does not wait for this poll's long wait. Stopping,
-                # the poll does not wait and the step is held until it answers.
-                self._forget(done)
-            # At most `pollers` threads wait in a long poll; the others send
-            # their completion with a poll that does not wait (and takes an
-            # event if one is ready), then wait here, in Python, for a turn.
+            # A completion goes with a poll that does not wait (it takes
+            # the next event if one is ready), and its step stays held
+            # until the server answered it: stop() waits for held steps, so
+            # it never deregisters ahead of a completion still on its way
+            # (the server would fail the step and run it again). Long polls
+            # carry no completion, so stop() never waits for one. At most
+            # `pollers` threads wait in a long poll; the others wait here,
+            # in Python, for a turn.
             wait_ms, gated = 0, False
-            if not stopping:
-                if self._gate.acquire(blocking=False):
-                    gated, wait_ms = True, self.poll_timeout_ms
-                elif not done:
-                    if not self._gate.acquire(timeout=0.5):
-                        continue  # look at the stop flag again
-                    gated, wait_ms = True, self.poll_timeout_ms
+            if not stopping and not done:
+                if not self._gate.acquire(timeout=0.5):
+                    continue  # look at the stop flag again
+                gated, wait_ms = True, self.poll_timeout_ms
             try:
                 try:
                     events, answers = self.transport.poll(self.worker_id, 0 if stopping else 1, wait_ms, done)
@@ -228,8 +225,9 @@ class Worker:
 
     def stop(self) -> None:
         """Stops polling, lets running steps finish (up to shutdown_timeout),
-        sends their completions, then deregisters: the server fails what is
-        still held as retryable, so those steps run again elsewhere."""
+        waits until the server answered their completions, then deregisters:
+        the server fails what is still held as retryable (the attempt
+        counts), so those steps run again elsewhere."""
         deadline = time.monotonic() + self.shutdown_timeout
         self._stop_deadline = deadline
         self._stop.set()
