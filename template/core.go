@@ -199,7 +199,9 @@ func (p *parser) coreStep(i int, node *yaml.Node, ovs []override, skip map[strin
 				var present bool
 				if s.Handler, present = p.text(hf, "callable", ah); !present {
 					skip[skipKey(i, "handler")] = true
-					if _, written := hf["callable"]; !written {
+					// Absent or null (callable: with no value): no other
+					// problem names it.
+					if ce, written := hf["callable"]; !written || !scalarOf(ce).set {
 						p.add(Problem{Line: e.line, Step: label, Field: "handler.callable", Message: "the handler has no callable",
 							Hint: "name the handler: handler: {callable: payments.validate}; a Go handler is registered under that name"})
 					}
