@@ -28,3 +28,10 @@ func All[T any](op string, rows Rows, scan func(Rows) (T, error)) ([]T, error) {
 	}
 	return out, nil
 }
+
+// Each calls scan for every row, for loops that fill something other than
+// a slice; errors are wrapped as All wraps them.
+func Each(op string, rows Rows, scan func(Rows) error) error {
+	_, err := All(op, rows, func(r Rows) (struct{}, error) { return struct{}{}, scan(r) })
+	return err
+}

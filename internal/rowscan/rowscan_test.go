@@ -41,3 +41,19 @@ func TestAll(t *testing.T) {
 		t.Fatalf("rows error = %v", err)
 	}
 }
+
+func TestEach(t *testing.T) {
+	sum := 0
+	err := Each("op", &fakeRows{vals: []int{3, 1, 2}}, func(r Rows) error {
+		v, err := scanInt(r)
+		sum += v
+		return err
+	})
+	if err != nil || sum != 6 {
+		t.Fatalf("Each: sum %d, %v; want 6", sum, err)
+	}
+	boom := errors.New("boom")
+	if err := Each("read z", &fakeRows{vals: []int{1}, scanErr: boom}, func(r Rows) error { _, err := scanInt(r); return err }); !errors.Is(err, boom) || err.Error() != "store: read z: boom" {
+		t.Fatalf("scan error = %v", err)
+	}
+}

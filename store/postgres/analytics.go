@@ -103,7 +103,7 @@ func (s *Store) StateCounts(ctx context.Context) (*store.StateCounts, error) {
 		return nil, fmt.Errorf("store: %s: %w", op, err)
 	}
 	defer rows.Close()
-	_, err = rowscan.All(op, rows, func(rows rowscan.Rows) (struct{}, error) {
+	err = rowscan.Each(op, rows, func(rows rowscan.Rows) error {
 		var kind, state string
 		var n int64
 		err := rows.Scan(&kind, &state, &n)
@@ -112,7 +112,7 @@ func (s *Store) StateCounts(ctx context.Context) (*store.StateCounts, error) {
 		} else {
 			out.Steps[state] = n
 		}
-		return struct{}{}, err
+		return err
 	})
 	if err != nil {
 		return nil, err

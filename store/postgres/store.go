@@ -434,18 +434,17 @@ func (s *Store) StepAncestorResults(ctx context.Context, taskID, stepID uuid.UUI
 	}
 	defer rows.Close()
 	out := map[string]json.RawMessage{}
-	for rows.Next() {
+	err = rowscan.Each(op, rows, func(rows rowscan.Rows) error {
 		var (
 			name   string
 			result []byte
 		)
-		if err := rows.Scan(&name, &result); err != nil {
-			return nil, fmt.Errorf("store: %s: step %s: %w", op, stepID, err)
-		}
+		err := rows.Scan(&name, &result)
 		out[name] = result
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: %s: step %s: %w", op, stepID, err)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w (step %s)", err, stepID)
 	}
 	return out, nil
 }
