@@ -30,6 +30,14 @@ const (
 	// the bus carries only this process's commits, so on PostgreSQL the
 	// transitions other processes commit are seen this way.
 	DefaultEventPoll = time.Second
+	// DefaultEventSettle is how long a stream goes on reading the log below
+	// the newest transition it has seen. On PostgreSQL a transition's id is
+	// taken when its transaction writes it, and transactions commit in any
+	// order: one that took an id before a transition the stream has read
+	// may commit after it. The engine's transactions are a few statements
+	// each (statement_timeout 30s, idle_in_transaction 5s), so one that has
+	// not committed 30s after a later id became visible is not expected.
+	DefaultEventSettle = 30 * time.Second
 	// eventWriteTimeout bounds one write to a stream's client.
 	eventWriteTimeout = 10 * time.Second
 )
@@ -87,10 +95,8 @@ func (s *Server) streamTaskEvents(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 
-	st := &stream{w: w, rc: rc, steps: map[uuid.UUID]known{}, names: map[uuid.UUID]string{}}
-	if n := len(log); n > 0 {
-		st.cursor = log[n-1].ID
-	}
+	st := &stream{w: w, rc: rc, steps: map[uuid.UUID]known{}, names: map[uuid.UUID]string{}, recent: map[int64]time.Time{}}
+	st.start(log, s.clock.Now(), s.eventSettle)
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	stop := context.AfterFunc(s.closing, cancel)
@@ -155,7 +161,15 @@ func (s *Server) pollLog(ctx context.Context, st *stream, id uuid.UUID) error {
 	if err != nil {
 		return err
 	}
+	now := s.clock.Now()
+	fresh := trs[:0]
 	for _, tr := range trs {
+		if _, ok := st.recent[tr.ID]; !ok {
+			st.recent[tr.ID] = now
+			fresh = append(fresh, tr)
+		}
+	}
+	for _, tr := range fresh {
 		if _, ok := st.names[tr.StepID]; tr.StepID != uuid.Nil && !ok {
 			steps, err := s.eng.Steps(ctx, id)
 			if err != nil {
@@ -167,12 +181,10 @@ func (s *Server) pollLog(ctx context.Context, st *stream, id uuid.UUID) error {
 			break
 		}
 	}
-	if err := st.observe(id, trs); err != nil {
+	if err := st.observe(id, fresh); err != nil {
 		return err
 	}
-	if n := len(trs); n > 0 {
-		st.cursor = trs[n-1].ID
-	}
+	st.settle(now.Add(-s.eventSettle))
 	return nil
 }
 
@@ -183,13 +195,15 @@ type stream struct {
 	task  known
 	steps map[uuid.UUID]known  // bounded by the task's steps
 	names map[uuid.UUID]string // step names, bounded by the task's steps
-	// cursor is the ID of the last transition of the log the stream read:
-	// its poll reads the later ones. On PostgreSQL, IDs are taken as
-	// transactions write and commits may land out of that order, so a
-	// transition of another process committed after a later one was read
-	// is not sent by the poll; the step's next transition (or the task's
-	// end) still is.
+	// cursor: the poll reads the transitions after it. On PostgreSQL, ids
+	// are taken as transactions write and commits land in any order, so
+	// the cursor stays below the ids read in the last settle window
+	// (DefaultEventSettle): a transition committed after a later one was
+	// read is still read, and sent. recent holds the ids above the cursor
+	// the stream has read, with when it first read each, so that none is
+	// sent twice; it is bounded by the task's transitions of one window.
 	cursor int64
+	recent map[int64]time.Time
 	n      int
 }
 
@@ -199,6 +213,43 @@ func (st *stream) learn(info *tasker.TaskInfo) {
 		st.steps[s.ID] = known{string(s.State), s.UpdatedAt}
 		st.names[s.ID] = s.Name
 	}
+}
+
+// start places the cursor after the initial read of the log: below it
+// the transitions stamped before the settle window, above it the rest, as
+// read now.
+func (st *stream) start(log []*tasker.Transition, now time.Time, settle time.Duration) {
+	old := now.Add(-settle)
+	for _, tr := range log {
+		if tr.At.Before(old) && tr.ID > st.cursor {
+			st.cursor = tr.ID
+		}
+	}
+	for _, tr := range log {
+		if tr.ID > st.cursor {
+			st.recent[tr.ID] = now
+		}
+	}
+}
+
+// settle moves the cursor up to the newest transition read before old, and
+// forgets the ids it passes.
+func (st *stream) settle(old time.Time) {
+	c := st.cursor
+	for id, seen := range st.recent {
+		if seen.Before(old) && id > c {
+			c = id
+		}
+	}
+	if c == st.cursor {
+		return
+	}
+	for id := range st.recent {
+		if id <= c {
+			delete(st.recent, id)
+		}
+	}
+	st.cursor = c
 }
 
 func (st *stream) drain(sub *tasker.Subscription) error {

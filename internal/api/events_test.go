@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/tasker-go/tasker"
 	tclient "github.com/tasker-go/tasker/client"
@@ -179,6 +180,64 @@ func TestTaskEvents(t *testing.T) {
 					for {
 						e := next(t, evs)
 						if tr := e.Transition; tr != nil && tr.StepName != nil && *tr.StepName == idle.Steps[0].Name && tr.ToState == "complete" {
+							break
+						}
+					}
+					c.json("DELETE", "/v1/tasks/"+idle.TaskUUID, nil, 200, nil)
+					for range evs {
+					}
+					if err := <-done; err != nil {
+						t.Fatal(err)
+					}
+				})
+
+				// A transaction that took its transition's id before another
+				// one committed a later id, and commits after the stream read
+				// that later id: the poll still reads it.
+				t.Run("a transition committed out of id order reaches the stream", func(t *testing.T) {
+					idle := idleTask(t, c)
+					other, err := tasker.Open(t.Context(), tasker.Config{DatabaseURL: dbURL,
+						DisableOrchestration: true, DisableWorkers: true})
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer other.Stop(context.Background())
+					evs, done := watch(t.Context(), cl, idle.TaskUUID)
+					if e := next(t, evs); e.Type != "snapshot" {
+						t.Fatalf("first event %+v", e)
+					}
+					conn, err := pgx.Connect(t.Context(), dbURL)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer conn.Close(context.Background())
+					late, err := conn.Begin(t.Context())
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer late.Rollback(context.Background())
+					last := idle.Steps[len(idle.Steps)-1]
+					if _, err := late.Exec(t.Context(), `INSERT INTO transitions (task_id, step_id, from_state, to_state, event, at, processor)
+						VALUES ($1, $2, 'pending', 'waiting_for_retry', 'test', clock_timestamp(), 'test')`,
+						uuid.MustParse(idle.TaskUUID), uuid.MustParse(last.WorkflowStepUUID)); err != nil {
+						t.Fatal(err)
+					}
+					if err := other.CompleteStep(t.Context(), uuid.MustParse(idle.TaskUUID), idle.Steps[0].Name, json.RawMessage(`{"value":1}`)); err != nil {
+						t.Fatal(err)
+					}
+					for {
+						e := next(t, evs)
+						if tr := e.Transition; tr != nil && tr.StepName != nil && *tr.StepName == idle.Steps[0].Name && tr.ToState == "complete" {
+							break
+						}
+					}
+					// The stream has read the later id; now the earlier one commits.
+					if err := late.Commit(t.Context()); err != nil {
+						t.Fatal(err)
+					}
+					for {
+						e := next(t, evs)
+						if tr := e.Transition; tr != nil && tr.StepName != nil && *tr.StepName == last.Name && tr.ToState == "waiting_for_retry" {
 							break
 						}
 					}

@@ -58,9 +58,11 @@ type Config struct {
 	// MaxEventStreams bounds the open event streams (zero:
 	// DefaultMaxEventStreams); EventBuffer is each one's bus buffer (zero:
 	// DefaultEventBuffer); Heartbeat and EventPoll their comment and store
-	// read intervals (zero: DefaultHeartbeat, DefaultEventPoll).
-	MaxEventStreams, EventBuffer int
-	Heartbeat, EventPoll         time.Duration
+	// read intervals (zero: DefaultHeartbeat, DefaultEventPoll);
+	// EventSettle how long a stream keeps reading the log below the newest
+	// transition it saw (zero: DefaultEventSettle).
+	MaxEventStreams, EventBuffer      int
+	Heartbeat, EventPoll, EventSettle time.Duration
 	// MaxWorkers bounds the pull workers registered at once
 	// (/v1/workers); zero means 1024.
 	MaxWorkers int
@@ -92,6 +94,7 @@ type Server struct {
 	streams              chan struct{} // a token per open event stream
 	eventBuffer          int
 	heartbeat, eventPoll time.Duration
+	eventSettle          time.Duration
 	closing              context.Context // done once CloseStreams is called
 	closeStreams         context.CancelFunc
 
@@ -123,13 +126,14 @@ func New(cfg Config) (*Server, error) {
 	if s.version == "" {
 		s.version = "dev"
 	}
-	if cfg.MaxEventStreams < 0 || cfg.EventBuffer < 0 || cfg.Heartbeat < 0 || cfg.EventPoll < 0 {
-		return nil, errors.New("api: MaxEventStreams, EventBuffer, Heartbeat and EventPoll must not be negative (0 means the default)")
+	if cfg.MaxEventStreams < 0 || cfg.EventBuffer < 0 || cfg.Heartbeat < 0 || cfg.EventPoll < 0 || cfg.EventSettle < 0 {
+		return nil, errors.New("api: MaxEventStreams, EventBuffer, Heartbeat, EventPoll and EventSettle must not be negative (0 means the default)")
 	}
 	s.streams = make(chan struct{}, cmp.Or(cfg.MaxEventStreams, DefaultMaxEventStreams))
 	s.eventBuffer = cmp.Or(cfg.EventBuffer, DefaultEventBuffer)
 	s.heartbeat = cmp.Or(cfg.Heartbeat, DefaultHeartbeat)
 	s.eventPoll = cmp.Or(cfg.EventPoll, DefaultEventPoll)
+	s.eventSettle = cmp.Or(cfg.EventSettle, DefaultEventSettle)
 	s.closing, s.closeStreams = context.WithCancel(context.Background())
 	spec, err := specJSON()
 	if err != nil {
