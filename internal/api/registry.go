@@ -137,7 +137,9 @@ func (r *registry) unrefLocked(w *pullWorker) {
 }
 
 // deregister removes worker id, if owner's, and returns the events it held
-// (no longer held by anyone: the caller fails them).
+// (no longer held by anyone: the caller fails them). They are marked
+// finished before the lock is let go, so a worker registered under the same
+// id meanwhile cannot complete them.
 func (r *registry) deregister(id, owner string) ([]uuid.UUID, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -150,7 +152,17 @@ func (r *registry) deregister(id, owner string) ([]uuid.UUID, error) {
 	}
 	delete(r.workers, id)
 	r.unrefLocked(w)
-	return r.heldByLocked(id), nil
+	return r.dropHeldLocked(id, "released: its worker deregistered"), nil
+}
+
+// dropHeldLocked marks the events worker holds as finished, how, and
+// returns their ids.
+func (r *registry) dropHeldLocked(worker, how string) []uuid.UUID {
+	ids := r.heldByLocked(worker)
+	for _, id := range ids {
+		r.finishLocked(id, how)
+	}
+	return ids
 }
 
 func (r *registry) heldByLocked(worker string) []uuid.UUID {
@@ -305,7 +317,7 @@ func (r *registry) sweep(now time.Time, force bool) {
 		if now.Sub(time.Unix(0, w.lastSeen.Load())) > r.cfg.ttl {
 			delete(r.workers, id)
 			r.unrefLocked(w)
-			expired = append(expired, gone{id, r.heldByLocked(id)})
+			expired = append(expired, gone{id, r.dropHeldLocked(id, "released: its worker expired")})
 		}
 	}
 	r.mu.Unlock()
