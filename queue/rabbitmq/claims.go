@@ -441,6 +441,7 @@ func (q *Queue) fill(ctx context.Context, s *qstate, want int, now time.Time) er
 			return err
 		}
 		s.rpc.Lock()
+		q.gets.Add(1)
 		d, ok, err := ch.Get(q.bn(s.name), false)
 		s.rpc.Unlock()
 		if err != nil {
