@@ -32,9 +32,13 @@ type qstate struct {
 	ensured bool // declared (or seen) by this process
 	ctr     *queueCounters
 
-	ch      *amqp.Channel   // the claim channel (gets, consumer, acks); nil if none
-	chGen   uint64          // the connection generation of ch
-	tag     string          // the consumer's tag; "" without a consumer
+	ch    *amqp.Channel // the claim channel (gets, consumer, acks); nil if none
+	chGen uint64        // the connection generation of ch
+	tag   string        // the consumer's tag; "" without a consumer
+	// live is tag once the broker started the consumer (basic.consume-ok),
+	// until it ends: the broker then pushes the queue's messages here, up
+	// to Prefetch unacknowledged.
+	live    string
 	ready   []*held         // deliveries held here, not claimed, in claim order
 	claimed map[int64]*held // by handle (queue.Message.Handle)
 	subs    map[*subscriber]struct{}
@@ -68,7 +72,7 @@ type subscriber struct{ ch chan struct{} }
 // dropLocked forgets the deliveries of a lost channel: the broker requeues
 // them.
 func (s *qstate) dropLocked() {
-	s.ch, s.tag, s.ready = nil, "", nil
+	s.ch, s.tag, s.live, s.ready = nil, "", "", nil
 	clear(s.claimed)
 }
 
@@ -415,11 +419,19 @@ func (q *Queue) MessageClaim(ctx context.Context, p *queue.ClaimParams) ([]*queu
 // deliveries held here, so that a claim hands them out in claim order
 // (priority, then visibility): until the broker has none, and while this
 // process holds fewer than Prefetch+Lookahead (at least want ready).
+//
+// While the consumer of s runs with room under its prefetch, the broker
+// pushes every message the queue holds without being asked: a basic.get
+// would find at most one on its way here, and cost a round trip to the
+// broker on every claim (the hop of each step). So when deliveries are
+// held ready then, the claim takes those, without basic.get; with none
+// ready it still asks (a message sent just before, not yet pushed).
 func (q *Queue) fill(ctx context.Context, s *qstate, want int, now time.Time) error {
 	for {
 		q.mu.Lock()
 		held := len(s.ready) + len(s.claimed)
-		enough := held >= q.cfg.Prefetch+q.cfg.Lookahead && len(s.ready) >= want
+		pushed := s.live != "" && s.live == s.tag && held < q.cfg.Prefetch && len(s.ready) > 0
+		enough := pushed || held >= q.cfg.Prefetch+q.cfg.Lookahead && len(s.ready) >= want
 		q.mu.Unlock()
 		if enough {
 			return nil
@@ -429,6 +441,7 @@ func (q *Queue) fill(ctx context.Context, s *qstate, want int, now time.Time) er
 			return err
 		}
 		s.rpc.Lock()
+		q.gets.Add(1)
 		d, ok, err := ch.Get(q.bn(s.name), false)
 		s.rpc.Unlock()
 		if err != nil {

@@ -102,8 +102,9 @@ type Queue struct {
 	safeURL string
 	ids     *ids
 	stats   *counters
-	tokens  atomic.Int64 // the last publish token (hPub)
-	handles atomic.Int64 // the last delivery handle (queue.Message.Handle)
+	tokens  atomic.Int64  // the last publish token (hPub)
+	handles atomic.Int64  // the last delivery handle (queue.Message.Handle)
+	gets    atomic.Uint64 // basic.get calls made by claims (round trips to the broker)
 
 	mu     sync.Mutex
 	conn   *amqp.Connection // nil while disconnected

@@ -193,3 +193,49 @@ func TestTwoDeliveriesOfOneMessageIDAreNeverTakenForEachOther(t *testing.T) {
 		t.Fatalf("claimed %+v after a was acknowledged and b released, want b alone", again)
 	}
 }
+
+// TestAClaimTakesPushedDeliveriesWithoutAGet: while a queue's consumer runs
+// under its prefetch, the broker pushes the queue's messages, so a claim
+// takes those held ready without a basic.get (a round trip to the broker on
+// each step's hop); with none held ready it still asks the broker.
+func TestAClaimTakesPushedDeliveriesWithoutAGet(t *testing.T) {
+	q := amqptest.Open(t, rabbitmq.Config{Prefix: amqptest.Prefix()})
+	ctx := t.Context()
+	if err := q.QueueEnsure(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	wake, cancel := q.Subscribe("q")
+	defer cancel()
+	for round := range 3 {
+		if _, err := q.MessageSend(ctx, &queue.SendParams{Queue: "q", Body: []byte("m")}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-wake: // the consumer holds the delivery
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: no wake-up within 5s of a send", round)
+		}
+		gets := rabbitmq.BasicGets(q)
+		got, err := q.MessageClaim(ctx, &queue.ClaimParams{Queue: "q", Max: 10, VisibilityTimeout: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 {
+			t.Fatalf("round %d: claimed %d messages, want the one pushed", round, len(got))
+		}
+		if n := rabbitmq.BasicGets(q) - gets; n != 0 {
+			t.Errorf("round %d: the claim of a pushed delivery made %d basic.get, want 0", round, n)
+		}
+		if err := q.MessageAck(ctx, &queue.AckParams{Queue: "q", Receipts: []queue.Receipt{got[0].Receipt()}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gets := rabbitmq.BasicGets(q)
+	got, err := q.MessageClaim(ctx, &queue.ClaimParams{Queue: "q", Max: 10, VisibilityTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 0 || rabbitmq.BasicGets(q) == gets {
+		t.Errorf("a claim with nothing held ready: %d messages and %d basic.get, want none and the broker asked", len(got), rabbitmq.BasicGets(q)-gets)
+	}
+}

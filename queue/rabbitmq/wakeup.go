@@ -41,7 +41,7 @@ func (q *Queue) Subscribe(name string) (<-chan struct{}, func()) {
 		)
 		if len(s.subs) == 0 && s.tag != "" {
 			ch, tag, release = s.ch, s.tag, s.ready
-			s.tag, s.ready = "", nil
+			s.tag, s.live, s.ready = "", "", nil
 		}
 		q.mu.Unlock()
 		if ch != nil {
@@ -84,7 +84,19 @@ func (q *Queue) startConsumer(s *qstate, gen uint64) {
 		q.mu.Unlock()
 		return
 	}
+	q.mu.Lock()
+	if s.tag == tag && s.ch == ch {
+		s.live = tag
+	}
+	q.mu.Unlock()
 	q.wg.Go(func() {
+		defer func() {
+			q.mu.Lock()
+			if s.live == tag {
+				s.live = ""
+			}
+			q.mu.Unlock()
+		}()
 		for d := range deliveries {
 			h := q.delivery(s, ch, &d)
 			if !h.due.IsZero() {
