@@ -374,19 +374,20 @@ func (s *Server) PollWorkerEvents(ctx context.Context, req gen.PollWorkerEventsR
 // addAncestry gives an event what tasker-core's handlers receive beyond
 // the step's input: the results of every completed ancestor (not only the
 // direct dependencies), read in one query of those steps only, and the
-// task's correlation ids (one read of the task row per task, remembered
-// for its later steps: they never change). A step without dependencies
-// has no ancestors: nothing is read for them. When a read fails the event
-// keeps what it has: its direct dependencies (the step's own input, which
-// is the truth for them).
+// task's correlation ids, read once per task (polledTasks remembers them,
+// and the task's steps without dependencies: a step whose dependencies are
+// all such steps has no ancestor beyond them, and a step without
+// dependencies none, so neither reads its ancestors). When a read fails
+// the event keeps what it has: its direct dependencies (the step's own
+// input, which is the truth for them).
 func (s *Server) addAncestry(ctx context.Context, we *gen.WorkerEvent, ev *tasker.PullEvent) {
-	corr, ok := s.correlations.get(ev.TaskID)
+	corr, ok := s.polled.correlation(ev.TaskID)
 	if !ok {
 		if task, err := s.eng.TaskRecord(ctx, ev.TaskID); err != nil {
 			s.log.Warn("pull event: read its task for the correlation ids", "task_id", ev.TaskID, "error", err)
 		} else {
 			corr = correlationIDs{id: task.Request.CorrelationID, parent: task.Request.ParentCorrelationID}
-			s.correlations.put(ev.TaskID, corr)
+			s.polled.setCorrelation(ev.TaskID, corr)
 		}
 	}
 	if id := corr.id; id != uuid.Nil {
@@ -396,8 +397,12 @@ func (s *Server) addAncestry(ctx context.Context, we *gen.WorkerEvent, ev *taske
 		we.ParentCorrelationId = &id
 	}
 	if len(ev.Results) == 0 {
-		// No dependency (the step's input names each one, null results
-		// included), so no ancestor.
+		// The step's input names each dependency (a null result
+		// included): it has none.
+		s.polled.addRoot(ev.TaskID, ev.StepName)
+		return
+	}
+	if s.polled.onlyRoots(ev.TaskID, ev.Results) {
 		return
 	}
 	anc, err := s.eng.StepAncestorResults(ctx, ev.TaskID, ev.StepID)
