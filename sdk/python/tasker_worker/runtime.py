@@ -71,7 +71,8 @@ class Worker:
         # successor of a step just completed is dispatched a moment later,
         # and a poll that waits for it saves the long poll that would
         # follow (one request a step in a chain instead of two). Stop waits
-        # at most this long for such a poll.
+        # at most this long for such a poll. It takes a turn of the
+        # pollers' (if one is free; else it does not wait).
         self.completion_wait_ms = completion_wait_ms
         self.shutdown_timeout = shutdown_timeout
         self._stop_deadline = float("inf")
@@ -151,8 +152,10 @@ class Worker:
             # `pollers` threads wait in a long poll; the others wait here,
             # in Python, for a turn.
             wait_ms, gated = 0, False
-            if done and not stopping:
-                wait_ms = self.completion_wait_ms
+            if done and not stopping and self.completion_wait_ms > 0 and self._gate.acquire(blocking=False):
+                # A poll that waits, however briefly, counts as one of the
+                # `pollers`: without a free turn it does not wait.
+                gated, wait_ms = True, self.completion_wait_ms
             if not stopping and not done:
                 if not self._gate.acquire(timeout=0.5):
                     continue  # look at the stop flag again
