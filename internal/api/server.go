@@ -98,7 +98,8 @@ type Server struct {
 	closing              context.Context // done once CloseStreams is called
 	closeStreams         context.CancelFunc
 
-	workers *registry // the pull workers (workers.go)
+	workers *registry    // the pull workers (workers.go)
+	polled  *polledTasks // what the pull route knows of the tasks of polled events
 }
 
 // New returns a Server, or an error naming what is wrong with cfg.
@@ -152,6 +153,7 @@ func New(cfg Config) (*Server, error) {
 	m := ch.Metrics()
 	rc.remember = max(4*m.Capacity, 1024)
 	s.workers = newRegistry(rc, m, ch.CompleteTimeout(), ch.IsPending)
+	s.polled = newPolledTasks(defaultPolledTasks)
 	s.workers.release = func(worker string, ids []uuid.UUID) {
 		n := s.releaseEvents(worker, ids, "expired (no poll, completion or heartbeat within the registration ttl)", false)
 		s.log.Warn("pull worker expired", "worker_id", worker, "released", n, "unserved_released", s.releaseUnserved(), "ttl", rc.ttl)

@@ -364,10 +364,9 @@ func (s *Server) PollWorkerEvents(ctx context.Context, req gen.PollWorkerEventsR
 		return nil, ctx.Err()
 	}
 	out.Events = make([]gen.WorkerEvent, len(events))
-	tasks := map[uuid.UUID]*tasker.Task{}
 	for i, ev := range events {
 		out.Events[i] = wireEvent(ev)
-		s.addAncestry(ctx, &out.Events[i], ev, tasks)
+		s.addAncestry(ctx, &out.Events[i], ev)
 	}
 	return out, nil
 }
@@ -375,26 +374,36 @@ func (s *Server) PollWorkerEvents(ctx context.Context, req gen.PollWorkerEventsR
 // addAncestry gives an event what tasker-core's handlers receive beyond
 // the step's input: the results of every completed ancestor (not only the
 // direct dependencies), read in one query of those steps only, and the
-// task's correlation ids (one read of the task row per task in the poll).
-// When a read fails the event keeps what it has: its direct dependencies
-// (the step's own input, which is the truth for them).
-func (s *Server) addAncestry(ctx context.Context, we *gen.WorkerEvent, ev *tasker.PullEvent, tasks map[uuid.UUID]*tasker.Task) {
-	task, ok := tasks[ev.TaskID]
+// task's correlation ids, read once per task (polledTasks remembers them,
+// and the task's steps without dependencies: a step whose dependencies are
+// all such steps has no ancestor beyond them, and a step without
+// dependencies none, so neither reads its ancestors). When a read fails
+// the event keeps what it has: its direct dependencies (the step's own
+// input, which is the truth for them).
+func (s *Server) addAncestry(ctx context.Context, we *gen.WorkerEvent, ev *tasker.PullEvent) {
+	corr, ok := s.polled.correlation(ev.TaskID)
 	if !ok {
-		var err error
-		if task, err = s.eng.TaskRecord(ctx, ev.TaskID); err != nil {
+		if task, err := s.eng.TaskRecord(ctx, ev.TaskID); err != nil {
 			s.log.Warn("pull event: read its task for the correlation ids", "task_id", ev.TaskID, "error", err)
-			task = nil
+		} else {
+			corr = correlationIDs{id: task.Request.CorrelationID, parent: task.Request.ParentCorrelationID}
+			s.polled.setCorrelation(ev.TaskID, corr)
 		}
-		tasks[ev.TaskID] = task
 	}
-	if task != nil {
-		if id := task.Request.CorrelationID; id != uuid.Nil {
-			we.CorrelationId = &id
-		}
-		if id := task.Request.ParentCorrelationID; id != uuid.Nil {
-			we.ParentCorrelationId = &id
-		}
+	if id := corr.id; id != uuid.Nil {
+		we.CorrelationId = &id
+	}
+	if id := corr.parent; id != uuid.Nil {
+		we.ParentCorrelationId = &id
+	}
+	if len(ev.Results) == 0 {
+		// The step's input names each dependency (a null result
+		// included): it has none.
+		s.polled.addRoot(ev.TaskID, ev.StepName)
+		return
+	}
+	if s.polled.onlyRoots(ev.TaskID, ev.Results) {
+		return
 	}
 	anc, err := s.eng.StepAncestorResults(ctx, ev.TaskID, ev.StepID)
 	if err != nil {

@@ -416,7 +416,11 @@ func dedupe(s []string) []string {
 }
 
 // StepAncestorResults implements store.Store: one recursive query over
-// the steps' depends_on, reading the ancestors only.
+// the steps' depends_on, reading the ancestors only. The final join is
+// bounded to the task's steps (task_id = $1): without it the generic plan
+// misjudges the recursive CTE's size and hashes a sequential scan of the
+// whole steps table (5 ms at 40,000 steps, growing with the table), where
+// the task's index reads a few rows.
 func (s *Store) StepAncestorResults(ctx context.Context, taskID, stepID uuid.UUID) (map[string]json.RawMessage, error) {
 	const op = "step ancestor results"
 	if err := s.check(op); err != nil {
@@ -428,7 +432,7 @@ func (s *Store) StepAncestorResults(ctx context.Context, taskID, stepID uuid.UUI
 			SELECT d FROM anc JOIN steps s ON s.id = anc.id, unnest(s.depends_on) d
 		)
 		SELECT s.name, s.result FROM anc JOIN steps s ON s.id = anc.id
-		WHERE s.state = $3 AND s.result IS NOT NULL`, taskID, stepID, string(taskertype.StepComplete))
+		WHERE s.task_id = $1 AND s.state = $3 AND s.result IS NOT NULL`, taskID, stepID, string(taskertype.StepComplete))
 	if err != nil {
 		return nil, fmt.Errorf("store: %s: step %s: %w", op, stepID, err)
 	}

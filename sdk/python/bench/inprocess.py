@@ -62,6 +62,8 @@ def main():
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--pollers", type=int, default=None,
                    help="worker threads in a long poll at once (Worker's pollers; default the transport's, 2)")
+    p.add_argument("--completion-wait-ms", type=int, default=None,
+                   help="how long a poll carrying a completion waits for the next step (Worker's; default its own)")
     p.add_argument("--database-url", default=None)
     p.add_argument("--profile", default=None, help="write the worker threads' cProfile statistics here")
     a = p.parse_args()
@@ -102,7 +104,8 @@ def run(a, cfg):
     transport = InProcessTransport(cfg)
     registry = HandlerRegistry()
     load_handlers(os.path.join(HERE, "bench_handlers"), registry)
-    worker = runtime.Worker(transport, registry, ["bench"], concurrency=a.concurrency, pollers=a.pollers)
+    extra = {} if a.completion_wait_ms is None else {"completion_wait_ms": a.completion_wait_ms}
+    worker = runtime.Worker(transport, registry, ["bench"], concurrency=a.concurrency, pollers=a.pollers, **extra)
     worker.start()
     engine = Engine(transport)
     res, cpus = {}, {}

@@ -38,6 +38,9 @@ def main(argv=None) -> int:
     p.add_argument("--pollers", type=int, default=None,
                    help="idle threads that may wait in a long poll at once; the others wait in Python "
                         "(default: every thread over HTTP, 2 in process)")
+    p.add_argument("--completion-wait-ms", type=int, default=20,
+                   help="how long a poll carrying a completion waits for the next step (default 20): the "
+                        "successor of the step just completed comes a moment later, without a long poll of its own")
     p.add_argument("--worker-id", default=None, help="default: host-pid")
     p.add_argument("--shutdown-timeout", type=float, default=30.0,
                    help="seconds a stop waits for running steps before releasing them (default 30)")
@@ -64,7 +67,7 @@ def main(argv=None) -> int:
             transport = HTTPTransport(a.server)
         w = Worker(transport, registry, a.namespace, concurrency=a.concurrency,
                    worker_id=a.worker_id, shutdown_timeout=a.shutdown_timeout, handlers=names,
-                   pollers=a.pollers)
+                   pollers=a.pollers, completion_wait_ms=a.completion_wait_ms)
     except (ValueError, ImportError, OSError, TransportError) as exc:
         print(f"tasker_worker: {exc}", file=sys.stderr)
         return 2

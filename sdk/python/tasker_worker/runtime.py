@@ -43,7 +43,7 @@ class Worker:
     def __init__(self, transport: Transport, registry: HandlerRegistry, namespaces: List[str],
                  concurrency: int = 8, worker_id: Optional[str] = None, handlers: Optional[List[str]] = None,
                  poll_timeout_ms: int = 20000, shutdown_timeout: float = 30.0,
-                 pollers: Optional[int] = None) -> None:
+                 pollers: Optional[int] = None, completion_wait_ms: int = 20) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency {concurrency}: give the steps run at once, at least 1")
         if not namespaces:
@@ -65,6 +65,15 @@ class Worker:
         self._gate = threading.BoundedSemaphore(min(pollers, concurrency))
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
         self.poll_timeout_ms = poll_timeout_ms
+        if completion_wait_ms < 0:
+            raise ValueError(f"completion_wait_ms {completion_wait_ms}: give 0 or more milliseconds")
+        # How long a poll carrying completions waits for the next event: the
+        # successor of a step just completed is dispatched a moment later,
+        # and a poll that waits for it saves the long poll that would
+        # follow (one request a step in a chain instead of two). Stop waits
+        # at most this long for such a poll. It takes a turn of the
+        # pollers' (if one is free; else it does not wait).
+        self.completion_wait_ms = completion_wait_ms
         self.shutdown_timeout = shutdown_timeout
         self._stop_deadline = float("inf")
         self._held: Dict[str, float] = {}
@@ -133,15 +142,20 @@ class Worker:
                     self._register()
                 except TransportError:
                     return
-            # A completion goes with a poll that does not wait (it takes
-            # the next event if one is ready), and its step stays held
-            # until the server answered it: stop() waits for held steps, so
-            # it never deregisters ahead of a completion still on its way
-            # (the server would fail the step and run it again). Long polls
-            # carry no completion, so stop() never waits for one. At most
+            # A completion goes with a poll that waits at most
+            # completion_wait_ms (it takes the next event if one comes by
+            # then), and its step stays held until the server answered it:
+            # stop() waits for held steps, so it never deregisters ahead of
+            # a completion still on its way (the server would fail the step
+            # and run it again). Long polls carry no completion, so stop()
+            # never waits for one. At most
             # `pollers` threads wait in a long poll; the others wait here,
             # in Python, for a turn.
             wait_ms, gated = 0, False
+            if done and not stopping and self.completion_wait_ms > 0 and self._gate.acquire(blocking=False):
+                # A poll that waits, however briefly, counts as one of the
+                # `pollers`: without a free turn it does not wait.
+                gated, wait_ms = True, self.completion_wait_ms
             if not stopping and not done:
                 if not self._gate.acquire(timeout=0.5):
                     continue  # look at the stop flag again
