@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"sync"
@@ -49,8 +50,9 @@ type APIReport struct {
 	P50, P95 time.Duration `json:"-"`
 	P50Ms    float64       `json:"p50_ms"`
 	P95Ms    float64       `json:"p95_ms"`
-	// Costs per call, over the mode's turns: this process's CPU (server,
-	// clients and the engine running the created tasks' steps together),
+	// Costs per call, over the mode's turns: this process's CPU and heap
+	// allocations (server, clients and the engine running the created
+	// tasks' steps together),
 	// and on PostgreSQL the CPU of the run's server backends (when they
 	// can be read from /proc: a local server), the round trips and the
 	// statements. The steps of tasks created in one turn may run in the
@@ -58,6 +60,8 @@ type APIReport struct {
 	GoCPUPerCallMicros float64 `json:"go_cpu_per_call_us"`
 	PGCPUPerCallMicros float64 `json:"pg_cpu_per_call_us,omitempty"`
 	PGCPUMeasured      bool    `json:"pg_cpu_measured,omitempty"`
+	AllocsPerCall      float64 `json:"allocs_per_call"`
+	BytesPerCall       float64 `json:"alloc_bytes_per_call"`
 	TripsPerCall       float64 `json:"round_trips_per_call,omitempty"`
 	StatementsPerCall  float64 `json:"statements_per_call,omitempty"`
 }
@@ -186,6 +190,7 @@ func RunAPI(ctx context.Context, o APIOptions) (reports []APIReport, err error) 
 			if calls := float64(count[m]); calls > 0 {
 				c := costs[m]
 				r.GoCPUPerCallMicros = micros(c.goCPU) / calls
+				r.AllocsPerCall, r.BytesPerCall = float64(c.allocs)/calls, float64(c.bytes)/calls
 				r.PGCPUPerCallMicros, r.PGCPUMeasured = micros(c.pgCPU)/calls, c.pgMeasured
 				r.TripsPerCall, r.StatementsPerCall = float64(c.trips)/calls, float64(c.stmts)/calls
 			}
@@ -198,15 +203,18 @@ func RunAPI(ctx context.Context, o APIOptions) (reports []APIReport, err error) 
 
 // apiCost is what the calls of one mode cost, summed over its turns.
 type apiCost struct {
-	goCPU, pgCPU time.Duration
-	pgMeasured   bool
-	trips, stmts uint64
+	goCPU, pgCPU  time.Duration
+	pgMeasured    bool
+	allocs, bytes uint64
+	trips, stmts  uint64
 }
 
 func (c *apiCost) add(d apiCost) {
 	c.goCPU += d.goCPU
 	c.pgCPU += d.pgCPU
 	c.pgMeasured = c.pgMeasured || d.pgMeasured
+	c.allocs += d.allocs
+	c.bytes += d.bytes
 	c.trips += d.trips
 	c.stmts += d.stmts
 }
@@ -215,12 +223,15 @@ func (c *apiCost) add(d apiCost) {
 type apiTurn struct {
 	b            *Bench
 	goCPU        time.Duration
+	mem          runtime.MemStats
 	trips, stmts uint64
 	pg           *pgCPU
 }
 
 func startAPICost(ctx context.Context, b *Bench, admin *pgdb.DB, app string) (*apiTurn, error) {
-	t := &apiTurn{b: b, goCPU: processCPU()}
+	t := &apiTurn{b: b}
+	runtime.ReadMemStats(&t.mem)
+	t.goCPU = processCPU()
 	if b.pg != nil {
 		t.trips, t.stmts = b.pg.RoundTrips(), b.pg.DB().Statements()
 	}
@@ -235,6 +246,9 @@ func startAPICost(ctx context.Context, b *Bench, admin *pgdb.DB, app string) (*a
 
 func (t *apiTurn) stop() apiCost {
 	c := apiCost{goCPU: processCPU() - t.goCPU}
+	var mem runtime.MemStats
+	runtime.ReadMemStats(&mem)
+	c.allocs, c.bytes = mem.Mallocs-t.mem.Mallocs, mem.TotalAlloc-t.mem.TotalAlloc
 	if t.b.pg != nil {
 		c.trips, c.stmts = t.b.pg.RoundTrips()-t.trips, t.b.pg.DB().Statements()-t.stmts
 	}

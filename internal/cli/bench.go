@@ -180,7 +180,7 @@ and the ratio of the HTTP create's p50 to the in-process one's. The created
 single-step tasks run (a noop step) in the same process, as in a server.
 
 Per call it also reports this process's CPU (GO CPU: server, clients and the
-steps' runs together) and, on PostgreSQL, the CPU of the run's server backends
+steps' runs together) and heap allocations (ALLOCS, KB), and on PostgreSQL the CPU of the run's server backends
 (PG CPU, when the server is local), the round trips (RT) and the statements
 (STMTS): figures the machine's other load does not move as it moves wall-clock
 ones. --cpuprofile writes a CPU profile of the measurement.`,
@@ -214,7 +214,7 @@ ones. --cpuprofile writes a CPU profile of the measurement.`,
 			}
 			tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
 			pg := o.DatabaseURL != ""
-			fmt.Fprint(tw, "BACKEND\tCLIENTS\tMODE\tCALLS\tCALLS/S\tP50\tP95\tP50 / IN-PROCESS\tGO CPU\t")
+			fmt.Fprint(tw, "BACKEND\tCLIENTS\tMODE\tCALLS\tCALLS/S\tP50\tP95\tP50 / IN-PROCESS\tGO CPU\tALLOCS\tKB\t")
 			if pg {
 				fmt.Fprint(tw, "PG CPU\tRT\tSTMTS\t")
 			}
@@ -232,6 +232,7 @@ ones. --cpuprofile writes a CPU profile of the measurement.`,
 				}
 				fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%.0f\t%s\t%s\t%s\t%.0fµs\t", backend, r.Clients, r.Mode, r.Ops, r.PerSec,
 					r.P50.Round(time.Microsecond), r.P95.Round(time.Microsecond), ratio, r.GoCPUPerCallMicros)
+				fmt.Fprintf(tw, "%.0f\t%.1f\t", r.AllocsPerCall, r.BytesPerCall/1024)
 				if pg {
 					pgCPU := "-"
 					if r.PGCPUMeasured {
