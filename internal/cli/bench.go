@@ -183,7 +183,8 @@ Per call it also reports this process's CPU (GO CPU: server, clients and the
 steps' runs together) and heap allocations (ALLOCS, KB), and on PostgreSQL the CPU of the run's server backends
 (PG CPU, when the server is local), the round trips (RT) and the statements
 (STMTS): figures the machine's other load does not move as it moves wall-clock
-ones. --cpuprofile writes a CPU profile of the measurement.`,
+ones. --cpuprofile writes a CPU profile of the measurement. The garbage
+collector's target is tasker serve's: GOGC=400 unless GOGC is set.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Duration <= 0 || o.Rounds < 1 {
@@ -194,6 +195,7 @@ ones. --cpuprofile writes a CPU profile of the measurement.`,
 					return usageError{fmt.Errorf("--clients %d: give 1 to 1024", n)}
 				}
 			}
+			serverGC() // as tasker serve runs
 			dir, err := os.MkdirTemp(o.Dir, "tasker-bench-api-")
 			if err != nil {
 				return err
