@@ -29,6 +29,9 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"malformed JSON", "POST", "/v1/tasks", `{"namespace": "demo",`, 400, ""},
 		{"an unknown field", "POST", "/v1/tasks", func() any { b := createBody("linear_workflow", map[string]any{"value": 1}); b["contxt"] = 1; return b }(), 400, `"contxt"`},
+		{"a context that is not an object", "POST", "/v1/tasks", func() any { b := createBody("linear_workflow", nil); b["context"] = []int{1}; return b }(), 400, "not an array"},
+		{"a field of the wrong type", "POST", "/v1/tasks", func() any { b := createBody("linear_workflow", map[string]any{"value": 1}); b["name"] = 7; return b }(), 400, "name"},
+		{"a body that is not an object", "POST", "/v1/tasks", `[1]`, 400, ""},
 		{"a context failing the template's schema", "POST", "/v1/tasks", createBody("linear_workflow", map[string]any{"value": "three"}), 400, "value"},
 		{"a bad task uuid", "GET", "/v1/tasks/nope", nil, 400, "task uuid"},
 		{"a bad step uuid", "GET", "/v1/tasks/0190d2c4-7bd6-7c1f-9d0e-3c8f1a2b4c5d/workflow_steps/nope", nil, 400, "step uuid"},

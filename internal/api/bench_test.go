@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -49,6 +50,9 @@ func BenchmarkCreateTask(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
+				// Read to the end: a body closed unread closes the
+				// connection, and each call would dial a new one.
+				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode != http.StatusCreated {
 					b.Fatalf("status %d", resp.StatusCode)

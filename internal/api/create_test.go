@@ -1,9 +1,13 @@
 package api_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
+
+	"github.com/google/uuid"
 
 	"github.com/tasker-go/tasker/internal/api"
 )
@@ -48,6 +52,47 @@ func TestCreateAnswersWhatIsStored(t *testing.T) {
 							t.Errorf("%s: the create answered %s %v, GET answers %v", name, k, created[k], got[k])
 						}
 					}
+				}
+			}
+		})
+	}
+}
+
+// POST /v1/tasks stores the context as the JSON it came as: a number keeps
+// its digits, a lone surrogate escape is kept (a decoder reads it as
+// U+FFFD). A context of bad UTF-8 is mended (to U+FFFD) rather than
+// refused by a store, on every backend.
+func TestCreateKeepsTheContextAsSent(t *testing.T) {
+	for _, backend := range backends(t) {
+		t.Run(backend, func(t *testing.T) {
+			c, _ := newClient(t, backend, api.Config{})
+			for _, tc := range []struct{ context, key, want string }{
+				{`{"value": 2, "big": 12345678901234567891}`, "big", "12345678901234567891"},
+				{`{"value": 2, "s": "\ud800"}`, "s", "\ufffd"},
+				{"{\"value\": 2, \"s\": \"a\xffb\"}", "s", "a\ufffdb"},
+			} {
+				body := `{"namespace":"idle","name":"linear_workflow","version":"1.0.0","idempotency_key":"` + uuid.NewString() + `","context":` + tc.context + `}`
+				st, out := c.do("POST", "/v1/tasks", body)
+				if st != 201 {
+					t.Fatalf("create with %s: %d %s", tc.context, st, out)
+				}
+				var created struct {
+					TaskUUID string `json:"task_uuid"`
+				}
+				if err := json.Unmarshal(out, &created); err != nil {
+					t.Fatal(err)
+				}
+				_, got := c.do("GET", "/v1/tasks/"+created.TaskUUID, nil)
+				dec := json.NewDecoder(bytes.NewReader(got))
+				dec.UseNumber()
+				var task struct {
+					Context map[string]any `json:"context"`
+				}
+				if err := dec.Decode(&task); err != nil {
+					t.Fatal(err)
+				}
+				if v := fmt.Sprint(task.Context[tc.key]); v != tc.want {
+					t.Errorf("context %s: %s is %q, want %q", tc.context, tc.key, v, tc.want)
 				}
 			}
 		})

@@ -189,7 +189,7 @@ func (s *Server) Handler() http.Handler {
 		RequestErrorHandlerFunc:  s.requestError,
 		ResponseErrorHandlerFunc: s.responseError,
 	})
-	gen.HandlerWithOptions(strict, gen.StdHTTPServerOptions{
+	gen.HandlerWithOptions(createTaskServer{ServerInterface: strict, s: s}, gen.StdHTTPServerOptions{
 		BaseRouter:       mux,
 		ErrorHandlerFunc: s.requestError,
 	})

@@ -1,12 +1,14 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -80,10 +82,25 @@ func (s *Server) CreateTask(ctx context.Context, req gen.CreateTaskRequestObject
 		return nil, badf("namespace and name are required: name the template to run (GET /v1/templates lists them)")
 	}
 	ctxv := b.Context
-	if ctxv == nil {
+	switch c := ctxv.(type) {
+	case nil:
 		ctxv = map[string]any{}
-	}
-	if _, ok := ctxv.(map[string]any); !ok {
+	case map[string]any:
+	case json.RawMessage:
+		// As the request carried it (createTaskServer): the engine keeps
+		// it as it is, once it is an object of valid UTF-8 (a string of
+		// bad UTF-8 is mended, as decoding it would).
+		if kind := rawKind(c); kind != "" {
+			return nil, badf("context must be a JSON object, not %s", kind)
+		}
+		if !utf8.Valid(c) {
+			var v any
+			if err := json.Unmarshal(c, &v); err != nil {
+				return nil, badf("context: %v", err)
+			}
+			ctxv = v
+		}
+	default:
 		return nil, badf("context must be a JSON object, not %s", jsonKind(ctxv))
 	}
 	p := tasker.CreateTaskParams{Namespace: b.Namespace, Name: b.Name, Version: b.Version, Context: ctxv,
@@ -107,6 +124,29 @@ func (s *Server) CreateTask(ctx context.Context, req gen.CreateTaskRequestObject
 	}
 	// The task and its steps as the create committed them: no read.
 	return gen.CreateTask201JSONResponse(s.task(ctx, info.Task, info.Steps)), nil
+}
+
+// rawKind is "" for a JSON object, else what the JSON value is, as
+// jsonKind words it.
+func rawKind(raw json.RawMessage) string {
+	raw = bytes.TrimLeft(raw, " \t\r\n")
+	if len(raw) == 0 {
+		return "empty"
+	}
+	switch c := raw[0]; {
+	case c == '{':
+		return ""
+	case c == '[':
+		return "an array"
+	case c == '"':
+		return "a string"
+	case c == 't' || c == 'f':
+		return "a boolean"
+	case c == 'n':
+		return "null"
+	default:
+		return "a number"
+	}
 }
 
 func jsonKind(v any) string {

@@ -10,6 +10,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -18,6 +21,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tasker-go/tasker/internal/api"
+	"github.com/tasker-go/tasker/internal/pgdb"
 	"github.com/tasker-go/tasker/template"
 )
 
@@ -31,7 +35,10 @@ type APIOptions struct {
 	Duration time.Duration
 	// Rounds is how many times the modes take turns. Default 3.
 	Rounds int
-	Logger *slog.Logger
+	// CPUProfile, when set, is the file a CPU profile of the measurement
+	// (every mode and concurrency, not the setup) is written to.
+	CPUProfile string
+	Logger     *slog.Logger
 }
 
 // APIReport is one mode at one concurrency.
@@ -43,6 +50,20 @@ type APIReport struct {
 	P50, P95 time.Duration `json:"-"`
 	P50Ms    float64       `json:"p50_ms"`
 	P95Ms    float64       `json:"p95_ms"`
+	// Costs per call, over the mode's turns: this process's CPU and heap
+	// allocations (server, clients and the engine running the created
+	// tasks' steps together),
+	// and on PostgreSQL the CPU of the run's server backends (when they
+	// can be read from /proc: a local server), the round trips and the
+	// statements. The steps of tasks created in one turn may run in the
+	// next: a create's figures carry most of its task's run, not all.
+	GoCPUPerCallMicros float64 `json:"go_cpu_per_call_us"`
+	PGCPUPerCallMicros float64 `json:"pg_cpu_per_call_us,omitempty"`
+	PGCPUMeasured      bool    `json:"pg_cpu_measured,omitempty"`
+	AllocsPerCall      float64 `json:"allocs_per_call"`
+	BytesPerCall       float64 `json:"alloc_bytes_per_call"`
+	TripsPerCall       float64 `json:"round_trips_per_call,omitempty"`
+	StatementsPerCall  float64 `json:"statements_per_call,omitempty"`
 }
 
 // API modes.
@@ -56,7 +77,7 @@ const (
 // one run: an engine with the single-step shape (its noop steps run in the
 // same process, as in a real server), the API served on a loopback port,
 // and for each concurrency the three modes taking turns for Rounds rounds.
-func RunAPI(ctx context.Context, o APIOptions) ([]APIReport, error) {
+func RunAPI(ctx context.Context, o APIOptions) (reports []APIReport, err error) {
 	if len(o.Clients) == 0 {
 		o.Clients = []int{1, 32}
 	}
@@ -68,6 +89,19 @@ func RunAPI(ctx context.Context, o APIOptions) ([]APIReport, error) {
 	single, err := template.Parse("single", []byte(singleShape))
 	if err != nil {
 		return nil, err
+	}
+	// The run's connections carry a name of their own, so that the CPU of
+	// their server backends can be read.
+	app := fmt.Sprintf("tasker-bench-api-%d", time.Now().UnixNano())
+	var admin *pgdb.DB
+	if o.DatabaseURL != "" {
+		if admin, err = pgdb.Open(ctx, pgdb.Options{URL: o.DatabaseURL, Logger: o.Logger, MaxConns: 1}); err != nil {
+			return nil, err
+		}
+		defer admin.Close()
+		if o.DatabaseURL, err = withParam(o.DatabaseURL, "application_name", app); err != nil {
+			return nil, err
+		}
 	}
 	b, err := Open(ctx, o.Backend, o.Logger, single)
 	if err != nil {
@@ -87,7 +121,21 @@ func RunAPI(ctx context.Context, o APIOptions) ([]APIReport, error) {
 	defer hs.Close()
 	base := "http://" + ln.Addr().String()
 
-	var reports []APIReport
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return nil, fmt.Errorf("bench api: the CPU profile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("bench api: the CPU profile: %w", err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			err = errors.Join(err, f.Close())
+		}()
+	}
+
 	for _, n := range o.Clients {
 		hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: n}, Timeout: 30 * time.Second}
 		// Tasks for the GETs to read, created over HTTP first.
@@ -114,10 +162,19 @@ func RunAPI(ctx context.Context, o APIOptions) ([]APIReport, error) {
 		lat := map[string][]time.Duration{}
 		count := map[string]int{}
 		spent := map[string]time.Duration{}
+		costs := map[string]*apiCost{}
+		for _, m := range modes {
+			costs[m] = &apiCost{}
+		}
 		for range o.Rounds {
 			for _, m := range modes {
 				start := time.Now()
+				turn, err := startAPICost(ctx, b, admin, app)
+				if err != nil {
+					return nil, err
+				}
 				ls, err := drive(ctx, n, o.Duration/time.Duration(o.Rounds), ops[m])
+				costs[m].add(turn.stop())
 				if err != nil {
 					return nil, fmt.Errorf("%s with %d clients: %w", m, n, err)
 				}
@@ -130,11 +187,75 @@ func RunAPI(ctx context.Context, o APIOptions) ([]APIReport, error) {
 			r := APIReport{Mode: m, Clients: n, Ops: count[m], PerSec: float64(count[m]) / spent[m].Seconds(),
 				P50: Percentile(lat[m], 50), P95: Percentile(lat[m], 95)}
 			r.P50Ms, r.P95Ms = ms(r.P50), ms(r.P95)
+			if calls := float64(count[m]); calls > 0 {
+				c := costs[m]
+				r.GoCPUPerCallMicros = micros(c.goCPU) / calls
+				r.AllocsPerCall, r.BytesPerCall = float64(c.allocs)/calls, float64(c.bytes)/calls
+				r.PGCPUPerCallMicros, r.PGCPUMeasured = micros(c.pgCPU)/calls, c.pgMeasured
+				r.TripsPerCall, r.StatementsPerCall = float64(c.trips)/calls, float64(c.stmts)/calls
+			}
 			reports = append(reports, r)
 		}
 		hc.CloseIdleConnections()
 	}
 	return reports, nil
+}
+
+// apiCost is what the calls of one mode cost, summed over its turns.
+type apiCost struct {
+	goCPU, pgCPU  time.Duration
+	pgMeasured    bool
+	allocs, bytes uint64
+	trips, stmts  uint64
+}
+
+func (c *apiCost) add(d apiCost) {
+	c.goCPU += d.goCPU
+	c.pgCPU += d.pgCPU
+	c.pgMeasured = c.pgMeasured || d.pgMeasured
+	c.allocs += d.allocs
+	c.bytes += d.bytes
+	c.trips += d.trips
+	c.stmts += d.stmts
+}
+
+// apiTurn measures one turn of a mode.
+type apiTurn struct {
+	b            *Bench
+	goCPU        time.Duration
+	mem          runtime.MemStats
+	trips, stmts uint64
+	pg           *pgCPU
+}
+
+func startAPICost(ctx context.Context, b *Bench, admin *pgdb.DB, app string) (*apiTurn, error) {
+	t := &apiTurn{b: b}
+	runtime.ReadMemStats(&t.mem)
+	t.goCPU = processCPU()
+	if b.pg != nil {
+		t.trips, t.stmts = b.pg.RoundTrips(), b.pg.DB().Statements()
+	}
+	if admin != nil {
+		var err error
+		if t.pg, err = startPGCPU(ctx, admin, app); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+func (t *apiTurn) stop() apiCost {
+	c := apiCost{goCPU: processCPU() - t.goCPU}
+	var mem runtime.MemStats
+	runtime.ReadMemStats(&mem)
+	c.allocs, c.bytes = mem.Mallocs-t.mem.Mallocs, mem.TotalAlloc-t.mem.TotalAlloc
+	if t.b.pg != nil {
+		c.trips, c.stmts = t.b.pg.RoundTrips()-t.trips, t.b.pg.DB().Statements()-t.stmts
+	}
+	if t.pg != nil {
+		c.pgCPU, _, c.pgMeasured = t.pg.stop()
+	}
+	return c
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -177,7 +177,14 @@ and 32 concurrent clients (--clients): the in-process Engine.CreateTask (the
 floor), POST /v1/tasks and GET /v1/tasks/{uuid}, taking turns for --rounds
 rounds of --duration in all per mode. Reports p50, p95 and calls per second,
 and the ratio of the HTTP create's p50 to the in-process one's. The created
-single-step tasks run (a noop step) in the same process, as in a server.`,
+single-step tasks run (a noop step) in the same process, as in a server.
+
+Per call it also reports this process's CPU (GO CPU: server, clients and the
+steps' runs together) and heap allocations (ALLOCS, KB), and on PostgreSQL the CPU of the run's server backends
+(PG CPU, when the server is local), the round trips (RT) and the statements
+(STMTS): figures the machine's other load does not move as it moves wall-clock
+ones. --cpuprofile writes a CPU profile of the measurement. The garbage
+collector's target is tasker serve's: GOGC=400 unless GOGC is set.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Duration <= 0 || o.Rounds < 1 {
@@ -188,6 +195,7 @@ single-step tasks run (a noop step) in the same process, as in a server.`,
 					return usageError{fmt.Errorf("--clients %d: give 1 to 1024", n)}
 				}
 			}
+			serverGC() // as tasker serve runs
 			dir, err := os.MkdirTemp(o.Dir, "tasker-bench-api-")
 			if err != nil {
 				return err
@@ -207,7 +215,12 @@ single-step tasks run (a noop step) in the same process, as in a server.`,
 				backend = "postgres"
 			}
 			tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
-			fmt.Fprintln(tw, "BACKEND\tCLIENTS\tMODE\tCALLS\tCALLS/S\tP50\tP95\tP50 / IN-PROCESS\t")
+			pg := o.DatabaseURL != ""
+			fmt.Fprint(tw, "BACKEND\tCLIENTS\tMODE\tCALLS\tCALLS/S\tP50\tP95\tP50 / IN-PROCESS\tGO CPU\tALLOCS\tKB\t")
+			if pg {
+				fmt.Fprint(tw, "PG CPU\tRT\tSTMTS\t")
+			}
+			fmt.Fprintln(tw)
 			floor := map[int]time.Duration{}
 			for _, r := range rs {
 				if r.Mode == bench.ModeInProcess {
@@ -219,8 +232,17 @@ single-step tasks run (a noop step) in the same process, as in a server.`,
 				if r.Mode == bench.ModeHTTPCreate && floor[r.Clients] > 0 {
 					ratio = fmt.Sprintf("%.2fx", float64(r.P50)/float64(floor[r.Clients]))
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%.0f\t%s\t%s\t%s\t\n", backend, r.Clients, r.Mode, r.Ops, r.PerSec,
-					r.P50.Round(time.Microsecond), r.P95.Round(time.Microsecond), ratio)
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%.0f\t%s\t%s\t%s\t%.0fµs\t", backend, r.Clients, r.Mode, r.Ops, r.PerSec,
+					r.P50.Round(time.Microsecond), r.P95.Round(time.Microsecond), ratio, r.GoCPUPerCallMicros)
+				fmt.Fprintf(tw, "%.0f\t%.1f\t", r.AllocsPerCall, r.BytesPerCall/1024)
+				if pg {
+					pgCPU := "-"
+					if r.PGCPUMeasured {
+						pgCPU = fmt.Sprintf("%.0fµs", r.PGCPUPerCallMicros)
+					}
+					fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t", pgCPU, r.TripsPerCall, r.StatementsPerCall)
+				}
+				fmt.Fprintln(tw)
 			}
 			return tw.Flush()
 		},
@@ -231,5 +253,6 @@ single-step tasks run (a noop step) in the same process, as in a server.`,
 	cmd.Flags().StringVar(&o.Dir, "dir", "", "directory for the temporary database (default: the system's)")
 	cmd.Flags().StringVar(&o.DatabaseURL, "database-url", "", "run on this PostgreSQL database, in a temporary schema")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the figures as JSON")
+	cmd.Flags().StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the measurement to this file")
 	return cmd
 }

@@ -112,9 +112,14 @@ SIGTERM.
 On the embedded backend (--db) this process locks the database file, so no
 other tasker process can open it: serve runs the workers itself, with the
 built-in demo handlers, for the namespaces of the database's unfinished
-tasks and those named with --namespace.`,
+tasks and those named with --namespace.
+
+The garbage collector's target is GOGC=400 unless the GOGC environment
+variable is set (docs/benchmarks.md); GOMEMLIMIT bounds the heap.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			gc := serverGC()
+			g.logger().Debug("garbage collector target", "gogc", gc)
 			if web.maxBody <= 0 {
 				return usageError{fmt.Errorf("--max-body-bytes %d: give a positive number of bytes", web.maxBody)}
 			}

@@ -1,0 +1,30 @@
+package cli
+
+import (
+	"os"
+	"runtime/debug"
+)
+
+// serverGCPercent is the garbage collector's target (GOGC) of `tasker
+// serve`, and of `tasker bench api`, which measures what serve does, when
+// the GOGC environment variable is not set. A server's live heap is small
+// (a few MB) and every request allocates, so at Go's default of 100 the
+// collector runs every few MB allocated, dozens of times a second under
+// load, each cycle scanning the stacks of every connection's goroutine:
+// at 400 it runs a fifth as often, for a heap that may grow to five times
+// the live one instead of twice (docs/benchmarks.md: the Go CPU of an HTTP
+// create 0.73x). GOGC, and GOMEMLIMIT to bound the heap, override it as
+// for any Go program.
+const serverGCPercent = 400
+
+// serverGC applies serverGCPercent unless GOGC is set, and returns the
+// target in force (-1: off).
+func serverGC() int {
+	if v, ok := os.LookupEnv("GOGC"); ok && v != "" {
+		p := debug.SetGCPercent(100)
+		debug.SetGCPercent(p)
+		return p
+	}
+	debug.SetGCPercent(serverGCPercent)
+	return serverGCPercent
+}
