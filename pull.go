@@ -82,8 +82,12 @@ func (e *Engine) ServePullHandlers(serves func(namespace, name string) bool) {
 // handler has, under Config.PullUnregistered; nil while no pull worker
 // serves it.
 func (e *Engine) pullFallback(namespace, name string) Handler {
-	if f := e.pullServes.Load(); f != nil && !(*f)(namespace, name) {
+	f := e.pullServes.Load()
+	if f == nil {
+		return e.pull.HandlerFor(name)
+	}
+	if !(*f)(namespace, name) {
 		return nil
 	}
-	return e.pull.HandlerFor(name)
+	return e.pull.HandlerForServed(name, *f)
 }

@@ -236,12 +236,13 @@ func New(cfg Config) (*Channel, error) {
 
 // handler is a Channel's taskertype.Handler.
 type handler struct {
-	c    *Channel
-	name string
+	c      *Channel
+	name   string
+	served func(namespace, name string) bool // nil: always
 }
 
 func (h handler) Handle(ctx context.Context, in *taskertype.StepInput) (any, error) {
-	return h.c.handle(ctx, h.name, in)
+	return h.c.handle(ctx, h.name, h.served, in)
 }
 
 // Handler returns the taskertype.Handler that dispatches steps through c.
@@ -253,7 +254,18 @@ func (c *Channel) Handler() taskertype.Handler { return handler{c: c} }
 // worker under that same name.
 func (c *Channel) HandlerFor(name string) taskertype.Handler { return handler{c: c, name: name} }
 
-func (c *Channel) handle(ctx context.Context, name string, in *taskertype.StepInput) (any, error) {
+// HandlerForServed is HandlerFor for steps that go to pull workers only
+// while one serves them. Once its event is queued, the handler asks served
+// again: if no worker serves the step any more, the event is given back
+// (taskertype.ErrHandedBack) unless a worker polled it meanwhile. Whoever
+// stops serving does so before calling ReleaseQueued, so an event queued
+// while the last worker left is given back by one or the other, and never
+// waits out its complete timeout in a queue nobody polls.
+func (c *Channel) HandlerForServed(name string, served func(namespace, name string) bool) taskertype.Handler {
+	return handler{c: c, name: name, served: served}
+}
+
+func (c *Channel) handle(ctx context.Context, name string, served func(namespace, name string) bool, in *taskertype.StepInput) (any, error) {
 	if in == nil {
 		return nil, taskertype.Permanent(errors.New("dispatch: Handle called without a step input"))
 	}
@@ -298,6 +310,11 @@ func (c *Channel) handle(ctx context.Context, name string, in *taskertype.StepIn
 	}
 	c.signal()
 	c.waiters.wake()
+	if served != nil && !served(e.ev.Namespace, name) && e.state.CompareAndSwap(stateQueued, stateDone) {
+		c.queue.remove(e)
+		c.abandoned.Add(1)
+		return outcome{r: Result{Error: "no registered pull worker serves the step any more", HandedBack: true}}.value()
+	}
 
 	draining := c.draining
 wait:

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -770,5 +771,33 @@ func TestReleaseQueuedGivesBackOnlyTheMatchingEvents(t *testing.T) {
 	c.Complete(ev.ID, Result{Output: json.RawMessage(`1`)})
 	if r := wait(t, kept); r.err != nil {
 		t.Fatalf("the kept step: %v", r.err)
+	}
+}
+
+// A step whose handler no worker serves any more once its event is queued
+// (the last worker left between the engine's check and the queueing, so
+// the ReleaseQueued of its deregistration ran too early) is given back at
+// once instead of waiting out its complete timeout; one still served stays
+// queued for a worker.
+func TestHandlerForServedGivesBackAStepNoWorkerServesOnceQueued(t *testing.T) {
+	c := newChannel(t, Config{CompleteTimeout: time.Hour})
+	var servedNow atomic.Bool
+	served := func(namespace, name string) bool { return servedNow.Load() }
+	gone := dispatch(t.Context(), c.HandlerForServed("py.a", served), stepInput("a"))
+	if r := wait(t, gone); !errors.Is(r.err, taskertype.ErrHandedBack) {
+		t.Fatalf("Handle returned %v, %v; want ErrHandedBack", r.v, r.err)
+	}
+	if m := c.Metrics(); m.Queued != 0 || m.Abandoned != 1 {
+		t.Fatalf("metrics %+v: want nothing queued and the event given back", m)
+	}
+	servedNow.Store(true)
+	kept := dispatch(t.Context(), c.HandlerForServed("py.a", served), stepInput("b"))
+	ev, err := c.PollWait(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Complete(ev.ID, Result{Output: json.RawMessage(`1`)})
+	if r := wait(t, kept); r.err != nil {
+		t.Fatalf("the served step: %v", r.err)
 	}
 }
