@@ -163,26 +163,8 @@ func TestTaskEvents(t *testing.T) {
 
 			if backend == "postgres" {
 				t.Run("transitions another process commits reach the stream", func(t *testing.T) {
-					idle := idleTask(t, c)
-					other, err := tasker.Open(t.Context(), tasker.Config{DatabaseURL: dbURL,
-						DisableOrchestration: true, DisableWorkers: true})
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer other.Stop(context.Background())
-					evs, done := watch(t.Context(), cl, idle.TaskUUID)
-					if e := next(t, evs); e.Type != "snapshot" {
-						t.Fatalf("first event %+v", e)
-					}
-					if err := other.CompleteStep(t.Context(), uuid.MustParse(idle.TaskUUID), idle.Steps[0].Name, json.RawMessage(`{"value":1}`)); err != nil {
-						t.Fatal(err)
-					}
-					for {
-						e := next(t, evs)
-						if tr := e.Transition; tr != nil && tr.StepName != nil && *tr.StepName == idle.Steps[0].Name && tr.ToState == "complete" {
-							break
-						}
-					}
+					idle, other, evs, done := watchWithAnotherEngine(t, c, cl, dbURL)
+					completeElsewhere(t, other, idle, evs)
 					c.json("DELETE", "/v1/tasks/"+idle.TaskUUID, nil, 200, nil)
 					for range evs {
 					}
@@ -195,17 +177,7 @@ func TestTaskEvents(t *testing.T) {
 				// one committed a later id, and commits after the stream read
 				// that later id: the poll still reads it.
 				t.Run("a transition committed out of id order reaches the stream", func(t *testing.T) {
-					idle := idleTask(t, c)
-					other, err := tasker.Open(t.Context(), tasker.Config{DatabaseURL: dbURL,
-						DisableOrchestration: true, DisableWorkers: true})
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer other.Stop(context.Background())
-					evs, done := watch(t.Context(), cl, idle.TaskUUID)
-					if e := next(t, evs); e.Type != "snapshot" {
-						t.Fatalf("first event %+v", e)
-					}
+					idle, other, evs, done := watchWithAnotherEngine(t, c, cl, dbURL)
 					conn, err := pgx.Connect(t.Context(), dbURL)
 					if err != nil {
 						t.Fatal(err)
@@ -222,15 +194,7 @@ func TestTaskEvents(t *testing.T) {
 						uuid.MustParse(idle.TaskUUID), uuid.MustParse(last.WorkflowStepUUID)); err != nil {
 						t.Fatal(err)
 					}
-					if err := other.CompleteStep(t.Context(), uuid.MustParse(idle.TaskUUID), idle.Steps[0].Name, json.RawMessage(`{"value":1}`)); err != nil {
-						t.Fatal(err)
-					}
-					for {
-						e := next(t, evs)
-						if tr := e.Transition; tr != nil && tr.StepName != nil && *tr.StepName == idle.Steps[0].Name && tr.ToState == "complete" {
-							break
-						}
-					}
+					completeElsewhere(t, other, idle, evs)
 					// The stream has read the later id; now the earlier one commits.
 					if err := late.Commit(t.Context()); err != nil {
 						t.Fatal(err)
@@ -250,6 +214,39 @@ func TestTaskEvents(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// watchWithAnotherEngine creates an idle task, opens a second engine on the
+// same database (another process's commits: not on this server's bus) and
+// watches the task past its snapshot.
+func watchWithAnotherEngine(t *testing.T, c *client, cl *tclient.Client, dbURL string) (taskResp, *tasker.Engine, <-chan tclient.Event, <-chan error) {
+	t.Helper()
+	idle := idleTask(t, c)
+	other, err := tasker.Open(t.Context(), tasker.Config{DatabaseURL: dbURL, DisableOrchestration: true, DisableWorkers: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Stop(context.Background()) })
+	evs, done := watch(t.Context(), cl, idle.TaskUUID)
+	if e := next(t, evs); e.Type != "snapshot" {
+		t.Fatalf("first event %+v", e)
+	}
+	return idle, other, evs, done
+}
+
+// completeElsewhere completes the task's first step through other and waits
+// for the stream to send it.
+func completeElsewhere(t *testing.T, other *tasker.Engine, idle taskResp, evs <-chan tclient.Event) {
+	t.Helper()
+	if err := other.CompleteStep(t.Context(), uuid.MustParse(idle.TaskUUID), idle.Steps[0].Name, json.RawMessage(`{"value":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		e := next(t, evs)
+		if tr := e.Transition; tr != nil && tr.StepName != nil && *tr.StepName == idle.Steps[0].Name && tr.ToState == "complete" {
+			return
+		}
 	}
 }
 
