@@ -58,18 +58,20 @@ func TestCreateAnswersWhatIsStored(t *testing.T) {
 	}
 }
 
-// POST /v1/tasks stores the context as the JSON it came as: a number keeps
-// its digits, a lone surrogate escape is kept (a decoder reads it as
-// U+FFFD). A context of bad UTF-8 is mended (to U+FFFD) rather than
+// POST /v1/tasks stores the context a number keeps its digits in, compact,
+// with one value per key (the last); a lone surrogate escape is read as
+// U+FFFD, and a context of bad UTF-8 is mended (to U+FFFD) rather than
 // refused by a store, on every backend.
 func TestCreateKeepsTheContextAsSent(t *testing.T) {
 	for _, backend := range backends(t) {
 		t.Run(backend, func(t *testing.T) {
-			c, _ := newClient(t, backend, api.Config{})
+			c, eng := newClient(t, backend, api.Config{})
 			for _, tc := range []struct{ context, key, want string }{
 				{`{"value": 2, "big": 12345678901234567891}`, "big", "12345678901234567891"},
 				{`{"value": 2, "s": "\ud800"}`, "s", "\ufffd"},
 				{"{\"value\": 2, \"s\": \"a\xffb\"}", "s", "a\ufffdb"},
+				{"{\"value\": 2, \"big\": 12345678901234567891, \"s\": \"a\xffb\"}", "big", "12345678901234567891"},
+				{`{ "value" : 2 , "a" : 1 , "a" : 3 }`, "a", "3"},
 			} {
 				body := `{"namespace":"idle","name":"linear_workflow","version":"1.0.0","idempotency_key":"` + uuid.NewString() + `","context":` + tc.context + `}`
 				st, out := c.do("POST", "/v1/tasks", body)
@@ -93,6 +95,14 @@ func TestCreateKeepsTheContextAsSent(t *testing.T) {
 				}
 				if v := fmt.Sprint(task.Context[tc.key]); v != tc.want {
 					t.Errorf("context %s: %s is %q, want %q", tc.context, tc.key, v, tc.want)
+				}
+				info, err := eng.Task(t.Context(), uuid.MustParse(created.TaskUUID))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var compact bytes.Buffer
+				if err := json.Compact(&compact, info.Task.Context); err != nil || !bytes.Equal(compact.Bytes(), info.Task.Context) || bytes.Count(info.Task.Context, []byte(`"a"`)) > 1 {
+					t.Errorf("context %s stored as %s, want it compact with one value per key", tc.context, info.Task.Context)
 				}
 			}
 		})

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -35,9 +36,17 @@ const (
 	// taken when its transaction writes it, and transactions commit in any
 	// order: one that took an id before a transition the stream has read
 	// may commit after it. The engine's transactions are a few statements
-	// each (statement_timeout 30s, idle_in_transaction 5s), so one that has
-	// not committed 30s after a later id became visible is not expected.
-	DefaultEventSettle = 30 * time.Second
+	// each, group-committed, and PostgreSQL ends a session idle in a
+	// transaction for 5s (idle_in_transaction_session_timeout): one that
+	// commits more than 5s after a later id became visible is not
+	// expected. Best effort: a transaction slower than that is still
+	// missed, as is one whose id the stream's first read took for settled
+	// (by its time, stamped by the process that wrote it).
+	DefaultEventSettle = 5 * time.Second
+	// maxRecent bounds the ids a stream remembers above its cursor: past
+	// it the cursor moves up to keep the newest maxRecent, so a busy task
+	// costs each poll at most that many rows read again.
+	maxRecent = 4096
 	// eventWriteTimeout bounds one write to a stream's client.
 	eventWriteTimeout = 10 * time.Second
 )
@@ -153,8 +162,9 @@ func (s *Server) streamTaskEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 // pollLog reads the transitions committed since the stream's cursor (one
-// query of those only, whatever the task's size) and sends what the client
-// was not told. A step created since the snapshot (a decision's or a batch's)
+// query: those of the settle window, at most maxRecent of them, and the
+// new ones, whatever the task's size) and sends what the client was not
+// told. A step created since the snapshot (a decision's or a batch's)
 // has its name read once, with the task's steps.
 func (s *Server) pollLog(ctx context.Context, st *stream, id uuid.UUID) error {
 	trs, err := s.eng.TransitionsAfter(ctx, id, st.cursor)
@@ -201,7 +211,7 @@ type stream struct {
 	// (DefaultEventSettle): a transition committed after a later one was
 	// read is still read, and sent. recent holds the ids above the cursor
 	// the stream has read, with when it first read each, so that none is
-	// sent twice; it is bounded by the task's transitions of one window.
+	// sent twice; at most maxRecent.
 	cursor int64
 	recent map[int64]time.Time
 	n      int
@@ -240,6 +250,14 @@ func (st *stream) settle(old time.Time) {
 		if seen.Before(old) && id > c {
 			c = id
 		}
+	}
+	if n := len(st.recent); n > maxRecent {
+		ids := make([]int64, 0, n)
+		for id := range st.recent {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		c = max(c, ids[n-maxRecent-1])
 	}
 	if c == st.cursor {
 		return

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"slices"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -87,19 +86,21 @@ func (s *Server) CreateTask(ctx context.Context, req gen.CreateTaskRequestObject
 		ctxv = map[string]any{}
 	case map[string]any:
 	case json.RawMessage:
-		// As the request carried it (createTaskServer): the engine keeps
-		// it as it is, once it is an object of valid UTF-8 (a string of
-		// bad UTF-8 is mended, as decoding it would).
+		// As the request carried it (createTaskServer). It is decoded once
+		// more, numbers as their digits, so that the engine stores it
+		// compact, with one value per key (the last, as every decoder
+		// takes) and bad UTF-8 mended, whatever spacing or repeats the
+		// client sent.
 		if kind := rawKind(c); kind != "" {
 			return nil, badf("context must be a JSON object, not %s", kind)
 		}
-		if !utf8.Valid(c) {
-			var v any
-			if err := json.Unmarshal(c, &v); err != nil {
-				return nil, badf("context: %v", err)
-			}
-			ctxv = v
+		d := json.NewDecoder(bytes.NewReader(c))
+		d.UseNumber()
+		var v map[string]any
+		if err := d.Decode(&v); err != nil {
+			return nil, badf("context: %v", err)
 		}
+		ctxv = v
 	default:
 		return nil, badf("context must be a JSON object, not %s", jsonKind(ctxv))
 	}
