@@ -416,11 +416,14 @@ func dedupe(s []string) []string {
 }
 
 // StepAncestorResults implements store.Store: one recursive query over
-// the steps' depends_on, reading the ancestors only. The final join is
-// bounded to the task's steps (task_id = $1): without it the generic plan
-// misjudges the recursive CTE's size and hashes a sequential scan of the
-// whole steps table (5 ms at 40,000 steps, growing with the table), where
-// the task's index reads a few rows.
+// the steps' depends_on, reading the ancestors only. Each ancestor's row is
+// read by its primary key (a LATERAL subquery, kept from being flattened
+// into a join by OFFSET 0): a plain join lets the generic plan misjudge the
+// recursive CTE's size and hash a scan of the whole steps table (5 ms at
+// 40,000 steps, growing with the table) or, bounded by task_id, of every
+// step of the task (6.1 ms for a step with 4 ancestors in a task of 20,000
+// steps, against 0.34 ms with the lookups; EXPLAIN ANALYZE under
+// plan_cache_mode = force_generic_plan).
 func (s *Store) StepAncestorResults(ctx context.Context, taskID, stepID uuid.UUID) (map[string]json.RawMessage, error) {
 	const op = "step ancestor results"
 	if err := s.check(op); err != nil {
@@ -431,8 +434,9 @@ func (s *Store) StepAncestorResults(ctx context.Context, taskID, stepID uuid.UUI
 			UNION
 			SELECT d FROM anc JOIN steps s ON s.id = anc.id, unnest(s.depends_on) d
 		)
-		SELECT s.name, s.result FROM anc JOIN steps s ON s.id = anc.id
-		WHERE s.task_id = $1 AND s.state = $3 AND s.result IS NOT NULL`, taskID, stepID, string(taskertype.StepComplete))
+		SELECT s.name, s.result FROM anc CROSS JOIN LATERAL (
+			SELECT name, result FROM steps
+			WHERE id = anc.id AND task_id = $1 AND state = $3 AND result IS NOT NULL OFFSET 0) s`, taskID, stepID, string(taskertype.StepComplete))
 	if err != nil {
 		return nil, fmt.Errorf("store: %s: step %s: %w", op, stepID, err)
 	}
