@@ -58,11 +58,11 @@ func TestCreateAnswersWhatIsStored(t *testing.T) {
 	}
 }
 
-// POST /v1/tasks stores the context a number keeps its digits in, compact,
-// with one value per key (the last); a lone surrogate escape is read as
+// POST /v1/tasks stores the context compact, with one value per key (the
+// last) and every number's digits; a lone surrogate escape is read as
 // U+FFFD, and a context of bad UTF-8 is mended (to U+FFFD) rather than
 // refused by a store, on every backend.
-func TestCreateKeepsTheContextAsSent(t *testing.T) {
+func TestCreateStoresTheContextCompactWithItsDigits(t *testing.T) {
 	for _, backend := range backends(t) {
 		t.Run(backend, func(t *testing.T) {
 			c, eng := newClient(t, backend, api.Config{})

@@ -35,17 +35,17 @@ const (
 	// the newest transition it has seen. On PostgreSQL a transition's id is
 	// taken when its transaction writes it, and transactions commit in any
 	// order: one that took an id before a transition the stream has read
-	// may commit after it. The engine's transactions are a few statements
-	// each, group-committed, and PostgreSQL ends a session idle in a
-	// transaction for 5s (idle_in_transaction_session_timeout): one that
-	// commits more than 5s after a later id became visible is not
-	// expected. Best effort: a transaction slower than that is still
-	// missed, as is one whose id the stream's first read took for settled
-	// (by its time, stamped by the process that wrote it).
+	// may commit after it. The engine's transactions are a few statements,
+	// pipelined with their commit; 5s is an assumption about how long such
+	// a commit can take (an fsync stall, a synchronous standby), not a limit
+	// PostgreSQL enforces: best effort, a commit slower than that is missed
+	// (the step's next transition and the task's end are not).
 	DefaultEventSettle = 5 * time.Second
-	// maxRecent bounds the ids a stream remembers above its cursor: past
-	// it the cursor moves up to keep the newest maxRecent, so a busy task
-	// costs each poll at most that many rows read again.
+	// maxRecent bounds the ids a stream remembers from earlier polls above
+	// its cursor: past it the cursor moves up to keep the newest maxRecent,
+	// so a busy task costs each poll at most that many rows read again
+	// (and a commit slower than maxRecent of the task's transitions is
+	// missed).
 	maxRecent = 4096
 	// eventWriteTimeout bounds one write to a stream's client.
 	eventWriteTimeout = 10 * time.Second
@@ -105,7 +105,7 @@ func (s *Server) streamTaskEvents(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 
 	st := &stream{w: w, rc: rc, steps: map[uuid.UUID]known{}, names: map[uuid.UUID]string{}, recent: map[int64]time.Time{}}
-	st.start(log, s.clock.Now(), s.eventSettle)
+	st.start(log, s.clock.Now())
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	stop := context.AfterFunc(s.closing, cancel)
@@ -194,7 +194,7 @@ func (s *Server) pollLog(ctx context.Context, st *stream, id uuid.UUID) error {
 	if err := st.observe(id, fresh); err != nil {
 		return err
 	}
-	st.settle(now.Add(-s.eventSettle))
+	st.settle(now, now.Add(-s.eventSettle))
 	return nil
 }
 
@@ -211,7 +211,8 @@ type stream struct {
 	// (DefaultEventSettle): a transition committed after a later one was
 	// read is still read, and sent. recent holds the ids above the cursor
 	// the stream has read, with when it first read each, so that none is
-	// sent twice; at most maxRecent.
+	// sent twice; at most maxRecent from earlier polls, and those of the
+	// current one.
 	cursor int64
 	recent map[int64]time.Time
 	n      int
@@ -225,39 +226,39 @@ func (st *stream) learn(info *tasker.TaskInfo) {
 	}
 }
 
-// start places the cursor after the initial read of the log: below it
-// the transitions stamped before the settle window, above it the rest, as
-// read now.
-func (st *stream) start(log []*tasker.Transition, now time.Time, settle time.Duration) {
-	old := now.Add(-settle)
+// start remembers the ids of the initial read of the log, as read now: the
+// cursor stays at zero until settle moves it, so the first polls read
+// again what a slow transaction may still commit below them, whatever the
+// writers' clocks said.
+func (st *stream) start(log []*tasker.Transition, now time.Time) {
 	for _, tr := range log {
-		if tr.At.Before(old) && tr.ID > st.cursor {
-			st.cursor = tr.ID
-		}
-	}
-	for _, tr := range log {
-		if tr.ID > st.cursor {
-			st.recent[tr.ID] = now
-		}
+		st.recent[tr.ID] = now
 	}
 }
 
 // settle moves the cursor up to the newest transition read before old, and
-// forgets the ids it passes.
-func (st *stream) settle(old time.Time) {
+// forgets the ids it passes. Past maxRecent ids it moves up further, to
+// keep the newest maxRecent of those read in earlier polls (before now):
+// the ids this poll read first keep their window, so a burst of commits
+// does not pass over a slow transaction below it at once.
+func (st *stream) settle(now, old time.Time) {
 	c := st.cursor
 	for id, seen := range st.recent {
 		if seen.Before(old) && id > c {
 			c = id
 		}
 	}
-	if n := len(st.recent); n > maxRecent {
-		ids := make([]int64, 0, n)
-		for id := range st.recent {
-			ids = append(ids, id)
+	if len(st.recent) > maxRecent {
+		var earlier []int64
+		for id, seen := range st.recent {
+			if seen.Before(now) {
+				earlier = append(earlier, id)
+			}
 		}
-		slices.Sort(ids)
-		c = max(c, ids[n-maxRecent-1])
+		if n := len(earlier); n > maxRecent {
+			slices.Sort(earlier)
+			c = max(c, earlier[n-maxRecent-1])
+		}
 	}
 	if c == st.cursor {
 		return

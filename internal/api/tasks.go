@@ -87,8 +87,8 @@ func (s *Server) CreateTask(ctx context.Context, req gen.CreateTaskRequestObject
 	case map[string]any:
 	case json.RawMessage:
 		// As the request carried it (createTaskServer). It is decoded once
-		// more, numbers as their digits, so that the engine stores it
-		// compact, with one value per key (the last, as every decoder
+		// more, numbers as their digits, so that a context posted here is
+		// stored compact, with one value per key (the last, as every decoder
 		// takes) and bad UTF-8 mended, whatever spacing or repeats the
 		// client sent.
 		if kind := rawKind(c); kind != "" {
