@@ -499,14 +499,15 @@ func TestFaultPausedProcesses(t *testing.T) {
 	}
 	feed(time.Now().Add(4 * time.Second))
 	// Each is stopped in the middle of a transaction, with rows locked.
+	// The pause counts from when both are stopped: catching the second
+	// inside a transaction may take a while, and the windows below ask
+	// for progress while both are stopped and tasks keep coming.
 	for _, p := range []*process{pausedWorker, pausedServe} {
 		if !c.pauseInTx(p) {
 			t.Logf("%v could not be stopped inside a transaction in 20s: stopped outside one", p.cmd.Args)
 		}
-		if pausedAt.IsZero() {
-			pausedAt = time.Now()
-		}
 	}
+	pausedAt = time.Now()
 	feed(pausedAt.Add(15 * time.Second))
 	// Every task so far finishes before the paused processes resume,
 	// those whose rows or messages they held included: their
