@@ -2,7 +2,10 @@
 // pgx's rows and database/sql's have the three methods a scan loop needs.
 package rowscan
 
-import "fmt"
+import (
+	"encoding/json"
+	"fmt"
+)
 
 // Rows is what a scan loop needs of a result set; pgx.Rows and *sql.Rows
 // both have it. The caller closes the rows.
@@ -34,4 +37,23 @@ func All[T any](op string, rows Rows, scan func(Rows) (T, error)) ([]T, error) {
 func Each(op string, rows Rows, scan func(Rows) error) error {
 	_, err := All(op, rows, func(r Rows) (struct{}, error) { return struct{}{}, scan(r) })
 	return err
+}
+
+// NamedJSON reads rows of (name, JSON) into a map by name: a step's
+// ancestors' results, on both backends.
+func NamedJSON(op string, rows Rows) (map[string]json.RawMessage, error) {
+	out := map[string]json.RawMessage{}
+	err := Each(op, rows, func(r Rows) error {
+		var (
+			name string
+			v    []byte
+		)
+		err := r.Scan(&name, &v)
+		out[name] = v
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }

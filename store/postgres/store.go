@@ -441,16 +441,7 @@ func (s *Store) StepAncestorResults(ctx context.Context, taskID, stepID uuid.UUI
 		return nil, fmt.Errorf("store: %s: step %s: %w", op, stepID, err)
 	}
 	defer rows.Close()
-	out := map[string]json.RawMessage{}
-	err = rowscan.Each(op, rows, func(rows rowscan.Rows) error {
-		var (
-			name   string
-			result []byte
-		)
-		err := rows.Scan(&name, &result)
-		out[name] = result
-		return err
-	})
+	out, err := rowscan.NamedJSON(op, rows)
 	if err != nil {
 		return nil, fmt.Errorf("%w (step %s)", err, stepID)
 	}

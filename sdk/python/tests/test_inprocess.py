@@ -32,25 +32,38 @@ def libtasker() -> str:
     return out
 
 
+
+def start_example(prefix: str):
+    """An engine in this process with the example's templates, and a started
+    worker of its Python handlers."""
+    work = tempfile.mkdtemp(prefix=prefix)
+    transport = InProcessTransport({"database_path": os.path.join(work, "t.db"),
+                                    "templates": [os.path.join(EXAMPLES, "templates")],
+                                    "complete_timeout_ms": 5000}, lib_path=libtasker())
+    registry = HandlerRegistry()
+    load_handlers(os.path.join(EXAMPLES, "order_handlers"), registry)
+    worker = Worker(transport, registry, ["py_example"], concurrency=4)
+    worker.start()
+    return transport, worker
+
+
+def create_order(test: unittest.TestCase, transport):
+    """Creates the example's order task; its answer's body."""
+    st, body = transport.call("POST", "/v1/tasks", {
+        "namespace": "py_example", "name": "order_fulfillment", "version": "1.0.0", "context": ORDER,
+        "initiator": "test", "source_system": "inprocess", "reason": "test", "tags": []})
+    test.assertIn(st, (200, 201), body)
+    return body
+
 class InProcessTest(unittest.TestCase):
     """The example workflow (decision, batch with checkpoint yields,
     convergence) runs with its handlers in this process's threads and the
     engine in this process too."""
 
     def test_example_in_process(self):
-        work = tempfile.mkdtemp(prefix="inproc-")
-        transport = InProcessTransport({"database_path": os.path.join(work, "t.db"),
-                                        "templates": [os.path.join(EXAMPLES, "templates")],
-                                        "complete_timeout_ms": 5000}, lib_path=libtasker())
-        registry = HandlerRegistry()
-        load_handlers(os.path.join(EXAMPLES, "order_handlers"), registry)
-        worker = Worker(transport, registry, ["py_example"], concurrency=4)
-        worker.start()
+        transport, worker = start_example("inproc-")
         try:
-            st, body = transport.call("POST", "/v1/tasks", {
-                "namespace": "py_example", "name": "order_fulfillment", "version": "1.0.0", "context": ORDER,
-                "initiator": "test", "source_system": "inprocess", "reason": "test", "tags": []})
-            self.assertIn(st, (200, 201), body)
+            body = create_order(self, transport)
             task = body["task_uuid"]
             deadline = time.time() + 30
             while True:
@@ -133,19 +146,9 @@ class InProcessStopTest(unittest.TestCase):
     threads in their long polls) logs nothing at warning level."""
 
     def test_clean_stop_logs_no_warning(self):
-        work = tempfile.mkdtemp(prefix="inproc-stop-")
-        transport = InProcessTransport({"database_path": os.path.join(work, "t.db"),
-                                        "templates": [os.path.join(EXAMPLES, "templates")],
-                                        "complete_timeout_ms": 5000}, lib_path=libtasker())
-        registry = HandlerRegistry()
-        load_handlers(os.path.join(EXAMPLES, "order_handlers"), registry)
-        worker = Worker(transport, registry, ["py_example"], concurrency=4)
-        worker.start()
+        transport, worker = start_example("inproc-stop-")
         try:
-            st, body = transport.call("POST", "/v1/tasks", {
-                "namespace": "py_example", "name": "order_fulfillment", "version": "1.0.0", "context": ORDER,
-                "initiator": "test", "source_system": "inprocess", "reason": "test", "tags": []})
-            self.assertIn(st, (200, 201), body)
+            body = create_order(self, transport)
             deadline = time.time() + 30
             while transport.call("GET", f"/v1/tasks/{body['task_uuid']}")[1].get("status") != "complete":
                 self.assertLess(time.time(), deadline, "the task did not complete")
