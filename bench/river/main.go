@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -41,6 +42,7 @@ type options struct {
 	maxWorkers  int
 	repo        string
 	taskerArgs  string
+	gogc        int
 }
 
 func main() {
@@ -51,7 +53,16 @@ func main() {
 	flag.IntVar(&o.maxWorkers, "max-workers", 2000, "River's MaxWorkers for the default queue (River's own benchmark, riverbench, uses 2,000)")
 	flag.StringVar(&o.repo, "repo", "", "the Tasker repository whose cmd/tasker is built and run (default: found above the current directory)")
 	flag.StringVar(&o.taskerArgs, "tasker-args", "", "more arguments for `tasker bench --burn-down`, such as \"--worker-concurrency 128\"")
+	flag.IntVar(&o.gogc, "gogc", 400, "the garbage collector's target (GOGC) of both: River's client, in this process, and tasker's, whose server processes default to 400")
 	flag.Parse()
+	if o.gogc <= 0 {
+		fmt.Fprintln(os.Stderr, "river bench: --gogc must be positive (Go's default is 100)")
+		os.Exit(2)
+	}
+	// Both engines collect garbage at the same target: tasker's server
+	// processes run at 400 by default, so River's client, in this process,
+	// does too unless told otherwise.
+	debug.SetGCPercent(o.gogc)
 	if err := run(context.Background(), o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "river bench:", err)
 		os.Exit(1)
@@ -100,7 +111,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	}
 	defer admin.Close()
 
-	fmt.Fprintf(out, "load average before: %s\n", loadAvg())
+	fmt.Fprintf(out, "GOGC %d for both; load average before: %s\n", o.gogc, loadAvg())
 	var rivers, taskers []figures
 	for i := range o.rounds {
 		var r, t figures
@@ -164,6 +175,7 @@ func runTasker(ctx context.Context, bin string, o options) (figures, error) {
 	args := []string{"bench", "--burn-down", fmt.Sprint(o.jobs), "--shapes", "single", "--database-url", o.databaseURL, "--json"}
 	args = append(args, strings.Fields(o.taskerArgs)...)
 	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("GOGC=%d", o.gogc))
 	var stdout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, os.Stderr
 	if err := cmd.Run(); err != nil {

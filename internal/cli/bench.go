@@ -40,9 +40,13 @@ only completions committed, and over the drain: CPU per task of this process
 (GO CPU) and, on PostgreSQL, of the server's processes on this machine (the
 drain's backends, PG CPU, and the background ones such as the WAL writer, PG
 BG CPU); round trips, statements and rows inserted, updated and deleted per
-task. --json prints the figures as JSON.`,
+task. --json prints the figures as JSON.
+
+The garbage collector's target is that of tasker serve and tasker worker,
+whose engine this measures: GOGC=400 unless GOGC is set.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			serverGC() // as tasker serve and tasker worker run
 			if burn.CPUProfile != "" && !cmd.Flags().Changed("burn-down") {
 				return usageError{fmt.Errorf("--cpuprofile profiles a burn-down: give --burn-down N too")}
 			}

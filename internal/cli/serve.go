@@ -213,9 +213,14 @@ func newWorkerCmd(g *globals) *cobra.Command {
 built-in demo handlers (a program of your own embeds the engine with its
 handlers instead). Results go back to the orchestration processes
 ('tasker serve'). Stops gracefully on SIGINT or SIGTERM: running steps finish
-or are released.`,
+or are released.
+
+The garbage collector's target is GOGC=400 unless the GOGC environment
+variable is set, as for serve; GOMEMLIMIT bounds the heap.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			gc := serverGC()
+			g.logger().Debug("garbage collector target", "gogc", gc)
 			if len(namespaces) == 0 {
 				return usageError{fmt.Errorf("no namespace: pass --namespace NS (repeatable)")}
 			}
