@@ -318,4 +318,41 @@ type StepInputs struct {
 	// Results maps the name of each dependency to its result (JSON null
 	// when it was resolved by hand without one).
 	Results map[string]json.RawMessage
+	// Ancestors, when the transaction holds the rows of every ancestor of
+	// the step, is what StepAncestorResults would read (HeldAncestors),
+	// at no cost of a read; nil when it does not.
+	Ancestors map[string]json.RawMessage
+}
+
+// HeldAncestors returns the results of a step's completed ancestors (its
+// dependencies, theirs, and so on up), by step name, as
+// Store.StepAncestorResults has them, from rows a transaction holds:
+// held(id) returns the row of step id, or nil when the transaction does
+// not hold it. It returns nil, and no partial answer, when an ancestor's
+// row is not held; an empty map when the step has no completed ancestor
+// with a result.
+func HeldAncestors(st *taskertype.Step, held func(uuid.UUID) *taskertype.Step) map[string]json.RawMessage {
+	out := map[string]json.RawMessage{}
+	if len(st.DependsOn) == 0 {
+		return out
+	}
+	seen := make(map[uuid.UUID]bool, len(st.DependsOn))
+	next := append([]uuid.UUID(nil), st.DependsOn...)
+	for len(next) > 0 {
+		id := next[len(next)-1]
+		next = next[:len(next)-1]
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		a := held(id)
+		if a == nil {
+			return nil
+		}
+		if a.State == taskertype.StepComplete && len(a.Result) > 0 {
+			out[a.Name] = a.Result
+		}
+		next = append(next, a.DependsOn...)
+	}
+	return out
 }

@@ -50,6 +50,13 @@ type StepInput struct {
 	Context json.RawMessage
 	// Results holds the result of each dependency, by step name.
 	Results map[string]json.RawMessage
+	// Ancestors holds the results of the step's completed ancestors (its
+	// dependencies, theirs, and so on up), by step name, when the
+	// transaction that started the step held all their rows (on the
+	// embedded backend always; on PostgreSQL when it had the task's steps
+	// at hand): pull workers receive them, as tasker-core's handlers do.
+	// Nil when it did not; Engine.StepAncestorResults reads them.
+	Ancestors map[string]json.RawMessage
 	// Config is the step's configuration, from its template (config, or
 	// handler.initialization in tasker-core's dialect): a JSON object, nil
 	// when the step has none. DecodeConfig decodes it.

@@ -373,11 +373,13 @@ func (s *Server) PollWorkerEvents(ctx context.Context, req gen.PollWorkerEventsR
 
 // addAncestry gives an event what tasker-core's handlers receive beyond
 // the step's input: the results of every completed ancestor (not only the
-// direct dependencies), read in one query of those steps only, and the
-// task's correlation ids, read once per task (polledTasks remembers them,
-// and the task's steps without dependencies: a step whose dependencies are
-// all such steps has no ancestor beyond them, and a step without
-// dependencies none, so neither reads its ancestors). When a read fails
+// direct dependencies), which the event carries when the transaction that
+// started the step held their rows (PullEvent.Ancestors) and which are
+// read otherwise, in one query of those steps only; and the task's
+// correlation ids, read once per task (polledTasks remembers them, and the
+// task's steps without dependencies: a step whose dependencies are all
+// such steps has no ancestor beyond them, and a step without dependencies
+// none, so neither reads its ancestors). When a read fails
 // the event keeps what it has: its direct dependencies (the step's own
 // input, which is the truth for them).
 func (s *Server) addAncestry(ctx context.Context, we *gen.WorkerEvent, ev *tasker.PullEvent) {
@@ -402,13 +404,16 @@ func (s *Server) addAncestry(ctx context.Context, we *gen.WorkerEvent, ev *taske
 		s.polled.addRoot(ev.TaskID, ev.StepName)
 		return
 	}
-	if s.polled.onlyRoots(ev.TaskID, ev.Results) {
-		return
-	}
-	anc, err := s.eng.StepAncestorResults(ctx, ev.TaskID, ev.StepID)
-	if err != nil {
-		s.log.Warn("pull event: read the results of the step's ancestors", "task_id", ev.TaskID, "step_id", ev.StepID, "error", err)
-		return
+	anc := ev.Ancestors
+	if anc == nil {
+		if s.polled.onlyRoots(ev.TaskID, ev.Results) {
+			return
+		}
+		var err error
+		if anc, err = s.eng.StepAncestorResults(ctx, ev.TaskID, ev.StepID); err != nil {
+			s.log.Warn("pull event: read the results of the step's ancestors", "task_id", ev.TaskID, "step_id", ev.StepID, "error", err)
+			return
+		}
 	}
 	// The direct dependencies' results came with the step's input and are
 	// kept as they are.

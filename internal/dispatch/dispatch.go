@@ -88,8 +88,9 @@ type Event struct {
 	AttemptID      uuid.UUID // the attempt's fencing token (StepInput.AttemptID)
 	Context        json.RawMessage
 	Results        map[string]json.RawMessage
-	Config         json.RawMessage // the step's configuration from its template; nil for none
-	Method         string          // the entry point the template names; "" for the default
+	Ancestors      map[string]json.RawMessage // StepInput.Ancestors: nil when not at hand
+	Config         json.RawMessage            // the step's configuration from its template; nil for none
+	Method         string                     // the entry point the template names; "" for the default
 	// Batch is the batch worker's cursor range, settings and last
 	// checkpoint (StepInput.Batch); nil for every other step.
 	Batch        *taskertype.BatchInput
@@ -296,7 +297,7 @@ func (c *Channel) handle(ctx context.Context, name string, served func(namespace
 			ID: id, TaskID: in.TaskID, StepID: in.StepID,
 			Namespace: in.Namespace, StepName: in.StepName, Handler: name,
 			Attempt: in.Attempt, MaxAttempts: in.MaxAttempts, AttemptID: in.AttemptID,
-			Context: in.Context, Results: in.Results,
+			Context: in.Context, Results: in.Results, Ancestors: in.Ancestors,
 			Config: in.Config, Method: in.Method, Batch: in.Batch,
 			DispatchedAt: c.clock.Now(),
 		},

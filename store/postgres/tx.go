@@ -747,6 +747,12 @@ func (x *tx) inputsHeld(stepID uuid.UUID) *store.StepInputs {
 		}
 		in.Results[d.step.Name] = result
 	}
+	in.Ancestors = store.HeldAncestors(&r.step, func(id uuid.UUID) *taskertype.Step {
+		if h := x.steps[id]; h != nil {
+			return &h.step
+		}
+		return nil
+	})
 	return in
 }
 

@@ -317,6 +317,7 @@ func (t *tx) StepInputs(ctx context.Context, stepID uuid.UUID) (*store.StepInput
 		}
 		in.Results[d.Name] = result
 	}
+	in.Ancestors = store.HeldAncestors(st, r.step)
 	return in, nil
 }
 

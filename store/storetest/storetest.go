@@ -886,6 +886,33 @@ func testStepAncestorResults(t *testing.T, e *env) {
 	if r := got("a"); len(r) != 0 {
 		t.Errorf("ancestors of a root step: %s, want none", fmtResults(r))
 	}
+	// A transaction that holds the task's steps (prefetched, as a claim or a
+	// report does) gives the same ancestors with the step's inputs, without
+	// a read; a step without dependencies has none.
+	e.inTx(t, func(tx store.Tx) error {
+		if _, err := tx.Prefetch(t.Context(), &store.PrefetchParams{TaskIDs: []uuid.UUID{p.Task.ID}, ContextsOf: []uuid.UUID{p.Task.ID}}); err != nil {
+			return err
+		}
+		for name, want := range map[string]map[string]json.RawMessage{"e": r, "a": {}, "d": got("d")} {
+			in, err := tx.StepInputs(t.Context(), ids[name])
+			if err != nil {
+				return err
+			}
+			if in.Ancestors == nil {
+				t.Errorf("inputs of %s in a transaction holding its task's steps: no ancestors, want %s", name, fmtResults(want))
+				continue
+			}
+			if len(in.Ancestors) != len(want) {
+				t.Errorf("ancestors of %s with its inputs: %s, want %s", name, fmtResults(in.Ancestors), fmtResults(want))
+			}
+			for k, v := range want {
+				if !jsonEqual(in.Ancestors[k], v) {
+					t.Errorf("ancestors of %s with its inputs: %s, want %s", name, fmtResults(in.Ancestors), fmtResults(want))
+				}
+			}
+		}
+		return nil
+	})
 	if r, err := e.s.StepAncestorResults(t.Context(), p.Task.ID, newID(t)); err != nil || len(r) != 0 {
 		t.Errorf("ancestors of an unknown step: %s, %v; want none, no error", fmtResults(r), err)
 	}

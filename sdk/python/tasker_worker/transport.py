@@ -83,6 +83,13 @@ class Transport:
         step (fewer pollers add requests: docs/benchmarks.md)."""
         return concurrency
 
+    def default_batch(self) -> int:
+        """How many events a thread whose handlers are fast asks for at
+        once, by default (Worker's batch). Over HTTP one: a poll per step
+        costs little next to its request, and every event has a thread
+        of its own at once."""
+        return 1
+
 
 class HTTPTransport(Transport):
     """The /v1/workers routes over HTTP/1.1 keep-alive, one connection per calling thread."""

@@ -3,6 +3,7 @@ import threading
 import time
 import unittest
 
+from tasker_core import StepHandler
 from tasker_core.handler import HandlerRegistry
 from tasker_worker.runtime import Worker
 from tasker_worker.transport import Transport
@@ -73,6 +74,122 @@ class CompletionWaitTest(unittest.TestCase):
     def test_a_negative_wait_is_refused(self):
         with self.assertRaisesRegex(ValueError, "completion_wait_ms -1"):
             Worker(ScriptedTransport(), HandlerRegistry(), ["ns"], handlers=["absent"], completion_wait_ms=-1)
+
+
+def event(i, handler):
+    return {"event_id": f"e{i}", "handler_name": handler, "step_name": f"s{i}", "namespace": "ns",
+            "task_uuid": "0190d2c4-7bd6-7c1f-9d0e-3c8f1a2b4c5d",
+            "step_uuid": f"0190d2c4-7bd6-7c1f-9d0e-3c8f1a2b{i:04d}", "attempt": 1, "max_attempts": 3}
+
+
+class BatchTransport(ScriptedTransport):
+    """Hands out the events of `batches`, each to the first poll that asks
+    for events, as many as it asks for; records which thread ran each."""
+
+    def __init__(self, batches, batch=8):
+        super().__init__()
+        self.batches = [list(b) for b in batches]
+        self.batch = batch
+        self.done = set()
+        self.all_done = threading.Event()
+        self.total = sum(len(b) for b in batches)
+
+    def default_batch(self) -> int:
+        return self.batch
+
+    def poll(self, worker_id, max_events, timeout_ms, completions):
+        with self.lock:
+            self.polls.append((max_events, timeout_ms, [c["event_id"] for c in completions]))
+            self.done.update(c["event_id"] for c in completions)
+            if len(self.done) == self.total:
+                self.all_done.set()
+            answers = [{"event_id": c["event_id"], "status": "accepted"} for c in completions]
+            if max_events and self.batches and self.batches[0]:
+                out, self.batches[0] = self.batches[0][:max_events], self.batches[0][max_events:]
+                if not self.batches[0]:
+                    self.batches.pop(0)
+                return out, answers
+        if not completions:
+            time.sleep(min(timeout_ms, 20) / 1000)
+        return [], answers
+
+
+ran = {}
+ran_lock = threading.Lock()
+
+
+class Fast(StepHandler):
+    handler_name = "fast"
+
+    def call(self, context):
+        with ran_lock:
+            ran[context.step_uuid] = threading.current_thread().name
+        return self.success({})
+
+
+class Slow(StepHandler):
+    handler_name = "slow"
+
+    def call(self, context):
+        time.sleep(0.05)
+        with ran_lock:
+            ran[context.step_uuid] = threading.current_thread().name
+        return self.success({})
+
+
+class BatchTest(unittest.TestCase):
+    def run_worker(self, t, concurrency, **kw):
+        reg = HandlerRegistry()
+        reg.register("fast", Fast)
+        reg.register("slow", Slow)
+        with ran_lock:
+            ran.clear()
+        w = Worker(t, reg, ["ns"], concurrency=concurrency, handlers=["fast", "slow"], poll_timeout_ms=50, **kw)
+        w.start()
+        try:
+            self.assertTrue(t.all_done.wait(10), f"completions of {sorted(t.done)}, want {t.total} events")
+        finally:
+            w.stop()
+        with ran_lock:
+            return dict(ran)
+
+    def test_a_thread_with_fast_handlers_runs_a_batch_in_one_poll(self):
+        t = BatchTransport([[event(i, "fast") for i in range(5)]], batch=8)
+        threads = self.run_worker(t, 1)
+        with t.lock:
+            asked = [p[0] for p in t.polls]
+            carried = [p[2] for p in t.polls if p[2]]
+        self.assertEqual(asked[0], 8, "the first poll asks for a batch")
+        self.assertEqual(carried, [[f"e{i}" for i in range(5)]], "the five completions go in one poll")
+        self.assertEqual(len(set(threads.values())), 1)
+
+    def test_a_batch_past_its_budget_is_spilled_to_idle_threads(self):
+        # The first event is slow: the rest of its batch is spilled. The
+        # thread that spilled it takes the next slow one back, and a thread
+        # idle meanwhile (one waits in the long poll, one in Python) runs
+        # the fast ones instead of waiting behind it.
+        t = BatchTransport([[event(0, "slow"), event(1, "slow"), event(2, "fast"), event(3, "fast")]], batch=8)
+        threads = {str(k)[-1]: v for k, v in self.run_worker(t, 3, pollers=1, batch_budget_ms=10).items()}
+        self.assertEqual(len(threads), 4, threads)
+        self.assertGreater(len(set(threads.values())), 1, f"one thread ran the whole batch: {threads}")
+
+    def test_after_a_slow_handler_a_thread_asks_for_one_event(self):
+        t = BatchTransport([[event(0, "slow")], [event(1, "fast")]], batch=8)
+        self.run_worker(t, 1)
+        with t.lock:
+            asked = [p[0] for p in t.polls if p[0]]
+        self.assertEqual(asked[0], 8, asked)
+        self.assertEqual(asked[1], 1, f"after a 50 ms handler the thread asks for one event: {asked}")
+
+    def test_batch_one_asks_for_one(self):
+        t = BatchTransport([[event(i, "fast") for i in range(3)]], batch=1)
+        self.run_worker(t, 1)
+        with t.lock:
+            self.assertEqual({p[0] for p in t.polls if p[0]}, {1})
+
+    def test_a_batch_below_one_is_refused(self):
+        with self.assertRaisesRegex(ValueError, "batch 0"):
+            Worker(ScriptedTransport(), HandlerRegistry(), ["ns"], handlers=["absent"], batch=0)
 
 
 if __name__ == "__main__":
