@@ -138,6 +138,11 @@ type Tx interface {
 	// StepInputs returns what a handler needs: the task's context and the
 	// results of the step's dependencies.
 	StepInputs(ctx context.Context, stepID uuid.UUID) (*StepInputs, error)
+	// StepAncestorsHeld returns what Store.StepAncestorResults would read
+	// for step stepID (HeldAncestors), from the rows this transaction
+	// holds, without a read; nil when it does not hold them all. A pull
+	// worker's step takes them with its inputs.
+	StepAncestorsHeld(stepID uuid.UUID) map[string]json.RawMessage
 	// StepLeaseHold gives the attempt a step runs a store lease of p.Lease
 	// from the database's now, written with the commit (no round trip of
 	// its own): a worker whose queue does not share the store's database
@@ -318,10 +323,6 @@ type StepInputs struct {
 	// Results maps the name of each dependency to its result (JSON null
 	// when it was resolved by hand without one).
 	Results map[string]json.RawMessage
-	// Ancestors, when the transaction holds the rows of every ancestor of
-	// the step, is what StepAncestorResults would read (HeldAncestors),
-	// at no cost of a read; nil when it does not.
-	Ancestors map[string]json.RawMessage
 }
 
 // HeldAncestors returns the results of a step's completed ancestors (its

@@ -51,11 +51,12 @@ type StepInput struct {
 	// Results holds the result of each dependency, by step name.
 	Results map[string]json.RawMessage
 	// Ancestors holds the results of the step's completed ancestors (its
-	// dependencies, theirs, and so on up), by step name, when the
-	// transaction that started the step held all their rows (on the
-	// embedded backend always; on PostgreSQL when it had the task's steps
-	// at hand): pull workers receive them, as tasker-core's handlers do.
-	// Nil when it did not; Engine.StepAncestorResults reads them.
+	// dependencies, theirs, and so on up), by step name, for a handler
+	// with a method WantsAncestors() bool that returns true (the pull
+	// workers' dispatch channel: tasker-core's handlers receive them),
+	// when the transaction that started the step held all their rows (on
+	// the embedded backend always; on PostgreSQL when it had the task's
+	// steps at hand). Nil otherwise; Engine.StepAncestorResults reads them.
 	Ancestors map[string]json.RawMessage
 	// Config is the step's configuration, from its template (config, or
 	// handler.initialization in tasker-core's dialect): a JSON object, nil

@@ -187,6 +187,10 @@ func (t *guardedTx) StepInputs(ctx context.Context, stepID uuid.UUID) (*store.St
 	return v, t.note(err)
 }
 
+func (t *guardedTx) StepAncestorsHeld(stepID uuid.UUID) map[string]json.RawMessage {
+	return t.tx.StepAncestorsHeld(stepID)
+}
+
 func (t *guardedTx) Prefetch(ctx context.Context, p *store.PrefetchParams) ([]uuid.UUID, error) {
 	v, err := t.tx.Prefetch(ctx, p)
 	return v, t.note(err)

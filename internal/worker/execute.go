@@ -491,8 +491,12 @@ func (w *Worker) startTx(ctx context.Context, tx store.Tx, rec *transition.Recor
 		return nil, err
 	}
 	now := w.clock.Now()
+	var h taskertype.Handler
+	if s.State == taskertype.StepEnqueued {
+		h = w.handlerFor(namespaceOf(m.Queue), s.Handler)
+	}
 	switch {
-	case s.State == taskertype.StepEnqueued && w.handlerFor(namespaceOf(m.Queue), s.Handler) == nil:
+	case s.State == taskertype.StepEnqueued && h == nil:
 		// Not started, nothing written: the attempt is not spent on a
 		// step nobody can run.
 		return nil, fmt.Errorf("%w: step %q, handler %q, namespace %q", errNoHandler, s.Name, s.Handler, namespaceOf(m.Queue))
@@ -518,10 +522,14 @@ func (w *Worker) startTx(ctx context.Context, tx store.Tx, rec *transition.Recor
 		if err != nil {
 			return nil, err
 		}
+		var ancestors map[string]json.RawMessage
+		if a, ok := h.(interface{ WantsAncestors() bool }); ok && a.WantsAncestors() {
+			ancestors = tx.StepAncestorsHeld(stepID)
+		}
 		return &job{m: m, step: s, in: &taskertype.StepInput{
 			TaskID: s.TaskID, StepID: s.ID, StepName: s.Name, Namespace: namespaceOf(m.Queue),
 			Attempt: s.Attempts, MaxAttempts: s.Retry.MaxAttempts, AttemptID: s.AttemptID, Context: inputs.Context, Results: inputs.Results,
-			Ancestors: inputs.Ancestors,
+			Ancestors: ancestors,
 		}, claimedAt: claimedAt, template: msg.Template, version: msg.Version}, nil
 	case s.State == taskertype.StepInProgress && m.ReadCount > 1 && w.leases.runs(s.ID, s.AttemptID):
 		adopted := *s

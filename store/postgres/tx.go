@@ -747,13 +747,22 @@ func (x *tx) inputsHeld(stepID uuid.UUID) *store.StepInputs {
 		}
 		in.Results[d.step.Name] = result
 	}
-	in.Ancestors = store.HeldAncestors(&r.step, func(id uuid.UUID) *taskertype.Step {
+	return in
+}
+
+// StepAncestorsHeld implements store.Tx, from the rows the transaction
+// holds (all of them when it read or created the task's steps).
+func (x *tx) StepAncestorsHeld(stepID uuid.UUID) map[string]json.RawMessage {
+	r := x.steps[stepID]
+	if x.check("step ancestors held") != nil || r == nil {
+		return nil
+	}
+	return store.HeldAncestors(&r.step, func(id uuid.UUID) *taskertype.Step {
 		if h := x.steps[id]; h != nil {
 			return &h.step
 		}
 		return nil
 	})
-	return in
 }
 
 // known makes sure the transaction may name queue name in a statement: a

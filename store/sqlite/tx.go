@@ -317,8 +317,21 @@ func (t *tx) StepInputs(ctx context.Context, stepID uuid.UUID) (*store.StepInput
 		}
 		in.Results[d.Name] = result
 	}
-	in.Ancestors = store.HeldAncestors(st, r.step)
 	return in, nil
+}
+
+// StepAncestorsHeld implements store.Tx, from the transaction's copy of
+// the step's task, if it has one.
+func (t *tx) StepAncestorsHeld(stepID uuid.UUID) map[string]json.RawMessage {
+	if t.check("step ancestors held") != nil {
+		return nil
+	}
+	for _, r := range t.rows {
+		if st := r.step(stepID); st != nil {
+			return store.HeldAncestors(st, r.step)
+		}
+	}
+	return nil
 }
 
 // MessageSend implements store.Tx: the message is written in this

@@ -887,27 +887,27 @@ func testStepAncestorResults(t *testing.T, e *env) {
 		t.Errorf("ancestors of a root step: %s, want none", fmtResults(r))
 	}
 	// A transaction that holds the task's steps (prefetched, as a claim or a
-	// report does) gives the same ancestors with the step's inputs, without
-	// a read; a step without dependencies has none.
+	// report does) gives the same ancestors without a read; a step without
+	// dependencies has none; a transaction that holds nothing, nil.
 	e.inTx(t, func(tx store.Tx) error {
+		if a := tx.StepAncestorsHeld(ids["e"]); a != nil {
+			t.Errorf("ancestors held by a transaction that read nothing: %s, want nil", fmtResults(a))
+		}
 		if _, err := tx.Prefetch(t.Context(), &store.PrefetchParams{TaskIDs: []uuid.UUID{p.Task.ID}, ContextsOf: []uuid.UUID{p.Task.ID}}); err != nil {
 			return err
 		}
 		for name, want := range map[string]map[string]json.RawMessage{"e": r, "a": {}, "d": got("d")} {
-			in, err := tx.StepInputs(t.Context(), ids[name])
-			if err != nil {
-				return err
-			}
-			if in.Ancestors == nil {
-				t.Errorf("inputs of %s in a transaction holding its task's steps: no ancestors, want %s", name, fmtResults(want))
+			a := tx.StepAncestorsHeld(ids[name])
+			if a == nil {
+				t.Errorf("ancestors of %s held by a transaction that prefetched its task: nil, want %s", name, fmtResults(want))
 				continue
 			}
-			if len(in.Ancestors) != len(want) {
-				t.Errorf("ancestors of %s with its inputs: %s, want %s", name, fmtResults(in.Ancestors), fmtResults(want))
+			if len(a) != len(want) {
+				t.Errorf("ancestors of %s held: %s, want %s", name, fmtResults(a), fmtResults(want))
 			}
 			for k, v := range want {
-				if !jsonEqual(in.Ancestors[k], v) {
-					t.Errorf("ancestors of %s with its inputs: %s, want %s", name, fmtResults(in.Ancestors), fmtResults(want))
+				if !jsonEqual(a[k], v) {
+					t.Errorf("ancestors of %s held: %s, want %s", name, fmtResults(a), fmtResults(want))
 				}
 			}
 		}
