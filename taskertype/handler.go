@@ -52,7 +52,7 @@ type StepInput struct {
 	Results map[string]json.RawMessage
 	// Ancestors holds the results of the step's completed ancestors (its
 	// dependencies, theirs, and so on up), by step name, for a handler
-	// with a method WantsAncestors() bool that returns true (the pull
+	// that is an AncestorsWanter whose WantsAncestors is true (the pull
 	// workers' dispatch channel: tasker-core's handlers receive them),
 	// when the transaction that started the step held all their rows (on
 	// the embedded backend always; on PostgreSQL when it had the task's
@@ -72,6 +72,14 @@ type StepInput struct {
 	// settings and its last checkpoint (docs/workflows.md). Nil for every
 	// other step.
 	Batch *BatchInput
+}
+
+// AncestorsWanter is a Handler that asks, with WantsAncestors, for
+// StepInput.Ancestors: the worker then gives it the ancestors' results the
+// starting transaction holds.
+type AncestorsWanter interface {
+	Handler
+	WantsAncestors() bool
 }
 
 // DecodeConfig decodes the step's configuration into v; a step without one

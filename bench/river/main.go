@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -53,7 +54,11 @@ func main() {
 	flag.IntVar(&o.maxWorkers, "max-workers", 2000, "River's MaxWorkers for the default queue (River's own benchmark, riverbench, uses 2,000)")
 	flag.StringVar(&o.repo, "repo", "", "the Tasker repository whose cmd/tasker is built and run (default: found above the current directory)")
 	flag.StringVar(&o.taskerArgs, "tasker-args", "", "more arguments for `tasker bench --burn-down`, such as \"--worker-concurrency 128\"")
-	flag.IntVar(&o.gogc, "gogc", 400, "the garbage collector's target (GOGC) of both: River's client, in this process, and tasker's, whose server processes default to 400")
+	gogc := 400 // tasker's server processes' default
+	if v, err := strconv.Atoi(os.Getenv("GOGC")); err == nil && v > 0 {
+		gogc = v
+	}
+	flag.IntVar(&o.gogc, "gogc", gogc, "the garbage collector's target (GOGC) of both: River's client, in this process, and tasker's (default $GOGC, else 400, the default of tasker's server processes)")
 	flag.Parse()
 	if o.gogc <= 0 {
 		fmt.Fprintln(os.Stderr, "river bench: --gogc must be positive (Go's default is 100)")

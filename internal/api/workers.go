@@ -43,6 +43,7 @@ const (
 	outSuccess    gen.WorkerCompletionOutcome      = "success"
 	outFailure    gen.WorkerCompletionOutcome      = "failure"
 	outCheckpoint gen.WorkerCompletionOutcome      = "checkpoint_yield"
+	outHandedBack gen.WorkerCompletionOutcome      = "handed_back"
 )
 
 // statusError is an error a handler answers with its own status.
@@ -548,8 +549,14 @@ func pullResult(c *gen.WorkerCompletion, batch bool) (tasker.PullResult, error) 
 			return tasker.PullResult{}, fmt.Errorf("the checkpoint is not valid JSON: %w", err)
 		}
 		return tasker.PullResult{Output: raw}, nil
+	case outHandedBack:
+		why := "the worker handed it back without running it"
+		if c.Error != nil && c.Error.Message != "" {
+			why += ": " + c.Error.Message
+		}
+		return tasker.PullResult{Error: why, HandedBack: true}, nil
 	}
-	return tasker.PullResult{}, fmt.Errorf("outcome %q: give success, failure or checkpoint_yield", c.Outcome)
+	return tasker.PullResult{}, fmt.Errorf("outcome %q: give success, failure, checkpoint_yield or handed_back", c.Outcome)
 }
 
 // sortedCopy returns names sorted, without duplicates.

@@ -331,6 +331,15 @@ func TestPullWorkerFailuresAndTimeouts(t *testing.T) {
 			}
 			r := c.poll("w", 1, 10000, map[string]any{"event_id": again.Events[0].EventID, "outcome": "success", "result": map[string]any{}})
 			b := r.Events[0]
+			// Handed back: b comes again at once, its attempt not counted.
+			r = c.poll("w", 1, 10000, map[string]any{"event_id": b.EventID, "outcome": "handed_back", "error": map[string]any{"message": "stopping"}})
+			if len(r.Completions) != 1 || r.Completions[0].Status != "accepted" {
+				t.Fatalf("hand-back of b: %+v", r.Completions)
+			}
+			if len(r.Events) != 1 || r.Events[0].StepName != "b" || r.Events[0].Attempt != b.Attempt {
+				t.Fatalf("after the hand-back: %+v, want b again as attempt %d", r.Events, b.Attempt)
+			}
+			b = r.Events[0]
 			// A retryable failure of b: it runs again (max_attempts 2).
 			r = c.poll("w", 1, 10000, map[string]any{"event_id": b.EventID, "outcome": "failure",
 				"error": map[string]any{"error_type": "retryable_error", "message": "flaky", "retryable": true}})

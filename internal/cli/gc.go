@@ -14,8 +14,8 @@ import (
 // scanning the stacks of every goroutine: at 400 it runs a fifth as often,
 // for a heap that may grow to five times the live one instead of twice
 // (docs/benchmarks.md: the Go CPU of an HTTP create 0.73x, of a drained
-// single-step task 0.83x). GOGC, and GOMEMLIMIT to bound the heap,
-// override it as for any Go program.
+// single-step task 0.75x in the means of two runs each). GOGC, and
+// GOMEMLIMIT to bound the heap, override it as for any Go program.
 const serverGCPercent = 400
 
 // serverGC applies serverGCPercent unless GOGC is set, and returns the

@@ -242,10 +242,13 @@ type handler struct {
 	served func(namespace, name string) bool // nil: always
 }
 
-// WantsAncestors tells the worker that starts the step to give it the
-// results of every completed ancestor it holds (StepInput.Ancestors): a
-// pull worker receives them, as tasker-core's handlers do.
+// WantsAncestors makes handler a taskertype.AncestorsWanter: the worker
+// that starts the step gives it the results of every completed ancestor
+// it holds (StepInput.Ancestors); a pull worker receives them, as
+// tasker-core's handlers do.
 func (h handler) WantsAncestors() bool { return true }
+
+var _ taskertype.AncestorsWanter = handler{}
 
 func (h handler) Handle(ctx context.Context, in *taskertype.StepInput) (any, error) {
 	return h.c.handle(ctx, h.name, h.served, in)

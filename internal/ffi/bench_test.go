@@ -106,8 +106,8 @@ func benchPull(b *testing.B, shape string, goHandler bool) {
 			}
 		}()
 	}
-	cpu0 := cpuTime()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	var cw sync.WaitGroup
 	var next atomic.Int64
 	tasks := make([]string, b.N)

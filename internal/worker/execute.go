@@ -523,7 +523,7 @@ func (w *Worker) startTx(ctx context.Context, tx store.Tx, rec *transition.Recor
 			return nil, err
 		}
 		var ancestors map[string]json.RawMessage
-		if a, ok := h.(interface{ WantsAncestors() bool }); ok && a.WantsAncestors() {
+		if a, ok := h.(taskertype.AncestorsWanter); ok && a.WantsAncestors() {
 			ancestors = tx.StepAncestorsHeld(stepID)
 		}
 		return &job{m: m, step: s, in: &taskertype.StepInput{

@@ -320,16 +320,33 @@ func (t *tx) StepInputs(ctx context.Context, stepID uuid.UUID) (*store.StepInput
 	return in, nil
 }
 
+// maxHeldAncestorSteps bounds the tasks whose ancestors StepAncestorsHeld
+// walks: a step is found by a scan of its task's steps, so a walk costs up
+// to ancestors × steps, in the writer's transaction. Larger tasks (batches
+// of many workers) leave it to Store.StepAncestorResults, on a reader.
+const maxHeldAncestorSteps = 256
+
 // StepAncestorsHeld implements store.Tx, from the transaction's copy of
-// the step's task, if it has one.
+// the step's task, if it has one; nil for a task of more than
+// maxHeldAncestorSteps steps. The results are copies: the cached rows'
+// bytes are never handed out.
 func (t *tx) StepAncestorsHeld(stepID uuid.UUID) map[string]json.RawMessage {
 	if t.check("step ancestors held") != nil {
 		return nil
 	}
 	for _, r := range t.rows {
-		if st := r.step(stepID); st != nil {
-			return store.HeldAncestors(st, r.step)
+		st := r.step(stepID)
+		if st == nil {
+			continue
 		}
+		if len(r.steps) > maxHeldAncestorSteps {
+			return nil
+		}
+		out := store.HeldAncestors(st, r.step)
+		for name, v := range out {
+			out[name] = cloneBytes(v)
+		}
+		return out
 	}
 	return nil
 }

@@ -346,6 +346,7 @@ func (e StepManualAction2ActionType) Valid() bool {
 const (
 	CheckpointYield WorkerCompletionOutcome = "checkpoint_yield"
 	Failure         WorkerCompletionOutcome = "failure"
+	HandedBack      WorkerCompletionOutcome = "handed_back"
 	Success         WorkerCompletionOutcome = "success"
 )
 
@@ -355,6 +356,8 @@ func (e WorkerCompletionOutcome) Valid() bool {
 	case CheckpointYield:
 		return true
 	case Failure:
+		return true
+	case HandedBack:
 		return true
 	case Success:
 		return true
@@ -1543,14 +1546,16 @@ type WorkerCompletion struct {
 	Error      *WorkerStepError  `json:"error,omitempty"`
 
 	// EventId Required inside a poll's completions; the path gives it on the complete route.
-	EventId *openapi_types.UUID     `json:"event_id,omitempty"`
+	EventId *openapi_types.UUID `json:"event_id,omitempty"`
+
+	// Outcome handed_back gives back an event the worker will not run (it has not started it: a worker stopping with steps it took in a batch): the step is queued again and the attempt is not counted; error.message, if given, says why.
 	Outcome WorkerCompletionOutcome `json:"outcome"`
 
 	// Result On success, the step's result. Decisions and batch plans are results holding decision_point_outcome or batch_processing_outcome.
 	Result *json.RawMessage `json:"result,omitempty"`
 }
 
-// WorkerCompletionOutcome defines model for WorkerCompletion.Outcome.
+// WorkerCompletionOutcome handed_back gives back an event the worker will not run (it has not started it: a worker stopping with steps it took in a batch): the step is queued again and the attempt is not counted; error.message, if given, says why.
 type WorkerCompletionOutcome string
 
 // WorkerCompletionResult defines model for WorkerCompletionResult.

@@ -1,7 +1,7 @@
 """Python handlers in process (C ABI) against Go handlers, side by side in one engine.
 
     TASKER_LIB=libtasker.so python3 sdk/python/bench/inprocess.py [--tasks 300] [--rounds 3] \
-        [--database-url URL] [--profile FILE]
+        [--batch N] [--database-url URL] [--profile FILE]
 
 One engine opened in this process through libtasker (tasker_open with the
 bench templates and "demo_handlers": true): single/linear/diamond served by
@@ -62,6 +62,9 @@ def main():
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--pollers", type=int, default=None,
                    help="worker threads in a long poll at once (Worker's pollers; default the transport's, 2)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="events a thread with fast handlers asks for at once (Worker's batch; default the "
+                        "transport's, 8; 1: one event a poll)")
     p.add_argument("--completion-wait-ms", type=int, default=None,
                    help="how long a poll carrying a completion waits for the next step (Worker's; default its own)")
     p.add_argument("--database-url", default=None)
@@ -105,6 +108,8 @@ def run(a, cfg):
     registry = HandlerRegistry()
     load_handlers(os.path.join(HERE, "bench_handlers"), registry)
     extra = {} if a.completion_wait_ms is None else {"completion_wait_ms": a.completion_wait_ms}
+    if a.batch is not None:
+        extra["batch"] = a.batch
     worker = runtime.Worker(transport, registry, ["bench"], concurrency=a.concurrency, pollers=a.pollers, **extra)
     worker.start()
     engine = Engine(transport)

@@ -3,14 +3,13 @@ time (or a batch, for fast handlers) and sending its completions with its
 next poll, and a heartbeat."""
 from __future__ import annotations
 
-import collections
 import logging
 import os
 import random
 import socket
 import threading
 import time
-from typing import Any, Deque, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from tasker_core.handler import HandlerRegistry
 
@@ -62,7 +61,7 @@ class Worker:
                  concurrency: int = 8, worker_id: Optional[str] = None, handlers: Optional[List[str]] = None,
                  poll_timeout_ms: int = 20000, shutdown_timeout: float = 30.0,
                  pollers: Optional[int] = None, completion_wait_ms: int = 20,
-                 batch: Optional[int] = None, batch_fast_ms: float = 1.0, batch_budget_ms: float = 10.0) -> None:
+                 batch: Optional[int] = None, batch_fast_ms: float = 1.0) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency {concurrency}: give the steps run at once, at least 1")
         if not namespaces:
@@ -80,30 +79,27 @@ class Worker:
         if pollers < 1:
             raise ValueError(f"pollers {pollers}: give the threads that may wait in a long poll at once, at least 1")
         # Idle threads beyond this wait in Python, not in the engine
-        # (Transport.default_pollers): _free_polls turns of a long poll,
-        # taken and given back under _cv, which also wakes an idle thread
-        # for an event another thread spilled.
-        self._cv = threading.Condition()
-        self._free_polls = min(pollers, concurrency)
-        # A thread whose recent handlers each ran under batch_fast_ms asks
-        # for up to `batch` events at once and runs them one after the
-        # other: for fast handlers, one call of the transport and no
-        # hand-off between threads per batch instead of per step. The
-        # events of a batch not started batch_budget_ms after it began are
-        # spilled: idle threads take them, so that a slow handler holds
-        # up at most the events of its own batch, and only that once (the
-        # thread asks for one event at a time until its handlers are fast
-        # again).
+        # (Transport.default_pollers).
+        self._gate = threading.BoundedSemaphore(min(pollers, concurrency))
+        # A thread whose last handlers each ran under batch_fast_ms (a
+        # moving average over about four steps) asks for up to `batch`
+        # events in a poll and runs them in turn, their completions going
+        # together with its next poll: for fast handlers, one call of the
+        # transport and no hand-off between threads per batch instead of
+        # per step. The price: a handler that turns slow holds up the rest
+        # of its batch (at most batch - 1 steps) for as long as it runs;
+        # its thread then asks for one event at a time until its handlers
+        # are fast again. A thread that sees the stop before it starts the
+        # next event of its batch hands the rest back (outcome
+        # handed_back: queued again, the attempt not counted).
         if batch is None:
             batch = transport.default_batch()
         if batch < 1:
             raise ValueError(f"batch {batch}: give the events a thread may take at once, at least 1")
-        if batch_fast_ms < 0 or batch_budget_ms < 0:
-            raise ValueError("batch_fast_ms and batch_budget_ms must not be negative")
+        if batch_fast_ms < 0:
+            raise ValueError(f"batch_fast_ms {batch_fast_ms}: give 0 or more milliseconds")
         self.batch = batch
         self._batch_fast = batch_fast_ms / 1000.0
-        self._batch_budget = batch_budget_ms / 1000.0
-        self._spill: Deque[Dict[str, Any]] = collections.deque()
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
         self.poll_timeout_ms = poll_timeout_ms
         if completion_wait_ms < 0:
@@ -167,51 +163,15 @@ class Worker:
         c.pop("_elapsed_ms", None)
         return c
 
-    # --- turns of a long poll, and spilled events
-    def _take_turn(self) -> bool:
-        with self._cv:
-            if self._free_polls > 0:
-                self._free_polls -= 1
-                return True
-            return False
-
-    def _give_turn(self) -> None:
-        with self._cv:
-            self._free_polls += 1
-            self._cv.notify()
-
-    def _wait_turn(self, timeout: float) -> str:
-        """Waits for a turn of a long poll or for a spilled event: "turn"
-        (the caller holds one), "spill", or "" after timeout."""
-        end = time.monotonic() + timeout
-        with self._cv:
-            while True:
-                if self._spill:
-                    return "spill"
-                if self._free_polls > 0:
-                    self._free_polls -= 1
-                    return "turn"
-                left = end - time.monotonic()
-                if left <= 0:
-                    return ""
-                self._cv.wait(left)
-
-    def _take_spilled(self) -> Optional[Dict[str, Any]]:
-        if not self._spill:  # a hint; the lock decides
-            return None
-        with self._cv:
-            return self._spill.popleft() if self._spill else None
-
     def _run(self, events: List[Dict[str, Any]], speed: "_Speed") -> List[Dict[str, Any]]:
-        """Runs events one after the other; spills those not started within
-        the batch budget, for idle threads to take."""
-        start = time.monotonic()
+        """Runs a poll's events in turn; once the worker is stopping, hands
+        back those not started."""
         done = []
         for i, ev in enumerate(events):
-            if i > 0 and time.monotonic() - start > self._batch_budget:
-                with self._cv:
-                    self._spill.extend(events[i:])
-                    self._cv.notify(len(events) - i)
+            if i > 0 and self._stop.is_set():
+                done.extend({"event_id": e["event_id"], "outcome": "handed_back",
+                             "error": {"message": "the worker is stopping; it had not started the step"}}
+                            for e in events[i:])
                 break
             t0 = time.monotonic()
             done.append(self._step(ev))
@@ -229,14 +189,6 @@ class Worker:
         done: List[Dict[str, Any]] = []
         while True:
             stopping = self._stop.is_set()
-            # Events spilled by a batch past its budget come first (also
-            # when stopping: they are held), once this thread has sent its
-            # own completions: the thread that spilled them sends its
-            # completions first, so an idle thread takes them meanwhile.
-            ev = None if done else self._take_spilled()
-            if ev is not None:
-                done.extend(self._run([ev], speed))
-                continue
             if stopping and not done:
                 return
             if not self._registered.is_set():
@@ -252,24 +204,23 @@ class Worker:
             # and run it again). Long polls carry no completion, so stop()
             # never waits for one. At most
             # `pollers` threads wait in a long poll; the others wait here,
-            # in Python, for a turn or a spilled event.
+            # in Python, for a turn.
             wait_ms, gated = 0, False
-            if done and not stopping and self.completion_wait_ms > 0 and self._take_turn():
+            if done and not stopping and self.completion_wait_ms > 0 and self._gate.acquire(blocking=False):
                 # A poll that waits, however briefly, counts as one of the
                 # `pollers`: without a free turn it does not wait.
                 gated, wait_ms = True, self.completion_wait_ms
             if not stopping and not done:
-                got = self._wait_turn(0.5)
-                if got != "turn":
-                    continue  # a spilled event, or look at the stop flag again
+                if not self._gate.acquire(timeout=0.5):
+                    continue  # look at the stop flag again
                 gated, wait_ms = True, self.poll_timeout_ms
-            want = 0 if stopping else (self.batch if speed.fast() else 1)
             try:
                 try:
+                    want = 0 if stopping else (self.batch if speed.fast() else 1)
                     events, answers = self.transport.poll(self.worker_id, want, wait_ms, done)
                 finally:
                     if gated:
-                        self._give_turn()
+                        self._gate.release()
                 b.reset()
             except NotRegistered:
                 if stopping:
