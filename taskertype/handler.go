@@ -55,8 +55,9 @@ type StepInput struct {
 	// that is an AncestorsWanter whose WantsAncestors is true (the pull
 	// workers' dispatch channel: tasker-core's handlers receive them),
 	// when the transaction that started the step held all their rows (on
-	// the embedded backend always; on PostgreSQL when it had the task's
-	// steps at hand). Nil otherwise; Engine.StepAncestorResults reads them.
+	// the embedded backend for tasks of up to 256 steps; on PostgreSQL
+	// when it had the task's steps at hand). Nil otherwise;
+	// Engine.StepAncestorResults reads them.
 	Ancestors map[string]json.RawMessage
 	// Config is the step's configuration, from its template (config, or
 	// handler.initialization in tasker-core's dialect): a JSON object, nil

@@ -22,7 +22,10 @@ import (
 
 func idleTask(t *testing.T, c *client) taskResp {
 	t.Helper()
-	body := createBody("linear_workflow", map[string]any{"value": time.Now().UnixNano() % 1000})
+	// A context of its own: the template's identity strategy refuses a
+	// second task of the same context (a value drawn from 1,000 collided
+	// about once a thousand runs).
+	body := createBody("linear_workflow", map[string]any{"value": 3, "nonce": uuid.NewString()})
 	body["namespace"] = "idle"
 	var idle taskResp
 	c.json("POST", "/v1/tasks", body, 201, &idle)

@@ -33,11 +33,18 @@ type pullWorker struct {
 	concurrency          int
 	ns, hs               map[string]struct{}
 	lastSeen             atomic.Int64 // Unix nanoseconds
+	// draining: the worker handed an event back (it is stopping), so it
+	// is given no more until it registers again; a worker that hands back
+	// whatever it gets cannot keep a step cycling without attempts.
+	draining atomic.Bool
 }
 
-// match says whether the worker takes ev: its namespace and its handler
-// are the worker's. Called under the dispatch queue's lock: quick, no I/O.
-func (w *pullWorker) match(ev *tasker.PullEvent) bool { return w.serves(ev.Namespace, ev.Handler) }
+// match says whether the worker takes ev: it is not draining, and ev's
+// namespace and handler are the worker's. Called under the dispatch
+// queue's lock: quick, no I/O.
+func (w *pullWorker) match(ev *tasker.PullEvent) bool {
+	return !w.draining.Load() && w.serves(ev.Namespace, ev.Handler)
+}
 
 // serves says whether the worker runs handler name in namespace.
 func (w *pullWorker) serves(namespace, name string) bool {

@@ -249,13 +249,14 @@ func (s *Server) CompleteWorkerEvent(ctx context.Context, req gen.CompleteWorker
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.workers.get(req.WorkerId, owner, s.clock.Now()); err != nil {
+	w, err := s.workers.get(req.WorkerId, owner, s.clock.Now())
+	if err != nil {
 		return nil, err
 	}
 	if req.Body.EventId != nil && *req.Body.EventId != req.EventId {
 		return nil, badf("the body's event_id %s is not the path's %s: leave it out, or send the same", *req.Body.EventId, req.EventId)
 	}
-	r := s.complete(req.WorkerId, req.EventId, req.Body)
+	r := s.complete(w, req.EventId, req.Body)
 	switch r.Status {
 	case stAccepted:
 		return gen.CompleteWorkerEvent200JSONResponse(r), nil
@@ -304,10 +305,10 @@ func (s *Server) PollWorkerEvents(ctx context.Context, req gen.PollWorkerEventsR
 				out.Completions = append(out.Completions, gen.WorkerCompletionResult{EventId: "", Status: stInvalid, Message: &msg})
 				continue
 			}
-			out.Completions = append(out.Completions, s.complete(req.WorkerId, *c.EventId, c))
+			out.Completions = append(out.Completions, s.complete(w, *c.EventId, c))
 		}
 	}
-	if maxEvents == 0 {
+	if maxEvents == 0 || w.draining.Load() {
 		return out, nil
 	}
 	ch := s.eng.Pull()
@@ -470,8 +471,11 @@ func wireEvent(ev *tasker.PullEvent) gen.WorkerEvent {
 	return we
 }
 
-// complete applies one completion; its answer says what happened.
-func (s *Server) complete(worker string, id uuid.UUID, c *gen.WorkerCompletion) gen.WorkerCompletionResult {
+// complete applies one completion of worker w; its answer says what
+// happened. An accepted hand-back drains w: no more events until it
+// registers again.
+func (s *Server) complete(w *pullWorker, id uuid.UUID, c *gen.WorkerCompletion) gen.WorkerCompletionResult {
+	worker := w.id
 	answer := func(st gen.WorkerCompletionResultStatus, format string, args ...any) gen.WorkerCompletionResult {
 		msg := fmt.Sprintf(format, args...)
 		return gen.WorkerCompletionResult{EventId: id.String(), Status: st, Message: &msg}
@@ -493,7 +497,12 @@ func (s *Server) complete(worker string, id uuid.UUID, c *gen.WorkerCompletion) 
 		s.workers.finish(id, "timed out or abandoned (its step ended without it)")
 		return answer(stConflict, "event %s was no longer pending: it timed out (complete it within complete_timeout_ms, or heartbeat) or its step ended; nothing changed", id)
 	}
-	s.workers.finish(id, "completed")
+	if c.Outcome == outHandedBack {
+		w.draining.Store(true)
+		s.workers.finish(id, "handed back")
+	} else {
+		s.workers.finish(id, "completed")
+	}
 	return gen.WorkerCompletionResult{EventId: id.String(), Status: stAccepted}
 }
 

@@ -331,11 +331,18 @@ func TestPullWorkerFailuresAndTimeouts(t *testing.T) {
 			}
 			r := c.poll("w", 1, 10000, map[string]any{"event_id": again.Events[0].EventID, "outcome": "success", "result": map[string]any{}})
 			b := r.Events[0]
-			// Handed back: b comes again at once, its attempt not counted.
-			r = c.poll("w", 1, 10000, map[string]any{"event_id": b.EventID, "outcome": "handed_back", "error": map[string]any{"message": "stopping"}})
+			// Handed back: b is queued again, its attempt not counted, and
+			// the worker, stopping, gets nothing more until it registers
+			// again.
+			r = c.poll("w", 1, 300, map[string]any{"event_id": b.EventID, "outcome": "handed_back", "error": map[string]any{"message": "stopping"}})
 			if len(r.Completions) != 1 || r.Completions[0].Status != "accepted" {
 				t.Fatalf("hand-back of b: %+v", r.Completions)
 			}
+			if len(r.Events) != 0 {
+				t.Fatalf("a worker that handed back got %+v, want nothing", r.Events)
+			}
+			c.register("w", "py.a", "py.b")
+			r = c.poll("w", 1, 10000)
 			if len(r.Events) != 1 || r.Events[0].StepName != "b" || r.Events[0].Attempt != b.Attempt {
 				t.Fatalf("after the hand-back: %+v, want b again as attempt %d", r.Events, b.Attempt)
 			}

@@ -695,6 +695,7 @@ func (w *Worker) run(stop, actx context.Context, step *taskertype.Step, in *task
 		case !timedOut && errors.Is(err, taskertype.ErrHandedBack):
 			// Given back without a verdict (a pull worker released it):
 			// dispatched again at once, the attempt not counted.
+			w.log.Debug("a step was handed back without a verdict; it is queued again", "task_id", step.TaskID, "step", step.Name, "why", err)
 			done <- &outcome{released: true}
 		case timedOut && err != nil:
 			done <- timeout(": " + err.Error())

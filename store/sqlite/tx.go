@@ -321,9 +321,9 @@ func (t *tx) StepInputs(ctx context.Context, stepID uuid.UUID) (*store.StepInput
 }
 
 // maxHeldAncestorSteps bounds the tasks whose ancestors StepAncestorsHeld
-// walks: a step is found by a scan of its task's steps, so a walk costs up
-// to ancestors × steps, in the writer's transaction. Larger tasks (batches
-// of many workers) leave it to Store.StepAncestorResults, on a reader.
+// walks, in the writer's transaction, at a cost in the task's steps (a map
+// of them, past 16): larger tasks (batches of many workers, each of whose
+// starts would pay it) leave it to Store.StepAncestorResults, on a reader.
 const maxHeldAncestorSteps = 256
 
 // StepAncestorsHeld implements store.Tx, from the transaction's copy of
@@ -342,7 +342,16 @@ func (t *tx) StepAncestorsHeld(stepID uuid.UUID) map[string]json.RawMessage {
 		if len(r.steps) > maxHeldAncestorSteps {
 			return nil
 		}
-		out := store.HeldAncestors(st, r.step)
+		find := r.step
+		if len(r.steps) > 16 {
+			// One map for the walk rather than a scan per ancestor.
+			byID := make(map[uuid.UUID]*taskertype.Step, len(r.steps))
+			for _, s := range r.steps {
+				byID[s.ID] = s
+			}
+			find = func(id uuid.UUID) *taskertype.Step { return byID[id] }
+		}
+		out := store.HeldAncestors(st, find)
 		for name, v := range out {
 			out[name] = cloneBytes(v)
 		}

@@ -1548,14 +1548,14 @@ type WorkerCompletion struct {
 	// EventId Required inside a poll's completions; the path gives it on the complete route.
 	EventId *openapi_types.UUID `json:"event_id,omitempty"`
 
-	// Outcome handed_back gives back an event the worker will not run (it has not started it: a worker stopping with steps it took in a batch): the step is queued again and the attempt is not counted; error.message, if given, says why.
+	// Outcome handed_back gives back an event the worker will not run because it is stopping (it has not started it: steps it took in a batch): the step is queued again and the attempt is not counted; error.message, if given, says why (it is logged). The worker then gets no more events until it registers again.
 	Outcome WorkerCompletionOutcome `json:"outcome"`
 
 	// Result On success, the step's result. Decisions and batch plans are results holding decision_point_outcome or batch_processing_outcome.
 	Result *json.RawMessage `json:"result,omitempty"`
 }
 
-// WorkerCompletionOutcome handed_back gives back an event the worker will not run (it has not started it: a worker stopping with steps it took in a batch): the step is queued again and the attempt is not counted; error.message, if given, says why.
+// WorkerCompletionOutcome handed_back gives back an event the worker will not run because it is stopping (it has not started it: steps it took in a batch): the step is queued again and the attempt is not counted; error.message, if given, says why (it is logged). The worker then gets no more events until it registers again.
 type WorkerCompletionOutcome string
 
 // WorkerCompletionResult defines model for WorkerCompletionResult.

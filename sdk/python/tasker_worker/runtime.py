@@ -9,7 +9,7 @@ import random
 import socket
 import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Set
 
 from tasker_core.handler import HandlerRegistry
 
@@ -34,18 +34,29 @@ class Backoff:
         self.n = 0
 
 
+def _hand_back(event_id: str) -> Dict[str, Any]:
+    """The completion that gives back an event the worker will not run."""
+    return {"event_id": event_id, "outcome": "handed_back",
+            "error": {"message": "the worker is stopping; it had not started the step"}}
+
+
 class _Speed:
-    """A thread's recent handler times (a moving average): fast while it
-    stays under the threshold."""
+    """A thread's recent handler times (a moving average): fast once it has
+    timed a few handlers and while the average stays under the threshold.
+    A thread that has timed none is not fast: it takes one event at a time
+    until it knows what its handlers cost."""
+
+    WARMUP = 4
 
     def __init__(self, threshold: float) -> None:
-        self.threshold, self.avg = threshold, 0.0
+        self.threshold, self.avg, self.n = threshold, 0.0, 0
 
     def add(self, seconds: float) -> None:
-        self.avg += (seconds - self.avg) / 4
+        self.n += 1
+        self.avg = seconds if self.n == 1 else self.avg + (seconds - self.avg) / 4
 
     def fast(self) -> bool:
-        return self.avg < self.threshold
+        return self.n >= self.WARMUP and self.avg < self.threshold
 
 
 class Worker:
@@ -114,6 +125,7 @@ class Worker:
         self.shutdown_timeout = shutdown_timeout
         self._stop_deadline = float("inf")
         self._held: Dict[str, float] = {}
+        self._started: Set[str] = set()  # held events whose handler has begun
         self._held_lock = threading.Lock()
         self._stop = threading.Event()
         self._gone = threading.Event()  # stop() has deregistered: poll errors are expected
@@ -164,15 +176,24 @@ class Worker:
         return c
 
     def _run(self, events: List[Dict[str, Any]], speed: "_Speed") -> List[Dict[str, Any]]:
-        """Runs a poll's events in turn; once the worker is stopping, hands
-        back those not started."""
-        done = []
+        """Runs a poll's events in turn. Once the worker is stopping, hands
+        back those not started (stop() may have done so already, at its
+        deadline); once the server has forgotten the worker (it restarted:
+        the events died with it), starts none."""
+        done: List[Dict[str, Any]] = []
         for i, ev in enumerate(events):
-            if i > 0 and self._stop.is_set():
-                done.extend({"event_id": e["event_id"], "outcome": "handed_back",
-                             "error": {"message": "the worker is stopping; it had not started the step"}}
-                            for e in events[i:])
+            if not self._registered.is_set():
+                self._forget(events[i:])
                 break
+            if self._stop.is_set():
+                with self._held_lock:
+                    rest = [e["event_id"] for e in events[i:] if e["event_id"] in self._held]
+                done.extend(_hand_back(eid) for eid in rest)
+                break
+            with self._held_lock:
+                if ev["event_id"] not in self._held:
+                    continue
+                self._started.add(ev["event_id"])
             t0 = time.monotonic()
             done.append(self._step(ev))
             speed.add(time.monotonic() - t0)
@@ -265,6 +286,7 @@ class Worker:
         with self._held_lock:
             for c in done:
                 self._held.pop(c["event_id"], None)
+                self._started.discard(c["event_id"])
 
     def _idle(self) -> bool:
         with self._held_lock:
@@ -302,6 +324,18 @@ class Worker:
         self._stop.set()
         while not self._idle() and time.monotonic() < deadline:
             time.sleep(0.01)
+        # Past the deadline, the events of batches whose handlers have not
+        # begun go back before the deregistration, which would count their
+        # attempts.
+        with self._held_lock:
+            unstarted = [eid for eid in self._held if eid not in self._started]
+            for eid in unstarted:
+                del self._held[eid]
+        if unstarted:
+            try:
+                self.transport.poll(self.worker_id, 0, 0, [_hand_back(eid) for eid in unstarted])
+            except TransportError as exc:
+                log.warning("handing back %d steps not started failed: %s", len(unstarted), exc)
         # Threads still in a long poll come back with 404 once deregistered;
         # the server fails what is still held as retryable.
         try:
