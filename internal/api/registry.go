@@ -24,8 +24,9 @@ type registryConfig struct {
 	remember int
 }
 
-// pullWorker is a registered worker. Its fields but lastSeen are set at
-// registration and never change (a new registration replaces the value).
+// pullWorker is a registered worker. Its fields but lastSeen and draining
+// are set at registration and never change (a new registration replaces
+// the value).
 type pullWorker struct {
 	id                   string
 	owner                string // the registering principal's auth.Principal.ID; "" with auth off
@@ -210,8 +211,8 @@ func (r *registry) touch(id, owner string, now time.Time) ([]uuid.UUID, error) {
 	return r.heldByLocked(id), nil
 }
 
-// serves reports whether a registered worker serves handler name in
-// namespace. The count by handler answers most questions; when some worker
+// serves reports whether a registered worker, not draining, serves
+// handler name in namespace. The count by handler answers most questions; when some worker
 // serves the handler, the workers (at most maxWorkers, each two map
 // lookups) are checked for one that serves the namespace too.
 func (r *registry) serves(namespace, name string, now time.Time) bool {
@@ -228,7 +229,7 @@ func (r *registry) servedNow(namespace, name string) bool {
 		return false
 	}
 	for _, w := range r.workers {
-		if w.serves(namespace, name) {
+		if !w.draining.Load() && w.serves(namespace, name) {
 			return true
 		}
 	}

@@ -308,7 +308,19 @@ func (s *Server) PollWorkerEvents(ctx context.Context, req gen.PollWorkerEventsR
 			out.Completions = append(out.Completions, s.complete(w, *c.EventId, c))
 		}
 	}
-	if maxEvents == 0 || w.draining.Load() {
+	if maxEvents == 0 {
+		return out, nil
+	}
+	if w.draining.Load() {
+		// It handed an event back: it is stopping, and gets nothing more
+		// until it registers again. Its poll waits as one that found
+		// nothing, so that a client polling on does not spin.
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
 		return out, nil
 	}
 	ch := s.eng.Pull()
@@ -493,12 +505,18 @@ func (s *Server) complete(w *pullWorker, id uuid.UUID, c *gen.WorkerCompletion) 
 	if err != nil {
 		return answer(stInvalid, "event %s: %v; nothing changed, complete it again with a valid outcome", id, err)
 	}
+	if c.Outcome == outHandedBack && !w.draining.Swap(true) {
+		// Drained before the step is queued again, so that it cannot come
+		// back to this worker; the queued events only it served wait for
+		// another worker without spending an attempt.
+		s.log.Info("pull worker handed back an event: it is stopping, and gets no more events until it registers again", "worker_id", worker)
+		defer s.releaseUnserved()
+	}
 	if !s.eng.Pull().Complete(id, r) {
 		s.workers.finish(id, "timed out or abandoned (its step ended without it)")
 		return answer(stConflict, "event %s was no longer pending: it timed out (complete it within complete_timeout_ms, or heartbeat) or its step ended; nothing changed", id)
 	}
 	if c.Outcome == outHandedBack {
-		w.draining.Store(true)
 		s.workers.finish(id, "handed back")
 	} else {
 		s.workers.finish(id, "completed")

@@ -343,7 +343,7 @@ func (t *tx) StepAncestorsHeld(stepID uuid.UUID) map[string]json.RawMessage {
 			return nil
 		}
 		find := r.step
-		if len(r.steps) > 16 {
+		if len(r.steps) > 16 && len(st.DependsOn) > 0 {
 			// One map for the walk rather than a scan per ancestor.
 			byID := make(map[uuid.UUID]*taskertype.Step, len(r.steps))
 			for _, s := range r.steps {

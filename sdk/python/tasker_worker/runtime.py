@@ -92,8 +92,8 @@ class Worker:
         # Idle threads beyond this wait in Python, not in the engine
         # (Transport.default_pollers).
         self._gate = threading.BoundedSemaphore(min(pollers, concurrency))
-        # A thread whose last handlers each ran under batch_fast_ms (a
-        # moving average over about four steps) asks for up to `batch`
+        # A thread that has timed four handlers and whose last ones ran
+        # under batch_fast_ms (a moving average) asks for up to `batch`
         # events in a poll and runs them in turn, their completions going
         # together with its next poll: for fast handlers, one call of the
         # transport and no hand-off between threads per batch instead of
@@ -102,7 +102,9 @@ class Worker:
         # its thread then asks for one event at a time until its handlers
         # are fast again. A thread that sees the stop before it starts the
         # next event of its batch hands the rest back (outcome
-        # handed_back: queued again, the attempt not counted).
+        # handed_back: queued again, the attempt not counted; the server
+        # then gives this worker nothing more), and so does stop() at its
+        # deadline.
         if batch is None:
             batch = transport.default_batch()
         if batch < 1:
@@ -178,13 +180,9 @@ class Worker:
     def _run(self, events: List[Dict[str, Any]], speed: "_Speed") -> List[Dict[str, Any]]:
         """Runs a poll's events in turn. Once the worker is stopping, hands
         back those not started (stop() may have done so already, at its
-        deadline); once the server has forgotten the worker (it restarted:
-        the events died with it), starts none."""
+        deadline)."""
         done: List[Dict[str, Any]] = []
         for i, ev in enumerate(events):
-            if not self._registered.is_set():
-                self._forget(events[i:])
-                break
             if self._stop.is_set():
                 with self._held_lock:
                     rest = [e["event_id"] for e in events[i:] if e["event_id"] in self._held]
@@ -213,6 +211,12 @@ class Worker:
             if stopping and not done:
                 return
             if not self._registered.is_set():
+                if stopping:
+                    # Deregistered, or forgotten by the server: a stopping
+                    # worker never registers again (a registration left
+                    # behind would count as serving its handlers).
+                    self._forget(done)
+                    return
                 try:
                     self._register()
                 except TransportError:
@@ -267,9 +271,11 @@ class Worker:
                     return
                 time.sleep(d)
                 continue
+            handed = {c["event_id"] for c in done if c.get("outcome") == "handed_back"}
             for a in answers:
                 if a.get("status") == "accepted":
-                    self.completed += 1
+                    if a.get("event_id") not in handed:
+                        self.completed += 1
                 else:
                     log.warning("completion of event %s: %s: %s", a.get("event_id"), a.get("status"),
                                 a.get("message"))
@@ -316,9 +322,11 @@ class Worker:
 
     def stop(self) -> None:
         """Stops polling, lets running steps finish (up to shutdown_timeout),
-        waits until the server answered their completions, then deregisters:
-        the server fails what is still held as retryable (the attempt
-        counts), so those steps run again elsewhere."""
+        waits until the server answered their completions; then hands back
+        the events of batches not started (no attempt spent) and
+        deregisters: the server fails what is still held, the handlers
+        still running, as retryable (the attempt counts), so those steps
+        run again elsewhere."""
         deadline = time.monotonic() + self.shutdown_timeout
         self._stop_deadline = deadline
         self._stop.set()
