@@ -10,9 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -121,20 +119,11 @@ func RunAPI(ctx context.Context, o APIOptions) (reports []APIReport, err error) 
 	defer hs.Close()
 	base := "http://" + ln.Addr().String()
 
-	if o.CPUProfile != "" {
-		f, err := os.Create(o.CPUProfile)
-		if err != nil {
-			return nil, fmt.Errorf("bench api: the CPU profile: %w", err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("bench api: the CPU profile: %w", err)
-		}
-		defer func() {
-			pprof.StopCPUProfile()
-			err = errors.Join(err, f.Close())
-		}()
+	stopProfile, err := startCPUProfile(o.CPUProfile, "bench api")
+	if err != nil {
+		return nil, err
 	}
+	defer func() { err = errors.Join(err, stopProfile()) }()
 
 	for _, n := range o.Clients {
 		hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: n}, Timeout: 30 * time.Second}
@@ -231,7 +220,7 @@ type apiTurn struct {
 func startAPICost(ctx context.Context, b *Bench, admin *pgdb.DB, app string) (*apiTurn, error) {
 	t := &apiTurn{b: b}
 	runtime.ReadMemStats(&t.mem)
-	t.goCPU = processCPU()
+	t.goCPU = ProcessCPU()
 	if b.pg != nil {
 		t.trips, t.stmts = b.pg.RoundTrips(), b.pg.DB().Statements()
 	}
@@ -245,7 +234,7 @@ func startAPICost(ctx context.Context, b *Bench, admin *pgdb.DB, app string) (*a
 }
 
 func (t *apiTurn) stop() apiCost {
-	c := apiCost{goCPU: processCPU() - t.goCPU}
+	c := apiCost{goCPU: ProcessCPU() - t.goCPU}
 	var mem runtime.MemStats
 	runtime.ReadMemStats(&mem)
 	c.allocs, c.bytes = mem.Mallocs-t.mem.Mallocs, mem.TotalAlloc-t.mem.TotalAlloc

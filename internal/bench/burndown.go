@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -159,29 +157,12 @@ func BurnDown(ctx context.Context, o BurnDownOptions) (r *BurnDownReport, err er
 		defer cpu.stop()
 	}
 	trips0, stmts0 := be.counts()
-	goCPU0 := processCPU()
-	stopProfile := func() error { return nil }
-	if o.CPUProfile != "" {
-		f, err := os.Create(o.CPUProfile)
-		if err != nil {
-			return nil, fmt.Errorf("burn-down: the CPU profile: %w", err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			f.Close()
-			os.Remove(o.CPUProfile)
-			return nil, fmt.Errorf("burn-down: the CPU profile: %w", err)
-		}
-		profiling := true
-		stopProfile = func() error {
-			if !profiling {
-				return nil
-			}
-			profiling = false
-			pprof.StopCPUProfile()
-			return f.Close()
-		}
-		defer func() { err = errors.Join(err, stopProfile()) }()
+	goCPU0 := ProcessCPU()
+	stopProfile, err := startCPUProfile(o.CPUProfile, "burn-down")
+	if err != nil {
+		return nil, err
 	}
+	defer func() { err = errors.Join(err, stopProfile()) }()
 	start = time.Now()
 	if err := eng.Start(ctx); err != nil {
 		return nil, err
@@ -204,7 +185,7 @@ func BurnDown(ctx context.Context, o BurnDownOptions) (r *BurnDownReport, err er
 		}
 	}
 	elapsed := time.Since(start)
-	goCPU := processCPU() - goCPU0
+	goCPU := ProcessCPU() - goCPU0
 	if err := stopProfile(); err != nil {
 		return nil, fmt.Errorf("burn-down: the CPU profile: %w", err)
 	}

@@ -20,7 +20,7 @@ func TestBurnDown(t *testing.T) {
 			t.Fatalf("report of %s, %d steps, %d tasks on %s; want single_workflow, 1 step, 200 tasks on sqlite", r.Shape, r.Steps, r.Tasks, r.Backend)
 		}
 		// processCPU is zero where it is not measured (not unix).
-		if r.TasksPerSec <= 0 || (processCPU() > 0 && r.GoCPUPerTaskMicros <= 0) {
+		if r.TasksPerSec <= 0 || (ProcessCPU() > 0 && r.GoCPUPerTaskMicros <= 0) {
 			t.Fatalf("%.0f tasks/s, %.0fµs of Go CPU per task; want both positive", r.TasksPerSec, r.GoCPUPerTaskMicros)
 		}
 	})
@@ -35,7 +35,7 @@ func TestBurnDown(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.Backend != "postgres" || r.TasksPerSec <= 0 || (processCPU() > 0 && r.GoCPUPerTaskMicros <= 0) {
+		if r.Backend != "postgres" || r.TasksPerSec <= 0 || (ProcessCPU() > 0 && r.GoCPUPerTaskMicros <= 0) {
 			t.Fatalf("%s: %.0f tasks/s, %.0fµs of Go CPU per task", r.Backend, r.TasksPerSec, r.GoCPUPerTaskMicros)
 		}
 		// A task is at least created (by the backlog), claimed, reported

@@ -8,10 +8,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/tasker-go/tasker/internal/bench"
 	"github.com/tasker-go/tasker/internal/ffi"
 )
 
@@ -107,7 +107,7 @@ func benchPull(b *testing.B, shape string, goHandler bool) {
 		}()
 	}
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := bench.ProcessCPU()
 	var cw sync.WaitGroup
 	var next atomic.Int64
 	tasks := make([]string, b.N)
@@ -149,16 +149,7 @@ func benchPull(b *testing.B, shape string, goHandler bool) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "steps/s")
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N*n), "cpu-µs/step")
+	b.ReportMetric(float64((bench.ProcessCPU()-cpu0).Microseconds())/float64(b.N*n), "cpu-µs/step")
 	close(stop)
 	wg.Wait()
-}
-
-// cpuTime is the CPU time this process used so far (user and system).
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -271,7 +271,8 @@ class Worker:
                     return
                 time.sleep(d)
                 continue
-            handed = {c["event_id"] for c in done if c.get("outcome") == "handed_back"}
+            # Hand-backs (only once stopping) are not completed steps.
+            handed = {c["event_id"] for c in done if c.get("outcome") == "handed_back"} if self._stop.is_set() else ()
             for a in answers:
                 if a.get("status") == "accepted":
                     if a.get("event_id") not in handed:
