@@ -320,6 +320,9 @@ type StepAttempt struct {
 // StepInputs is what a handler receives besides its step.
 type StepInputs struct {
 	Context json.RawMessage
+	// CorrelationID and ParentCorrelationID are the task's (its
+	// request's; uuid.Nil: none), read with the context.
+	CorrelationID, ParentCorrelationID uuid.UUID
 	// Results maps the name of each dependency to its result (JSON null
 	// when it was resolved by hand without one).
 	Results map[string]json.RawMessage

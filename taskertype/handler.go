@@ -48,6 +48,9 @@ type StepInput struct {
 	AttemptID uuid.UUID
 	// Context is the task's context, a JSON object.
 	Context json.RawMessage
+	// CorrelationID and ParentCorrelationID are the task's, from its
+	// request (uuid.Nil: none): for a handler's logs and traces.
+	CorrelationID, ParentCorrelationID uuid.UUID
 	// Results holds the result of each dependency, by step name.
 	Results map[string]json.RawMessage
 	// Ancestors holds the results of the step's completed ancestors (its

@@ -32,9 +32,18 @@ import (
 	"unsafe"
 
 	"github.com/tasker-go/tasker/internal/ffi"
+	"github.com/tasker-go/tasker/internal/tune"
 )
 
 var host = ffi.NewHost() // the library's state: one per process, as a C library has
+
+// The Go runtime of the library is the engine's alone: tuned as tasker
+// serve's (GOGC=400) and with Ps for the host's threads besides (internal/tune),
+// each unless its environment variable (GOGC, GOMAXPROCS) is set.
+func init() {
+	tune.ServerGC()
+	tune.HostProcs()
+}
 
 func out(b []byte) *C.char { return C.CString(string(b)) }
 

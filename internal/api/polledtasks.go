@@ -10,9 +10,8 @@ import (
 
 // polledTasks remembers, for the tasks whose steps pull workers polled
 // lately, what the pull route would otherwise read again for each of
-// their steps: the task's correlation ids (they never change once the task
-// is created) and the names of its steps without dependencies that were
-// polled (a step's dependencies never change either). A step whose
+// their steps: the names of its steps without dependencies that were
+// polled (a step's dependencies never change). A step whose
 // dependencies are all such steps has no ancestor beyond them, so their
 // results, which come with its input, are all it needs: no read.
 //
@@ -27,13 +26,8 @@ type polledTasks struct {
 
 // polledTask is what polledTasks knows of one task.
 type polledTask struct {
-	corr      correlationIDs
-	corrKnown bool
-	roots     []string // steps without dependencies, polled; at most maxRoots
+	roots []string // steps without dependencies, polled; at most maxRoots
 }
-
-// correlationIDs are a task's correlation ids (uuid.Nil: none).
-type correlationIDs struct{ id, parent uuid.UUID }
 
 const (
 	// defaultPolledTasks is the tasks of one generation: at least the
@@ -65,23 +59,6 @@ func (c *polledTasks) entryLocked(task uuid.UUID, create bool) *polledTask {
 	delete(c.prev, task)
 	c.cur[task] = t
 	return t
-}
-
-// correlation returns task's correlation ids, if known.
-func (c *polledTasks) correlation(task uuid.UUID) (correlationIDs, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if t := c.entryLocked(task, false); t != nil && t.corrKnown {
-		return t.corr, true
-	}
-	return correlationIDs{}, false
-}
-
-func (c *polledTasks) setCorrelation(task uuid.UUID, v correlationIDs) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := c.entryLocked(task, true)
-	t.corr, t.corrKnown = v, true
 }
 
 // addRoot records that step name of task has no dependencies.

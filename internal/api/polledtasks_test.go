@@ -15,18 +15,19 @@ func TestPolledTasksIsBounded(t *testing.T) {
 	ids := make([]uuid.UUID, 20)
 	for i := range ids {
 		ids[i] = uuid.New()
-		c.setCorrelation(ids[i], correlationIDs{id: ids[i]})
+		c.addRoot(ids[i], "a")
 		if n := len(c.cur) + len(c.prev); n > 8 {
 			t.Fatalf("after %d tasks the cache holds %d, over 2 x 4", i+1, n)
 		}
 	}
-	if v, ok := c.correlation(ids[19]); !ok || v.id != ids[19] {
-		t.Fatalf("the newest task: %v, %v", v, ok)
+	a := map[string]json.RawMessage{"a": json.RawMessage("null")}
+	if !c.onlyRoots(ids[19], a) {
+		t.Fatal("the newest task is forgotten")
 	}
-	if v, ok := c.correlation(ids[16]); !ok || v.id != ids[16] {
-		t.Fatalf("a task of the previous generation: %v, %v", v, ok)
+	if !c.onlyRoots(ids[16], a) {
+		t.Fatal("a task of the previous generation is forgotten")
 	}
-	if _, ok := c.correlation(ids[0]); ok {
+	if c.onlyRoots(ids[0], a) {
 		t.Fatal("the oldest task is still remembered past two generations")
 	}
 	task := uuid.New()

@@ -389,29 +389,13 @@ func (s *Server) PollWorkerEvents(ctx context.Context, req gen.PollWorkerEventsR
 // the step's input: the results of every completed ancestor (not only the
 // direct dependencies), which the event carries when the transaction that
 // started the step held their rows (PullEvent.Ancestors) and which are
-// read otherwise, in one query of those steps only; and the task's
-// correlation ids, read once per task (polledTasks remembers them, and the
-// task's steps without dependencies: a step whose dependencies are all
+// read otherwise, in one query of those steps only (polledTasks remembers
+// a task's steps without dependencies: a step whose dependencies are all
 // such steps has no ancestor beyond them, and a step without dependencies
-// none, so neither reads its ancestors). When a read fails
-// the event keeps what it has: its direct dependencies (the step's own
-// input, which is the truth for them).
+// none, so neither reads its ancestors). When the read fails the event
+// keeps what it has: its direct dependencies (the step's own input, which
+// is the truth for them).
 func (s *Server) addAncestry(ctx context.Context, we *gen.WorkerEvent, ev *tasker.PullEvent) {
-	corr, ok := s.polled.correlation(ev.TaskID)
-	if !ok {
-		if task, err := s.eng.TaskRecord(ctx, ev.TaskID); err != nil {
-			s.log.Warn("pull event: read its task for the correlation ids", "task_id", ev.TaskID, "error", err)
-		} else {
-			corr = correlationIDs{id: task.Request.CorrelationID, parent: task.Request.ParentCorrelationID}
-			s.polled.setCorrelation(ev.TaskID, corr)
-		}
-	}
-	if id := corr.id; id != uuid.Nil {
-		we.CorrelationId = &id
-	}
-	if id := corr.parent; id != uuid.Nil {
-		we.ParentCorrelationId = &id
-	}
 	if len(ev.Results) == 0 {
 		// The step's input names each dependency (a null result
 		// included): it has none.
@@ -455,6 +439,13 @@ func wireEvent(ev *tasker.PullEvent) gen.WorkerEvent {
 	}
 	if we.DependencyResults == nil {
 		we.DependencyResults = map[string]json.RawMessage{}
+	}
+	// The task's, read with the step's input when it started.
+	if id := ev.CorrelationID; id != uuid.Nil {
+		we.CorrelationId = &id
+	}
+	if id := ev.ParentCorrelationID; id != uuid.Nil {
+		we.ParentCorrelationId = &id
 	}
 	if ev.AttemptID != uuid.Nil {
 		id := ev.AttemptID

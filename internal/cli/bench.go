@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tasker-go/tasker/internal/bench"
+	"github.com/tasker-go/tasker/internal/tune"
 )
 
 func newBenchCmd(g *globals) *cobra.Command {
@@ -46,7 +47,7 @@ The garbage collector's target is that of tasker serve and tasker worker,
 whose engine this measures: GOGC=400 unless GOGC is set.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			serverGC() // as tasker serve and tasker worker run
+			tune.ServerGC() // as tasker serve and tasker worker run
 			if burn.CPUProfile != "" && !cmd.Flags().Changed("burn-down") {
 				return usageError{fmt.Errorf("--cpuprofile profiles a burn-down: give --burn-down N too")}
 			}
@@ -199,7 +200,7 @@ collector's target is tasker serve's: GOGC=400 unless GOGC is set.`,
 					return usageError{fmt.Errorf("--clients %d: give 1 to 1024", n)}
 				}
 			}
-			serverGC() // as tasker serve runs
+			tune.ServerGC() // as tasker serve runs
 			dir, err := os.MkdirTemp(o.Dir, "tasker-bench-api-")
 			if err != nil {
 				return err

@@ -15,6 +15,7 @@ import (
 	"github.com/tasker-go/tasker"
 	"github.com/tasker-go/tasker/internal/api"
 	"github.com/tasker-go/tasker/internal/demo"
+	"github.com/tasker-go/tasker/internal/tune"
 	storepg "github.com/tasker-go/tasker/store/postgres"
 	"github.com/tasker-go/tasker/template"
 )
@@ -118,7 +119,7 @@ The garbage collector's target is GOGC=400 unless the GOGC environment
 variable is set (docs/benchmarks.md); GOMEMLIMIT bounds the heap.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			gc := serverGC()
+			gc := tune.ServerGC()
 			g.logger().Debug("garbage collector target", "gogc", gc)
 			if web.maxBody <= 0 {
 				return usageError{fmt.Errorf("--max-body-bytes %d: give a positive number of bytes", web.maxBody)}
@@ -219,7 +220,7 @@ The garbage collector's target is GOGC=400 unless the GOGC environment
 variable is set, as for serve; GOMEMLIMIT bounds the heap.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			gc := serverGC()
+			gc := tune.ServerGC()
 			g.logger().Debug("garbage collector target", "gogc", gc)
 			if len(namespaces) == 0 {
 				return usageError{fmt.Errorf("no namespace: pass --namespace NS (repeatable)")}

@@ -87,10 +87,12 @@ type Event struct {
 	MaxAttempts    int       // the step's retry policy's bound, the first attempt included; 0 if unknown
 	AttemptID      uuid.UUID // the attempt's fencing token (StepInput.AttemptID)
 	Context        json.RawMessage
-	Results        map[string]json.RawMessage
-	Ancestors      map[string]json.RawMessage // StepInput.Ancestors: nil when not at hand
-	Config         json.RawMessage            // the step's configuration from its template; nil for none
-	Method         string                     // the entry point the template names; "" for the default
+	// The task's correlation ids (StepInput's; uuid.Nil: none).
+	CorrelationID, ParentCorrelationID uuid.UUID
+	Results                            map[string]json.RawMessage
+	Ancestors                          map[string]json.RawMessage // StepInput.Ancestors: nil when not at hand
+	Config                             json.RawMessage            // the step's configuration from its template; nil for none
+	Method                             string                     // the entry point the template names; "" for the default
 	// Batch is the batch worker's cursor range, settings and last
 	// checkpoint (StepInput.Batch); nil for every other step.
 	Batch        *taskertype.BatchInput
@@ -306,6 +308,7 @@ func (c *Channel) handle(ctx context.Context, name string, served func(namespace
 			Namespace: in.Namespace, StepName: in.StepName, Handler: name,
 			Attempt: in.Attempt, MaxAttempts: in.MaxAttempts, AttemptID: in.AttemptID,
 			Context: in.Context, Results: in.Results, Ancestors: in.Ancestors,
+			CorrelationID: in.CorrelationID, ParentCorrelationID: in.ParentCorrelationID,
 			Config: in.Config, Method: in.Method, Batch: in.Batch,
 			DispatchedAt: c.clock.Now(),
 		},

@@ -529,7 +529,7 @@ func (w *Worker) startTx(ctx context.Context, tx store.Tx, rec *transition.Recor
 		return &job{m: m, step: s, in: &taskertype.StepInput{
 			TaskID: s.TaskID, StepID: s.ID, StepName: s.Name, Namespace: namespaceOf(m.Queue),
 			Attempt: s.Attempts, MaxAttempts: s.Retry.MaxAttempts, AttemptID: s.AttemptID, Context: inputs.Context, Results: inputs.Results,
-			Ancestors: ancestors,
+			Ancestors: ancestors, CorrelationID: inputs.CorrelationID, ParentCorrelationID: inputs.ParentCorrelationID,
 		}, claimedAt: claimedAt, template: msg.Template, version: msg.Version}, nil
 	case s.State == taskertype.StepInProgress && m.ReadCount > 1 && w.leases.runs(s.ID, s.AttemptID):
 		adopted := *s

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/tasker-go/tasker/store"
 	"github.com/tasker-go/tasker/taskertype"
 )
@@ -46,10 +44,7 @@ func (x *tx) TaskCreate(ctx context.Context, p *store.TaskCreateParams) error {
 	r.task.Context = nil
 	x.hold(r)
 	x.created = append(x.created, r)
-	if x.contexts == nil {
-		x.contexts = make(map[uuid.UUID]json.RawMessage)
-	}
-	x.contexts[task.ID] = taskCtx
+	x.keepInputs(task.ID, taskCtx, correlation{id: task.Request.CorrelationID, parent: task.Request.ParentCorrelationID})
 	x.trans = append(x.trans, transitionRow{taskID: task.ID, to: string(taskertype.TaskPending),
 		event: string(taskertype.TaskEventCreate), at: at, processor: p.Processor})
 

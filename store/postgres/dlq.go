@@ -293,7 +293,7 @@ func (s *Store) TaskStaleList(ctx context.Context, p *store.TaskStaleListParams)
 	defer rows.Close()
 	var out []*taskertype.Task
 	for rows.Next() {
-		t, err := scanTask(rows, false)
+		t, err := scanTask(rows)
 		if err != nil {
 			return nil, fmt.Errorf("store: %s: %w", op, err)
 		}

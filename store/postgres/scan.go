@@ -101,17 +101,14 @@ func textArray(tags []string) string {
 	return b.String()
 }
 
-// scanTask reads a row of taskCols, followed by the context if ctx is set.
-func scanTask(row pgx.Row, withContext bool) (*taskertype.Task, error) {
+// scanTask reads a row of taskCols, and then extra, if any.
+func scanTask(row pgx.Row, extra ...any) (*taskertype.Task, error) {
 	var (
 		t        taskertype.Task
 		finished *time.Time
 		priority int32
 	)
-	dest := []any{&t.ID, &t.Namespace, &t.Name, &t.Version, &t.State, &t.Revision, &t.CreatedAt, &t.UpdatedAt, &finished, &priority}
-	if withContext {
-		dest = append(dest, (*[]byte)(&t.Context))
-	}
+	dest := append([]any{&t.ID, &t.Namespace, &t.Name, &t.Version, &t.State, &t.Revision, &t.CreatedAt, &t.UpdatedAt, &finished, &priority}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}

@@ -50,6 +50,7 @@ type tx struct {
 	tasks    map[uuid.UUID]*taskRow
 	steps    map[uuid.UUID]*stepRow
 	contexts map[uuid.UUID]json.RawMessage // task contexts read or created here
+	corrs    map[uuid.UUID]correlation     // and the correlation ids of those tasks
 	// whole holds, for each task whose steps the transaction holds every
 	// one of (read by Prefetch, or created here), those steps: StepList
 	// answers from them.
@@ -292,7 +293,7 @@ func (x *tx) TaskGetForUpdate(ctx context.Context, id uuid.UUID) (*taskertype.Ta
 		SQL:  `SELECT ` + taskCols + ` FROM tasks WHERE id = $1 FOR NO KEY UPDATE`,
 		Args: []any{id},
 		Row: func(row pgx.Row) (err error) {
-			task, err = scanTask(row, false)
+			task, err = scanTask(row)
 			if pgdb.IsNoRows(err) {
 				return nil
 			}
@@ -363,7 +364,7 @@ func (x *tx) casTask(ctx context.Context, op string, p *store.TaskTransitionPara
 			WHERE id = $1 AND state = $2 RETURNING ` + taskCols,
 		Args: []any{p.ID, string(p.From), string(p.To), at, nullTime(finished)},
 		Row: func(row pgx.Row) (err error) {
-			task, err = scanTask(row, false)
+			task, err = scanTask(row)
 			if pgdb.IsNoRows(err) {
 				return nil
 			}
@@ -610,21 +611,21 @@ func (x *tx) Prefetch(ctx context.Context, p *store.PrefetchParams) ([]uuid.UUID
 		lock += " SKIP LOCKED"
 	}
 	x.t.Add(pgdb.Stmt{
-		SQL: `SELECT ` + taskCols + `, CASE WHEN id = ANY($2) THEN context END
+		SQL: `SELECT ` + taskCols + `, CASE WHEN id = ANY($2) THEN context END, correlation_id, parent_correlation_id
 			FROM tasks WHERE id = ANY($1) ORDER BY id ` + lock,
 		Args: []any{ids, withCtx},
 		Query: func(rows pgx.Rows) error {
 			for rows.Next() {
-				t, err := scanTask(rows, true)
+				var (
+					taskCtx      []byte
+					corr, parent *uuid.UUID
+				)
+				t, err := scanTask(rows, &taskCtx, &corr, &parent)
 				if err != nil {
 					return err
 				}
-				if t.Context != nil {
-					if x.contexts == nil {
-						x.contexts = make(map[uuid.UUID]json.RawMessage)
-					}
-					x.contexts[t.ID] = t.Context
-					t.Context = nil
+				if taskCtx != nil {
+					x.keepInputs(t.ID, taskCtx, correlationOf(corr, parent))
 				}
 				if _, held := x.tasks[t.ID]; !held {
 					x.hold(&taskRow{task: *t, inserted: true})
@@ -693,13 +694,14 @@ func (x *tx) StepInputs(ctx context.Context, stepID uuid.UUID) (*store.StepInput
 		taskCtx []byte
 		results []byte
 	)
+	var corr, parent *uuid.UUID
 	err := x.query(ctx, op, readsSteps, pgdb.Stmt{
-		SQL: `SELECT s.task_id, t.context,
+		SQL: `SELECT s.task_id, t.context, t.correlation_id, t.parent_correlation_id,
 				(SELECT json_object_agg(d.name, coalesce(d.result, 'null'::json)) FROM steps d WHERE d.id = ANY(s.depends_on))
 			FROM steps s JOIN tasks t ON t.id = s.task_id WHERE s.id = $1`,
 		Args: []any{stepID},
 		Row: func(row pgx.Row) error {
-			if err := row.Scan(&taskID, &taskCtx, &results); err != nil && !pgdb.IsNoRows(err) {
+			if err := row.Scan(&taskID, &taskCtx, &corr, &parent, &results); err != nil && !pgdb.IsNoRows(err) {
 				return err
 			}
 			return nil
@@ -711,17 +713,42 @@ func (x *tx) StepInputs(ctx context.Context, stepID uuid.UUID) (*store.StepInput
 	if taskID == nil {
 		return nil, notFound(op, "step", stepID)
 	}
-	in := &store.StepInputs{Context: taskCtx, Results: map[string]json.RawMessage{}}
+	c := correlationOf(corr, parent)
+	in := &store.StepInputs{Context: taskCtx, Results: map[string]json.RawMessage{},
+		CorrelationID: c.id, ParentCorrelationID: c.parent}
 	if results != nil {
 		if err := json.Unmarshal(results, &in.Results); err != nil {
 			return nil, fmt.Errorf("store: %s: step %s: results of its dependencies: %w", op, stepID, err)
 		}
 	}
+	x.keepInputs(*taskID, taskCtx, c)
+	return in, nil
+}
+
+// correlation is a task's correlation ids (uuid.Nil: none).
+type correlation struct{ id, parent uuid.UUID }
+
+// correlationOf reads the nullable correlation columns.
+func correlationOf(id, parent *uuid.UUID) correlation {
+	var c correlation
+	if id != nil {
+		c.id = *id
+	}
+	if parent != nil {
+		c.parent = *parent
+	}
+	return c
+}
+
+// keepInputs keeps what StepInputs needs of a task, read or created here:
+// its context and correlation ids.
+func (x *tx) keepInputs(taskID uuid.UUID, taskCtx json.RawMessage, c correlation) {
 	if x.contexts == nil {
 		x.contexts = make(map[uuid.UUID]json.RawMessage)
+		x.corrs = make(map[uuid.UUID]correlation)
 	}
-	x.contexts[*taskID] = taskCtx
-	return in, nil
+	x.contexts[taskID] = taskCtx
+	x.corrs[taskID] = c
 }
 
 // inputsHeld builds a step's inputs from what the transaction holds, or
@@ -735,7 +762,9 @@ func (x *tx) inputsHeld(stepID uuid.UUID) *store.StepInputs {
 	if !ok {
 		return nil
 	}
-	in := &store.StepInputs{Context: taskCtx, Results: make(map[string]json.RawMessage, len(r.step.DependsOn))}
+	c := x.corrs[r.step.TaskID]
+	in := &store.StepInputs{Context: taskCtx, Results: make(map[string]json.RawMessage, len(r.step.DependsOn)),
+		CorrelationID: c.id, ParentCorrelationID: c.parent}
 	for _, dep := range r.step.DependsOn {
 		d := x.steps[dep]
 		if d == nil {

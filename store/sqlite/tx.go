@@ -305,7 +305,8 @@ func (t *tx) StepInputs(ctx context.Context, stepID uuid.UUID) (*store.StepInput
 	if err != nil {
 		return nil, err
 	}
-	in := &store.StepInputs{Context: cloneBytes(r.task.Context), Results: make(map[string]json.RawMessage, len(st.DependsOn))}
+	in := &store.StepInputs{Context: cloneBytes(r.task.Context), Results: make(map[string]json.RawMessage, len(st.DependsOn)),
+		CorrelationID: r.task.Request.CorrelationID, ParentCorrelationID: r.task.Request.ParentCorrelationID}
 	for _, dep := range st.DependsOn {
 		d := r.step(dep)
 		if d == nil {

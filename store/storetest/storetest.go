@@ -77,6 +77,7 @@ var cases = []struct {
 	{"a message sent in a committed transaction wakes subscribers and can be claimed", testMessageCommitted},
 	{"transitions are listed in the order they were applied", testTransitionOrder},
 	{"step inputs carry the context and the dependency results by name", testStepInputs},
+	{"step inputs carry the task's correlation ids however the transaction holds the task", testStepInputsCorrelation},
 	{"a step's ancestor results are those of its completed ancestors, by name, and no other step's", testStepAncestorResults},
 	{"transitions listed after a cursor are the later ones only", testTransitionsAfter},
 	{"task list filters by state and lists the newest first", testTaskList},
@@ -843,6 +844,48 @@ func testStepInputs(t *testing.T, e *env) {
 		if len(in.Results) != 1 || !jsonEqual(in.Results["a"], []byte(`{"reserved": true}`)) {
 			t.Errorf("results of b's dependencies: %s", fmtResults(in.Results))
 		}
+		return nil
+	})
+}
+
+func testStepInputsCorrelation(t *testing.T, e *env) {
+	corr, parent := newID(t), newID(t)
+	withIDs := diamond(t, e)
+	withIDs.Task.Request.CorrelationID, withIDs.Task.Request.ParentCorrelationID = corr, parent
+	without := diamond(t, e)
+	check := func(how string, tx store.Tx, p *store.TaskCreateParams, wantCorr, wantParent uuid.UUID) {
+		t.Helper()
+		in, err := tx.StepInputs(t.Context(), p.Steps[3].ID)
+		if err != nil {
+			t.Errorf("%s: StepInputs: %v", how, err)
+			return
+		}
+		if in.CorrelationID != wantCorr || in.ParentCorrelationID != wantParent {
+			t.Errorf("%s: correlation ids %s, %s; want %s, %s", how, in.CorrelationID, in.ParentCorrelationID, wantCorr, wantParent)
+		}
+	}
+	e.inTx(t, func(tx store.Tx) error {
+		for _, p := range []*store.TaskCreateParams{withIDs, without} {
+			if err := tx.TaskCreate(t.Context(), p); err != nil {
+				return err
+			}
+		}
+		check("in the transaction that created the task", tx, withIDs, corr, parent)
+		check("a task without correlation ids, created here", tx, without, uuid.Nil, uuid.Nil)
+		return nil
+	})
+	e.inTx(t, func(tx store.Tx) error {
+		check("read by StepInputs", tx, withIDs, corr, parent)
+		check("a task without correlation ids, read", tx, without, uuid.Nil, uuid.Nil)
+		return nil
+	})
+	e.inTx(t, func(tx store.Tx) error {
+		ids := []uuid.UUID{withIDs.Task.ID, without.Task.ID}
+		if _, err := tx.Prefetch(t.Context(), &store.PrefetchParams{ContextsOf: ids}); err != nil {
+			return err
+		}
+		check("after a prefetch of the context", tx, withIDs, corr, parent)
+		check("a task without correlation ids, after a prefetch", tx, without, uuid.Nil, uuid.Nil)
 		return nil
 	})
 }
