@@ -35,15 +35,14 @@ import (
 	"github.com/tasker-go/tasker/internal/tune"
 )
 
-var host = ffi.NewHost() // the library's state: one per process, as a C library has
+// The library's state: one per process, as a C library has. Its Go
+// runtime is the engine's alone: with the embedded database, it keeps Ps
+// for the host's threads besides (tune.HostProcs, unless GOMAXPROCS is
+// set).
+var host = ffi.NewHost(ffi.HostOptions{EmbeddedOpen: func() { tune.HostProcs() }})
 
-// The Go runtime of the library is the engine's alone: tuned as tasker
-// serve's (GOGC=400) and with Ps for the host's threads besides (internal/tune),
-// each unless its environment variable (GOGC, GOMAXPROCS) is set.
-func init() {
-	tune.ServerGC()
-	tune.HostProcs()
-}
+// The collector's target is tasker serve's (GOGC=400 unless GOGC is set).
+func init() { tune.ServerGC() }
 
 func out(b []byte) *C.char { return C.CString(string(b)) }
 

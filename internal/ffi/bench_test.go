@@ -47,7 +47,7 @@ func benchPull(b *testing.B, shape string, goHandler bool) {
 	if err := os.WriteFile(filepath.Join(dir, "t.yaml"), []byte("name: t\nnamespace: bench\nversion: 1.0.0\nidentity_strategy: always_unique\nsteps:\n"+steps), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	h := ffi.NewHost()
+	h := ffi.NewHost(ffi.HostOptions{})
 	var opened struct {
 		Handle int64 `json:"handle"`
 	}

@@ -80,13 +80,27 @@ type Config struct {
 
 // Host holds the engines a host process opened.
 type Host struct {
+	embedded     func()
+	embeddedOnce sync.Once
+
 	mu      sync.Mutex // guards the fields below; never held across an engine call
 	next    int64
 	engines map[int64]*instance
 }
 
+// HostOptions configure a Host.
+type HostOptions struct {
+	// EmbeddedOpen, if set, runs once, before the first engine on the
+	// embedded database opens: cmd/libtasker tunes the Go runtime for the
+	// host's threads with it (tune.HostProcs, which pays on the embedded
+	// database and costs on PostgreSQL).
+	EmbeddedOpen func()
+}
+
 // NewHost returns an empty Host.
-func NewHost() *Host { return &Host{engines: map[int64]*instance{}} }
+func NewHost(o HostOptions) *Host {
+	return &Host{embedded: o.EmbeddedOpen, engines: map[int64]*instance{}}
+}
 
 type instance struct {
 	eng     *tasker.Engine
@@ -145,6 +159,9 @@ func (h *Host) Open(configJSON []byte) (out []byte) {
 	id := h.next
 	h.engines[id] = nil
 	h.mu.Unlock()
+	if cfg.DatabaseURL == "" && h.embedded != nil {
+		h.embeddedOnce.Do(h.embedded)
+	}
 	in, err := open(cfg)
 	h.mu.Lock()
 	if err != nil {

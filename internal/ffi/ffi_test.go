@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,7 +72,7 @@ func call(t *testing.T, h *ffi.Host, handle int64, method, path, body string) re
 // completes them, and the task completes with their results: the path of a
 // Python worker through ctypes.
 func TestHostRunsATaskThroughThePullProtocol(t *testing.T) {
-	h := ffi.NewHost()
+	h := ffi.NewHost(ffi.HostOptions{})
 	e := openEngine(t, h, "")
 	if r := call(t, h, e, "POST", "/v1/workers", `{"worker_id": "py-1", "namespaces": ["ffi"], "handlers": ["ffi.double", "ffi.add_one"]}`); r.Status != 201 && r.Status != 200 {
 		t.Fatalf("register: %d %s", r.Status, r.Body)
@@ -137,7 +138,7 @@ func TestHostRunsATaskThroughThePullProtocol(t *testing.T) {
 // unknown handle, a bad method or path; the API's own errors come back
 // with their status.
 func TestBadInputIsAnErrorValue(t *testing.T) {
-	h := ffi.NewHost()
+	h := ffi.NewHost(ffi.HostOptions{})
 	for _, cfg := range []string{`nope`, `{"database_pat": "x"}`, `{"templates": ["/does/not/exist"]}`, `{"log_level": "loud"}`} {
 		r := decode(t, h.Open([]byte(cfg)))
 		if r.Error == nil || r.Error.Message == "" {
@@ -172,7 +173,7 @@ func TestBadInputIsAnErrorValue(t *testing.T) {
 // Stop ends the long polls in progress: a host thread blocked in a poll
 // returns, and the handle is gone.
 func TestStopEndsLongPolls(t *testing.T) {
-	h := ffi.NewHost()
+	h := ffi.NewHost(ffi.HostOptions{})
 	e := openEngine(t, h, "")
 	call(t, h, e, "POST", "/v1/workers", `{"worker_id": "w", "namespaces": ["ffi"], "handlers": ["ffi.double"]}`)
 	var wg sync.WaitGroup
@@ -203,7 +204,7 @@ func TestStopEndsLongPolls(t *testing.T) {
 
 // At most MaxEngines are open at once; stopping one frees its slot.
 func TestEnginesAreBounded(t *testing.T) {
-	h := ffi.NewHost()
+	h := ffi.NewHost(ffi.HostOptions{})
 	var handles []int64
 	for range ffi.MaxEngines {
 		handles = append(handles, openEngine(t, h, ""))
@@ -220,7 +221,7 @@ func TestEnginesAreBounded(t *testing.T) {
 // engine, beside the host's workers: a step of demo.noop completes with no
 // pull worker registered.
 func TestDemoHandlersRunInTheEngine(t *testing.T) {
-	h := ffi.NewHost()
+	h := ffi.NewHost(ffi.HostOptions{})
 	dir := t.TempDir()
 	const noop = "name: nop\nnamespace: ffi_go\nversion: 1.0.0\nsteps:\n  - {name: only, handler: demo.noop}\n"
 	if err := os.WriteFile(filepath.Join(dir, "nop.yaml"), []byte(noop), 0o600); err != nil {
@@ -257,5 +258,26 @@ func TestDemoHandlersRunInTheEngine(t *testing.T) {
 			t.Fatalf("the demo.noop step did not run in the engine: %s", r.Body)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The embedded-database hook (cmd/libtasker's runtime tuning) runs once,
+// at the first open of an engine on the embedded database, and never for
+// PostgreSQL.
+func TestEmbeddedOpenRunsOnceAndOnlyForTheEmbeddedDatabase(t *testing.T) {
+	var n atomic.Int32
+	h := ffi.NewHost(ffi.HostOptions{EmbeddedOpen: func() { n.Add(1) }})
+	// Refused at connect (nothing listens on port 1): the hook is not for it.
+	out := h.Open([]byte(`{"database_url": "postgres://127.0.0.1:1/none?connect_timeout=1"}`))
+	if r := decode(t, out); r.Error == nil {
+		t.Fatalf("an engine opened on a closed port: %s", out)
+	}
+	if got := n.Load(); got != 0 {
+		t.Fatalf("the hook ran %d times for PostgreSQL, want 0", got)
+	}
+	openEngine(t, h, "")
+	openEngine(t, h, "")
+	if got := n.Load(); got != 1 {
+		t.Fatalf("the hook ran %d times for two embedded engines, want 1", got)
 	}
 }

@@ -40,17 +40,19 @@ func ServerGC() int {
 }
 
 // HostThreadPs is how many Ps, beyond the runtime's default (the CPUs it
-// may use), the engine keeps in a host process (libtasker) for the host's
-// threads. A host thread that calls into the library and returns keeps the
-// P it ran on, as if in a system call, until it calls again or the
-// runtime's monitor takes the P back, 20 µs to 10 ms later: with as many Ps
-// as CPUs, a few host threads between their calls (a Python worker's
-// pollers, a thread that just sent its completions) hold them all and the
-// engine's goroutines (the worker that reports a completed step, the
-// committer) wait for the monitor. Four more Ps let them run at once; a P
-// a host thread holds costs nothing while it is not running Go code.
-// docs/benchmarks.md has the measurement (2 CPUs: Python steps/s 1.29x at
-// 6 Ps against 2).
+// may use), libtasker keeps in a host process whose engine uses the
+// embedded database, for the host's threads. A host thread that calls into
+// the library and returns keeps the P it ran on, as if in a system call,
+// until it calls again or the runtime's monitor takes the P back, 20 µs to
+// 10 ms later: with as many Ps as CPUs, a few host threads between their
+// calls (a Python worker's pollers, a thread that just sent its
+// completions) hold them all and the engine's goroutines (the worker that
+// reports a completed step, the committer) wait for the monitor. Four more
+// Ps let them run at once; a P a host thread holds costs nothing while it
+// is not running Go code. On PostgreSQL the same Ps cost more than they
+// save: the engine's goroutines wait on the network, and idle Ps send
+// threads spinning for work at every wake-up, so libtasker leaves
+// GOMAXPROCS alone there. docs/benchmarks.md has both measurements.
 const HostThreadPs = 4
 
 // HostProcs raises GOMAXPROCS by HostThreadPs unless the GOMAXPROCS
