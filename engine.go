@@ -100,10 +100,17 @@ type Config struct {
 	WorkerNamespaces []string
 	// WorkerConcurrency bounds the handlers running at once: what the
 	// services the handlers call see from this process. Default 8 ×
-	// GOMAXPROCS, at least 100. The outcomes that finish together are
+	// Procs, at least 100. The outcomes that finish together are
 	// stored in one transaction (up to 256), so at saturation a larger
 	// concurrency costs fewer transactions per step.
 	WorkerConcurrency int
+	// Procs is the processors the engine sizes its defaults by
+	// (WorkerConcurrency's, and on PostgreSQL the transactions storing
+	// outcomes at once, one per processor up to 8). Default GOMAXPROCS. A
+	// host that raises GOMAXPROCS beyond the CPUs for threads of its own
+	// (libtasker, for the host's threads that call in) gives the value from
+	// before.
+	Procs int
 	// ProcessorName names this process in the transition log. Default
 	// "host:pid".
 	ProcessorName string
@@ -285,8 +292,14 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.MaxResultBytes == 0 {
 		cfg.MaxResultBytes = DefaultMaxResultBytes
 	}
-	if cfg.WorkerConcurrency < 0 {
-		return nil, fmt.Errorf("tasker: WorkerConcurrency must not be negative, got %d", cfg.WorkerConcurrency)
+	if cfg.WorkerConcurrency < 0 || cfg.Procs < 0 {
+		return nil, fmt.Errorf("tasker: WorkerConcurrency (%d) and Procs (%d) must not be negative: give a bound, or 0 for the default", cfg.WorkerConcurrency, cfg.Procs)
+	}
+	if cfg.Procs == 0 {
+		cfg.Procs = runtime.GOMAXPROCS(0)
+	}
+	if cfg.WorkerConcurrency == 0 {
+		cfg.WorkerConcurrency = worker.DefaultConcurrency(cfg.Procs)
 	}
 	if s := cfg.DefaultIdentityStrategy; s != "" && !slices.Contains(taskertype.IdentityStrategies, s) {
 		return nil, fmt.Errorf("tasker: %w: Config.DefaultIdentityStrategy %q is not an identity strategy: use strict, caller_provided or always_unique (or leave it empty for strict)",
@@ -553,7 +566,7 @@ func (e *Engine) startWorker(ctx context.Context) error {
 		// (docs/benchmarks.md, "Issue 9, second session": 1.10–1.15× the
 		// drain rate of one on 2 CPUs). More would queue for the pool's
 		// connections and for PostgreSQL's commit-time NOTIFY lock.
-		wc.ReportGroups = min(runtime.GOMAXPROCS(0), 8)
+		wc.ReportGroups = min(e.cfg.Procs, 8)
 	}
 	if !e.cfg.DisableOrchestration {
 		// Orchestration runs here: hand results over in the worker's own

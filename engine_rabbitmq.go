@@ -1,13 +1,11 @@
 package tasker
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
 
-	"github.com/tasker-go/tasker/internal/worker"
 	"github.com/tasker-go/tasker/queue"
 	"github.com/tasker-go/tasker/queue/rabbitmq"
 	storepg "github.com/tasker-go/tasker/store/postgres"
@@ -51,7 +49,7 @@ func (e *Engine) openRabbitMQ(ctx context.Context) error {
 	}
 	// A queue's consumer holds at most as many deliveries as the workers
 	// have slots.
-	prefetch := cmp.Or(cfg.WorkerConcurrency, worker.DefaultConcurrency())
+	prefetch := cfg.WorkerConcurrency
 	q, err := rabbitmq.Open(ctx, rabbitmq.Config{URL: cfg.AMQPURL, Prefix: cfg.AMQPPrefix, Prefetch: prefetch, PriorityAging: cfg.PriorityAging, Logger: cfg.Logger, Clock: cfg.Clock})
 	if err != nil {
 		return fmt.Errorf("tasker: %w", err)

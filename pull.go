@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/tasker-go/tasker/internal/dispatch"
-	"github.com/tasker-go/tasker/internal/worker"
 )
 
 // The dispatch channel's types, for programs that drive pull workers.
@@ -26,9 +25,6 @@ func (e *Engine) openPull() error {
 	c := e.cfg.Pull
 	if c.Capacity == 0 {
 		c.Capacity = e.cfg.WorkerConcurrency
-		if c.Capacity == 0 {
-			c.Capacity = worker.DefaultConcurrency()
-		}
 	}
 	if c.CompleteTimeout == 0 {
 		c.CompleteTimeout = 5 * time.Minute

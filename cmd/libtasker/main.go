@@ -28,6 +28,7 @@ package main
 import "C"
 
 import (
+	"runtime"
 	"time"
 	"unsafe"
 
@@ -35,14 +36,20 @@ import (
 	"github.com/tasker-go/tasker/internal/tune"
 )
 
-// The library's state: one per process, as a C library has. Its Go
-// runtime is the engine's alone: with the embedded database, it keeps Ps
-// for the host's threads besides (tune.HostProcs, unless GOMAXPROCS is
-// set).
-var host = ffi.NewHost(ffi.HostOptions{EmbeddedOpen: func() { tune.HostProcs() }})
+var host = newHost() // the library's state: one per process, as a C library has
 
-// The collector's target is tasker serve's (GOGC=400 unless GOGC is set).
-func init() { tune.ServerGC() }
+// newHost tunes the library's Go runtime, the engine's alone, and makes
+// the Host: the collector's target of tasker serve (GOGC=400) and Ps for
+// the host's threads besides the CPUs (internal/tune), each unless its
+// environment variable (GOGC, GOMAXPROCS) is set. The engines size their
+// defaults (worker concurrency, outcome transactions) by the CPUs, as
+// GOMAXPROCS was before.
+func newHost() *ffi.Host {
+	procs := runtime.GOMAXPROCS(0)
+	tune.ServerGC()
+	tune.HostProcs()
+	return ffi.NewHost(ffi.HostOptions{Procs: procs})
+}
 
 func out(b []byte) *C.char { return C.CString(string(b)) }
 

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"sync"
@@ -241,7 +242,7 @@ func openPostgres(ctx context.Context, dbURL string, logger *slog.Logger, outbox
 // their own, and a store on a schema of its own whose outbox relays there;
 // drop closes both and deletes the schema and the broker's queues.
 func openRabbitMQ(ctx context.Context, dbURL, amqpURL string, logger *slog.Logger) (*storepg.Store, *rabbitmq.Queue, func() error, error) {
-	q, err := rabbitmq.Open(ctx, rabbitmq.Config{URL: amqpURL, Logger: logger, Prefetch: worker.DefaultConcurrency(),
+	q, err := rabbitmq.Open(ctx, rabbitmq.Config{URL: amqpURL, Logger: logger, Prefetch: worker.DefaultConcurrency(runtime.GOMAXPROCS(0)),
 		Prefix: fmt.Sprintf("bench%d_", time.Now().UnixNano())})
 	if err != nil {
 		return nil, nil, nil, err

@@ -80,8 +80,7 @@ type Config struct {
 
 // Host holds the engines a host process opened.
 type Host struct {
-	embedded     func()
-	embeddedOnce sync.Once
+	procs int // HostOptions.Procs
 
 	mu      sync.Mutex // guards the fields below; never held across an engine call
 	next    int64
@@ -90,16 +89,16 @@ type Host struct {
 
 // HostOptions configure a Host.
 type HostOptions struct {
-	// EmbeddedOpen, if set, runs once, before the first engine on the
-	// embedded database opens: cmd/libtasker tunes the Go runtime for the
-	// host's threads with it (tune.HostProcs, which pays on the embedded
-	// database and costs on PostgreSQL).
-	EmbeddedOpen func()
+	// Procs is the processors the engines size their defaults by
+	// (tasker.Config.Procs): cmd/libtasker gives GOMAXPROCS as it was
+	// before it added Ps for the host's threads (tune.HostProcs). 0: the
+	// engine's default, GOMAXPROCS at its open.
+	Procs int
 }
 
 // NewHost returns an empty Host.
 func NewHost(o HostOptions) *Host {
-	return &Host{embedded: o.EmbeddedOpen, engines: map[int64]*instance{}}
+	return &Host{procs: o.Procs, engines: map[int64]*instance{}}
 }
 
 type instance struct {
@@ -159,10 +158,7 @@ func (h *Host) Open(configJSON []byte) (out []byte) {
 	id := h.next
 	h.engines[id] = nil
 	h.mu.Unlock()
-	if cfg.DatabaseURL == "" && h.embedded != nil {
-		h.embeddedOnce.Do(h.embedded)
-	}
-	in, err := open(cfg)
+	in, err := open(cfg, h.procs)
 	h.mu.Lock()
 	if err != nil {
 		delete(h.engines, id)
@@ -196,7 +192,7 @@ func logger(level string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 }
 
-func open(cfg Config) (*instance, error) {
+func open(cfg Config, procs int) (*instance, error) {
 	if cfg.PullCapacity < 0 || cfg.CompleteTimeoutMS < 0 || cfg.WorkerConcurrency < 0 || cfg.MaxBodyBytes < 0 {
 		return nil, errors.New("pull_capacity, complete_timeout_ms, worker_concurrency and max_body_bytes must not be negative (0 means the default)")
 	}
@@ -212,7 +208,7 @@ func open(cfg Config) (*instance, error) {
 		DatabasePath: cfg.DatabasePath, DatabaseURL: cfg.DatabaseURL, AutoMigrate: cfg.Migrate,
 		Templates: tpls, Environment: cfg.Environment, WorkerNamespaces: cfg.Namespaces,
 		WorkerConcurrency: cfg.WorkerConcurrency, DisableOrchestration: cfg.NoOrchestration,
-		Logger: log, PullUnregistered: true,
+		Logger: log, PullUnregistered: true, Procs: procs,
 		Pull: tasker.PullConfig{Capacity: cfg.PullCapacity, CompleteTimeout: time.Duration(cfg.CompleteTimeoutMS) * time.Millisecond},
 	}
 	// The engine lives until Stop, whatever the call that opened it.

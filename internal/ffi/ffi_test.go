@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -261,23 +261,23 @@ func TestDemoHandlersRunInTheEngine(t *testing.T) {
 	}
 }
 
-// The embedded-database hook (cmd/libtasker's runtime tuning) runs once,
-// at the first open of an engine on the embedded database, and never for
-// PostgreSQL.
-func TestEmbeddedOpenRunsOnceAndOnlyForTheEmbeddedDatabase(t *testing.T) {
-	var n atomic.Int32
-	h := ffi.NewHost(ffi.HostOptions{EmbeddedOpen: func() { n.Add(1) }})
-	// Refused at connect (nothing listens on port 1): the hook is not for it.
-	out := h.Open([]byte(`{"database_url": "postgres://127.0.0.1:1/none?connect_timeout=1"}`))
-	if r := decode(t, out); r.Error == nil {
-		t.Fatalf("an engine opened on a closed port: %s", out)
-	}
-	if got := n.Load(); got != 0 {
-		t.Fatalf("the hook ran %d times for PostgreSQL, want 0", got)
-	}
-	openEngine(t, h, "")
-	openEngine(t, h, "")
-	if got := n.Load(); got != 1 {
-		t.Fatalf("the hook ran %d times for two embedded engines, want 1", got)
+// A Host sizes its engines' defaults by the processors it was given
+// (cmd/libtasker: the CPUs, before it adds Ps for the host's threads), not
+// by GOMAXPROCS: the pull channel's capacity is the default worker
+// concurrency, 8 per processor and at least 100.
+func TestHostSizesEnginesByItsProcs(t *testing.T) {
+	for _, tc := range []struct{ procs, want int }{{20, 160}, {0, max(100, 8*runtime.GOMAXPROCS(0))}} {
+		h := ffi.NewHost(ffi.HostOptions{Procs: tc.procs})
+		e := openEngine(t, h, "")
+		r := call(t, h, e, "GET", "/v1/workers/metrics", "")
+		var m struct {
+			Capacity int `json:"capacity"`
+		}
+		if err := json.Unmarshal(r.Body, &m); err != nil || r.Status != 200 {
+			t.Fatalf("metrics: %d %s", r.Status, r.Body)
+		}
+		if m.Capacity != tc.want {
+			t.Errorf("Procs %d: the pull channel's capacity is %d, want %d", tc.procs, m.Capacity, tc.want)
+		}
 	}
 }

@@ -148,8 +148,9 @@ type ResultProcessor interface {
 		report func(*taskertype.Step) error) error
 }
 
-// DefaultConcurrency is the worker's concurrency when none is set: 8 per
-// CPU, and at least 100 (River's and Hatchet's defaults are 100 per
+// DefaultConcurrency is the worker's concurrency for procs processors
+// (GOMAXPROCS, or tasker.Config.Procs) when none is set: 8 per processor,
+// and at least 100 (River's and Hatchet's defaults are 100 per
 // worker). The outcomes that finish together are stored in one
 // transaction, so the more slots, the fewer transactions per step at
 // saturation: on a 2-core machine, 16 slots drained a backlog of
@@ -157,7 +158,7 @@ type ResultProcessor interface {
 // 8,500–12,000 (docs/benchmarks.md, "Issue 9, second session"). The
 // concurrency is also what the services a handler calls see: size it for
 // them (Config.Concurrency, tasker.Config.WorkerConcurrency, --concurrency).
-func DefaultConcurrency() int { return max(100, 8*runtime.GOMAXPROCS(0)) }
+func DefaultConcurrency(procs int) int { return max(100, 8*procs) }
 
 func (c Config) withDefaults() Config {
 	if c.Logger == nil {
@@ -170,7 +171,7 @@ func (c Config) withDefaults() Config {
 		c.Processor = "worker"
 	}
 	if c.Concurrency == 0 {
-		c.Concurrency = DefaultConcurrency()
+		c.Concurrency = DefaultConcurrency(runtime.GOMAXPROCS(0))
 	}
 	if c.ClaimBatch == 0 {
 		c.ClaimBatch = c.Concurrency
