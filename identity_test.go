@@ -1,6 +1,7 @@
 package tasker_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -356,4 +357,38 @@ func newHarnessWithDefault(t *testing.T, db tasker.Config, s tasker.IdentityStra
 	must(t, eng.Start(t.Context()))
 	stopAtCleanup(t, eng)
 	return eng
+}
+
+// A Go handler's input carries its task's correlation ids, on every
+// backend, for each step (the second started in a transaction of its own).
+func TestHandlersSeeTheTaskCorrelationIDs(t *testing.T) {
+	const tpl = `name: corr
+namespace: test
+version: 1.0.0
+steps:
+  - {name: a, handler: test.corr}
+  - {name: b, handler: test.corr, depends_on: [a]}
+`
+	onBackends(t, func(t *testing.T, backend string) {
+		type seen struct{ corr, parent uuid.UUID }
+		got := make(chan seen, 2)
+		h := newHarnessOn(t, backend, tpl, map[string]tasker.Handler{
+			"test.corr": taskertype.HandlerFunc(func(_ context.Context, in *taskertype.StepInput) (any, error) {
+				got <- seen{in.CorrelationID, in.ParentCorrelationID}
+				return nil, nil
+			}),
+		})
+		corr, parent := uuid.New(), uuid.New()
+		task, err := h.eng.CreateTask(t.Context(), tasker.CreateTaskParams{Namespace: "test", Name: "corr", Context: map[string]any{},
+			CorrelationID: corr, ParentCorrelationID: parent})
+		must(t, err)
+		if info := h.wait(task); info.Task.State != taskertype.TaskComplete {
+			t.Fatalf("task %s", info.Task.State)
+		}
+		for i := range 2 {
+			if s := <-got; s.corr != corr || s.parent != parent {
+				t.Errorf("step %d saw correlation ids %s, %s; want %s, %s", i+1, s.corr, s.parent, corr, parent)
+			}
+		}
+	})
 }

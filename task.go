@@ -233,15 +233,6 @@ func (e *Engine) Task(ctx context.Context, id uuid.UUID) (*TaskInfo, error) {
 	return &TaskInfo{Task: t, Steps: steps}, nil
 }
 
-// TaskRecord returns a task as stored, without its steps.
-func (e *Engine) TaskRecord(ctx context.Context, id uuid.UUID) (*Task, error) {
-	t, err := e.store.TaskGet(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("tasker: %w", err)
-	}
-	return t, nil
-}
-
 // StepAncestorResults returns the results of a step's completed ancestors
 // (its dependencies, theirs, and so on) by step name, in one read of those
 // steps only, whatever the task's size.

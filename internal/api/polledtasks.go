@@ -24,10 +24,9 @@ type polledTasks struct {
 	cur, prev map[uuid.UUID]*polledTask
 }
 
-// polledTask is what polledTasks knows of one task.
-type polledTask struct {
-	roots []string // steps without dependencies, polled; at most maxRoots
-}
+// polledTask is what polledTasks knows of one task: its steps without
+// dependencies that were polled, at most maxRoots.
+type polledTask []string
 
 const (
 	// defaultPolledTasks is the tasks of one generation: at least the
@@ -66,8 +65,8 @@ func (c *polledTasks) addRoot(task uuid.UUID, name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := c.entryLocked(task, true)
-	if len(t.roots) < maxRoots && !slices.Contains(t.roots, name) {
-		t.roots = append(t.roots, name)
+	if len(*t) < maxRoots && !slices.Contains(*t, name) {
+		*t = append(*t, name)
 	}
 }
 
@@ -77,11 +76,11 @@ func (c *polledTasks) onlyRoots(task uuid.UUID, deps map[string]json.RawMessage)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := c.entryLocked(task, false)
-	if t == nil || len(deps) == 0 || len(deps) > len(t.roots) {
+	if t == nil || len(deps) == 0 || len(deps) > len(*t) {
 		return false
 	}
 	for name := range deps {
-		if !slices.Contains(t.roots, name) {
+		if !slices.Contains(*t, name) {
 			return false
 		}
 	}

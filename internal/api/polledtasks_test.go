@@ -34,7 +34,7 @@ func TestPolledTasksIsBounded(t *testing.T) {
 	for i := range 2 * maxRoots {
 		c.addRoot(task, fmt.Sprint("root", i))
 	}
-	if n := len(c.entryLocked(task, false).roots); n != maxRoots {
+	if n := len(*c.entryLocked(task, false)); n != maxRoots {
 		t.Fatalf("a task keeps %d root names, want the bound %d", n, maxRoots)
 	}
 }

@@ -18,7 +18,7 @@ import (
 // step the transaction does not hold.
 
 // insertTasks inserts the tasks created in the transaction, as they are now.
-func insertTasks(rows []*taskRow, contexts map[uuid.UUID]json.RawMessage) pgdb.Stmt {
+func insertTasks(rows []*taskRow, inputs map[uuid.UUID]taskInputs) pgdb.Stmt {
 	n := len(rows)
 	var (
 		ids                         = make([]uuid.UUID, n)
@@ -39,7 +39,7 @@ func insertTasks(rows []*taskRow, contexts map[uuid.UUID]json.RawMessage) pgdb.S
 	for i, r := range rows {
 		t := &r.task
 		ids[i], namespaces[i], names[i], versions[i] = t.ID, t.Namespace, t.Name, t.Version
-		states[i], revisions[i], ctxs[i] = string(t.State), t.Revision, contexts[t.ID]
+		states[i], revisions[i], ctxs[i] = string(t.State), t.Revision, inputs[t.ID].context
 		created[i], updated[i], finished[i] = t.CreatedAt, t.UpdatedAt, nullTime(t.FinishedAt)
 		rq := &t.Request
 		priorities[i], corrs[i], parents[i] = int32(rq.Priority), nullUUID(rq.CorrelationID), nullUUID(rq.ParentCorrelationID)
@@ -224,27 +224,63 @@ func casStepStmt(s *taskertype.Step, from taskertype.StepState, attempt uuid.UUI
 	}
 }
 
-// insertTransitions records the transitions of the transaction in the order
-// they were made: the identity column numbers them in that order.
+// maxPackedTransitions bounds the transitions of one row of the log: the
+// identity column steps by it (migration 0008), so that a row's
+// transitions, numbered from its id, never reach the next row's.
+const maxPackedTransitions = 1024
+
+// packedTransition is a transition after a row's first, in its more column.
+type packedTransition struct {
+	Step  *uuid.UUID `json:"s,omitempty"` // nil for the task's own
+	From  string     `json:"f"`
+	To    string     `json:"t"`
+	Event string     `json:"e"`
+	At    int64      `json:"a"` // Unix microseconds, as timestamptz keeps it
+}
+
+// insertTransitions records the transitions of the transaction, packed:
+// one row per task (and processor, and maxPackedTransitions transitions),
+// its transitions in the order they were made.
 func insertTransitions(rows []transitionRow) pgdb.Stmt {
-	n := len(rows)
 	var (
-		taskIDs, stepIDs   = make([]uuid.UUID, n), make([]uuid.UUID, n)
-		froms, tos, events = make([]string, n), make([]string, n), make([]string, n)
-		ats                = make([]time.Time, n)
-		processors         = make([]string, n)
+		taskIDs, stepIDs   []uuid.UUID
+		froms, tos, events []string
+		ats                []time.Time
+		processors         []string
+		more               [][]packedTransition // a row's transitions after its first
 	)
-	for i, r := range rows {
-		taskIDs[i], stepIDs[i], froms[i], tos[i], events[i], ats[i], processors[i] =
-			r.taskID, r.stepID, r.from, r.to, r.event, r.at, r.processor
+	open := make(map[uuid.UUID]int, 4) // the row a task's next transition joins
+	for _, r := range rows {
+		if i, ok := open[r.taskID]; ok && processors[i] == r.processor && 1+len(more[i]) < maxPackedTransitions {
+			var step *uuid.UUID
+			if r.stepID != uuid.Nil {
+				id := r.stepID
+				step = &id
+			}
+			more[i] = append(more[i], packedTransition{Step: step, From: r.from, To: r.to, Event: r.event, At: r.at.UnixMicro()})
+			continue
+		}
+		open[r.taskID] = len(taskIDs)
+		taskIDs, stepIDs = append(taskIDs, r.taskID), append(stepIDs, r.stepID)
+		froms, tos, events = append(froms, r.from), append(tos, r.to), append(events, r.event)
+		ats, processors = append(ats, r.at), append(processors, r.processor)
+		more = append(more, nil)
+	}
+	mores := make([]*string, len(more))
+	for i, m := range more {
+		if len(m) > 0 {
+			b, _ := json.Marshal(m) // strings, ids and integers: never fails
+			s := string(b)
+			mores[i] = &s
+		}
 	}
 	return pgdb.Stmt{
-		SQL: `INSERT INTO transitions (task_id, step_id, from_state, to_state, event, at, processor)
-			SELECT t, s, f, o, e, a, p
-			FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[])
-				WITH ORDINALITY AS u(t, s, f, o, e, a, p, n)
+		SQL: `INSERT INTO transitions (task_id, step_id, from_state, to_state, event, at, processor, more)
+			SELECT t, s, f, o, e, a, p, m::json
+			FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::text[])
+				WITH ORDINALITY AS u(t, s, f, o, e, a, p, m, n)
 			ORDER BY n`,
-		Args: []any{taskIDs, stepIDs, froms, tos, events, ats, processors},
+		Args: []any{taskIDs, stepIDs, froms, tos, events, ats, processors, mores},
 		Err:  func(err error) error { return fmt.Errorf("record transitions: %w", err) },
 	}
 }

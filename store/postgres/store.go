@@ -377,21 +377,47 @@ func (s *Store) TransitionList(ctx context.Context, p *store.TransitionListParam
 	if p == nil || p.TaskID == uuid.Nil {
 		return nil, invalid(op, "no task ID")
 	}
-	q, args := `SELECT `+transitionCols+` FROM transitions WHERE task_id = $1 AND id > $2 ORDER BY id`, []any{p.TaskID, p.After}
-	if p.StepID != uuid.Nil {
-		q, args = `SELECT `+transitionCols+` FROM transitions WHERE task_id = $1 AND id > $2 AND step_id = $3 ORDER BY id`, []any{p.TaskID, p.After, p.StepID}
-	}
-	rows, err := s.db.Pool.Query(ctx, q, args...)
+	// A row's transitions are numbered from its id up to id + 1023: a row
+	// whose id is that far below After may still hold later ones.
+	from := max(p.After, 0) - (maxPackedTransitions - 1)
+	rows, err := s.db.Pool.Query(ctx, `SELECT `+transitionCols+`, more FROM transitions WHERE task_id = $1 AND id > $2 ORDER BY id`, p.TaskID, from)
 	if err != nil {
 		return nil, fmt.Errorf("store: %s: task %s: %w", op, p.TaskID, err)
 	}
-	ts, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*taskertype.Transition, error) {
-		var tr taskertype.Transition
-		err := row.Scan(&tr.ID, &tr.TaskID, &tr.StepID, &tr.From, &tr.To, &tr.Event, &tr.At, &tr.Processor)
+	ts := []*taskertype.Transition{}
+	keep := func(tr *taskertype.Transition) {
+		if tr.ID > p.After && (p.StepID == uuid.Nil || tr.StepID == p.StepID) {
+			ts = append(ts, tr)
+		}
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			tr   taskertype.Transition
+			more []byte
+		)
+		if err := rows.Scan(&tr.ID, &tr.TaskID, &tr.StepID, &tr.From, &tr.To, &tr.Event, &tr.At, &tr.Processor, &more); err != nil {
+			return nil, fmt.Errorf("store: %s: task %s: %w", op, p.TaskID, err)
+		}
 		tr.At = tr.At.UTC()
-		return &tr, err
-	})
-	if err != nil {
+		keep(&tr)
+		if more == nil {
+			continue
+		}
+		var packed []packedTransition
+		if err := json.Unmarshal(more, &packed); err != nil {
+			return nil, fmt.Errorf("store: %s: task %s: transitions after %d: %w", op, p.TaskID, tr.ID, err)
+		}
+		for i, e := range packed {
+			next := &taskertype.Transition{ID: tr.ID + 1 + int64(i), TaskID: tr.TaskID, From: e.From, To: e.To, Event: e.Event,
+				At: time.UnixMicro(e.At).UTC(), Processor: tr.Processor}
+			if e.Step != nil {
+				next.StepID = *e.Step
+			}
+			keep(next)
+		}
+	}
+	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: %s: task %s: %w", op, p.TaskID, err)
 	}
 	return ts, nil

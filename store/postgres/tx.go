@@ -47,10 +47,9 @@ type tx struct {
 	t    *pgdb.Tx
 	done bool
 
-	tasks    map[uuid.UUID]*taskRow
-	steps    map[uuid.UUID]*stepRow
-	contexts map[uuid.UUID]json.RawMessage // task contexts read or created here
-	corrs    map[uuid.UUID]correlation     // and the correlation ids of those tasks
+	tasks  map[uuid.UUID]*taskRow
+	steps  map[uuid.UUID]*stepRow
+	inputs map[uuid.UUID]taskInputs // what StepInputs needs of tasks read or created here
 	// whole holds, for each task whose steps the transaction holds every
 	// one of (read by Prefetch, or created here), those steps: StepList
 	// answers from them.
@@ -195,7 +194,7 @@ func (x *tx) query(ctx context.Context, op string, r reads, s pgdb.Stmt) error {
 // moves several times between two reads of steps is written once.
 func (x *tx) flushRows() {
 	if len(x.created) > 0 {
-		x.t.Add(insertTasks(x.created, x.contexts))
+		x.t.Add(insertTasks(x.created, x.inputs))
 		for _, r := range x.created {
 			r.inserted = true
 		}
@@ -588,7 +587,7 @@ func (x *tx) Prefetch(ctx context.Context, p *store.PrefetchParams) ([]uuid.UUID
 	var ids, withCtx []uuid.UUID
 	for _, id := range p.ContextsOf {
 		_, held := x.tasks[id]
-		_, has := x.contexts[id]
+		_, has := x.inputs[id]
 		if !has {
 			withCtx = append(withCtx, id)
 		}
@@ -611,7 +610,8 @@ func (x *tx) Prefetch(ctx context.Context, p *store.PrefetchParams) ([]uuid.UUID
 		lock += " SKIP LOCKED"
 	}
 	x.t.Add(pgdb.Stmt{
-		SQL: `SELECT ` + taskCols + `, CASE WHEN id = ANY($2) THEN context END, correlation_id, parent_correlation_id
+		SQL: `SELECT ` + taskCols + `, CASE WHEN id = ANY($2) THEN context END,
+				CASE WHEN id = ANY($2) THEN correlation_id END, CASE WHEN id = ANY($2) THEN parent_correlation_id END
 			FROM tasks WHERE id = ANY($1) ORDER BY id ` + lock,
 		Args: []any{ids, withCtx},
 		Query: func(rows pgx.Rows) error {
@@ -728,6 +728,13 @@ func (x *tx) StepInputs(ctx context.Context, stepID uuid.UUID) (*store.StepInput
 // correlation is a task's correlation ids (uuid.Nil: none).
 type correlation struct{ id, parent uuid.UUID }
 
+// taskInputs is what StepInputs needs of a task: its context and
+// correlation ids.
+type taskInputs struct {
+	context json.RawMessage
+	corr    correlation
+}
+
 // correlationOf reads the nullable correlation columns.
 func correlationOf(id, parent *uuid.UUID) correlation {
 	var c correlation
@@ -743,12 +750,10 @@ func correlationOf(id, parent *uuid.UUID) correlation {
 // keepInputs keeps what StepInputs needs of a task, read or created here:
 // its context and correlation ids.
 func (x *tx) keepInputs(taskID uuid.UUID, taskCtx json.RawMessage, c correlation) {
-	if x.contexts == nil {
-		x.contexts = make(map[uuid.UUID]json.RawMessage)
-		x.corrs = make(map[uuid.UUID]correlation)
+	if x.inputs == nil {
+		x.inputs = make(map[uuid.UUID]taskInputs)
 	}
-	x.contexts[taskID] = taskCtx
-	x.corrs[taskID] = c
+	x.inputs[taskID] = taskInputs{context: taskCtx, corr: c}
 }
 
 // inputsHeld builds a step's inputs from what the transaction holds, or
@@ -758,13 +763,12 @@ func (x *tx) inputsHeld(stepID uuid.UUID) *store.StepInputs {
 	if r == nil {
 		return nil
 	}
-	taskCtx, ok := x.contexts[r.step.TaskID]
+	ti, ok := x.inputs[r.step.TaskID]
 	if !ok {
 		return nil
 	}
-	c := x.corrs[r.step.TaskID]
-	in := &store.StepInputs{Context: taskCtx, Results: make(map[string]json.RawMessage, len(r.step.DependsOn)),
-		CorrelationID: c.id, ParentCorrelationID: c.parent}
+	in := &store.StepInputs{Context: ti.context, Results: make(map[string]json.RawMessage, len(r.step.DependsOn)),
+		CorrelationID: ti.corr.id, ParentCorrelationID: ti.corr.parent}
 	for _, dep := range r.step.DependsOn {
 		d := x.steps[dep]
 		if d == nil {

@@ -1,0 +1,159 @@
+package postgres_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tasker-go/tasker/internal/pgdb/pgtest"
+	"github.com/tasker-go/tasker/internal/testclock"
+	"github.com/tasker-go/tasker/store"
+	"github.com/tasker-go/tasker/store/storetest"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+// The log keeps one row per task and transaction (migration 0008): the
+// transitions read back one by one, numbered in order, whatever the row
+// that holds them; a row of more than 1,024 transitions is split; rows
+// written before the migration, one transition each, read as they were.
+func TestTransitionLogIsPacked(t *testing.T) {
+	ctx := t.Context()
+	_, dbURL := pgtest.Schema(t)
+	clock := testclock.New(storetest.Start)
+	s := openStore(t, dbURL, clock)
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rowsOf := func(task uuid.UUID) int {
+		t.Helper()
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM transitions WHERE task_id = $1`, task).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	list := func(task uuid.UUID, after int64) []*taskertype.Transition {
+		t.Helper()
+		ts, err := s.TransitionList(ctx, &store.TransitionListParams{TaskID: task, After: after})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ts
+	}
+
+	// Two tasks in one transaction: a row each, of its three transitions.
+	t1, s1 := newTask(t)
+	t2, s2 := newTask(t)
+	inTx(t, s, func(tx store.Tx) error {
+		if err := tx.TaskCreate(ctx, &store.TaskCreateParams{Task: t1, Steps: s1, At: clock.Now(), Processor: "p"}); err != nil {
+			return err
+		}
+		return tx.TaskCreate(ctx, &store.TaskCreateParams{Task: t2, Steps: s2, At: clock.Now(), Processor: "p"})
+	})
+	for _, task := range []uuid.UUID{t1.ID, t2.ID} {
+		if n := rowsOf(task); n != 1 {
+			t.Fatalf("task %s: %d rows of log, want 1", task, n)
+		}
+		ts := list(task, 0)
+		if len(ts) != 3 || ts[0].StepID != uuid.Nil || ts[0].To != string(taskertype.TaskPending) ||
+			ts[1].StepID != s1[0].ID && ts[1].StepID != s2[0].ID || ts[2].To != string(taskertype.StepPending) {
+			t.Fatalf("task %s: log %s, want the task's creation then its two steps'", task, fmtLog(ts))
+		}
+		for i := 1; i < len(ts); i++ {
+			if ts[i].ID != ts[i-1].ID+1 || ts[i].Processor != "p" || !ts[i].At.Equal(clock.Now().Truncate(time.Microsecond)) {
+				t.Fatalf("task %s: transition %d: %+v after %+v", task, i, ts[i], ts[i-1])
+			}
+		}
+		if after := list(task, ts[0].ID); len(after) != 2 || after[0].ID != ts[1].ID {
+			t.Fatalf("task %s: after its first transition: %s", task, fmtLog(after))
+		}
+		step, err := s.TransitionList(ctx, &store.TransitionListParams{TaskID: task, StepID: ts[2].StepID})
+		if err != nil || len(step) != 1 || step[0].ID != ts[2].ID {
+			t.Fatalf("task %s: the second step's log: %s, %v", task, fmtLog(step), err)
+		}
+	}
+
+	// A row as written before the migration: one transition, no more.
+	var legacy int64
+	if err := conn.QueryRow(ctx, `INSERT INTO transitions (task_id, step_id, from_state, to_state, event, at, processor)
+		VALUES ($1, $2, 'pending', 'in_progress', 'start', $3, 'old') RETURNING id`, t1.ID, uuid.Nil, clock.Now()).Scan(&legacy); err != nil {
+		t.Fatal(err)
+	}
+	if ts := list(t1.ID, 0); len(ts) != 4 || ts[3].ID != legacy || ts[3].Processor != "old" {
+		t.Fatalf("a row without more: log %s", fmtLog(ts))
+	}
+
+	// 1,100 steps in one transaction: 1,101 transitions in two rows.
+	big := &taskertype.Task{ID: uuid.Must(uuid.NewV7()), Namespace: "ns", Name: "big", Version: "1", Context: []byte(`{}`)}
+	var steps []*taskertype.Step
+	for i := range 1100 {
+		steps = append(steps, &taskertype.Step{ID: uuid.Must(uuid.NewV7()), Name: fmt.Sprint("s", i), Handler: "h", Position: i,
+			Retry: s1[0].Retry, Timeout: time.Minute})
+	}
+	inTx(t, s, func(tx store.Tx) error {
+		return tx.TaskCreate(ctx, &store.TaskCreateParams{Task: big, Steps: steps, At: clock.Now(), Processor: "p"})
+	})
+	if n := rowsOf(big.ID); n != 2 {
+		t.Fatalf("1,101 transitions in %d rows, want 2", n)
+	}
+	ts := list(big.ID, 0)
+	if len(ts) != 1101 {
+		t.Fatalf("%d transitions of the big task, want 1,101", len(ts))
+	}
+	for i := 1; i < len(ts); i++ {
+		if ts[i].ID <= ts[i-1].ID || ts[i].StepID != steps[i-1].ID {
+			t.Fatalf("transition %d of the big task: id %d after %d, step %s, want step %s", i, ts[i].ID, ts[i-1].ID, ts[i].StepID, steps[i-1].ID)
+		}
+	}
+	if after := list(big.ID, ts[1023].ID); len(after) != 1101-1024 || after[0].ID != ts[1024].ID {
+		t.Fatalf("after the first row's last transition: %d transitions, want %d", len(after), 1101-1024)
+	}
+	if after := list(big.ID, ts[500].ID); len(after) != 600 || after[0].ID != ts[501].ID {
+		t.Fatalf("after a transition inside the first row: %d transitions, want 600", len(after))
+	}
+
+	// docs/postgres.md's query of the packed log reads the same log.
+	rows, err := conn.Query(ctx, `SELECT t.id, t.step_id, t.from_state, t.to_state, t.event, t.at, t.processor FROM transitions t WHERE t.task_id = $1
+UNION ALL
+SELECT t.id + j.n, coalesce((j.e ->> 's')::uuid, '00000000-0000-0000-0000-000000000000'), j.e ->> 'f', j.e ->> 't', j.e ->> 'e',
+       'epoch'::timestamptz + (j.e ->> 'a')::bigint * interval '1 microsecond', t.processor
+FROM transitions t, json_array_elements(t.more) WITH ORDINALITY AS j(e, n) WHERE t.task_id = $1
+ORDER BY 1`, t1.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bySQL []taskertype.Transition
+	for rows.Next() {
+		var tr taskertype.Transition
+		if err := rows.Scan(&tr.ID, &tr.StepID, &tr.From, &tr.To, &tr.Event, &tr.At, &tr.Processor); err != nil {
+			t.Fatal(err)
+		}
+		bySQL = append(bySQL, tr)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := list(t1.ID, 0)
+	if len(bySQL) != len(want) {
+		t.Fatalf("the documented query reads %d transitions, TransitionList %d", len(bySQL), len(want))
+	}
+	for i, w := range want {
+		g := bySQL[i]
+		if g.ID != w.ID || g.StepID != w.StepID || g.From != w.From || g.To != w.To || g.Event != w.Event || !g.At.Equal(w.At) || g.Processor != w.Processor {
+			t.Errorf("the documented query's transition %d: %+v, want %+v", i, g, *w)
+		}
+	}
+}
+
+func fmtLog(ts []*taskertype.Transition) string {
+	out := ""
+	for _, tr := range ts {
+		out += fmt.Sprintf("[%d %s %s→%s %s] ", tr.ID, tr.StepID, tr.From, tr.To, tr.Event)
+	}
+	return out
+}
