@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -157,3 +158,107 @@ func fmtLog(ts []*taskertype.Transition) string {
 	}
 	return out
 }
+
+// The migration's boundary: rows numbered one by one before it (as an
+// earlier version wrote them) and packed rows after, in one task's log,
+// read in order, the After cursor across the boundary included. And a
+// transaction whose transitions of one task change processor (A, B, A)
+// writes a row per run, in order.
+func TestTransitionLogAcrossTheMigrationAndProcessors(t *testing.T) {
+	ctx := t.Context()
+	_, dbURL := pgtest.Schema(t)
+	clock := testclock.New(storetest.Start)
+	s := openStore(t, dbURL, clock)
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, sql, args...); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	task, steps := newTask(t)
+	// Rows as an earlier version wrote them, before migration 0008: the
+	// sequence stepping by 1, then the migration's step.
+	exec(`ALTER TABLE transitions ALTER COLUMN id SET INCREMENT BY 1`)
+	for range 3 {
+		exec(`INSERT INTO transitions (task_id, step_id, from_state, to_state, event, at, processor)
+			VALUES ($1, $2, 'pending', 'pending', 'noop', $3, 'old')`, task.ID, uuid.Nil, clock.Now())
+	}
+	exec(`ALTER TABLE transitions ALTER COLUMN id SET INCREMENT BY 1024`)
+	inTx(t, s, func(tx store.Tx) error {
+		return tx.TaskCreate(ctx, &store.TaskCreateParams{Task: task, Steps: steps, At: clock.Now(), Processor: "new"})
+	})
+	// A transaction whose processor changes twice.
+	inTx(t, s, func(tx store.Tx) error {
+		a, err := tx.StepGet(ctx, steps[0].ID)
+		if err != nil {
+			return err
+		}
+		for i, proc := range []string{"A", "B", "A"} {
+			from := a.State
+			ev := []taskertype.StepEvent{taskertype.StepEventEnqueue, taskertype.StepEventStart, taskertype.StepEventSucceed}[i]
+			to, err := taskertype.NextStepState(from, ev)
+			if err != nil {
+				return err
+			}
+			a.State = to
+			if err := tx.StepTransition(ctx, &store.StepTransitionParams{Step: a, From: from, Event: ev, At: clock.Now(), Processor: proc}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	ts, err := s.TransitionList(ctx, &store.TransitionListParams{TaskID: task.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var procs []string
+	for i, tr := range ts {
+		procs = append(procs, tr.Processor)
+		if i > 0 && tr.ID <= ts[i-1].ID {
+			t.Fatalf("transition %d: id %d after %d: %s", i, tr.ID, ts[i-1].ID, fmtLog(ts))
+		}
+	}
+	if want := []string{"old", "old", "old", "new", "new", "new", "A", "B", "A"}; !slices.Equal(procs, want) {
+		t.Fatalf("processors in the log: %v, want %v", procs, want)
+	}
+	if ts[3].ID-ts[2].ID < maxRun {
+		t.Errorf("the first packed row after the migration is %d, %d after the last row before it: want at least %d", ts[3].ID, ts[3].ID-ts[2].ID, maxRun)
+	}
+	var rows int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM transitions WHERE task_id = $1 AND processor IN ('A', 'B')`, task.ID).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 3 {
+		t.Errorf("the A, B, A transaction wrote %d rows, want 3 (a row per run of one processor)", rows)
+	}
+	for i := range ts {
+		after, err := s.TransitionList(ctx, &store.TransitionListParams{TaskID: task.ID, After: ts[i].ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(after) != len(ts)-i-1 || len(after) > 0 && after[0].ID != ts[i+1].ID {
+			t.Errorf("after transition %d (id %d): %s, want the %d after it", i, ts[i].ID, fmtLog(after), len(ts)-i-1)
+		}
+		step, err := s.TransitionList(ctx, &store.TransitionListParams{TaskID: task.ID, StepID: steps[0].ID, After: ts[i].ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, tr := range ts[i+1:] {
+			if tr.StepID == steps[0].ID {
+				n++
+			}
+		}
+		if len(step) != n {
+			t.Errorf("step a's transitions after id %d: %s, want %d", ts[i].ID, fmtLog(step), n)
+		}
+	}
+}
+
+// maxRun is the identity's step (migration 0008).
+const maxRun = 1024

@@ -263,7 +263,9 @@ func insertTransitions(rows []transitionRow) pgdb.Stmt {
 		open[r.taskID] = len(taskIDs)
 		taskIDs, stepIDs = append(taskIDs, r.taskID), append(stepIDs, r.stepID)
 		froms, tos, events = append(froms, r.from), append(tos, r.to), append(events, r.event)
-		ats, processors = append(ats, r.at), append(processors, r.processor)
+		// Floored to the microsecond, as the packed ones (UnixMicro): the
+		// two forms of a time never differ.
+		ats, processors = append(ats, r.at.Truncate(time.Microsecond)), append(processors, r.processor)
 		more = append(more, nil)
 	}
 	mores := make([]*string, len(more))

@@ -379,8 +379,15 @@ func (s *Store) TransitionList(ctx context.Context, p *store.TransitionListParam
 	}
 	// A row's transitions are numbered from its id up to id + 1023: a row
 	// whose id is that far below After may still hold later ones.
+	// A step's transitions are in the rows that start with one of them
+	// or have more.
 	from := max(p.After, 0) - (maxPackedTransitions - 1)
-	rows, err := s.db.Pool.Query(ctx, `SELECT `+transitionCols+`, more FROM transitions WHERE task_id = $1 AND id > $2 ORDER BY id`, p.TaskID, from)
+	q, args := `SELECT `+transitionCols+`, more FROM transitions WHERE task_id = $1 AND id > $2 ORDER BY id`, []any{p.TaskID, from}
+	if p.StepID != uuid.Nil {
+		q, args = `SELECT `+transitionCols+`, more FROM transitions WHERE task_id = $1 AND id > $2 AND (step_id = $3 OR more IS NOT NULL) ORDER BY id`,
+			[]any{p.TaskID, from, p.StepID}
+	}
+	rows, err := s.db.Pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: %s: task %s: %w", op, p.TaskID, err)
 	}
@@ -407,6 +414,10 @@ func (s *Store) TransitionList(ctx context.Context, p *store.TransitionListParam
 		var packed []packedTransition
 		if err := json.Unmarshal(more, &packed); err != nil {
 			return nil, fmt.Errorf("store: %s: task %s: transitions after %d: %w", op, p.TaskID, tr.ID, err)
+		}
+		if len(packed) >= maxPackedTransitions {
+			return nil, fmt.Errorf("store: %s: task %s: the row of transition %d holds %d more, over %d: its numbers would reach the next row's",
+				op, p.TaskID, tr.ID, len(packed), maxPackedTransitions-1)
 		}
 		for i, e := range packed {
 			next := &taskertype.Transition{ID: tr.ID + 1 + int64(i), TaskID: tr.TaskID, From: e.From, To: e.To, Event: e.Event,
