@@ -17,6 +17,11 @@ completed_at - created_at. Prints medians over the rounds.
 
 --database-url runs on PostgreSQL in a schema made for the run (needs psql).
 --profile FILE writes the cProfile statistics of the worker's threads.
+--shapes and --kinds run only some shapes and handler kinds (go, py): to
+profile one side with perf, e.g.
+
+    perf record -e cpu-clock -g -F 2000 -- python3 sdk/python/bench/inprocess.py \
+        --shapes linear --kinds py --tasks 3000 --rounds 1 --latency-tasks 1
 """
 import argparse
 import cProfile
@@ -69,7 +74,16 @@ def main():
                    help="how long a poll carrying a completion waits for the next step (Worker's; default its own)")
     p.add_argument("--database-url", default=None)
     p.add_argument("--profile", default=None, help="write the worker threads' cProfile statistics here")
+    p.add_argument("--shapes", default=",".join(SHAPES), help="shapes to run, comma-separated (default all)")
+    p.add_argument("--kinds", default="go,py", help="handler kinds to run, comma-separated: go, py (default both)")
     a = p.parse_args()
+    a.shapes, a.kinds = a.shapes.split(","), a.kinds.split(",")
+    for s in a.shapes:
+        if s not in SHAPES:
+            p.error(f"--shapes: {s!r} is not a shape: give some of {', '.join(SHAPES)}")
+    for k in a.kinds:
+        if k not in ("go", "py"):
+            p.error(f"--kinds: {k!r} is not a kind: give go, py or both")
     tpls = [os.path.join(HERE, f"{k}_{s}.yaml") for k in ("go", "py") for s in SHAPES]
     work = tempfile.mkdtemp(prefix="inproc-bench-")
     cfg = {"templates": tpls, "demo_handlers": True, "complete_timeout_ms": 60000,
@@ -116,8 +130,9 @@ def run(a, cfg):
     res, cpus = {}, {}
     try:
         for r in range(a.rounds):
-            for shape, steps in SHAPES.items():
-                for kind in ("go", "py"):
+            for shape in a.shapes:
+                steps = SHAPES[shape]
+                for kind in a.kinds:
                     name = f"{shape}_{kind}"
                     c0 = time.process_time()
                     tp = throughput(engine, name, a.tasks, steps)
@@ -134,11 +149,19 @@ def run(a, cfg):
         for pr in profs[1:]:
             st.add(pr)
         st.dump_stats(a.profile)
+    if set(a.kinds) != {"go", "py"}:
+        print("\nmedians over rounds:")
+        for (shape, kind), runs in res.items():
+            print(f"{shape:8s} {kind}: {statistics.median(x[0] for x in runs):.0f} steps/s, "
+                  f"p50 {statistics.median(x[1] for x in runs) * 1000:.2f} ms, "
+                  f"CPU/step {statistics.median(cpus[(shape, kind)]):.0f} us")
+        return
     print("\nmedians over rounds (CPU/step: this process's CPU time, engine and Python, in the throughput phase,"
           " task creation and reads included, over its steps):")
     print(f"{'shape':8s} {'Go steps/s':>11s} {'Py steps/s':>11s} {'ratio':>6s} {'Go p50':>9s} {'Py p50':>9s} "
           f"{'added/step':>11s} {'Go CPU/step':>12s} {'Py CPU/step':>12s}")
-    for shape, steps in SHAPES.items():
+    for shape in a.shapes:
+        steps = SHAPES[shape]
         g, y = res[(shape, "go")], res[(shape, "py")]
         gt, yt = statistics.median(x[0] for x in g), statistics.median(x[0] for x in y)
         gl, yl = statistics.median(x[1] for x in g), statistics.median(x[1] for x in y)
