@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/tasker-go/tasker/internal/pgdb/pgtest"
 	"github.com/tasker-go/tasker/internal/testclock"
 	"github.com/tasker-go/tasker/store"
+	storepg "github.com/tasker-go/tasker/store/postgres"
 	"github.com/tasker-go/tasker/store/storetest"
 	"github.com/tasker-go/tasker/taskertype"
 )
@@ -22,14 +24,7 @@ import (
 // written before the migration, one transition each, read as they were.
 func TestTransitionLogIsPacked(t *testing.T) {
 	ctx := t.Context()
-	_, dbURL := pgtest.Schema(t)
-	clock := testclock.New(storetest.Start)
-	s := openStore(t, dbURL, clock)
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	s, clock, conn := packedEnv(t)
 	rowsOf := func(task uuid.UUID) int {
 		t.Helper()
 		var n int
@@ -151,6 +146,21 @@ ORDER BY 1`, t1.ID)
 	}
 }
 
+// packedEnv is a store on a fresh schema, its clock, and a connection of
+// its own to the same schema, for the SQL the store does not offer.
+func packedEnv(t *testing.T) (*storepg.Store, *testclock.Clock, *pgx.Conn) {
+	t.Helper()
+	_, dbURL := pgtest.Schema(t)
+	clock := testclock.New(storetest.Start)
+	s := openStore(t, dbURL, clock)
+	conn, err := pgx.Connect(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return s, clock, conn
+}
+
 func fmtLog(ts []*taskertype.Transition) string {
 	out := ""
 	for _, tr := range ts {
@@ -166,14 +176,7 @@ func fmtLog(ts []*taskertype.Transition) string {
 // writes a row per run, in order.
 func TestTransitionLogAcrossTheMigrationAndProcessors(t *testing.T) {
 	ctx := t.Context()
-	_, dbURL := pgtest.Schema(t)
-	clock := testclock.New(storetest.Start)
-	s := openStore(t, dbURL, clock)
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	s, clock, conn := packedEnv(t)
 	exec := func(sql string, args ...any) {
 		t.Helper()
 		if _, err := conn.Exec(ctx, sql, args...); err != nil {

@@ -252,12 +252,7 @@ func insertTransitions(rows []transitionRow) pgdb.Stmt {
 	open := make(map[uuid.UUID]int, 4) // the row a task's next transition joins
 	for _, r := range rows {
 		if i, ok := open[r.taskID]; ok && processors[i] == r.processor && 1+len(more[i]) < maxPackedTransitions {
-			var step *uuid.UUID
-			if r.stepID != uuid.Nil {
-				id := r.stepID
-				step = &id
-			}
-			more[i] = append(more[i], packedTransition{Step: step, From: r.from, To: r.to, Event: r.event, At: r.at.UnixMicro()})
+			more[i] = append(more[i], packedTransition{Step: nullUUID(r.stepID), From: r.from, To: r.to, Event: r.event, At: r.at.UnixMicro()})
 			continue
 		}
 		open[r.taskID] = len(taskIDs)

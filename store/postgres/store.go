@@ -378,9 +378,9 @@ func (s *Store) TransitionList(ctx context.Context, p *store.TransitionListParam
 		return nil, invalid(op, "no task ID")
 	}
 	// A row's transitions are numbered from its id up to id + 1023: a row
-	// whose id is that far below After may still hold later ones.
-	// A step's transitions are in the rows that start with one of them
-	// or have more.
+	// whose id is that far below After may still hold later ones. A step's
+	// transitions are in the rows that start with one of them, or in the
+	// more of others.
 	from := max(p.After, 0) - (maxPackedTransitions - 1)
 	q, args := `SELECT `+transitionCols+`, more FROM transitions WHERE task_id = $1 AND id > $2 ORDER BY id`, []any{p.TaskID, from}
 	if p.StepID != uuid.Nil {
