@@ -99,7 +99,13 @@ type Options struct {
 	// Idle is how long, after the saturation run of each shape, the idle
 	// engine's round trips are counted (PostgreSQL only). Zero: not
 	// measured.
-	Idle   time.Duration
+	Idle time.Duration
+	// Load, between 0 and 1, adds a run at that fraction of the rate the
+	// saturation run reached (0.5: half load), for Saturation: tasks
+	// created at a fixed rate whatever the engine does (open loop), each
+	// one's latency counted from when it was due, so that a backlog shows
+	// in the figures. Zero: no such run.
+	Load   float64
 	Logger *slog.Logger
 }
 
@@ -121,6 +127,10 @@ type Report struct {
 	// IdleTripsPerSec is the round trips per second of the idle engine
 	// (Options.Idle), pings included.
 	IdleTripsPerSec float64
+	// The run at Options.Load: the rate asked (tasks/s) and the latency
+	// percentiles, from each task's due time to its completion.
+	LoadRate                  float64
+	LoadP50, LoadP95, LoadP99 time.Duration
 }
 
 // Run measures each shape on a fresh engine and database.
@@ -365,6 +375,11 @@ func runShape(ctx context.Context, o Options, t *template.Template) (r *Report, 
 	if pg && r.Tasks > 0 {
 		r.TripsPerStepSaturated = float64(trips2-trips1) / float64(r.Tasks*int64(r.Steps))
 	}
+	if o.Load > 0 {
+		if err := runLoad(ctx, o, eng, t, r); err != nil {
+			return nil, err
+		}
+	}
 	if pg && o.Idle > 0 {
 		// Let the last acknowledgements land, then count.
 		if err := sleep(ctx, time.Second); err != nil {
@@ -379,6 +394,61 @@ func runShape(ctx context.Context, o Options, t *template.Template) (r *Report, 
 		r.IdleTripsPerSec = float64(after-before) / time.Since(start).Seconds()
 	}
 	return r, nil
+}
+
+// maxLoadInFlight bounds the tasks a load run keeps in flight: past it, the
+// engine has fallen behind the rate, and the next creations wait (their
+// latency, counted from their due time, grows with the wait).
+const maxLoadInFlight = 4096
+
+// runLoad creates tasks of t at o.Load times the saturation rate in r, at
+// evenly spaced due times, for o.Saturation, and puts their latency
+// percentiles in r.
+func runLoad(ctx context.Context, o Options, eng *tasker.Engine, t *template.Template, r *Report) error {
+	r.LoadRate = o.Load * r.TasksPerSec
+	if r.LoadRate <= 0 {
+		return fmt.Errorf("load run: the saturation run completed no task, so there is no rate to take %.2f of", o.Load)
+	}
+	n := max(int(r.LoadRate*o.Saturation.Seconds()), 1)
+	every := time.Duration(float64(time.Second) / r.LoadRate)
+	lat := make([]time.Duration, n)
+	sem := make(chan struct{}, maxLoadInFlight)
+	var firstErr error
+	var once sync.Once
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n {
+		due := start.Add(time.Duration(i) * every)
+		if err := sleep(lctx, time.Until(due)); err != nil {
+			break
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-lctx.Done():
+		}
+		if lctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := RunTask(lctx, eng, t); err != nil {
+				once.Do(func() { firstErr = err; cancel() })
+				return
+			}
+			lat[i] = time.Since(due)
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return fmt.Errorf("load run: %w", firstErr)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r.LoadP50, r.LoadP95, r.LoadP99 = Percentile(lat, 50), Percentile(lat, 95), Percentile(lat, 99)
+	return nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -34,6 +34,11 @@ one task at a time (RT/STEP) and at saturation (RT/STEP SAT), the bench's own
 task creations and waits included, and per second while the engine is idle
 (IDLE RT/S, over --idle after each shape).
 
+With --load F (between 0 and 1), each shape also runs at F times the rate
+its saturation run reached, for --duration: tasks created at evenly spaced
+times whatever the engine does (an open loop), each one's latency counted
+from when it was due to its completion (LOAD P50/P95/P99, at LOAD TASKS/S).
+
 With --burn-down N, measure a backlog's drain instead: an engine without
 workers creates N tasks of one shape (--shapes, default single), then a fresh
 engine (workers and orchestration on) drains them. It reports tasks/s, counting
@@ -77,6 +82,9 @@ whose engine this measures: GOGC=400 unless GOGC is set.`,
 			if o.Sequential < 1 || o.InFlight < 1 || o.Saturation <= 0 || o.Idle < 0 {
 				return usageError{fmt.Errorf("--tasks, --in-flight and --duration must be positive, --idle not negative")}
 			}
+			if o.Load < 0 || o.Load >= 1 {
+				return usageError{fmt.Errorf("--load %g: give a fraction of the saturation rate, at least 0 and below 1, such as 0.5", o.Load)}
+			}
 			dir, err := os.MkdirTemp(o.Dir, "tasker-bench-")
 			if err != nil {
 				return fmt.Errorf("bench: temporary directory: %w", err)
@@ -91,6 +99,9 @@ whose engine this measures: GOGC=400 unless GOGC is set.`,
 			pg := o.DatabaseURL != ""
 			tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
 			fmt.Fprint(tw, "SHAPE\tSTEPS\tP50\tP95\tP99\tIN FLIGHT\tTASKS/S\tSTEPS/S")
+			if o.Load > 0 {
+				fmt.Fprint(tw, "\tLOAD TASKS/S\tLOAD P50\tLOAD P95\tLOAD P99")
+			}
 			if pg {
 				fmt.Fprint(tw, "\tRT/STEP\tRT/STEP SAT\tIDLE RT/S")
 			}
@@ -98,6 +109,9 @@ whose engine this measures: GOGC=400 unless GOGC is set.`,
 			for _, r := range reports {
 				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%.0f\t%.0f", strings.TrimSuffix(r.Shape, "_workflow"), r.Steps,
 					ms(r.P50), ms(r.P95), ms(r.P99), r.InFlight, r.TasksPerSec, r.StepsPerSec)
+				if o.Load > 0 {
+					fmt.Fprintf(tw, "\t%.0f\t%s\t%s\t%s", r.LoadRate, ms(r.LoadP50), ms(r.LoadP95), ms(r.LoadP99))
+				}
 				if pg {
 					fmt.Fprintf(tw, "\t%.2f\t%.2f\t%.2f", r.TripsPerStep, r.TripsPerStepSaturated, r.IdleTripsPerSec)
 				}
@@ -117,6 +131,7 @@ whose engine this measures: GOGC=400 unless GOGC is set.`,
 	cmd.Flags().IntVar(&burn.WorkerConcurrency, "worker-concurrency", 0, "with --burn-down: the draining engine's worker concurrency (default: the engine's)")
 	cmd.Flags().StringVar(&burn.CPUProfile, "cpuprofile", "", "with --burn-down: write a CPU profile of the drain to this file")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "with --burn-down: print the figures as JSON")
+	cmd.Flags().Float64Var(&o.Load, "load", 0, "also run each shape at this fraction of its saturation rate, e.g. 0.5, and report the latency there")
 	cmd.Flags().DurationVar(&o.Idle, "idle", 10*time.Second, "with --database-url: how long to count the idle engine's round trips after each shape")
 	cmd.AddCommand(newBenchAPICmd(g))
 	return cmd

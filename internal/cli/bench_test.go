@@ -28,7 +28,14 @@ func TestBenchBurnDown(t *testing.T) {
 		t.Fatalf("exit %d, table:\n%s", code, out)
 	}
 
+	code, out, _ = runCLI(t, "bench", "--shapes", "single", "--tasks", "5", "--duration", "300ms", "--load", "0.5", "--dir", t.TempDir())
+	if code != ExitOK || !strings.Contains(out, "LOAD P99") {
+		t.Fatalf("exit %d, table:\n%s", code, out)
+	}
+
 	for _, args := range [][]string{
+		{"bench", "--load", "1"},
+		{"bench", "--load", "-0.5"},
 		{"bench", "--burn-down", "0"},
 		{"bench", "--burn-down", "10", "--shapes", "single,linear"},
 		{"bench", "--burn-down", "10", "--worker-concurrency", "-1"},

@@ -9,8 +9,13 @@ import (
 )
 
 // checkpointEvery is how often the checkpointer copies the WAL back into the
-// database file.
-const checkpointEvery = 250 * time.Millisecond
+// database file. The shorter, the less each checkpoint copies and the less
+// the writer's own backstop checkpoint (autoCheckpointPages) has left to
+// copy and sync when a WAL that readers kept from starting over passes it:
+// with 250 ms, the p99 latency of linear tasks at half the saturation rate
+// was 44–50 ms on the development VM, with 50 ms 22–23 ms, for the same
+// throughput (docs/sqlite.md, docs/benchmarks.md "Latency at half load").
+const checkpointEvery = 50 * time.Millisecond
 
 // autoCheckpointPages is the writer's own checkpoint threshold: a backstop in
 // case the checkpointer falls behind, far above what it lets accumulate.
