@@ -111,6 +111,13 @@ type Config struct {
 	// (libtasker, for the host's threads that call in) gives the value from
 	// before.
 	Procs int
+	// ReportGroups is how many transactions storing outcomes may run at
+	// once on a database of many writers (PostgreSQL). Default: one per
+	// Procs, up to 8. Fewer carry more outcomes each, so the CPU per
+	// outcome falls, but their round trips leave the CPUs idle in between
+	// (docs/benchmarks.md, "Latency at half load"). SQLite's single writer
+	// stores one group at a time whatever this says.
+	ReportGroups int
 	// ProcessorName names this process in the transition log. Default
 	// "host:pid".
 	ProcessorName string
@@ -291,6 +298,9 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	if cfg.MaxResultBytes == 0 {
 		cfg.MaxResultBytes = DefaultMaxResultBytes
+	}
+	if cfg.ReportGroups < 0 || cfg.ReportGroups > 256 {
+		return nil, fmt.Errorf("tasker: ReportGroups %d: give between 1 and 256 transactions storing outcomes at once, or 0 for the default (one per processor, up to 8)", cfg.ReportGroups)
 	}
 	if cfg.WorkerConcurrency < 0 || cfg.Procs < 0 {
 		return nil, fmt.Errorf("tasker: WorkerConcurrency (%d) and Procs (%d) must not be negative: give a bound, or 0 for the default", cfg.WorkerConcurrency, cfg.Procs)
@@ -567,6 +577,9 @@ func (e *Engine) startWorker(ctx context.Context) error {
 		// drain rate of one on 2 CPUs). More would queue for the pool's
 		// connections and for PostgreSQL's commit-time NOTIFY lock.
 		wc.ReportGroups = min(e.cfg.Procs, 8)
+		if e.cfg.ReportGroups > 0 {
+			wc.ReportGroups = e.cfg.ReportGroups
+		}
 	}
 	if !e.cfg.DisableOrchestration {
 		// Orchestration runs here: hand results over in the worker's own

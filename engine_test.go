@@ -875,3 +875,29 @@ func TestFullQueueRefusesNewTasks(t *testing.T) {
 		}
 	})
 }
+
+// A count of report groups out of range is refused, naming the field and
+// the range; one in range opens.
+func TestOpenChecksReportGroups(t *testing.T) {
+	for _, n := range []int{-1, 257} {
+		cfg := database(t, "sqlite")
+		cfg.ReportGroups = n
+		eng, err := tasker.Open(t.Context(), cfg)
+		if err == nil {
+			_ = eng.Stop(t.Context())
+			t.Fatalf("ReportGroups %d: opened, want an error", n)
+		}
+		if !strings.Contains(err.Error(), "ReportGroups") || !strings.Contains(err.Error(), "256") {
+			t.Fatalf("ReportGroups %d: error %q does not name the field and its range", n, err)
+		}
+	}
+	cfg := database(t, "sqlite")
+	cfg.ReportGroups = 1
+	eng, err := tasker.Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}

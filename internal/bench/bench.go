@@ -77,6 +77,8 @@ type Backend struct {
 	// DatabaseURL selects PostgreSQL instead: a fresh schema of this
 	// database, migrated at the start and dropped at the end.
 	DatabaseURL string
+	// ReportGroups is the engine's Config.ReportGroups; zero: its default.
+	ReportGroups int
 	// AMQPURL, with DatabaseURL, puts the queues on this RabbitMQ broker
 	// (under a prefix of the run's own, deleted at the end), the store's
 	// messages going through its outbox.
@@ -127,9 +129,14 @@ type Report struct {
 	// IdleTripsPerSec is the round trips per second of the idle engine
 	// (Options.Idle), pings included.
 	IdleTripsPerSec float64
-	// The run at Options.Load: the rate asked (tasks/s) and the latency
-	// percentiles, from each task's due time to its completion.
-	LoadRate                  float64
+	// The run at Options.Load: the rate asked (tasks/s), the tasks run,
+	// the rate at which they were created (below the rate asked when the
+	// engine fell behind), whether the bound on tasks in flight held
+	// creations back, and the latency percentiles, from each task's due
+	// time to its completion.
+	LoadRate, LoadRateReached float64
+	LoadTasks                 int
+	LoadLimited               bool
 	LoadP50, LoadP95, LoadP99 time.Duration
 }
 
@@ -175,7 +182,7 @@ type Bench struct {
 
 // Open opens the backend, and an engine on it, and starts the engine.
 func Open(ctx context.Context, b Backend, logger *slog.Logger, shapes ...*template.Template) (*Bench, error) {
-	cfg := tasker.Config{Templates: shapes, Logger: logger}
+	cfg := tasker.Config{Templates: shapes, Logger: logger, ReportGroups: b.ReportGroups}
 	out := &Bench{}
 	if b.DatabaseURL == "" {
 		dir := b.Dir
@@ -396,29 +403,66 @@ func runShape(ctx context.Context, o Options, t *template.Template) (r *Report, 
 	return r, nil
 }
 
-// maxLoadInFlight bounds the tasks a load run keeps in flight: past it, the
+// MaxLoadInFlight bounds the tasks a load run keeps in flight: past it, the
 // engine has fallen behind the rate, and the next creations wait (their
 // latency, counted from their due time, grows with the wait).
-const maxLoadInFlight = 4096
+const MaxLoadInFlight = 4096
 
-// runLoad creates tasks of t at o.Load times the saturation rate in r, at
-// evenly spaced due times, for o.Saturation, and puts their latency
-// percentiles in r.
+// minLoadTasks is the fewest tasks a load run creates: with fewer, the
+// p99 is not a percentile but the worst sample.
+const minLoadTasks = 100
+
+// loadSettle is the pause between the saturation run and the load run, for
+// the work the saturation run left (its last acknowledgements, the
+// database's checkpoints) to end before the first task is due.
+const loadSettle = 500 * time.Millisecond
+
+// runLoad runs tasks of t at o.Load times the saturation rate in r for
+// o.Saturation and puts the figures in r.
 func runLoad(ctx context.Context, o Options, eng *tasker.Engine, t *template.Template, r *Report) error {
-	r.LoadRate = o.Load * r.TasksPerSec
-	if r.LoadRate <= 0 {
-		return fmt.Errorf("load run: the saturation run completed no task, so there is no rate to take %.2f of", o.Load)
+	rate := o.Load * r.TasksPerSec
+	n := int(rate * o.Saturation.Seconds())
+	if n < minLoadTasks {
+		return fmt.Errorf("load run: %.2f of the saturation rate (%.0f tasks/s) for %v is %d tasks, fewer than the %d a p99 needs: give a longer --duration or a higher --load",
+			o.Load, r.TasksPerSec, o.Saturation, n, minLoadTasks)
 	}
-	n := max(int(r.LoadRate*o.Saturation.Seconds()), 1)
-	every := time.Duration(float64(time.Second) / r.LoadRate)
-	lat := make([]time.Duration, n)
-	sem := make(chan struct{}, maxLoadInFlight)
+	if err := sleep(ctx, loadSettle); err != nil {
+		return err
+	}
+	res, err := openLoop(ctx, rate, n, MaxLoadInFlight, func(ctx context.Context) error { return RunTask(ctx, eng, t) })
+	if err != nil {
+		return fmt.Errorf("load run: %w", err)
+	}
+	r.LoadRate, r.LoadTasks, r.LoadRateReached, r.LoadLimited = rate, n, res.rate, res.limited
+	r.LoadP50, r.LoadP95, r.LoadP99 = Percentile(res.lat, 50), Percentile(res.lat, 95), Percentile(res.lat, 99)
+	return nil
+}
+
+// loadResult is what an open loop measured: each run's latency from its
+// due time, the rate at which the runs started, and whether the bound on
+// runs in flight held one back.
+type loadResult struct {
+	lat     []time.Duration
+	rate    float64
+	limited bool
+}
+
+// openLoop starts n runs of run at rate a second, the i-th due i/rate
+// seconds after the first, whatever the runs before it do: an open loop. At
+// most maxInFlight run at once; a run that must wait for one to end starts
+// late, and its latency, counted from its due time, holds the wait. The
+// first error of a run cancels the others and is returned.
+func openLoop(ctx context.Context, rate float64, n, maxInFlight int, run func(context.Context) error) (loadResult, error) {
+	res := loadResult{lat: make([]time.Duration, n)}
+	every := time.Duration(float64(time.Second) / rate)
+	sem := make(chan struct{}, maxInFlight)
 	var firstErr error
 	var once sync.Once
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	start := time.Now()
+	var last time.Time // when the last run started
 	for i := range n {
 		due := start.Add(time.Duration(i) * every)
 		if err := sleep(lctx, time.Until(due)); err != nil {
@@ -426,29 +470,37 @@ func runLoad(ctx context.Context, o Options, eng *tasker.Engine, t *template.Tem
 		}
 		select {
 		case sem <- struct{}{}:
-		case <-lctx.Done():
+		default:
+			res.limited = true
+			select {
+			case sem <- struct{}{}:
+			case <-lctx.Done():
+			}
 		}
 		if lctx.Err() != nil {
 			break
 		}
+		last = time.Now()
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := RunTask(lctx, eng, t); err != nil {
+			if err := run(lctx); err != nil {
 				once.Do(func() { firstErr = err; cancel() })
 				return
 			}
-			lat[i] = time.Since(due)
+			res.lat[i] = time.Since(due)
 		})
 	}
 	wg.Wait()
 	if firstErr != nil {
-		return fmt.Errorf("load run: %w", firstErr)
+		return res, firstErr
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return res, err
 	}
-	r.LoadP50, r.LoadP95, r.LoadP99 = Percentile(lat, 50), Percentile(lat, 95), Percentile(lat, 99)
-	return nil
+	if span := last.Sub(start); span > 0 {
+		res.rate = float64(n-1) / span.Seconds()
+	}
+	return res, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -296,6 +296,7 @@ func (b *burnBackend) open(ctx context.Context, o BurnDownOptions, t *template.T
 	}
 	if !backlog {
 		cfg.WorkerConcurrency = o.WorkerConcurrency
+		cfg.ReportGroups = o.ReportGroups
 	}
 	closeStore := func() error { return nil }
 	b.st = nil

@@ -2,6 +2,10 @@ package bench
 
 import (
 	"context"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -28,21 +32,82 @@ func TestEveryShapeRunsWithTheNoopHandler(t *testing.T) {
 	}
 }
 
-// A load run creates tasks at the fraction of the saturation rate asked and
-// reports their latency from when each was due.
+// A load run creates tasks at the fraction of the saturation rate asked,
+// all of them, and reports their latency.
 func TestLoadRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	rs, err := Run(ctx, Options{Backend: Backend{Dir: t.TempDir()}, Shapes: []string{"single_workflow"},
-		Sequential: 5, InFlight: 4, Saturation: 300 * time.Millisecond, Load: 0.5})
+		Sequential: 5, InFlight: 16, Saturation: 2 * time.Second, Load: 0.9})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := rs[0]
-	if want := 0.5 * r.TasksPerSec; r.LoadRate != want || r.LoadRate <= 0 {
-		t.Fatalf("load rate %.1f tasks/s, want half the saturation's %.1f", r.LoadRate, r.TasksPerSec)
+	if want := int(0.9 * r.TasksPerSec * 2); r.LoadTasks != want {
+		t.Fatalf("load run of %d tasks, want 2 s of 0.9 × %.0f tasks/s = %d", r.LoadTasks, r.TasksPerSec, want)
 	}
-	if r.LoadP50 <= 0 || r.LoadP95 < r.LoadP50 || r.LoadP99 < r.LoadP95 {
-		t.Fatalf("load percentiles p50 %v p95 %v p99 %v: want positive and ordered", r.LoadP50, r.LoadP95, r.LoadP99)
+	if r.LoadRateReached <= 0 || r.LoadRateReached > 1.01*r.LoadRate {
+		t.Fatalf("load run created %.1f tasks/s, asked %.1f: an open loop never runs ahead of its due times", r.LoadRateReached, r.LoadRate)
+	}
+	if r.LoadP50 <= 0 {
+		t.Fatalf("load p50 %v", r.LoadP50)
+	}
+}
+
+// The open loop starts every run, none before its due time, and counts a
+// run's latency from its due time: a run held back by the bound on runs in
+// flight has the wait in its latency.
+func TestOpenLoop(t *testing.T) {
+	ctx := context.Background()
+	const rate, n = 200.0, 40
+	every := time.Duration(float64(time.Second) / rate)
+
+	var mu sync.Mutex
+	var starts []time.Time
+	res, err := openLoop(ctx, rate, n, n, func(context.Context) error {
+		mu.Lock()
+		starts = append(starts, time.Now())
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(starts) != n || res.limited {
+		t.Fatalf("%d runs started (limited %v), want %d, not limited", len(starts), res.limited, n)
+	}
+	slices.SortFunc(starts, time.Time.Compare)
+	for i, at := range starts {
+		if early := time.Duration(i)*every - at.Sub(starts[0]); early > time.Millisecond {
+			t.Fatalf("run %d started %v before its due time", i, early)
+		}
+	}
+	if res.rate > rate*1.01 {
+		t.Fatalf("reached %.1f runs/s, asked %.1f", res.rate, rate)
+	}
+
+	// One run at a time, the first one 100 ms long: the second, due 5 ms
+	// after the first, waits for it.
+	var calls atomic.Int32
+	res, err = openLoop(ctx, rate, 10, 1, func(context.Context) error {
+		if calls.Add(1) == 1 {
+			time.Sleep(100 * time.Millisecond)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls.Load() != 10 || !res.limited {
+		t.Fatalf("%d runs (limited %v), want 10, limited", calls.Load(), res.limited)
+	}
+	if res.lat[1] < 90*time.Millisecond {
+		t.Fatalf("the second run's latency %v: want its wait for the first counted (≥ 90 ms)", res.lat[1])
+	}
+
+	// A run's error ends the loop and is returned.
+	boom := errors.New("boom")
+	if _, err := openLoop(ctx, rate, 10, 10, func(context.Context) error { return boom }); !errors.Is(err, boom) {
+		t.Fatalf("error %v, want %v", err, boom)
 	}
 }

@@ -28,17 +28,27 @@ func TestBenchBurnDown(t *testing.T) {
 		t.Fatalf("exit %d, table:\n%s", code, out)
 	}
 
-	code, out, _ = runCLI(t, "bench", "--shapes", "single", "--tasks", "5", "--duration", "300ms", "--load", "0.5", "--dir", t.TempDir())
-	if code != ExitOK || !strings.Contains(out, "LOAD P99") {
-		t.Fatalf("exit %d, table:\n%s", code, out)
+	code, out, errOut = runCLI(t, "bench", "--shapes", "single", "--tasks", "5", "--in-flight", "16", "--duration", "2s", "--load", "0.9", "--dir", t.TempDir())
+	if code != ExitOK || !strings.Contains(out, "LOAD TASKS/S") || !strings.Contains(out, "LOAD P99") {
+		t.Fatalf("exit %d, table:\n%s\nstderr:\n%s", code, out, errOut)
 	}
-
 	for _, args := range [][]string{
 		{"bench", "--load", "1"},
 		{"bench", "--load", "-0.5"},
+		{"bench", "--load", "NaN"},
+		{"bench", "--load", "0.5", "--burn-down", "10"},
+	} {
+		if code, _, errOut := runCLI(t, args...); code != ExitBadInput || !strings.Contains(errOut, "--load") {
+			t.Errorf("%v: exit %d (%s), want %d and a message naming --load", args, code, errOut, ExitBadInput)
+		}
+	}
+
+	for _, args := range [][]string{
 		{"bench", "--burn-down", "0"},
 		{"bench", "--burn-down", "10", "--shapes", "single,linear"},
 		{"bench", "--burn-down", "10", "--worker-concurrency", "-1"},
+		{"bench", "--report-groups", "-1"},
+		{"bench", "--burn-down", "10", "--report-groups", "300"},
 	} {
 		if code, _, errOut := runCLI(t, args...); code != ExitBadInput {
 			t.Errorf("%v: exit %d (%s), want %d", args, code, errOut, ExitBadInput)

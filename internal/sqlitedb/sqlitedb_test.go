@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -336,5 +337,22 @@ func BenchmarkCommit(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// The checkpointer looks every checkpointBusy while the WAL changes and
+// spaces its looks out, doubling up to checkpointIdle, once it stops.
+func TestNextCheckpoint(t *testing.T) {
+	wait := checkpointBusy
+	var idle []time.Duration
+	for range 5 {
+		wait = nextCheckpoint(wait, false)
+		idle = append(idle, wait)
+	}
+	if want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 250 * time.Millisecond, 250 * time.Millisecond, 250 * time.Millisecond}; !slices.Equal(idle, want) {
+		t.Fatalf("waits while idle %v, want %v", idle, want)
+	}
+	if got := nextCheckpoint(checkpointIdle, true); got != checkpointBusy {
+		t.Fatalf("wait after a change %v, want %v", got, checkpointBusy)
 	}
 }
