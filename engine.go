@@ -115,8 +115,11 @@ type Config struct {
 	// once on a database of many writers (PostgreSQL). Default: one per
 	// Procs, up to 8. Fewer carry more outcomes each, so the CPU per
 	// outcome falls, but their round trips leave the CPUs idle in between
-	// (docs/benchmarks.md, "Latency at half load"). SQLite's single writer
-	// stores one group at a time whatever this says.
+	// (docs/benchmarks.md, "Latency at half load"). Each takes a pooled
+	// connection while it runs, so groups beyond the pool's size wait for
+	// one, as claims and creations do. Outcomes go to a group by a byte of
+	// their task's id, hence at most 256. SQLite's single writer stores one
+	// group at a time whatever this says.
 	ReportGroups int
 	// ProcessorName names this process in the transition log. Default
 	// "host:pid".

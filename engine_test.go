@@ -877,7 +877,7 @@ func TestFullQueueRefusesNewTasks(t *testing.T) {
 }
 
 // A count of report groups out of range is refused, naming the field and
-// the range; one in range opens.
+// the range; 0 (the default) and the range's ends open.
 func TestOpenChecksReportGroups(t *testing.T) {
 	for _, n := range []int{-1, 257} {
 		cfg := database(t, "sqlite")
@@ -891,13 +891,15 @@ func TestOpenChecksReportGroups(t *testing.T) {
 			t.Fatalf("ReportGroups %d: error %q does not name the field and its range", n, err)
 		}
 	}
-	cfg := database(t, "sqlite")
-	cfg.ReportGroups = 1
-	eng, err := tasker.Open(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Stop(t.Context()); err != nil {
-		t.Fatal(err)
+	for _, n := range []int{0, 1, 256} {
+		cfg := database(t, "sqlite")
+		cfg.ReportGroups = n
+		eng, err := tasker.Open(t.Context(), cfg)
+		if err != nil {
+			t.Fatalf("ReportGroups %d: %v", n, err)
+		}
+		if err := eng.Stop(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -130,14 +131,16 @@ type Report struct {
 	// (Options.Idle), pings included.
 	IdleTripsPerSec float64
 	// The run at Options.Load: the rate asked (tasks/s), the tasks run,
-	// the rate at which they were created (below the rate asked when the
-	// engine fell behind), whether the bound on tasks in flight held
-	// creations back, and the latency percentiles, from each task's due
-	// time to its completion.
+	// the tasks completed per second between the first completion and the
+	// last (below the rate asked when the engine fell behind),
+	// whether the bound on tasks in flight held creations back, and the
+	// latency percentiles, from each task's due time to its completion.
+	// LoadSkipped, if set, says why the run did not happen.
 	LoadRate, LoadRateReached float64
 	LoadTasks                 int
 	LoadLimited               bool
 	LoadP50, LoadP95, LoadP99 time.Duration
+	LoadSkipped               string
 }
 
 // Run measures each shape on a fresh engine and database.
@@ -418,13 +421,19 @@ const minLoadTasks = 100
 const loadSettle = 500 * time.Millisecond
 
 // runLoad runs tasks of t at o.Load times the saturation rate in r for
-// o.Saturation and puts the figures in r.
+// o.Saturation and puts the figures in r. A run that would hold fewer than
+// minLoadTasks tasks is skipped, and r.LoadSkipped says why.
 func runLoad(ctx context.Context, o Options, eng *tasker.Engine, t *template.Template, r *Report) error {
 	rate := o.Load * r.TasksPerSec
 	n := int(rate * o.Saturation.Seconds())
+	if r.TasksPerSec <= 0 {
+		r.LoadSkipped = "the saturation run completed no task, so there is no rate to take a fraction of"
+		return nil
+	}
 	if n < minLoadTasks {
-		return fmt.Errorf("load run: %.2f of the saturation rate (%.0f tasks/s) for %v is %d tasks, fewer than the %d a p99 needs: give a longer --duration or a higher --load",
+		r.LoadSkipped = fmt.Sprintf("%g of the saturation rate (%.0f tasks/s) for %v is %d tasks, fewer than the %d a p99 needs: give a longer --duration or a higher --load",
 			o.Load, r.TasksPerSec, o.Saturation, n, minLoadTasks)
+		return nil
 	}
 	if err := sleep(ctx, loadSettle); err != nil {
 		return err
@@ -439,8 +448,8 @@ func runLoad(ctx context.Context, o Options, eng *tasker.Engine, t *template.Tem
 }
 
 // loadResult is what an open loop measured: each run's latency from its
-// due time, the rate at which the runs started, and whether the bound on
-// runs in flight held one back.
+// due time, the runs completed per second between the first completion
+// and the last, and whether the bound on runs in flight held one back.
 type loadResult struct {
 	lat     []time.Duration
 	rate    float64
@@ -462,7 +471,6 @@ func openLoop(ctx context.Context, rate float64, n, maxInFlight int, run func(co
 	defer cancel()
 	var wg sync.WaitGroup
 	start := time.Now()
-	var last time.Time // when the last run started
 	for i := range n {
 		due := start.Add(time.Duration(i) * every)
 		if err := sleep(lctx, time.Until(due)); err != nil {
@@ -480,7 +488,6 @@ func openLoop(ctx context.Context, rate float64, n, maxInFlight int, run func(co
 		if lctx.Err() != nil {
 			break
 		}
-		last = time.Now()
 		wg.Go(func() {
 			defer func() { <-sem }()
 			if err := run(lctx); err != nil {
@@ -497,7 +504,14 @@ func openLoop(ctx context.Context, rate float64, n, maxInFlight int, run func(co
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
-	if span := last.Sub(start); span > 0 {
+	// Completions per second, between the first and the last: a run
+	// completes at its due time plus its latency.
+	first, last := time.Duration(math.MaxInt64), time.Duration(0)
+	for i, l := range res.lat {
+		done := time.Duration(i)*every + l
+		first, last = min(first, done), max(last, done)
+	}
+	if span := last - first; n > 1 && span > 0 {
 		res.rate = float64(n-1) / span.Seconds()
 	}
 	return res, nil

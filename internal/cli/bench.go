@@ -36,9 +36,11 @@ task creations and waits included, and per second while the engine is idle
 
 With --load F (between 0 and 1), each shape also runs at F times the rate
 its saturation run reached (LOAD ASKED/S), for --duration: tasks created at
-evenly spaced times whatever the engine does (an open loop; LOAD TASKS/S is
-the rate they were created at), each one's latency counted from when it was
-due to its completion (LOAD P50/P95/P99).
+evenly spaced times whatever the engine does (an open loop), each one's
+latency counted from when it was due to its completion (LOAD P50/P95/P99);
+LOAD DONE/S is the tasks completed per second, below the rate asked when the
+engine fell behind. A load run of fewer than 100 tasks is skipped, saying
+why.
 
 With --burn-down N, measure a backlog's drain instead: an engine without
 workers creates N tasks of one shape (--shapes, default single), then a fresh
@@ -59,6 +61,9 @@ whose engine this measures: GOGC=400 unless GOGC is set.`,
 			}
 			if o.ReportGroups < 0 || o.ReportGroups > 256 {
 				return usageError{fmt.Errorf("--report-groups %d: give between 1 and 256, or 0 for the default (one per CPU, up to 8)", o.ReportGroups)}
+			}
+			if o.ReportGroups > 0 && o.DatabaseURL == "" {
+				return usageError{fmt.Errorf("--report-groups applies to PostgreSQL, whose report transactions run side by side: give --database-url too (SQLite stores one group at a time)")}
 			}
 			switch messaging {
 			case "", "postgres":
@@ -107,7 +112,7 @@ whose engine this measures: GOGC=400 unless GOGC is set.`,
 			tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
 			fmt.Fprint(tw, "SHAPE\tSTEPS\tP50\tP95\tP99\tIN FLIGHT\tTASKS/S\tSTEPS/S")
 			if o.Load > 0 {
-				fmt.Fprint(tw, "\tLOAD ASKED/S\tLOAD TASKS/S\tLOAD P50\tLOAD P95\tLOAD P99")
+				fmt.Fprint(tw, "\tLOAD ASKED/S\tLOAD DONE/S\tLOAD P50\tLOAD P95\tLOAD P99")
 			}
 			if pg {
 				fmt.Fprint(tw, "\tRT/STEP\tRT/STEP SAT\tIDLE RT/S")
@@ -116,7 +121,9 @@ whose engine this measures: GOGC=400 unless GOGC is set.`,
 			for _, r := range reports {
 				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%.0f\t%.0f", strings.TrimSuffix(r.Shape, "_workflow"), r.Steps,
 					ms(r.P50), ms(r.P95), ms(r.P99), r.InFlight, r.TasksPerSec, r.StepsPerSec)
-				if o.Load > 0 {
+				if o.Load > 0 && r.LoadSkipped != "" {
+					fmt.Fprint(tw, "\t-\t-\t-\t-\t-")
+				} else if o.Load > 0 {
 					fmt.Fprintf(tw, "\t%.0f\t%.0f\t%s\t%s\t%s", r.LoadRate, r.LoadRateReached, ms(r.LoadP50), ms(r.LoadP95), ms(r.LoadP99))
 				}
 				if pg {
@@ -128,6 +135,9 @@ whose engine this measures: GOGC=400 unless GOGC is set.`,
 				return err
 			}
 			for _, r := range reports {
+				if r.LoadSkipped != "" {
+					fmt.Fprintf(g.stdout, "%s: no load run: %s\n", strings.TrimSuffix(r.Shape, "_workflow"), r.LoadSkipped)
+				}
 				if r.LoadLimited {
 					fmt.Fprintf(g.stdout, "%s: the load run reached the bound of %d tasks in flight: the engine fell behind the rate asked, so the run was not an open loop throughout\n",
 						strings.TrimSuffix(r.Shape, "_workflow"), bench.MaxLoadInFlight)

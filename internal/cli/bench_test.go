@@ -29,7 +29,7 @@ func TestBenchBurnDown(t *testing.T) {
 	}
 
 	code, out, errOut = runCLI(t, "bench", "--shapes", "single", "--tasks", "5", "--in-flight", "16", "--duration", "2s", "--load", "0.9", "--dir", t.TempDir())
-	if code != ExitOK || !strings.Contains(out, "LOAD TASKS/S") || !strings.Contains(out, "LOAD P99") {
+	if code != ExitOK || !strings.Contains(out, "LOAD DONE/S") || !strings.Contains(out, "LOAD P99") {
 		t.Fatalf("exit %d, table:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 	for _, args := range [][]string{
@@ -48,6 +48,7 @@ func TestBenchBurnDown(t *testing.T) {
 		{"bench", "--burn-down", "10", "--shapes", "single,linear"},
 		{"bench", "--burn-down", "10", "--worker-concurrency", "-1"},
 		{"bench", "--report-groups", "-1"},
+		{"bench", "--report-groups", "2"},
 		{"bench", "--burn-down", "10", "--report-groups", "300"},
 	} {
 		if code, _, errOut := runCLI(t, args...); code != ExitBadInput {
