@@ -17,9 +17,9 @@ import (
 // checkpoint (autoCheckpointPages) to copy and sync. Measured on the
 // development VM at half the saturation rate, medians of three interleaved
 // runs against a fixed 250 ms: the p99 latency 0.52× (linear) and 0.42×
-// (dag) with a fixed 50 ms, 0.77× and 0.49× with this back-off (docs/sqlite.md,
-// docs/benchmarks.md "Latency at half load"). The cost is more checkpoints
-// under load: up to 20 a second, each with its syncs.
+// (dag) with a fixed 50 ms, 0.55× and 0.49× with this back-off
+// (docs/sqlite.md, docs/benchmarks.md "Latency at half load"). The cost is
+// more checkpoints under load: at most 20 a second, each with its syncs.
 const (
 	checkpointBusy = 50 * time.Millisecond
 	checkpointIdle = 250 * time.Millisecond
