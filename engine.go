@@ -578,8 +578,9 @@ func (e *Engine) startWorker(ctx context.Context) error {
 		// waits on the database, another's Go work runs
 		// (docs/benchmarks.md, "Issue 9, second session": 1.10–1.15× the
 		// drain rate of one on 2 CPUs; measured again, 1.03–1.10× by
-		// medians at 7–26 % more CPU per task, "Latency at half load"). More would queue for the pool's
-		// connections and for PostgreSQL's commit-time NOTIFY lock.
+		// medians at 7–26 % more CPU per task, "Latency at half load").
+		// More would queue for the pool's connections and for
+		// PostgreSQL's commit-time NOTIFY lock.
 		wc.ReportGroups = min(e.cfg.Procs, 8)
 		if e.cfg.ReportGroups > 0 {
 			wc.ReportGroups = e.cfg.ReportGroups
