@@ -314,6 +314,16 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.WorkerConcurrency == 0 {
 		cfg.WorkerConcurrency = worker.DefaultConcurrency(cfg.Procs)
 	}
+	if cfg.ReportGroups == 0 {
+		// One transaction storing outcomes per CPU, up to 8: while one
+		// waits on the database, another's Go work runs
+		// (docs/benchmarks.md, "Issue 9, second session": 1.10–1.15× the
+		// drain rate of one on 2 CPUs; measured again, 1.03–1.10× by
+		// medians at 7–26 % more CPU per task, "Latency at half load").
+		// More would queue for the pool's connections and for
+		// PostgreSQL's commit-time NOTIFY lock.
+		cfg.ReportGroups = min(cfg.Procs, 8)
+	}
 	if s := cfg.DefaultIdentityStrategy; s != "" && !slices.Contains(taskertype.IdentityStrategies, s) {
 		return nil, fmt.Errorf("tasker: %w: Config.DefaultIdentityStrategy %q is not an identity strategy: use strict, caller_provided or always_unique (or leave it empty for strict)",
 			taskertype.ErrInvalid, s)
@@ -574,17 +584,7 @@ func (e *Engine) startWorker(ctx context.Context) error {
 		wc.Fallback = e.pullFallback
 	}
 	if e.manyWriters {
-		// One transaction storing outcomes per CPU, up to 8: while one
-		// waits on the database, another's Go work runs
-		// (docs/benchmarks.md, "Issue 9, second session": 1.10–1.15× the
-		// drain rate of one on 2 CPUs; measured again, 1.03–1.10× by
-		// medians at 7–26 % more CPU per task, "Latency at half load").
-		// More would queue for the pool's connections and for
-		// PostgreSQL's commit-time NOTIFY lock.
-		wc.ReportGroups = min(e.cfg.Procs, 8)
-		if e.cfg.ReportGroups > 0 {
-			wc.ReportGroups = e.cfg.ReportGroups
-		}
+		wc.ReportGroups = e.cfg.ReportGroups
 	}
 	if !e.cfg.DisableOrchestration {
 		// Orchestration runs here: hand results over in the worker's own

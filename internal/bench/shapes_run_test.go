@@ -33,17 +33,24 @@ func TestEveryShapeRunsWithTheNoopHandler(t *testing.T) {
 	}
 }
 
-// A load run creates tasks at the fraction of the saturation rate asked,
-// all of them, and reports their latency.
-func TestLoadRun(t *testing.T) {
+// runSingle runs the single shape on SQLite with a load run and returns
+// its figures.
+func runSingle(t *testing.T, inFlight int, saturation time.Duration, load float64) Report {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	rs, err := Run(ctx, Options{Backend: Backend{Dir: t.TempDir()}, Shapes: []string{"single_workflow"},
-		Sequential: 5, InFlight: 16, Saturation: 2 * time.Second, Load: 0.9})
+		Sequential: 5, InFlight: inFlight, Saturation: saturation, Load: load})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := rs[0]
+	return rs[0]
+}
+
+// A load run creates tasks at the fraction of the saturation rate asked,
+// all of them, and reports their latency.
+func TestLoadRun(t *testing.T) {
+	r := runSingle(t, 16, 2*time.Second, 0.9)
 	if r.LoadSkipped != "" {
 		t.Fatalf("load run skipped: %s", r.LoadSkipped)
 	}
@@ -61,14 +68,7 @@ func TestLoadRun(t *testing.T) {
 // A load run too short for a p99 is skipped, saying why, and the shape's
 // other figures stand.
 func TestLoadRunTooShortIsSkipped(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	rs, err := Run(ctx, Options{Backend: Backend{Dir: t.TempDir()}, Shapes: []string{"single_workflow"},
-		Sequential: 5, InFlight: 4, Saturation: 200 * time.Millisecond, Load: 0.001})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := rs[0]
+	r := runSingle(t, 4, 200*time.Millisecond, 0.001)
 	if !strings.Contains(r.LoadSkipped, "--duration") || r.LoadTasks != 0 || r.TasksPerSec <= 0 {
 		t.Fatalf("skipped %q, %d load tasks, %.0f tasks/s at saturation: want the run skipped with advice and the saturation figures kept", r.LoadSkipped, r.LoadTasks, r.TasksPerSec)
 	}

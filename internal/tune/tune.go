@@ -2,9 +2,9 @@
 // the garbage collector's target of `tasker serve`, `tasker worker`,
 // `tasker bench` and libtasker's host processes, and, in a host process
 // that embeds the engine through the C ABI (cmd/libtasker), the Ps its
-// goroutines need besides the host's threads. Each applies only where its environment variable (GOGC,
-// GOMAXPROCS) is not set: the operator's setting wins, as for any Go
-// program.
+// goroutines need besides the host's threads. Each applies only where its
+// environment variable (GOGC, GOMAXPROCS) is not set: the operator's
+// setting wins, as for any Go program.
 package tune
 
 import (
