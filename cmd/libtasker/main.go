@@ -11,6 +11,8 @@
 //	char *tasker_cleanup_timeouts(long long handle);     // {"expired": N}
 //	char *tasker_stop(long long handle, long long timeout_ms);
 //	void  tasker_free(char *s);
+//	char *tasker_serve(long long handle, const char *worker_json, tasker_step_fn fn);
+//	void  tasker_step_result(unsigned long long token, const char *completion, size_t len);
 //
 // tasker_call sends one request to the engine's API in process (no socket)
 // and answers {"status": S, "body": B}: the pull-worker routes
@@ -19,16 +21,31 @@
 // docs/api.md. Every function returns JSON the caller frees with
 // tasker_free; a failure is {"error": {"kind": K, "message": M}}, never a
 // crash of the host. Every function may be called from any thread.
+//
+// tasker_serve registers a push worker: the engine calls fn(token, event,
+// len) on its own threads, at most the worker's concurrency at once, and
+// fn answers with tasker_step_result(token, completion, len) before it
+// returns (docs/libtasker.md).
 // docs/workers.md describes the config and the calls.
 package main
 
 /*
 #include <stdlib.h>
+
+// The host's step function (tasker_serve): it runs the event (JSON, len
+// bytes, valid during the call) and gives its completion with
+// tasker_step_result(token, ...) before it returns.
+typedef void (*tasker_step_fn)(unsigned long long token, const char *event, size_t len);
+
+static inline void tasker_call_step(tasker_step_fn f, unsigned long long token, const char *event, size_t len) {
+	f(token, event, len);
+}
 */
 import "C"
 
 import (
 	"runtime"
+	"runtime/cgo"
 	"time"
 	"unsafe"
 
@@ -84,5 +101,38 @@ func tasker_stop(handle C.longlong, timeoutMS C.longlong) *C.char {
 
 //export tasker_free
 func tasker_free(s *C.char) { C.free(unsafe.Pointer(s)) }
+
+// stepSlot receives a step function's completion (tasker_step_result).
+type stepSlot struct{ out []byte }
+
+//export tasker_serve
+func tasker_serve(handle C.longlong, config *C.char, fn C.tasker_step_fn) *C.char {
+	if fn == nil {
+		return out(host.Serve(int64(handle), in(config), nil))
+	}
+	return out(host.Serve(int64(handle), in(config), func(ev []byte) []byte {
+		slot := &stepSlot{}
+		token := cgo.NewHandle(slot)
+		defer token.Delete()
+		// The event's bytes are Go memory without pointers, passed for
+		// the duration of the call (the cgo rules allow it).
+		C.tasker_call_step(fn, C.ulonglong(token), (*C.char)(unsafe.Pointer(unsafe.SliceData(ev))), C.size_t(len(ev)))
+		return slot.out
+	}))
+}
+
+// tasker_step_result gives the completion of the event a step function
+// runs; token is the one it was called with. An unknown token (a call that
+// returned already) is ignored; a second result replaces the first.
+//
+//export tasker_step_result
+func tasker_step_result(token C.ulonglong, completion *C.char, n C.size_t) {
+	defer func() { _ = recover() }() // an unknown token: cgo.Handle.Value panics
+	slot := cgo.Handle(token).Value().(*stepSlot)
+	if completion == nil {
+		return
+	}
+	slot.out = C.GoBytes(unsafe.Pointer(completion), C.int(n))
+}
 
 func main() {}

@@ -84,6 +84,13 @@ func workerNotFound(id string) error {
 		fmt.Sprintf("no worker is registered under %q (the server restarted, or the registration expired after no poll or heartbeat): register it again with POST /v1/workers", id)}
 }
 
+// WorkerGone reports whether err is the answer to a worker the server does
+// not know (not registered, deregistered or expired): register it again.
+func WorkerGone(err error) bool {
+	var se *statusError
+	return errors.As(err, &se) && se.status == http.StatusNotFound && strings.HasPrefix(se.msg, "no worker is registered")
+}
+
 // workerInfo converts a registered worker for the metrics answer.
 func workerInfo(w *pullWorker, held int) gen.WorkerInfo {
 	info := gen.WorkerInfo{WorkerId: w.id, Namespaces: w.namespaces, Handlers: w.handlers, Held: held,

@@ -103,10 +103,16 @@ func NewHost(o HostOptions) *Host {
 
 type instance struct {
 	eng     *tasker.Engine
+	srv     *api.Server
+	log     *slog.Logger
 	handler http.Handler
 	ctx     context.Context // ends at Stop: long polls return
 	cancel  context.CancelFunc
 	calls   sync.WaitGroup // calls in progress; Stop waits for them
+
+	mu       sync.Mutex // guards the fields below; never held across a wait
+	stopping bool       // Stop has begun: no more push workers
+	served   []*served  // push workers (tasker_serve)
 }
 
 // Error is the JSON of a failed call: {"error": {"kind": ..., "message": ...}}.
@@ -235,7 +241,7 @@ func open(cfg Config, procs int) (*instance, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &instance{eng: eng, handler: srv.Handler(), ctx: ctx, cancel: cancel}, nil
+	return &instance{eng: eng, srv: srv, log: log, handler: srv.Handler(), ctx: ctx, cancel: cancel}, nil
 }
 
 // acquire returns the engine of a handle, counted as in a call until
@@ -330,6 +336,7 @@ func (h *Host) Stop(handle int64, timeout time.Duration) (out []byte) {
 	in.cancel() // the long polls in progress return
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	in.stopServing(ctx)
 	calls := make(chan struct{})
 	go func() { in.calls.Wait(); close(calls) }()
 	select {

@@ -40,7 +40,7 @@ from run import SHAPES, latency, throughput  # noqa: E402
 from tasker_core.handler import HandlerRegistry  # noqa: E402
 from tasker_worker import runtime  # noqa: E402
 from tasker_worker.discovery import load_handlers  # noqa: E402
-from tasker_worker.inprocess import InProcessTransport  # noqa: E402
+from tasker_worker.inprocess import InProcessTransport, PushWorker  # noqa: E402
 from tests.harness import Server  # noqa: E402
 
 
@@ -72,6 +72,11 @@ def main():
                         "transport's, 8; 1: one event a poll)")
     p.add_argument("--completion-wait-ms", type=int, default=None,
                    help="how long a poll carrying a completion waits for the next step (Worker's; default its own)")
+    p.add_argument("--pull-capacity", type=int, default=None,
+                   help="the engine's pull_capacity: steps waiting for or held by the worker (default 2 x concurrency)")
+    p.add_argument("--push", action="store_true",
+                   help="serve with a PushWorker (tasker_serve: the engine calls the handlers on its threads) "
+                        "instead of polling threads")
     p.add_argument("--database-url", default=None)
     p.add_argument("--profile", default=None, help="write the worker threads' cProfile statistics here")
     p.add_argument("--shapes", default=",".join(SHAPES), help="shapes to run, comma-separated (default all)")
@@ -87,7 +92,7 @@ def main():
     tpls = [os.path.join(HERE, f"{k}_{s}.yaml") for k in ("go", "py") for s in SHAPES]
     work = tempfile.mkdtemp(prefix="inproc-bench-")
     cfg = {"templates": tpls, "demo_handlers": True, "complete_timeout_ms": 60000,
-           "pull_capacity": 2 * a.concurrency}
+           "pull_capacity": a.pull_capacity or 2 * a.concurrency}
     schema = None
     if a.database_url:
         schema = f"pyinproc_{os.getpid()}"
@@ -124,7 +129,12 @@ def run(a, cfg):
     extra = {} if a.completion_wait_ms is None else {"completion_wait_ms": a.completion_wait_ms}
     if a.batch is not None:
         extra["batch"] = a.batch
-    worker = runtime.Worker(transport, registry, ["bench"], concurrency=a.concurrency, pollers=a.pollers, **extra)
+    if a.push:
+        worker = PushWorker(transport, registry, ["bench"], concurrency=a.concurrency,
+                            **({} if a.batch is None else {"batch": a.batch}))
+    else:
+        worker = runtime.Worker(transport, registry, ["bench"], concurrency=a.concurrency, pollers=a.pollers,
+                                **extra)
     worker.start()
     engine = Engine(transport)
     res, cpus = {}, {}

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import time
 import traceback
 from typing import Any, Dict, Optional
 
 from tasker_core.handler import HandlerRegistry, instantiate
 from tasker_core.types import FfiStepEvent, StepContext, StepHandlerResult
+
+log = logging.getLogger("tasker_worker")
 
 
 def _envelope(result: Any) -> Dict[str, Any]:
@@ -30,7 +33,56 @@ def _checkpoint(cp: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
     return out
 
 
+class _WireEvent(FfiStepEvent):
+    """The FfiStepEvent of a wire event. Its task_sequence_step, which few
+    handlers read (the checkpoint accessors, ``context.task_sequence_step``),
+    is built when first read, from the same dicts the StepContext holds."""
+
+    def __init__(self, ev: Dict[str, Any], inputs: Dict[str, Any], deps: Dict[str, Any]) -> None:
+        self._ev, self._inputs, self._deps, self._tss = ev, inputs, deps, None
+        self.event_id = ev["event_id"]
+        self.task_uuid = ev["task_uuid"]
+        self.step_uuid = ev["step_uuid"]
+        self.correlation_id = ev.get("correlation_id") or ev["task_uuid"]
+        self.task_correlation_id = ev.get("correlation_id")
+        self.parent_correlation_id = ev.get("parent_correlation_id")
+        self.trace_id = None
+        self.span_id = None
+
+    @property
+    def task_sequence_step(self) -> Dict[str, Any]:
+        if self._tss is None:
+            self._tss = _task_sequence_step(self._ev, self._inputs, self._deps)
+        return self._tss
+
+    @task_sequence_step.setter
+    def task_sequence_step(self, v: Dict[str, Any]) -> None:
+        self._tss = v
+
+
+def _task_sequence_step(ev: Dict[str, Any], inputs: Dict[str, Any], deps: Dict[str, Any]) -> Dict[str, Any]:
+    """The event in tasker-core's TaskSequenceStep shape."""
+    init = ev.get("initialization") or {}
+    return {
+        "task": {"task": {"task_uuid": ev["task_uuid"], "context": ev.get("task_context"),
+                          "correlation_id": ev.get("correlation_id"),
+                          "parent_correlation_id": ev.get("parent_correlation_id")},
+                 "namespace_name": ev.get("namespace"), "task_name": None, "task_version": None},
+        "workflow_step": {"workflow_step_uuid": ev["step_uuid"], "task_uuid": ev["task_uuid"],
+                          "name": ev.get("step_name"), "template_step_name": ev.get("step_name"),
+                          "attempts": int(ev.get("attempt") or 1) - 1, "max_attempts": ev.get("max_attempts") or 3,
+                          "inputs": inputs, "checkpoint": _checkpoint(ev.get("checkpoint"))},
+        "dependency_results": deps,
+        "step_definition": {"name": ev.get("step_name"),
+                            "handler": {"callable": ev.get("handler_name"), "initialization": init,
+                                        "method": ev.get("handler_method")}},
+    }
+
+
 def build_context(ev: Dict[str, Any]) -> StepContext:
+    """The StepContext of a wire event: what StepContext.from_ffi_event
+    makes of tasker-core's FfiStepEvent, without building the event's
+    task_sequence_step unless the handler reads it."""
     init = ev.get("initialization") or {}
     batch = ev.get("batch")
     inputs: Dict[str, Any] = dict(init) if isinstance(init, dict) else {}
@@ -39,26 +91,13 @@ def build_context(ev: Dict[str, Any]) -> StepContext:
                        "is_no_op": bool(batch.get("is_no_op")),
                        "__template_step_name": batch.get("template_step_name")})
     deps = {name: _envelope(r) for name, r in (ev.get("dependency_results") or {}).items()}
-    attempt = int(ev.get("attempt") or 1)
-    tss = {
-        "task": {"task": {"task_uuid": ev["task_uuid"], "context": ev.get("task_context"),
-                          "correlation_id": ev.get("correlation_id"),
-                          "parent_correlation_id": ev.get("parent_correlation_id")},
-                 "namespace_name": ev.get("namespace"), "task_name": None, "task_version": None},
-        "workflow_step": {"workflow_step_uuid": ev["step_uuid"], "task_uuid": ev["task_uuid"],
-                          "name": ev.get("step_name"), "template_step_name": ev.get("step_name"),
-                          "attempts": attempt - 1, "max_attempts": ev.get("max_attempts") or 3,
-                          "inputs": inputs, "checkpoint": _checkpoint(ev.get("checkpoint"))},
-        "dependency_results": deps,
-        "step_definition": {"name": ev.get("step_name"),
-                            "handler": {"callable": ev.get("handler_name"), "initialization": init,
-                                        "method": ev.get("handler_method")}},
-    }
-    event = FfiStepEvent(event_id=ev["event_id"], task_uuid=ev["task_uuid"], step_uuid=ev["step_uuid"],
-                         correlation_id=ev.get("correlation_id") or ev["task_uuid"], task_sequence_step=tss,
-                         task_correlation_id=ev.get("correlation_id"),
-                         parent_correlation_id=ev.get("parent_correlation_id"))
-    return StepContext.from_ffi_event(event, ev.get("handler_name", ""))
+    event = _WireEvent(ev, inputs, deps)
+    max_attempts = ev.get("max_attempts") or 3
+    return StepContext(event=event, task_uuid=event.task_uuid, step_uuid=event.step_uuid,
+                       correlation_id=event.correlation_id, handler_name=ev.get("handler_name", ""),
+                       input_data=ev.get("task_context"), dependency_results=deps, step_config=init,
+                       step_inputs=inputs, retry_count=(int(ev.get("attempt") or 1) - 1) or 0,
+                       max_retries=max_attempts)
 
 
 def run_handler(registry: HandlerRegistry, ev: Dict[str, Any]) -> StepHandlerResult:
@@ -118,4 +157,21 @@ def execute(registry: HandlerRegistry, ev: Dict[str, Any]) -> Dict[str, Any]:
     r = run_handler(registry, ev)
     c = completion(ev, r)
     c["_elapsed_ms"] = int((time.monotonic() - t0) * 1000)
+    return c
+
+
+def run_event(registry: HandlerRegistry, ev: Dict[str, Any]) -> Dict[str, Any]:
+    """The wire completion of one event; never raises: a claimed step
+    always produces a result."""
+    try:
+        c = execute(registry, ev)
+    except BaseException as exc:  # noqa: BLE001
+        c = {"event_id": ev.get("event_id"), "outcome": "failure",
+             "error": {"error_type": "worker_error", "message": f"worker failed to run the step: {exc}",
+                       "retryable": True}}
+    if c.get("outcome") == "failure":
+        e = c.get("error") or {}
+        log.warning("step %s (handler %s, attempt %s) failed: %s: %s", ev.get("step_name"), ev.get("handler_name"),
+                    ev.get("attempt"), e.get("error_type"), e.get("message"))
+    c.pop("_elapsed_ms", None)
     return c

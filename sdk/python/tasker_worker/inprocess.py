@@ -9,11 +9,22 @@ from __future__ import annotations
 
 import ctypes
 import json
+import logging
 import os
+import socket
 import threading
 from typing import Any, Dict, List, Optional, Tuple
 
+from tasker_core.handler import HandlerRegistry
+
+from .execute import run_event
+from .runtime import _hand_back
 from .transport import Transport, TransportError, _json_default
+
+log = logging.getLogger("tasker_worker")
+
+# tasker_serve's step function: (token, event, len).
+STEP_FN = ctypes.CFUNCTYPE(None, ctypes.c_ulonglong, ctypes.c_void_p, ctypes.c_size_t)
 
 
 def find_library(path: Optional[str] = None) -> str:
@@ -36,7 +47,8 @@ class Library:
         for name, args in (("tasker_open", [ctypes.c_char_p]),
                            ("tasker_call", [ctypes.c_longlong, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p]),
                            ("tasker_cleanup_timeouts", [ctypes.c_longlong]),
-                           ("tasker_stop", [ctypes.c_longlong, ctypes.c_longlong])):
+                           ("tasker_stop", [ctypes.c_longlong, ctypes.c_longlong]),
+                           ("tasker_serve", [ctypes.c_longlong, ctypes.c_char_p, STEP_FN])):
             fn = getattr(self.lib, name)
             fn.argtypes = args
             fn.restype = ctypes.c_void_p  # the caller frees it with tasker_free
@@ -47,6 +59,10 @@ class Library:
         self.free = ctypes.PyDLL(path).tasker_free
         self.free.argtypes = [ctypes.c_void_p]
         self.free.restype = None
+        # Called by a step function, which holds the GIL: it only copies.
+        self.step_result = ctypes.PyDLL(path).tasker_step_result
+        self.step_result.argtypes = [ctypes.c_ulonglong, ctypes.c_char_p, ctypes.c_size_t]
+        self.step_result.restype = None
 
     @classmethod
     def load(cls, path: str) -> "Library":
@@ -114,3 +130,90 @@ class InProcessTransport(Transport):
             return
         self._closed = True
         self.lib.take(self.lib.lib.tasker_stop(self.handle, timeout_ms))
+
+
+class PushWorker:
+    """Runs the registry's handlers for an in-process engine's steps on the
+    engine's own threads (tasker_serve, docs/libtasker.md): no thread of
+    this process polls; the engine calls in with each event, at most
+    ``concurrency`` at once, and takes the completion before the call
+    returns. The same events, completions and bounds as a polling Worker
+    (it is a pull worker of the engine's API, listed under its id); the
+    difference is that a step costs no hand-off between OS threads.
+
+    concurrency bounds the engine's calls at once, each running its
+    events in turn. Python runs one thread at a time, so for no-op and
+    CPU-bound handlers 2 is the fastest (more calls only queue for the
+    GIL); handlers that wait on I/O (releasing the GIL) want as many as
+    they may wait at once. batch: the events one call may carry once the
+    handlers run under 1 ms (the engine times them; 1: one event a call).
+    """
+
+    def __init__(self, transport: "InProcessTransport", registry: HandlerRegistry, namespaces: List[str],
+                 concurrency: int = 2, worker_id: Optional[str] = None,
+                 handlers: Optional[List[str]] = None, batch: int = 8) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency {concurrency}: give the steps run at once, at least 1")
+        if not namespaces:
+            raise ValueError("no namespace: give the namespaces whose steps this worker runs")
+        self.transport = transport
+        self.registry = registry
+        self.namespaces = list(namespaces)
+        self.handlers = list(handlers if handlers is not None else registry.list_handlers())
+        if not self.handlers:
+            raise ValueError("no handler: the handler modules define no StepHandler with a handler_name "
+                             "and no decorated function")
+        if batch < 1:
+            raise ValueError(f"batch {batch}: give the events one call may carry, at least 1")
+        self.concurrency = concurrency
+        self.batch = batch
+        self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-push"
+        self._local = threading.local()
+        self._fn = STEP_FN(self._on_step)  # kept alive as long as the engine may call it
+        self._ensure = ctypes.pythonapi.PyGILState_Ensure
+        self._ensure.restype = ctypes.c_int
+        self._started = False
+        self._stopping = False
+
+    def _on_step(self, token: int, ptr: int, n: int) -> None:
+        # The engine's threads are not Python's: ctypes gives each call a
+        # thread state and drops it when the call returns, which costs
+        # more than the step. One more PyGILState_Ensure, never released,
+        # keeps the thread's state for its next calls (one per engine
+        # thread, which the Go runtime reuses).
+        if not getattr(self._local, "kept", False):
+            self._ensure()
+            self._local.kept = True
+        try:
+            events = json.loads(ctypes.string_at(ptr, n))
+            done = []
+            for ev in events:
+                if self._stopping:
+                    # Not started: back to the queue, the attempt not counted.
+                    done.append(_hand_back(ev["event_id"]))
+                    continue
+                done.append(run_event(self.registry, ev))
+            out = json.dumps(done, separators=(",", ":"), default=_json_default).encode()
+        except BaseException as exc:  # noqa: BLE001 - a claimed step always produces a result
+            # The engine fails each event without a completion as retryable.
+            log.error("push worker: the step function failed: %r", exc)
+            out = b"[]"
+        self.transport.lib.step_result(token, out, len(out))
+
+    def start(self) -> None:
+        if self._started:
+            raise RuntimeError("this PushWorker is started already")
+        cfg = {"worker_id": self.worker_id, "namespaces": self.namespaces, "handlers": self.handlers,
+               "concurrency": self.concurrency, "batch": self.batch}
+        self.transport.lib.take(self.transport.lib.lib.tasker_serve(
+            self.transport.handle, json.dumps(cfg).encode(), self._fn))
+        self._started = True
+        log.info("serving worker %s in process: namespaces %s, handlers %s, concurrency %d", self.worker_id,
+                 self.namespaces, self.handlers, self.concurrency)
+
+    def stop(self) -> None:
+        """Stops the engine: the steps running finish (within its stop
+        timeout; the events of a batch not started yet are handed back)
+        and their completions are stored; then nothing calls in."""
+        self._stopping = True
+        self.transport.close()

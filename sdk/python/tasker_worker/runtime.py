@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Set
 
 from tasker_core.handler import HandlerRegistry
 
-from .execute import execute
+from .execute import run_event
 from .transport import NotRegistered, Transport, TransportError
 
 log = logging.getLogger("tasker_worker")
@@ -164,18 +164,7 @@ class Worker:
 
     # --- threads
     def _step(self, ev: Dict[str, Any]) -> Dict[str, Any]:
-        try:
-            c = execute(self.registry, ev)
-        except BaseException as exc:  # noqa: BLE001 - a claimed step always produces a result
-            c = {"event_id": ev["event_id"], "outcome": "failure",
-                 "error": {"error_type": "worker_error", "message": f"worker failed to run the step: {exc}",
-                           "retryable": True}}
-        if c.get("outcome") == "failure":
-            e = c.get("error") or {}
-            log.warning("step %s (handler %s, attempt %s) failed: %s: %s", ev.get("step_name"), ev.get("handler_name"),
-                        ev.get("attempt"), e.get("error_type"), e.get("message"))
-        c.pop("_elapsed_ms", None)
-        return c
+        return run_event(self.registry, ev)
 
     def _run(self, events: List[Dict[str, Any]], speed: "_Speed") -> List[Dict[str, Any]]:
         """Runs a poll's events in turn. Once the worker is stopping, hands

@@ -10,8 +10,8 @@ from tasker_core.handler import HandlerRegistry
 from tasker_core.step_handler import DecisionHandler
 from tasker_core.step_handler.functional import (BatchConfig, Decision, batch_analyzer, decision_handler, depends_on,
                                                  inputs, step_handler)
-from tasker_core.types import ErrorType, StepContext
-from tasker_worker.execute import build_context, completion, run_handler
+from tasker_core.types import ErrorType, FfiStepEvent, StepContext
+from tasker_worker.execute import _task_sequence_step, build_context, completion, run_handler
 
 
 def event(**kw):
@@ -41,6 +41,38 @@ class ContextTest(unittest.TestCase):
         self.assertIsInstance(ctx.task_uuid, uuid.UUID)
         self.assertFalse(ctx.has_checkpoint())
         self.assertEqual(ctx.checkpoint_items_processed, 0)
+
+    def test_context_is_from_ffi_events(self):
+        # build_context builds the event's task_sequence_step only when it
+        # is read: the context must be what StepContext.from_ffi_event
+        # makes of the whole FfiStepEvent, attribute for attribute.
+        for ev in (event(),
+                   event(initialization={"k": "v"}, attempt=2, max_attempts=5, correlation_id=str(uuid.uuid4()),
+                         parent_correlation_id=str(uuid.uuid4()), dependency_results={"a": {"x": 1}, "b": None},
+                         handler_method="go"),
+                   event(batch={"cursor": {"batch_id": "1"}, "batch_metadata": {}, "is_no_op": True,
+                                "template_step_name": "w"}, checkpoint={"cursor": 9, "items_processed": 3},
+                         max_attempts=None, attempt=None)):
+            lazy = build_context(ev)
+            tss = _task_sequence_step(ev, lazy.step_inputs, lazy.dependency_results)
+            full = StepContext.from_ffi_event(
+                FfiStepEvent(event_id=ev["event_id"], task_uuid=ev["task_uuid"], step_uuid=ev["step_uuid"],
+                             correlation_id=ev.get("correlation_id") or ev["task_uuid"], task_sequence_step=tss,
+                             task_correlation_id=ev.get("correlation_id"),
+                             parent_correlation_id=ev.get("parent_correlation_id")), ev["handler_name"])
+            for attr in ("task_uuid", "step_uuid", "correlation_id", "handler_name", "input_data",
+                         "dependency_results", "step_config", "step_inputs", "retry_count", "max_retries",
+                         "checkpoint", "checkpoint_cursor", "checkpoint_items_processed", "accumulated_results"):
+                self.assertEqual(getattr(lazy, attr), getattr(full, attr), attr)
+            self.assertEqual(lazy.event.task_sequence_step, tss)
+            for attr in ("event_id", "task_uuid", "step_uuid", "correlation_id", "task_correlation_id",
+                         "parent_correlation_id", "trace_id", "span_id"):
+                self.assertEqual(getattr(lazy.event, attr), getattr(full.event, attr), attr)
+            self.assertIsInstance(lazy.event, FfiStepEvent)
+        # The uuids parse when read, and may be set.
+        ctx = build_context(event())
+        ctx.task_uuid = "not-a-uuid"
+        self.assertEqual(ctx.task_uuid, "not-a-uuid")
 
     def test_batch_inputs_and_checkpoint(self):
         ctx = build_context(event(batch={"cursor": {"batch_id": "002", "start_cursor": 2, "end_cursor": 4,
