@@ -43,7 +43,15 @@ func decode(t *testing.T, b []byte) reply {
 
 func openEngine(t *testing.T, h *ffi.Host, extra string) int64 {
 	t.Helper()
-	dir := t.TempDir()
+	return openIn(t, h, t.TempDir(), extra)
+}
+
+// openAt opens an engine on the database of dir (made by an engine opened
+// there before, or new).
+func openAt(t *testing.T, h *ffi.Host, dir string) int64 { t.Helper(); return openIn(t, h, dir, "") }
+
+func openIn(t *testing.T, h *ffi.Host, dir, extra string) int64 {
+	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, "pair.yaml"), []byte(tpl), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,11 @@ for name, args in [("tasker_open", [ctypes.c_char_p]),
     fn.restype = ctypes.c_void_p  # freed with tasker_free
 lib.tasker_free.argtypes = [ctypes.c_void_p]
 lib.tasker_free.restype = None
+STEP_FN = ctypes.CFUNCTYPE(None, ctypes.c_ulonglong, ctypes.c_void_p, ctypes.c_size_t)
+lib.tasker_serve.argtypes = [ctypes.c_longlong, ctypes.c_char_p, STEP_FN]
+lib.tasker_serve.restype = ctypes.c_void_p
+lib.tasker_step_result.argtypes = [ctypes.c_ulonglong, ctypes.c_char_p, ctypes.c_size_t]
+lib.tasker_step_result.restype = None
 
 
 def take(ptr):
@@ -117,6 +122,52 @@ for tid, n in tasks:
     _, steps = call(h, "GET", "/v1/tasks/%s/workflow_steps" % tid)
     last = [s for s in steps if s["name"] == "add_one"][0]
     check((last.get("results") or {}).get("value") == 2 * n + 1, "task %s: step add_one %r, want value %d" % (tid, last, 2 * n + 1))
+
+# A push worker: the engine calls this function on its own threads with a
+# JSON array of events; it answers with tasker_step_result before it returns.
+pushed = []
+
+
+def on_step(token, ptr, n):
+    done = []
+    for ev in json.loads(ctypes.string_at(ptr, n)):
+        pushed.append(ev["event_id"])
+        if ev["handler_name"] == "ffi.double":
+            out = {"value": ev["task_context"]["n"] * 2}
+        else:
+            out = {"value": ev["dependency_results"]["double"]["value"] + 1}
+        done.append({"outcome": "success", "result": out})
+    raw = json.dumps(done).encode()
+    lib.tasker_step_result(token, raw, len(raw))
+
+
+fn = STEP_FN(on_step)
+r = take(lib.tasker_serve(h, json.dumps({"worker_id": "push", "namespaces": ["ffi"],
+                                          "handlers": ["ffi.double", "ffi.add_one"]}).encode(), fn))
+check(r.get("worker_id") == "push", "serve answered %r" % r)
+r = take(lib.tasker_serve(h, b'{"worker_id": "x", "concurrency": -1}', fn))
+check("error" in r, "serve with concurrency -1 answered %r" % r)
+r = take(lib.tasker_serve(h, b'{"worker_id": "y", "namespaces": ["ffi"], "handlers": ["ffi.double"]}',
+                          ctypes.cast(None, STEP_FN)))
+check(r.get("error", {}).get("kind") == "invalid_input", "serve without a function answered %r" % r)
+# A token no call holds (stale or made up) is ignored, not a crash.
+lib.tasker_step_result(987654321, b"[]", 2)
+pushed_tasks = []
+for i in range(5):
+    status, body = call(h, "POST", "/v1/tasks", {"namespace": "ffi", "name": "pair", "version": "1.0.0",
+                                                "context": {"n": 100 + i}, "initiator": "smoke",
+                                                "source_system": "py", "reason": "test", "tags": []})
+    pushed_tasks.append((body["task_uuid"], 100 + i))
+deadline = time.time() + 20
+while time.time() < deadline:
+    if all(call(h, "GET", "/v1/tasks/" + tid)[1].get("status") == "complete" for tid, _ in pushed_tasks):
+        break
+    time.sleep(0.05)
+for tid, n in pushed_tasks:
+    _, steps = call(h, "GET", "/v1/tasks/%s/workflow_steps" % tid)
+    last = [s for s in steps if s["name"] == "add_one"][0]
+    check((last.get("results") or {}).get("value") == 2 * n + 1, "pushed task %s: %r" % (tid, last))
+check(len(pushed) == 10, "the push worker ran %d events, want 10" % len(pushed))
 
 r = take(lib.tasker_cleanup_timeouts(h))
 check("expired" in r, "cleanup answered %r" % r)

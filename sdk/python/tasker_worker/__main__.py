@@ -1,7 +1,7 @@
 """python3 -m tasker_worker --server URL --namespace NS [--namespace NS2 ...] --handlers DIR
 
 or, with the engine in this process through libtasker (docs/libtasker.md):
-python3 -m tasker_worker --in-process --config FILE [--lib libtasker.so] --namespace NS --handlers DIR"""
+python3 -m tasker_worker --in-process --config FILE [--lib libtasker.so] [--push] --namespace NS --handlers DIR"""
 from __future__ import annotations
 
 import argparse
@@ -28,6 +28,10 @@ def main(argv=None) -> int:
                        help="embed the engine in this process through libtasker (needs --config)")
     p.add_argument("--config", help="with --in-process: tasker_open's JSON config file (docs/libtasker.md)")
     p.add_argument("--lib", default=None, help="with --in-process: libtasker.so (default $TASKER_LIB, ./libtasker.so)")
+    p.add_argument("--push", action="store_true",
+                   help="with --in-process: the engine calls the handlers on its own threads (tasker_serve) "
+                        "instead of this process's threads polling for steps; --concurrency is then the calls "
+                        "at once (2 suits CPU-light handlers; docs/libtasker.md)")
     p.add_argument("--namespace", "-n", action="append", required=True, help="namespace to serve (repeatable)")
     p.add_argument("--handlers", required=True, help="the handlers' package directory; every module is imported")
     p.add_argument("--handler", action="append", default=[], metavar="CALLABLE",
@@ -60,6 +64,8 @@ def main(argv=None) -> int:
                                  f"module.path.ClassName")
             if callable_ not in names:
                 names.append(callable_)
+        if a.push and not a.in_process:
+            raise ValueError("--push needs --in-process: over HTTP the worker polls")
         if a.in_process:
             if not a.config:
                 raise ValueError("--in-process needs --config FILE: the engine's JSON config (docs/libtasker.md)")
@@ -68,9 +74,14 @@ def main(argv=None) -> int:
                 transport = InProcessTransport(json.load(f), lib_path=a.lib)
         else:
             transport = HTTPTransport(a.server)
-        w = Worker(transport, registry, a.namespace, concurrency=a.concurrency,
-                   worker_id=a.worker_id, shutdown_timeout=a.shutdown_timeout, handlers=names,
-                   pollers=a.pollers, completion_wait_ms=a.completion_wait_ms, batch=a.batch)
+        if a.push:
+            from .inprocess import PushWorker
+            w = PushWorker(transport, registry, a.namespace, concurrency=a.concurrency, worker_id=a.worker_id,
+                           handlers=names, **({} if a.batch is None else {"batch": a.batch}))
+        else:
+            w = Worker(transport, registry, a.namespace, concurrency=a.concurrency,
+                       worker_id=a.worker_id, shutdown_timeout=a.shutdown_timeout, handlers=names,
+                       pollers=a.pollers, completion_wait_ms=a.completion_wait_ms, batch=a.batch)
     except (ValueError, ImportError, OSError, TransportError) as exc:
         print(f"tasker_worker: {exc}", file=sys.stderr)
         return 2
@@ -78,7 +89,12 @@ def main(argv=None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    w.start()
+    try:
+        w.start()
+    except (ValueError, TransportError) as exc:
+        print(f"tasker_worker: {exc}", file=sys.stderr)
+        transport.close()
+        return 2
     print(f"tasker_worker: {w.worker_id} running for {', '.join(a.namespace)} against {a.server or 'the engine in this process'}; "
           f"stop with SIGTERM", file=sys.stderr, flush=True)
     while not stop.wait(0.5):

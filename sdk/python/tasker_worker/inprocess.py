@@ -7,6 +7,7 @@ engine lives in this process; ``close`` stops it.
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
 import json
 import logging
@@ -174,6 +175,8 @@ class PushWorker:
         self._ensure.restype = ctypes.c_int
         self._started = False
         self._stopping = False
+        self._count_lock = threading.Lock()
+        self.completed = 0  # steps run to a completion (handed-back ones not counted)
 
     def _on_step(self, token: int, ptr: int, n: int) -> None:
         # The engine's threads are not Python's: ctypes gives each call a
@@ -194,6 +197,9 @@ class PushWorker:
                     continue
                 done.append(run_event(self.registry, ev))
             out = json.dumps(done, separators=(",", ":"), default=_json_default).encode()
+            ran = sum(1 for c in done if c.get("outcome") != "handed_back")
+            with self._count_lock:
+                self.completed += ran
         except BaseException as exc:  # noqa: BLE001 - a claimed step always produces a result
             # The engine fails each event without a completion as retryable.
             log.error("push worker: the step function failed: %r", exc)
@@ -208,6 +214,9 @@ class PushWorker:
         self.transport.lib.take(self.transport.lib.lib.tasker_serve(
             self.transport.handle, json.dumps(cfg).encode(), self._fn))
         self._started = True
+        # The engine's threads must not call into an interpreter that is
+        # finalizing: a process that exits without stop() stops first.
+        atexit.register(self.stop)
         log.info("serving worker %s in process: namespaces %s, handlers %s, concurrency %d", self.worker_id,
                  self.namespaces, self.handlers, self.concurrency)
 
@@ -216,4 +225,5 @@ class PushWorker:
         timeout; the events of a batch not started yet are handed back)
         and their completions are stored; then nothing calls in."""
         self._stopping = True
+        atexit.unregister(self.stop)
         self.transport.close()

@@ -1,8 +1,11 @@
 """The in-process transport: the engine embedded through libtasker (ctypes),
 the same handlers and runtime as over HTTP (docs/libtasker.md)."""
+import json
 import logging
 import os
+import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -10,7 +13,7 @@ import unittest
 
 from tasker_core.handler import HandlerRegistry
 from tasker_worker.discovery import load_handlers
-from tasker_worker.inprocess import InProcessTransport
+from tasker_worker.inprocess import InProcessTransport, PushWorker
 from tasker_worker.runtime import Worker
 from tests.harness import EXAMPLES, ROOT
 from tests.test_worker_e2e import ORDER
@@ -33,16 +36,19 @@ def libtasker() -> str:
 
 
 
-def start_example(prefix: str):
+def start_example(prefix: str, push: bool = False):
     """An engine in this process with the example's templates, and a started
-    worker of its Python handlers."""
+    worker of its Python handlers (a PushWorker with push)."""
     work = tempfile.mkdtemp(prefix=prefix)
     transport = InProcessTransport({"database_path": os.path.join(work, "t.db"),
                                     "templates": [os.path.join(EXAMPLES, "templates")],
                                     "complete_timeout_ms": 5000}, lib_path=libtasker())
     registry = HandlerRegistry()
     load_handlers(os.path.join(EXAMPLES, "order_handlers"), registry)
-    worker = Worker(transport, registry, ["py_example"], concurrency=4)
+    if push:
+        worker = PushWorker(transport, registry, ["py_example"], concurrency=4)
+    else:
+        worker = Worker(transport, registry, ["py_example"], concurrency=4)
     worker.start()
     return transport, worker
 
@@ -58,10 +64,17 @@ def create_order(test: unittest.TestCase, transport):
 class InProcessTest(unittest.TestCase):
     """The example workflow (decision, batch with checkpoint yields,
     convergence) runs with its handlers in this process's threads and the
-    engine in this process too."""
+    engine in this process too: polled by the worker's threads, and pushed
+    by the engine (PushWorker)."""
 
     def test_example_in_process(self):
-        transport, worker = start_example("inproc-")
+        self.run_example(push=False)
+
+    def test_example_pushed(self):
+        self.run_example(push=True)
+
+    def run_example(self, push):
+        transport, worker = start_example("inproc-", push)
         try:
             body = create_order(self, transport)
             task = body["task_uuid"]
@@ -167,6 +180,151 @@ class InProcessStopTest(unittest.TestCase):
         self.assertEqual(noisy, [], "a clean stop logged warnings")
         # It does not wait for the long polls (20s) that carried the last completions.
         self.assertLess(took, 10.0)
+
+
+class PushWorkerTest(unittest.TestCase):
+    """A PushWorker: the engine calls the handlers on its own threads."""
+
+    def setUp(self):
+        work = tempfile.mkdtemp(prefix="inproc-push-")
+        tpl = os.path.join(work, "tpl")
+        os.makedirs(tpl)
+        with open(os.path.join(tpl, "push.yaml"), "w") as f:
+            f.write("name: push\nnamespace: push_test\nversion: 1.0.0\nsteps:\n"
+                    "  - {name: first, handler: push_test.first, retry: {max_attempts: 1}}\n"
+                    "  - {name: second, handler: push_test.second, depends_on: [first]}\n")
+        self._db = os.path.join(work, "t.db")
+        self.transport = InProcessTransport({"database_path": self._db, "templates": [tpl],
+                                             "complete_timeout_ms": 5000}, lib_path=libtasker())
+        self.registry = HandlerRegistry()
+        self.addCleanup(self.transport.close)
+
+    def create(self, context):
+        st, body = self.transport.call("POST", "/v1/tasks", {
+            "namespace": "push_test", "name": "push", "version": "1.0.0", "context": context,
+            "initiator": "test", "source_system": "inprocess", "reason": "test", "tags": []})
+        self.assertIn(st, (200, 201), body)
+        return body["task_uuid"]
+
+    def wait(self, task, want):
+        deadline = time.time() + 20
+        while True:
+            body = self.transport.call("GET", f"/v1/tasks/{task}")[1]
+            if body.get("status") == want:
+                return body
+            self.assertLess(time.time(), deadline, f"task {task} is not {want}: {body}")
+            time.sleep(0.02)
+
+    def test_results_failures_and_the_stop(self):
+        from tasker_core import StepHandler
+
+        threads = set()
+        release = threading.Event()
+
+        class First(StepHandler):
+            handler_name = "push_test.first"
+
+            def call(self, context):
+                threads.add(threading.get_ident())
+                n = context.get_input("n")
+                if n == "raise":
+                    raise ValueError("no n")
+                if n == "slow":
+                    release.wait(10)
+                return self.success({"twice": 2 * n if isinstance(n, int) else 0})
+
+        class Second(StepHandler):
+            handler_name = "push_test.second"
+
+            def call(self, context):
+                return self.success({"plus_one": context.get_dependency_field("first", "twice") + 1})
+
+        self.registry.register("push_test.first", First)
+        self.registry.register("push_test.second", Second)
+        worker = PushWorker(self.transport, self.registry, ["push_test"], concurrency=2, worker_id="push-test")
+        worker.start()
+        with self.assertRaises(RuntimeError):
+            worker.start()
+        ok = [self.create({"n": i}) for i in range(10)]
+        for i, t in enumerate(ok):
+            self.wait(t, "complete")
+            steps = {s["name"]: s for s in self.transport.call("GET", f"/v1/tasks/{t}/workflow_steps")[1]}
+            self.assertEqual(steps["second"]["results"], {"plus_one": 2 * i + 1})
+        # The engine's threads ran them, not this one.
+        self.assertNotIn(threading.get_ident(), threads)
+        # A handler that raises fails its step (retryable, as tasker-core;
+        # one attempt here), with its message.
+        bad = self.create({"n": "raise"})
+        self.wait(bad, "error")
+        dlq = self.transport.call("GET", f"/v1/dlq/task/{bad}")[1]
+        self.assertIn("no n", json.dumps(dlq))
+        # The worker is listed while it serves.
+        metrics = self.transport.call("GET", "/v1/workers/metrics")[1]
+        self.assertIn("push-test", json.dumps(metrics))
+        # A stop waits for the step running; its result is stored.
+        slow = self.create({"n": "slow"})
+        deadline = time.time() + 10
+        while self.transport.call("GET", "/v1/workers/metrics")[1].get("pending", 0) < 1:
+            self.assertLess(time.time(), deadline, "the slow step was not handed to the worker")
+            time.sleep(0.02)
+        threading.Timer(0.3, release.set).start()
+        t0 = time.monotonic()
+        worker.stop()
+        self.assertGreater(time.monotonic() - t0, 0.2, "the stop did not wait for the running step")
+        reopened = InProcessTransport({"database_path": self.transport_path(), "templates": [],
+                                       "complete_timeout_ms": 5000}, lib_path=libtasker())
+        try:
+            steps = {s["name"]: s for s in reopened.call("GET", f"/v1/tasks/{slow}/workflow_steps")[1]}
+            self.assertEqual(steps["first"]["results"], {"twice": 0})
+        finally:
+            reopened.close()
+
+    def transport_path(self):
+        return self._db
+
+    def test_bad_arguments(self):
+        with self.assertRaises(ValueError):
+            PushWorker(self.transport, self.registry, ["push_test"], concurrency=0, handlers=["h"])
+        with self.assertRaises(ValueError):
+            PushWorker(self.transport, self.registry, ["push_test"], batch=0, handlers=["h"])
+        with self.assertRaises(ValueError):
+            PushWorker(self.transport, self.registry, [], handlers=["h"])
+
+
+class PushCommandTest(unittest.TestCase):
+    """python3 -m tasker_worker --in-process --push."""
+
+    def run_cli(self, *args, **kw):
+        env = dict(os.environ, TASKER_LIB=libtasker(), PYTHONPATH=os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__))))
+        return subprocess.Popen([sys.executable, "-m", "tasker_worker", *args], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, **kw)
+
+    def test_push_needs_in_process(self):
+        p = self.run_cli("--server", "http://127.0.0.1:1", "--push", "--namespace", "py_example",
+                         "--handlers", os.path.join(EXAMPLES, "order_handlers"))
+        _, err = p.communicate(timeout=30)
+        self.assertEqual(p.returncode, 2, err)
+        self.assertIn("--push needs --in-process", err)
+
+    def test_serves_until_sigterm(self):
+        work = tempfile.mkdtemp(prefix="inproc-cli-")
+        cfg = os.path.join(work, "cfg.json")
+        with open(cfg, "w") as f:
+            json.dump({"database_path": os.path.join(work, "t.db"),
+                       "templates": [os.path.join(EXAMPLES, "templates")]}, f)
+        p = self.run_cli("--in-process", "--push", "--config", cfg, "--namespace", "py_example",
+                         "--handlers", os.path.join(EXAMPLES, "order_handlers"), "--concurrency", "3")
+        deadline = time.time() + 30
+        line = ""
+        while "running" not in line:
+            self.assertLess(time.time(), deadline, "the worker did not start")
+            line = p.stderr.readline()
+            self.assertTrue(line or p.poll() is None, "the worker exited")
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=30)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertIn("stopped", err)
 
 
 if __name__ == "__main__":
