@@ -12,7 +12,7 @@
 //	char *tasker_stop(long long handle, long long timeout_ms);
 //	void  tasker_free(char *s);
 //	char *tasker_serve(long long handle, const char *worker_json, tasker_step_fn fn);
-//	void  tasker_step_result(unsigned long long token, const char *completion, size_t len);
+//	void  tasker_step_result(unsigned long long token, const char *completions, size_t len);
 //
 // tasker_call sends one request to the engine's API in process (no socket)
 // and answers {"status": S, "body": B}: the pull-worker routes
@@ -22,9 +22,9 @@
 // tasker_free; a failure is {"error": {"kind": K, "message": M}}, never a
 // crash of the host. Every function may be called from any thread.
 //
-// tasker_serve registers a push worker: the engine calls fn(token, event,
+// tasker_serve registers a push worker: the engine calls fn(token, events,
 // len) on its own threads, at most the worker's concurrency at once, and
-// fn answers with tasker_step_result(token, completion, len) before it
+// fn answers with tasker_step_result(token, completions, len) before it
 // returns (docs/libtasker.md).
 // docs/workers.md describes the config and the calls.
 package main
@@ -32,20 +32,25 @@ package main
 /*
 #include <stdlib.h>
 
-// The host's step function (tasker_serve): it runs the event (JSON, len
-// bytes, valid during the call) and gives its completion with
+// The host's step function (tasker_serve): it runs the events (a JSON
+// array, len bytes, valid during the call) and gives their completions (a
+// JSON array, one per event in their order) with
 // tasker_step_result(token, ...) before it returns.
-typedef void (*tasker_step_fn)(unsigned long long token, const char *event, size_t len);
+typedef void (*tasker_step_fn)(unsigned long long token, const char *events, size_t len);
 
-static inline void tasker_call_step(tasker_step_fn f, unsigned long long token, const char *event, size_t len) {
-	f(token, event, len);
+static inline void tasker_call_step(tasker_step_fn f, unsigned long long token, const char *events, size_t len) {
+	f(token, events, len);
 }
 */
 import "C"
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
 	"runtime"
 	"runtime/cgo"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -102,37 +107,68 @@ func tasker_stop(handle C.longlong, timeoutMS C.longlong) *C.char {
 //export tasker_free
 func tasker_free(s *C.char) { C.free(unsafe.Pointer(s)) }
 
-// stepSlot receives a step function's completion (tasker_step_result).
-type stepSlot struct{ out []byte }
+// stepSlot receives a call's completions (tasker_step_result), which may
+// come from another thread than the call's: closed once the call returned
+// and its answer was read.
+type stepSlot struct {
+	mu     sync.Mutex
+	out    []byte
+	err    error
+	max    int
+	closed bool
+}
 
 //export tasker_serve
 func tasker_serve(handle C.longlong, config *C.char, fn C.tasker_step_fn) *C.char {
 	if fn == nil {
 		return out(host.Serve(int64(handle), in(config), nil))
 	}
-	return out(host.Serve(int64(handle), in(config), func(ev []byte) []byte {
-		slot := &stepSlot{}
+	return out(host.Serve(int64(handle), in(config), func(events []byte, max int) ([]byte, error) {
+		slot := &stepSlot{max: max}
 		token := cgo.NewHandle(slot)
-		defer token.Delete()
-		// The event's bytes are Go memory without pointers, passed for
+		// The events' bytes are Go memory without pointers, passed for
 		// the duration of the call (the cgo rules allow it).
-		C.tasker_call_step(fn, C.ulonglong(token), (*C.char)(unsafe.Pointer(unsafe.SliceData(ev))), C.size_t(len(ev)))
-		return slot.out
+		C.tasker_call_step(fn, C.ulonglong(token), (*C.char)(unsafe.Pointer(unsafe.SliceData(events))), C.size_t(len(events)))
+		token.Delete()
+		slot.mu.Lock()
+		defer slot.mu.Unlock()
+		slot.closed = true
+		switch {
+		case slot.err != nil:
+			return nil, slot.err
+		case slot.out == nil:
+			return nil, errors.New("the host's step function gave no completions (it must call tasker_step_result before it returns)")
+		}
+		return slot.out, nil
 	}))
 }
 
-// tasker_step_result gives the completion of the event a step function
-// runs; token is the one it was called with. An unknown token (a call that
-// returned already) is ignored; a second result replaces the first.
+// tasker_step_result gives the completions of the events a step function
+// runs; token is the one it was called with. It copies them. An unknown
+// token (a call that returned already) is ignored; a second result for a
+// call replaces the first.
 //
 //export tasker_step_result
-func tasker_step_result(token C.ulonglong, completion *C.char, n C.size_t) {
+func tasker_step_result(token C.ulonglong, completions *C.char, n C.size_t) {
 	defer func() { _ = recover() }() // an unknown token: cgo.Handle.Value panics
-	slot := cgo.Handle(token).Value().(*stepSlot)
-	if completion == nil {
+	slot, ok := cgo.Handle(token).Value().(*stepSlot)
+	if !ok {
 		return
 	}
-	slot.out = C.GoBytes(unsafe.Pointer(completion), C.int(n))
+	slot.mu.Lock()
+	defer slot.mu.Unlock()
+	if slot.closed {
+		return
+	}
+	slot.out, slot.err = nil, nil
+	switch {
+	case completions == nil:
+		slot.err = errors.New("tasker_step_result was given no completions (NULL)")
+	case uint64(n) > uint64(slot.max):
+		slot.err = fmt.Errorf("the completions are %d bytes, more than the engine's body limit of %d (max_body_bytes): return smaller results, or open the engine with a larger max_body_bytes", uint64(n), slot.max)
+	default:
+		slot.out = bytes.Clone(unsafe.Slice((*byte)(unsafe.Pointer(completions)), int(n)))
+	}
 }
 
 func main() {}

@@ -123,8 +123,8 @@ func (r *registry) register(id, owner string, namespaces, handlers []string, con
 		return nil, workerForbidden(id)
 	}
 	if !replacing && len(r.workers) >= r.cfg.maxWorkers {
-		return nil, &statusError{http.StatusServiceUnavailable, "ServiceUnavailable",
-			fmt.Sprintf("%d pull workers are registered, the most this server takes: deregister idle ones (DELETE /v1/workers/{id}) or wait for silent ones to expire", r.cfg.maxWorkers)}
+		return nil, &statusError{status: http.StatusServiceUnavailable, kind: "ServiceUnavailable",
+			msg: fmt.Sprintf("%d pull workers are registered, the most this server takes: deregister idle ones (DELETE /v1/workers/{id}) or wait for silent ones to expire", r.cfg.maxWorkers)}
 	}
 	if replacing {
 		r.unrefLocked(old)

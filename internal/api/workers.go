@@ -51,6 +51,7 @@ type statusError struct {
 	status int
 	kind   string
 	msg    string
+	gone   bool // the worker named is not registered (workerNotFound)
 }
 
 func (e *statusError) Error() string { return e.msg }
@@ -80,15 +81,28 @@ func (s *Server) workerOwner(ctx context.Context) (string, error) {
 }
 
 func workerNotFound(id string) error {
-	return &statusError{http.StatusNotFound, "NotFound",
-		fmt.Sprintf("no worker is registered under %q (the server restarted, or the registration expired after no poll or heartbeat): register it again with POST /v1/workers", id)}
+	return &statusError{status: http.StatusNotFound, kind: "NotFound", gone: true,
+		msg: fmt.Sprintf("no worker is registered under %q (the server restarted, or the registration expired after no poll or heartbeat): register it again with POST /v1/workers", id)}
 }
 
 // WorkerGone reports whether err is the answer to a worker the server does
 // not know (not registered, deregistered or expired): register it again.
 func WorkerGone(err error) bool {
 	var se *statusError
-	return errors.As(err, &se) && se.status == http.StatusNotFound && strings.HasPrefix(se.msg, "no worker is registered")
+	return errors.As(err, &se) && se.gone
+}
+
+// CheckCompletion says what the poll route would refuse in c, a completion
+// of an event with a batch (batch) or without: nil if it takes it.
+func CheckCompletion(c *gen.WorkerCompletion, batch bool) error {
+	_, err := pullResult(c, batch)
+	return err
+}
+
+// WorkerRegistered reports whether a pull worker is registered under id.
+func (s *Server) WorkerRegistered(id string) bool {
+	_, err := s.workers.get(id, "", s.clock.Now())
+	return !WorkerGone(err)
 }
 
 // workerInfo converts a registered worker for the metrics answer.
@@ -268,9 +282,9 @@ func (s *Server) CompleteWorkerEvent(ctx context.Context, req gen.CompleteWorker
 	case stAccepted:
 		return gen.CompleteWorkerEvent200JSONResponse(r), nil
 	case stNotFound:
-		return nil, &statusError{http.StatusNotFound, "NotFound", *r.Message}
+		return nil, &statusError{status: http.StatusNotFound, kind: "NotFound", msg: *r.Message}
 	case stConflict:
-		return nil, &statusError{http.StatusConflict, "Conflict", *r.Message}
+		return nil, &statusError{status: http.StatusConflict, kind: "Conflict", msg: *r.Message}
 	}
 	return nil, badf("%s", *r.Message)
 }

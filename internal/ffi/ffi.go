@@ -13,6 +13,7 @@ package ffi
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -85,6 +86,7 @@ type Host struct {
 	mu      sync.Mutex // guards the fields below; never held across an engine call
 	next    int64
 	engines map[int64]*instance
+	serving int // calls the push workers of every engine may make at once (MaxServeConcurrency)
 }
 
 // HostOptions configure a Host.
@@ -105,12 +107,13 @@ type instance struct {
 	eng     *tasker.Engine
 	srv     *api.Server
 	log     *slog.Logger
+	maxBody int // the API's body limit: the most bytes of a push worker's completions
 	handler http.Handler
 	ctx     context.Context // ends at Stop: long polls return
 	cancel  context.CancelFunc
 	calls   sync.WaitGroup // calls in progress; Stop waits for them
 
-	mu       sync.Mutex // guards the fields below; never held across a wait
+	mu       sync.Mutex // guards the fields below; never held across a wait or a log
 	stopping bool       // Stop has begun: no more push workers
 	served   []*served  // push workers (tasker_serve)
 }
@@ -128,6 +131,7 @@ const (
 	KindOpen          = "open_failed"    // the engine could not open or start
 	KindLimit         = "limit"          // MaxEngines are open
 	KindInternal      = "internal"       // a panic, recovered; the message has it
+	KindStillRunning  = "still_running"  // tasker_stop: calls of a push worker outlived the timeout
 )
 
 func errJSON(kind, format string, args ...any) []byte {
@@ -241,7 +245,8 @@ func open(cfg Config, procs int) (*instance, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &instance{eng: eng, srv: srv, log: log, handler: srv.Handler(), ctx: ctx, cancel: cancel}, nil
+	return &instance{eng: eng, srv: srv, log: log, maxBody: int(cmp.Or(cfg.MaxBodyBytes, api.DefaultMaxBodyBytes)),
+		handler: srv.Handler(), ctx: ctx, cancel: cancel}, nil
 }
 
 // acquire returns the engine of a handle, counted as in a call until
@@ -320,8 +325,10 @@ func (h *Host) CleanupTimeouts(handle int64) (out []byte) {
 	return b
 }
 
-// Stop stops an engine: its long polls return, the steps its workers hold
-// are given back, and the handle ends. It answers {"stopped": true}.
+// Stop stops an engine: its long polls return, its push workers' calls in
+// progress finish and their completions are stored, the steps its workers
+// hold are given back, and the handle ends. It answers {"stopped": true},
+// or a still_running error when push workers' calls outlived the timeout.
 func (h *Host) Stop(handle int64, timeout time.Duration) (out []byte) {
 	defer guard(&out)
 	h.mu.Lock()
@@ -336,7 +343,7 @@ func (h *Host) Stop(handle int64, timeout time.Duration) (out []byte) {
 	in.cancel() // the long polls in progress return
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	in.stopServing(ctx)
+	running := h.stopServing(ctx, in)
 	calls := make(chan struct{})
 	go func() { in.calls.Wait(); close(calls) }()
 	select {
@@ -345,7 +352,13 @@ func (h *Host) Stop(handle int64, timeout time.Duration) (out []byte) {
 		// A call still runs (a completion storing its outcome): the
 		// engine's stop waits for what it must, within the same timeout.
 	}
-	if err := in.eng.Stop(ctx); err != nil {
+	err := in.eng.Stop(ctx)
+	if running > 0 {
+		// Their steps failed as retryable at the deregistration; the
+		// host must not tear down what the calls use before they return.
+		return errJSON(KindStillRunning, "stop: %d events were still in calls of the push workers' step function at the timeout: their steps will run again, but the calls have not returned (what they give with tasker_step_result is ignored); the handle is gone and the engine stops (%v)", running, cmp.Or[any](err, "stopped"))
+	}
+	if err != nil {
 		return errJSON(KindInternal, "stop: %v (the handle is gone; the engine stops in the background)", err)
 	}
 	return []byte(`{"stopped":true}`)

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/tasker-go/tasker/internal/api"
 	"github.com/tasker-go/tasker/internal/api/gen"
 )
@@ -20,22 +22,23 @@ import (
 // A push worker is a pull worker of the API (docs/workers.md) whose poll
 // loop runs in Go: Concurrency goroutines each long-poll the dispatch
 // channel through the API's own PollWorkerEvents (no HTTP, no router),
-// call the host's function with the event's JSON, and carry its
-// completion with their next poll. Everything the poll route does holds:
+// call the host's function with the events' JSON, and carry the
+// completions with their next poll. Everything the poll route does holds:
 // the dispatch channel's bound, the complete timeout, 404/409 on a stale
-// event, hand-backs, the metrics (the worker is listed under its id). What
-// changes is where a waiting thread waits: a host thread that polls
-// enters Go and stays locked to its goroutine while it waits, so every
-// event handed to it wakes that OS thread; a push worker waits as an
-// ordinary goroutine, and the host's code runs on whatever thread the Go
-// scheduler has, for the duration of the call only.
+// event, hand-backs, the body limit, the metrics (the worker is listed
+// under its id). What changes is where a waiting thread waits: a host
+// thread that polls enters Go and stays locked to its goroutine while it
+// waits, so every event handed to it wakes that OS thread; a push worker
+// waits as an ordinary goroutine, and the host's code runs on whatever
+// thread the Go scheduler has, for the duration of the call only.
 
-// HostFunc runs one event in the host: event is the WorkerEvent's JSON
-// (docs/workers.md), valid only during the call; it returns the
-// completion's JSON (a WorkerCompletion; its event_id is ignored: it
-// completes this event), or nil when the host gave none. It may be called
-// from several goroutines at once, at most the worker's Concurrency.
-type HostFunc func(event []byte) []byte
+// HostFunc runs events in the host. events is a JSON array of WorkerEvent
+// (docs/workers.md), valid only during the call; it returns a JSON array
+// of WorkerCompletion, one per event in their order (their event_id is
+// ignored: position decides), or an error saying why there is none. An
+// answer over max bytes is an error. It is called from at most the
+// worker's Concurrency goroutines at once.
+type HostFunc func(events []byte, max int) ([]byte, error)
 
 // ServeConfig is the JSON of tasker_serve: the worker's registration and how
 // it calls the host.
@@ -44,8 +47,8 @@ type ServeConfig struct {
 	Namespaces []string `json:"namespaces"`
 	Handlers   []string `json:"handlers"`
 	// Concurrency is how many calls of the host run at once (goroutines
-	// calling it): default DefaultServeConcurrency, at most
-	// MaxServeConcurrency.
+	// calling it): default DefaultServeConcurrency; the calls of all the
+	// push workers of a Host together at most MaxServeConcurrency.
 	Concurrency int `json:"concurrency"`
 	// Batch is how many events one call may carry once the host's
 	// handlers are fast (a moving average under batchFast per event,
@@ -57,18 +60,21 @@ type ServeConfig struct {
 	Batch int `json:"batch"`
 }
 
-// Bounds of a push worker.
+// Bounds of push workers.
 const (
 	// DefaultServeConcurrency suits handlers that hold a lock for their
 	// whole run (Python's GIL, for no-op and CPU-bound handlers): more
-	// calls at once only queue on it (docs/benchmarks.md). Handlers that
-	// wait on I/O without the lock want more.
+	// calls at once only queue on it. Handlers that wait on I/O without
+	// the lock want more.
 	DefaultServeConcurrency = 2
-	MaxServeConcurrency     = 1024
-	DefaultServeBatch       = 8
-	MaxServeBatch           = 1000 // the poll route's own bound
-	batchFast               = time.Millisecond
-	batchWarmup             = 4
+	// MaxServeConcurrency bounds the calls of a Host's push workers
+	// together: each call blocked in the host holds an OS thread, and the
+	// Go runtime ends the process past 10,000.
+	MaxServeConcurrency = 1024
+	DefaultServeBatch   = 8
+	MaxServeBatch       = 1000 // the poll route's own bound
+	batchFast           = time.Millisecond
+	batchWarmup         = 4
 	// pushPoll is how long an idle push goroutine waits in one poll; the
 	// API bounds it too (its max poll timeout).
 	pushPoll = 20 * time.Second
@@ -79,28 +85,65 @@ type served struct {
 	id    string
 	reg   *gen.WorkerRegistration
 	call  HostFunc
+	conc  int
 	batch int
 	log   *slog.Logger
-	wg    sync.WaitGroup // its goroutines
+	loops sync.WaitGroup // its poll goroutines
+
+	// The heartbeat outlives the poll goroutines: a stop waits for the
+	// calls in progress, whose events it keeps from timing out meanwhile.
+	hbStop context.CancelFunc
+	hbDone chan struct{}
+
+	started bool // its goroutines run (under the instance's mu)
+
+	mu   sync.Mutex
+	held map[uuid.UUID]struct{} // events of calls in progress, or whose completions are on their way: at most conc × batch
+}
+
+func (s *served) hold(events []gen.WorkerEvent) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range events {
+		s.held[events[i].EventId] = struct{}{}
+	}
+}
+
+func (s *served) release(done []gen.WorkerCompletion) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range done {
+		delete(s.held, *c.EventId)
+	}
+}
+
+func (s *served) heldIDs() []uuid.UUID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]uuid.UUID, 0, len(s.held))
+	for id := range s.held {
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 // Serve registers a push worker on an engine and starts its goroutines; it
-// answers {"worker_id": ID, "concurrency": N}. The worker runs until
-// tasker_stop, which lets the calls in progress finish (within its
+// answers {"worker_id": ID, "concurrency": N, "batch": B}. The worker runs
+// until tasker_stop, which lets the calls in progress finish (within its
 // timeout), sends their completions and deregisters it.
 func (h *Host) Serve(handle int64, configJSON []byte, call HostFunc) (out []byte) {
 	defer guard(&out)
 	if call == nil {
-		return errJSON(KindInvalid, "tasker_serve: no step function: give the function the engine calls with each event")
+		return errJSON(KindInvalid, "tasker_serve: no step function: give the function the engine calls with the events")
 	}
 	var cfg ServeConfig
 	dec := json.NewDecoder(bytes.NewReader(configJSON))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&cfg); err != nil {
-		return errJSON(KindInvalid, "tasker_serve: the config is not valid JSON of the expected fields (worker_id, namespaces, handlers, concurrency): %v", err)
+		return errJSON(KindInvalid, "tasker_serve: the config is not valid JSON of the expected fields (worker_id, namespaces, handlers, concurrency, batch): %v", err)
 	}
 	if cfg.Concurrency < 0 || cfg.Concurrency > MaxServeConcurrency {
-		return errJSON(KindInvalid, "tasker_serve: concurrency %d: give the events the host runs at once, 1 to %d (0: %d)", cfg.Concurrency, MaxServeConcurrency, DefaultServeConcurrency)
+		return errJSON(KindInvalid, "tasker_serve: concurrency %d: give the calls the host runs at once, 1 to %d (0: %d)", cfg.Concurrency, MaxServeConcurrency, DefaultServeConcurrency)
 	}
 	if cfg.Concurrency == 0 {
 		cfg.Concurrency = DefaultServeConcurrency
@@ -117,38 +160,85 @@ func (h *Host) Serve(handle int64, configJSON []byte, call HostFunc) (out []byte
 	}
 	defer in.calls.Done()
 	conc := cfg.Concurrency
-	reg := &gen.WorkerRegistration{WorkerId: cfg.WorkerID, Namespaces: cfg.Namespaces, Handlers: cfg.Handlers, Concurrency: &conc}
-	// The registration and the goroutines' start are one step for Stop:
-	// under in.mu, which Stop takes before it waits for the goroutines.
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.stopping {
-		return errJSON(KindUnknownHandle, "handle %d: the engine is stopping", handle)
+	s := &served{id: cfg.WorkerID, call: call, conc: conc, batch: cfg.Batch, held: map[uuid.UUID]struct{}{},
+		reg: &gen.WorkerRegistration{WorkerId: cfg.WorkerID, Namespaces: cfg.Namespaces, Handlers: cfg.Handlers, Concurrency: &conc},
+		log: in.log.With("worker_id", cfg.WorkerID)}
+	// The id and the Host's bound on calls are taken first, so that two
+	// Serves cannot both pass; the registration is made without in.mu
+	// (it logs), and the goroutines start under it, so that a stop that
+	// began meanwhile sees either no goroutines of s or all of them.
+	if msg := h.reserve(in, s); msg != "" {
+		return []byte(msg)
 	}
-	for _, o := range in.served {
-		if o.id == cfg.WorkerID {
-			return errJSON(KindInvalid, "tasker_serve: worker_id %q is served already on this engine: give each push worker its own id", cfg.WorkerID)
-		}
+	if in.srv.WorkerRegistered(cfg.WorkerID) {
+		h.unreserve(in, s)
+		return errJSON(KindInvalid, "tasker_serve: worker_id %q is registered already (a polling worker, through tasker_call): give the push worker its own id", cfg.WorkerID)
 	}
-	if _, err := in.srv.RegisterWorker(in.ctx, gen.RegisterWorkerRequestObject{Body: reg}); err != nil {
+	if _, err := in.srv.RegisterWorker(in.ctx, gen.RegisterWorkerRequestObject{Body: s.reg}); err != nil {
+		h.unreserve(in, s)
 		return errJSON(KindInvalid, "tasker_serve: %v", err)
 	}
-	s := &served{id: cfg.WorkerID, reg: reg, call: call, batch: cfg.Batch, log: in.log.With("worker_id", cfg.WorkerID)}
-	in.served = append(in.served, s)
-	s.wg.Add(conc + 1)
-	for range conc {
-		go func() { defer s.wg.Done(); in.pushLoop(s) }()
+	in.mu.Lock()
+	if in.stopping {
+		in.mu.Unlock()
+		h.unreserve(in, s)
+		_, _ = in.srv.DeregisterWorker(context.WithoutCancel(in.ctx), gen.DeregisterWorkerRequestObject{WorkerId: s.id})
+		return errJSON(KindUnknownHandle, "handle %d: the engine is stopping", handle)
 	}
-	go func() { defer s.wg.Done(); in.pushHeartbeat(s) }()
-	b, _ := json.Marshal(map[string]any{"worker_id": cfg.WorkerID, "concurrency": conc})
+	hbCtx, hbStop := context.WithCancel(context.WithoutCancel(in.ctx))
+	s.hbStop, s.hbDone, s.started = hbStop, make(chan struct{}), true
+	s.loops.Add(conc)
+	for range conc {
+		go func() { defer s.loops.Done(); in.pushLoop(s) }()
+	}
+	go func() { defer close(s.hbDone); in.pushHeartbeat(hbCtx, s) }()
+	in.mu.Unlock()
+	b, _ := json.Marshal(map[string]any{"worker_id": cfg.WorkerID, "concurrency": conc, "batch": cfg.Batch})
 	return b
 }
 
+// reserve takes s's id on in and its calls from the Host's bound; it
+// answers an error's JSON, or "".
+func (h *Host) reserve(in *instance, s *served) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	switch {
+	case in.stopping:
+		return string(errJSON(KindUnknownHandle, "tasker_serve: the engine is stopping"))
+	case h.serving+s.conc > MaxServeConcurrency:
+		return string(errJSON(KindLimit, "tasker_serve: the push workers of this process would make %d calls at once, more than %d: give less concurrency, or stop an engine first", h.serving+s.conc, MaxServeConcurrency))
+	}
+	for _, o := range in.served {
+		if o.id == s.id {
+			return string(errJSON(KindInvalid, "tasker_serve: worker_id %q is served already on this engine: give each push worker its own id", s.id))
+		}
+	}
+	h.serving += s.conc
+	in.served = append(in.served, s)
+	return ""
+}
+
+// unreserve gives back what reserve took.
+func (h *Host) unreserve(in *instance, s *served) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	h.serving -= s.conc
+	for i, o := range in.served {
+		if o == s {
+			in.served = append(in.served[:i], in.served[i+1:]...)
+			break
+		}
+	}
+}
+
 // pushLoop is one of a push worker's goroutines: a poll carries the
-// completion of the event it ran last and waits for the next one. Once the
-// engine stops, it sends what it holds and returns.
+// completions of the events it ran last and waits for the next ones. Once
+// the engine stops, it sends what it holds and returns.
 func (in *instance) pushLoop(s *served) {
-	zero, wait := 0, int(pushPoll/time.Millisecond)
 	var done []gen.WorkerCompletion
 	var sp speed
 	backoff := 10 * time.Millisecond
@@ -161,29 +251,27 @@ func (in *instance) pushLoop(s *served) {
 		if sp.fast() {
 			want = s.batch
 		}
-		ctx, body := in.ctx, &gen.WorkerPollRequest{MaxEvents: &want, TimeoutMs: &wait}
+		ctx := in.ctx
 		if stopping {
-			// The completions still go: the engine's stop waits for them.
-			ctx, body.MaxEvents = context.WithoutCancel(in.ctx), &zero
+			// The completions still go: the stop waits for them.
+			ctx, want = context.WithoutCancel(in.ctx), 0
 		}
-		if len(done) > 0 {
-			body.Completions = &done
-		}
-		resp, err := in.srv.PollWorkerEvents(ctx, gen.PollWorkerEventsRequestObject{WorkerId: s.id, Body: body})
+		sent := done
+		r, err := in.pushPoll(ctx, s, want, sent)
+		s.release(sent)
+		done = nil
 		if err != nil {
-			if in.ctx.Err() != nil && !stopping {
+			switch {
+			case stopping:
+				return
+			case in.ctx.Err() != nil:
 				// The stop ended the wait: the completions went first.
-				done = done[:0]
 				continue
 			}
-			if stopping {
-				return
-			}
-			// Expired (a registration unseen past its ttl) or an engine
-			// error: the events held were released with it, and these
-			// completions would be refused.
-			s.log.Warn("push worker: poll failed; its completions are dropped (their steps run again)", "error", err, "completions", len(done))
-			done = done[:0]
+			// Expired (a registration unseen past its ttl), deregistered
+			// through tasker_call, or an engine error: the events held
+			// were released with it, and these completions refused.
+			s.log.Warn("push worker: poll failed; its completions are dropped (their steps run again)", "error", err, "completions", len(sent))
 			if api.WorkerGone(err) {
 				in.reregister(s)
 			}
@@ -195,24 +283,86 @@ func (in *instance) pushLoop(s *served) {
 			continue
 		}
 		backoff = 10 * time.Millisecond
-		r, ok := resp.(gen.PollWorkerEvents200JSONResponse)
-		if !ok {
-			s.log.Error("push worker: unexpected poll answer", "type", fmt.Sprintf("%T", resp))
-			done = done[:0]
-			continue
-		}
-		for _, c := range r.Completions {
-			if c.Status != "accepted" {
-				s.log.Warn("push worker: completion refused", "event_id", c.EventId, "status", c.Status, "message", c.Message)
-			}
-		}
-		done = done[:0]
+		done = in.answered(s, sent, r.Completions, stopping)
 		if len(r.Events) > 0 {
+			s.hold(r.Events)
 			t0 := time.Now()
-			done = s.run(r.Events, done)
+			done = s.run(r.Events, done, in.maxBody)
 			sp.add(time.Since(t0) / time.Duration(len(r.Events)))
 		}
 	}
+}
+
+// pushPoll is one poll of s, a panic in the engine's route being an error.
+func (in *instance) pushPoll(ctx context.Context, s *served, want int, done []gen.WorkerCompletion) (r gen.PollWorkerEvents200JSONResponse, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("tasker: internal error in the poll (a bug; please report it): %v", p)
+		}
+	}()
+	wait := int(pushPoll / time.Millisecond)
+	body := &gen.WorkerPollRequest{MaxEvents: &want, TimeoutMs: &wait}
+	if len(done) > 0 {
+		body.Completions = &done
+	}
+	resp, err := in.srv.PollWorkerEvents(ctx, gen.PollWorkerEventsRequestObject{WorkerId: s.id, Body: body})
+	if err != nil {
+		return r, err
+	}
+	r, ok := resp.(gen.PollWorkerEvents200JSONResponse)
+	if !ok {
+		return r, fmt.Errorf("tasker: the poll answered %T", resp)
+	}
+	return r, nil
+}
+
+// answered looks at the engine's answers to the completions sent: one it
+// refused as invalid (run checks them first, so this is a backstop) left
+// its event held, so a failure saying why goes with the next poll; an accepted hand-back
+// drained the worker (no more events), so it registers again unless the
+// engine is stopping. It returns the completions to send next.
+func (in *instance) answered(s *served, sent []gen.WorkerCompletion, answers []gen.WorkerCompletionResult, stopping bool) []gen.WorkerCompletion {
+	var next []gen.WorkerCompletion
+	handedBack := false
+	for i, a := range answers {
+		switch {
+		case a.Status == "invalid" && i < len(sent) && !hostFailure(sent[i]):
+			msg := "the engine refused the host's completion"
+			if a.Message != nil {
+				msg += ": " + *a.Message
+			}
+			s.log.Warn("push worker: completion refused as invalid; the step fails", "event_id", a.EventId, "message", msg)
+			next = append(next, failure(*sent[i].EventId, "%s", msg))
+		case a.Status != "accepted":
+			s.log.Warn("push worker: completion refused", "event_id", a.EventId, "status", a.Status, "message", a.Message)
+		case i < len(sent) && sent[i].Outcome == "handed_back":
+			handedBack = true
+		}
+	}
+	if len(next) > 0 {
+		ids := make([]gen.WorkerEvent, len(next))
+		for i, c := range next {
+			ids[i].EventId = *c.EventId
+		}
+		s.hold(ids)
+	}
+	if handedBack && !stopping {
+		in.reregister(s)
+	}
+	return next
+}
+
+// hostFailure reports whether c is one of failure's (never refused; were
+// it, sending it again would loop).
+func hostFailure(c gen.WorkerCompletion) bool {
+	return c.Outcome == "failure" && c.Error != nil && c.Error.ErrorType != nil && *c.Error.ErrorType == "host_error"
+}
+
+// failure is the completion that fails an event as retryable, host_error.
+func failure(id uuid.UUID, format string, args ...any) gen.WorkerCompletion {
+	retry, typ := true, "host_error"
+	return gen.WorkerCompletion{EventId: &id, Outcome: "failure",
+		Error: &gen.WorkerStepError{Message: fmt.Sprintf(format, args...), ErrorType: &typ, Retryable: &retry}}
 }
 
 // speed is a push goroutine's recent time per event (a moving average):
@@ -234,17 +384,12 @@ func (p *speed) add(d time.Duration) {
 
 func (p *speed) fast() bool { return p.n >= batchWarmup && p.avg < batchFast }
 
-// run calls the host with events (a JSON array) and appends their
-// completions (the host's array, in the same order) to done. Whatever
-// happens, each event gets a completion: one the host did not give fails
-// as retryable.
-func (s *served) run(events []gen.WorkerEvent, done []gen.WorkerCompletion) []gen.WorkerCompletion {
-	fail := func(ev *gen.WorkerEvent, format string, args ...any) gen.WorkerCompletion {
-		id, retry, typ := ev.EventId, true, "host_error"
-		return gen.WorkerCompletion{EventId: &id, Outcome: "failure",
-			Error: &gen.WorkerStepError{Message: fmt.Sprintf(format, args...), ErrorType: &typ, Retryable: &retry}}
-	}
-	var got []gen.WorkerCompletion
+// run calls the host with events and appends their completions (the host's
+// array, in the same order) to done. Whatever happens, each event gets a
+// completion: one the host did not give, or gave as something other than
+// a completion, fails as retryable (host_error) saying why.
+func (s *served) run(events []gen.WorkerEvent, done []gen.WorkerCompletion, max int) []gen.WorkerCompletion {
+	var got []json.RawMessage
 	why := func() (why string) {
 		defer func() {
 			if r := recover(); r != nil {
@@ -253,29 +398,38 @@ func (s *served) run(events []gen.WorkerEvent, done []gen.WorkerCompletion) []ge
 		}()
 		raw, err := json.Marshal(events)
 		if err != nil {
-			return fmt.Sprintf("the event could not be encoded: %v", err)
+			return fmt.Sprintf("the events could not be encoded: %v", err)
 		}
-		out := s.call(raw)
-		if out == nil {
-			return "the host's step function gave no completion (it must call tasker_step_result before it returns)"
+		out, err := s.call(raw, max)
+		if err != nil {
+			return err.Error()
 		}
 		if err := json.Unmarshal(out, &got); err != nil {
-			return fmt.Sprintf("the host's completions are not a JSON array of WorkerCompletion: %v", err)
+			return fmt.Sprintf("the host's answer is not a JSON array of completions: %v", err)
 		}
 		return ""
 	}()
 	for i := range events {
-		ev := &events[i]
+		id := events[i].EventId
 		if i >= len(got) {
 			msg := why
 			if msg == "" {
 				msg = fmt.Sprintf("the host gave %d completions for %d events: one per event, in their order", len(got), len(events))
 			}
-			done = append(done, fail(ev, "%s", msg))
+			done = append(done, failure(id, "%s", msg))
 			continue
 		}
-		c := got[i]
-		id := ev.EventId
+		var c gen.WorkerCompletion
+		if err := json.Unmarshal(got[i], &c); err != nil || c.Outcome == "" {
+			done = append(done, failure(id, "the host's completion %d is not a WorkerCompletion (an object with an outcome): %.200s", i, got[i]))
+			continue
+		}
+		// Refused by the engine, it would leave the event held: it fails
+		// now instead, saying why.
+		if err := api.CheckCompletion(&c, events[i].Batch != nil); err != nil {
+			done = append(done, failure(id, "the engine refuses the host's completion: %v", err))
+			continue
+		}
 		c.EventId = &id // the event at its position, whatever the host wrote
 		done = append(done, c)
 	}
@@ -283,56 +437,90 @@ func (s *served) run(events []gen.WorkerEvent, done []gen.WorkerCompletion) []ge
 }
 
 // reregister registers s again after the engine forgot it (someone
-// deregistered it through tasker_call, or it expired).
+// deregistered it through tasker_call, or it expired) or drained it (it
+// handed an event back).
 func (in *instance) reregister(s *served) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.stopping {
+	if in.ctx.Err() != nil {
 		return
 	}
 	if _, err := in.srv.RegisterWorker(in.ctx, gen.RegisterWorkerRequestObject{Body: s.reg}); err != nil {
 		s.log.Warn("push worker: register again failed", "error", err)
 		return
 	}
-	s.log.Info("push worker registered again: the engine had forgotten it")
+	s.log.Info("push worker registered again")
 }
 
-// pushHeartbeat keeps the events s's calls hold from timing out while the
-// host runs them, and its registration alive, as the SDK's heartbeat does
-// for a polling worker: every third of the complete timeout (at most 10 s).
-func (in *instance) pushHeartbeat(s *served) {
+// pushHeartbeat keeps the events of s's calls in progress from timing out
+// while the host runs them, and its registration alive, as the SDK's
+// heartbeat does for a polling worker: every third of the complete timeout
+// (at most 10 s), for the events s holds only. A host call that never
+// returns keeps its step held, as a polling worker's handler would.
+func (in *instance) pushHeartbeat(ctx context.Context, s *served) {
 	every := min(in.eng.Pull().CompleteTimeout()/3, 10*time.Second)
 	t := time.NewTicker(max(every, 100*time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
-		case <-in.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if _, err := in.srv.HeartbeatWorker(in.ctx, gen.HeartbeatWorkerRequestObject{WorkerId: s.id}); err != nil && in.ctx.Err() == nil {
-			s.log.Warn("push worker: heartbeat failed", "error", err)
-		}
+		ids := s.heldIDs()
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					s.log.Error("push worker: heartbeat failed (a bug; please report it)", "panic", p)
+				}
+			}()
+			_, err := in.srv.HeartbeatWorker(ctx, gen.HeartbeatWorkerRequestObject{WorkerId: s.id,
+				Body: &gen.WorkerHeartbeat{EventIds: &ids}})
+			switch {
+			case err == nil || ctx.Err() != nil:
+			case api.WorkerGone(err):
+				// Forgotten: the poll goroutines, in a long poll, would
+				// find out only when it ends.
+				in.reregister(s)
+			default:
+				s.log.Warn("push worker: heartbeat failed", "error", err)
+			}
+		}()
 	}
 }
 
 // stopServing ends the push workers of in: it waits (until ctx ends) for
-// their goroutines, which send their last completions, then deregisters
-// them; what they still hold fails as retryable.
-func (in *instance) stopServing(ctx context.Context) {
+// their poll goroutines, which send the completions of the calls in
+// progress, then stops their heartbeats and deregisters them (what they
+// still hold fails as retryable). It returns how many calls of the host
+// were still running at ctx's end.
+func (h *Host) stopServing(ctx context.Context, in *instance) int {
 	in.mu.Lock()
 	in.stopping = true
-	all := in.served
+	var all []*served
+	for _, s := range in.served {
+		// One not started yet is its Serve's: it sees the stop, and
+		// deregisters and gives back its calls itself.
+		if s.started {
+			all = append(all, s)
+		}
+	}
 	in.mu.Unlock()
+	running := 0
 	for _, s := range all {
 		ended := make(chan struct{})
-		go func() { s.wg.Wait(); close(ended) }()
+		go func() { s.loops.Wait(); close(ended) }()
 		select {
 		case <-ended:
 		case <-ctx.Done():
+			running += len(s.heldIDs())
 		}
+		s.hbStop()
+		<-s.hbDone
 		if _, err := in.srv.DeregisterWorker(context.WithoutCancel(ctx), gen.DeregisterWorkerRequestObject{WorkerId: s.id}); err != nil && !api.WorkerGone(err) {
 			s.log.Warn("push worker: deregister failed", "error", err)
 		}
+		h.mu.Lock()
+		h.serving -= s.conc
+		h.mu.Unlock()
 	}
+	return running
 }

@@ -2,6 +2,7 @@ package ffi_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -26,11 +27,11 @@ type pushEvent struct {
 // pairHost runs the pair template's handlers as a host would: double the
 // context's n, then add one to the result.
 func pairHost(t *testing.T) ffi.HostFunc {
-	return func(raw []byte) []byte {
+	return func(raw []byte, _ int) ([]byte, error) {
 		var evs []pushEvent
 		if err := json.Unmarshal(raw, &evs); err != nil {
 			t.Errorf("the host got %s: %v", raw, err)
-			return nil
+			return nil, err
 		}
 		out := make([]map[string]any, len(evs))
 		for i, ev := range evs {
@@ -45,8 +46,7 @@ func pairHost(t *testing.T) ffi.HostFunc {
 			}
 			out[i] = map[string]any{"outcome": "success", "result": map[string]int{"value": v}}
 		}
-		b, _ := json.Marshal(out)
-		return b
+		return json.Marshal(out)
 	}
 }
 
@@ -139,7 +139,9 @@ func TestPushWorkerRunsTasks(t *testing.T) {
 }
 
 // Whatever the host does wrong, each event gets a completion: no
-// completion, not JSON, fewer completions than events, a panic in the
+// completion, not JSON, fewer completions than events, something else than
+// a completion, one the engine refuses (a bad outcome, a checkpoint of a
+// step that is no batch worker: it would stay held), a panic in the
 // function; each fails the attempt as retryable with a message saying
 // what, and the worker goes on.
 func TestPushWorkerFailsWhatTheHostDoesNotComplete(t *testing.T) {
@@ -148,12 +150,17 @@ func TestPushWorkerFailsWhatTheHostDoesNotComplete(t *testing.T) {
 	const once = "name: once\nnamespace: ffi\nversion: 1.0.0\nsteps:\n  - {name: only, handler: ffi.once, retry: {max_attempts: 1}}\n"
 	for _, tc := range []struct {
 		name, want string
-		bad        func() []byte
+		bad        func() ([]byte, error)
 	}{
-		{"nothing", "gave no completion", func() []byte { return nil }},
-		{"not JSON", "not a JSON array", func() []byte { return []byte(`{"outcome": "success"`) }},
-		{"too few", "gave 0 completions for 1 events", func() []byte { return []byte(`[]`) }},
-		{"panic", "failed to run the step: boom", func() []byte { panic("boom") }},
+		{"nothing", "gave no completions", func() ([]byte, error) { return nil, errors.New("the host's step function gave no completions") }},
+		{"not JSON", "not a JSON array", func() ([]byte, error) { return []byte(`{"outcome": "success"`), nil }},
+		{"too few", "gave 0 completions for 1 events", func() ([]byte, error) { return []byte(`[]`), nil }},
+		{"not a completion", "is not a WorkerCompletion", func() ([]byte, error) { return []byte(`[{"result": 1}]`), nil }},
+		{"refused outcome", `outcome \"bogus\"`, func() ([]byte, error) { return []byte(`[{"outcome": "bogus"}]`), nil }},
+		{"checkpoint of a plain step", "only for batch workers", func() ([]byte, error) {
+			return []byte(`[{"outcome": "checkpoint_yield", "checkpoint": {"cursor": 1}}]`), nil
+		}},
+		{"panic", "failed to run the step: boom", func() ([]byte, error) { panic("boom") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := ffi.NewHost(ffi.HostOptions{})
@@ -164,11 +171,11 @@ func TestPushWorkerFailsWhatTheHostDoesNotComplete(t *testing.T) {
 			e := openAt(t, h, dir)
 			good := pairHost(t)
 			serve(t, h, e, `{"worker_id": "w", "namespaces": ["ffi"], "handlers": ["ffi.once", "ffi.double", "ffi.add_one"], "batch": 1}`,
-				func(raw []byte) []byte {
+				func(raw []byte, max int) ([]byte, error) {
 					if strings.Contains(string(raw), `"ffi.once"`) {
 						return tc.bad()
 					}
-					return good(raw)
+					return good(raw, max)
 				})
 			r := call(t, h, e, "POST", "/v1/tasks", `{"namespace": "ffi", "name": "once", "version": "1.0.0", "context": {},
 				"initiator": "test", "source_system": "ffi", "reason": "test", "tags": []}`)
@@ -201,7 +208,7 @@ func TestPushWorkerStopWaitsForRunningCalls(t *testing.T) {
 	in, release := make(chan struct{}, 1), make(chan struct{})
 	var stopped atomic.Bool
 	good := pairHost(t)
-	serve(t, h, e, `{"worker_id": "w", "namespaces": ["ffi"], "handlers": ["ffi.double", "ffi.add_one"]}`, func(raw []byte) []byte {
+	serve(t, h, e, `{"worker_id": "w", "namespaces": ["ffi"], "handlers": ["ffi.double", "ffi.add_one"]}`, func(raw []byte, max int) ([]byte, error) {
 		if stopped.Load() {
 			t.Errorf("the host was called after the stop returned")
 		}
@@ -210,7 +217,7 @@ func TestPushWorkerStopWaitsForRunningCalls(t *testing.T) {
 			<-release
 		default:
 		}
-		return good(raw)
+		return good(raw, max)
 	})
 	task := createPair(t, h, e, 1)
 	<-in
@@ -239,26 +246,25 @@ func TestPushWorkerStopWaitsForRunningCalls(t *testing.T) {
 // when that many wait; never more.
 func TestPushWorkerBatchesFastHandlers(t *testing.T) {
 	h := ffi.NewHost(ffi.HostOptions{})
-	e := openEngine(t, h, `, "pull_capacity": 64`)
+	e := openEngine(t, h, `, "pull_capacity": 400`)
 	var mu sync.Mutex
 	most := 0
 	good := pairHost(t)
 	gate := make(chan struct{})
 	serve(t, h, e, `{"worker_id": "w", "namespaces": ["ffi"], "handlers": ["ffi.double", "ffi.add_one"], "concurrency": 1, "batch": 5}`,
-		func(raw []byte) []byte {
+		func(raw []byte, limit int) ([]byte, error) {
 			var evs []json.RawMessage
 			_ = json.Unmarshal(raw, &evs)
 			mu.Lock()
 			most = max(most, len(evs))
 			mu.Unlock()
-			<-gate // the backlog builds up behind the first calls
-			return good(raw)
+			<-gate // the backlog builds up behind the first call
+			return good(raw, limit)
 		})
-	tasks := make([]string, 40)
+	tasks := make([]string, 150)
 	for i := range tasks {
 		tasks[i] = createPair(t, h, e, i)
 	}
-	time.Sleep(100 * time.Millisecond)
 	close(gate)
 	for _, task := range tasks {
 		waitTask(t, h, e, task, "complete")
@@ -266,8 +272,66 @@ func TestPushWorkerBatchesFastHandlers(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	if most < 2 || most > 5 {
-		t.Errorf("the largest call carried %d events, want 2 to 5 (batch 5, a backlog of 40)", most)
+		t.Errorf("the largest call carried %d events, want 2 to 5 (batch 5, a backlog of 150 tasks)", most)
 	}
+}
+
+// A call slower than the complete timeout keeps its step: the worker
+// heartbeats the events its calls hold. The step runs once.
+func TestPushWorkerHeartbeatsLongCalls(t *testing.T) {
+	h := ffi.NewHost(ffi.HostOptions{})
+	e := openEngine(t, h, "") // complete_timeout_ms 2000
+	var calls atomic.Int32
+	good := pairHost(t)
+	serve(t, h, e, `{"worker_id": "w", "namespaces": ["ffi"], "handlers": ["ffi.double", "ffi.add_one"]}`,
+		func(raw []byte, max int) ([]byte, error) {
+			if strings.Contains(string(raw), `"ffi.double"`) {
+				calls.Add(1)
+				time.Sleep(3 * time.Second)
+			}
+			return good(raw, max)
+		})
+	task := createPair(t, h, e, 4)
+	waitTask(t, h, e, task, "complete")
+	if n := calls.Load(); n != 1 {
+		t.Errorf("the slow step ran %d times, want once", n)
+	}
+	if got := string(stepResults(t, h, e, task)["add_one"]); got != `{"value":9}` {
+		t.Errorf("add_one's result %s, want {\"value\":9}", got)
+	}
+}
+
+// A stop whose timeout ends while a call still runs says so (still_running):
+// the handle is gone, the step runs again later; what the call gives is
+// ignored.
+func TestPushWorkerStopTimeoutSaysCallsStillRun(t *testing.T) {
+	h := ffi.NewHost(ffi.HostOptions{})
+	e := openEngine(t, h, "")
+	in, release := make(chan struct{}, 1), make(chan struct{})
+	serve(t, h, e, `{"worker_id": "w", "namespaces": ["ffi"], "handlers": ["ffi.double", "ffi.add_one"]}`, func(raw []byte, max int) ([]byte, error) {
+		in <- struct{}{}
+		<-release
+		return pairHost(t)(raw, max)
+	})
+	createPair(t, h, e, 1)
+	<-in
+	r := decode(t, h.Stop(e, 300*time.Millisecond))
+	close(release)
+	if r.Error == nil || r.Error.Kind != ffi.KindStillRunning || !strings.Contains(r.Error.Message, "1 events") {
+		t.Fatalf("stop with a call still running answered %+v, want still_running naming 1 event", r.Error)
+	}
+}
+
+// A push worker the engine forgot (deregistered through tasker_call)
+// registers again, and serves on.
+func TestPushWorkerRegistersAgain(t *testing.T) {
+	h := ffi.NewHost(ffi.HostOptions{})
+	e := openEngine(t, h, "")
+	serve(t, h, e, `{"worker_id": "w", "namespaces": ["ffi"], "handlers": ["ffi.double", "ffi.add_one"]}`, pairHost(t))
+	if r := call(t, h, e, "DELETE", "/v1/workers/w", ""); r.Status != 200 {
+		t.Fatalf("deregister: %d %s", r.Status, r.Body)
+	}
+	waitTask(t, h, e, createPair(t, h, e, 7), "complete")
 }
 
 // Bad configs, an unknown handle, no function and a worker id served twice
@@ -278,6 +342,7 @@ func TestServeRejectsBadInput(t *testing.T) {
 	fn := pairHost(t)
 	ok := `{"worker_id": "w", "namespaces": ["ffi"], "handlers": ["ffi.double"]}`
 	serve(t, h, e, ok, fn)
+	call(t, h, e, "POST", "/v1/workers", `{"worker_id": "poller", "namespaces": ["ffi"], "handlers": ["ffi.add_one"]}`)
 	for _, tc := range []struct {
 		name, cfg, want string
 		handle          int64
@@ -289,6 +354,7 @@ func TestServeRejectsBadInput(t *testing.T) {
 		{"batch", `{"worker_id": "x", "namespaces": ["ffi"], "handlers": ["h"], "batch": -1}`, "batch -1", e, fn},
 		{"no namespaces", `{"worker_id": "x", "handlers": ["h"]}`, "namespace", e, fn},
 		{"twice", ok, "served already", e, fn},
+		{"a polling worker's id", `{"worker_id": "poller", "namespaces": ["ffi"], "handlers": ["ffi.double"]}`, "registered already", e, fn},
 		{"no function", ok, "no step function", e, nil},
 		{"unknown handle", ok, "no engine is open", e + 100, fn},
 	} {

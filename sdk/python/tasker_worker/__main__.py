@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     p.add_argument("--pollers", type=int, default=None,
                    help="idle threads that may wait in a long poll at once; the others wait in Python "
                         "(default: every thread over HTTP, 2 in process)")
-    p.add_argument("--completion-wait-ms", type=int, default=20,
+    p.add_argument("--completion-wait-ms", type=int, default=None,
                    help="how long a poll carrying a completion waits for the next step (default 20): the "
                         "successor of the step just completed comes a moment later, without a long poll of its own")
     p.add_argument("--batch", type=int, default=None,
@@ -66,6 +66,9 @@ def main(argv=None) -> int:
                 names.append(callable_)
         if a.push and not a.in_process:
             raise ValueError("--push needs --in-process: over HTTP the worker polls")
+        if a.push and (a.pollers is not None or a.completion_wait_ms is not None):
+            raise ValueError("--pollers and --completion-wait-ms are for polling threads: with --push the "
+                             "engine calls the handlers and nothing polls")
         if a.in_process:
             if not a.config:
                 raise ValueError("--in-process needs --config FILE: the engine's JSON config (docs/libtasker.md)")
@@ -77,11 +80,13 @@ def main(argv=None) -> int:
         if a.push:
             from .inprocess import PushWorker
             w = PushWorker(transport, registry, a.namespace, concurrency=a.concurrency, worker_id=a.worker_id,
-                           handlers=names, **({} if a.batch is None else {"batch": a.batch}))
+                           handlers=names, shutdown_timeout=a.shutdown_timeout,
+                           **({} if a.batch is None else {"batch": a.batch}))
         else:
             w = Worker(transport, registry, a.namespace, concurrency=a.concurrency,
                        worker_id=a.worker_id, shutdown_timeout=a.shutdown_timeout, handlers=names,
-                       pollers=a.pollers, completion_wait_ms=a.completion_wait_ms, batch=a.batch)
+                       pollers=a.pollers, batch=a.batch,
+                       **({} if a.completion_wait_ms is None else {"completion_wait_ms": a.completion_wait_ms}))
     except (ValueError, ImportError, OSError, TransportError) as exc:
         print(f"tasker_worker: {exc}", file=sys.stderr)
         return 2

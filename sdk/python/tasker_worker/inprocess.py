@@ -24,8 +24,12 @@ from .transport import Transport, TransportError, _json_default
 
 log = logging.getLogger("tasker_worker")
 
-# tasker_serve's step function: (token, event, len).
+# tasker_serve's step function: (token, events, len).
 STEP_FN = ctypes.CFUNCTYPE(None, ctypes.c_ulonglong, ctypes.c_void_p, ctypes.c_size_t)
+
+# Whether this thread (an engine thread, for a step function) keeps its
+# Python thread state: see PushWorker._on_step.
+_kept = threading.local()
 
 
 def find_library(path: Optional[str] = None) -> str:
@@ -130,17 +134,17 @@ class InProcessTransport(Transport):
         if self._closed:
             return
         self._closed = True
-        self.lib.take(self.lib.lib.tasker_stop(self.handle, timeout_ms))
+        self.lib.take(self.lib.lib.tasker_stop(self.handle, int(timeout_ms)))
 
 
 class PushWorker:
     """Runs the registry's handlers for an in-process engine's steps on the
     engine's own threads (tasker_serve, docs/libtasker.md): no thread of
-    this process polls; the engine calls in with each event, at most
-    ``concurrency`` at once, and takes the completion before the call
-    returns. The same events, completions and bounds as a polling Worker
-    (it is a pull worker of the engine's API, listed under its id); the
-    difference is that a step costs no hand-off between OS threads.
+    this process polls; the engine calls in with the events, at most
+    ``concurrency`` calls at once, and takes their completions before the
+    call returns. The same events, completions and bounds as a polling
+    Worker (it is a pull worker of the engine's API, listed under its id);
+    the difference is that a step costs no hand-off between OS threads.
 
     concurrency bounds the engine's calls at once, each running its
     events in turn. Python runs one thread at a time, so for no-op and
@@ -148,11 +152,13 @@ class PushWorker:
     GIL); handlers that wait on I/O (releasing the GIL) want as many as
     they may wait at once. batch: the events one call may carry once the
     handlers run under 1 ms (the engine times them; 1: one event a call).
+    stop() (and the interpreter's exit) stops the engine: the calls in
+    progress finish, up to shutdown_timeout seconds.
     """
 
     def __init__(self, transport: "InProcessTransport", registry: HandlerRegistry, namespaces: List[str],
                  concurrency: int = 2, worker_id: Optional[str] = None,
-                 handlers: Optional[List[str]] = None, batch: int = 8) -> None:
+                 handlers: Optional[List[str]] = None, batch: int = 8, shutdown_timeout: float = 30.0) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency {concurrency}: give the steps run at once, at least 1")
         if not namespaces:
@@ -166,16 +172,17 @@ class PushWorker:
                              "and no decorated function")
         if batch < 1:
             raise ValueError(f"batch {batch}: give the events one call may carry, at least 1")
+        if shutdown_timeout <= 0:
+            raise ValueError(f"shutdown_timeout {shutdown_timeout}: give the seconds a stop waits, more than 0")
         self.concurrency = concurrency
         self.batch = batch
+        self.shutdown_timeout = shutdown_timeout
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-push"
-        self._local = threading.local()
         self._fn = STEP_FN(self._on_step)  # kept alive as long as the engine may call it
-        self._ensure = ctypes.pythonapi.PyGILState_Ensure
-        self._ensure.restype = ctypes.c_int
         self._started = False
         self._stopping = False
-        self._count_lock = threading.Lock()
+        self._calls = threading.Condition()
+        self._in_calls = 0  # step-function calls in progress
         self.completed = 0  # steps run to a completion (handed-back ones not counted)
 
     def _on_step(self, token: int, ptr: int, n: int) -> None:
@@ -183,28 +190,55 @@ class PushWorker:
         # thread state and drops it when the call returns, which costs
         # more than the step. One more PyGILState_Ensure, never released,
         # keeps the thread's state for its next calls (one per engine
-        # thread, which the Go runtime reuses).
-        if not getattr(self._local, "kept", False):
-            self._ensure()
-            self._local.kept = True
+        # thread, which the Go runtime reuses; stop() waits for the calls
+        # in progress, so none runs once the interpreter finalizes).
+        if not getattr(_kept, "state", False):
+            _ensure()
+            _kept.state = True
+        with self._calls:
+            self._in_calls += 1
         try:
-            events = json.loads(ctypes.string_at(ptr, n))
-            done = []
-            for ev in events:
-                if self._stopping:
-                    # Not started: back to the queue, the attempt not counted.
-                    done.append(_hand_back(ev["event_id"]))
-                    continue
-                done.append(run_event(self.registry, ev))
-            out = json.dumps(done, separators=(",", ":"), default=_json_default).encode()
-            ran = sum(1 for c in done if c.get("outcome") != "handed_back")
-            with self._count_lock:
-                self.completed += ran
-        except BaseException as exc:  # noqa: BLE001 - a claimed step always produces a result
-            # The engine fails each event without a completion as retryable.
-            log.error("push worker: the step function failed: %r", exc)
-            out = b"[]"
-        self.transport.lib.step_result(token, out, len(out))
+            try:
+                out = self._run(ctypes.string_at(ptr, n))
+            except BaseException as exc:  # noqa: BLE001 - nothing may escape into the engine's thread
+                # The engine fails each event without a completion, retryable.
+                log.error("push worker: the step function failed: %r", exc)
+                out = b"[]"
+            self.transport.lib.step_result(token, out, len(out))
+        finally:
+            with self._calls:
+                self._in_calls -= 1
+                self._calls.notify_all()
+
+    def _run(self, raw: bytes) -> bytes:
+        """The completions' JSON array for the events' JSON array. Each
+        completion is encoded alone: one that does not encode (a result
+        that is not JSON: an object, a NaN) fails its own step only."""
+        try:
+            events = json.loads(raw)
+        except ValueError as exc:  # the engine sent what it should not: each event fails, retryable
+            log.error("push worker: the events are not JSON: %s", exc)
+            return b"[]"
+        parts: List[str] = []
+        ran = 0
+        for ev in events:
+            if self._stopping:
+                # Not started: back to the queue, the attempt not counted.
+                c = _hand_back(ev["event_id"])
+            else:
+                c = run_event(self.registry, ev)
+                ran += 1
+            try:
+                parts.append(json.dumps(c, separators=(",", ":"), default=_json_default, allow_nan=False))
+            except (TypeError, ValueError) as exc:
+                log.warning("step %s (handler %s): its result is not JSON: %s", ev.get("step_name"),
+                            ev.get("handler_name"), exc)
+                parts.append(json.dumps({"outcome": "failure", "error": {
+                    "error_type": "invalid_handler_result", "retryable": False,
+                    "message": f"the handler's result is not JSON: {exc}"}}))
+        with self._calls:
+            self.completed += ran
+        return ("[" + ",".join(parts) + "]").encode()
 
     def start(self) -> None:
         if self._started:
@@ -221,9 +255,24 @@ class PushWorker:
                  self.namespaces, self.handlers, self.concurrency)
 
     def stop(self) -> None:
-        """Stops the engine: the steps running finish (within its stop
-        timeout; the events of a batch not started yet are handed back)
-        and their completions are stored; then nothing calls in."""
+        """Stops the engine: the calls in progress finish (up to
+        shutdown_timeout; the events of a batch not started yet are handed
+        back) and their completions are stored; then nothing calls in."""
         self._stopping = True
         atexit.unregister(self.stop)
-        self.transport.close()
+        try:
+            self.transport.close(timeout_ms=self.shutdown_timeout * 1000)
+        except TransportError as exc:
+            # still_running: the engine gave up on calls that outlived the
+            # timeout (their steps run again); they still run here.
+            log.error("stopping the engine: %s", exc)
+        with self._calls:
+            if not self._calls.wait_for(lambda: self._in_calls == 0, timeout=self.shutdown_timeout):
+                log.error("%d handlers still run after the stop: the process must not exit before they "
+                          "return", self._in_calls)
+
+
+def _ensure() -> int:
+    f = ctypes.pythonapi.PyGILState_Ensure
+    f.restype = ctypes.c_int
+    return f()

@@ -218,15 +218,18 @@ class PushWorkerTest(unittest.TestCase):
     def test_results_failures_and_the_stop(self):
         from tasker_core import StepHandler
 
-        threads = set()
+        engine_threads = []
         release = threading.Event()
 
         class First(StepHandler):
             handler_name = "push_test.first"
 
             def call(self, context):
-                threads.add(threading.get_ident())
+                # A thread Python did not start (threading's dummy for it).
+                engine_threads.append(isinstance(threading.current_thread(), threading._DummyThread))
                 n = context.get_input("n")
+                if n == "nan":
+                    return self.success({"x": float("nan")})
                 if n == "raise":
                     raise ValueError("no n")
                 if n == "slow":
@@ -250,8 +253,15 @@ class PushWorkerTest(unittest.TestCase):
             self.wait(t, "complete")
             steps = {s["name"]: s for s in self.transport.call("GET", f"/v1/tasks/{t}/workflow_steps")[1]}
             self.assertEqual(steps["second"]["results"], {"plus_one": 2 * i + 1})
-        # The engine's threads ran them, not this one.
-        self.assertNotIn(threading.get_ident(), threads)
+        # The engine's threads ran them, not threads of this process.
+        self.assertTrue(engine_threads and all(engine_threads), engine_threads)
+        # A result that is not JSON fails its step, not retryable, saying why.
+        with self.assertLogs("tasker_worker", level="WARNING") as logs:
+            nan = self.create({"n": "nan"})
+            self.wait(nan, "error")
+        self.assertTrue(any("its result is not JSON" in r.getMessage() for r in logs.records), logs.output)
+        steps = {s["name"]: s for s in self.transport.call("GET", f"/v1/tasks/{nan}/workflow_steps")[1]}
+        self.assertEqual((steps["first"]["attempts"], steps["first"]["retry_eligible"]), (1, False), steps)
         # A handler that raises fails its step (retryable, as tasker-core;
         # one attempt here), with its message.
         bad = self.create({"n": "raise"})
@@ -289,6 +299,8 @@ class PushWorkerTest(unittest.TestCase):
             PushWorker(self.transport, self.registry, ["push_test"], batch=0, handlers=["h"])
         with self.assertRaises(ValueError):
             PushWorker(self.transport, self.registry, [], handlers=["h"])
+        with self.assertRaises(ValueError):
+            PushWorker(self.transport, self.registry, ["push_test"], shutdown_timeout=0, handlers=["h"])
 
 
 class PushCommandTest(unittest.TestCase):
@@ -306,6 +318,13 @@ class PushCommandTest(unittest.TestCase):
         _, err = p.communicate(timeout=30)
         self.assertEqual(p.returncode, 2, err)
         self.assertIn("--push needs --in-process", err)
+
+    def test_push_refuses_polling_flags(self):
+        p = self.run_cli("--in-process", "--config", "/nonexistent.json", "--push", "--pollers", "2",
+                         "--namespace", "py_example", "--handlers", os.path.join(EXAMPLES, "order_handlers"))
+        _, err = p.communicate(timeout=30)
+        self.assertEqual(p.returncode, 2, err)
+        self.assertIn("--pollers and --completion-wait-ms are for polling threads", err)
 
     def test_serves_until_sigterm(self):
         work = tempfile.mkdtemp(prefix="inproc-cli-")

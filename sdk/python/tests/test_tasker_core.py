@@ -69,6 +69,23 @@ class ContextTest(unittest.TestCase):
                          "parent_correlation_id", "trace_id", "span_id"):
                 self.assertEqual(getattr(lazy.event, attr), getattr(full.event, attr), attr)
             self.assertIsInstance(lazy.event, FfiStepEvent)
+        # The task_sequence_step built when read is tasker-core's shape.
+        ev = event(initialization={"k": "v"}, attempt=2, max_attempts=5, dependency_results={"a": {"x": 1}},
+                   handler_method="go", checkpoint={"cursor": 9, "items_processed": 3, "at": "t"})
+        self.assertEqual(build_context(ev).event.task_sequence_step, {
+            "task": {"task": {"task_uuid": ev["task_uuid"], "context": {"a": 1, "n": None}, "correlation_id": None,
+                              "parent_correlation_id": None},
+                     "namespace_name": "ns", "task_name": None, "task_version": None},
+            "workflow_step": {"workflow_step_uuid": ev["step_uuid"], "task_uuid": ev["task_uuid"], "name": "s",
+                              "template_step_name": "s", "attempts": 1, "max_attempts": 5, "inputs": {"k": "v"},
+                              "checkpoint": {"cursor": 9, "items_processed": 3, "accumulated_results": None,
+                                             "timestamp": "t", "history": []}},
+            "dependency_results": {"a": {"step_uuid": None, "success": True, "status": "completed",
+                                         "result": {"x": 1}, "metadata": {"execution_time_ms": 0,
+                                                                          "retryable": False},
+                                         "error": None, "orchestration_metadata": None}},
+            "step_definition": {"name": "s", "handler": {"callable": "h", "initialization": {"k": "v"},
+                                                         "method": "go"}}})
         # The uuids parse when read, and may be set.
         ctx = build_context(event())
         ctx.task_uuid = "not-a-uuid"
