@@ -6,9 +6,9 @@ handlers) can be compared part by part (docs/benchmarks.md, "Push workers").
         --shapes linear --kinds py --tasks 3000 --rounds 1 --latency-tasks 1 [--push --concurrency 2]
     python3 bench/perfsplit.py py.data 12000 go.data    # 3000 four-step tasks: 12000 steps
 
-A sample goes to the first frame of its stack, from the leaf, that names
-one of ours (the poll route, the push loop, the store's transactions...);
-else to Python, if a frame is in the interpreter; else to its library. "K:"
+A sample goes to the first frame of its stack, from the leaf, that is in
+the Python interpreter (Python), or that names one of ours (the poll route,
+the push loop, the store's transactions...); else to its library. "K:"
 marks samples taken in the kernel. Each sample is 1/F s (F = 2000 above).
 """
 import collections
@@ -42,15 +42,20 @@ def stacks(path):
         yield cur
 
 
+def is_python(dso):
+    return "libpython" in dso or "cpython" in dso or "_ctypes" in dso
+
+
 def classify(frames):
     k = "K:" if frames and "kernel" in frames[0][1] else ""
-    for sym, _ in frames:
+    for sym, dso in frames:
+        # Python called from Go (a push worker's step function) is Python,
+        # as Python is when nothing of ours is on the stack.
+        if is_python(dso):
+            return k + "python"
         for pat, name in RULES:
             if pat in sym:
                 return k + name
-    for _, dso in frames:
-        if "libpython" in dso or "cpython" in dso or "_ctypes" in dso:
-            return k + "python"
     return k + "other: " + (frames[-1][1].rsplit("/", 1)[-1] if frames else "?")
 
 

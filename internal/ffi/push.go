@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -35,9 +36,10 @@ import (
 // HostFunc runs events in the host. events is a JSON array of WorkerEvent
 // (docs/workers.md), valid only during the call; it returns a JSON array
 // of WorkerCompletion, one per event in their order (their event_id is
-// ignored: position decides), or an error saying why there is none. An
-// answer over max bytes is an error. It is called from at most the
-// worker's Concurrency goroutines at once.
+// ignored: position decides), or an error saying why there is none. max is
+// the engine's body limit, which bounds the answer (cmd/libtasker's
+// wrapper refuses a larger one, failing the call's events). It is called
+// from at most the worker's Concurrency goroutines at once.
 type HostFunc func(events []byte, max int) ([]byte, error)
 
 // ServeConfig is the JSON of tasker_serve: the worker's registration and how
@@ -75,9 +77,13 @@ const (
 	MaxServeBatch       = 1000 // the poll route's own bound
 	batchFast           = time.Millisecond
 	batchWarmup         = 4
-	// pushPoll is how long an idle push goroutine waits in one poll; the
+	// pushWait is how long an idle push goroutine waits in one poll; the
 	// API bounds it too (its max poll timeout).
-	pushPoll = 20 * time.Second
+	pushWait = 20 * time.Second
+	// drainedWait is how long a worker that handed an event back (which
+	// drains it: no more events) waits before it registers again, so that
+	// a host handing back whatever it gets does not spin on the steps.
+	drainedWait = time.Second
 )
 
 // served is one push worker of an instance.
@@ -96,6 +102,12 @@ type served struct {
 	hbDone chan struct{}
 
 	started bool // its goroutines run (under the instance's mu)
+
+	// A stop whose timeout ended with calls in progress abandons the
+	// worker: its goroutines then fail what they hold without calling the
+	// host, which the stop's answer said was still running inCalls calls.
+	abandoned atomic.Bool
+	inCalls   atomic.Int32
 
 	mu   sync.Mutex
 	held map[uuid.UUID]struct{} // events of calls in progress, or whose completions are on their way: at most conc × batch
@@ -170,21 +182,25 @@ func (h *Host) Serve(handle int64, configJSON []byte, call HostFunc) (out []byte
 	if msg := h.reserve(in, s); msg != "" {
 		return []byte(msg)
 	}
+	started := false
+	defer func() {
+		if !started {
+			h.unreserve(in, s)
+		}
+	}()
 	if in.srv.WorkerRegistered(cfg.WorkerID) {
-		h.unreserve(in, s)
 		return errJSON(KindInvalid, "tasker_serve: worker_id %q is registered already (a polling worker, through tasker_call): give the push worker its own id", cfg.WorkerID)
 	}
 	if _, err := in.srv.RegisterWorker(in.ctx, gen.RegisterWorkerRequestObject{Body: s.reg}); err != nil {
-		h.unreserve(in, s)
 		return errJSON(KindInvalid, "tasker_serve: %v", err)
 	}
 	in.mu.Lock()
 	if in.stopping {
 		in.mu.Unlock()
-		h.unreserve(in, s)
 		_, _ = in.srv.DeregisterWorker(context.WithoutCancel(in.ctx), gen.DeregisterWorkerRequestObject{WorkerId: s.id})
 		return errJSON(KindUnknownHandle, "handle %d: the engine is stopping", handle)
 	}
+	started = true
 	hbCtx, hbStop := context.WithCancel(context.WithoutCancel(in.ctx))
 	s.hbStop, s.hbDone, s.started = hbStop, make(chan struct{}), true
 	s.loops.Add(conc)
@@ -256,6 +272,10 @@ func (in *instance) pushLoop(s *served) {
 			// The completions still go: the stop waits for them.
 			ctx, want = context.WithoutCancel(in.ctx), 0
 		}
+		if handsBack(done) {
+			// It drains the worker: a poll would wait its whole timeout.
+			want = 0
+		}
 		sent := done
 		r, err := in.pushPoll(ctx, s, want, sent)
 		s.release(sent)
@@ -271,7 +291,7 @@ func (in *instance) pushLoop(s *served) {
 			// Expired (a registration unseen past its ttl), deregistered
 			// through tasker_call, or an engine error: the events held
 			// were released with it, and these completions refused.
-			s.log.Warn("push worker: poll failed; its completions are dropped (their steps run again)", "error", err, "completions", len(sent))
+			s.log.Warn("push worker: poll failed; the completions it carried may be lost (their steps then run again)", "error", err, "completions", len(sent))
 			if api.WorkerGone(err) {
 				in.reregister(s)
 			}
@@ -283,7 +303,16 @@ func (in *instance) pushLoop(s *served) {
 			continue
 		}
 		backoff = 10 * time.Millisecond
-		done = in.answered(s, sent, r.Completions, stopping)
+		in.answered(s, r.Completions)
+		if handsBack(sent) && !stopping {
+			// A hand-back drained the worker: after a while, it registers
+			// again (its held events stay its own).
+			select {
+			case <-time.After(drainedWait):
+			case <-in.ctx.Done():
+			}
+			in.reregister(s)
+		}
 		if len(r.Events) > 0 {
 			s.hold(r.Events)
 			t0 := time.Now()
@@ -300,7 +329,7 @@ func (in *instance) pushPoll(ctx context.Context, s *served, want int, done []ge
 			err = fmt.Errorf("tasker: internal error in the poll (a bug; please report it): %v", p)
 		}
 	}()
-	wait := int(pushPoll / time.Millisecond)
+	wait := int(pushWait / time.Millisecond)
 	body := &gen.WorkerPollRequest{MaxEvents: &want, TimeoutMs: &wait}
 	if len(done) > 0 {
 		body.Completions = &done
@@ -316,46 +345,26 @@ func (in *instance) pushPoll(ctx context.Context, s *served, want int, done []ge
 	return r, nil
 }
 
-// answered looks at the engine's answers to the completions sent: one it
-// refused as invalid (run checks them first, so this is a backstop) left
-// its event held, so a failure saying why goes with the next poll; an accepted hand-back
-// drained the worker (no more events), so it registers again unless the
-// engine is stopping. It returns the completions to send next.
-func (in *instance) answered(s *served, sent []gen.WorkerCompletion, answers []gen.WorkerCompletionResult, stopping bool) []gen.WorkerCompletion {
-	var next []gen.WorkerCompletion
-	handedBack := false
-	for i, a := range answers {
-		switch {
-		case a.Status == "invalid" && i < len(sent) && !hostFailure(sent[i]):
-			msg := "the engine refused the host's completion"
-			if a.Message != nil {
-				msg += ": " + *a.Message
-			}
-			s.log.Warn("push worker: completion refused as invalid; the step fails", "event_id", a.EventId, "message", msg)
-			next = append(next, failure(*sent[i].EventId, "%s", msg))
-		case a.Status != "accepted":
+// answered logs the completions the engine refused: run checks each
+// against the poll route's rules first, so a refusal means the event
+// timed out or its step ended meanwhile.
+func (in *instance) answered(s *served, answers []gen.WorkerCompletionResult) {
+	for _, a := range answers {
+		if a.Status != "accepted" {
 			s.log.Warn("push worker: completion refused", "event_id", a.EventId, "status", a.Status, "message", a.Message)
-		case i < len(sent) && sent[i].Outcome == "handed_back":
-			handedBack = true
 		}
 	}
-	if len(next) > 0 {
-		ids := make([]gen.WorkerEvent, len(next))
-		for i, c := range next {
-			ids[i].EventId = *c.EventId
-		}
-		s.hold(ids)
-	}
-	if handedBack && !stopping {
-		in.reregister(s)
-	}
-	return next
 }
 
-// hostFailure reports whether c is one of failure's (never refused; were
-// it, sending it again would loop).
-func hostFailure(c gen.WorkerCompletion) bool {
-	return c.Outcome == "failure" && c.Error != nil && c.Error.ErrorType != nil && *c.Error.ErrorType == "host_error"
+// handsBack reports whether done holds a hand-back, which drains the
+// worker whatever the engine answers.
+func handsBack(done []gen.WorkerCompletion) bool {
+	for _, c := range done {
+		if c.Outcome == "handed_back" {
+			return true
+		}
+	}
+	return false
 }
 
 // failure is the completion that fails an event as retryable, host_error.
@@ -400,7 +409,13 @@ func (s *served) run(events []gen.WorkerEvent, done []gen.WorkerCompletion, max 
 		if err != nil {
 			return fmt.Sprintf("the events could not be encoded: %v", err)
 		}
+		s.inCalls.Add(1)
+		if s.abandoned.Load() {
+			s.inCalls.Add(-1)
+			return "the engine stopped before the host ran the step"
+		}
 		out, err := s.call(raw, max)
+		s.inCalls.Add(-1)
 		if err != nil {
 			return err.Error()
 		}
@@ -440,6 +455,11 @@ func (s *served) run(events []gen.WorkerEvent, done []gen.WorkerCompletion, max 
 // deregistered it through tasker_call, or it expired) or drained it (it
 // handed an event back).
 func (in *instance) reregister(s *served) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("push worker: register again failed (a bug; please report it)", "panic", p)
+		}
+	}()
 	if in.ctx.Err() != nil {
 		return
 	}
@@ -491,7 +511,8 @@ func (in *instance) pushHeartbeat(ctx context.Context, s *served) {
 // their poll goroutines, which send the completions of the calls in
 // progress, then stops their heartbeats and deregisters them (what they
 // still hold fails as retryable). It returns how many calls of the host
-// were still running at ctx's end.
+// were still running at ctx's end; the events those workers hold and have
+// not given the host yet fail without calling it.
 func (h *Host) stopServing(ctx context.Context, in *instance) int {
 	in.mu.Lock()
 	in.stopping = true
@@ -507,20 +528,25 @@ func (h *Host) stopServing(ctx context.Context, in *instance) int {
 	running := 0
 	for _, s := range all {
 		ended := make(chan struct{})
-		go func() { s.loops.Wait(); close(ended) }()
+		go func() {
+			s.loops.Wait()
+			// Its calls' threads are free only now.
+			h.mu.Lock()
+			h.serving -= s.conc
+			h.mu.Unlock()
+			close(ended)
+		}()
 		select {
 		case <-ended:
 		case <-ctx.Done():
-			running += len(s.heldIDs())
+			s.abandoned.Store(true)
+			running += int(s.inCalls.Load())
 		}
 		s.hbStop()
 		<-s.hbDone
 		if _, err := in.srv.DeregisterWorker(context.WithoutCancel(ctx), gen.DeregisterWorkerRequestObject{WorkerId: s.id}); err != nil && !api.WorkerGone(err) {
 			s.log.Warn("push worker: deregister failed", "error", err)
 		}
-		h.mu.Lock()
-		h.serving -= s.conc
-		h.mu.Unlock()
 	}
 	return running
 }

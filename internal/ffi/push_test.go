@@ -317,8 +317,25 @@ func TestPushWorkerStopTimeoutSaysCallsStillRun(t *testing.T) {
 	<-in
 	r := decode(t, h.Stop(e, 300*time.Millisecond))
 	close(release)
-	if r.Error == nil || r.Error.Kind != ffi.KindStillRunning || !strings.Contains(r.Error.Message, "1 events") {
-		t.Fatalf("stop with a call still running answered %+v, want still_running naming 1 event", r.Error)
+	if r.Error == nil || r.Error.Kind != ffi.KindStillRunning || !strings.Contains(r.Error.Message, "1 calls") {
+		t.Fatalf("stop with a call still running answered %+v, want still_running naming 1 call", r.Error)
+	}
+}
+
+// A host that hands back whatever it gets drains the worker each time: it
+// registers again after a while, and does not spin on the step.
+func TestPushWorkerHandBackDoesNotSpin(t *testing.T) {
+	h := ffi.NewHost(ffi.HostOptions{})
+	e := openEngine(t, h, "")
+	var calls atomic.Int32
+	serve(t, h, e, `{"worker_id": "w", "namespaces": ["ffi"], "handlers": ["ffi.double", "ffi.add_one"]}`, func(raw []byte, _ int) ([]byte, error) {
+		calls.Add(1)
+		return []byte(`[{"outcome": "handed_back"}]`), nil
+	})
+	createPair(t, h, e, 1)
+	time.Sleep(3500 * time.Millisecond)
+	if n := calls.Load(); n < 2 || n > 5 {
+		t.Errorf("the host was called %d times in 3.5 s, want 2 to 5 (once, then again each time the worker registered again, a second after its hand-back)", n)
 	}
 }
 

@@ -169,6 +169,45 @@ for tid, n in pushed_tasks:
     check((last.get("results") or {}).get("value") == 2 * n + 1, "pushed task %s: %r" % (tid, last))
 check(len(pushed) == 10, "the push worker ran %d events, want 10" % len(pushed))
 
+# What the C wrapper makes of a step function that gives no completions,
+# NULL, or more than max_body_bytes: each step fails, saying so.
+once_dir = os.path.join(work, "once")
+os.makedirs(once_dir)
+with open(os.path.join(once_dir, "once.yaml"), "w") as f:
+    f.write("name: once\nnamespace: ffi_once\nversion: 1.0.0\nsteps:\n"
+            "  - {name: only, handler: ffi.once, retry: {max_attempts: 1}}\n")
+h2 = take(lib.tasker_open(json.dumps({"database_path": os.path.join(work, "t2.db"), "templates": [once_dir],
+                                      "max_body_bytes": 2048}).encode()))["handle"]
+
+
+def misbehave(token, ptr, n):
+    mode = json.loads(ctypes.string_at(ptr, n))[0]["task_context"]["mode"]
+    if mode == "null":
+        lib.tasker_step_result(token, None, 0)
+    elif mode == "big":
+        raw = json.dumps([{"outcome": "success", "result": {"pad": "x" * 3000}}]).encode()
+        lib.tasker_step_result(token, raw, len(raw))
+    # "none": no tasker_step_result at all
+
+
+fn2 = STEP_FN(misbehave)
+r = take(lib.tasker_serve(h2, b'{"worker_id": "bad", "namespaces": ["ffi_once"], "handlers": ["ffi.once"]}', fn2))
+check(r.get("worker_id") == "bad", "serve answered %r" % r)
+for mode, want in [("none", "gave no completions"), ("null", "no completions (NULL)"),
+                   ("big", "more than the engine's body limit of 2048")]:
+    status, body = call(h2, "POST", "/v1/tasks", {"namespace": "ffi_once", "name": "once", "version": "1.0.0",
+                                                 "context": {"mode": mode}, "initiator": "smoke",
+                                                 "source_system": "py", "reason": "test", "tags": []})
+    tid = body["task_uuid"]
+    deadline = time.time() + 20
+    while call(h2, "GET", "/v1/tasks/" + tid)[1].get("status") != "error":
+        check(time.time() < deadline, "mode %s: the task did not fail" % mode)
+        time.sleep(0.05)
+    dlq = json.dumps(call(h2, "GET", "/v1/dlq/task/" + tid)[1])
+    check(want in dlq and "host_error" in dlq, "mode %s: the failure does not say %r: %s" % (mode, want, dlq))
+r = take(lib.tasker_stop(h2, 10000))
+check(r.get("stopped") is True, "stop answered %r" % r)
+
 r = take(lib.tasker_cleanup_timeouts(h))
 check("expired" in r, "cleanup answered %r" % r)
 r = take(lib.tasker_stop(h, 10000))

@@ -64,7 +64,8 @@ def main():
     p.add_argument("--tasks", type=int, default=300)
     p.add_argument("--latency-tasks", type=int, default=30)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--concurrency", type=int, default=None,
+                   help="the worker's threads (default 32), or with --push its calls at once (default 2)")
     p.add_argument("--pollers", type=int, default=None,
                    help="worker threads in a long poll at once (Worker's pollers; default the transport's, 2)")
     p.add_argument("--batch", type=int, default=None,
@@ -72,8 +73,9 @@ def main():
                         "transport's, 8; 1: one event a poll)")
     p.add_argument("--completion-wait-ms", type=int, default=None,
                    help="how long a poll carrying a completion waits for the next step (Worker's; default its own)")
-    p.add_argument("--pull-capacity", type=int, default=None,
-                   help="the engine's pull_capacity: steps waiting for or held by the worker (default 2 x concurrency)")
+    p.add_argument("--pull-capacity", type=int, default=64,
+                   help="the engine's pull_capacity: steps waiting for or held by the worker (default 64, whatever "
+                        "the worker, so that polling and push workers are compared with the same bound)")
     p.add_argument("--push", action="store_true",
                    help="serve with a PushWorker (tasker_serve: the engine calls the handlers on its threads) "
                         "instead of polling threads")
@@ -82,6 +84,8 @@ def main():
     p.add_argument("--shapes", default=",".join(SHAPES), help="shapes to run, comma-separated (default all)")
     p.add_argument("--kinds", default="go,py", help="handler kinds to run, comma-separated: go, py (default both)")
     a = p.parse_args()
+    if a.concurrency is None:
+        a.concurrency = 2 if a.push else 32
     a.shapes, a.kinds = a.shapes.split(","), a.kinds.split(",")
     for s in a.shapes:
         if s not in SHAPES:
@@ -92,7 +96,7 @@ def main():
     tpls = [os.path.join(HERE, f"{k}_{s}.yaml") for k in ("go", "py") for s in SHAPES]
     work = tempfile.mkdtemp(prefix="inproc-bench-")
     cfg = {"templates": tpls, "demo_handlers": True, "complete_timeout_ms": 60000,
-           "pull_capacity": a.pull_capacity or 2 * a.concurrency}
+           "pull_capacity": a.pull_capacity}
     schema = None
     if a.database_url:
         schema = f"pyinproc_{os.getpid()}"

@@ -136,11 +136,10 @@ class StepContext:
                  step_config: Optional[Dict[str, Any]] = None, step_inputs: Optional[Dict[str, Any]] = None,
                  retry_count: int = 0, max_retries: int = 3) -> None:
         self.event = event
-        # Parsed into UUIDs when first read (the properties below): a
-        # handler that never reads them does not pay for three parses.
-        self._task_uuid = task_uuid
-        self._step_uuid = step_uuid
-        self._correlation_id = correlation_id
+        # Parsed into UUIDs when first read (__getattr__): a handler that
+        # never reads them does not pay for three parses. Set, they are
+        # what was set.
+        self._unparsed = {"task_uuid": task_uuid, "step_uuid": step_uuid, "correlation_id": correlation_id}
         self.handler_name = handler_name
         self.input_data = input_data if input_data is not None else {}
         self.dependency_results = dependency_results if dependency_results is not None else {}
@@ -149,32 +148,17 @@ class StepContext:
         self.retry_count = retry_count
         self.max_retries = max_retries
 
-    @property
-    def task_uuid(self) -> Any:
-        v = self._task_uuid = _as_uuid(self._task_uuid)
+    def __getattr__(self, name: str) -> Any:
+        # Only for attributes not in the instance: the uuids not read (nor
+        # set) yet. A uuid set is kept in the instance, which hides the
+        # unparsed value (a copy of the context shares the dict: it is
+        # never changed).
+        unparsed = self.__dict__.get("_unparsed")
+        if unparsed is None or name not in unparsed:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        v = _as_uuid(unparsed[name])
+        self.__dict__[name] = v
         return v
-
-    @task_uuid.setter
-    def task_uuid(self, v: Any) -> None:
-        self._task_uuid = v
-
-    @property
-    def step_uuid(self) -> Any:
-        v = self._step_uuid = _as_uuid(self._step_uuid)
-        return v
-
-    @step_uuid.setter
-    def step_uuid(self, v: Any) -> None:
-        self._step_uuid = v
-
-    @property
-    def correlation_id(self) -> Any:
-        v = self._correlation_id = _as_uuid(self._correlation_id)
-        return v
-
-    @correlation_id.setter
-    def correlation_id(self, v: Any) -> None:
-        self._correlation_id = v
 
     @classmethod
     def from_ffi_event(cls, event: FfiStepEvent, handler_name: str) -> "StepContext":

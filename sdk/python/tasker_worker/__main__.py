@@ -31,14 +31,15 @@ def main(argv=None) -> int:
     p.add_argument("--push", action="store_true",
                    help="with --in-process: the engine calls the handlers on its own threads (tasker_serve) "
                         "instead of this process's threads polling for steps; --concurrency is then the calls "
-                        "at once (2 suits CPU-light handlers; docs/libtasker.md)")
+                        "at once (default 2, which suits CPU-light handlers; docs/libtasker.md)")
     p.add_argument("--namespace", "-n", action="append", required=True, help="namespace to serve (repeatable)")
     p.add_argument("--handlers", required=True, help="the handlers' package directory; every module is imported")
     p.add_argument("--handler", action="append", default=[], metavar="CALLABLE",
                    help="also serve this template handler.callable, resolved as tasker-core does: a registered "
                         "name, or module.path.ClassName imported (repeatable)")
-    p.add_argument("--concurrency", type=int, default=int(os.environ.get("TASKER_WORKER_CONCURRENCY", "16")),
-                   help="steps run at once (threads; default 16)")
+    p.add_argument("--concurrency", type=int, default=None,
+                   help="steps run at once (threads; default 16, or $TASKER_WORKER_CONCURRENCY); with --push, the "
+                        "engine's calls at once (default 2)")
     p.add_argument("--pollers", type=int, default=None,
                    help="idle threads that may wait in a long poll at once; the others wait in Python "
                         "(default: every thread over HTTP, 2 in process)")
@@ -53,6 +54,9 @@ def main(argv=None) -> int:
                    help="seconds a stop waits for running steps before releasing them (default 30)")
     p.add_argument("--log-level", default=os.environ.get("TASKER_LOG_LEVEL", "INFO"))
     a = p.parse_args(argv)
+    if a.concurrency is None:
+        env = os.environ.get("TASKER_WORKER_CONCURRENCY")
+        a.concurrency = int(env) if env else (2 if a.push else 16)
     logging.basicConfig(level=a.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     registry = HandlerRegistry.instance()
     try:

@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from tasker_core.handler import HandlerRegistry
 
 from .execute import run_event
-from .runtime import _hand_back
+from .runtime import _hand_back, served_handlers
 from .transport import Transport, TransportError, _json_default
 
 log = logging.getLogger("tasker_worker")
@@ -159,17 +159,10 @@ class PushWorker:
     def __init__(self, transport: "InProcessTransport", registry: HandlerRegistry, namespaces: List[str],
                  concurrency: int = 2, worker_id: Optional[str] = None,
                  handlers: Optional[List[str]] = None, batch: int = 8, shutdown_timeout: float = 30.0) -> None:
-        if concurrency < 1:
-            raise ValueError(f"concurrency {concurrency}: give the steps run at once, at least 1")
-        if not namespaces:
-            raise ValueError("no namespace: give the namespaces whose steps this worker runs")
+        self.handlers = served_handlers(registry, namespaces, concurrency, handlers)
         self.transport = transport
         self.registry = registry
         self.namespaces = list(namespaces)
-        self.handlers = list(handlers if handlers is not None else registry.list_handlers())
-        if not self.handlers:
-            raise ValueError("no handler: the handler modules define no StepHandler with a handler_name "
-                             "and no decorated function")
         if batch < 1:
             raise ValueError(f"batch {batch}: give the events one call may carry, at least 1")
         if shutdown_timeout <= 0:
@@ -183,7 +176,7 @@ class PushWorker:
         self._stopping = False
         self._calls = threading.Condition()
         self._in_calls = 0  # step-function calls in progress
-        self.completed = 0  # steps run to a completion (handed-back ones not counted)
+        self.completed = 0  # steps whose handler ran (handed-back ones not counted)
 
     def _on_step(self, token: int, ptr: int, n: int) -> None:
         # The engine's threads are not Python's: ctypes gives each call a
@@ -230,7 +223,7 @@ class PushWorker:
                 ran += 1
             try:
                 parts.append(json.dumps(c, separators=(",", ":"), default=_json_default, allow_nan=False))
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, RecursionError) as exc:
                 log.warning("step %s (handler %s): its result is not JSON: %s", ev.get("step_name"),
                             ev.get("handler_name"), exc)
                 parts.append(json.dumps({"outcome": "failure", "error": {
@@ -255,9 +248,11 @@ class PushWorker:
                  self.namespaces, self.handlers, self.concurrency)
 
     def stop(self) -> None:
-        """Stops the engine: the calls in progress finish (up to
-        shutdown_timeout; the events of a batch not started yet are handed
-        back) and their completions are stored; then nothing calls in."""
+        """Stops the engine (the transport's, whatever else uses it): the
+        calls in progress finish (up to shutdown_timeout; the events of a
+        batch not started yet are handed back) and their completions are
+        stored; then nothing calls in. Calls that outlive the engine's
+        timeout are waited for up to shutdown_timeout more."""
         self._stopping = True
         atexit.unregister(self.stop)
         try:

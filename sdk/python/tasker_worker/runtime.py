@@ -40,6 +40,21 @@ def _hand_back(event_id: str) -> Dict[str, Any]:
             "error": {"message": "the worker is stopping; it had not started the step"}}
 
 
+def served_handlers(registry: HandlerRegistry, namespaces: List[str], concurrency: int,
+                    handlers: Optional[List[str]]) -> List[str]:
+    """Checks a worker's arguments; the handler names it serves (handlers,
+    or every one of the registry)."""
+    if concurrency < 1:
+        raise ValueError(f"concurrency {concurrency}: give the steps run at once, at least 1")
+    if not namespaces:
+        raise ValueError("no namespace: give the namespaces whose steps this worker runs")
+    names = list(handlers if handlers is not None else registry.list_handlers())
+    if not names:
+        raise ValueError("no handler: the handler modules define no StepHandler with a handler_name "
+                         "and no decorated function")
+    return names
+
+
 class _Speed:
     """A thread's recent handler times (a moving average): fast once it has
     timed a few handlers and while the average stays under the threshold.
@@ -73,17 +88,10 @@ class Worker:
                  poll_timeout_ms: int = 20000, shutdown_timeout: float = 30.0,
                  pollers: Optional[int] = None, completion_wait_ms: int = 20,
                  batch: Optional[int] = None, batch_fast_ms: float = 1.0) -> None:
-        if concurrency < 1:
-            raise ValueError(f"concurrency {concurrency}: give the steps run at once, at least 1")
-        if not namespaces:
-            raise ValueError("no namespace: give the namespaces whose steps this worker runs")
+        self.handlers = served_handlers(registry, namespaces, concurrency, handlers)
         self.transport = transport
         self.registry = registry
         self.namespaces = list(namespaces)
-        self.handlers = list(handlers if handlers is not None else registry.list_handlers())
-        if not self.handlers:
-            raise ValueError("no handler: the handler modules define no StepHandler with a handler_name "
-                             "and no decorated function")
         self.concurrency = concurrency
         if pollers is None:
             pollers = transport.default_pollers(concurrency)
