@@ -23,8 +23,9 @@ import (
 // A push worker is a pull worker of the API (docs/workers.md) whose poll
 // loop runs in Go: Concurrency goroutines each long-poll the dispatch
 // channel through the API's own PollWorkerEvents (no HTTP, no router),
-// call the host's function with the events' JSON, and carry the
-// completions with their next poll. Everything the poll route does holds:
+// call the host's function with the event's JSON (an array of one: a
+// batch of several was measured no faster, docs/benchmarks.md), and carry
+// the completion with their next poll. Everything the poll route does holds:
 // the dispatch channel's bound, the complete timeout, 404/409 on a stale
 // event, hand-backs, the body limit, the metrics (the worker is listed
 // under its id). What changes is where a waiting thread waits: a host
@@ -52,14 +53,6 @@ type ServeConfig struct {
 	// calling it): default DefaultServeConcurrency; the calls of all the
 	// push workers of a Host together at most MaxServeConcurrency.
 	Concurrency int `json:"concurrency"`
-	// Batch is how many events one call may carry once the host's
-	// handlers are fast (a moving average under batchFast per event,
-	// after batchWarmup calls): default DefaultServeBatch, 1 for one
-	// event a call, at most MaxServeBatch. A batch's events run in turn,
-	// so a handler that turns slow holds up the rest of its batch (at
-	// most Batch-1 events) for as long as it runs; the goroutine then
-	// takes one event a call until its handlers are fast again.
-	Batch int `json:"batch"`
 }
 
 // Bounds of push workers.
@@ -73,10 +66,6 @@ const (
 	// together: each call blocked in the host holds an OS thread, and the
 	// Go runtime ends the process past 10,000.
 	MaxServeConcurrency = 1024
-	DefaultServeBatch   = 8
-	MaxServeBatch       = 1000 // the poll route's own bound
-	batchFast           = time.Millisecond
-	batchWarmup         = 4
 	// pushWait is how long an idle push goroutine waits in one poll; the
 	// API bounds it too (its max poll timeout).
 	pushWait = 20 * time.Second
@@ -92,7 +81,6 @@ type served struct {
 	reg   *gen.WorkerRegistration
 	call  HostFunc
 	conc  int
-	batch int
 	log   *slog.Logger
 	loops sync.WaitGroup // its poll goroutines
 
@@ -110,7 +98,7 @@ type served struct {
 	inCalls   atomic.Int32
 
 	mu   sync.Mutex
-	held map[uuid.UUID]struct{} // events of calls in progress, or whose completions are on their way: at most conc × batch
+	held map[uuid.UUID]struct{} // events of calls in progress, or whose completions are on their way: at most conc
 }
 
 func (s *served) hold(events []gen.WorkerEvent) {
@@ -140,7 +128,7 @@ func (s *served) heldIDs() []uuid.UUID {
 }
 
 // Serve registers a push worker on an engine and starts its goroutines; it
-// answers {"worker_id": ID, "concurrency": N, "batch": B}. The worker runs
+// answers {"worker_id": ID, "concurrency": N}. The worker runs
 // until tasker_stop, which lets the calls in progress finish (within its
 // timeout), sends their completions and deregisters it.
 func (h *Host) Serve(handle int64, configJSON []byte, call HostFunc) (out []byte) {
@@ -152,7 +140,7 @@ func (h *Host) Serve(handle int64, configJSON []byte, call HostFunc) (out []byte
 	dec := json.NewDecoder(bytes.NewReader(configJSON))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&cfg); err != nil {
-		return errJSON(KindInvalid, "tasker_serve: the config is not valid JSON of the expected fields (worker_id, namespaces, handlers, concurrency, batch): %v", err)
+		return errJSON(KindInvalid, "tasker_serve: the config is not valid JSON of the expected fields (worker_id, namespaces, handlers, concurrency): %v", err)
 	}
 	if cfg.Concurrency < 0 || cfg.Concurrency > MaxServeConcurrency {
 		return errJSON(KindInvalid, "tasker_serve: concurrency %d: give the calls the host runs at once, 1 to %d (0: %d)", cfg.Concurrency, MaxServeConcurrency, DefaultServeConcurrency)
@@ -160,19 +148,13 @@ func (h *Host) Serve(handle int64, configJSON []byte, call HostFunc) (out []byte
 	if cfg.Concurrency == 0 {
 		cfg.Concurrency = DefaultServeConcurrency
 	}
-	if cfg.Batch < 0 || cfg.Batch > MaxServeBatch {
-		return errJSON(KindInvalid, "tasker_serve: batch %d: give the events one call may carry, 1 to %d (0: %d)", cfg.Batch, MaxServeBatch, DefaultServeBatch)
-	}
-	if cfg.Batch == 0 {
-		cfg.Batch = DefaultServeBatch
-	}
 	in := h.acquire(handle)
 	if in == nil {
 		return errJSON(KindUnknownHandle, "handle %d: no engine is open under it (tasker_open returns the handle; tasker_stop ends it)", handle)
 	}
 	defer in.calls.Done()
 	conc := cfg.Concurrency
-	s := &served{id: cfg.WorkerID, call: call, conc: conc, batch: cfg.Batch, held: map[uuid.UUID]struct{}{},
+	s := &served{id: cfg.WorkerID, call: call, conc: conc, held: map[uuid.UUID]struct{}{},
 		reg: &gen.WorkerRegistration{WorkerId: cfg.WorkerID, Namespaces: cfg.Namespaces, Handlers: cfg.Handlers, Concurrency: &conc},
 		log: in.log.With("worker_id", cfg.WorkerID)}
 	// The id and the Host's bound on calls are taken first, so that two
@@ -209,7 +191,7 @@ func (h *Host) Serve(handle int64, configJSON []byte, call HostFunc) (out []byte
 	}
 	go func() { defer close(s.hbDone); in.pushHeartbeat(hbCtx, s) }()
 	in.mu.Unlock()
-	b, _ := json.Marshal(map[string]any{"worker_id": cfg.WorkerID, "concurrency": conc, "batch": cfg.Batch})
+	b, _ := json.Marshal(map[string]any{"worker_id": cfg.WorkerID, "concurrency": conc})
 	return b
 }
 
@@ -256,7 +238,6 @@ func (h *Host) unreserve(in *instance, s *served) {
 // the engine stops, it sends what it holds and returns.
 func (in *instance) pushLoop(s *served) {
 	var done []gen.WorkerCompletion
-	var sp speed
 	backoff := 10 * time.Millisecond
 	for {
 		stopping := in.ctx.Err() != nil
@@ -264,9 +245,6 @@ func (in *instance) pushLoop(s *served) {
 			return
 		}
 		want := 1
-		if sp.fast() {
-			want = s.batch
-		}
 		ctx := in.ctx
 		if stopping {
 			// The completions still go: the stop waits for them.
@@ -315,9 +293,7 @@ func (in *instance) pushLoop(s *served) {
 		}
 		if len(r.Events) > 0 {
 			s.hold(r.Events)
-			t0 := time.Now()
 			done = s.run(r.Events, done, in.maxBody)
-			sp.add(time.Since(t0) / time.Duration(len(r.Events)))
 		}
 	}
 }
@@ -373,25 +349,6 @@ func failure(id uuid.UUID, format string, args ...any) gen.WorkerCompletion {
 	return gen.WorkerCompletion{EventId: &id, Outcome: "failure",
 		Error: &gen.WorkerStepError{Message: fmt.Sprintf(format, args...), ErrorType: &typ, Retryable: &retry}}
 }
-
-// speed is a push goroutine's recent time per event (a moving average):
-// fast once it has timed batchWarmup calls and while the average stays
-// under batchFast.
-type speed struct {
-	avg time.Duration
-	n   int
-}
-
-func (p *speed) add(d time.Duration) {
-	p.n++
-	if p.n == 1 {
-		p.avg = d
-		return
-	}
-	p.avg += (d - p.avg) / 4
-}
-
-func (p *speed) fast() bool { return p.n >= batchWarmup && p.avg < batchFast }
 
 // run calls the host with events and appends their completions (the host's
 // array, in the same order) to done. Whatever happens, each event gets a

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -170,7 +169,7 @@ func TestPushWorkerFailsWhatTheHostDoesNotComplete(t *testing.T) {
 			}
 			e := openAt(t, h, dir)
 			good := pairHost(t)
-			serve(t, h, e, `{"worker_id": "w", "namespaces": ["ffi"], "handlers": ["ffi.once", "ffi.double", "ffi.add_one"], "batch": 1}`,
+			serve(t, h, e, `{"worker_id": "w", "namespaces": ["ffi"], "handlers": ["ffi.once", "ffi.double", "ffi.add_one"]}`,
 				func(raw []byte, max int) ([]byte, error) {
 					if strings.Contains(string(raw), `"ffi.once"`) {
 						return tc.bad()
@@ -239,40 +238,6 @@ func TestPushWorkerStopWaitsForRunningCalls(t *testing.T) {
 	e2 := openAt(t, h, dir)
 	if got := string(stepResults(t, h, e2, task)["double"]); got != `{"value":2}` {
 		t.Errorf("double's result after the stop: %s, want {\"value\":2}", got)
-	}
-}
-
-// Once the host's handlers are fast, a call carries up to batch events
-// when that many wait; never more.
-func TestPushWorkerBatchesFastHandlers(t *testing.T) {
-	h := ffi.NewHost(ffi.HostOptions{})
-	e := openEngine(t, h, `, "pull_capacity": 400`)
-	var mu sync.Mutex
-	most := 0
-	good := pairHost(t)
-	gate := make(chan struct{})
-	serve(t, h, e, `{"worker_id": "w", "namespaces": ["ffi"], "handlers": ["ffi.double", "ffi.add_one"], "concurrency": 1, "batch": 5}`,
-		func(raw []byte, limit int) ([]byte, error) {
-			var evs []json.RawMessage
-			_ = json.Unmarshal(raw, &evs)
-			mu.Lock()
-			most = max(most, len(evs))
-			mu.Unlock()
-			<-gate // the backlog builds up behind the first call
-			return good(raw, limit)
-		})
-	tasks := make([]string, 150)
-	for i := range tasks {
-		tasks[i] = createPair(t, h, e, i)
-	}
-	close(gate)
-	for _, task := range tasks {
-		waitTask(t, h, e, task, "complete")
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if most < 2 || most > 5 {
-		t.Errorf("the largest call carried %d events, want 2 to 5 (batch 5, a backlog of 150 tasks)", most)
 	}
 }
 
@@ -368,7 +333,6 @@ func TestServeRejectsBadInput(t *testing.T) {
 		{"not JSON", `{"worker_id": `, "not valid JSON", e, fn},
 		{"unknown field", `{"worker_id": "x", "namespace": ["ffi"]}`, "unknown field", e, fn},
 		{"concurrency", `{"worker_id": "x", "namespaces": ["ffi"], "handlers": ["h"], "concurrency": 5000}`, "concurrency 5000", e, fn},
-		{"batch", `{"worker_id": "x", "namespaces": ["ffi"], "handlers": ["h"], "batch": -1}`, "batch -1", e, fn},
 		{"no namespaces", `{"worker_id": "x", "handlers": ["h"]}`, "namespace", e, fn},
 		{"twice", ok, "served already", e, fn},
 		{"a polling worker's id", `{"worker_id": "poller", "namespaces": ["ffi"], "handlers": ["ffi.double"]}`, "registered already", e, fn},

@@ -134,8 +134,7 @@ def run(a, cfg):
     if a.batch is not None:
         extra["batch"] = a.batch
     if a.push:
-        worker = PushWorker(transport, registry, ["bench"], concurrency=a.concurrency,
-                            **({} if a.batch is None else {"batch": a.batch}))
+        worker = PushWorker(transport, registry, ["bench"], concurrency=a.concurrency)
     else:
         worker = runtime.Worker(transport, registry, ["bench"], concurrency=a.concurrency, pollers=a.pollers,
                                 **extra)

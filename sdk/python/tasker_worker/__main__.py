@@ -70,9 +70,9 @@ def main(argv=None) -> int:
                 names.append(callable_)
         if a.push and not a.in_process:
             raise ValueError("--push needs --in-process: over HTTP the worker polls")
-        if a.push and (a.pollers is not None or a.completion_wait_ms is not None):
-            raise ValueError("--pollers and --completion-wait-ms are for polling threads: with --push the "
-                             "engine calls the handlers and nothing polls")
+        if a.push and (a.pollers is not None or a.completion_wait_ms is not None or a.batch is not None):
+            raise ValueError("--pollers, --completion-wait-ms and --batch are for polling threads: with --push the "
+                             "engine calls the handlers, one step a call, and nothing polls")
         if a.in_process:
             if not a.config:
                 raise ValueError("--in-process needs --config FILE: the engine's JSON config (docs/libtasker.md)")
@@ -84,8 +84,7 @@ def main(argv=None) -> int:
         if a.push:
             from .inprocess import PushWorker
             w = PushWorker(transport, registry, a.namespace, concurrency=a.concurrency, worker_id=a.worker_id,
-                           handlers=names, shutdown_timeout=a.shutdown_timeout,
-                           **({} if a.batch is None else {"batch": a.batch}))
+                           handlers=names, shutdown_timeout=a.shutdown_timeout)
         else:
             w = Worker(transport, registry, a.namespace, concurrency=a.concurrency,
                        worker_id=a.worker_id, shutdown_timeout=a.shutdown_timeout, handlers=names,

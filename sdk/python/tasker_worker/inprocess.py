@@ -146,29 +146,24 @@ class PushWorker:
     Worker (it is a pull worker of the engine's API, listed under its id);
     the difference is that a step costs no hand-off between OS threads.
 
-    concurrency bounds the engine's calls at once, each running its
-    events in turn. Python runs one thread at a time, so for no-op and
-    CPU-bound handlers 2 is the fastest (more calls only queue for the
-    GIL); handlers that wait on I/O (releasing the GIL) want as many as
-    they may wait at once. batch: the events one call may carry once the
-    handlers run under 1 ms (the engine times them; 1: one event a call).
+    concurrency bounds the engine's calls at once, each with one event.
+    Python runs one thread at a time, so for no-op and CPU-bound handlers
+    2 is the fastest (more calls only queue for the GIL); handlers that
+    wait on I/O (releasing the GIL) want as many as they may wait at once.
     stop() (and the interpreter's exit) stops the engine: the calls in
     progress finish, up to shutdown_timeout seconds.
     """
 
     def __init__(self, transport: "InProcessTransport", registry: HandlerRegistry, namespaces: List[str],
                  concurrency: int = 2, worker_id: Optional[str] = None,
-                 handlers: Optional[List[str]] = None, batch: int = 8, shutdown_timeout: float = 30.0) -> None:
+                 handlers: Optional[List[str]] = None, shutdown_timeout: float = 30.0) -> None:
         self.handlers = served_handlers(registry, namespaces, concurrency, handlers)
         self.transport = transport
         self.registry = registry
         self.namespaces = list(namespaces)
-        if batch < 1:
-            raise ValueError(f"batch {batch}: give the events one call may carry, at least 1")
         if shutdown_timeout <= 0:
             raise ValueError(f"shutdown_timeout {shutdown_timeout}: give the seconds a stop waits, more than 0")
         self.concurrency = concurrency
-        self.batch = batch
         self.shutdown_timeout = shutdown_timeout
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-push"
         self._fn = STEP_FN(self._on_step)  # kept alive as long as the engine may call it
@@ -216,7 +211,8 @@ class PushWorker:
         ran = 0
         for ev in events:
             if self._stopping:
-                # Not started: back to the queue, the attempt not counted.
+                # The engine is stopping: back to the queue, the attempt
+                # not counted.
                 c = _hand_back(ev["event_id"])
             else:
                 c = run_event(self.registry, ev)
@@ -237,7 +233,7 @@ class PushWorker:
         if self._started:
             raise RuntimeError("this PushWorker is started already")
         cfg = {"worker_id": self.worker_id, "namespaces": self.namespaces, "handlers": self.handlers,
-               "concurrency": self.concurrency, "batch": self.batch}
+               "concurrency": self.concurrency}
         self.transport.lib.take(self.transport.lib.lib.tasker_serve(
             self.transport.handle, json.dumps(cfg).encode(), self._fn))
         self._started = True
@@ -249,9 +245,9 @@ class PushWorker:
 
     def stop(self) -> None:
         """Stops the engine (the transport's, whatever else uses it): the
-        calls in progress finish (up to shutdown_timeout; the events of a
-        batch not started yet are handed back) and their completions are
-        stored; then nothing calls in. Calls that outlive the engine's
+        calls in progress finish (up to shutdown_timeout; an event that
+        comes in once stop() has begun is handed back) and their
+        completions are stored; then nothing calls in. Calls that outlive the engine's
         timeout are waited for up to shutdown_timeout more."""
         self._stopping = True
         atexit.unregister(self.stop)

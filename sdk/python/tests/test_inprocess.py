@@ -294,8 +294,6 @@ class PushWorkerTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             PushWorker(self.transport, self.registry, ["push_test"], concurrency=0, handlers=["h"])
         with self.assertRaises(ValueError):
-            PushWorker(self.transport, self.registry, ["push_test"], batch=0, handlers=["h"])
-        with self.assertRaises(ValueError):
             PushWorker(self.transport, self.registry, [], handlers=["h"])
         with self.assertRaises(ValueError):
             PushWorker(self.transport, self.registry, ["push_test"], shutdown_timeout=0, handlers=["h"])
@@ -318,11 +316,11 @@ class PushCommandTest(unittest.TestCase):
         self.assertIn("--push needs --in-process", err)
 
     def test_push_refuses_polling_flags(self):
-        p = self.run_cli("--in-process", "--config", "/nonexistent.json", "--push", "--pollers", "2",
+        p = self.run_cli("--in-process", "--config", "/nonexistent.json", "--push", "--batch", "4",
                          "--namespace", "py_example", "--handlers", os.path.join(EXAMPLES, "order_handlers"))
         _, err = p.communicate(timeout=30)
         self.assertEqual(p.returncode, 2, err)
-        self.assertIn("--pollers and --completion-wait-ms are for polling threads", err)
+        self.assertIn("--pollers, --completion-wait-ms and --batch are for polling threads", err)
 
     def test_serves_until_sigterm(self):
         work = tempfile.mkdtemp(prefix="inproc-cli-")
