@@ -356,7 +356,7 @@ func (h *Host) Stop(handle int64, timeout time.Duration) (out []byte) {
 	if running > 0 {
 		// Their steps failed as retryable at the deregistration; the
 		// host must not tear down what the calls use before they return.
-		return errJSON(KindStillRunning, "stop: %d calls of the push workers' step function were still running at the timeout: their steps will run again, but the calls have not returned (what they give with tasker_step_result is ignored); the handle is gone and the engine stops (%v)", running, cmp.Or[any](err, "stopped"))
+		return errJSON(KindStillRunning, "stop: push workers' step function calls still running: %d at the timeout; their steps will run again, but the calls have not returned (what they give with tasker_step_result is ignored); the handle is gone and the engine stops (%v)", running, cmp.Or[any](err, "stopped"))
 	}
 	if err != nil {
 		return errJSON(KindInternal, "stop: %v (the handle is gone; the engine stops in the background)", err)

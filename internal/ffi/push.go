@@ -234,7 +234,7 @@ func (h *Host) unreserve(in *instance, s *served) {
 }
 
 // pushLoop is one of a push worker's goroutines: a poll carries the
-// completions of the events it ran last and waits for the next ones. Once
+// completion of the event it ran last and waits for the next one. Once
 // the engine stops, it sends what it holds and returns.
 func (in *instance) pushLoop(s *served) {
 	var done []gen.WorkerCompletion
@@ -366,8 +366,11 @@ func (s *served) run(events []gen.WorkerEvent, done []gen.WorkerCompletion, max 
 		if err != nil {
 			return fmt.Sprintf("the events could not be encoded: %v", err)
 		}
-		s.inCalls.Add(1)
 		if s.abandoned.Load() {
+			return "the engine stopped before the host ran the step"
+		}
+		s.inCalls.Add(1)
+		if s.abandoned.Load() { // the stop may have counted this call, which does not happen
 			s.inCalls.Add(-1)
 			return "the engine stopped before the host ran the step"
 		}

@@ -15,17 +15,22 @@ import (
 // event gets exactly one completion, for itself, that the poll route takes.
 func FuzzHostCompletions(f *testing.F) {
 	for _, seed := range []string{
-		`[{"outcome": "success", "result": {"a": 1}}, {"outcome": "failure", "error": {"message": "m", "retryable": false}}]`,
+		`[{"outcome": "success", "result": {"a": 1}}]`,
+		`[{"outcome": "failure", "error": {"message": "m", "retryable": false, "retry_after_seconds": 2}}]`,
 		`[{"outcome": "checkpoint_yield", "checkpoint": {"cursor": 3, "items_processed": 2}}]`,
-		`[{"outcome": "handed_back"}]`, `[]`, `[null, 1, "x"]`, `{}`, `[{"outcome": "success", "event_id": "not a uuid"}]`,
+		`[{"outcome": "handed_back"}]`, `[]`, `[null]`, `[1]`, `{}`, `[{"outcome": "success"}, {"outcome": "success"}]`,
+		`[{"outcome": "success", "event_id": "not a uuid"}]`,
 	} {
 		f.Add([]byte(seed), false)
+		f.Add([]byte(seed), true)
 	}
 	f.Fuzz(func(t *testing.T, answer []byte, batch bool) {
-		events := []gen.WorkerEvent{{EventId: uuid.New()}, {EventId: uuid.New()}}
+		// A call carries one event (pushLoop asks for one), of a batch
+		// worker's step or not.
+		events := []gen.WorkerEvent{{EventId: uuid.New()}}
 		if batch {
 			raw := json.RawMessage(`{}`)
-			events[1].Batch = &raw
+			events[0].Batch = &raw
 		}
 		s := &served{call: func([]byte, int) ([]byte, error) { return answer, nil }}
 		done := s.run(events, nil, 1<<20)

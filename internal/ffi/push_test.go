@@ -28,8 +28,8 @@ type pushEvent struct {
 func pairHost(t *testing.T) ffi.HostFunc {
 	return func(raw []byte, _ int) ([]byte, error) {
 		var evs []pushEvent
-		if err := json.Unmarshal(raw, &evs); err != nil {
-			t.Errorf("the host got %s: %v", raw, err)
+		if err := json.Unmarshal(raw, &evs); err != nil || len(evs) != 1 {
+			t.Errorf("the host got %s (%v), want an array of one event", raw, err)
 			return nil, err
 		}
 		out := make([]map[string]any, len(evs))
@@ -282,7 +282,7 @@ func TestPushWorkerStopTimeoutSaysCallsStillRun(t *testing.T) {
 	<-in
 	r := decode(t, h.Stop(e, 300*time.Millisecond))
 	close(release)
-	if r.Error == nil || r.Error.Kind != ffi.KindStillRunning || !strings.Contains(r.Error.Message, "1 calls") {
+	if r.Error == nil || r.Error.Kind != ffi.KindStillRunning || !strings.Contains(r.Error.Message, "calls still running: 1") {
 		t.Fatalf("stop with a call still running answered %+v, want still_running naming 1 call", r.Error)
 	}
 }

@@ -84,6 +84,9 @@ def main():
     p.add_argument("--shapes", default=",".join(SHAPES), help="shapes to run, comma-separated (default all)")
     p.add_argument("--kinds", default="go,py", help="handler kinds to run, comma-separated: go, py (default both)")
     a = p.parse_args()
+    if a.push and (a.pollers is not None or a.completion_wait_ms is not None or a.batch is not None):
+        p.error("--pollers, --completion-wait-ms and --batch are for polling threads: with --push the engine "
+                "calls the handlers, one step a call")
     if a.concurrency is None:
         a.concurrency = 2 if a.push else 32
     a.shapes, a.kinds = a.shapes.split(","), a.kinds.split(",")

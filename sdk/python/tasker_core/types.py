@@ -128,15 +128,36 @@ def _unwrap(entry: Any) -> Any:
     return entry
 
 
+class _LazyUUID:
+    """A StepContext uuid parsed when first read (from the value given to
+    the constructor, kept in _unparsed), then stored in the instance, which
+    also takes a value set: a non-data descriptor, so that reads after the
+    first are plain attribute reads."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: Optional[type] = None) -> Any:
+        if obj is None:
+            return self
+        v = _as_uuid(obj._unparsed[self.name])
+        obj.__dict__[self.name] = v
+        return v
+
+
 class StepContext:
     """What a handler's ``call`` receives (tasker-core's StepContext)."""
+
+    task_uuid = _LazyUUID()
+    step_uuid = _LazyUUID()
+    correlation_id = _LazyUUID()
 
     def __init__(self, event: Any, task_uuid: Any, step_uuid: Any, correlation_id: Any, handler_name: str,
                  input_data: Optional[Dict[str, Any]] = None, dependency_results: Optional[Dict[str, Any]] = None,
                  step_config: Optional[Dict[str, Any]] = None, step_inputs: Optional[Dict[str, Any]] = None,
                  retry_count: int = 0, max_retries: int = 3) -> None:
         self.event = event
-        # Parsed into UUIDs when first read (__getattr__): a handler that
+        # Parsed into UUIDs when first read (_LazyUUID): a handler that
         # never reads them does not pay for three parses. Set, they are
         # what was set.
         self._unparsed = {"task_uuid": task_uuid, "step_uuid": step_uuid, "correlation_id": correlation_id}
@@ -147,18 +168,6 @@ class StepContext:
         self.step_inputs = step_inputs if step_inputs is not None else {}
         self.retry_count = retry_count
         self.max_retries = max_retries
-
-    def __getattr__(self, name: str) -> Any:
-        # Only for attributes not in the instance: the uuids not read (nor
-        # set) yet. A uuid set is kept in the instance, which hides the
-        # unparsed value (a copy of the context shares the dict: it is
-        # never changed).
-        unparsed = self.__dict__.get("_unparsed")
-        if unparsed is None or name not in unparsed:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        v = _as_uuid(unparsed[name])
-        self.__dict__[name] = v
-        return v
 
     @classmethod
     def from_ffi_event(cls, event: FfiStepEvent, handler_name: str) -> "StepContext":

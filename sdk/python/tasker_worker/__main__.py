@@ -38,8 +38,8 @@ def main(argv=None) -> int:
                    help="also serve this template handler.callable, resolved as tasker-core does: a registered "
                         "name, or module.path.ClassName imported (repeatable)")
     p.add_argument("--concurrency", type=int, default=None,
-                   help="steps run at once (threads; default 16, or $TASKER_WORKER_CONCURRENCY); with --push, the "
-                        "engine's calls at once (default 2)")
+                   help="steps run at once (threads; default $TASKER_WORKER_CONCURRENCY, else 16); with --push, "
+                        "the engine's calls at once (default 2)")
     p.add_argument("--pollers", type=int, default=None,
                    help="idle threads that may wait in a long poll at once; the others wait in Python "
                         "(default: every thread over HTTP, 2 in process)")
@@ -55,11 +55,18 @@ def main(argv=None) -> int:
     p.add_argument("--log-level", default=os.environ.get("TASKER_LOG_LEVEL", "INFO"))
     a = p.parse_args(argv)
     if a.concurrency is None:
+        # $TASKER_WORKER_CONCURRENCY is the polling threads' (a push
+        # worker's calls want far fewer: 2 for CPU-light handlers).
         env = os.environ.get("TASKER_WORKER_CONCURRENCY")
-        a.concurrency = int(env) if env else (2 if a.push else 16)
+        a.concurrency = 2 if a.push else (int(env) if env else 16)
     logging.basicConfig(level=a.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     registry = HandlerRegistry.instance()
     try:
+        if a.push and not a.in_process:
+            raise ValueError("--push needs --in-process: over HTTP the worker polls")
+        if a.push and (a.pollers is not None or a.completion_wait_ms is not None or a.batch is not None):
+            raise ValueError("--pollers, --completion-wait-ms and --batch are for polling threads: with --push the "
+                             "engine calls the handlers, one step a call, and nothing polls")
         n = load_handlers(a.handlers, registry)
         names = registry.list_handlers()
         for callable_ in a.handler:
@@ -68,11 +75,6 @@ def main(argv=None) -> int:
                                  f"module.path.ClassName")
             if callable_ not in names:
                 names.append(callable_)
-        if a.push and not a.in_process:
-            raise ValueError("--push needs --in-process: over HTTP the worker polls")
-        if a.push and (a.pollers is not None or a.completion_wait_ms is not None or a.batch is not None):
-            raise ValueError("--pollers, --completion-wait-ms and --batch are for polling threads: with --push the "
-                             "engine calls the handlers, one step a call, and nothing polls")
         if a.in_process:
             if not a.config:
                 raise ValueError("--in-process needs --config FILE: the engine's JSON config (docs/libtasker.md)")
