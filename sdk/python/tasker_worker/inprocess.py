@@ -169,7 +169,7 @@ class PushWorker:
         self._fn = STEP_FN(self._on_step)  # kept alive as long as the engine may call it
         self._started = False
         self._stopping = False
-        self._calls = threading.Condition()
+        self._calls = threading.Condition(threading.Lock())
         self._in_calls = 0  # step-function calls in progress
         self.completed = 0  # steps whose handler ran (handed-back ones not counted)
 
@@ -247,8 +247,8 @@ class PushWorker:
         """Stops the engine (the transport's, whatever else uses it): the
         calls in progress finish (up to shutdown_timeout; an event that
         comes in once stop() has begun is handed back) and their
-        completions are stored; then nothing calls in. Calls that outlive the engine's
-        timeout are waited for up to shutdown_timeout more."""
+        completions are stored; then nothing calls in. Calls that outlive
+        the engine's timeout are waited for up to shutdown_timeout more."""
         self._stopping = True
         atexit.unregister(self.stop)
         try:
