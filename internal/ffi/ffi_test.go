@@ -122,21 +122,7 @@ func TestHostRunsATaskThroughThePullProtocol(t *testing.T) {
 			t.Fatalf("complete: %d %s", r.Status, r.Body)
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r := call(t, h, e, "GET", "/v1/tasks/"+task.TaskUUID, "")
-		var got struct {
-			Status string `json:"status"`
-		}
-		_ = json.Unmarshal(r.Body, &got)
-		if got.Status == "complete" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the task did not complete: %s", r.Body)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitTask(t, h, e, task.TaskUUID, "complete")
 	if value != 41 {
 		t.Fatalf("value %d, want 41", value)
 	}
@@ -252,21 +238,7 @@ func TestDemoHandlersRunInTheEngine(t *testing.T) {
 	if err := json.Unmarshal(r.Body, &task); err != nil || task.TaskUUID == "" {
 		t.Fatalf("create answered %d %s", r.Status, r.Body)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r := call(t, h, opened.Handle, "GET", "/v1/tasks/"+task.TaskUUID, "")
-		var got struct {
-			Status string `json:"status"`
-		}
-		_ = json.Unmarshal(r.Body, &got)
-		if got.Status == "complete" {
-			return
-		}
-		if got.Status == "error" || time.Now().After(deadline) {
-			t.Fatalf("the demo.noop step did not run in the engine: %s", r.Body)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitTask(t, h, opened.Handle, task.TaskUUID, "complete")
 }
 
 // A Host sizes its engines' defaults by the processors it was given
