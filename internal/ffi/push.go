@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -355,7 +356,7 @@ func failure(id uuid.UUID, format string, args ...any) gen.WorkerCompletion {
 // completion: one the host did not give, or gave as something other than
 // a completion, fails as retryable (host_error) saying why.
 func (s *served) run(events []gen.WorkerEvent, done []gen.WorkerCompletion, max int) []gen.WorkerCompletion {
-	var got []json.RawMessage
+	var got []hostCompletion
 	why := func() (why string) {
 		defer func() {
 			if r := recover(); r != nil {
@@ -379,7 +380,7 @@ func (s *served) run(events []gen.WorkerEvent, done []gen.WorkerCompletion, max 
 		if err != nil {
 			return err.Error()
 		}
-		if err := json.Unmarshal(out, &got); err != nil {
+		if got, err = hostCompletions(out); err != nil {
 			return fmt.Sprintf("the host's answer is not a JSON array of completions: %v", err)
 		}
 		return ""
@@ -394,9 +395,9 @@ func (s *served) run(events []gen.WorkerEvent, done []gen.WorkerCompletion, max 
 			done = append(done, failure(id, "%s", msg))
 			continue
 		}
-		var c gen.WorkerCompletion
-		if err := json.Unmarshal(got[i], &c); err != nil || c.Outcome == "" {
-			done = append(done, failure(id, "the host's completion %d is not a WorkerCompletion (an object with an outcome): %.200s", i, got[i]))
+		c := got[i].c
+		if c.Outcome == "" {
+			done = append(done, failure(id, "the host's completion %d is not a WorkerCompletion (an object with an outcome): %.200s", i, got[i].raw))
 			continue
 		}
 		// Refused by the engine, it would leave the event held: it fails
@@ -409,6 +410,40 @@ func (s *served) run(events []gen.WorkerEvent, done []gen.WorkerCompletion, max 
 		done = append(done, c)
 	}
 	return done
+}
+
+// hostCompletion is one element of the host's answer: the completion, or,
+// where the element is not one, a zero completion and the element.
+type hostCompletion struct {
+	c   gen.WorkerCompletion
+	raw json.RawMessage
+}
+
+// hostCompletions decodes the host's answer in one pass when every element
+// is a completion (the common case); else element by element, so that an
+// element that is not a completion fails its own event only, quoted. An
+// error: not a JSON array.
+func hostCompletions(out []byte) ([]hostCompletion, error) {
+	var cs []gen.WorkerCompletion
+	if json.Unmarshal(out, &cs) == nil && !slices.ContainsFunc(cs, func(c gen.WorkerCompletion) bool { return c.Outcome == "" }) {
+		got := make([]hostCompletion, len(cs))
+		for i := range cs {
+			got[i].c = cs[i]
+		}
+		return got, nil
+	}
+	var raws []json.RawMessage
+	if err := json.Unmarshal(out, &raws); err != nil {
+		return nil, err
+	}
+	got := make([]hostCompletion, len(raws))
+	for i, r := range raws {
+		if json.Unmarshal(r, &got[i].c) != nil {
+			got[i].c = gen.WorkerCompletion{}
+		}
+		got[i].raw = r
+	}
+	return got, nil
 }
 
 // reregister registers s again after the engine forgot it (someone

@@ -15,6 +15,16 @@ last completed_at, and the CPU time of this process (engine and Python) per
 step; then --latency-tasks tasks one at a time, p50 of
 completed_at - created_at. Prints medians over the rounds.
 
+--drain N (after the rounds, once per round and shape, Go and Python taking
+turns): steps/s of the handlers alone, not bounded by the creation of tasks
+in this process (8 Python threads that also hold the GIL), as `tasker bench
+--burn-down` and run.py's --drain measure it. An engine whose workers take
+no namespace creates N tasks and stops; a fresh engine on the same database
+(with, for Python, its push or polling worker) drains them. steps/s is N x
+steps over the span from just before the fresh engine opens (its open
+included, so the figure errs low) to the last task's completed_at; CPU/step
+is this process's over the same span.
+
 --database-url runs on PostgreSQL in a schema made for the run (needs psql).
 --profile FILE writes the cProfile statistics of the worker's threads.
 --shapes and --kinds run only some shapes and handler kinds (go, py): to
@@ -32,11 +42,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from run import SHAPES, latency, throughput  # noqa: E402
+from run import SHAPES, finish, latency, throughput  # noqa: E402
 from tasker_core.handler import HandlerRegistry  # noqa: E402
 from tasker_worker import runtime  # noqa: E402
 from tasker_worker.discovery import load_handlers  # noqa: E402
@@ -61,7 +72,7 @@ class Engine:
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--tasks", type=int, default=300)
+    p.add_argument("--tasks", type=int, default=300, help="tasks of a round's throughput phase (0: no rounds)")
     p.add_argument("--latency-tasks", type=int, default=30)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--concurrency", type=int, default=None,
@@ -79,6 +90,8 @@ def main():
     p.add_argument("--push", action="store_true",
                    help="serve with a PushWorker (tasker_serve: the engine calls the handlers on its threads) "
                         "instead of polling threads")
+    p.add_argument("--drain", type=int, default=0,
+                   help="after the rounds, drain a backlog of this many tasks per round, shape and kind (0: none)")
     p.add_argument("--database-url", default=None)
     p.add_argument("--profile", default=None, help="write the worker threads' cProfile statistics here")
     p.add_argument("--shapes", default=",".join(SHAPES), help="shapes to run, comma-separated (default all)")
@@ -100,6 +113,9 @@ def main():
     work = tempfile.mkdtemp(prefix="inproc-bench-")
     cfg = {"templates": tpls, "demo_handlers": True, "complete_timeout_ms": 60000,
            "pull_capacity": a.pull_capacity}
+    if a.drain < 0 or a.tasks < 0 or not (a.tasks or a.drain):
+        p.error(f"--tasks {a.tasks} --drain {a.drain}: give the tasks of a round (0: no rounds, only the drains) "
+                f"and of a backlog (0: none), not both 0")
     schema = None
     if a.database_url:
         schema = f"pyinproc_{os.getpid()}"
@@ -114,6 +130,67 @@ def main():
         if schema:
             subprocess.run(["psql", a.database_url, "-qc",
                             f"SET client_min_messages = warning; DROP SCHEMA {schema} CASCADE"], check=True)
+
+
+def new_worker(a, transport, registry):
+    """The Python worker the flags ask for, not started."""
+    if a.push:
+        return PushWorker(transport, registry, ["bench"], concurrency=a.concurrency)
+    extra = {} if a.completion_wait_ms is None else {"completion_wait_ms": a.completion_wait_ms}
+    if a.batch is not None:
+        extra["batch"] = a.batch
+    return runtime.Worker(transport, registry, ["bench"], concurrency=a.concurrency, pollers=a.pollers, **extra)
+
+
+def drain(a, cfg, registry, shape, kind):
+    """steps/s and CPU/step of a fresh engine draining a backlog of --drain tasks (see --drain)."""
+    name = f"{shape}_{kind}"
+    backlog = InProcessTransport(dict(cfg, namespaces=["bench_drain_nobody"]))
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            ids = list(pool.map(lambda _: Engine(backlog).create("bench", name, {}), range(a.drain)))
+    finally:
+        backlog.close()
+    c0, t0 = time.process_time(), time.time()
+    transport = InProcessTransport(cfg)
+    worker = new_worker(a, transport, registry) if kind == "py" else None
+    engine = Engine(transport)
+    try:
+        if worker:
+            worker.start()
+        while engine.call("GET", f"/v1/tasks/{ids[-1]}")["status"] != "complete":
+            time.sleep(0.005)
+        times = finish(engine, ids)
+        cpu = time.process_time() - c0
+    finally:
+        if worker:
+            worker.stop()  # closes the transport
+        else:
+            transport.close()
+    steps = a.drain * SHAPES[shape]
+    return steps / (max(c for _, c in times) - t0), cpu * 1e6 / steps
+
+
+def drains(a, cfg, registry):
+    res = {}
+    for r in range(a.rounds):
+        for shape in a.shapes:
+            for kind in (a.kinds if r % 2 == 0 else a.kinds[::-1]):
+                if "database_path" in cfg:  # a fresh database for each backlog
+                    cfg = dict(cfg, database_path=os.path.join(os.path.dirname(cfg["database_path"]),
+                                                               f"drain-{r}-{shape}-{kind}.db"))
+                sps, us = drain(a, cfg, registry, shape, kind)
+                res.setdefault((shape, kind), []).append((sps, us))
+                print(f"drain round {r + 1} {shape}_{kind:3s} {sps:8.0f} steps/s  CPU/step {us:4.0f} us", flush=True)
+    print(f"\ndrains of {a.drain} tasks, medians over rounds (CPU/step: this process's, over the drain):")
+    print(f"{'shape':8s} " + " ".join(f"{k + ' steps/s':>11s}" for k in a.kinds)
+          + ("  ratio" if len(a.kinds) == 2 else "") + " " + " ".join(f"{k + ' CPU/step':>12s}" for k in a.kinds))
+    for shape in a.shapes:
+        sps = [statistics.median(x[0] for x in res[(shape, k)]) for k in a.kinds]
+        us = [statistics.median(x[1] for x in res[(shape, k)]) for k in a.kinds]
+        print(f"{shape:8s} " + " ".join(f"{x:11.0f}" for x in sps)
+              + (f" {sps[1] / sps[0]:6.2f}" if len(a.kinds) == 2 else "") + " "
+              + " ".join(f"{x:10.0f}us" for x in us))
 
 
 def run(a, cfg):
@@ -133,19 +210,12 @@ def run(a, cfg):
     transport = InProcessTransport(cfg)
     registry = HandlerRegistry()
     load_handlers(os.path.join(HERE, "bench_handlers"), registry)
-    extra = {} if a.completion_wait_ms is None else {"completion_wait_ms": a.completion_wait_ms}
-    if a.batch is not None:
-        extra["batch"] = a.batch
-    if a.push:
-        worker = PushWorker(transport, registry, ["bench"], concurrency=a.concurrency)
-    else:
-        worker = runtime.Worker(transport, registry, ["bench"], concurrency=a.concurrency, pollers=a.pollers,
-                                **extra)
+    worker = new_worker(a, transport, registry)
     worker.start()
     engine = Engine(transport)
     res, cpus = {}, {}
     try:
-        for r in range(a.rounds):
+        for r in range(a.rounds if a.tasks else 0):
             for shape in a.shapes:
                 steps = SHAPES[shape]
                 for kind in a.kinds:
@@ -165,6 +235,13 @@ def run(a, cfg):
         for pr in profs[1:]:
             st.add(pr)
         st.dump_stats(a.profile)
+    if a.tasks:
+        report(a, res, cpus)
+    if a.drain:
+        drains(a, cfg, registry)
+
+
+def report(a, res, cpus):
     if set(a.kinds) != {"go", "py"}:
         print("\nmedians over rounds:")
         for (shape, kind), runs in res.items():

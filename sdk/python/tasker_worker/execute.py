@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import time
 import traceback
 from typing import Any, Dict, Optional
 
@@ -114,7 +113,7 @@ def run_handler(registry: HandlerRegistry, ev: Dict[str, Any]) -> StepHandlerRes
     ctx.handler_name = handler.name
     try:
         out = handler.call(ctx)
-        if inspect.iscoroutine(out):
+        if out.__class__ is not StepHandlerResult and inspect.iscoroutine(out):
             out = asyncio.run(out)
     except Exception as exc:  # noqa: BLE001 - Quirk kept: always retryable, even PermanentError
         return StepHandlerResult.failure(str(exc), type(exc).__name__, True,
@@ -152,26 +151,17 @@ def completion(ev: Dict[str, Any], r: StepHandlerResult) -> Dict[str, Any]:
     return {"event_id": eid, "outcome": "failure", "error": err}
 
 
-def execute(registry: HandlerRegistry, ev: Dict[str, Any]) -> Dict[str, Any]:
-    t0 = time.monotonic()
-    r = run_handler(registry, ev)
-    c = completion(ev, r)
-    c["_elapsed_ms"] = int((time.monotonic() - t0) * 1000)
-    return c
-
-
 def run_event(registry: HandlerRegistry, ev: Dict[str, Any]) -> Dict[str, Any]:
     """The wire completion of one event; never raises: a claimed step
     always produces a result."""
     try:
-        c = execute(registry, ev)
+        c = completion(ev, run_handler(registry, ev))
     except BaseException as exc:  # noqa: BLE001
         c = {"event_id": ev.get("event_id"), "outcome": "failure",
              "error": {"error_type": "worker_error", "message": f"worker failed to run the step: {exc}",
                        "retryable": True}}
-    if c.get("outcome") == "failure":
-        e = c.get("error") or {}
+    if c["outcome"] == "failure":
+        e = c["error"]
         log.warning("step %s (handler %s, attempt %s) failed: %s: %s", ev.get("step_name"), ev.get("handler_name"),
                     ev.get("attempt"), e.get("error_type"), e.get("message"))
-    c.pop("_elapsed_ms", None)
     return c

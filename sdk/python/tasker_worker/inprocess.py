@@ -14,13 +14,13 @@ import logging
 import os
 import socket
 import threading
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from tasker_core.handler import HandlerRegistry
 
 from .execute import run_event
 from .runtime import _hand_back, served_handlers
-from .transport import Transport, TransportError, _json_default
+from .transport import Transport, TransportError, _json_default, compact_decoder, compact_encoder
 
 log = logging.getLogger("tasker_worker")
 
@@ -28,8 +28,12 @@ log = logging.getLogger("tasker_worker")
 STEP_FN = ctypes.CFUNCTYPE(None, ctypes.c_ulonglong, ctypes.c_void_p, ctypes.c_size_t)
 
 # Whether this thread (an engine thread, for a step function) keeps its
-# Python thread state: see PushWorker._on_step.
+# Python thread state, and its JSON decoder: see PushWorker._on_step.
 _kept = threading.local()
+
+# A completion as JSON; a NaN or an infinity is not JSON, and the engine
+# would refuse the whole array: it fails the completion alone instead.
+_encode = compact_encoder(allow_nan=False)
 
 
 def find_library(path: Optional[str] = None) -> str:
@@ -179,15 +183,18 @@ class PushWorker:
         # more than the step. One more PyGILState_Ensure, never released,
         # keeps the thread's state for its next calls (one per engine
         # thread, which the Go runtime reuses; stop() waits for the calls
-        # in progress, so none runs once the interpreter finalizes).
-        if not getattr(_kept, "state", False):
+        # in progress, so none runs once the interpreter finalizes). The
+        # thread keeps its JSON decoder with it.
+        decode = getattr(_kept, "decode", None)
+        if decode is None:
             _ensure()
-            _kept.state = True
+            decode = _kept.decode = compact_decoder()
         with self._calls:
             self._in_calls += 1
+        ran = 0
         try:
             try:
-                out = self._run(ctypes.string_at(ptr, n))
+                out, ran = self._run(decode, ctypes.string_at(ptr, n))
             except BaseException as exc:  # noqa: BLE001 - nothing may escape into the engine's thread
                 # The engine fails each event without a completion, retryable.
                 log.error("push worker: the step function failed: %r", exc)
@@ -196,17 +203,20 @@ class PushWorker:
         finally:
             with self._calls:
                 self._in_calls -= 1
-                self._calls.notify_all()
+                self.completed += ran
+                if self._stopping:
+                    self._calls.notify_all()
 
-    def _run(self, raw: bytes) -> bytes:
-        """The completions' JSON array for the events' JSON array. Each
-        completion is encoded alone: one that does not encode (a result
-        that is not JSON: an object, a NaN) fails its own step only."""
+    def _run(self, decode: Callable[[str], Any], raw: bytes) -> Tuple[bytes, int]:
+        """The completions' JSON array for the events' JSON array, and how
+        many handlers ran. Each completion is encoded alone: one that does
+        not encode (a result that is not JSON: an object, a NaN) fails its
+        own step only."""
         try:
-            events = json.loads(raw)
+            events = decode(raw.decode())
         except ValueError as exc:  # the engine sent what it should not: each event fails, retryable
             log.error("push worker: the events are not JSON: %s", exc)
-            return b"[]"
+            return b"[]", 0
         parts: List[str] = []
         ran = 0
         for ev in events:
@@ -218,16 +228,14 @@ class PushWorker:
                 c = run_event(self.registry, ev)
                 ran += 1
             try:
-                parts.append(json.dumps(c, separators=(",", ":"), default=_json_default, allow_nan=False))
+                parts.append(_encode(c))
             except (TypeError, ValueError, RecursionError) as exc:
                 log.warning("step %s (handler %s): its result is not JSON: %s", ev.get("step_name"),
                             ev.get("handler_name"), exc)
                 parts.append(json.dumps({"outcome": "failure", "error": {
                     "error_type": "invalid_handler_result", "retryable": False,
                     "message": f"the handler's result is not JSON: {exc}"}}))
-        with self._calls:
-            self.completed += ran
-        return ("[" + ",".join(parts) + "]").encode()
+        return ("[" + ",".join(parts) + "]").encode(), ran
 
     def start(self) -> None:
         if self._started:
