@@ -41,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -90,6 +91,9 @@ def main():
     p.add_argument("--push", action="store_true",
                    help="serve with a PushWorker (tasker_serve: the engine calls the handlers on its threads) "
                         "instead of polling threads")
+    p.add_argument("--call-cpu", action="store_true",
+                   help="with --push: also the CPU time the Python side of each push call takes, per step "
+                        "(time.thread_time around PushWorker's step function, in each drain and in all)")
     p.add_argument("--drain", type=int, default=0,
                    help="after the rounds, drain a backlog of this many tasks per round, shape and kind (0: none)")
     p.add_argument("--database-url", default=None)
@@ -100,6 +104,8 @@ def main():
     if a.push and (a.pollers is not None or a.completion_wait_ms is not None or a.batch is not None):
         p.error("--pollers, --completion-wait-ms and --batch are for polling threads: with --push the engine "
                 "calls the handlers, one step a call")
+    if a.call_cpu and not a.push:
+        p.error("--call-cpu measures PushWorker's calls: give --push")
     if a.concurrency is None:
         a.concurrency = 2 if a.push else 32
     a.shapes, a.kinds = a.shapes.split(","), a.kinds.split(",")
@@ -132,6 +138,32 @@ def main():
                             f"SET client_min_messages = warning; DROP SCHEMA {schema} CASCADE"], check=True)
 
 
+class CallCPU:
+    """The CPU time of the Python side of push calls: PushWorker's step
+    function wrapped, time.thread_time() on each side (the engine thread's
+    own CPU; ctypes' entry and exit outside the function are not in it),
+    summed per thread without a lock."""
+
+    def __init__(self) -> None:
+        self.per_thread = {}
+        orig = PushWorker._on_step
+        per_thread = self.per_thread
+
+        def timed(worker, token, ptr, n):
+            t0 = time.thread_time()
+            try:
+                orig(worker, token, ptr, n)
+            finally:
+                k = threading.get_ident()
+                calls, secs = per_thread.get(k, (0, 0.0))
+                per_thread[k] = (calls + 1, secs + time.thread_time() - t0)
+        PushWorker._on_step = timed
+
+    def total(self):
+        calls = sum(c for c, _ in list(self.per_thread.values()))
+        return calls, sum(x for _, x in list(self.per_thread.values()))
+
+
 def new_worker(a, transport, registry):
     """The Python worker the flags ask for, not started."""
     if a.push:
@@ -151,6 +183,7 @@ def drain(a, cfg, registry, shape, kind):
             ids = list(pool.map(lambda _: Engine(backlog).create("bench", name, {}), range(a.drain)))
     finally:
         backlog.close()
+    calls0 = a.call_cpu.total() if a.call_cpu else (0, 0.0)
     c0, t0 = time.process_time(), time.time()
     transport = InProcessTransport(cfg)
     worker = new_worker(a, transport, registry) if kind == "py" else None
@@ -168,6 +201,10 @@ def drain(a, cfg, registry, shape, kind):
         else:
             transport.close()
     steps = a.drain * SHAPES[shape]
+    if a.call_cpu and kind == "py":
+        calls, secs = a.call_cpu.total()
+        print(f"  {shape}_py drain: {calls - calls0[0]} push calls, {(secs - calls0[1]) * 1e6 / steps:.1f} us of "
+              f"Python CPU per step in them", flush=True)
     return steps / (max(c for _, c in times) - t0), cpu * 1e6 / steps
 
 
@@ -207,6 +244,8 @@ def run(a, cfg):
             finally:
                 pr.disable()
         runtime.Worker._runner = profiled
+    if a.call_cpu:
+        a.call_cpu = CallCPU()
     transport = InProcessTransport(cfg)
     registry = HandlerRegistry()
     load_handlers(os.path.join(HERE, "bench_handlers"), registry)
