@@ -1,6 +1,7 @@
 package ffi
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 
@@ -20,11 +21,30 @@ func FuzzHostCompletions(f *testing.F) {
 		`[{"outcome": "checkpoint_yield", "checkpoint": {"cursor": 3, "items_processed": 2}}]`,
 		`[{"outcome": "handed_back"}]`, `[]`, `[null]`, `[1]`, `{}`, `[{"outcome": "success"}, {"outcome": "success"}]`,
 		`[{"outcome": "success", "event_id": "not a uuid"}]`,
+		`[{"outcome": "success"}, {"result": 1}]`, `[{"outcome": "success"}, null, 2]`,
 	} {
 		f.Add([]byte(seed), false)
 		f.Add([]byte(seed), true)
 	}
 	f.Fuzz(func(t *testing.T, answer []byte, batch bool) {
+		// hostCompletions' one pass decodes as element by element does.
+		if got, err := hostCompletions(answer); err == nil {
+			var raws []json.RawMessage
+			if err := json.Unmarshal(answer, &raws); err != nil || len(raws) != len(got) {
+				t.Fatalf("hostCompletions gave %d completions of an answer element by element refuses (%v)", len(got), err)
+			}
+			for i, r := range raws {
+				var want gen.WorkerCompletion
+				if json.Unmarshal(r, &want) != nil {
+					want = gen.WorkerCompletion{}
+				}
+				a, _ := json.Marshal(got[i].c)
+				b, _ := json.Marshal(want)
+				if !bytes.Equal(a, b) {
+					t.Fatalf("element %d: one pass %s, element by element %s", i, a, b)
+				}
+			}
+		}
 		// A call carries one event (pushLoop asks for one), of a batch
 		// worker's step or not.
 		events := []gen.WorkerEvent{{EventId: uuid.New()}}

@@ -23,7 +23,12 @@ no namespace creates N tasks and stops; a fresh engine on the same database
 (with, for Python, its push or polling worker) drains them. steps/s is N x
 steps over the span from just before the fresh engine opens (its open
 included, so the figure errs low) to the last task's completed_at; CPU/step
-is this process's over the same span.
+is this process's over the same span. Python's span also holds its
+worker's start, and the bench's thread that waits for the tasks (a GET
+every 10 ms) shares the GIL with Python's handlers only: both err against
+Python. On PostgreSQL the backlogs share the run's schema, so its tables
+grow from one drain to the next (the order of Go and Python alternates by
+round). With --tasks 0 only the drains run.
 
 --database-url runs on PostgreSQL in a schema made for the run (needs psql).
 --profile FILE writes the cProfile statistics of the worker's threads.
@@ -92,8 +97,9 @@ def main():
                    help="serve with a PushWorker (tasker_serve: the engine calls the handlers on its threads) "
                         "instead of polling threads")
     p.add_argument("--call-cpu", action="store_true",
-                   help="with --push: also the CPU time the Python side of each push call takes, per step "
-                        "(time.thread_time around PushWorker's step function, in each drain and in all)")
+                   help="with --push: also the CPU time the Python side of each push call takes, per step, in "
+                        "each drain (time.thread_time around PushWorker's step function; the wrapper's own cost "
+                        "lowers Python's steps/s: compare those without it)")
     p.add_argument("--drain", type=int, default=0,
                    help="after the rounds, drain a backlog of this many tasks per round, shape and kind (0: none)")
     p.add_argument("--database-url", default=None)
@@ -191,8 +197,6 @@ def drain(a, cfg, registry, shape, kind):
     try:
         if worker:
             worker.start()
-        while engine.call("GET", f"/v1/tasks/{ids[-1]}")["status"] != "complete":
-            time.sleep(0.005)
         times = finish(engine, ids)
         cpu = time.process_time() - c0
     finally:
@@ -246,15 +250,28 @@ def run(a, cfg):
         runtime.Worker._runner = profiled
     if a.call_cpu:
         a.call_cpu = CallCPU()
-    transport = InProcessTransport(cfg)
     registry = HandlerRegistry()
     load_handlers(os.path.join(HERE, "bench_handlers"), registry)
+    res, cpus = {}, {}
+    if a.tasks:
+        rounds(a, cfg, registry, res, cpus)
+        report(a, res, cpus)
+    if a.drain:
+        drains(a, cfg, registry)
+    if profs:
+        st = pstats.Stats(profs[0])
+        for pr in profs[1:]:
+            st.add(pr)
+        st.dump_stats(a.profile)
+
+
+def rounds(a, cfg, registry, res, cpus):
+    transport = InProcessTransport(cfg)
     worker = new_worker(a, transport, registry)
     worker.start()
     engine = Engine(transport)
-    res, cpus = {}, {}
     try:
-        for r in range(a.rounds if a.tasks else 0):
+        for r in range(a.rounds):
             for shape in a.shapes:
                 steps = SHAPES[shape]
                 for kind in a.kinds:
@@ -269,15 +286,6 @@ def run(a, cfg):
                           f"CPU/step {us:4.0f} us", flush=True)
     finally:
         worker.stop()  # closes the transport: the engine stops
-    if profs:
-        st = pstats.Stats(profs[0])
-        for pr in profs[1:]:
-            st.add(pr)
-        st.dump_stats(a.profile)
-    if a.tasks:
-        report(a, res, cpus)
-    if a.drain:
-        drains(a, cfg, registry)
 
 
 def report(a, res, cpus):

@@ -214,7 +214,8 @@ class PushWorker:
         own step only."""
         try:
             events = decode(raw.decode())
-        except ValueError as exc:  # the engine sent what it should not: each event fails, retryable
+        except (ValueError, RecursionError) as exc:
+            # The engine sent what it should not: each event fails, retryable.
             log.error("push worker: the events are not JSON: %s", exc)
             return b"[]", 0
         parts: List[str] = []
@@ -229,7 +230,7 @@ class PushWorker:
                 ran += 1
             try:
                 parts.append(_encode(c))
-            except (TypeError, ValueError, RecursionError) as exc:
+            except Exception as exc:  # noqa: BLE001 - the handler ran: its step fails alone, not retried
                 log.warning("step %s (handler %s): its result is not JSON: %s", ev.get("step_name"),
                             ev.get("handler_name"), exc)
                 parts.append(json.dumps({"outcome": "failure", "error": {

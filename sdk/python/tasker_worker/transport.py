@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import json.encoder
 import json.scanner
 import threading
 import urllib.parse
@@ -158,26 +157,12 @@ class HTTPTransport(Transport):
 
 def compact_encoder(allow_nan: bool = True) -> Callable[[Any], str]:
     """A function that encodes a value as json.dumps(v, separators=(",", ":"),
-    default=_json_default, allow_nan=allow_nan) does, built once: json.dumps
-    builds an encoder on every call, which costs more than encoding a
-    completion (docs/benchmarks.md). A value that holds itself raises
-    RecursionError instead of ValueError, as json.dumps with
-    check_circular=False does. It uses the json module's C encoder where
-    that encoder takes the arguments it took from Python 3.9 to 3.13 and
-    agrees with json.dumps on a sample; else JSONEncoder.encode."""
-    enc = json.JSONEncoder(separators=(",", ":"), default=_json_default, allow_nan=allow_nan,
-                           check_circular=False)
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is not None:
-        try:
-            c = make(None, _json_default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False,
-                     allow_nan)
-            sample = {"a": [1, 2.5, "\u00e9\n", None, True, {"b": {}}], "c": ""}
-            if "".join(c(sample, 0)) == enc.encode(sample):
-                return lambda v: "".join(c(v, 0))
-        except Exception:  # noqa: BLE001 - another Python's private API: the public one
-            pass
-    return enc.encode
+    default=_json_default, allow_nan=allow_nan) does, errors included, with
+    less work per call: json.dumps with arguments builds a JSONEncoder on
+    every call, which costs more than encoding a small completion
+    (docs/benchmarks.md, "Lighter push calls"). The encoder keeps no state
+    between calls: one serves every thread."""
+    return json.JSONEncoder(separators=(",", ":"), default=_json_default, allow_nan=allow_nan).encode
 
 
 def compact_decoder() -> Callable[[str], Any]:

@@ -230,6 +230,10 @@ class PushWorkerTest(unittest.TestCase):
                 n = context.get_input("n")
                 if n == "nan":
                     return self.success({"x": float("nan")})
+                if n == "loop":
+                    loop = {}
+                    loop["self"] = loop
+                    return self.success(loop)
                 if n == "raise":
                     raise ValueError("no n")
                 if n == "slow":
@@ -263,6 +267,11 @@ class PushWorkerTest(unittest.TestCase):
         self.assertTrue(any("its result is not JSON" in r.getMessage() for r in logs.records), logs.output)
         steps = {s["name"]: s for s in self.transport.call("GET", f"/v1/tasks/{nan}/workflow_steps")[1]}
         self.assertEqual(steps["first"]["attempts"], 1, steps)
+        # So does a result that holds itself, on the engine's thread.
+        with self.assertLogs("tasker_worker", level="WARNING") as logs:
+            loop = self.create({"n": "loop"})
+            self.wait(loop, "error")
+        self.assertTrue(any("Circular reference" in r.getMessage() for r in logs.records), logs.output)
         # A handler that raises fails its step (retryable, as tasker-core;
         # one attempt here), with its message.
         bad = self.create({"n": "raise"})
