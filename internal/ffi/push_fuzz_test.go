@@ -43,6 +43,9 @@ func FuzzHostCompletions(f *testing.F) {
 				if !bytes.Equal(a, b) {
 					t.Fatalf("element %d: one pass %s, element by element %s", i, a, b)
 				}
+				if got[i].c.Outcome == "" && len(got[i].raw) == 0 {
+					t.Fatalf("element %d is not a completion but is not kept to be quoted", i)
+				}
 			}
 		}
 		// A call carries one event (pushLoop asks for one), of a batch

@@ -97,9 +97,9 @@ def main():
                    help="serve with a PushWorker (tasker_serve: the engine calls the handlers on its threads) "
                         "instead of polling threads")
     p.add_argument("--call-cpu", action="store_true",
-                   help="with --push: also the CPU time the Python side of each push call takes, per step, in "
-                        "each drain (time.thread_time around PushWorker's step function; the wrapper's own cost "
-                        "lowers Python's steps/s: compare those without it)")
+                   help="with --push: also the CPU time the Python side of each push call takes, per step, printed "
+                        "for each drain (time.thread_time around PushWorker's step function, wrapped for the whole "
+                        "run; the wrapper's own cost lowers Python's steps/s: compare those without it)")
     p.add_argument("--drain", type=int, default=0,
                    help="after the rounds, drain a backlog of this many tasks per round, shape and kind (0: none)")
     p.add_argument("--database-url", default=None)
@@ -224,14 +224,15 @@ def drains(a, cfg, registry):
                 res.setdefault((shape, kind), []).append((sps, us))
                 print(f"drain round {r + 1} {shape}_{kind:3s} {sps:8.0f} steps/s  CPU/step {us:4.0f} us", flush=True)
     print(f"\ndrains of {a.drain} tasks, medians over rounds (CPU/step: this process's, over the drain):")
+    both = set(a.kinds) == {"go", "py"}
     print(f"{'shape':8s} " + " ".join(f"{k + ' steps/s':>11s}" for k in a.kinds)
-          + ("  ratio" if len(a.kinds) == 2 else "") + " " + " ".join(f"{k + ' CPU/step':>12s}" for k in a.kinds))
+          + (" py/go" if both else "") + " " + " ".join(f"{k + ' CPU/step':>12s}" for k in a.kinds))
     for shape in a.shapes:
-        sps = [statistics.median(x[0] for x in res[(shape, k)]) for k in a.kinds]
-        us = [statistics.median(x[1] for x in res[(shape, k)]) for k in a.kinds]
-        print(f"{shape:8s} " + " ".join(f"{x:11.0f}" for x in sps)
-              + (f" {sps[1] / sps[0]:6.2f}" if len(a.kinds) == 2 else "") + " "
-              + " ".join(f"{x:10.0f}us" for x in us))
+        sps = {k: statistics.median(x[0] for x in res[(shape, k)]) for k in a.kinds}
+        us = {k: statistics.median(x[1] for x in res[(shape, k)]) for k in a.kinds}
+        print(f"{shape:8s} " + " ".join(f"{sps[k]:11.0f}" for k in a.kinds)
+              + (f" {sps['py'] / sps['go']:5.2f}" if both else "") + " "
+              + " ".join(f"{us[k]:10.0f}us" for k in a.kinds))
 
 
 def run(a, cfg):

@@ -154,6 +154,10 @@ def completion(ev: Dict[str, Any], r: StepHandlerResult) -> Dict[str, Any]:
 def run_event(registry: HandlerRegistry, ev: Dict[str, Any]) -> Dict[str, Any]:
     """The wire completion of one event; never raises: a claimed step
     always produces a result."""
+    if not isinstance(ev, dict):
+        return {"event_id": None, "outcome": "failure",
+                "error": {"error_type": "worker_error", "retryable": True,
+                          "message": f"the event is not an object: {type(ev).__name__}"}}
     try:
         c = completion(ev, run_handler(registry, ev))
     except BaseException as exc:  # noqa: BLE001

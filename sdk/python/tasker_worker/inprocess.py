@@ -185,33 +185,35 @@ class PushWorker:
         # thread, which the Go runtime reuses; stop() waits for the calls
         # in progress, so none runs once the interpreter finalizes). The
         # thread keeps its JSON decoder with it.
-        decode = getattr(_kept, "decode", None)
-        if decode is None:
-            _ensure()
-            decode = _kept.decode = compact_decoder()
         with self._calls:
             self._in_calls += 1
-        ran = 0
+        out, ran = b"[]", 0
         try:
-            try:
-                out, ran = self._run(decode, ctypes.string_at(ptr, n))
-            except BaseException as exc:  # noqa: BLE001 - nothing may escape into the engine's thread
-                # The engine fails each event without a completion, retryable.
-                log.error("push worker: the step function failed: %r", exc)
-                out = b"[]"
-            self.transport.lib.step_result(token, out, len(out))
+            decode = getattr(_kept, "decode", None)
+            if decode is None:
+                decode = compact_decoder()
+                _ensure()
+                _kept.decode = decode
+            out, ran = self._run(decode, ctypes.string_at(ptr, n))
+        except BaseException as exc:  # noqa: BLE001 - nothing may escape into the engine's thread
+            # The engine fails each event without a completion, retryable.
+            log.error("push worker: the step function failed: %r", exc)
+            out = b"[]"
         finally:
-            with self._calls:
-                self._in_calls -= 1
-                self.completed += ran
-                if self._stopping:
-                    self._calls.notify_all()
+            try:
+                self.transport.lib.step_result(token, out, len(out))
+            finally:
+                with self._calls:
+                    self._in_calls -= 1
+                    self.completed += ran
+                    if self._stopping:
+                        self._calls.notify_all()
 
     def _run(self, decode: Callable[[str], Any], raw: bytes) -> Tuple[bytes, int]:
         """The completions' JSON array for the events' JSON array, and how
-        many handlers ran. Each completion is encoded alone: one that does
-        not encode (a result that is not JSON: an object, a NaN) fails its
-        own step only."""
+        many handlers ran. Each event gets its completion alone: one that
+        does not encode (a result that is not JSON: an object, a NaN) or an
+        event the worker cannot read fails its own step only."""
         try:
             events = decode(raw.decode())
         except (ValueError, RecursionError) as exc:
@@ -221,22 +223,34 @@ class PushWorker:
         parts: List[str] = []
         ran = 0
         for ev in events:
-            if self._stopping:
-                # The engine is stopping: back to the queue, the attempt
-                # not counted.
-                c = _hand_back(ev["event_id"])
-            else:
-                c = run_event(self.registry, ev)
-                ran += 1
             try:
-                parts.append(_encode(c))
-            except Exception as exc:  # noqa: BLE001 - the handler ran: its step fails alone, not retried
-                log.warning("step %s (handler %s): its result is not JSON: %s", ev.get("step_name"),
-                            ev.get("handler_name"), exc)
-                parts.append(json.dumps({"outcome": "failure", "error": {
-                    "error_type": "invalid_handler_result", "retryable": False,
-                    "message": f"the handler's result is not JSON: {exc}"}}))
+                part, did = self._one(ev)
+            except Exception as exc:  # noqa: BLE001 - an event the worker cannot read: retryable
+                log.error("push worker: event %.200r failed: %r", ev, exc)
+                part, did = json.dumps({"outcome": "failure", "error": {
+                    "error_type": "worker_error", "retryable": True,
+                    "message": f"the push worker failed to run the step: {exc!r}"}}), 0
+            parts.append(part)
+            ran += did
         return ("[" + ",".join(parts) + "]").encode(), ran
+
+    def _one(self, ev: Dict[str, Any]) -> Tuple[str, int]:
+        """The completion of one event as JSON, and whether its handler ran."""
+        if not isinstance(ev, dict):
+            raise TypeError(f"the event is not an object: {type(ev).__name__}")
+        if self._stopping:
+            # The engine is stopping: back to the queue, the attempt not
+            # counted.
+            return _encode(_hand_back(ev["event_id"])), 0
+        c = run_event(self.registry, ev)
+        try:
+            return _encode(c), 1
+        except Exception as exc:  # noqa: BLE001 - the handler ran: its step fails alone, not retried
+            log.warning("step %s (handler %s): its result is not JSON: %s", ev.get("step_name"),
+                        ev.get("handler_name"), exc)
+            return json.dumps({"outcome": "failure", "error": {
+                "error_type": "invalid_handler_result", "retryable": False,
+                "message": f"the handler's result is not JSON: {exc}"}}), 1
 
     def start(self) -> None:
         if self._started:

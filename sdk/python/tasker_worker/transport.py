@@ -170,8 +170,8 @@ def compact_decoder() -> Callable[[str], Any]:
     compact JSON the engine writes (no whitespace around the value): it
     calls the decoder's scanner itself, without json.loads' checks of
     encoding and whitespace, and falls back to json.loads (and its error)
-    for anything else. The scanner keeps state between calls: one per
-    thread."""
+    for anything else. One per thread: the scanner keeps a memo while it
+    scans, which threads of a free-threaded Python would share."""
     scan = json.scanner.make_scanner(json.JSONDecoder())
 
     def decode(s: str) -> Any:

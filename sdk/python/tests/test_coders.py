@@ -62,7 +62,7 @@ class EncoderTest(unittest.TestCase):
 
 class DecoderTest(unittest.TestCase):
     corpus = ['[1]', ' [1]', '[1] ', '', '[1,', '\ufeff[1]', '[1]x', '[1] [2]', '{"a":NaN}', '"\\ud800"',
-              '[' * 100000 + ']' * 100000, '1e400', '{"a":1,"a":2}', '[{"event_id":"x","n":-0.0}]', 'nope']
+              '[' * 100000 + ']' * 100000, '1e400', '{"a":1,"a":2}', '[{"event_id":"x","n":-0.0}]', 'nope', 'NaN']
 
     def check(self):
         dec = compact_decoder()
@@ -83,3 +83,29 @@ class DecoderTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class PushRunTest(unittest.TestCase):
+    """PushWorker._run without an engine: each event gets its completion."""
+
+    def test_an_unreadable_event_fails_alone(self):
+        from tasker_core.handler import HandlerRegistry
+        from tasker_worker.inprocess import PushWorker
+        w = PushWorker.__new__(PushWorker)  # no engine: _run only
+        w.registry, w._stopping = HandlerRegistry(), False
+        with self.assertLogs("tasker_worker", level="WARNING") as logs:
+            out, ran = w._run(compact_decoder(), b'[1,{"event_id":"e","handler_name":"nobody.Here"}]')
+        self.assertTrue(any("not an object" in r.getMessage() for r in logs.records), logs.output)
+        first, second = json.loads(out)
+        self.assertEqual(first["outcome"], "failure")
+        self.assertTrue(first["error"]["retryable"], first)
+        self.assertEqual(second["event_id"], "e")
+        self.assertEqual(second["error"]["error_type"], "handler_not_found")
+        self.assertEqual(ran, 1)
+        w._stopping = True
+        with self.assertLogs("tasker_worker", level="ERROR"):
+            out, ran = w._run(compact_decoder(), b'[{"no_event_id":1},{"event_id":"e"}]')
+        first, second = json.loads(out)
+        self.assertTrue(first["error"]["retryable"], first)
+        self.assertEqual(second["outcome"], "handed_back")
+        self.assertEqual(ran, 0)

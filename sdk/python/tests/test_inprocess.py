@@ -221,6 +221,10 @@ class PushWorkerTest(unittest.TestCase):
         engine_threads = []
         release, slow_started = threading.Event(), threading.Event()
 
+        class BadDump:
+            def model_dump(self, **_):
+                raise RuntimeError("model_dump broke")
+
         class First(StepHandler):
             handler_name = "push_test.first"
 
@@ -234,6 +238,8 @@ class PushWorkerTest(unittest.TestCase):
                     loop = {}
                     loop["self"] = loop
                     return self.success(loop)
+                if n == "dump":
+                    return self.success({"x": BadDump()})
                 if n == "raise":
                     raise ValueError("no n")
                 if n == "slow":
@@ -272,6 +278,14 @@ class PushWorkerTest(unittest.TestCase):
             loop = self.create({"n": "loop"})
             self.wait(loop, "error")
         self.assertTrue(any("Circular reference" in r.getMessage() for r in logs.records), logs.output)
+        # And a result whose encoding raises something else: its step
+        # alone, once (the handler ran).
+        with self.assertLogs("tasker_worker", level="WARNING") as logs:
+            dump = self.create({"n": "dump"})
+            self.wait(dump, "error")
+        self.assertTrue(any("model_dump broke" in r.getMessage() for r in logs.records), logs.output)
+        steps = {s["name"]: s for s in self.transport.call("GET", f"/v1/tasks/{dump}/workflow_steps")[1]}
+        self.assertEqual(steps["first"]["attempts"], 1, steps)
         # A handler that raises fails its step (retryable, as tasker-core;
         # one attempt here), with its message.
         bad = self.create({"n": "raise"})
