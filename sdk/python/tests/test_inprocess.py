@@ -266,26 +266,17 @@ class PushWorkerTest(unittest.TestCase):
             self.assertEqual(steps["second"]["results"], {"plus_one": 2 * i + 1})
         # The engine's threads ran them, not threads of this process.
         self.assertTrue(engine_threads and all(engine_threads), engine_threads)
-        # A result that is not JSON fails its step, not retryable, saying why.
-        with self.assertLogs("tasker_worker", level="WARNING") as logs:
-            nan = self.create({"n": "nan"})
-            self.wait(nan, "error")
-        self.assertTrue(any("its result is not JSON" in r.getMessage() for r in logs.records), logs.output)
-        steps = {s["name"]: s for s in self.transport.call("GET", f"/v1/tasks/{nan}/workflow_steps")[1]}
-        self.assertEqual(steps["first"]["attempts"], 1, steps)
-        # So does a result that holds itself, on the engine's thread.
-        with self.assertLogs("tasker_worker", level="WARNING") as logs:
-            loop = self.create({"n": "loop"})
-            self.wait(loop, "error")
-        self.assertTrue(any("Circular reference" in r.getMessage() for r in logs.records), logs.output)
-        # And a result whose encoding raises something else: its step
-        # alone, once (the handler ran).
-        with self.assertLogs("tasker_worker", level="WARNING") as logs:
-            dump = self.create({"n": "dump"})
-            self.wait(dump, "error")
-        self.assertTrue(any("model_dump broke" in r.getMessage() for r in logs.records), logs.output)
-        steps = {s["name"]: s for s in self.transport.call("GET", f"/v1/tasks/{dump}/workflow_steps")[1]}
-        self.assertEqual(steps["first"]["attempts"], 1, steps)
+        # A result that is not JSON (a NaN; one that holds itself; one whose
+        # encoding raises something else) fails its step alone, once (the
+        # handler ran), not retryable, saying why.
+        for n, why in (("nan", "its result is not JSON"), ("loop", "Circular reference"),
+                       ("dump", "model_dump broke")):
+            with self.assertLogs("tasker_worker", level="WARNING") as logs:
+                t = self.create({"n": n})
+                self.wait(t, "error")
+            self.assertTrue(any(why in r.getMessage() for r in logs.records), (n, logs.output))
+            steps = {s["name"]: s for s in self.transport.call("GET", f"/v1/tasks/{t}/workflow_steps")[1]}
+            self.assertEqual(steps["first"]["attempts"], 1, (n, steps))
         # A handler that raises fails its step (retryable, as tasker-core;
         # one attempt here), with its message.
         bad = self.create({"n": "raise"})
