@@ -124,7 +124,8 @@ type Tx interface {
 	// without its Context (nil): decisions are taken on its state, and a
 	// context may be large; StepInputs and Store.TaskGet carry it.
 	TaskGetForUpdate(ctx context.Context, id uuid.UUID) (*taskertype.Task, error)
-	// TaskTransition moves a task from p.From to p.To and records it.
+	// TaskTransition moves a task from p.From to p.To and records it. It
+	// keeps no reference to p past the call (the caller may reuse it).
 	TaskTransition(ctx context.Context, p *TaskTransitionParams) error
 	// StepGet returns a step without its DependsOn (StepList fills it): the
 	// hot paths that read one step do not need its edges.
@@ -134,6 +135,8 @@ type Tx interface {
 	// StepTransition moves a step from p.From to p.Step.State, writes the
 	// step's mutable fields from p.Step and records the transition. p.Step
 	// must carry its ID and TaskID, as a step read from the store does.
+	// It keeps no reference to p or p.Step past the call (the caller may
+	// reuse them), but sets p.Step.UpdatedAt.
 	StepTransition(ctx context.Context, p *StepTransitionParams) error
 	// StepInputs returns what a handler needs: the task's context and the
 	// results of the step's dependencies.

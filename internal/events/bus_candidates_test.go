@@ -53,6 +53,10 @@ type subAPI interface {
 // currentBus adapts the Bus of events.go.
 type currentBus struct{ *Bus }
 
+// Publish takes the event by value, as the candidates do: the shipped Bus
+// takes a pointer, so that the engine's events need not escape.
+func (b currentBus) Publish(e Event) { b.Bus.Publish(&e) }
+
 func (b currentBus) Subscribe(f Filter, size int) (subAPI, error) {
 	s, err := b.Bus.Subscribe(f, size)
 	if err != nil {

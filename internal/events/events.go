@@ -115,24 +115,27 @@ func (b *Bus) Subscribe(f Filter, size int) (*Subscription, error) {
 }
 
 // Observe makes fn see every event published from now on, synchronously,
-// before the subscribers: fn must be quick and must not block (the
-// engine's counters). A later call replaces fn.
+// before the subscribers: fn must be quick, must not block and must not
+// keep the pointer past its call (the engine's counters). A later call
+// replaces fn.
 func (b *Bus) Observe(fn func(*Event)) { b.observer.Store(&fn) }
 
-// Publish hands e to every matching subscriber without waiting.
-func (b *Bus) Publish(e Event) {
+// Publish hands a copy of e to every matching subscriber without waiting;
+// it keeps no reference to e. (A pointer: the observer's call made an
+// Event passed by value escape, one allocation per event.)
+func (b *Bus) Publish(e *Event) {
 	if fn := b.observer.Load(); fn != nil {
-		(*fn)(&e)
+		(*fn)(e)
 	}
 	for _, s := range *b.all.Load() {
-		s.offer(&e)
+		s.offer(e)
 	}
 	if b.tasks.Load() == 0 {
 		return
 	}
 	l, _ := b.byTask.Load(e.TaskID)
 	for _, s := range l {
-		s.offer(&e)
+		s.offer(e)
 	}
 }
 

@@ -37,7 +37,7 @@ func BenchmarkPublishObserved(b *testing.B) {
 				benchutil.RunG(b, g, func(id uint64, next func() bool) {
 					i := int(id * 4099)
 					for next() {
-						bus.Publish(evs[i&(len(evs)-1)])
+						bus.Publish(&evs[i&(len(evs)-1)])
 						i++
 					}
 				})

@@ -157,7 +157,7 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	db := &DB{Logger: logger, Where: where(cfg.ConnConfig)}
 	cfg.ConnConfig.Tracer = &db.trips
 	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
-		registerUUID(c.TypeMap())
+		registerTypes(c.TypeMap())
 		db.pids.Store(c.PgConn().PID(), struct{}{})
 		return nil
 	}

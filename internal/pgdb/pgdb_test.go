@@ -3,11 +3,14 @@ package pgdb_test
 import (
 	"errors"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"testing/fstest"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
 
@@ -250,5 +253,60 @@ func TestRoundTripsAndPIDs(t *testing.T) {
 	}
 	if db.OwnsPID(1) {
 		t.Error("OwnsPID(1) is true")
+	}
+}
+
+// TestArraysRoundTrip: the slices the store binds, written by the
+// package's own encoders, come back from PostgreSQL as they were sent
+// (times to the microsecond), NULL elements included.
+func TestArraysRoundTrip(t *testing.T) {
+	ctx := t.Context()
+	_, dbURL := pgtest.Schema(t)
+	db := open(t, dbURL)
+	s := "ü \"q\" {b},\\"
+	at := time.Date(1969, 12, 31, 23, 59, 59, 123_456_789, time.FixedZone("x", 3600))
+	ids := []uuid.UUID{uuid.New(), uuid.Nil, uuid.New()}
+	in := []any{ids, []string{"a", "", s}, []*string{nil, &s}, []time.Time{at, {}}, []*time.Time{&at, nil},
+		[]int32{-1, 7}, []int64{1 << 40}, [][]byte{[]byte(`{"k":[1]}`), nil}, ids[0], at, []uuid.UUID{}}
+	var (
+		gotIDs, empty []uuid.UUID
+		strs          []string
+		ptrStrs       []*string
+		times         []time.Time
+		ptrTimes      []*time.Time
+		i4            []int32
+		i8            []int64
+		js            []*string
+		id            uuid.UUID
+		one           time.Time
+	)
+	err := db.InTx(ctx, func(tx *pgdb.Tx) error {
+		return tx.Query(ctx, `SELECT $1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[],
+			$6::int4[], $7::int8[], $8::json[]::text[], $9::uuid, $10::timestamptz, $11::uuid[]`, in, func(rows pgx.Rows) error {
+			for rows.Next() {
+				if err := rows.Scan(&gotIDs, &strs, &ptrStrs, &times, &ptrTimes, &i4, &i8, &js, &id, &one, &empty); err != nil {
+					return err
+				}
+			}
+			return rows.Err()
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	us := at.Truncate(time.Microsecond)
+	switch {
+	case !slices.Equal(gotIDs, ids) || id != ids[0] || empty == nil || len(empty) != 0:
+		t.Errorf("ids: got %v, %v, %v", gotIDs, id, empty)
+	case !slices.Equal(strs, []string{"a", "", s}) || len(ptrStrs) != 2 || ptrStrs[0] != nil || *ptrStrs[1] != s:
+		t.Errorf("text: got %q, %v", strs, ptrStrs)
+	case len(times) != 2 || !times[0].Equal(us) || !times[1].Equal(time.Time{}) || !one.Equal(us):
+		t.Errorf("times: got %v, %v, want %v", times, one, us)
+	case len(ptrTimes) != 2 || !ptrTimes[0].Equal(us) || ptrTimes[1] != nil:
+		t.Errorf("nullable times: got %v", ptrTimes)
+	case !slices.Equal(i4, []int32{-1, 7}) || !slices.Equal(i8, []int64{1 << 40}):
+		t.Errorf("integers: got %v, %v", i4, i8)
+	case len(js) != 2 || *js[0] != `{"k":[1]}` || js[1] != nil:
+		t.Errorf("json: got %v", js)
 	}
 }

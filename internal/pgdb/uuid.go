@@ -1,6 +1,8 @@
 package pgdb
 
 import (
+	"fmt"
+
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgtype"
 )
@@ -10,8 +12,12 @@ import (
 // client's time on the step path. These plans hand pgx the bytes instead,
 // in the binary format, with its fast path for [16]byte and [][16]byte.
 
-// registerUUID makes m encode uuid.UUID and []uuid.UUID as bytes.
-func registerUUID(m *pgtype.Map) {
+// registerTypes makes m read and write ids as bytes (registerUUIDScan,
+// and tryWrapUUID where another codec than ours gets an id) and write the
+// store's arrays and times itself (registerArrays).
+func registerTypes(m *pgtype.Map) {
+	registerUUIDScan(m)
+	registerArrays(m)
 	m.TryWrapEncodePlanFuncs = append([]pgtype.TryWrapEncodePlanFunc{tryWrapUUID}, m.TryWrapEncodePlanFuncs...)
 }
 
@@ -51,4 +57,55 @@ func uuidBytes(ids []uuid.UUID) [][16]byte {
 		out[i] = id
 	}
 	return out
+}
+
+// uuid.UUID implements sql.Scanner too, and pgx prefers a Scanner to any
+// wrapping: each id read would come as text and be parsed back
+// (uuid.Parse). uuidCodec reads the binary format's 16 bytes into
+// *uuid.UUID directly, and writes a uuid.UUID's without the wrapping
+// above (which boxes the id); every other value goes to pgx's own codec.
+// It is registered for uuid and, as the element of uuid[], for arrays.
+type uuidCodec struct{ pgtype.UUIDCodec }
+
+func (c uuidCodec) PlanEncode(m *pgtype.Map, oid uint32, format int16, value any) pgtype.EncodePlan {
+	if _, ok := value.(uuid.UUID); ok && format == pgtype.BinaryFormatCode {
+		return encodeUUID{}
+	}
+	return c.UUIDCodec.PlanEncode(m, oid, format, value)
+}
+
+type encodeUUID struct{}
+
+func (encodeUUID) Encode(value any, buf []byte) ([]byte, error) {
+	id := value.(uuid.UUID)
+	return append(buf, id[:]...), nil
+}
+
+func (c uuidCodec) PlanScan(m *pgtype.Map, oid uint32, format int16, target any) pgtype.ScanPlan {
+	if _, ok := target.(*uuid.UUID); ok && format == pgtype.BinaryFormatCode {
+		return scanUUID{}
+	}
+	return c.UUIDCodec.PlanScan(m, oid, format, target)
+}
+
+type scanUUID struct{}
+
+func (scanUUID) Scan(src []byte, dst any) error {
+	if src == nil {
+		// As uuid.UUID's Scan has it (the plan pgx would take).
+		*dst.(*uuid.UUID) = uuid.Nil
+		return nil
+	}
+	if len(src) != 16 {
+		return fmt.Errorf("invalid length for uuid: %d", len(src))
+	}
+	copy(dst.(*uuid.UUID)[:], src)
+	return nil
+}
+
+// registerUUIDScan registers uuidCodec for uuid and uuid[] in m.
+func registerUUIDScan(m *pgtype.Map) {
+	t := &pgtype.Type{Name: "uuid", OID: pgtype.UUIDOID, Codec: uuidCodec{}}
+	m.RegisterType(t)
+	m.RegisterType(&pgtype.Type{Name: "_uuid", OID: pgtype.UUIDArrayOID, Codec: &pgtype.ArrayCodec{ElementType: t}})
 }

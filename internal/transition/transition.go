@@ -24,6 +24,11 @@ type Recorder struct {
 	revisions map[uuid.UUID]int64  // revision bumps made, by task
 	after     []func()             // run once the transaction committed
 	ns        map[uuid.UUID]string // the namespaces of the tasks seen (NoteTask)
+	// Reused by every transition, which the store does not keep (so that
+	// they are not allocated per call).
+	stepParams store.StepTransitionParams
+	taskParams store.TaskTransitionParams
+	next       taskertype.Step
 }
 
 // NoteTask tells the recorder task's namespace, which the events of its
@@ -75,9 +80,8 @@ func (r *Recorder) Task(ctx context.Context, tx store.Tx, task *taskertype.Task,
 	if err != nil {
 		return err
 	}
-	if err := tx.TaskTransition(ctx, &store.TaskTransitionParams{
-		ID: task.ID, From: task.State, To: to, Event: ev, At: at, Processor: r.Processor,
-	}); err != nil {
+	r.taskParams = store.TaskTransitionParams{ID: task.ID, From: task.State, To: to, Event: ev, At: at, Processor: r.Processor}
+	if err := tx.TaskTransition(ctx, &r.taskParams); err != nil {
 		return err
 	}
 	r.bump(task.ID)
@@ -111,14 +115,14 @@ func (r *Recorder) StepOfAttempt(ctx context.Context, tx store.Tx, step *taskert
 	if err != nil {
 		return err
 	}
-	next := *step
+	next := &r.next
+	*next = *step
 	if update != nil {
-		update(&next)
+		update(next)
 	}
 	next.State, next.UpdatedAt = to, at
-	if err := tx.StepTransition(ctx, &store.StepTransitionParams{
-		Step: &next, From: step.State, Attempt: attempt, Event: ev, At: at, Processor: r.Processor,
-	}); err != nil {
+	r.stepParams = store.StepTransitionParams{Step: next, From: step.State, Attempt: attempt, Event: ev, At: at, Processor: r.Processor}
+	if err := tx.StepTransition(ctx, &r.stepParams); err != nil {
 		return err
 	}
 	if taskertype.BumpsRevision(step.State, to) {
@@ -136,7 +140,7 @@ func (r *Recorder) StepOfAttempt(ctx context.Context, tx store.Tx, step *taskert
 		e.Failure = next.Failure
 	}
 	r.pending = append(r.pending, e)
-	*step = next
+	*step = *next
 	return nil
 }
 
@@ -147,8 +151,8 @@ func (r *Recorder) Publish(bus *events.Bus) {
 		fn()
 	}
 	if bus != nil {
-		for _, e := range r.pending {
-			bus.Publish(e)
+		for i := range r.pending {
+			bus.Publish(&r.pending[i])
 		}
 	}
 	r.Reset()

@@ -390,7 +390,7 @@ func TestARelayedCancelChecksTheAttempt(t *testing.T) {
 		w.Stop(ctx)
 	})
 	<-started
-	e.bus.Publish(events.Event{Kind: events.KindStepTransition, TaskID: e.step.TaskID, StepID: e.step.ID, StepName: e.step.Name,
+	e.bus.Publish(&events.Event{Kind: events.KindStepTransition, TaskID: e.step.TaskID, StepID: e.step.ID, StepName: e.step.Name,
 		From: string(taskertype.StepInProgress), To: string(taskertype.StepCancelled), Event: string(taskertype.StepEventCancel), At: time.Now(), Attempt: 1})
 	select {
 	case err := <-cancelled:

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/tasker-go/tasker/taskertype"
 )
@@ -104,49 +105,137 @@ func textArray(tags []string) string {
 // scanTask reads a row of taskCols, and then extra, if any.
 func scanTask(row pgx.Row, extra ...any) (*taskertype.Task, error) {
 	var (
-		t        taskertype.Task
-		finished *time.Time
-		priority int32
+		sc taskScanner
+		t  taskertype.Task
 	)
-	dest := append([]any{&t.ID, &t.Namespace, &t.Name, &t.Version, &t.State, &t.Revision, &t.CreatedAt, &t.UpdatedAt, &finished, &priority}, extra...)
-	if err := row.Scan(dest...); err != nil {
+	if err := sc.scan(row, &t, extra...); err != nil {
 		return nil, err
 	}
-	t.CreatedAt, t.UpdatedAt, t.FinishedAt = t.CreatedAt.UTC(), t.UpdatedAt.UTC(), timeOf(finished)
-	t.Request.Priority = int(priority)
 	return &t, nil
 }
 
 // scanStep reads a row of stepCols, and then extra, if any.
 func scanStep(row pgx.Row, extra ...any) (*taskertype.Step, error) {
 	var (
-		s                            taskertype.Step
-		failure                      []byte
-		base, cap, timeout           int64
-		nextRetry, started, finished *time.Time
+		sc stepScanner
+		s  taskertype.Step
 	)
-	dest := append([]any{&s.ID, &s.TaskID, &s.Name, &s.Handler, &s.Position, &s.DependsOn, &s.State, &s.Attempts,
-		&s.Retry.Retryable, &s.Retry.MaxAttempts, &s.Retry.Backoff, &base, &cap, &s.Retry.Jitter, &timeout,
-		&nextRetry, (*[]byte)(&s.Result), &failure, &s.CreatedAt, &s.UpdatedAt, &started, &finished, &s.AttemptID}, extra...)
-	if err := row.Scan(dest...); err != nil {
+	if err := sc.scan(row, &s, extra...); err != nil {
 		return nil, err
 	}
-	s.Retry.Base = time.Duration(base) * time.Microsecond
-	s.Retry.Cap = time.Duration(cap) * time.Microsecond
-	s.Timeout = time.Duration(timeout) * time.Microsecond
-	if failure != nil {
-		s.Failure = new(taskertype.StepFailure)
-		if err := json.Unmarshal(failure, s.Failure); err != nil {
-			return nil, fmt.Errorf("step %s: failure: %w", s.ID, err)
+	return &s, nil
+}
+
+// taskScanner reads rows of taskCols into tasks; one serves every row of
+// a result, so that its destinations are made once, not per row (the
+// nullable time is read as a pgtype.Timestamptz, which pgx fills without
+// allocating, where a **time.Time costs one per row).
+type taskScanner struct {
+	finished pgtype.Timestamptz
+	priority int32
+	state    string
+	texts    texts
+	cols     [4]textCol // namespace, name, version, state
+	dest     []any
+}
+
+// texts gives a result's text columns their strings, a value the last
+// few rows read already taking the string it took then: the rows of a
+// batch repeat their namespace, template, state, handler and backoff, and
+// pgx would allocate each anew.
+type texts struct {
+	recent [8]string
+	next   int
+}
+
+func (c *texts) of(b []byte) string {
+	for _, s := range c.recent {
+		if s == string(b) {
+			return s
 		}
 	}
-	s.NextRetryAt, s.StartedAt, s.FinishedAt = timeOf(nextRetry), timeOf(started), timeOf(finished)
+	s := string(b)
+	c.recent[c.next] = s
+	c.next = (c.next + 1) % len(c.recent)
+	return s
+}
+
+// textCol reads a text column into *dst through texts (a
+// pgtype.BytesScanner: pgx hands it the column's bytes, valid during the
+// call).
+type textCol struct {
+	dst   *string
+	texts *texts
+}
+
+func (c *textCol) ScanBytes(b []byte) error {
+	*c.dst = c.texts.of(b)
+	return nil
+}
+
+// bind points the columns at dsts, reading through t.
+func bind(cols []textCol, t *texts, dsts ...*string) {
+	for i, d := range dsts {
+		cols[i] = textCol{dst: d, texts: t}
+	}
+}
+
+// scan reads row into t, which it overwrites, and then extra, if any.
+func (sc *taskScanner) scan(row pgx.Row, t *taskertype.Task, extra ...any) error {
+	*t = taskertype.Task{}
+	bind(sc.cols[:], &sc.texts, &t.Namespace, &t.Name, &t.Version, &sc.state)
+	sc.dest = append(sc.dest[:0], &t.ID, &sc.cols[0], &sc.cols[1], &sc.cols[2], &sc.cols[3], &t.Revision, &t.CreatedAt, &t.UpdatedAt,
+		&sc.finished, &sc.priority)
+	sc.dest = append(sc.dest, extra...)
+	if err := row.Scan(sc.dest...); err != nil {
+		return err
+	}
+	t.State = taskertype.TaskState(sc.state)
+	t.CreatedAt, t.UpdatedAt, t.FinishedAt = t.CreatedAt.UTC(), t.UpdatedAt.UTC(), timestamptzOf(sc.finished)
+	t.Request.Priority = int(sc.priority)
+	return nil
+}
+
+// stepScanner reads rows of stepCols into steps, as taskScanner does tasks.
+type stepScanner struct {
+	state, backoff               string
+	texts                        texts
+	cols                         [4]textCol // name, handler, state, backoff
+	failure                      []byte
+	base, cap, timeout           int64
+	nextRetry, started, finished pgtype.Timestamptz
+	dest                         []any
+}
+
+// scan reads row into s, which it overwrites, and then extra, if any.
+func (sc *stepScanner) scan(row pgx.Row, s *taskertype.Step, extra ...any) error {
+	*s = taskertype.Step{}
+	sc.failure = nil
+	bind(sc.cols[:], &sc.texts, &s.Name, &s.Handler, &sc.state, &sc.backoff)
+	sc.dest = append(sc.dest[:0], &s.ID, &s.TaskID, &sc.cols[0], &sc.cols[1], &s.Position, &s.DependsOn, &sc.cols[2], &s.Attempts,
+		&s.Retry.Retryable, &s.Retry.MaxAttempts, &sc.cols[3], &sc.base, &sc.cap, &s.Retry.Jitter, &sc.timeout,
+		&sc.nextRetry, (*[]byte)(&s.Result), &sc.failure, &s.CreatedAt, &s.UpdatedAt, &sc.started, &sc.finished, &s.AttemptID)
+	sc.dest = append(sc.dest, extra...)
+	if err := row.Scan(sc.dest...); err != nil {
+		return err
+	}
+	s.State, s.Retry.Backoff = taskertype.StepState(sc.state), taskertype.Backoff(sc.backoff)
+	s.Retry.Base = time.Duration(sc.base) * time.Microsecond
+	s.Retry.Cap = time.Duration(sc.cap) * time.Microsecond
+	s.Timeout = time.Duration(sc.timeout) * time.Microsecond
+	if sc.failure != nil {
+		s.Failure = new(taskertype.StepFailure)
+		if err := json.Unmarshal(sc.failure, s.Failure); err != nil {
+			return fmt.Errorf("step %s: failure: %w", s.ID, err)
+		}
+	}
+	s.NextRetryAt, s.StartedAt, s.FinishedAt = timestamptzOf(sc.nextRetry), timestamptzOf(sc.started), timestamptzOf(sc.finished)
 	s.CreatedAt, s.UpdatedAt = s.CreatedAt.UTC(), s.UpdatedAt.UTC()
 	if len(s.DependsOn) == 0 {
 		s.DependsOn = nil
 	}
 	sortIDs(s.DependsOn)
-	return &s, nil
+	return nil
 }
 
 // timeOf is the UTC time of a nullable column; NULL is the zero time.
@@ -157,12 +246,30 @@ func timeOf(t *time.Time) time.Time {
 	return t.UTC()
 }
 
+// timestamptzOf is timeOf for a column read as a pgtype.Timestamptz.
+func timestamptzOf(t pgtype.Timestamptz) time.Time {
+	if !t.Valid {
+		return time.Time{}
+	}
+	return t.Time.UTC()
+}
+
 // nullTime stores the zero time as NULL.
 func nullTime(t time.Time) *time.Time {
 	if t.IsZero() {
 		return nil
 	}
 	return &t
+}
+
+// nullTimeIn is nullTime with t kept in *at, so that a batch's times take
+// one allocation, not one each.
+func nullTimeIn(at *time.Time, t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	*at = t
+	return at
 }
 
 // nullJSON stores an empty JSON value as NULL.

@@ -3,6 +3,8 @@ package postgres
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -148,13 +150,14 @@ func updateSteps(rows []*stepRow) pgdb.Stmt {
 		states                    = make([]string, n)
 		attempts                  = make([]int32, n)
 		nextRetry, started, ended = make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n)
+		times                     = make([]time.Time, 3*n) // what they point to
 		results, failures         = make([][]byte, n), make([][]byte, n)
 		updated                   = make([]time.Time, n)
 	)
 	for i, r := range rows {
 		s := &r.step
 		ids[i], states[i], attempts[i], attemptIDs[i] = s.ID, string(s.State), int32(s.Attempts), s.AttemptID
-		nextRetry[i], started[i], ended[i] = nullTime(s.NextRetryAt), nullTime(s.StartedAt), nullTime(s.FinishedAt)
+		nextRetry[i], started[i], ended[i] = nullTimeIn(&times[3*i], s.NextRetryAt), nullTimeIn(&times[3*i+1], s.StartedAt), nullTimeIn(&times[3*i+2], s.FinishedAt)
 		results[i] = nullJSON(s.Result)
 		failures[i], _ = failureJSON(s) // checked by StepTransition
 		updated[i] = s.UpdatedAt
@@ -231,53 +234,126 @@ const maxPackedTransitions = 1024
 
 // packedTransition is a transition after a row's first, in its more column.
 type packedTransition struct {
-	Step  *uuid.UUID `json:"s,omitempty"` // nil for the task's own
-	From  string     `json:"f"`
-	To    string     `json:"t"`
-	Event string     `json:"e"`
-	At    int64      `json:"a"` // Unix microseconds, as timestamptz keeps it
+	Step  uuid.UUID `json:"s,omitzero"` // absent for the task's own (uuid.Nil)
+	From  string    `json:"f"`
+	To    string    `json:"t"`
+	Event string    `json:"e"`
+	At    int64     `json:"a"` // Unix microseconds, as timestamptz keeps it
 }
 
 // insertTransitions records the transitions of the transaction, packed:
 // one row per task (and processor, and maxPackedTransitions transitions),
-// its transitions in the order they were made.
+// its transitions in the order they were made. The more column is written
+// here (appendPacked), all rows' in one buffer: json.Marshal of
+// []packedTransition made several objects per transition.
 func insertTransitions(rows []transitionRow) pgdb.Stmt {
 	var (
 		taskIDs, stepIDs   []uuid.UUID
 		froms, tos, events []string
 		ats                []time.Time
 		processors         []string
-		more               [][]packedTransition // a row's transitions after its first
+		count              []int // transitions per row
+		rowOf              = make([]int, len(rows))
 	)
 	open := make(map[uuid.UUID]int, 4) // the row a task's next transition joins
-	for _, r := range rows {
-		if i, ok := open[r.taskID]; ok && processors[i] == r.processor && 1+len(more[i]) < maxPackedTransitions {
-			more[i] = append(more[i], packedTransition{Step: nullUUID(r.stepID), From: r.from, To: r.to, Event: r.event, At: r.at.UnixMicro()})
+	for j, r := range rows {
+		if i, ok := open[r.taskID]; ok && processors[i] == r.processor && count[i] < maxPackedTransitions {
+			rowOf[j] = i
+			count[i]++
 			continue
 		}
-		open[r.taskID] = len(taskIDs)
+		i := len(taskIDs)
+		open[r.taskID], rowOf[j] = i, i
 		taskIDs, stepIDs = append(taskIDs, r.taskID), append(stepIDs, r.stepID)
 		froms, tos, events = append(froms, r.from), append(tos, r.to), append(events, r.event)
 		// Floored to the microsecond, as the packed ones (UnixMicro): the
 		// two forms of a time never differ.
 		ats, processors = append(ats, r.at.Truncate(time.Microsecond)), append(processors, r.processor)
-		more = append(more, nil)
+		count = append(count, 1)
 	}
-	mores := make([]*string, len(more))
-	for i, m := range more {
-		if len(m) > 0 {
-			b, _ := json.Marshal(m) // strings, ids and integers: never fails
-			s := string(b)
-			mores[i] = &s
+	// The transitions by row, each row's in order, its first (in the
+	// row's columns) at the head: a counting sort.
+	start := make([]int, len(count)+1)
+	for i, c := range count {
+		start[i+1] = start[i] + c
+	}
+	at := slices.Clone(start[:len(count)])
+	order := make([]int, len(rows))
+	for j, i := range rowOf {
+		order[at[i]] = j
+		at[i]++
+	}
+	mores := make([][]byte, len(count)) // nil: NULL, no more
+	var buf []byte
+	for i := range count {
+		if count[i] == 1 {
+			continue
 		}
+		from := len(buf)
+		buf = append(buf, '[')
+		for k, j := range order[start[i]+1 : start[i+1]] {
+			if k > 0 {
+				buf = append(buf, ',')
+			}
+			r := &rows[j]
+			buf = appendPacked(buf, packedTransition{Step: r.stepID, From: r.from, To: r.to, Event: r.event, At: r.at.UnixMicro()})
+		}
+		buf = append(buf, ']')
+		mores[i] = buf[from:len(buf):len(buf)]
 	}
 	return pgdb.Stmt{
 		SQL: `INSERT INTO transitions (task_id, step_id, from_state, to_state, event, at, processor, more)
-			SELECT t, s, f, o, e, a, p, m::json
-			FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::text[])
+			SELECT t, s, f, o, e, a, p, m
+			FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::json[])
 				WITH ORDINALITY AS u(t, s, f, o, e, a, p, m, n)
 			ORDER BY n`,
 		Args: []any{taskIDs, stepIDs, froms, tos, events, ats, processors, mores},
 		Err:  func(err error) error { return fmt.Errorf("record transitions: %w", err) },
 	}
+}
+
+// appendPacked appends t as JSON, what json.Marshal writes for it but for
+// the escaping of <, > and & (TestAppendPacked).
+func appendPacked(b []byte, t packedTransition) []byte {
+	b = append(b, '{')
+	if t.Step != uuid.Nil {
+		b = append(b, `"s":"`...)
+		b = appendUUID(b, t.Step)
+		b = append(b, `",`...)
+	}
+	b = append(b, `"f":`...)
+	b = appendJSONString(b, t.From)
+	b = append(b, `,"t":`...)
+	b = appendJSONString(b, t.To)
+	b = append(b, `,"e":`...)
+	b = appendJSONString(b, t.Event)
+	b = append(b, `,"a":`...)
+	b = strconv.AppendInt(b, t.At, 10)
+	return append(b, '}')
+}
+
+// appendUUID appends id in its canonical text form, as uuid.UUID.String.
+func appendUUID(b []byte, id uuid.UUID) []byte {
+	const digits = "0123456789abcdef"
+	for i, c := range id {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			b = append(b, '-')
+		}
+		b = append(b, digits[c>>4], digits[c&0xf])
+	}
+	return b
+}
+
+// appendJSONString appends s as a JSON string. The states and events it is
+// given are plain ASCII; anything else goes through encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			q, _ := json.Marshal(s) // a string: never fails
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

@@ -422,9 +422,7 @@ func (s *Store) TransitionList(ctx context.Context, p *store.TransitionListParam
 		for i, e := range packed {
 			next := &taskertype.Transition{ID: tr.ID + 1 + int64(i), TaskID: tr.TaskID, From: e.From, To: e.To, Event: e.Event,
 				At: time.UnixMicro(e.At).UTC(), Processor: tr.Processor}
-			if e.Step != nil {
-				next.StepID = *e.Step
-			}
+			next.StepID = e.Step
 			keep(next)
 		}
 	}

@@ -615,20 +615,23 @@ func (x *tx) Prefetch(ctx context.Context, p *store.PrefetchParams) ([]uuid.UUID
 			FROM tasks WHERE id = ANY($1) ORDER BY id ` + lock,
 		Args: []any{ids, withCtx},
 		Query: func(rows pgx.Rows) error {
+			var (
+				sc           taskScanner
+				taskCtx      []byte
+				corr, parent *uuid.UUID
+			)
 			for rows.Next() {
-				var (
-					taskCtx      []byte
-					corr, parent *uuid.UUID
-				)
-				t, err := scanTask(rows, &taskCtx, &corr, &parent)
-				if err != nil {
+				r := &taskRow{inserted: true}
+				taskCtx, corr, parent = nil, nil, nil
+				if err := sc.scan(rows, &r.task, &taskCtx, &corr, &parent); err != nil {
 					return err
 				}
+				t := &r.task
 				if taskCtx != nil {
 					x.keepInputs(t.ID, taskCtx, correlationOf(corr, parent))
 				}
 				if _, held := x.tasks[t.ID]; !held {
-					x.hold(&taskRow{task: *t, inserted: true})
+					x.hold(r)
 				}
 			}
 			return rows.Err()
@@ -641,28 +644,40 @@ func (x *tx) Prefetch(ctx context.Context, p *store.PrefetchParams) ([]uuid.UUID
 		// again if it is asked for.
 		tasks = `IN (SELECT id FROM tasks WHERE id = ANY($1) ORDER BY id ` + lock + `)`
 	}
-	read := make(map[uuid.UUID][]*stepRow, len(ids))
+	// The rows come by task: each task's steps are a run of all, cut
+	// below (one slice for the lot, not one per task).
+	var all []*stepRow
 	err := x.query(ctx, op, readsHeldNone, pgdb.Stmt{
 		SQL:  `SELECT ` + stepCols + ` FROM steps WHERE task_id ` + tasks + ` ORDER BY task_id, id FOR NO KEY UPDATE`,
 		Args: []any{ids},
 		Query: func(rows pgx.Rows) error {
+			var sc stepScanner
 			for rows.Next() {
-				st, err := scanStep(rows)
-				if err != nil {
+				r := new(stepRow)
+				if err := sc.scan(rows, &r.step); err != nil {
 					return err
 				}
-				r := x.steps[st.ID]
-				if r == nil {
-					r = &stepRow{step: *st}
+				if held := x.steps[r.step.ID]; held != nil {
+					r = held
+				} else {
 					x.holdStep(r)
 				}
-				read[st.TaskID] = append(read[st.TaskID], r)
+				all = append(all, r)
 			}
 			return rows.Err()
 		},
 	})
 	if err != nil {
 		return nil, err
+	}
+	read := make(map[uuid.UUID][]*stepRow, len(ids))
+	for i := 0; i < len(all); {
+		j, task := i+1, all[i].step.TaskID
+		for j < len(all) && all[j].step.TaskID == task {
+			j++
+		}
+		read[task] = all[i:j:j]
+		i = j
 	}
 	var missed []uuid.UUID
 	for _, id := range ids {
