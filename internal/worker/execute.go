@@ -133,7 +133,7 @@ func (w *Worker) round(ctx context.Context, name string, max int) (int, error) {
 
 func (w *Worker) roundInTx(ctx context.Context, name string, max int) (int, error) {
 	var c claimed
-	err := transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
+	err := w.recs.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
 		return w.claimTx(ctx, tx, rec, name, max, false, &c)
 	})
 	if err != nil {
@@ -188,7 +188,7 @@ func (w *Worker) startBatch(ctx context.Context, name string, msgs []*queue.Mess
 		c   claimed
 		ack []queue.Receipt
 	)
-	err := transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
+	err := w.recs.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
 		c = claimed{at: at}
 		var err error
 		ack, err = w.startMsgsTx(ctx, tx, rec, msgs, false, &c)
@@ -293,7 +293,7 @@ func (w *Worker) launch(ctx context.Context, name string, c *claimed) {
 func (w *Worker) execute(ctx context.Context, m *queue.Message, claimedAt time.Time) {
 	release := w.releaseOnce()
 	var j *job
-	err := transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
+	err := w.recs.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
 		var err error
 		j, err = w.startTx(ctx, tx, rec, m, claimedAt)
 		return err
@@ -640,23 +640,6 @@ func (w *Worker) run(stop, actx context.Context, step *taskertype.Step, in *task
 	}
 	hctx, cancel := context.WithTimeoutCause(actx, step.Timeout, errStepTimeout)
 	defer cancel()
-	fail := func(kind taskertype.FailureKind, retryable bool, msg string) *outcome {
-		return &outcome{failure: &taskertype.StepFailure{Kind: kind, Retryable: retryable, Attempt: step.Attempts, Message: msg}}
-	}
-	timeout := func(detail string) *outcome {
-		return fail(taskertype.FailureTimeout, true, fmt.Sprintf("step exceeded its timeout of %v%s", step.Timeout, detail))
-	}
-	// ended is the failure of a handler cut short because its claim was
-	// lost or it was failed as an orphan: retryable and counted, never a
-	// permanent failure (a cancellation is no verdict on the step). The
-	// fence refuses it if another attempt holds the step by now.
-	ended := func(cause error, detail string) *outcome {
-		kind := taskertype.FailureTimeout
-		if errors.Is(cause, errClaimLost) {
-			kind = taskertype.FailureLost
-		}
-		return fail(kind, true, fmt.Sprintf("attempt ended: %v: %s", cause, detail))
-	}
 	done := make(chan *outcome, 1)
 	// Who gives the slot back: the caller once the handler returned
 	// (running → returned), or this goroutine if run gave up on the
@@ -672,7 +655,7 @@ func (w *Worker) run(stop, actx context.Context, step *taskertype.Step, in *task
 		defer func() {
 			// The handler, or its error's Error or its result's MarshalJSON.
 			if r := recover(); r != nil {
-				done <- fail(taskertype.FailurePanic, false, fmt.Sprintf("handler panicked: %v\n%s", r, debug.Stack()))
+				done <- failed(step, taskertype.FailurePanic, false, fmt.Sprintf("handler panicked: %v\n%s", r, debug.Stack()))
 			}
 		}()
 		v, err := h.Handle(hctx, in)
@@ -691,16 +674,16 @@ func (w *Worker) run(stop, actx context.Context, step *taskertype.Step, in *task
 		case errors.Is(cause, errSuperseded):
 			done <- &outcome{dropped: true}
 		case err != nil && (errors.Is(cause, errClaimLost) || errors.Is(cause, errOrphaned)):
-			done <- ended(cause, err.Error())
+			done <- endedBy(step, cause, err.Error())
 		case !timedOut && errors.Is(err, taskertype.ErrHandedBack):
 			// Given back without a verdict (a pull worker released it):
 			// dispatched again at once, the attempt not counted.
 			w.log.Debug("a step was handed back without a verdict; it is queued again", "task_id", step.TaskID, "step", step.Name, "why", err)
 			done <- &outcome{released: true}
 		case timedOut && err != nil:
-			done <- timeout(": " + err.Error())
+			done <- pastTimeout(step, ": "+err.Error())
 		case timedOut:
-			done <- timeout(" (it returned a result after the deadline)")
+			done <- pastTimeout(step, " (it returned a result after the deadline)")
 		case err != nil:
 			done <- &outcome{failure: taskertype.FailureFromError(err, step.Attempts)}
 		case isCheckpoint(v):
@@ -711,7 +694,7 @@ func (w *Worker) run(stop, actx context.Context, step *taskertype.Step, in *task
 				err = fmt.Errorf("handler result is %d bytes of JSON, more than the limit of %d: return less (large data belongs elsewhere, returned by reference), or raise the limit (Config.MaxResultBytes, or --max-result-bytes)", len(result), limit)
 			}
 			if err != nil {
-				done <- fail(taskertype.FailureHandler, false, err.Error())
+				done <- failed(step, taskertype.FailureHandler, false, err.Error())
 				return
 			}
 			if cp := wireCheckpoint(in, result); cp != nil {
@@ -747,12 +730,36 @@ func (w *Worker) run(stop, actx context.Context, step *taskertype.Step, in *task
 	case errors.Is(cause, errSuperseded):
 		out = &outcome{dropped: true}
 	case errors.Is(cause, errClaimLost), errors.Is(cause, errOrphaned):
-		out = ended(cause, detail)
+		out = endedBy(step, cause, detail)
 	default:
-		out = timeout(": " + detail)
+		out = pastTimeout(step, ": "+detail)
 	}
 	out.abandoned = true
 	return out
+}
+
+// failed is a failed attempt's outcome. (failed, pastTimeout and endedBy are
+// functions, not closures of run: a closure its handler's goroutine calls
+// is allocated per step.)
+func failed(step *taskertype.Step, kind taskertype.FailureKind, retryable bool, msg string) *outcome {
+	return &outcome{failure: &taskertype.StepFailure{Kind: kind, Retryable: retryable, Attempt: step.Attempts, Message: msg}}
+}
+
+// pastTimeout is the outcome of an attempt past the step's timeout.
+func pastTimeout(step *taskertype.Step, detail string) *outcome {
+	return failed(step, taskertype.FailureTimeout, true, fmt.Sprintf("step exceeded its timeout of %v%s", step.Timeout, detail))
+}
+
+// endedBy is the failure of a handler cut short because its claim was lost
+// or it was failed as an orphan: retryable and counted, never a permanent
+// failure (a cancellation is no verdict on the step). The fence refuses it
+// if another attempt holds the step by now.
+func endedBy(step *taskertype.Step, cause error, detail string) *outcome {
+	kind := taskertype.FailureTimeout
+	if errors.Is(cause, errClaimLost) {
+		kind = taskertype.FailureLost
+	}
+	return failed(step, kind, true, fmt.Sprintf("attempt ended: %v: %s", cause, detail))
 }
 
 func encodeResult(v any) (json.RawMessage, error) {

@@ -233,7 +233,9 @@ func (c Config) validate() error {
 
 // Worker consumes step queues.
 type Worker struct {
-	cfg      Config
+	cfg Config
+	// recs lends its transactions their Recorders.
+	recs     transition.Recorders
 	log      *slog.Logger
 	store    store.Store
 	queue    queue.Queue

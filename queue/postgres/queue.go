@@ -381,11 +381,13 @@ func (q *Queue) claimQuery(p *queue.ClaimParams) (string, []any, func(pgx.Rows) 
 			m      *queue.Message
 			sortAt time.Time
 		}
-		var got []claimed
+		var (
+			got    []claimed
+			prio   int32
+			sortAt time.Time
+		)
 		for rows.Next() {
 			m := &queue.Message{Queue: p.Queue}
-			var prio int32
-			var sortAt time.Time
 			if err := rows.Scan(&m.ID, &m.ReadCount, &m.EnqueuedAt, &m.Body, &m.VisibleAt, &prio, &sortAt); err != nil {
 				return nil, err
 			}

@@ -247,13 +247,14 @@ type packedTransition struct {
 // here (appendPacked), all rows' in one buffer: json.Marshal of
 // []packedTransition made several objects per transition.
 func insertTransitions(rows []transitionRow) pgdb.Stmt {
+	n := len(rows) // the rows' bound
 	var (
-		taskIDs, stepIDs   []uuid.UUID
-		froms, tos, events []string
-		ats                []time.Time
-		processors         []string
-		count              []int // transitions per row
-		rowOf              = make([]int, len(rows))
+		taskIDs, stepIDs   = make([]uuid.UUID, 0, n), make([]uuid.UUID, 0, n)
+		froms, tos, events = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+		ats                = make([]time.Time, 0, n)
+		processors         = make([]string, 0, n)
+		count              = make([]int, 0, n) // transitions per row
+		rowOf              = make([]int, n)
 	)
 	open := make(map[uuid.UUID]int, 4) // the row a task's next transition joins
 	for j, r := range rows {

@@ -616,19 +616,19 @@ func (x *tx) Prefetch(ctx context.Context, p *store.PrefetchParams) ([]uuid.UUID
 		Args: []any{ids, withCtx},
 		Query: func(rows pgx.Rows) error {
 			var (
-				sc           taskScanner
-				taskCtx      []byte
-				corr, parent *uuid.UUID
+				sc      taskScanner
+				taskCtx []byte
+				c       correlation // NULL reads as uuid.Nil, as uuid.UUID's Scan has it
 			)
 			for rows.Next() {
 				r := &taskRow{inserted: true}
-				taskCtx, corr, parent = nil, nil, nil
-				if err := sc.scan(rows, &r.task, &taskCtx, &corr, &parent); err != nil {
+				taskCtx, c = nil, correlation{}
+				if err := sc.scan(rows, &r.task, &taskCtx, &c.id, &c.parent); err != nil {
 					return err
 				}
 				t := &r.task
 				if taskCtx != nil {
-					x.keepInputs(t.ID, taskCtx, correlationOf(corr, parent))
+					x.keepInputs(t.ID, taskCtx, c)
 				}
 				if _, held := x.tasks[t.ID]; !held {
 					x.hold(r)
