@@ -170,9 +170,7 @@ func (c Config) validate() error {
 
 // Orchestrator processes results and task commands.
 type Orchestrator struct {
-	cfg Config
-	// recs lends its transactions their Recorders.
-	recs  transition.Recorders
+	cfg   Config
 	log   *slog.Logger
 	store store.Store
 	queue queue.Queue
@@ -265,7 +263,7 @@ func (o *Orchestrator) loop(name string, process processFunc) *consumer.Loop {
 
 // tx runs fn in a store transaction and publishes its transitions after commit.
 func (o *Orchestrator) tx(ctx context.Context, fn func(tx store.Tx, rec *transition.Recorder) error) error {
-	return o.recs.InTx(ctx, o.store, o.cfg.Bus, o.cfg.Processor, fn)
+	return transition.InTx(ctx, o.store, o.cfg.Bus, o.cfg.Processor, fn)
 }
 
 // apply carries out a plan inside tx.

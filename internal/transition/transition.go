@@ -6,7 +6,6 @@ package transition
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -54,8 +53,6 @@ func (r *Recorder) Created(task *taskertype.Task, at time.Time) {
 // Reset forgets the transitions recorded so far (the transaction is being
 // retried or was rolled back).
 func (r *Recorder) Reset() {
-	clear(r.pending) // no reference kept into a transaction done with
-	clear(r.after)
 	r.pending, r.after = r.pending[:0], r.after[:0]
 	clear(r.revisions)
 	clear(r.ns)
@@ -164,10 +161,7 @@ func (r *Recorder) Publish(bus *events.Bus) {
 // InTx runs fn in a store transaction with a fresh Recorder, and publishes
 // the recorded transitions on bus once the transaction committed.
 func InTx(ctx context.Context, st store.Store, bus *events.Bus, processor string, fn func(tx store.Tx, rec *Recorder) error) error {
-	return runInTx(ctx, st, bus, &Recorder{Processor: processor}, fn)
-}
-
-func runInTx(ctx context.Context, st store.Store, bus *events.Bus, rec *Recorder, fn func(tx store.Tx, rec *Recorder) error) error {
+	rec := &Recorder{Processor: processor}
 	err := st.InTx(ctx, func(tx store.Tx) error {
 		rec.Reset()
 		return fn(tx, rec)
@@ -177,30 +171,4 @@ func runInTx(ctx context.Context, st store.Store, bus *events.Bus, rec *Recorder
 	}
 	rec.Publish(bus)
 	return nil
-}
-
-// Recorders lends Recorders to transactions and takes them back, so that a
-// component's transactions reuse their event buffers instead of growing
-// new ones each (a Recorder per transaction made a fifth of the worker's
-// slice growth). The zero value is ready; a Recorder that grew past
-// maxKeptEvents is dropped rather than kept.
-type Recorders struct{ pool sync.Pool }
-
-const maxKeptEvents = 4096
-
-// InTx is the package's InTx with a Recorder of p's.
-func (p *Recorders) InTx(ctx context.Context, st store.Store, bus *events.Bus, processor string, fn func(tx store.Tx, rec *Recorder) error) error {
-	rec, _ := p.pool.Get().(*Recorder)
-	if rec == nil {
-		rec = &Recorder{}
-	}
-	rec.Processor = processor
-	defer func() {
-		rec.Reset()
-		rec.next, rec.stepParams, rec.taskParams = taskertype.Step{}, store.StepTransitionParams{}, store.TaskTransitionParams{}
-		if cap(rec.pending) <= maxKeptEvents && cap(rec.after) <= maxKeptEvents {
-			p.pool.Put(rec)
-		}
-	}()
-	return runInTx(ctx, st, bus, rec, fn)
 }

@@ -133,7 +133,7 @@ func (w *Worker) round(ctx context.Context, name string, max int) (int, error) {
 
 func (w *Worker) roundInTx(ctx context.Context, name string, max int) (int, error) {
 	var c claimed
-	err := w.recs.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
+	err := transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
 		return w.claimTx(ctx, tx, rec, name, max, false, &c)
 	})
 	if err != nil {
@@ -188,7 +188,7 @@ func (w *Worker) startBatch(ctx context.Context, name string, msgs []*queue.Mess
 		c   claimed
 		ack []queue.Receipt
 	)
-	err := w.recs.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
+	err := transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
 		c = claimed{at: at}
 		var err error
 		ack, err = w.startMsgsTx(ctx, tx, rec, msgs, false, &c)
@@ -293,7 +293,7 @@ func (w *Worker) launch(ctx context.Context, name string, c *claimed) {
 func (w *Worker) execute(ctx context.Context, m *queue.Message, claimedAt time.Time) {
 	release := w.releaseOnce()
 	var j *job
-	err := w.recs.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
+	err := transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
 		var err error
 		j, err = w.startTx(ctx, tx, rec, m, claimedAt)
 		return err

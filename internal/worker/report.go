@@ -101,7 +101,7 @@ func (w *Worker) storeBatch(batch []*report) {
 		c     claimed
 	}
 	var next []claimedFrom
-	err := w.recs.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
+	err := transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
 		next = next[:0]
 		// The acknowledgements go first, with the prefetch's round trip:
 		// one waiting for a message another worker claimed again (its
@@ -216,7 +216,7 @@ func (w *Worker) storeOne(ctx context.Context, r *report) {
 	ackInTx := w.txQueue && (!r.out.released || yieldInTx)
 	var err error
 	for attempt, delay := 1, 20*time.Millisecond; ; attempt, delay = attempt+1, min(2*delay, 2*time.Second) {
-		err = w.recs.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
+		err = transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
 			if err := w.recordTx(ctx, tx, rec, r); err != nil || !ackInTx {
 				return err
 			}

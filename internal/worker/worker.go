@@ -233,9 +233,7 @@ func (c Config) validate() error {
 
 // Worker consumes step queues.
 type Worker struct {
-	cfg Config
-	// recs lends its transactions their Recorders.
-	recs     transition.Recorders
+	cfg      Config
 	log      *slog.Logger
 	store    store.Store
 	queue    queue.Queue
