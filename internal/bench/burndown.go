@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,7 +59,10 @@ type BurnDownReport struct {
 	// (WAL writer, checkpointer, autovacuum...), which serve every client
 	// of the server. PGCPUMeasured is false when the server's processes
 	// cannot be read (a server on another machine).
-	GoCPUPerTaskMicros           float64 `json:"go_cpu_per_task_us"`
+	GoCPUPerTaskMicros float64 `json:"go_cpu_per_task_us"`
+	// GoAllocsPerTask is the heap objects this process allocated per task
+	// (runtime.MemStats.Mallocs over the drain).
+	GoAllocsPerTask              float64 `json:"go_allocs_per_task"`
 	PGCPUMeasured                bool    `json:"pg_cpu_measured"`
 	PGBackendCPUPerTaskMicros    float64 `json:"pg_backend_cpu_per_task_us"`
 	PGBackgroundCPUPerTaskMicros float64 `json:"pg_background_cpu_per_task_us"`
@@ -157,7 +161,7 @@ func BurnDown(ctx context.Context, o BurnDownOptions) (r *BurnDownReport, err er
 		defer cpu.stop()
 	}
 	trips0, stmts0 := be.counts()
-	goCPU0 := ProcessCPU()
+	goCPU0, mallocs0 := ProcessCPU(), mallocs()
 	stopProfile, err := startCPUProfile(o.CPUProfile, "burn-down")
 	if err != nil {
 		return nil, err
@@ -185,7 +189,7 @@ func BurnDown(ctx context.Context, o BurnDownOptions) (r *BurnDownReport, err er
 		}
 	}
 	elapsed := time.Since(start)
-	goCPU := ProcessCPU() - goCPU0
+	goCPU, allocs := ProcessCPU()-goCPU0, mallocs()-mallocs0
 	if err := stopProfile(); err != nil {
 		return nil, fmt.Errorf("burn-down: the CPU profile: %w", err)
 	}
@@ -195,6 +199,7 @@ func BurnDown(ctx context.Context, o BurnDownOptions) (r *BurnDownReport, err er
 	r.TasksPerSec = tasks / elapsed.Seconds()
 	r.StepsPerSec = r.TasksPerSec * float64(r.Steps)
 	r.GoCPUPerTaskMicros = micros(goCPU) / tasks
+	r.GoAllocsPerTask = float64(allocs) / tasks
 	if be.pg == nil {
 		return r, nil
 	}
@@ -424,4 +429,13 @@ func (s *schema) waitGone(ctx context.Context, app string) error {
 			return err
 		}
 	}
+}
+
+// mallocs is the count of heap objects this process has allocated (a
+// read of the runtime's statistics, which stops the world briefly: twice a
+// run).
+func mallocs() uint64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.Mallocs
 }

@@ -48,8 +48,9 @@ engine (workers and orchestration on) drains them. It reports tasks/s, counting
 only completions committed, and over the drain: CPU per task of this process
 (GO CPU) and, on PostgreSQL, of the server's processes on this machine (the
 drain's backends, PG CPU, and the background ones such as the WAL writer, PG
-BG CPU); round trips, statements and rows inserted, updated and deleted per
-task. --json prints the figures as JSON.
+BG CPU); heap objects this process allocated per task (GO ALLOCS); round
+trips, statements and rows inserted, updated and deleted per task. --json
+prints the figures as JSON.
 
 The garbage collector's target is that of tasker serve and tasker worker,
 whose engine this measures: GOGC=400 unless GOGC is set.`,
@@ -190,14 +191,14 @@ func runBurnDown(cmd *cobra.Command, g *globals, o bench.BurnDownOptions, shapes
 		return enc.Encode(r)
 	}
 	tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprint(tw, "SHAPE\tTASKS\tCREATE\tDRAIN\tTASKS/S\tSTEPS/S\tGO CPU/TASK")
+	fmt.Fprint(tw, "SHAPE\tTASKS\tCREATE\tDRAIN\tTASKS/S\tSTEPS/S\tGO CPU/TASK\tGO ALLOCS/TASK")
 	pg := r.Backend == "postgres"
 	if pg {
 		fmt.Fprint(tw, "\tPG CPU/TASK\tPG BG CPU/TASK\tRT/TASK\tSTMTS/TASK\tROWS INS/UPD/DEL PER TASK")
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintf(tw, "%s\t%d\t%.2fs\t%.2fs\t%.0f\t%.0f\t%.0fµs", strings.TrimSuffix(r.Shape, "_workflow"), r.Tasks,
-		r.CreateSeconds, r.DrainSeconds, r.TasksPerSec, r.StepsPerSec, r.GoCPUPerTaskMicros)
+	fmt.Fprintf(tw, "%s\t%d\t%.2fs\t%.2fs\t%.0f\t%.0f\t%.0fµs\t%.0f", strings.TrimSuffix(r.Shape, "_workflow"), r.Tasks,
+		r.CreateSeconds, r.DrainSeconds, r.TasksPerSec, r.StepsPerSec, r.GoCPUPerTaskMicros, r.GoAllocsPerTask)
 	if pg {
 		cpu, bg := "n/a", "n/a"
 		if r.PGCPUMeasured {
