@@ -134,15 +134,15 @@ type taskScanner struct {
 	finished pgtype.Timestamptz
 	priority int32
 	state    string
-	texts    texts
 	cols     [4]textCol // namespace, name, version, state
 	dest     []any
 }
 
-// texts gives a result's text columns their strings, a value the last
-// few rows read already taking the string it took then: the rows of a
-// batch repeat their namespace, template, state, handler and backoff, and
-// pgx would allocate each anew.
+// texts gives a result's text column its strings, a value one of the
+// column's last 8 distinct values already taking the string it took then:
+// the rows of a batch repeat their namespace, template, state, handler and
+// backoff (a task's steps have a name and a handler each, so a column
+// keeps its own), and pgx would allocate each anew.
 type texts struct {
 	recent [8]string
 	next   int
@@ -160,12 +160,12 @@ func (c *texts) of(b []byte) string {
 	return s
 }
 
-// textCol reads a text column into *dst through texts (a
+// textCol reads a text column into *dst through its texts (a
 // pgtype.BytesScanner: pgx hands it the column's bytes, valid during the
 // call).
 type textCol struct {
 	dst   *string
-	texts *texts
+	texts texts
 }
 
 func (c *textCol) ScanBytes(b []byte) error {
@@ -173,17 +173,17 @@ func (c *textCol) ScanBytes(b []byte) error {
 	return nil
 }
 
-// bind points the columns at dsts, reading through t.
-func bind(cols []textCol, t *texts, dsts ...*string) {
+// bind points the columns at dsts, keeping what each has seen.
+func bind(cols []textCol, dsts ...*string) {
 	for i, d := range dsts {
-		cols[i] = textCol{dst: d, texts: t}
+		cols[i].dst = d
 	}
 }
 
 // scan reads row into t, which it overwrites, and then extra, if any.
 func (sc *taskScanner) scan(row pgx.Row, t *taskertype.Task, extra ...any) error {
 	*t = taskertype.Task{}
-	bind(sc.cols[:], &sc.texts, &t.Namespace, &t.Name, &t.Version, &sc.state)
+	bind(sc.cols[:], &t.Namespace, &t.Name, &t.Version, &sc.state)
 	sc.dest = append(sc.dest[:0], &t.ID, &sc.cols[0], &sc.cols[1], &sc.cols[2], &sc.cols[3], &t.Revision, &t.CreatedAt, &t.UpdatedAt,
 		&sc.finished, &sc.priority)
 	sc.dest = append(sc.dest, extra...)
@@ -199,7 +199,6 @@ func (sc *taskScanner) scan(row pgx.Row, t *taskertype.Task, extra ...any) error
 // stepScanner reads rows of stepCols into steps, as taskScanner does tasks.
 type stepScanner struct {
 	state, backoff               string
-	texts                        texts
 	cols                         [4]textCol // name, handler, state, backoff
 	failure                      []byte
 	base, cap, timeout           int64
@@ -211,7 +210,7 @@ type stepScanner struct {
 func (sc *stepScanner) scan(row pgx.Row, s *taskertype.Step, extra ...any) error {
 	*s = taskertype.Step{}
 	sc.failure = nil
-	bind(sc.cols[:], &sc.texts, &s.Name, &s.Handler, &sc.state, &sc.backoff)
+	bind(sc.cols[:], &s.Name, &s.Handler, &sc.state, &sc.backoff)
 	sc.dest = append(sc.dest[:0], &s.ID, &s.TaskID, &sc.cols[0], &sc.cols[1], &s.Position, &s.DependsOn, &sc.cols[2], &s.Attempts,
 		&s.Retry.Retryable, &s.Retry.MaxAttempts, &sc.cols[3], &sc.base, &sc.cap, &s.Retry.Jitter, &sc.timeout,
 		&sc.nextRetry, (*[]byte)(&s.Result), &sc.failure, &s.CreatedAt, &s.UpdatedAt, &sc.started, &sc.finished, &s.AttemptID)
