@@ -61,7 +61,8 @@ type BurnDownReport struct {
 	// cannot be read (a server on another machine).
 	GoCPUPerTaskMicros float64 `json:"go_cpu_per_task_us"`
 	// GoAllocsPerTask is the heap objects this process allocated per task
-	// (runtime.MemStats.Mallocs over the drain).
+	// (runtime.MemStats.Mallocs over the drain; with a CPU profile, the
+	// profiler's own count too).
 	GoAllocsPerTask              float64 `json:"go_allocs_per_task"`
 	PGCPUMeasured                bool    `json:"pg_cpu_measured"`
 	PGBackendCPUPerTaskMicros    float64 `json:"pg_backend_cpu_per_task_us"`

@@ -59,6 +59,8 @@ func (c timeCodec) PlanEncode(m *pgtype.Map, oid uint32, format int16, value any
 
 type encodeTime struct{}
 
+func (encodeTime) ours() {}
+
 func (encodeTime) Encode(value any, buf []byte) ([]byte, error) {
 	return appendTimestamptz(buf, value.(time.Time)), nil
 }
@@ -115,7 +117,7 @@ func (p scanUUIDs) Scan(src []byte, dst any) error {
 	}
 	n := int(be.Uint32(src[12:]))
 	body := src[20:]
-	if n < 0 || len(body) != n*20 {
+	if n < 0 || n > len(body)/20 || len(body) != n*20 {
 		return pgx()
 	}
 	ids := make([]uuid.UUID, n)
@@ -192,6 +194,9 @@ type flatPlan[T any] struct {
 	elem uint32
 	put  func([]byte, T) ([]byte, bool)
 }
+
+// ours marks the package's plans (TestArraysAsPgx).
+func (flatPlan[T]) ours() {}
 
 func (p flatPlan[T]) Encode(value any, buf []byte) ([]byte, error) {
 	vs := value.([]T)

@@ -9,8 +9,9 @@ import (
 
 // uuid.UUID implements driver.Valuer as a string, so pgx would format
 // every id as text and the server would parse it back: a fifth of the
-// client's time on the step path. These plans hand pgx the bytes instead,
-// in the binary format, with its fast path for [16]byte and [][16]byte.
+// client's time on the step path. tryWrapUUID hands pgx the bytes instead,
+// as [16]byte and [][16]byte, wherever a codec other than ours (below)
+// gets an id.
 
 // registerTypes makes m read and write ids as bytes (registerUUIDScan,
 // and tryWrapUUID where another codec than ours gets an id) and write the
@@ -76,6 +77,8 @@ func (c uuidCodec) PlanEncode(m *pgtype.Map, oid uint32, format int16, value any
 
 type encodeUUID struct{}
 
+func (encodeUUID) ours() {}
+
 func (encodeUUID) Encode(value any, buf []byte) ([]byte, error) {
 	id := value.(uuid.UUID)
 	return append(buf, id[:]...), nil
@@ -92,7 +95,9 @@ type scanUUID struct{}
 
 func (scanUUID) Scan(src []byte, dst any) error {
 	if src == nil {
-		// As uuid.UUID's Scan has it (the plan pgx would take).
+		// The nil id. (uuid.UUID's Scan, the plan pgx would take, left
+		// the destination as it was; every destination here is zeroed
+		// per row anyway.)
 		*dst.(*uuid.UUID) = uuid.Nil
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // TestAppendPacked: a packed transition written by appendPacked is what
@@ -107,5 +108,33 @@ func TestInsertTransitionsPacks(t *testing.T) {
 	}
 	if more[0][0].At != at.Add(-time.Duration(maxPackedTransitions+5)*time.Microsecond).UnixMicro() {
 		t.Fatalf("row 0's second transition at %d", more[0][0].At)
+	}
+}
+
+// TestScanRefusesWhatPgxRefused: a NULL in a text column and an infinite
+// time are errors, as they were when pgx read them into a *string and a
+// *time.Time; repeated texts come back as the same values.
+func TestScanRefusesWhatPgxRefused(t *testing.T) {
+	var s string
+	c := textCol{dst: &s}
+	if err := c.ScanBytes(nil); err == nil {
+		t.Fatal("NULL into a text column: no error")
+	}
+	for _, v := range []string{"pending", "", "pending", "complete"} {
+		if err := c.ScanBytes([]byte(v)); err != nil || s != v {
+			t.Fatalf("%q: got %q, %v", v, s, err)
+		}
+	}
+	for _, inf := range []pgtype.InfinityModifier{pgtype.Infinity, pgtype.NegativeInfinity} {
+		if _, err := timestamptzOf(pgtype.Timestamptz{InfinityModifier: inf, Valid: true}); err == nil {
+			t.Fatalf("%v: no error", inf)
+		}
+	}
+	at := time.Date(1999, 12, 31, 23, 0, 0, 1000, time.FixedZone("x", 3600))
+	if got, err := timestamptzOf(pgtype.Timestamptz{Time: at, Valid: true}); err != nil || !got.Equal(at) || got.Location() != time.UTC {
+		t.Fatalf("got %v, %v; want %v in UTC", got, err, at)
+	}
+	if got, err := timestamptzOf(pgtype.Timestamptz{}); err != nil || !got.IsZero() {
+		t.Fatalf("NULL: got %v, %v; want the zero time", got, err)
 	}
 }

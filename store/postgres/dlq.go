@@ -291,10 +291,13 @@ func (s *Store) TaskStaleList(ctx context.Context, p *store.TaskStaleListParams)
 		return nil, fmt.Errorf("store: %s: %w", op, err)
 	}
 	defer rows.Close()
-	var out []*taskertype.Task
+	var (
+		out []*taskertype.Task
+		sc  taskScanner
+	)
 	for rows.Next() {
-		t, err := scanTask(rows)
-		if err != nil {
+		t := new(taskertype.Task)
+		if err := sc.scan(rows, t); err != nil {
 			return nil, fmt.Errorf("store: %s: %w", op, err)
 		}
 		out = append(out, t)

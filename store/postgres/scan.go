@@ -3,6 +3,7 @@ package postgres
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -169,6 +170,9 @@ type textCol struct {
 }
 
 func (c *textCol) ScanBytes(b []byte) error {
+	if b == nil {
+		return errors.New("cannot scan NULL into a text column") // as pgx for a *string
+	}
 	*c.dst = c.texts.of(b)
 	return nil
 }
@@ -191,7 +195,11 @@ func (sc *taskScanner) scan(row pgx.Row, t *taskertype.Task, extra ...any) error
 		return err
 	}
 	t.State = taskertype.TaskState(sc.state)
-	t.CreatedAt, t.UpdatedAt, t.FinishedAt = t.CreatedAt.UTC(), t.UpdatedAt.UTC(), timestamptzOf(sc.finished)
+	var err error
+	if t.FinishedAt, err = timestamptzOf(sc.finished); err != nil {
+		return fmt.Errorf("task %s: finished_at: %w", t.ID, err)
+	}
+	t.CreatedAt, t.UpdatedAt = t.CreatedAt.UTC(), t.UpdatedAt.UTC()
 	t.Request.Priority = int(sc.priority)
 	return nil
 }
@@ -228,7 +236,16 @@ func (sc *stepScanner) scan(row pgx.Row, s *taskertype.Step, extra ...any) error
 			return fmt.Errorf("step %s: failure: %w", s.ID, err)
 		}
 	}
-	s.NextRetryAt, s.StartedAt, s.FinishedAt = timestamptzOf(sc.nextRetry), timestamptzOf(sc.started), timestamptzOf(sc.finished)
+	for _, c := range []struct {
+		dst  *time.Time
+		src  pgtype.Timestamptz
+		name string
+	}{{&s.NextRetryAt, sc.nextRetry, "next_retry_at"}, {&s.StartedAt, sc.started, "started_at"}, {&s.FinishedAt, sc.finished, "finished_at"}} {
+		var err error
+		if *c.dst, err = timestamptzOf(c.src); err != nil {
+			return fmt.Errorf("step %s: %s: %w", s.ID, c.name, err)
+		}
+	}
 	s.CreatedAt, s.UpdatedAt = s.CreatedAt.UTC(), s.UpdatedAt.UTC()
 	if len(s.DependsOn) == 0 {
 		s.DependsOn = nil
@@ -245,12 +262,16 @@ func timeOf(t *time.Time) time.Time {
 	return t.UTC()
 }
 
-// timestamptzOf is timeOf for a column read as a pgtype.Timestamptz.
-func timestamptzOf(t pgtype.Timestamptz) time.Time {
-	if !t.Valid {
-		return time.Time{}
+// timestamptzOf is timeOf for a column read as a pgtype.Timestamptz; an
+// infinite time is an error, as it was read into a *time.Time.
+func timestamptzOf(t pgtype.Timestamptz) (time.Time, error) {
+	switch {
+	case !t.Valid:
+		return time.Time{}, nil
+	case t.InfinityModifier != pgtype.Finite:
+		return time.Time{}, fmt.Errorf("cannot read %v into a time", t.InfinityModifier)
 	}
-	return t.Time.UTC()
+	return t.Time.UTC(), nil
 }
 
 // nullTime stores the zero time as NULL.

@@ -353,10 +353,13 @@ func (s *Store) StepList(ctx context.Context, taskID uuid.UUID) ([]*taskertype.S
 
 func readSteps(rows pgx.Rows, taskID uuid.UUID) ([]*taskertype.Step, error) {
 	defer rows.Close()
-	var steps []*taskertype.Step
+	var (
+		steps []*taskertype.Step
+		sc    stepScanner
+	)
 	for rows.Next() {
-		st, err := scanStep(rows)
-		if err != nil {
+		st := new(taskertype.Step)
+		if err := sc.scan(rows, st); err != nil {
 			return nil, fmt.Errorf("store: step list: task %s: %w", taskID, err)
 		}
 		steps = append(steps, st)

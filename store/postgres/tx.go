@@ -618,7 +618,7 @@ func (x *tx) Prefetch(ctx context.Context, p *store.PrefetchParams) ([]uuid.UUID
 			var (
 				sc      taskScanner
 				taskCtx []byte
-				c       correlation // NULL reads as uuid.Nil, as uuid.UUID's Scan has it
+				c       correlation // NULL reads as uuid.Nil (internal/pgdb's codec)
 			)
 			for rows.Next() {
 				r := &taskRow{inserted: true}

@@ -69,6 +69,7 @@ var cases = []struct {
 	{"creating a task twice is refused as invalid", testCreateTwice},
 	{"a task transition moves the task, dates it and records it", testTaskTransition},
 	{"a step transition writes the step's fields", testStepTransition},
+	{"a transition's parameters and step are not kept: a caller may reuse them at once", testParamsNotKept},
 	{"a transition from the wrong state fails as stale and changes nothing", testStale},
 	{"a transition of a record that does not exist fails as not found", testTransitionNotFound},
 	{"an illegal transition is refused", testIllegal},
@@ -479,6 +480,101 @@ func testStepTransition(t *testing.T, e *env) {
 	want := []string{"create", "enqueue", "start", "fail", "schedule_retry", "retry", "enqueue", "start", "succeed", "complete"}
 	if !slices.Equal(events, want) {
 		t.Errorf("step transitions %v, want %v", events, want)
+	}
+}
+
+// testParamsNotKept reuses one StepTransitionParams, one Step and one
+// TaskTransitionParams for every transition of a transaction, as
+// transition.Recorder does, and scribbles over them after each call: what
+// the store reads back, inside the transaction and after it, and logs is
+// what each call was given.
+func testParamsNotKept(t *testing.T, e *env) {
+	p := diamond(t, e)
+	e.create(t, p)
+	ctx, a, task := t.Context(), p.Steps[0].ID, p.Task.ID
+	var (
+		params  store.StepTransitionParams
+		scratch taskertype.Step
+		tp      store.TaskTransitionParams
+	)
+	scribble := func() {
+		scratch = taskertype.Step{ID: a, TaskID: task, State: "scribbled", Attempts: 99, Result: json.RawMessage(`"junk"`),
+			Failure: &taskertype.StepFailure{Message: "junk"}, StartedAt: Start.Add(time.Hour)}
+		params = store.StepTransitionParams{From: "scribbled", Event: "scribbled", Processor: "scribbled"}
+		tp = store.TaskTransitionParams{ID: a, From: "scribbled", To: "scribbled", Event: "scribbled", Processor: "scribbled"}
+	}
+	e.inTx(t, func(tx store.Tx) error {
+		from := taskertype.TaskPending
+		for _, ev := range []taskertype.TaskEvent{taskertype.TaskEventStart, taskertype.TaskEventReadyStepsFound} {
+			to, err := taskertype.NextTaskState(from, ev)
+			if err != nil {
+				return err
+			}
+			tp = store.TaskTransitionParams{ID: task, From: from, To: to, Event: ev, At: e.clock.Now(), Processor: Processor}
+			if err := tx.TaskTransition(ctx, &tp); err != nil {
+				return err
+			}
+			scribble()
+			from = to
+		}
+		st, err := tx.StepGet(ctx, a)
+		if err != nil {
+			return err
+		}
+		for _, ev := range []taskertype.StepEvent{taskertype.StepEventEnqueue, taskertype.StepEventStart, taskertype.StepEventSucceed} {
+			scratch = *st
+			if scratch.State, err = taskertype.NextStepState(st.State, ev); err != nil {
+				return err
+			}
+			switch ev {
+			case taskertype.StepEventStart:
+				scratch.Attempts, scratch.StartedAt = 1, e.clock.Now()
+			case taskertype.StepEventSucceed:
+				scratch.Result = json.RawMessage(`{"v":1}`)
+			}
+			params = store.StepTransitionParams{Step: &scratch, From: st.State, Event: ev, At: e.clock.Now(), Processor: Processor}
+			if err := tx.StepTransition(ctx, &params); err != nil {
+				return err
+			}
+			*st = scratch
+			scribble()
+			got, err := tx.StepGet(ctx, a)
+			if err != nil {
+				return err
+			}
+			sameResult := len(got.Result) == 0 && len(st.Result) == 0 || jsonEqual(got.Result, st.Result)
+			if got.State != st.State || got.Attempts != st.Attempts || !sameResult || got.Failure != nil {
+				t.Errorf("after %s, in the transaction: %s, %d attempts, result %s, failure %v; want %s, %d, %s, none",
+					ev, got.State, got.Attempts, got.Result, got.Failure, st.State, st.Attempts, st.Result)
+			}
+		}
+		return nil
+	})
+	got := e.steps(t, task)["a"]
+	if got.State != taskertype.StepEnqueuedForOrchestration || got.Attempts != 1 || !jsonEqual(got.Result, json.RawMessage(`{"v":1}`)) ||
+		got.Failure != nil || !got.StartedAt.Equal(e.clock.Now()) {
+		t.Fatalf("after the commit: %s, %d attempts, result %s, failure %v, started %v", got.State, got.Attempts, got.Result, got.Failure, got.StartedAt)
+	}
+	if tk := e.taskGet(t, task); tk.State != taskertype.TaskEnqueuingSteps {
+		t.Fatalf("the task is %s, want enqueuing_steps", tk.State)
+	}
+	var evs, tevs []string
+	for _, tr := range e.transitions(t, task, uuid.Nil) {
+		if tr.Processor != Processor {
+			t.Fatalf("transition %+v: processor %q", tr, tr.Processor)
+		}
+		switch tr.StepID {
+		case a:
+			evs = append(evs, tr.Event)
+		case uuid.Nil:
+			tevs = append(tevs, tr.From+">"+tr.To)
+		}
+	}
+	if want := []string{"create", "enqueue", "start", "succeed"}; !slices.Equal(evs, want) {
+		t.Fatalf("step transitions %v, want %v", evs, want)
+	}
+	if want := []string{">pending", "pending>initializing", "initializing>enqueuing_steps"}; !slices.Equal(tevs, want) {
+		t.Fatalf("task transitions %v, want %v", tevs, want)
 	}
 }
 
