@@ -19,11 +19,11 @@ import (
 // (TestArraysAsPgx), and leaves everything else to pgx.
 
 // registerArrays registers arrayCodec for the array types the store binds,
-// and timeCodec for timestamptz (after registerUUIDScan: uuid[] takes the
-// element type registered then).
+// and a valueCodec for timestamptz (after registerUUIDScan: uuid[] takes
+// the element type registered then).
 func registerArrays(m *pgtype.Map) {
 	if t, ok := m.TypeForOID(pgtype.TimestamptzOID); ok {
-		m.RegisterType(&pgtype.Type{Name: t.Name, OID: t.OID, Codec: timeCodec{t.Codec}})
+		m.RegisterType(&pgtype.Type{Name: t.Name, OID: t.OID, Codec: valueCodec[time.Time]{t.Codec, appendTimestamptz}})
 	}
 	for _, a := range []struct {
 		name      string
@@ -45,24 +45,27 @@ func registerArrays(m *pgtype.Map) {
 	}
 }
 
-// timeCodec is pgx's timestamptz codec, but for a time.Time in the binary
-// format, which it writes without boxing it (pgx wraps each time.Time
+// valueCodec is a pgx codec, but for a T in the binary format, which put
+// writes without boxing it (pgx wraps a time.Time or a uuid.UUID
 // parameter in a value of its own).
-type timeCodec struct{ pgtype.Codec }
+type valueCodec[T any] struct {
+	pgtype.Codec
+	put func([]byte, T) []byte
+}
 
-func (c timeCodec) PlanEncode(m *pgtype.Map, oid uint32, format int16, value any) pgtype.EncodePlan {
-	if _, ok := value.(time.Time); ok && format == pgtype.BinaryFormatCode {
-		return encodeTime{}
+func (c valueCodec[T]) PlanEncode(m *pgtype.Map, oid uint32, format int16, value any) pgtype.EncodePlan {
+	if _, ok := value.(T); ok && format == pgtype.BinaryFormatCode {
+		return valuePlan[T](c)
 	}
 	return c.Codec.PlanEncode(m, oid, format, value)
 }
 
-type encodeTime struct{}
+type valuePlan[T any] valueCodec[T]
 
-func (encodeTime) ours() {}
+func (valuePlan[T]) ours() {}
 
-func (encodeTime) Encode(value any, buf []byte) ([]byte, error) {
-	return appendTimestamptz(buf, value.(time.Time)), nil
+func (p valuePlan[T]) Encode(value any, buf []byte) ([]byte, error) {
+	return p.put(buf, value.(T)), nil
 }
 
 // arrayCodec is pgx's ArrayCodec with its own encoding of the slices

@@ -66,29 +66,13 @@ func uuidBytes(ids []uuid.UUID) [][16]byte {
 // *uuid.UUID directly, and writes a uuid.UUID's without the wrapping
 // above (which boxes the id); every other value goes to pgx's own codec.
 // It is registered for uuid and, as the element of uuid[], for arrays.
-type uuidCodec struct{ pgtype.UUIDCodec }
-
-func (c uuidCodec) PlanEncode(m *pgtype.Map, oid uint32, format int16, value any) pgtype.EncodePlan {
-	if _, ok := value.(uuid.UUID); ok && format == pgtype.BinaryFormatCode {
-		return encodeUUID{}
-	}
-	return c.UUIDCodec.PlanEncode(m, oid, format, value)
-}
-
-type encodeUUID struct{}
-
-func (encodeUUID) ours() {}
-
-func (encodeUUID) Encode(value any, buf []byte) ([]byte, error) {
-	id := value.(uuid.UUID)
-	return append(buf, id[:]...), nil
-}
+type uuidCodec struct{ valueCodec[uuid.UUID] }
 
 func (c uuidCodec) PlanScan(m *pgtype.Map, oid uint32, format int16, target any) pgtype.ScanPlan {
 	if _, ok := target.(*uuid.UUID); ok && format == pgtype.BinaryFormatCode {
 		return scanUUID{}
 	}
-	return c.UUIDCodec.PlanScan(m, oid, format, target)
+	return c.Codec.PlanScan(m, oid, format, target)
 }
 
 type scanUUID struct{}
@@ -110,7 +94,8 @@ func (scanUUID) Scan(src []byte, dst any) error {
 
 // registerUUIDScan registers uuidCodec for uuid and uuid[] in m.
 func registerUUIDScan(m *pgtype.Map) {
-	t := &pgtype.Type{Name: "uuid", OID: pgtype.UUIDOID, Codec: uuidCodec{}}
+	put := func(b []byte, id uuid.UUID) []byte { return append(b, id[:]...) }
+	t := &pgtype.Type{Name: "uuid", OID: pgtype.UUIDOID, Codec: uuidCodec{valueCodec[uuid.UUID]{pgtype.UUIDCodec{}, put}}}
 	m.RegisterType(t)
 	m.RegisterType(&pgtype.Type{Name: "_uuid", OID: pgtype.UUIDArrayOID, Codec: &pgtype.ArrayCodec{ElementType: t}})
 }
