@@ -65,7 +65,8 @@ func uuidBytes(ids []uuid.UUID) [][16]byte {
 // (uuid.Parse). uuidCodec reads the binary format's 16 bytes into
 // *uuid.UUID directly, and writes a uuid.UUID's without the wrapping
 // above (which boxes the id); every other value goes to pgx's own codec.
-// It is registered for uuid and, as the element of uuid[], for arrays.
+// It is registered for uuid, and so is the element of uuid[]
+// (registerArrays).
 type uuidCodec struct{ valueCodec[uuid.UUID] }
 
 func (c uuidCodec) PlanScan(m *pgtype.Map, oid uint32, format int16, target any) pgtype.ScanPlan {
@@ -80,8 +81,8 @@ type scanUUID struct{}
 func (scanUUID) Scan(src []byte, dst any) error {
 	if src == nil {
 		// The nil id. (uuid.UUID's Scan, the plan pgx would take, left
-		// the destination as it was; every destination here is zeroed
-		// per row anyway.)
+		// the destination as it was; no reader of ours counts on that:
+		// each scans into a fresh or zeroed id.)
 		*dst.(*uuid.UUID) = uuid.Nil
 		return nil
 	}
@@ -92,10 +93,8 @@ func (scanUUID) Scan(src []byte, dst any) error {
 	return nil
 }
 
-// registerUUIDScan registers uuidCodec for uuid and uuid[] in m.
+// registerUUIDScan registers uuidCodec for uuid in m.
 func registerUUIDScan(m *pgtype.Map) {
 	put := func(b []byte, id uuid.UUID) []byte { return append(b, id[:]...) }
-	t := &pgtype.Type{Name: "uuid", OID: pgtype.UUIDOID, Codec: uuidCodec{valueCodec[uuid.UUID]{pgtype.UUIDCodec{}, put}}}
-	m.RegisterType(t)
-	m.RegisterType(&pgtype.Type{Name: "_uuid", OID: pgtype.UUIDArrayOID, Codec: &pgtype.ArrayCodec{ElementType: t}})
+	m.RegisterType(&pgtype.Type{Name: "uuid", OID: pgtype.UUIDOID, Codec: uuidCodec{valueCodec[uuid.UUID]{pgtype.UUIDCodec{}, put}}})
 }
