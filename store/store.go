@@ -136,7 +136,9 @@ type Tx interface {
 	// step's mutable fields from p.Step and records the transition. p.Step
 	// must carry its ID and TaskID, as a step read from the store does.
 	// It keeps no reference to p or p.Step past the call (the caller may
-	// reuse them), but sets p.Step.UpdatedAt.
+	// reuse them), but sets p.Step.UpdatedAt; the bytes of p.Step.Result
+	// may be kept until the transaction ends, so they must not be changed
+	// in place.
 	StepTransition(ctx context.Context, p *StepTransitionParams) error
 	// StepInputs returns what a handler needs: the task's context and the
 	// results of the step's dependencies.

@@ -19,8 +19,7 @@ import (
 // (TestArraysAsPgx), and leaves everything else to pgx.
 
 // registerArrays registers arrayCodec for the array types the store binds,
-// and a valueCodec for timestamptz (after registerUUIDScan: uuid[] takes
-// the element type registered then).
+// and a valueCodec for timestamptz.
 func registerArrays(m *pgtype.Map) {
 	if t, ok := m.TypeForOID(pgtype.TimestamptzOID); ok {
 		m.RegisterType(&pgtype.Type{Name: t.Name, OID: t.OID, Codec: valueCodec[time.Time]{t.Codec, appendTimestamptz}})
@@ -55,17 +54,17 @@ type valueCodec[T any] struct {
 
 func (c valueCodec[T]) PlanEncode(m *pgtype.Map, oid uint32, format int16, value any) pgtype.EncodePlan {
 	if _, ok := value.(T); ok && format == pgtype.BinaryFormatCode {
-		return valuePlan[T](c)
+		return valuePlan[T](c.put)
 	}
 	return c.Codec.PlanEncode(m, oid, format, value)
 }
 
-type valuePlan[T any] valueCodec[T]
+type valuePlan[T any] func([]byte, T) []byte
 
 func (valuePlan[T]) ours() {}
 
 func (p valuePlan[T]) Encode(value any, buf []byte) ([]byte, error) {
-	return p.put(buf, value.(T)), nil
+	return p(buf, value.(T)), nil
 }
 
 // arrayCodec is pgx's ArrayCodec with its own encoding of the slices

@@ -176,3 +176,34 @@ func FuzzUUIDsScan(f *testing.F) {
 		}
 	})
 }
+
+// TestRegistered: the types the store binds and reads have the package's
+// codecs, whatever order registerTypes registers them in.
+func TestRegistered(t *testing.T) {
+	m := pgtype.NewMap()
+	registerTypes(m)
+	arr, _ := m.TypeForOID(pgtype.UUIDArrayOID)
+	a, ok := arr.Codec.(arrayCodec)
+	if !ok {
+		t.Fatalf("uuid[] has codec %T, want arrayCodec", arr.Codec)
+	}
+	if _, ok := a.ElementType.Codec.(uuidCodec); !ok {
+		t.Fatalf("uuid[]'s element has codec %T, want uuidCodec", a.ElementType.Codec)
+	}
+	var ids []uuid.UUID
+	if p := m.PlanScan(pgtype.UUIDArrayOID, pgtype.BinaryFormatCode, &ids); !isScanUUIDs(p) {
+		t.Fatalf("uuid[] into []uuid.UUID: plan %T", p)
+	}
+	for _, oid := range []uint32{pgtype.TextArrayOID, pgtype.TimestamptzArrayOID, pgtype.Int4ArrayOID, pgtype.Int8ArrayOID, pgtype.JSONArrayOID, pgtype.ByteaArrayOID} {
+		if typ, _ := m.TypeForOID(oid); typ == nil {
+			t.Fatalf("OID %d: not registered", oid)
+		} else if _, ok := typ.Codec.(arrayCodec); !ok {
+			t.Fatalf("OID %d: codec %T, want arrayCodec", oid, typ.Codec)
+		}
+	}
+}
+
+func isScanUUIDs(p pgtype.ScanPlan) bool {
+	_, ok := p.(scanUUIDs)
+	return ok
+}

@@ -65,8 +65,7 @@ func uuidBytes(ids []uuid.UUID) [][16]byte {
 // (uuid.Parse). uuidCodec reads the binary format's 16 bytes into
 // *uuid.UUID directly, and writes a uuid.UUID's without the wrapping
 // above (which boxes the id); every other value goes to pgx's own codec.
-// It is registered for uuid, and so is the element of uuid[]
-// (registerArrays).
+// It is registered for uuid (and serves uuid[]'s elements).
 type uuidCodec struct{ valueCodec[uuid.UUID] }
 
 func (c uuidCodec) PlanScan(m *pgtype.Map, oid uint32, format int16, target any) pgtype.ScanPlan {

@@ -16,9 +16,12 @@ import (
 )
 
 // TestRecorderReusesItsScratch: a Recorder moves several steps of one
-// transaction through its one set of transition parameters and step copy;
-// each caller's step ends as its own transitions left it (never as another
-// step's), the store has each step as moved, and each event names its step.
+// transaction through its one set of transition parameters and step copy
+// (a regression guard for that reuse: a Recorder that allocated them per
+// call passes too); each caller's step ends as its own transitions left it
+// (never as another step's), the store has each step as moved, and each
+// event names its step. That the store keeps neither is the conformance
+// suite's testParamsNotKept.
 func TestRecorderReusesItsScratch(t *testing.T) {
 	ctx := t.Context()
 	st, err := storesqlite.Open(ctx, storesqlite.Config{Path: filepath.Join(t.TempDir(), "t.db")})
@@ -85,7 +88,12 @@ func TestRecorderReusesItsScratch(t *testing.T) {
 	}
 	want := []string{"a:enqueue", "b:enqueue", "a:start", "b:start", "a:succeed"}
 	for i, w := range want {
-		e := <-sub.C()
+		var e events.Event
+		select {
+		case e = <-sub.C():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("event %d (%s) was not published", i, w)
+		}
 		if got := e.StepName + ":" + e.Event; got != w || e.StepID != map[string]uuid.UUID{"a": a, "b": b}[e.StepName] {
 			t.Fatalf("event %d: %s (step %s), want %s", i, got, e.StepID, w)
 		}

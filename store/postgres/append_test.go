@@ -111,9 +111,10 @@ func TestInsertTransitionsPacks(t *testing.T) {
 	}
 }
 
-// TestScanRefusesWhatPgxRefused: a NULL in a text column and an infinite
-// time are errors, as they were when pgx read them into a *string and a
-// *time.Time; repeated texts come back as the same values.
+// TestScanRefusesWhatPgxRefused: the helpers refuse a NULL in a text
+// column and an infinite time, as pgx did for a *string and a *time.Time;
+// repeated texts come back as the same values (through the scanners on
+// PostgreSQL: TestScannersRefuseInfiniteTimes).
 func TestScanRefusesWhatPgxRefused(t *testing.T) {
 	var s string
 	c := textCol{dst: &s}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -265,3 +266,47 @@ func TestTransitionLogAcrossTheMigrationAndProcessors(t *testing.T) {
 
 // maxRun is the identity's step (migration 0008).
 const maxRun = 1024
+
+// The scanners refuse an infinite time, as pgx did for a *time.Time:
+// StepGet, StepList and the Prefetch all fail, naming the column, rather
+// than reading it as "not set".
+func TestScannersRefuseInfiniteTimes(t *testing.T) {
+	ctx := t.Context()
+	s, clock, conn := packedEnv(t)
+	task, steps := newTask(t)
+	inTx(t, s, func(tx store.Tx) error {
+		return tx.TaskCreate(ctx, &store.TaskCreateParams{Task: task, Steps: steps, At: clock.Now(), Processor: "p"})
+	})
+	if _, err := conn.Exec(ctx, `UPDATE steps SET next_retry_at = 'infinity' WHERE id = $1`, steps[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.StepList(ctx, task.ID); err == nil || !strings.Contains(err.Error(), "next_retry_at") {
+		t.Fatalf("StepList: %v, want an error naming next_retry_at", err)
+	}
+	err := s.InTx(ctx, func(tx store.Tx) error {
+		_, err := tx.StepGet(ctx, steps[0].ID)
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "next_retry_at") {
+		t.Fatalf("StepGet: %v, want an error naming next_retry_at", err)
+	}
+	err = s.InTx(ctx, func(tx store.Tx) error {
+		_, err := tx.Prefetch(ctx, &store.PrefetchParams{TaskIDs: []uuid.UUID{task.ID}})
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "next_retry_at") {
+		t.Fatalf("Prefetch: %v, want an error naming next_retry_at", err)
+	}
+	if _, err := conn.Exec(ctx, `UPDATE steps SET next_retry_at = NULL WHERE id = $1`, steps[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `UPDATE tasks SET finished_at = '-infinity' WHERE id = $1`, task.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.StepList(ctx, task.ID); err != nil {
+		t.Fatalf("StepList with finite times: %v", err)
+	}
+	if _, err := s.TaskGet(ctx, task.ID); err == nil {
+		t.Fatal("TaskGet of a task finished at -infinity: no error")
+	}
+}
