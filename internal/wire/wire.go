@@ -56,10 +56,10 @@ func Encode(v any) []byte {
 
 // DecodeStep parses a step or result message body.
 func DecodeStep(body []byte) (taskID, stepID uuid.UUID, err error) {
-	m, ok := decodeStepFast(body)
-	if ok && m.TaskID != uuid.Nil && m.StepID != uuid.Nil {
+	if m, ok := decodeStepFast(body); ok && m.TaskID != uuid.Nil && m.StepID != uuid.Nil {
 		return m.TaskID, m.StepID, nil
 	}
+	var m StepMessage
 	if err := json.Unmarshal(body, &m); err != nil {
 		return uuid.Nil, uuid.Nil, fmt.Errorf("malformed step message %q: %w", truncate(body), err)
 	}
@@ -72,10 +72,10 @@ func DecodeStep(body []byte) (taskID, stepID uuid.UUID, err error) {
 // DecodeStepMessage parses a step message body, with the template it names
 // when it does.
 func DecodeStepMessage(body []byte) (StepMessage, error) {
-	m, ok := decodeStepFast(body)
-	if ok && m.TaskID != uuid.Nil && m.StepID != uuid.Nil {
+	if m, ok := decodeStepFast(body); ok && m.TaskID != uuid.Nil && m.StepID != uuid.Nil {
 		return m, nil
 	}
+	var m StepMessage
 	if err := json.Unmarshal(body, &m); err != nil {
 		return m, fmt.Errorf("malformed step message %q: %w", truncate(body), err)
 	}
