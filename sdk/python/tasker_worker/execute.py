@@ -151,19 +151,21 @@ def completion(ev: Dict[str, Any], r: StepHandlerResult) -> Dict[str, Any]:
     return {"event_id": eid, "outcome": "failure", "error": err}
 
 
+def failure(error_type: str, message: str, retryable: bool) -> Dict[str, Any]:
+    """A failure completion the worker makes itself (no handler's result),
+    without its event_id: the caller adds it where it has one."""
+    return {"outcome": "failure", "error": {"error_type": error_type, "message": message, "retryable": retryable}}
+
+
 def run_event(registry: HandlerRegistry, ev: Dict[str, Any]) -> Dict[str, Any]:
     """The wire completion of one event; never raises: a claimed step
     always produces a result."""
     if not isinstance(ev, dict):
-        return {"event_id": None, "outcome": "failure",
-                "error": {"error_type": "worker_error", "retryable": True,
-                          "message": f"the event is not an object: {type(ev).__name__}"}}
+        return {"event_id": None, **failure("worker_error", f"the event is not an object: {type(ev).__name__}", True)}
     try:
         c = completion(ev, run_handler(registry, ev))
     except BaseException as exc:  # noqa: BLE001
-        c = {"event_id": ev.get("event_id"), "outcome": "failure",
-             "error": {"error_type": "worker_error", "message": f"worker failed to run the step: {exc}",
-                       "retryable": True}}
+        c = {"event_id": ev.get("event_id"), **failure("worker_error", f"worker failed to run the step: {exc}", True)}
     if c["outcome"] == "failure":
         e = c["error"]
         log.warning("step %s (handler %s, attempt %s) failed: %s: %s", ev.get("step_name"), ev.get("handler_name"),

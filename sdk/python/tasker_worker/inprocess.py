@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from tasker_core.handler import HandlerRegistry
 
-from .execute import run_event
+from .execute import failure, run_event
 from .runtime import _hand_back, served_handlers
 from .transport import Transport, TransportError, _json_default, compact_decoder, compact_encoder
 
@@ -227,9 +227,7 @@ class PushWorker:
                 part, did = self._one(ev)
             except Exception as exc:  # noqa: BLE001 - an event the worker cannot read: retryable
                 log.error("push worker: event %.200r failed: %r", ev, exc)
-                part, did = json.dumps({"outcome": "failure", "error": {
-                    "error_type": "worker_error", "retryable": True,
-                    "message": f"the push worker failed to run the step: {exc!r}"}}), 0
+                part, did = json.dumps(failure("worker_error", f"the push worker failed to run the step: {exc!r}", True)), 0
             parts.append(part)
             ran += did
         return ("[" + ",".join(parts) + "]").encode(), ran
@@ -248,9 +246,7 @@ class PushWorker:
         except Exception as exc:  # noqa: BLE001 - the handler ran: its step fails alone, not retried
             log.warning("step %s (handler %s): its result is not JSON: %s", ev.get("step_name"),
                         ev.get("handler_name"), exc)
-            return json.dumps({"outcome": "failure", "error": {
-                "error_type": "invalid_handler_result", "retryable": False,
-                "message": f"the handler's result is not JSON: {exc}"}}), 1
+            return json.dumps(failure("invalid_handler_result", f"the handler's result is not JSON: {exc}", False)), 1
 
     def start(self) -> None:
         if self._started:
