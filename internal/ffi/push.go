@@ -74,6 +74,10 @@ const (
 	// drains it: no more events) waits before it registers again, so that
 	// a host handing back whatever it gets does not spin on the steps.
 	drainedWait = time.Second
+	// maxKeptEventsBuf bounds the buffer a push goroutine keeps for the
+	// next call's events: a larger one (a large context or result) is
+	// dropped after its call.
+	maxKeptEventsBuf = 64 << 10
 )
 
 // served is one push worker of an instance.
@@ -238,7 +242,10 @@ func (h *Host) unreserve(in *instance, s *served) {
 // completion of the event it ran last and waits for the next one. Once
 // the engine stops, it sends what it holds and returns.
 func (in *instance) pushLoop(s *served) {
-	var done []gen.WorkerCompletion
+	var (
+		done []gen.WorkerCompletion
+		buf  []byte // the events' JSON, reused
+	)
 	backoff := 10 * time.Millisecond
 	for {
 		stopping := in.ctx.Err() != nil
@@ -294,7 +301,7 @@ func (in *instance) pushLoop(s *served) {
 		}
 		if len(r.Events) > 0 {
 			s.hold(r.Events)
-			done = s.run(r.Events, done, in.maxBody)
+			done = s.run(r.Events, done, in.maxBody, &buf)
 		}
 	}
 }
@@ -355,7 +362,9 @@ func failure(id uuid.UUID, format string, args ...any) gen.WorkerCompletion {
 // array, in the same order) to done. Whatever happens, each event gets a
 // completion: one the host did not give, or gave as something other than
 // a completion, fails as retryable (host_error) saying why.
-func (s *served) run(events []gen.WorkerEvent, done []gen.WorkerCompletion, max int) []gen.WorkerCompletion {
+//
+// buf is the caller's buffer for the events' JSON, kept between its calls.
+func (s *served) run(events []gen.WorkerEvent, done []gen.WorkerCompletion, max int, buf *[]byte) []gen.WorkerCompletion {
 	var got []hostCompletion
 	why := func() (why string) {
 		defer func() {
@@ -363,9 +372,12 @@ func (s *served) run(events []gen.WorkerEvent, done []gen.WorkerCompletion, max 
 				why = fmt.Sprintf("the push worker failed to run the step: %v", r)
 			}
 		}()
-		raw, err := json.Marshal(events)
+		raw, err := appendEvents(*buf, events)
 		if err != nil {
 			return fmt.Sprintf("the events could not be encoded: %v", err)
+		}
+		if cap(raw) <= maxKeptEventsBuf {
+			*buf = raw[:0] // the host copies what it keeps: the next call reuses it
 		}
 		if s.abandoned.Load() {
 			return "the engine stopped before the host ran the step"
@@ -420,10 +432,14 @@ type hostCompletion struct {
 }
 
 // hostCompletions decodes the host's answer in one pass when every element
-// is a completion (the common case); else element by element, so that an
+// is a completion (the common case; successes without encoding/json,
+// fastCompletions); else element by element, so that an
 // element that is not a completion fails its own event only, quoted. An
 // error: not a JSON array.
 func hostCompletions(out []byte) ([]hostCompletion, error) {
+	if got, ok := fastCompletions(out); ok {
+		return got, nil
+	}
 	var cs []gen.WorkerCompletion
 	if json.Unmarshal(out, &cs) == nil && !slices.ContainsFunc(cs, func(c gen.WorkerCompletion) bool { return c.Outcome == "" }) {
 		got := make([]hostCompletion, len(cs))

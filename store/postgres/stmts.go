@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tasker-go/tasker/internal/jsonenc"
 	"github.com/tasker-go/tasker/internal/pgdb"
 	"github.com/tasker-go/tasker/store"
 	"github.com/tasker-go/tasker/taskertype"
@@ -319,42 +319,16 @@ func appendPacked(b []byte, t packedTransition) []byte {
 	b = append(b, '{')
 	if t.Step != uuid.Nil {
 		b = append(b, `"s":"`...)
-		b = appendUUID(b, t.Step)
+		b = jsonenc.AppendUUID(b, t.Step)
 		b = append(b, `",`...)
 	}
 	b = append(b, `"f":`...)
-	b = appendJSONString(b, t.From)
+	b = jsonenc.AppendString(b, t.From)
 	b = append(b, `,"t":`...)
-	b = appendJSONString(b, t.To)
+	b = jsonenc.AppendString(b, t.To)
 	b = append(b, `,"e":`...)
-	b = appendJSONString(b, t.Event)
+	b = jsonenc.AppendString(b, t.Event)
 	b = append(b, `,"a":`...)
 	b = strconv.AppendInt(b, t.At, 10)
 	return append(b, '}')
-}
-
-// appendUUID appends id in its canonical text form, as uuid.UUID.String.
-func appendUUID(b []byte, id uuid.UUID) []byte {
-	const digits = "0123456789abcdef"
-	for i, c := range id {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			b = append(b, '-')
-		}
-		b = append(b, digits[c>>4], digits[c&0xf])
-	}
-	return b
-}
-
-// appendJSONString appends s as a JSON string. The states and events it is
-// given are plain ASCII; anything else goes through encoding/json.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
-			q, _ := json.Marshal(s) // a string: never fails
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }

@@ -1,0 +1,218 @@
+// Package jsonenc writes and scans JSON by hand where encoding/json's
+// reflection costs more than the work (the engine's hot paths: the packed
+// transition log, a push worker's calls): strings and uuids appended as
+// json.Marshal writes them, and a scanner that finds where a JSON value
+// ends and whether it is valid, as encoding/json reads it.
+package jsonenc
+
+import (
+	"encoding/json"
+
+	"github.com/google/uuid"
+)
+
+// AppendUUID appends id in its canonical text form, as uuid.UUID.String
+// gives it (unquoted).
+func AppendUUID(b []byte, id uuid.UUID) []byte {
+	const digits = "0123456789abcdef"
+	for i, c := range id {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			b = append(b, '-')
+		}
+		b = append(b, digits[c>>4], digits[c&0xf])
+	}
+	return b
+}
+
+// AppendString appends s quoted: as it is when it is printable ASCII
+// without a quote or a backslash, else as json.Marshal writes it.
+func AppendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// MaxDepth bounds SkipValue's nesting.
+const MaxDepth = 512
+
+// SkipSpace returns the index of the first byte at or after i that is not
+// JSON whitespace.
+func SkipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// SkipValue returns the index just after the JSON value at b[i:] and
+// whether there is a valid one there, by RFC 8259 as encoding/json reads
+// it (bytes of 0x80 and above in strings taken as they are). A value
+// nested deeper than MaxDepth is reported as not valid: the caller's
+// fallback (encoding/json, which has its own bound) decides it.
+func SkipValue(b []byte, i int) (int, bool) { return skipValue(b, i, 0) }
+
+func skipValue(b []byte, i, depth int) (int, bool) {
+	if i >= len(b) {
+		return i, false
+	}
+	switch c := b[i]; {
+	case c == '{' || c == '[':
+		if depth >= MaxDepth {
+			return i, false
+		}
+		closer := byte('}')
+		if c == '[' {
+			closer = ']'
+		}
+		i = SkipSpace(b, i+1)
+		if i < len(b) && b[i] == closer {
+			return i + 1, true
+		}
+		for {
+			if c == '{' {
+				var ok bool
+				if i, ok = skipString(b, i); !ok {
+					return i, false
+				}
+				if i = SkipSpace(b, i); i >= len(b) || b[i] != ':' {
+					return i, false
+				}
+				i = SkipSpace(b, i+1)
+			}
+			var ok bool
+			if i, ok = skipValue(b, i, depth+1); !ok {
+				return i, false
+			}
+			if i = SkipSpace(b, i); i >= len(b) {
+				return i, false
+			}
+			switch b[i] {
+			case ',':
+				i = SkipSpace(b, i+1)
+			case closer:
+				return i + 1, true
+			default:
+				return i, false
+			}
+		}
+	case c == '"':
+		return skipString(b, i)
+	case c == '-' || (c >= '0' && c <= '9'):
+		return skipNumber(b, i)
+	case c == 't':
+		return SkipLiteral(b, i, "true")
+	case c == 'f':
+		return SkipLiteral(b, i, "false")
+	case c == 'n':
+		return SkipLiteral(b, i, "null")
+	}
+	return i, false
+}
+
+// SkipLiteral returns the index after lit at b[i:], if it is there.
+func SkipLiteral(b []byte, i int, lit string) (int, bool) {
+	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
+		return i, false
+	}
+	return i + len(lit), true
+}
+
+func skipString(b []byte, i int) (int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return i, false
+	}
+	for i++; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, true
+		case c < 0x20:
+			return i, false
+		case c == '\\':
+			i++
+			if i >= len(b) {
+				return i, false
+			}
+			switch b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if len(b)-i < 5 {
+					return i, false
+				}
+				for _, h := range b[i+1 : i+5] {
+					if !isHex(h) {
+						return i, false
+					}
+				}
+				i += 4
+			default:
+				return i, false
+			}
+		}
+	}
+	return i, false
+}
+
+func isHex(c byte) bool {
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func skipNumber(b []byte, i int) (int, bool) {
+	if b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		for i++; i < len(b) && isDigit(b[i]); i++ {
+		}
+	default:
+		return i, false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if i >= len(b) || !isDigit(b[i]) {
+			return i, false
+		}
+		for ; i < len(b) && isDigit(b[i]); i++ {
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i >= len(b) || !isDigit(b[i]) {
+			return i, false
+		}
+		for ; i < len(b) && isDigit(b[i]); i++ {
+		}
+	}
+	return i, true
+}
+
+// PlainString reads the string at b[i:] when it holds only printable
+// ASCII without escapes (so that its bytes are its value, as
+// encoding/json would give it), returning it and the index after it.
+func PlainString(b []byte, i int) ([]byte, int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return nil, i, false
+	}
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			return b[i+1 : j], j + 1, true
+		case c < 0x20 || c >= 0x7f || c == '\\':
+			return nil, j, false
+		}
+	}
+	return nil, len(b), false
+}
