@@ -214,6 +214,16 @@ func BenchmarkPushJSON(b *testing.B) {
 			}
 		}
 	})
+	b.Run("by-hand-fresh-buffer", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := appendEvents(nil, events); err != nil {
+				b.Fatal(err)
+			}
+			if _, ok := fastCompletions(answer); !ok {
+				b.Fatal("not fast")
+			}
+		}
+	})
 	b.Run("by-hand", func(b *testing.B) {
 		var buf []byte
 		for b.Loop() {
