@@ -38,7 +38,9 @@ import (
 // HostFunc runs events in the host. events is a JSON array of WorkerEvent
 // (docs/workers.md), valid only during the call; it returns a JSON array
 // of WorkerCompletion, one per event in their order (their event_id is
-// ignored: position decides), or an error saying why there is none. max is
+// ignored: position decides), or an error saying why there is none. The
+// array it returns becomes the engine's (the results it holds are read
+// in place): it must not be changed or reused after the call. max is
 // the engine's body limit, which bounds the answer (cmd/libtasker's
 // wrapper refuses a larger one, failing the call's events). It is called
 // from at most the worker's Concurrency goroutines at once.
@@ -74,10 +76,11 @@ const (
 	// drains it: no more events) waits before it registers again, so that
 	// a host handing back whatever it gets does not spin on the steps.
 	drainedWait = time.Second
-	// maxKeptEventsBuf bounds the buffer a push goroutine keeps for the
-	// next call's events: a larger one (a large context or result) is
-	// dropped after its call.
-	maxKeptEventsBuf = 64 << 10
+	// eventsBufSize is the room a call's events' JSON starts with: an
+	// event of a no-op chain step takes about 500 bytes. (A buffer kept
+	// by each goroutine for its next call saved 0.1 µs a call more:
+	// BenchmarkPushJSON, docs/concurrency.md.)
+	eventsBufSize = 1024
 )
 
 // served is one push worker of an instance.
@@ -242,10 +245,7 @@ func (h *Host) unreserve(in *instance, s *served) {
 // completion of the event it ran last and waits for the next one. Once
 // the engine stops, it sends what it holds and returns.
 func (in *instance) pushLoop(s *served) {
-	var (
-		done []gen.WorkerCompletion
-		buf  []byte // the events' JSON, reused
-	)
+	var done []gen.WorkerCompletion
 	backoff := 10 * time.Millisecond
 	for {
 		stopping := in.ctx.Err() != nil
@@ -301,7 +301,7 @@ func (in *instance) pushLoop(s *served) {
 		}
 		if len(r.Events) > 0 {
 			s.hold(r.Events)
-			done = s.run(r.Events, done, in.maxBody, &buf)
+			done = s.run(r.Events, done, in.maxBody)
 		}
 	}
 }
@@ -362,9 +362,7 @@ func failure(id uuid.UUID, format string, args ...any) gen.WorkerCompletion {
 // array, in the same order) to done. Whatever happens, each event gets a
 // completion: one the host did not give, or gave as something other than
 // a completion, fails as retryable (host_error) saying why.
-//
-// buf is the caller's buffer for the events' JSON, kept between its calls.
-func (s *served) run(events []gen.WorkerEvent, done []gen.WorkerCompletion, max int, buf *[]byte) []gen.WorkerCompletion {
+func (s *served) run(events []gen.WorkerEvent, done []gen.WorkerCompletion, max int) []gen.WorkerCompletion {
 	var got []hostCompletion
 	why := func() (why string) {
 		defer func() {
@@ -372,12 +370,9 @@ func (s *served) run(events []gen.WorkerEvent, done []gen.WorkerCompletion, max 
 				why = fmt.Sprintf("the push worker failed to run the step: %v", r)
 			}
 		}()
-		raw, err := appendEvents(*buf, events)
+		raw, err := appendEvents(make([]byte, 0, eventsBufSize), events)
 		if err != nil {
 			return fmt.Sprintf("the events could not be encoded: %v", err)
-		}
-		if cap(raw) <= maxKeptEventsBuf {
-			*buf = raw[:0] // the host copies what it keeps: the next call reuses it
 		}
 		if s.abandoned.Load() {
 			return "the engine stopped before the host ran the step"

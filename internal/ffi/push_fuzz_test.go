@@ -56,8 +56,7 @@ func FuzzHostCompletions(f *testing.F) {
 			events[0].Batch = &raw
 		}
 		s := &served{call: func([]byte, int) ([]byte, error) { return answer, nil }}
-		var buf []byte
-		done := s.run(events, nil, 1<<20, &buf)
+		done := s.run(events, nil, 1<<20)
 		if len(done) != len(events) {
 			t.Fatalf("%d completions for %d events", len(done), len(events))
 		}

@@ -16,9 +16,12 @@ import (
 // on the common shapes: a push worker's events are encoded by appendEvents
 // and the host's success completions decoded by fastCompletions, each
 // falling back to encoding/json for anything else. What a host reads is
-// what json.Marshal would have given it, up to spacing, key order within
-// an object and escapes (FuzzAppendEvents), and what the engine reads of
-// an answer is what json.Unmarshal reads (FuzzFastCompletions).
+// what json.Marshal would have given it, keys in the same order, up to
+// spacing and escapes (raw JSON is passed as it is, not compacted;
+// FuzzAppendEvents), and what the engine reads of an answer is what
+// json.Unmarshal reads (FuzzFastCompletions). appendEvent writes
+// gen.WorkerEvent's fields one by one: TestSampleEventSetsEveryField fails
+// when the type gains one it does not know.
 
 // appendEvents appends the JSON array of events to buf. An event whose
 // raw JSON is not valid fails the whole array, as with json.Marshal.
@@ -136,10 +139,11 @@ func appendRaw(b []byte, ok bool, raw json.RawMessage) ([]byte, bool) {
 }
 
 // appendTime appends t as time.Time's MarshalJSON does, or reports false
-// where that refuses it (a year outside 0–9999), leaving the verdict to
-// encoding/json.
+// where that refuses it (a year outside 0–9999, a zone offset of 24 hours
+// or more), leaving the verdict to encoding/json.
 func appendTime(b []byte, ok bool, t time.Time) ([]byte, bool) {
-	if y := t.Year(); y < 0 || y > 9999 {
+	_, off := t.Zone()
+	if y := t.Year(); y < 0 || y > 9999 || off <= -24*3600 || off >= 24*3600 {
 		return b, false
 	}
 	b = append(b, '"')
