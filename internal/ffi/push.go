@@ -78,8 +78,8 @@ const (
 	drainedWait = time.Second
 	// eventsBufSize is the room a call's events' JSON starts with: an
 	// event of a no-op chain step takes about 500 bytes. (A buffer kept
-	// by each goroutine for its next call saved 45 ns a call, and held
-	// memory for the worker's lifetime: BenchmarkPushJSON,
+	// by each goroutine for its next call saved 45 ns a call in medians,
+	// within the noise, and held memory for the worker's lifetime: BenchmarkPushJSON,
 	// docs/concurrency.md.)
 	eventsBufSize = 1024
 )
