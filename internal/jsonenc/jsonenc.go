@@ -7,6 +7,7 @@ package jsonenc
 
 import (
 	"encoding/json"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -199,9 +200,10 @@ func skipNumber(b []byte, i int) (int, bool) {
 	return i, true
 }
 
-// PlainString reads the string at b[i:] when it holds only printable
-// ASCII without escapes (so that its bytes are its value, as
-// encoding/json would give it), returning it and the index after it.
+// PlainString reads the string at b[i:] when its bytes are its value, as
+// encoding/json would give it: no escape, no control character, valid
+// UTF-8 (encoding/json replaces invalid bytes). It returns the value and
+// the index after the closing quote.
 func PlainString(b []byte, i int) ([]byte, int, bool) {
 	if i >= len(b) || b[i] != '"' {
 		return nil, i, false
@@ -209,8 +211,11 @@ func PlainString(b []byte, i int) ([]byte, int, bool) {
 	for j := i + 1; j < len(b); j++ {
 		switch c := b[j]; {
 		case c == '"':
-			return b[i+1 : j], j + 1, true
-		case c < 0x20 || c >= 0x7f || c == '\\':
+			if s := b[i+1 : j]; utf8.Valid(s) {
+				return s, j + 1, true
+			}
+			return nil, j, false
+		case c < 0x20 || c == '\\':
 			return nil, j, false
 		}
 	}

@@ -62,7 +62,7 @@ func TestAppendUUID(t *testing.T) {
 }
 
 func TestPlainString(t *testing.T) {
-	for in, want := range map[string]string{`"abc"`: "abc", `""`: "", `"a\"b"`: "!", "\"\xc3\xa9\"": "!", `"a`: "!", `x`: "!"} {
+	for in, want := range map[string]string{`"abc"`: "abc", `""`: "", `"a\"b"`: "!", "\"\xc3\xa9\"": "\u00e9", "\"\xff\"": "!", "\"a\x01\"": "!", `"a`: "!", `x`: "!"} {
 		got, end, ok := PlainString([]byte(in), 0)
 		if !ok {
 			if want != "!" {

@@ -7,10 +7,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
+	"github.com/tasker-go/tasker/internal/jsonenc"
 	"github.com/tasker-go/tasker/queue"
 )
 
@@ -145,41 +145,33 @@ func decodeStepFast(b []byte) (m StepMessage, ok bool) {
 	if m.TaskID, err = uuid.ParseBytes(b[:36]); err != nil {
 		return m, false
 	}
-	if b, ok = bytes.CutPrefix(b[36:], []byte(`","step_id":"`)); !ok || len(b) < 36 {
+	if b, ok = bytes.CutPrefix(b[36:], []byte(`","step_id":"`)); !ok || len(b) < 37 || b[36] != '"' {
 		return m, false
 	}
 	if m.StepID, err = uuid.ParseBytes(b[:36]); err != nil {
 		return m, false
 	}
-	b = b[36:]
-	if rest, found := bytes.CutPrefix(b, []byte(`","template":"`)); found {
-		if m.Template, b, ok = plainString(rest); !ok {
-			return m, false
-		}
+	b = b[37:]
+	if b, ok = optionalField(b, `,"template":`, &m.Template); !ok {
+		return m, false
 	}
-	if rest, found := bytes.CutPrefix(b, []byte(`","version":"`)); found {
-		if m.Version, b, ok = plainString(rest); !ok {
-			return m, false
-		}
+	if b, ok = optionalField(b, `,"version":`, &m.Version); !ok {
+		return m, false
 	}
-	return m, string(b) == `"}`
+	return m, string(b) == "}"
 }
 
-// plainString reads a JSON string's content up to its closing quote (left
-// at the head of rest), when it needs no unescaping: no backslash, no
-// control character, valid UTF-8.
-func plainString(b []byte) (s string, rest []byte, ok bool) {
-	end := bytes.IndexByte(b, '"')
-	if end < 0 {
-		return "", nil, false
+// optionalField reads key and a plain string (jsonenc.PlainString) into
+// to when b starts with key, and returns what follows; b as it is when it
+// does not start with key.
+func optionalField(b []byte, key string, to *string) ([]byte, bool) {
+	if len(b) < len(key) || string(b[:len(key)]) != key {
+		return b, true
 	}
-	for _, c := range b[:end] {
-		if c < 0x20 || c == '\\' {
-			return "", nil, false
-		}
+	s, end, ok := jsonenc.PlainString(b, len(key))
+	if !ok {
+		return b, false
 	}
-	if !utf8.Valid(b[:end]) {
-		return "", nil, false
-	}
-	return string(b[:end]), b[end:], true
+	*to = string(s)
+	return b[end:], true
 }
