@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 from tasker_core.handler import HandlerRegistry  # noqa: E402
 from tasker_worker.discovery import load_handlers  # noqa: E402
 from tasker_worker.execute import run_event  # noqa: E402
-from tasker_worker.inprocess import PushWorker, _encode  # noqa: E402
+from tasker_worker.inprocess import PushWorker, _encode, _thread_encoder  # noqa: E402
 from tasker_worker.transport import _json_default, compact_decoder  # noqa: E402
 
 # An event as the engine sends it to the bench's Python handlers (457 bytes).
@@ -35,7 +35,7 @@ def main():
     worker = PushWorker.__new__(PushWorker)  # _run only: no engine
     worker.registry, worker._stopping = registry, False
     raw = json.dumps([EVENT], separators=(",", ":")).encode()
-    decode = compact_decoder()
+    decode, encode = compact_decoder(), _thread_encoder()
     c = run_event(registry, EVENT)
     n = 200000
     for name, f in (("json.loads (before)", lambda: json.loads(raw)),
@@ -43,8 +43,9 @@ def main():
                     ("run_event", lambda: run_event(registry, EVENT)),
                     ("json.dumps with arguments (before)",
                      lambda: json.dumps(c, separators=(",", ":"), default=_json_default, allow_nan=False)),
-                    ("compact_encoder", lambda: _encode(c)),
-                    ("PushWorker._run, all of it", lambda: worker._run(decode, raw))):
+                    ("compact_encoder (before)", lambda: _encode(c)),
+                    ("_thread_encoder", lambda: encode(c)),
+                    ("PushWorker._run, all of it", lambda: worker._run((decode, encode), raw))):
         print(f"{name:36s} {min(timeit.repeat(f, number=n, repeat=3)) / n * 1e6:6.2f} us")
 
 

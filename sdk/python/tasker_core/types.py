@@ -70,13 +70,17 @@ class StepHandlerResult:
         self.is_success = bool(is_success)
         self.result = result
         self.error_message = error_message
-        self.error_type = _enum_value(error_type)
+        self.error_type = error_type.value if isinstance(error_type, enum.Enum) else error_type
         self.error_code = error_code
         self.retryable = retryable
         self.metadata = metadata if metadata is not None else {}
 
     @classmethod
     def success(cls, result: Dict[str, Any], metadata: Optional[Dict[str, Any]] = None) -> "StepHandlerResult":
+        if cls is StepHandlerResult:
+            # Positional: keywords cost more than the rest of the call. A
+            # subclass may have an __init__ of its own: keywords.
+            return cls(True, result, None, None, None, True, metadata or {})
         return cls(is_success=True, result=result, metadata=metadata or {})
 
     @classmethod

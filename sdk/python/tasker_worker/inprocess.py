@@ -28,12 +28,45 @@ log = logging.getLogger("tasker_worker")
 STEP_FN = ctypes.CFUNCTYPE(None, ctypes.c_ulonglong, ctypes.c_void_p, ctypes.c_size_t)
 
 # Whether this thread (an engine thread, for a step function) keeps its
-# Python thread state, and its JSON decoder: see PushWorker._on_step.
+# Python thread state, and its JSON coders: see PushWorker._on_step.
 _kept = threading.local()
 
 # A completion as JSON; a NaN or an infinity is not JSON, and the engine
 # would refuse the whole array: it fails the completion alone instead.
 _encode = compact_encoder(allow_nan=False)
+
+
+def _thread_encoder() -> Callable[[Any], str]:
+    """A function that encodes as _encode does, errors included, for one
+    thread: the json module's C encoder built once, with markers (the
+    containers being encoded, which find a result that holds itself) of
+    its own. JSONEncoder.encode builds that encoder anew on every call,
+    which costs more than encoding a small completion (docs/benchmarks.md,
+    "A leaner Python side of a push call"). The C encoder leaves a
+    container's marker behind when an error takes it out of the container:
+    the markers are cleared after a failed encoding, or the same object
+    encoded again (a result a handler keeps and returns each time) would be
+    taken for a cycle, and the failed result held. Without the C encoder (a
+    Python built without it, or whose encoder takes other arguments),
+    _encode."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return _encode
+    markers: Dict[int, Any] = {}
+    try:
+        enc = make(markers, _json_default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False,
+                   False)
+    except TypeError:
+        return _encode
+    join = "".join
+
+    def encode(v: Any) -> str:
+        try:
+            return join(enc(v, 0))
+        except BaseException:
+            markers.clear()
+            raise
+    return encode
 
 
 def find_library(path: Optional[str] = None) -> str:
@@ -173,7 +206,8 @@ class PushWorker:
         self._fn = STEP_FN(self._on_step)  # kept alive as long as the engine may call it
         self._started = False
         self._stopping = False
-        self._calls = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._calls = threading.Condition(self._lock)  # notified when _in_calls drops, while stopping
         self._in_calls = 0  # step-function calls in progress
         self.completed = 0  # steps whose handler ran (handed-back ones not counted)
 
@@ -184,17 +218,19 @@ class PushWorker:
         # keeps the thread's state for its next calls (one per engine
         # thread, which the Go runtime reuses; stop() waits for the calls
         # in progress, so none runs once the interpreter finalizes). The
-        # thread keeps its JSON decoder with it.
-        with self._calls:
+        # thread keeps its JSON decoder and encoder with it. (The count is
+        # kept under the bare lock: the Condition's own `with` is Python
+        # code, and this runs once a step.)
+        with self._lock:
             self._in_calls += 1
         out, ran = b"[]", 0
         try:
-            decode = getattr(_kept, "decode", None)
-            if decode is None:
-                decode = compact_decoder()
+            coders = getattr(_kept, "coders", None)
+            if coders is None:
+                coders = (compact_decoder(), _thread_encoder())
                 _ensure()
-                _kept.decode = decode
-            out, ran = self._run(decode, ctypes.string_at(ptr, n))
+                _kept.coders = coders
+            out, ran = self._run(coders, ctypes.string_at(ptr, n))
         except BaseException as exc:  # noqa: BLE001 - nothing may escape into the engine's thread
             # The engine fails each event without a completion, retryable.
             log.error("push worker: the step function failed: %r", exc)
@@ -203,17 +239,19 @@ class PushWorker:
             try:
                 self.transport.lib.step_result(token, out, len(out))
             finally:
-                with self._calls:
+                with self._lock:
                     self._in_calls -= 1
                     self.completed += ran
                     if self._stopping:
                         self._calls.notify_all()
 
-    def _run(self, decode: Callable[[str], Any], raw: bytes) -> Tuple[bytes, int]:
+    def _run(self, coders: Tuple[Callable[[str], Any], Callable[[Any], str]], raw: bytes) -> Tuple[bytes, int]:
         """The completions' JSON array for the events' JSON array, and how
-        many handlers ran. Each event gets its completion alone: one that
-        does not encode (a result that is not JSON: an object, a NaN) or an
-        event the worker cannot read fails its own step only."""
+        many handlers ran, with this thread's decoder and encoder. Each
+        event gets its completion alone: one that does not encode (a result
+        that is not JSON: an object, a NaN) or an event the worker cannot
+        read fails its own step only."""
+        decode, encode = coders
         try:
             events = decode(raw.decode())
         except (ValueError, RecursionError) as exc:
@@ -224,7 +262,7 @@ class PushWorker:
         ran = 0
         for ev in events:
             try:
-                part, did = self._one(ev)
+                part, did = self._one(ev, encode)
             except Exception as exc:  # noqa: BLE001 - an event the worker cannot read: retryable
                 log.error("push worker: event %.200r failed: %r", ev, exc)
                 part, did = json.dumps(failure("worker_error", f"the push worker failed to run the step: {exc!r}", True)), 0
@@ -232,17 +270,17 @@ class PushWorker:
             ran += did
         return ("[" + ",".join(parts) + "]").encode(), ran
 
-    def _one(self, ev: Dict[str, Any]) -> Tuple[str, int]:
+    def _one(self, ev: Dict[str, Any], encode: Callable[[Any], str]) -> Tuple[str, int]:
         """The completion of one event as JSON, and whether its handler ran."""
         if not isinstance(ev, dict):
             raise TypeError(f"the event is not an object: {type(ev).__name__}")
         if self._stopping:
             # The engine is stopping: back to the queue, the attempt not
             # counted.
-            return _encode(_hand_back(ev["event_id"])), 0
+            return encode(_hand_back(ev["event_id"])), 0
         c = run_event(self.registry, ev)
         try:
-            return _encode(c), 1
+            return encode(c), 1
         except Exception as exc:  # noqa: BLE001 - the handler ran: its step fails alone, not retried
             log.warning("step %s (handler %s): its result is not JSON: %s", ev.get("step_name"),
                         ev.get("handler_name"), exc)

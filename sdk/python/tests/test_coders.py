@@ -45,19 +45,43 @@ class EncoderTest(unittest.TestCase):
         ]
 
     def check(self):
+        from tasker_worker.inprocess import _thread_encoder
+        # One thread encoder for the whole corpus, twice over: what a
+        # failed encoding left behind must not change the next one.
+        thread = _thread_encoder()
         for allow_nan in (True, False):
             enc = compact_encoder(allow_nan)
-            for i, v in enumerate(self.corpus()):
+            for i, v in enumerate(self.corpus() * 2):
                 want = outcome(lambda v: json.dumps(v, separators=(",", ":"), default=_json_default,
                                                     allow_nan=allow_nan), v)
                 self.assertEqual(outcome(enc, v), want, f"corpus[{i}], allow_nan={allow_nan}")
+                if not allow_nan:  # the push worker's
+                    self.assertEqual(outcome(thread, v), want, f"corpus[{i}], the thread encoder")
 
     def test_as_json_dumps(self):
+        from tasker_worker.inprocess import _encode, _thread_encoder
+        if json.encoder.c_make_encoder is not None:  # else it is _encode, and slower
+            self.assertIsNot(_thread_encoder(), _encode, "the thread encoder fell back to JSONEncoder.encode")
         self.check()
 
     def test_without_the_c_encoder(self):
+        from tasker_worker.inprocess import _encode, _thread_encoder
         with mock.patch("json.encoder.c_make_encoder", None):
+            self.assertIs(_thread_encoder(), _encode)
             self.check()
+
+    def test_a_failed_encoding_leaves_no_marker(self):
+        # The C encoder keeps the containers it is inside of until it
+        # leaves them, and an error leaves them there: the same dict
+        # encoded again would be taken for a cycle.
+        from tasker_worker.inprocess import _thread_encoder
+        enc = _thread_encoder()
+        d = {"a": [float("nan")]}
+        with self.assertRaises(ValueError):
+            enc(d)
+        d["a"] = [1]
+        self.assertEqual(enc(d), '{"a":[1]}')
+        self.assertEqual(enc({"b": d}), '{"b":{"a":[1]}}')
 
 
 class DecoderTest(unittest.TestCase):
@@ -90,11 +114,12 @@ class PushRunTest(unittest.TestCase):
 
     def test_an_unreadable_event_fails_alone(self):
         from tasker_core.handler import HandlerRegistry
-        from tasker_worker.inprocess import PushWorker
+        from tasker_worker.inprocess import PushWorker, _thread_encoder
         w = PushWorker.__new__(PushWorker)  # no engine: _run only
         w.registry, w._stopping = HandlerRegistry(), False
         with self.assertLogs("tasker_worker", level="WARNING") as logs:
-            out, ran = w._run(compact_decoder(), b'[1,{"event_id":"e","handler_name":"nobody.Here"}]')
+            out, ran = w._run((compact_decoder(), _thread_encoder()),
+                              b'[1,{"event_id":"e","handler_name":"nobody.Here"}]')
         self.assertTrue(any("not an object" in r.getMessage() for r in logs.records), logs.output)
         first, second = json.loads(out)
         self.assertEqual(first["outcome"], "failure")
@@ -104,7 +129,7 @@ class PushRunTest(unittest.TestCase):
         self.assertEqual(ran, 1)
         w._stopping = True
         with self.assertLogs("tasker_worker", level="ERROR"):
-            out, ran = w._run(compact_decoder(), b'[{"no_event_id":1},{"event_id":"e"}]')
+            out, ran = w._run((compact_decoder(), _thread_encoder()), b'[{"no_event_id":1},{"event_id":"e"}]')
         first, second = json.loads(out)
         self.assertTrue(first["error"]["retryable"], first)
         self.assertEqual(second["outcome"], "handed_back")
