@@ -228,15 +228,19 @@ def drains(a, cfg, registry):
                 sps, us = drain(a, cfg, registry, shape, kind)
                 res.setdefault((shape, kind), []).append((sps, us))
                 print(f"drain round {r + 1} {shape}_{kind:3s} {sps:8.0f} steps/s  CPU/step {us:4.0f} us", flush=True)
-    print(f"\ndrains of {a.drain} tasks, medians over rounds (CPU/step: this process's, over the drain):")
+    print(f"\ndrains of {a.drain} tasks, medians over rounds (CPU/step: this process's, over the drain; "
+          f"paired: the median of each round's py/go, the two drains of a round seconds apart):")
     both = set(a.kinds) == {"go", "py"}
     print(f"{'shape':8s} " + " ".join(f"{k + ' steps/s':>11s}" for k in a.kinds)
-          + (" py/go" if both else "") + " " + " ".join(f"{k + ' CPU/step':>12s}" for k in a.kinds))
+          + (" py/go paired" if both else "") + " " + " ".join(f"{k + ' CPU/step':>12s}" for k in a.kinds))
     for shape in a.shapes:
         sps = {k: statistics.median(x[0] for x in res[(shape, k)]) for k in a.kinds}
         us = {k: statistics.median(x[1] for x in res[(shape, k)]) for k in a.kinds}
-        print(f"{shape:8s} " + " ".join(f"{sps[k]:11.0f}" for k in a.kinds)
-              + (f" {sps['py'] / sps['go']:5.2f}" if both else "") + " "
+        paired = ""
+        if both:
+            pairs = [p[0] / g[0] for g, p in zip(res[(shape, "go")], res[(shape, "py")])]
+            paired = f" {sps['py'] / sps['go']:5.2f} {statistics.median(pairs):6.3f}"
+        print(f"{shape:8s} " + " ".join(f"{sps[k]:11.0f}" for k in a.kinds) + paired + " "
               + " ".join(f"{us[k]:10.0f}us" for k in a.kinds))
 
 

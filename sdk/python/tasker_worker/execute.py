@@ -78,11 +78,14 @@ def _task_sequence_step(ev: Dict[str, Any], inputs: Dict[str, Any], deps: Dict[s
     }
 
 
-def build_context(ev: Dict[str, Any], handler_name: Optional[str] = None) -> StepContext:
+_EVENTS = object()  # build_context's handler_name when not given
+
+
+def build_context(ev: Dict[str, Any], handler_name: Any = _EVENTS) -> StepContext:
     """The StepContext of a wire event: what StepContext.from_ffi_event
     makes of tasker-core's FfiStepEvent, without building the event's
     task_sequence_step unless the handler reads it. handler_name is the
-    context's (None: the event's handler_name)."""
+    context's (not given: the event's handler_name)."""
     init = ev.get("initialization") or {}
     batch = ev.get("batch")
     inputs: Dict[str, Any] = dict(init) if isinstance(init, dict) else {}
@@ -95,7 +98,7 @@ def build_context(ev: Dict[str, Any], handler_name: Optional[str] = None) -> Ste
     # Positional: StepContext's keywords cost as much again as the rest of
     # the call (docs/benchmarks.md, "A leaner Python side of a push call").
     return StepContext(event, event.task_uuid, event.step_uuid, event.correlation_id,
-                       ev.get("handler_name", "") if handler_name is None else handler_name,
+                       ev.get("handler_name", "") if handler_name is _EVENTS else handler_name,
                        ev.get("task_context"), deps, init, inputs, (int(ev.get("attempt") or 1) - 1) or 0,
                        ev.get("max_attempts") or 3)
 

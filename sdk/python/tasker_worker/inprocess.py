@@ -69,6 +69,20 @@ def _thread_encoder() -> Callable[[Any], str]:
     return encode
 
 
+def _thread_coders() -> Tuple[Tuple[Callable[[str], Any], Callable[[Any], str]], bool]:
+    """This thread's JSON decoder and encoder, and whether they were made
+    now (its first call). Each thread has its own: the decoder's scanner
+    keeps a memo while it scans, and the encoder's markers would mix two
+    threads' containers (Python code run by the encoder, a `default` or a
+    dict subclass's items(), lets another thread in): a marker removed by
+    the other thread, or an object encoded by both taken for a cycle."""
+    c = getattr(_kept, "coders", None)
+    if c is not None:
+        return c, False
+    c = _kept.coders = (compact_decoder(), _thread_encoder())
+    return c, True
+
+
 def find_library(path: Optional[str] = None) -> str:
     """The libtasker shared library: path, else $TASKER_LIB, else ./libtasker.so."""
     lib = path or os.environ.get("TASKER_LIB") or os.path.join(os.getcwd(), "libtasker.so")
@@ -225,11 +239,9 @@ class PushWorker:
             self._in_calls += 1
         out, ran = b"[]", 0
         try:
-            coders = getattr(_kept, "coders", None)
-            if coders is None:
-                coders = (compact_decoder(), _thread_encoder())
+            coders, made = _thread_coders()
+            if made:
                 _ensure()
-                _kept.coders = coders
             out, ran = self._run(coders, ctypes.string_at(ptr, n))
         except BaseException as exc:  # noqa: BLE001 - nothing may escape into the engine's thread
             # The engine fails each event without a completion, retryable.

@@ -2,6 +2,8 @@
 import enum
 import json
 import json.scanner
+import threading
+import time
 import unittest
 import uuid
 from unittest import mock
@@ -69,6 +71,55 @@ class EncoderTest(unittest.TestCase):
         with mock.patch("json.encoder.c_make_encoder", None):
             self.assertIs(_thread_encoder(), _encode)
             self.check()
+
+    def test_a_c_encoder_of_other_arguments_falls_back(self):
+        from tasker_worker.inprocess import _encode, _thread_encoder
+
+        def other(*args):
+            raise TypeError("make_encoder() takes other arguments")
+        with mock.patch("json.encoder.c_make_encoder", other):
+            self.assertIs(_thread_encoder(), _encode)
+
+    def test_each_thread_has_its_own_coders(self):
+        from tasker_worker.inprocess import _thread_coders
+        mine, made = _thread_coders()
+        self.assertEqual(_thread_coders(), (mine, False))
+        theirs = []
+        t = threading.Thread(target=lambda: theirs.append(_thread_coders()))
+        t.start()
+        t.join()
+        (dec, enc), made = theirs[0]
+        self.assertTrue(made)
+        self.assertIsNot(dec, mine[0])
+        self.assertIsNot(enc, mine[1])
+
+    def test_threads_encode_one_object_at_once(self):
+        # A dict subclass's items() is Python code, which lets another
+        # thread in mid-encoding: with markers shared between threads, one
+        # removes a marker the other then misses (KeyError), or takes the
+        # object the other is inside of for a cycle.
+        from tasker_worker.inprocess import _thread_coders
+
+        class Yielding(dict):
+            def items(self):
+                time.sleep(0)
+                return super().items()
+        shared = Yielding(a=Yielding(b=[1, 2]), c=uuid.UUID(int=3))
+        errors = []
+
+        def run():
+            enc = _thread_coders()[0][1]
+            for _ in range(300):
+                try:
+                    self.assertEqual(enc(shared), '{"a":{"b":[1,2]},"c":"00000000-0000-0000-0000-000000000003"}')
+                except Exception as exc:  # noqa: BLE001
+                    errors.append(exc)
+        threads = [threading.Thread(target=run) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
 
     def test_a_failed_encoding_leaves_no_marker(self):
         # The C encoder keeps the containers it is inside of until it
