@@ -110,10 +110,7 @@ func appendEvent(b []byte, e *gen.WorkerEvent) ([]byte, bool) {
 }
 
 func appendUUIDField(b []byte, key string, id uuid.UUID) []byte {
-	b = append(b, key...)
-	b = append(b, '"')
-	b = jsonenc.AppendUUID(b, id)
-	return append(b, '"')
+	return jsonenc.AppendQuotedUUID(append(b, key...), id)
 }
 
 // appendRawField appends an omitempty raw field: nothing when p is nil.
@@ -175,16 +172,12 @@ func fastCompletions(out []byte) ([]hostCompletion, bool) {
 			return nil, false
 		}
 		got = append(got, hostCompletion{c: c})
-		if i = jsonenc.SkipSpace(out, i); i >= len(out) {
+		var closed bool
+		if i, closed, ok = jsonenc.AfterElement(out, i, ']'); !ok {
 			return nil, false
 		}
-		switch out[i] {
-		case ',':
-			i = jsonenc.SkipSpace(out, i+1)
-		case ']':
-			return got, jsonenc.SkipSpace(out, i+1) == len(out)
-		default:
-			return nil, false
+		if closed {
+			return got, jsonenc.SkipSpace(out, i) == len(out)
 		}
 	}
 }
@@ -205,10 +198,9 @@ func fastCompletion(out []byte, i int) (c gen.WorkerCompletion, end int, ok bool
 		if key, i, ok = jsonenc.PlainString(out, i); !ok {
 			return c, i, false
 		}
-		if i = jsonenc.SkipSpace(out, i); i >= len(out) || out[i] != ':' {
+		if i, ok = jsonenc.AfterKey(out, i); !ok {
 			return c, i, false
 		}
-		i = jsonenc.SkipSpace(out, i+1)
 		switch string(key) {
 		case "event_id":
 			if seenID {
@@ -253,16 +245,12 @@ func fastCompletion(out []byte, i int) (c gen.WorkerCompletion, end int, ok bool
 		default:
 			return c, i, false
 		}
-		if i = jsonenc.SkipSpace(out, i); i >= len(out) {
+		var closed bool
+		if i, closed, ok = jsonenc.AfterElement(out, i, '}'); !ok {
 			return c, i, false
 		}
-		switch out[i] {
-		case ',':
-			i = jsonenc.SkipSpace(out, i+1)
-		case '}':
-			return c, i + 1, seenOutcome
-		default:
-			return c, i, false
+		if closed {
+			return c, i, seenOutcome
 		}
 	}
 }

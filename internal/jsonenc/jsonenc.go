@@ -25,6 +25,13 @@ func AppendUUID(b []byte, id uuid.UUID) []byte {
 	return b
 }
 
+// AppendQuotedUUID appends id as a JSON string.
+func AppendQuotedUUID(b []byte, id uuid.UUID) []byte {
+	b = append(b, '"')
+	b = AppendUUID(b, id)
+	return append(b, '"')
+}
+
 // AppendString appends s quoted: as it is when it is printable ASCII
 // without a quote or a backslash, else as json.Marshal writes it.
 func AppendString(b []byte, s string) []byte {
@@ -76,30 +83,20 @@ func skipValue(b []byte, i, depth int) (int, bool) {
 			return i + 1, true
 		}
 		for {
+			var ok, closed bool
 			if c == '{' {
-				var ok bool
 				if i, ok = skipString(b, i); !ok {
 					return i, false
 				}
-				if i = SkipSpace(b, i); i >= len(b) || b[i] != ':' {
+				if i, ok = AfterKey(b, i); !ok {
 					return i, false
 				}
-				i = SkipSpace(b, i+1)
 			}
-			var ok bool
 			if i, ok = skipValue(b, i, depth+1); !ok {
 				return i, false
 			}
-			if i = SkipSpace(b, i); i >= len(b) {
-				return i, false
-			}
-			switch b[i] {
-			case ',':
-				i = SkipSpace(b, i+1)
-			case closer:
-				return i + 1, true
-			default:
-				return i, false
+			if i, closed, ok = AfterElement(b, i, closer); !ok || closed {
+				return i, ok
 			}
 		}
 	case c == '"':
@@ -114,6 +111,33 @@ func skipValue(b []byte, i, depth int) (int, bool) {
 		return SkipLiteral(b, i, "null")
 	}
 	return i, false
+}
+
+// AfterKey returns the index of the value after an object's key that
+// ends at b[i:] (the colon and the spaces around it skipped), and whether
+// the colon is there.
+func AfterKey(b []byte, i int) (int, bool) {
+	if i = SkipSpace(b, i); i >= len(b) || b[i] != ':' {
+		return i, false
+	}
+	return SkipSpace(b, i+1), true
+}
+
+// AfterElement reads what follows an element of an array or object that
+// ends at b[i:]: a comma (the index of the next element, closed false) or
+// closer (the index after it, closed true), spaces skipped; ok is false
+// for anything else.
+func AfterElement(b []byte, i int, closer byte) (next int, closed, ok bool) {
+	if i = SkipSpace(b, i); i >= len(b) {
+		return i, false, false
+	}
+	switch b[i] {
+	case ',':
+		return SkipSpace(b, i+1), false, true
+	case closer:
+		return i + 1, true, true
+	}
+	return i, false, false
 }
 
 // SkipLiteral returns the index after lit at b[i:], if it is there.

@@ -318,9 +318,9 @@ func insertTransitions(rows []transitionRow) pgdb.Stmt {
 func appendPacked(b []byte, t packedTransition) []byte {
 	b = append(b, '{')
 	if t.Step != uuid.Nil {
-		b = append(b, `"s":"`...)
-		b = jsonenc.AppendUUID(b, t.Step)
-		b = append(b, `",`...)
+		b = append(b, `"s":`...)
+		b = jsonenc.AppendQuotedUUID(b, t.Step)
+		b = append(b, ',')
 	}
 	b = append(b, `"f":`...)
 	b = jsonenc.AppendString(b, t.From)
