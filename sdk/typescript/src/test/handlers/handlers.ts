@@ -1,7 +1,7 @@
 // The handlers of the SDK's tests (test-fixtures/templates), in both
 // styles. The CLI test loads this directory with --handlers.
 
-import { writeFileSync } from "node:fs";
+import { renameSync, writeFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 
 import {
@@ -98,7 +98,13 @@ export const slow = stepHandler("ts.slow", async (ctx) => {
   count("ts.slow");
   const marker = ctx.getInput<string>("marker");
   if (!ctx.isRetry()) {
-    if (marker) writeFileSync(marker, String(process.pid));
+    if (marker) {
+      // Written whole, then renamed: a test that sees the marker and kills
+      // the worker must find the pid in it (writeFileSync creates the file
+      // before it writes).
+      writeFileSync(`${marker}.tmp`, String(process.pid));
+      renameSync(`${marker}.tmp`, marker);
+    }
     await sleep(ctx.getInputOr<number>("sleep_ms", 0));
   }
   return { attempt: ctx.retryCount + 1, pid: process.pid };
