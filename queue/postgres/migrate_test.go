@@ -1,11 +1,14 @@
 package postgres_test
 
 import (
+	"errors"
 	"io/fs"
 	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/tasker-go/tasker/internal/pgdb"
 	"github.com/tasker-go/tasker/internal/pgdb/pgtest"
@@ -121,5 +124,114 @@ func TestLongQueueNamesEachGetTheirIndex(t *testing.T) {
 	}
 	if tables != 3 || indexes != 3 {
 		t.Fatalf("%d claim-order indexes on %d tables, want one on each of 3", indexes, tables)
+	}
+}
+
+// fillfactor is the fillfactor a queue's table has set, or "" for none.
+func fillfactor(t *testing.T, db *pgdb.DB, table string) string {
+	t.Helper()
+	var ff *string
+	if err := db.Pool.QueryRow(t.Context(), `SELECT option_value FROM pg_options_to_table((SELECT reloptions FROM pg_class WHERE oid = $1::regclass))
+		WHERE option_name = 'fillfactor'`, table).Scan(&ff); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		t.Fatal(err)
+	}
+	if ff == nil {
+		return ""
+	}
+	return *ff
+}
+
+// The queues' tables leave room on their pages for a claim of each row
+// (fillfactor 45): migration 0004 sets it on the tables made before it,
+// QueueEnsure on one an older binary makes after it, and a new queue has
+// it. Each claim of a batch is then a HOT update: it adds no index entry.
+func TestQueueTablesLeaveRoomForHOTClaims(t *testing.T) {
+	ctx := t.Context()
+	_, dbURL := pgtest.Schema(t)
+	db, err := pgdb.Open(ctx, pgdb.Options{URL: dbURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	// Migrations 0001 to 0003, and a table as QueueEnsure made it then.
+	old := fstest.MapFS{}
+	for _, name := range []string{"0001_queues.sql", "0002_dead_letters.sql", "0003_priority.sql"} {
+		b, err := fs.ReadFile(queuepg.Migrations, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old[name] = &fstest.MapFile{Data: b}
+	}
+	if err := db.Migrate(ctx, queuepg.Component, old); err != nil {
+		t.Fatal(err)
+	}
+	oldTable := func(name string) {
+		t.Helper()
+		for _, sql := range []string{
+			`CREATE TABLE q_` + name + ` (msg_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, read_ct integer NOT NULL DEFAULT 0,
+				enqueued_at timestamptz NOT NULL, vt timestamptz NOT NULL, claimed boolean NOT NULL DEFAULT false, message bytea NOT NULL,
+				priority integer NOT NULL DEFAULT 0, sort_at timestamptz NOT NULL DEFAULT '1970-01-01 00:00:00+00') WITH (fillfactor = 70)`,
+			`CREATE TABLE a_` + name + ` (msg_id bigint PRIMARY KEY, read_ct integer NOT NULL, enqueued_at timestamptz NOT NULL,
+				vt timestamptz NOT NULL, message bytea NOT NULL, archived_at timestamptz NOT NULL)`,
+			`INSERT INTO tasker_queues VALUES ('` + name + `', 'q_` + name + `', 'a_` + name + `', now())`,
+		} {
+			if _, err := db.Pool.Exec(ctx, sql); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	oldTable("before")
+	q, err := queuepg.New(ctx, db, queuepg.Config{AutoMigrate: true, PollInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	if ff := fillfactor(t, db, "q_before"); ff != "45" {
+		t.Errorf("a table made before migration 0004 has fillfactor %q after it, want 45", ff)
+	}
+	oldTable("after") // an older binary's QueueEnsure, after the migration
+	for _, name := range []string{"after", "new"} {
+		if err := q.QueueEnsure(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		if ff := fillfactor(t, db, "q_"+name); ff != "45" {
+			t.Errorf("queue %s: fillfactor %q after QueueEnsure, want 45", name, ff)
+		}
+	}
+
+	// 400 messages claimed 50 at a time, as a worker claims: every claim
+	// is a HOT update. The statistics reach pg_stat_user_tables from the
+	// claiming connections within about a second.
+	const n = 400
+	sent := make([]queue.SendParams, n)
+	for i := range sent {
+		sent[i] = queue.SendParams{Queue: "new", Body: []byte(`{"task_id": "0190c2d0-0000-7000-8000-000000000000", "step_id": "0190c2d0-0000-7000-8000-000000000001"}`)}
+	}
+	for i := range sent {
+		if _, err := q.MessageSend(ctx, &sent[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claimed := 0
+	for claimed < n {
+		msgs, err := q.MessageClaim(ctx, &queue.ClaimParams{Queue: "new", Max: 50, VisibilityTimeout: time.Minute})
+		if err != nil || len(msgs) == 0 {
+			t.Fatalf("claim after %d: %d messages, %v", claimed, len(msgs), err)
+		}
+		claimed += len(msgs)
+	}
+	var upd, hot int64
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if err := db.Pool.QueryRow(ctx, `SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables
+			WHERE relid = 'q_new'::regclass`).Scan(&upd, &hot); err != nil {
+			t.Fatal(err)
+		}
+		if upd >= n || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if upd != n || hot != n {
+		t.Fatalf("%d claims: %d updates counted, %d of them HOT: want every claim a HOT update", n, upd, hot)
 	}
 }

@@ -287,7 +287,7 @@ func (q *Queue) QueueEnsure(ctx context.Context, name string) error {
 	err := q.db.InTx(ctx, func(t *pgdb.Tx) error {
 		t.Add(pgdb.Stmt{SQL: ensureLock})
 		t.Add(pgdb.Stmt{SQL: s.create})
-		t.Add(pgdb.Stmt{SQL: s.addColumns})
+		t.Add(pgdb.Stmt{SQL: s.upgrade})
 		t.Add(pgdb.Stmt{SQL: s.createSortIndex})
 		t.Add(pgdb.Stmt{SQL: s.createArchive})
 		t.Add(pgdb.Stmt{SQL: `INSERT INTO tasker_queues (name, queue_table, archive_table, created_at) VALUES ($1, $2, $3, coalesce($4::timestamptz, clock_timestamp()))

@@ -8,6 +8,10 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// queueFillfactor is the fillfactor of the queues' tables (newStmts, and
+// migration 0004 for the tables made before it).
+const queueFillfactor = "45"
+
 // maxIdent is PostgreSQL's longest identifier (NAMEDATALEN - 1).
 const maxIdent = 63
 
@@ -40,7 +44,7 @@ type stmts struct {
 
 	create, createArchive          string
 	createSortIndex                string
-	addColumns                     string
+	upgrade                        string
 	send, sendID                   string
 	sendNotify                     string
 	claim                          string
@@ -66,9 +70,16 @@ func newStmts(name string) *stmts {
 	// claimed message from a delayed one while vt is in the future.
 	// sort_at orders claims: the time the message became visible less its
 	// priority's worth of waiting (queue.SendParams.Priority); it is set
-	// once, at the send. fillfactor leaves room on each page so that a
-	// claim, a release or an extension, which change no indexed column, is
-	// a HOT update.
+	// once, at the send. A claim, a release or an extension changes no
+	// indexed column, and writes a row of the same size (the columns it
+	// changes have fixed widths): it is a HOT update, which adds no index
+	// entry, when the row's page has room for the new version. fillfactor
+	// is below 50 so that a page has room to claim each of its rows once
+	// before a prune: claims take messages in their order, which is mostly
+	// the order of their rows, so a claim of a batch rewrites most of a
+	// page at once. At 70 only about 44 % of the claims were HOT, and the
+	// index entries of the others were what claims scanned past
+	// (docs/benchmarks.md, "Issue 9: the queue's claims as HOT updates").
 	s.create = f(`CREATE TABLE IF NOT EXISTS %[1]s (
 		msg_id      bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 		read_ct     integer     NOT NULL DEFAULT 0,
@@ -78,14 +89,19 @@ func newStmts(name string) *stmts {
 		message     bytea       NOT NULL,
 		priority    integer     NOT NULL DEFAULT 0,
 		sort_at     timestamptz NOT NULL DEFAULT '1970-01-01 00:00:00+00'
-	) WITH (fillfactor = 70)`)
+	) WITH (fillfactor = ` + queueFillfactor + `)`)
 	// A table an older binary created after migration 0003 lacks the
 	// columns: they are added, without a rewrite (constant defaults), and
-	// without the table's lock when they exist.
-	s.addColumns = f(`DO $$ BEGIN
+	// without the table's lock when they exist. One created after migration
+	// 0004 has the older fillfactor: it is set (for the pages written from
+	// then on; the lock it takes does not block reads or writes).
+	s.upgrade = f(`DO $$ BEGIN
 		IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '%[1]s'::regclass AND attname = 'sort_at' AND NOT attisdropped) THEN
 			ALTER TABLE %[1]s ADD COLUMN IF NOT EXISTS priority integer NOT NULL DEFAULT 0;
 			ALTER TABLE %[1]s ADD COLUMN IF NOT EXISTS sort_at timestamptz NOT NULL DEFAULT '1970-01-01 00:00:00+00';
+		END IF;
+		IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = '%[1]s'::regclass AND 'fillfactor=` + queueFillfactor + `' = ANY (reloptions)) THEN
+			ALTER TABLE %[1]s SET (fillfactor = ` + queueFillfactor + `);
 		END IF;
 	END $$`)
 	s.createSortIndex = fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (sort_at, msg_id)`, s.sortIndex, s.table)
