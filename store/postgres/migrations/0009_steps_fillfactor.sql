@@ -1,0 +1,19 @@
+-- The steps' table leaves half of each page free (fillfactor 50, was 80),
+-- so that a step's moves find room for the row's new version on its page
+-- and are HOT updates: no new entry in the primary key or steps_task.
+--
+-- A step's row is written once when it is created and again at each move
+-- a transaction makes of it: its start, then its result (its enqueue too,
+-- for a step that waits for others). The steps of the tasks created
+-- together share pages, and a worker's batch claims and reports them
+-- together, so a page's rows are rewritten within moments of each other.
+-- At 80 a page had room for the new versions of about a quarter of its
+-- rows; about half of the moves were HOT in a burn-down of single-step
+-- tasks, and the others wrote their versions to other pages and added
+-- index entries. At 50, 98 % were HOT, the table and its indexes came out
+-- smaller after the drain, not larger (docs/benchmarks.md, "Issue 9: the
+-- steps' and the queues' updates as HOT updates").
+--
+-- The setting applies to the pages written from now on; the lock it takes
+-- does not block reads or writes.
+ALTER TABLE steps SET (fillfactor = 50);
