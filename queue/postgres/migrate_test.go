@@ -142,9 +142,11 @@ func fillfactor(t *testing.T, db *pgdb.DB, table string) string {
 }
 
 // The queues' tables leave room on their pages for a claim of each row
-// (fillfactor 45): migration 0004 sets it on the tables made before it,
-// QueueEnsure on one an older binary makes after it, and a new queue has
-// it. Each claim of a batch is then a HOT update: it adds no index entry.
+// (fillfactor 45): migration 0004 sets it on the tables made before it at
+// 70 (skipping a registered table that is gone), QueueEnsure on one an
+// older binary makes after it, and a new queue has it; a fillfactor an
+// operator set stays. Each claim of a batch is then a HOT update: it adds
+// no index entry.
 func TestQueueTablesLeaveRoomForHOTClaims(t *testing.T) {
 	ctx := t.Context()
 	_, dbURL := pgtest.Schema(t)
@@ -165,12 +167,13 @@ func TestQueueTablesLeaveRoomForHOTClaims(t *testing.T) {
 	if err := db.Migrate(ctx, queuepg.Component, old); err != nil {
 		t.Fatal(err)
 	}
-	oldTable := func(name string) {
+	oldTable := func(name, ff string) {
 		t.Helper()
 		for _, sql := range []string{
 			`CREATE TABLE q_` + name + ` (msg_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, read_ct integer NOT NULL DEFAULT 0,
 				enqueued_at timestamptz NOT NULL, vt timestamptz NOT NULL, claimed boolean NOT NULL DEFAULT false, message bytea NOT NULL,
-				priority integer NOT NULL DEFAULT 0, sort_at timestamptz NOT NULL DEFAULT '1970-01-01 00:00:00+00') WITH (fillfactor = 70)`,
+				priority integer NOT NULL DEFAULT 0, sort_at timestamptz NOT NULL DEFAULT '1970-01-01 00:00:00+00') WITH (fillfactor = ` + ff + `)`,
+			`CREATE INDEX "qs_` + name + `" ON q_` + name + ` (sort_at, msg_id)`,
 			`CREATE TABLE a_` + name + ` (msg_id bigint PRIMARY KEY, read_ct integer NOT NULL, enqueued_at timestamptz NOT NULL,
 				vt timestamptz NOT NULL, message bytea NOT NULL, archived_at timestamptz NOT NULL)`,
 			`INSERT INTO tasker_queues VALUES ('` + name + `', 'q_` + name + `', 'a_` + name + `', now())`,
@@ -180,7 +183,12 @@ func TestQueueTablesLeaveRoomForHOTClaims(t *testing.T) {
 			}
 		}
 	}
-	oldTable("before")
+	oldTable("before", "70")
+	oldTable("tuned", "30") // an operator's fillfactor, which stays
+	// A queue registered whose table is gone: the migration skips it.
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO tasker_queues VALUES ('gone', 'q_gone', 'a_gone', now())`); err != nil {
+		t.Fatal(err)
+	}
 	q, err := queuepg.New(ctx, db, queuepg.Config{AutoMigrate: true, PollInterval: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -189,14 +197,38 @@ func TestQueueTablesLeaveRoomForHOTClaims(t *testing.T) {
 	if ff := fillfactor(t, db, "q_before"); ff != "45" {
 		t.Errorf("a table made before migration 0004 has fillfactor %q after it, want 45", ff)
 	}
-	oldTable("after") // an older binary's QueueEnsure, after the migration
-	for _, name := range []string{"after", "new"} {
-		if err := q.QueueEnsure(ctx, name); err != nil {
+	oldTable("after", "70") // an older binary's QueueEnsure, after the migration
+	for _, c := range []struct{ name, want string }{{"after", "45"}, {"new", "45"}, {"tuned", "30"}} {
+		if err := q.QueueEnsure(ctx, c.name); err != nil {
 			t.Fatal(err)
 		}
-		if ff := fillfactor(t, db, "q_"+name); ff != "45" {
-			t.Errorf("queue %s: fillfactor %q after QueueEnsure, want 45", name, ff)
+		if ff := fillfactor(t, db, "q_"+c.name); ff != c.want {
+			t.Errorf("queue %s: fillfactor %q after QueueEnsure, want %s", c.name, ff, c.want)
 		}
+	}
+
+	// A table another transaction holds in a mode that conflicts with SET
+	// (fillfactor) (a SHARE lock, as an index build takes): QueueEnsure
+	// waits at most 2 s for it, then leaves the table at 70.
+	oldTable("busy", "70")
+	lock, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.Exec(ctx, `LOCK TABLE q_busy IN SHARE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = q.QueueEnsure(ctx, "busy")
+	waited := time.Since(start)
+	if rerr := lock.Rollback(ctx); rerr != nil {
+		t.Fatal(rerr)
+	}
+	if err != nil || waited > 10*time.Second {
+		t.Fatalf("QueueEnsure of a locked table: %v after %v, want it done after about 2 s", err, waited)
+	}
+	if ff := fillfactor(t, db, "q_busy"); ff != "70" {
+		t.Errorf("a table locked during QueueEnsure: fillfactor %q, want it left at 70", ff)
 	}
 
 	// 400 messages claimed 50 at a time, as a worker claims: every claim

@@ -8,8 +8,8 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// queueFillfactor is the fillfactor of the queues' tables (newStmts, and
-// migration 0004 for the tables made before it).
+// queueFillfactor is the fillfactor of the queues' tables (newStmts); it
+// must equal migration 0004's, which sets it on the tables made before.
 const queueFillfactor = "45"
 
 // maxIdent is PostgreSQL's longest identifier (NAMEDATALEN - 1).
@@ -73,13 +73,14 @@ func newStmts(name string) *stmts {
 	// once, at the send. A claim, a release or an extension changes no
 	// indexed column, and writes a row of the same size (the columns it
 	// changes have fixed widths): it is a HOT update, which adds no index
-	// entry, when the row's page has room for the new version. fillfactor
-	// is below 50 so that a page has room to claim each of its rows once
-	// before a prune: claims take messages in their order, which is mostly
-	// the order of their rows, so a claim of a batch rewrites most of a
-	// page at once. At 70 only about 44 % of the claims were HOT, and the
-	// index entries of the others were what claims scanned past
-	// (docs/benchmarks.md, "Issue 9: the queue's claims as HOT updates").
+	// entry, when the row's page has room for the new version. Claims take
+	// messages in their order, which is mostly the order of their rows, so
+	// a claim of a batch rewrites most of a page at once, before a prune
+	// can free anything: the page must hold two versions of each of its
+	// rows, with its header and line pointers; 45 leaves that room with a
+	// margin. At 70 only about 44 % of the claims were HOT, and the index
+	// entries of the others were what claims scanned past
+	// (docs/benchmarks.md, "Issue 9: the queues' claims as HOT updates").
 	s.create = f(`CREATE TABLE IF NOT EXISTS %[1]s (
 		msg_id      bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 		read_ct     integer     NOT NULL DEFAULT 0,
@@ -92,16 +93,29 @@ func newStmts(name string) *stmts {
 	) WITH (fillfactor = ` + queueFillfactor + `)`)
 	// A table an older binary created after migration 0003 lacks the
 	// columns: they are added, without a rewrite (constant defaults), and
-	// without the table's lock when they exist. One created after migration
-	// 0004 has the older fillfactor: it is set (for the pages written from
-	// then on; the lock it takes does not block reads or writes).
-	s.upgrade = f(`DO $$ BEGIN
+	// without the table's lock when they exist. One an older binary created
+	// after migration 0004 has their fillfactor, 70: it gets this one (for
+	// the pages written from then on); a fillfactor an operator set is
+	// left alone. SET (fillfactor) takes a lock that conflicts with
+	// VACUUM and index builds, not with reads and writes; the statement
+	// waits for it at most 2 s and otherwise leaves the table as it is (the
+	// setting only saves work: the next QueueEnsure tries again).
+	s.upgrade = f(`DO $$
+	DECLARE
+		waited text := current_setting('lock_timeout');
+	BEGIN
 		IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '%[1]s'::regclass AND attname = 'sort_at' AND NOT attisdropped) THEN
 			ALTER TABLE %[1]s ADD COLUMN IF NOT EXISTS priority integer NOT NULL DEFAULT 0;
 			ALTER TABLE %[1]s ADD COLUMN IF NOT EXISTS sort_at timestamptz NOT NULL DEFAULT '1970-01-01 00:00:00+00';
 		END IF;
-		IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = '%[1]s'::regclass AND 'fillfactor=` + queueFillfactor + `' = ANY (reloptions)) THEN
-			ALTER TABLE %[1]s SET (fillfactor = ` + queueFillfactor + `);
+		IF EXISTS (SELECT 1 FROM pg_class WHERE oid = '%[1]s'::regclass AND 'fillfactor=70' = ANY (reloptions)) THEN
+			BEGIN
+				PERFORM set_config('lock_timeout', '2s', true);
+				ALTER TABLE %[1]s SET (fillfactor = ` + queueFillfactor + `);
+			EXCEPTION WHEN lock_not_available THEN
+				NULL;
+			END;
+			PERFORM set_config('lock_timeout', waited, true);
 		END IF;
 	END $$`)
 	s.createSortIndex = fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (sort_at, msg_id)`, s.sortIndex, s.table)

@@ -4,19 +4,35 @@
 -- the primary key or the claim-order index. At 70 a claim of a batch of
 -- messages, most of them on one page, found room for fewer than half of
 -- them, and claims then scanned past the index entries of the others
--- (docs/benchmarks.md, "Issue 9: the queue's claims as HOT updates").
+-- (docs/benchmarks.md, "Issue 9: the queues' claims as HOT updates").
 --
--- The setting applies to the pages written from now on: a queue's pages
--- turn over as its messages are acknowledged, so its table takes it as it
--- drains. SET (fillfactor) takes a lock that does not block reads or
--- writes. QueueEnsure sets it too on a table an older binary creates after
--- this migration (queue/postgres/sql.go, upgrade).
+-- Only the tables at 70, the value every earlier version created them
+-- with, are changed: a fillfactor an operator set is left alone. The
+-- setting applies to the pages written from now on: a queue's pages turn
+-- over as its messages are acknowledged, so its table takes it as it
+-- drains. SET (fillfactor) takes a lock that does not conflict with reads
+-- and writes, but does with VACUUM and index builds, and this migration
+-- holds it until it commits: each table is waited for at most 2 s and
+-- skipped otherwise (QueueEnsure sets it later; queue/postgres/sql.go,
+-- upgrade), so that a vacuum of one queue does not hold up every process
+-- starting meanwhile. The tables are named with the registry's schema,
+-- the migration's own; a registered table that no longer exists is
+-- skipped.
 DO $$
 DECLARE
     r record;
+    waited text := current_setting('lock_timeout');
 BEGIN
-    FOR r IN SELECT queue_table FROM tasker_queues LOOP
-        EXECUTE format('ALTER TABLE IF EXISTS %I SET (fillfactor = 45)', r.queue_table);
+    FOR r IN SELECT c.oid::regclass AS tbl FROM tasker_queues q
+            JOIN pg_class c ON c.relname = q.queue_table AND c.relnamespace = current_schema()::regnamespace
+            WHERE 'fillfactor=70' = ANY (c.reloptions) LOOP
+        BEGIN
+            PERFORM set_config('lock_timeout', '2s', true);
+            EXECUTE format('ALTER TABLE %s SET (fillfactor = 45)', r.tbl);
+        EXCEPTION WHEN lock_not_available THEN
+            RAISE NOTICE 'queue table % is busy: its fillfactor is set by QueueEnsure later', r.tbl;
+        END;
+        PERFORM set_config('lock_timeout', waited, true);
     END LOOP;
 END
 $$;
