@@ -9,8 +9,10 @@
 # its commit once, at the start), then runs `tasker bench FLAGS` ROUNDS
 # times with each binary, taking turns: with two revisions A goes first in
 # odd rounds and B in even ones; with a list, round r starts at the r-th
-# revision (rotating), so that a drift of the machine's load falls on all.
-# Each output line is prefixed with its revision and round.
+# revision (rotating), so that a drift of the machine's load falls on all
+# (evenly when ROUNDS is a multiple of the revisions). A revision whose
+# name has a comma cannot be given in the two-revision form: give its
+# commit. Each output line is prefixed with its revision and round.
 set -euo pipefail
 usage() {
 	echo "usage: $0 REV_A REV_B ROUNDS [tasker bench flags...]" >&2
@@ -19,7 +21,7 @@ usage() {
 }
 if [[ ${1:-} == *,* ]]; then
 	[ $# -ge 2 ] || usage
-	IFS=, read -r -a revs <<<"$1"
+	IFS=, read -r -a revs <<<"${1// /}"
 	rounds=$2
 	shift 2
 else
@@ -37,6 +39,10 @@ fi
 for rev in "${revs[@]}"; do
 	[ -n "$rev" ] || { echo "$0: an empty revision in the list" >&2; exit 2; }
 done
+if ((${#revs[@]} < 2)); then
+	echo "$0: give at least two revisions to compare" >&2
+	exit 2
+fi
 repo=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
