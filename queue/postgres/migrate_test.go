@@ -16,6 +16,30 @@ import (
 	queuepg "github.com/tasker-go/tasker/queue/postgres"
 )
 
+// migratedTo opens a fresh schema migrated by the queue's migrations named
+// (the first ones, in order), as an earlier version left it.
+func migratedTo(t *testing.T, names ...string) *pgdb.DB {
+	t.Helper()
+	_, dbURL := pgtest.Schema(t)
+	db, err := pgdb.Open(t.Context(), pgdb.Options{URL: dbURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	old := fstest.MapFS{}
+	for _, name := range names {
+		b, err := fs.ReadFile(queuepg.Migrations, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old[name] = &fstest.MapFile{Data: b}
+	}
+	if err := db.Migrate(t.Context(), queuepg.Component, old); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 // A queue created before migration 0003 (claims by priority) keeps its
 // messages through it: they get priority 0 and sort at the epoch, first, in
 // the order they had. A process still on the previous binary keeps sending
@@ -23,25 +47,9 @@ import (
 // gets the columns and the index from QueueEnsure.
 func TestMigrationToPriorityKeepsMessages(t *testing.T) {
 	ctx := t.Context()
-	_, dbURL := pgtest.Schema(t)
-	db, err := pgdb.Open(ctx, pgdb.Options{URL: dbURL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
 	// The schema as it was: migrations 0001 and 0002, and a queue table
 	// as QueueEnsure created it then, holding two messages.
-	old := fstest.MapFS{}
-	for _, name := range []string{"0001_queues.sql", "0002_dead_letters.sql"} {
-		b, err := fs.ReadFile(queuepg.Migrations, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		old[name] = &fstest.MapFile{Data: b}
-	}
-	if err := db.Migrate(ctx, queuepg.Component, old); err != nil {
-		t.Fatal(err)
-	}
+	db := migratedTo(t, "0001_queues.sql", "0002_dead_letters.sql")
 	for _, sql := range []string{
 		`CREATE TABLE q_old (msg_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, read_ct integer NOT NULL DEFAULT 0,
 			enqueued_at timestamptz NOT NULL, vt timestamptz NOT NULL, claimed boolean NOT NULL DEFAULT false, message bytea NOT NULL)`,
@@ -149,24 +157,8 @@ func fillfactor(t *testing.T, db *pgdb.DB, table string) string {
 // no index entry.
 func TestQueueTablesLeaveRoomForHOTClaims(t *testing.T) {
 	ctx := t.Context()
-	_, dbURL := pgtest.Schema(t)
-	db, err := pgdb.Open(ctx, pgdb.Options{URL: dbURL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	// Migrations 0001 to 0003, and a table as QueueEnsure made it then.
-	old := fstest.MapFS{}
-	for _, name := range []string{"0001_queues.sql", "0002_dead_letters.sql", "0003_priority.sql"} {
-		b, err := fs.ReadFile(queuepg.Migrations, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		old[name] = &fstest.MapFile{Data: b}
-	}
-	if err := db.Migrate(ctx, queuepg.Component, old); err != nil {
-		t.Fatal(err)
-	}
+	// Migrations 0001 to 0003, and tables as QueueEnsure made them then.
+	db := migratedTo(t, "0001_queues.sql", "0002_dead_letters.sql", "0003_priority.sql")
 	oldTable := func(name, ff string) {
 		t.Helper()
 		for _, sql := range []string{
