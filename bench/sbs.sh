@@ -10,9 +10,9 @@
 # times with each binary, taking turns: with two revisions A goes first in
 # odd rounds and B in even ones; with a list, round r starts at the r-th
 # revision (rotating), so that a drift of the machine's load falls on all
-# (evenly when ROUNDS is a multiple of the revisions). A revision whose
-# name has a comma cannot be given in the two-revision form: give its
-# commit. Each output line is prefixed with its revision and round.
+# (evenly when ROUNDS is a multiple of the revisions). A first revision
+# whose name has a comma is read as a list: give its commit instead. Each
+# output line is prefixed with its revision and round.
 set -euo pipefail
 usage() {
 	echo "usage: $0 REV_A REV_B ROUNDS [tasker bench flags...]" >&2

@@ -97,9 +97,12 @@ func newStmts(name string) *stmts {
 	// after migration 0004 has their fillfactor, 70: it gets this one (for
 	// the pages written from then on); a fillfactor an operator set is
 	// left alone. SET (fillfactor) takes a lock that conflicts with
-	// VACUUM and index builds, not with reads and writes; the statement
-	// waits for it at most 2 s and otherwise leaves the table as it is (the
-	// setting only saves work: the next QueueEnsure tries again).
+	// VACUUM and index builds, not with reads and writes; this statement
+	// waits for it at most 2 s (or the session's lock_timeout, if lower)
+	// and otherwise leaves the table as it is: the setting only saves
+	// work, and another process's QueueEnsure sets it later. (The index
+	// statement after it takes a SHARE lock on the table, as it always
+	// has, which waits behind a VACUUM up to the session's lock_timeout.)
 	s.upgrade = f(`DO $$
 	DECLARE
 		waited text := current_setting('lock_timeout');
@@ -110,7 +113,9 @@ func newStmts(name string) *stmts {
 		END IF;
 		IF EXISTS (SELECT 1 FROM pg_class WHERE oid = '%[1]s'::regclass AND 'fillfactor=70' = ANY (reloptions)) THEN
 			BEGIN
-				PERFORM set_config('lock_timeout', '2s', true);
+				IF waited::interval = interval '0' OR waited::interval > interval '2s' THEN
+					PERFORM set_config('lock_timeout', '2s', true);
+				END IF;
 				ALTER TABLE %[1]s SET (fillfactor = ` + queueFillfactor + `);
 			EXCEPTION WHEN lock_not_available THEN
 				NULL;

@@ -13,24 +13,26 @@
 -- drains. SET (fillfactor) takes a lock that does not conflict with reads
 -- and writes, but does with VACUUM and index builds, and this migration
 -- holds it until it commits: each table is waited for at most 2 s and
--- skipped otherwise (QueueEnsure sets it later; queue/postgres/sql.go,
--- upgrade), so that a vacuum of one queue does not hold up every process
--- starting meanwhile. The tables are named with the registry's schema,
--- the migration's own; a registered table that no longer exists is
--- skipped.
+-- skipped otherwise (a later process's QueueEnsure sets it;
+-- queue/postgres/sql.go, upgrade), so that a vacuum of one queue does not
+-- hold the migration, and the processes waiting for it, for as long as it
+-- runs. The tables are those of the registry's schema, the migration's
+-- own (compared by name: the schema's may need quotes); a registered
+-- table that no longer exists is skipped.
 DO $$
 DECLARE
     r record;
     waited text := current_setting('lock_timeout');
 BEGIN
     FOR r IN SELECT c.oid::regclass AS tbl FROM tasker_queues q
-            JOIN pg_class c ON c.relname = q.queue_table AND c.relnamespace = current_schema()::regnamespace
+            JOIN pg_class c ON c.relname = q.queue_table
+            JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
             WHERE 'fillfactor=70' = ANY (c.reloptions) LOOP
         BEGIN
             PERFORM set_config('lock_timeout', '2s', true);
             EXECUTE format('ALTER TABLE %s SET (fillfactor = 45)', r.tbl);
         EXCEPTION WHEN lock_not_available THEN
-            RAISE NOTICE 'queue table % is busy: its fillfactor is set by QueueEnsure later', r.tbl;
+            NULL; -- busy: left at 70 for now
         END;
         PERFORM set_config('lock_timeout', waited, true);
     END LOOP;
