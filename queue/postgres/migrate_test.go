@@ -154,6 +154,25 @@ func fillfactor(t *testing.T, db *pgdb.DB, table string) string {
 	return *ff
 }
 
+// oldTable makes queue name's tables as QueueEnsure made them between
+// migrations 0003 and 0004, with fillfactor ff, and registers them.
+func oldTable(t *testing.T, db *pgdb.DB, name, ff string) {
+	t.Helper()
+	for _, sql := range []string{
+		`CREATE TABLE q_` + name + ` (msg_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, read_ct integer NOT NULL DEFAULT 0,
+			enqueued_at timestamptz NOT NULL, vt timestamptz NOT NULL, claimed boolean NOT NULL DEFAULT false, message bytea NOT NULL,
+			priority integer NOT NULL DEFAULT 0, sort_at timestamptz NOT NULL DEFAULT '1970-01-01 00:00:00+00') WITH (fillfactor = ` + ff + `)`,
+		fmt.Sprintf(`CREATE INDEX "qs_%x" ON q_%s (sort_at, msg_id)`, md5.Sum([]byte("q_"+name)), name),
+		`CREATE TABLE a_` + name + ` (msg_id bigint PRIMARY KEY, read_ct integer NOT NULL, enqueued_at timestamptz NOT NULL,
+			vt timestamptz NOT NULL, message bytea NOT NULL, archived_at timestamptz NOT NULL)`,
+		`INSERT INTO tasker_queues VALUES ('` + name + `', 'q_` + name + `', 'a_` + name + `', now())`,
+	} {
+		if _, err := db.Pool.Exec(t.Context(), sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // The queues' tables leave room on their pages for a claim of each row
 // (fillfactor 45): migration 0004 sets it on the tables made before it at
 // 70 (skipping a registered table that is gone), QueueEnsure on one an
@@ -164,24 +183,8 @@ func TestQueueTablesLeaveRoomForHOTClaims(t *testing.T) {
 	ctx := t.Context()
 	// Migrations 0001 to 0003, and tables as QueueEnsure made them then.
 	db := migratedTo(t, "", "0001_queues.sql", "0002_dead_letters.sql", "0003_priority.sql")
-	oldTable := func(name, ff string) {
-		t.Helper()
-		for _, sql := range []string{
-			`CREATE TABLE q_` + name + ` (msg_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, read_ct integer NOT NULL DEFAULT 0,
-				enqueued_at timestamptz NOT NULL, vt timestamptz NOT NULL, claimed boolean NOT NULL DEFAULT false, message bytea NOT NULL,
-				priority integer NOT NULL DEFAULT 0, sort_at timestamptz NOT NULL DEFAULT '1970-01-01 00:00:00+00') WITH (fillfactor = ` + ff + `)`,
-			fmt.Sprintf(`CREATE INDEX "qs_%x" ON q_%s (sort_at, msg_id)`, md5.Sum([]byte("q_"+name)), name),
-			`CREATE TABLE a_` + name + ` (msg_id bigint PRIMARY KEY, read_ct integer NOT NULL, enqueued_at timestamptz NOT NULL,
-				vt timestamptz NOT NULL, message bytea NOT NULL, archived_at timestamptz NOT NULL)`,
-			`INSERT INTO tasker_queues VALUES ('` + name + `', 'q_` + name + `', 'a_` + name + `', now())`,
-		} {
-			if _, err := db.Pool.Exec(ctx, sql); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	oldTable("before", "70")
-	oldTable("tuned", "30") // an operator's fillfactor, which stays
+	oldTable(t, db, "before", "70")
+	oldTable(t, db, "tuned", "30") // an operator's fillfactor, which stays
 	// A queue registered whose table is gone: the migration skips it.
 	if _, err := db.Pool.Exec(ctx, `INSERT INTO tasker_queues VALUES ('gone', 'q_gone', 'a_gone', now())`); err != nil {
 		t.Fatal(err)
@@ -194,7 +197,7 @@ func TestQueueTablesLeaveRoomForHOTClaims(t *testing.T) {
 	if ff := fillfactor(t, db, "q_before"); ff != "45" {
 		t.Errorf("a table made before migration 0004 has fillfactor %q after it, want 45", ff)
 	}
-	oldTable("after", "70") // an older binary's QueueEnsure, after the migration
+	oldTable(t, db, "after", "70") // an older binary's QueueEnsure, after the migration
 	for _, c := range []struct{ name, want string }{{"after", "45"}, {"new", "45"}, {"tuned", "30"}} {
 		if err := q.QueueEnsure(ctx, c.name); err != nil {
 			t.Fatal(err)
@@ -208,7 +211,7 @@ func TestQueueTablesLeaveRoomForHOTClaims(t *testing.T) {
 	// (fillfactor) (a SHARE lock, as an index build takes, which does not
 	// conflict with QueueEnsure's own index statement): QueueEnsure waits
 	// about 2 s for it, then leaves the table at 70.
-	oldTable("busy", "70")
+	oldTable(t, db, "busy", "70")
 	lock, err := db.Pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -293,16 +296,7 @@ func TestFillfactorMigrationInAQuotedSchema(t *testing.T) {
 	pgtest.Exec(t, base, `CREATE SCHEMA `+quoted)
 	t.Cleanup(func() { pgtest.Exec(t, base, `DROP SCHEMA `+quoted+` CASCADE`) })
 	db := migratedTo(t, pgtest.WithSearchPath(t, base, quoted), "0001_queues.sql", "0002_dead_letters.sql", "0003_priority.sql")
-	for _, sql := range []string{
-		`CREATE TABLE q_x (msg_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, read_ct integer NOT NULL DEFAULT 0,
-			enqueued_at timestamptz NOT NULL, vt timestamptz NOT NULL, claimed boolean NOT NULL DEFAULT false, message bytea NOT NULL,
-			priority integer NOT NULL DEFAULT 0, sort_at timestamptz NOT NULL DEFAULT '1970-01-01 00:00:00+00') WITH (fillfactor = 70)`,
-		`INSERT INTO tasker_queues VALUES ('x', 'q_x', 'a_x', now())`,
-	} {
-		if _, err := db.Pool.Exec(ctx, sql); err != nil {
-			t.Fatal(err)
-		}
-	}
+	oldTable(t, db, "x", "70")
 	q, err := queuepg.New(ctx, db, queuepg.Config{AutoMigrate: true, PollInterval: -1})
 	if err != nil {
 		t.Fatalf("migrate in schema %q: %v", schema, err)
