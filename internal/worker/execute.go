@@ -386,6 +386,7 @@ func (w *Worker) releaseOnce() func() {
 // handler when the claim is lost or the step no longer waits for it.
 func (w *Worker) work(ctx context.Context, j *job, release func()) {
 	reporting := false
+	pend := w.pending[j.m.Queue] // nil when the claims do not ride on reports
 	defer func() {
 		if r := recover(); r != nil {
 			// A bug in the worker itself; the claim expires and the
@@ -393,6 +394,7 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 			w.log.Error("worker crashed on a step", "step", j.step.Name, "panic", r, "stack", string(debug.Stack()))
 			release()
 			if reporting {
+				pend.done()
 				<-w.reporting
 			}
 		}
@@ -444,6 +446,7 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 	}
 	w.reporting <- struct{}{}
 	reporting = true
+	pend.add() // before the slot goes back: the loop that takes it waits for this report
 	if !out.abandoned {
 		release()
 	}
@@ -462,6 +465,7 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 	}
 	w.corr.Complete(id)
 	unregister()
+	pend.done()
 	<-w.reporting
 	reporting = false
 }

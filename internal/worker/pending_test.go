@@ -1,0 +1,74 @@
+package worker_test
+
+import (
+	"context"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tasker-go/tasker/internal/events"
+	"github.com/tasker-go/tasker/internal/worker"
+	"github.com/tasker-go/tasker/queue"
+	storesqlite "github.com/tasker-go/tasker/store/sqlite"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+// A backlog drained by one worker whose slots are all taken: the steps that
+// come free are claimed by the transactions that store the outcomes, not by
+// the claim loop in transactions of its own. Before, the loop, blocked on
+// the slots, took each one as a step gave it back to report: about a third
+// of the steps in this test went that way. It claims now only while no
+// outcome is being stored (at the start, and when the wait runs out).
+func TestAtSaturationTheOutcomesTransactionsClaimTheNextSteps(t *testing.T) {
+	const n, slots = 400, 8
+	st, err := storesqlite.Open(t.Context(), storesqlite.Config{Path: filepath.Join(t.TempDir(), "t.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Queue().QueueEnsure(t.Context(), queue.StepQueue(ns)); err != nil {
+		t.Fatal(err)
+	}
+	bus := events.NewBus()
+	for range n {
+		enqueue(t, st, bus)
+	}
+	var ran, byLoop atomic.Int32
+	h := taskertype.HandlerFunc(func(context.Context, *taskertype.StepInput) (any, error) {
+		ran.Add(1)
+		return "ok", nil
+	})
+	w, err := worker.New(worker.Config{Store: st, Queue: st.Queue(), Bus: bus, Processor: "a",
+		Namespaces: []string{ns}, Handlers: map[string]taskertype.Handler{"slow": h}, Concurrency: slots,
+		IdlePoll: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker.SetRoundHook(w, func(claimed int) { byLoop.Add(int32(claimed)) })
+	// The wait for the outcomes does not run out here: only the outcomes'
+	// transactions decide (a slow machine stores slowly, not differently).
+	worker.SetReportsFirst(w, time.Minute)
+	if err := w.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = w.Stop(ctx)
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for ran.Load() < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := ran.Load(); got < n {
+		t.Fatalf("%d of %d steps ran within a minute", got, n)
+	}
+	loop := byLoop.Load()
+	t.Logf("%d steps, %d claimed by the claim loop, the rest with the outcomes", n, loop)
+	// The first round takes the first slots; later ones come only when no
+	// outcome is being stored for a moment.
+	if loop > n/8 {
+		t.Errorf("the claim loop claimed %d of %d steps: the outcomes' transactions should claim nearly all", loop, n)
+	}
+}
