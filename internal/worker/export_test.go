@@ -1,10 +1,6 @@
 package worker
 
-import (
-	"time"
-
-	"github.com/tasker-go/tasker/taskertype"
-)
+import "github.com/tasker-go/tasker/taskertype"
 
 // SetTestHooks sets the worker's test hooks; call it before Start.
 func SetTestHooks(w *Worker, beforeClaimCheck, afterAdopt func(*taskertype.Step)) {
@@ -14,7 +10,3 @@ func SetTestHooks(w *Worker, beforeClaimCheck, afterAdopt func(*taskertype.Step)
 // SetRoundHook gives f the messages each round of a claim loop claimed;
 // call it before Start.
 func SetRoundHook(w *Worker, f func(claimed int)) { w.afterRound = f }
-
-// SetReportsFirst sets how long a claim loop waits for the outcomes being
-// stored before it claims anyway; call it before Start.
-func SetReportsFirst(w *Worker, d time.Duration) { w.reportsFirst = d }

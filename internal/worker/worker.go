@@ -257,11 +257,6 @@ type Worker struct {
 	// reporting holds one token per outcome being stored: with slots, it
 	// bounds the steps between claim and stored outcome to twice the slots.
 	reporting chan struct{}
-	// pending counts, by step queue in the store's database, the outcomes
-	// being stored, whose transactions claim the queue's next steps: its
-	// claim loop leaves the slots to them meanwhile (pending.go). Nil
-	// without such queues; read-only after New.
-	pending map[string]*pendingReports
 	// claims gates the claims made outside the claim loops (in report and
 	// creation transactions): Stop closes it and waits for those under way.
 	claims  claimGate
@@ -288,10 +283,8 @@ type Worker struct {
 	beforeClaimCheck func(*taskertype.Step)
 	afterAdopt       func(*taskertype.Step)
 	// afterRound, nil in production, gets the messages each claim loop's
-	// round claimed (pending_test.go).
+	// round claimed (handover_test.go).
 	afterRound func(claimed int)
-	// reportsFirst, 0 in production, replaces the constant (pending.go).
-	reportsFirst time.Duration
 
 	mu         sync.Mutex
 	stopClaims context.CancelFunc // ends the claim loops
@@ -323,12 +316,6 @@ func New(cfg Config) (*Worker, error) {
 		leaseStore: cfg.LeaseStore,
 		// An attempt holds a slot or a reporting token (see work).
 		leases: newLeases(2 * cfg.Concurrency), leaseQueue: cfg.LeaseQueue,
-	}
-	if w.txQueue {
-		w.pending = make(map[string]*pendingReports, len(queues))
-		for _, q := range queues {
-			w.pending[q] = newPendingReports()
-		}
 	}
 	w.reports = make([]group.Committer[*report], cfg.ReportGroups)
 	for i := range w.reports {
@@ -387,13 +374,9 @@ func (w *Worker) Start(ctx context.Context) error {
 
 	for _, ns := range w.cfg.Namespaces {
 		name := queue.StepQueue(ns)
-		acquire := w.acquire
-		if p := w.pending[name]; p != nil {
-			acquire = func(ctx context.Context, max int) (int, error) { return w.acquireAfterReports(ctx, p, max) }
-		}
 		l := &consumer.Loop{
 			Queue: w.queue, Name: name, Batch: w.cfg.ClaimBatch, IdlePoll: w.cfg.IdlePoll, Logger: w.log,
-			Acquire: acquire, Release: w.release,
+			Acquire: w.acquire, Release: w.release,
 			Round: func(_ context.Context, max int) (int, error) {
 				// Started steps run under stepCtx, which outlives the claims.
 				n, err := w.round(stepCtx, name, max)
