@@ -2,15 +2,12 @@ package worker_test
 
 import (
 	"context"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tasker-go/tasker/internal/events"
 	"github.com/tasker-go/tasker/internal/worker"
-	"github.com/tasker-go/tasker/queue"
-	storesqlite "github.com/tasker-go/tasker/store/sqlite"
 	"github.com/tasker-go/tasker/taskertype"
 )
 
@@ -23,14 +20,7 @@ import (
 // in two runs). Every slot is given back once the backlog is drained.
 func TestAtSaturationTheOutcomesTransactionsClaimTheNextSteps(t *testing.T) {
 	const n, slots = 400, 8
-	st, err := storesqlite.Open(t.Context(), storesqlite.Config{Path: filepath.Join(t.TempDir(), "t.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Queue().QueueEnsure(t.Context(), queue.StepQueue(ns)); err != nil {
-		t.Fatal(err)
-	}
+	st := openStore(t)
 	bus := events.NewBus()
 	for range n {
 		enqueue(t, st, bus)

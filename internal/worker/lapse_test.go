@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -136,14 +135,7 @@ func TestAClaimThatCannotBeRenewedIsGivenUpBeforeItRunsOut(t *testing.T) {
 func TestSlowRenewalsOfManyAttemptsDoNotLetAnotherWorkerTakeOne(t *testing.T) {
 	for _, n := range []int{4, 8} {
 		t.Run(fmt.Sprintf("%d attempts", n), func(t *testing.T) {
-			st, err := storesqlite.Open(t.Context(), storesqlite.Config{Path: filepath.Join(t.TempDir(), "t.db")})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { st.Close() })
-			if err := st.Queue().QueueEnsure(t.Context(), queue.StepQueue(ns)); err != nil {
-				t.Fatal(err)
-			}
+			st := openStore(t)
 			bus := events.NewBus()
 			sub, err := bus.Subscribe(events.Filter{Kinds: []string{events.KindStepTransition}}, 256)
 			if err != nil {

@@ -34,7 +34,9 @@ type env struct {
 	lease time.Duration
 }
 
-func newEnv(t *testing.T) *env {
+// openStore opens an embedded store in the test's directory with the step
+// queue of ns.
+func openStore(t *testing.T) *storesqlite.Store {
 	t.Helper()
 	st, err := storesqlite.Open(t.Context(), storesqlite.Config{Path: filepath.Join(t.TempDir(), "t.db")})
 	if err != nil {
@@ -44,11 +46,17 @@ func newEnv(t *testing.T) *env {
 	if err := st.Queue().QueueEnsure(t.Context(), queue.StepQueue(ns)); err != nil {
 		t.Fatal(err)
 	}
+	return st
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	st := openStore(t)
 	task := &taskertype.Task{ID: uuid.Must(uuid.NewV7()), Namespace: ns, Name: "t", Version: "1", Context: []byte(`{}`)}
 	step := &taskertype.Step{ID: uuid.Must(uuid.NewV7()), Name: "slow", Handler: "slow", Timeout: time.Minute,
 		Retry: taskertype.RetryPolicy{Retryable: true, MaxAttempts: 3, Backoff: taskertype.BackoffNone}}
 	e := &env{st: st, bus: events.NewBus(), step: step}
-	err = transition.InTx(t.Context(), st, e.bus, "test", func(tx store.Tx, rec *transition.Recorder) error {
+	err := transition.InTx(t.Context(), st, e.bus, "test", func(tx store.Tx, rec *transition.Recorder) error {
 		if err := tx.TaskCreate(t.Context(), &store.TaskCreateParams{Task: task, Steps: []*taskertype.Step{step}, At: time.Now(), Processor: "test"}); err != nil {
 			return err
 		}

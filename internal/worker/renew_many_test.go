@@ -12,7 +12,6 @@ import (
 
 	"github.com/tasker-go/tasker/internal/events"
 	"github.com/tasker-go/tasker/internal/worker"
-	"github.com/tasker-go/tasker/queue"
 	storesqlite "github.com/tasker-go/tasker/store/sqlite"
 	"github.com/tasker-go/tasker/taskertype"
 )
@@ -28,14 +27,7 @@ func TestManyLongHandlersKeepTheirClaims(t *testing.T) {
 			// A lease of 2s leaves a third of it, 667ms, for each claim's
 			// renewal to start: ample, even under -race on a loaded machine.
 			const lease, run = 2 * time.Second, 5 * time.Second
-			st, err := storesqlite.Open(t.Context(), storesqlite.Config{Path: filepath.Join(t.TempDir(), "t.db")})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { st.Close() })
-			if err := st.Queue().QueueEnsure(t.Context(), queue.StepQueue(ns)); err != nil {
-				t.Fatal(err)
-			}
+			st := openStore(t)
 			bus := events.NewBus()
 			for range n {
 				enqueue(t, st, bus)
