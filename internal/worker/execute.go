@@ -379,23 +379,19 @@ func (w *Worker) releaseOnce() func() {
 // work runs a started step's handler and reports the outcome. It holds a
 // slot (release gives it back) while the handler runs, and a reporting
 // token while the outcome is stored; the slot goes back only once the token
-// is held (or goes with the outcome to the transaction that stores it and
-// claims the next steps), so the steps between claim and stored outcome
-// never exceed twice the slots, however slow the store is. A handler that ignores its timeout
+// is held, so the steps between claim and stored outcome never exceed twice
+// the slots, however slow the store is. A handler that ignores its timeout
 // keeps its slot until it returns. From start to stored outcome the attempt
 // is registered with the heartbeat, which renews its claim and cancels its
 // handler when the claim is lost or the step no longer waits for it.
 func (w *Worker) work(ctx context.Context, j *job, release func()) {
 	reporting := false
-	handed := false // the slot went with the outcome to storeBatch, which gives it back
 	defer func() {
 		if r := recover(); r != nil {
 			// A bug in the worker itself; the claim expires and the
 			// attempt is recorded as lost by the next claimant.
 			w.log.Error("worker crashed on a step", "step", j.step.Name, "panic", r, "stack", string(debug.Stack()))
-			if !handed {
-				release()
-			}
+			release()
 			if reporting {
 				<-w.reporting
 			}
@@ -448,14 +444,7 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 	}
 	w.reporting <- struct{}{}
 	reporting = true
-	// An outcome that storeBatch stores in the store's database takes the
-	// step's slot with it: that transaction claims the queue's next steps
-	// with the slots of its outcomes. Given back here, the slot went to the
-	// claim loop, blocked on the slots, which claimed with it in a
-	// transaction of its own (docs/benchmarks.md, "Slots handed to the
-	// outcomes' transactions").
-	handOver := w.txQueue && !out.abandoned && !out.released && !out.dropped
-	if !out.abandoned && !handOver {
+	if !out.abandoned {
 		release()
 	}
 	// An outcome is reported even when the claim was lost: the fence
@@ -469,8 +458,7 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 		w.log.Info("dropping the outcome of an attempt the step no longer waits for", "task_id", s.TaskID, "step", s.Name)
 		w.ack(m)
 	default:
-		handed = handOver
-		w.report(&report{m: m, step: s, out: out, slot: handOver})
+		w.report(&report{m: m, step: s, out: out})
 	}
 	w.corr.Complete(id)
 	unregister()

@@ -42,9 +42,6 @@ type report struct {
 	m    *queue.Message
 	step *taskertype.Step
 	out  *outcome
-	// slot: the report holds its step's slot, which storeBatch claims the
-	// next steps with or gives back (work).
-	slot bool
 }
 
 // report stores an attempt's outcome and tells orchestration. It returns
@@ -80,30 +77,10 @@ func (w *Worker) storeBatch(batch []*report) {
 	defer cancel()
 	// The next steps are claimed in the transaction only from a queue in
 	// the store's database; a broker's are acknowledged after the commit.
-	// They are claimed with the slots of the batch's steps (report.slot),
-	// and free ones up to ClaimBatch.
 	room := 0
-	for _, r := range batch {
-		if r.slot {
-			room++
-		}
-	}
-	settled := false
-	defer func() {
-		if !settled { // a panic: the claims were not launched
-			w.release(room)
-		}
-	}()
 	if w.txQueue && w.claims.enter() {
 		defer w.claims.leave()
-		room += w.tryAcquire(w.cfg.ClaimBatch - room)
-		if room > w.cfg.ClaimBatch {
-			w.release(room - w.cfg.ClaimBatch)
-			room = w.cfg.ClaimBatch
-		}
-	} else {
-		w.release(room) // stopping: no claims
-		room = 0
+		room = w.tryAcquire(w.cfg.ClaimBatch)
 	}
 	var queues []string
 	acks := map[string][]queue.Receipt{}
@@ -113,6 +90,12 @@ func (w *Worker) storeBatch(batch []*report) {
 		}
 		acks[r.m.Queue] = append(acks[r.m.Queue], r.m.Receipt())
 	}
+	settled := false
+	defer func() {
+		if !settled { // a panic: the claims were not launched
+			w.release(room)
+		}
+	}()
 	type claimedFrom struct {
 		queue string
 		c     claimed

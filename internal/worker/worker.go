@@ -282,9 +282,6 @@ type Worker struct {
 	// its claim, afterAdopt after a running attempt took a new claim.
 	beforeClaimCheck func(*taskertype.Step)
 	afterAdopt       func(*taskertype.Step)
-	// afterRound, nil in production, gets the messages each claim loop's
-	// round claimed (handover_test.go).
-	afterRound func(claimed int)
 
 	mu         sync.Mutex
 	stopClaims context.CancelFunc // ends the claim loops
@@ -379,11 +376,7 @@ func (w *Worker) Start(ctx context.Context) error {
 			Acquire: w.acquire, Release: w.release,
 			Round: func(_ context.Context, max int) (int, error) {
 				// Started steps run under stepCtx, which outlives the claims.
-				n, err := w.round(stepCtx, name, max)
-				if w.afterRound != nil {
-					w.afterRound(n)
-				}
-				return n, err
+				return w.round(stepCtx, name, max)
 			},
 		}
 		w.loops.Go(func() { l.Run(claimCtx) })
