@@ -9,3 +9,6 @@ func (q *Queue) Subscribers() int { return q.demux.len() }
 
 // Channel is the queue's notification channel.
 func (q *Queue) Channel() string { return q.channel }
+
+// SortIndexName is the claim-order index's name of a queue's table.
+func SortIndexName(table string) string { return sortIndexName(table) }

@@ -162,7 +162,7 @@ func oldTable(t *testing.T, db *pgdb.DB, name, ff string) {
 		`CREATE TABLE q_` + name + ` (msg_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, read_ct integer NOT NULL DEFAULT 0,
 			enqueued_at timestamptz NOT NULL, vt timestamptz NOT NULL, claimed boolean NOT NULL DEFAULT false, message bytea NOT NULL,
 			priority integer NOT NULL DEFAULT 0, sort_at timestamptz NOT NULL DEFAULT '1970-01-01 00:00:00+00') WITH (fillfactor = ` + ff + `)`,
-		fmt.Sprintf(`CREATE INDEX "qs_%x" ON q_%s (sort_at, msg_id)`, md5.Sum([]byte("q_"+name)), name),
+		`CREATE INDEX ` + queuepg.SortIndexName("q_"+name) + ` ON q_` + name + ` (sort_at, msg_id)`,
 		`CREATE TABLE a_` + name + ` (msg_id bigint PRIMARY KEY, read_ct integer NOT NULL, enqueued_at timestamptz NOT NULL,
 			vt timestamptz NOT NULL, message bytea NOT NULL, archived_at timestamptz NOT NULL)`,
 		`INSERT INTO tasker_queues VALUES ('` + name + `', 'q_` + name + `', 'a_` + name + `', now())`,
