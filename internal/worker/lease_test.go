@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 
 	"github.com/tasker-go/tasker/internal/events"
 	"github.com/tasker-go/tasker/internal/testclock"
@@ -51,28 +50,8 @@ func openStore(t *testing.T) *storesqlite.Store {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	st := openStore(t)
-	task := &taskertype.Task{ID: uuid.Must(uuid.NewV7()), Namespace: ns, Name: "t", Version: "1", Context: []byte(`{}`)}
-	step := &taskertype.Step{ID: uuid.Must(uuid.NewV7()), Name: "slow", Handler: "slow", Timeout: time.Minute,
-		Retry: taskertype.RetryPolicy{Retryable: true, MaxAttempts: 3, Backoff: taskertype.BackoffNone}}
-	e := &env{st: st, bus: events.NewBus(), step: step}
-	err := transition.InTx(t.Context(), st, e.bus, "test", func(tx store.Tx, rec *transition.Recorder) error {
-		if err := tx.TaskCreate(t.Context(), &store.TaskCreateParams{Task: task, Steps: []*taskertype.Step{step}, At: time.Now(), Processor: "test"}); err != nil {
-			return err
-		}
-		s, err := tx.StepGet(t.Context(), step.ID)
-		if err != nil {
-			return err
-		}
-		if err := rec.Step(t.Context(), tx, s, taskertype.StepEventEnqueue, time.Now(), nil); err != nil {
-			return err
-		}
-		return tx.MessageSend(t.Context(), &queue.SendParams{Queue: queue.StepQueue(ns), Body: wire.Encode(wire.StepMessage{TaskID: task.ID, StepID: step.ID})})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
+	st, bus := openStore(t), events.NewBus()
+	return &env{st: st, bus: bus, step: enqueue(t, st, bus)}
 }
 
 // worker starts a worker of the step's namespace with a lease of e.lease and

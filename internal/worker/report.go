@@ -70,18 +70,10 @@ func (w *Worker) report(r *report) {
 }
 
 // storeBatch stores a batch of outcomes in one transaction, acknowledges
-// their messages and claims the next steps of their queues. If anything in
-// the batch fails, it is rolled back and each outcome is stored on its own.
+// their messages and claims the next steps of their queues. If the claims
+// fail, the outcomes are stored again in a transaction that claims
+// nothing; if that fails too, each outcome is stored on its own.
 func (w *Worker) storeBatch(batch []*report) {
-	ctx, cancel := context.WithTimeout(context.Background(), reportBudget)
-	defer cancel()
-	// The next steps are claimed in the transaction only from a queue in
-	// the store's database; a broker's are acknowledged after the commit.
-	room := 0
-	if w.txQueue && w.claims.enter() {
-		defer w.claims.leave()
-		room = w.tryAcquire(w.cfg.ClaimBatch)
-	}
 	var queues []string
 	acks := map[string][]queue.Receipt{}
 	for _, r := range batch {
@@ -90,19 +82,52 @@ func (w *Worker) storeBatch(batch []*report) {
 		}
 		acks[r.m.Queue] = append(acks[r.m.Queue], r.m.Receipt())
 	}
-	settled := false
-	defer func() {
-		if !settled { // a panic: the claims were not launched
-			w.release(room)
-		}
-	}()
+	// The next steps are claimed in the transaction only from a queue in
+	// the store's database; a broker's are acknowledged after the commit.
+	claimsFailed, err := w.storeBatchTx(batch, queues, acks, w.txQueue)
+	if claimsFailed {
+		// A message that cannot be started is the claim loop's to deal
+		// with (consumer.Round); the outcomes need not wait for it.
+		w.log.Debug("claiming the next steps with a batch of outcomes failed; storing them without claims", "outcomes", len(batch), "error", err)
+		_, err = w.storeBatchTx(batch, queues, acks, false)
+	}
+	if err == nil {
+		return
+	}
+	w.log.Debug("storing a batch of outcomes failed; storing them one by one", "outcomes", len(batch), "error", err)
+	for _, r := range batch {
+		// Each with a budget of its own: one shared by the batch could run
+		// out before the last outcome's turn.
+		func() {
+			ctx, cancel := context.WithTimeout(context.Background(), reportBudget)
+			defer cancel()
+			w.storeOne(ctx, r)
+		}()
+	}
+}
+
+// storeBatchTx is one try of storeBatch: one transaction, claiming the next
+// steps if claim is set and the worker is not stopping. claimsFailed: the
+// transaction failed in its claims, having recorded the outcomes. It holds
+// the claim gate and the slots of its claims only until their steps are
+// launched or given back, so that Stop never waits for a fallback.
+func (w *Worker) storeBatchTx(batch []*report, queues []string, acks map[string][]queue.Receipt, claim bool) (claimsFailed bool, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), reportBudget)
+	defer cancel()
+	room := 0
+	if claim && w.claims.enter() {
+		defer w.claims.leave()
+		room = w.tryAcquire(w.cfg.ClaimBatch)
+	}
+	held := room // the slots not yet handed to launched steps
+	defer func() { w.release(held) }()
 	type claimedFrom struct {
 		queue string
 		c     claimed
 	}
 	var next []claimedFrom
-	err := transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
-		next = next[:0]
+	err = transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
+		next, claimsFailed = next[:0], false
 		// The acknowledgements go first, with the prefetch's round trip:
 		// one waiting for a message another worker claimed again (its
 		// claim had expired) then waits before this transaction holds
@@ -141,26 +166,15 @@ func (w *Worker) storeBatch(batch []*report) {
 			next = append(next, claimedFrom{queue: q})
 			c := &next[len(next)-1].c
 			if err := w.claimTx(ctx, tx, rec, q, left, true, c); err != nil {
+				claimsFailed = true
 				return err
 			}
 			left -= c.n
 		}
 		return nil
 	})
-	settled = true
 	if err != nil {
-		w.release(room)
-		w.log.Debug("storing a batch of outcomes failed; storing them one by one", "outcomes", len(batch), "error", err)
-		for _, r := range batch {
-			// Each with a budget of its own: one shared by the batch
-			// could run out before the last outcome's turn.
-			func() {
-				ctx, cancel := context.WithTimeout(context.Background(), reportBudget)
-				defer cancel()
-				w.storeOne(ctx, r)
-			}()
-		}
-		return
+		return claimsFailed, err
 	}
 	if !w.txQueue {
 		for _, q := range queues {
@@ -169,12 +183,11 @@ func (w *Worker) storeBatch(batch []*report) {
 			})
 		}
 	}
-	used := 0
 	for i := range next {
-		used += next[i].c.n
+		held -= next[i].c.n // launch owns the slots of what it claimed
 		w.launch(w.stepCtx, next[i].queue, &next[i].c)
 	}
-	w.release(room - used)
+	return false, nil
 }
 
 // recordTx records one outcome in tx and, when orchestration runs in this

@@ -409,9 +409,16 @@ func (w *Worker) Stop(ctx context.Context) error {
 	}
 	stopClaims()
 	w.loops.Wait()
-	w.claims.close() // no claim adds a step after this
+	w.claims.close() // no claim starts after this
 	done := make(chan struct{})
-	go func() { w.steps.Wait(); close(done) }()
+	go func() {
+		// The claims under way add their steps before the wait for them
+		// begins. Waited for under ctx too: a report transaction's claims
+		// take up to its budget on a sick store.
+		w.claims.wait()
+		w.steps.Wait()
+		close(done)
+	}()
 	select {
 	case <-done:
 		stopSteps()
@@ -503,13 +510,15 @@ func (g *claimGate) enter() bool {
 
 func (g *claimGate) leave() { g.running.Done() }
 
-// close stops new claims and waits for those under way.
+// close stops new claims.
 func (g *claimGate) close() {
 	g.mu.Lock()
 	g.isOpen = false
 	g.mu.Unlock()
-	g.running.Wait()
 }
+
+// wait waits for the claims under way; call it after close.
+func (g *claimGate) wait() { g.running.Wait() }
 
 // tryAcquire takes up to max slots without waiting.
 func (w *Worker) tryAcquire(max int) int {

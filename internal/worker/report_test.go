@@ -1,0 +1,184 @@
+package worker_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tasker-go/tasker/internal/events"
+	"github.com/tasker-go/tasker/internal/worker"
+	"github.com/tasker-go/tasker/queue"
+	"github.com/tasker-go/tasker/store"
+	storesqlite "github.com/tasker-go/tasker/store/sqlite"
+	"github.com/tasker-go/tasker/taskertype"
+)
+
+// reportStore sees the transactions that store outcomes: those that
+// acknowledge a message before they claim (a claim loop's transaction
+// claims first). It can fail their claims, or hold their acknowledgements.
+type reportStore struct {
+	*storesqlite.Store
+	failClaims   atomic.Bool
+	claimsFailed atomic.Int32
+	hold         chan struct{} // when not nil, an acknowledgement waits for it to close
+	acking       chan struct{} // with hold: told when an acknowledgement waits
+	mu           sync.Mutex
+	acks         []int // the receipts of each acknowledgement committed
+}
+
+func (s *reportStore) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
+	tx := &reportTx{s: s}
+	err := s.Store.InTx(ctx, func(inner store.Tx) error {
+		*tx = reportTx{Tx: inner, s: s}
+		return fn(tx)
+	})
+	if err == nil {
+		s.mu.Lock()
+		s.acks = append(s.acks, tx.acks...)
+		s.mu.Unlock()
+	}
+	return err
+}
+
+type reportTx struct {
+	store.Tx
+	s    *reportStore
+	acks []int
+}
+
+func (tx *reportTx) MessageAck(ctx context.Context, p *queue.AckParams) error {
+	if tx.s.hold != nil {
+		select {
+		case tx.s.acking <- struct{}{}:
+		default:
+		}
+		select {
+		case <-tx.s.hold:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	tx.acks = append(tx.acks, len(p.Receipts))
+	return tx.Tx.MessageAck(ctx, p)
+}
+
+func (tx *reportTx) MessageClaim(ctx context.Context, p *queue.ClaimParams) ([]*queue.Message, error) {
+	if len(tx.acks) > 0 && tx.s.failClaims.Load() {
+		tx.s.claimsFailed.Add(1)
+		return nil, errors.New("claims broke")
+	}
+	return tx.Tx.MessageClaim(ctx, p)
+}
+
+// reportWorker starts a worker of ns on st with room for many more steps
+// than the tests run, so that every report transaction has slots to claim
+// with.
+func reportWorker(t *testing.T, st *reportStore, bus *events.Bus, h taskertype.Handler) *worker.Worker {
+	t.Helper()
+	w, err := worker.New(worker.Config{Store: st, Queue: st.Store.Queue(), Bus: bus, Processor: "w",
+		Namespaces: []string{ns}, Handlers: map[string]taskertype.Handler{"slow": h}, Concurrency: 64,
+		VisibilityTimeout: time.Minute, IdlePoll: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// A report transaction whose claims fail stores its outcomes again, still
+// together, in a transaction that claims nothing: a message the claims
+// cannot start does not cost a transaction per outcome.
+func TestOutcomesWhoseClaimsFailAreStillStoredTogether(t *testing.T) {
+	const n = 20
+	st := &reportStore{Store: openStore(t)}
+	st.failClaims.Store(true)
+	bus := events.NewBus()
+	for range n {
+		enqueue(t, st.Store, bus)
+	}
+	sub, err := bus.Subscribe(events.Filter{Kinds: []string{events.KindStepTransition}}, 4*n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	var started sync.WaitGroup
+	started.Add(n)
+	release := make(chan struct{})
+	h := taskertype.HandlerFunc(func(ctx context.Context, in *taskertype.StepInput) (any, error) {
+		started.Done()
+		<-release
+		return map[string]int{"ok": 1}, nil
+	})
+	w := reportWorker(t, st, bus, h)
+	defer w.Stop(context.Background())
+	started.Wait()
+	st.mu.Lock()
+	st.acks = nil // the claims' own acknowledgements, if any
+	st.mu.Unlock()
+	close(release)
+	for stored := 0; stored < n; {
+		select {
+		case ev := <-sub.C():
+			if ev.To == string(taskertype.StepEnqueuedForOrchestration) {
+				stored++
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d outcomes stored", stored, n)
+		}
+	}
+	if st.claimsFailed.Load() == 0 {
+		t.Fatal("no report transaction claimed: the test does not test anything")
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	total, most := 0, 0
+	for _, k := range st.acks {
+		total += k
+		most = max(most, k)
+	}
+	if total != n || most < 2 {
+		t.Errorf("the outcomes' messages were acknowledged %v (receipts per transaction): want %d in all, some together", st.acks, n)
+	}
+}
+
+// Stop waits for a report transaction's claims under its context: a stuck
+// store delays it by the handlers' grace, not by the transaction's budget
+// and then a transaction per outcome.
+func TestStopDoesNotWaitForAStuckReport(t *testing.T) {
+	hold := make(chan struct{})
+	st := &reportStore{Store: openStore(t), hold: hold, acking: make(chan struct{}, 1)}
+	bus := events.NewBus()
+	step := enqueue(t, st.Store, bus)
+	sub, err := bus.Subscribe(events.Filter{Kinds: []string{events.KindStepTransition}, TaskID: step.TaskID}, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	h := taskertype.HandlerFunc(func(ctx context.Context, in *taskertype.StepInput) (any, error) { return nil, nil })
+	w := reportWorker(t, st, bus, h)
+	<-st.acking // the outcome's transaction, claims and all, is stuck
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	begin := time.Now()
+	err = w.Stop(ctx)
+	if took := time.Since(begin); took > 15*time.Second {
+		t.Errorf("Stop took %v with a report stuck in its transaction (err %v)", took, err)
+	}
+	// The outcome is still stored once the store comes back.
+	close(hold)
+	for {
+		select {
+		case ev := <-sub.C():
+			if ev.To == string(taskertype.StepEnqueuedForOrchestration) {
+				return
+			}
+		case <-time.After(35 * time.Second):
+			t.Fatal("the outcome was never stored")
+		}
+	}
+}
