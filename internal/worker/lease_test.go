@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/tasker-go/tasker/internal/events"
 	"github.com/tasker-go/tasker/internal/testclock"
 	"github.com/tasker-go/tasker/internal/transition"
