@@ -251,12 +251,6 @@ func (w *Worker) startMsgsTx(ctx context.Context, tx store.Tx, rec *transition.R
 // launch acts on a committed claim: it archives the poison, gives back the
 // slots of the messages that start no step, and runs the started steps.
 func (w *Worker) launch(ctx context.Context, name string, c *claimed) {
-	if len(c.poison) > 0 {
-		w.log.Error("archiving malformed step messages", "queue", name, "ids", c.poison)
-		w.finish(name, func(ctx context.Context) error {
-			return w.queue.MessageArchive(ctx, &queue.ArchiveParams{Queue: name, Receipts: c.poison})
-		})
-	}
 	w.release(len(c.poison) + len(c.waiting) + c.settled + c.adopted + len(c.parked))
 	w.steps.Add(len(c.jobs) + len(c.later))
 	for _, j := range c.jobs {
@@ -271,9 +265,15 @@ func (w *Worker) launch(ctx context.Context, name string, c *claimed) {
 			w.execute(ctx, m, c.at)
 		}()
 	}
-	// Parks and waits go after the started steps: each is a release on
-	// the queue, which may be slow (on a broker, just when messages come
-	// back), and the started steps' claims must not wait for it.
+	// The archive, parks and waits go after the started steps: each is a
+	// call of the queue, which may be slow (on a broker, just when
+	// messages come back), and the started steps must not wait for it.
+	if len(c.poison) > 0 {
+		w.log.Error("archiving malformed step messages", "queue", name, "ids", c.poison)
+		w.finish(name, func(ctx context.Context) error {
+			return w.queue.MessageArchive(ctx, &queue.ArchiveParams{Queue: name, Receipts: c.poison})
+		})
+	}
 	if len(c.parked)+len(c.waiting) > 0 {
 		w.steps.Add(1)
 		go func() {

@@ -70,9 +70,10 @@ func (w *Worker) report(r *report) {
 }
 
 // storeBatch stores a batch of outcomes in one transaction, acknowledges
-// their messages and claims the next steps of their queues. If the claims
-// fail, the outcomes are stored again in a transaction that claims
-// nothing; if that fails too, each outcome is stored on its own.
+// their messages and claims the next steps of their queues. If the
+// transaction fails in its claims, the outcomes are stored again in one
+// that claims nothing; if it fails otherwise, or that one fails too, each
+// outcome is stored on its own.
 func (w *Worker) storeBatch(batch []*report) {
 	var queues []string
 	acks := map[string][]queue.Receipt{}
@@ -107,10 +108,12 @@ func (w *Worker) storeBatch(batch []*report) {
 }
 
 // storeBatchTx is one try of storeBatch: one transaction, claiming the next
-// steps if claim is set and the worker is not stopping. claimsFailed: the
-// transaction failed in its claims, having recorded the outcomes. It holds
-// the claim gate and the slots of its claims only until their steps are
-// launched or given back, so that Stop never waits for a fallback.
+// steps if claim is set and the worker's claims are open (Stop closes them:
+// checked as the transaction starts and again before its claims).
+// claimsFailed: the transaction failed in its claims, having recorded the
+// outcomes, before its time ran out. It holds the claim gate and the slots
+// of its claims only until their steps are launched or given back, so that
+// Stop never waits for a fallback.
 func (w *Worker) storeBatchTx(batch []*report, queues []string, acks map[string][]queue.Receipt, claim bool) (claimsFailed bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), reportBudget)
 	defer cancel()
@@ -159,6 +162,9 @@ func (w *Worker) storeBatchTx(batch []*report, queues []string, acks map[string]
 		// that a step they made ready is among them. This transaction holds
 		// tasks now: a step of a task another one holds is left for later.
 		left := room
+		if w.claims.closed() {
+			left = 0 // Stop began meanwhile: start nothing new
+		}
 		for _, q := range queues {
 			if left == 0 {
 				break
@@ -166,7 +172,7 @@ func (w *Worker) storeBatchTx(batch []*report, queues []string, acks map[string]
 			next = append(next, claimedFrom{queue: q})
 			c := &next[len(next)-1].c
 			if err := w.claimTx(ctx, tx, rec, q, left, true, c); err != nil {
-				claimsFailed = true
+				claimsFailed = ctx.Err() == nil
 				return err
 			}
 			left -= c.n

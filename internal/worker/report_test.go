@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/tasker-go/tasker/internal/events"
 	"github.com/tasker-go/tasker/internal/worker"
 	"github.com/tasker-go/tasker/queue"
@@ -75,11 +77,11 @@ func (tx *reportTx) MessageClaim(ctx context.Context, p *queue.ClaimParams) ([]*
 
 // reportWorker starts a worker of ns on st with room for many more steps
 // than the tests run, so that every report transaction has slots to claim
-// with.
-func reportWorker(t *testing.T, st *reportStore, bus *events.Bus, h taskertype.Handler) *worker.Worker {
+// with, and claims of claimBatch steps at most (0: the default).
+func reportWorker(t *testing.T, st *reportStore, bus *events.Bus, h taskertype.Handler, claimBatch int) *worker.Worker {
 	t.Helper()
 	w, err := worker.New(worker.Config{Store: st, Queue: st.Store.Queue(), Bus: bus, Processor: "w",
-		Namespaces: []string{ns}, Handlers: map[string]taskertype.Handler{"slow": h}, Concurrency: 64,
+		Namespaces: []string{ns}, Handlers: map[string]taskertype.Handler{"slow": h}, Concurrency: 64, ClaimBatch: claimBatch,
 		VisibilityTimeout: time.Minute, IdlePoll: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -114,25 +116,47 @@ func TestOutcomesWhoseClaimsFailAreStillStoredTogether(t *testing.T) {
 		<-release
 		return map[string]int{"ok": 1}, nil
 	})
-	w := reportWorker(t, st, bus, h)
+	w := reportWorker(t, st, bus, h, 0)
 	defer w.Stop(context.Background())
 	started.Wait()
 	st.mu.Lock()
 	st.acks = nil // the claims' own acknowledgements, if any
 	st.mu.Unlock()
 	close(release)
-	for stored := 0; stored < n; {
+	stored := map[uuid.UUID]int{}
+	for len(stored) < n {
 		select {
 		case ev := <-sub.C():
 			if ev.To == string(taskertype.StepEnqueuedForOrchestration) {
-				stored++
+				stored[ev.StepID]++
 			}
 		case <-time.After(10 * time.Second):
-			t.Fatalf("%d of %d outcomes stored", stored, n)
+			t.Fatalf("%d of %d outcomes stored", len(stored), n)
 		}
 	}
 	if st.claimsFailed.Load() == 0 {
 		t.Fatal("no report transaction claimed: the test does not test anything")
+	}
+	// Every slot comes back, and no outcome is stored twice.
+	for deadline := time.Now().Add(5 * time.Second); w.InFlight() > 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d slots still held after every outcome was stored", w.InFlight())
+		}
+	}
+	for drain := true; drain; {
+		select {
+		case ev := <-sub.C():
+			if ev.To == string(taskertype.StepEnqueuedForOrchestration) {
+				stored[ev.StepID]++
+			}
+		default:
+			drain = false
+		}
+	}
+	for id, k := range stored {
+		if k != 1 {
+			t.Errorf("step %v: its outcome stored %d times", id, k)
+		}
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -146,9 +170,9 @@ func TestOutcomesWhoseClaimsFailAreStillStoredTogether(t *testing.T) {
 	}
 }
 
-// Stop waits for a report transaction's claims under its context: a stuck
-// store delays it by the handlers' grace, not by the transaction's budget
-// and then a transaction per outcome.
+// Stop waits for a report transaction's claims, and the claim loops, under
+// its context: a stuck store delays it by the handlers' grace, not by the
+// transaction's budget and then a transaction per outcome.
 func TestStopDoesNotWaitForAStuckReport(t *testing.T) {
 	hold := make(chan struct{})
 	st := &reportStore{Store: openStore(t), hold: hold, acking: make(chan struct{}, 1)}
@@ -160,8 +184,11 @@ func TestStopDoesNotWaitForAStuckReport(t *testing.T) {
 	}
 	defer sub.Close()
 	h := taskertype.HandlerFunc(func(ctx context.Context, in *taskertype.StepInput) (any, error) { return nil, nil })
-	w := reportWorker(t, st, bus, h)
+	w := reportWorker(t, st, bus, h, 1)
 	<-st.acking // the outcome's transaction, claims and all, is stuck
+	// The claim loop's rounds (one slot each, the others free) wait for
+	// the store too: the embedded store's writer is the stuck transaction.
+	time.Sleep(200 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	begin := time.Now()

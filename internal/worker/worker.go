@@ -408,13 +408,15 @@ func (w *Worker) Stop(ctx context.Context) error {
 		return nil
 	}
 	stopClaims()
-	w.loops.Wait()
 	w.claims.close() // no claim starts after this
 	done := make(chan struct{})
 	go func() {
-		// The claims under way add their steps before the wait for them
-		// begins. Waited for under ctx too: a report transaction's claims
-		// take up to its budget on a sick store.
+		// The loops and the claims under way add their steps before the
+		// wait for the steps begins. All are waited for under ctx: a
+		// claim loop's round, or a report transaction's claims, can wait
+		// on a store that does not answer (until stopSteps cancels the
+		// round; a report for up to its budget).
+		w.loops.Wait()
 		w.claims.wait()
 		w.steps.Wait()
 		close(done)
@@ -434,7 +436,7 @@ func (w *Worker) Stop(ctx context.Context) error {
 		<-bgDone
 		return nil
 	case <-t.C:
-		return errors.New("worker: stop: some handlers ignored cancellation and are still running; their steps will be retried after their claims expire")
+		return errors.New("worker: stop: steps are still running (handlers that ignored cancellation) or still being claimed or stored (a store that does not answer); their steps will be retried after their claims expire")
 	}
 }
 
@@ -515,6 +517,13 @@ func (g *claimGate) close() {
 	g.mu.Lock()
 	g.isOpen = false
 	g.mu.Unlock()
+}
+
+// closed reports whether close was called.
+func (g *claimGate) closed() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return !g.isOpen
 }
 
 // wait waits for the claims under way; call it after close.
