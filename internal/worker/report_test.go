@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -195,6 +196,9 @@ func TestStopDoesNotWaitForAStuckReport(t *testing.T) {
 	err = w.Stop(ctx)
 	if took := time.Since(begin); took > 15*time.Second {
 		t.Errorf("Stop took %v with a report stuck in its transaction (err %v)", took, err)
+	}
+	if err := w.Start(t.Context()); err == nil || !strings.Contains(err.Error(), "stopped") {
+		t.Errorf("Start after Stop: %v, want an error saying the worker was stopped", err)
 	}
 	// The outcome is still stored once the store comes back.
 	close(hold)

@@ -258,7 +258,8 @@ type Worker struct {
 	// bounds the steps between claim and stored outcome to twice the slots.
 	reporting chan struct{}
 	// claims gates the claims made outside the claim loops (in report and
-	// creation transactions): Stop closes it and waits for those under way.
+	// creation transactions): Stop closes it and waits for those under way
+	// (under its context: see Stop).
 	claims  claimGate
 	queues  []string                   // the step queues of cfg.Namespaces
 	reports []group.Committer[*report] // outcomes waiting for a group commit, by task (Config.ReportGroups)
@@ -286,8 +287,12 @@ type Worker struct {
 	mu         sync.Mutex
 	stopClaims context.CancelFunc // ends the claim loops
 	stopSteps  context.CancelFunc // ends the handlers' contexts
-	loops      sync.WaitGroup
-	steps      sync.WaitGroup // one per claimed message being executed
+	// stopped is set by Stop, and closed once the worker's loops, claims
+	// and steps all ended, which may be after Stop returned (its context
+	// ended first).
+	stopped chan struct{}
+	loops   sync.WaitGroup
+	steps   sync.WaitGroup // one per claimed message being executed
 }
 
 // New checks cfg and returns a worker that is not yet running.
@@ -338,12 +343,16 @@ func New(cfg Config) (*Worker, error) {
 }
 
 // Start ensures the namespaces' queues exist and starts claiming.
-// Starting a started worker does nothing.
+// Starting a started worker does nothing; starting a stopped one is an
+// error (its Stop may still be waiting for its steps).
 func (w *Worker) Start(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.stopClaims != nil {
 		return nil
+	}
+	if w.stopped != nil {
+		return errors.New("worker: start: the worker was stopped, and a worker starts once: make another with New")
 	}
 	ensure := slices.Clone(w.queues)
 	if w.cfg.Results == nil {
@@ -402,14 +411,16 @@ func (w *Worker) Stop(ctx context.Context) error {
 	w.PrepareStop()
 	w.mu.Lock()
 	stopClaims, stopSteps, bgDone := w.stopClaims, w.stopSteps, w.bgDone
-	w.stopClaims, w.stopSteps = nil, nil
-	w.mu.Unlock()
 	if stopClaims == nil {
+		w.mu.Unlock()
 		return nil
 	}
+	w.stopClaims, w.stopSteps = nil, nil
+	done := make(chan struct{})
+	w.stopped = done
+	w.mu.Unlock()
 	stopClaims()
 	w.claims.close() // no claim starts after this
-	done := make(chan struct{})
 	go func() {
 		// The loops and the claims under way add their steps before the
 		// wait for the steps begins. All are waited for under ctx: a
