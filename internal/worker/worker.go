@@ -287,10 +287,10 @@ type Worker struct {
 	mu         sync.Mutex
 	stopClaims context.CancelFunc // ends the claim loops
 	stopSteps  context.CancelFunc // ends the handlers' contexts
-	// stopped is set by Stop, and closed once the worker's loops, claims
-	// and steps all ended, which may be after Stop returned (its context
-	// ended first).
-	stopped chan struct{}
+	// stopped: Stop was called. Its wait for the loops, claims and steps
+	// may outlast it (its context ended first), so the worker does not
+	// start again.
+	stopped bool
 	loops   sync.WaitGroup
 	steps   sync.WaitGroup // one per claimed message being executed
 }
@@ -351,7 +351,7 @@ func (w *Worker) Start(ctx context.Context) error {
 	if w.stopClaims != nil {
 		return nil
 	}
-	if w.stopped != nil {
+	if w.stopped {
 		return errors.New("worker: start: the worker was stopped, and a worker starts once: make another with New")
 	}
 	ensure := slices.Clone(w.queues)
@@ -416,11 +416,11 @@ func (w *Worker) Stop(ctx context.Context) error {
 		return nil
 	}
 	w.stopClaims, w.stopSteps = nil, nil
-	done := make(chan struct{})
-	w.stopped = done
+	w.stopped = true
 	w.mu.Unlock()
 	stopClaims()
 	w.claims.close() // no claim starts after this
+	done := make(chan struct{})
 	go func() {
 		// The loops and the claims under way add their steps before the
 		// wait for the steps begins. All are waited for under ctx: a
