@@ -248,8 +248,9 @@ func (w *Worker) startMsgsTx(ctx context.Context, tx store.Tx, rec *transition.R
 	return ack, nil
 }
 
-// launch acts on a committed claim: it archives the poison, gives back the
-// slots of the messages that start no step, and runs the started steps.
+// launch acts on a committed claim: it gives back the slots of the
+// messages that start no step, runs the started steps, then archives the
+// poison and gives back the parked and waiting messages.
 func (w *Worker) launch(ctx context.Context, name string, c *claimed) {
 	w.release(len(c.poison) + len(c.waiting) + c.settled + c.adopted + len(c.parked))
 	w.steps.Add(len(c.jobs) + len(c.later))
