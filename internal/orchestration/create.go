@@ -197,16 +197,31 @@ func sameTask(stored, want *taskertype.Task) bool {
 	return json.Unmarshal(a, &va) == nil && json.Unmarshal(b, &vb) == nil && reflect.DeepEqual(va, vb)
 }
 
-// createTx creates tasks in one transaction.
+// createTx creates tasks in one transaction. When a worker runs in this
+// process, the transaction also claims and starts the first steps; if
+// those claims fail (a message queued before that the worker cannot
+// start), the tasks are created again in a transaction that claims
+// nothing, and the claim loops take their steps.
 func (o *Orchestrator) createTx(ctx context.Context, reqs []*createReq) error {
+	claimsFailed, err := o.createTxTry(ctx, reqs, true)
+	if claimsFailed {
+		o.log.Debug("claiming the first steps of new tasks failed; creating them without claims", "tasks", len(reqs), "error", err)
+		_, err = o.createTxTry(ctx, reqs, false)
+	}
+	return err
+}
+
+// createTxTry is one try of createTx, claiming the first steps if claim is
+// set. claimsFailed: the transaction failed in the claims.
+func (o *Orchestrator) createTxTry(ctx context.Context, reqs []*createReq, claim bool) (claimsFailed bool, err error) {
 	var afters []func(committed bool) // the local worker's, for the last attempt of the transaction
 	created := make([]taskertype.Task, len(reqs))
 	createdSteps := make([][]*taskertype.Step, len(reqs))
-	err := o.tx(ctx, func(tx store.Tx, rec *transition.Recorder) error {
+	err = o.tx(ctx, func(tx store.Tx, rec *transition.Recorder) error {
 		for _, after := range afters {
 			after(false)
 		}
-		afters = afters[:0]
+		afters, claimsFailed = afters[:0], false
 		now := o.clock.Now()
 		var namespaces []string
 		for i, r := range reqs {
@@ -234,12 +249,13 @@ func (o *Orchestrator) createTx(ctx context.Context, reqs []*createReq) error {
 			}
 		}
 		local := o.local.Load()
-		if local == nil {
+		if local == nil || !claim {
 			return nil
 		}
 		for _, ns := range namespaces {
 			after, err := (*local).ClaimInTx(ctx, tx, rec, queue.StepQueue(ns))
 			if err != nil {
+				claimsFailed = ctx.Err() == nil
 				return err
 			}
 			if after != nil {
@@ -252,13 +268,13 @@ func (o *Orchestrator) createTx(ctx context.Context, reqs []*createReq) error {
 		after(err == nil)
 	}
 	if err != nil {
-		return err
+		return claimsFailed, err
 	}
 	for i, r := range reqs {
 		*r.task = created[i]
 		r.created = createdSteps[i]
 	}
-	return nil
+	return false, nil
 }
 
 func (o *Orchestrator) ensureStepQueue(ctx context.Context, namespace string) error {

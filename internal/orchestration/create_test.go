@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/tasker-go/tasker/internal/transition"
 	"github.com/tasker-go/tasker/store"
 	storesqlite "github.com/tasker-go/tasker/store/sqlite"
 	"github.com/tasker-go/tasker/taskertype"
@@ -169,5 +170,40 @@ func TestCreateExistingOtherContent(t *testing.T) {
 	o.createBatch([]*createReq{other})
 	if !errors.Is(other.err, store.ErrTaskExists) {
 		t.Errorf("a task whose id is taken by another: %v, want an error wrapping store.ErrTaskExists", other.err)
+	}
+}
+
+// brokenClaims is a local worker whose claims in a creation's transaction
+// always fail.
+type brokenClaims struct{ calls atomic.Int32 }
+
+func (b *brokenClaims) ClaimInTx(context.Context, store.Tx, *transition.Recorder, string) (func(bool), error) {
+	b.calls.Add(1)
+	return nil, errors.New("a queued message cannot be started")
+}
+
+// A creation whose claims of the first steps fail (a message queued before
+// it that the worker cannot start) still creates its tasks, once each, in
+// a transaction that claims nothing: the claim loops take their steps.
+func TestCreateWhoseClaimsFailStillCreates(t *testing.T) {
+	o, lc := newCreateTest(t)
+	var b brokenClaims
+	o.SetLocalWorker(&b)
+	reqs := createReqs(t, 3)
+	o.createBatch(reqs)
+	for _, r := range reqs {
+		if r.err != nil {
+			t.Errorf("task %s: %v, want it created without claims", r.task.ID, r.err)
+		}
+	}
+	if b.calls.Load() == 0 {
+		t.Fatal("the creation never claimed: the test does not test anything")
+	}
+	tasks, err := lc.TaskList(t.Context(), &store.TaskListParams{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tasks) != len(reqs) {
+		t.Errorf("%d tasks stored, want %d", len(tasks), len(reqs))
 	}
 }

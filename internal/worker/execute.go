@@ -132,9 +132,14 @@ func (w *Worker) round(ctx context.Context, name string, max int) (int, error) {
 }
 
 func (w *Worker) roundInTx(ctx context.Context, name string, max int) (int, error) {
+	// The transaction is not cancelled with ctx (Stop's end cancels it
+	// while a round may be committing: a commit cut off would leave steps
+	// started with no handler running them); it has a budget instead.
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportBudget)
+	defer cancel()
 	var c claimed
-	err := transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
-		return w.claimTx(ctx, tx, rec, name, max, false, &c)
+	err := transition.InTx(tctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
+		return w.claimTx(tctx, tx, rec, name, max, false, &c)
 	})
 	if err != nil {
 		return c.n, err // rolled back; c.n says whether it had claimed any
@@ -198,12 +203,14 @@ func (w *Worker) startBatch(ctx context.Context, name string, msgs []*queue.Mess
 		w.log.Debug("a batch of step messages failed; taking them one by one", "queue", name, "error", err)
 		return false
 	}
+	// The started steps first: the acknowledgement is a call of the
+	// broker, which may be slow.
+	w.launch(ctx, name, &c)
 	if len(ack) > 0 {
 		w.finish(name, func(ctx context.Context) error {
 			return w.queue.MessageAck(ctx, &queue.AckParams{Queue: name, Receipts: ack})
 		})
 	}
-	w.launch(ctx, name, &c)
 	return true
 }
 
@@ -249,8 +256,8 @@ func (w *Worker) startMsgsTx(ctx context.Context, tx store.Tx, rec *transition.R
 }
 
 // launch acts on a committed claim: it gives back the slots of the
-// messages that start no step, runs the started steps, then archives the
-// poison and gives back the parked and waiting messages.
+// messages that start no step, runs the started steps, and archives the
+// poison and gives back the parked and waiting messages in the background.
 func (w *Worker) launch(ctx context.Context, name string, c *claimed) {
 	w.release(len(c.poison) + len(c.waiting) + c.settled + c.adopted + len(c.parked))
 	w.steps.Add(len(c.jobs) + len(c.later))
@@ -266,19 +273,21 @@ func (w *Worker) launch(ctx context.Context, name string, c *claimed) {
 			w.execute(ctx, m, c.at)
 		}()
 	}
-	// The archive, parks and waits go after the started steps: each is a
-	// call of the queue, which may be slow (on a broker, just when
-	// messages come back), and the started steps must not wait for it.
-	if len(c.poison) > 0 {
-		w.log.Error("archiving malformed step messages", "queue", name, "ids", c.poison)
-		w.finish(name, func(ctx context.Context) error {
-			return w.queue.MessageArchive(ctx, &queue.ArchiveParams{Queue: name, Receipts: c.poison})
-		})
-	}
-	if len(c.parked)+len(c.waiting) > 0 {
+	// The archive, parks and waits go after the started steps, on a
+	// goroutine of their own: each is a call of the queue, which may be
+	// slow (on a broker, just when messages come back), and neither these
+	// steps nor those a caller launches next (another queue's) must wait
+	// for it.
+	if len(c.poison)+len(c.parked)+len(c.waiting) > 0 {
 		w.steps.Add(1)
 		go func() {
 			defer w.steps.Done()
+			if len(c.poison) > 0 {
+				w.log.Error("archiving malformed step messages", "queue", name, "ids", c.poison)
+				w.finish(name, func(ctx context.Context) error {
+					return w.queue.MessageArchive(ctx, &queue.ArchiveParams{Queue: name, Receipts: c.poison})
+				})
+			}
 			for _, j := range c.parked {
 				w.park(j)
 			}
@@ -440,6 +449,12 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 		w.log.Warn("the completion listener refused to track a step; it runs untracked", "step", s.Name, "error", err)
 	}
 	out := w.settings(actx, j)
+	if out != nil && ctx.Err() != nil {
+		// The settings were not read because the worker stops (a step a
+		// report claimed as Stop's time ran out): given back, the attempt
+		// not counted.
+		out = &outcome{released: true}
+	}
 	if out == nil {
 		out = w.run(ctx, actx, s, j.in, release)
 	}

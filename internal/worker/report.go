@@ -112,8 +112,9 @@ func (w *Worker) storeBatch(batch []*report) {
 // checked as the transaction starts and again before its claims).
 // claimsFailed: the transaction failed in its claims, having recorded the
 // outcomes, before its time ran out. It holds the claim gate and the slots
-// of its claims only until their steps are launched or given back, so that
-// Stop never waits for a fallback.
+// of its claims only until their steps are launched or given back: Stop's
+// wait for the gate never includes a fallback (its wait for the steps,
+// which store their outcomes, does, bounded by its context).
 func (w *Worker) storeBatchTx(batch []*report, queues []string, acks map[string][]queue.Receipt, claim bool) (claimsFailed bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), reportBudget)
 	defer cancel()

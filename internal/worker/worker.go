@@ -286,10 +286,10 @@ type Worker struct {
 
 	mu         sync.Mutex
 	stopClaims context.CancelFunc // ends the claim loops
-	stopSteps  context.CancelFunc // ends the handlers' contexts
-	// stopped: Stop was called. Its wait for the loops, claims and steps
-	// may outlast it (its context ended first), so the worker does not
-	// start again.
+	stopSteps  context.CancelFunc // ends stepCtx: the handlers', the heartbeat's and the tracker's
+	// stopped: Stop was called on the running worker. Its wait for the
+	// loops, claims and steps may outlast it (its context ended first),
+	// so the worker does not start again.
 	stopped bool
 	loops   sync.WaitGroup
 	steps   sync.WaitGroup // one per claimed message being executed
