@@ -131,15 +131,34 @@ func (w *Worker) round(ctx context.Context, name string, max int) (int, error) {
 		})
 }
 
-func (w *Worker) roundInTx(ctx context.Context, name string, max int) (int, error) {
-	// The transaction is not cancelled with ctx (Stop's end cancels it
-	// while a round may be committing: a commit cut off would leave steps
-	// started with no handler running them); it has a budget instead.
+// startInTx runs fn, which starts steps, in a transaction whose statements
+// run under ctx (the steps' context, which Stop's end cancels) and whose
+// commit does not: a stop rolls back a transaction that has not committed
+// yet, and never cuts off a commit, whose outcome would then be unknown
+// (steps started with no handler running them). The commit has the
+// budget of a report instead.
+func (w *Worker) startInTx(ctx context.Context, fn func(tx store.Tx, rec *transition.Recorder) error) error {
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportBudget)
 	defer cancel()
+	return transition.InTx(tctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(tx, rec); err != nil {
+			if ctx.Err() != nil {
+				// Whatever the statement said: rolled back by the stop.
+				return errors.Join(err, ctx.Err())
+			}
+			return err
+		}
+		return ctx.Err()
+	})
+}
+
+func (w *Worker) roundInTx(ctx context.Context, name string, max int) (int, error) {
 	var c claimed
-	err := transition.InTx(tctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
-		return w.claimTx(tctx, tx, rec, name, max, false, &c)
+	err := w.startInTx(ctx, func(tx store.Tx, rec *transition.Recorder) error {
+		return w.claimTx(ctx, tx, rec, name, max, false, &c)
 	})
 	if err != nil {
 		return c.n, err // rolled back; c.n says whether it had claimed any
@@ -193,7 +212,7 @@ func (w *Worker) startBatch(ctx context.Context, name string, msgs []*queue.Mess
 		c   claimed
 		ack []queue.Receipt
 	)
-	err := transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
+	err := w.startInTx(ctx, func(tx store.Tx, rec *transition.Recorder) error {
 		c = claimed{at: at}
 		var err error
 		ack, err = w.startMsgsTx(ctx, tx, rec, msgs, false, &c)
@@ -303,7 +322,7 @@ func (w *Worker) launch(ctx context.Context, name string, c *claimed) {
 func (w *Worker) execute(ctx context.Context, m *queue.Message, claimedAt time.Time) {
 	release := w.releaseOnce()
 	var j *job
-	err := transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
+	err := w.startInTx(ctx, func(tx store.Tx, rec *transition.Recorder) error {
 		var err error
 		j, err = w.startTx(ctx, tx, rec, m, claimedAt)
 		return err
@@ -322,9 +341,10 @@ func (w *Worker) execute(ctx context.Context, m *queue.Message, claimedAt time.T
 		w.ack(m)
 	case errors.Is(err, errNoHandler):
 		w.wait(m)
-	case err != nil && ctx.Err() != nil:
-		// Stopping before the step started: give the message back now
-		// rather than leave it hidden for a whole claim timeout.
+	case err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled):
+		// Stopping before the step started (startInTx rolled back): give
+		// the message back now rather than leave it hidden for a whole
+		// claim timeout.
 		w.finish(m.Queue, func(ctx context.Context) error {
 			return w.queue.MessageNack(ctx, &queue.NackParams{Queue: m.Queue, Receipt: m.Receipt()})
 		})
@@ -448,11 +468,15 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 	if err := w.corr.Track(correlation.Pending{ID: id, TaskID: s.TaskID, StepID: s.ID, StepName: s.Name, Attempt: s.Attempts, Expect: expect}); err != nil {
 		w.log.Warn("the completion listener refused to track a step; it runs untracked", "step", s.Name, "error", err)
 	}
-	out := w.settings(actx, j)
-	if out != nil && ctx.Err() != nil {
-		// The settings were not read because the worker stops (a step a
-		// report claimed as Stop's time ran out): given back, the attempt
-		// not counted.
+	var out *outcome
+	if ctx.Err() == nil {
+		out = w.settings(actx, j)
+	}
+	if ctx.Err() != nil {
+		// Stop's end cancelled the steps before the handler was called (a
+		// step whose claim committed as it came, or whose settings could
+		// not be read because of it): given back, the attempt not
+		// counted.
 		out = &outcome{released: true}
 	}
 	if out == nil {

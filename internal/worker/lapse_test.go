@@ -191,6 +191,13 @@ func TestSlowRenewalsOfManyAttemptsDoNotLetAnotherWorkerTakeOne(t *testing.T) {
 // enqueue creates a task of one step, enqueued.
 func enqueue(t *testing.T, st store.Store, bus *events.Bus) *taskertype.Step {
 	t.Helper()
+	return enqueueAfter(t, st, bus, 0)
+}
+
+// enqueueAfter creates a task of one step, enqueued, whose message is
+// hidden for d.
+func enqueueAfter(t *testing.T, st store.Store, bus *events.Bus, d time.Duration) *taskertype.Step {
+	t.Helper()
 	task := &taskertype.Task{ID: uuid.Must(uuid.NewV7()), Namespace: ns, Name: "t", Version: "1", Context: []byte(`{}`)}
 	step := &taskertype.Step{ID: uuid.Must(uuid.NewV7()), Name: "slow", Handler: "slow", Timeout: time.Minute,
 		Retry: taskertype.RetryPolicy{Retryable: true, MaxAttempts: 3, Backoff: taskertype.BackoffNone}}
@@ -205,7 +212,7 @@ func enqueue(t *testing.T, st store.Store, bus *events.Bus) *taskertype.Step {
 		if err := rec.Step(t.Context(), tx, s, taskertype.StepEventEnqueue, time.Now(), nil); err != nil {
 			return err
 		}
-		return tx.MessageSend(t.Context(), &queue.SendParams{Queue: queue.StepQueue(ns), Body: wire.Encode(wire.StepMessage{TaskID: task.ID, StepID: step.ID})})
+		return tx.MessageSend(t.Context(), &queue.SendParams{Queue: queue.StepQueue(ns), Delay: d, Body: wire.Encode(wire.StepMessage{TaskID: task.ID, StepID: step.ID})})
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -172,24 +172,39 @@ func TestOutcomesWhoseClaimsFailAreStillStoredTogether(t *testing.T) {
 }
 
 // Stop waits for a report transaction's claims, and the claim loops, under
-// its context: a stuck store delays it by the handlers' grace, not by the
-// transaction's budget and then a transaction per outcome.
+// its context: a stuck store delays it by its context, the handlers' grace
+// and 5 s, not by the transaction's budget and then a transaction per
+// outcome. A claim loop's round that waited for the store past Stop's end
+// rolls back once it gets it: its step is not started after Stop returned.
 func TestStopDoesNotWaitForAStuckReport(t *testing.T) {
 	hold := make(chan struct{})
 	st := &reportStore{Store: openStore(t), hold: hold, acking: make(chan struct{}, 1)}
 	bus := events.NewBus()
 	step := enqueue(t, st.Store, bus)
+	late := enqueueAfter(t, st.Store, bus, 100*time.Millisecond)
 	sub, err := bus.Subscribe(events.Filter{Kinds: []string{events.KindStepTransition}, TaskID: step.TaskID}, 16)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	h := taskertype.HandlerFunc(func(ctx context.Context, in *taskertype.StepInput) (any, error) { return nil, nil })
+	lateSub, err := bus.Subscribe(events.Filter{Kinds: []string{events.KindStepTransition}, TaskID: late.TaskID}, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lateSub.Close()
+	var lateRan atomic.Int32
+	h := taskertype.HandlerFunc(func(ctx context.Context, in *taskertype.StepInput) (any, error) {
+		if in.StepID == late.ID {
+			lateRan.Add(1)
+		}
+		return nil, nil
+	})
 	w := reportWorker(t, st, bus, h, 1)
 	<-st.acking // the outcome's transaction, claims and all, is stuck
-	// The claim loop's rounds (one slot each, the others free) wait for
-	// the store too: the embedded store's writer is the stuck transaction.
-	time.Sleep(200 * time.Millisecond)
+	// The late step's message shows, and the claim loop's round for it (one
+	// slot, the others free) waits for the store: the embedded store's
+	// writer is the stuck transaction.
+	time.Sleep(300 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	begin := time.Now()
@@ -202,14 +217,29 @@ func TestStopDoesNotWaitForAStuckReport(t *testing.T) {
 	}
 	// The outcome is still stored once the store comes back.
 	close(hold)
-	for {
+	for stored := false; !stored; {
 		select {
 		case ev := <-sub.C():
-			if ev.To == string(taskertype.StepEnqueuedForOrchestration) {
-				return
-			}
+			stored = ev.To == string(taskertype.StepEnqueuedForOrchestration)
 		case <-time.After(35 * time.Second):
 			t.Fatal("the outcome was never stored")
 		}
+	}
+	// The round that waited rolls back: the late step stays enqueued, its
+	// attempts untouched, its handler never called; it was not even
+	// started (and given back, which needs a store still open).
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case ev := <-lateSub.C():
+		t.Errorf("the late step moved after Stop: %s → %s (%s)", ev.From, ev.To, ev.Event)
+	default:
+	}
+	steps, err := st.Store.StepList(t.Context(), late.TaskID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := steps[0]; s.State != taskertype.StepEnqueued || s.Attempts != 0 || lateRan.Load() != 0 {
+		t.Errorf("a step claimed by a round that outlived Stop: state %s, %d attempts, its handler called %d times; want it enqueued, untouched",
+			s.State, s.Attempts, lateRan.Load())
 	}
 }

@@ -384,6 +384,9 @@ func (w *Worker) Start(ctx context.Context) error {
 			Queue: w.queue, Name: name, Batch: w.cfg.ClaimBatch, IdlePoll: w.cfg.IdlePoll, Logger: w.log,
 			Acquire: w.acquire, Release: w.release,
 			Round: func(_ context.Context, max int) (int, error) {
+				if err := claimCtx.Err(); err != nil {
+					return 0, err // Stop began as the slots came
+				}
 				// Started steps run under stepCtx, which outlives the claims.
 				return w.round(stepCtx, name, max)
 			},
@@ -425,8 +428,8 @@ func (w *Worker) Stop(ctx context.Context) error {
 		// The loops and the claims under way add their steps before the
 		// wait for the steps begins. All are waited for under ctx: a
 		// claim loop's round, or a report transaction's claims, can wait
-		// on a store that does not answer (until stopSteps cancels the
-		// round; a report for up to its budget).
+		// on a store that does not answer (up to their budgets; stopSteps
+		// makes a round roll back, not cut off its commit: startInTx).
 		w.loops.Wait()
 		w.claims.wait()
 		w.steps.Wait()
