@@ -131,28 +131,67 @@ func (w *Worker) round(ctx context.Context, name string, max int) (int, error) {
 		})
 }
 
-// startInTx runs fn, which starts steps, in a transaction whose statements
-// run under ctx (the steps' context, which Stop's end cancels) and whose
-// commit does not: a stop rolls back a transaction that has not committed
-// yet, and never cuts off a commit, whose outcome would then be unknown
-// (steps started with no handler running them). The commit has the
-// budget of a report instead.
+// errStartStopped: a transaction that starts steps was rolled back because
+// the worker stops; nothing of it was committed.
+var errStartStopped = errors.New("the worker stops: the start of its steps was rolled back")
+
+// startInTx runs fn, which starts steps, in a transaction that the steps'
+// context ctx (which Stop's end cancels) rolls back until fn returned, and
+// no longer once the commit is on its way: a commit cut off would leave
+// its outcome unknown (steps started with no handler running them). The
+// commit has the budget of a report instead. On PostgreSQL the statements
+// in fn run under ctx; on SQLite they do not take one, and the transaction
+// checks ctx before it commits. An error wrapping errStartStopped says the
+// transaction was rolled back because of the stop.
 func (w *Worker) startInTx(ctx context.Context, fn func(tx store.Tx, rec *transition.Recorder) error) error {
-	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportBudget)
+	if err := ctx.Err(); err != nil {
+		return errors.Join(errStartStopped, err)
+	}
+	tctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
-	return transition.InTx(tctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
-		if err := ctx.Err(); err != nil {
+	var (
+		mu         sync.Mutex
+		committing bool        // the last try of fn returned: its commit is on its way
+		budget     *time.Timer // the commit's, from the first try that reached it
+	)
+	defer context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !committing {
+			cancel() // the wait for a connection, or a statement, ends now
+		}
+	})()
+	defer func() {
+		if budget != nil {
+			budget.Stop()
+		}
+	}()
+	err := transition.InTx(tctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
+		mu.Lock()
+		committing = false
+		mu.Unlock()
+		err := fn(tx, rec)
+		mu.Lock()
+		defer mu.Unlock()
+		if err == nil {
+			err = ctx.Err()
+		}
+		if err != nil {
 			return err
 		}
-		if err := fn(tx, rec); err != nil {
-			if ctx.Err() != nil {
-				// Whatever the statement said: rolled back by the stop.
-				return errors.Join(err, ctx.Err())
-			}
-			return err
+		committing = true
+		if budget == nil {
+			budget = time.AfterFunc(reportBudget, cancel)
 		}
-		return ctx.Err()
+		return nil
 	})
+	mu.Lock()
+	defer mu.Unlock()
+	if err != nil && !committing && ctx.Err() != nil {
+		// The last try ended before its commit: rolled back.
+		return errors.Join(err, errStartStopped)
+	}
+	return err
 }
 
 func (w *Worker) roundInTx(ctx context.Context, name string, max int) (int, error) {
@@ -341,10 +380,9 @@ func (w *Worker) execute(ctx context.Context, m *queue.Message, claimedAt time.T
 		w.ack(m)
 	case errors.Is(err, errNoHandler):
 		w.wait(m)
-	case err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled):
-		// Stopping before the step started (startInTx rolled back): give
-		// the message back now rather than leave it hidden for a whole
-		// claim timeout.
+	case errors.Is(err, errStartStopped):
+		// Stopping before the step started: give the message back now
+		// rather than leave it hidden for a whole claim timeout.
 		w.finish(m.Queue, func(ctx context.Context) error {
 			return w.queue.MessageNack(ctx, &queue.NackParams{Queue: m.Queue, Receipt: m.Receipt()})
 		})
@@ -450,7 +488,10 @@ func (w *Worker) work(ctx context.Context, j *job, release func()) {
 	if w.beforeClaimCheck != nil {
 		w.beforeClaimCheck(s)
 	}
-	if !w.holdsClaim(ctx, a) {
+	// Not under ctx: a step whose start committed just as Stop ended is
+	// given back below, which needs its claim (extendClaim has a deadline
+	// of its own).
+	if !w.holdsClaim(context.WithoutCancel(ctx), a) {
 		// Another worker may have the step by now: the handler does not
 		// start, and nothing is reported (the fence would refuse it).
 		w.log.Warn("the claim on a step was lost before its handler started; leaving it to its new holder",

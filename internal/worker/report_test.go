@@ -243,3 +243,87 @@ func TestStopDoesNotWaitForAStuckReport(t *testing.T) {
 			s.State, s.Attempts, lateRan.Load())
 	}
 }
+
+// slowCommitStore sleeps once, after the work of the first transaction
+// that claimed messages and before its commit: a commit that takes long.
+type slowCommitStore struct {
+	*storesqlite.Store
+	arm     atomic.Bool
+	sleep   time.Duration
+	inSleep chan struct{}
+}
+
+type claimSeeTx struct {
+	store.Tx
+	got int
+}
+
+func (tx *claimSeeTx) MessageClaim(ctx context.Context, p *queue.ClaimParams) ([]*queue.Message, error) {
+	m, err := tx.Tx.MessageClaim(ctx, p)
+	tx.got += len(m)
+	return m, err
+}
+
+func (s *slowCommitStore) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
+	return s.Store.InTx(ctx, func(inner store.Tx) error {
+		tx := &claimSeeTx{Tx: inner}
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if tx.got > 0 && s.arm.CompareAndSwap(true, false) {
+			close(s.inSleep)
+			time.Sleep(s.sleep)
+		}
+		return nil
+	})
+}
+
+// A start whose commit was on its way as Stop's time ran out commits (it
+// is not cut off), and its step is given back before its handler runs,
+// its attempt not counted: even when the start took long enough that the
+// claim must be renewed first.
+func TestAStartCommittingAsStopEndsGivesItsStepBack(t *testing.T) {
+	st := &slowCommitStore{Store: openStore(t), sleep: 1500 * time.Millisecond, inSleep: make(chan struct{})}
+	st.arm.Store(true)
+	bus := events.NewBus()
+	var ran atomic.Int32
+	h := taskertype.HandlerFunc(func(ctx context.Context, in *taskertype.StepInput) (any, error) { ran.Add(1); return nil, nil })
+	w, err := worker.New(worker.Config{Store: st, Queue: st.Store.Queue(), Bus: bus, Processor: "w",
+		Namespaces: []string{ns}, Handlers: map[string]taskertype.Handler{"slow": h}, Concurrency: 4,
+		VisibilityTimeout: 3 * time.Second, IdlePoll: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := enqueue(t, st.Store, bus)
+	sub, err := bus.Subscribe(events.Filter{Kinds: []string{events.KindStepTransition}, TaskID: step.TaskID}, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if err := w.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	<-st.inSleep
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := w.Stop(ctx); err != nil {
+		t.Errorf("Stop: %v", err)
+	}
+	var moves []string
+	for done := false; !done; {
+		select {
+		case ev := <-sub.C():
+			moves = append(moves, ev.Event)
+			done = ev.Event == string(taskertype.StepEventRelease)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the step was never given back: %v", moves)
+		}
+	}
+	steps, err := st.Store.StepList(t.Context(), step.TaskID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := steps[0]; s.State != taskertype.StepEnqueued || s.Attempts != 0 || ran.Load() != 0 {
+		t.Errorf("after %v: state %s, %d attempts, handler ran %d times; want it enqueued, no attempt, not run", moves, s.State, s.Attempts, ran.Load())
+	}
+}
