@@ -131,18 +131,26 @@ func (w *Worker) round(ctx context.Context, name string, max int) (int, error) {
 		})
 }
 
-// errStartStopped: a transaction that starts steps was rolled back because
-// the worker stops; nothing of it was committed.
-var errStartStopped = errors.New("the worker stops: the start of its steps was rolled back")
+// Errors of startInTx. errStartStopped: the transaction was rolled back
+// because the worker stops; nothing of it was committed. errCommitBudget:
+// its commit outlasted commitBudget and was cut off; whether it committed
+// is unknown.
+var (
+	errStartStopped = errors.New("the worker stops: the start of its steps was rolled back")
+	errCommitBudget = errors.New("the commit of a start of steps outlasted its budget; whether it committed is unknown")
+)
 
 // startInTx runs fn, which starts steps, in a transaction that the steps'
 // context ctx (which Stop's end cancels) rolls back until fn returned, and
-// no longer once the commit is on its way: a commit cut off would leave
-// its outcome unknown (steps started with no handler running them). The
-// commit has the budget of a report instead. On PostgreSQL the statements
-// in fn run under ctx; on SQLite they do not take one, and the transaction
-// checks ctx before it commits. An error wrapping errStartStopped says the
-// transaction was rolled back because of the stop.
+// no longer once fn returned: what follows, the commit (which on
+// PostgreSQL carries the writes fn buffered) and a store's retries of the
+// transaction after a failed commit, is bounded by w.commitBudget instead,
+// from the first commit on, since a commit cut off leaves its outcome
+// unknown (steps started with no handler running them). Stop's end cuts
+// off the wait for a connection; on PostgreSQL fn's statements run under
+// ctx; on SQLite they take none, and the transaction checks ctx as fn
+// returns (its commit takes no context either: the budget does not apply
+// there).
 func (w *Worker) startInTx(ctx context.Context, fn func(tx store.Tx, rec *transition.Recorder) error) error {
 	if err := ctx.Err(); err != nil {
 		return errors.Join(errStartStopped, err)
@@ -153,12 +161,13 @@ func (w *Worker) startInTx(ctx context.Context, fn func(tx store.Tx, rec *transi
 		mu         sync.Mutex
 		committing bool        // the last try of fn returned: its commit is on its way
 		budget     *time.Timer // the commit's, from the first try that reached it
+		overrun    bool        // the budget ran out
 	)
 	defer context.AfterFunc(ctx, func() {
 		mu.Lock()
 		defer mu.Unlock()
 		if !committing {
-			cancel() // the wait for a connection, or a statement, ends now
+			cancel() // a wait for a connection ends now
 		}
 	})()
 	defer func() {
@@ -169,6 +178,12 @@ func (w *Worker) startInTx(ctx context.Context, fn func(tx store.Tx, rec *transi
 	err := transition.InTx(tctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
 		mu.Lock()
 		committing = false
+		if err := ctx.Err(); err != nil {
+			// A retry after Stop's end: none after this one.
+			mu.Unlock()
+			cancel()
+			return err
+		}
 		mu.Unlock()
 		err := fn(tx, rec)
 		mu.Lock()
@@ -181,15 +196,23 @@ func (w *Worker) startInTx(ctx context.Context, fn func(tx store.Tx, rec *transi
 		}
 		committing = true
 		if budget == nil {
-			budget = time.AfterFunc(reportBudget, cancel)
+			budget = time.AfterFunc(w.commitBudget, func() {
+				mu.Lock()
+				overrun = true
+				mu.Unlock()
+				cancel()
+			})
 		}
 		return nil
 	})
 	mu.Lock()
 	defer mu.Unlock()
-	if err != nil && !committing && ctx.Err() != nil {
+	switch {
+	case err != nil && !committing && ctx.Err() != nil:
 		// The last try ended before its commit: rolled back.
 		return errors.Join(err, errStartStopped)
+	case err != nil && overrun:
+		return errors.Join(err, errCommitBudget)
 	}
 	return err
 }
@@ -244,8 +267,10 @@ func (w *Worker) claimTx(ctx context.Context, tx store.Tx, rec *transition.Recor
 // startBatch starts the steps of messages claimed from a queue that does
 // not share the store's database (a broker) in one transaction, as
 // roundInTx does, acknowledges those that start no step after its commit,
-// and runs the started ones. It reports false, having changed nothing, if
-// the transaction failed: the caller then takes the messages one by one.
+// and runs the started ones. It reports false if the transaction failed
+// (rolled back, unless its commit's outcome is unknown): the caller then
+// takes the messages one by one; but while the worker stops, a failure
+// whose outcome is unknown leaves the messages to their claims (true).
 func (w *Worker) startBatch(ctx context.Context, name string, msgs []*queue.Message, at time.Time) bool {
 	var (
 		c   claimed
@@ -257,7 +282,15 @@ func (w *Worker) startBatch(ctx context.Context, name string, msgs []*queue.Mess
 		ack, err = w.startMsgsTx(ctx, tx, rec, msgs, false, &c)
 		return err
 	})
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() != nil && !errors.Is(err, errStartStopped):
+		// Stopping, and whether the batch committed is unknown: the
+		// messages are left to come back after their claims (one by one,
+		// each would be given back at once, its step maybe started).
+		w.log.Warn("starting a batch of steps failed as the worker stops; their messages come back after their claims", "queue", name, "error", err)
+		w.release(len(msgs))
+		return true
+	case err != nil:
 		w.log.Debug("a batch of step messages failed; taking them one by one", "queue", name, "error", err)
 		return false
 	}

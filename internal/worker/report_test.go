@@ -283,14 +283,17 @@ func (s *slowCommitStore) InTx(ctx context.Context, fn func(tx store.Tx) error) 
 // its attempt not counted: even when the start took long enough that the
 // claim must be renewed first.
 func TestAStartCommittingAsStopEndsGivesItsStepBack(t *testing.T) {
-	st := &slowCommitStore{Store: openStore(t), sleep: 1500 * time.Millisecond, inSleep: make(chan struct{})}
+	// The commit takes 3 s of a 6 s lease: past a third of it, so the claim
+	// is renewed before the handler would start, 1 s before two thirds,
+	// when it would be taken for lost.
+	st := &slowCommitStore{Store: openStore(t), sleep: 3 * time.Second, inSleep: make(chan struct{})}
 	st.arm.Store(true)
 	bus := events.NewBus()
 	var ran atomic.Int32
 	h := taskertype.HandlerFunc(func(ctx context.Context, in *taskertype.StepInput) (any, error) { ran.Add(1); return nil, nil })
 	w, err := worker.New(worker.Config{Store: st, Queue: st.Store.Queue(), Bus: bus, Processor: "w",
 		Namespaces: []string{ns}, Handlers: map[string]taskertype.Handler{"slow": h}, Concurrency: 4,
-		VisibilityTimeout: 3 * time.Second, IdlePoll: 20 * time.Millisecond})
+		VisibilityTimeout: 6 * time.Second, IdlePoll: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -267,9 +267,12 @@ type Worker struct {
 	bgDone  chan struct{}              // the background goroutines ended
 	stepCtx context.Context            // the context steps run under
 
-	leases     *leases     // the running attempts and their claims
-	leaseQueue queue.Queue // renews claims (Config.LeaseQueue)
-	leaseStore store.Store // renews store leases (Config.LeaseStore)
+	// commitBudget bounds the commit of a transaction that starts steps
+	// (startInTx): reportBudget, shorter in tests.
+	commitBudget time.Duration
+	leases       *leases     // the running attempts and their claims
+	leaseQueue   queue.Queue // renews claims (Config.LeaseQueue)
+	leaseStore   store.Store // renews store leases (Config.LeaseStore)
 	// stopping is set once Stop (or PrepareStop) was called: from then on
 	// a handler may give its step back (taskertype.ErrReleased).
 	stopping  atomic.Bool
@@ -318,6 +321,7 @@ func New(cfg Config) (*Worker, error) {
 		leaseStore: cfg.LeaseStore,
 		// An attempt holds a slot or a reporting token (see work).
 		leases: newLeases(2 * cfg.Concurrency), leaseQueue: cfg.LeaseQueue,
+		commitBudget: reportBudget,
 	}
 	w.reports = make([]group.Committer[*report], cfg.ReportGroups)
 	for i := range w.reports {
