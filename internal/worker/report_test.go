@@ -21,13 +21,18 @@ import (
 
 // reportStore sees the transactions that store outcomes: those that
 // acknowledge a message before they claim (a claim loop's transaction
-// claims first). It can fail their claims, or hold their acknowledgements.
+// claims first). It can fail their claims, or hold their acknowledgements;
+// and once (slowArmed), make the commit of a transaction that claimed
+// messages take slowCommit.
 type reportStore struct {
 	*storesqlite.Store
 	failClaims   atomic.Bool
 	claimsFailed atomic.Int32
 	hold         chan struct{} // when not nil, an acknowledgement waits for it to close
 	acking       chan struct{} // with hold: told when an acknowledgement waits
+	slowArmed    atomic.Bool
+	slowCommit   time.Duration
+	inSlowCommit chan struct{} // closed as the slow commit begins
 	mu           sync.Mutex
 	acks         []int // the receipts of each acknowledgement committed
 }
@@ -36,7 +41,14 @@ func (s *reportStore) InTx(ctx context.Context, fn func(tx store.Tx) error) erro
 	tx := &reportTx{s: s}
 	err := s.Store.InTx(ctx, func(inner store.Tx) error {
 		*tx = reportTx{Tx: inner, s: s}
-		return fn(tx)
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if tx.claimed > 0 && s.slowArmed.CompareAndSwap(true, false) {
+			close(s.inSlowCommit)
+			time.Sleep(s.slowCommit)
+		}
+		return nil
 	})
 	if err == nil {
 		s.mu.Lock()
@@ -48,8 +60,9 @@ func (s *reportStore) InTx(ctx context.Context, fn func(tx store.Tx) error) erro
 
 type reportTx struct {
 	store.Tx
-	s    *reportStore
-	acks []int
+	s       *reportStore
+	acks    []int
+	claimed int
 }
 
 func (tx *reportTx) MessageAck(ctx context.Context, p *queue.AckParams) error {
@@ -73,7 +86,9 @@ func (tx *reportTx) MessageClaim(ctx context.Context, p *queue.ClaimParams) ([]*
 		tx.s.claimsFailed.Add(1)
 		return nil, errors.New("claims broke")
 	}
-	return tx.Tx.MessageClaim(ctx, p)
+	m, err := tx.Tx.MessageClaim(ctx, p)
+	tx.claimed += len(m)
+	return m, err
 }
 
 // reportWorker starts a worker of ns on st with room for many more steps
@@ -244,40 +259,6 @@ func TestStopDoesNotWaitForAStuckReport(t *testing.T) {
 	}
 }
 
-// slowCommitStore sleeps once, after the work of the first transaction
-// that claimed messages and before its commit: a commit that takes long.
-type slowCommitStore struct {
-	*storesqlite.Store
-	arm     atomic.Bool
-	sleep   time.Duration
-	inSleep chan struct{}
-}
-
-type claimSeeTx struct {
-	store.Tx
-	got int
-}
-
-func (tx *claimSeeTx) MessageClaim(ctx context.Context, p *queue.ClaimParams) ([]*queue.Message, error) {
-	m, err := tx.Tx.MessageClaim(ctx, p)
-	tx.got += len(m)
-	return m, err
-}
-
-func (s *slowCommitStore) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
-	return s.Store.InTx(ctx, func(inner store.Tx) error {
-		tx := &claimSeeTx{Tx: inner}
-		if err := fn(tx); err != nil {
-			return err
-		}
-		if tx.got > 0 && s.arm.CompareAndSwap(true, false) {
-			close(s.inSleep)
-			time.Sleep(s.sleep)
-		}
-		return nil
-	})
-}
-
 // A start whose commit was on its way as Stop's time ran out commits (it
 // is not cut off), and its step is given back before its handler runs,
 // its attempt not counted: even when the start took long enough that the
@@ -286,8 +267,8 @@ func TestAStartCommittingAsStopEndsGivesItsStepBack(t *testing.T) {
 	// The commit takes 3 s of a 6 s lease: past a third of it, so the claim
 	// is renewed before the handler would start, 1 s before two thirds,
 	// when it would be taken for lost.
-	st := &slowCommitStore{Store: openStore(t), sleep: 3 * time.Second, inSleep: make(chan struct{})}
-	st.arm.Store(true)
+	st := &reportStore{Store: openStore(t), slowCommit: 3 * time.Second, inSlowCommit: make(chan struct{})}
+	st.slowArmed.Store(true)
 	bus := events.NewBus()
 	var ran atomic.Int32
 	h := taskertype.HandlerFunc(func(ctx context.Context, in *taskertype.StepInput) (any, error) { ran.Add(1); return nil, nil })
@@ -306,7 +287,7 @@ func TestAStartCommittingAsStopEndsGivesItsStepBack(t *testing.T) {
 	if err := w.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	<-st.inSleep
+	<-st.inSlowCommit
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := w.Stop(ctx); err != nil {
