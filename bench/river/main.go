@@ -43,7 +43,10 @@ type options struct {
 	maxWorkers  int
 	repo        string
 	taskerArgs  string
-	gogc        int
+	// taskerConc is the draining engine's worker concurrency: -1 (the
+	// default) matches River's MaxWorkers, 0 leaves the engine's default.
+	taskerConc int
+	gogc       int
 }
 
 func main() {
@@ -53,7 +56,8 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each runs River and Tasker once, in alternating order")
 	flag.IntVar(&o.maxWorkers, "max-workers", 2000, "River's MaxWorkers for the default queue (River's own benchmark, riverbench, uses 2,000)")
 	flag.StringVar(&o.repo, "repo", "", "the Tasker repository whose cmd/tasker is built and run (default: found above the current directory)")
-	flag.StringVar(&o.taskerArgs, "tasker-args", "", "more arguments for `tasker bench --burn-down`, such as \"--worker-concurrency 128\"")
+	flag.StringVar(&o.taskerArgs, "tasker-args", "", "more arguments for `tasker bench --burn-down`, such as \"--cpuprofile cpu.prof\"")
+	flag.IntVar(&o.taskerConc, "tasker-concurrency", -1, "Tasker's worker concurrency, the handlers it runs at once as River's MaxWorkers are the jobs it works at once: -1 (default) the same as --max-workers, 0 the engine's default (100 on a small machine)")
 	gogc := 400 // tasker's server processes' default
 	if v, err := strconv.Atoi(os.Getenv("GOGC")); err == nil && v > 0 {
 		gogc = v
@@ -95,6 +99,14 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if o.jobs < 1 || o.rounds < 1 || o.maxWorkers < 1 {
 		return fmt.Errorf("--jobs, --rounds and --max-workers must be positive")
 	}
+	if o.taskerConc < -1 {
+		return fmt.Errorf("--tasker-concurrency %d: give -1 (River's --max-workers), 0 (the engine's default) or a concurrency", o.taskerConc)
+	}
+	if o.taskerConc != 0 && slices.ContainsFunc(strings.Fields(o.taskerArgs), func(a string) bool {
+		return a == "--worker-concurrency" || strings.HasPrefix(a, "--worker-concurrency=")
+	}) {
+		return errors.New("--tasker-args sets --worker-concurrency: give it as --tasker-concurrency instead")
+	}
 	repo, err := findRepo(o.repo)
 	if err != nil {
 		return err
@@ -116,7 +128,14 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	}
 	defer admin.Close()
 
-	fmt.Fprintf(out, "GOGC %d for both; load average before: %s\n", o.gogc, loadAvg())
+	conc := "the engine's default"
+	switch {
+	case o.taskerConc == -1:
+		conc = fmt.Sprint(o.maxWorkers)
+	case o.taskerConc > 0:
+		conc = fmt.Sprint(o.taskerConc)
+	}
+	fmt.Fprintf(out, "River MaxWorkers %d, Tasker worker concurrency %s; GOGC %d for both; load average before: %s\n", o.maxWorkers, conc, o.gogc, loadAvg())
 	var rivers, taskers []figures
 	for i := range o.rounds {
 		var r, t figures
@@ -178,6 +197,12 @@ func median(fs []figures, f func(figures) float64) float64 {
 // runTasker runs the burn-down of the tasker binary and reads its figures.
 func runTasker(ctx context.Context, bin string, o options) (figures, error) {
 	args := []string{"bench", "--burn-down", fmt.Sprint(o.jobs), "--shapes", "single", "--database-url", o.databaseURL, "--json"}
+	switch {
+	case o.taskerConc == -1:
+		args = append(args, "--worker-concurrency", fmt.Sprint(o.maxWorkers))
+	case o.taskerConc > 0:
+		args = append(args, "--worker-concurrency", fmt.Sprint(o.taskerConc))
+	}
 	args = append(args, strings.Fields(o.taskerArgs)...)
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), fmt.Sprintf("GOGC=%d", o.gogc))
