@@ -11,7 +11,7 @@ bench:
 
 # A backlog of single-step tasks drained by Tasker against one of no-op jobs
 # drained by River, on the same PostgreSQL database, three rounds interleaved,
-# both running 2,000 handlers at once (River's benchmark's MaxWorkers);
+# both with a concurrency of 2,000 (River's benchmark's MaxWorkers);
 # prints the medians and the ratio (docs/benchmarks.md). River is a
 # dependency of the module in bench/ only.
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable

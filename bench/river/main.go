@@ -57,7 +57,7 @@ func main() {
 	flag.IntVar(&o.maxWorkers, "max-workers", 2000, "River's MaxWorkers for the default queue (River's own benchmark, riverbench, uses 2,000)")
 	flag.StringVar(&o.repo, "repo", "", "the Tasker repository whose cmd/tasker is built and run (default: found above the current directory)")
 	flag.StringVar(&o.taskerArgs, "tasker-args", "", "more arguments for `tasker bench --burn-down`, such as \"--cpuprofile cpu.prof\"")
-	flag.IntVar(&o.taskerConc, "tasker-concurrency", -1, "Tasker's worker concurrency, the handlers it runs at once as River's MaxWorkers are the jobs it works at once: -1 (default) the same as --max-workers, 0 the engine's default (100 on a small machine)")
+	flag.IntVar(&o.taskerConc, "tasker-concurrency", -1, "Tasker's worker concurrency (the handlers it runs at once; River's MaxWorkers bounds the jobs it has fetched and not yet handed to its completer): -1 (default) the same as --max-workers, 0 the engine's default (100 on a small machine)")
 	gogc := 400 // tasker's server processes' default
 	if v, err := strconv.Atoi(os.Getenv("GOGC")); err == nil && v > 0 {
 		gogc = v
@@ -102,7 +102,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if o.taskerConc < -1 {
 		return fmt.Errorf("--tasker-concurrency %d: give -1 (River's --max-workers), 0 (the engine's default) or a concurrency", o.taskerConc)
 	}
-	if o.taskerConc != 0 && slices.ContainsFunc(strings.Fields(o.taskerArgs), func(a string) bool {
+	if slices.ContainsFunc(strings.Fields(o.taskerArgs), func(a string) bool {
 		return a == "--worker-concurrency" || strings.HasPrefix(a, "--worker-concurrency=")
 	}) {
 		return errors.New("--tasker-args sets --worker-concurrency: give it as --tasker-concurrency instead")
