@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -198,6 +199,75 @@ func TestCreateWhoseClaimsFailStillCreates(t *testing.T) {
 	}
 	if b.calls.Load() == 0 {
 		t.Fatal("the creation never claimed: the test does not test anything")
+	}
+	tasks, err := lc.TaskList(t.Context(), &store.TaskListParams{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tasks) != len(reqs) {
+		t.Errorf("%d tasks stored, want %d", len(tasks), len(reqs))
+	}
+}
+
+// partialClaims is a local worker whose claims in a creation's transaction
+// succeed for the first queue asked and fail for the others, as when one
+// namespace's queue holds a message its worker cannot start.
+type partialClaims struct {
+	mu     sync.Mutex
+	first  string
+	failed int
+	afters []bool // what each after of the first queue's claims was called with
+}
+
+func (p *partialClaims) ClaimInTx(_ context.Context, _ store.Tx, _ *transition.Recorder, q string) (func(bool), error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.first == "" {
+		p.first = q
+	}
+	if q != p.first {
+		p.failed++
+		return nil, errors.New("a queued message cannot be started")
+	}
+	return func(committed bool) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.afters = append(p.afters, committed)
+	}, nil
+}
+
+// A creation of tasks of two namespaces whose second claim fails after the
+// first succeeded: the transaction rolls back, the first claim is told so
+// once (after(false): its worker gives its slots back and starts nothing),
+// and the tasks are created again without claims.
+func TestCreateWhoseSecondClaimFailsGivesTheFirstBack(t *testing.T) {
+	o, lc := newCreateTest(t)
+	if err := o.ensureStepQueue(t.Context(), "ns2"); err != nil {
+		t.Fatal(err)
+	}
+	var p partialClaims
+	o.SetLocalWorker(&p)
+	reqs := createReqs(t, 2)
+	spec := &TaskSpec{Namespace: "ns2", Name: "job", Version: "1", Context: json.RawMessage(`{"n": 2}`),
+		Steps: []StepSpec{{Name: "a", Handler: "h"}}}
+	task, steps, err := buildTask(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs = append(reqs, &createReq{ctx: t.Context(), task: task, steps: steps})
+	o.createBatch(reqs)
+	for _, r := range reqs {
+		if r.err != nil {
+			t.Errorf("task %s (%s): %v, want it created without claims", r.task.ID, r.task.Namespace, r.err)
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.failed == 0 {
+		t.Fatal("no claim failed: the test does not test anything")
+	}
+	if len(p.afters) != 1 || p.afters[0] {
+		t.Errorf("the first queue's claim was ended with %v, want [false] (given back once, never started)", p.afters)
 	}
 	tasks, err := lc.TaskList(t.Context(), &store.TaskListParams{Limit: 100})
 	if err != nil {
