@@ -2,7 +2,8 @@
 // PostgreSQL database: a backlog of no-op River jobs drained by a River
 // client, against a backlog of single-step Tasker tasks drained by a fresh
 // engine (`tasker bench --burn-down`), round by round, interleaved, so that
-// a noisy moment of a shared machine hits both. It prints each round's
+// a noisy moment of a shared machine hits both; Tasker's worker concurrency
+// is River's MaxWorkers unless --tasker-concurrency says otherwise. It prints each round's
 // rates, the medians and the ratio Tasker/River.
 //
 //	cd bench && go run ./river --database-url postgres://postgres@127.0.0.1:5432/test?sslmode=disable
@@ -129,11 +130,8 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	defer admin.Close()
 
 	conc := "the engine's default"
-	switch {
-	case o.taskerConc == -1:
-		conc = fmt.Sprint(o.maxWorkers)
-	case o.taskerConc > 0:
-		conc = fmt.Sprint(o.taskerConc)
+	if n := o.taskerConcurrency(); n > 0 {
+		conc = fmt.Sprint(n)
 	}
 	fmt.Fprintf(out, "River MaxWorkers %d, Tasker worker concurrency %s; GOGC %d for both; load average before: %s\n", o.maxWorkers, conc, o.gogc, loadAvg())
 	var rivers, taskers []figures
@@ -194,14 +192,20 @@ func median(fs []figures, f func(figures) float64) float64 {
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
+// taskerConcurrency is the worker concurrency Tasker's burn-down is given,
+// 0 for the engine's default.
+func (o options) taskerConcurrency() int {
+	if o.taskerConc == -1 {
+		return o.maxWorkers
+	}
+	return o.taskerConc
+}
+
 // runTasker runs the burn-down of the tasker binary and reads its figures.
 func runTasker(ctx context.Context, bin string, o options) (figures, error) {
 	args := []string{"bench", "--burn-down", fmt.Sprint(o.jobs), "--shapes", "single", "--database-url", o.databaseURL, "--json"}
-	switch {
-	case o.taskerConc == -1:
-		args = append(args, "--worker-concurrency", fmt.Sprint(o.maxWorkers))
-	case o.taskerConc > 0:
-		args = append(args, "--worker-concurrency", fmt.Sprint(o.taskerConc))
+	if n := o.taskerConcurrency(); n > 0 {
+		args = append(args, "--worker-concurrency", fmt.Sprint(n))
 	}
 	args = append(args, strings.Fields(o.taskerArgs)...)
 	cmd := exec.CommandContext(ctx, bin, args...)
