@@ -2,9 +2,10 @@
 // PostgreSQL database: a backlog of no-op River jobs drained by a River
 // client, against a backlog of single-step Tasker tasks drained by a fresh
 // engine (`tasker bench --burn-down`), round by round, interleaved, so that
-// a noisy moment of a shared machine hits both; Tasker's worker concurrency
-// is River's MaxWorkers unless --tasker-concurrency says otherwise. It prints each round's
-// rates, the medians and the ratio Tasker/River.
+// a noisy moment of a shared machine hits both. Tasker's worker
+// concurrency is River's MaxWorkers unless --tasker-concurrency says
+// otherwise. It prints each round's rates, the medians and the ratio
+// Tasker/River.
 //
 //	cd bench && go run ./river --database-url postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 //

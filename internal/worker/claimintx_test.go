@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,7 +11,6 @@ import (
 
 	"github.com/tasker-go/tasker/internal/events"
 	"github.com/tasker-go/tasker/internal/transition"
-	"github.com/tasker-go/tasker/internal/wire"
 	"github.com/tasker-go/tasker/internal/worker"
 	"github.com/tasker-go/tasker/queue"
 	"github.com/tasker-go/tasker/store"
@@ -18,18 +18,20 @@ import (
 )
 
 // A claim in a creation's transaction that then rolls back (the next
-// namespace's claim failed, say): after(false) gives every slot back and
-// starts nothing, and the worker goes on running steps.
+// namespace's claim failed, say): after(false) starts nothing and gives
+// every slot back, and the worker goes on running steps.
 func TestAClaimInATransactionThatRollsBackGivesItsSlotsBack(t *testing.T) {
 	st, bus := openStore(t), events.NewBus()
 	const slots = 4
-	started, proceed := make(chan struct{}, slots), make(chan struct{})
-	// ClaimBatch 1: an idle claim loop holds one slot while it waits, so
-	// the claim below finds one free.
+	started, proceed := make(chan uuid.UUID, 2*slots), make(chan struct{})
+	// ClaimBatch 2: a round of the claim loop takes at most 2 of the 4
+	// slots, so the claim below always finds some (with the default, 4, a
+	// round could take them all); and it takes 2 for its one message, so a
+	// rollback that gave back only what was claimed would leak one.
 	w, err := worker.New(worker.Config{Store: st, Queue: st.Queue(), Bus: bus, Processor: "w",
-		Namespaces: []string{ns}, Concurrency: slots, ClaimBatch: 1, VisibilityTimeout: time.Second, IdlePoll: 20 * time.Millisecond,
-		Handlers: map[string]taskertype.Handler{"slow": taskertype.HandlerFunc(func(ctx context.Context, _ *taskertype.StepInput) (any, error) {
-			started <- struct{}{}
+		Namespaces: []string{ns}, Concurrency: slots, ClaimBatch: 2, VisibilityTimeout: time.Second, IdlePoll: 20 * time.Millisecond,
+		Handlers: map[string]taskertype.Handler{"slow": taskertype.HandlerFunc(func(ctx context.Context, in *taskertype.StepInput) (any, error) {
+			started <- in.StepID
 			select {
 			case <-proceed:
 			case <-ctx.Done():
@@ -49,24 +51,15 @@ func TestAClaimInATransactionThatRollsBackGivesItsSlotsBack(t *testing.T) {
 			t.Errorf("stop: %v", err)
 		}
 	})
+	unblock := sync.OnceFunc(func() { close(proceed) })
+	t.Cleanup(unblock) // runs before Stop's cleanup
 
 	next := errors.New("the next namespace's claim failed")
 	var after func(bool)
+	var rolledBack *taskertype.Step
 	err = transition.InTx(t.Context(), st, bus, "test", func(tx store.Tx, rec *transition.Recorder) error {
-		task := &taskertype.Task{ID: uuid.Must(uuid.NewV7()), Namespace: ns, Name: "t", Version: "1", Context: []byte(`{}`)}
-		step := &taskertype.Step{ID: uuid.Must(uuid.NewV7()), Name: "slow", Handler: "slow", Timeout: time.Minute,
-			Retry: taskertype.RetryPolicy{MaxAttempts: 1, Backoff: taskertype.BackoffNone}}
-		if err := tx.TaskCreate(t.Context(), &store.TaskCreateParams{Task: task, Steps: []*taskertype.Step{step}, At: time.Now(), Processor: "test"}); err != nil {
-			return err
-		}
-		s, err := tx.StepGet(t.Context(), step.ID)
-		if err != nil {
-			return err
-		}
-		if err := rec.Step(t.Context(), tx, s, taskertype.StepEventEnqueue, time.Now(), nil); err != nil {
-			return err
-		}
-		if err := tx.MessageSend(t.Context(), &queue.SendParams{Queue: queue.StepQueue(ns), Body: wire.Encode(wire.StepMessage{TaskID: task.ID, StepID: step.ID})}); err != nil {
+		var err error
+		if rolledBack, err = enqueueInTx(t.Context(), tx, rec, 0); err != nil {
 			return err
 		}
 		if after, err = w.ClaimInTx(t.Context(), tx, rec, queue.StepQueue(ns)); err != nil {
@@ -75,28 +68,40 @@ func TestAClaimInATransactionThatRollsBackGivesItsSlotsBack(t *testing.T) {
 		return next
 	})
 	if !errors.Is(err, next) {
+		if after != nil {
+			after(false)
+		}
 		t.Fatalf("the transaction: %v, want it rolled back with %v", err, next)
 	}
 	if after == nil {
 		t.Fatal("the claim took no slot: the test tests nothing")
 	}
 	after(false)
-	select {
-	case <-started:
-		t.Fatal("the step of the rolled-back transaction ran")
-	case <-time.After(100 * time.Millisecond):
-	}
 
-	// Every slot came back: as many steps as slots run at once.
+	// Every slot came back: as many steps as slots run at once, and the
+	// rolled-back step is not among them.
+	want := map[uuid.UUID]bool{}
 	for range slots {
-		enqueue(t, st, bus)
+		want[enqueue(t, st, bus).ID] = true
 	}
 	for i := range slots {
 		select {
-		case <-started:
+		case id := <-started:
+			if id == rolledBack.ID {
+				t.Fatal("the step of the rolled-back transaction ran")
+			}
+			if !want[id] {
+				t.Fatalf("step %s ran, not one of those enqueued", id)
+			}
+			delete(want, id)
 		case <-time.After(10 * time.Second):
 			t.Fatalf("%d of %d steps ran at once after the given-back claim: a slot was not given back", i, slots)
 		}
 	}
-	close(proceed)
+	unblock()
+	select {
+	case id := <-started:
+		t.Fatalf("step %s ran after the four: the rolled-back one?", id)
+	case <-time.After(100 * time.Millisecond):
+	}
 }

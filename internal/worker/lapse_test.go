@@ -198,26 +198,35 @@ func enqueue(t *testing.T, st store.Store, bus *events.Bus) *taskertype.Step {
 // hidden for d.
 func enqueueAfter(t *testing.T, st store.Store, bus *events.Bus, d time.Duration) *taskertype.Step {
 	t.Helper()
-	task := &taskertype.Task{ID: uuid.Must(uuid.NewV7()), Namespace: ns, Name: "t", Version: "1", Context: []byte(`{}`)}
-	step := &taskertype.Step{ID: uuid.Must(uuid.NewV7()), Name: "slow", Handler: "slow", Timeout: time.Minute,
-		Retry: taskertype.RetryPolicy{Retryable: true, MaxAttempts: 3, Backoff: taskertype.BackoffNone}}
+	var step *taskertype.Step
 	err := transition.InTx(t.Context(), st, bus, "test", func(tx store.Tx, rec *transition.Recorder) error {
-		if err := tx.TaskCreate(t.Context(), &store.TaskCreateParams{Task: task, Steps: []*taskertype.Step{step}, At: time.Now(), Processor: "test"}); err != nil {
-			return err
-		}
-		s, err := tx.StepGet(t.Context(), step.ID)
-		if err != nil {
-			return err
-		}
-		if err := rec.Step(t.Context(), tx, s, taskertype.StepEventEnqueue, time.Now(), nil); err != nil {
-			return err
-		}
-		return tx.MessageSend(t.Context(), &queue.SendParams{Queue: queue.StepQueue(ns), Delay: d, Body: wire.Encode(wire.StepMessage{TaskID: task.ID, StepID: step.ID})})
+		var err error
+		step, err = enqueueInTx(t.Context(), tx, rec, d)
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return step
+}
+
+// enqueueInTx creates in tx a task of one step, enqueued, whose message is
+// hidden for d.
+func enqueueInTx(ctx context.Context, tx store.Tx, rec *transition.Recorder, d time.Duration) (*taskertype.Step, error) {
+	task := &taskertype.Task{ID: uuid.Must(uuid.NewV7()), Namespace: ns, Name: "t", Version: "1", Context: []byte(`{}`)}
+	step := &taskertype.Step{ID: uuid.Must(uuid.NewV7()), Name: "slow", Handler: "slow", Timeout: time.Minute,
+		Retry: taskertype.RetryPolicy{Retryable: true, MaxAttempts: 3, Backoff: taskertype.BackoffNone}}
+	if err := tx.TaskCreate(ctx, &store.TaskCreateParams{Task: task, Steps: []*taskertype.Step{step}, At: time.Now(), Processor: "test"}); err != nil {
+		return nil, err
+	}
+	s, err := tx.StepGet(ctx, step.ID)
+	if err != nil {
+		return nil, err
+	}
+	if err := rec.Step(ctx, tx, s, taskertype.StepEventEnqueue, time.Now(), nil); err != nil {
+		return nil, err
+	}
+	return step, tx.MessageSend(ctx, &queue.SendParams{Queue: queue.StepQueue(ns), Delay: d, Body: wire.Encode(wire.StepMessage{TaskID: task.ID, StepID: step.ID})})
 }
 
 // A handler whose claim was lost but that returns a result has it stored:
