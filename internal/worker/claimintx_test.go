@@ -28,7 +28,7 @@ func TestAClaimInATransactionThatRollsBackGivesItsSlotsBack(t *testing.T) {
 	// slots, so the claim below always finds some (with the default, 4, a
 	// round could take them all); and it takes 2 for its one message, so a
 	// rollback that gave back only what was claimed would leak one.
-	w, err := worker.New(worker.Config{Store: st, Queue: st.Queue(), Bus: bus, Processor: "w",
+	w := startWorker(t, worker.Config{Store: st, Queue: st.Queue(), Bus: bus, Processor: "w",
 		Namespaces: []string{ns}, Concurrency: slots, ClaimBatch: 2, VisibilityTimeout: time.Second, IdlePoll: 20 * time.Millisecond,
 		Handlers: map[string]taskertype.Handler{"slow": taskertype.HandlerFunc(func(ctx context.Context, in *taskertype.StepInput) (any, error) {
 			started <- in.StepID
@@ -37,27 +37,14 @@ func TestAClaimInATransactionThatRollsBackGivesItsSlotsBack(t *testing.T) {
 			case <-ctx.Done():
 			}
 			return "ok", nil
-		})}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := w.Stop(ctx); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
+		})}}, nil)
 	unblock := sync.OnceFunc(func() { close(proceed) })
 	t.Cleanup(unblock) // runs before Stop's cleanup
 
 	next := errors.New("the next namespace's claim failed")
 	var after func(bool)
 	var rolledBack *taskertype.Step
-	err = transition.InTx(t.Context(), st, bus, "test", func(tx store.Tx, rec *transition.Recorder) error {
+	err := transition.InTx(t.Context(), st, bus, "test", func(tx store.Tx, rec *transition.Recorder) error {
 		var err error
 		if rolledBack, err = enqueueInTx(t.Context(), tx, rec, 0); err != nil {
 			return err

@@ -62,9 +62,16 @@ func (e *env) worker(t *testing.T, name string, slots int, h taskertype.Handler,
 
 func (e *env) workerWith(t *testing.T, name string, slots int, h taskertype.Handler, leaseQueue queue.Queue, clock taskertype.Clock, hook func(w *worker.Worker)) *worker.Worker {
 	t.Helper()
-	w, err := worker.New(worker.Config{Store: e.st, Queue: e.st.Queue(), LeaseQueue: leaseQueue, Bus: e.bus, Processor: name, Clock: clock,
+	return startWorker(t, worker.Config{Store: e.st, Queue: e.st.Queue(), LeaseQueue: leaseQueue, Bus: e.bus, Processor: name, Clock: clock,
 		Namespaces: []string{ns}, Handlers: map[string]taskertype.Handler{"slow": h}, Concurrency: slots,
-		VisibilityTimeout: cmp.Or(e.lease, time.Second), IdlePoll: 20 * time.Millisecond})
+		VisibilityTimeout: cmp.Or(e.lease, time.Second), IdlePoll: 20 * time.Millisecond}, hook)
+}
+
+// startWorker makes a worker of cfg, lets hook (when not nil) see it, starts
+// it, and stops it when the test ends, reporting a failed stop.
+func startWorker(t *testing.T, cfg worker.Config, hook func(w *worker.Worker)) *worker.Worker {
+	t.Helper()
+	w, err := worker.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +85,7 @@ func (e *env) workerWith(t *testing.T, name string, slots int, h taskertype.Hand
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := w.Stop(ctx); err != nil {
-			t.Errorf("stop %s: %v", name, err)
+			t.Errorf("stop %s: %v", cfg.Processor, err)
 		}
 	})
 	return w
