@@ -54,6 +54,18 @@ func (q *Queue) DeadLetterRequeue(ctx context.Context, p *queue.DeadLetterRequeu
 			}
 			return 0, err
 		}
+		if q.inMemory(sent.Queue) {
+			// Kept in memory: the message enters its queue once the
+			// dead letter's delete committed. A crash in between loses
+			// it, which the queue's owner restores from its records.
+			if q.mem.get(sent.Queue) == nil {
+				return 0, errNoQueue(sent.Queue)
+			}
+			if err := tx.Commit(); err != nil {
+				return 0, err
+			}
+			return q.memSend(&sent, nil)
+		}
 		id, err := q.sendWith(ctx, tx.StmtContext(ctx, q.send), &sent)
 		if err != nil {
 			return 0, err
@@ -94,6 +106,9 @@ func (q *Queue) MessageDeadLetter(ctx context.Context, p *queue.DeadLetterParams
 	}
 	if err := p.Validate(); err != nil {
 		return err
+	}
+	if q.inMemory(p.Queue) {
+		return q.memDeadLetter(ctx, p)
 	}
 	r := p.Receipt
 	var moved int64

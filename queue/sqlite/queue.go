@@ -55,6 +55,15 @@ type Config struct {
 	// queue.MinPriorityAging to queue.MaxPriorityAging. Default
 	// queue.DefaultPriorityAging.
 	PriorityAging time.Duration
+	// InMemory picks the queues whose messages are kept in memory instead
+	// of in rows (see mem.go); nil keeps every queue in rows. Their
+	// messages live as long as the Queue: New deletes the rows they may
+	// have from an earlier run, and the owner, whose records are the
+	// truth these messages point at, gives them back with Restore before
+	// anyone claims. The process lock of internal/sqlitedb makes this safe:
+	// no other process shares them. A transaction that sends, claims or
+	// acknowledges their messages (SendTx, ClaimTx, AckTx) must be a MemTx.
+	InMemory func(name string) bool
 }
 
 // Queue implements queue.Queue on SQLite.
@@ -73,6 +82,11 @@ type Queue struct {
 	stats                                                        *sql.Stmt
 	depth                                                        *sql.Stmt
 	dead                                                         deadLetterStmts
+	// The statements of the queues kept in memory.
+	memArchive, memDead, archived *sql.Stmt
+
+	inMem func(string) bool // Config.InMemory
+	mem   memQueues
 
 	mu     sync.Mutex // guards the fields below; never held across a database call
 	subs   map[string]map[*subscriber]struct{}
@@ -131,6 +145,8 @@ func New(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Queue, error) {
 		logger: cfg.Logger,
 		subs:   make(map[string]map[*subscriber]struct{}),
 		timers: make(map[string]*delayTimer),
+		inMem:  cfg.InMemory,
+		mem:    memQueues{queues: make(map[string]*memQueue)},
 	}
 	if q.clock == nil {
 		q.clock = taskertype.SystemClock{}
@@ -205,7 +221,18 @@ func New(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Queue, error) {
 	q.depth = p.R(`SELECT (SELECT COUNT(*) FROM queue_messages WHERE queue = ?1 AND vt <= ?2)
 		FROM queue_queues WHERE name = ?1`)
 	q.prepareDeadLetters(p)
+	// The archive of a message kept in memory takes an id of its own
+	// (NULL): a message's id is unique among the queue's messages of one
+	// run only.
+	q.memArchive = p.W(`INSERT INTO queue_archive (id, queue, body, read_ct, enqueued_at, vt, archived_at)
+		VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6)`)
+	q.memDead = p.W(`INSERT INTO queue_dead_letters (queue, msg_id, body, read_ct, enqueued_at, dead_at, reason, priority)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)`)
+	q.archived = p.R(`SELECT COUNT(*) FROM queue_archive WHERE queue = ?1`)
 	if err := p.Err(); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	if err := q.openMem(ctx); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	if err := q.armPending(ctx); err != nil {
@@ -240,6 +267,9 @@ func (q *Queue) QueueEnsure(ctx context.Context, name string) error {
 	if _, err := q.ensure.ExecContext(ctx, name, sqlitedb.Micros(q.clock.Now())); err != nil {
 		return fmt.Errorf("queue: ensure %q: %w", name, err)
 	}
+	if q.inMemory(name) {
+		q.mem.ensure(name)
+	}
 	return nil
 }
 
@@ -248,7 +278,15 @@ func (q *Queue) MessageSend(ctx context.Context, p *queue.SendParams) (int64, er
 	if err := q.check("send"); err != nil {
 		return 0, err
 	}
-	id, err := q.sendWith(ctx, q.send, p)
+	var (
+		id  int64
+		err error
+	)
+	if p != nil && q.inMemory(p.Queue) {
+		id, err = q.memSend(p, nil)
+	} else {
+		id, err = q.sendWith(ctx, q.send, p)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -276,6 +314,13 @@ func (q *Queue) SendTx(ctx context.Context, tx Tx, p *queue.SendParams) (int64, 
 	}
 	if err := p.Validate(); err != nil {
 		return 0, err
+	}
+	if q.inMemory(p.Queue) {
+		tm, err := memTx(tx, "send")
+		if err != nil {
+			return 0, err
+		}
+		return q.memSend(p, tm)
 	}
 	// The store does not need the id: the statement without RETURNING
 	// spares the driver a result set per message.
@@ -326,12 +371,22 @@ func (q *Queue) sendWith(ctx context.Context, st *sql.Stmt, p *queue.SendParams)
 // MessageClaim implements queue.Queue. Claiming from a queue that was never
 // ensured returns no message.
 func (q *Queue) MessageClaim(ctx context.Context, p *queue.ClaimParams) ([]*queue.Message, error) {
+	if p != nil && q.inMemory(p.Queue) {
+		return q.memClaim(p, nil)
+	}
 	return q.claimWith(ctx, q.claim, p)
 }
 
 // ClaimTx claims messages in the caller's transaction on the queue's
 // database (the store's): the claim holds only if tx commits.
 func (q *Queue) ClaimTx(ctx context.Context, tx Tx, p *queue.ClaimParams) ([]*queue.Message, error) {
+	if p != nil && q.inMemory(p.Queue) {
+		tm, err := memTx(tx, "claim")
+		if err != nil {
+			return nil, err
+		}
+		return q.memClaim(p, tm)
+	}
 	return q.claimWith(ctx, tx.StmtContext(ctx, q.claim), p)
 }
 
@@ -401,6 +456,9 @@ func (q *Queue) ackWith(ctx context.Context, tx Tx, p *queue.AckParams) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
+	if q.inMemory(p.Queue) {
+		return q.memAck(p, tx)
+	}
 	var err error
 	switch len(p.Receipts) {
 	case 0:
@@ -444,6 +502,13 @@ func (q *Queue) MessageNack(ctx context.Context, p *queue.NackParams) error {
 		return err
 	}
 	vt := q.clock.Now().Add(p.Delay)
+	if q.inMemory(p.Queue) {
+		if err := q.memUpdate("nack", p.Queue, p.Receipt, vt, false); err != nil {
+			return err
+		}
+		q.NotifySent(queue.SendParams{Queue: p.Queue, Delay: p.Delay})
+		return nil
+	}
 	if err := q.updateOne(ctx, q.nack, "nack", p.Queue, p.Receipt, vt); err != nil {
 		return err
 	}
@@ -461,7 +526,11 @@ func (q *Queue) MessageExtend(ctx context.Context, p *queue.ExtendParams) error 
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	return q.updateOne(ctx, q.extend, "extend", p.Queue, p.Receipt, q.clock.Now().Add(p.VisibilityTimeout))
+	vt := q.clock.Now().Add(p.VisibilityTimeout)
+	if q.inMemory(p.Queue) {
+		return q.memUpdate("extend", p.Queue, p.Receipt, vt, true)
+	}
+	return q.updateOne(ctx, q.extend, "extend", p.Queue, p.Receipt, vt)
 }
 
 func (q *Queue) updateOne(ctx context.Context, st *sql.Stmt, op, name string, r queue.Receipt, vt time.Time) error {
@@ -491,6 +560,9 @@ func (q *Queue) MessageArchive(ctx context.Context, p *queue.ArchiveParams) erro
 	}
 	if len(p.Receipts) == 0 {
 		return nil
+	}
+	if q.inMemory(p.Queue) {
+		return q.memArchiveMsgs(ctx, p)
 	}
 	ids := receiptList(p.Receipts)
 	now := sqlitedb.Micros(q.clock.Now())
@@ -523,6 +595,9 @@ func (q *Queue) QueueStats(ctx context.Context, name string) (*queue.Stats, erro
 	if err := queue.CheckName("stats", name); err != nil {
 		return nil, err
 	}
+	if q.inMemory(name) {
+		return q.memStats(ctx, name)
+	}
 	now := q.clock.Now()
 	s := &queue.Stats{Queue: name}
 	var oldest sql.NullInt64
@@ -548,6 +623,9 @@ func (q *Queue) QueueDepth(ctx context.Context, name string) (int64, error) {
 	}
 	if err := queue.CheckName("depth", name); err != nil {
 		return 0, err
+	}
+	if q.inMemory(name) {
+		return q.memDepth(name)
 	}
 	var n int64
 	err := q.depth.QueryRowContext(ctx, name, sqlitedb.Micros(q.clock.Now())).Scan(&n)
@@ -589,6 +667,12 @@ func (q *Queue) ReleaseClaims(ctx context.Context) (int, error) {
 		return n, fmt.Errorf("queue: release claims: %w", err)
 	}
 	rows.Close()
+	for _, name := range q.mem.releaseClaims(q.clock.Now()) {
+		n++
+		if !slices.ContainsFunc(queues, func(p queue.SendParams) bool { return p.Queue == name }) {
+			queues = append(queues, queue.SendParams{Queue: name})
+		}
+	}
 	q.NotifySent(queues...)
 	if n > 0 {
 		q.logger.Info("released the claims of a previous run", "messages", n)

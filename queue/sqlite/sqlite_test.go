@@ -43,6 +43,23 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformanceInMemory runs the suite on queues kept in memory
+// (Config.InMemory): the same contract, without the rows.
+func TestConformanceInMemory(t *testing.T) {
+	queuetest.Run(t, queuetest.Harness{
+		Name: "sqlite in memory",
+		New: func(t *testing.T, clock taskertype.Clock) queue.Queue {
+			q, err := queuesqlite.Open(context.Background(), queuesqlite.Config{
+				Path: filepath.Join(t.TempDir(), "queue.db"), Clock: clock, InMemory: func(string) bool { return true }})
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			t.Cleanup(func() { q.Close() })
+			return q
+		},
+	})
+}
+
 func TestWakeupStatsCountSignalsAndCoalescedOnes(t *testing.T) {
 	ctx := t.Context()
 	q := openQueue(t, filepath.Join(t.TempDir(), "queue.db"), testclock.New(queuetest.Start))

@@ -121,6 +121,14 @@ func (q *Queue) fire(name string, t *delayTimer) {
 	q.mu.Unlock()
 	defer q.fires.Done()
 
+	if q.inMemory(name) {
+		if next, ok := q.memNextDue(name, now); ok {
+			q.mu.Lock()
+			q.armLocked(name, time.Now(), next.Sub(now))
+			q.mu.Unlock()
+		}
+		return
+	}
 	var next sql.NullInt64
 	err := q.nextDue.QueryRowContext(context.Background(), name, sqlitedb.Micros(now)).Scan(&next)
 	if err != nil {

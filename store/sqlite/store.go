@@ -127,7 +127,8 @@ func newStore(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Store, error) 
 	if err := db.Migrate(ctx, Component, Migrations); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	q, err := queuesqlite.New(ctx, db, queuesqlite.Config{Logger: cfg.Logger, Clock: cfg.Clock, PriorityAging: cfg.PriorityAging})
+	q, err := queuesqlite.New(ctx, db, queuesqlite.Config{Logger: cfg.Logger, Clock: cfg.Clock, PriorityAging: cfg.PriorityAging,
+		InMemory: isStepQueue})
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -184,6 +185,10 @@ func newStore(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Store, error) 
 	if err := p.Err(); err != nil {
 		q.Close()
 		return nil, fmt.Errorf("store: %w", err)
+	}
+	if err := s.restoreStepQueues(ctx); err != nil {
+		q.Close()
+		return nil, err
 	}
 	return s, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tasker-go/tasker/queue"
+	queuesqlite "github.com/tasker-go/tasker/queue/sqlite"
 	"github.com/tasker-go/tasker/store"
 	"github.com/tasker-go/tasker/taskertype"
 )
@@ -32,6 +33,7 @@ type tx struct {
 	trans []transitionRow
 	rows  map[uuid.UUID]*taskRows // the tasks this transaction touched, by ID
 	sent  []queue.SendParams      // Queue and Delay only, for the wake-ups
+	mem   queuesqlite.TxMem       // what it did to the step queues (stepqueues.go)
 	stmts []boundStmt             // see stmt
 	// leases: the store leases of attempts started here
 	// (StepLeaseHold), written after the steps.
@@ -42,6 +44,10 @@ type tx struct {
 // StmtContext implements queuesqlite.Tx: the co-located queue's statements
 // in this transaction are bound once too.
 func (t *tx) StmtContext(_ context.Context, st *sql.Stmt) *sql.Stmt { return t.stmt(st) }
+
+// Mem implements queuesqlite.MemTx: InTx applies it when the transaction
+// ends, still holding the writer.
+func (t *tx) Mem() *queuesqlite.TxMem { return &t.mem }
 
 // boundStmt is a statement prepared at start-up and its transaction-bound
 // form.
@@ -75,6 +81,7 @@ func (s *Store) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
 		if !committed {
 			// Also on a panic in fn, which goes on after this.
 			_ = sqlTx.Rollback()
+			s.q.EndTx(&t.mem, false)
 		}
 	}()
 	if err := fn(t); err != nil {
@@ -93,8 +100,10 @@ func (s *Store) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	committed = true
-	// Still holding the writer: the next transaction sees these rows.
+	// Still holding the writer: the next transaction sees these rows and
+	// messages.
 	s.rows.commit(t.rows)
+	s.q.EndTx(&t.mem, true)
 	s.q.NotifySent(t.sent...)
 	return nil
 }
