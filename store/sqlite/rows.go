@@ -40,6 +40,12 @@ type taskRows struct {
 	// indexed: the steps are in the cache's step → task index already (the
 	// rows came from the cache), so the commit need not set them again.
 	indexed bool
+	// finished: the task's finished_at column is not NULL, as last written.
+	// While it stays NULL a write leaves the column out, so that the
+	// partial index of unfinished tasks, which a statement that sets the
+	// column rewrites even to the same value, is not written at every
+	// state change (one page of the four an outcome's commit wrote).
+	finished bool
 	// Changed here and not yet written, in a transaction's copy. A step in
 	// stepsDirty is the transaction's own copy (see own).
 	taskDirty  bool
@@ -53,7 +59,7 @@ func newTaskRows(task taskertype.Task, steps []*taskertype.Step, seq int64) *tas
 	for i, s := range steps {
 		text[i+1] = s.ID.String()
 	}
-	return &taskRows{task: task, steps: steps, text: text, seq: seq}
+	return &taskRows{task: task, steps: steps, text: text, seq: seq, finished: !task.FinishedAt.IsZero()}
 }
 
 // stepText returns the text of the ID of a step of the task.
@@ -80,7 +86,7 @@ func (r *taskRows) step(id uuid.UUID) *taskertype.Step {
 // changes one or two of a task's steps. Byte slices (context, results) and
 // dependency lists are never changed in place, so they are shared too.
 func (r *taskRows) clone() *taskRows {
-	return &taskRows{task: r.task, steps: slices.Clone(r.steps), text: r.text, seq: r.seq, indexed: true}
+	return &taskRows{task: r.task, steps: slices.Clone(r.steps), text: r.text, seq: r.seq, indexed: true, finished: r.finished}
 }
 
 // own returns the step to change in place: st itself if this transaction
@@ -249,8 +255,16 @@ func (t *tx) flushRows() error {
 			}
 		}
 		if r.taskDirty {
-			if _, err := t.stmt(t.s.w.taskSetState).ExecContext(t.ctx, r.text[0], string(r.task.State),
-				micros(r.task.UpdatedAt), nullMicros(r.task.FinishedAt), r.task.Revision); err != nil {
+			var err error
+			if finished := !r.task.FinishedAt.IsZero(); finished || r.finished {
+				_, err = t.stmt(t.s.w.taskSetState).ExecContext(t.ctx, r.text[0], string(r.task.State),
+					micros(r.task.UpdatedAt), nullMicros(r.task.FinishedAt), r.task.Revision)
+				r.finished = finished
+			} else {
+				_, err = t.stmt(t.s.w.taskSetOpen).ExecContext(t.ctx, r.text[0], string(r.task.State),
+					micros(r.task.UpdatedAt), r.task.Revision)
+			}
+			if err != nil {
 				return fmt.Errorf("store: task transition: task %s: %w", r.text[0], err)
 			}
 		}

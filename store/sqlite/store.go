@@ -86,7 +86,7 @@ type readStmts struct {
 
 type writeStmts struct {
 	readStmts
-	taskInsert, taskSetState, stepSet, stepTask, lastSeq *sql.Stmt
+	taskInsert, taskSetState, taskSetOpen, stepSet, stepTask, lastSeq *sql.Stmt
 	stepInsert, edgeInsert, transitionInsert             batchInsert
 }
 
@@ -147,6 +147,9 @@ func newStore(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Store, error) 
 	w.edgeInsert = prepareBatchInsert(p.W, "step_edges", "task_id, from_step_id, to_step_id")
 	w.stepTask = p.W(`SELECT task_id FROM steps WHERE id = ?1`)
 	w.taskSetState = p.W(`UPDATE tasks SET state = ?2, updated_at = ?3, finished_at = ?4, revision = ?5 WHERE id = ?1`)
+	// A task unfinished before and after: finished_at stays NULL, and
+	// is left out (taskRows.finished).
+	w.taskSetOpen = p.W(`UPDATE tasks SET state = ?2, updated_at = ?3, revision = ?4 WHERE id = ?1`)
 	w.stepSet = p.W(`UPDATE steps SET state = ?2, attempts = ?3, next_retry_at = ?4, result = ?5, failure = ?6,
 			started_at = ?7, finished_at = ?8, updated_at = ?9, attempt_id = ?10 WHERE id = ?1`)
 	w.transitionInsert = prepareBatchInsert(p.W, "transitions", "task_id, seq, processor, entries")
