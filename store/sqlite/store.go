@@ -87,7 +87,7 @@ type readStmts struct {
 type writeStmts struct {
 	readStmts
 	taskInsert, taskSetState, taskSetOpen, stepSet, stepTask, lastSeq *sql.Stmt
-	stepInsert, edgeInsert, transitionInsert             batchInsert
+	stepInsert, edgeInsert, transitionInsert                          batchInsert
 }
 
 var _ store.Store = (*Store)(nil)
