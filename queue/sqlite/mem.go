@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"container/heap"
 	"slices"
 	"sync"
@@ -39,8 +40,10 @@ type memMsg struct {
 	idx      int
 }
 
+// message returns the claimed message, with a copy of its body, as a
+// row's would be: a caller that changes it changes nothing here.
 func (m *memMsg) message() *queue.Message {
-	return &queue.Message{ID: m.id, Queue: m.queue, Body: m.body, ReadCount: m.readCt,
+	return &queue.Message{ID: m.id, Queue: m.queue, Body: slices.Clone(m.body), ReadCount: m.readCt,
 		EnqueuedAt: m.enqueued, VisibleAt: time.UnixMicro(m.vt).UTC(), Priority: m.priority}
 }
 
@@ -55,14 +58,10 @@ type memHeap struct {
 
 func (h *memHeap) Len() int { return len(h.ms) }
 func (h *memHeap) Less(i, j int) bool {
-	a, b := h.ms[i], h.ms[j]
-	if h.byKey && a.sortAt != b.sortAt {
-		return a.sortAt < b.sortAt
+	if h.byKey {
+		return claimOrder(h.ms[i], h.ms[j]) < 0
 	}
-	if a.vt != b.vt {
-		return a.vt < b.vt
-	}
-	return a.id < b.id
+	return cmp.Or(cmp.Compare(h.ms[i].vt, h.ms[j].vt), cmp.Compare(h.ms[i].id, h.ms[j].id)) < 0
 }
 func (h *memHeap) Swap(i, j int) {
 	h.ms[i], h.ms[j] = h.ms[j], h.ms[i]
@@ -89,15 +88,10 @@ func (h *memHeap) top() *memMsg {
 	return h.ms[0]
 }
 
-// less reports whether a comes before b in claim order.
-func claimsBefore(a, b *memMsg) bool {
-	if a.sortAt != b.sortAt {
-		return a.sortAt < b.sortAt
-	}
-	if a.vt != b.vt {
-		return a.vt < b.vt
-	}
-	return a.id < b.id
+// claimOrder compares a and b in claim order (the rows' ORDER BY sort_at,
+// vt, id).
+func claimOrder(a, b *memMsg) int {
+	return cmp.Or(cmp.Compare(a.sortAt, b.sortAt), cmp.Compare(a.vt, b.vt), cmp.Compare(a.id, b.id))
 }
 
 // memQueue is one queue kept in memory.
@@ -169,40 +163,46 @@ type memClaim struct {
 }
 
 // claim claims up to max visible messages of queue name at now until vt,
-// in claim order, taking from pending (messages sent in the caller's
-// transaction, not yet in their queues) too. It records the claims of the
-// queue's own messages in undo, when undo is not nil.
-func (mq *memQueue) claim(name string, max int, now, vt int64, pending []*memMsg, undo *[]memClaim) []*memMsg {
+// in claim order. With tm, the claim is in tm's transaction: it takes the
+// transaction's own sends too (not yet in their queues), passes over the
+// messages the transaction acknowledged (a row deleted earlier in a
+// transaction is not claimed later in it), and records what it takes from
+// the queue in tm.claims, to be undone at a rollback.
+func (mq *memQueue) claim(name string, max int, now, vt int64, tm *TxMem) []*memMsg {
 	mq.promote(now)
-	// The transaction's own sends that this claim may take, in claim
-	// order: sorted once, not searched for each message.
-	var own []*memMsg
-	for _, c := range pending {
-		if c.queue == name && !c.claimed && c.vt <= now {
-			own = append(own, c)
+	var own, skipped []*memMsg
+	if tm != nil {
+		// The transaction's own sends that this claim may take, in claim
+		// order: sorted once, not searched for each message.
+		for _, c := range tm.sends {
+			if c.queue == name && !c.claimed && c.vt <= now {
+				own = append(own, c)
+			}
 		}
+		slices.SortFunc(own, claimOrder)
 	}
-	slices.SortFunc(own, func(a, b *memMsg) int {
-		if claimsBefore(a, b) {
-			return -1
-		}
-		return 1
-	})
 	var out []*memMsg
 	for len(out) < max {
 		m := mq.ready.top()
 		var held bool
 		switch {
-		case len(own) > 0 && (m == nil || claimsBefore(own[0], m)):
+		case len(own) > 0 && (m == nil || claimOrder(own[0], m) < 0):
 			m, own = own[0], own[1:]
+		case m != nil && tm.acked(name, m):
+			heap.Pop(&mq.ready)
+			skipped = append(skipped, m)
+			continue
 		case m != nil:
 			heap.Pop(&mq.ready)
-			if undo != nil {
-				*undo = append(*undo, memClaim{m: m, readCt: m.readCt, vt: m.vt, claimed: m.claimed})
+			if tm != nil {
+				tm.claims = append(tm.claims, memClaim{m: m, readCt: m.readCt, vt: m.vt, claimed: m.claimed})
 			}
 			held = true
 		default:
-			return out
+			m = nil
+		}
+		if m == nil {
+			break
 		}
 		m.readCt++
 		m.vt, m.claimed = vt, true
@@ -211,7 +211,29 @@ func (mq *memQueue) claim(name string, max int, now, vt int64, pending []*memMsg
 		}
 		out = append(out, m)
 	}
+	for _, m := range skipped {
+		heap.Push(&mq.ready, m)
+	}
 	return out
+}
+
+// acked reports whether the transaction of tm acknowledged m, of queue
+// name; false when tm is nil.
+func (tm *TxMem) acked(name string, m *memMsg) bool {
+	if tm == nil {
+		return false
+	}
+	for i := range tm.acks {
+		if tm.acks[i].Queue != name {
+			continue
+		}
+		for _, r := range tm.acks[i].Receipts {
+			if r.ID == m.id && r.ReadCount == m.readCt {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // memQueues are the queues kept in memory, by name: those ensured
@@ -228,11 +250,12 @@ func (s *memQueues) get(name string) *memQueue {
 	return s.queues[name]
 }
 
-// newMsg makes a message of p, sent at now; s.mu is held.
+// newMsgLocked makes a message of p, sent at now, whose body is p.Body
+// itself (the caller copies a body it does not own); s.mu is held.
 func (s *memQueues) newMsgLocked(p *queue.SendParams, now time.Time, aging time.Duration) *memMsg {
 	s.next++
 	vt := now.Add(p.Delay).UnixMicro()
-	return &memMsg{id: s.next, queue: p.Queue, body: slices.Clone(bodyOf(p)), enqueued: now.Truncate(time.Microsecond).UTC(),
+	return &memMsg{id: s.next, queue: p.Queue, body: bodyOf(p), enqueued: now.Truncate(time.Microsecond).UTC(),
 		vt: vt, sortAt: vt - queue.PriorityOffset(p.Priority, aging), priority: p.Priority, idx: -1}
 }
 
@@ -258,15 +281,24 @@ type MemTx interface {
 
 // EndTx applies the part of a transaction that concerns the queues kept in
 // memory: its sends and acknowledgements if it committed, the undoing of
-// its claims if not. It resets tm. The caller wakes the subscribers
-// (NotifySent) after a commit.
+// its claims if not. It resets tm. After a commit the caller wakes the
+// subscribers of the queues it sent to (NotifySent); after a rollback
+// EndTx wakes those of the queues whose claims it undid, as a claim that
+// found them empty meanwhile may have gone to sleep.
 func (q *Queue) EndTx(tm *TxMem, committed bool) {
 	if len(tm.sends)+len(tm.claims)+len(tm.acks) == 0 {
 		return
 	}
-	now := q.clock.Now().UnixMicro()
-	s := &q.mem
+	undone := q.mem.end(tm, committed, q.clock.Now().UnixMicro())
+	*tm = TxMem{}
+	q.NotifySent(undone...)
+}
+
+// end applies tm (EndTx) and returns the queues whose claims it undid.
+func (s *memQueues) end(tm *TxMem, committed bool, now int64) []queue.SendParams {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	var undone []queue.SendParams
 	if committed {
 		for _, m := range tm.sends {
 			if mq := s.queues[m.queue]; mq != nil {
@@ -287,10 +319,12 @@ func (q *Queue) EndTx(tm *TxMem, committed bool) {
 			}
 			c.m.readCt, c.m.vt, c.m.claimed = c.readCt, c.vt, c.claimed
 			mq.place(c.m, now)
+			if !slices.ContainsFunc(undone, func(p queue.SendParams) bool { return p.Queue == c.m.queue }) {
+				undone = append(undone, queue.SendParams{Queue: c.m.queue})
+			}
 		}
 	}
-	s.mu.Unlock()
-	*tm = TxMem{}
+	return undone
 }
 
 func (mq *memQueue) ack(rs []queue.Receipt) {
@@ -301,7 +335,8 @@ func (mq *memQueue) ack(rs []queue.Receipt) {
 	}
 }
 
-// memStats counts a queue's messages at now; s.mu is held.
+// stats counts a queue's messages at now, and finds the oldest: a walk of
+// them all, the one operation that is not O(log n); s.mu is held.
 func (mq *memQueue) stats(now time.Time) (visible, claimed, delayed int64, oldest time.Time) {
 	mq.promote(now.UnixMicro())
 	for _, m := range mq.byID {

@@ -85,7 +85,9 @@ func (q *Queue) memSend(p *queue.SendParams, tm *TxMem) (int64, error) {
 	if mq == nil {
 		return 0, errNoQueue(p.Queue)
 	}
-	m := s.newMsgLocked(p, now, q.aging)
+	c := *p
+	c.Body = slices.Clone(bodyOf(p)) // the caller's buffer
+	m := s.newMsgLocked(&c, now, q.aging)
 	if tm != nil {
 		tm.sends = append(tm.sends, m)
 	} else {
@@ -96,6 +98,7 @@ func (q *Queue) memSend(p *queue.SendParams, tm *TxMem) (int64, error) {
 
 // RestoredMessage is a message Restore puts back in a queue kept in memory.
 type RestoredMessage struct {
+	// Body is kept as it is: the caller does not change it afterwards.
 	Body     []byte
 	Priority int
 	// EnqueuedAt is when the message was first sent, as near as the
@@ -116,20 +119,24 @@ func (q *Queue) Restore(ctx context.Context, name string, msgs []RestoredMessage
 	if err := q.QueueEnsure(ctx, name); err != nil {
 		return err
 	}
-	now := q.clock.Now()
-	s := &q.mem
-	s.mu.Lock()
-	mq := s.queues[name]
-	for _, r := range msgs {
-		m := s.newMsgLocked(&queue.SendParams{Queue: name, Body: r.Body, Priority: r.Priority}, now, q.aging)
-		m.readCt, m.enqueued = r.ReadCount, r.EnqueuedAt.Truncate(time.Microsecond).UTC()
-		mq.add(m, now.UnixMicro())
-	}
-	s.mu.Unlock()
+	q.mem.restore(name, msgs, q.clock.Now(), q.aging)
 	if len(msgs) > 0 {
 		q.NotifySent(queue.SendParams{Queue: name})
 	}
 	return nil
+}
+
+// restore adds msgs to a queue, which exists (Restore ensured it); the
+// queue owns their bodies.
+func (s *memQueues) restore(name string, msgs []RestoredMessage, now time.Time, aging time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mq := s.queues[name]
+	for _, r := range msgs {
+		m := s.newMsgLocked(&queue.SendParams{Queue: name, Body: r.Body, Priority: r.Priority}, now, aging)
+		m.readCt, m.enqueued = r.ReadCount, r.EnqueuedAt.Truncate(time.Microsecond).UTC()
+		mq.add(m, now.UnixMicro())
+	}
 }
 
 // memClaim claims from a queue kept in memory: in tm's transaction when tm
@@ -149,14 +156,7 @@ func (q *Queue) memClaim(p *queue.ClaimParams, tm *TxMem) ([]*queue.Message, err
 	if mq == nil {
 		return nil, nil
 	}
-	var (
-		pending []*memMsg
-		undo    *[]memClaim
-	)
-	if tm != nil {
-		pending, undo = tm.sends, &tm.claims
-	}
-	got := mq.claim(p.Queue, p.Max, now.UnixMicro(), now.Add(p.VisibilityTimeout).UnixMicro(), pending, undo)
+	got := mq.claim(p.Queue, p.Max, now.UnixMicro(), now.Add(p.VisibilityTimeout).UnixMicro(), tm)
 	msgs := make([]*queue.Message, len(got))
 	for i, m := range got {
 		msgs[i] = m.message()

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/tasker-go/tasker/internal/domainevents"
 	"github.com/tasker-go/tasker/internal/sqlitedb"
 	"github.com/tasker-go/tasker/internal/wire"
 	"github.com/tasker-go/tasker/queue"
@@ -24,8 +25,14 @@ import (
 // the steps (restoreStepQueues). The process lock keeps every other
 // process out of the database, so no one else needs them.
 
-// isStepQueue picks the queues kept in memory.
-func isStepQueue(name string) bool { return strings.HasPrefix(name, queue.StepQueue("")) }
+// isStepQueue picks the queues kept in memory: the step queues. A name
+// that is also a namespace's domain-event queue (namespace "worker" or
+// "worker_…": "worker_…_domain_events") stays in rows, whose durability
+// those events need; a step queue of a namespace named "…_domain_events"
+// then stays in rows too, as every queue did before.
+func isStepQueue(name string) bool {
+	return strings.HasPrefix(name, queue.StepQueue("")) && !strings.HasSuffix(name, domainevents.QueueSuffix)
+}
 
 // restoreStepQueues gives the step queues the messages of the steps that
 // wait for a worker: an enqueued step's message, never read; and an in
@@ -66,6 +73,9 @@ func (s *Store) restoreStepQueues(ctx context.Context) error {
 			r.ReadCount = 1
 		}
 		q := queue.StepQueue(ns)
+		if !isStepQueue(q) {
+			continue // its messages are rows, durable
+		}
 		if _, ok := byQueue[q]; !ok {
 			order = append(order, q)
 		}

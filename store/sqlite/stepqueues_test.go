@@ -275,3 +275,137 @@ func TestStepQueueMessagesFollowTheirTransaction(t *testing.T) {
 		t.Fatalf("%d rows written for a step queue, want none", n)
 	}
 }
+
+// TestAResetTaskKeepsItsStepMessagesAcrossOpens: a task in error, reset by
+// an operator, is unfinished again in the database (finished_at written
+// back to NULL, then left out of its later writes), so the rebuild finds
+// its enqueued step.
+func TestAResetTaskKeepsItsStepMessagesAcrossOpens(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tasker.db")
+	s, err := storesqlite.Open(t.Context(), storesqlite.Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Queue().QueueEnsure(t.Context(), stepQ); err != nil {
+		t.Fatal(err)
+	}
+	id, ids := stepTask(t, s, 0, "a")
+	moveTask(t, s, id, taskertype.TaskEventStart, taskertype.TaskEventReadyStepsFound, taskertype.TaskEventEnqueueFailed)
+	moveTask(t, s, id, taskertype.TaskEventReset)
+	moveTask(t, s, id, taskertype.TaskEventStart, taskertype.TaskEventReadyStepsFound)
+	moveStep(t, s, id, ids["a"], 0, true, taskertype.StepEventEnqueue)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, path, nil)
+	task, err := s.TaskGet(t.Context(), id)
+	if err != nil || task.State != taskertype.TaskEnqueuingSteps || !task.FinishedAt.IsZero() {
+		t.Fatalf("task after reopening: %+v, %v; want enqueuing_steps, not finished", task, err)
+	}
+	if msgs := claimStep(t, s.Queue(), 10); len(msgs) != 1 {
+		t.Fatalf("after reopening: %d step messages, want the reset task's one", len(msgs))
+	}
+}
+
+// TestNamespaceWorkerKeepsItsDomainEventsInRows: the domain-event queue of
+// namespace "worker" (worker_domain_events) looks like a step queue; its
+// events are durable all the same.
+func TestNamespaceWorkerKeepsItsDomainEventsInRows(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tasker.db")
+	s, err := storesqlite.Open(t.Context(), storesqlite.Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const events = "worker_domain_events"
+	if err := s.Queue().QueueEnsure(t.Context(), events); err != nil {
+		t.Fatal(err)
+	}
+	err = s.InTx(t.Context(), func(tx store.Tx) error {
+		return tx.MessageSend(t.Context(), &queue.SendParams{Queue: events, Body: []byte(`{"event":"x"}`)})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, path, nil)
+	msgs, err := s.Queue().MessageClaim(t.Context(), &queue.ClaimParams{Queue: events, Max: 10, VisibilityTimeout: time.Minute})
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("after reopening: %d events, %v; want the one sent", len(msgs), err)
+	}
+}
+
+// TestStepQueueRollbackLeavesLaterClaimsAlone: a rollback undoes only the
+// claims its transaction still holds: one that expired and was taken by
+// another claim meanwhile stays with its new holder; the queues whose
+// claims it undid are woken; and a message the transaction acknowledged is
+// not claimed again in it.
+func TestStepQueueRollbackLeavesLaterClaimsAlone(t *testing.T) {
+	ctx := t.Context()
+	clock := testclock.New(queuetest.Start)
+	s := openStore(t, filepath.Join(t.TempDir(), "tasker.db"), clock)
+	q := s.Queue()
+	if err := q.QueueEnsure(ctx, stepQ); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{"a", "b"} {
+		if _, err := q.MessageSend(ctx, &queue.SendParams{Queue: stepQ, Body: []byte(b)}); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(time.Millisecond)
+	}
+	wake, cancel := q.Subscribe(stepQ)
+	defer cancel()
+	errRollback := errors.New("roll back")
+	var taken *queue.Message
+	err := s.InTx(ctx, func(tx store.Tx) error {
+		got, err := tx.MessageClaim(ctx, &queue.ClaimParams{Queue: stepQ, Max: 2, VisibilityTimeout: time.Second})
+		if err != nil || len(got) != 2 {
+			t.Fatalf("claim in the transaction: %v, %v; want both", got, err)
+		}
+		clock.Advance(2 * time.Second) // both claims expire
+		if taken = claimStep(t, q, 1)[0]; string(taken.Body) != "a" || taken.ReadCount != 2 {
+			t.Fatalf("claim from outside: %s read %d times, want a read twice", taken.Body, taken.ReadCount)
+		}
+		select { // the sends' wake-up
+		case <-wake:
+		default:
+		}
+		return errRollback
+	})
+	if !errors.Is(err, errRollback) {
+		t.Fatal(err)
+	}
+	select {
+	case <-wake:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a rollback that gave b back woke no one")
+	}
+	if err := q.MessageExtend(ctx, &queue.ExtendParams{Queue: stepQ, Receipt: taken.Receipt(), VisibilityTimeout: time.Hour}); err != nil {
+		t.Fatalf("the later claim of a was undone by the rollback: %v", err)
+	}
+	var b *queue.Message
+	if got := claimStep(t, q, 5); len(got) != 1 || string(got[0].Body) != "b" || got[0].ReadCount != 1 {
+		t.Fatalf("after the rollback: %v; want b alone, read once (its claim undone)", got)
+	} else {
+		b = got[0]
+	}
+	clock.Advance(2 * time.Hour) // both claims expire again
+	err = s.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.MessageAck(ctx, &queue.AckParams{Queue: stepQ, Receipts: []queue.Receipt{b.Receipt()}}); err != nil {
+			return err
+		}
+		got, err := tx.MessageClaim(ctx, &queue.ClaimParams{Queue: stepQ, Max: 5, VisibilityTimeout: time.Hour})
+		if err != nil || len(got) != 1 || string(got[0].Body) != "a" {
+			t.Errorf("claim after acknowledging b in the same transaction: %v, %v; want a alone", got, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := q.QueueStats(ctx, stepQ); err != nil || st.Claimed != 1 || st.Visible != 0 {
+		t.Fatalf("stats %+v, %v; want a claimed and b gone", st, err)
+	}
+}

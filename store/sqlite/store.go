@@ -8,8 +8,10 @@
 // reader pool and see the last committed state without waiting for the writer.
 //
 // Inside InTx, do not call methods of the Store or of its Queue that write
-// (Queue.MessageSend, MessageClaim, …): they wait for the writer connection
-// the transaction holds, forever. Use the Tx's methods instead.
+// (Queue.MessageSend, MessageClaim, …): on a queue kept in rows they wait
+// for the writer connection the transaction holds, forever; on a step
+// queue, kept in memory (stepqueues.go), they apply at once, outside the
+// transaction, and stay if it rolls back. Use the Tx's methods instead.
 package sqlite
 
 import (

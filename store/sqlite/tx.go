@@ -100,10 +100,10 @@ func (s *Store) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	committed = true
-	// Still holding the writer: the next transaction sees these rows and
-	// messages.
-	s.rows.commit(t.rows)
+	// Still holding the writer: the next transaction sees these messages
+	// and rows.
 	s.q.EndTx(&t.mem, true)
+	s.rows.commit(t.rows)
 	s.q.NotifySent(t.sent...)
 	return nil
 }
