@@ -124,14 +124,22 @@ func TestOutcomesWhoseClaimsFailAreStillStoredTogether(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	var started sync.WaitGroup
+	var started, returned sync.WaitGroup
 	started.Add(n)
+	returned.Add(n)
 	release := make(chan struct{})
 	h := taskertype.HandlerFunc(func(ctx context.Context, in *taskertype.StepInput) (any, error) {
 		started.Done()
 		<-release
+		defer returned.Done()
 		return map[string]int{"ok": 1}, nil
 	})
+	// The first report transaction waits at its acknowledgement until
+	// every handler has returned and a little more, so that the other
+	// outcomes are waiting for the next group then, however fast a
+	// transaction is: with the step queue in memory, one often committed
+	// before the next outcome came.
+	st.hold = make(chan struct{})
 	w := reportWorker(t, st, bus, h, 0)
 	defer w.Stop(context.Background())
 	started.Wait()
@@ -139,6 +147,11 @@ func TestOutcomesWhoseClaimsFailAreStillStoredTogether(t *testing.T) {
 	st.acks = nil // the claims' own acknowledgements, if any
 	st.mu.Unlock()
 	close(release)
+	go func() {
+		returned.Wait()
+		time.Sleep(20 * time.Millisecond)
+		close(st.hold)
+	}()
 	stored := map[uuid.UUID]int{}
 	for len(stored) < n {
 		select {
