@@ -181,10 +181,12 @@ func (mq *memQueue) claim(name string, max int, now, vt int64, tm *TxMem) []*mem
 		}
 		slices.SortFunc(own, claimOrder)
 	}
-	var out []*memMsg
+	// The messages taken from the queue are placed (held) after the loop:
+	// placed at once, a claim whose visibility timeout has already run out
+	// (0) would find the same message ready again and return it twice.
+	var out, taken []*memMsg
 	for len(out) < max {
 		m := mq.ready.top()
-		var held bool
 		switch {
 		case len(own) > 0 && (m == nil || claimOrder(own[0], m) < 0):
 			m, own = own[0], own[1:]
@@ -197,7 +199,7 @@ func (mq *memQueue) claim(name string, max int, now, vt int64, tm *TxMem) []*mem
 			if tm != nil {
 				tm.claims = append(tm.claims, memClaim{m: m, readCt: m.readCt, vt: m.vt, claimed: m.claimed})
 			}
-			held = true
+			taken = append(taken, m)
 		default:
 			m = nil
 		}
@@ -206,10 +208,10 @@ func (mq *memQueue) claim(name string, max int, now, vt int64, tm *TxMem) []*mem
 		}
 		m.readCt++
 		m.vt, m.claimed = vt, true
-		if held {
-			mq.place(m, now)
-		}
 		out = append(out, m)
+	}
+	for _, m := range taken {
+		mq.place(m, now)
 	}
 	for _, m := range skipped {
 		heap.Push(&mq.ready, m)

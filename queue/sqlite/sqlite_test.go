@@ -295,3 +295,39 @@ func BenchmarkQueueSendClaimAck(b *testing.B) {
 		}
 	}
 }
+
+// TestClaimsTakeEachMessageOnceAndCopyBodies, in rows and in memory: a
+// claim whose visibility timeout is 0 (the message visible again at once)
+// returns each message once; a claimed body, or a sent buffer, changed by
+// its caller changes nothing in the queue.
+func TestClaimsTakeEachMessageOnceAndCopyBodies(t *testing.T) {
+	for _, mode := range []struct {
+		name     string
+		inMemory func(string) bool
+	}{{"rows", nil}, {"memory", func(string) bool { return true }}} {
+		t.Run(mode.name, func(t *testing.T) {
+			ctx := t.Context()
+			q, err := queuesqlite.Open(ctx, queuesqlite.Config{Path: filepath.Join(t.TempDir(), "queue.db"),
+				Clock: testclock.New(queuetest.Start), InMemory: mode.inMemory})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer q.Close()
+			if err := q.QueueEnsure(ctx, "q"); err != nil {
+				t.Fatal(err)
+			}
+			buf := []byte("body")
+			if _, err := q.MessageSend(ctx, &queue.SendParams{Queue: "q", Body: buf}); err != nil {
+				t.Fatal(err)
+			}
+			buf[0] = 'X'
+			for i := 1; i <= 2; i++ {
+				msgs, err := q.MessageClaim(ctx, &queue.ClaimParams{Queue: "q", Max: 5})
+				if err != nil || len(msgs) != 1 || string(msgs[0].Body) != "body" || msgs[0].ReadCount != i {
+					t.Fatalf("claim %d with no visibility timeout: %d messages, %v; want the one message, body \"body\", read %d times", i, len(msgs), err, i)
+				}
+				msgs[0].Body[0] = 'Y'
+			}
+		})
+	}
+}

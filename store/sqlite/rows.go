@@ -44,7 +44,8 @@ type taskRows struct {
 	// While it stays NULL a write leaves the column out, so that the
 	// partial index of unfinished tasks, which a statement that sets the
 	// column rewrites even to the same value, is not written at every
-	// state change (one page of the four an outcome's commit wrote).
+	// state change (one WAL page of the 5.6 an outcome's commit wrote,
+	// docs/benchmarks.md).
 	finished bool
 	// Changed here and not yet written, in a transaction's copy. A step in
 	// stepsDirty is the transaction's own copy (see own).

@@ -409,3 +409,104 @@ func TestStepQueueRollbackLeavesLaterClaimsAlone(t *testing.T) {
 		t.Fatalf("stats %+v, %v; want a claimed and b gone", st, err)
 	}
 }
+
+// TestStepQueueRollbackGivesBackWhatItsClaimsPassedOver: a transaction
+// that acknowledged an expired message, then claimed past it, and rolled
+// back leaves the message in the queue.
+func TestStepQueueRollbackGivesBackWhatItsClaimsPassedOver(t *testing.T) {
+	ctx := t.Context()
+	clock := testclock.New(queuetest.Start)
+	s := openStore(t, filepath.Join(t.TempDir(), "tasker.db"), clock)
+	q := s.Queue()
+	if err := q.QueueEnsure(ctx, stepQ); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.MessageSend(ctx, &queue.SendParams{Queue: stepQ, Body: []byte("a")}); err != nil {
+		t.Fatal(err)
+	}
+	a := claimStep(t, q, 1)[0]
+	clock.Advance(2 * time.Hour) // its claim expires
+	errRollback := errors.New("roll back")
+	err := s.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.MessageAck(ctx, &queue.AckParams{Queue: stepQ, Receipts: []queue.Receipt{a.Receipt()}}); err != nil {
+			return err
+		}
+		if got, err := tx.MessageClaim(ctx, &queue.ClaimParams{Queue: stepQ, Max: 5, VisibilityTimeout: time.Hour}); err != nil || len(got) != 0 {
+			t.Errorf("claim after acknowledging a: %v, %v; want none", got, err)
+		}
+		return errRollback
+	})
+	if !errors.Is(err, errRollback) {
+		t.Fatal(err)
+	}
+	if got := claimStep(t, q, 5); len(got) != 1 || got[0].ReadCount != 2 {
+		t.Fatalf("after the rollback: %v; want a, read a second time", got)
+	}
+	// An acknowledgement with the receipt of an earlier claim hides
+	// nothing: a claimed again since.
+	clock.Advance(2 * time.Hour)
+	err = s.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.MessageAck(ctx, &queue.AckParams{Queue: stepQ, Receipts: []queue.Receipt{a.Receipt()}}); err != nil {
+			return err
+		}
+		if got, err := tx.MessageClaim(ctx, &queue.ClaimParams{Queue: stepQ, Max: 5, VisibilityTimeout: time.Hour}); err != nil || len(got) != 1 || got[0].ReadCount != 3 {
+			t.Errorf("claim after a stale acknowledgement of a: %v, %v; want a, read a third time", got, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAStepQueueNamedLikeDomainEventsStaysInRows: namespace
+// "x_domain_events" has a step queue, worker_x_domain_events, that is
+// also namespace "worker_x"'s domain-event queue: it stays in rows, and a
+// store with such steps opens again with their messages.
+func TestAStepQueueNamedLikeDomainEventsStaysInRows(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tasker.db")
+	s, err := storesqlite.Open(t.Context(), storesqlite.Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ns = "x_domain_events"
+	q := queue.StepQueue(ns)
+	if err := s.Queue().QueueEnsure(t.Context(), q); err != nil {
+		t.Fatal(err)
+	}
+	task := &taskertype.Task{ID: uuid.New(), Namespace: ns, Name: "tmpl", Version: "1.0.0", Context: []byte(`{}`)}
+	step := &taskertype.Step{ID: uuid.New(), Name: "a", Handler: "h",
+		Retry: taskertype.RetryPolicy{MaxAttempts: 1, Backoff: taskertype.BackoffExponential, Base: time.Second}, Timeout: time.Minute}
+	err = s.InTx(t.Context(), func(tx store.Tx) error {
+		if err := tx.TaskCreate(t.Context(), &store.TaskCreateParams{Task: task, Steps: []*taskertype.Step{step}, At: time.Now()}); err != nil {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.InTx(t.Context(), func(tx store.Tx) error {
+		st, err := tx.StepGet(t.Context(), step.ID)
+		if err != nil {
+			return err
+		}
+		st.State = taskertype.StepEnqueued
+		if err := tx.StepTransition(t.Context(), &store.StepTransitionParams{Step: st, From: taskertype.StepPending, Event: taskertype.StepEventEnqueue, At: time.Now()}); err != nil {
+			return err
+		}
+		return tx.MessageSend(t.Context(), &queue.SendParams{Queue: q,
+			Body: wire.Encode(wire.StepMessage{TaskID: task.ID, StepID: step.ID})})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, path, nil)
+	msgs, err := s.Queue().MessageClaim(t.Context(), &queue.ClaimParams{Queue: q, Max: 10, VisibilityTimeout: time.Minute})
+	if err != nil || len(msgs) != 1 || msgs[0].ReadCount != 1 {
+		t.Fatalf("after reopening: %d messages, %v; want the step's one, from its row", len(msgs), err)
+	}
+}
