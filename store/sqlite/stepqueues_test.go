@@ -95,6 +95,29 @@ func moveTask(t *testing.T, s *storesqlite.Store, id uuid.UUID, events ...tasker
 	}
 }
 
+// storeToReopen opens a store at path, with queue name ensured, for a test
+// that closes it itself and opens it again.
+func storeToReopen(t *testing.T, path, name string) *storesqlite.Store {
+	t.Helper()
+	s, err := storesqlite.Open(t.Context(), storesqlite.Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Queue().QueueEnsure(t.Context(), name); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// reopen closes s and opens its database again.
+func reopen(t *testing.T, s *storesqlite.Store, path string) *storesqlite.Store {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return openStore(t, path, nil)
+}
+
 func claimStep(t *testing.T, q queue.Queue, max int) []*queue.Message {
 	t.Helper()
 	msgs, err := q.MessageClaim(t.Context(), &queue.ClaimParams{Queue: stepQ, Max: max, VisibilityTimeout: time.Hour})
@@ -120,13 +143,7 @@ func stepRows(t *testing.T, s *storesqlite.Store) int {
 // messages there were before.
 func TestStepQueuesAreRebuiltFromTheStepsAtOpen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tasker.db")
-	s, err := storesqlite.Open(t.Context(), storesqlite.Config{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Queue().QueueEnsure(t.Context(), stepQ); err != nil {
-		t.Fatal(err)
-	}
+	s := storeToReopen(t, path, stepQ)
 	live, ids := stepTask(t, s, 7, "waiting", "running", "pending", "done")
 	moveTask(t, s, live, taskertype.TaskEventStart, taskertype.TaskEventReadyStepsFound)
 	moveStep(t, s, live, ids["waiting"], 7, true, taskertype.StepEventEnqueue)
@@ -157,11 +174,7 @@ func TestStepQueuesAreRebuiltFromTheStepsAtOpen(t *testing.T) {
 	if n := stepRows(t, s); n != 0 {
 		t.Fatalf("%d rows in the step queue's table, want none: its messages are kept in memory", n)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s = openStore(t, path, nil)
+	s = reopen(t, s, path)
 	msgs := claimStep(t, s.Queue(), 10)
 	want := map[uuid.UUID]int{ids["waiting"]: 1, ids["running"]: 2, fids["left"]: 1}
 	if len(msgs) != len(want) {
@@ -282,22 +295,13 @@ func TestStepQueueMessagesFollowTheirTransaction(t *testing.T) {
 // its enqueued step.
 func TestAResetTaskKeepsItsStepMessagesAcrossOpens(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tasker.db")
-	s, err := storesqlite.Open(t.Context(), storesqlite.Config{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Queue().QueueEnsure(t.Context(), stepQ); err != nil {
-		t.Fatal(err)
-	}
+	s := storeToReopen(t, path, stepQ)
 	id, ids := stepTask(t, s, 0, "a")
 	moveTask(t, s, id, taskertype.TaskEventStart, taskertype.TaskEventReadyStepsFound, taskertype.TaskEventEnqueueFailed)
 	moveTask(t, s, id, taskertype.TaskEventReset)
 	moveTask(t, s, id, taskertype.TaskEventStart, taskertype.TaskEventReadyStepsFound)
 	moveStep(t, s, id, ids["a"], 0, true, taskertype.StepEventEnqueue)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = openStore(t, path, nil)
+	s = reopen(t, s, path)
 	task, err := s.TaskGet(t.Context(), id)
 	if err != nil || task.State != taskertype.TaskEnqueuingSteps || !task.FinishedAt.IsZero() {
 		t.Fatalf("task after reopening: %+v, %v; want enqueuing_steps, not finished", task, err)
@@ -312,24 +316,15 @@ func TestAResetTaskKeepsItsStepMessagesAcrossOpens(t *testing.T) {
 // events are durable all the same.
 func TestNamespaceWorkerKeepsItsDomainEventsInRows(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tasker.db")
-	s, err := storesqlite.Open(t.Context(), storesqlite.Config{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
 	const events = "worker_domain_events"
-	if err := s.Queue().QueueEnsure(t.Context(), events); err != nil {
-		t.Fatal(err)
-	}
-	err = s.InTx(t.Context(), func(tx store.Tx) error {
+	s := storeToReopen(t, path, events)
+	err := s.InTx(t.Context(), func(tx store.Tx) error {
 		return tx.MessageSend(t.Context(), &queue.SendParams{Queue: events, Body: []byte(`{"event":"x"}`)})
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = openStore(t, path, nil)
+	s = reopen(t, s, path)
 	msgs, err := s.Queue().MessageClaim(t.Context(), &queue.ClaimParams{Queue: events, Max: 10, VisibilityTimeout: time.Minute})
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("after reopening: %d events, %v; want the one sent", len(msgs), err)
@@ -465,23 +460,14 @@ func TestStepQueueRollbackGivesBackWhatItsClaimsPassedOver(t *testing.T) {
 // store with such steps opens again with their messages.
 func TestAStepQueueNamedLikeDomainEventsStaysInRows(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tasker.db")
-	s, err := storesqlite.Open(t.Context(), storesqlite.Config{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
 	const ns = "x_domain_events"
 	q := queue.StepQueue(ns)
-	if err := s.Queue().QueueEnsure(t.Context(), q); err != nil {
-		t.Fatal(err)
-	}
+	s := storeToReopen(t, path, q)
 	task := &taskertype.Task{ID: uuid.New(), Namespace: ns, Name: "tmpl", Version: "1.0.0", Context: []byte(`{}`)}
 	step := &taskertype.Step{ID: uuid.New(), Name: "a", Handler: "h",
 		Retry: taskertype.RetryPolicy{MaxAttempts: 1, Backoff: taskertype.BackoffExponential, Base: time.Second}, Timeout: time.Minute}
-	err = s.InTx(t.Context(), func(tx store.Tx) error {
-		if err := tx.TaskCreate(t.Context(), &store.TaskCreateParams{Task: task, Steps: []*taskertype.Step{step}, At: time.Now()}); err != nil {
-			return err
-		}
-		return nil
+	err := s.InTx(t.Context(), func(tx store.Tx) error {
+		return tx.TaskCreate(t.Context(), &store.TaskCreateParams{Task: task, Steps: []*taskertype.Step{step}, At: time.Now()})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -501,10 +487,7 @@ func TestAStepQueueNamedLikeDomainEventsStaysInRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = openStore(t, path, nil)
+	s = reopen(t, s, path)
 	msgs, err := s.Queue().MessageClaim(t.Context(), &queue.ClaimParams{Queue: q, Max: 10, VisibilityTimeout: time.Minute})
 	if err != nil || len(msgs) != 1 || msgs[0].ReadCount != 1 {
 		t.Fatalf("after reopening: %d messages, %v; want the step's one, from its row", len(msgs), err)
