@@ -14,7 +14,7 @@
 // # Format
 //
 //	name: linear_workflow          # required, ^[a-z][a-z0-9_]{0,62}$
-//	namespace: demo                # required, same pattern; the queue is worker_<namespace>
+//	namespace: demo                # required, same pattern, not ending with _domain_events; the queue is worker_<namespace>
 //	version: 1.0.0                 # required, MAJOR.MINOR.PATCH with an optional -prerelease
 //	description: free text         # optional
 //	context_schema:                # optional JSON Schema (draft 2020-12 unless $schema says otherwise)

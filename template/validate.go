@@ -153,6 +153,14 @@ func (c *checker) checkTemplate(t *Template, l *locator, skip map[string]bool) {
 		}
 		c.checkName(t.Namespace, ns, "", line(-1, "namespace"),
 			ns+": demo", " (the namespace also names the queue worker_<namespace>)")
+		if rest, ok := strings.CutSuffix(t.Namespace, DomainEventQueueSuffix); ok && badName(t.Namespace) == "" {
+			// Its step queue, worker_<rest>_domain_events, would be the
+			// durable domain-event queue of namespace worker_<rest>: the
+			// two would take each other's messages.
+			c.add(Problem{Line: line(-1, "namespace"), Field: ns,
+				Message: fmt.Sprintf("invalid %s %q: it ends with %q", ns, t.Namespace, DomainEventQueueSuffix),
+				Hint:    fmt.Sprintf("choose a namespace that does not: its queue worker_%s would also be the domain-event queue of namespace worker_%s", t.Namespace, rest)})
+		}
 	}
 	if !skip[skipKey(-1, "version")] {
 		c.checkVersion(t.Version, line(-1, "version"))
@@ -278,6 +286,11 @@ func atLine(n int) string {
 	}
 	return " (line " + strconv.Itoa(n) + ")"
 }
+
+// DomainEventQueueSuffix ends the name of a namespace's durable
+// domain-event queue, {namespace}_domain_events (tasker-core's name). A
+// namespace may not end with it: see checkTemplate.
+const DomainEventQueueSuffix = "_domain_events"
 
 // checkName checks a template name or namespace.
 func (c *checker) checkName(v, field, step string, line int, example, extra string) {

@@ -86,6 +86,12 @@ func TestParseReportsProblems(t *testing.T) {
 			line: 2,
 		},
 		{
+			name: "a namespace whose step queue would be another's domain-event queue is refused",
+			src:  "name: wf\nnamespace: x_domain_events\nversion: 1.0.0\n" + steps("a:h"),
+			want: [][]string{{`namespace: invalid namespace "x_domain_events": it ends with "_domain_events"`, "worker_x_domain_events", "namespace worker_x"}},
+			line: 2,
+		},
+		{
 			name: "a too long name is reported with its length",
 			src:  "name: " + strings.Repeat("a", 64) + "\nnamespace: demo\nversion: 1.0.0\n" + steps("a:h"),
 			want: [][]string{{"64 characters, more than 63"}},

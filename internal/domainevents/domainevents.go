@@ -17,8 +17,9 @@ import (
 	"github.com/tasker-go/tasker/template"
 )
 
-// QueueSuffix ends the name of a namespace's durable domain event queue.
-const QueueSuffix = "_domain_events"
+// QueueSuffix ends the name of a namespace's durable domain event queue;
+// templates refuse a namespace that ends with it.
+const QueueSuffix = template.DomainEventQueueSuffix
 
 // QueueName names the queue that carries a namespace's durable domain
 // events: {namespace}_domain_events, as tasker-core names it.

@@ -29,7 +29,7 @@ import (
 // that is also a namespace's domain-event queue (namespace "worker" or
 // "worker_…": "worker_…_domain_events") stays in rows, whose durability
 // those events need; a step queue of a namespace named "…_domain_events"
-// then stays in rows too, as every queue did before.
+// (which templates refuse, for that very clash) would stay in rows too.
 func isStepQueue(name string) bool {
 	return strings.HasPrefix(name, queue.StepQueue("")) && !strings.HasSuffix(name, domainevents.QueueSuffix)
 }
