@@ -279,6 +279,8 @@ func (q *Queue) memDeadLetter(ctx context.Context, p *queue.DeadLetterParams) er
 	return nil
 }
 
+// inWriteTx runs fn in a transaction of the writer connection of its own
+// (outside any store transaction), committed if fn returns nil.
 func (q *Queue) inWriteTx(ctx context.Context, fn func(tx Tx) error) error {
 	tx, err := q.db.W.BeginTx(ctx, nil)
 	if err != nil {

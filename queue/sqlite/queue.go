@@ -566,20 +566,13 @@ func (q *Queue) MessageArchive(ctx context.Context, p *queue.ArchiveParams) erro
 	}
 	ids := receiptList(p.Receipts)
 	now := sqlitedb.Micros(q.clock.Now())
-	err := func() error {
-		tx, err := q.db.W.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		defer tx.Rollback()
+	err := q.inWriteTx(ctx, func(tx Tx) error {
 		if _, err := tx.StmtContext(ctx, q.archiveCopy).ExecContext(ctx, p.Queue, ids, now); err != nil {
 			return err
 		}
-		if _, err := tx.StmtContext(ctx, q.archiveDelete).ExecContext(ctx, p.Queue, ids); err != nil {
-			return err
-		}
-		return tx.Commit()
-	}()
+		_, err := tx.StmtContext(ctx, q.archiveDelete).ExecContext(ctx, p.Queue, ids)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("queue: archive on %q: %w", p.Queue, err)
 	}
