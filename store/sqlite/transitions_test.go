@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -233,4 +234,96 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// TestMigrationKeepsTheLogInWriteOrder: migration 0009 moves the packed
+// rows of an earlier database to the table kept in write order, each task's
+// log unchanged and going on from where it ended, and the unique index
+// still refuses a second row of a task with the same seq.
+func TestMigrationKeepsTheLogInWriteOrder(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "tasker.db")
+	db, err := sqlitedb.Open(ctx, sqlitedb.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Migrate(ctx, storesqlite.Component, migrationsUpTo(t, 8)); err != nil {
+		t.Fatal(err)
+	}
+	a, b, stepOfB := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	us := at.UnixMicro()
+	for _, id := range []uuid.UUID{a, b} {
+		if _, err := db.W.ExecContext(ctx, `INSERT INTO tasks (id, namespace, name, version, state, revision, context, created_at, updated_at)
+			VALUES (?1, 'ns', 't', '1', 'initializing', 1, '{}', ?2, ?2)`, id.String(), us); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// b's rows first, then a's, b's second row last: two rows of b, the
+	// second by another processor.
+	if _, err := db.W.ExecContext(ctx, `INSERT INTO transitions (task_id, seq, processor, entries) VALUES
+		(?2, 1, 'old@host', json_array(json_array(NULL, '', 'pending', 'create', ?4), json_array(?3, '', 'pending', 'create', ?4))),
+		(?1, 1, 'old@host', json_array(json_array(NULL, '', 'pending', 'create', ?4))),
+		(?2, 3, 'other@host', json_array(json_array(NULL, 'pending', 'initializing', 'start', ?4 + 1)))`,
+		a.String(), b.String(), stepOfB.String(), us); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := openStore(t, path, nil)
+	checkLog(t, s, a, uuid.Nil, []taskertype.Transition{
+		{ID: 1, TaskID: a, To: "pending", Event: "create", At: at, Processor: "old@host"},
+	})
+	wantB := []taskertype.Transition{
+		{ID: 1, TaskID: b, To: "pending", Event: "create", At: at, Processor: "old@host"},
+		{ID: 2, TaskID: b, StepID: stepOfB, To: "pending", Event: "create", At: at, Processor: "old@host"},
+		{ID: 3, TaskID: b, From: "pending", To: "initializing", Event: "start", At: at.Add(time.Microsecond), Processor: "other@host"},
+	}
+	checkLog(t, s, b, uuid.Nil, wantB)
+	if err := s.InTx(ctx, func(tx store.Tx) error {
+		return tx.TaskTransition(ctx, &store.TaskTransitionParams{ID: b, From: taskertype.TaskInitializing,
+			To: taskertype.TaskEnqueuingSteps, Event: taskertype.TaskEventReadyStepsFound, At: at.Add(time.Second), Processor: "new@host"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	wantB = append(wantB, taskertype.Transition{ID: 4, TaskID: b, From: "initializing", To: "enqueuing_steps",
+		Event: "ready_steps_found", At: at.Add(time.Second), Processor: "new@host"})
+	checkLog(t, s, b, uuid.Nil, wantB)
+	checkLog(t, s, b, stepOfB, wantB[1:2])
+
+	// The table is kept in write order and a task's rows stay unique.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := sqlitedb.Open(ctx, sqlitedb.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var order []string
+	rows, err := raw.W.QueryContext(ctx, `SELECT task_id || ':' || seq FROM transitions ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			t.Fatal(err)
+		}
+		order = append(order, k)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	rows.Close()
+	want := []string{a.String() + ":1", b.String() + ":1", b.String() + ":3", b.String() + ":4"}
+	if !slices.Equal(order, want) {
+		t.Errorf("rows in write order %v, want %v", order, want)
+	}
+	_, err = raw.W.ExecContext(ctx, `INSERT INTO transitions (task_id, seq, processor, entries) VALUES (?1, 4, 'x', '[]')`, b.String())
+	if err == nil || !strings.Contains(err.Error(), "UNIQUE") {
+		t.Errorf("a second row of task b with seq 4: %v, want a UNIQUE constraint failure", err)
+	}
 }
