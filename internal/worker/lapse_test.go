@@ -329,6 +329,65 @@ func TestAHandlerAbandonedDuringStopFailsItsAttempt(t *testing.T) {
 	}
 }
 
+// Stop is bounded when the heartbeat is stuck in a store call that
+// ignores its context: every step ended, Stop returns once its context and
+// then the handlers' grace and 5 s have passed, with an error naming the
+// heartbeat, instead of waiting for the store forever.
+func TestStopDoesNotWaitForAStuckHeartbeat(t *testing.T) {
+	e := newEnv(t)
+	sub, err := e.bus.Subscribe(events.Filter{Kinds: []string{events.KindStepTransition}}, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	st := &stuckCheckStore{Store: e.st, in: make(chan struct{}), release: make(chan struct{})}
+	defer close(st.release) // before the store closes (cleanups run after defers)
+	h := taskertype.HandlerFunc(func(ctx context.Context, in *taskertype.StepInput) (any, error) {
+		<-st.in // the heartbeat's check of this attempt is stuck
+		return "done", nil
+	})
+	w, err := worker.New(worker.Config{Store: st, Queue: e.st.Queue(), Bus: e.bus, Processor: "a",
+		Namespaces: []string{ns}, Handlers: map[string]taskertype.Handler{"slow": h}, Concurrency: 1,
+		VisibilityTimeout: time.Minute, CancelCheck: 20 * time.Millisecond, IdlePoll: 20 * time.Millisecond,
+		TimeoutGrace: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	e.waitState(t, sub, taskertype.StepEnqueuedForOrchestration)
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	stopped := make(chan error, 1)
+	begin := time.Now()
+	go func() { stopped <- w.Stop(ctx) }()
+	select {
+	case err := <-stopped:
+		if took := time.Since(begin); took < 100*time.Millisecond || err == nil || !strings.Contains(err.Error(), "heartbeat") {
+			t.Errorf("Stop returned after %v with %v; want an error naming the heartbeat once its context ended", took, err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Stop still waits for a heartbeat stuck in the store 20 s after its context ended")
+	}
+}
+
+// stuckCheckStore's StepAttempts, the heartbeat's check, never returns
+// before release closes, whatever its context: a store that does not
+// answer. in is closed as the first check begins.
+type stuckCheckStore struct {
+	*storesqlite.Store
+	in      chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (s *stuckCheckStore) StepAttempts(ctx context.Context, ids []uuid.UUID) ([]store.StepAttempt, error) {
+	s.once.Do(func() { close(s.in) })
+	<-s.release
+	return s.Store.StepAttempts(context.WithoutCancel(ctx), ids)
+}
+
 // A handler learns its attempt's ID, the store's fencing token.
 func TestAHandlerReceivesItsAttemptID(t *testing.T) {
 	e := newEnv(t)

@@ -413,7 +413,9 @@ func (w *Worker) PrepareStop() { w.stopping.Store(true) }
 // that returns is released, to run again later, instead of failing; a
 // handler that ignores the cancellation past the grace fails its attempt as
 // a retryable timeout. Stop then waits a little longer for the outcomes to
-// be stored.
+// be stored, and for the heartbeat: once ctx has ended, at most the
+// handlers' grace and 5 s in all, then it returns an error naming what
+// still runs.
 func (w *Worker) Stop(ctx context.Context) error {
 	w.PrepareStop()
 	w.mu.Lock()
@@ -439,22 +441,45 @@ func (w *Worker) Stop(ctx context.Context) error {
 		w.steps.Wait()
 		close(done)
 	}()
+	// Once ctx is done, what is left gets the handlers' grace and 5 s, on
+	// one timer: the steps, then the heartbeat and the cancellation
+	// tracker, which stopSteps ended but which may be in a store call.
+	var timer *time.Timer
+	var grace <-chan time.Time
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	expire := func() {
+		if timer == nil {
+			timer = time.NewTimer(w.cfg.TimeoutGrace + 5*time.Second)
+			grace = timer.C
+		}
+	}
 	select {
 	case <-done:
+	case <-ctx.Done():
 		stopSteps()
-		<-bgDone
+		expire()
+		select {
+		case <-done:
+		case <-grace:
+			return errors.New("worker: stop: steps are still running (handlers that ignored cancellation) or still being claimed or stored (a store that does not answer); their steps will be retried after their claims expire")
+		}
+	}
+	stopSteps()
+	select {
+	case <-bgDone:
 		return nil
 	case <-ctx.Done():
 	}
-	stopSteps()
-	t := time.NewTimer(w.cfg.TimeoutGrace + 5*time.Second)
-	defer t.Stop()
+	expire()
 	select {
-	case <-done:
-		<-bgDone
+	case <-bgDone:
 		return nil
-	case <-t.C:
-		return errors.New("worker: stop: steps are still running (handlers that ignored cancellation) or still being claimed or stored (a store that does not answer); their steps will be retried after their claims expire")
+	case <-grace:
+		return errors.New("worker: stop: the heartbeat or the cancellation check is still in a store call that does not answer; every step has ended")
 	}
 }
 
