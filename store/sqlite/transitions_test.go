@@ -238,8 +238,9 @@ func btoi(b bool) int {
 
 // TestMigrationKeepsTheLogInWriteOrder: migration 0009 moves the packed
 // rows of an earlier database to the table kept in write order, each task's
-// log unchanged and going on from where it ended, and the unique index
-// still refuses a second row of a task with the same seq.
+// log unchanged and going on from where it ended (a new row numbered after
+// the migrated ones), and the unique index on (task_id, seq) still refuses
+// a second row of a task with the same seq.
 func TestMigrationKeepsTheLogInWriteOrder(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "tasker.db")
@@ -259,8 +260,9 @@ func TestMigrationKeepsTheLogInWriteOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// b's rows first, then a's, b's second row last: two rows of b, the
-	// second by another processor.
+	// Inserted b's first row, then a's, then b's second (by another
+	// processor): the migration numbers them in (task_id, seq) order,
+	// since their write order is not known.
 	if _, err := db.W.ExecContext(ctx, `INSERT INTO transitions (task_id, seq, processor, entries) VALUES
 		(?2, 1, 'old@host', json_array(json_array(NULL, '', 'pending', 'create', ?4), json_array(?3, '', 'pending', 'create', ?4))),
 		(?1, 1, 'old@host', json_array(json_array(NULL, '', 'pending', 'create', ?4))),
@@ -321,6 +323,26 @@ func TestMigrationKeepsTheLogInWriteOrder(t *testing.T) {
 	want := []string{a.String() + ":1", b.String() + ":1", b.String() + ":3", b.String() + ":4"}
 	if !slices.Equal(order, want) {
 		t.Errorf("rows in write order %v, want %v", order, want)
+	}
+	// A task's rows are found through the index: task first, then seq.
+	var cols []string
+	irows, err := raw.W.QueryContext(ctx, `SELECT name FROM pragma_index_info('transitions_task') ORDER BY seqno`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for irows.Next() {
+		var c string
+		if err := irows.Scan(&c); err != nil {
+			t.Fatal(err)
+		}
+		cols = append(cols, c)
+	}
+	if err := irows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	irows.Close()
+	if !slices.Equal(cols, []string{"task_id", "seq"}) {
+		t.Errorf("the index transitions_task is on %v, want [task_id seq]", cols)
 	}
 	_, err = raw.W.ExecContext(ctx, `INSERT INTO transitions (task_id, seq, processor, entries) VALUES (?1, 4, 'x', '[]')`, b.String())
 	if err == nil || !strings.Contains(err.Error(), "UNIQUE") {

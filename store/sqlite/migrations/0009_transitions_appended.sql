@@ -6,8 +6,11 @@
 -- (docs/benchmarks.md, "the transition log in write order"). Now the table
 -- is kept in the order rows are written (its integer key), so a
 -- transaction's rows go to its last pages, and a unique index keeps the
--- rows of a task together for its reads, with small entries. The rows and
--- their format (migration 0005) do not change.
+-- rows of a task together for its reads: its entries still go to each
+-- task's place, but they are small, so far fewer pages are written. The
+-- rows and their format (migration 0005) do not change. The migration
+-- copies the whole log once, in its transaction at open, and the old
+-- table's pages stay in the file as free pages for new rows.
 CREATE TABLE transitions_appended (
     id        INTEGER PRIMARY KEY, -- the order rows were written in
     task_id   TEXT    NOT NULL,
@@ -16,6 +19,9 @@ CREATE TABLE transitions_appended (
     entries   TEXT    NOT NULL     -- JSON, see migration 0005
 );
 
+-- The rows already there are numbered in (task_id, seq) order: the order
+-- they were written in is not known (the ORDER BY is what the old table's
+-- scan gives anyway; it says so).
 INSERT INTO transitions_appended (task_id, seq, processor, entries)
 SELECT task_id, seq, processor, entries FROM transitions ORDER BY task_id, seq;
 
