@@ -271,14 +271,21 @@ func (g *globals) serveUntilDone(ctx context.Context, cfg tasker.Config, handler
 	// No step goes to pull workers before the API's registry of them
 	// is up: it replaces this.
 	eng.ServePullHandlers(func(string, string) bool { return false })
+	// A start that fails stops what did start within --shutdown-timeout,
+	// as a signal would.
+	stopNow := func() {
+		sctx, cancel := context.WithTimeout(context.Background(), shutdown)
+		defer cancel()
+		_ = eng.Stop(sctx)
+	}
 	if err := eng.Start(ctx); err != nil {
-		_ = eng.Stop(context.Background())
+		stopNow()
 		return err
 	}
 	g.logger().Info("running", "what", what, "pid", os.Getpid())
 	web, err := g.startHTTP(ctx, eng)
 	if err != nil {
-		_ = eng.Stop(context.Background())
+		stopNow()
 		return err
 	}
 	fmt.Fprintf(g.stderr, "tasker: %s running (pid %d); stop with Ctrl-C or SIGTERM\n", what, os.Getpid())

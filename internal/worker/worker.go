@@ -442,8 +442,10 @@ func (w *Worker) Stop(ctx context.Context) error {
 		close(done)
 	}()
 	// Once ctx is done, what is left gets the handlers' grace and 5 s, on
-	// one timer: the steps, then the heartbeat and the cancellation
-	// tracker, which stopSteps ended but which may be in a store call.
+	// one timer: the steps, then the heartbeat (whose renewals and checks
+	// stopSteps cancels) and the orphan tracker (which may be storing an
+	// orphan's failure, under its own budget), either of which may be in a
+	// store call.
 	var timer *time.Timer
 	var grace <-chan time.Time
 	defer func() {
@@ -479,7 +481,7 @@ func (w *Worker) Stop(ctx context.Context) error {
 	case <-bgDone:
 		return nil
 	case <-grace:
-		return errors.New("worker: stop: the heartbeat or the cancellation check is still in a store call that does not answer; every step has ended")
+		return errors.New("worker: stop: every step has ended, but the heartbeat or the orphan tracker is still in a store call (a store that does not answer, or answers slowly); an orphan's failure not stored leaves its step to run again once its claim expires")
 	}
 }
 
