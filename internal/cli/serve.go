@@ -3,6 +3,7 @@ package cli
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -273,20 +274,21 @@ func (g *globals) serveUntilDone(ctx context.Context, cfg tasker.Config, handler
 	eng.ServePullHandlers(func(string, string) bool { return false })
 	// A start that fails stops what did start within --shutdown-timeout,
 	// as a signal would.
-	stopNow := func() {
+	stopAfter := func(err error) error {
 		sctx, cancel := context.WithTimeout(context.Background(), shutdown)
 		defer cancel()
-		_ = eng.Stop(sctx)
+		if serr := eng.Stop(sctx); serr != nil {
+			return errors.Join(err, fmt.Errorf("and stopping what had started: %w", serr))
+		}
+		return err
 	}
 	if err := eng.Start(ctx); err != nil {
-		stopNow()
-		return err
+		return stopAfter(err)
 	}
 	g.logger().Info("running", "what", what, "pid", os.Getpid())
 	web, err := g.startHTTP(ctx, eng)
 	if err != nil {
-		stopNow()
-		return err
+		return stopAfter(err)
 	}
 	fmt.Fprintf(g.stderr, "tasker: %s running (pid %d); stop with Ctrl-C or SIGTERM\n", what, os.Getpid())
 	var webErr error

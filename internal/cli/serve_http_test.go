@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -86,5 +88,33 @@ func serveAllInOne(t *testing.T, dbArgs ...string) {
 	}
 	if _, err := http.Get(base + "/health"); err == nil {
 		t.Errorf("the API still answers after the stop")
+	}
+}
+
+// A serve whose API cannot listen (the address is taken) exits with an
+// error naming the address, once what had started (orchestration and the
+// workers) has stopped: nothing is left running (goleak checks the
+// package's goroutines at its end).
+func TestServeWhoseAPICannotListenStopsWhatStarted(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan struct{})
+	var code int
+	var stderr syncBuffer
+	go func() {
+		defer close(done)
+		code = Main(t.Context(), []string{"serve", "--templates", examples, "--workers", "--http", ln.Addr().String(),
+			"--db", filepath.Join(t.TempDir(), "t.db")}, &syncBuffer{}, &stderr)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve still runs 30 s after its API could not listen:\n%s", stderr.String())
+	}
+	if code == ExitOK || !strings.Contains(stderr.String(), ln.Addr().String()) {
+		t.Errorf("exit %d, stderr:\n%s\nwant a failure naming %s", code, stderr.String(), ln.Addr())
 	}
 }

@@ -59,6 +59,12 @@ func TestOpenSetsPragmas(t *testing.T) {
 			}
 		}
 	}
+	if got, want := pragma(t, db.W, "cache_size"), "-16384"; got != want {
+		t.Errorf("writer: cache_size = %s, want %s", got, want)
+	}
+	if got, want := pragma(t, db.R, "cache_size"), "-8192"; got != want {
+		t.Errorf("reader: cache_size = %s, want %s", got, want)
+	}
 	if got := pragma(t, db.R, "query_only"); got != "1" {
 		t.Errorf("reader: query_only = %s, want 1", got)
 	}
