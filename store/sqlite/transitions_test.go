@@ -304,48 +304,39 @@ func TestMigrationKeepsTheLogInWriteOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raw.Close()
-	var order []string
-	rows, err := raw.W.QueryContext(ctx, `SELECT task_id || ':' || seq FROM transitions ORDER BY id`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			t.Fatal(err)
-		}
-		order = append(order, k)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	rows.Close()
+	order := column(t, raw, `SELECT task_id || ':' || seq FROM transitions ORDER BY id`)
 	want := []string{a.String() + ":1", b.String() + ":1", b.String() + ":3", b.String() + ":4"}
 	if !slices.Equal(order, want) {
 		t.Errorf("rows in write order %v, want %v", order, want)
 	}
 	// A task's rows are found through the index: task first, then seq.
-	var cols []string
-	irows, err := raw.W.QueryContext(ctx, `SELECT name FROM pragma_index_info('transitions_task') ORDER BY seqno`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for irows.Next() {
-		var c string
-		if err := irows.Scan(&c); err != nil {
-			t.Fatal(err)
-		}
-		cols = append(cols, c)
-	}
-	if err := irows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	irows.Close()
-	if !slices.Equal(cols, []string{"task_id", "seq"}) {
+	if cols := column(t, raw, `SELECT name FROM pragma_index_info('transitions_task') ORDER BY seqno`); !slices.Equal(cols, []string{"task_id", "seq"}) {
 		t.Errorf("the index transitions_task is on %v, want [task_id seq]", cols)
 	}
 	_, err = raw.W.ExecContext(ctx, `INSERT INTO transitions (task_id, seq, processor, entries) VALUES (?1, 4, 'x', '[]')`, b.String())
 	if err == nil || !strings.Contains(err.Error(), "UNIQUE") {
 		t.Errorf("a second row of task b with seq 4: %v, want a UNIQUE constraint failure", err)
 	}
+}
+
+// column returns the one column of text that q reads on db's writer.
+func column(t *testing.T, db *sqlitedb.DB, q string) []string {
+	t.Helper()
+	rows, err := db.W.QueryContext(t.Context(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
