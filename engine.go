@@ -275,6 +275,10 @@ type Engine struct {
 	stopped  bool
 	worker   *worker.Worker
 	detector *dlq.Detector // nil when this process runs none
+	// stopDone is closed when the first Stop returns; stopErr, written
+	// before the close, is what it returned.
+	stopDone chan struct{}
+	stopErr  error
 }
 
 // Open opens the backend and returns an engine ready for handlers and
@@ -607,16 +611,34 @@ func (e *Engine) startWorker(ctx context.Context) error {
 
 // Stop stops claiming new work and waits for the steps in flight to finish
 // until ctx ends; steps still running then are released to run again on the
-// next start. The embedded backend is closed. Stop is idempotent.
-func (e *Engine) Stop(ctx context.Context) error {
+// next start. The embedded backend is closed. Stop is idempotent: a Stop
+// called while another is under way waits for it (under its own ctx) and
+// returns what it returned, so that a caller never goes on while steps
+// still run or the backend is still open.
+func (e *Engine) Stop(ctx context.Context) (err error) {
 	e.mu.Lock()
 	if e.stopped {
+		first := e.stopDone
 		e.mu.Unlock()
-		return nil
+		if first == nil {
+			return nil
+		}
+		select {
+		case <-first:
+			return e.stopErr
+		case <-ctx.Done():
+			return fmt.Errorf("tasker: stop: an earlier Stop is still under way: %w", ctx.Err())
+		}
 	}
 	e.stopped = true
+	stopDone := make(chan struct{})
+	e.stopDone = stopDone
 	w := e.worker
 	e.mu.Unlock()
+	defer func() {
+		e.stopErr = err // before the close: a later Stop reads it after
+		close(stopDone)
+	}()
 	var errs []error
 	// Steps no pull worker has taken are given back at once (released, to
 	// run again later); the workers then wait only for the steps that are

@@ -631,6 +631,41 @@ func TestStop(t *testing.T) {
 		}
 	})
 
+	t.Run("a second stop waits for the first", func(t *testing.T) {
+		eng := open()
+		task := create(eng, 600)
+		first, second := make(chan error, 1), make(chan error, 1)
+		go func() { first <- eng.Stop(t.Context()) }()
+		time.Sleep(50 * time.Millisecond) // the first waits for the running step
+		go func() { second <- eng.Stop(t.Context()) }()
+		short, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+		defer cancel()
+		if err := eng.Stop(short); err == nil || !strings.Contains(err.Error(), "earlier Stop") {
+			t.Errorf("a stop whose context ended while the first waited: %v, want an error saying an earlier Stop is under way", err)
+		}
+		select {
+		case err := <-second:
+			t.Fatalf("the second stop returned (%v) while the first still waited for the running step", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+		for i, c := range []chan error{first, second} {
+			select {
+			case err := <-c:
+				must(t, err)
+			case <-time.After(20 * time.Second):
+				t.Fatalf("stop %d did not return", i+1)
+			}
+		}
+		// Both returned once the step had finished and the store was closed.
+		eng = open()
+		defer eng.Stop(t.Context())
+		info, err := eng.Task(t.Context(), task.ID)
+		must(t, err)
+		if s := info.Steps[0]; s.State != "complete" || s.Attempts != 1 {
+			t.Fatalf("the step running at stop is %s after %d attempts, want complete after 1", s.State, s.Attempts)
+		}
+	})
+
 	t.Run("a stop whose deadline passes releases the running step, which runs again at the next start", func(t *testing.T) {
 		eng := open()
 		task := create(eng, 1500)
