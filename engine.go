@@ -611,17 +611,19 @@ func (e *Engine) startWorker(ctx context.Context) error {
 
 // Stop stops claiming new work and waits for the steps in flight to finish
 // until ctx ends; steps still running then are released to run again on the
-// next start. The embedded backend is closed. Stop is idempotent: a Stop
-// called while another is under way waits for it (under its own ctx) and
-// returns what it returned, so that a caller never goes on while steps
-// still run or the backend is still open.
+// next start. The embedded backend is closed. Only the first Stop stops:
+// a later one returns what the first returned, waiting for it (under its
+// own ctx, an error once that ends) while it is under way. Do not call
+// Stop from a handler: the stop waits for the handler's own step.
 func (e *Engine) Stop(ctx context.Context) (err error) {
 	e.mu.Lock()
 	if e.stopped {
 		first := e.stopDone
 		e.mu.Unlock()
-		if first == nil {
-			return nil
+		select {
+		case <-first: // returned already: its result, whatever ctx
+			return e.stopErr
+		default:
 		}
 		select {
 		case <-first:
