@@ -612,6 +612,22 @@ func TestStop(t *testing.T) {
 		return task
 	}
 
+	// reopenFinished opens the database again and checks that the step
+	// running at the stop finished, in one attempt.
+	reopenFinished := func(t *testing.T, task *tasker.Task) *tasker.Engine {
+		t.Helper()
+		eng := open()
+		info, err := eng.Task(t.Context(), task.ID)
+		if err != nil {
+			_ = eng.Stop(t.Context())
+			t.Fatal(err)
+		}
+		if s := info.Steps[0]; s.State != "complete" || s.Attempts != 1 {
+			_ = eng.Stop(t.Context())
+			t.Fatalf("the step running at stop is %s after %d attempts, want complete after 1", s.State, s.Attempts)
+		}
+		return eng
+	}
 	t.Run("a graceful stop lets the running step finish", func(t *testing.T) {
 		eng := open()
 		task := create(eng, 100)
@@ -619,13 +635,8 @@ func TestStop(t *testing.T) {
 		if err := eng.Start(t.Context()); !errors.Is(err, taskertype.ErrClosed) {
 			t.Fatalf("start after stop: %v, want ErrClosed", err)
 		}
-		eng = open()
+		eng = reopenFinished(t, task)
 		defer eng.Stop(t.Context())
-		info, err := eng.Task(t.Context(), task.ID)
-		must(t, err)
-		if s := info.Steps[0]; s.State != "complete" || s.Attempts != 1 {
-			t.Fatalf("the step running at stop is %s after %d attempts, want complete after 1", s.State, s.Attempts)
-		}
 		if _, err := eng.WaitTask(t.Context(), task.ID); err != nil {
 			t.Fatal(err)
 		}
@@ -659,13 +670,8 @@ func TestStop(t *testing.T) {
 		// One after the first returned gets its result at once.
 		must(t, eng.Stop(short))
 		// Both returned once the step had finished and the store was closed.
-		eng = open()
+		eng = reopenFinished(t, task)
 		defer eng.Stop(t.Context())
-		info, err := eng.Task(t.Context(), task.ID)
-		must(t, err)
-		if s := info.Steps[0]; s.State != "complete" || s.Attempts != 1 {
-			t.Fatalf("the step running at stop is %s after %d attempts, want complete after 1", s.State, s.Attempts)
-		}
 	})
 
 	t.Run("a stop whose deadline passes releases the running step, which runs again at the next start", func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"github.com/tasker-go/tasker/internal/wire"
 	"github.com/tasker-go/tasker/queue"
 	"github.com/tasker-go/tasker/queue/queuetest"
+	queuesqlite "github.com/tasker-go/tasker/queue/sqlite"
 	"github.com/tasker-go/tasker/store"
 	storesqlite "github.com/tasker-go/tasker/store/sqlite"
 	"github.com/tasker-go/tasker/taskertype"
@@ -209,12 +210,7 @@ func TestStepQueuesAreRebuiltFromTheStepsAtOpen(t *testing.T) {
 // transaction commits.
 func TestStepQueueMessagesFollowTheirTransaction(t *testing.T) {
 	ctx := t.Context()
-	clock := testclock.New(queuetest.Start)
-	s := openStore(t, filepath.Join(t.TempDir(), "tasker.db"), clock)
-	q := s.Queue()
-	if err := q.QueueEnsure(ctx, stepQ); err != nil {
-		t.Fatal(err)
-	}
+	clock, s, q := stepQueueStore(t)
 	send := func(tx store.Tx, body string) {
 		if err := tx.MessageSend(ctx, &queue.SendParams{Queue: stepQ, Body: []byte(body)}); err != nil {
 			t.Fatal(err)
@@ -338,12 +334,7 @@ func TestNamespaceWorkerKeepsItsDomainEventsInRows(t *testing.T) {
 // not claimed again in it.
 func TestStepQueueRollbackLeavesLaterClaimsAlone(t *testing.T) {
 	ctx := t.Context()
-	clock := testclock.New(queuetest.Start)
-	s := openStore(t, filepath.Join(t.TempDir(), "tasker.db"), clock)
-	q := s.Queue()
-	if err := q.QueueEnsure(ctx, stepQ); err != nil {
-		t.Fatal(err)
-	}
+	clock, s, q := stepQueueStore(t)
 	for _, b := range []string{"a", "b"} {
 		if _, err := q.MessageSend(ctx, &queue.SendParams{Queue: stepQ, Body: []byte(b)}); err != nil {
 			t.Fatal(err)
@@ -410,12 +401,7 @@ func TestStepQueueRollbackLeavesLaterClaimsAlone(t *testing.T) {
 // back leaves the message in the queue.
 func TestStepQueueRollbackGivesBackWhatItsClaimsPassedOver(t *testing.T) {
 	ctx := t.Context()
-	clock := testclock.New(queuetest.Start)
-	s := openStore(t, filepath.Join(t.TempDir(), "tasker.db"), clock)
-	q := s.Queue()
-	if err := q.QueueEnsure(ctx, stepQ); err != nil {
-		t.Fatal(err)
-	}
+	clock, s, q := stepQueueStore(t)
 	if _, err := q.MessageSend(ctx, &queue.SendParams{Queue: stepQ, Body: []byte("a")}); err != nil {
 		t.Fatal(err)
 	}
@@ -492,4 +478,17 @@ func TestAStepQueueNamedLikeDomainEventsStaysInRows(t *testing.T) {
 	if err != nil || len(msgs) != 1 || msgs[0].ReadCount != 1 {
 		t.Fatalf("after reopening: %d messages, %v; want the step's one, from its row", len(msgs), err)
 	}
+}
+
+// stepQueueStore opens a store on a test clock with the step queue stepQ
+// ensured, and returns the clock, the store and its queue.
+func stepQueueStore(t *testing.T) (*testclock.Clock, *storesqlite.Store, *queuesqlite.Queue) {
+	t.Helper()
+	clock := testclock.New(queuetest.Start)
+	s := openStore(t, filepath.Join(t.TempDir(), "tasker.db"), clock)
+	q := s.Queue()
+	if err := q.QueueEnsure(t.Context(), stepQ); err != nil {
+		t.Fatal(err)
+	}
+	return clock, s, q
 }

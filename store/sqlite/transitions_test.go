@@ -35,22 +35,30 @@ func migrationsUpTo(t *testing.T, n int) fs.FS {
 	return m
 }
 
+// openAtVersion opens a database at path with the store's migrations up to
+// version n applied.
+func openAtVersion(t *testing.T, path string, n int) *sqlitedb.DB {
+	t.Helper()
+	db, err := sqlitedb.Open(t.Context(), sqlitedb.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Migrate(t.Context(), storesqlite.Component, migrationsUpTo(t, n)); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 func TestMigrationPacksTheTransitionLogAndItGoesOn(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "tasker.db")
 	// A database of the version before the packed log, with a task and
 	// the log of its creation and start, one row a transition.
-	db, err := sqlitedb.Open(ctx, sqlitedb.Options{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Migrate(ctx, storesqlite.Component, migrationsUpTo(t, 3)); err != nil {
-		t.Fatal(err)
-	}
+	db := openAtVersion(t, path, 3)
 	taskID, stepID := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	us := at.UnixMicro()
-	_, err = db.W.ExecContext(ctx, `INSERT INTO tasks (id, namespace, name, version, state, revision, context, created_at, updated_at)
+	_, err := db.W.ExecContext(ctx, `INSERT INTO tasks (id, namespace, name, version, state, revision, context, created_at, updated_at)
 		VALUES (?1, 'ns', 't', '1', 'initializing', 1, '{}', ?2, ?2)`, taskID.String(), us)
 	if err == nil {
 		_, err = db.W.ExecContext(ctx, `INSERT INTO transitions (task_id, seq, step_id, from_state, to_state, event, at, processor) VALUES
@@ -244,13 +252,7 @@ func btoi(b bool) int {
 func TestMigrationKeepsTheLogInWriteOrder(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "tasker.db")
-	db, err := sqlitedb.Open(ctx, sqlitedb.Options{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Migrate(ctx, storesqlite.Component, migrationsUpTo(t, 8)); err != nil {
-		t.Fatal(err)
-	}
+	db := openAtVersion(t, path, 8)
 	a, b, stepOfB := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	us := at.UnixMicro()
