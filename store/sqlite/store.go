@@ -15,6 +15,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
@@ -200,9 +201,11 @@ func newStore(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Store, error) 
 
 func prepareReads(rs *readStmts, prepare func(string) *sql.Stmt) {
 	rs.taskGet = prepare(`SELECT ` + taskColumns + ` FROM tasks WHERE id = ?1`)
+	// No ORDER BY: listSteps sorts the few rows itself. Sorting them here
+	// copied every row, its result included, through a sorter.
 	rs.stepList = prepare(`SELECT ` + stepColumns + `,
 			(SELECT group_concat(e.from_step_id) FROM step_edges e WHERE e.to_step_id = steps.id)
-		FROM steps WHERE task_id = ?1 ORDER BY position, name`)
+		FROM steps WHERE task_id = ?1`)
 }
 
 // Queue returns the queue that shares the store's database: messages sent
@@ -430,6 +433,9 @@ func listSteps(ctx context.Context, stepList *sql.Stmt, taskID uuid.UUID) ([]*ta
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: step list: task %s: %w", taskID, err)
 	}
+	slices.SortFunc(steps, func(a, b *taskertype.Step) int {
+		return cmp.Or(cmp.Compare(a.Position, b.Position), strings.Compare(a.Name, b.Name))
+	})
 	return steps, nil
 }
 
