@@ -3,6 +3,7 @@ package tasker_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -26,11 +27,19 @@ version: 1.0.0
 steps:
   - {name: first, handler: test.record}
   - {name: second, handler: test.record, depends_on: [first]}
+---
+name: flaky
+namespace: test
+version: 1.0.0
+steps:
+  - {name: try, handler: test.flaky, retry: {max_attempts: 2, backoff: none}}
 `
 
 // priorityEngine is an engine with one worker slot, held by a gate task
 // until release is closed, whose test.record handler appends the task's
-// "label" to the returned log as each step runs.
+// "label" to the returned log as each step runs. Its test.flaky handler
+// fails a task's first attempt, retryable after flakyRetry, and logs
+// "label.failed"; it logs as test.record does when it succeeds.
 func priorityEngine(t *testing.T, backend string, aging time.Duration) (eng *tasker.Engine, release chan struct{}, started chan struct{}, log func() []string) {
 	t.Helper()
 	var tpls []*template.Template
@@ -57,15 +66,29 @@ func priorityEngine(t *testing.T, backend string, aging time.Duration) (eng *tas
 			return nil, ctx.Err()
 		}
 	})))
-	must(t, eng.RegisterHandler("test.record", tasker.HandlerFunc(func(_ context.Context, in *tasker.StepInput) (any, error) {
+	// record logs the step of in under its task's label; with flaky, it
+	// fails the label's first attempt instead.
+	failed := map[string]bool{}
+	record := func(in *tasker.StepInput, flaky bool) error {
 		var c struct{ Label string }
 		if err := json.Unmarshal(in.Context, &c); err != nil {
-			return nil, err
+			return err
 		}
 		mu.Lock()
 		defer mu.Unlock()
+		if flaky && !failed[c.Label] {
+			failed[c.Label] = true
+			ran = append(ran, c.Label+".failed")
+			return tasker.RetryAfter(errors.New("the first attempt fails"), flakyRetry)
+		}
 		ran = append(ran, c.Label+"."+in.StepName)
-		return nil, nil
+		return nil
+	}
+	must(t, eng.RegisterHandler("test.record", tasker.HandlerFunc(func(_ context.Context, in *tasker.StepInput) (any, error) {
+		return nil, record(in, false)
+	})))
+	must(t, eng.RegisterHandler("test.flaky", tasker.HandlerFunc(func(_ context.Context, in *tasker.StepInput) (any, error) {
+		return nil, record(in, true)
 	})))
 	must(t, eng.Start(t.Context()))
 	stopAtCleanup(t, eng)
@@ -100,6 +123,45 @@ func TestPriorityOrdersClaims(t *testing.T) {
 		got := slices.DeleteFunc(ran(), func(s string) bool { return !strings.HasSuffix(s, ".first") })
 		if !slices.Equal(got, want) {
 			t.Fatalf("steps ran in the order %v, want %v (by priority; an hour of aging per point)", got, want)
+		}
+	})
+}
+
+// flakyRetry is how long test.flaky's failed attempt waits for its retry.
+const flakyRetry = time.Second
+
+// TestOlderTasksStepsAreClaimedFirst: a step's message waits from its
+// task's creation (queue.SendParams.Since), so a retried step of a task
+// goes before a step of a newer task of the same priority that became
+// ready before the retry did: the slot finishes the task begun first.
+func TestOlderTasksStepsAreClaimedFirst(t *testing.T) {
+	onBackends(t, func(t *testing.T, backend string) {
+		eng, release, started, ran := priorityEngine(t, backend, time.Hour)
+		older, err := eng.CreateTask(t.Context(), tasker.CreateTaskParams{Namespace: "test", Name: "flaky",
+			Context: map[string]string{"label": "older"}})
+		must(t, err)
+		waitUntil(t, func() bool { return slices.Contains(ran(), "older.failed") })
+		// The slot is held, the newer task's step waits, and then the
+		// older task's retry is due: both wait for the slot.
+		gate, err := eng.CreateTask(t.Context(), tasker.CreateTaskParams{Namespace: "test", Name: "gate"})
+		must(t, err)
+		<-started
+		newer, err := eng.CreateTask(t.Context(), tasker.CreateTaskParams{Namespace: "test", Name: "ranked",
+			Context: map[string]string{"label": "newer"}})
+		must(t, err)
+		waitUntil(t, func() bool { // the older task's retry is due
+			steps, err := eng.Steps(t.Context(), older.ID)
+			must(t, err)
+			return steps[0].State == "enqueued"
+		})
+		if got := ran(); slices.Contains(got, "newer.first") {
+			t.Fatalf("steps ran in the order %v before the gate was released", got)
+		}
+		close(release)
+		waitAll(t, eng, []*tasker.Task{gate, older, newer})
+		got := ran()
+		if i, j := slices.Index(got, "older.try"), slices.Index(got, "newer.first"); i < 0 || j < 0 || i > j {
+			t.Fatalf("steps ran in the order %v, want older.try before newer.first (the older task's step waits from its task's creation)", got)
 		}
 	})
 }

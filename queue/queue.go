@@ -63,6 +63,29 @@ type SendParams struct {
 	// after one that has waited longer. A released or expired message keeps
 	// its key. A 32-bit integer, as tasker-core's task priority; default 0.
 	Priority int
+	// Since, when set and earlier than the time the message becomes
+	// visible, is when its waiting counts from in claim order: its sort key
+	// is Since, at most MaxPriorityBoost before the visibility, less the
+	// priority's offset (SortKey). The engine sends a step's message with
+	// its task's creation time, so that the steps of older tasks are
+	// claimed before those of newer ones of the same priority: a backlog
+	// finishes the tasks it has started before it starts more
+	// (docs/identity.md, "Priority and aging"). Zero: the visibility time.
+	Since time.Time
+}
+
+// SortKey is the sort key, in Unix microseconds, of a message that becomes
+// visible at visible (Unix microseconds), sent with SendParams.Since since
+// and SendParams.Priority priority, with aging step aging: the earlier of
+// visible and since, but no more than MaxPriorityBoost before visible, less
+// PriorityOffset. Providers that
+// compute the key in their database follow the same rule.
+func SortKey(visible int64, since time.Time, priority int, aging time.Duration) int64 {
+	at := visible
+	if !since.IsZero() {
+		at = max(min(at, since.UnixMicro()), visible-MaxPriorityBoost.Microseconds())
+	}
+	return at - PriorityOffset(priority, aging)
 }
 
 // DefaultPriorityAging is the waiting one point of SendParams.Priority is

@@ -309,10 +309,12 @@ func (o *Orchestrator) moveSteps(ctx context.Context, tx store.Tx, rec *transiti
 			return err
 		}
 		// The task's priority orders the claims of its steps (and of their
-		// results, which carry the message's priority on).
+		// results, which carry the message's priority on), and so does its
+		// age: a step waits from its task's creation (queue.SendParams.Since),
+		// so that the steps of the tasks begun first are claimed first.
 		if err := tx.MessageSend(ctx, &queue.SendParams{
 			Queue: stepQueue, Body: wire.Encode(wire.StepMessage{TaskID: task.ID, StepID: s.ID, Template: task.Name, Version: task.Version}),
-			Priority: task.Request.Priority,
+			Priority: task.Request.Priority, Since: task.CreatedAt,
 		}); err != nil {
 			return fmt.Errorf("enqueue step %q on %s: %w", s.Name, stepQueue, err)
 		}

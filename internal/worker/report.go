@@ -241,7 +241,13 @@ func (w *Worker) storeOne(ctx context.Context, r *report) {
 				return err
 			}
 			if yieldInTx {
-				if err := tx.MessageSend(ctx, &queue.SendParams{Queue: m.Queue, Body: m.Body, Priority: m.Priority}); err != nil {
+				// The step's message, as orchestration sends it: its
+				// waiting counts from its task's creation.
+				task, err := tx.TaskGetForUpdate(ctx, step.TaskID)
+				if err != nil {
+					return err
+				}
+				if err := tx.MessageSend(ctx, &queue.SendParams{Queue: m.Queue, Body: m.Body, Priority: m.Priority, Since: task.CreatedAt}); err != nil {
 					return err
 				}
 			}

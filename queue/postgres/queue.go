@@ -310,9 +310,17 @@ func bodyOf(p *queue.SendParams) []byte {
 	return p.Body
 }
 
+// since is p.Since as the send statements take it: NULL when not set.
+func since(p *queue.SendParams) *time.Time {
+	if p.Since.IsZero() {
+		return nil
+	}
+	return &p.Since
+}
+
 // sendArgs are the arguments of the send statements for p, then more.
 func (q *Queue) sendArgs(p *queue.SendParams, more ...any) []any {
-	return append([]any{q.now(), p.Delay.Microseconds(), bodyOf(p), int32(p.Priority), queue.PriorityOffset(p.Priority, q.aging)}, more...)
+	return append([]any{q.now(), p.Delay.Microseconds(), bodyOf(p), int32(p.Priority), queue.PriorityOffset(p.Priority, q.aging), since(p)}, more...)
 }
 
 // MessageSend implements queue.Queue: one statement, which also notifies the

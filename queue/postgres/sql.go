@@ -6,6 +6,8 @@ import (
 	"hash/fnv"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tasker-go/tasker/queue"
 )
 
 // queueFillfactor is the fillfactor of the queues' tables (newStmts); it
@@ -139,18 +141,21 @@ func newStmts(name string) *stmts {
 	// another still holds. Durations travel as microseconds.
 	const c = `WITH c AS (SELECT coalesce($1::timestamptz, clock_timestamp()) AS now) `
 	g := func(format string) string { return c + f(format) }
-	// $2 is the delay, $4 the priority and $5 its offset (queue.PriorityOffset),
-	// in microseconds.
-	const row = `c.now, c.now + $2::bigint * interval '1 microsecond', $3, $4::integer, c.now + ($2::bigint - $5::bigint) * interval '1 microsecond'`
+	// $2 is the delay, $4 the priority, $5 its offset (queue.PriorityOffset),
+	// in microseconds, and $6 the message's queue.SendParams.Since (NULL
+	// when not set): the sort key is queue.SortKey's.
+	row := `c.now, c.now + $2::bigint * interval '1 microsecond', $3, $4::integer, ` +
+		sortKeySQL(`c.now + $2::bigint * interval '1 microsecond'`, `$6::timestamptz`, `$5::bigint`)
 	s.send = g(`INSERT INTO %[1]s (enqueued_at, vt, message, priority, sort_at) SELECT ` + row + ` FROM c`)
 	s.sendMany = g(`INSERT INTO %[1]s (enqueued_at, vt, message, priority, sort_at)
-		SELECT coalesce(e, c.now), coalesce(e, c.now) + d * interval '1 microsecond', m, p, coalesce(e, c.now) + (d - o) * interval '1 microsecond'
-		FROM c, unnest($2::timestamptz[], $3::bigint[], $4::bytea[], $5::integer[], $6::bigint[]) WITH ORDINALITY AS u(e, d, m, p, o, n) ORDER BY n`)
+		SELECT coalesce(e, c.now), coalesce(e, c.now) + d * interval '1 microsecond', m, p, ` +
+		sortKeySQL(`coalesce(e, c.now) + d * interval '1 microsecond'`, `si`, `o`) + `
+		FROM c, unnest($2::timestamptz[], $3::bigint[], $4::bytea[], $5::integer[], $6::bigint[], $7::timestamptz[]) WITH ORDINALITY AS u(e, d, m, p, o, si, n) ORDER BY n`)
 	s.sendID = s.send + ` RETURNING msg_id`
 	// The notification goes with the insert: PostgreSQL delivers it when
 	// the transaction commits, and not at all if it rolls back.
 	s.sendNotify = c + f(`, m AS (INSERT INTO %[1]s (enqueued_at, vt, message, priority, sort_at) SELECT `+row+` FROM c RETURNING msg_id)
-		SELECT m.msg_id FROM m, pg_notify($6, $7)`)
+		SELECT m.msg_id FROM m, pg_notify($7, $8)`)
 	// The claim: the first visible messages in claim order (sort_at, on its
 	// index), skipping those another transaction is claiming at this
 	// instant (SKIP LOCKED), so concurrent claimers neither wait for each
@@ -200,4 +205,12 @@ func newStmts(name string) *stmts {
 	s.fire = g(`SELECT (SELECT (extract(epoch FROM min(vt) - (SELECT now FROM c)) * 1000000)::bigint FROM %[1]s WHERE vt > (SELECT now FROM c) AND NOT claimed) FROM pg_notify($2, $3)`)
 	s.purge = f(`DELETE FROM %[2]s WHERE archived_at < $1`)
 	return s
+}
+
+// sortKeySQL is queue.SortKey in SQL: the earlier of the visibility vt and
+// since (NULL: not set; LEAST and GREATEST pass over NULLs), at most
+// queue.MaxPriorityBoost before vt, less offset microseconds.
+func sortKeySQL(vt, since, offset string) string {
+	return fmt.Sprintf(`GREATEST(LEAST(%[1]s, %[2]s), %[1]s - %[4]d * interval '1 microsecond') - %[3]s * interval '1 microsecond'`,
+		vt, since, offset, queue.MaxPriorityBoost.Microseconds())
 }

@@ -138,7 +138,8 @@ type Outgoing struct {
 	Delay    time.Duration
 	Body     []byte
 	Priority int32
-	Offset   int64 // queue.PriorityOffset of Priority, in microseconds
+	Offset   int64      // queue.PriorityOffset of Priority, in microseconds
+	Since    *time.Time // queue.SendParams.Since; nil: not set
 }
 
 // Outgoing checks p and returns the message to buffer for SendManyStmt.
@@ -149,7 +150,7 @@ func (q *Queue) Outgoing(p *queue.SendParams) (Outgoing, error) {
 	if err := p.Validate(); err != nil {
 		return Outgoing{}, err
 	}
-	return Outgoing{At: q.now(), Delay: p.Delay, Body: bodyOf(p), Priority: int32(p.Priority), Offset: queue.PriorityOffset(p.Priority, q.aging)}, nil
+	return Outgoing{At: q.now(), Delay: p.Delay, Body: bodyOf(p), Priority: int32(p.Priority), Offset: queue.PriorityOffset(p.Priority, q.aging), Since: since(p)}, nil
 }
 
 // SendManyStmt is the statement that inserts msgs into queue name in one
@@ -160,15 +161,15 @@ func (q *Queue) SendManyStmt(name string, msgs []Outgoing) pgdb.Stmt {
 	errf := func(err error) error { return fmt.Errorf("queue: send to %q: %w", name, err) }
 	if len(msgs) == 1 {
 		m := msgs[0]
-		return pgdb.Stmt{SQL: q.stmtsOf(name).send, Args: []any{m.At, m.Delay.Microseconds(), m.Body, m.Priority, m.Offset}, Err: errf}
+		return pgdb.Stmt{SQL: q.stmtsOf(name).send, Args: []any{m.At, m.Delay.Microseconds(), m.Body, m.Priority, m.Offset, m.Since}, Err: errf}
 	}
 	n := len(msgs)
 	at, delays, bodies := make([]*time.Time, n), make([]int64, n), make([][]byte, n)
-	prios, offsets := make([]int32, n), make([]int64, n)
+	prios, offsets, sinces := make([]int32, n), make([]int64, n), make([]*time.Time, n)
 	for i, m := range msgs {
-		at[i], delays[i], bodies[i], prios[i], offsets[i] = m.At, m.Delay.Microseconds(), m.Body, m.Priority, m.Offset
+		at[i], delays[i], bodies[i], prios[i], offsets[i], sinces[i] = m.At, m.Delay.Microseconds(), m.Body, m.Priority, m.Offset, m.Since
 	}
-	return pgdb.Stmt{SQL: q.stmtsOf(name).sendMany, Args: []any{q.now(), at, delays, bodies, prios, offsets}, Err: errf}
+	return pgdb.Stmt{SQL: q.stmtsOf(name).sendMany, Args: []any{q.now(), at, delays, bodies, prios, offsets, sinces}, Err: errf}
 }
 
 // ClaimStmt is the statement that claims messages as p asks, in a

@@ -119,6 +119,7 @@ var cases = []struct {
 	{"a sent message is claimed with its body and then acknowledged", testSendClaimAck},
 	{"a claim returns at most Max messages, oldest first", testClaimMaxAndOrder},
 	{"higher priority is claimed first, and a message that waited longer than its priority gap goes before", testPriorityAging},
+	{"a message sent with an earlier Since waits from it, at most MaxPriorityBoost before its visibility", testSince},
 	{"a requeued dead letter keeps its priority", testDeadLetterKeepsPriority},
 	{"a claimed message is invisible until its visibility timeout passes and is then delivered again", testRedelivery},
 	{"a message sent with a delay becomes visible when the delay passes", testSendDelay},
@@ -259,6 +260,46 @@ func (e *env) sendPrio(t *testing.T, name, body string, prio int, delay time.Dur
 	t.Helper()
 	if _, err := e.q.MessageSend(e.ctx, &queue.SendParams{Queue: name, Body: []byte(body), Priority: prio, Delay: delay}); err != nil {
 		t.Fatalf("MessageSend(%q, %q, priority %d): %v", name, body, prio, err)
+	}
+}
+
+func (e *env) sendSince(t *testing.T, name, body string, prio int, since time.Time) {
+	t.Helper()
+	if _, err := e.q.MessageSend(e.ctx, &queue.SendParams{Queue: name, Body: []byte(body), Priority: prio, Since: since}); err != nil {
+		t.Fatalf("MessageSend(%q, %q, since %v): %v", name, body, since, err)
+	}
+}
+
+// testSince: SendParams.Since, when earlier than the visibility, is when a
+// message's waiting counts from (a step's message carries its task's
+// creation); a later one changes nothing; and it counts at most
+// MaxPriorityBoost before the visibility.
+func testSince(t *testing.T, e *env) {
+	e.ensure(t, "q")
+	step := queue.DefaultPriorityAging
+	start := e.clock.Now()
+	e.sendSince(t, "q", "plain", 0, time.Time{})
+	e.clock.Advance(step)
+	e.sendSince(t, "q", "future", 0, e.clock.Now().Add(time.Hour)) // counts from its visibility: after "plain"
+	e.sendSince(t, "q", "older", 0, start.Add(-time.Second))       // counts from before "plain" was sent
+	e.sendSince(t, "q", "urgent", 1, start)                        // a step before "older"
+	got := bodies(e.claim(t, "q", 4, time.Minute))
+	want := []string{"urgent/1", "older/0", "plain/0", "future/0"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("claimed %v, want %v (a message waits from Since when it is earlier)", got, want)
+	}
+
+	// "ancient" counts from a day before its visibility, not three; so
+	// "next", sent a second later from two days before, with one point of
+	// priority, goes first (unbounded, "ancient" would).
+	e.ensure(t, "r")
+	e.sendSince(t, "r", "ancient", 0, e.clock.Now().Add(-3*queue.MaxPriorityBoost))
+	e.clock.Advance(time.Second)
+	e.sendSince(t, "r", "next", 1, e.clock.Now().Add(-2*queue.MaxPriorityBoost))
+	got = bodies(e.claim(t, "r", 2, time.Minute))
+	want = []string{"next/1", "ancient/0"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("claimed %v, want %v (Since counts at most %v before the visibility)", got, want, queue.MaxPriorityBoost)
 	}
 }
 

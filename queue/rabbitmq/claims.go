@@ -24,6 +24,7 @@ const (
 	hEnqueued = "x-tasker-enqueued"
 	hDue      = "x-tasker-due"
 	hPriority = "x-tasker-priority"
+	hSince    = "x-tasker-since" // queue.SendParams.Since, Unix µs; absent when not set
 )
 
 // qstate is what this process holds of one queue. Guarded by Queue.mu.
@@ -59,12 +60,19 @@ type held struct {
 	// less its priority's worth of waiting (queue.PriorityOffset), in
 	// microseconds; a release or an expired claim keeps it.
 	key int64
-	msg queue.Message
+	// since is the message's queue.SendParams.Since in Unix microseconds,
+	// 0 when not set: it goes with the message when it is published again.
+	since int64
+	msg   queue.Message
 }
 
 // setVisible sets when h became visible, and so its claim order.
 func (q *Queue) setVisible(h *held, at time.Time) {
-	h.key = at.UnixMicro() - queue.PriorityOffset(h.msg.Priority, q.cfg.PriorityAging)
+	var since time.Time
+	if h.since != 0 {
+		since = time.UnixMicro(h.since)
+	}
+	h.key = queue.SortKey(at.UnixMicro(), since, h.msg.Priority, q.cfg.PriorityAging)
 }
 
 type subscriber struct{ ch chan struct{} }
@@ -157,6 +165,15 @@ func (q *Queue) known(ctx context.Context, op, name string) (*qstate, error) {
 
 func micros(t time.Time) int64 { return t.UnixMicro() }
 
+// sinceMicros is queue.SendParams.Since for the hSince header: 0 when not
+// set.
+func sinceMicros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
 func headerInt(h amqp.Table, k string) int64 {
 	switch v := h[k].(type) {
 	case int64:
@@ -177,11 +194,15 @@ func headerInt(h amqp.Table, k string) int64 {
 	return 0
 }
 
-// publishing builds the AMQP message of m: persistent, with its headers.
-func publishing(m *queue.Message, due time.Time) amqp.Publishing {
+// publishing builds the AMQP message of m: persistent, with its headers;
+// since is its queue.SendParams.Since in Unix microseconds, 0 for none.
+func publishing(m *queue.Message, due time.Time, since int64) amqp.Publishing {
 	h := amqp.Table{hID: m.ID, hReads: int64(m.ReadCount), hEnqueued: micros(m.EnqueuedAt), hPriority: int64(m.Priority)}
 	if !due.IsZero() {
 		h[hDue] = micros(due)
+	}
+	if since != 0 {
+		h[hSince] = since
 	}
 	return amqp.Publishing{DeliveryMode: amqp.Persistent, Headers: h, Body: m.Body, MessageId: strconv.FormatInt(m.ID, 10)}
 }
@@ -198,7 +219,7 @@ func (q *Queue) MessageSend(ctx context.Context, p *queue.SendParams) (int64, er
 	}
 	now := q.clock.Now()
 	m := &queue.Message{ID: q.ids.next(), Queue: p.Queue, Body: p.Body, EnqueuedAt: now, Priority: p.Priority}
-	if err := q.send(ctx, s, m, p.Delay, now); err != nil {
+	if err := q.send(ctx, s, m, p.Delay, sinceMicros(p.Since), now); err != nil {
 		return 0, err
 	}
 	s.ctr.sent.Add(1)
@@ -206,16 +227,16 @@ func (q *Queue) MessageSend(ctx context.Context, p *queue.SendParams) (int64, er
 }
 
 // send publishes m to its queue, or to the delay queue of its delay.
-func (q *Queue) send(ctx context.Context, s *qstate, m *queue.Message, delay time.Duration, now time.Time) error {
+func (q *Queue) send(ctx context.Context, s *qstate, m *queue.Message, delay time.Duration, since int64, now time.Time) error {
 	if delay <= 0 {
-		return q.publish(ctx, "", q.bn(s.name), publishing(m, time.Time{}))
+		return q.publish(ctx, "", q.bn(s.name), publishing(m, time.Time{}, since))
 	}
 	due := now.Add(delay)
 	name, err := q.delayQueue(ctx, s, delay)
 	if err != nil {
 		return err
 	}
-	return q.publish(ctx, "", name, publishing(m, due))
+	return q.publish(ctx, "", name, publishing(m, due, since))
 }
 
 // maxLevel is the longest delay queue TTL: a longer delay goes round again.
@@ -276,7 +297,7 @@ func (q *Queue) delivery(s *qstate, ch *amqp.Channel, d *amqp.Delivery) *held {
 		ReadCount:  int(headerInt(d.Headers, hReads)),
 		EnqueuedAt: time.UnixMicro(headerInt(d.Headers, hEnqueued)).UTC(),
 		Priority:   int(headerInt(d.Headers, hPriority)),
-	}}
+	}, since: headerInt(d.Headers, hSince)}
 	h.msg.Handle = q.handles.Add(1)
 	if h.msg.ID == 0 { // published by another client: give it an id
 		h.msg.ID = q.ids.next()
@@ -303,7 +324,7 @@ func (q *Queue) delivery(s *qstate, ch *amqp.Channel, d *amqp.Delivery) *held {
 func (q *Queue) reroute(ctx context.Context, s *qstate, h *held, now time.Time) error {
 	name, err := q.delayQueue(ctx, s, h.due.Sub(now))
 	if err == nil {
-		err = q.publish(ctx, "", name, publishing(&h.msg, h.due))
+		err = q.publish(ctx, "", name, publishing(&h.msg, h.due, h.since))
 	}
 	if err != nil {
 		_ = h.ch.Nack(h.tag, false, true)
@@ -570,7 +591,7 @@ func (q *Queue) MessageNack(ctx context.Context, p *queue.NackParams) error {
 	now := q.clock.Now()
 	name, err := q.delayQueue(ctx, s, p.Delay)
 	if err == nil {
-		err = q.publish(ctx, "", name, publishing(&h.msg, now.Add(p.Delay)))
+		err = q.publish(ctx, "", name, publishing(&h.msg, now.Add(p.Delay), h.since))
 	}
 	if err != nil {
 		q.mu.Lock()
@@ -627,7 +648,7 @@ func (q *Queue) setAside(ctx context.Context, op string, s *qstate, receipts []q
 	}
 	q.mu.Unlock()
 	for i, h := range take {
-		msg := publishing(&h.msg, time.Time{})
+		msg := publishing(&h.msg, time.Time{}, h.since)
 		extra(msg.Headers)
 		if err := q.publish(ctx, exchange, key, msg); err != nil {
 			q.mu.Lock()
@@ -689,13 +710,13 @@ func (q *Queue) MessageSendBatch(ctx context.Context, msgs []*queue.SendParams) 
 		}
 		m := &queue.Message{ID: q.ids.next(), Queue: p.Queue, Body: p.Body, EnqueuedAt: now, Priority: p.Priority}
 		if p.Delay > 0 {
-			if err := q.send(ctx, s, m, p.Delay, now); err != nil {
+			if err := q.send(ctx, s, m, p.Delay, sinceMicros(p.Since), now); err != nil {
 				return err
 			}
 			s.ctr.sent.Add(1)
 			continue
 		}
-		batch = append(batch, pending{s: s, msg: publishing(m, time.Time{}), key: q.bn(p.Queue)})
+		batch = append(batch, pending{s: s, msg: publishing(m, time.Time{}, sinceMicros(p.Since)), key: q.bn(p.Queue)})
 	}
 	for len(batch) > 0 {
 		_, pub, _, err := q.connection(ctx)

@@ -132,7 +132,7 @@ func (q *Queue) DeadLetterRequeue(ctx context.Context, p *queue.DeadLetterRequeu
 				}
 				now := q.clock.Now()
 				m := &queue.Message{ID: q.ids.next(), Queue: name, Body: b.d.Body, EnqueuedAt: now, Priority: b.prio}
-				if err := q.publish(ctx, "", q.bn(name), publishing(m, time.Time{})); err != nil {
+				if err := q.publish(ctx, "", q.bn(name), publishing(m, time.Time{}, 0)); err != nil {
 					return err
 				}
 				if err := ch.Ack(b.tag, false); err != nil {

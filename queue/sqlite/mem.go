@@ -258,7 +258,7 @@ func (s *memQueues) newMsgLocked(p *queue.SendParams, now time.Time, aging time.
 	s.next++
 	vt := now.Add(p.Delay).UnixMicro()
 	return &memMsg{id: s.next, queue: p.Queue, body: bodyOf(p), enqueued: now.Truncate(time.Microsecond).UTC(),
-		vt: vt, sortAt: vt - queue.PriorityOffset(p.Priority, aging), priority: p.Priority, idx: -1}
+		vt: vt, sortAt: queue.SortKey(vt, p.Since, p.Priority, aging), priority: p.Priority, idx: -1}
 }
 
 // TxMem is what a transaction did to the queues kept in memory, applied

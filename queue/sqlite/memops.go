@@ -104,6 +104,9 @@ type RestoredMessage struct {
 	// EnqueuedAt is when the message was first sent, as near as the
 	// owner's records tell.
 	EnqueuedAt time.Time
+	// Since is the message's queue.SendParams.Since, zero when it had
+	// none.
+	Since time.Time
 	// ReadCount is the claims it had: 1 for a message whose claim a
 	// previous run held, which the next claim then sees as a redelivery.
 	ReadCount int
@@ -133,7 +136,7 @@ func (s *memQueues) restore(name string, msgs []RestoredMessage, now time.Time, 
 	defer s.mu.Unlock()
 	mq := s.queues[name]
 	for _, r := range msgs {
-		m := s.newMsgLocked(&queue.SendParams{Queue: name, Body: r.Body, Priority: r.Priority}, now, aging)
+		m := s.newMsgLocked(&queue.SendParams{Queue: name, Body: r.Body, Priority: r.Priority, Since: r.Since}, now, aging)
 		m.readCt, m.enqueued = r.ReadCount, r.EnqueuedAt.Truncate(time.Microsecond).UTC()
 		mq.add(m, now.UnixMicro())
 	}

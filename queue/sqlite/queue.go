@@ -158,8 +158,8 @@ func New(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Queue, error) {
 	q.ensure = p.W(`INSERT INTO queue_queues (name, created_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING`)
 	// One statement checks that the queue exists and inserts: no row back
 	// means the queue was never ensured.
-	// ?5 is the priority, ?6 the sort key (queue.PriorityOffset before the
-	// visibility ?4).
+	// ?5 is the priority, ?6 the sort key (queue.SortKey of the visibility
+	// ?4).
 	q.send = p.W(`INSERT INTO queue_messages (queue, body, read_ct, enqueued_at, vt, claimed, priority, sort_at)
 		SELECT ?1, ?2, 0, ?3, ?4, 0, ?5, ?6 WHERE EXISTS (SELECT 1 FROM queue_queues WHERE name = ?1)
 		RETURNING id`)
@@ -349,7 +349,7 @@ func bodyOf(p *queue.SendParams) []byte {
 // sendArgs are the arguments of the send statements for p sent at now.
 func (q *Queue) sendArgs(p *queue.SendParams, now time.Time) []any {
 	vt := sqlitedb.Micros(now.Add(p.Delay))
-	return []any{p.Queue, bodyOf(p), sqlitedb.Micros(now), vt, p.Priority, vt - queue.PriorityOffset(p.Priority, q.aging)}
+	return []any{p.Queue, bodyOf(p), sqlitedb.Micros(now), vt, p.Priority, queue.SortKey(vt, p.Since, p.Priority, q.aging)}
 }
 
 func (q *Queue) sendWith(ctx context.Context, st *sql.Stmt, p *queue.SendParams) (int64, error) {

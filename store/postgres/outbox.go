@@ -324,6 +324,7 @@ type outboxRow struct {
 	body     []byte
 	priority int
 	delay    time.Duration // what remains of the delay, counted from the commit
+	since    *time.Time    // queue.SendParams.Since; nil: not set
 }
 
 // round leases up to Batch rows, publishes them and deletes them. It
@@ -334,7 +335,7 @@ func (r *relay) round(ctx context.Context) (int, error) {
 		UPDATE message_outbox o SET lease_until = now() + $2 * interval '1 microsecond'
 		WHERE o.id IN (SELECT id FROM message_outbox WHERE lease_until <= now() ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
 		RETURNING o.id, o.queue_name, o.body, o.priority,
-			GREATEST(0, o.delay_us - (extract(epoch FROM now() - o.created_at) * 1000000)::bigint)`,
+			GREATEST(0, o.delay_us - (extract(epoch FROM now() - o.created_at) * 1000000)::bigint), o.since`,
 		r.cfg.Batch, r.cfg.Lease.Microseconds())
 	if err != nil {
 		return 0, fmt.Errorf("lease rows: %w", err)
@@ -342,7 +343,7 @@ func (r *relay) round(ctx context.Context) (int, error) {
 	rows, err = pgx.CollectRows(pgRows, func(row pgx.CollectableRow) (outboxRow, error) {
 		var o outboxRow
 		var us int64
-		err := row.Scan(&o.id, &o.queue, &o.body, &o.priority, &us)
+		err := row.Scan(&o.id, &o.queue, &o.body, &o.priority, &us, &o.since)
 		o.delay = time.Duration(us) * time.Microsecond
 		return o, err
 	})
@@ -358,6 +359,9 @@ func (r *relay) round(ctx context.Context) (int, error) {
 	ids := make([]int64, len(rows))
 	for i, o := range rows {
 		msgs[i] = &queue.SendParams{Queue: o.queue, Body: o.body, Delay: o.delay, Priority: o.priority}
+		if o.since != nil {
+			msgs[i].Since = *o.since
+		}
 		ids[i] = o.id
 	}
 	return len(rows), r.publishDelete(ctx, ids, msgs)
@@ -398,18 +402,22 @@ func (s *Store) OutboxStats() OutboxStats {
 // them when the transaction commits; their ids are appended to *ids.
 func insertOutbox(msgs []*queue.SendParams, lease time.Duration, ids *[]int64) pgdb.Stmt {
 	names, bodies, delays, prios := make([]string, len(msgs)), make([][]byte, len(msgs)), make([]int64, len(msgs)), make([]int32, len(msgs))
+	sinces := make([]*time.Time, len(msgs))
 	for i, m := range msgs {
 		names[i], bodies[i], delays[i], prios[i] = m.Queue, m.Body, m.Delay.Microseconds(), int32(m.Priority)
 		if bodies[i] == nil {
 			bodies[i] = []byte{}
 		}
+		if !m.Since.IsZero() {
+			sinces[i] = &m.Since
+		}
 	}
 	return pgdb.Stmt{
-		SQL: `INSERT INTO message_outbox (queue_name, body, delay_us, priority, lease_until)
-			SELECT q, b, d, p, clock_timestamp() + $5 * interval '1 microsecond'
-			FROM unnest($1::text[], $2::bytea[], $3::bigint[], $4::integer[]) AS u(q, b, d, p)
+		SQL: `INSERT INTO message_outbox (queue_name, body, delay_us, priority, lease_until, since)
+			SELECT q, b, d, p, clock_timestamp() + $5 * interval '1 microsecond', si
+			FROM unnest($1::text[], $2::bytea[], $3::bigint[], $4::integer[], $6::timestamptz[]) AS u(q, b, d, p, si)
 			RETURNING id`,
-		Args: []any{names, bodies, delays, prios, lease.Microseconds()},
+		Args: []any{names, bodies, delays, prios, lease.Microseconds(), sinces},
 		Query: func(rows pgx.Rows) error {
 			got, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 			*ids = append(*ids, got...)
@@ -433,6 +441,6 @@ func (x *tx) relaySend(ctx context.Context, p *queue.SendParams) error {
 		}
 		x.s.known.Store(p.Queue, struct{}{})
 	}
-	x.relayed = append(x.relayed, &queue.SendParams{Queue: p.Queue, Body: p.Body, Delay: p.Delay, Priority: p.Priority})
+	x.relayed = append(x.relayed, &queue.SendParams{Queue: p.Queue, Body: p.Body, Delay: p.Delay, Priority: p.Priority, Since: p.Since})
 	return nil
 }

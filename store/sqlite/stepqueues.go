@@ -42,10 +42,10 @@ func isStepQueue(name string) bool {
 // out (a parameter would not match them). Tasks in error are looked at too: an operator
 // may reset one, and its enqueued steps then still need their messages.
 func (s *Store) restoreStepQueues(ctx context.Context) error {
-	rows, err := s.db.W.QueryContext(ctx, `SELECT t.namespace, t.name, t.version, t.priority, s.task_id, s.id, s.state, s.updated_at
-		FROM (SELECT id, namespace, name, version, priority FROM tasks INDEXED BY tasks_unfinished WHERE finished_at IS NULL
+	rows, err := s.db.W.QueryContext(ctx, `SELECT t.namespace, t.name, t.version, t.priority, t.created_at, s.task_id, s.id, s.state, s.updated_at
+		FROM (SELECT id, namespace, name, version, priority, created_at FROM tasks INDEXED BY tasks_unfinished WHERE finished_at IS NULL
 			UNION ALL
-			SELECT id, namespace, name, version, priority FROM tasks INDEXED BY tasks_in_error WHERE state = 'error') t
+			SELECT id, namespace, name, version, priority, created_at FROM tasks INDEXED BY tasks_in_error WHERE state = 'error') t
 		CROSS JOIN steps s ON s.task_id = t.id
 		WHERE s.state IN (?1, ?2)
 		ORDER BY s.updated_at`, taskertype.StepEnqueued, taskertype.StepInProgress)
@@ -60,14 +60,14 @@ func (s *Store) restoreStepQueues(ctx context.Context) error {
 			ns, name, version, state string
 			prio                     int
 			taskID, stepID           uuid.UUID
-			updated                  int64
+			created, updated         int64
 		)
-		if err := rows.Scan(&ns, &name, &version, &prio, &taskID, &stepID, &state, &updated); err != nil {
+		if err := rows.Scan(&ns, &name, &version, &prio, &created, &taskID, &stepID, &state, &updated); err != nil {
 			return fmt.Errorf("store: restore the step queues: %w", err)
 		}
 		r := queuesqlite.RestoredMessage{
 			Body:     wire.Encode(wire.StepMessage{TaskID: taskID, StepID: stepID, Template: name, Version: version}),
-			Priority: prio, EnqueuedAt: sqlitedb.Time(updated),
+			Priority: prio, EnqueuedAt: sqlitedb.Time(updated), Since: sqlitedb.Time(created),
 		}
 		if taskertype.StepState(state) == taskertype.StepInProgress {
 			r.ReadCount = 1

@@ -204,6 +204,37 @@ func TestStepQueuesAreRebuiltFromTheStepsAtOpen(t *testing.T) {
 	}
 }
 
+// TestRebuiltStepQueuesKeepTheirTasksAge: a rebuilt message waits from its
+// task's creation, as orchestration sent it (queue.SendParams.Since): the
+// step of the older task is claimed first, though the newer task's step
+// became ready before it.
+func TestRebuiltStepQueuesKeepTheirTasksAge(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tasker.db")
+	s := storeToReopen(t, path, stepQ)
+	older, oids := stepTask(t, s, 0, "a")
+	time.Sleep(2 * time.Millisecond) // the creation times, in microseconds, differ
+	newer, nids := stepTask(t, s, 0, "a")
+	for _, id := range []uuid.UUID{older, newer} {
+		moveTask(t, s, id, taskertype.TaskEventStart, taskertype.TaskEventReadyStepsFound)
+	}
+	moveStep(t, s, newer, nids["a"], 0, false, taskertype.StepEventEnqueue)
+	time.Sleep(2 * time.Millisecond)
+	moveStep(t, s, older, oids["a"], 0, false, taskertype.StepEventEnqueue)
+	s = reopen(t, s, path)
+	msgs := claimStep(t, s.Queue(), 2)
+	var got []uuid.UUID
+	for _, m := range msgs {
+		task, _, err := wire.DecodeStep(m.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, task)
+	}
+	if len(got) != 2 || got[0] != older || got[1] != newer {
+		t.Fatalf("claimed the steps of tasks %v, want the older task's (%s) first, then the newer's (%s)", got, older, newer)
+	}
+}
+
 // TestStepQueueMessagesFollowTheirTransaction: a send enters the queue at
 // the commit, and is claimable in its own transaction; a claim is undone by
 // a rollback, read count included; an acknowledgement holds only if its
