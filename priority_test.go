@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tasker-go/tasker"
+	"github.com/tasker-go/tasker/queue"
 	"github.com/tasker-go/tasker/template"
 )
 
@@ -38,9 +39,10 @@ steps:
 // priorityEngine is an engine with one worker slot, held by a gate task
 // until release is closed, whose test.record handler appends the task's
 // "label" to the returned log as each step runs. Its test.flaky handler
-// fails a task's first attempt, retryable after flakyRetry, and logs
-// "label.failed"; it logs as test.record does when it succeeds.
-func priorityEngine(t *testing.T, backend string, aging time.Duration) (eng *tasker.Engine, release chan struct{}, started chan struct{}, log func() []string) {
+// fails a task's first attempt, retryable after flakyRetry, once it has
+// logged "label.failed" and failing is closed; it logs as test.record does
+// when it succeeds.
+func priorityEngine(t *testing.T, backend string, aging time.Duration) (eng *tasker.Engine, release, started, failing chan struct{}, log func() []string) {
 	t.Helper()
 	var tpls []*template.Template
 	for i, doc := range strings.Split(priorityTemplates, "\n---\n") {
@@ -52,7 +54,7 @@ func priorityEngine(t *testing.T, backend string, aging time.Duration) (eng *tas
 	cfg.Templates, cfg.WorkerConcurrency, cfg.PriorityAging = tpls, 1, aging
 	eng, err := tasker.Open(t.Context(), cfg)
 	must(t, err)
-	release, started = make(chan struct{}), make(chan struct{}, 1)
+	release, started, failing = make(chan struct{}), make(chan struct{}, 1), make(chan struct{})
 	var (
 		mu  sync.Mutex
 		ran []string
@@ -67,32 +69,42 @@ func priorityEngine(t *testing.T, backend string, aging time.Duration) (eng *tas
 		}
 	})))
 	// record logs the step of in under its task's label; with flaky, it
-	// fails the label's first attempt instead.
+	// logs the label's first attempt as failed and says it is to fail.
 	failed := map[string]bool{}
-	record := func(in *tasker.StepInput, flaky bool) error {
+	record := func(in *tasker.StepInput, flaky bool) (fail bool, err error) {
 		var c struct{ Label string }
 		if err := json.Unmarshal(in.Context, &c); err != nil {
-			return err
+			return false, err
 		}
 		mu.Lock()
 		defer mu.Unlock()
 		if flaky && !failed[c.Label] {
 			failed[c.Label] = true
 			ran = append(ran, c.Label+".failed")
-			return tasker.RetryAfter(errors.New("the first attempt fails"), flakyRetry)
+			return true, nil
 		}
 		ran = append(ran, c.Label+"."+in.StepName)
-		return nil
+		return false, nil
 	}
 	must(t, eng.RegisterHandler("test.record", tasker.HandlerFunc(func(_ context.Context, in *tasker.StepInput) (any, error) {
-		return nil, record(in, false)
+		_, err := record(in, false)
+		return nil, err
 	})))
-	must(t, eng.RegisterHandler("test.flaky", tasker.HandlerFunc(func(_ context.Context, in *tasker.StepInput) (any, error) {
-		return nil, record(in, true)
+	must(t, eng.RegisterHandler("test.flaky", tasker.HandlerFunc(func(ctx context.Context, in *tasker.StepInput) (any, error) {
+		fail, err := record(in, true)
+		if !fail || err != nil {
+			return nil, err
+		}
+		select {
+		case <-failing:
+			return nil, tasker.RetryAfter(errors.New("the first attempt fails"), flakyRetry)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	})))
 	must(t, eng.Start(t.Context()))
 	stopAtCleanup(t, eng)
-	return eng, release, started, func() []string {
+	return eng, release, started, failing, func() []string {
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.Clone(ran)
@@ -106,7 +118,7 @@ func priorityEngine(t *testing.T, backend string, aging time.Duration) (eng *tas
 // may have taken the next first step: their order is not asserted.)
 func TestPriorityOrdersClaims(t *testing.T) {
 	onBackends(t, func(t *testing.T, backend string) {
-		eng, release, started, ran := priorityEngine(t, backend, time.Hour)
+		eng, release, started, _, ran := priorityEngine(t, backend, time.Hour)
 		gate, err := eng.CreateTask(t.Context(), tasker.CreateTaskParams{Namespace: "test", Name: "gate"})
 		must(t, err)
 		<-started
@@ -136,24 +148,25 @@ const flakyRetry = time.Second
 // ready before the retry did: the slot finishes the task begun first.
 func TestOlderTasksStepsAreClaimedFirst(t *testing.T) {
 	onBackends(t, func(t *testing.T, backend string) {
-		eng, release, started, ran := priorityEngine(t, backend, time.Hour)
+		eng, release, started, failing, ran := priorityEngine(t, backend, time.Hour)
 		older, err := eng.CreateTask(t.Context(), tasker.CreateTaskParams{Namespace: "test", Name: "flaky",
 			Context: map[string]string{"label": "older"}})
 		must(t, err)
+		// While the older task's first attempt holds the only slot, the
+		// gate's step waits for it; the attempt then fails, and the gate
+		// takes the slot (the retry is not due for a second).
 		waitUntil(t, func() bool { return slices.Contains(ran(), "older.failed") })
-		// The slot is held, the newer task's step waits, and then the
-		// older task's retry is due: both wait for the slot.
 		gate, err := eng.CreateTask(t.Context(), tasker.CreateTaskParams{Namespace: "test", Name: "gate"})
 		must(t, err)
+		waitUntil(t, func() bool { return stepQueueDepth(t, eng) == 1 })
+		close(failing)
 		<-started
+		// The newer task's step waits, and then the older task's retry is
+		// due: both wait for the slot.
 		newer, err := eng.CreateTask(t.Context(), tasker.CreateTaskParams{Namespace: "test", Name: "ranked",
 			Context: map[string]string{"label": "newer"}})
 		must(t, err)
-		waitUntil(t, func() bool { // the older task's retry is due
-			steps, err := eng.Steps(t.Context(), older.ID)
-			must(t, err)
-			return steps[0].State == "enqueued"
-		})
+		waitUntil(t, func() bool { return stepQueueDepth(t, eng) == 2 })
 		if got := ran(); slices.Contains(got, "newer.first") {
 			t.Fatalf("steps ran in the order %v before the gate was released", got)
 		}
@@ -166,12 +179,26 @@ func TestOlderTasksStepsAreClaimedFirst(t *testing.T) {
 	})
 }
 
+// stepQueueDepth is the messages waiting in the step queue of namespace
+// test: visible, not claimed.
+func stepQueueDepth(t *testing.T, eng *tasker.Engine) int64 {
+	t.Helper()
+	depths, err := eng.QueueDepths(t.Context())
+	must(t, err)
+	for _, d := range depths {
+		if d.Queue == queue.StepQueue("test") {
+			return d.Depth
+		}
+	}
+	return 0
+}
+
 // TestPriorityAgingPreventsStarvation: with an aging step far below the
 // wait, a task of priority 0 created long before tasks of priority 1 runs
 // first: it has waited more than the point it lacks is worth.
 func TestPriorityAgingPreventsStarvation(t *testing.T) {
 	onBackends(t, func(t *testing.T, backend string) {
-		eng, release, started, ran := priorityEngine(t, backend, time.Millisecond)
+		eng, release, started, _, ran := priorityEngine(t, backend, time.Millisecond)
 		gate, err := eng.CreateTask(t.Context(), tasker.CreateTaskParams{Namespace: "test", Name: "gate"})
 		must(t, err)
 		<-started

@@ -64,28 +64,30 @@ type SendParams struct {
 	// its key. A 32-bit integer, as tasker-core's task priority; default 0.
 	Priority int
 	// Since, when set and earlier than the time the message becomes
-	// visible, is when its waiting counts from in claim order: its sort key
-	// is Since, at most MaxPriorityBoost before the visibility, less the
-	// priority's offset (SortKey). The engine sends a step's message with
-	// its task's creation time, so that the steps of older tasks are
-	// claimed before those of newer ones of the same priority: a backlog
-	// finishes the tasks it has started before it starts more
-	// (docs/identity.md, "Priority and aging"). Zero: the visibility time.
+	// visible, is when its waiting counts from in claim order: its sort
+	// key is Since less its priority's offset, but never more than
+	// MaxPriorityBoost before its visibility (SortKey), as without it. The
+	// engine sends a step's message with its task's creation time, so that
+	// among steps of the same priority those of older tasks are claimed
+	// first: a backlog finishes the tasks it has begun before it begins
+	// more, and a priority gap weighs against a task's age as it does
+	// against any waiting (docs/identity.md, "Priority and aging"). Zero:
+	// the visibility time.
 	Since time.Time
 }
 
 // SortKey is the sort key, in Unix microseconds, of a message that becomes
 // visible at visible (Unix microseconds), sent with SendParams.Since since
 // and SendParams.Priority priority, with aging step aging: the earlier of
-// visible and since, but no more than MaxPriorityBoost before visible, less
-// PriorityOffset. Providers that
-// compute the key in their database follow the same rule.
+// visible and since, less PriorityOffset, and no more than MaxPriorityBoost
+// before visible. Providers that compute the key in their database follow
+// the same rule.
 func SortKey(visible int64, since time.Time, priority int, aging time.Duration) int64 {
 	at := visible
 	if !since.IsZero() {
-		at = max(min(at, since.UnixMicro()), visible-MaxPriorityBoost.Microseconds())
+		at = min(at, since.UnixMicro())
 	}
-	return at - PriorityOffset(priority, aging)
+	return max(at-PriorityOffset(priority, aging), visible-MaxPriorityBoost.Microseconds())
 }
 
 // DefaultPriorityAging is the waiting one point of SendParams.Priority is
@@ -127,8 +129,9 @@ func CheckPriorityAging(aging time.Duration) error {
 }
 
 // ClaimParams asks for up to Max visible messages of Queue, in claim order:
-// by sort key (SendParams.Priority), the oldest first when priorities are
-// equal.
+// by sort key (SortKey), the one that has waited longest first when
+// priorities are equal (waiting counts from the visibility, or from
+// SendParams.Since when that is earlier).
 type ClaimParams struct {
 	Queue string
 	// Max is the most messages to return; at least 1.

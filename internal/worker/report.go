@@ -241,13 +241,10 @@ func (w *Worker) storeOne(ctx context.Context, r *report) {
 				return err
 			}
 			if yieldInTx {
-				// The step's message, as orchestration sends it: its
-				// waiting counts from its task's creation.
-				task, err := tx.TaskGetForUpdate(ctx, step.TaskID)
-				if err != nil {
-					return err
-				}
-				if err := tx.MessageSend(ctx, &queue.SendParams{Queue: m.Queue, Body: m.Body, Priority: m.Priority, Since: task.CreatedAt}); err != nil {
+				// The fresh message waits from now, not from its task's
+				// creation (queue.SendParams.Since): a step that yields
+				// lets the steps waiting behind it run first.
+				if err := tx.MessageSend(ctx, &queue.SendParams{Queue: m.Queue, Body: m.Body, Priority: m.Priority}); err != nil {
 					return err
 				}
 			}

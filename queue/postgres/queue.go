@@ -315,7 +315,8 @@ func since(p *queue.SendParams) *time.Time {
 	if p.Since.IsZero() {
 		return nil
 	}
-	return &p.Since
+	t := p.Since // a copy: the caller may reuse p
+	return &t
 }
 
 // sendArgs are the arguments of the send statements for p, then more.

@@ -70,8 +70,9 @@ func newStmts(name string) *stmts {
 	f := func(format string) string { return fmt.Sprintf(format, s.table, s.archive) }
 	// vt is when the message becomes visible (again); claimed tells a
 	// claimed message from a delayed one while vt is in the future.
-	// sort_at orders claims: the time the message became visible less its
-	// priority's worth of waiting (queue.SendParams.Priority); it is set
+	// sort_at orders claims: the time the message became visible (or its
+	// queue.SendParams.Since, if earlier) less its priority's worth of
+	// waiting (queue.SortKey); it is set
 	// once, at the send. A claim, a release or an extension changes no
 	// indexed column, and writes a row of the same size (the columns it
 	// changes have fixed widths): it is a HOT update, which adds no index
@@ -208,9 +209,9 @@ func newStmts(name string) *stmts {
 }
 
 // sortKeySQL is queue.SortKey in SQL: the earlier of the visibility vt and
-// since (NULL: not set; LEAST and GREATEST pass over NULLs), at most
-// queue.MaxPriorityBoost before vt, less offset microseconds.
+// since (NULL: not set; LEAST and GREATEST pass over NULLs), less offset
+// microseconds, and no more than queue.MaxPriorityBoost before vt.
 func sortKeySQL(vt, since, offset string) string {
-	return fmt.Sprintf(`GREATEST(LEAST(%[1]s, %[2]s), %[1]s - %[4]d * interval '1 microsecond') - %[3]s * interval '1 microsecond'`,
+	return fmt.Sprintf(`GREATEST(LEAST(%[1]s, %[2]s) - %[3]s * interval '1 microsecond', %[1]s - %[4]d * interval '1 microsecond')`,
 		vt, since, offset, queue.MaxPriorityBoost.Microseconds())
 }

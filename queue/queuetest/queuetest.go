@@ -272,34 +272,39 @@ func (e *env) sendSince(t *testing.T, name, body string, prio int, since time.Ti
 
 // testSince: SendParams.Since, when earlier than the visibility, is when a
 // message's waiting counts from (a step's message carries its task's
-// creation); a later one changes nothing; and it counts at most
-// MaxPriorityBoost before the visibility.
+// creation), and a priority gap weighs against it as against any waiting; a
+// later one changes nothing; and no key is more than MaxPriorityBoost
+// before its visibility, Since or not.
 func testSince(t *testing.T, e *env) {
 	e.ensure(t, "q")
 	step := queue.DefaultPriorityAging
 	start := e.clock.Now()
-	e.sendSince(t, "q", "plain", 0, time.Time{})
+	e.sendSince(t, "q", "plain", 0, time.Time{}) // waits from start
 	e.clock.Advance(step)
-	e.sendSince(t, "q", "future", 0, e.clock.Now().Add(time.Hour)) // counts from its visibility: after "plain"
-	e.sendSince(t, "q", "older", 0, start.Add(-time.Second))       // counts from before "plain" was sent
-	e.sendSince(t, "q", "urgent", 1, start)                        // a step before "older"
-	got := bodies(e.claim(t, "q", 4, time.Minute))
-	want := []string{"urgent/1", "older/0", "plain/0", "future/0"}
+	e.sendSince(t, "q", "future", 0, e.clock.Now().Add(time.Hour)) // from its visibility, start + 1 step
+	e.sendSince(t, "q", "older", 0, start.Add(-time.Second))       // from before "plain" was sent
+	e.sendSince(t, "q", "urgent", 1, start)                        // a step before start
+	e.sendSince(t, "q", "hasty", 3, time.Time{})                   // 3 steps before its visibility: start - 2 steps
+	e.sendSince(t, "q", "aged", 0, start.Add(-step*5/2))           // waited 3.5 steps: more than hasty's gap
+	got := bodies(e.claim(t, "q", 6, time.Minute))
+	want := []string{"aged/0", "hasty/3", "urgent/1", "older/0", "plain/0", "future/0"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("claimed %v, want %v (a message waits from Since when it is earlier)", got, want)
 	}
 
-	// "ancient" counts from a day before its visibility, not three; so
-	// "next", sent a second later from two days before, with one point of
-	// priority, goes first (unbounded, "ancient" would).
+	// "early" (the highest priority) counts as visible MaxPriorityBoost
+	// before it was sent. "both", of the same priority, sent half that
+	// later and waiting since MaxPriorityBoost before it was sent, counts
+	// only MaxPriorityBoost early too, priority and waiting together:
+	// "early" goes first (had the two added up, "both" would).
 	e.ensure(t, "r")
-	e.sendSince(t, "r", "ancient", 0, e.clock.Now().Add(-3*queue.MaxPriorityBoost))
-	e.clock.Advance(time.Second)
-	e.sendSince(t, "r", "next", 1, e.clock.Now().Add(-2*queue.MaxPriorityBoost))
+	e.sendSince(t, "r", "early", math.MaxInt32, time.Time{})
+	e.clock.Advance(queue.MaxPriorityBoost / 2)
+	e.sendSince(t, "r", "both", math.MaxInt32, e.clock.Now().Add(-queue.MaxPriorityBoost))
 	got = bodies(e.claim(t, "r", 2, time.Minute))
-	want = []string{"next/1", "ancient/0"}
+	want = []string{fmt.Sprintf("early/%d", math.MaxInt32), fmt.Sprintf("both/%d", math.MaxInt32)}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("claimed %v, want %v (Since counts at most %v before the visibility)", got, want, queue.MaxPriorityBoost)
+		t.Fatalf("claimed %v, want %v (no key is more than %v before its visibility)", got, want, queue.MaxPriorityBoost)
 	}
 }
 

@@ -56,9 +56,10 @@ type held struct {
 	ch  *amqp.Channel
 	tag uint64
 	due time.Time // zero: not delayed
-	// key orders claims: when the message became visible (sent, or due)
-	// less its priority's worth of waiting (queue.PriorityOffset), in
-	// microseconds; a release or an expired claim keeps it.
+	// key orders claims: when the message became visible (sent, or due),
+	// or its since if earlier, less its priority's worth of waiting
+	// (queue.SortKey), in microseconds; a release or an expired claim
+	// keeps it.
 	key int64
 	// since is the message's queue.SendParams.Since in Unix microseconds,
 	// 0 when not set: it goes with the message when it is published again.

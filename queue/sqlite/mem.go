@@ -33,7 +33,7 @@ type memMsg struct {
 	readCt   int
 	enqueued time.Time
 	vt       int64 // Unix µs: visible from, or claimed until
-	sortAt   int64 // Unix µs: the claim order's key (queue.PriorityOffset)
+	sortAt   int64 // Unix µs: the claim order's key (queue.SortKey)
 	priority int
 	claimed  bool // as the claimed column: set by a claim, cleared by a nack
 	in       *memHeap

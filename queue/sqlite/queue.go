@@ -166,7 +166,7 @@ func New(ctx context.Context, db *sqlitedb.DB, cfg Config) (*Queue, error) {
 	q.sendNoID = p.W(`INSERT INTO queue_messages (queue, body, read_ct, enqueued_at, vt, claimed, priority, sort_at)
 		SELECT ?1, ?2, 0, ?3, ?4, 0, ?5, ?6 WHERE EXISTS (SELECT 1 FROM queue_queues WHERE name = ?1)`)
 	// The claim takes up to ?4 messages in claim order
-	// (queue.SendParams.Priority: by the time they became visible, less
+	// (queue.SortKey: by the time they became visible or their Since, less
 	// their priority's worth of waiting) from two walks of ?4 at most: the
 	// messages not claimed, on queue_messages_ready in claim order (the
 	// delayed ones it passes over are told apart by the vt it holds), and

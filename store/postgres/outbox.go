@@ -409,7 +409,8 @@ func insertOutbox(msgs []*queue.SendParams, lease time.Duration, ids *[]int64) p
 			bodies[i] = []byte{}
 		}
 		if !m.Since.IsZero() {
-			sinces[i] = &m.Since
+			t := m.Since
+			sinces[i] = &t
 		}
 	}
 	return pgdb.Stmt{

@@ -19,10 +19,11 @@ import (
 // a backlog's drain) and that StepList serves: the statement as shipped,
 // its rows sorted in Go ("sort=go"), against the same statement with ORDER
 // BY position, name ("sort=sql", the design it replaced, whose sorter
-// copied every row, result included, through a temporary b-tree). Both read
-// the seven steps of a DAG task whose steps hold results, through the same
-// scan; "sort=sql" also runs the Go sort, over rows already in order. The
-// figures are in docs/benchmarks.md.
+// copied every row, result included, through a temporary b-tree). Both run
+// on a reader connection (the writer's prepares the same text) and read
+// the seven steps of a DAG task whose steps hold small results, through
+// the same scan; "sort=sql" also runs the Go sort, over rows already in
+// order. The figures are in docs/benchmarks.md ("Claims by task age").
 func BenchmarkStepList(b *testing.B) {
 	ctx := b.Context()
 	s, err := Open(ctx, Config{Path: filepath.Join(b.TempDir(), "tasker.db")})
@@ -31,9 +32,9 @@ func BenchmarkStepList(b *testing.B) {
 	}
 	b.Cleanup(func() { _ = s.Close() })
 	task := &taskertype.Task{ID: uuid.Must(uuid.NewV7()), Namespace: "bench", Name: "dag", Version: "1", Context: []byte(`{"value": 3}`)}
-	// The 7-step DAG of tasker bench: a, then b and c, then d, e and f,
-	// then g. Named against their positions, so that neither the index's
-	// name order nor the rowid order is the template's.
+	// A 7-step DAG: one root, two steps after it, three after those, one
+	// last. Named against their positions, so that the index's name order
+	// is not the template's.
 	deps := [][]int{nil, {0}, {0}, {1}, {1, 2}, {2}, {3, 4, 5}}
 	steps := make([]*taskertype.Step, len(deps))
 	for i, d := range deps {
