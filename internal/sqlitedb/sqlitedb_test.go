@@ -362,3 +362,52 @@ func TestNextCheckpoint(t *testing.T) {
 		t.Fatalf("wait after a change %v, want %v", got, checkpointBusy)
 	}
 }
+
+// TestCheckpointSyncsWhatItCopied: a checkpoint that copied frames into the
+// database file syncs the file; one that copied nothing does not; and a
+// sync that fails is an error.
+func TestCheckpointSyncsWhatItCopied(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.db")
+	db := open(t, path)
+	c, err := sql.Open("sqlite", dsn(path, roleCheckpointer, "NORMAL"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// Each write larger than the last: after the WAL starts over, the
+	// frames copied then are not the count the last checkpoint saw.
+	n := 0
+	write := func() {
+		t.Helper()
+		n++
+		if _, err := db.W.ExecContext(t.Context(), `CREATE TABLE IF NOT EXISTS t (v BLOB); INSERT INTO t VALUES (randomblob(?1))`, 20000*n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var cp ckptState
+	write()
+	if synced, err := cp.run(t.Context(), c, f); err != nil || !synced {
+		t.Fatalf("a checkpoint after a write: synced %v, %v; want synced", synced, err)
+	}
+	if synced, err := cp.run(t.Context(), c, f); err != nil || synced {
+		t.Fatalf("a checkpoint with nothing new to copy: synced %v, %v; want no sync", synced, err)
+	}
+	write()
+	if synced, err := cp.run(t.Context(), c, nil); err != nil || synced {
+		t.Fatalf("a checkpoint without the file: synced %v, %v; want no sync", synced, err)
+	}
+	closed, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed.Close()
+	write()
+	if _, err := cp.run(t.Context(), c, closed); err == nil {
+		t.Fatal("a checkpoint whose sync fails: no error")
+	}
+}
