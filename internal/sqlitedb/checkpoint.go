@@ -43,19 +43,6 @@ const autoCheckpointPages = 10000
 // pages, fsync included, which put a multi-millisecond stall on one commit
 // in every few hundred. A passive checkpoint never waits for the writer and
 // the writer never waits for it.
-//
-// Under load a passive checkpoint rarely copies the whole WAL (the writer
-// appends while it copies), and SQLite syncs the database file only after
-// one that did, so until then every page the checkpointer copies stays
-// dirty; the writer's backstop (autoCheckpointPages), which completes
-// because nothing writes during it, then synced them all in the writer's
-// commit: a WAL and a database fsync of 7–10 ms together, every third of
-// a second at half the saturation rate (perf trace). The checkpointer
-// therefore syncs the database file itself after each checkpoint that
-// copied frames (checkpoint), so that the writer's sync finds little to
-// write: its database fsync took 1.3–2.8 ms instead of about 4.5, and the
-// p99 at half load fell to 0.85× for linear tasks (docs/benchmarks.md,
-// "The checkpointer syncs what it copies").
 func (db *DB) startCheckpointer(syncMode string) error {
 	c, err := sql.Open("sqlite", dsn(db.Path, roleCheckpointer, syncMode))
 	if err != nil {
@@ -63,28 +50,14 @@ func (db *DB) startCheckpointer(syncMode string) error {
 	}
 	c.SetMaxOpenConns(1)
 	c.SetMaxIdleConns(1)
-	// The file the checkpointer syncs. Without it (a platform that will
-	// not sync a file opened to read), the writer's checkpoint syncs as
-	// before.
-	f, ferr := os.Open(db.Path)
-	if ferr != nil {
-		db.Logger.Debug("sqlite checkpointer: the database file is not synced after each checkpoint", "path", db.Path, "error", ferr)
-		f = nil
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	db.ckpt, db.ckptStop, db.ckptDone = c, cancel, make(chan struct{})
 	go func() {
 		defer close(db.ckptDone)
-		if f != nil {
-			defer f.Close()
-		}
 		wait := checkpointBusy
 		t := time.NewTimer(wait)
 		defer t.Stop()
-		var (
-			seen time.Time // the WAL's modification time at the last checkpoint
-			cp   ckptState
-		)
+		var seen time.Time // the WAL's modification time at the last checkpoint
 		for {
 			select {
 			case <-ctx.Done():
@@ -97,7 +70,8 @@ func (db *DB) startCheckpointer(syncMode string) error {
 			wait = nextCheckpoint(wait, changed)
 			if changed {
 				seen = fi.ModTime()
-				if _, err := cp.run(ctx, c, f); err != nil && ctx.Err() == nil {
+				var busy, logPages, done int
+				if err := c.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logPages, &done); err != nil && ctx.Err() == nil {
 					db.Logger.Warn("sqlite checkpoint failed; the writer's own checkpoint remains as a backstop", "path", db.Path, "error", err)
 				}
 			}
@@ -107,33 +81,6 @@ func (db *DB) startCheckpointer(syncMode string) error {
 		}
 	}()
 	return nil
-}
-
-// ckptState is what the checkpointer remembers between checkpoints: the
-// WAL's frames copied back so far, as the last one reported them.
-type ckptState struct{ backfilled int }
-
-// run runs one passive checkpoint on c and, when it copied frames into the
-// database file, syncs f, that file (nil: no sync). It reports whether it
-// synced; a failed sync is an error, the checkpoint's frames staying for
-// the writer's checkpoint to sync.
-func (cp *ckptState) run(ctx context.Context, c *sql.DB, f *os.File) (synced bool, err error) {
-	var busy, logPages, backfilled int
-	if err := c.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logPages, &backfilled); err != nil {
-		return false, err
-	}
-	// backfilled counts the frames copied since the WAL last started over:
-	// more than last time, or fewer (the WAL started over, and frames were
-	// copied since), means this checkpoint copied some.
-	copied := backfilled > 0 && backfilled != cp.backfilled
-	cp.backfilled = backfilled
-	if !copied || f == nil {
-		return false, nil
-	}
-	if err := f.Sync(); err != nil {
-		return false, fmt.Errorf("sync the database file after a checkpoint: %w", err)
-	}
-	return true, nil
 }
 
 func (db *DB) stopCheckpointer() error {
