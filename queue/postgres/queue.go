@@ -310,18 +310,20 @@ func bodyOf(p *queue.SendParams) []byte {
 	return p.Body
 }
 
-// since is p.Since as the send statements take it: NULL when not set.
-func since(p *queue.SendParams) *time.Time {
+// SinceArg is p.Since as a statement's argument: nil (NULL) when not set,
+// else a copy (the caller may reuse p). The send statements and the
+// store's outbox take it.
+func SinceArg(p *queue.SendParams) *time.Time {
 	if p.Since.IsZero() {
 		return nil
 	}
-	t := p.Since // a copy: the caller may reuse p
+	t := p.Since
 	return &t
 }
 
 // sendArgs are the arguments of the send statements for p, then more.
 func (q *Queue) sendArgs(p *queue.SendParams, more ...any) []any {
-	return append([]any{q.now(), p.Delay.Microseconds(), bodyOf(p), int32(p.Priority), queue.PriorityOffset(p.Priority, q.aging), since(p)}, more...)
+	return append([]any{q.now(), p.Delay.Microseconds(), bodyOf(p), int32(p.Priority), queue.PriorityOffset(p.Priority, q.aging), SinceArg(p)}, more...)
 }
 
 // MessageSend implements queue.Queue: one statement, which also notifies the

@@ -150,7 +150,7 @@ func (q *Queue) Outgoing(p *queue.SendParams) (Outgoing, error) {
 	if err := p.Validate(); err != nil {
 		return Outgoing{}, err
 	}
-	return Outgoing{At: q.now(), Delay: p.Delay, Body: bodyOf(p), Priority: int32(p.Priority), Offset: queue.PriorityOffset(p.Priority, q.aging), Since: since(p)}, nil
+	return Outgoing{At: q.now(), Delay: p.Delay, Body: bodyOf(p), Priority: int32(p.Priority), Offset: queue.PriorityOffset(p.Priority, q.aging), Since: SinceArg(p)}, nil
 }
 
 // SendManyStmt is the statement that inserts msgs into queue name in one

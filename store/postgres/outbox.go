@@ -16,6 +16,7 @@ import (
 	"github.com/tasker-go/tasker/internal/background"
 	"github.com/tasker-go/tasker/internal/pgdb"
 	"github.com/tasker-go/tasker/queue"
+	queuepg "github.com/tasker-go/tasker/queue/postgres"
 )
 
 // OutboxConfig configures the transactional outbox of a store whose queue
@@ -408,10 +409,7 @@ func insertOutbox(msgs []*queue.SendParams, lease time.Duration, ids *[]int64) p
 		if bodies[i] == nil {
 			bodies[i] = []byte{}
 		}
-		if !m.Since.IsZero() {
-			t := m.Since
-			sinces[i] = &t
-		}
+		sinces[i] = queuepg.SinceArg(m)
 	}
 	return pgdb.Stmt{
 		SQL: `INSERT INTO message_outbox (queue_name, body, delay_us, priority, lease_until, since)
