@@ -201,14 +201,27 @@ func (t *tx) load(id uuid.UUID) (*taskRows, error) {
 }
 
 // loadStep returns the rows of the task a step belongs to, and the step.
+// The step's task comes from the cache's step → task index (a step never
+// changes task), else from a walk of the tasks this transaction touched
+// (for a step created in it, which the index has once it commits), else
+// from the database. The walk comes last: a transaction storing a group of
+// outcomes touches hundreds of tasks, and a walk for each of its steps cost
+// a tenth of a drain's CPU (docs/benchmarks.md, "a step's task by the
+// index").
 func (t *tx) loadStep(op string, id uuid.UUID) (*taskRows, *taskertype.Step, error) {
-	for _, r := range t.rows { // a transaction touches a few tasks at most
-		if st := r.step(id); st != nil {
-			return r, st, nil
-		}
-	}
 	taskID, ok := t.s.rows.stepTask.GetIfPresent(id)
-	if !ok {
+	if ok {
+		if r := t.rows[taskID]; r != nil {
+			if st := r.step(id); st != nil {
+				return r, st, nil
+			}
+		}
+	} else {
+		for _, r := range t.rows {
+			if st := r.step(id); st != nil {
+				return r, st, nil
+			}
+		}
 		var s string
 		err := t.stmt(t.s.w.stepTask).QueryRowContext(t.ctx, id.String()).Scan(&s)
 		if errors.Is(err, sql.ErrNoRows) {
