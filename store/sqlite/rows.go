@@ -173,6 +173,22 @@ func (t *tx) keep(r *taskRows) {
 		t.rows = make(map[uuid.UUID]*taskRows)
 	}
 	t.rows[r.task.ID] = r
+	t.unindexed(r)
+}
+
+// unindexed records the steps of r, a task of this transaction, for
+// loadStep, if the cache's step → task index does not hold them (rows read
+// from the database, steps created here).
+func (t *tx) unindexed(r *taskRows) {
+	if r.indexed {
+		return
+	}
+	if t.stepRows == nil {
+		t.stepRows = make(map[uuid.UUID]*taskRows, len(r.steps))
+	}
+	for _, st := range r.steps {
+		t.stepRows[st.ID] = r
+	}
 }
 
 // load returns this transaction's copy of a task's rows: from the
@@ -202,22 +218,15 @@ func (t *tx) load(id uuid.UUID) (*taskRows, error) {
 
 // loadStep returns the rows of the task a step belongs to, and the step.
 // The step's task comes from the cache's step → task index (a step never
-// changes task), else from a walk of the tasks this transaction touched
-// (for a step created in it, which the index has once it commits), else
-// from the database. The walk comes last: a transaction storing a group of
-// outcomes touches hundreds of tasks, and a walk for each of its steps cost
-// a tenth of a drain's CPU (docs/benchmarks.md, "a step's task by the
-// index").
+// changes task), else from the steps of this transaction's tasks that the
+// index does not hold yet (tx.stepRows), else from the database. A walk of
+// the transaction's tasks for each step, as before, cost a tenth of a
+// drain's CPU when a transaction storing a group of outcomes touched
+// hundreds of tasks (docs/benchmarks.md, "a step's task without a walk").
 func (t *tx) loadStep(op string, id uuid.UUID) (*taskRows, *taskertype.Step, error) {
 	taskID, ok := t.s.rows.stepTask.GetIfPresent(id)
-	if ok {
-		if r := t.rows[taskID]; r != nil {
-			if st := r.step(id); st != nil {
-				return r, st, nil
-			}
-		}
-	} else {
-		for _, r := range t.rows {
+	if !ok {
+		if r := t.stepRows[id]; r != nil {
 			if st := r.step(id); st != nil {
 				return r, st, nil
 			}
@@ -233,8 +242,8 @@ func (t *tx) loadStep(op string, id uuid.UUID) (*taskRows, *taskertype.Step, err
 		if taskID, err = uuid.Parse(s); err != nil {
 			return nil, nil, fmt.Errorf("store: %s: step %s: task id %q: %w", op, id, s, err)
 		}
-		// Committed, and it never changes: the index may have it at once
-		// (its entry was evicted while the task stayed in the cache).
+		// It never changes: the index may have it at once (its entry
+		// was evicted while the task stayed in the cache).
 		t.s.rows.stepTask.Set(id, taskID)
 	}
 	r, err := t.load(taskID)

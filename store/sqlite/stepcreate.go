@@ -73,6 +73,7 @@ func (t *tx) StepCreate(ctx context.Context, p *store.StepCreateParams) error {
 		text[i+1] = s.ID.String()
 	}
 	r.text, r.indexed = text, false
+	t.unindexed(r)
 	r.task.Revision++
 	r.taskDirty = true
 	return nil

@@ -32,9 +32,12 @@ type tx struct {
 	tx    *sql.Tx
 	trans []transitionRow
 	rows  map[uuid.UUID]*taskRows // the tasks this transaction touched, by ID
-	sent  []queue.SendParams      // Queue and Delay only, for the wake-ups
-	mem   queuesqlite.TxMem       // what it did to the step queues (stepqueues.go)
-	stmts []boundStmt             // see stmt
+	// stepRows: the steps of those tasks that the cache's step → task
+	// index does not hold, by ID (loadStep)
+	stepRows map[uuid.UUID]*taskRows
+	sent     []queue.SendParams // Queue and Delay only, for the wake-ups
+	mem      queuesqlite.TxMem  // what it did to the step queues (stepqueues.go)
+	stmts    []boundStmt        // see stmt
 	// leases: the store leases of attempts started here
 	// (StepLeaseHold), written after the steps.
 	leases []store.StepLeaseParams
