@@ -359,7 +359,10 @@ func (h *Host) Stop(handle int64, timeout time.Duration) (out []byte) {
 		return errJSON(KindStillRunning, "stop: push workers' step function calls still running: %d at the timeout; their steps will run again, but the calls have not returned (what they give with tasker_step_result is ignored); the handle is gone and the engine stops (%v)", running, cmp.Or[any](err, "stopped"))
 	}
 	if err != nil {
-		return errJSON(KindInternal, "stop: %v (the handle is gone; the engine stops in the background)", err)
+		// Engine.Stop closed the engine's backend before it returned,
+		// also after a timeout: what still runs fails at its next
+		// database call, and the steps it held run again later.
+		return errJSON(KindInternal, "stop: %v (the handle is gone and the engine's database is closed; work still running at the timeout fails at its next database call, and the steps it held run again later)", err)
 	}
 	return []byte(`{"stopped":true}`)
 }
