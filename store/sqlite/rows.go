@@ -37,8 +37,10 @@ type taskRows struct {
 	// not known yet (the rows were read from the database), 0 for a task
 	// created here.
 	seq int64
-	// indexed: the steps are in the cache's step → task index already (the
-	// rows came from the cache), so the commit need not set them again.
+	// indexed: the steps are committed and were put in the cache's step →
+	// task index (the rows came from the cache), so the commit need not
+	// set them again. The index may have evicted some since: loadStep
+	// then reads the step's task from the database.
 	indexed bool
 	// finished: the task's finished_at column is not NULL, as last written.
 	// While it stays NULL a write leaves the column out, so that the
@@ -217,20 +219,21 @@ func (t *tx) load(id uuid.UUID) (*taskRows, error) {
 }
 
 // loadStep returns the rows of the task a step belongs to, and the step.
-// The step's task comes from the cache's step → task index (a step never
-// changes task), else from the steps of this transaction's tasks that the
-// index does not hold yet (tx.stepRows), else from the database. A walk of
-// the transaction's tasks for each step, as before, cost a tenth of a
-// drain's CPU when a transaction storing a group of outcomes touched
-// hundreds of tasks (docs/benchmarks.md, "a step's task without a walk").
+// The step's task comes from the steps of this transaction's tasks that the
+// cache's step → task index does not hold (tx.stepRows: of tasks read from
+// the database, or created here), else from that index (a step never
+// changes task), else from the database. A walk of the transaction's tasks
+// for each step, as before, cost a tenth of the CPU of a drain at a worker
+// concurrency of 2,000, whose transactions store hundreds of outcomes
+// (docs/benchmarks.md, "a step's task without a walk").
 func (t *tx) loadStep(op string, id uuid.UUID) (*taskRows, *taskertype.Step, error) {
+	if r := t.stepRows[id]; r != nil {
+		if st := r.step(id); st != nil {
+			return r, st, nil
+		}
+	}
 	taskID, ok := t.s.rows.stepTask.GetIfPresent(id)
 	if !ok {
-		if r := t.stepRows[id]; r != nil {
-			if st := r.step(id); st != nil {
-				return r, st, nil
-			}
-		}
 		var s string
 		err := t.stmt(t.s.w.stepTask).QueryRowContext(t.ctx, id.String()).Scan(&s)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -243,7 +246,10 @@ func (t *tx) loadStep(op string, id uuid.UUID) (*taskRows, *taskertype.Step, err
 			return nil, nil, fmt.Errorf("store: %s: step %s: task id %q: %w", op, id, s, err)
 		}
 		// It never changes: the index may have it at once (its entry
-		// was evicted while the task stayed in the cache).
+		// was evicted while the task stayed in the cache). A step this
+		// transaction inserted is in stepRows, looked at first, so an
+		// entry that a rollback leaves behind never hides a step created
+		// later under the same ID.
 		t.s.rows.stepTask.Set(id, taskID)
 	}
 	r, err := t.load(taskID)

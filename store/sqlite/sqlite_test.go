@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -155,6 +156,79 @@ func benchStepTransition(b *testing.B, send bool) {
 		})
 		if err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestStepsFoundInTheirTransaction covers where a transaction finds a
+// step's task (loadStep): a step created in it, with its task or added to
+// it later (neither in the committed step → task index yet), and, after a
+// reopen (an empty cache), steps of a task read from the database. Each
+// compare-and-set must meet the transaction's own copy: a second one on
+// the same step in the same transaction sees the first's state.
+func TestStepsFoundInTheirTransaction(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "tasker.db")
+	s := openStore(t, path, nil)
+	retry := taskertype.RetryPolicy{Retryable: true, MaxAttempts: 3, Backoff: taskertype.BackoffExponential, Base: time.Second}
+	task := &taskertype.Task{ID: uuid.Must(uuid.NewV7()), Namespace: "ns", Name: "t", Version: "1", Context: []byte(`{}`)}
+	a := &taskertype.Step{ID: uuid.Must(uuid.NewV7()), Name: "a", Handler: "h", Retry: retry}
+	b := &taskertype.Step{ID: uuid.Must(uuid.NewV7()), Name: "b", Handler: "h", Position: 1, Retry: retry, DependsOn: []uuid.UUID{a.ID}}
+	move := func(tx store.Tx, id uuid.UUID, from, to taskertype.StepState, ev taskertype.StepEvent) error {
+		st, err := tx.StepGet(ctx, id)
+		if err != nil {
+			return fmt.Errorf("get %s: %w", id, err)
+		}
+		if st.State != from {
+			return fmt.Errorf("step %s is %s in its transaction, want %s", st.Name, st.State, from)
+		}
+		st.State = to
+		return tx.StepTransition(ctx, &store.StepTransitionParams{Step: st, From: from, Event: ev, At: time.Now()})
+	}
+	err := s.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.TaskCreate(ctx, &store.TaskCreateParams{Task: task, Steps: []*taskertype.Step{a}, At: time.Now()}); err != nil {
+			return err
+		}
+		if err := move(tx, a.ID, taskertype.StepPending, taskertype.StepEnqueued, taskertype.StepEventEnqueue); err != nil {
+			return err
+		}
+		if err := tx.StepCreate(ctx, &store.StepCreateParams{TaskID: task.ID, Steps: []*taskertype.Step{b}, At: time.Now()}); err != nil {
+			return err
+		}
+		if err := move(tx, b.ID, taskertype.StepPending, taskertype.StepEnqueued, taskertype.StepEventEnqueue); err != nil {
+			return err
+		}
+		return move(tx, b.ID, taskertype.StepEnqueued, taskertype.StepInProgress, taskertype.StepEventStart)
+	})
+	if err != nil {
+		t.Fatalf("the creating transaction: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, path, nil)
+	err = s.InTx(ctx, func(tx store.Tx) error {
+		if err := move(tx, a.ID, taskertype.StepEnqueued, taskertype.StepInProgress, taskertype.StepEventStart); err != nil {
+			return err
+		}
+		if err := move(tx, a.ID, taskertype.StepInProgress, taskertype.StepEnqueuedForOrchestration, taskertype.StepEventSucceed); err != nil {
+			return err
+		}
+		return move(tx, b.ID, taskertype.StepInProgress, taskertype.StepEnqueuedForOrchestration, taskertype.StepEventSucceed)
+	})
+	if err != nil {
+		t.Fatalf("the transaction after the reopen: %v", err)
+	}
+	steps, err := s.StepList(ctx, task.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(steps) != 2 {
+		t.Fatalf("%d steps after the commit, want 2", len(steps))
+	}
+	for _, st := range steps {
+		if st.State != taskertype.StepEnqueuedForOrchestration {
+			t.Errorf("step %s is %s after the commit, want enqueued_for_orchestration", st.Name, st.State)
 		}
 	}
 }
