@@ -1,7 +1,9 @@
 // Package group commits units of work in groups: a unit that arrives while
 // no group is being committed is committed at once, together with whatever
 // else is waiting, by the goroutine that brought it; units that arrive during
-// a commit wait and go into the next group, which the first of them leads.
+// a commit wait and go into the next group, which the first of them leads,
+// unless the commit takes them into its own group first (More: a store
+// whose transactions wait for a writer takes in what came during the wait).
 // A lone unit pays no hand-off to another goroutine, and many units arriving
 // together share one transaction: one commit and one write of each page they
 // share. This is how the engine gets throughput out of SQLite's single writer.
@@ -31,7 +33,9 @@ type Committer[T any] struct {
 
 	mu      sync.Mutex // never held across Commit
 	pending []*waiter[T]
-	leading bool // a group is being committed, or its leader is chosen
+	leading bool         // a group is being committed, or its leader is chosen
+	group   []*waiter[T] // the group being committed
+	size    int          // the sum of its units' sizes, when Size is set
 }
 
 type waiter[T any] struct {
@@ -69,31 +73,17 @@ func (c *Committer[T]) Do(u T) {
 // hands the lead to the next unit in line, if any.
 func (c *Committer[T]) lead() {
 	c.mu.Lock()
-	n := min(len(c.pending), max(c.Max, 1))
-	if c.Size != nil {
-		sum := 0
-		for i, w := range c.pending[:n] {
-			sum += c.Size(w.unit)
-			if i > 0 && sum > c.MaxSize {
-				n = i
-				break
-			}
-		}
-	}
-	group := make([]*waiter[T], n)
-	copy(group, c.pending)
-	c.pending = append(c.pending[:0], c.pending[n:]...)
+	c.group, c.size = c.group[:0], 0
+	units := c.takeLocked(nil)
 	c.mu.Unlock()
-	units := make([]T, n)
-	for i, w := range group {
-		units[i] = w.unit
-	}
 	defer func() {
 		c.mu.Lock()
-		for _, w := range group {
+		for _, w := range c.group {
 			w.done = true
 			w.wake <- struct{}{}
 		}
+		clear(c.group) // no waiter kept past its group
+		c.group = c.group[:0]
 		if len(c.pending) > 0 {
 			c.pending[0].wake <- struct{}{} // not done: lead
 		} else {
@@ -102,4 +92,44 @@ func (c *Committer[T]) lead() {
 		c.mu.Unlock()
 	}()
 	c.Commit(units)
+}
+
+// More takes the units that arrived since the group being committed was
+// formed into that group, as far as Max and MaxSize allow, and returns them
+// (none, if none are waiting or the group is full). Only Commit may call
+// it: a store whose transactions wait for a single writer calls it once the
+// writer is held, so that the units that came during the wait share the
+// transaction instead of waiting for the next one. Commit then settles them
+// with the rest of its group.
+func (c *Committer[T]) More() []T {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.takeLocked(nil)
+}
+
+// takeLocked moves the first units in line into the group, within Max and
+// MaxSize (a group always gets at least one unit), and returns them
+// appended to dst.
+func (c *Committer[T]) takeLocked(dst []T) []T {
+	n := min(len(c.pending), max(c.Max, 1)-len(c.group))
+	if c.Size != nil {
+		for i, w := range c.pending[:n] {
+			s := c.Size(w.unit)
+			if (i > 0 || len(c.group) > 0) && c.size+s > c.MaxSize {
+				n = i
+				break
+			}
+			c.size += s
+		}
+	}
+	if n <= 0 {
+		return dst
+	}
+	for _, w := range c.pending[:n] {
+		c.group = append(c.group, w)
+		dst = append(dst, w.unit)
+	}
+	c.pending = append(c.pending[:0], c.pending[n:]...)
+	clear(c.pending[len(c.pending):cap(c.pending)][:n]) // drop the moved waiters' old slots
+	return dst
 }

@@ -189,3 +189,88 @@ func TestGroupsStayWithinMaxSize(t *testing.T) {
 		t.Fatalf("groups %s, want %s", got, want)
 	}
 }
+
+// More, called by Commit, takes the units that queued since the group was
+// formed, within Max and MaxSize; they return with the group, and the lead
+// passes to the first unit it left in line.
+func TestMoreTakesTheUnitsThatQueuedDuringTheCommit(t *testing.T) {
+	var mu sync.Mutex
+	var groups [][]int
+	release := make(chan struct{})
+	var c *Committer[int]
+	first := true
+	c = &Committer[int]{Max: 4, MaxSize: 10, Size: func(u int) int { return u }, Commit: func(u []int) {
+		if first {
+			first = false
+			<-release // as a store does while it waits for its writer
+			u = append(u, c.More()...)
+			u = append(u, c.More()...) // nothing more queued: nothing
+		}
+		mu.Lock()
+		groups = append(groups, u)
+		mu.Unlock()
+	}}
+	var wg sync.WaitGroup
+	wg.Go(func() { c.Do(1) })
+	for {
+		c.mu.Lock()
+		leading := c.leading && len(c.pending) == 0
+		c.mu.Unlock()
+		if leading {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// 1 is in the group: More takes 2 and 3 (sizes 1+2+3 = 6; 6 more
+	// would make 12 > MaxSize), and the group keeps within Max as well.
+	for i, u := range []int{2, 3, 6, 1, 1} {
+		wg.Go(func() { c.Do(u) })
+		waitPending(t, c, i+1)
+	}
+	close(release)
+	wg.Wait()
+	want := "[[1 2 3] [6 1 1]]"
+	if got := fmt.Sprint(groups); got != want {
+		t.Fatalf("groups %s, want %s", got, want)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.leading || len(c.pending) != 0 || len(c.group) != 0 {
+		t.Fatalf("after the groups: leading %v, %d pending, %d in a group", c.leading, len(c.pending), len(c.group))
+	}
+}
+
+func TestMoreKeepsAGroupWithinMax(t *testing.T) {
+	var groups [][]int
+	release := make(chan struct{})
+	var c *Committer[int]
+	first := true
+	c = &Committer[int]{Max: 3, Commit: func(u []int) {
+		if first {
+			first = false
+			<-release
+			u = append(u, c.More()...)
+		}
+		groups = append(groups, u)
+	}}
+	var wg sync.WaitGroup
+	wg.Go(func() { c.Do(0) })
+	for {
+		c.mu.Lock()
+		leading := c.leading && len(c.pending) == 0
+		c.mu.Unlock()
+		if leading {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for i := 1; i <= 4; i++ {
+		wg.Go(func() { c.Do(i) })
+		waitPending(t, c, i)
+	}
+	close(release)
+	wg.Wait()
+	if got, want := fmt.Sprint(groups), "[[0 1 2] [3 4]]"; got != want {
+		t.Fatalf("groups %s, want %s", got, want)
+	}
+}

@@ -70,27 +70,19 @@ func (w *Worker) report(r *report) {
 }
 
 // storeBatch stores a batch of outcomes in one transaction, acknowledges
-// their messages and claims the next steps of their queues. If the
-// transaction fails in its claims, the outcomes are stored again in one
-// that claims nothing; if it fails otherwise, or that one fails too, each
-// outcome is stored on its own.
-func (w *Worker) storeBatch(batch []*report) {
-	var queues []string
-	acks := map[string][]queue.Receipt{}
-	for _, r := range batch {
-		if _, ok := acks[r.m.Queue]; !ok {
-			queues = append(queues, r.m.Queue)
-		}
-		acks[r.m.Queue] = append(acks[r.m.Queue], r.m.Receipt())
-	}
-	// The next steps are claimed in the transaction only from a queue in
-	// the store's database; a broker's are acknowledged after the commit.
-	claimsFailed, err := w.storeBatchTx(batch, queues, acks, w.txQueue)
+// their messages and claims the next steps of their queues. The transaction
+// takes in the outcomes that arrived while it waited to begin (more, the
+// group's Committer.More): on SQLite it waits for the single writer, often
+// long enough for several. If the transaction fails in its claims, the
+// outcomes are stored again in one that claims nothing; if it fails
+// otherwise, or that one fails too, each outcome is stored on its own.
+func (w *Worker) storeBatch(batch []*report, more func() []*report) {
+	claimsFailed, err := w.storeBatchTx(&batch, more, w.txQueue)
 	if claimsFailed {
 		// A message that cannot be started is the claim loop's to deal
 		// with (consumer.Round); the outcomes need not wait for it.
 		w.log.Debug("claiming the next steps with a batch of outcomes failed; storing them without claims", "outcomes", len(batch), "error", err)
-		_, err = w.storeBatchTx(batch, queues, acks, false)
+		_, err = w.storeBatchTx(&batch, nil, false)
 	}
 	if err == nil {
 		return
@@ -109,13 +101,14 @@ func (w *Worker) storeBatch(batch []*report) {
 
 // storeBatchTx is one try of storeBatch: one transaction, claiming the next
 // steps if claim is set and the worker's claims are open (Stop closes them:
-// checked as the transaction starts and again before its claims).
+// checked as the transaction starts and again before its claims). If more
+// is set, each run of the transaction first adds to *batch what it returns.
 // claimsFailed: the transaction failed in its claims, having recorded the
 // outcomes, before its time ran out. It holds the claim gate and the slots
 // of its claims only until their steps are launched or given back: Stop's
 // wait for the gate never includes a fallback (its wait for the steps,
 // which store their outcomes, does, bounded by its context).
-func (w *Worker) storeBatchTx(batch []*report, queues []string, acks map[string][]queue.Receipt, claim bool) (claimsFailed bool, err error) {
+func (w *Worker) storeBatchTx(batch *[]*report, more func() []*report, claim bool) (claimsFailed bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), reportBudget)
 	defer cancel()
 	room := 0
@@ -130,8 +123,21 @@ func (w *Worker) storeBatchTx(batch []*report, queues []string, acks map[string]
 		c     claimed
 	}
 	var next []claimedFrom
+	var queues []string
+	acks := map[string][]queue.Receipt{}
 	err = transition.InTx(ctx, w.store, w.cfg.Bus, w.cfg.Processor, func(tx store.Tx, rec *transition.Recorder) error {
 		next, claimsFailed = next[:0], false
+		if more != nil {
+			*batch = append(*batch, more()...)
+		}
+		queues = queues[:0]
+		clear(acks)
+		for _, r := range *batch {
+			if _, ok := acks[r.m.Queue]; !ok {
+				queues = append(queues, r.m.Queue)
+			}
+			acks[r.m.Queue] = append(acks[r.m.Queue], r.m.Receipt())
+		}
 		// The acknowledgements go first, with the prefetch's round trip:
 		// one waiting for a message another worker claimed again (its
 		// claim had expired) then waits before this transaction holds
@@ -147,14 +153,14 @@ func (w *Worker) storeBatchTx(batch []*report, queues []string, acks map[string]
 		// Every task of the batch and its steps in one round trip, with
 		// the contexts: the next steps claimed below are mostly of these
 		// tasks, and then start without another round trip.
-		ids := make([]uuid.UUID, len(batch))
-		for i, r := range batch {
+		ids := make([]uuid.UUID, len(*batch))
+		for i, r := range *batch {
 			ids[i] = r.step.TaskID
 		}
 		if _, err := tx.Prefetch(ctx, &store.PrefetchParams{ContextsOf: ids}); err != nil {
 			return err
 		}
-		for _, r := range batch {
+		for _, r := range *batch {
 			if err := w.recordTx(ctx, tx, rec, r); err != nil && !errors.Is(err, errSkip) {
 				return err
 			}

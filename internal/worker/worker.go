@@ -325,7 +325,9 @@ func New(cfg Config) (*Worker, error) {
 	}
 	w.reports = make([]group.Committer[*report], cfg.ReportGroups)
 	for i := range w.reports {
-		w.reports[i] = group.Committer[*report]{Max: maxReportBatch, Size: reportSize, MaxSize: maxReportBytes, Commit: w.storeBatch}
+		c := &w.reports[i]
+		*c = group.Committer[*report]{Max: maxReportBatch, Size: reportSize, MaxSize: maxReportBytes,
+			Commit: func(batch []*report) { w.storeBatch(batch, c.More) }}
 	}
 	corr, err := correlation.NewTracker(correlation.TrackerConfig{
 		// A running step is tracked from dispatch until its outcome is
