@@ -89,31 +89,56 @@ type createReq struct {
 const maxCreateBatch = 32
 
 // createBatch creates a group of tasks in one transaction, and claims their
-// first steps for the local worker in it; if it fails, each task is created
-// in a transaction of its own.
-func (o *Orchestrator) createBatch(reqs []*createReq) {
-	live := reqs[:0:0]
-	for _, r := range reqs {
-		if r.err = r.ctx.Err(); r.err == nil {
-			live = append(live, r)
-		}
-	}
+// first steps for the local worker in it. The transaction takes in the
+// creations that arrived while it waited to begin (more, the group's
+// Committer.More): on SQLite it waits for the single writer. A transaction
+// begun for one task runs under its caller's context, one begun for more
+// under a budget of its own. If it fails, a lone task's error is answered
+// as createOne answers it, and each task of a larger group is created in a
+// transaction of its own, so that it fails alone.
+func (o *Orchestrator) createBatch(reqs []*createReq, more func() []*createReq) {
+	live := addLive(reqs[:0:0], reqs)
 	if len(live) == 0 {
 		return
 	}
+	ctx := live[0].ctx
 	if len(live) > 1 {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(live[0].ctx), 30*time.Second)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(live[0].ctx), 30*time.Second)
 		defer cancel()
-		if err := o.createTx(ctx, live); err == nil {
-			return
-		}
+	}
+	err := o.createTx(ctx, &live, more)
+	if err == nil {
+		return
+	}
+	if len(live) == 1 {
+		live[0].err = o.settleOne(live[0], err)
+		return
 	}
 	for _, r := range live {
 		r.err = o.createOne(r)
 	}
 }
 
-// createOne creates a task in a transaction of its own. A commit whose
+// addLive appends to live the requests whose callers still wait, and
+// settles the others with their context's error.
+func addLive(live, reqs []*createReq) []*createReq {
+	for _, r := range reqs {
+		if r.err = r.ctx.Err(); r.err == nil {
+			live = append(live, r)
+		}
+	}
+	return live
+}
+
+// createOne creates a task in a transaction of its own; see settleOne.
+func (o *Orchestrator) createOne(r *createReq) error {
+	reqs := []*createReq{r}
+	return o.settleOne(r, o.createTx(r.ctx, &reqs, nil))
+}
+
+// settleOne answers the outcome err of a transaction that created r alone.
+// A commit whose
 // answer was lost (the connection failed after the COMMIT was sent, so
 // the store cannot tell whether it happened) may have committed: this
 // transaction's, or before it the group's, which makes this one fail with
@@ -129,8 +154,7 @@ func (o *Orchestrator) createBatch(reqs []*createReq) {
 // *taskertype.DuplicateTaskError carrying its id, unless it is this very
 // task (an earlier commit of it whose answer was lost), which is then
 // created.
-func (o *Orchestrator) createOne(r *createReq) error {
-	err := o.createTx(r.ctx, []*createReq{r})
+func (o *Orchestrator) settleOne(r *createReq, err error) error {
 	if errors.Is(err, store.ErrIdentityTaken) {
 		return o.duplicate(r, err)
 	}
@@ -201,30 +225,35 @@ func sameTask(stored, want *taskertype.Task) bool {
 // process, the transaction also claims and starts the first steps; if
 // those claims fail (a message queued before that the worker cannot
 // start), the tasks are created again in a transaction that claims
-// nothing, and the claim loops take their steps.
-func (o *Orchestrator) createTx(ctx context.Context, reqs []*createReq) error {
-	claimsFailed, err := o.createTxTry(ctx, reqs, true)
+// nothing, and the claim loops take their steps. If more is set, the
+// transaction first adds to *reqs the live requests it returns.
+func (o *Orchestrator) createTx(ctx context.Context, reqs *[]*createReq, more func() []*createReq) error {
+	claimsFailed, err := o.createTxTry(ctx, reqs, more, true)
 	if claimsFailed {
-		o.log.Debug("claiming the first steps of new tasks failed; creating them without claims", "tasks", len(reqs), "error", err)
-		_, err = o.createTxTry(ctx, reqs, false)
+		o.log.Debug("claiming the first steps of new tasks failed; creating them without claims", "tasks", len(*reqs), "error", err)
+		_, err = o.createTxTry(ctx, reqs, nil, false)
 	}
 	return err
 }
 
 // createTxTry is one try of createTx, claiming the first steps if claim is
 // set. claimsFailed: the transaction failed in the claims.
-func (o *Orchestrator) createTxTry(ctx context.Context, reqs []*createReq, claim bool) (claimsFailed bool, err error) {
+func (o *Orchestrator) createTxTry(ctx context.Context, reqs *[]*createReq, more func() []*createReq, claim bool) (claimsFailed bool, err error) {
 	var afters []func(committed bool) // the local worker's, for the last attempt of the transaction
-	created := make([]taskertype.Task, len(reqs))
-	createdSteps := make([][]*taskertype.Step, len(reqs))
+	var created []taskertype.Task
+	var createdSteps [][]*taskertype.Step
 	err = o.tx(ctx, func(tx store.Tx, rec *transition.Recorder) error {
 		for _, after := range afters {
 			after(false)
 		}
 		afters, claimsFailed = afters[:0], false
+		if more != nil {
+			*reqs = addLive(*reqs, more())
+		}
+		created, createdSteps = make([]taskertype.Task, len(*reqs)), make([][]*taskertype.Step, len(*reqs))
 		now := o.clock.Now()
 		var namespaces []string
-		for i, r := range reqs {
+		for i, r := range *reqs {
 			start := o.clock.Now()
 			t := *r.task
 			if err := tx.TaskCreate(ctx, &store.TaskCreateParams{Task: &t, Steps: r.steps, At: now, Processor: o.cfg.Processor}); err != nil {
@@ -270,7 +299,7 @@ func (o *Orchestrator) createTxTry(ctx context.Context, reqs []*createReq, claim
 	if err != nil {
 		return claimsFailed, err
 	}
-	for i, r := range reqs {
+	for i, r := range *reqs {
 		*r.task = created[i]
 		r.created = createdSteps[i]
 	}

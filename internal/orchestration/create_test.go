@@ -95,7 +95,7 @@ func TestCreateAfterLostCommit(t *testing.T) {
 	o, lc := newCreateTest(t)
 	reqs := createReqs(t, 3)
 	lc.armed.Store(true)
-	o.createBatch(reqs)
+	o.createBatch(reqs, nil)
 	if lc.lost.Load() != 1 {
 		t.Fatalf("%d group commits lost, want 1", lc.lost.Load())
 	}
@@ -124,7 +124,7 @@ func TestCreateOneAfterLostCommit(t *testing.T) {
 	reqs := createReqs(t, 1)
 	lc.single.Store(true)
 	lc.armed.Store(true)
-	o.createBatch(reqs)
+	o.createBatch(reqs, nil)
 	if lc.lost.Load() != 1 {
 		t.Fatalf("%d commits lost, want 1", lc.lost.Load())
 	}
@@ -148,7 +148,7 @@ func TestCreateOneFailedKeepsItsError(t *testing.T) {
 	o, lc := newCreateTest(t)
 	reqs := createReqs(t, 1)
 	lc.down.Store(true)
-	o.createBatch(reqs)
+	o.createBatch(reqs, nil)
 	if !errors.Is(reqs[0].err, syscall.ECONNREFUSED) {
 		t.Fatalf("a create that never reached the database: %v, want its connection error", reqs[0].err)
 	}
@@ -159,7 +159,7 @@ func TestCreateOneFailedKeepsItsError(t *testing.T) {
 func TestCreateExistingOtherContent(t *testing.T) {
 	o, _ := newCreateTest(t)
 	first := createReqs(t, 1)
-	o.createBatch(first)
+	o.createBatch(first, nil)
 	if first[0].err != nil {
 		t.Fatal(first[0].err)
 	}
@@ -168,7 +168,7 @@ func TestCreateExistingOtherContent(t *testing.T) {
 	for _, s := range other.steps {
 		s.TaskID = other.task.ID
 	}
-	o.createBatch([]*createReq{other})
+	o.createBatch([]*createReq{other}, nil)
 	if !errors.Is(other.err, store.ErrTaskExists) {
 		t.Errorf("a task whose id is taken by another: %v, want an error wrapping store.ErrTaskExists", other.err)
 	}
@@ -191,7 +191,7 @@ func TestCreateWhoseClaimsFailStillCreates(t *testing.T) {
 	var b brokenClaims
 	o.SetLocalWorker(&b)
 	reqs := createReqs(t, 3)
-	o.createBatch(reqs)
+	o.createBatch(reqs, nil)
 	for _, r := range reqs {
 		if r.err != nil {
 			t.Errorf("task %s: %v, want it created without claims", r.task.ID, r.err)
@@ -257,7 +257,7 @@ func TestCreateWhoseSecondClaimFailsGivesTheFirstBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	reqs = append(reqs, &createReq{ctx: t.Context(), task: task, steps: steps})
-	o.createBatch(reqs)
+	o.createBatch(reqs, nil)
 	for _, r := range reqs {
 		// created is set by a transaction that created the task; a
 		// one-by-one fallback that finds it stored already does not set it.

@@ -1,6 +1,7 @@
 package orchestration
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -24,13 +25,13 @@ func TestCreateGroupWithDuplicates(t *testing.T) {
 	o, lc := newCreateTest(t)
 	stored := createReqs(t, 1)
 	withIdentity(stored, "h-stored")
-	o.createBatch(stored)
+	o.createBatch(stored, nil)
 	if stored[0].err != nil {
 		t.Fatal(stored[0].err)
 	}
 	reqs := createReqs(t, 5)
 	withIdentity(reqs, "h-0", "h-1", "h-1", "h-stored", "")
-	o.createBatch(reqs)
+	o.createBatch(reqs, nil)
 	ok := 0
 	for i, r := range reqs {
 		var dup *taskertype.DuplicateTaskError
@@ -72,7 +73,7 @@ func TestCreateAfterLostCommitWithIdentity(t *testing.T) {
 			withIdentity(reqs, "a", "b", "c")
 			lc.single.Store(n == 1)
 			lc.armed.Store(true)
-			o.createBatch(reqs)
+			o.createBatch(reqs, nil)
 			if lc.lost.Load() != 1 {
 				t.Fatalf("%d commits lost, want 1", lc.lost.Load())
 			}
@@ -92,7 +93,7 @@ func TestDuplicateIsItselfAfterALostCommit(t *testing.T) {
 	o, _ := newCreateTest(t)
 	reqs := createReqs(t, 2)
 	withIdentity(reqs, "same", "same")
-	o.createBatch(reqs[:1])
+	o.createBatch(reqs[:1], nil)
 	if reqs[0].err != nil {
 		t.Fatal(reqs[0].err)
 	}
@@ -106,5 +107,64 @@ func TestDuplicateIsItselfAfterALostCommit(t *testing.T) {
 	var dup *taskertype.DuplicateTaskError
 	if !errors.As(err, &dup) || dup.ExistingID != reqs[0].task.ID || !errors.Is(err, taskertype.ErrDuplicateTask) {
 		t.Errorf("another task with the identity: %v, want a DuplicateTaskError naming %s", err, reqs[0].task.ID)
+	}
+}
+
+// A transaction begun for one task takes in the creations that arrived
+// while it waited (more): the live ones are created with it, in one
+// transaction, and one whose caller gave up is answered with its context's
+// error and not created.
+func TestCreateTakesInLateArrivals(t *testing.T) {
+	o, lc := newCreateTest(t)
+	reqs := createReqs(t, 3)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	reqs[1].ctx = ctx
+	calls := 0
+	more := func() []*createReq {
+		calls++
+		if calls > 1 {
+			return nil
+		}
+		return reqs[1:]
+	}
+	lc.armed.Store(true) // the next transaction creating more than one task loses its answer
+	o.createBatch(reqs[:1], more)
+	if lc.lost.Load() != 1 {
+		t.Fatalf("%d commits of more than one task, want 1 (the late live one shares the first's)", lc.lost.Load())
+	}
+	if reqs[0].err != nil || reqs[2].err != nil {
+		t.Fatalf("live requests: %v, %v; want both created", reqs[0].err, reqs[2].err)
+	}
+	if !errors.Is(reqs[1].err, context.Canceled) {
+		t.Fatalf("the abandoned request: %v, want its context's error", reqs[1].err)
+	}
+	tasks, err := lc.TaskList(t.Context(), &store.TaskListParams{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tasks) != 2 {
+		t.Fatalf("%d tasks stored, want 2", len(tasks))
+	}
+}
+
+// A transaction begun for one task that took in a duplicate fails as a
+// group: each task is then created alone, so that only the duplicate
+// fails.
+func TestCreateLateArrivalDuplicateFailsAlone(t *testing.T) {
+	o, _ := newCreateTest(t)
+	stored := createReqs(t, 1)
+	withIdentity(stored, "taken")
+	o.createBatch(stored, nil)
+	if stored[0].err != nil {
+		t.Fatal(stored[0].err)
+	}
+	reqs := createReqs(t, 2)
+	withIdentity(reqs, "", "taken")
+	late := reqs[1:]
+	o.createBatch(reqs[:1], func() []*createReq { r := late; late = nil; return r })
+	var dup *taskertype.DuplicateTaskError
+	if reqs[0].err != nil || !errors.As(reqs[1].err, &dup) || dup.ExistingID != stored[0].task.ID {
+		t.Fatalf("got %v and %v; want the first created and the second a duplicate of %s", reqs[0].err, reqs[1].err, stored[0].task.ID)
 	}
 }

@@ -203,7 +203,7 @@ func New(cfg Config) (*Orchestrator, error) {
 		cfg: cfg, log: cfg.Logger, store: cfg.Store, queue: cfg.Queue, clock: cfg.Clock,
 		txQueue: cfg.Queue.Capabilities().SharesStoreDatabase,
 	}
-	o.creates = group.Committer[*createReq]{Max: maxCreateBatch, Commit: o.createBatch}
+	o.creates = group.Committer[*createReq]{Max: maxCreateBatch, Commit: func(reqs []*createReq) { o.createBatch(reqs, o.creates.More) }}
 	var err error
 	if !cfg.StoreHoldsRows {
 		if o.machines, err = newMachines(); err != nil {
