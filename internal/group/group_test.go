@@ -22,6 +22,39 @@ func TestALoneUnitCommitsAtOnceInTheCallersGoroutine(t *testing.T) {
 	}
 }
 
+// waitLeading waits until a group is being committed and no unit waits
+// behind it.
+func waitLeading(t *testing.T, c *Committer[int]) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		leading := c.leading && len(c.pending) == 0
+		c.mu.Unlock()
+		if leading {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatal("no group was ever being committed")
+}
+
+// queueBehind commits first, holds its group until units have queued
+// behind it in their order, then lets it go (closes release, which Commit
+// waits on) and waits for every unit.
+func queueBehind(t *testing.T, c *Committer[int], release chan struct{}, first int, units ...int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	wg.Go(func() { c.Do(first) })
+	waitLeading(t, c)
+	for i, u := range units {
+		wg.Go(func() { c.Do(u) })
+		waitPending(t, c, i+1) // one at a time, so they queue in this order
+	}
+	close(release)
+	wg.Wait()
+}
+
 // waitPending waits until n units wait behind the group in progress.
 func waitPending(t *testing.T, c *Committer[int], n int) {
 	t.Helper()
@@ -166,24 +199,8 @@ func TestGroupsStayWithinMaxSize(t *testing.T) {
 		groups = append(groups, u)
 		mu.Unlock()
 	}}
-	var wg sync.WaitGroup
-	wg.Go(func() { c.Do(1) })
-	for {
-		c.mu.Lock()
-		leading := c.leading && len(c.pending) == 0
-		c.mu.Unlock()
-		if leading {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
 	// Queued in this order: 4 4 4 (12 > 10: two groups), then 30 (alone), then 2 2.
-	for i, u := range []int{4, 4, 4, 30, 2, 2} {
-		wg.Go(func() { c.Do(u) })
-		waitPending(t, c, i+1) // one at a time, so they queue in this order
-	}
-	close(release)
-	wg.Wait()
+	queueBehind(t, c, release, 1, 4, 4, 4, 30, 2, 2)
 	want := "[[1] [4 4] [4] [30] [2 2]]"
 	if got := fmt.Sprint(groups); got != want {
 		t.Fatalf("groups %s, want %s", got, want)
@@ -210,25 +227,9 @@ func TestMoreTakesTheUnitsThatQueuedDuringTheCommit(t *testing.T) {
 		groups = append(groups, u)
 		mu.Unlock()
 	}}
-	var wg sync.WaitGroup
-	wg.Go(func() { c.Do(1) })
-	for {
-		c.mu.Lock()
-		leading := c.leading && len(c.pending) == 0
-		c.mu.Unlock()
-		if leading {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
 	// 1 is in the group: More takes 2 and 3 (sizes 1+2+3 = 6; 6 more
 	// would make 12 > MaxSize), and the group keeps within Max as well.
-	for i, u := range []int{2, 3, 6, 1, 1} {
-		wg.Go(func() { c.Do(u) })
-		waitPending(t, c, i+1)
-	}
-	close(release)
-	wg.Wait()
+	queueBehind(t, c, release, 1, 2, 3, 6, 1, 1)
 	want := "[[1 2 3] [6 1 1]]"
 	if got := fmt.Sprint(groups); got != want {
 		t.Fatalf("groups %s, want %s", got, want)
@@ -253,23 +254,7 @@ func TestMoreKeepsAGroupWithinMax(t *testing.T) {
 		}
 		groups = append(groups, u)
 	}}
-	var wg sync.WaitGroup
-	wg.Go(func() { c.Do(0) })
-	for {
-		c.mu.Lock()
-		leading := c.leading && len(c.pending) == 0
-		c.mu.Unlock()
-		if leading {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
-	for i := 1; i <= 4; i++ {
-		wg.Go(func() { c.Do(i) })
-		waitPending(t, c, i)
-	}
-	close(release)
-	wg.Wait()
+	queueBehind(t, c, release, 0, 1, 2, 3, 4)
 	if got, want := fmt.Sprint(groups), "[[0 1 2] [3 4]]"; got != want {
 		t.Fatalf("groups %s, want %s", got, want)
 	}
