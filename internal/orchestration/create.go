@@ -138,16 +138,16 @@ func (o *Orchestrator) createOne(r *createReq) error {
 }
 
 // settleOne answers the outcome err of a transaction that created r alone.
-// A commit whose
-// answer was lost (the connection failed after the COMMIT was sent, so
-// the store cannot tell whether it happened) may have committed: this
-// transaction's, or before it the group's, which makes this one fail with
-// store.ErrTaskExists. The ids are the engine's, fresh for each task, so
-// finding the task stored with the same content means a commit happened,
-// and the task is created. Reporting an error there would make a client
-// that retries run the work twice. So every failure but invalid input is
-// checked with one lookup of the id before it is answered; a task not
-// stored (or a lookup that fails too) leaves the error as it was.
+// A commit whose answer was lost (the connection failed after the COMMIT
+// was sent, so the store cannot tell whether it happened) may have
+// committed: this transaction's, or before it the group's, which makes
+// this one fail with store.ErrTaskExists. The ids are the engine's, fresh
+// for each task, so finding the task stored with the same content means a
+// commit happened, and the task is created. Reporting an error there would
+// make a client that retries run the work twice. So every failure but
+// invalid input is checked with one lookup of the id before it is
+// answered; a task not stored (or a lookup that fails too) leaves the
+// error as it was.
 //
 // A task whose identity hash is taken (store.ErrIdentityTaken) is a
 // duplicate: the task holding the hash is looked up, and the error is a

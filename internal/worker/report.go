@@ -77,6 +77,8 @@ func (w *Worker) report(r *report) {
 // outcomes are stored again in one that claims nothing; if it fails
 // otherwise, or that one fails too, each outcome is stored on its own.
 func (w *Worker) storeBatch(batch []*report, more func() []*report) {
+	// The next steps are claimed in the transaction only from a queue in
+	// the store's database; a broker's are acknowledged after the commit.
 	claimsFailed, err := w.storeBatchTx(&batch, more, w.txQueue)
 	if claimsFailed {
 		// A message that cannot be started is the claim loop's to deal
