@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,9 +36,19 @@ type reportStore struct {
 	inSlowCommit chan struct{} // closed as the slow commit begins
 	mu           sync.Mutex
 	acks         []int // the receipts of each acknowledgement committed
+	// When set, every transaction waits for the channel to close before
+	// it begins, as one waiting for SQLite's writer does.
+	beginHold atomic.Pointer[chan struct{}]
 }
 
 func (s *reportStore) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
+	if h := s.beginHold.Load(); h != nil {
+		select {
+		case <-*h:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	tx := &reportTx{s: s}
 	err := s.Store.InTx(ctx, func(inner store.Tx) error {
 		*tx = reportTx{Tx: inner, s: s}
@@ -106,6 +117,61 @@ func reportWorker(t *testing.T, st *reportStore, bus *events.Bus, h taskertype.H
 		t.Fatal(err)
 	}
 	return w
+}
+
+// Outcomes that arrive while a report transaction waits to begin go into
+// that transaction (group.Committer.More), not into the next one.
+func TestOutcomesArrivingWhileATransactionWaitsJoinIt(t *testing.T) {
+	const n = 12
+	st := &reportStore{Store: openStore(t)}
+	bus := events.NewBus()
+	for range n {
+		enqueue(t, st.Store, bus)
+	}
+	var started, returned sync.WaitGroup
+	started.Add(n)
+	returned.Add(n)
+	release := make(chan struct{})
+	h := taskertype.HandlerFunc(func(ctx context.Context, in *taskertype.StepInput) (any, error) {
+		started.Done()
+		<-release
+		defer returned.Done()
+		return map[string]int{"ok": 1}, nil
+	})
+	w := reportWorker(t, st, bus, h, 0)
+	defer w.Stop(context.Background())
+	started.Wait()
+	st.mu.Lock()
+	st.acks = nil // the claims' own acknowledgements, if any
+	st.mu.Unlock()
+	hold := make(chan struct{})
+	st.beginHold.Store(&hold)
+	close(release)
+	returned.Wait()
+	time.Sleep(20 * time.Millisecond) // the last outcomes reach the committer
+	st.beginHold.Store(nil)
+	close(hold)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		st.mu.Lock()
+		acked := 0
+		for _, a := range st.acks {
+			acked += a
+		}
+		acks := append([]int(nil), st.acks...)
+		st.mu.Unlock()
+		if acked >= n {
+			// The first outcome's transaction waited while the other
+			// n-1 came: it took them in, so one acknowledgement holds
+			// all n.
+			if !slices.Contains(acks, n) {
+				t.Fatalf("acknowledgements of %v receipts: want one of all %d", acks, n)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d outcomes acknowledged", acked, n)
+		}
+	}
 }
 
 // A report transaction whose claims fail stores its outcomes again, still
