@@ -25,17 +25,19 @@ type Committer[T any] struct {
 	Size    func(T) int
 	MaxSize int
 	// Commit stores a group. It must settle every unit (record its result
-	// or error on it) before it returns; it is never called concurrently.
+	// or error on it) before it returns, those More gave it included; it is
+	// never called concurrently.
 	// If it panics, the panic goes on in the goroutine that led the group,
 	// after the group's other callers were released and the next group was
 	// handed on: a panic never wedges the committer.
 	Commit func(units []T)
 
-	mu      sync.Mutex // never held across Commit
-	pending []*waiter[T]
-	leading bool         // a group is being committed, or its leader is chosen
-	group   []*waiter[T] // the group being committed
-	size    int          // the sum of its units' sizes, when Size is set
+	mu         sync.Mutex // never held across Commit
+	pending    []*waiter[T]
+	leading    bool         // a group is being committed, or its leader is chosen
+	committing bool         // Commit is running: More may add to group
+	group      []*waiter[T] // the group being committed
+	size       int          // the sum of its units' sizes, when Size is set
 }
 
 type waiter[T any] struct {
@@ -73,11 +75,13 @@ func (c *Committer[T]) Do(u T) {
 // hands the lead to the next unit in line, if any.
 func (c *Committer[T]) lead() {
 	c.mu.Lock()
-	c.group, c.size = c.group[:0], 0
-	units := c.takeLocked(nil)
+	c.size = 0
+	units := c.takeLocked()
+	c.committing = true
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
+		c.committing = false
 		for _, w := range c.group {
 			w.done = true
 			w.wake <- struct{}{}
@@ -96,21 +100,23 @@ func (c *Committer[T]) lead() {
 
 // More takes the units that arrived since the group being committed was
 // formed into that group, as far as Max and MaxSize allow, and returns them
-// (none, if none are waiting or the group is full). Only Commit may call
-// it: a store whose transactions wait for a single writer calls it once the
+// (none, if none are waiting or the group is full). It is for Commit: a
+// store whose transactions wait for a single writer calls it once the
 // writer is held, so that the units that came during the wait share the
 // transaction instead of waiting for the next one. Commit then settles them
-// with the rest of its group.
+// with the rest of its group. Outside a Commit it returns nothing.
 func (c *Committer[T]) More() []T {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.takeLocked(nil)
+	if !c.committing {
+		return nil
+	}
+	return c.takeLocked()
 }
 
 // takeLocked moves the first units in line into the group, within Max and
-// MaxSize (a group always gets at least one unit), and returns them
-// appended to dst.
-func (c *Committer[T]) takeLocked(dst []T) []T {
+// MaxSize (a group always gets at least one unit), and returns them.
+func (c *Committer[T]) takeLocked() []T {
 	n := min(len(c.pending), max(c.Max, 1)-len(c.group))
 	if c.Size != nil {
 		for i, w := range c.pending[:n] {
@@ -123,13 +129,14 @@ func (c *Committer[T]) takeLocked(dst []T) []T {
 		}
 	}
 	if n <= 0 {
-		return dst
+		return nil
 	}
+	units := make([]T, 0, n)
 	for _, w := range c.pending[:n] {
 		c.group = append(c.group, w)
-		dst = append(dst, w.unit)
+		units = append(units, w.unit)
 	}
 	c.pending = append(c.pending[:0], c.pending[n:]...)
 	clear(c.pending[len(c.pending):cap(c.pending)][:n]) // drop the moved waiters' old slots
-	return dst
+	return units
 }

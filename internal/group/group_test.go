@@ -228,7 +228,7 @@ func TestMoreTakesTheUnitsThatQueuedDuringTheCommit(t *testing.T) {
 		mu.Unlock()
 	}}
 	// 1 is in the group: More takes 2 and 3 (sizes 1+2+3 = 6; 6 more
-	// would make 12 > MaxSize), and the group keeps within Max as well.
+	// would make 12 > MaxSize); TestMoreKeepsAGroupWithinMax checks Max.
 	queueBehind(t, c, release, 1, 2, 3, 6, 1, 1)
 	want := "[[1 2 3] [6 1 1]]"
 	if got := fmt.Sprint(groups); got != want {
@@ -257,5 +257,32 @@ func TestMoreKeepsAGroupWithinMax(t *testing.T) {
 	queueBehind(t, c, release, 0, 1, 2, 3, 4)
 	if got, want := fmt.Sprint(groups), "[[0 1 2] [3 4]]"; got != want {
 		t.Fatalf("groups %s, want %s", got, want)
+	}
+}
+
+// More outside a Commit takes nothing: a unit it took there would belong
+// to no group and never be committed.
+func TestMoreOutsideACommitTakesNothing(t *testing.T) {
+	var c *Committer[int]
+	release := make(chan struct{})
+	first := true
+	c = &Committer[int]{Max: 4, Commit: func([]int) {
+		if first {
+			first = false
+			<-release
+		}
+	}}
+	if got := c.More(); got != nil {
+		t.Fatalf("More on an idle committer took %v", got)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { c.Do(1) })
+	waitLeading(t, c)
+	wg.Go(func() { c.Do(2) })
+	waitPending(t, c, 1)
+	close(release)
+	wg.Wait()
+	if got := c.More(); got != nil {
+		t.Fatalf("More after the commits took %v", got)
 	}
 }

@@ -92,10 +92,15 @@ const maxCreateBatch = 32
 // first steps for the local worker in it. The transaction takes in the
 // creations that arrived while it waited to begin (more, the group's
 // Committer.More): on SQLite it waits for the single writer. A transaction
-// begun for one task runs under its caller's context, one begun for more
-// under a budget of its own. If it fails, a lone task's error is answered
-// as createOne answers it, and each task of a larger group is created in a
-// transaction of its own, so that it fails alone.
+// begun for more than one task runs under a budget of its own; one begun
+// for one task runs under its caller's context, so that a caller who gives
+// up does not wait for the writer, and keeps it when it takes in others: if
+// that caller gives up during the transaction (on PostgreSQL, whose
+// statements honour the context), the transaction fails and the others are
+// created one by one, at the cost of their transactions, not of their
+// tasks. If it fails, a lone task's error is answered as createOne answers
+// it, and each task of a larger group is created in a transaction of its
+// own, so that it fails alone.
 func (o *Orchestrator) createBatch(reqs []*createReq, more func() []*createReq) {
 	live := addLive(reqs[:0:0], reqs)
 	if len(live) == 0 {

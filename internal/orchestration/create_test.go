@@ -27,6 +27,17 @@ type lostCommit struct {
 	single atomic.Bool
 	down   atomic.Bool  // every transaction fails before it starts
 	lost   atomic.Int32 // commits reported as failed
+	// failIfDone: a transaction whose context is done when its work ends
+	// rolls back, as PostgreSQL's statements do.
+	failIfDone atomic.Bool
+	// holdBegin, when set, is waited for by every transaction before it
+	// begins, as by one waiting for SQLite's writer (begun counts those
+	// that came to it); committed holds the tasks each committed
+	// transaction created, in order.
+	holdBegin atomic.Pointer[chan struct{}]
+	begun     atomic.Int32
+	mu        sync.Mutex
+	committed []int
 }
 
 type countingTx struct {
@@ -43,11 +54,26 @@ func (s *lostCommit) InTx(ctx context.Context, fn func(store.Tx) error) error {
 	if s.down.Load() {
 		return fmt.Errorf("begin: %w", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED})
 	}
+	if h := s.holdBegin.Load(); h != nil {
+		s.begun.Add(1)
+		<-*h
+	}
 	creates := 0
 	err := s.Store.InTx(ctx, func(tx store.Tx) error {
 		creates = 0
-		return fn(countingTx{Tx: tx, creates: &creates})
+		if err := fn(countingTx{Tx: tx, creates: &creates}); err != nil {
+			return err
+		}
+		if s.failIfDone.Load() {
+			return ctx.Err()
+		}
+		return nil
 	})
+	if err == nil {
+		s.mu.Lock()
+		s.committed = append(s.committed, creates)
+		s.mu.Unlock()
+	}
 	if err == nil && (creates > 1 || creates == 1 && s.single.Load()) && s.armed.CompareAndSwap(true, false) {
 		s.lost.Add(1)
 		return fmt.Errorf("commit: %w", &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET})

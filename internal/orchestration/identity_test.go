@@ -2,9 +2,12 @@ package orchestration
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/tasker-go/tasker/store"
 	"github.com/tasker-go/tasker/taskertype"
@@ -166,5 +169,76 @@ func TestCreateLateArrivalDuplicateFailsAlone(t *testing.T) {
 	var dup *taskertype.DuplicateTaskError
 	if reqs[0].err != nil || !errors.As(reqs[1].err, &dup) || dup.ExistingID != stored[0].task.ID {
 		t.Fatalf("got %v and %v; want the first created and the second a duplicate of %s", reqs[0].err, reqs[1].err, stored[0].task.ID)
+	}
+}
+
+// A transaction begun for one task keeps its caller's context after it
+// took in others: when that caller gives up during it and the store honours
+// the context (as PostgreSQL's statements do), the transaction fails and
+// the others are created one by one; the first gets its context's error.
+func TestCreateLateArrivalsOutliveTheFirstCallerGivingUp(t *testing.T) {
+	o, lc := newCreateTest(t)
+	lc.failIfDone.Store(true)
+	reqs := createReqs(t, 3)
+	ctx, cancel := context.WithCancel(t.Context())
+	reqs[0].ctx = ctx
+	late := reqs[1:]
+	o.createBatch(reqs[:1], func() []*createReq {
+		cancel() // the first caller gives up once the others are in
+		r := late
+		late = nil
+		return r
+	})
+	if !errors.Is(reqs[0].err, context.Canceled) {
+		t.Fatalf("the first request: %v, want its context's error", reqs[0].err)
+	}
+	for _, r := range reqs[1:] {
+		if r.err != nil {
+			t.Fatalf("a late request: %v, want it created on its own", r.err)
+		}
+	}
+	tasks, err := lc.TaskList(t.Context(), &store.TaskListParams{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tasks) != 2 {
+		t.Fatalf("%d tasks stored, want the 2 late ones", len(tasks))
+	}
+}
+
+// The orchestrator's creations take in those that queued while the first
+// one's transaction waited to begin: CreateTask calls arriving during the
+// wait share its transaction (without More it would create one task).
+func TestConcurrentCreatesShareTheWaitingTransaction(t *testing.T) {
+	o, lc := newCreateTest(t)
+	const n = 6
+	hold := make(chan struct{})
+	lc.holdBegin.Store(&hold)
+	spec := &TaskSpec{Namespace: "ns", Name: "job", Version: "1", Context: json.RawMessage(`{}`),
+		Steps: []StepSpec{{Name: "a", Handler: "h", Retry: taskertype.RetryPolicy{MaxAttempts: 1}}}}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	wg.Go(func() { _, errs[0] = o.CreateTask(t.Context(), spec) })
+	for deadline := time.Now().Add(5 * time.Second); lc.begun.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first create's transaction never began")
+		}
+	}
+	for i := 1; i < n; i++ {
+		wg.Go(func() { _, errs[i] = o.CreateTask(t.Context(), spec) })
+	}
+	time.Sleep(100 * time.Millisecond) // the others queue behind it
+	lc.holdBegin.Store(nil)
+	close(hold)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("create %d: %v", i, err)
+		}
+	}
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if len(lc.committed) == 0 || lc.committed[0] < 2 {
+		t.Fatalf("tasks created by each transaction: %v; want the first to take in the creates that queued", lc.committed)
 	}
 }

@@ -146,11 +146,20 @@ func TestOutcomesArrivingWhileATransactionWaitsJoinIt(t *testing.T) {
 	st.mu.Unlock()
 	hold := make(chan struct{})
 	st.beginHold.Store(&hold)
+	var once sync.Once
+	letGo := func() {
+		once.Do(func() {
+			st.beginHold.Store(nil)
+			close(hold)
+		})
+	}
+	defer letGo() // before the worker's Stop, which waits for the transactions
 	close(release)
 	returned.Wait()
-	time.Sleep(20 * time.Millisecond) // the last outcomes reach the committer
-	st.beginHold.Store(nil)
-	close(hold)
+	// Each handler's outcome goes on to its report at once; the wait
+	// leaves it far more time than that takes, even on a loaded machine.
+	time.Sleep(100 * time.Millisecond)
+	letGo()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
 		st.mu.Lock()
 		acked := 0
