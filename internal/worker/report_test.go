@@ -102,6 +102,22 @@ func (tx *reportTx) MessageClaim(ctx context.Context, p *queue.ClaimParams) ([]*
 	return m, err
 }
 
+// gatedHandler returns a handler for n steps that waits, once started, until
+// release is closed, and the groups that count the starts and returns.
+func gatedHandler(n int) (h taskertype.Handler, started, returned *sync.WaitGroup, release chan struct{}) {
+	started, returned = new(sync.WaitGroup), new(sync.WaitGroup)
+	started.Add(n)
+	returned.Add(n)
+	release = make(chan struct{})
+	h = taskertype.HandlerFunc(func(ctx context.Context, in *taskertype.StepInput) (any, error) {
+		started.Done()
+		<-release
+		defer returned.Done()
+		return map[string]int{"ok": 1}, nil
+	})
+	return h, started, returned, release
+}
+
 // reportWorker starts a worker of ns on st with room for many more steps
 // than the tests run, so that every report transaction has slots to claim
 // with, and claims of claimBatch steps at most (0: the default).
@@ -128,16 +144,7 @@ func TestOutcomesArrivingWhileATransactionWaitsJoinIt(t *testing.T) {
 	for range n {
 		enqueue(t, st.Store, bus)
 	}
-	var started, returned sync.WaitGroup
-	started.Add(n)
-	returned.Add(n)
-	release := make(chan struct{})
-	h := taskertype.HandlerFunc(func(ctx context.Context, in *taskertype.StepInput) (any, error) {
-		started.Done()
-		<-release
-		defer returned.Done()
-		return map[string]int{"ok": 1}, nil
-	})
+	h, started, returned, release := gatedHandler(n)
 	w := reportWorker(t, st, bus, h, 0)
 	defer w.Stop(context.Background())
 	started.Wait()
@@ -199,16 +206,7 @@ func TestOutcomesWhoseClaimsFailAreStillStoredTogether(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	var started, returned sync.WaitGroup
-	started.Add(n)
-	returned.Add(n)
-	release := make(chan struct{})
-	h := taskertype.HandlerFunc(func(ctx context.Context, in *taskertype.StepInput) (any, error) {
-		started.Done()
-		<-release
-		defer returned.Done()
-		return map[string]int{"ok": 1}, nil
-	})
+	h, started, returned, release := gatedHandler(n)
 	// The first report transaction waits at its acknowledgement until
 	// every handler has returned and a little more, so that the other
 	// outcomes are waiting for the next group then, however fast a
