@@ -26,7 +26,8 @@ type Committer[T any] struct {
 	MaxSize int
 	// Commit stores a group. It must settle every unit (record its result
 	// or error on it) before it returns, those More gave it included; it is
-	// never called concurrently.
+	// never called concurrently. A unit that a panicking Commit left
+	// unsettled is released all the same, as it was.
 	// If it panics, the panic goes on in the goroutine that led the group,
 	// after the group's other callers were released and the next group was
 	// handed on: a panic never wedges the committer.
@@ -104,7 +105,9 @@ func (c *Committer[T]) lead() {
 // store whose transactions wait for a single writer calls it once the
 // writer is held, so that the units that came during the wait share the
 // transaction instead of waiting for the next one. Commit then settles them
-// with the rest of its group. Outside a Commit it returns nothing.
+// with the rest of its group. While no Commit runs it returns nothing; it
+// must not be called from another goroutine than the Commit's, nor after
+// the Commit returned.
 func (c *Committer[T]) More() []T {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -56,7 +56,11 @@ func (s *lostCommit) InTx(ctx context.Context, fn func(store.Tx) error) error {
 	}
 	if h := s.holdBegin.Load(); h != nil {
 		s.begun.Add(1)
-		<-*h
+		select {
+		case <-*h:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	creates := 0
 	err := s.Store.InTx(ctx, func(tx store.Tx) error {

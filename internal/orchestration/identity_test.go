@@ -204,6 +204,11 @@ func TestCreateLateArrivalsOutliveTheFirstCallerGivingUp(t *testing.T) {
 	if len(tasks) != 2 {
 		t.Fatalf("%d tasks stored, want the 2 late ones", len(tasks))
 	}
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if fmt.Sprint(lc.committed) != "[1 1]" {
+		t.Fatalf("tasks created by each committed transaction: %v; want the late ones one by one, [1 1]", lc.committed)
+	}
 }
 
 // The orchestrator's creations take in those that queued while the first
@@ -214,6 +219,9 @@ func TestConcurrentCreatesShareTheWaitingTransaction(t *testing.T) {
 	const n = 6
 	hold := make(chan struct{})
 	lc.holdBegin.Store(&hold)
+	var once sync.Once
+	letGo := func() { once.Do(func() { lc.holdBegin.Store(nil); close(hold) }) }
+	t.Cleanup(letGo)
 	spec := &TaskSpec{Namespace: "ns", Name: "job", Version: "1", Context: json.RawMessage(`{}`),
 		Steps: []StepSpec{{Name: "a", Handler: "h", Retry: taskertype.RetryPolicy{MaxAttempts: 1}}}}
 	var wg sync.WaitGroup
@@ -228,8 +236,7 @@ func TestConcurrentCreatesShareTheWaitingTransaction(t *testing.T) {
 		wg.Go(func() { _, errs[i] = o.CreateTask(t.Context(), spec) })
 	}
 	time.Sleep(100 * time.Millisecond) // the others queue behind it
-	lc.holdBegin.Store(nil)
-	close(hold)
+	letGo()
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
