@@ -26,11 +26,10 @@ type Committer[T any] struct {
 	MaxSize int
 	// Commit stores a group. It must settle every unit (record its result
 	// or error on it) before it returns, those More gave it included; it is
-	// never called concurrently. A unit that a panicking Commit left
-	// unsettled is released all the same, as it was.
-	// If it panics, the panic goes on in the goroutine that led the group,
-	// after the group's other callers were released and the next group was
-	// handed on: a panic never wedges the committer.
+	// never called concurrently. If it panics, the panic goes on in the
+	// goroutine that led the group, after the group's other callers (those
+	// More took included, settled or not) were released and the next group
+	// was handed on: a panic never wedges the committer.
 	Commit func(units []T)
 
 	mu         sync.Mutex // never held across Commit

@@ -69,6 +69,13 @@ func (s *reportStore) InTx(ctx context.Context, fn func(tx store.Tx) error) erro
 	return err
 }
 
+// forgetAcks drops the acknowledgements recorded so far.
+func (s *reportStore) forgetAcks() {
+	s.mu.Lock()
+	s.acks = nil
+	s.mu.Unlock()
+}
+
 type reportTx struct {
 	store.Tx
 	s       *reportStore
@@ -148,9 +155,7 @@ func TestOutcomesArrivingWhileATransactionWaitsJoinIt(t *testing.T) {
 	w := reportWorker(t, st, bus, h, 0)
 	defer w.Stop(context.Background())
 	started.Wait()
-	st.mu.Lock()
-	st.acks = nil // the claims' own acknowledgements, if any
-	st.mu.Unlock()
+	st.forgetAcks() // the claims' own acknowledgements, if any
 	hold := make(chan struct{})
 	st.beginHold.Store(&hold)
 	var once sync.Once
@@ -216,9 +221,7 @@ func TestOutcomesWhoseClaimsFailAreStillStoredTogether(t *testing.T) {
 	w := reportWorker(t, st, bus, h, 0)
 	defer w.Stop(context.Background())
 	started.Wait()
-	st.mu.Lock()
-	st.acks = nil // the claims' own acknowledgements, if any
-	st.mu.Unlock()
+	st.forgetAcks() // the claims' own acknowledgements, if any
 	close(release)
 	go func() {
 		returned.Wait()
