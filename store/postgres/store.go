@@ -268,13 +268,16 @@ func (s *Store) TaskList(ctx context.Context, p *store.TaskListParams) ([]*taske
 			states = append(states, string(st))
 			unfinished = unfinished && !st.Terminal()
 		}
-		// Unfinished states only: the partial index of unfinished tasks.
-		where := `state = ANY($1)`
+		q := `SELECT ` + taskCols + `, context, ` + requestCols + ` FROM tasks WHERE state = ANY($1)
+			ORDER BY created_at DESC, id DESC LIMIT $2`
 		if unfinished {
-			where += ` AND finished_at IS NULL`
+			// Unfinished states only: the table of unfinished tasks, in
+			// its order (migration 0010).
+			q = `SELECT ` + taskCols + `, context, ` + requestCols + ` FROM open_tasks JOIN tasks ON id = task_id
+				WHERE state = ANY($1) AND finished_at IS NULL
+				ORDER BY task_created_at DESC, task_id DESC LIMIT $2`
 		}
-		rows, err = s.db.Pool.Query(ctx, `SELECT `+taskCols+`, context, `+requestCols+` FROM tasks WHERE `+where+
-			` ORDER BY created_at DESC, id DESC LIMIT $2`, states, limit)
+		rows, err = s.db.Pool.Query(ctx, q, states, limit)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: %s: %w", op, err)
@@ -301,7 +304,9 @@ func taskWhere(op string, p *store.TaskListParams) (string, []any, error) {
 		args = append(args, states)
 		conds = append(conds, fmt.Sprintf("state = ANY($%d)", len(args)))
 		if unfinished {
-			conds = append(conds, "finished_at IS NULL")
+			// Only the tasks of the table of unfinished ones (migration
+			// 0010) are read.
+			conds = append(conds, "finished_at IS NULL", "id IN (SELECT task_id FROM open_tasks)")
 		}
 	}
 	if p.Namespace != "" {
