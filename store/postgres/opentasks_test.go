@@ -255,8 +255,8 @@ func migratedTo(t *testing.T, version int) (*pgdb.DB, string) {
 }
 
 // Migration 0010 on a database with tasks: the unfinished ones, and only
-// they, are in the new table; the steps' fillfactor goes from 80 to 50,
-// an operator's own stays; the partial index is gone.
+// they, are in the new table; the steps' and the tasks' fillfactor goes
+// from 80 to 50, an operator's own stays; the partial index is gone.
 func TestMigrationToOpenTasks(t *testing.T) {
 	for _, c := range []struct {
 		name, before, after string
@@ -269,7 +269,7 @@ func TestMigrationToOpenTasks(t *testing.T) {
 				VALUES ($1, 'ns', 't', '1', 'steps_in_process', 3, '{}', now(), now(), NULL),
 				       ($2, 'ns', 't', '1', 'complete', 5, '{}', now(), now(), now())`}
 			if c.before != "" {
-				sqls = append(sqls, `ALTER TABLE steps SET (fillfactor = `+c.before+`)`)
+				sqls = append(sqls, `ALTER TABLE steps SET (fillfactor = `+c.before+`)`, `ALTER TABLE tasks SET (fillfactor = `+c.before+`)`)
 			}
 			for i, sql := range sqls {
 				var args []any
@@ -289,13 +289,15 @@ func TestMigrationToOpenTasks(t *testing.T) {
 			if got := openTaskIDs(t, conn); !slices.Equal(got, []uuid.UUID{open}) {
 				t.Errorf("open tasks after the migration: %v, want the unfinished one, %s", got, open)
 			}
-			var ff string
-			if err := conn.QueryRow(ctx, `SELECT coalesce((SELECT o FROM pg_class c, unnest(c.reloptions) AS o
-				WHERE c.oid = 'steps'::regclass AND o LIKE 'fillfactor=%'), '')`).Scan(&ff); err != nil {
-				t.Fatal(err)
-			}
-			if ff != "fillfactor="+c.after {
-				t.Errorf("the steps' %q after the migration, want fillfactor=%s", ff, c.after)
+			for _, table := range []string{"steps", "tasks"} {
+				var ff string
+				if err := conn.QueryRow(ctx, `SELECT coalesce((SELECT o FROM pg_class c, unnest(c.reloptions) AS o
+					WHERE c.oid = $1::regclass AND o LIKE 'fillfactor=%'), '')`, table).Scan(&ff); err != nil {
+					t.Fatal(err)
+				}
+				if ff != "fillfactor="+c.after {
+					t.Errorf("the %s' %q after the migration, want fillfactor=%s", table, ff, c.after)
+				}
 			}
 			var idx int
 			if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = 'tasks_unfinished'`).Scan(&idx); err != nil || idx != 0 {
