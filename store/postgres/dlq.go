@@ -238,8 +238,8 @@ func stateStrings(states []taskertype.TaskState) []string {
 	return out
 }
 
-// TaskStaleTemplates implements store.Store: one query over the table of
-// unfinished tasks (migration 0010).
+// TaskStaleTemplates implements store.Store: one query over the partial
+// index of unfinished tasks.
 func (s *Store) TaskStaleTemplates(ctx context.Context, p *store.TaskStaleTemplatesParams) ([]store.TemplateKey, error) {
 	const op = "task stale templates"
 	if err := s.check(op); err != nil {
@@ -248,7 +248,7 @@ func (s *Store) TaskStaleTemplates(ctx context.Context, p *store.TaskStaleTempla
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	rows, err := s.db.Pool.Query(ctx, `SELECT DISTINCT namespace, name, version FROM open_tasks JOIN tasks ON id = task_id
+	rows, err := s.db.Pool.Query(ctx, `SELECT DISTINCT namespace, name, version FROM tasks
 		WHERE finished_at IS NULL AND state = ANY($1) AND (updated_at <= $2 OR created_at <= $3) LIMIT $4`,
 		stateStrings(p.States), p.EnteredBefore, p.CreatedBefore, p.Limit)
 	if err != nil {
@@ -283,7 +283,7 @@ func (s *Store) TaskStaleList(ctx context.Context, p *store.TaskStaleListParams)
 		or = append(or, fmt.Sprintf("created_at <= $%d", len(args)))
 	}
 	args = append(args, p.Limit)
-	rows, err := s.db.Pool.Query(ctx, `SELECT `+taskCols+` FROM open_tasks JOIN tasks ON id = task_id
+	rows, err := s.db.Pool.Query(ctx, `SELECT `+taskCols+` FROM tasks
 		WHERE finished_at IS NULL AND namespace = $1 AND name = $2 AND version = $3
 		  AND state = ANY($4) AND (`+strings.Join(or, " OR ")+`)
 		ORDER BY updated_at, id LIMIT $`+fmt.Sprint(len(args)), args...)

@@ -268,16 +268,13 @@ func (s *Store) TaskList(ctx context.Context, p *store.TaskListParams) ([]*taske
 			states = append(states, string(st))
 			unfinished = unfinished && !st.Terminal()
 		}
-		q := `SELECT ` + taskCols + `, context, ` + requestCols + ` FROM tasks WHERE state = ANY($1)
-			ORDER BY created_at DESC, id DESC LIMIT $2`
+		// Unfinished states only: the partial index of unfinished tasks.
+		where := `state = ANY($1)`
 		if unfinished {
-			// Unfinished states only: the table of unfinished tasks, in
-			// its order (migration 0010).
-			q = `SELECT ` + taskCols + `, context, ` + requestCols + ` FROM open_tasks JOIN tasks ON id = task_id
-				WHERE state = ANY($1) AND finished_at IS NULL
-				ORDER BY task_created_at DESC, task_id DESC LIMIT $2`
+			where += ` AND finished_at IS NULL`
 		}
-		rows, err = s.db.Pool.Query(ctx, q, states, limit)
+		rows, err = s.db.Pool.Query(ctx, `SELECT `+taskCols+`, context, `+requestCols+` FROM tasks WHERE `+where+
+			` ORDER BY created_at DESC, id DESC LIMIT $2`, states, limit)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: %s: %w", op, err)
@@ -304,9 +301,7 @@ func taskWhere(op string, p *store.TaskListParams) (string, []any, error) {
 		args = append(args, states)
 		conds = append(conds, fmt.Sprintf("state = ANY($%d)", len(args)))
 		if unfinished {
-			// Only the tasks of the table of unfinished ones (migration
-			// 0010) are read.
-			conds = append(conds, "finished_at IS NULL", "id IN (SELECT task_id FROM open_tasks)")
+			conds = append(conds, "finished_at IS NULL")
 		}
 	}
 	if p.Namespace != "" {
