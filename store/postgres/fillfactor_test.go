@@ -15,8 +15,9 @@ import (
 	"github.com/tasker-go/tasker/store/storetest"
 )
 
-// migratedTo opens a fresh schema migrated by the store's first version
-// migrations, as an earlier binary left it, and returns its URL.
+// migratedTo opens a fresh schema migrated by the store's migrations up to
+// version (its first version files), as an earlier binary left it, and
+// returns its URL.
 func migratedTo(t *testing.T, version int) (*pgdb.DB, string) {
 	t.Helper()
 	_, dbURL := pgtest.Schema(t)
@@ -54,14 +55,15 @@ func fillfactorOf(t *testing.T, conn *pgx.Conn, table string) string {
 	return ff
 }
 
-// Migration 0010 puts the steps and the tasks at fillfactor 50 (their
-// updates HOT under load, docs/postgres.md): on a new database, and on one
-// an earlier binary made at 80, rows in it; a fillfactor an operator set
-// stays.
+// Migration 0010 puts the steps at fillfactor 50 (their updates HOT under
+// load, docs/postgres.md), the tasks staying at 80: on a new database, and
+// on one an earlier binary made at 80, a task in it; a fillfactor an
+// operator set, or reset to the server's default, stays.
 func TestMigrationSetsFillfactor50(t *testing.T) {
+	const before0010 = 9 // the migrations of the binaries before 0010
 	for _, c := range []struct {
-		name, before, after string
-	}{{"new", "-", "50"}, {"earlier", "", "50"}, {"operator's", "70", "70"}} {
+		name, before, steps, tasks string
+	}{{"new", "-", "50", "80"}, {"earlier", "", "50", "80"}, {"operator's", "70", "70", "70"}, {"reset", "reset", "", ""}} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := t.Context()
 			var dbURL string
@@ -69,10 +71,14 @@ func TestMigrationSetsFillfactor50(t *testing.T) {
 				_, dbURL = pgtest.Schema(t)
 			} else {
 				var db *pgdb.DB
-				db, dbURL = migratedTo(t, 9)
+				db, dbURL = migratedTo(t, before0010)
 				sqls := []string{`INSERT INTO tasks (id, namespace, name, version, state, revision, context, created_at, updated_at)
 					VALUES (gen_random_uuid(), 'ns', 't', '1', 'pending', 1, '{}', now(), now())`}
-				if c.before != "" {
+				switch c.before {
+				case "":
+				case "reset":
+					sqls = append(sqls, `ALTER TABLE steps RESET (fillfactor)`, `ALTER TABLE tasks RESET (fillfactor)`)
+				default:
 					sqls = append(sqls, `ALTER TABLE steps SET (fillfactor = `+c.before+`)`, `ALTER TABLE tasks SET (fillfactor = `+c.before+`)`)
 				}
 				for _, sql := range sqls {
@@ -87,9 +93,9 @@ func TestMigrationSetsFillfactor50(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer conn.Close(context.Background())
-			for _, table := range []string{"steps", "tasks"} {
-				if ff := fillfactorOf(t, conn, table); ff != c.after {
-					t.Errorf("%s: fillfactor %q after the migration, want %s", table, ff, c.after)
+			for table, want := range map[string]string{"steps": c.steps, "tasks": c.tasks} {
+				if ff := fillfactorOf(t, conn, table); ff != want {
+					t.Errorf("%s: fillfactor %q after the migration, want %q", table, ff, want)
 				}
 			}
 		})
